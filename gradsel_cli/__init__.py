@@ -1,0 +1,37 @@
+"""gradsel: analytic, numerical, alternating and selected gradients for few-shot MNIST.
+
+The public Python API. Names are loaded on first use, so that importing the
+command-line module does not import Numba.
+
+    import gradsel_cli as gs
+    x_train, y_train, x_test, y_test = gs.load_mnist()
+    x, y = gs.few_shot(x_train, y_train, shots=2)
+    params = gs.init_params(hidden=50, seed=0)
+    g = gs.analytic_gradient(params, x[:8], y[:8])
+    result = gs.train(gs.TrainConfig(method="select", iters=2000))
+"""
+
+from importlib import import_module, metadata
+
+__version__ = metadata.version("gradsel")
+
+_API = {
+    "load_mnist": "data", "few_shot": "data",
+    "Params": "network", "init_params": "network", "loss": "network", "analytic_gradient": "network",
+    "numerical_gradient": "network", "naive_numerical_gradient": "network", "predict": "network",
+    "accuracy": "network",
+    "METHODS": "methods", "Optimizer": "optimizers",
+    "TrainConfig": "training", "RunResult": "training", "train": "training",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'gradsel_cli' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,140 @@
+"""MNIST reading (gzip or plain IDX, checked) and few-shot subsets.
+
+The loader finds the data in this order: an explicit directory, the
+``GRADSEL_DATA_DIR`` environment variable, the copy shipped in the package
+(wheel) or beside it (source tree / editable install).
+"""
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .seeding import rng
+
+N_PIXELS = 784
+N_CLASSES = 10
+
+# SHA-256 of the decompressed IDX bytes, magic number, expected shape.
+FILES = {
+    "train-images": ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 2051, (60000, 28, 28)),
+    "train-labels": ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 2049, (60000,)),
+    "test-images": ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 2051, (10000, 28, 28)),
+    "test-labels": ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 2049, (10000,)),
+}
+
+SUBSETS = ("first", "random")
+
+
+class DataError(ValueError):
+    """The MNIST files are missing, unreadable or not what they should be."""
+
+
+def _shipped_dirs() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    return [here / "_data" / "mnist", here.parent / "data" / "mnist"]
+
+
+def find_data_dir(data_dir=None) -> Path:
+    """The directory to read MNIST from (see the module docstring for the order)."""
+    if data_dir is not None:
+        path = Path(data_dir)
+        if not path.is_dir():
+            raise DataError(f"data directory {str(path)!r} does not exist; give a folder holding the four MNIST IDX files")
+        return path
+    env = os.environ.get("GRADSEL_DATA_DIR")
+    if env:
+        path = Path(env)
+        if not path.is_dir():
+            raise DataError(f"GRADSEL_DATA_DIR={env!r} is not a directory; unset it or point it at the MNIST files")
+        return path
+    for path in _shipped_dirs():
+        if path.is_dir():
+            return path
+    raise DataError("no MNIST data found; pass --data-dir or set GRADSEL_DATA_DIR")
+
+
+def _read_bytes(directory: Path, stem: str) -> tuple[bytes, Path]:
+    for name in (stem + ".gz", stem):
+        path = directory / name
+        if path.is_file():
+            try:
+                if name.endswith(".gz"):
+                    with gzip.open(path, "rb") as fh:
+                        return fh.read(), path
+                return path.read_bytes(), path
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                raise DataError(f"{path}: cannot be read ({exc}); restore it from a fresh copy of the data") from None
+    raise DataError(f"{directory}: missing {stem}(.gz); put the four MNIST IDX files there or pass another --data-dir")
+
+
+def read_idx(directory: Path, key: str, verify: bool = True) -> np.ndarray:
+    """One IDX file as a uint8 array of its documented shape, checked."""
+    stem, sha, magic, shape = FILES[key]
+    raw, path = _read_bytes(directory, stem)
+    ndim = len(shape)
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated ({len(raw)} bytes); restore it from a fresh copy of the data")
+    got_magic = int.from_bytes(raw[:4], "big")
+    if got_magic != magic:
+        raise DataError(f"{path}: wrong IDX magic number {got_magic} (expected {magic}); is it the right file?")
+    dims = tuple(int.from_bytes(raw[4 + 4 * d: 8 + 4 * d], "big") for d in range(ndim))
+    if dims != shape:
+        raise DataError(f"{path}: shape {dims} (expected {shape}); is it the right file?")
+    if len(raw) != header + int(np.prod(shape)):
+        raise DataError(f"{path}: {len(raw)} bytes, expected {header + int(np.prod(shape))} (truncated or padded); restore it")
+    if verify and hashlib.sha256(raw).hexdigest() != sha:
+        raise DataError(f"{path}: SHA-256 of the decompressed bytes does not match MNIST; the file is altered, restore it")
+    arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    if ndim == 1 and arr.max() >= N_CLASSES:
+        raise DataError(f"{path}: labels out of range 0-9; is it the right file?")
+    return arr
+
+
+def load_mnist_raw(data_dir=None, verify: bool = True):
+    """(x_train uint8 (60000, 784), y_train int64, x_test uint8 (10000, 784), y_test int64)."""
+    directory = find_data_dir(data_dir)
+    xtr = read_idx(directory, "train-images", verify).reshape(60000, N_PIXELS)
+    ytr = read_idx(directory, "train-labels", verify).astype(np.int64)
+    xte = read_idx(directory, "test-images", verify).reshape(10000, N_PIXELS)
+    yte = read_idx(directory, "test-labels", verify).astype(np.int64)
+    return xtr, ytr, xte, yte
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float64 in [0, 1], C-contiguous."""
+    return np.ascontiguousarray(x, dtype=np.float64) / 255.0
+
+
+def load_mnist(data_dir=None):
+    """(x_train, y_train, x_test, y_test): images float64 in [0, 1] of shape (N, 784), labels int64."""
+    xtr, ytr, xte, yte = load_mnist_raw(data_dir)
+    return to_float(xtr), ytr, to_float(xte), yte
+
+
+def few_shot_indices(y: np.ndarray, shots: int, subset: str = "first", seed: int = 0) -> np.ndarray:
+    """Indices of `shots` images per class: the first in file order, or a seeded random draw."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; choose one of: {', '.join(SUBSETS)}")
+    counts = np.bincount(y, minlength=N_CLASSES)
+    if not 1 <= shots <= counts.min():
+        raise ValueError(f"shots must be between 1 and {counts.min()} (the smallest class), got {shots}")
+    gen = rng(seed, "subset")
+    picked = []
+    for c in range(N_CLASSES):
+        members = np.flatnonzero(y == c)
+        if subset == "first":
+            picked.append(members[:shots])
+        else:
+            picked.append(np.sort(gen.choice(members, size=shots, replace=False)))
+    return np.concatenate(picked)
+
+
+def few_shot(x: np.ndarray, y: np.ndarray, shots: int, subset: str = "first", seed: int = 0):
+    """The few-shot subset (x, y), class by class; x float64 in [0, 1]."""
+    idx = few_shot_indices(y, shots, subset, seed)
+    xs = x[idx]
+    return (to_float(xs) if xs.dtype == np.uint8 else np.ascontiguousarray(xs, dtype=np.float64)), y[idx].copy()

@@ -1,0 +1,216 @@
+"""The two-layer network: parameters, initialisation, and checked wrappers over the kernels.
+
+``Params`` keeps all weights in one flat float64 vector with four views
+(W1, b1, W2, b2), so optimizers update one array and gradients have the same
+layout as the weights.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernels
+from .seeding import rng
+
+N_IN = 784
+N_OUT = 10
+
+ACTIVATIONS = {
+    "sigmoid": kernels.SIGMOID,
+    "tanh": kernels.TANH,
+    "relu": kernels.RELU,
+    "leaky-relu": kernels.LEAKY_RELU,
+    "mish": kernels.MISH,
+}
+INITS = ("std", "xavier", "he")
+FD_SCHEMES = ("central", "forward")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Weights W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,): views into one flat vector."""
+
+    flat: np.ndarray
+    hidden: int
+    n_in: int = N_IN
+    n_out: int = N_OUT
+
+    @classmethod
+    def zeros(cls, hidden: int, n_in: int = N_IN, n_out: int = N_OUT) -> "Params":
+        return cls(np.zeros(n_in * hidden + hidden + hidden * n_out + n_out), hidden, n_in, n_out)
+
+    @classmethod
+    def from_arrays(cls, W1, b1, W2, b2) -> "Params":
+        W1 = np.asarray(W1, dtype=np.float64)
+        n_in, hidden = W1.shape
+        n_out = np.shape(W2)[1]
+        p = cls.zeros(hidden, n_in, n_out)
+        p.W1[...], p.b1[...], p.W2[...], p.b2[...] = W1, b1, W2, b2
+        return p
+
+    def _cuts(self):
+        a = self.n_in * self.hidden
+        b = a + self.hidden
+        c = b + self.hidden * self.n_out
+        return a, b, c
+
+    @property
+    def W1(self) -> np.ndarray:
+        a, _, _ = self._cuts()
+        return self.flat[:a].reshape(self.n_in, self.hidden)
+
+    @property
+    def b1(self) -> np.ndarray:
+        a, b, _ = self._cuts()
+        return self.flat[a:b]
+
+    @property
+    def W2(self) -> np.ndarray:
+        _, b, c = self._cuts()
+        return self.flat[b:c].reshape(self.hidden, self.n_out)
+
+    @property
+    def b2(self) -> np.ndarray:
+        _, _, c = self._cuts()
+        return self.flat[c:]
+
+    def blocks(self) -> dict[str, np.ndarray]:
+        return {"W1": self.W1, "b1": self.b1, "W2": self.W2, "b2": self.b2}
+
+    def with_flat(self, flat: np.ndarray) -> "Params":
+        return Params(np.ascontiguousarray(flat, dtype=np.float64), self.hidden, self.n_in, self.n_out)
+
+    def copy(self) -> "Params":
+        return self.with_flat(self.flat.copy())
+
+    def weight_mask(self) -> np.ndarray:
+        """1 on the entries of W1 and W2, 0 on the biases (weight decay acts on weights only)."""
+        m = np.zeros_like(self.flat)
+        a, b, c = self._cuts()
+        m[:a] = 1.0
+        m[b:c] = 1.0
+        return m
+
+
+def init_params(hidden: int, seed: int = 0, std: float = 0.01, init: str = "std",
+                n_in: int = N_IN, n_out: int = N_OUT) -> Params:
+    """Initial weights: N(0, std^2) (`std`), Xavier sqrt(1/n_in) or He sqrt(2/n_in) per layer; biases 0."""
+    if hidden < 1:
+        raise ValueError(f"hidden must be at least 1, got {hidden}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
+    if not (np.isfinite(std) and std > 0):
+        raise ValueError(f"init std must be positive and finite, got {std}")
+    gen = rng(seed, "init")
+    p = Params.zeros(hidden, n_in, n_out)
+    for W, fan_in in ((p.W1, n_in), (p.W2, hidden)):
+        s = {"std": std, "xavier": np.sqrt(1.0 / fan_in), "he": np.sqrt(2.0 / fan_in)}[init]
+        W[...] = s * gen.standard_normal(W.shape)
+    return p
+
+
+def _activation_code(activation: str) -> int:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[activation]
+
+
+def _check_batch(params: Params, x, y, mask=None):
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    if x.ndim != 2 or x.shape[1] != params.n_in:
+        raise ValueError(f"x must have shape (B, {params.n_in}), got {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape ({x.shape[0]},), got {y.shape}")
+    if x.shape[0] < 1:
+        raise ValueError("the batch is empty")
+    if y.size and (y.min() < 0 or y.max() >= params.n_out):
+        raise ValueError(f"labels must lie in 0..{params.n_out - 1}")
+    if mask is None:
+        mask = np.ones((x.shape[0], params.hidden))
+    else:
+        mask = np.ascontiguousarray(mask, dtype=np.float64)
+        if mask.shape != (x.shape[0], params.hidden):
+            raise ValueError(f"mask must have shape ({x.shape[0]}, {params.hidden}), got {mask.shape}")
+    return x, y, mask
+
+
+def loss(params: Params, x, y, activation: str = "sigmoid", mask=None) -> float:
+    """Mean softmax cross-entropy of the batch x (B, 784), y (B,)."""
+    x, y, mask = _check_batch(params, x, y, mask)
+    return float(kernels._loss(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation), mask))
+
+
+def _as_params(like: Params, gW1, gb1, gW2, gb2) -> Params:
+    g = Params.zeros(like.hidden, like.n_in, like.n_out)
+    g.W1[...], g.b1[...], g.W2[...], g.b2[...] = gW1, gb1, gW2, gb2
+    return g
+
+
+def analytic_gradient(params: Params, x, y, activation: str = "sigmoid", mask=None,
+                      return_loss: bool = False):
+    """Exact gradient of the mean loss by backpropagation, as Params (and the loss)."""
+    x, y, mask = _check_batch(params, x, y, mask)
+    value, *g = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2,
+                                  _activation_code(activation), mask)
+    grad = _as_params(params, *g)
+    return (grad, float(value)) if return_loss else grad
+
+
+def _check_step(step: float, scheme: str):
+    if not (np.isfinite(step) and step > 0):
+        raise ValueError(f"fd step must be positive and finite, got {step}")
+    if scheme not in FD_SCHEMES:
+        raise ValueError(f"unknown fd scheme {scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
+
+
+def numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
+                       activation: str = "sigmoid", mask=None) -> Params:
+    """Finite-difference gradient, every perturbed loss re-evaluated incrementally (fast)."""
+    _check_step(step, scheme)
+    x, y, mask = _check_batch(params, x, y, mask)
+    g = kernels._numeric(x, y, params.W1, params.b1, params.W2, params.b2,
+                         _activation_code(activation), mask, float(step), scheme == "central")
+    return _as_params(params, *g)
+
+
+def naive_numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
+                             activation: str = "sigmoid", mask=None, indices=None) -> Params:
+    """The textbook method: perturb one weight, full forward pass, restore.
+
+    Slow on purpose: the reference that tests and benchmarks compare against.
+    With `indices` (positions in the flat vector) only those entries are
+    computed; the rest of the result is NaN.
+    """
+    _check_step(step, scheme)
+    x, y, mask = _check_batch(params, x, y, mask)
+    work = params.copy()
+    act = _activation_code(activation)
+    W1, b1, W2, b2 = work.W1, work.b1, work.W2, work.b2  # views: perturbing work.flat moves them
+    f = lambda: kernels._loss(x, y, W1, b1, W2, b2, act, mask)  # noqa: E731
+    grad = np.full_like(work.flat, np.nan)
+    base = f() if scheme == "forward" else None
+    for n in (range(work.flat.size) if indices is None else indices):
+        keep = work.flat[n]
+        work.flat[n] = keep + step
+        up = f()
+        if scheme == "central":
+            work.flat[n] = keep - step
+            grad[n] = (up - f()) / (2 * step)
+        else:
+            grad[n] = (up - base) / step
+        work.flat[n] = keep
+    return params.with_flat(grad)
+
+
+def predict(params: Params, x, activation: str = "sigmoid") -> np.ndarray:
+    """Predicted digit of every row of x (N, 784)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != params.n_in:
+        raise ValueError(f"x must have shape (N, {params.n_in}), got {x.shape}")
+    return kernels._predict(x, params.W1, params.b1, params.W2, params.b2, _activation_code(activation))
+
+
+def accuracy(params: Params, x, y, activation: str = "sigmoid") -> float:
+    """Share of rows of x whose predicted digit equals y."""
+    return float(np.mean(predict(params, x, activation) == np.asarray(y)))

@@ -1,0 +1,59 @@
+"""Optimizers as pure functions over the flat parameter vector.
+
+``step(params, grad, state) -> (new_params, new_state)`` never mutates its
+inputs, so ``select`` can try two updates from the same state and keep one.
+Formulas and defaults follow the textbook (SPEC section 5).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9  # momentum and nesterov
+    rho: float = 0.99      # rmsprop decay
+    beta1: float = 0.9     # adam
+    beta2: float = 0.999   # adam
+    eps: float = 1e-7      # adagrad, rmsprop, adam
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+
+    def init(self, n: int) -> dict:
+        """The state before the first step, for a parameter vector of length n."""
+        if self.name == "sgd":
+            return {"t": 0}
+        if self.name == "adam":
+            return {"t": 0, "m": np.zeros(n), "v": np.zeros(n)}
+        return {"t": 0, "s": np.zeros(n)}  # velocity (momentum, nesterov) or squared sum (adagrad, rmsprop)
+
+    def step(self, p: np.ndarray, g: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+        t = state["t"] + 1
+        lr = self.lr
+        if self.name == "sgd":
+            return p - lr * g, {"t": t}
+        if self.name == "momentum":
+            v = self.momentum * state["s"] - lr * g
+            return p + v, {"t": t, "s": v}
+        if self.name == "nesterov":
+            mu = self.momentum
+            v = mu * state["s"] - lr * g
+            return p + mu * mu * v - (1.0 + mu) * lr * g, {"t": t, "s": v}
+        if self.name == "adagrad":
+            h = state["s"] + g * g
+            return p - lr * g / (np.sqrt(h) + self.eps), {"t": t, "s": h}
+        if self.name == "rmsprop":
+            h = self.rho * state["s"] + (1.0 - self.rho) * g * g
+            return p - lr * g / (np.sqrt(h) + self.eps), {"t": t, "s": h}
+        # adam, bias-corrected through the step size as in the textbook
+        m = state["m"] + (1.0 - self.beta1) * (g - state["m"])
+        v = state["v"] + (1.0 - self.beta2) * (g * g - state["v"])
+        lr_t = lr * np.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
+        return p - lr_t * m / (np.sqrt(v) + self.eps), {"t": t, "m": m, "v": v}
