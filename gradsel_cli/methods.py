@@ -86,11 +86,17 @@ def select(s, params, opt_state, x, y, mask, t) -> Step:
     else:
         la = network.loss(pa, x, y, s.activation, mask)
         ln = network.loss(pn, x, y, s.activation, mask)
-    norm = np.linalg.norm(ga.flat)
-    rel = float(np.linalg.norm(gn.flat - ga.flat) / norm) if norm > 0 else float(np.linalg.norm(gn.flat))
+    norm = _norm(ga.flat)
+    rel = _norm(gn.flat - ga.flat) / norm if norm > 0 else _norm(gn.flat)
     if ln < la:
         return Step(pn, state_n, value, "numeric", SOURCES, rel)
     return Step(pa, state_a, value, "analytic", SOURCES, rel)
+
+
+def _norm(v: np.ndarray) -> float:
+    # Not np.linalg.norm: its BLAS call leaves OpenBLAS threads spinning,
+    # which starves the Numba threads of the next kernel call.
+    return float(np.sqrt(np.sum(v * v)))
 
 
 METHODS = {"analytic": analytic, "numeric": numeric, "alternate": alternate, "select": select}
