@@ -191,3 +191,48 @@ def train(method, seed, data_dir, threads, out, save_model, as_json, quiet, **op
     if result.diverged:
         err.print(f"[red]Diverged at iteration {result.iterations_done}: the loss is not finite. Try a smaller --lr.")
         return 1
+
+
+def _int_list(ctx, param, value):
+    try:
+        items = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of whole numbers, e.g. 20,50", ctx, param)
+    if not items or min(items) < 1:
+        raise click.BadParameter(f"{value!r}: give one or more whole numbers >= 1, e.g. 20,50", ctx, param)
+    return items
+
+
+@cli.command()
+@click.option("--hidden", default="20,50,100", show_default=True, callback=_int_list, help="Hidden sizes, comma-separated.")
+@click.option("--batch", default="1,8,32", show_default=True, callback=_int_list, help="Batch sizes, comma-separated.")
+@click.option("--repeat", type=click.IntRange(1, 1000), default=7, show_default=True, help="Timed calls per measurement (median).")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None, help="MNIST folder.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@library_errors
+def bench(hidden, batch, repeat, data_dir, threads, as_json, quiet):
+    """Time the loss, both gradients, the naive reference and each method's iteration.
+
+    \b
+    Example:
+      gradsel bench --hidden 50 --batch 8
+      gradsel bench --json > bench.json
+    """
+    import numba
+
+    from . import render
+    from .benchmark import run_bench
+
+    out, err = render.consoles(quiet or as_json)
+    _set_threads(threads)
+    _compile_notice(err)
+    with render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update:
+        rows = run_bench(hidden, batch, repeat, data_dir, progress=lambda d, t, label: update(d, t, info=label))
+    n_threads = numba.get_num_threads()
+    if as_json:
+        click.echo(json.dumps({"threads": n_threads, "repeat": repeat, "rows": rows}, indent=2))
+    else:
+        for table in render.bench_tables(rows, n_threads):
+            out.print(table)

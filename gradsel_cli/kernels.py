@@ -198,16 +198,20 @@ def _sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
         a2[k] += b2[k]
 
 
-@numba.njit(**_PARALLEL)
+@numba.njit(**_SERIAL)
 def _forward(x, W1, b1, W2, b2, act, mask):
-    """a1, z1 (B, H) and a2 (B, K); z1 already carries the (dropout) mask."""
+    """a1, z1 (B, H) and a2 (B, K); z1 already carries the (dropout) mask.
+
+    Serial: a mini-batch is too small to repay waking threads (predict,
+    over thousands of images, is the parallel one).
+    """
     B = x.shape[0]
     H = W1.shape[1]
     K = W2.shape[1]
     a1 = np.empty((B, H))
     z1 = np.empty((B, H))
     a2 = np.empty((B, K))
-    for b in numba.prange(B):
+    for b in range(B):
         _sample_forward(x[b], W1, b1, W2, b2, act, mask[b], a1[b], z1[b], a2[b])
     return a1, z1, a2
 

@@ -80,3 +80,37 @@ def train_summary(record: dict) -> Table:
     for it, acc in record["acc_history"][-5:]:
         t.add_row(f"accuracy @ {it}", f"{acc:.4f}")
     return t
+
+
+def _dur(seconds: float) -> str:
+    """A duration with a sensible unit."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def bench_tables(rows: list[dict], threads: int, iters: int = 10000) -> list[Table]:
+    """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times."""
+    calls = Table(title=f"gradsel bench — median per call, {threads} Numba thread(s), float64", title_justify="left")
+    for col in ("H", "B", "loss", "analytic", "numeric", "naive", "naive/num", "num/ana", "ns/exp"):
+        calls.add_column(col, justify="right")
+    runs = Table(title=f"projected time of a {iters:,}-iteration run", title_justify="left")
+    for col in ("H", "B", "analytic", "numeric", "alternate", "select"):
+        runs.add_column(col, justify="right")
+    for r in rows:
+        naive = _dur(r["naive"]) + ("*" if r["naive_extrapolated"] else "")
+        calls.add_row(str(r["hidden"]), str(r["batch"]), _dur(r["loss"]), _dur(r["analytic"]), _dur(r["numeric"]),
+                      naive, f"{r['naive_over_numeric']:,.0f}×", f"{r['numeric_over_analytic']:.1f}×",
+                      f"{r['ns_per_exponential']:.2f}")
+        runs.add_row(str(r["hidden"]), str(r["batch"]),
+                     *(_dur(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")))
+    notes = ["ns/exp: numeric time / (2 × H × (non-zero pixels + bias) × 10), the exponentials a central difference needs"]
+    if any(r["naive_extrapolated"] for r in rows):
+        notes.append("* naive: timed on a random sample of weights, extrapolated to all of them")
+    calls.caption = "\n".join(notes)
+    calls.caption_justify = "left"
+    return [calls, runs]

@@ -1,0 +1,88 @@
+"""Timings of the loss, both gradients, the naive reference and one iteration of each method.
+
+Each timing is the median of `repeat` calls after a warm-up, on a real MNIST
+batch (the first B training images). The naive reference (perturb one weight,
+full forward pass, restore) is timed on a random sample of weights and
+extrapolated when the full call would take more than a few seconds.
+"""
+
+import statistics
+import time
+
+import numpy as np
+
+from . import data, network
+from .methods import METHODS, Setting
+from .optimizers import Optimizer
+
+NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
+NAIVE_SAMPLE = 400      # weights timed when sampling
+
+
+def _median_time(fn, repeat: int) -> float:
+    fn()  # warm-up (and compilation on the first call)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def exp_count(x: np.ndarray, hidden: int, n_out: int = network.N_OUT) -> int:
+    """Exponentials a central difference cannot avoid: 2 x H x (non-zero pixels + bias) x K."""
+    nnz = int(np.count_nonzero(x)) + x.shape[0]
+    return 2 * hidden * nnz * n_out
+
+
+def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: int = 0) -> dict:
+    """Every timing for one (hidden, batch) configuration, in seconds."""
+    params = network.init_params(hidden, seed)
+    B = x.shape[0]
+    out = {"hidden": hidden, "batch": B, "nonzero_pixels": int(np.count_nonzero(x)), "weights": params.flat.size}
+    out["loss"] = _median_time(lambda: network.loss(params, x, y), repeat)
+    out["analytic"] = _median_time(lambda: network.analytic_gradient(params, x, y), repeat)
+    out["numeric"] = _median_time(lambda: network.numerical_gradient(params, x, y), repeat)
+
+    n = params.flat.size
+    sample = np.random.default_rng(seed).choice(n, size=min(NAIVE_SAMPLE, n), replace=False)
+    per_weight = _median_time(lambda: network.naive_numerical_gradient(params, x, y, indices=sample),
+                              max(1, repeat // 2)) / len(sample)
+    if per_weight * n <= NAIVE_FULL_LIMIT:
+        out["naive"] = _median_time(lambda: network.naive_numerical_gradient(params, x, y), max(1, repeat // 2))
+        out["naive_extrapolated"] = False
+    else:
+        out["naive"] = per_weight * n
+        out["naive_extrapolated"] = True
+
+    setting = Setting(optimizer=Optimizer("sgd", lr=0.1), x_train=x, y_train=y)
+    mask = np.ones((B, hidden))
+    state = setting.optimizer.init(n)
+    for name, step in METHODS.items():
+        # alternate: time a pair of iterations (one analytic, one numeric) and halve
+        if name == "alternate":
+            pair = lambda: (step(setting, params, state, x, y, mask, 1), step(setting, params, state, x, y, mask, 2))  # noqa: E731
+            out[f"iter_{name}"] = _median_time(pair, repeat) / 2
+        else:
+            out[f"iter_{name}"] = _median_time(lambda: step(setting, params, state, x, y, mask, 1), repeat)
+
+    out["naive_over_numeric"] = out["naive"] / out["numeric"]
+    out["numeric_over_analytic"] = out["numeric"] / out["analytic"]
+    out["exponentials"] = exp_count(x, hidden)
+    out["ns_per_exponential"] = out["numeric"] / out["exponentials"] * 1e9
+    return out
+
+
+def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None) -> list[dict]:
+    """bench_one over the grid hiddens x batches; progress(done, total, label)."""
+    xtr, ytr, _, _ = data.load_mnist_raw(data_dir)
+    rows = []
+    total = len(hiddens) * len(batches)
+    for h in hiddens:
+        for b in batches:
+            if progress:
+                progress(len(rows), total, f"H={h} B={b}")
+            rows.append(bench_one(data.to_float(xtr[:b]), ytr[:b], h, repeat))
+    if progress:
+        progress(total, total, "done")
+    return rows

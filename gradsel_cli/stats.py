@@ -1,0 +1,221 @@
+"""Means, confidence intervals, paired tests and verdicts over multi-seed results.
+
+Pure functions over NumPy arrays; SciPy supplies the t distribution and the
+Wilcoxon signed-rank test. A paired comparison is over seeds: ``a[i]`` and
+``b[i]`` are two methods run with the same seed (same initial weights, subset
+and batch order), so ``a - b`` is the effect of the method alone. Bad input
+(empty, ragged, non-finite) raises ValueError.
+"""
+
+import math
+import warnings
+
+import numpy as np
+from scipy import stats as sps
+
+DIRECTIONS = ("greater", "less")
+
+# Subtracting equal decimals is not exact in binary (0.5094 - 0.5093 and
+# 0.6001 - 0.6000 differ in the last bits), so differences within this share
+# of the data's scale are taken as exactly equal; otherwise rounding noise
+# would pass for a zero-variance "effect" with p ~ 0.
+_ROUNDING = 1e-12
+
+
+def _sample(values, name: str) -> np.ndarray:
+    """`values` as a 1-D float64 array of finite numbers."""
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers") from None
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} holds non-finite values (a diverged run?); drop or replace them first")
+    return x
+
+
+def _check_level(level: float, name: str = "level") -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {level!r}")
+
+
+def _t_interval(n: int, mean: float, sd: float, level: float) -> tuple[float, float]:
+    """The Student-t interval mean ± t_{(1+level)/2, n-1} · sd / √n; (nan, nan) for n < 2."""
+    if n < 2:
+        return math.nan, math.nan
+    half = sps.t.ppf((1.0 + level) / 2.0, n - 1) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): the mean and its Student-t confidence interval.
+
+    With one value there is no estimate of the spread, so the interval is
+    (nan, nan) rather than a zero-width interval that would look certain.
+    No values -> ValueError.
+    """
+    _check_level(level)
+    x = _sample(values, "values")
+    if x.size == 0:
+        raise ValueError("values is empty; a mean needs at least one value")
+    mean = float(x.mean())
+    sd = float(x.std(ddof=1)) if x.size > 1 else math.nan
+    lo, hi = _t_interval(x.size, mean, sd, level)
+    return mean, float(lo), float(hi)
+
+
+def _differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b with rounding noise removed: near-zero -> 0, near-constant -> constant."""
+    d = a - b
+    tol = _ROUNDING * max(1.0, float(np.abs(a).max()), float(np.abs(b).max()))
+    d[np.abs(d) <= tol] = 0.0
+    if np.ptp(d) <= tol:
+        d[:] = d.mean()
+    return d
+
+
+def paired(a, b, level: float = 0.95) -> dict:
+    """Paired comparison of `a` and `b` (same seeds, same order): the difference a - b.
+
+    Returns a dict:
+
+    - ``n``: number of pairs; ``difference``: mean of a - b; ``sd``: its
+      standard deviation (ddof 1, nan for n = 1); ``ci``: (lo, hi) Student-t
+      interval at `level` (nan, nan for n = 1); ``level``.
+    - ``p_t``: two-sided paired t-test (the one-sample t-test of the
+      differences against 0, which is what ``scipy.stats.ttest_rel`` computes).
+      All differences zero -> 1.0 (no evidence of any difference); n = 1, or
+      equal non-zero differences (zero variance, the statistic is undefined)
+      -> nan.
+    - ``p_wilcoxon``: two-sided Wilcoxon signed-rank test with
+      ``zero_method="zsplit"``: a seed where the two methods tie counts as
+      evidence of no difference (its rank is split between the two signs)
+      instead of being dropped, which with few seeds and frequent ties would
+      overstate significance. All differences zero -> 1.0. SciPy's small-sample
+      warnings are silenced; a p-value it cannot compute is nan.
+    """
+    _check_level(level)
+    a, b = _sample(a, "a"), _sample(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must be paired (same length), got {a.size} and {b.size}")
+    if a.size == 0:
+        raise ValueError("a and b are empty; a comparison needs at least one pair")
+    d = _differences(a, b)
+    n = d.size
+    mean, lo, hi = mean_ci(d, level)
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+
+    if not d.any():
+        p_t = p_w = 1.0
+    else:
+        p_t = math.nan
+        if n > 1 and sd > 0.0:
+            p_t = float(sps.ttest_1samp(d, 0.0).pvalue)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                p_w = float(sps.wilcoxon(d, zero_method="zsplit").pvalue)
+            except ValueError:
+                p_w = math.nan
+    return dict(n=n, difference=mean, sd=sd, ci=(lo, hi), level=level, p_t=p_t, p_wilcoxon=p_w)
+
+
+def _num(x: float, digits: int) -> str:
+    return "nan" if math.isnan(x) else f"{x:+.{digits}f}"
+
+
+def _p(p: float) -> str:
+    """'= 0.01', '= 0.003', '< 0.001' or '= n/a'."""
+    if math.isnan(p):
+        return "= n/a"
+    if p < 0.001:
+        return "< 0.001"
+    return f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}"
+
+
+def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 0.05, *,
+            method: str = "the method", baseline: str = "the baseline", digits: int = 4) -> dict:
+    """Whether a paired difference (from :func:`paired`) supports the claim "`method` > `baseline`".
+
+    The rule, with the two-sided Student-t interval at level 1 - `alpha`
+    (recomputed from the result's n, difference and sd, so `alpha` need not
+    match the level `paired` was called with):
+
+    - **supported** (``supported=True``) iff the interval excludes 0 on the
+      claimed side (lo > 0 for ``"greater"``, hi < 0 for ``"less"``);
+    - **contradicted** (``supported=False``) iff it excludes 0 on the other side;
+    - **not supported** (``supported=None``) otherwise: 0 is inside the
+      interval, the difference is within seed noise;
+    - **inconclusive** (``supported=None``) when there is no interval (n = 1).
+
+    Returns a dict: ``difference``, ``ci`` (lo, hi), ``p_t``, ``p_wilcoxon``,
+    ``supported``, ``outcome`` (one of the four words above) and ``words``, one
+    line of plain English quoting the difference (method - baseline, with
+    `digits` decimals), the interval and the t-test p-value.
+    """
+    if claim_direction not in DIRECTIONS:
+        raise ValueError(f"claim_direction must be one of {', '.join(DIRECTIONS)}, got {claim_direction!r}")
+    _check_level(alpha, "alpha")
+    try:
+        n, diff, sd = int(diff_result["n"]), float(diff_result["difference"]), float(diff_result["sd"])
+        p_t, p_w = float(diff_result["p_t"]), float(diff_result["p_wilcoxon"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"diff_result must be a result of paired(); missing or bad {exc}") from None
+    lo, hi = _t_interval(n, diff, sd, 1.0 - alpha)
+
+    sign = 1.0 if claim_direction == "greater" else -1.0
+    if math.isnan(lo):
+        supported, outcome = None, "inconclusive"
+    elif sign * lo > 0 and sign * hi > 0:
+        supported, outcome = True, "supported"
+    elif sign * lo < 0 and sign * hi < 0:
+        supported, outcome = False, "contradicted"
+    else:
+        supported, outcome = None, "not supported"
+
+    claim = f"{method} beats {baseline}" if sign > 0 else f"{method} is below {baseline}"
+    opposite = f"{baseline} beats {method}" if sign > 0 else f"{method} is above {baseline}"
+    d = _num(diff, digits)
+    pct = f"{round(100.0 * (1.0 - alpha), 6):g}"
+    # the interval is quoted in claim order: lo to hi for "greater", hi to lo for "less" reads oddly,
+    # so it is always lo to hi
+    ci = f"{pct}% CI {_num(lo, digits)} to {_num(hi, digits)}, p {_p(p_t)}"
+    words = {
+        "supported": f"supported: {claim} by {d} ({ci})",
+        "contradicted": f"contradicted: the difference {d} ({ci}) shows {opposite}",
+        "not supported": f"not supported: the difference {d} ({ci}) is within seed noise",
+        "inconclusive": f"inconclusive: one paired run gives no confidence interval (difference {d})",
+    }[outcome]
+    return dict(difference=diff, ci=(float(lo), float(hi)), p_t=p_t, p_wilcoxon=p_w,
+                supported=supported, outcome=outcome, words=words)
+
+
+def _predictions(pred, name: str) -> np.ndarray:
+    """A prediction array, or a record's digit string ('0'-'9', '-' for none -> -1), as a 1-D array."""
+    if isinstance(pred, str):
+        if not set(pred) <= set("0123456789-"):
+            raise ValueError(f"{name} must be a string of digits '0'-'9' and '-', got other characters")
+        codes = np.frombuffer(pred.encode("ascii"), dtype=np.uint8).astype(np.int64) - ord("0")
+        codes[codes == ord("-") - ord("0")] = -1  # the same code training uses for "no prediction"
+        return codes
+    x = np.asarray(pred)
+    if x.ndim != 1 or x.dtype.kind not in "iufb":
+        raise ValueError(f"{name} must be a 1-D array of predicted digits or a digit string")
+    return x
+
+
+def disagreement(pred_a, pred_b) -> float:
+    """The share of test images on which two predictions differ.
+
+    Each argument is an array of predicted digits or a record's digit string
+    (one character per test image, '-' where the run made no prediction). A
+    position differs when the stored values differ, so '-' against a digit
+    differs and '-' against '-' does not.
+    """
+    a, b = _predictions(pred_a, "pred_a"), _predictions(pred_b, "pred_b")
+    if a.shape != b.shape:
+        raise ValueError(f"predictions must have the same length, got {a.size} and {b.size}")
+    if a.size == 0:
+        raise ValueError("predictions are empty")
+    return float(np.mean(a != b))
