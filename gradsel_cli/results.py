@@ -82,7 +82,7 @@ def run_record(result) -> dict:
 def append(path, record: dict) -> None:
     """Append one record as a line: locked, written in one call, flushed and fsynced."""
     line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
