@@ -21,7 +21,7 @@ _API = {
     "numerical_gradient": "network", "naive_numerical_gradient": "network", "predict": "network",
     "accuracy": "network",
     "METHODS": "methods", "Optimizer": "optimizers",
-    "TrainConfig": "training", "RunResult": "training", "train": "training",
+    "TrainConfig": "config", "RunResult": "training", "train": "training",
 }
 
 __all__ = ["__version__", *_API]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-METHOD_NAMES = ("analytic", "numeric", "alternate", "select")  # methods.METHODS, without importing numba
+from .config import METHOD_NAMES, TrainConfig
 
 
 class BadInput(click.ClickException):
@@ -74,12 +74,24 @@ def _writable_file(ctx, param, value):
     return value
 
 
-def training_options(fn):
-    """The options of one training run, shared by train, compare and table --run."""
-    opts = [
+def _apply(fn, opts):
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def cell_options(fn):
+    """The grid keys of one cell: shots, batch, hidden."""
+    return _apply(fn, [
         click.option("--shots", type=click.IntRange(1, 5421), default=2, show_default=True, help="Images per class (k)."),
         click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Mini-batch size (B)."),
         click.option("--hidden", type=click.IntRange(min=1), default=50, show_default=True, help="Hidden units (H)."),
+    ])
+
+
+def setting_options(fn):
+    """Every other option of a training run, shared by train, compare and table."""
+    return _apply(fn, [
         click.option("--iters", type=click.IntRange(min=1), default=10000, show_default=True, help="Iterations."),
         click.option("--lr", type=Finite(), default=0.1, show_default=True, help="Learning rate."),
         click.option("--subset", type=click.Choice(["first", "random"]), default="first", show_default=True,
@@ -99,14 +111,29 @@ def training_options(fn):
         click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
                      help="MNIST folder (default: $GRADSEL_DATA_DIR, then the shipped copy)."),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores)."),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+    ])
 
 
-CONFIG_KEYS = ("shots", "batch", "hidden", "iters", "lr", "subset", "init_std", "fd_step", "fd_scheme",
-               "numeric_every", "select_on", "eval_every", "test_limit")
+def training_options(fn):
+    return cell_options(setting_options(fn))
+
+
+def grid_options(fn):
+    """How a grid of trials runs: seeds, workers, the results file."""
+    return _apply(fn, [
+        click.option("--seeds", type=click.IntRange(1, 10000), default=5, show_default=True,
+                     help="Seeds 0..N-1 per cell (each varies initial weights and batch order)."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Parallel worker processes (default: the number of cores)."),
+        click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
+                     help="JSON Lines file that stores the runs; runs already there are not redone."),
+    ])
+
+
+CELL_KEYS = ("shots", "batch", "hidden")
+SETTING_KEYS = ("iters", "lr", "subset", "init_std", "fd_step", "fd_scheme", "numeric_every", "select_on",
+                "eval_every", "test_limit")
+CONFIG_KEYS = CELL_KEYS + SETTING_KEYS
 
 
 def _set_threads(threads):
@@ -169,7 +196,7 @@ def train(method, seed, data_dir, threads, out, save_model, as_json, quiet, **op
 
     from . import render, results
     from .data import load_mnist_raw
-    from .training import TrainConfig, train as run
+    from .training import train as run
 
     out_console, err = render.consoles(quiet or as_json)
     config = TrainConfig(method=method, seed=seed, **{k: opts[k] for k in CONFIG_KEYS}).validate()
@@ -236,3 +263,145 @@ def bench(hidden, batch, repeat, data_dir, threads, as_json, quiet):
     else:
         for table in render.bench_tables(rows, n_threads):
             out.print(table)
+
+
+def _method_list(ctx, param, value):
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in METHOD_NAMES]
+    if bad or not items:
+        raise click.BadParameter(f"{', '.join(bad) or value!r}: choose from {', '.join(METHOD_NAMES)}, comma-separated",
+                                 ctx, param)
+    return list(dict.fromkeys(items))
+
+
+def _run_grid(configs, results_file, workers, data_dir, err, label):
+    """Run (or resume) the trials with a progress bar over runs; the records in config order."""
+    from . import render
+    from .experiments import GridError, LocalExecutor, default_workers, run_grid
+
+    executor = LocalExecutor(workers or default_workers(), data_dir)
+    _compile_notice(err)
+    with render.progress_bar(err, len(configs), label, unit="") as update:
+        try:
+            return run_grid(configs, results_file, executor, progress=lambda d, t, info: update(d, t, info=info))
+        except GridError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
+@click.option("--methods", default=",".join(METHOD_NAMES), show_default=True, callback=_method_list,
+              help="Methods to compare, comma-separated.")
+@training_options
+@grid_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the per-method summary as CSV on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
+@library_errors
+def compare(methods, data_dir, threads, seeds, workers, results_file, as_json, as_csv, quiet, **opts):
+    """Run methods over seeds, paired, and compare them with the baseline.
+
+    Every method gets the same initial weights, subset and batch order for a
+    given seed, so differences are differences of method alone.
+
+    \b
+    Example:
+      gradsel compare --shots 2 --batch 8 --hidden 50 --seeds 5
+      gradsel compare --methods analytic,select --iters 2000 --json
+    """
+    from . import render
+    from .experiments import trials
+    from .report import compare_summary
+
+    out, err = render.consoles(quiet or as_json or as_csv)
+    _set_threads(threads)
+    base = TrainConfig(**{k: opts[k] for k in CONFIG_KEYS}).validate()
+    configs = trials(base, [dict(method=m) for m in methods], range(seeds))
+    records = _run_grid(configs, results_file, workers, data_dir, err, "runs")
+    summary = compare_summary(records, methods)
+    if as_json:
+        click.echo(json.dumps({"config": base.to_dict(), **summary}, indent=2))
+    elif as_csv:
+        click.echo("method,seeds,accuracy_mean,accuracy_ci_lo,accuracy_ci_hi,final_loss,time_per_iter,numeric_share,"
+                   "select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement")
+        for r in summary["methods"]:
+            v = r.get("versus", {})
+            cells = [r["method"], len(r["seeds"]), r["accuracy"]["mean"], r["accuracy"]["lo"], r["accuracy"]["hi"],
+                     r["final_loss"], r["time_per_iter"], r["numeric_share"], r["select_win_rate"],
+                     v.get("difference"), *(v.get("ci") or (None, None)), v.get("p_t"), v.get("p_wilcoxon"),
+                     v.get("disagreement")]
+            click.echo(",".join("" if c is None else str(c) for c in cells))
+    else:
+        for table in render.compare_tables(summary, base.to_dict()):
+            out.print(table)
+
+
+def _results_path(preset, results_file, for_writing):
+    """--results, else results/<preset>.jsonl here, else the copy shipped beside the package."""
+    if results_file:
+        return Path(results_file)
+    local = Path("results") / f"{preset}.jsonl"
+    if for_writing or local.exists():
+        return local
+    here = Path(__file__).resolve().parent
+    for shipped in (here / "_results" / f"{preset}.jsonl", here.parent / "results" / f"{preset}.jsonl"):
+        if shipped.exists():
+            return shipped
+    return local
+
+
+@cli.command()
+@click.option("--preset", type=click.Choice(["alternate", "select"]), default="alternate", show_default=True,
+              help="alternate: paper A's Table 1; select: paper B's Table 1.")
+@click.option("--run", "run_missing", is_flag=True, help="Run the missing cells first (resumable).")
+@setting_options
+@grid_options
+@click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "csv", "json", "latex"]), default="rich",
+              show_default=True, help="Output format.")
+@click.option("--no-paper", is_flag=True, help="Hide the published numbers.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
+@library_errors
+def table(preset, run_missing, data_dir, threads, seeds, workers, results_file, fmt, no_paper, quiet, **opts):
+    """Print a paper's Table 1 from stored runs, beside the published numbers, with verdicts.
+
+    Cells are the mean ± 95% CI over seeds; the best method of each group is
+    bold. Below the table, each claim of the paper is tested on the paired
+    differences. With --run, missing cells are computed first into
+    results/<preset>.jsonl (or --results FILE); an interrupted run resumes.
+
+    \b
+    Example:
+      gradsel table
+      gradsel table --preset select --format markdown
+      gradsel table --run --seeds 5 --workers 2
+      gradsel table --run --subset random --results results/alternate-random.jsonl
+    """
+    from . import papers, render, results
+    from .report import paper_table, settings_of
+
+    out, err = render.consoles(quiet or fmt != "rich")
+    settings = {k: opts[k] for k in SETTING_KEYS}
+    path = _results_path(preset, results_file, run_missing)
+    if run_missing:
+        from .experiments import trials
+
+        _set_threads(threads)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        base = TrainConfig(**settings)
+        configs = trials(base, papers.layout(preset).cells(), range(seeds))
+        _run_grid(configs, path, workers, data_dir, err, preset)
+        settings = settings_of(base.to_dict())
+    else:
+        settings = settings_of(TrainConfig(**settings).validate().to_dict())
+    records = results.load(path)
+    data = paper_table(preset, records, settings)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    elif fmt == "csv":
+        click.echo(render.paper_table_csv(data), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.paper_table_markdown(data, not no_paper))
+    elif fmt == "latex":
+        click.echo(render.paper_table_latex(data, not no_paper))
+    else:
+        for part in render.paper_table_rich(data, not no_paper):
+            out.print(part)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import SUBSETS
 from .seeding import rng
 
 N_PIXELS = 784
@@ -24,8 +25,6 @@ FILES = {
     "test-images": ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 2051, (10000, 28, 28)),
     "test-labels": ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 2049, (10000,)),
 }
-
-SUBSETS = ("first", "random")
 
 
 class DataError(ValueError):

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import network
+from .config import SELECT_ON
 from .network import Params
 from .optimizers import Optimizer
 
 SOURCES = ("analytic", "numeric")
-SELECT_ON = ("batch", "train")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
+from .config import FD_SCHEMES
 from .seeding import rng
 
 N_IN = 784
@@ -23,7 +24,6 @@ ACTIVATIONS = {
     "mish": kernels.MISH,
 }
 INITS = ("std", "xavier", "he")
-FD_SCHEMES = ("central", "forward")
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,158 @@ def bench_tables(rows: list[dict], threads: int, iters: int = 10000) -> list[Tab
     calls.caption = "\n".join(notes)
     calls.caption_justify = "left"
     return [calls, runs]
+
+
+def _pm(entry: dict, digits: int = 4) -> str:
+    """'mean ± half-width' (just the mean for one seed, '—' for none)."""
+    if entry.get("mean") is None:
+        return "—"
+    if entry.get("n", 0) > 1 and entry.get("lo") == entry.get("lo"):
+        return f"{entry['mean']:.{digits}f} ± {(entry['hi'] - entry['lo']) / 2:.{digits}f}"
+    return f"{entry['mean']:.{digits}f}"
+
+
+def _p(p) -> str:
+    if p is None or p != p:
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def compare_tables(summary: dict, config: dict) -> list[Table]:
+    """The `gradsel compare` tables: per method, then each method against the baseline."""
+    c = config
+    title = (f"gradsel compare — k={c['shots']}, B={c['batch']}, H={c['hidden']}, {c['iters']:,} iterations, "
+             f"lr {c['lr']}, subset {c['subset']}")
+    per = Table(title=title, title_justify="left")
+    for col in ("method", "seeds", "accuracy (95% CI)", "final loss", "ms/iter", "numeric share", "select wins"):
+        per.add_column(col, justify="left" if col == "method" else "right")
+    for r in summary["methods"]:
+        win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
+        per.add_row(r["method"], str(len(r["seeds"])), _pm(r["accuracy"]), f"{r['final_loss']:.4f}",
+                    f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win)
+    vs = Table(title=f"paired against {summary['baseline']} (same seeds)", title_justify="left")
+    for col in ("method", "Δ accuracy", "95% CI", "p (t)", "p (Wilcoxon)", "predictions differ"):
+        vs.add_column(col, justify="left" if col == "method" else "right")
+    for r in summary["methods"]:
+        v = r.get("versus")
+        if v:
+            lo, hi = v["ci"]
+            ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
+            vs.add_row(r["method"], f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
+                       f"{v['disagreement']:.2%}")
+    return [per, vs]
+
+
+def _row_label(row: dict, preset: str) -> str:
+    return f"{row['method']} H={row['hidden']}" if preset == "alternate" else row["method"]
+
+
+def _columns(table: dict) -> list[str]:
+    first = table["groups"][0]["rows"][0]
+    cols = [f"k={c['shots']}" for c in first["cells"]]
+    return cols + (["AVG"] if "avg" in first else [])
+
+
+def _entries(row: dict) -> list[dict]:
+    return row["cells"] + ([row["avg"]] if "avg" in row else [])
+
+
+def _cell_text(e: dict, paper: bool, fmt: str) -> str:
+    ours = _pm(e)
+    if fmt == "markdown" and e.get("best"):
+        ours = f"**{ours}**"
+    if fmt == "latex":
+        ours = ours.replace("±", r"$\pm$")
+        if e.get("best"):
+            ours = rf"\textbf{{{ours}}}"
+    if fmt == "rich" and e.get("best"):
+        ours = f"[bold]{ours}[/]"
+    if paper and e.get("published") is not None:
+        ours += f" ({e['published']:.4f})"
+    return ours
+
+
+def _verdict_lines(table: dict) -> list[str]:
+    lines = []
+    for v in table["verdicts"]:
+        if all(part["outcome"] == "no data" for part in v["comparisons"]):
+            mark = "NO DATA"
+        else:
+            mark = {True: "SUPPORTED", False: "CONTRADICTED", None: "NOT SUPPORTED"}[v["supported"]]
+        lines.append(f"{mark} — {v['text']}")
+        for part in v["comparisons"]:
+            lines.append(f"    vs {part['baseline']}: {part['words']}")
+    return lines
+
+
+def _footer_lines(table: dict) -> list[str]:
+    s = table["settings"]
+    lines = [f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
+             f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, fd step {s['fd_step']} ({s['fd_scheme']})"]
+    if table["mad_baseline"] is not None:
+        lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}")
+    if table["missing_cells"]:
+        lines.append(f"{table['missing_cells']} cells have no runs yet: `gradsel table --preset {table['preset']} --run`")
+    for m in table["avg_mismatches"]:
+        lines.append(f"note: the published AVG of {m['method']} at B={m['batch']} is printed {m['printed']:.4f}, "
+                     f"the mean of its printed cells is {m['mean_of_cells']:.4f} (shown as printed)")
+    return lines
+
+
+def paper_table_rich(table: dict, paper: bool = True) -> list:
+    """The paper table as Rich renderables: one table, then footer and verdicts."""
+    from rich.text import Text
+
+    t = Table(title=f"{table['title']} — ours (mean ± 95% CI){' (published)' if paper else ''}", title_justify="left")
+    t.add_column("B", justify="right")
+    t.add_column("method")
+    for col in _columns(table):
+        t.add_column(col, justify="right")
+    for g in table["groups"]:
+        for i, row in enumerate(g["rows"]):
+            t.add_row(str(g["batch"]) if i == 0 else "", _row_label(row, table["preset"]),
+                      *(_cell_text(e, paper, "rich") for e in _entries(row)),
+                      end_section=i == len(g["rows"]) - 1)
+    return [t, Text("\n".join(_footer_lines(table))), Text("\n".join(_verdict_lines(table)))]
+
+
+def paper_table_markdown(table: dict, paper: bool = True) -> str:
+    cols = _columns(table)
+    lines = [f"**{table['title']}** — ours: mean ± 95% CI over seeds" + ("; published in parentheses" if paper else ""),
+             "", "| B | method | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
+    for g in table["groups"]:
+        for row in g["rows"]:
+            lines.append(f"| {g['batch']} | {_row_label(row, table['preset'])} | "
+                         + " | ".join(_cell_text(e, paper, "markdown") for e in _entries(row)) + " |")
+    lines += [""] + [f"- {x}" for x in _footer_lines(table)] + ["", "Verdicts:", ""]
+    lines += [f"- {x.strip()}" if not x.startswith("    ") else f"  - {x.strip()}" for x in _verdict_lines(table)]
+    return "\n".join(lines)
+
+
+def paper_table_latex(table: dict, paper: bool = True) -> str:
+    cols = _columns(table)
+    lines = [r"\begin{tabular}{rl" + "r" * len(cols) + "}", r"\hline",
+             "B & method & " + " & ".join(cols) + r" \\", r"\hline"]
+    for g in table["groups"]:
+        for i, row in enumerate(g["rows"]):
+            lines.append(f"{g['batch'] if i == 0 else ''} & {_row_label(row, table['preset'])} & "
+                         + " & ".join(_cell_text(e, paper, "latex") for e in _entries(row)) + r" \\")
+        lines.append(r"\hline")
+    lines.append(r"\end{tabular}")
+    return "\n".join(lines)
+
+
+def paper_table_csv(table: dict) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published", "best"])
+    for g in table["groups"]:
+        for row in g["rows"]:
+            for e, col in zip(_entries(row), [c["shots"] for c in row["cells"]] + (["avg"] if "avg" in row else [])):
+                w.writerow([table["preset"], g["batch"], row["method"], row["hidden"], col,
+                            *("" if e.get(k) is None or e.get(k) != e.get(k) else e[k] for k in ("mean", "lo", "hi")),
+                            e["n"], "" if e["published"] is None else e["published"], int(bool(e.get("best")))])
+    return buf.getvalue()

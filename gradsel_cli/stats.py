@@ -65,14 +65,15 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return mean, float(lo), float(hi)
 
 
-def _differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a - b with rounding noise removed: near-zero -> 0, near-constant -> constant."""
+def _differences(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(a - b with rounding noise removed, whether all differences are equal)."""
     d = a - b
     tol = _ROUNDING * max(1.0, float(np.abs(a).max()), float(np.abs(b).max()))
     d[np.abs(d) <= tol] = 0.0
-    if np.ptp(d) <= tol:
-        d[:] = d.mean()
-    return d
+    constant = bool(np.ptp(d) <= tol)
+    if constant:
+        d[:] = d[0]
+    return d, constant
 
 
 def paired(a, b, level: float = 0.95) -> dict:
@@ -92,8 +93,10 @@ def paired(a, b, level: float = 0.95) -> dict:
       ``zero_method="zsplit"``: a seed where the two methods tie counts as
       evidence of no difference (its rank is split between the two signs)
       instead of being dropped, which with few seeds and frequent ties would
-      overstate significance. All differences zero -> 1.0. SciPy's small-sample
-      warnings are silenced; a p-value it cannot compute is nan.
+      overstate significance. All differences zero -> 1.0. SciPy's "auto"
+      method is exact for n <= 50 without ties or zeros and an exhaustive
+      permutation test for n <= 13 with them (the usual case here). Its
+      small-sample warnings are silenced; a p-value it cannot compute is nan.
     """
     _check_level(level)
     a, b = _sample(a, "a"), _sample(b, "b")
@@ -101,10 +104,12 @@ def paired(a, b, level: float = 0.95) -> dict:
         raise ValueError(f"a and b must be paired (same length), got {a.size} and {b.size}")
     if a.size == 0:
         raise ValueError("a and b are empty; a comparison needs at least one pair")
-    d = _differences(a, b)
+    d, constant = _differences(a, b)
     n = d.size
-    mean, lo, hi = mean_ci(d, level)
-    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    # with equal differences the sd is exactly 0 (d.std() would leave a rounding residue)
+    mean = float(d[0]) if constant else float(d.mean())
+    sd = math.nan if n == 1 else 0.0 if constant else float(d.std(ddof=1))
+    lo, hi = _t_interval(n, mean, sd, level)
 
     if not d.any():
         p_t = p_w = 1.0
@@ -118,7 +123,7 @@ def paired(a, b, level: float = 0.95) -> dict:
                 p_w = float(sps.wilcoxon(d, zero_method="zsplit").pvalue)
             except ValueError:
                 p_w = math.nan
-    return dict(n=n, difference=mean, sd=sd, ci=(lo, hi), level=level, p_t=p_t, p_wilcoxon=p_w)
+    return dict(n=n, difference=mean, sd=sd, ci=(float(lo), float(hi)), level=level, p_t=p_t, p_wilcoxon=p_w)
 
 
 def _num(x: float, digits: int) -> str:
@@ -178,8 +183,6 @@ def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 
     opposite = f"{baseline} beats {method}" if sign > 0 else f"{method} is above {baseline}"
     d = _num(diff, digits)
     pct = f"{round(100.0 * (1.0 - alpha), 6):g}"
-    # the interval is quoted in claim order: lo to hi for "greater", hi to lo for "less" reads oddly,
-    # so it is always lo to hi
     ci = f"{pct}% CI {_num(lo, digits)} to {_num(hi, digits)}, p {_p(p_t)}"
     words = {
         "supported": f"supported: {claim} by {d} ({ci})",

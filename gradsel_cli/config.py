@@ -1,0 +1,71 @@
+"""TrainConfig, and the names of every choice a run can make.
+
+No heavy imports here: the command line and the tables read configurations
+without loading Numba.
+"""
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+METHOD_NAMES = ("analytic", "numeric", "alternate", "select")
+SUBSETS = ("first", "random")
+FD_SCHEMES = ("central", "forward")
+SELECT_ON = ("batch", "train")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that changes the outcome of a run (and nothing that does not)."""
+
+    method: str = "alternate"     # analytic | numeric | alternate | select
+    shots: int = 2                # images per class in the few-shot training set
+    batch: int = 8                # mini-batch size (drawn with replacement)
+    hidden: int = 50              # hidden units
+    iters: int = 10000            # iterations, one mini-batch each
+    lr: float = 0.1               # learning rate
+    seed: int = 0                 # initial weights, subset (random), batch order
+    subset: str = "first"         # first k per class in file order, or random
+    init_std: float = 0.01        # std of the N(0, std^2) initial weights
+    fd_step: float = 1e-4         # finite-difference step h
+    fd_scheme: str = "central"    # central (L(w+h)-L(w-h))/2h or forward (L(w+h)-L(w))/h
+    numeric_every: int = 2        # alternate: every K-th iteration is numeric
+    select_on: str = "batch"      # select: compare the candidates on the batch or the whole train set
+    eval_every: int = 0           # also record test accuracy every N iterations (0: only at the end)
+    test_limit: int = 10000       # evaluate on the first N test images
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first bad field and its allowed values."""
+        def positive_finite(name):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be positive and finite, got {v}")
+
+        if self.method not in METHOD_NAMES:
+            raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(METHOD_NAMES)}")
+        for name in ("shots", "batch", "hidden", "iters", "numeric_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "fd_step", "init_std"):
+            positive_finite(name)
+        if self.subset not in SUBSETS:
+            raise ValueError(f"unknown subset {self.subset!r}; choose one of: {', '.join(SUBSETS)}")
+        if self.fd_scheme not in FD_SCHEMES:
+            raise ValueError(f"unknown fd scheme {self.fd_scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
+        if self.select_on not in SELECT_ON:
+            raise ValueError(f"unknown select-on {self.select_on!r}; choose one of: {', '.join(SELECT_ON)}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be 0 or more, got {self.eval_every}")
+        if not 1 <= self.test_limit <= 10000:
+            raise ValueError(f"test_limit must be between 1 and 10000, got {self.test_limit}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **changes) -> "TrainConfig":
+        return TrainConfig(**{**self.to_dict(), **changes})

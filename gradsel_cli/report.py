@@ -1,0 +1,159 @@
+"""From run records to the numbers people read: compare summaries, paper tables, verdicts.
+
+Pure data in, JSON-able dicts out; rendering is render.py's.
+"""
+
+from collections import defaultdict
+
+import numpy as np
+
+from . import papers, stats
+
+GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
+
+
+def settings_of(config: dict) -> dict:
+    """The part of a config that is not a grid key: what makes a table a variant."""
+    return {k: v for k, v in config.items() if k not in GRID_KEYS}
+
+
+def _acc(rec) -> float:
+    a = rec["accuracy"]
+    return float("nan") if a is None else a
+
+
+def _ci_dict(values) -> dict:
+    mean, lo, hi = stats.mean_ci(values)
+    return {"mean": mean, "lo": lo, "hi": hi, "n": len(values)}
+
+
+def compare_summary(records: list[dict], methods: list[str]) -> dict:
+    """Per method: accuracy mean and CI, loss, timing, numeric share, select wins;
+    per method versus the baseline (analytic if run, else the first method): paired
+    difference, its CI, p-values, and the share of test images predicted differently."""
+    by_method = defaultdict(dict)  # method -> seed -> record
+    for rec in records:
+        by_method[rec["config"]["method"]][rec["config"]["seed"]] = rec
+    baseline = "analytic" if "analytic" in methods else methods[0]
+    rows = []
+    for m in methods:
+        recs = [by_method[m][s] for s in sorted(by_method[m])]
+        iters = [r["iterations_done"] for r in recs]
+        row = {
+            "method": m,
+            "seeds": sorted(by_method[m]),
+            "accuracy": _ci_dict([_acc(r) for r in recs]),
+            "final_loss": float(np.mean([r["final_loss"] if r["final_loss"] is not None else np.nan for r in recs])),
+            "time_per_iter": float(np.mean([r["time_per_iter"] for r in recs])),
+            "numeric_share": float(np.mean([r["numeric_share"] for r in recs])),
+            "select_win_rate": (float(np.mean([r["select_wins"]["numeric"] / max(i, 1) for r, i in zip(recs, iters)]))
+                                if m == "select" else None),
+            "rel_diff_mean": (float(np.mean([r["rel_diff_mean"] for r in recs]))
+                              if all(r["rel_diff_mean"] is not None for r in recs) else None),
+            "diverged": sum(r["diverged"] for r in recs),
+        }
+        if m != baseline:
+            seeds = sorted(set(by_method[m]) & set(by_method[baseline]))
+            a = [_acc(by_method[m][s]) for s in seeds]
+            b = [_acc(by_method[baseline][s]) for s in seeds]
+            if seeds:
+                row["versus"] = {
+                    "baseline": baseline,
+                    **stats.paired(a, b),
+                    "disagreement": float(np.mean([stats.disagreement(by_method[m][s]["predictions"],
+                                                                      by_method[baseline][s]["predictions"])
+                                                   for s in seeds])),
+                }
+        rows.append(row)
+    return {"baseline": baseline, "methods": rows}
+
+
+def _cells(records: list[dict]) -> dict:
+    """(batch, method, hidden, shots) -> {seed: accuracy}."""
+    cells = defaultdict(dict)
+    for rec in records:
+        c = rec["config"]
+        cells[(c["batch"], c["method"], c["hidden"], c["shots"])][c["seed"]] = _acc(rec)
+    return cells
+
+
+def matching(records: list[dict], settings: dict) -> list[dict]:
+    """The records made with exactly these non-grid settings."""
+    return [r for r in records if settings_of(r["config"]) == settings]
+
+
+def paper_table(preset: str, records: list[dict], settings: dict) -> dict:
+    """The paper-style table of `preset` from the records made with `settings`."""
+    lay = papers.layout(preset)
+    cells = _cells(matching(records, settings))
+    seeds = sorted({s for v in cells.values() for s in v})
+    groups, ours_vs_paper, missing = [], [], 0
+    for batch in lay.batches:
+        rows = []
+        for method, hidden in lay.rows:
+            row = {"method": method, "hidden": hidden, "cells": []}
+            for k in lay.shots:
+                accs = cells.get((batch, method, hidden, k), {})
+                entry = {"shots": k, "published": papers.published(preset, batch, hidden, method, k),
+                         **(_ci_dict(list(accs.values())) if accs else {"mean": None, "lo": None, "hi": None, "n": 0})}
+                missing += not accs
+                if accs and entry["published"] is not None:
+                    ours_vs_paper.append((method == lay.baseline, abs(entry["mean"] - entry["published"])))
+                row["cells"].append(entry)
+            if lay.has_avg:
+                per_seed = [np.mean([cells[(batch, method, hidden, k)][s] for k in lay.shots])
+                            for s in seeds if all(s in cells.get((batch, method, hidden, k), {}) for k in lay.shots)]
+                printed = papers.published(preset, batch, hidden, method, papers.AVG)
+                row["avg"] = {"published": printed,
+                              **(_ci_dict(per_seed) if per_seed else {"mean": None, "lo": None, "hi": None, "n": 0})}
+            rows.append(row)
+        _mark_best(rows, lay)
+        groups.append({"batch": batch, "rows": rows})
+    base = [d for is_base, d in ours_vs_paper if is_base]
+    return {
+        "preset": preset, "title": lay.title, "settings": settings, "seeds": seeds,
+        "groups": groups, "missing_cells": missing,
+        "mad_baseline": float(np.mean(base)) if base else None,
+        "mad_all": float(np.mean([d for _, d in ours_vs_paper])) if ours_vs_paper else None,
+        "verdicts": verdicts(preset, cells),
+        "avg_mismatches": papers.avg_check(preset),
+    }
+
+
+def _mark_best(rows: list[dict], lay) -> None:
+    """Bold the best mean of each column among rows of the same hidden size, as in a paper."""
+    keys = [("cells", i) for i in range(len(lay.shots))] + ([("avg", None)] if lay.has_avg else [])
+    for hidden in {r["hidden"] for r in rows}:
+        group = [r for r in rows if r["hidden"] == hidden]
+        for part, i in keys:
+            entries = [r[part][i] if i is not None else r[part] for r in group]
+            means = [e["mean"] for e in entries if e["mean"] is not None]
+            for e in entries:
+                e["best"] = bool(means) and len(group) > 1 and e["mean"] == max(means)
+
+
+def verdicts(preset: str, cells: dict) -> list[dict]:
+    """A verdict per claim of the preset's paper, from per-seed means over the claim's cells."""
+    out = []
+    for claim in papers.claims(preset):
+        def per_seed(method):
+            got = [cells.get((c["batch"], method, c["hidden"], c["shots"]), {}) for c in claim.cells]
+            seeds = set.intersection(*(set(g) for g in got)) if got else set()
+            return {s: float(np.mean([g[s] for g in got])) for s in seeds}
+
+        mine = per_seed(claim.method)
+        parts = []
+        for base in claim.baselines:
+            theirs = per_seed(base)
+            seeds = sorted(set(mine) & set(theirs))
+            if not seeds:
+                parts.append({"baseline": base, "supported": None, "outcome": "no data",
+                              "words": f"no data: no seed has both {claim.method} and {base} in every cell"})
+                continue
+            diff = stats.paired([mine[s] for s in seeds], [theirs[s] for s in seeds])
+            v = stats.verdict(diff, claim.direction, method=claim.method, baseline=base)
+            parts.append({"baseline": base, "n": diff["n"], **v})
+        support = [p["supported"] for p in parts]
+        overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
+        out.append({"id": claim.id, "text": claim.text, "supported": overall, "comparisons": parts})
+    return out
