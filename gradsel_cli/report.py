@@ -23,8 +23,12 @@ def _acc(rec) -> float:
 
 
 def _ci_dict(values) -> dict:
-    mean, lo, hi = stats.mean_ci(values)
-    return {"mean": mean, "lo": lo, "hi": hi, "n": len(values)}
+    """Mean and 95% CI of the finite values; diverged runs (nan) are counted apart."""
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return {"mean": None, "lo": None, "hi": None, "n": 0, "diverged": len(values)}
+    mean, lo, hi = stats.mean_ci(finite)
+    return {"mean": mean, "lo": lo, "hi": hi, "n": len(finite), "diverged": len(values) - len(finite)}
 
 
 def compare_summary(records: list[dict], methods: list[str]) -> dict:
@@ -121,15 +125,18 @@ def paper_table(preset: str, records: list[dict], settings: dict) -> dict:
 
 
 def _mark_best(rows: list[dict], lay) -> None:
-    """Bold the best mean of each column among rows of the same hidden size, as in a paper."""
+    """Bold the best mean of each column among rows of the same hidden size, as in a paper
+    (only a strict best: when the top means tie, nothing is bold)."""
     keys = [("cells", i) for i in range(len(lay.shots))] + ([("avg", None)] if lay.has_avg else [])
     for hidden in {r["hidden"] for r in rows}:
         group = [r for r in rows if r["hidden"] == hidden]
         for part, i in keys:
             entries = [r[part][i] if i is not None else r[part] for r in group]
             means = [e["mean"] for e in entries if e["mean"] is not None]
+            top = max(means) if means else None
+            unique = means.count(top) == 1 and len(group) > 1
             for e in entries:
-                e["best"] = bool(means) and len(group) > 1 and e["mean"] == max(means)
+                e["best"] = unique and e["mean"] == top
 
 
 def verdicts(preset: str, cells: dict) -> list[dict]:
