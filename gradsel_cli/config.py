@@ -42,9 +42,15 @@ class TrainConfig:
 
         if self.method not in METHOD_NAMES:
             raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(METHOD_NAMES)}")
+        for name in ("shots", "batch", "hidden", "iters", "numeric_every", "eval_every", "test_limit", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"{name} must be a whole number, got {v!r}")
         for name in ("shots", "batch", "hidden", "iters", "numeric_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
         for name in ("lr", "fd_step", "init_std"):
             positive_finite(name)
         if self.subset not in SUBSETS:

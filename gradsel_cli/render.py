@@ -41,7 +41,7 @@ def progress_bar(err: Console, total: int, description: str, unit: str = "it"):
 
 def sparkline(values, width: int = 40) -> str:
     """A one-line picture of a series (e.g. the loss), `width` characters."""
-    vals = [v for v in values if v == v and abs(v) != float("inf")]
+    vals = [v for v in values if v is not None and v == v and abs(v) != float("inf")]
     if not vals:
         return ""
     step = max(1, len(vals) // width)

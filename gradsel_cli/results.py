@@ -41,13 +41,13 @@ def config_hash(config: dict) -> str:
 
 
 def thin(values: np.ndarray, points: int = HISTORY_POINTS) -> dict:
-    """Window means of a long history: {"every": n, "values": [...]}."""
+    """Window means of a long history: {"every": n, "values": [...]}; a non-finite mean is null."""
+    values = np.asarray(values, dtype=np.float64)
     n = max(1, int(np.ceil(len(values) / points)))
-    full = len(values) // n * n
-    means = values[:full].reshape(-1, n).mean(axis=1).tolist()
-    if full < len(values):
-        means.append(float(values[full:].mean()))
-    return {"every": n, "values": [float(m) for m in means]}
+    windows = [values[i:i + n] for i in range(0, len(values), n)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        means = [float((w / len(w)).sum()) for w in windows]  # divide first: huge finite losses stay finite
+    return {"every": n, "values": [_num(m) for m in means]}
 
 
 def _num(x):
@@ -72,7 +72,7 @@ def run_record(result) -> dict:
         "select_wins": result.select_wins,
         "numeric_share": result.numeric_share,
         "rel_diff_mean": _num(result.rel_diff_mean),
-        "loss_history": thin(np.nan_to_num(result.loss_history, nan=np.inf)) if result.iterations_done else {"every": 1, "values": []},
+        "loss_history": thin(result.loss_history),
         "acc_history": [[t, a] for t, a in result.acc_history],
         "predictions": "".join(str(int(p)) if p >= 0 else "-" for p in result.predictions),
         "versions": versions(),

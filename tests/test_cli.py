@@ -1,0 +1,213 @@
+"""The gradsel command, driven through click's CliRunner (and once as a real process)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gradsel_cli import __version__, results, training
+from gradsel_cli.cli import cli
+
+SMALL_RUN = ["train", "--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "200"]
+RECORD_KEYS = {"format", "config_hash", "config", "accuracy", "final_loss", "diverged", "iterations_done",
+               "wall_time", "time_per_iter", "counts", "select_wins", "numeric_share", "rel_diff_mean",
+               "loss_history", "acc_history", "predictions", "versions"}
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
+    return CliRunner()
+
+
+def invoke(runner, *args):
+    return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+# --- help and version -------------------------------------------------------------
+
+def test_group_help(runner):
+    result = invoke(runner, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout
+    for name in cli.commands:
+        assert name in result.stdout
+    assert "train" in cli.commands
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(runner, name):
+    result = invoke(runner, name, "--help")
+    assert result.exit_code == 0
+    assert f"Usage: cli {name}" in result.stdout or f"{name} [OPTIONS]" in result.stdout
+    assert "Example:" in result.stdout
+
+
+def test_train_help_lists_its_options_with_defaults(runner):
+    result = invoke(runner, "train", "--help")
+    assert result.exit_code == 0
+    for option in ("--method", "--shots", "--batch", "--hidden", "--iters", "--lr", "--subset", "--fd-step",
+                   "--fd-scheme", "--numeric-every", "--select-on", "--test-limit", "--data-dir", "--seed",
+                   "--out", "--save-model", "--json"):
+        assert option in result.stdout
+    assert "[default: alternate]" in result.stdout
+
+
+def test_version(runner):
+    result = invoke(runner, "--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"gradsel, version {__version__}"
+
+
+def test_python_dash_m_answers_help():
+    proc = subprocess.run([sys.executable, "-m", "gradsel_cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage:" in proc.stdout and "train" in proc.stdout
+
+
+def test_importing_the_cli_does_not_import_numba():
+    code = "import sys, gradsel_cli.cli; print('numba' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+# --- train ---------------------------------------------------------------------
+
+def test_train_json_is_a_full_run_record(runner, mnist_raw):
+    result = invoke(runner, *SMALL_RUN, "--method", "select", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert RECORD_KEYS <= set(record)
+    config = record["config"]
+    assert (config["method"], config["shots"], config["batch"], config["hidden"], config["iters"],
+            config["test_limit"]) == ("select", 2, 4, 5, 20, 200)
+    assert record["config_hash"] == results.config_hash(config)
+    assert record["iterations_done"] == 20 and record["diverged"] is False
+    assert record["counts"] == {"analytic": 20, "numeric": 20}
+    assert sum(record["select_wins"].values()) == 20
+    predictions = np.array([int(c) for c in record["predictions"]])
+    assert len(predictions) == 200
+    assert record["accuracy"] == pytest.approx(np.mean(predictions == mnist_raw[3][:200]))
+    assert {"gradsel", "numpy", "numba", "python"} <= set(record["versions"])
+    assert result.stderr == ""  # --json silences the messages
+
+
+def test_train_json_matches_the_python_api(runner, mnist_raw):
+    result = invoke(runner, *SMALL_RUN, "--method", "alternate", "--seed", "4", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    api = training.train(training.TrainConfig.from_dict(record["config"]), raw=mnist_raw)
+    assert record["accuracy"] == api.accuracy
+    assert record["predictions"] == "".join(str(p) for p in api.predictions)
+    assert record["final_loss"] == api.final_loss
+
+
+def test_train_prints_a_summary_by_default(runner):
+    result = invoke(runner, *SMALL_RUN, "-q")
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.stdout
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(result.stdout)
+
+
+def test_out_appends_one_json_line_per_run(runner, tmp_path):
+    out = tmp_path / "runs.jsonl"
+    for seed in ("0", "1"):
+        result = invoke(runner, *SMALL_RUN, "-q", "--seed", seed, "--out", str(out))
+        assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2
+    assert [json.loads(line)["config"]["seed"] for line in lines] == [0, 1]
+    assert len(results.load(out)) == 2
+
+
+def test_save_model_writes_the_weights(runner, tmp_path, mnist_raw):
+    path = tmp_path / "m.npz"
+    result = invoke(runner, *SMALL_RUN, "-q", "--method", "analytic", "--save-model", str(path))
+    assert result.exit_code == 0, result.output
+    with np.load(path) as saved:
+        assert {k: saved[k].shape for k in saved.files} == {"W1": (784, 5), "b1": (5,), "W2": (5, 10), "b2": (10,)}
+        api = training.train(training.TrainConfig(method="analytic", shots=2, batch=4, hidden=5, iters=20,
+                                                  test_limit=200), raw=mnist_raw)
+        assert np.array_equal(saved["W1"], api.params.W1) and np.array_equal(saved["b2"], api.params.b2)
+
+
+def test_diverged_run_exits_1_with_a_strict_json_record(runner, tmp_path):
+    out = tmp_path / "runs.jsonl"
+    result = invoke(runner, *SMALL_RUN, "--lr", "1e308", "--json", "--out", str(out))
+    assert result.exit_code == 1
+    record = json.loads(result.stdout)
+    assert record["diverged"] is True and record["accuracy"] is None
+    json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+
+def test_diverged_run_says_so_on_stderr(runner):
+    result = invoke(runner, *SMALL_RUN, "--lr", "1e308")
+    assert result.exit_code == 1
+    assert "Diverged" in result.stderr and "--lr" in result.stderr
+
+
+# --- bad input: exit code 2, one line "Error: ...", naming the option, no traceback ---
+
+BAD_INPUTS = [
+    (["--shots", "0"], "--shots"),
+    (["--shots", "99999"], "--shots"),
+    (["--batch", "0"], "--batch"),
+    (["--hidden", "0"], "--hidden"),
+    (["--iters", "0"], "--iters"),
+    (["--lr", "nan"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-1"], "--lr"),
+    (["--lr", "fast"], "--lr"),
+    (["--fd-step", "0"], "--fd-step"),
+    (["--init-std", "-1"], "--init-std"),
+    (["--method", "bogus"], "--method"),
+    (["--subset", "bogus"], "--subset"),
+    (["--fd-scheme", "bogus"], "--fd-scheme"),
+    (["--select-on", "bogus"], "--select-on"),
+    (["--numeric-every", "0"], "--numeric-every"),
+    (["--test-limit", "0"], "--test-limit"),
+    (["--test-limit", "10001"], "--test-limit"),
+    (["--seed", "-1"], "--seed"),
+    (["--data-dir", "/nonexistent"], "--data-dir"),
+    (["--out", "/nonexistent/dir/file.jsonl"], "--out"),
+    (["--save-model", "/nonexistent/dir/m.npz"], "--save-model"),
+    (["--threads", "0"], "--threads"),
+    (["--threads", "100000"], "--threads"),
+]
+
+
+@pytest.mark.parametrize("args,option", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_naming_the_option(runner, args, option):
+    result = invoke(runner, *SMALL_RUN, *args)
+    assert_one_line_error(result, option)
+
+
+def test_empty_data_dir_is_one_line_naming_the_option(runner, tmp_path):
+    result = invoke(runner, *SMALL_RUN, "--data-dir", str(tmp_path))
+    assert_one_line_error(result, "--data-dir")
+    assert "train-images" in result.stderr
+
+
+def test_out_pointing_at_a_directory_is_refused(runner, tmp_path):
+    assert_one_line_error(invoke(runner, *SMALL_RUN, "--out", str(tmp_path)), "--out")
+
+
+def test_unknown_command_and_option(runner):
+    assert_one_line_error(invoke(runner, "fly"), "fly")
+    assert_one_line_error(invoke(runner, "train", "--speed", "3"), "--speed")
+
+
+def assert_one_line_error(result, option):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error:")
+    assert option in lines[0]

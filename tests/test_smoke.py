@@ -1,0 +1,44 @@
+"""Short real-data runs: every method learns (default run); the SPEC's baseline numbers (slow)."""
+
+import numpy as np
+import pytest
+
+import reference as ref
+from helpers import as_blocks, assert_blocks_close
+from gradsel_cli import methods, network
+from gradsel_cli.training import TrainConfig, train
+
+SMOKE_ACCURACY = 0.3      # chance is 0.1; 300 iterations of k = 2, B = 8, H = 50 reach about 0.43
+BASELINE_ATOL = 0.025     # mean of 4 seeds vs the SPEC's independent implementation (seed spread ~0.01-0.02)
+NUMERIC_VS_NAIVE_RTOL = 1e-7
+
+# SPEC section 1: analytic baseline, first-k subsets, B = 1, mean of 4 initialisation seeds.
+SPEC_BASELINE = {20: [0.507, 0.550, 0.592, 0.615], 50: [0.522, 0.562, 0.608, 0.629]}
+
+
+@pytest.mark.parametrize("method", list(methods.METHODS))
+def test_every_method_learns(mnist_raw, method):
+    config = TrainConfig(method=method, shots=2, batch=8, hidden=50, iters=300, test_limit=2000)
+    result = train(config, raw=mnist_raw)
+    assert not result.diverged
+    assert result.accuracy > SMOKE_ACCURACY
+    assert result.loss_history[-50:].mean() < result.loss_history[:50].mean()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hidden", [20, 50])
+def test_analytic_baseline_reproduces_the_spec(mnist_raw, hidden):
+    for shots, want in enumerate(SPEC_BASELINE[hidden], start=1):
+        accs = [train(TrainConfig(method="analytic", shots=shots, batch=1, hidden=hidden, iters=10000, seed=seed),
+                      raw=mnist_raw).accuracy for seed in range(4)]
+        assert np.mean(accs) == pytest.approx(want, abs=BASELINE_ATOL), (hidden, shots, accs)
+
+
+@pytest.mark.slow
+def test_numeric_matches_the_naive_reference_on_every_weight(mnist_batch):
+    # the papers' shape, H = 50, B = 8: all 39,760 weights perturbed one by one (a few seconds)
+    x, y = mnist_batch
+    params = network.init_params(50, seed=0)
+    got = network.numerical_gradient(params, x, y)
+    want = ref.numerical_gradient(as_blocks(params), x, y)
+    assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, "numeric vs naive reference, H=50 B=8")

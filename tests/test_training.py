@@ -1,0 +1,375 @@
+"""Training: paired randomness, the gradient methods, the optimizers, divergence, the run configuration."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from gradsel_cli import data, methods, network, results, training
+from gradsel_cli.methods import Setting
+from gradsel_cli.optimizers import OPTIMIZERS, Optimizer
+from gradsel_cli.training import TrainConfig
+
+OPTIMIZER_RTOL = 1e-12           # the optimizers against plain scalar arithmetic: rounding only
+CENTRAL_VS_ANALYTIC_RTOL = 1e-6  # as in test_kernels: what select's two gradients may differ by
+
+SMALL = dict(shots=2, batch=4, hidden=5, iters=5, test_limit=200, seed=3)
+ORIGINAL_METHODS = dict(methods.METHODS)
+ORIGINAL_GRADIENT = methods.gradient
+
+
+def small_config(**changes) -> TrainConfig:
+    return TrainConfig(**{**SMALL, **changes})
+
+
+def spy_run(monkeypatch, raw, config):
+    """Train, recording per iteration the weights and batch the method received and the sources it computed."""
+    steps, grads = [], []
+    original_step = ORIGINAL_METHODS[config.method]
+
+    def step_spy(s, params, opt_state, x, y, mask, t):
+        steps.append({"t": t, "params": params.flat.copy(), "x": x.copy(), "y": y.copy(), "mask": mask.copy()})
+        return original_step(s, params, opt_state, x, y, mask, t)
+
+    def gradient_spy(s, source, params, x, y, mask):
+        grads.append({"t": steps[-1]["t"], "source": source, "x": x.copy(), "y": y.copy()})
+        return ORIGINAL_GRADIENT(s, source, params, x, y, mask)
+
+    monkeypatch.setitem(methods.METHODS, config.method, step_spy)
+    monkeypatch.setattr(methods, "gradient", gradient_spy)
+    return training.train(config, raw=raw), steps, grads
+
+
+# --- pairing: one seed, the same randomness for every method -----------------
+
+def test_batch_indices_depend_on_the_seed_only():
+    base = small_config(iters=50)
+    idx = training.batch_indices(base, 20)
+    assert idx.shape == (50, 4)
+    assert idx.min() >= 0 and idx.max() < 20
+    for method in methods.METHODS:
+        assert np.array_equal(training.batch_indices(base.replace(method=method, lr=0.5, hidden=9), 20), idx)
+    assert not np.array_equal(training.batch_indices(base.replace(seed=4), 20), idx)
+
+
+def test_batches_are_drawn_with_replacement():
+    idx = training.batch_indices(small_config(iters=200, batch=8), 10)
+    assert any(len(set(row)) < len(row) for row in idx)  # with replacement, repeats within a batch happen
+    assert set(np.unique(idx)) == set(range(10))
+
+
+def test_initial_weights_depend_on_the_seed_only():
+    a, b = network.init_params(5, seed=3), network.init_params(5, seed=3)
+    assert np.array_equal(a.flat, b.flat)
+    assert not np.array_equal(network.init_params(5, seed=4).flat, a.flat)
+
+
+def test_every_method_sees_the_same_weights_and_batches(monkeypatch, mnist_raw):
+    config = small_config()
+    x_few, y_few = data.few_shot(mnist_raw[0], mnist_raw[1], config.shots, config.subset, config.seed)
+    idx = training.batch_indices(config, len(y_few))
+    init = network.init_params(config.hidden, config.seed, config.init_std)
+    seen = {}
+    for method in methods.METHODS:
+        _, steps, grads = spy_run(monkeypatch, mnist_raw, config.replace(method=method))
+        assert [s["t"] for s in steps] == [1, 2, 3, 4, 5]
+        assert np.array_equal(steps[0]["params"], init.flat)
+        for s in steps:
+            assert np.array_equal(s["x"], x_few[idx[s["t"] - 1]])
+            assert np.array_equal(s["y"], y_few[idx[s["t"] - 1]])
+            assert np.all(s["mask"] == 1.0)
+        for g in grads:  # each gradient is taken on that iteration's batch
+            assert np.array_equal(g["y"], y_few[idx[g["t"] - 1]])
+        seen[method] = steps
+    first = seen["analytic"]
+    for method, steps in seen.items():
+        for a, b in zip(first, steps):
+            assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["y"], b["y"]), method
+
+
+# --- the gradient methods -------------------------------------------------------
+
+@pytest.mark.parametrize("every,iters,numeric_at", [(2, 6, [2, 4, 6]), (3, 7, [3, 6]), (1, 3, [1, 2, 3])])
+def test_alternate_uses_numeric_on_every_kth_iteration(monkeypatch, mnist_raw, every, iters, numeric_at):
+    config = small_config(method="alternate", numeric_every=every, iters=iters)
+    result, _, grads = spy_run(monkeypatch, mnist_raw, config)
+    want = [1 if t in numeric_at else 0 for t in range(1, iters + 1)]
+    assert result.sources.tolist() == want
+    assert [g["source"] for g in grads] == ["numeric" if w else "analytic" for w in want]
+    assert result.counts == {"analytic": iters - len(numeric_at), "numeric": len(numeric_at)}
+    assert result.select_wins is None
+    assert result.numeric_share == pytest.approx(len(numeric_at) / iters)
+
+
+@pytest.mark.parametrize("method,source", [("analytic", "analytic"), ("numeric", "numeric")])
+def test_single_source_methods(monkeypatch, mnist_raw, method, source):
+    result, _, grads = spy_run(monkeypatch, mnist_raw, small_config(method=method))
+    assert [g["source"] for g in grads] == [source] * 5
+    assert result.counts == {"analytic": 5 * (source == "analytic"), "numeric": 5 * (source == "numeric")}
+    assert result.sources.tolist() == [int(source == "numeric")] * 5
+    assert result.rel_diff_mean is None
+
+
+def test_select_counts_add_up(monkeypatch, mnist_raw):
+    result, _, grads = spy_run(monkeypatch, mnist_raw, small_config(method="select", iters=12))
+    assert result.counts == {"analytic": 12, "numeric": 12}
+    assert sum(result.select_wins.values()) == 12
+    assert int(result.sources.sum()) == result.select_wins["numeric"]
+    assert sorted(g["source"] for g in grads) == ["analytic"] * 12 + ["numeric"] * 12
+    assert 0 < result.rel_diff_mean < CENTRAL_VS_ANALYTIC_RTOL
+
+
+@pytest.fixture
+def select_problem(few_shot_set):
+    """(setting, params, batch x, batch y, mask) for one select step at the default initial weights."""
+    x, y = few_shot_set
+    idx = np.random.default_rng(0).integers(0, len(y), 4)
+    setting = Setting(optimizer=Optimizer("sgd", lr=0.1), x_train=x, y_train=y)
+    return setting, network.init_params(5, seed=0), x[idx], y[idx], np.ones((4, 5))
+
+
+def fake_numeric(monkeypatch, make):
+    """Make the numeric gradient `make(params, x, y)` (a flat vector) for the next select steps."""
+    def numerical_gradient(params, x, y, *args, **kwargs):
+        return params.with_flat(make(params, x, y))
+    monkeypatch.setattr(network, "numerical_gradient", numerical_gradient)
+
+
+def analytic_flat(params, x, y):
+    return network.analytic_gradient(params, x, y).flat
+
+
+def candidate_losses(setting, params, g_numeric, x, y):
+    """Batch and train-set losses of the two SGD candidates, computed here independently."""
+    lr = setting.optimizer.lr
+    wa = params.with_flat(params.flat - lr * analytic_flat(params, x, y))
+    wn = params.with_flat(params.flat - lr * g_numeric)
+    return {"batch": (network.loss(wa, x, y), network.loss(wn, x, y)),
+            "train": (network.loss(wa, setting.x_train, setting.y_train),
+                      network.loss(wn, setting.x_train, setting.y_train)), "wa": wa, "wn": wn}
+
+
+@pytest.mark.parametrize("scale,winner", [(2.0, "numeric"), (-1.0, "analytic"), (0.0, "analytic")])
+def test_select_keeps_the_update_with_lower_batch_loss(monkeypatch, select_problem, scale, winner):
+    setting, params, x, y, mask = select_problem
+    fake_numeric(monkeypatch, lambda p, xx, yy: scale * analytic_flat(p, xx, yy))
+    la, ln = candidate_losses(setting, params, scale * analytic_flat(params, x, y), x, y)["batch"]
+    assert (ln < la) == (winner == "numeric")  # the set-up really makes `winner` the better update
+    step = methods.select(setting, params, setting.optimizer.init(params.flat.size), x, y, mask, 1)
+    assert step.source == winner
+    assert step.computed == ("analytic", "numeric")
+    g = analytic_flat(params, x, y)
+    kept = params.flat - 0.1 * (scale * g if winner == "numeric" else g)
+    assert np.array_equal(step.params.flat, kept)
+    assert step.loss == pytest.approx(network.loss(params, x, y), rel=1e-12)
+
+
+def test_select_tie_goes_to_analytic(monkeypatch, select_problem):
+    setting, params, x, y, mask = select_problem
+    fake_numeric(monkeypatch, analytic_flat)  # the same gradient: equal losses
+    step = methods.select(setting, params, setting.optimizer.init(params.flat.size), x, y, mask, 1)
+    assert step.source == "analytic"
+    assert step.rel_diff == 0.0
+
+
+def test_select_on_train_compares_on_the_whole_training_set(monkeypatch, select_problem):
+    setting, params, x, y, mask = select_problem
+    # numeric := the full-training-set gradient: worse on the batch, better on the training set
+    g_train = analytic_flat(params, setting.x_train, setting.y_train)
+    fake_numeric(monkeypatch, lambda p, xx, yy: g_train)
+    losses = candidate_losses(setting, params, g_train, x, y)
+    assert losses["batch"][1] > losses["batch"][0] and losses["train"][1] < losses["train"][0]
+    state = setting.optimizer.init(params.flat.size)
+    assert methods.select(setting, params, state, x, y, mask, 1).source == "analytic"
+    on_train = Setting(optimizer=setting.optimizer, select_on="train", x_train=setting.x_train, y_train=setting.y_train)
+    step = methods.select(on_train, params, state, x, y, mask, 1)
+    assert step.source == "numeric"
+    assert np.array_equal(step.params.flat, losses["wn"].flat)
+
+
+def test_select_keeps_the_optimizer_state_of_the_kept_update(monkeypatch, select_problem):
+    setting, params, x, y, mask = select_problem
+    momentum = Setting(optimizer=Optimizer("momentum", lr=0.1))
+    fake_numeric(monkeypatch, lambda p, xx, yy: 2.0 * analytic_flat(p, xx, yy))
+    state = momentum.optimizer.init(params.flat.size)
+    step = methods.select(momentum, params, state, x, y, mask, 1)
+    assert step.source == "numeric"
+    assert np.allclose(step.opt_state["s"], -0.1 * 2.0 * analytic_flat(params, x, y), rtol=1e-15, atol=0)
+    assert np.all(state["s"] == 0.0)  # the state passed in is untouched
+
+
+# --- optimizers: three steps on a 2-vector against plain arithmetic ------------
+
+P0 = (1.0, -2.0)
+GRADS = ((0.5, -1.0), (0.25, 2.0), (-1.0, 0.5))
+LR = 0.1
+
+
+def by_hand(name):
+    """The three iterates of each coordinate, in plain float arithmetic (SPEC section 5, textbook formulas)."""
+    iterates = []
+    for i in range(2):
+        p, v, h, m, s = P0[i], 0.0, 0.0, 0.0, 0.0
+        path = []
+        for t, grads in enumerate(GRADS, start=1):
+            g = grads[i]
+            if name == "sgd":
+                p = p - LR * g
+            elif name == "momentum":
+                v = 0.9 * v - LR * g
+                p = p + v
+            elif name == "nesterov":
+                v = 0.9 * v - LR * g
+                p = p + 0.9 * 0.9 * v - (1 + 0.9) * LR * g
+            elif name == "adagrad":
+                h = h + g * g
+                p = p - LR * g / (math.sqrt(h) + 1e-7)
+            elif name == "rmsprop":
+                h = 0.99 * h + (1 - 0.99) * g * g
+                p = p - LR * g / (math.sqrt(h) + 1e-7)
+            elif name == "adam":
+                m = 0.9 * m + (1 - 0.9) * g
+                s = 0.999 * s + (1 - 0.999) * g * g
+                lr_t = LR * math.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+                p = p - lr_t * m / (math.sqrt(s) + 1e-7)
+            path.append(p)
+        iterates.append(path)
+    return np.array(iterates).T  # (3 steps, 2 coordinates)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_optimizer_first_three_steps(name):
+    opt = Optimizer(name, lr=LR)
+    p = np.array(P0)
+    state = opt.init(2)
+    want = by_hand(name)
+    for t, g in enumerate(GRADS):
+        p, state = opt.step(p, np.array(g), state)
+        assert state["t"] == t + 1
+        assert np.allclose(p, want[t], rtol=OPTIMIZER_RTOL, atol=0), f"{name} step {t + 1}: {p} != {want[t]}"
+
+
+def test_optimizer_literal_values():
+    # a few numbers worked out on paper, as a check on the check
+    sgd, momentum = Optimizer("sgd", lr=0.1), Optimizer("momentum", lr=0.1)
+    p, _ = sgd.step(np.array(P0), np.array(GRADS[0]), sgd.init(2))
+    assert np.allclose(p, [0.95, -1.9], rtol=1e-15)
+    p, s = momentum.step(np.array(P0), np.array(GRADS[0]), momentum.init(2))
+    p, s = momentum.step(p, np.array(GRADS[1]), s)
+    # v2 = 0.9 * v1 - 0.1 * g2: 0.9 * (-0.05) - 0.025 = -0.07 and 0.9 * 0.1 - 0.2 = -0.11
+    assert np.allclose(p, [0.95 - 0.07, -1.9 - 0.11], rtol=1e-15)
+    for name in ("adagrad", "adam"):  # the first step of both moves every weight by lr against its gradient's sign
+        opt = Optimizer(name, lr=0.1)
+        p, _ = opt.step(np.array(P0), np.array(GRADS[0]), opt.init(2))
+        assert np.allclose(p, [0.9, -1.9], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_optimizer_step_does_not_mutate_its_inputs(name):
+    opt = Optimizer(name, lr=LR)
+    p, g = np.array(P0), np.array(GRADS[0])
+    state = opt.step(p, g, opt.init(2))[1]
+    frozen = {k: np.copy(v) for k, v in state.items()}
+    opt.step(p, g, state)
+    assert np.array_equal(p, P0) and np.array_equal(g, GRADS[0])
+    for k, v in state.items():
+        assert np.array_equal(v, frozen[k])
+
+
+def test_unknown_optimizer_raises():
+    with pytest.raises(ValueError, match="optimizer"):
+        Optimizer("lbfgs")
+
+
+# --- a whole run ------------------------------------------------------------------
+
+def test_run_result_fields(mnist_raw):
+    calls = []
+    config = small_config(method="alternate", iters=20, eval_every=5)
+    r = training.train(config, raw=mnist_raw, progress=lambda done, total, loss: calls.append((done, total, loss)))
+    assert r.iterations_done == 20 and not r.diverged
+    assert r.loss_history.shape == (20,) and np.all(np.isfinite(r.loss_history))
+    assert r.predictions.shape == (200,)
+    assert r.accuracy == pytest.approx(np.mean(r.predictions == mnist_raw[3][:200]))
+    assert [t for t, _ in r.acc_history] == [5, 10, 15, 20]
+    assert r.acc_history[-1][1] == r.accuracy
+    x_few, y_few = data.few_shot(mnist_raw[0], mnist_raw[1], 2)
+    assert r.final_loss == pytest.approx(network.loss(r.params, x_few, y_few), rel=1e-12)
+    assert calls[-1][:2] == (20, 20) and [c[0] for c in calls] == sorted(c[0] for c in calls)
+    assert r.params.W1.shape == (784, 5)
+
+
+def test_training_lowers_the_loss(mnist_raw):
+    r = training.train(small_config(method="analytic", iters=50, lr=0.5), raw=mnist_raw)
+    x_few, y_few = data.few_shot(mnist_raw[0], mnist_raw[1], 2)
+    start = network.loss(network.init_params(5, seed=3), x_few, y_few)
+    assert r.final_loss < start - 0.05
+
+
+@pytest.mark.parametrize("method", list(methods.METHODS))
+def test_divergence_is_reported_not_raised(mnist_raw, method):
+    # the sigmoid keeps the loss finite for any finite weights: only an overflowing step size breaks it
+    r = training.train(small_config(method=method, iters=20, lr=1e308), raw=mnist_raw)
+    assert r.diverged
+    assert r.iterations_done < 20
+    assert len(r.loss_history) == r.iterations_done
+    assert not np.isfinite(r.loss_history[-1])
+    assert math.isnan(r.accuracy) and math.isnan(r.final_loss)
+    assert np.all(r.predictions == -1)
+    assert np.all(np.isfinite(r.params.flat))  # the weights from before the step that broke
+    record = results.run_record(r)
+    json.dumps(record, allow_nan=False)  # the record stays strict JSON
+    assert record["diverged"] is True and record["accuracy"] is None
+
+
+# --- TrainConfig ------------------------------------------------------------------
+
+BAD_FIELDS = [
+    ("method", "bogus"), ("shots", 0), ("batch", 0), ("batch", -1), ("hidden", 0), ("iters", 0),
+    ("numeric_every", 0), ("lr", 0.0), ("lr", -1.0), ("lr", float("nan")), ("lr", float("inf")),
+    ("fd_step", 0.0), ("fd_step", float("nan")), ("init_std", -1.0), ("init_std", float("inf")),
+    ("subset", "bogus"), ("fd_scheme", "backward"), ("select_on", "test"), ("eval_every", -1),
+    ("test_limit", 0), ("test_limit", 10001), ("lr", "0.1"),
+]
+
+
+@pytest.mark.parametrize("field,value", BAD_FIELDS, ids=[f"{f}={v!r}" for f, v in BAD_FIELDS])
+def test_validate_rejects_bad_values(field, value):
+    config = TrainConfig().replace(**{field: value})
+    with pytest.raises(ValueError) as info:
+        config.validate()
+    words = lambda s: s.replace("_", " ").replace("-", " ")  # noqa: E731
+    assert words(field) in words(str(info.value))
+
+
+def test_validate_rejects_non_integer_counts_and_a_negative_seed():
+    # The count fields are compared with `< 1` only, so NaN and fractions pass validate(); train() then
+    # raises TypeError (iters, batch, hidden), or silently runs something else: with numeric_every=nan,
+    # alternate never takes a numeric step. A negative seed fails later in NumPy, without naming the field.
+    bad = {"iters": float("nan"), "batch": 2.5, "hidden": float("nan"), "numeric_every": float("nan"),
+           "eval_every": float("nan"), "seed": -1}
+    accepted = []
+    for field, value in bad.items():
+        try:
+            TrainConfig().replace(**{field: value}).validate()
+            accepted.append(f"{field}={value!r}")
+        except ValueError:
+            pass
+    assert not accepted, f"validate() accepts {', '.join(accepted)}"
+
+
+def test_validate_accepts_the_defaults_and_returns_the_config():
+    config = TrainConfig()
+    assert config.validate() is config
+    assert small_config(method="select", subset="random", fd_scheme="forward", select_on="train").validate()
+
+
+def test_config_round_trips_through_a_dict():
+    config = small_config(method="select", lr=0.25)
+    assert TrainConfig.from_dict({**config.to_dict(), "unknown": 1}) == config
+
+
+def test_train_validates_before_doing_anything():
+    with pytest.raises(ValueError, match="iters"):
+        training.train(TrainConfig(iters=0), raw=())
