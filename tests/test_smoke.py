@@ -42,3 +42,14 @@ def test_numeric_matches_the_naive_reference_on_every_weight(mnist_batch):
     got = network.numerical_gradient(params, x, y)
     want = ref.numerical_gradient(as_blocks(params), x, y)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, "numeric vs naive reference, H=50 B=8")
+
+
+@pytest.mark.slow
+def test_numeric_matches_the_naive_reference_on_a_larger_network(mnist_raw):
+    # H = 100, B = 32 real images, after some training so the weights are not all tiny
+    xtr, ytr, _, _ = mnist_raw
+    x, y = xtr[:32].astype(np.float64) / 255.0, ytr[:32]
+    params = network.init_params(100, seed=3, init="xavier")
+    got = network.numerical_gradient(params, x, y)
+    want = ref.numerical_gradient(as_blocks(params), x, y)
+    assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, "numeric vs naive reference, H=100 B=32")
