@@ -55,26 +55,38 @@ def find_data_dir(data_dir=None) -> Path:
     raise DataError("no MNIST data found; pass --data-dir or set GRADSEL_DATA_DIR")
 
 
-def _read_bytes(directory: Path, stem: str) -> tuple[bytes, Path]:
+def _read_bytes(directory: Path, stem: str, size: int) -> tuple[memoryview, Path]:
+    """The file's (decompressed) bytes, read into one buffer of the expected `size`.
+
+    One read into a preallocated buffer: no transient second copy of the
+    47 MB training images. A longer file fills the buffer and leaves a byte,
+    a shorter one comes up short: both are reported by the caller.
+    """
     for name in (stem + ".gz", stem):
         path = directory / name
         if path.is_file():
+            buf = bytearray(size + 1)
+            view = memoryview(buf)
+            got = 0
             try:
-                if name.endswith(".gz"):
-                    with gzip.open(path, "rb") as fh:
-                        return fh.read(), path
-                return path.read_bytes(), path
+                with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as fh:
+                    while got < len(buf):
+                        n = fh.readinto(view[got:])
+                        if not n:
+                            break
+                        got += n
             except (OSError, EOFError, gzip.BadGzipFile) as exc:
                 raise DataError(f"{path}: cannot be read ({exc}); restore it from a fresh copy of the data") from None
+            return view[:got], path
     raise DataError(f"{directory}: missing {stem}(.gz); put the four MNIST IDX files there or pass another --data-dir")
 
 
 def read_idx(directory: Path, key: str, verify: bool = True) -> np.ndarray:
     """One IDX file as a uint8 array of its documented shape, checked."""
     stem, sha, magic, shape = FILES[key]
-    raw, path = _read_bytes(directory, stem)
     ndim = len(shape)
     header = 4 + 4 * ndim
+    raw, path = _read_bytes(directory, stem, header + int(np.prod(shape)))
     if len(raw) < header:
         raise DataError(f"{path}: truncated ({len(raw)} bytes); restore it from a fresh copy of the data")
     got_magic = int.from_bytes(raw[:4], "big")
@@ -84,7 +96,8 @@ def read_idx(directory: Path, key: str, verify: bool = True) -> np.ndarray:
     if dims != shape:
         raise DataError(f"{path}: shape {dims} (expected {shape}); is it the right file?")
     if len(raw) != header + int(np.prod(shape)):
-        raise DataError(f"{path}: {len(raw)} bytes, expected {header + int(np.prod(shape))} (truncated or padded); restore it")
+        state = "truncated" if len(raw) < header + int(np.prod(shape)) else "longer than expected"
+        raise DataError(f"{path}: {state} (expected {header + int(np.prod(shape))} bytes); restore it")
     if verify and hashlib.sha256(raw).hexdigest() != sha:
         raise DataError(f"{path}: SHA-256 of the decompressed bytes does not match MNIST; the file is altered, restore it")
     arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)

@@ -222,12 +222,21 @@ def naive_numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: s
     return params.with_flat(grad)
 
 
+PREDICT_CHUNK = 2000  # uint8 images are converted to float64 this many at a time
+
+
 def predict(params: Params, x, activation: str = "sigmoid") -> np.ndarray:
-    """Predicted digit of every row of x (N, 784)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    """Predicted digit of every row of x (N, 784): float in [0, 1], or uint8 pixels (0-255)."""
+    x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != params.n_in:
         raise ValueError(f"x must have shape (N, {params.n_in}), got {x.shape}")
-    return kernels._predict(x, params.W1, params.b1, params.W2, params.b2, _activation_code(activation))
+    act = _activation_code(activation)
+    if x.dtype == np.uint8:  # convert in chunks: the test set as float64 would be 63 MB
+        return np.concatenate([kernels._predict(np.ascontiguousarray(x[i:i + PREDICT_CHUNK], dtype=np.float64) / 255.0,
+                                                params.W1, params.b1, params.W2, params.b2, act)
+                               for i in range(0, len(x), PREDICT_CHUNK)])
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return kernels._predict(x, params.W1, params.b1, params.W2, params.b2, act)
 
 
 def accuracy(params: Params, x, y, activation: str = "sigmoid") -> float:

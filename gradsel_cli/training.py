@@ -50,12 +50,12 @@ class RunResult:
 
 
 class Dataset:
-    """The few-shot training set and the (limited) test set of one run, as float64."""
+    """The few-shot training set (float64) and the (limited) test set (uint8) of one run."""
 
     def __init__(self, raw, config: TrainConfig):
         xtr, ytr, xte, yte = raw
         self.x_train, self.y_train = data.few_shot(xtr, ytr, config.shots, config.subset, config.seed)
-        self.x_test = data.to_float(xte[: config.test_limit])
+        self.x_test = xte[: config.test_limit]  # uint8: network.predict converts it in chunks
         self.y_test = yte[: config.test_limit]
 
 
