@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .config import METHOD_NAMES, TrainConfig
+from .config import ACTIVATIONS, INITS, LOSSES, METHOD_NAMES, OPTIMIZERS, TrainConfig
 
 
 class BadInput(click.ClickException):
@@ -108,6 +108,29 @@ def setting_options(fn):
                      help="Also record test accuracy every N iterations (0: only at the end)."),
         click.option("--test-limit", type=click.IntRange(1, 10000), default=10000, show_default=True,
                      help="Evaluate on the first N test images."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True,
+                     help="Update rule."),
+        click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
+                     help="momentum, nesterov: the velocity decay."),
+        click.option("--rho", type=click.FloatRange(0, 1, max_open=True), default=0.99, show_default=True,
+                     help="rmsprop: decay of the squared-gradient average."),
+        click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
+                     help="adam: first-moment decay."),
+        click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True,
+                     help="adam: second-moment decay."),
+        click.option("--eps", type=Finite(), default=1e-7, show_default=True, help="adagrad, rmsprop, adam: epsilon."),
+        click.option("--init", type=click.Choice(INITS), default="std", show_default=True,
+                     help="Weight initialisation: std (--init-std), xavier sqrt(1/n_in), he sqrt(2/n_in)."),
+        click.option("--activation", type=click.Choice(ACTIVATIONS), default="sigmoid", show_default=True,
+                     help="Hidden activation."),
+        click.option("--loss", type=click.Choice(LOSSES), default="cross-entropy", show_default=True,
+                     help="Softmax cross-entropy, or 1/2 squared error of the softmax output."),
+        click.option("--weight-decay", type=Finite(positive=False), default=0.0, show_default=True,
+                     help="L2 weight decay lambda: adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss."),
+        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+                     help="Inverted dropout rate on the hidden layer (mask fixed within an iteration)."),
+        click.option("--batch-norm/--no-batch-norm", default=False, show_default=True,
+                     help="Batch normalisation of the hidden pre-activations (needs --batch >= 2)."),
         click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
                      help="MNIST folder (default: $GRADSEL_DATA_DIR, then the shipped copy)."),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores)."),
@@ -132,7 +155,8 @@ def grid_options(fn):
 
 CELL_KEYS = ("shots", "batch", "hidden")
 SETTING_KEYS = ("iters", "lr", "subset", "init_std", "fd_step", "fd_scheme", "numeric_every", "select_on",
-                "eval_every", "test_limit")
+                "eval_every", "test_limit", "optimizer", "momentum", "rho", "beta1", "beta2", "eps", "init",
+                "activation", "loss", "weight_decay", "dropout", "batch_norm")
 CONFIG_KEYS = CELL_KEYS + SETTING_KEYS
 
 
@@ -180,7 +204,7 @@ def cli():
 @click.option("--out", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
               help="Append the run record as one JSON line to FILE.")
 @click.option("--save-model", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
-              help="Save the trained W1, b1, W2, b2 to FILE.npz.")
+              help="Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to FILE.npz.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
@@ -209,8 +233,10 @@ def train(method, seed, data_dir, threads, out, save_model, as_json, quiet, **op
     if out:
         results.append(out, record)
     if save_model:
-        p = result.params
-        np.savez(save_model, W1=p.W1, b1=p.b1, W2=p.W2, b2=p.b2)
+        arrays = result.params.blocks()
+        if result.running_mean is not None:
+            arrays.update(running_mean=result.running_mean, running_var=result.running_var)
+        np.savez(save_model, **arrays)
     if as_json:
         click.echo(json.dumps(record, indent=2))
     else:

@@ -11,6 +11,10 @@ METHOD_NAMES = ("analytic", "numeric", "alternate", "select")
 SUBSETS = ("first", "random")
 FD_SCHEMES = ("central", "forward")
 SELECT_ON = ("batch", "train")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+INITS = ("std", "xavier", "he")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
+LOSSES = ("cross-entropy", "mse")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,18 @@ class TrainConfig:
     select_on: str = "batch"      # select: compare the candidates on the batch or the whole train set
     eval_every: int = 0           # also record test accuracy every N iterations (0: only at the end)
     test_limit: int = 10000       # evaluate on the first N test images
+    optimizer: str = "sgd"        # sgd | momentum | nesterov | adagrad | rmsprop | adam
+    momentum: float = 0.9         # momentum, nesterov
+    rho: float = 0.99             # rmsprop decay
+    beta1: float = 0.9            # adam
+    beta2: float = 0.999          # adam
+    eps: float = 1e-7             # adagrad, rmsprop, adam
+    init: str = "std"             # std (init_std) | xavier sqrt(1/n_in) | he sqrt(2/n_in)
+    activation: str = "sigmoid"   # hidden activation
+    loss: str = "cross-entropy"   # cross-entropy | mse (1/2 squared error of the softmax output)
+    weight_decay: float = 0.0     # adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss
+    dropout: float = 0.0          # inverted dropout on the hidden layer, mask held fixed per iteration
+    batch_norm: bool = False      # batch normalisation of the hidden pre-activations
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field and its allowed values."""
@@ -59,6 +75,23 @@ class TrainConfig:
             raise ValueError(f"unknown fd scheme {self.fd_scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
         if self.select_on not in SELECT_ON:
             raise ValueError(f"unknown select-on {self.select_on!r}; choose one of: {', '.join(SELECT_ON)}")
+        for name, choices in (("optimizer", OPTIMIZERS), ("init", INITS), ("activation", ACTIVATIONS),
+                              ("loss", LOSSES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(choices)}")
+        positive_finite("eps")
+        for name in ("momentum", "rho", "beta1", "beta2", "dropout"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 <= v < 1):
+                raise ValueError(f"{name} must be in [0, 1), got {v}")
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be zero or more and finite, got {self.weight_decay}")
+        if not isinstance(self.batch_norm, bool):
+            raise ValueError(f"batch_norm must be true or false, got {self.batch_norm!r}")
+        if self.batch_norm and self.batch < 2:
+            raise ValueError("batch norm needs a batch of at least 2 (the batch statistics of one sample are "
+                             "degenerate); raise --batch or drop --batch-norm")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be 0 or more, got {self.eval_every}")
         if not 1 <= self.test_limit <= 10000:
@@ -75,3 +108,8 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return TrainConfig(**{**self.to_dict(), **changes})
+
+
+def canonical(config: dict) -> dict:
+    """A stored config with every field, defaults filled in for fields added since it was written."""
+    return TrainConfig.from_dict(config).to_dict()

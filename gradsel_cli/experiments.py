@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from . import results
+from .config import canonical
 from .training import TrainConfig
 
 _RAW = None  # MNIST of this worker process, loaded once
@@ -104,7 +105,7 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
     stored = {}
     if path is not None:
         for rec in results.load(path):
-            stored.setdefault(rec["config_hash"], rec)
+            stored.setdefault(results.config_hash(canonical(rec["config"])), rec)
     keys = [results.config_hash(c.to_dict()) for c in configs]
     todo, seen = [], set()
     for config, key in zip(configs, keys):
@@ -117,7 +118,7 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
     for config, record in executor.run(todo):
         if path is not None:
             results.append(path, record)
-        stored[record["config_hash"]] = record
+        stored[results.config_hash(canonical(record["config"]))] = record
         done += 1
         if progress:
             progress(done, len(configs), cell_label(config))

@@ -25,8 +25,9 @@ _SERIAL = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"
 _PARALLEL = dict(_SERIAL, parallel=True)
 _INLINE = dict(_SERIAL, inline="always")
 
-# Activation codes; the names are mapped in network.py.
+# Activation and loss codes; the names are mapped in network.py.
 SIGMOID, TANH, RELU, LEAKY_RELU, MISH = 0, 1, 2, 3, 4
+CROSS_ENTROPY, MSE = 0, 1
 LEAKY_SLOPE = 0.01
 
 
@@ -237,19 +238,32 @@ def _softmax_parts(a2):
 
 
 @numba.njit(**_SERIAL)
-def _mean_loss(a2, y):
-    """Mean softmax cross-entropy, log-sum-exp form, summed serially."""
+def _mse_sample(e, b, y_b, S_b):
+    """1/2 sum_k (softmax_k - onehot_k)^2 of sample b, from e = exp(a2 - m) and S = sum e."""
+    total = 0.0
+    for k in range(e.shape[1]):
+        d = e[b, k] / S_b - (1.0 if k == y_b else 0.0)
+        total += d * d
+    return 0.5 * total
+
+
+@numba.njit(**_SERIAL)
+def _mean_loss(a2, y, loss):
+    """Mean loss: softmax cross-entropy (log-sum-exp form) or MSE of the softmax; summed serially."""
     m, e, S = _softmax_parts(a2)
     total = 0.0
     for b in range(a2.shape[0]):
-        total += math.log(S[b]) + m[b] - a2[b, y[b]]
+        if loss == CROSS_ENTROPY:
+            total += math.log(S[b]) + m[b] - a2[b, y[b]]
+        else:
+            total += _mse_sample(e, b, y[b], S[b])
     return total / a2.shape[0]
 
 
 @numba.njit(**_SERIAL)
-def _loss(x, y, W1, b1, W2, b2, act, mask):
+def _loss(x, y, W1, b1, W2, b2, act, mask, loss):
     a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
-    return _mean_loss(a2, y)
+    return _mean_loss(a2, y, loss)
 
 
 @numba.njit(**_PARALLEL)
@@ -276,21 +290,28 @@ def _predict(x, W1, b1, W2, b2, act):
 
 
 @numba.njit(**_SERIAL)
-def _analytic(x, y, W1, b1, W2, b2, act, mask):
-    """Loss and its exact gradient by backpropagation: loss, gW1, gb1, gW2, gb2."""
+def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
+    """Loss and its exact gradient by backpropagation: value, gW1, gb1, gW2, gb2."""
     B, n_in = x.shape
     H = W1.shape[1]
     K = W2.shape[1]
     a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
     m, e, S = _softmax_parts(a2)
-    loss = 0.0
-    da2 = np.empty((B, K))  # d loss / d a2 = (softmax - onehot) / B
+    value = _mean_loss(a2, y, loss)
+    da2 = np.empty((B, K))  # d loss / d a2
     for b in range(B):
-        loss += math.log(S[b]) + m[b] - a2[b, y[b]]
-        for k in range(K):
-            da2[b, k] = e[b, k] / S[b] / B
-        da2[b, y[b]] -= 1.0 / B
-    loss /= B
+        if loss == CROSS_ENTROPY:  # (softmax - onehot) / B
+            for k in range(K):
+                da2[b, k] = e[b, k] / S[b] / B
+            da2[b, y[b]] -= 1.0 / B
+        else:  # MSE: p_k (g_k - sum_m p_m g_m) / B with g = p - onehot
+            dot = 0.0
+            for k in range(K):
+                p = e[b, k] / S[b]
+                dot += p * (p - (1.0 if k == y[b] else 0.0))
+            for k in range(K):
+                p = e[b, k] / S[b]
+                da2[b, k] = p * ((p - (1.0 if k == y[b] else 0.0)) - dot) / B
     gW2 = np.zeros((H, K))
     gb2 = np.zeros(K)
     da1 = np.empty((B, H))
@@ -315,7 +336,7 @@ def _analytic(x, y, W1, b1, W2, b2, act, mask):
             if v != 0.0:
                 for j in range(H):
                     gW1[i, j] += v * da1[b, j]
-    return loss, gW1, gb1, gW2, gb2
+    return value, gW1, gb1, gW2, gb2
 
 
 @numba.njit(**_INLINE)
@@ -334,6 +355,35 @@ def _hidden_shift(abj, zbj, mbj, step, val, lo, n, act, small, out):
             out[t] = _act(abj + step * val[lo + t], act) * mbj - zbj
 
 
+@numba.njit(**_SERIAL)
+def _mse_shifted(e, b, y_b, w, dz):
+    """MSE of sample b when its logits move by dz * w[k] (a hidden value moved by dz)."""
+    K = e.shape[1]
+    s = 0.0
+    for k in range(K):
+        s += e[b, k] * _exp(dz * w[k])
+    total = 0.0
+    for k in range(K):
+        d = e[b, k] * _exp(dz * w[k]) / s - (1.0 if k == y_b else 0.0)
+        total += d * d
+    return 0.5 * total
+
+
+@numba.njit(**_SERIAL)
+def _mse_logit_shift(e, b, y_b, k_moved, d):
+    """MSE of sample b when only its logit k_moved moves by d."""
+    K = e.shape[1]
+    s = 0.0
+    for k in range(K):
+        s += e[b, k] * _exp(d) if k == k_moved else e[b, k]
+    total = 0.0
+    for k in range(K):
+        ek = e[b, k] * _exp(d) if k == k_moved else e[b, k]
+        diff = ek / s - (1.0 if k == y_b else 0.0)
+        total += diff * diff
+    return 0.5 * total
+
+
 @numba.njit(**_INLINE)
 def _max_abs(v, n):
     m = 0.0
@@ -343,7 +393,43 @@ def _max_abs(v, n):
 
 
 @numba.njit(**_PARALLEL)
-def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central):
+def _numeric_output_layer(z1, e, y, step, central, loss):
+    """Finite differences of W2 (H, K) and b2 (K,): perturbing W2[j, k] moves only logit
+    a2[b, k], by step * z1[b, j] (b2[k]: by step). Returns gW2, gb2."""
+    B, H = z1.shape
+    K = e.shape[1]
+    scale = 1.0 / (B * (2.0 * step if central else step))
+    gW2 = np.empty((H, K))
+    gb2 = np.empty(K)
+    for j in numba.prange(H + 1):  # row H stands for b2 (a hidden value of 1)
+        for k in range(K):
+            d = 0.0
+            for b in range(B):
+                zbj = z1[b, j] if j < H else 1.0
+                dp = step * zbj
+                dm = -dp if central else 0.0
+                if loss == MSE:
+                    d += _mse_logit_shift(e, b, y[b], k, dp) - _mse_logit_shift(e, b, y[b], k, dm)
+                    continue
+                sp = 0.0
+                sm = 0.0
+                for kk in range(K):
+                    if kk == k:
+                        sp += e[b, kk] * _exp(dp)
+                        sm += e[b, kk] * _exp(dm)
+                    else:
+                        sp += e[b, kk]
+                        sm += e[b, kk]
+                d += math.log1p((sp - sm) / sm) - ((dp - dm) if k == y[b] else 0.0)
+            if j < H:
+                gW2[j, k] = d * scale
+            else:
+                gb2[k] = d * scale
+    return gW2, gb2
+
+
+@numba.njit(**_PARALLEL)
+def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss):
     """Finite-difference gradient, each perturbed loss re-evaluated incrementally.
 
     Perturbing W1[i, j] (or b1[j], as a pixel of value 1) moves only a1[b, j]
@@ -353,6 +439,7 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central):
     forward pass (S' = sum_k exp(a2'[k] - m)); the unaffected samples
     contribute exactly nothing to L(w+h) - L(w-h). Every exponential is
     evaluated; for small arguments by a polynomial exact to 1 ulp.
+    The MSE loss takes a plain path (every perturbed probability evaluated).
     Returns gW1, gb1, gW2, gb2.
     """
     B, n_in = x.shape
@@ -387,6 +474,11 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central):
             _hidden_shift(a1[b, j], z1[b, j], mbj, step, val, lo, n, act, small_x[b], dzp)
             if central:
                 _hidden_shift(a1[b, j], z1[b, j], mbj, -step, val, lo, n, act, small_x[b], dzm)
+            if loss == MSE:
+                for t in range(n):
+                    lm = _mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else _mse_sample(e, b, y[b], S[b])
+                    col[idx[lo + t]] += _mse_shifted(e, b, y[b], W2[j], dzp[t]) - lm
+                continue
             small = max(_max_abs(dzp, n), _max_abs(dzm, n)) * wmax <= SMALL
             for t in range(n):
                 Sp[t] = 0.0
@@ -417,27 +509,226 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central):
             gW1[i, j] = col[i] * scale
         gb1[j] = col[n_in] * scale
 
-    gW2 = np.empty((H, K))
-    gb2 = np.empty(K)
-    for j in numba.prange(H + 1):  # row H stands for b2 (a hidden value of 1)
-        for k in range(K):
-            d = 0.0
-            for b in range(B):
-                zbj = z1[b, j] if j < H else 1.0
-                dp = step * zbj
-                dm = -dp if central else 0.0
-                sp = 0.0
-                sm = 0.0
-                for kk in range(K):
-                    if kk == k:
-                        sp += e[b, kk] * _exp(dp)
-                        sm += e[b, kk] * _exp(dm)
-                    else:
-                        sp += e[b, kk]
-                        sm += e[b, kk]
-                d += math.log1p((sp - sm) / sm) - ((dp - dm) if k == y[b] else 0.0)
-            if j < H:
-                gW2[j, k] = d * scale
-            else:
-                gb2[k] = d * scale
+    gW2, gb2 = _numeric_output_layer(z1, e, y, step, central, loss)
     return gW1, gb1, gW2, gb2
+
+
+# Batch normalisation of the hidden pre-activations: u = gamma (a1 - mu) / sigma + beta,
+# sigma = sqrt(var + BN_EPS), mu and var over the batch; z1 = act(u) * mask.
+# It couples the samples of a batch, so these kernels are apart from the ones above.
+BN_EPS = 1e-6
+
+
+@numba.njit(**_SERIAL)
+def _bn_stats(a1):
+    """Batch mean and variance of each column of a1 (B, H), two-pass, serial."""
+    B, H = a1.shape
+    mu = np.zeros(H)
+    var = np.zeros(H)
+    for b in range(B):
+        for j in range(H):
+            mu[j] += a1[b, j]
+    mu /= B
+    for b in range(B):
+        for j in range(H):
+            d = a1[b, j] - mu[j]
+            var[j] += d * d
+    var /= B
+    return mu, var
+
+
+@numba.njit(**_SERIAL)
+def _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask):
+    """a1, ahat, u, z1 (B, H), a2 (B, K), mu, sigma (H,)."""
+    B = x.shape[0]
+    H = W1.shape[1]
+    K = W2.shape[1]
+    a1 = np.empty((B, H))
+    scratch_z = np.empty(H)
+    scratch_a2 = np.empty(K)
+    ones = np.ones(H)
+    for b in range(B):  # a1 only; the rest needs the batch statistics
+        _sample_forward(x[b], W1, b1, W2, b2, act, ones, a1[b], scratch_z, scratch_a2)
+    mu, var = _bn_stats(a1)
+    sigma = np.sqrt(var + BN_EPS)
+    ahat = np.empty((B, H))
+    u = np.empty((B, H))
+    z1 = np.empty((B, H))
+    a2 = np.empty((B, K))
+    for b in range(B):
+        for j in range(H):
+            ahat[b, j] = (a1[b, j] - mu[j]) / sigma[j]
+            u[b, j] = gamma[j] * ahat[b, j] + beta[j]
+            z1[b, j] = _act(u[b, j], act) * mask[b, j]
+        for k in range(K):
+            a2[b, k] = 0.0
+        for j in range(H):
+            for k in range(K):
+                a2[b, k] += z1[b, j] * W2[j, k]
+        for k in range(K):
+            a2[b, k] += b2[k]
+    return a1, ahat, u, z1, a2, mu, sigma
+
+
+@numba.njit(**_SERIAL)
+def _loss_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss):
+    a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
+    return _mean_loss(a2, y, loss)
+
+
+@numba.njit(**_SERIAL)
+def _analytic_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss):
+    """value, gW1, gb1, gW2, gb2, ggamma, gbeta by backpropagation through the batch norm."""
+    B, n_in = x.shape
+    H = W1.shape[1]
+    K = W2.shape[1]
+    a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
+    m, e, S = _softmax_parts(a2)
+    value = _mean_loss(a2, y, loss)
+    da2 = np.empty((B, K))
+    for b in range(B):
+        if loss == CROSS_ENTROPY:
+            for k in range(K):
+                da2[b, k] = e[b, k] / S[b] / B
+            da2[b, y[b]] -= 1.0 / B
+        else:
+            dot = 0.0
+            for k in range(K):
+                p = e[b, k] / S[b]
+                dot += p * (p - (1.0 if k == y[b] else 0.0))
+            for k in range(K):
+                p = e[b, k] / S[b]
+                da2[b, k] = p * ((p - (1.0 if k == y[b] else 0.0)) - dot) / B
+    gW2 = np.zeros((H, K))
+    gb2 = np.zeros(K)
+    du = np.empty((B, H))
+    for b in range(B):
+        for k in range(K):
+            gb2[k] += da2[b, k]
+        for j in range(H):
+            s = 0.0
+            for k in range(K):
+                gW2[j, k] += z1[b, j] * da2[b, k]
+                s += da2[b, k] * W2[j, k]
+            du[b, j] = s * _act_deriv(u[b, j], _act(u[b, j], act), act) * mask[b, j]
+    ggamma = np.zeros(H)
+    gbeta = np.zeros(H)
+    sum_dh = np.zeros(H)    # sum_b d loss / d ahat
+    sum_dhh = np.zeros(H)   # sum_b d loss / d ahat * ahat
+    for b in range(B):
+        for j in range(H):
+            ggamma[j] += du[b, j] * ahat[b, j]
+            gbeta[j] += du[b, j]
+            dh = du[b, j] * gamma[j]
+            sum_dh[j] += dh
+            sum_dhh[j] += dh * ahat[b, j]
+    da1 = np.empty((B, H))
+    for b in range(B):
+        for j in range(H):
+            dh = du[b, j] * gamma[j]
+            da1[b, j] = (dh - sum_dh[j] / B - ahat[b, j] * sum_dhh[j] / B) / sigma[j]
+    gW1 = np.zeros((n_in, H))
+    gb1 = np.zeros(H)
+    for b in range(B):
+        for j in range(H):
+            gb1[j] += da1[b, j]
+        for i in range(n_in):
+            v = x[b, i]
+            if v != 0.0:
+                for j in range(H):
+                    gW1[i, j] += v * da1[b, j]
+    return value, gW1, gb1, gW2, gb2, ggamma, gbeta
+
+
+@numba.njit(**_SERIAL)
+def _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss):
+    """Sum over the batch of (per-sample loss with unit j's pre-activations u_new) - (unperturbed loss)."""
+    total = 0.0
+    for b in range(u_new.shape[0]):
+        dz = _act(u_new[b], act) * mask[b, j] - z1[b, j]
+        if loss == CROSS_ENTROPY:
+            s = 0.0
+            for k in range(W2.shape[1]):
+                s += e[b, k] * _exp(dz * W2[j, k])
+            total += math.log1p((s - S[b]) / S[b]) - dz * W2[j, y[b]]
+        else:
+            total += _mse_shifted(e, b, y[b], W2[j], dz) - _mse_sample(e, b, y[b], S[b])
+    return total
+
+
+@numba.njit(**_SERIAL)
+def _normalise(a_col, g, bt, out):
+    """out = g (a_col - mean) / sqrt(var + BN_EPS) + bt, the batch statistics of a_col recomputed."""
+    B = a_col.shape[0]
+    mu = 0.0
+    for b in range(B):
+        mu += a_col[b]
+    mu /= B
+    var = 0.0
+    for b in range(B):
+        var += (a_col[b] - mu) * (a_col[b] - mu)
+    sigma = math.sqrt(var / B + BN_EPS)
+    for b in range(B):
+        out[b] = g * (a_col[b] - mu) / sigma + bt
+
+
+@numba.njit(**_PARALLEL)
+def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, loss):
+    """Finite differences through the batch norm: gW1, gb1, gW2, gb2, ggamma, gbeta.
+
+    Perturbing W1[i, j] moves a1[b, j] of the samples with x[b, i] != 0, and
+    with it the batch mean and variance of unit j: unit j of every sample is
+    renormalised and every sample's loss re-evaluated.
+    """
+    B, n_in = x.shape
+    H = W1.shape[1]
+    K = W2.shape[1]
+    a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
+    m, e, S = _softmax_parts(a2)
+    used = np.zeros(n_in + 1, np.bool_)  # pixels non-zero in some sample, and the bias (n_in)
+    used[n_in] = True
+    for b in range(B):
+        for i in range(n_in):
+            if x[b, i] != 0.0:
+                used[i] = True
+    cols = np.flatnonzero(used)
+    scale = 1.0 / (B * (2.0 * step if central else step))
+    gW1 = np.zeros((n_in, H))
+    gb1 = np.empty(H)
+    ggamma = np.empty(H)
+    gbeta = np.empty(H)
+    for j in numba.prange(H):
+        a_col = np.empty(B)
+        u_new = np.empty(B)
+        for c in range(cols.shape[0]):
+            i = cols[c]
+            for b in range(B):
+                a_col[b] = a1[b, j] + step * (x[b, i] if i < n_in else 1.0)
+            _normalise(a_col, gamma[j], beta[j], u_new)
+            d = _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss)
+            if central:
+                for b in range(B):
+                    a_col[b] = a1[b, j] - step * (x[b, i] if i < n_in else 1.0)
+                _normalise(a_col, gamma[j], beta[j], u_new)
+                d -= _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss)
+            if i < n_in:
+                gW1[i, j] = d * scale
+            else:
+                gb1[j] = d * scale
+        for which in range(2):  # 0: gamma[j], 1: beta[j]
+            d = 0.0
+            for sgn in (1.0, -1.0):
+                if sgn < 0 and not central:
+                    break
+                for b in range(B):
+                    if which == 0:
+                        u_new[b] = (gamma[j] + sgn * step) * ahat[b, j] + beta[j]
+                    else:
+                        u_new[b] = gamma[j] * ahat[b, j] + beta[j] + sgn * step
+                d += sgn * _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss)
+            if which == 0:
+                ggamma[j] = d * scale
+            else:
+                gbeta[j] = d * scale
+    gW2, gb2 = _numeric_output_layer(z1, e, y, step, central, loss)
+    return gW1, gb1, gW2, gb2, ggamma, gbeta

@@ -25,6 +25,8 @@ class Setting:
 
     optimizer: Optimizer
     activation: str = "sigmoid"
+    loss: str = "cross-entropy"
+    weight_decay: float = 0.0
     fd_step: float = 1e-4
     fd_scheme: str = "central"
     numeric_every: int = 2
@@ -48,9 +50,10 @@ class Step:
 def gradient(s: Setting, source: str, params: Params, x, y, mask) -> tuple[Params, float]:
     """(gradient, batch loss) from one source."""
     if source == "analytic":
-        return network.analytic_gradient(params, x, y, s.activation, mask, return_loss=True)
-    g = network.numerical_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, mask)
-    return g, network.loss(params, x, y, s.activation, mask)
+        return network.analytic_gradient(params, x, y, s.activation, mask, return_loss=True, loss=s.loss,
+                                         weight_decay=s.weight_decay)
+    g = network.numerical_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, mask, s.loss, s.weight_decay)
+    return g, network.loss(params, x, y, s.activation, mask, s.loss, s.weight_decay)
 
 
 def _update(s: Setting, source, params, opt_state, x, y, mask, t) -> Step:
@@ -80,12 +83,10 @@ def select(s, params, opt_state, x, y, mask, t) -> Step:
     flat_a, state_a = s.optimizer.step(params.flat, ga.flat, opt_state)
     flat_n, state_n = s.optimizer.step(params.flat, gn.flat, opt_state)
     pa, pn = params.with_flat(flat_a), params.with_flat(flat_n)
-    if s.select_on == "train":
-        la = network.loss(pa, s.x_train, s.y_train, s.activation)
-        ln = network.loss(pn, s.x_train, s.y_train, s.activation)
-    else:
-        la = network.loss(pa, x, y, s.activation, mask)
-        ln = network.loss(pn, x, y, s.activation, mask)
+    if s.select_on == "train":  # the whole training set, no dropout
+        x, y, mask = s.x_train, s.y_train, None
+    la = network.loss(pa, x, y, s.activation, mask, s.loss, s.weight_decay)
+    ln = network.loss(pn, x, y, s.activation, mask, s.loss, s.weight_decay)
     norm = _norm(ga.flat)
     rel = _norm(gn.flat - ga.flat) / norm if norm > 0 else _norm(gn.flat)
     if ln < la:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
-from .config import FD_SCHEMES
+from .config import ACTIVATIONS as ACTIVATION_NAMES, FD_SCHEMES, INITS
 from .seeding import rng
 
 N_IN = 784
@@ -23,21 +23,23 @@ ACTIVATIONS = {
     "leaky-relu": kernels.LEAKY_RELU,
     "mish": kernels.MISH,
 }
-INITS = ("std", "xavier", "he")
 
 
 @dataclass(frozen=True)
 class Params:
-    """Weights W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,): views into one flat vector."""
+    """Weights W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,), and with batch norm gamma, beta (H,):
+    views into one flat vector."""
 
     flat: np.ndarray
     hidden: int
     n_in: int = N_IN
     n_out: int = N_OUT
+    batch_norm: bool = False
 
     @classmethod
-    def zeros(cls, hidden: int, n_in: int = N_IN, n_out: int = N_OUT) -> "Params":
-        return cls(np.zeros(n_in * hidden + hidden + hidden * n_out + n_out), hidden, n_in, n_out)
+    def zeros(cls, hidden: int, n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False) -> "Params":
+        size = n_in * hidden + hidden + hidden * n_out + n_out + (2 * hidden if batch_norm else 0)
+        return cls(np.zeros(size), hidden, n_in, n_out, batch_norm)
 
     @classmethod
     def from_arrays(cls, W1, b1, W2, b2) -> "Params":
@@ -53,6 +55,20 @@ class Params:
         b = a + self.hidden
         c = b + self.hidden * self.n_out
         return a, b, c
+
+    @property
+    def _bn_start(self) -> int:
+        return self._cuts()[2] + self.n_out
+
+    @property
+    def gamma(self) -> np.ndarray:
+        """Batch-norm scale (H,); only with batch_norm."""
+        return self.flat[self._bn_start:self._bn_start + self.hidden]
+
+    @property
+    def beta(self) -> np.ndarray:
+        """Batch-norm shift (H,); only with batch_norm."""
+        return self.flat[self._bn_start + self.hidden:self._bn_start + 2 * self.hidden]
 
     @property
     def W1(self) -> np.ndarray:
@@ -72,13 +88,17 @@ class Params:
     @property
     def b2(self) -> np.ndarray:
         _, _, c = self._cuts()
-        return self.flat[c:]
+        return self.flat[c:c + self.n_out]
 
     def blocks(self) -> dict[str, np.ndarray]:
-        return {"W1": self.W1, "b1": self.b1, "W2": self.W2, "b2": self.b2}
+        out = {"W1": self.W1, "b1": self.b1, "W2": self.W2, "b2": self.b2}
+        if self.batch_norm:
+            out.update(gamma=self.gamma, beta=self.beta)
+        return out
 
     def with_flat(self, flat: np.ndarray) -> "Params":
-        return Params(np.ascontiguousarray(flat, dtype=np.float64), self.hidden, self.n_in, self.n_out)
+        return Params(np.ascontiguousarray(flat, dtype=np.float64), self.hidden, self.n_in, self.n_out,
+                      self.batch_norm)
 
     def copy(self) -> "Params":
         return self.with_flat(self.flat.copy())
@@ -93,8 +113,9 @@ class Params:
 
 
 def init_params(hidden: int, seed: int = 0, std: float = 0.01, init: str = "std",
-                n_in: int = N_IN, n_out: int = N_OUT) -> Params:
-    """Initial weights: N(0, std^2) (`std`), Xavier sqrt(1/n_in) or He sqrt(2/n_in) per layer; biases 0."""
+                n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False) -> Params:
+    """Initial weights: N(0, std^2) (`std`), Xavier sqrt(1/n_in) or He sqrt(2/n_in) per layer; biases 0;
+    batch-norm gamma 1, beta 0."""
     if hidden < 1:
         raise ValueError(f"hidden must be at least 1, got {hidden}")
     if init not in INITS:
@@ -102,7 +123,9 @@ def init_params(hidden: int, seed: int = 0, std: float = 0.01, init: str = "std"
     if not (np.isfinite(std) and std > 0):
         raise ValueError(f"init std must be positive and finite, got {std}")
     gen = rng(seed, "init")
-    p = Params.zeros(hidden, n_in, n_out)
+    p = Params.zeros(hidden, n_in, n_out, batch_norm)
+    if batch_norm:
+        p.gamma[...] = 1.0
     for W, fan_in in ((p.W1, n_in), (p.W2, hidden)):
         s = {"std": std, "xavier": np.sqrt(1.0 / fan_in), "he": np.sqrt(2.0 / fan_in)}[init]
         W[...] = s * gen.standard_normal(W.shape)
@@ -135,26 +158,64 @@ def _check_batch(params: Params, x, y, mask=None):
     return x, y, mask
 
 
-def loss(params: Params, x, y, activation: str = "sigmoid", mask=None) -> float:
-    """Mean softmax cross-entropy of the batch x (B, 784), y (B,)."""
+LOSSES = {"cross-entropy": kernels.CROSS_ENTROPY, "mse": kernels.MSE}
+
+
+def _loss_code(loss: str) -> int:
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}")
+    return LOSSES[loss]
+
+
+def _check_decay(weight_decay: float) -> float:
+    if not (np.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight decay must be zero or more and finite, got {weight_decay}")
+    return float(weight_decay)
+
+
+def penalty(params: Params, weight_decay: float) -> float:
+    """1/2 lambda (|W1|^2 + |W2|^2): the weight-decay part of the loss (biases are not decayed)."""
+    if weight_decay == 0:
+        return 0.0
+    return 0.5 * weight_decay * (float(np.sum(params.W1 * params.W1)) + float(np.sum(params.W2 * params.W2)))
+
+
+def loss(params: Params, x, y, activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
+         weight_decay: float = 0.0) -> float:
+    """Mean loss of the batch x (B, 784), y (B,), plus the weight-decay penalty."""
     x, y, mask = _check_batch(params, x, y, mask)
-    return float(kernels._loss(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation), mask))
+    if params.batch_norm:
+        data_part = kernels._loss_bn(x, y, params.W1, params.b1, params.W2, params.b2, params.gamma, params.beta,
+                                     _activation_code(activation), mask, _loss_code(loss))
+    else:
+        data_part = kernels._loss(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation),
+                                  mask, _loss_code(loss))
+    return float(data_part) + penalty(params, _check_decay(weight_decay))
 
 
-def _as_params(like: Params, gW1, gb1, gW2, gb2) -> Params:
-    g = Params.zeros(like.hidden, like.n_in, like.n_out)
+def _as_params(like: Params, gW1, gb1, gW2, gb2, ggamma=None, gbeta=None) -> Params:
+    g = Params.zeros(like.hidden, like.n_in, like.n_out, like.batch_norm)
     g.W1[...], g.b1[...], g.W2[...], g.b2[...] = gW1, gb1, gW2, gb2
+    if like.batch_norm:
+        g.gamma[...], g.beta[...] = ggamma, gbeta
     return g
 
 
-def analytic_gradient(params: Params, x, y, activation: str = "sigmoid", mask=None,
-                      return_loss: bool = False):
+def analytic_gradient(params: Params, x, y, activation: str = "sigmoid", mask=None, return_loss: bool = False,
+                      loss: str = "cross-entropy", weight_decay: float = 0.0):
     """Exact gradient of the mean loss by backpropagation, as Params (and the loss)."""
     x, y, mask = _check_batch(params, x, y, mask)
-    value, *g = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2,
-                                  _activation_code(activation), mask)
+    decay = _check_decay(weight_decay)
+    if params.batch_norm:
+        value, *g = kernels._analytic_bn(x, y, params.W1, params.b1, params.W2, params.b2, params.gamma,
+                                         params.beta, _activation_code(activation), mask, _loss_code(loss))
+    else:
+        value, *g = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2,
+                                      _activation_code(activation), mask, _loss_code(loss))
     grad = _as_params(params, *g)
-    return (grad, float(value)) if return_loss else grad
+    if decay:
+        grad.flat[...] += decay * params.flat * params.weight_mask()
+    return (grad, float(value) + penalty(params, decay)) if return_loss else grad
 
 
 def _check_step(step: float, scheme: str):
@@ -165,13 +226,30 @@ def _check_step(step: float, scheme: str):
 
 
 def numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
-                       activation: str = "sigmoid", mask=None) -> Params:
-    """Finite-difference gradient, every perturbed loss re-evaluated incrementally (fast)."""
+                       activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
+                       weight_decay: float = 0.0) -> Params:
+    """Finite-difference gradient, every perturbed loss re-evaluated incrementally (fast).
+
+    The weight-decay term is part of the loss: its change under each
+    perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is differenced like the rest.
+    """
     _check_step(step, scheme)
     x, y, mask = _check_batch(params, x, y, mask)
-    g = kernels._numeric(x, y, params.W1, params.b1, params.W2, params.b2,
-                         _activation_code(activation), mask, float(step), scheme == "central")
-    return _as_params(params, *g)
+    decay = _check_decay(weight_decay)
+    central = scheme == "central"
+    if params.batch_norm:
+        g = kernels._numeric_bn(x, y, params.W1, params.b1, params.W2, params.b2, params.gamma, params.beta,
+                                _activation_code(activation), mask, float(step), central, _loss_code(loss))
+    else:
+        g = kernels._numeric(x, y, params.W1, params.b1, params.W2, params.b2,
+                             _activation_code(activation), mask, float(step), central, _loss_code(loss))
+    grad = _as_params(params, *g)
+    if decay:
+        w = params.flat
+        lower = w - step if central else w
+        change = 0.5 * decay * ((w + step) ** 2 - lower ** 2) / ((2 * step) if central else step)
+        grad.flat[...] += change * params.weight_mask()
+    return grad
 
 
 _NUMPY_ACTIVATIONS = {
@@ -183,19 +261,31 @@ _NUMPY_ACTIVATIONS = {
 }
 
 
-def textbook_loss(params: Params, x, y, activation: str = "sigmoid", mask=None) -> float:
+def textbook_loss(params: Params, x, y, activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
+                  weight_decay: float = 0.0) -> float:
     """The loss as the textbook computes it: dense NumPy, np.dot, no skipped zeros."""
-    z1 = _NUMPY_ACTIVATIONS[activation](np.dot(x, params.W1) + params.b1)
+    a1 = np.dot(x, params.W1) + params.b1
+    if params.batch_norm:
+        mu = a1.mean(axis=0)
+        a1 = params.gamma * (a1 - mu) / np.sqrt(((a1 - mu) ** 2).mean(axis=0) + kernels.BN_EPS) + params.beta
+    z1 = _NUMPY_ACTIVATIONS[activation](a1)
     if mask is not None:
         z1 = z1 * mask
     a2 = np.dot(z1, params.W2) + params.b2
     m = a2.max(axis=1, keepdims=True)
-    lse = m[:, 0] + np.log(np.exp(a2 - m).sum(axis=1))
-    return float(np.mean(lse - a2[np.arange(len(y)), y]))
+    e = np.exp(a2 - m)
+    if loss == "mse":
+        onehot = np.eye(a2.shape[1])[y]
+        value = float(np.mean(0.5 * np.sum((e / e.sum(axis=1, keepdims=True) - onehot) ** 2, axis=1)))
+    else:
+        lse = m[:, 0] + np.log(e.sum(axis=1))
+        value = float(np.mean(lse - a2[np.arange(len(y)), y]))
+    return value + penalty(params, weight_decay)
 
 
 def naive_numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
-                             activation: str = "sigmoid", mask=None, indices=None) -> Params:
+                             activation: str = "sigmoid", mask=None, indices=None, loss: str = "cross-entropy",
+                             weight_decay: float = 0.0) -> Params:
     """The textbook method: perturb one weight, full NumPy forward pass, restore.
 
     Slow on purpose: the reference that tests and benchmarks compare against.
@@ -204,9 +294,11 @@ def naive_numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: s
     """
     _check_step(step, scheme)
     _activation_code(activation)
+    _loss_code(loss)
+    decay = _check_decay(weight_decay)
     x, y, mask = _check_batch(params, x, y, mask)
     work = params.copy()
-    f = lambda: textbook_loss(work, x, y, activation, mask)  # noqa: E731 (work's views see each perturbation)
+    f = lambda: textbook_loss(work, x, y, activation, mask, loss, decay)  # noqa: E731 (views see each perturbation)
     grad = np.full_like(work.flat, np.nan)
     base = f() if scheme == "forward" else None
     for n in (range(work.flat.size) if indices is None else indices):
@@ -220,6 +312,20 @@ def naive_numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: s
             grad[n] = (up - base) / step
         work.flat[n] = keep
     return params.with_flat(grad)
+
+
+def batch_stats(params: Params, x) -> tuple[np.ndarray, np.ndarray]:
+    """Batch mean and variance of the hidden pre-activations x W1 + b1 (for running statistics)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    a1 = np.dot(x, params.W1) + params.b1
+    return a1.mean(axis=0), a1.var(axis=0)
+
+
+def fold_batch_norm(params: Params, mean: np.ndarray, var: np.ndarray) -> Params:
+    """A plain network equal to `params` with batch norm at test time (running mean and variance):
+    u = gamma (a1 - mean) / sqrt(var + eps) + beta is an affine map of a1, folded into W1 and b1."""
+    scale = params.gamma / np.sqrt(var + kernels.BN_EPS)
+    return Params.from_arrays(params.W1 * scale, (params.b1 - mean) * scale + params.beta, params.W2, params.b2)
 
 
 PREDICT_CHUNK = 2000  # uint8 images are converted to float64 this many at a time

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+from .config import OPTIMIZERS
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections import defaultdict
 import numpy as np
 
 from . import papers, stats
+from .config import canonical
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
 
@@ -83,7 +84,7 @@ def _cells(records: list[dict]) -> dict:
 
 def matching(records: list[dict], settings: dict) -> list[dict]:
     """The records made with exactly these non-grid settings."""
-    return [r for r in records if settings_of(r["config"]) == settings]
+    return [r for r in records if settings_of(canonical(r["config"])) == settings]
 
 
 def paper_table(preset: str, records: list[dict], settings: dict) -> dict:

@@ -37,6 +37,8 @@ class RunResult:
     diverged: bool
     params: Params
     predictions: np.ndarray               # (test_limit,) predicted digits
+    running_mean: np.ndarray | None       # batch norm: running statistics used at test time
+    running_var: np.ndarray | None
     sources: np.ndarray = field(repr=False, default=None)  # (iterations_done,) 1 where the kept update was numeric
 
     @property
@@ -64,6 +66,45 @@ def batch_indices(config: TrainConfig, n_train: int) -> np.ndarray:
     return rng(config.seed, "batches").integers(0, n_train, size=(config.iters, config.batch))
 
 
+class RunningStats:
+    """Running mean and variance of the batch-norm statistics, for test time (momentum 0.9)."""
+
+    MOMENTUM = 0.9
+
+    def __init__(self, hidden: int):
+        self.mean = np.zeros(hidden)
+        self.var = np.zeros(hidden)
+
+    def update(self, params: Params, x: np.ndarray) -> None:
+        mean, var = network.batch_stats(params, x)
+        self.mean = self.MOMENTUM * self.mean + (1 - self.MOMENTUM) * mean
+        self.var = self.MOMENTUM * self.var + (1 - self.MOMENTUM) * var
+
+
+def _test_time(params: Params, running: "RunningStats | None") -> Params:
+    """The network as used at test time: batch norm with the running statistics, no dropout."""
+    return params if running is None else network.fold_batch_norm(params, running.mean, running.var)
+
+
+class DropoutMasks:
+    """The hidden-layer mask of each iteration, drawn once from the run's dropout stream.
+
+    Inverted dropout: kept units are scaled by 1 / (1 - p). Without dropout
+    every mask is ones and nothing is drawn.
+    """
+
+    def __init__(self, config: TrainConfig):
+        self.p = config.dropout
+        self.shape = (config.batch, config.hidden)
+        self.ones = np.ones(self.shape)
+        self.gen = rng(config.seed, "dropout")
+
+    def next(self) -> np.ndarray:
+        if self.p == 0:
+            return self.ones
+        return (self.gen.random(self.shape) >= self.p) / (1.0 - self.p)
+
+
 def train(config: TrainConfig, raw=None, data_dir=None, progress=None) -> RunResult:
     """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted).
 
@@ -73,16 +114,20 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None) -> RunRes
     if raw is None:
         raw = data.load_mnist_raw(data_dir)
     ds = Dataset(raw, config)
+    c = config
     setting = Setting(
-        optimizer=Optimizer("sgd", lr=config.lr), fd_step=config.fd_step, fd_scheme=config.fd_scheme,
-        numeric_every=config.numeric_every, select_on=config.select_on,
+        optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
+                            eps=c.eps),
+        activation=c.activation, loss=c.loss, weight_decay=c.weight_decay,
+        fd_step=c.fd_step, fd_scheme=c.fd_scheme, numeric_every=c.numeric_every, select_on=c.select_on,
         x_train=ds.x_train, y_train=ds.y_train,
     )
-    step_fn = METHODS[config.method]
-    params = network.init_params(config.hidden, config.seed, config.init_std)
+    step_fn = METHODS[c.method]
+    params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm)
+    running = RunningStats(c.hidden) if c.batch_norm else None
     opt_state = setting.optimizer.init(params.flat.size)
-    batches = batch_indices(config, len(ds.y_train))
-    mask = np.ones((config.batch, config.hidden))
+    batches = batch_indices(c, len(ds.y_train))
+    masks = DropoutMasks(c)
 
     losses = np.empty(config.iters)
     sources = np.zeros(config.iters, dtype=np.int8)
@@ -98,7 +143,9 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None) -> RunRes
     for t in range(1, config.iters + 1):
         tick = time.perf_counter()
         idx = batches[t - 1]
-        step: Step = step_fn(setting, params, opt_state, ds.x_train[idx], ds.y_train[idx], mask, t)
+        if running is not None:
+            running.update(params, ds.x_train[idx])
+        step: Step = step_fn(setting, params, opt_state, ds.x_train[idx], ds.y_train[idx], masks.next(), t)
         train_time += time.perf_counter() - tick
         losses[t - 1] = step.loss
         if not (math.isfinite(step.loss) and np.all(np.isfinite(step.params.flat))):
@@ -115,7 +162,7 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None) -> RunRes
             rel_diffs.append(step.rel_diff)
         done = t
         if config.eval_every and t % config.eval_every == 0:
-            acc_history.append((t, network.accuracy(params, ds.x_test, ds.y_test)))
+            acc_history.append((t, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
         if progress is not None and (t % report_every == 0 or t == config.iters):
             progress(t, config.iters, step.loss)
 
@@ -123,13 +170,14 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None) -> RunRes
         accuracy, final_loss = float("nan"), float("nan")
         predictions = np.full(len(ds.y_test), -1, dtype=np.int64)
     else:
-        predictions = network.predict(params, ds.x_test)
+        predictions = network.predict(_test_time(params, running), ds.x_test, c.activation)
         accuracy = float(np.mean(predictions == ds.y_test))
-        final_loss = network.loss(params, ds.x_train, ds.y_train)
+        final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay)
     return RunResult(
         config=config, accuracy=accuracy, final_loss=final_loss, loss_history=losses[:done],
         acc_history=acc_history, wall_time=time.perf_counter() - start, train_time=train_time,
         iterations_done=done, counts=counts, select_wins=wins if config.method == "select" else None,
         rel_diff_mean=float(np.mean(rel_diffs)) if rel_diffs else None, diverged=diverged,
         params=params, predictions=predictions, sources=sources[:done],
+        running_mean=None if running is None else running.mean, running_var=None if running is None else running.var,
     )
