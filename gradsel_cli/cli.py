@@ -431,3 +431,63 @@ def table(preset, run_missing, data_dir, threads, seeds, workers, results_file, 
     else:
         for part in render.paper_table_rich(data, not no_paper):
             out.print(part)
+
+
+def _range(ctx, param, value):
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give LOW,HIGH, e.g. 1e-3,1", ctx, param) from None
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise click.BadParameter(f"{value!r}: need 0 < LOW <= HIGH (a log-uniform range)", ctx, param)
+    return lo, hi
+
+
+@cli.command()
+@click.option("--method", type=click.Choice(METHOD_NAMES), default="analytic", show_default=True,
+              help="Gradient source.")
+@training_options
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the weights, subset, batches and the search itself.")
+@click.option("--trials", type=click.IntRange(1, 10000), default=20, show_default=True, help="Random settings tried.")
+@click.option("--lr-range", default="1e-3,1", show_default=True, callback=_range,
+              help="Learning rates, log-uniform between LOW,HIGH.")
+@click.option("--weight-decay-range", default="1e-6,1e-2", show_default=True, callback=_range,
+              help="Weight decays, log-uniform between LOW,HIGH.")
+@click.option("--val-per-class", type=click.IntRange(min=0), default=0, show_default=True,
+              help="0: hold one of the k few-shot images per class out for validation; N: validate on N "
+                   "further training images per class.")
+@click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
+              help="Append every trial's run record to this JSON Lines file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
+@library_errors
+def tune(method, seed, data_dir, threads, trials, lr_range, weight_decay_range, val_per_class, results_file,
+         as_json, quiet, **opts):
+    """Random search of learning rate and weight decay on a validation split.
+
+    The test set is never looked at: the score is the accuracy on images held
+    out of the training data.
+
+    \b
+    Example:
+      gradsel tune --trials 20
+      gradsel tune --method select --optimizer adam --lr-range 1e-4,1e-2 --iters 2000
+    """
+    from . import render
+    from .data import load_mnist_raw
+    from .tuning import tune as run_tune
+
+    out, err = render.consoles(quiet or as_json)
+    config = TrainConfig(method=method, seed=seed, **{k: opts[k] for k in CONFIG_KEYS}).validate()
+    raw = load_mnist_raw(data_dir)
+    _set_threads(threads)
+    _compile_notice(err)
+    with render.progress_bar(err, trials, "tune", unit="") as update:
+        summary = run_tune(config, trials, lr_range, weight_decay_range, val_per_class, raw, results_file,
+                           progress=lambda d, t, info: update(d, t, info=info))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        for part in render.tune_table(summary):
+            out.print(part)

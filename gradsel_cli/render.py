@@ -269,3 +269,23 @@ def paper_table_csv(table: dict) -> str:
                             *("" if e.get(k) is None or e.get(k) != e.get(k) else e[k] for k in ("mean", "lo", "hi")),
                             e["n"], "" if e["published"] is None else e["published"], int(bool(e.get("best")))])
     return buf.getvalue()
+
+
+def tune_table(summary: dict, top: int = 10) -> list:
+    """The best trials of `gradsel tune`, and the chosen setting."""
+    from rich.text import Text
+
+    c = summary["config"]
+    t = Table(title=(f"gradsel tune — {c['method']}, {c['optimizer']}, k={c['shots']}, B={c['batch']}, "
+                     f"H={c['hidden']}, {c['iters']:,} iterations; {len(summary['trials'])} trials"),
+              title_justify="left", caption=summary["split"], caption_justify="left")
+    for col in ("rank", "trial", "lr", "weight decay", "val accuracy", "final loss"):
+        t.add_column(col, justify="right")
+    for rank, r in enumerate(summary["trials"][:top], start=1):
+        acc = "diverged" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
+        loss = "—" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
+        style = "bold green" if rank == 1 else None
+        t.add_row(str(rank), str(r["trial"]), f"{r['lr']:.4g}", f"{r['weight_decay']:.3g}", acc, loss, style=style)
+    b = summary["best"]
+    chosen = Text(f"chosen: --lr {b['lr']:.4g} --weight-decay {b['weight_decay']:.3g}" if b else "no trial finished")
+    return [t, chosen]

@@ -51,14 +51,21 @@ class RunResult:
         return float(self.sources.mean()) if self.iterations_done else 0.0
 
 
+@dataclass
 class Dataset:
-    """The few-shot training set (float64) and the (limited) test set (uint8) of one run."""
+    """What one run trains on (float64) and is evaluated on (uint8 or float64)."""
 
-    def __init__(self, raw, config: TrainConfig):
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @classmethod
+    def for_config(cls, raw, config: TrainConfig) -> "Dataset":
+        """The few-shot training set and the first test_limit test images."""
         xtr, ytr, xte, yte = raw
-        self.x_train, self.y_train = data.few_shot(xtr, ytr, config.shots, config.subset, config.seed)
-        self.x_test = xte[: config.test_limit]  # uint8: network.predict converts it in chunks
-        self.y_test = yte[: config.test_limit]
+        x, y = data.few_shot(xtr, ytr, config.shots, config.subset, config.seed)
+        return cls(x, y, xte[: config.test_limit], yte[: config.test_limit])  # test set stays uint8
 
 
 def batch_indices(config: TrainConfig, n_train: int) -> np.ndarray:
@@ -105,15 +112,16 @@ class DropoutMasks:
         return (self.gen.random(self.shape) >= self.p) / (1.0 - self.p)
 
 
-def train(config: TrainConfig, raw=None, data_dir=None, progress=None) -> RunResult:
-    """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted).
+def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: Dataset | None = None) -> RunResult:
+    """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted);
+    `dataset` replaces the config's few-shot and test sets (e.g. a validation split).
 
     ``progress(done, total, loss)`` is called about 200 times during the run.
     """
     config.validate()
-    if raw is None:
-        raw = data.load_mnist_raw(data_dir)
-    ds = Dataset(raw, config)
+    if dataset is None:
+        dataset = Dataset.for_config(data.load_mnist_raw(data_dir) if raw is None else raw, config)
+    ds = dataset
     c = config
     setting = Setting(
         optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
