@@ -1,8 +1,9 @@
 """Plain NumPy twins of gradsel's kernels: slow, obvious, and independent of the package.
 
-The network is ``x @ W1 + b1 -> act -> * mask -> @ W2 + b2 -> mean softmax
-cross-entropy``. Weights are passed as a list ``[W1, b1, W2, b2]``; gradients
-come back in the same layout. Nothing here imports gradsel_cli.
+The network is ``x @ W1 + b1 [-> batch norm] -> act -> * mask -> @ W2 + b2 ->
+mean softmax cross-entropy or MSE [+ weight decay]``. Weights are passed as a
+list ``[W1, b1, W2, b2]`` (``+ [gamma, beta]`` with batch norm); gradients come
+back in the same layout. Nothing here imports gradsel_cli.
 """
 
 import numpy as np
@@ -66,10 +67,17 @@ ACTIVATIONS = {
 }
 
 
+BN_EPS = 1e-6  # batch norm: u = gamma (a1 - mean) / sqrt(var + BN_EPS) + beta
+
+
 def forward(weights, x, act="sigmoid", mask=None):
-    """a1, z1 (B, H) and logits a2 (B, K); z1 carries the mask."""
-    W1, b1, W2, b2 = weights
+    """a1 (B, H) (after batch norm when weights carry gamma, beta), z1 (B, H) and logits a2 (B, K);
+    z1 carries the mask. weights: [W1, b1, W2, b2] or [W1, b1, W2, b2, gamma, beta]."""
+    W1, b1, W2, b2 = weights[:4]
     a1 = x @ W1 + b1
+    if len(weights) == 6:
+        gamma, beta = weights[4:]
+        a1 = gamma * (a1 - a1.mean(axis=0)) / np.sqrt(a1.var(axis=0) + BN_EPS) + beta
     z1 = ACTIVATIONS[act][0](a1)
     if mask is not None:
         z1 = z1 * mask
@@ -89,37 +97,67 @@ def cross_entropy(a2, y):
     return np.mean(log_sum_exp - a2[np.arange(len(y)), y])
 
 
-def loss(weights, x, y, act="sigmoid", mask=None):
-    return cross_entropy(forward(weights, x, act, mask)[2], y)
+def mse(a2, y):
+    """1/2 mean over the batch of the squared distance between softmax(a2) and the one-hot target."""
+    onehot = np.eye(a2.shape[1])[y]
+    return np.mean(0.5 * ((softmax(a2) - onehot) ** 2).sum(axis=1))
+
+
+def weight_penalty(weights, weight_decay):
+    """1/2 lambda (|W1|^2 + |W2|^2); biases, gamma and beta are not decayed."""
+    return 0.5 * weight_decay * (np.sum(weights[0] ** 2) + np.sum(weights[2] ** 2))
+
+
+def loss(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0):
+    return total_loss(weights, x, y, act, mask, loss, weight_decay)
+
+
+def total_loss(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0):
+    data_loss = (mse if loss == "mse" else cross_entropy)(forward(weights, x, act, mask)[2], y)
+    return data_loss + weight_penalty(weights, weight_decay)
 
 
 def predict(weights, x, act="sigmoid"):
     return np.argmax(forward(weights, x, act)[2], axis=1)
 
 
-def analytic_gradient(weights, x, y, act="sigmoid", mask=None):
-    """Backpropagation: [gW1, gb1, gW2, gb2]."""
-    W1, b1, W2, b2 = weights
-    a1, z1, a2 = forward(weights, x, act, mask)
+def analytic_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0):
+    """Backpropagation: [gW1, gb1, gW2, gb2] (+ [ggamma, gbeta] with batch norm)."""
+    W1, b1, W2, b2 = weights[:4]
     B = len(y)
-    onehot = np.zeros_like(a2)
-    onehot[np.arange(B), y] = 1.0
-    da2 = (softmax(a2) - onehot) / B
+    pre = x @ W1 + b1                              # hidden pre-activation before batch norm
+    a1, z1, a2 = forward(weights, x, act, mask)    # a1: what the activation sees
+    onehot = np.eye(a2.shape[1])[y]
+    p = softmax(a2)
+    if loss == "mse":   # d/da2_j of 1/2 sum_k (p_k - t_k)^2 = p_j ((p_j - t_j) - sum_k (p_k - t_k) p_k)
+        r = p - onehot
+        da2 = p * (r - (r * p).sum(axis=1, keepdims=True)) / B
+    else:
+        da2 = (p - onehot) / B
     gW2 = z1.T @ da2
     gb2 = da2.sum(axis=0)
     dz1 = da2 @ W2.T
     if mask is not None:
         dz1 = dz1 * mask
     da1 = dz1 * ACTIVATIONS[act][1](a1)
-    gW1 = x.T @ da1
+    extra = []
+    if len(weights) == 6:
+        gamma = weights[4]
+        inv_std = 1.0 / np.sqrt(pre.var(axis=0) + BN_EPS)
+        xhat = (pre - pre.mean(axis=0)) * inv_std
+        extra = [(da1 * xhat).sum(axis=0), da1.sum(axis=0)]
+        dxhat = da1 * gamma
+        da1 = inv_std / B * (B * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0))
+    gW1 = x.T @ da1 + weight_decay * W1
     gb1 = da1.sum(axis=0)
-    return [gW1, gb1, gW2, gb2]
+    return [gW1, gb1, gW2 + weight_decay * W2, gb2, *extra]
 
 
-def numerical_gradient(weights, x, y, step=1e-4, scheme="central", act="sigmoid", mask=None):
+def numerical_gradient(weights, x, y, step=1e-4, scheme="central", act="sigmoid", mask=None, loss="cross-entropy",
+                       weight_decay=0.0):
     """The naive method: perturb one weight, full forward pass, restore."""
     weights = [w.copy() for w in weights]
-    f = lambda: loss(weights, x, y, act, mask)  # noqa: E731
+    f = lambda: total_loss(weights, x, y, act, mask, loss, weight_decay)  # noqa: E731
     base = f()
     grads = []
     for w in weights:
