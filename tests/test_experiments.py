@@ -135,3 +135,32 @@ def test_loading_a_file_of_foreign_lines_warns_and_keeps_the_good_ones(tmp_path,
     assert len(stored) == 1
     assert [str(w.message).split(": ")[0].rsplit(":", 1)[1] for w in caught] == ["1", "3"]
     assert path.read_bytes() == before
+
+
+def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
+    import os
+    import signal
+
+    from gradsel_cli.experiments import GridError
+
+    path = tmp_path / "grid.jsonl"
+    configs = trials(BASE.replace(iters=300), CELLS, range(3))
+    killed = []
+
+    def kill_a_worker(done, total, info):
+        if done >= 1 and not killed:
+            worker = multiprocessing.active_children()[0]
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+
+    with pytest.raises(GridError, match="resume"):
+        run_grid(configs, path, LocalExecutor(2), progress=kill_a_worker)
+    assert killed
+    kept = len(results.load(path))
+    assert 1 <= kept < len(configs)
+
+    records = run_grid(configs, path, LocalExecutor(2))
+    stored = results.load(path)
+    hashes = [r["config_hash"] for r in stored]
+    assert len(hashes) == len(set(hashes)) == len(configs)
+    assert sorted(hashes) == sorted(r["config_hash"] for r in records)
