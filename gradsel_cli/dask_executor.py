@@ -12,6 +12,8 @@ shipped copy, $GRADSEL_DATA_DIR, or the client's --data-dir if that path exists
 on the workers too.
 """
 
+import logging
+
 from . import experiments
 from .config import TrainConfig
 
@@ -65,7 +67,7 @@ class DaskExecutor:
                 raise experiments.GridError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); "
                                             "start it with `dask scheduler` or check the address") from None
         cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs="error",
+                                           dashboard_address=None, silence_logs=logging.ERROR,
                                            env={"NUMBA_NUM_THREADS": "1"})
         return distributed.Client(cluster), cluster
 
