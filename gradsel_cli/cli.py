@@ -455,7 +455,6 @@ def sweep(method, batch_norm, data_dir, threads, seeds, workers, executor, sched
 
     from . import render
     from .experiments import trials
-    from .report import sweep_summary
 
     out, err = render.consoles(quiet or as_json)
     _set_threads(threads)
@@ -468,6 +467,8 @@ def sweep(method, batch_norm, data_dir, threads, seeds, workers, executor, sched
     if as_json:
         click.echo(json.dumps(records, indent=2))
     else:
+        from .report import sweep_summary  # scipy: a second to import, not needed for --json
+
         varied = [k for k, v in zip(keys, values) if len(v) > 1]
         out.print(render.sweep_table(sweep_summary(records, varied), seeds))
 
