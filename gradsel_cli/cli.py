@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .config import ACTIVATIONS, INITS, LOSSES, METHOD_NAMES, OPTIMIZERS, TrainConfig
+from .config import ACTIVATIONS, INITS, LOSSES, MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, OPTIMIZERS, TrainConfig
 
 
 class BadInput(click.ClickException):
@@ -84,8 +84,10 @@ def cell_options(fn):
     """The grid keys of one cell: shots, batch, hidden."""
     return _apply(fn, [
         click.option("--shots", type=click.IntRange(1, 5421), default=2, show_default=True, help="Images per class (k)."),
-        click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Mini-batch size (B)."),
-        click.option("--hidden", type=click.IntRange(min=1), default=50, show_default=True, help="Hidden units (H)."),
+        click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=8, show_default=True,
+                     help="Mini-batch size (B)."),
+        click.option("--hidden", type=click.IntRange(1, MAX_HIDDEN), default=50, show_default=True,
+                     help="Hidden units (H)."),
     ])
 
 
