@@ -3,9 +3,11 @@
 The same interface as experiments.LocalExecutor: ``run(configs)`` yields
 (config, record) as trials finish, so run_grid, resume and the results file
 behave exactly as with local workers. Workers only train and return records;
-the client alone writes the file. A task is a pure function of its config
-(the record differs only in wall times), so Dask may run it again on another
-worker when one dies, and ``retries`` covers a task that fails outright.
+the client alone writes the file. A task depends on its config alone (the
+record differs only in wall times), so Dask may safely run it again on another
+worker when one dies, and ``retries`` covers a task that fails outright. Tasks
+go in with ``pure=False``: each submission gets its own key, so a resubmitted
+grid never picks up a stale future of an earlier client.
 
 Workers need gradsel installed (the same version) and the MNIST files: the
 shipped copy, $GRADSEL_DATA_DIR, or the client's --data-dir if that path exists
