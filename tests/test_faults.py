@@ -18,9 +18,10 @@ from gradsel_cli import data, experiments, results
 from gradsel_cli.cli import cli
 from gradsel_cli.training import TrainConfig
 
-# 2 methods x 2 learning rates x 5 seeds = 20 runs of about 0.05 s each (0.2 s on a busy machine)
+# 2 methods x 2 learning rates x 5 seeds = 20 runs of about 0.05 s each. One Numba thread: on a busy machine
+# two threads of such tiny kernels wait on each other and each run takes ten times as long.
 SWEEP = ["sweep", "--method", "analytic,alternate", "--lr", "0.1,0.2", "--seeds", "5", "--hidden", "5",
-         "--batch", "4", "--iters", "200", "--test-limit", "200", "--workers", "1", "--json"]
+         "--batch", "4", "--iters", "200", "--test-limit", "200", "--workers", "1", "--threads", "1", "--json"]
 RUNS = 20
 KILLS = 5
 
@@ -45,7 +46,7 @@ def test_a_grid_killed_at_random_moments_resumes_to_every_run_exactly_once(tmp_p
         deadline = time.monotonic() + 60
         while len(lines_of(path)) == before and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)  # wait for this attempt's first record, then kill at a random moment after it
-        time.sleep(gen.uniform(0, 0.25))
+        time.sleep(gen.uniform(0, 0.1))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         seen.append(len(lines_of(path)))
