@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .config import ACTIVATIONS, INITS, LOSSES, METHOD_NAMES, OPTIMIZERS, TrainConfig
+from .config import ACTIVATIONS, INITS, LOSSES, MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, OPTIMIZERS, TrainConfig
 
 
 class BadInput(click.ClickException):
@@ -84,13 +84,20 @@ def cell_options(fn):
     """The grid keys of one cell: shots, batch, hidden."""
     return _apply(fn, [
         click.option("--shots", type=click.IntRange(1, 5421), default=2, show_default=True, help="Images per class (k)."),
-        click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Mini-batch size (B)."),
-        click.option("--hidden", type=click.IntRange(min=1), default=50, show_default=True, help="Hidden units (H)."),
+        click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=8, show_default=True,
+                     help="Mini-batch size (B)."),
+        click.option("--hidden", type=click.IntRange(1, MAX_HIDDEN), default=50, show_default=True,
+                     help="Hidden units (H)."),
     ])
 
 
 def setting_options(fn):
     """Every other option of a training run, shared by train, compare and table."""
+    return _value_settings(run_options(fn))
+
+
+def _value_settings(fn):
+    """The settings that take one value each (sweep takes each as a comma list)."""
     return _apply(fn, [
         click.option("--iters", type=click.IntRange(min=1), default=10000, show_default=True, help="Iterations."),
         click.option("--lr", type=Finite(), default=0.1, show_default=True, help="Learning rate."),
@@ -129,6 +136,12 @@ def setting_options(fn):
                      help="L2 weight decay lambda: adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss."),
         click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
                      help="Inverted dropout rate on the hidden layer (mask fixed within an iteration)."),
+    ])
+
+
+def run_options(fn):
+    """The flag and the machine options of a run (never swept)."""
+    return _apply(fn, [
         click.option("--batch-norm/--no-batch-norm", default=False, show_default=True,
                      help="Batch normalisation of the hidden pre-activations (needs --batch >= 2)."),
         click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
@@ -141,13 +154,50 @@ def training_options(fn):
     return cell_options(setting_options(fn))
 
 
+def listed_options(fn):
+    """The cell options and the one-value settings as comma lists, for sweep.
+
+    Each list option is made from its single-value twin, whose type checks
+    every item: a bad item is the same one-line error naming the option.
+    """
+    probe = cell_options(_value_settings(lambda: None))
+    singles = list(reversed(probe.__click_params__))  # click stores them innermost first
+    return _apply(fn, [
+        click.option("--method", default="alternate", show_default=True, callback=_method_list,
+                     help="Gradient sources, comma-separated.")
+    ] + [
+        click.option(*p.opts, p.name, default=str(p.default), show_default=True, callback=_list_of(p.type),
+                     metavar="LIST", help=f"{p.help}{_choices(p.type)} Comma-separated to sweep several.")
+        for p in singles
+    ])
+
+
+def _choices(item_type) -> str:
+    return f" One of: {', '.join(item_type.choices)}." if isinstance(item_type, click.Choice) else ""
+
+
+def _list_of(item_type):
+    def convert(ctx, param, value):
+        items = [v.strip() for v in str(value).split(",")]
+        if not all(items):
+            raise click.BadParameter(f"{value!r} has an empty item; give values separated by single commas",
+                                     ctx, param)
+        return list(dict.fromkeys(item_type.convert(v, param, ctx) for v in items))
+    return convert
+
+
 def grid_options(fn):
-    """How a grid of trials runs: seeds, workers, the results file."""
+    """How a grid of trials runs: seeds, workers, executor, the results file."""
     return _apply(fn, [
         click.option("--seeds", type=click.IntRange(1, 10000), default=5, show_default=True,
                      help="Seeds 0..N-1 per cell (each varies initial weights and batch order)."),
         click.option("--workers", type=click.IntRange(min=1), default=None,
-                     help="Parallel worker processes (default: the number of cores)."),
+                     help="Parallel worker processes, here or in a Dask LocalCluster (default: the number of cores)."),
+        click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                     help="local: worker processes on this machine; dask: a Dask cluster (a LocalCluster of "
+                          "--workers, or the one at --scheduler). Needs: pip install 'gradsel[dask]'."),
+        click.option("--scheduler", metavar="ADDRESS", default=None,
+                     help="With --executor dask: a running dask.distributed scheduler, e.g. tcp://host:8786."),
         click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
                      help="JSON Lines file that stores the runs; runs already there are not redone."),
     ])
@@ -300,12 +350,30 @@ def _method_list(ctx, param, value):
     return list(dict.fromkeys(items))
 
 
-def _run_grid(configs, results_file, workers, data_dir, err, label):
-    """Run (or resume) the trials with a progress bar over runs; the records in config order."""
-    from . import render
-    from .experiments import GridError, LocalExecutor, default_workers, run_grid
+def _executor(name, workers, scheduler, data_dir):
+    from .experiments import LocalExecutor, default_workers
 
-    executor = LocalExecutor(workers or default_workers(), data_dir)
+    if scheduler and name != "dask":
+        raise BadInput("--scheduler needs --executor dask")
+    if name == "local":
+        return LocalExecutor(workers or default_workers(), data_dir)
+    from .dask_executor import DaskExecutor, DaskMissing
+
+    try:
+        return DaskExecutor(workers or default_workers(), data_dir, scheduler)
+    except DaskMissing:
+        raise BadInput("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None
+
+
+def _run_grid(configs, results_file, grid, data_dir, err, label):
+    """Run (or resume) the trials with a progress bar over runs; the records in config order.
+
+    grid: the grid options (workers, executor, scheduler).
+    """
+    from . import render
+    from .experiments import GridError, run_grid
+
+    executor = _executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir)
     _compile_notice(err)
     with render.progress_bar(err, len(configs), label, unit="") as update:
         try:
@@ -323,7 +391,8 @@ def _run_grid(configs, results_file, workers, data_dir, err, label):
 @click.option("--csv", "as_csv", is_flag=True, help="Print the per-method summary as CSV on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
-def compare(methods, data_dir, threads, seeds, workers, results_file, as_json, as_csv, quiet, **opts):
+def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, results_file, as_json, as_csv, quiet,
+            **opts):
     """Run methods over seeds, paired, and compare them with the baseline.
 
     Every method gets the same initial weights, subset and batch order for a
@@ -342,7 +411,8 @@ def compare(methods, data_dir, threads, seeds, workers, results_file, as_json, a
     _set_threads(threads)
     base = TrainConfig(**{k: opts[k] for k in CONFIG_KEYS}).validate()
     configs = trials(base, [dict(method=m) for m in methods], range(seeds))
-    records = _run_grid(configs, results_file, workers, data_dir, err, "runs")
+    grid = dict(workers=workers, executor=executor, scheduler=scheduler)
+    records = _run_grid(configs, results_file, grid, data_dir, err, "runs")
     summary = compare_summary(records, methods)
     if as_json:
         click.echo(json.dumps({"config": base.to_dict(), **summary}, indent=2))
@@ -359,6 +429,50 @@ def compare(methods, data_dir, threads, seeds, workers, results_file, as_json, a
     else:
         for table in render.compare_tables(summary, base.to_dict()):
             out.print(table)
+
+
+@cli.command()
+@listed_options
+@run_options
+@grid_options
+@click.option("--json", "as_json", is_flag=True, help="Print the run records as a JSON list on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
+@library_errors
+def sweep(method, batch_norm, data_dir, threads, seeds, workers, executor, scheduler, results_file, as_json, quiet,
+          **lists):
+    """Run a grid over any training options given as comma lists, over seeds.
+
+    Every combination of the listed values is a cell; each cell runs seeds
+    0..N-1. The table has one row per cell: the options that vary, accuracy
+    mean ± 95% CI, final loss, runs and diverged runs. With --results FILE the
+    runs are stored and an interrupted sweep resumes.
+
+    \b
+    Example:
+      gradsel sweep --method analytic,alternate --fd-step 1e-3,1e-4,1e-5 --seeds 10
+      gradsel sweep --lr 0.05,0.1,0.2 --iters 2000 --results lr.jsonl --json
+      gradsel sweep --hidden 20,50 --executor dask --scheduler tcp://10.0.0.5:8786
+    """
+    import itertools
+
+    from . import render
+    from .experiments import trials
+
+    out, err = render.consoles(quiet or as_json)
+    _set_threads(threads)
+    keys = ["method", *lists]
+    values = [method, *lists.values()]
+    cells = [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+    configs = trials(TrainConfig(batch_norm=batch_norm), cells, range(seeds))
+    grid = dict(workers=workers, executor=executor, scheduler=scheduler)
+    records = _run_grid(configs, results_file, grid, data_dir, err, "sweep")
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+    else:
+        from .report import sweep_summary  # scipy: a second to import, not needed for --json
+
+        varied = [k for k, v in zip(keys, values) if len(v) > 1]
+        out.print(render.sweep_table(sweep_summary(records, varied), seeds))
 
 
 def _results_path(preset, results_file, for_writing):
@@ -386,7 +500,8 @@ def _results_path(preset, results_file, for_writing):
 @click.option("--no-paper", is_flag=True, help="Hide the published numbers.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
-def table(preset, run_missing, data_dir, threads, seeds, workers, results_file, fmt, no_paper, quiet, **opts):
+def table(preset, run_missing, data_dir, threads, seeds, workers, executor, scheduler, results_file, fmt, no_paper,
+          quiet, **opts):
     """Print a paper's Table 1 from stored runs, beside the published numbers, with verdicts.
 
     Cells are the mean ± 95% CI over seeds; the best method of each group is
@@ -414,7 +529,8 @@ def table(preset, run_missing, data_dir, threads, seeds, workers, results_file, 
         path.parent.mkdir(parents=True, exist_ok=True)
         base = TrainConfig(**settings)
         configs = trials(base, papers.layout(preset).cells(), range(seeds))
-        _run_grid(configs, path, workers, data_dir, err, preset)
+        grid = dict(workers=workers, executor=executor, scheduler=scheduler)
+        _run_grid(configs, path, grid, data_dir, err, preset)
         settings = settings_of(base.to_dict())
     else:
         settings = settings_of(TrainConfig(**settings).validate().to_dict())

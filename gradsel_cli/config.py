@@ -16,6 +16,11 @@ INITS = ("std", "xavier", "he")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
 LOSSES = ("cross-entropy", "mse")
 
+# Limits that keep a run within memory: a bigger value would only end in a MemoryError mid-run.
+MAX_HIDDEN = 10_000        # W1 alone is 784 x H float64 (63 MB at the limit), and the optimizer keeps copies
+MAX_BATCH = 10_000         # each mini-batch is copied out as B x 784 float64 (63 MB at the limit)
+MAX_DRAWS = 100_000_000    # iters x batch: all mini-batch indices are drawn up front, 8 bytes each
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -67,6 +72,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise ValueError(f"seed must be 0 or more, got {self.seed}")
+        for name, limit in (("hidden", MAX_HIDDEN), ("batch", MAX_BATCH)):
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name} must be at most {limit:,}, got {getattr(self, name):,}")
+        if self.iters * self.batch > MAX_DRAWS:
+            raise ValueError(f"iters x batch must be at most {MAX_DRAWS:,} (the mini-batch indices are drawn up "
+                             f"front), got {self.iters:,} x {self.batch:,}; lower iters or batch")
         for name in ("lr", "fd_step", "init_std"):
             positive_finite(name)
         if self.subset not in SUBSETS:

@@ -27,6 +27,9 @@ FILES = {
 }
 
 
+IDX_KINDS = {2049: "a labels file", 2051: "an images file"}
+
+
 class DataError(ValueError):
     """The MNIST files are missing, unreadable or not what they should be."""
 
@@ -91,18 +94,20 @@ def read_idx(directory: Path, key: str, verify: bool = True) -> np.ndarray:
         raise DataError(f"{path}: truncated ({len(raw)} bytes); restore it from a fresh copy of the data")
     got_magic = int.from_bytes(raw[:4], "big")
     if got_magic != magic:
-        raise DataError(f"{path}: wrong IDX magic number {got_magic} (expected {magic}); is it the right file?")
+        looks = f", the magic of {IDX_KINDS[got_magic]}" if got_magic in IDX_KINDS else ""
+        raise DataError(f"{path}: wrong IDX magic number {got_magic}{looks} (expected {magic}, "
+                        f"{IDX_KINDS[magic]}); is it the right file?")
     dims = tuple(int.from_bytes(raw[4 + 4 * d: 8 + 4 * d], "big") for d in range(ndim))
     if dims != shape:
         raise DataError(f"{path}: shape {dims} (expected {shape}); is it the right file?")
     if len(raw) != header + int(np.prod(shape)):
         state = "truncated" if len(raw) < header + int(np.prod(shape)) else "longer than expected"
         raise DataError(f"{path}: {state} (expected {header + int(np.prod(shape))} bytes); restore it")
+    arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    if ndim == 1 and arr.max() >= N_CLASSES:  # checked before the checksum: the more telling message
+        raise DataError(f"{path}: labels out of range 0-9 (found {arr.max()}); is it the right file?")
     if verify and hashlib.sha256(raw).hexdigest() != sha:
         raise DataError(f"{path}: SHA-256 of the decompressed bytes does not match MNIST; the file is altered, restore it")
-    arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
-    if ndim == 1 and arr.max() >= N_CLASSES:
-        raise DataError(f"{path}: labels out of range 0-9; is it the right file?")
     return arr
 
 

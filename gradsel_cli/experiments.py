@@ -8,6 +8,8 @@ Trials are independent: they run in worker processes, and only this process
 (the client) writes the results file, one whole record per finished trial.
 A trial whose config_hash is already in the file is not run again, so an
 interrupted grid resumes where it stopped, losing and duplicating nothing.
+An executor is anything with ``run(configs)`` yielding (config, record) as
+trials finish: LocalExecutor here, DaskExecutor in dask_executor.py.
 """
 
 import multiprocessing

@@ -156,6 +156,21 @@ def compare_tables(summary: dict, config: dict) -> list[Table]:
     return [per, vs]
 
 
+def sweep_table(summary: dict, seeds: int) -> Table:
+    """The `gradsel sweep` table: one row per cell, the varied options first."""
+    varied = summary["varied"]
+    table = Table(title=f"gradsel sweep — {len(summary['cells'])} cells × {seeds} seeds", title_justify="left")
+    for name in varied or ["cell"]:
+        table.add_column(name.replace("_", "-"))
+    for col in ("accuracy (95% CI)", "final loss", "runs", "diverged"):
+        table.add_column(col, justify="right")
+    for cell in summary["cells"]:
+        labels = [str(cell["values"][k]) for k in varied] or ["all"]
+        table.add_row(*labels, _pm(cell["accuracy"]), _fmt(cell["final_loss"]), str(cell["runs"]),
+                      str(cell["diverged"]) if cell["diverged"] else "")
+    return table
+
+
 def _row_label(row: dict, preset: str) -> str:
     return f"{row['method']} H={row['hidden']}" if preset == "alternate" else row["method"]
 

@@ -73,6 +73,27 @@ def compare_summary(records: list[dict], methods: list[str]) -> dict:
     return {"baseline": baseline, "methods": rows}
 
 
+def sweep_summary(records: list[dict], varied: list[str]) -> dict:
+    """One row per cell (records equal but for the seed), in first-seen order: the values of the
+    `varied` keys, accuracy mean and CI, mean final loss of the finished runs, runs, diverged runs."""
+    groups = defaultdict(list)
+    for rec in records:
+        cell = {k: v for k, v in rec["config"].items() if k != "seed"}
+        groups[tuple(sorted(cell.items()))].append(rec)
+    cells = []
+    for recs in groups.values():
+        config = recs[0]["config"]
+        losses = [r["final_loss"] for r in recs if r["final_loss"] is not None]
+        cells.append({
+            "values": {k: config[k] for k in varied},
+            "accuracy": _ci_dict([_acc(r) for r in recs]),
+            "final_loss": float(np.mean(losses)) if losses else None,
+            "runs": len(recs),
+            "diverged": sum(r["diverged"] for r in recs),
+        })
+    return {"varied": varied, "cells": cells}
+
+
 def _cells(records: list[dict]) -> dict:
     """(batch, method, hidden, shots) -> {seed: accuracy}."""
     cells = defaultdict(dict)

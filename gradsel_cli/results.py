@@ -103,7 +103,11 @@ def _terminate_cut_line(fd: int) -> None:
 
 
 def load(path) -> list[dict]:
-    """Every whole record of a results file; bad lines are skipped with a warning naming them."""
+    """Every whole record of a results file; bad lines are skipped with a warning naming them.
+
+    Reading never changes the file: a skipped line stays where it is (for a
+    person to look at), and its run is simply not counted as done.
+    """
     path = Path(path)
     if not path.exists():
         return []
@@ -114,7 +118,7 @@ def load(path) -> list[dict]:
                 continue
             try:
                 rec = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # bad JSON or bytes; absurdly deep nesting
                 cut = not raw.endswith(b"\n")
                 warnings.warn(f"{path}:{number}: {'cut-off' if cut else 'unreadable'} line skipped (that run will be redone)",
                               stacklevel=2)
@@ -128,7 +132,7 @@ def load(path) -> list[dict]:
 
 
 def _check(rec) -> str | None:
-    if not isinstance(rec, dict) or "config" not in rec or "config_hash" not in rec:
+    if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict) or "config_hash" not in rec:
         return "not a gradsel run record"
     if rec.get("format") != FORMAT:
         return f"record format {rec.get('format')!r}, this gradsel reads format {FORMAT}"

@@ -330,6 +330,7 @@ BAD_FIELDS = [
     ("numeric_every", 0), ("lr", 0.0), ("lr", -1.0), ("lr", float("nan")), ("lr", float("inf")),
     ("fd_step", 0.0), ("fd_step", float("nan")), ("init_std", -1.0), ("init_std", float("inf")),
     ("subset", "bogus"), ("fd_scheme", "backward"), ("select_on", "test"), ("eval_every", -1),
+    ("hidden", 10_001), ("batch", 10_001), ("iters", 12_500_001),  # iters x batch (8) past 1e8: out of memory
     ("test_limit", 0), ("test_limit", 10001), ("lr", "0.1"),
 ]
 

@@ -1,0 +1,99 @@
+"""Run a grid's trials on a Dask cluster: a LocalCluster here, or a running scheduler.
+
+The same interface as experiments.LocalExecutor: ``run(configs)`` yields
+(config, record) as trials finish, so run_grid, resume and the results file
+behave exactly as with local workers. Workers only train and return records;
+the client alone writes the file. A task depends on its config alone (the
+record differs only in wall times), so Dask may safely run it again on another
+worker when one dies, and ``retries`` covers a task that fails outright. Tasks
+go in with ``pure=False``: each submission gets its own key, so a resubmitted
+grid never picks up a stale future of an earlier client.
+
+Workers need gradsel installed (the same version) and the MNIST files: the
+shipped copy, $GRADSEL_DATA_DIR, or the client's --data-dir if that path exists
+on the workers too.
+"""
+
+import logging
+
+from . import experiments
+from .config import TrainConfig
+
+RETRIES = 2        # a task that raises is tried this many more times
+CONNECT_TIMEOUT = 10  # seconds to reach a scheduler given by address
+
+_RAW = {}  # data_dir -> MNIST, loaded once per worker process
+
+
+class DaskMissing(ImportError):
+    """dask.distributed is not installed."""
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise DaskMissing("the dask executor needs dask.distributed: pip install 'gradsel[dask]'") from None
+    return distributed
+
+
+def _task(config_dict: dict, data_dir) -> dict:
+    """One trial on a worker, Numba on one thread (the worker's slot is one core)."""
+    import numba
+
+    from .data import load_mnist_raw
+
+    numba.set_num_threads(1)  # numba's count is per thread: set it in the thread that runs the task
+    key = None if data_dir is None else str(data_dir)
+    if key not in _RAW:
+        _RAW[key] = load_mnist_raw(data_dir)
+    return experiments.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW[key])
+
+
+class DaskExecutor:
+    """Runs trials on a dask.distributed cluster: `scheduler` (an address), or a LocalCluster of `workers`."""
+
+    def __init__(self, workers: int = 1, data_dir=None, scheduler: str | None = None):
+        _distributed()
+        self.workers = workers
+        self.data_dir = data_dir
+        self.scheduler = scheduler
+
+    def _connect(self):
+        """(client, cluster or None)."""
+        distributed = _distributed()
+        if self.scheduler:
+            try:
+                return distributed.Client(self.scheduler, timeout=CONNECT_TIMEOUT), None
+            except (OSError, TimeoutError) as exc:
+                raise experiments.GridError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); "
+                                            "start it with `dask scheduler` or check the address") from None
+        cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.ERROR,
+                                           env={"NUMBA_NUM_THREADS": "1"})
+        return distributed.Client(cluster), cluster
+
+    def run(self, configs: list[TrainConfig]):
+        """Yield (config, record) as trials finish; on an interrupt the unfinished ones are cancelled."""
+        if not configs:
+            return
+        distributed = _distributed()
+        client, cluster = self._connect()
+        futures = {}
+        try:
+            for config in configs:
+                fut = client.submit(_task, config.to_dict(), self.data_dir, pure=False, retries=RETRIES)
+                futures[fut] = config
+            for fut in distributed.as_completed(futures):
+                try:
+                    record = fut.result()
+                except distributed.KilledWorker as exc:
+                    raise experiments.GridError(f"Dask gave up on a run after workers died running it ({exc}); "
+                                                "finished runs are kept, run the same command again to resume") from None
+                yield futures.pop(fut), record
+        finally:
+            if futures:
+                client.cancel(list(futures), force=True)
+            client.close()
+            if cluster is not None:
+                cluster.close()
