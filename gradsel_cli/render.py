@@ -1,10 +1,14 @@
-"""Everything a person sees: Rich tables, progress bars, sparklines. The only module importing Rich."""
+"""Everything a person sees: Rich tables, progress bars, sparklines, digit pictures. The only module importing Rich."""
 
 from contextlib import contextmanager
 
+import numpy as np
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -131,18 +135,23 @@ def _p(p) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def compare_tables(summary: dict, config: dict) -> list[Table]:
-    """The `gradsel compare` tables: per method, then each method against the baseline."""
+def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> list[Table]:
+    """The `gradsel compare` tables: per method (with a sparkline of the mean loss when `curves`
+    are given), then each method against the baseline."""
     c = config
     title = (f"gradsel compare — k={c['shots']}, B={c['batch']}, H={c['hidden']}, {c['iters']:,} iterations, "
              f"lr {c['lr']}, subset {c['subset']}")
     per = Table(title=title, title_justify="left")
+    loss_of = {c["method"]: c["loss"] for c in curves["methods"] if c["loss"]} if curves else {}
     for col in ("method", "seeds", "accuracy (95% CI)", "final loss", "ms/iter", "numeric share", "select wins"):
         per.add_column(col, justify="left" if col == "method" else "right")
+    if loss_of:
+        per.add_column("loss", no_wrap=True)
     for r in summary["methods"]:
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
+        spark = [sparkline(loss_of[r["method"]]["mean"], 24) if r["method"] in loss_of else ""] if loss_of else []
         per.add_row(r["method"], str(len(r["seeds"])), _pm(r["accuracy"]), f"{r['final_loss']:.4f}",
-                    f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win)
+                    f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win, *spark)
     vs = Table(title=f"paired against {summary['baseline']} (same seeds)", title_justify="left")
     for col in ("method", "Δ accuracy", "95% CI", "p (t)", "p (Wilcoxon)", "predictions differ"):
         vs.add_column(col, justify="left" if col == "method" else "right")
@@ -289,3 +298,82 @@ def tune_table(summary: dict, top: int = 10) -> list:
     b = summary["best"]
     chosen = Text(f"chosen: --lr {b['lr']:.4g} --weight-decay {b['weight_decay']:.3g}" if b else "no trial finished")
     return [t, chosen]
+
+
+# --- digit pictures (the paper's Figure 2) -----------------------------------------
+
+HALF_BLOCK = "▀"  # upper half block: its foreground is the upper pixel, its background the lower one
+
+
+def _grey(value) -> str:
+    v = int(value)
+    return f"rgb({v},{v},{v})"
+
+
+def digit(image) -> Text:
+    """An image (h, w) of uint8 grey levels as h/2 lines of w half blocks: each character shows the
+    pixel of an even row as its foreground colour and the pixel below it as its background colour
+    (an odd last row is paired with black, the MNIST background)."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"a digit image must be 2-D, got shape {image.shape}")
+    if image.shape[0] % 2:
+        image = np.vstack([image, np.zeros((1, image.shape[1]), dtype=image.dtype)])
+    text = Text(no_wrap=True, overflow="crop")
+    for r in range(0, image.shape[0], 2):
+        if r:
+            text.append("\n")
+        for top, bottom in zip(image[r], image[r + 1]):
+            text.append(HALF_BLOCK, Style(color=_grey(top), bgcolor=_grey(bottom)))
+    return text
+
+
+def digit_caption(index: int, label: int, predictions: dict[str, int], width: int = 28) -> Text:
+    """'#index true L' and one line per method with its prediction: green when right, red when wrong;
+    when the methods disagree the first line says so and the predictions are bold."""
+    differ = len(set(predictions.values())) > 1
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"#{index} true {label}", style="bold")
+    if differ:
+        text.append("  differ", style="bold black on yellow")
+    for m, p in predictions.items():
+        colour = "green" if p == label else "red"
+        text.append(f"\n{m[:width - 3]:<{width - 2}}{p if p >= 0 else '-'}", style=f"{colour} bold" if differ else colour)
+    return text
+
+
+def digits_grid(images, labels, indices, predictions: dict, title: str):
+    """The chosen test images side by side as half-block pictures with their captions."""
+    from rich.columns import Columns
+    from rich.console import Group
+
+    cells = []
+    for i in indices:
+        side = int(round(np.sqrt(np.asarray(images[i]).size)))
+        cells.append(Group(digit(np.asarray(images[i]).reshape(side, side)),
+                           digit_caption(int(i), int(labels[i]), {m: int(p[i]) for m, p in predictions.items()},
+                                         width=side)))
+    return Group(Text(title, style="bold"), Columns(cells, padding=(1, 2)))
+
+
+def gradcheck_tables(check: dict) -> list:
+    """One table per state (initialisation, after training): per step h, the relative error of each
+    block and of all weights, and 1 - cosine over all weights; the best step in bold."""
+    c = check["config"]
+    out = []
+    for state in check["states"]:
+        when = "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} analytic iterations"
+        t = Table(title=(f"gradcheck — numeric ({check['scheme']}) vs analytic gradient {when}: k={c['shots']}, "
+                         f"B={c['batch']}, H={c['hidden']}, seed {c['seed']}, batch loss {state['loss']:.4f}"),
+                  title_justify="left")
+        t.add_column("h", justify="right")
+        for col in ("W1", "b1", "W2", "b2", "all weights", "1 − cos (all)"):
+            t.add_column(col, justify="right")
+        for r in state["rows"]:
+            cells = [_fmt(r["blocks"][b]["rel_error"], ".2e") for b in ("W1", "b1", "W2", "b2")]
+            cells += [_fmt(r["all"]["rel_error"], ".2e"), _fmt(r["all"]["one_minus_cosine"], ".1e")]
+            t.add_row(f"{r['step']:g}", *cells, style="bold" if r["step"] == state["best_step"] else None)
+        t.caption = "relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block; bold: the smallest error over all weights"
+        t.caption_justify = "left"
+        out.append(t)
+    return out
