@@ -12,8 +12,10 @@ INSTALL = 'pip install "gradsel[plot]"'
 DPI = 100
 CURVES_SIZE = (12.0, 4.0)      # inches: 1200 x 400 pixels
 GRADCHECK_SIZE = (10.0, 4.2)   # 1000 x 420 pixels
-DIGIT_CELL = (1.5, 1.3)        # inches per digit: image plus the title line
+DIGITS_PER_ROW = 8
+DIGIT_CELL = (1.5, 1.45)       # inches per digit: the image and its title line
 CAPTION_LINE = 0.17            # inches per method under each digit
+TITLE_SPACE = 0.45             # inches above the grid for the figure title
 STYLE = {
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
     "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
@@ -111,45 +113,49 @@ def _select_panel(ax, rows: list[dict]) -> None:
 
 
 def digits_size(n: int, methods: int) -> tuple[float, float]:
-    """The figure size (inches) of a grid of n digits captioned with `methods` predictions."""
-    cols = min(8, n)
-    rows = math.ceil(n / cols)
-    return cols * DIGIT_CELL[0], rows * (DIGIT_CELL[1] + methods * CAPTION_LINE) + 0.4
+    """The figure size (inches) of a grid of n digits captioned with `methods` predictions:
+    always DIGITS_PER_ROW cells wide, as many rows as needed."""
+    rows = math.ceil(n / DIGITS_PER_ROW)
+    return DIGITS_PER_ROW * DIGIT_CELL[0], TITLE_SPACE + rows * (DIGIT_CELL[1] + methods * CAPTION_LINE)
 
 
 def digits_figure(path, images, labels, indices, predictions: dict, title: str) -> None:
     """A grid of test images (28 x 28, ink dark on white), each titled with its index and true
     label and captioned with each method's prediction (green right, red wrong); a digit on which
-    the methods disagree has an orange frame."""
+    the methods disagree has an orange frame and title. Cells are placed in inches, so captions
+    never overlap whatever the number of methods."""
     import numpy as np
 
-    n = len(indices)
-    cols = min(8, n)
-    rows = math.ceil(n / cols)
     methods = list(predictions)
+    width, height = digits_size(len(indices), len(methods))
+    cell_w, cell_h = DIGIT_CELL[0], DIGIT_CELL[1] + len(methods) * CAPTION_LINE
+    side = DIGIT_CELL[1] - 0.3  # the image; 0.3 in above it for the title
     with _style():
-        fig = _figure(digits_size(n, len(methods)))
-        grid = fig.subplots(rows, cols, squeeze=False)
-        for ax in grid.flat:
-            ax.axis("off")
-        for ax, i in zip(grid.flat, indices):
+        fig = _figure((width, height))
+        fig.set_layout_engine("none")
+        for k, i in enumerate(indices):
+            row, col = divmod(k, DIGITS_PER_ROW)
+            left = col * cell_w + (cell_w - side) / 2
+            top = height - TITLE_SPACE - row * cell_h - 0.25  # inches from the bottom
+            ax = fig.add_axes([left / width, (top - side) / height, side / width, side / height])
             preds = [int(predictions[m][i]) for m in methods]
             differ = len(set(preds)) > 1
-            ax.axis("on")
-            ax.grid(False)
+            ax.imshow(np.asarray(images[i]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.imshow(np.asarray(images[i]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+            ax.grid(False)
             for spine in ax.spines.values():
                 spine.set_visible(differ)
                 spine.set_color(DISAGREE)
                 spine.set_linewidth(2.5)
-            ax.set_title(f"#{i}  true {int(labels[i])}", fontsize=8, color=DISAGREE if differ else "black")
-            for k, (m, p) in enumerate(zip(methods, preds)):
-                ax.text(0.5, -0.06 - 0.16 * k, f"{m} {p if p >= 0 else '–'}", transform=ax.transAxes,
-                        ha="center", va="top", fontsize=7, color=RIGHT if p == labels[i] else WRONG,
-                        fontweight="bold" if differ else "normal")
-        fig.suptitle(title)
+            ax.set_title(f"#{i}  true {int(labels[i])}", fontsize=8, pad=3,
+                         color=DISAGREE if differ else "black", fontweight="bold" if differ else "normal")
+            for j, (m, p) in enumerate(zip(methods, preds)):
+                y = top - side - 0.05 - j * CAPTION_LINE
+                fig.text((col + 0.5) * cell_w / width, y / height, f"{m} {p if p >= 0 else '–'}",
+                         ha="center", va="top", fontsize=7, color=RIGHT if p == labels[i] else WRONG,
+                         fontweight="bold" if differ else "normal")
+        fig.suptitle(title, y=1 - 0.12 / height, va="top")
         _save(fig, path)
 
 

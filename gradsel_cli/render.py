@@ -136,22 +136,18 @@ def _p(p) -> str:
 
 
 def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> list[Table]:
-    """The `gradsel compare` tables: per method (with a sparkline of the mean loss when `curves`
-    are given), then each method against the baseline."""
+    """The `gradsel compare` tables: per method, each method against the baseline, and with
+    `curves` (report.curves) a sparkline of each method's mean training loss."""
     c = config
     title = (f"gradsel compare — k={c['shots']}, B={c['batch']}, H={c['hidden']}, {c['iters']:,} iterations, "
              f"lr {c['lr']}, subset {c['subset']}")
     per = Table(title=title, title_justify="left")
-    loss_of = {c["method"]: c["loss"] for c in curves["methods"] if c["loss"]} if curves else {}
     for col in ("method", "seeds", "accuracy (95% CI)", "final loss", "ms/iter", "numeric share", "select wins"):
         per.add_column(col, justify="left" if col == "method" else "right")
-    if loss_of:
-        per.add_column("loss", no_wrap=True)
     for r in summary["methods"]:
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
-        spark = [sparkline(loss_of[r["method"]]["mean"], 24) if r["method"] in loss_of else ""] if loss_of else []
         per.add_row(r["method"], str(len(r["seeds"])), _pm(r["accuracy"]), f"{r['final_loss']:.4f}",
-                    f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win, *spark)
+                    f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win)
     vs = Table(title=f"paired against {summary['baseline']} (same seeds)", title_justify="left")
     for col in ("method", "Δ accuracy", "95% CI", "p (t)", "p (Wilcoxon)", "predictions differ"):
         vs.add_column(col, justify="left" if col == "method" else "right")
@@ -162,7 +158,18 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
             ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
             vs.add_row(r["method"], f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
                        f"{v['disagreement']:.2%}")
-    return [per, vs]
+    tables = [per, vs]
+    rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
+    if rows:
+        loss = Table(title="training loss over the run (window means, mean over seeds)", title_justify="left")
+        for col in ("method", "first", "last", "loss"):
+            loss.add_column(col, justify="left" if col in ("method", "loss") else "right", no_wrap=col == "loss")
+        for c in rows:
+            values = [v for v in c["loss"]["mean"] if v == v]
+            loss.add_row(c["method"], _fmt(values[0] if values else None), _fmt(values[-1] if values else None),
+                         sparkline(c["loss"]["mean"]))
+        tables.append(loss)
+    return tables
 
 
 def _row_label(row: dict, preset: str) -> str:
