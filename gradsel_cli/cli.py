@@ -443,7 +443,7 @@ def _digits(records, methods, n, how, data_dir, err) -> dict:
     predictions = {m: parse_predictions(first[m]["predictions"]) for m in methods}
     indices, note = pick_digits(predictions, n, how, seed)
     if note:
-        err.print(f"[yellow]{note}")
+        err.print(f"[yellow]{note}", soft_wrap=True)
     _, _, x_test, y_test = load_mnist_raw(data_dir)
     c = first[methods[0]]["config"]
     title = (f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "

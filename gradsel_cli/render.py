@@ -43,9 +43,12 @@ def progress_bar(err: Console, total: int, description: str, unit: str = "it"):
         yield update
 
 
-def sparkline(values, width: int = 40) -> str:
-    """A one-line picture of a series (e.g. the loss), `width` characters."""
+def sparkline(values, width: int = 40, log: bool = False) -> str:
+    """A one-line picture of a series (e.g. the loss), `width` characters; `log`: of log10 of the
+    positive values (a loss that falls by decades)."""
     vals = [v for v in values if v is not None and v == v and abs(v) != float("inf")]
+    if log:
+        vals = [float(np.log10(v)) for v in vals if v > 0]
     if not vals:
         return ""
     step = max(1, len(vals) // width)
@@ -72,7 +75,7 @@ def train_summary(record: dict) -> Table:
     acc_label = "test accuracy" + ("" if c["test_limit"] == 10000 else f" (first {c['test_limit']} images)")
     t.add_row(acc_label, f"[bold green]{_fmt(record['accuracy'])}")
     t.add_row("final training loss", _fmt(record["final_loss"]))
-    t.add_row("loss", sparkline(record["loss_history"]["values"]))
+    t.add_row("loss (log scale)", sparkline(record["loss_history"]["values"], log=True))
     t.add_row("wall time", f"{record['wall_time']:.2f} s ({record['time_per_iter'] * 1e3:.3f} ms / iteration)")
     t.add_row("gradient evaluations", f"analytic {record['counts']['analytic']}, numeric {record['counts']['numeric']}")
     t.add_row("numeric share of updates", f"{record['numeric_share']:.3f}")
@@ -162,12 +165,12 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
     if rows:
         loss = Table(title="training loss over the run (window means, mean over seeds)", title_justify="left")
-        for col in ("method", "first", "last", "loss"):
-            loss.add_column(col, justify="left" if col in ("method", "loss") else "right", no_wrap=col == "loss")
+        for col in ("method", "first", "last", "loss (log scale)"):
+            loss.add_column(col, justify="right" if col in ("first", "last") else "left", no_wrap=col != "method")
         for c in rows:
             values = [v for v in c["loss"]["mean"] if v == v]
             loss.add_row(c["method"], _fmt(values[0] if values else None), _fmt(values[-1] if values else None),
-                         sparkline(c["loss"]["mean"]))
+                         sparkline(c["loss"]["mean"], log=True))
         tables.append(loss)
     return tables
 
