@@ -13,10 +13,8 @@ from pathlib import Path
 
 import click
 
-from .config import ACTIVATIONS, INITS, LOSSES, METHOD_NAMES, OPTIMIZERS, TrainConfig
-
-DIGITS_FROM = ("first", "disagree", "random")
-GRADCHECK_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+from .config import (ACTIVATIONS, DIGITS_FROM, GRADCHECK_STEPS, INITS, LOSSES, METHOD_NAMES, OPTIMIZERS,
+                     TrainConfig)
 
 
 class BadInput(click.ClickException):

@@ -180,21 +180,20 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
             ax.set(xscale="log", yscale="log", xlabel="finite-difference step h (weight units)",
                    title=f"{when}; best h = {best:g}" if best else when)
             ax.invert_xaxis()
+        errors = [e for state in check["states"] for r in state["rows"]
+                  for e in [r["all"]["rel_error"], *(b["rel_error"] for b in r["blocks"].values())] if e]
+        if errors:  # the panels share y: limits that show every block of every panel
+            axes[0].set_ylim(min(errors) / 3, max(errors) * 3)
         axes[0].set_ylabel("relative error ‖g_num − g_ana‖ / ‖g_ana‖")
-        axes[0].legend(loc="upper center", ncols=2)
+        axes[0].legend(loc="lower left", ncols=2)
         fig.suptitle(title)
         _save(fig, path)
 
 
 def _slopes(ax, state: dict, order: int) -> None:
     """Dotted guides through the all-weights curve: truncation error ∝ h^order from the largest h
-    down to the best one, rounding error ∝ 1/h from the smallest h up to it; y limits that show
-    every block."""
+    down to the best one, rounding error ∝ 1/h from the smallest h up to it."""
     pts = sorted((r["step"], r["all"]["rel_error"]) for r in state["rows"] if r["all"]["rel_error"])
-    every = [e for r in state["rows"] for e in [r["all"]["rel_error"], *(b["rel_error"] for b in r["blocks"].values())]
-             if e]
-    if every:
-        ax.set_ylim(min(every) / 3, max(every) * 3)
     if len(pts) < 3:
         return
     best = state["best_step"]

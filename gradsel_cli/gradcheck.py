@@ -12,11 +12,10 @@ error (about eps * |L| / h): the error against h is V-shaped.
 import numpy as np
 
 from . import data, network
-from .config import TrainConfig
+from .config import GRADCHECK_STEPS as DEFAULT_STEPS, TrainConfig
 from .network import Params
 from .training import Dataset, batch_indices, train
 
-DEFAULT_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
 BLOCKS = ("W1", "b1", "W2", "b2")
 
 

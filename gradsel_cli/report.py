@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 
 from . import papers, stats
-from .config import canonical
+from .config import DIGITS_FROM, canonical
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
 
@@ -227,9 +227,6 @@ def curves(records: list[dict], methods: list[str]) -> dict:
         })
     return {"methods": rows, "missing_accuracy": sum(1 for r in records if not (r.get("acc_curve")
                                                                                or r["acc_history"]))}
-
-
-DIGITS_FROM = ("first", "disagree", "random")
 
 
 def parse_predictions(text: str) -> np.ndarray:
