@@ -224,7 +224,8 @@ def cli():
 @click.option("--save-model", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
               help="Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to FILE.npz.")
 @click.option("--plot", type=click.Path(dir_okay=False), callback=_png_file, default=None,
-              help=f"Write learning curves (loss, test accuracy at {CURVE_POINTS} points) to FILE.png (needs matplotlib).")
+              help=f"Write learning curves (loss, test accuracy at {CURVE_POINTS} points) to FILE.png "
+                   "(needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors

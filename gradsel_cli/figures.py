@@ -175,7 +175,8 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
                     ax.plot(*zip(*pts), marker="o", ms=3.5, color=BLOCK_COLOURS[name],
                             lw=2.2 if name == "all" else 1.2, label="all weights" if name == "all" else name)
             _slopes(ax, state, order)
-            when = "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} analytic iterations"
+            when = ("at initialisation" if state["iteration"] == 0
+                    else f"after {state['iteration']:,} analytic iterations")
             best = state["best_step"]
             ax.set(xscale="log", yscale="log", xlabel="finite-difference step h (weight units)",
                    title=f"{when}; best h = {best:g}" if best else when)

@@ -348,7 +348,8 @@ def digit_caption(index: int, label: int, predictions: dict[str, int], width: in
         text.append("  differ", style="bold black on yellow")
     for m, p in predictions.items():
         colour = "green" if p == label else "red"
-        text.append(f"\n{m[:width - 3]:<{width - 2}}{p if p >= 0 else '-'}", style=f"{colour} bold" if differ else colour)
+        text.append(f"\n{m[:width - 3]:<{width - 2}}{p if p >= 0 else '-'}",
+                    style=f"{colour} bold" if differ else colour)
     return text
 
 
@@ -383,7 +384,8 @@ def gradcheck_tables(check: dict) -> list:
             cells = [_fmt(r["blocks"][b]["rel_error"], ".2e") for b in ("W1", "b1", "W2", "b2")]
             cells += [_fmt(r["all"]["rel_error"], ".2e"), _fmt(r["all"]["one_minus_cosine"], ".1e")]
             t.add_row(f"{r['step']:g}", *cells, style="bold" if r["step"] == state["best_step"] else None)
-        t.caption = "relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block; bold: the smallest error over all weights"
+        t.caption = ("relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block; "
+                     "bold: the smallest error over all weights")
         t.caption_justify = "left"
         out.append(t)
     return out

@@ -173,7 +173,8 @@ def verdicts(preset: str, cells: dict) -> list[dict]:
 def _band(series: list[list]) -> dict:
     """Mean, min and max across seeds of equally spaced series (None: not computed), cut to the shortest."""
     n = min(len(s) for s in series)
-    a = np.array([[np.nan if v is None else v for v in s[:n]] for s in series], dtype=np.float64).reshape(len(series), n)
+    a = np.array([[np.nan if v is None else v for v in s[:n]] for s in series], dtype=np.float64)
+    a = a.reshape(len(series), n)  # (seeds, points), also when n == 0
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns (diverged windows) stay nan
         return {"mean": np.nanmean(a, axis=0).tolist(), "lo": np.nanmin(a, axis=0).tolist(),
@@ -234,7 +235,8 @@ def parse_predictions(text: str) -> np.ndarray:
     return np.array([-1 if c == "-" else int(c) for c in text], dtype=np.int64)
 
 
-def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first", seed: int = 0) -> tuple[np.ndarray, str]:
+def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first",
+                seed: int = 0) -> tuple[np.ndarray, str]:
     """Indices of `n` test images to show, and a note ('' or why the choice fell back).
 
     first: the first n; random: n drawn without replacement (seeded), in order;

@@ -40,7 +40,7 @@ class RunResult:
     running_mean: np.ndarray | None       # batch norm: running statistics used at test time
     running_var: np.ndarray | None
     sources: np.ndarray = field(repr=False, default=None)  # (iterations_done,) 1 where the kept update was numeric
-    rel_diffs: np.ndarray = field(repr=False, default=None)  # (iterations_done,) rel_diff of each step, nan if not computed
+    rel_diffs: np.ndarray = field(repr=False, default=None)  # (iterations_done,) each step's rel_diff, nan if none
     acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy) at eval_points
 
     @property
