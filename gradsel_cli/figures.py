@@ -186,7 +186,7 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
         if errors:  # the panels share y: limits that show every block of every panel
             axes[0].set_ylim(min(errors) / 3, max(errors) * 3)
         axes[0].set_ylabel("relative error ‖g_num − g_ana‖ / ‖g_ana‖")
-        axes[0].legend(loc="lower left", ncols=2)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
         fig.suptitle(title)
         _save(fig, path)
 
