@@ -109,7 +109,7 @@ def _select_panel(ax, rows: list[dict]) -> None:
     err_ax.spines["right"].set_visible(True)
     handles = ax.get_legend_handles_labels()
     extra = err_ax.get_legend_handles_labels()
-    ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="lower left")
+    ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="lower right")
 
 
 def digits_size(n: int, methods: int) -> tuple[float, float]:
