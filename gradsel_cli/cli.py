@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from .config import ACTIVATIONS, INITS, LOSSES, MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, OPTIMIZERS, TrainConfig
+from .config import (ACTIVATIONS, DIGITS_FROM, GRADCHECK_STEPS, INITS, LOSSES, MAX_BATCH, MAX_HIDDEN,
+                     METHOD_NAMES, OPTIMIZERS, TrainConfig)
 
 
 class BadInput(click.ClickException):
@@ -72,6 +73,23 @@ def _writable_file(ctx, param, value):
     if value is not None and not Path(value).resolve().parent.is_dir():
         raise click.BadParameter(f"directory {str(Path(value).parent)!r} does not exist; create it first", ctx, param)
     return value
+
+
+def _png_file(ctx, param, value):
+    if value is not None and Path(value).suffix.lower() != ".png":
+        raise click.BadParameter(f"{value!r}: figures are written as PNG; give a FILE.png", ctx, param)
+    return _writable_file(ctx, param, value)
+
+
+CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
+
+
+def _need_matplotlib(*paths):
+    """Fail at once, before any training, when a figure is asked for and matplotlib is missing."""
+    if any(paths):
+        from .figures import require
+
+        require()
 
 
 def _apply(fn, opts):
@@ -255,16 +273,20 @@ def cli():
               help="Append the run record as one JSON line to FILE.")
 @click.option("--save-model", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
               help="Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to FILE.npz.")
+@click.option("--plot", type=click.Path(dir_okay=False), callback=_png_file, default=None,
+              help=f"Write learning curves (loss, test accuracy at {CURVE_POINTS} points) to FILE.png "
+                   "(needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
-def train(method, seed, data_dir, threads, out, save_model, as_json, quiet, **opts):
+def train(method, seed, data_dir, threads, out, save_model, plot, as_json, quiet, **opts):
     """Train one network and report its test accuracy.
 
     \b
     Example:
       gradsel train --shots 2 --batch 8 --hidden 50
       gradsel train --method select --iters 2000 --json > run.json
+      gradsel train --method select --plot curves.png
     """
     import numpy as np
 
@@ -274,12 +296,20 @@ def train(method, seed, data_dir, threads, out, save_model, as_json, quiet, **op
 
     out_console, err = render.consoles(quiet or as_json)
     config = TrainConfig(method=method, seed=seed, **{k: opts[k] for k in CONFIG_KEYS}).validate()
+    _need_matplotlib(plot)
     raw = load_mnist_raw(data_dir)
     _set_threads(threads)
     _compile_notice(err)
     with render.progress_bar(err, config.iters, method) as update:
-        result = run(config, raw=raw, progress=lambda d, t, loss: update(d, t, loss=loss))
+        result = run(config, raw=raw, progress=lambda d, t, loss: update(d, t, loss=loss),
+                     eval_points=CURVE_POINTS if plot else 0)
     record = results.run_record(result)
+    if plot:
+        from .figures import curves_figure
+        from .report import curves
+
+        curves_figure(plot, curves([record], [method]), _figure_title("train", record["config"], [seed]))
+        err.print(f"Wrote {plot}")
     if out:
         results.append(out, record)
     if save_model:
@@ -350,30 +380,30 @@ def _method_list(ctx, param, value):
     return list(dict.fromkeys(items))
 
 
-def _executor(name, workers, scheduler, data_dir):
+def _executor(name, workers, scheduler, data_dir, eval_points=0):
     from .experiments import LocalExecutor, default_workers
 
     if scheduler and name != "dask":
         raise BadInput("--scheduler needs --executor dask")
     if name == "local":
-        return LocalExecutor(workers or default_workers(), data_dir)
+        return LocalExecutor(workers or default_workers(), data_dir, eval_points)
     from .dask_executor import DaskExecutor, DaskMissing
 
     try:
-        return DaskExecutor(workers or default_workers(), data_dir, scheduler)
+        return DaskExecutor(workers or default_workers(), data_dir, scheduler, eval_points)
     except DaskMissing:
         raise BadInput("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None
 
 
-def _run_grid(configs, results_file, grid, data_dir, err, label):
+def _run_grid(configs, results_file, grid, data_dir, err, label, eval_points=0):
     """Run (or resume) the trials with a progress bar over runs; the records in config order.
 
-    grid: the grid options (workers, executor, scheduler).
+    grid: the grid options (workers, executor, scheduler); eval_points: test-accuracy curve points per run.
     """
     from . import render
     from .experiments import GridError, run_grid
 
-    executor = _executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir)
+    executor = _executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points)
     _compile_notice(err)
     with render.progress_bar(err, len(configs), label, unit="") as update:
         try:
@@ -387,12 +417,21 @@ def _run_grid(configs, results_file, grid, data_dir, err, label):
               help="Methods to compare, comma-separated.")
 @training_options
 @grid_options
+@click.option("--plot", type=click.Path(dir_okay=False), callback=_png_file, default=None,
+              help="Write learning curves (mean and band over seeds) and where select keeps the numeric update "
+                   "to FILE.png (needs matplotlib).")
+@click.option("--show-digits", type=click.IntRange(0, 10000), default=0, show_default=True,
+              help="Show N test images with each method's prediction (seed 0; the paper's Figure 2).")
+@click.option("--digits-from", type=click.Choice(DIGITS_FROM), default="first", show_default=True,
+              help="Which test images: the first, where the methods' predictions differ, or random.")
+@click.option("--figure", type=click.Path(dir_okay=False), callback=_png_file, default=None,
+              help="Write the digits (--show-digits N, else 16) to FILE.png (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the per-method summary as CSV on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
-def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, results_file, as_json, as_csv, quiet,
-            **opts):
+def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, results_file, plot, show_digits,
+            digits_from, figure, as_json, as_csv, quiet, **opts):
     """Run methods over seeds, paired, and compare them with the baseline.
 
     Every method gets the same initial weights, subset and batch order for a
@@ -402,20 +441,27 @@ def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, res
     Example:
       gradsel compare --shots 2 --batch 8 --hidden 50 --seeds 5
       gradsel compare --methods analytic,select --iters 2000 --json
+      gradsel compare --methods analytic,alternate --seeds 1 --show-digits 16 --figure figure2.png
+      gradsel compare --plot curves.png
     """
     from . import render
     from .experiments import trials
-    from .report import compare_summary
+    from .report import compare_summary, curves
 
     out, err = render.consoles(quiet or as_json or as_csv)
     _set_threads(threads)
     base = TrainConfig(**{k: opts[k] for k in CONFIG_KEYS}).validate()
+    _need_matplotlib(plot, figure)
     configs = trials(base, [dict(method=m) for m in methods], range(seeds))
     grid = dict(workers=workers, executor=executor, scheduler=scheduler)
-    records = _run_grid(configs, results_file, grid, data_dir, err, "runs")
+    records = _run_grid(configs, results_file, grid, data_dir, err, "runs", CURVE_POINTS if plot else 0)
     summary = compare_summary(records, methods)
+    curve_data = curves(records, methods)
+    digits = (_digits(records, methods, show_digits or 16, digits_from, data_dir, err)
+              if show_digits or figure else None)
     if as_json:
-        click.echo(json.dumps({"config": base.to_dict(), **summary}, indent=2))
+        click.echo(json.dumps({"config": base.to_dict(), **summary,
+                               **({"digits": _digits_json(digits)} if show_digits else {})}, indent=2))
     elif as_csv:
         click.echo("method,seeds,accuracy_mean,accuracy_ci_lo,accuracy_ci_hi,final_loss,time_per_iter,numeric_share,"
                    "select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement")
@@ -427,8 +473,58 @@ def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, res
                      v.get("disagreement")]
             click.echo(",".join("" if c is None else str(c) for c in cells))
     else:
-        for table in render.compare_tables(summary, base.to_dict()):
+        for table in render.compare_tables(summary, base.to_dict(), curve_data):
             out.print(table)
+        if show_digits:
+            out.print(render.digits_grid(digits["images"], digits["labels"], digits["indices"],
+                                         digits["predictions"], digits["title"]))
+    if figure:
+        from .figures import digits_figure
+
+        digits_figure(figure, digits["images"], digits["labels"], digits["indices"], digits["predictions"],
+                      digits["title"])
+        err.print(f"Wrote {figure}")
+    if plot:
+        from .figures import curves_figure
+
+        if curve_data["missing_accuracy"]:
+            err.print(f"[yellow]{curve_data['missing_accuracy']} stored run(s) have no test-accuracy curve "
+                      "(made without --plot); the accuracy panel is left empty")
+        curves_figure(plot, curve_data, _figure_title("compare", base.to_dict(), range(seeds)))
+        err.print(f"Wrote {plot}")
+
+
+def _figure_title(command: str, c: dict, seeds) -> str:
+    seeds = list(seeds)
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
+    return (f"gradsel {command} — k={c['shots']}, B={c['batch']}, H={c['hidden']}, {c['iters']:,} iterations, "
+            f"lr {c['lr']}, h={c['fd_step']:g}, {which}")
+
+
+def _digits(records, methods, n, how, data_dir, err) -> dict:
+    """The test images to show, their labels and each method's predictions for the first seed."""
+    from .data import load_mnist_raw
+    from .report import parse_predictions, pick_digits
+
+    seed = min(r["config"]["seed"] for r in records)
+    first = {r["config"]["method"]: r for r in records if r["config"]["seed"] == seed}
+    predictions = {m: parse_predictions(first[m]["predictions"]) for m in methods}
+    indices, note = pick_digits(predictions, n, how, seed)
+    if note:
+        err.print(f"[yellow]{note}", soft_wrap=True)
+    _, _, x_test, y_test = load_mnist_raw(data_dir)
+    c = first[methods[0]]["config"]
+    title = (f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+             f"{c['iters']:,} iterations, seed {seed}; digits from: {how}")
+    return {"seed": seed, "how": how, "indices": indices, "images": x_test, "labels": y_test,
+            "predictions": predictions, "title": title}
+
+
+def _digits_json(digits: dict) -> dict:
+    idx = digits["indices"]
+    return {"seed": digits["seed"], "from": digits["how"], "indices": [int(i) for i in idx],
+            "labels": [int(digits["labels"][i]) for i in idx],
+            "predictions": {m: [int(p[i]) for i in idx] for m, p in digits["predictions"].items()}}
 
 
 @cli.command()
@@ -607,3 +703,70 @@ def tune(method, seed, data_dir, threads, trials, lr_range, weight_decay_range, 
     else:
         for part in render.tune_table(summary):
             out.print(part)
+
+
+@cli.command()
+@cell_options
+@click.option("--iters", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Iterations of analytic training before the second check.")
+@click.option("--lr", type=Finite(), default=0.1, show_default=True, help="Learning rate of that training.")
+@click.option("--fd-step", "steps", type=Finite(), multiple=True, default=GRADCHECK_STEPS, show_default=True,
+              help="Finite-difference steps h to try (repeat the option for several).")
+@click.option("--fd-scheme", type=click.Choice(["central", "forward"]), default="central", show_default=True,
+              help="Finite-difference scheme.")
+@click.option("--subset", type=click.Choice(["first", "random"]), default="first", show_default=True,
+              help="Few-shot subset: first k per class in file order, or a seeded random draw.")
+@click.option("--init-std", type=Finite(), default=0.01, show_default=True, help="Std of the initial weights.")
+@click.option("--init", type=click.Choice(INITS), default="std", show_default=True, help="Weight initialisation.")
+@click.option("--activation", type=click.Choice(ACTIVATIONS), default="sigmoid", show_default=True,
+              help="Hidden activation.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the initial weights, subset and batches.")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None, help="MNIST folder.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores).")
+@click.option("--plot", type=click.Path(dir_okay=False), callback=_png_file, default=None,
+              help="Write the error-versus-step plot (log-log) to FILE.png (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
+@library_errors
+def gradcheck(steps, data_dir, threads, plot, as_json, quiet, **opts):
+    """Numeric against analytic gradient, per block and finite-difference step.
+
+    On the first mini-batch of the run, at the initial weights and after
+    --iters iterations of analytic training: the relative error
+    ||g_num - g_ana|| / ||g_ana|| of W1, b1, W2, b2 and of all weights, and
+    the cosine similarity, for each step h. Too large an h gives truncation
+    error, too small an h rounding error: the error against h is V-shaped.
+
+    \b
+    Example:
+      gradsel gradcheck --hidden 50 --batch 8
+      gradsel gradcheck --fd-step 1e-3 --fd-step 1e-5 --fd-scheme forward --json
+      gradsel gradcheck --plot gradcheck.png
+    """
+    from . import render
+    from .data import load_mnist_raw
+    from .gradcheck import gradcheck as run_check
+
+    out, err = render.consoles(quiet or as_json)
+    config = TrainConfig(method="analytic", test_limit=1000, **opts).validate()
+    _need_matplotlib(plot)
+    raw = load_mnist_raw(data_dir)
+    _set_threads(threads)
+    _compile_notice(err)
+    with render.progress_bar(err, config.iters, "analytic") as update:
+        check = run_check(config, sorted(set(steps), reverse=True), raw,
+                          progress=lambda d, t, loss: update(d, t, loss=loss))
+    if as_json:
+        click.echo(json.dumps(check, indent=2))
+    else:
+        for table in render.gradcheck_tables(check):
+            out.print(table)
+    if plot:
+        from .figures import gradcheck_figure
+
+        c = check["config"]
+        gradcheck_figure(plot, check, (f"gradsel gradcheck — numeric ({check['scheme']}) vs analytic gradient, "
+                                       f"k={c['shots']}, B={c['batch']}, H={c['hidden']}, lr {c['lr']}, "
+                                       f"seed {c['seed']}"))
+        err.print(f"Wrote {plot}")

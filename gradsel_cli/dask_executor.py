@@ -37,7 +37,7 @@ def _distributed():
     return distributed
 
 
-def _task(config_dict: dict, data_dir) -> dict:
+def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
     """One trial on a worker, Numba on one thread (the worker's slot is one core)."""
     import numba
 
@@ -47,17 +47,19 @@ def _task(config_dict: dict, data_dir) -> dict:
     key = None if data_dir is None else str(data_dir)
     if key not in _RAW:
         _RAW[key] = load_mnist_raw(data_dir)
-    return experiments.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW[key])
+    return experiments.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW[key], eval_points=eval_points)
 
 
 class DaskExecutor:
-    """Runs trials on a dask.distributed cluster: `scheduler` (an address), or a LocalCluster of `workers`."""
+    """Runs trials on a dask.distributed cluster: `scheduler` (an address), or a LocalCluster of `workers`.
+    With `eval_points` > 0 every trial also records a test-accuracy curve (as LocalExecutor)."""
 
-    def __init__(self, workers: int = 1, data_dir=None, scheduler: str | None = None):
+    def __init__(self, workers: int = 1, data_dir=None, scheduler: str | None = None, eval_points: int = 0):
         _distributed()
         self.workers = workers
         self.data_dir = data_dir
         self.scheduler = scheduler
+        self.eval_points = eval_points
 
     def _connect(self):
         """(client, cluster or None)."""
@@ -82,7 +84,8 @@ class DaskExecutor:
         futures = {}
         try:
             for config in configs:
-                fut = client.submit(_task, config.to_dict(), self.data_dir, pure=False, retries=RETRIES)
+                fut = client.submit(_task, config.to_dict(), self.data_dir, self.eval_points, pure=False,
+                                    retries=RETRIES)
                 futures[fut] = config
             for fut in distributed.as_completed(futures):
                 try:

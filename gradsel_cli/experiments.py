@@ -37,11 +37,11 @@ def trials(base: TrainConfig, cells: list[dict], seeds) -> list[TrainConfig]:
     return [base.replace(**cell, seed=int(seed)).validate() for cell in cells for seed in seeds]
 
 
-def run_trial(config: TrainConfig, raw=None, data_dir=None) -> dict:
-    """Train one trial and return its record."""
+def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0) -> dict:
+    """Train one trial and return its record (with a test-accuracy curve of `eval_points` points)."""
     from .training import train
 
-    return results.run_record(train(config, raw=raw, data_dir=data_dir))
+    return results.run_record(train(config, raw=raw, data_dir=data_dir, eval_points=eval_points))
 
 
 def _worker_init(data_dir, threads: int):
@@ -54,8 +54,8 @@ def _worker_init(data_dir, threads: int):
     _RAW = load_mnist_raw(data_dir)
 
 
-def _worker_run(config_dict: dict) -> dict:
-    return run_trial(TrainConfig.from_dict(config_dict), raw=_RAW)
+def _worker_run(config_dict: dict, eval_points: int) -> dict:
+    return run_trial(TrainConfig.from_dict(config_dict), raw=_RAW, eval_points=eval_points)
 
 
 def default_workers() -> int:
@@ -63,11 +63,16 @@ def default_workers() -> int:
 
 
 class LocalExecutor:
-    """Runs trials in this process (workers = 1) or in a pool of spawned processes."""
+    """Runs trials in this process (workers = 1) or in a pool of spawned processes.
 
-    def __init__(self, workers: int = 1, data_dir=None):
+    With `eval_points` > 0 every trial also records a test-accuracy curve
+    (outside the config: the records and their hashes are otherwise unchanged).
+    """
+
+    def __init__(self, workers: int = 1, data_dir=None, eval_points: int = 0):
         self.workers = workers
         self.data_dir = data_dir
+        self.eval_points = eval_points
 
     def run(self, configs: list[TrainConfig]):
         """Yield (config, record) as trials finish."""
@@ -76,14 +81,14 @@ class LocalExecutor:
 
             raw = load_mnist_raw(self.data_dir)
             for config in configs:
-                yield config, run_trial(config, raw=raw)
+                yield config, run_trial(config, raw=raw, eval_points=self.eval_points)
             return
         ctx = multiprocessing.get_context("spawn")  # fork after OpenMP threads started is unsafe
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
                                    initargs=(self.data_dir, threads))
         try:
-            pending = {pool.submit(_worker_run, c.to_dict()): c for c in configs}
+            pending = {pool.submit(_worker_run, c.to_dict(), self.eval_points): c for c in configs}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:

@@ -1,10 +1,14 @@
-"""Everything a person sees: Rich tables, progress bars, sparklines. The only module importing Rich."""
+"""Everything a person sees: Rich tables, progress bars, sparklines, digit pictures. The only module importing Rich."""
 
 from contextlib import contextmanager
 
+import numpy as np
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -39,9 +43,12 @@ def progress_bar(err: Console, total: int, description: str, unit: str = "it"):
         yield update
 
 
-def sparkline(values, width: int = 40) -> str:
-    """A one-line picture of a series (e.g. the loss), `width` characters."""
+def sparkline(values, width: int = 40, log: bool = False) -> str:
+    """A one-line picture of a series (e.g. the loss), `width` characters; `log`: of log10 of the
+    positive values (a loss that falls by decades)."""
     vals = [v for v in values if v is not None and v == v and abs(v) != float("inf")]
+    if log:
+        vals = [float(np.log10(v)) for v in vals if v > 0]
     if not vals:
         return ""
     step = max(1, len(vals) // width)
@@ -68,7 +75,7 @@ def train_summary(record: dict) -> Table:
     acc_label = "test accuracy" + ("" if c["test_limit"] == 10000 else f" (first {c['test_limit']} images)")
     t.add_row(acc_label, f"[bold green]{_fmt(record['accuracy'])}")
     t.add_row("final training loss", _fmt(record["final_loss"]))
-    t.add_row("loss", sparkline(record["loss_history"]["values"]))
+    t.add_row("loss (log scale)", sparkline(record["loss_history"]["values"], log=True))
     t.add_row("wall time", f"{record['wall_time']:.2f} s ({record['time_per_iter'] * 1e3:.3f} ms / iteration)")
     t.add_row("gradient evaluations", f"analytic {record['counts']['analytic']}, numeric {record['counts']['numeric']}")
     t.add_row("numeric share of updates", f"{record['numeric_share']:.3f}")
@@ -131,8 +138,9 @@ def _p(p) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def compare_tables(summary: dict, config: dict) -> list[Table]:
-    """The `gradsel compare` tables: per method, then each method against the baseline."""
+def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> list[Table]:
+    """The `gradsel compare` tables: per method, each method against the baseline, and with
+    `curves` (report.curves) a sparkline of each method's mean training loss."""
     c = config
     title = (f"gradsel compare — k={c['shots']}, B={c['batch']}, H={c['hidden']}, {c['iters']:,} iterations, "
              f"lr {c['lr']}, subset {c['subset']}")
@@ -153,7 +161,18 @@ def compare_tables(summary: dict, config: dict) -> list[Table]:
             ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
             vs.add_row(r["method"], f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
                        f"{v['disagreement']:.2%}")
-    return [per, vs]
+    tables = [per, vs]
+    rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
+    if rows:
+        loss = Table(title="training loss over the run (window means, mean over seeds)", title_justify="left")
+        for col in ("method", "first", "last", "loss (log scale)"):
+            loss.add_column(col, justify="right" if col in ("first", "last") else "left", no_wrap=col != "method")
+        for c in rows:
+            values = [v for v in c["loss"]["mean"] if v == v]
+            loss.add_row(c["method"], _fmt(values[0] if values else None), _fmt(values[-1] if values else None),
+                         sparkline(c["loss"]["mean"], log=True))
+        tables.append(loss)
+    return tables
 
 
 def sweep_table(summary: dict, seeds: int) -> Table:
@@ -304,3 +323,84 @@ def tune_table(summary: dict, top: int = 10) -> list:
     b = summary["best"]
     chosen = Text(f"chosen: --lr {b['lr']:.4g} --weight-decay {b['weight_decay']:.3g}" if b else "no trial finished")
     return [t, chosen]
+
+
+# --- digit pictures (the paper's Figure 2) -----------------------------------------
+
+HALF_BLOCK = "▀"  # upper half block: its foreground is the upper pixel, its background the lower one
+
+
+def _grey(value) -> str:
+    v = int(value)
+    return f"rgb({v},{v},{v})"
+
+
+def digit(image) -> Text:
+    """An image (h, w) of uint8 grey levels as h/2 lines of w half blocks: each character shows the
+    pixel of an even row as its foreground colour and the pixel below it as its background colour
+    (an odd last row is paired with black, the MNIST background)."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"a digit image must be 2-D, got shape {image.shape}")
+    if image.shape[0] % 2:
+        image = np.vstack([image, np.zeros((1, image.shape[1]), dtype=image.dtype)])
+    text = Text(no_wrap=True, overflow="crop")
+    for r in range(0, image.shape[0], 2):
+        if r:
+            text.append("\n")
+        for top, bottom in zip(image[r], image[r + 1]):
+            text.append(HALF_BLOCK, Style(color=_grey(top), bgcolor=_grey(bottom)))
+    return text
+
+
+def digit_caption(index: int, label: int, predictions: dict[str, int], width: int = 28) -> Text:
+    """'#index true L' and one line per method with its prediction: green when right, red when wrong;
+    when the methods disagree the first line says so and the predictions are bold."""
+    differ = len(set(predictions.values())) > 1
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"#{index} true {label}", style="bold")
+    if differ:
+        text.append("  differ", style="bold black on yellow")
+    for m, p in predictions.items():
+        colour = "green" if p == label else "red"
+        text.append(f"\n{m[:width - 3]:<{width - 2}}{p if p >= 0 else '-'}",
+                    style=f"{colour} bold" if differ else colour)
+    return text
+
+
+def digits_grid(images, labels, indices, predictions: dict, title: str):
+    """The chosen test images side by side as half-block pictures with their captions."""
+    from rich.columns import Columns
+    from rich.console import Group
+
+    cells = []
+    for i in indices:
+        side = int(round(np.sqrt(np.asarray(images[i]).size)))
+        cells.append(Group(digit(np.asarray(images[i]).reshape(side, side)),
+                           digit_caption(int(i), int(labels[i]), {m: int(p[i]) for m, p in predictions.items()},
+                                         width=side)))
+    return Group(Text(title, style="bold"), Columns(cells, padding=(1, 2)))
+
+
+def gradcheck_tables(check: dict) -> list:
+    """One table per state (initialisation, after training): per step h, the relative error of each
+    block and of all weights, and 1 - cosine over all weights; the best step in bold."""
+    c = check["config"]
+    out = []
+    for state in check["states"]:
+        when = "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} analytic iterations"
+        t = Table(title=(f"gradcheck — numeric ({check['scheme']}) vs analytic gradient {when}: k={c['shots']}, "
+                         f"B={c['batch']}, H={c['hidden']}, seed {c['seed']}, batch loss {state['loss']:.4f}"),
+                  title_justify="left")
+        t.add_column("h", justify="right")
+        for col in ("W1", "b1", "W2", "b2", "all weights", "1 − cos (all)"):
+            t.add_column(col, justify="right")
+        for r in state["rows"]:
+            cells = [_fmt(r["blocks"][b]["rel_error"], ".2e") for b in ("W1", "b1", "W2", "b2")]
+            cells += [_fmt(r["all"]["rel_error"], ".2e"), _fmt(r["all"]["one_minus_cosine"], ".1e")]
+            t.add_row(f"{r['step']:g}", *cells, style="bold" if r["step"] == state["best_step"] else None)
+        t.caption = ("relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block; "
+                     "bold: the smallest error over all weights")
+        t.caption_justify = "left"
+        out.append(t)
+    return out

@@ -3,12 +3,13 @@
 Pure data in, JSON-able dicts out; rendering is render.py's.
 """
 
+import warnings
 from collections import defaultdict
 
 import numpy as np
 
 from . import papers, stats
-from .config import canonical
+from .config import DIGITS_FROM, canonical
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
 
@@ -186,3 +187,94 @@ def verdicts(preset: str, cells: dict) -> list[dict]:
         overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
         out.append({"id": claim.id, "text": claim.text, "supported": overall, "comparisons": parts})
     return out
+
+
+# --- pictures: learning curves and the digits to show ------------------------------
+
+def _band(series: list[list]) -> dict:
+    """Mean, min and max across seeds of equally spaced series (None: not computed), cut to the shortest."""
+    n = min(len(s) for s in series)
+    a = np.array([[np.nan if v is None else v for v in s[:n]] for s in series], dtype=np.float64)
+    a = a.reshape(len(series), n)  # (seeds, points), also when n == 0
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns (diverged windows) stay nan
+        return {"mean": np.nanmean(a, axis=0).tolist(), "lo": np.nanmin(a, axis=0).tolist(),
+                "hi": np.nanmax(a, axis=0).tolist()}
+
+
+def _thinned(recs: list[dict], key: str) -> dict | None:
+    """The window means `key` of every record, on one iteration axis (window centres), or None."""
+    hists = [r.get(key) for r in recs]
+    if not recs or any(h is None for h in hists):
+        return None
+    every = hists[0]["every"]
+    if any(h["every"] != every for h in hists):
+        return None
+    band = _band([h["values"] for h in hists])
+    centres = [i * every + (every + 1) / 2 for i in range(len(band["mean"]))]
+    return {"every": every, "iterations": centres, **band}
+
+
+def _acc_curve(recs: list[dict]) -> dict | None:
+    """Test accuracy at the recorded iterations: the accuracy curve, else the eval_every history."""
+    curves = [r.get("acc_curve") or r["acc_history"] for r in recs]
+    if not recs or not all(curves):
+        return None
+    common = sorted(set.intersection(*({t for t, _ in c} for c in curves)))
+    if not common:
+        return None
+    series = [[dict(c)[t] for t in common] for c in curves]
+    return {"iterations": common, **_band(series)}
+
+
+def curves(records: list[dict], methods: list[str]) -> dict:
+    """Per method, over seeds: the training loss (window means), the test accuracy where it
+    was recorded, and for select the share of numeric updates and ||g_num - g_ana|| / ||g_ana||
+    per window. Each series is a mean with a min-max band over seeds."""
+    by_method = defaultdict(list)
+    for rec in records:
+        by_method[rec["config"]["method"]].append(rec)
+    rows = []
+    for m in methods:
+        recs = sorted(by_method[m], key=lambda r: r["config"]["seed"])
+        if not recs:
+            continue
+        rows.append({
+            "method": m,
+            "seeds": [r["config"]["seed"] for r in recs],
+            "loss": _thinned(recs, "loss_history"),
+            "accuracy": _acc_curve(recs),
+            "numeric_share": _thinned(recs, "numeric_share_history"),
+            "rel_diff": _thinned(recs, "rel_diff_history"),
+        })
+    return {"methods": rows, "missing_accuracy": sum(1 for r in records if not (r.get("acc_curve")
+                                                                               or r["acc_history"]))}
+
+
+def parse_predictions(text: str) -> np.ndarray:
+    """A record's predictions string as digits; '-' (a diverged run) is -1."""
+    return np.array([-1 if c == "-" else int(c) for c in text], dtype=np.int64)
+
+
+def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first",
+                seed: int = 0) -> tuple[np.ndarray, str]:
+    """Indices of `n` test images to show, and a note ('' or why the choice fell back).
+
+    first: the first n; random: n drawn without replacement (seeded), in order;
+    disagree: the first n where the methods' predictions differ, or the first n
+    when they agree everywhere."""
+    if how not in DIGITS_FROM:
+        raise ValueError(f"unknown digit choice {how!r}; choose one of: {', '.join(DIGITS_FROM)}")
+    preds = np.array(list(predictions.values()))  # (methods, N)
+    total = preds.shape[1]
+    n = min(n, total)
+    if how == "random":
+        return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False)), ""
+    if how == "disagree":
+        differ = np.flatnonzero(np.any(preds != preds[0], axis=0))
+        if len(differ):
+            note = "" if len(differ) >= n else f"the methods disagree on only {len(differ)} of {total} test images"
+            return differ[:n], note
+        return np.arange(n), (f"the methods predict the same digit on all {total} test images; "
+                              f"showing the first {n} instead")
+    return np.arange(n), ""

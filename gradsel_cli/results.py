@@ -74,6 +74,9 @@ def run_record(result) -> dict:
         "rel_diff_mean": _num(result.rel_diff_mean),
         "loss_history": thin(result.loss_history),
         "acc_history": [[t, a] for t, a in result.acc_history],
+        "acc_curve": [[t, a] for t, a in result.acc_curve],
+        "rel_diff_history": thin(result.rel_diffs) if np.any(~np.isnan(result.rel_diffs)) else None,
+        "numeric_share_history": thin(result.sources) if result.config.method == "select" else None,
         "predictions": "".join(str(int(p)) if p >= 0 else "-" for p in result.predictions),
         "versions": versions(),
     }

@@ -40,6 +40,8 @@ class RunResult:
     running_mean: np.ndarray | None       # batch norm: running statistics used at test time
     running_var: np.ndarray | None
     sources: np.ndarray = field(repr=False, default=None)  # (iterations_done,) 1 where the kept update was numeric
+    rel_diffs: np.ndarray = field(repr=False, default=None)  # (iterations_done,) each step's rel_diff, nan if none
+    acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy) at eval_points
 
     @property
     def time_per_iter(self) -> float:
@@ -112,11 +114,24 @@ class DropoutMasks:
         return (self.gen.random(self.shape) >= self.p) / (1.0 - self.p)
 
 
-def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: Dataset | None = None) -> RunResult:
+def curve_iterations(iters: int, points: int) -> set[int]:
+    """The iterations at which a learning curve of about `points` points evaluates: 0, every
+    iters // points, and the last."""
+    if points <= 0:
+        return set()
+    every = max(1, iters // points)
+    return {0, *range(every, iters + 1, every), iters}
+
+
+def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: Dataset | None = None,
+          eval_points: int = 0) -> RunResult:
     """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted);
     `dataset` replaces the config's few-shot and test sets (e.g. a validation split).
 
     ``progress(done, total, loss)`` is called about 200 times during the run.
+    With `eval_points` > 0 the test accuracy is also measured at about that many
+    evenly spaced iterations (``acc_curve``, iteration 0 included). This is not
+    part of the config: it reads the weights and changes nothing in the run.
     """
     config.validate()
     if dataset is None:
@@ -141,8 +156,12 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     sources = np.zeros(config.iters, dtype=np.int8)
     counts = {"analytic": 0, "numeric": 0}
     wins = {"analytic": 0, "numeric": 0}
-    rel_diffs = []
+    rel_diffs = np.full(config.iters, np.nan)
     acc_history = []
+    curve_at = curve_iterations(config.iters, eval_points)
+    acc_curve = []
+    if 0 in curve_at:
+        acc_curve.append((0, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
     report_every = max(1, config.iters // 200)
     diverged = False
     done = 0
@@ -167,10 +186,12 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
         if len(step.computed) == 2:
             wins[step.source] += 1
         if step.rel_diff is not None:
-            rel_diffs.append(step.rel_diff)
+            rel_diffs[t - 1] = step.rel_diff
         done = t
         if config.eval_every and t % config.eval_every == 0:
             acc_history.append((t, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
+        if t in curve_at:
+            acc_curve.append((t, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
         if progress is not None and (t % report_every == 0 or t == config.iters):
             progress(t, config.iters, step.loss)
 
@@ -185,7 +206,13 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
         config=config, accuracy=accuracy, final_loss=final_loss, loss_history=losses[:done],
         acc_history=acc_history, wall_time=time.perf_counter() - start, train_time=train_time,
         iterations_done=done, counts=counts, select_wins=wins if config.method == "select" else None,
-        rel_diff_mean=float(np.mean(rel_diffs)) if rel_diffs else None, diverged=diverged,
-        params=params, predictions=predictions, sources=sources[:done],
+        rel_diff_mean=_nanmean(rel_diffs[:done]), diverged=diverged,
+        params=params, predictions=predictions, sources=sources[:done], rel_diffs=rel_diffs[:done], acc_curve=acc_curve,
         running_mean=None if running is None else running.mean, running_var=None if running is None else running.var,
     )
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    """Mean of the entries that were computed (not nan), None when there are none."""
+    computed = values[~np.isnan(values)]
+    return float(np.mean(computed)) if computed.size else None

@@ -14,7 +14,8 @@ from gradsel_cli.cli import cli
 SMALL_RUN = ["train", "--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "200"]
 RECORD_KEYS = {"format", "config_hash", "config", "accuracy", "final_loss", "diverged", "iterations_done",
                "wall_time", "time_per_iter", "counts", "select_wins", "numeric_share", "rel_diff_mean",
-               "loss_history", "acc_history", "predictions", "versions"}
+               "loss_history", "acc_history", "acc_curve", "rel_diff_history", "numeric_share_history",
+               "predictions", "versions"}
 
 
 @pytest.fixture

@@ -1,0 +1,206 @@
+"""Figures as PNG files: learning curves, the paper's Figure 2 (digits and predictions), the gradcheck V.
+
+The only module importing matplotlib, and only inside its functions (an
+optional extra: ``pip install "gradsel[plot]"``). Figures are drawn on the Agg
+canvas with one fixed style, size and dpi, so the same data give the same
+picture. Input is the plain data of report.py and gradcheck.py.
+"""
+
+import math
+
+INSTALL = 'pip install "gradsel[plot]"'
+DPI = 100
+CURVES_SIZE = (12.0, 4.0)      # inches: 1200 x 400 pixels
+GRADCHECK_SIZE = (10.0, 4.2)   # 1000 x 420 pixels
+DIGITS_PER_ROW = 8
+DIGIT_CELL = (1.5, 1.45)       # inches per digit: the image and its title line
+CAPTION_LINE = 0.17            # inches per method under each digit
+TITLE_SPACE = 0.45             # inches above the grid for the figure title
+STYLE = {
+    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "savefig.facecolor": "white", "figure.facecolor": "white",
+}
+METHOD_COLOURS = {"analytic": "#1f77b4", "numeric": "#ff7f0e", "alternate": "#2ca02c", "select": "#d62728"}
+BLOCK_COLOURS = {"W1": "#1f77b4", "b1": "#ff7f0e", "W2": "#2ca02c", "b2": "#9467bd", "all": "black"}
+RIGHT, WRONG, DISAGREE = "#1a7f37", "#cf222e", "#e36209"
+
+
+def require():
+    """Import matplotlib (Agg backend), or raise ValueError saying how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError(f"plotting needs matplotlib, which is not installed: {INSTALL}") from None
+    matplotlib.use("Agg")
+    return matplotlib
+
+
+def _figure(size):
+    require()
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, dpi=DPI, layout="constrained")
+
+
+def _save(fig, path) -> None:
+    fig.savefig(path, dpi=DPI, format="png")
+
+
+def _style():
+    return require().rc_context(STYLE)
+
+
+def curves_figure(path, curves: dict, title: str) -> None:
+    """Training loss (log scale), test accuracy, and — when select ran — where select kept the
+    numeric update, per method: the mean over seeds with a min-max band."""
+    rows = curves["methods"]
+    has_select = any(r["numeric_share"] for r in rows)
+    with _style():
+        fig = _figure(CURVES_SIZE)
+        axes = fig.subplots(1, 3 if has_select else 2)
+        loss_ax, acc_ax = axes[0], axes[1]
+        seeds = max(len(r["seeds"]) for r in rows)
+        band = f" (mean, band: min–max over {seeds} seeds)" if seeds > 1 else ""
+        for r in rows:
+            colour = METHOD_COLOURS.get(r["method"])
+            if r["loss"]:
+                _line(loss_ax, r["loss"], r["method"], colour)
+            if r["accuracy"]:
+                _line(acc_ax, r["accuracy"], r["method"], colour, marker=".")
+        every = next((r["loss"]["every"] for r in rows if r["loss"]), 1)
+        loss_ax.set(yscale="log", xlabel="iteration", title="training loss" + band,
+                    ylabel=f"batch loss (nats), mean of {every}-iteration windows")
+        loss_ax.legend()
+        acc_ax.set(xlabel="iteration", ylabel="test accuracy (fraction correct)", title="test accuracy" + band)
+        if any(r["accuracy"] for r in rows):
+            acc_ax.legend(loc="lower right")
+        else:
+            acc_ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=acc_ax.transAxes)
+        if has_select:
+            _select_panel(axes[2], rows)
+        fig.suptitle(title)
+        _save(fig, path)
+
+
+def _line(ax, series: dict, label: str, colour, marker=None) -> None:
+    x = series["iterations"]
+    ax.plot(x, series["mean"], label=label, color=colour, lw=1.3, marker=marker, ms=3)
+    if series["lo"] != series["hi"]:
+        ax.fill_between(x, series["lo"], series["hi"], color=colour, alpha=0.2, lw=0)
+
+
+def _select_panel(ax, rows: list[dict]) -> None:
+    """select: share of iterations whose kept update was numeric (left), and the relative error
+    of the numeric gradient (right, log scale), per window."""
+    err_ax = ax.twinx()
+    err_ax.grid(False)
+    for r in rows:
+        if r["numeric_share"]:
+            s = r["numeric_share"]
+            _line(ax, s, f"{r['method']}: numeric share", METHOD_COLOURS.get(r["method"]))
+        if r["rel_diff"]:
+            d = r["rel_diff"]
+            err_ax.plot(d["iterations"], d["mean"], color="grey", lw=1, ls="--", label=f"{r['method']}: rel. error")
+    every = next(r["numeric_share"]["every"] for r in rows if r["numeric_share"])
+    ax.set(ylim=(-0.02, 1.02), xlabel="iteration", title="where select keeps the numeric update",
+           ylabel=f"share of numeric updates per {every}-iteration window")
+    err_ax.set(yscale="log", ylabel="‖g_num − g_ana‖ / ‖g_ana‖ (window mean)")
+    err_ax.spines["right"].set_visible(True)
+    handles = ax.get_legend_handles_labels()
+    extra = err_ax.get_legend_handles_labels()
+    ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="lower right")
+
+
+def digits_size(n: int, methods: int) -> tuple[float, float]:
+    """The figure size (inches) of a grid of n digits captioned with `methods` predictions:
+    always DIGITS_PER_ROW cells wide, as many rows as needed."""
+    rows = math.ceil(n / DIGITS_PER_ROW)
+    return DIGITS_PER_ROW * DIGIT_CELL[0], TITLE_SPACE + rows * (DIGIT_CELL[1] + methods * CAPTION_LINE)
+
+
+def digits_figure(path, images, labels, indices, predictions: dict, title: str) -> None:
+    """A grid of test images (28 x 28, ink dark on white), each titled with its index and true
+    label and captioned with each method's prediction (green right, red wrong); a digit on which
+    the methods disagree has an orange frame and title. Cells are placed in inches, so captions
+    never overlap whatever the number of methods."""
+    import numpy as np
+
+    methods = list(predictions)
+    width, height = digits_size(len(indices), len(methods))
+    cell_w, cell_h = DIGIT_CELL[0], DIGIT_CELL[1] + len(methods) * CAPTION_LINE
+    side = DIGIT_CELL[1] - 0.3  # the image; 0.3 in above it for the title
+    with _style():
+        fig = _figure((width, height))
+        fig.set_layout_engine("none")
+        for k, i in enumerate(indices):
+            row, col = divmod(k, DIGITS_PER_ROW)
+            left = col * cell_w + (cell_w - side) / 2
+            top = height - TITLE_SPACE - row * cell_h - 0.25  # inches from the bottom
+            ax = fig.add_axes([left / width, (top - side) / height, side / width, side / height])
+            preds = [int(predictions[m][i]) for m in methods]
+            differ = len(set(preds)) > 1
+            ax.imshow(np.asarray(images[i]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(differ)
+                spine.set_color(DISAGREE)
+                spine.set_linewidth(2.5)
+            ax.set_title(f"#{i}  true {int(labels[i])}", fontsize=8, pad=3,
+                         color=DISAGREE if differ else "black", fontweight="bold" if differ else "normal")
+            for j, (m, p) in enumerate(zip(methods, preds)):
+                y = top - side - 0.05 - j * CAPTION_LINE
+                fig.text((col + 0.5) * cell_w / width, y / height, f"{m} {p if p >= 0 else '–'}",
+                         ha="center", va="top", fontsize=7, color=RIGHT if p == labels[i] else WRONG,
+                         fontweight="bold" if differ else "normal")
+        fig.suptitle(title, y=1 - 0.12 / height, va="top")
+        _save(fig, path)
+
+
+def gradcheck_figure(path, check: dict, title: str) -> None:
+    """Relative error of the numeric gradient against the step h, log-log, per block, at
+    initialisation and after training, with the slopes of truncation and rounding error."""
+    with _style():
+        fig = _figure(GRADCHECK_SIZE)
+        axes = fig.subplots(1, len(check["states"]), sharey=True, squeeze=False)[0]
+        order = 2 if check["scheme"] == "central" else 1
+        for ax, state in zip(axes, check["states"]):
+            steps = [r["step"] for r in state["rows"]]
+            for name in ("W1", "b1", "W2", "b2", "all"):
+                errs = [(r["blocks"][name] if name != "all" else r["all"])["rel_error"] for r in state["rows"]]
+                pts = [(h, e) for h, e in zip(steps, errs) if e is not None and e > 0]
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", ms=3.5, color=BLOCK_COLOURS[name],
+                            lw=2.2 if name == "all" else 1.2, label="all weights" if name == "all" else name)
+            _slopes(ax, state, order)
+            when = ("at initialisation" if state["iteration"] == 0
+                    else f"after {state['iteration']:,} analytic iterations")
+            best = state["best_step"]
+            ax.set(xscale="log", yscale="log", xlabel="finite-difference step h (weight units)",
+                   title=f"{when}; best h = {best:g}" if best else when)
+            ax.invert_xaxis()
+        errors = [e for state in check["states"] for r in state["rows"]
+                  for e in [r["all"]["rel_error"], *(b["rel_error"] for b in r["blocks"].values())] if e]
+        if errors:  # the panels share y: limits that show every block of every panel
+            axes[0].set_ylim(min(errors) / 3, max(errors) * 3)
+        axes[0].set_ylabel("relative error ‖g_num − g_ana‖ / ‖g_ana‖")
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+        fig.suptitle(title)
+        _save(fig, path)
+
+
+def _slopes(ax, state: dict, order: int) -> None:
+    """Dotted guides through the all-weights curve: truncation error ∝ h^order from the largest h
+    down to the best one, rounding error ∝ 1/h from the smallest h up to it."""
+    pts = sorted((r["step"], r["all"]["rel_error"]) for r in state["rows"] if r["all"]["rel_error"])
+    if len(pts) < 3:
+        return
+    best = state["best_step"]
+    (h_lo, e_lo), (h_hi, e_hi) = pts[0], pts[-1]
+    big = [h for h, _ in pts if h >= best]
+    small = [h for h, _ in pts if h <= best]
+    ax.plot(big, [e_hi * (h / h_hi) ** order for h in big], ls=":", color="grey", lw=1.2,
+            label=f"∝ h{'²' if order == 2 else ''} (truncation)")
+    ax.plot(small, [e_lo * h_lo / h for h in small], ls="-.", color="grey", lw=1.2, label="∝ 1/h (rounding)")

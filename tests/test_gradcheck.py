@@ -1,0 +1,124 @@
+"""Gradient diagnostics: relative error and cosine of numeric vs analytic, against the NumPy reference twin."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import reference as ref
+from helpers import BLOCKS, as_blocks, rel_error
+from gradsel_cli import gradcheck, network
+from gradsel_cli.cli import cli
+from gradsel_cli.config import TrainConfig
+from gradsel_cli.training import Dataset, batch_indices
+
+TRUNCATION_STEPS = (1e-1, 1e-2, 1e-3)   # truncation error dominates: both implementations agree on it
+REL_ERROR_RTOL = 1e-3                   # our relative error vs the reference's, at those steps
+
+
+def test_compare_on_hand_made_vectors():
+    a = np.array([3.0, 4.0])
+    same = gradcheck.compare(a, a)
+    assert same == {"rel_error": 0.0, "cosine": pytest.approx(1.0), "one_minus_cosine": 0.0}
+    scaled = gradcheck.compare(1.01 * a, a)
+    assert scaled["rel_error"] == pytest.approx(0.01) and scaled["one_minus_cosine"] == pytest.approx(0, abs=1e-16)
+    perpendicular = gradcheck.compare(np.array([-4.0, 3.0]), a)
+    assert perpendicular["cosine"] == pytest.approx(0.0, abs=1e-15)
+    assert perpendicular["one_minus_cosine"] == pytest.approx(1.0)
+    assert perpendicular["rel_error"] == pytest.approx(np.sqrt(2))
+    assert gradcheck.compare(a, np.zeros(2)) == {"rel_error": None, "cosine": None, "one_minus_cosine": None}
+
+
+def test_one_minus_cosine_keeps_its_digits_near_one():
+    gen = np.random.default_rng(0)
+    a = gen.standard_normal(1000)
+    tilt = 1e-9 * gen.standard_normal(1000)
+    tilt -= a * (tilt @ a) / (a @ a)  # perpendicular: 1 - cos = |tilt|^2 / (2 |a|^2) to leading order
+    got = gradcheck.compare(a + tilt, a)["one_minus_cosine"]
+    assert got == pytest.approx((tilt @ tilt) / (2 * (a @ a)), rel=1e-6)
+
+
+@pytest.mark.parametrize("scheme", ["central", "forward"])
+def test_check_steps_matches_the_reference_twin(make_problem, scheme):
+    params, x, y = make_problem(hidden=4, batch=3, n_in=12, seed=2)
+    rows = gradcheck.check_steps(params, x, y, TRUNCATION_STEPS, scheme)
+    weights = as_blocks(params)
+    analytic = ref.analytic_gradient(weights, x, y)
+    for row, h in zip(rows, TRUNCATION_STEPS):
+        numeric = ref.numerical_gradient(weights, x, y, step=h, scheme=scheme)
+        assert row["step"] == h
+        for name, n, a in zip(BLOCKS, numeric, analytic):
+            assert row["blocks"][name]["rel_error"] == pytest.approx(rel_error(n, a), rel=REL_ERROR_RTOL), (h, name)
+            cos = float(n.ravel() @ a.ravel() / (np.linalg.norm(n) * np.linalg.norm(a)))
+            assert row["blocks"][name]["cosine"] == pytest.approx(cos, rel=1e-12)
+        flat_n = np.concatenate([g.ravel() for g in numeric])
+        flat_a = np.concatenate([g.ravel() for g in analytic])
+        assert row["all"]["rel_error"] == pytest.approx(rel_error(flat_n, flat_a), rel=REL_ERROR_RTOL)
+
+
+def test_truncation_error_falls_as_h_squared_central_and_h_forward(mnist_batch):
+    x, y = mnist_batch
+    params = network.init_params(20, seed=0)
+    for scheme, order in (("central", 2), ("forward", 1)):
+        e = [r["all"]["rel_error"] for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3), scheme)]
+        assert e[0] / e[1] == pytest.approx(10.0 ** order, rel=0.05), scheme
+
+
+def test_the_error_against_h_is_v_shaped(mnist_batch):
+    x, y = mnist_batch
+    params = network.init_params(20, seed=0)
+    rows = gradcheck.check_steps(params, x, y, (1e-2, 1e-5, 1e-9))
+    big, mid, tiny = (r["all"]["rel_error"] for r in rows)
+    assert mid < big / 100 and mid < tiny / 10
+    assert gradcheck.best_step(rows) == 1e-5
+    assert all(r["all"]["cosine"] > 1 - 1e-9 for r in rows)
+
+
+def test_check_steps_needs_a_step(make_problem):
+    params, x, y = make_problem()
+    with pytest.raises(ValueError, match="step"):
+        gradcheck.check_steps(params, x, y, ())
+
+
+def test_gradcheck_checks_the_first_batch_at_init_and_after_training(mnist_raw):
+    config = TrainConfig(hidden=5, batch=4, iters=30, test_limit=100)
+    steps = (1e-3, 1e-5)
+    check = gradcheck.gradcheck(config, steps, mnist_raw)
+    assert check["config"]["method"] == "analytic" and check["steps"] == list(steps)
+    init, trained = check["states"]
+    assert (init["state"], init["iteration"], trained["state"], trained["iteration"]) == ("init", 0, "trained", 30)
+    ds = Dataset.for_config(mnist_raw, config)
+    idx = batch_indices(config, len(ds.y_train))[0]
+    start = network.init_params(5, seed=0)
+    assert init["rows"] == gradcheck.check_steps(start, ds.x_train[idx], ds.y_train[idx], steps)
+    assert init["loss"] == pytest.approx(network.loss(start, ds.x_train[idx], ds.y_train[idx]))
+    assert trained["rows"] != init["rows"] and trained["loss"] != init["loss"]  # training moved the weights
+    assert init["best_step"] in steps and trained["best_step"] in steps
+
+
+def test_gradcheck_refuses_dropout_and_batch_norm(mnist_raw):
+    with pytest.raises(ValueError, match="dropout"):
+        gradcheck.gradcheck(TrainConfig(hidden=5, batch=4, iters=2, dropout=0.5), (1e-4,), mnist_raw)
+
+
+def test_gradcheck_command_json(monkeypatch):
+    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
+    result = CliRunner().invoke(cli, ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "20",
+                                      "--fd-step", "1e-5", "--fd-step", "1e-3", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["steps"] == [1e-3, 1e-5]  # largest first
+    assert [s["state"] for s in data["states"]] == ["init", "trained"]
+    row = data["states"][0]["rows"][0]
+    assert set(row["blocks"]) == set(BLOCKS) and 0 < row["all"]["rel_error"] < 1e-4
+
+
+def test_gradcheck_command_table(monkeypatch):
+    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
+    result = CliRunner().invoke(cli, ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "20", "-q"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "at initialisation" in result.stdout and "after 20 analytic iterations" in result.stdout
+    for h in ("0.01", "1e-05", "1e-08"):
+        assert h in result.stdout
