@@ -290,15 +290,10 @@ def _predict(x, W1, b1, W2, b2, act):
 
 
 @numba.njit(**_SERIAL)
-def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
-    """Loss and its exact gradient by backpropagation: value, gW1, gb1, gW2, gb2."""
-    B, n_in = x.shape
-    H = W1.shape[1]
-    K = W2.shape[1]
-    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
-    m, e, S = _softmax_parts(a2)
-    value = _mean_loss(a2, y, loss)
-    da2 = np.empty((B, K))  # d loss / d a2
+def _loss_grad_logits(e, S, y, loss):
+    """d mean loss / d a2 (B, K) from the softmax parts e = exp(a2 - max), S = row sums of e."""
+    B, K = e.shape
+    da2 = np.empty((B, K))
     for b in range(B):
         if loss == CROSS_ENTROPY:  # (softmax - onehot) / B
             for k in range(K):
@@ -312,6 +307,19 @@ def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
             for k in range(K):
                 p = e[b, k] / S[b]
                 da2[b, k] = p * ((p - (1.0 if k == y[b] else 0.0)) - dot) / B
+    return da2
+
+
+@numba.njit(**_SERIAL)
+def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
+    """Loss and its exact gradient by backpropagation: value, gW1, gb1, gW2, gb2."""
+    B, n_in = x.shape
+    H = W1.shape[1]
+    K = W2.shape[1]
+    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
+    m, e, S = _softmax_parts(a2)
+    value = _mean_loss(a2, y, loss)
+    da2 = _loss_grad_logits(e, S, y, loss)
     gW2 = np.zeros((H, K))
     gb2 = np.zeros(K)
     da1 = np.empty((B, H))
@@ -585,20 +593,7 @@ def _analytic_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss):
     a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
     m, e, S = _softmax_parts(a2)
     value = _mean_loss(a2, y, loss)
-    da2 = np.empty((B, K))
-    for b in range(B):
-        if loss == CROSS_ENTROPY:
-            for k in range(K):
-                da2[b, k] = e[b, k] / S[b] / B
-            da2[b, y[b]] -= 1.0 / B
-        else:
-            dot = 0.0
-            for k in range(K):
-                p = e[b, k] / S[b]
-                dot += p * (p - (1.0 if k == y[b] else 0.0))
-            for k in range(K):
-                p = e[b, k] / S[b]
-                da2[b, k] = p * ((p - (1.0 if k == y[b] else 0.0)) - dot) / B
+    da2 = _loss_grad_logits(e, S, y, loss)
     gW2 = np.zeros((H, K))
     gb2 = np.zeros(K)
     du = np.empty((B, H))
@@ -682,7 +677,6 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
     """
     B, n_in = x.shape
     H = W1.shape[1]
-    K = W2.shape[1]
     a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
     m, e, S = _softmax_parts(a2)
     used = np.zeros(n_in + 1, np.bool_)  # pixels non-zero in some sample, and the bias (n_in)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import network
-from .config import SELECT_ON
 from .network import Params
 from .optimizers import Optimizer
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
-from .config import ACTIVATIONS as ACTIVATION_NAMES, FD_SCHEMES, INITS
+from .config import FD_SCHEMES, INITS
 from .seeding import rng
 
 N_IN = 784

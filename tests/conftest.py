@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from gradsel_cli import data
 from helpers import random_params
@@ -40,3 +41,10 @@ def make_problem():
         y = gen.integers(0, 10, batch)
         return random_params(hidden, n_in, std=std, seed=seed), x, y
     return make
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    """A CliRunner that ignores any GRADSEL_DATA_DIR of the environment (the shipped copy is used)."""
+    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
+    return CliRunner()

@@ -35,3 +35,10 @@ def random_params(hidden, n_in=784, n_out=10, std=0.1, seed=0) -> Params:
     gen = np.random.default_rng(seed)
     return Params.from_arrays(std * gen.standard_normal((n_in, hidden)), std * gen.standard_normal(hidden),
                               std * gen.standard_normal((hidden, n_out)), std * gen.standard_normal(n_out))
+
+
+def invoke(runner, *args):
+    """Run the gradsel command in-process; exceptions propagate (a traceback would fail the test)."""
+    from gradsel_cli.cli import cli
+
+    return runner.invoke(cli, list(args), catch_exceptions=False)

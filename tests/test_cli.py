@@ -6,26 +6,16 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from gradsel_cli import __version__, results, training
 from gradsel_cli.cli import cli
+from helpers import invoke
 
 SMALL_RUN = ["train", "--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "200"]
 RECORD_KEYS = {"format", "config_hash", "config", "accuracy", "final_loss", "diverged", "iterations_done",
                "wall_time", "time_per_iter", "counts", "select_wins", "numeric_share", "rel_diff_mean",
                "loss_history", "acc_history", "acc_curve", "rel_diff_history", "numeric_share_history",
                "predictions", "versions"}
-
-
-@pytest.fixture
-def runner(monkeypatch):
-    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
-    return CliRunner()
-
-
-def invoke(runner, *args):
-    return runner.invoke(cli, list(args), catch_exceptions=False)
 
 
 # --- help and version -------------------------------------------------------------

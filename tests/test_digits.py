@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from rich.console import Console
 from rich.style import Style
 
@@ -119,12 +118,6 @@ def test_parse_predictions_marks_a_diverged_run():
 
 
 # --- compare --show-digits ------------------------------------------------------------
-
-@pytest.fixture
-def runner(monkeypatch):
-    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
-    return CliRunner()
-
 
 def test_compare_show_digits_json_lists_labels_and_each_methods_predictions(runner, mnist_raw):
     result = runner.invoke(cli, [*TINY_COMPARE, "--show-digits", "5", "--json"], catch_exceptions=False)

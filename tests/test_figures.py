@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from gradsel_cli import figures, gradcheck, network, report, results, training
 from gradsel_cli.cli import cli
@@ -18,12 +17,6 @@ mpimg = pytest.importorskip("matplotlib.image")
 SMALL_TRAIN = ["train", "--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "40", "--test-limit", "200"]
 SMALL_COMPARE = ["compare", "--methods", "analytic,select", "--seeds", "2", "--iters", "40", "--hidden", "5",
                  "--batch", "4", "--test-limit", "200", "--workers", "1"]
-
-
-@pytest.fixture
-def runner(monkeypatch):
-    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
-    return CliRunner()
 
 
 def png_size(path) -> tuple[int, int]:

@@ -4,23 +4,12 @@ import json
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from gradsel_cli import experiments, results
-from gradsel_cli.cli import cli
+from helpers import invoke
 from gradsel_cli.training import TrainConfig
 
 TINY = ["sweep", "--hidden", "5", "--batch", "4", "--iters", "30", "--test-limit", "200", "--workers", "1"]
-
-
-@pytest.fixture
-def runner(monkeypatch):
-    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
-    return CliRunner()
-
-
-def invoke(runner, *args):
-    return runner.invoke(cli, list(args), catch_exceptions=False)
 
 
 def sweep_json(runner, *args) -> list[dict]:
