@@ -15,6 +15,7 @@ on the workers too.
 """
 
 import logging
+import os
 
 from . import experiments
 from .config import TrainConfig
@@ -50,6 +51,9 @@ def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
     return experiments.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW[key], eval_points=eval_points)
 
 
+TRIM = "MALLOC_TRIM_THRESHOLD_"  # set to 65536 in workers by Dask's nanny; see DaskExecutor._connect
+
+
 class DaskExecutor:
     """Runs trials on a dask.distributed cluster: `scheduler` (an address), or a LocalCluster of `workers`.
     With `eval_points` > 0 every trial also records a test-accuracy curve (as LocalExecutor)."""
@@ -74,13 +78,20 @@ class DaskExecutor:
 
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; with it glibc returns memory to
         # the system on nearly every free, and a training run (small arrays allocated every iteration)
-        # takes 1.6-2x as long. Workers here get glibc's default.
+        # takes 1.6-2x as long. Workers here get glibc's default. The nanny also writes the variable into
+        # this process's environment, which spawned workers inherit: a cluster made earlier in the same
+        # process (a notebook) leaves it behind, so Dask's own value is lifted while ours spawn.
         environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
-        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR,
-                                               env={"NUMBA_NUM_THREADS": "1"})
+        dask_value = str(environ.pop(TRIM, None))
+        left_behind = os.environ.get(TRIM) == dask_value and os.environ.pop(TRIM)
+        try:
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, silence_logs=logging.ERROR,
+                                                   env={"NUMBA_NUM_THREADS": "1"})
+        finally:
+            if left_behind:
+                os.environ[TRIM] = left_behind
         return distributed.Client(cluster), cluster
 
     def run(self, configs: list[TrainConfig]):
