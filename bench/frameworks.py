@@ -10,23 +10,11 @@ median of repeated calls after a warm-up. Writes a markdown table (stdout, or
 
 import argparse
 import platform
-import statistics
-import time
 
 
 import gradsel_cli as gs
 from gradsel_cli import data
-
-
-def median_time(fn, repeat):
-    fn()
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from gradsel_cli.benchmark import median_time
 
 
 def gradsel_timer(params, x, y):

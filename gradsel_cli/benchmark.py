@@ -19,7 +19,7 @@ NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and 
 NAIVE_SAMPLE = 400      # weights timed when sampling
 
 
-def _median_time(fn, repeat: int) -> float:
+def median_time(fn, repeat: int) -> float:
     fn()  # warm-up (and compilation on the first call)
     times = []
     for _ in range(repeat):
@@ -40,16 +40,16 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
     params = network.init_params(hidden, seed)
     B = x.shape[0]
     out = {"hidden": hidden, "batch": B, "nonzero_pixels": int(np.count_nonzero(x)), "weights": params.flat.size}
-    out["loss"] = _median_time(lambda: network.loss(params, x, y), repeat)
-    out["analytic"] = _median_time(lambda: network.analytic_gradient(params, x, y), repeat)
-    out["numeric"] = _median_time(lambda: network.numerical_gradient(params, x, y), repeat)
+    out["loss"] = median_time(lambda: network.loss(params, x, y), repeat)
+    out["analytic"] = median_time(lambda: network.analytic_gradient(params, x, y), repeat)
+    out["numeric"] = median_time(lambda: network.numerical_gradient(params, x, y), repeat)
 
     n = params.flat.size
     sample = np.random.default_rng(seed).choice(n, size=min(NAIVE_SAMPLE, n), replace=False)
-    per_weight = _median_time(lambda: network.naive_numerical_gradient(params, x, y, indices=sample),
+    per_weight = median_time(lambda: network.naive_numerical_gradient(params, x, y, indices=sample),
                               max(1, repeat // 2)) / len(sample)
     if per_weight * n <= NAIVE_FULL_LIMIT:
-        out["naive"] = _median_time(lambda: network.naive_numerical_gradient(params, x, y), max(1, repeat // 2))
+        out["naive"] = median_time(lambda: network.naive_numerical_gradient(params, x, y), max(1, repeat // 2))
         out["naive_extrapolated"] = False
     else:
         out["naive"] = per_weight * n
@@ -62,9 +62,9 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
         # alternate: time a pair of iterations (one analytic, one numeric) and halve
         if name == "alternate":
             pair = lambda: (step(setting, params, state, x, y, mask, 1), step(setting, params, state, x, y, mask, 2))  # noqa: E731
-            out[f"iter_{name}"] = _median_time(pair, repeat) / 2
+            out[f"iter_{name}"] = median_time(pair, repeat) / 2
         else:
-            out[f"iter_{name}"] = _median_time(lambda: step(setting, params, state, x, y, mask, 1), repeat)
+            out[f"iter_{name}"] = median_time(lambda: step(setting, params, state, x, y, mask, 1), repeat)
 
     out["naive_over_numeric"] = out["naive"] / out["numeric"]
     out["numeric_over_analytic"] = out["numeric"] / out["analytic"]

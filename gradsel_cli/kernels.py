@@ -311,18 +311,14 @@ def _loss_grad_logits(e, S, y, loss):
 
 
 @numba.njit(**_SERIAL)
-def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
-    """Loss and its exact gradient by backpropagation: value, gW1, gb1, gW2, gb2."""
-    B, n_in = x.shape
-    H = W1.shape[1]
+def _backprop_output(z1, da2, W2, pre, act, mask):
+    """Through the output layer and the activation: gW2, gb2 and d loss / d pre, where `pre` (B, H)
+    is what the activation was applied to (a1, or the batch-normalised u) and z1 its masked output."""
+    B, H = z1.shape
     K = W2.shape[1]
-    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
-    m, e, S = _softmax_parts(a2)
-    value = _mean_loss(a2, y, loss)
-    da2 = _loss_grad_logits(e, S, y, loss)
     gW2 = np.zeros((H, K))
     gb2 = np.zeros(K)
-    da1 = np.empty((B, H))
+    dpre = np.empty((B, H))
     for b in range(B):
         for k in range(K):
             gb2[k] += da2[b, k]
@@ -332,8 +328,20 @@ def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
             for k in range(K):
                 gW2[j, k] += zj * da2[b, k]
                 s += da2[b, k] * W2[j, k]
-            zraw = _act(a1[b, j], act)
-            da1[b, j] = s * _act_deriv(a1[b, j], zraw, act) * mask[b, j]
+            dpre[b, j] = s * _act_deriv(pre[b, j], _act(pre[b, j], act), act) * mask[b, j]
+    return gW2, gb2, dpre
+
+
+@numba.njit(**_SERIAL)
+def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
+    """Loss and its exact gradient by backpropagation: value, gW1, gb1, gW2, gb2."""
+    B, n_in = x.shape
+    H = W1.shape[1]
+    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
+    m, e, S = _softmax_parts(a2)
+    value = _mean_loss(a2, y, loss)
+    da2 = _loss_grad_logits(e, S, y, loss)
+    gW2, gb2, da1 = _backprop_output(z1, da2, W2, a1, act, mask)
     gW1 = np.zeros((n_in, H))
     gb1 = np.zeros(H)
     for b in range(B):
@@ -589,23 +597,11 @@ def _analytic_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss):
     """value, gW1, gb1, gW2, gb2, ggamma, gbeta by backpropagation through the batch norm."""
     B, n_in = x.shape
     H = W1.shape[1]
-    K = W2.shape[1]
     a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
     m, e, S = _softmax_parts(a2)
     value = _mean_loss(a2, y, loss)
     da2 = _loss_grad_logits(e, S, y, loss)
-    gW2 = np.zeros((H, K))
-    gb2 = np.zeros(K)
-    du = np.empty((B, H))
-    for b in range(B):
-        for k in range(K):
-            gb2[k] += da2[b, k]
-        for j in range(H):
-            s = 0.0
-            for k in range(K):
-                gW2[j, k] += z1[b, j] * da2[b, k]
-                s += da2[b, k] * W2[j, k]
-            du[b, j] = s * _act_deriv(u[b, j], _act(u[b, j], act), act) * mask[b, j]
+    gW2, gb2, du = _backprop_output(z1, da2, W2, u, act, mask)
     ggamma = np.zeros(H)
     gbeta = np.zeros(H)
     sum_dh = np.zeros(H)    # sum_b d loss / d ahat
