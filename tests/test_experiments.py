@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 from gradsel_cli import results
-from gradsel_cli.experiments import LocalExecutor, run_grid, trials
+from gradsel_cli.experiments import LocalExecutor, cell_label, run_grid, trials
 from gradsel_cli.training import TrainConfig
 
 BASE = TrainConfig(shots=1, batch=2, hidden=3, iters=6, test_limit=50)
@@ -156,10 +156,14 @@ def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
     with pytest.raises(GridError, match="resume"):
         run_grid(configs, path, LocalExecutor(2), progress=kill_a_worker)
     assert killed
-    kept = len(results.load(path))
-    assert 1 <= kept < len(configs)
+    kept = {r["config_hash"] for r in results.load(path)}
+    missing = [c for c in configs if results.config_hash(c.to_dict()) not in kept]
+    assert kept and missing, "the kill should leave some runs finished and some not"
 
-    records = run_grid(configs, path, LocalExecutor(2))
+    calls = []
+    records = run_grid(configs, path, LocalExecutor(2), progress=lambda *a: calls.append(a))
+    assert calls[0] == (len(kept), len(configs), "resumed")
+    assert sorted(label for _, _, label in calls[1:]) == sorted(cell_label(c) for c in missing)
     stored = results.load(path)
     hashes = [r["config_hash"] for r in stored]
     assert len(hashes) == len(set(hashes)) == len(configs)
