@@ -3,6 +3,7 @@
 Pure data in, JSON-able dicts out; rendering is render.py's.
 """
 
+import json
 import warnings
 from collections import defaultdict
 
@@ -147,19 +148,24 @@ def paper_table(preset: str, records: list[dict], settings: dict) -> dict:
     }
 
 
+PRINTED_DIGITS = 4  # the tables print means to 4 decimals
+
+
 def _mark_best(rows: list[dict], lay) -> None:
     """Bold the best mean of each column among rows of the same hidden size, as in a paper
-    (only a strict best: when the top means tie, nothing is bold)."""
+    (only a strict best at the printed precision: when the top means print the same, as
+    0.62102 and 0.6210199999999999 do, nothing is bold)."""
     keys = [("cells", i) for i in range(len(lay.shots))] + ([("avg", None)] if lay.has_avg else [])
     for hidden in {r["hidden"] for r in rows}:
         group = [r for r in rows if r["hidden"] == hidden]
         for part, i in keys:
             entries = [r[part][i] if i is not None else r[part] for r in group]
-            means = [e["mean"] for e in entries if e["mean"] is not None]
+            printed = [None if e["mean"] is None else round(e["mean"], PRINTED_DIGITS) for e in entries]
+            means = [m for m in printed if m is not None]
             top = max(means) if means else None
             unique = means.count(top) == 1 and len(group) > 1
-            for e in entries:
-                e["best"] = unique and e["mean"] == top
+            for e, m in zip(entries, printed):
+                e["best"] = unique and m == top
 
 
 def verdicts(preset: str, cells: dict) -> list[dict]:
@@ -187,6 +193,38 @@ def verdicts(preset: str, cells: dict) -> list[dict]:
         overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
         out.append({"id": claim.id, "text": claim.text, "supported": overall, "comparisons": parts})
     return out
+
+
+def _json_number(x):
+    """A float for JSON: nan (no interval from one run) becomes None."""
+    return None if x is None or x != x else x
+
+
+def runs_summary(records: list[dict]) -> dict:
+    """A summary of any results file: one row per configuration (records equal but for the seed), in
+    first-seen order, with the options that vary across the file, runs, seeds, accuracy mean and
+    95% CI, mean final loss of the finished runs and diverged runs; `fixed`: the options every run shares."""
+    configs = [canonical(r["config"]) for r in records]
+    keys = [k for k in (configs[0] if configs else {}) if k != "seed"]
+    varied = [k for k in keys if len({json.dumps(c[k]) for c in configs}) > 1]
+    groups = defaultdict(list)
+    for rec, c in zip(records, configs):
+        groups[json.dumps([c[k] for k in varied])].append((rec, c))
+    rows = []
+    for members in groups.values():
+        recs = [rec for rec, _ in members]
+        losses = [r["final_loss"] for r in recs if r["final_loss"] is not None and np.isfinite(r["final_loss"])]
+        acc = _ci_dict([_acc(r) for r in recs])
+        rows.append({
+            "values": {k: members[0][1][k] for k in varied},
+            "runs": len(recs),
+            "seeds": sorted({c["seed"] for _, c in members}),
+            "accuracy": {k: _json_number(v) for k, v in acc.items()},
+            "final_loss": float(np.mean(losses)) if losses else None,
+            "diverged": sum(bool(r["diverged"]) for r in recs),
+        })
+    fixed = {k: configs[0][k] for k in keys if k not in varied} if configs else {}
+    return {"runs": len(records), "varied": varied, "fixed": fixed, "rows": rows}
 
 
 # --- pictures: learning curves and the digits to show ------------------------------
