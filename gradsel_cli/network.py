@@ -90,6 +90,15 @@ class Params:
         _, _, c = self._cuts()
         return self.flat[c:c + self.n_out]
 
+    def __iter__(self):
+        """W1, b1, W2, b2 (so that ``W1, b1, W2, b2 = params``); batch-norm gamma, beta are in blocks()."""
+        return iter((self.W1, self.b1, self.W2, self.b2))
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in self.blocks().items())
+        return (f"Params({self.n_in}→{self.hidden}→{self.n_out}, {self.hidden} hidden units, "
+                f"{'batch norm' if self.batch_norm else 'no batch norm'}, {self.flat.size:,} values: {shapes})")
+
     def blocks(self) -> dict[str, np.ndarray]:
         out = {"W1": self.W1, "b1": self.b1, "W2": self.W2, "b2": self.b2}
         if self.batch_norm:
