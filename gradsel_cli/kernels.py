@@ -58,7 +58,7 @@ _E8, _E9, _E10, _E11, _E12, _E13 = 1 / 40320, 1 / 362880, 1 / 3628800, 1 / 39916
 
 @numba.njit(**_INLINE)
 def _exp(x):
-    """exp(x) to within 1 ulp of libm, in plain arithmetic so that loops of it vectorise.
+    """exp(x) within 1 ulp of the correctly rounded result, in plain arithmetic so that loops of it vectorise.
 
     Without SVML, LLVM cannot vectorise a call to libm's exp, and the
     numerical gradient is mostly exponentials. x = n ln2 + r with |r| <= ln2/2
