@@ -770,3 +770,37 @@ def gradcheck(steps, data_dir, threads, plot, as_json, quiet, **opts):
                                        f"k={c['shots']}, B={c['batch']}, H={c['hidden']}, lr {c['lr']}, "
                                        f"seed {c['seed']}"))
         err.print(f"Wrote {plot}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the summary as CSV on stdout.")
+@library_errors
+def runs(file, as_json, as_csv):
+    """Summarise a results file: one row per configuration.
+
+    Reads any file written by train --out or compare / sweep / tune / table
+    --results. Rows are the configurations (runs equal but for the seed): the
+    options that vary across the file, runs, accuracy mean ± 95% CI, mean
+    final loss and diverged runs; below, the options every run shares.
+
+    \b
+    Example:
+      gradsel runs results/compare.jsonl
+      gradsel runs lr.jsonl --csv > lr.csv
+    """
+    from . import render, results
+    from .report import runs_summary
+
+    if as_json and as_csv:
+        raise BadInput("--json and --csv: choose one")
+    out, _ = render.consoles(as_json or as_csv)
+    summary = runs_summary(results.load(file))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif as_csv:
+        click.echo(render.runs_csv(summary), nl=False)
+    else:
+        for part in render.runs_table(summary, file):
+            out.print(part)

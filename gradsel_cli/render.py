@@ -182,10 +182,9 @@ def train_summary(record: dict) -> Table:
     t.add_row(acc_label, f"[bold green]{_fmt(record['accuracy'])}")
     t.add_row("final training loss", fmt_loss(record["final_loss"]))
     t.add_row("loss (log scale)", sparkline(record["loss_history"]["values"], log=True))
-    timing = f"{_dur(record['wall_time'])} ({_dur(record['time_per_iter'])} / iteration"
+    t.add_row("wall time", f"{_dur(record['wall_time'])} ({_dur(record['time_per_iter'])} / iteration)")
     if record.get("compile_time") is not None:
-        timing += f"; kernels loaded in {_dur(record['compile_time'])}"
-    t.add_row("wall time", timing + ")")
+        t.add_row("kernels loaded in", f"{_dur(record['compile_time'])} (before the first iteration)")
     t.add_row("gradient evaluations", f"analytic {record['counts']['analytic']}, numeric {record['counts']['numeric']}")
     t.add_row("numeric share of updates", f"{record['numeric_share']:.3f}")
     if record["select_wins"] is not None:
@@ -401,103 +400,6 @@ def _lines(lines: list[str]) -> Text:
     return Text("\n".join(out))
 
 
-def _row_label(row: dict, preset: str) -> str:
-    return f"{row['method']} H={row['hidden']}" if preset == "alternate" else row["method"]
-
-
-def _columns(table: dict) -> list[str]:
-    first = table["groups"][0]["rows"][0]
-    cols = [f"k={c['shots']}" for c in first["cells"]]
-    return cols + (["AVG"] if "avg" in first else [])
-
-
-def _entries(row: dict) -> list[dict]:
-    return row["cells"] + ([row["avg"]] if "avg" in row else [])
-
-
-def _cell_text(e: dict, paper: bool, fmt: str, stacked: bool = False) -> str:
-    ours = _pm(e)
-    if fmt == "markdown" and e.get("best"):
-        ours = f"**{ours}**"
-    if fmt == "latex":
-        ours = ours.replace("±", r"$\pm$")
-        if e.get("best"):
-            ours = rf"\textbf{{{ours}}}"
-    if fmt == "rich" and e.get("best"):
-        ours = f"[bold]{ours}[/]"
-    if paper and e.get("published") is not None:
-        ours += ("\n" if stacked else " ") + f"({e['published']:.4f})"
-    return ours
-
-
-def _verdict_lines(table: dict) -> list[str]:
-    lines = []
-    for v in table["verdicts"]:
-        if all(part["outcome"] == "no data" for part in v["comparisons"]):
-            mark = "NO DATA"
-        else:
-            mark = {True: "SUPPORTED", False: "CONTRADICTED", None: "NOT SUPPORTED"}[v["supported"]]
-        lines.append(f"{mark} — {v['text']}")
-        for part in v["comparisons"]:
-            lines.append(f"    vs {part['baseline']}: {part['words']}")
-    return lines
-
-
-def _footer_lines(table: dict) -> list[str]:
-    s = table["settings"]
-    lines = [f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
-             f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, fd step {s['fd_step']} ({s['fd_scheme']})"]
-    if table["mad_baseline"] is not None:
-        lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}")
-    if table["missing_cells"]:
-        lines.append(f"{table['missing_cells']} cells have no runs yet: `gradsel table --preset {table['preset']} --run`")
-    for m in table["avg_mismatches"]:
-        lines.append(f"note: the published AVG of {m['method']} at B={m['batch']} is printed {m['printed']:.4f}, "
-                     f"the mean of its printed cells is {m['mean_of_cells']:.4f} (shown as printed)")
-    return lines
-
-
-def paper_table_rich(table: dict, paper: bool = True) -> list:
-    """The paper table as Rich renderables: the table, then footer and verdicts. The table is one
-    line per row where that fits the width; else (80 columns) each cell puts the published number
-    under ours and the hidden size goes under the method."""
-    head = f"{clean(table['title'])}\nours: mean ± 95% CI over seeds" + ("; published in parentheses" if paper else "")
-
-    def layout(stacked: bool) -> Table:
-        t = _table(head, **(COMPACT if stacked else {}))
-        _num(t, "B")
-        t.add_column("method", no_wrap=True)
-        for col in _columns(table):
-            _num(t, col)
-        for g in table["groups"]:
-            for i, row in enumerate(g["rows"]):
-                label = clean(_row_label(row, table["preset"]))
-                cells = [_cell_text(e, paper, "rich", stacked) for e in _entries(row)]
-                t.add_row(str(g["batch"]) if i == 0 else "", label.replace(" ", "\n") if stacked else label, *cells,
-                          end_section=i == len(g["rows"]) - 1)
-        return t
-
-    return [Fit(layout(False), layout(True)), _lines(_footer_lines(table)), _lines(_verdict_lines(table))]
-
-
-def _lines(lines: list[str]) -> Text:
-    """Footer lines: a long one breaks between words, its continuation indented."""
-    text = Text()
-    for line in lines:
-        indent = len(line) - len(line.lstrip()) + 4
-        wrapped, current = [], ""
-        for word in line.split(" "):
-            if current and len(current) + 1 + len(word) > TITLE_WIDTH:
-                wrapped.append(current)
-                current = " " * indent + word
-            else:
-                current = f"{current} {word}" if current else (word or current)
-        wrapped.append(" " * (len(line) - len(line.lstrip())) + current.lstrip() if not wrapped else current)
-        text.append("\n".join(wrapped) + "\n")
-    text.rstrip()
-    return text
-
-
 def paper_table_markdown(table: dict, paper: bool = True) -> str:
     cols = _columns(table)
     lines = [f"**{table['title']}** — ours: mean ± 95% CI over seeds" + ("; published in parentheses" if paper else ""),
@@ -571,7 +473,7 @@ def runs_table(summary: dict, source: str | None = None) -> list:
                    f"{len(summary['rows'])} configurations", first_sep=": ")
 
     def layout(stacked: bool) -> Table:
-        t = _table(title)
+        t = _table(title, **({} if stacked else COMPACT))
         if stacked:
             t.add_column("configuration", overflow="fold")
         for name in ([] if stacked else varied or ["configuration"]):
