@@ -148,3 +148,87 @@ def test_compare_select_win_rate_and_numeric_share(compared):
     select = [r for r in records if r["config"]["method"] == "select"]
     assert 0 <= by_method["select"]["select_win_rate"] <= 1
     assert by_method["select"]["numeric_share"] == pytest.approx(np.mean([r["numeric_share"] for r in select]))
+
+
+# --- bold: a strict best at the printed precision -----------------------------------------
+
+def _column(*means):
+    from types import SimpleNamespace
+
+    from gradsel_cli.report import _mark_best
+
+    rows = [{"hidden": 20, "cells": [{"mean": m}]} for m in means]
+    _mark_best(rows, SimpleNamespace(shots=(1,), has_avg=False))
+    return [r["cells"][0]["best"] for r in rows]
+
+
+def test_means_that_print_the_same_are_a_tie():
+    assert _column(0.62102, 0.6210199999999999, 0.5) == [False, False, False]
+    assert _column(0.62106, 0.62102) == [True, False]  # 0.6211 against 0.6210: a best
+    assert _column(None, 0.5) == [False, True]
+
+
+def test_random_subset_table_does_not_bold_a_tie_with_analytic():
+    # B=4, H=20, k=4: alternate equals analytic on every seed; the means differ in the last bit only
+    data = json.loads(invoke("table", "--subset", "random", "--results", RESULTS / "alternate-random.jsonl",
+                             "--format", "json"))
+    group = next(g for g in data["groups"] if g["batch"] == 4)
+    analytic, alternate = (row["cells"][3] for row in group["rows"][:2])
+    assert (analytic["mean"], alternate["mean"]) == (0.6210199999999999, 0.62102)
+    assert not analytic["best"] and not alternate["best"]
+
+
+# --- runs: a summary of any results file ------------------------------------------------------
+
+def test_runs_summary_has_a_row_per_configuration():
+    from gradsel_cli.report import runs_summary
+
+    records = results.load(RESULTS / "compare.jsonl")
+    summary = runs_summary(records)
+    assert summary["runs"] == 20 and summary["varied"] == ["method"]
+    assert [r["values"] for r in summary["rows"]] == [{"method": m} for m in ("analytic", "numeric", "alternate", "select")]
+    assert summary["fixed"]["hidden"] == 50 and "seed" not in summary["fixed"] and "method" not in summary["fixed"]
+    for row in summary["rows"]:
+        accs = [r["accuracy"] for r in records if r["config"]["method"] == row["values"]["method"]]
+        assert row["runs"] == 5 and row["seeds"] == [0, 1, 2, 3, 4] and row["diverged"] == 0
+        assert row["accuracy"]["mean"] == pytest.approx(np.mean(accs), abs=1e-12)
+        assert row["accuracy"]["lo"] < row["accuracy"]["mean"] < row["accuracy"]["hi"]
+
+
+def test_runs_summary_counts_diverged_runs_and_is_strict_json():
+    from gradsel_cli.report import runs_summary
+
+    records = results.load(RESULTS / "compare.jsonl")[:2]  # analytic seeds 0 and 1
+    lone = json.loads(json.dumps(records[0]))
+    lone["config"]["lr"] = 0.2  # a configuration of one run: no interval
+    gone = json.loads(json.dumps(records[0]))
+    gone["config"].update(lr=1e6, seed=3)
+    gone.update(diverged=True, accuracy=None, final_loss=None)
+    summary = runs_summary([*records, lone, gone])
+    assert summary["varied"] == ["lr"]
+    by_lr = {r["values"]["lr"]: r for r in summary["rows"]}
+    assert by_lr[0.1]["runs"] == 2 and by_lr[0.2]["accuracy"]["lo"] is None
+    assert by_lr[1e6]["diverged"] == 1 and by_lr[1e6]["accuracy"]["mean"] is None and by_lr[1e6]["final_loss"] is None
+    json.dumps(summary, allow_nan=False)
+
+
+def test_runs_summary_fills_fields_older_records_lack():
+    from gradsel_cli.report import runs_summary
+
+    old = results.load(RESULTS / "alternate.jsonl")[:1]
+    assert "optimizer" not in old[0]["config"]
+    new = json.loads(json.dumps(old[0]))
+    new["config"]["optimizer"] = "sgd"  # the default: the same configuration
+    assert len(runs_summary([*old, new])["rows"]) == 1
+
+
+def test_runs_command_json_csv_and_table():
+    path = RESULTS / "compare.jsonl"
+    summary = json.loads(invoke("runs", path, "--json"))
+    rows = list(csv.DictReader(io.StringIO(invoke("runs", path, "--csv"))))
+    assert [r["method"] for r in rows] == [r["values"]["method"] for r in summary["rows"]]
+    assert [float(r["accuracy_mean"]) for r in rows] == [r["accuracy"]["mean"] for r in summary["rows"]]
+    table = invoke("runs", path)
+    assert "20 runs, 4 configurations" in table and "select" in table
+    result = CliRunner().invoke(cli, ["runs", str(path), "--json", "--csv"])
+    assert result.exit_code == 2 and "choose one" in result.output
