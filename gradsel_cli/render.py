@@ -175,8 +175,8 @@ def train_summary(record: dict) -> Table:
     t.add_column(style="bold")
     t.add_column()
     if record["diverged"]:
-        t.add_row("status", f"[red]diverged at iteration {record['iterations_done']} (non-finite loss); "
-                            "try a smaller --lr")
+        t.add_row("status", f"[red]diverged at iteration {record['iterations_done']} (the loss or weights "
+                            "stopped being finite); try a smaller --lr")
     limit = c.get("test_limit", 10000)
     acc_label = "test accuracy" + ("" if limit == 10000 else f" (first {clean(limit)} images)")
     t.add_row(acc_label, f"[bold green]{_fmt(record['accuracy'])}")
@@ -295,19 +295,41 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     return tables
 
 
-def sweep_table(summary: dict, seeds: int) -> Table:
+def sweep_table(summary: dict, seeds: int):
     """The `gradsel sweep` table: one row per cell, the varied options first."""
-    varied = summary["varied"]
-    table = _table(f"gradsel sweep — {len(summary['cells'])} cells × {seeds} seeds")
-    for name in varied or ["cell"]:
-        table.add_column(clean(name.replace("_", "-")))
-    for col in ("accuracy\n(95% CI)", "final\nloss", "runs", "diverged"):
-        _num(table, col)
-    for cell in summary["cells"]:
-        labels = [clean(cell["values"][k]) for k in varied] or ["all"]
-        table.add_row(*labels, _pm(cell["accuracy"]), fmt_loss(cell["final_loss"]), str(cell["runs"]),
-                      str(cell["diverged"]) if cell["diverged"] else "")
-    return table
+    return _configurations(f"gradsel sweep — {len(summary['cells'])} cells × {seeds} seeds", summary["varied"],
+                           summary["cells"], [
+                               ("accuracy\n(95% CI)", lambda c: _pm(c["accuracy"])),
+                               ("final\nloss", lambda c: fmt_loss(c["final_loss"])),
+                               ("runs", lambda c: str(c["runs"])),
+                               ("diverged", lambda c: str(c["diverged"]) if c["diverged"] else "")])
+
+
+def _option_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _configurations(title: str, varied: list[str], rows: list[dict], numbers: list[tuple]) -> Fit:
+    """A table of configurations: the values of the `varied` options (row["values"]) as columns where
+    they fit in the width, else as one wrapped "option=value, ..." column; then the `numbers`
+    columns, (header, row -> text)."""
+    def layout(stacked: bool) -> Table:
+        t = _table(title, **({} if stacked else COMPACT))
+        names = [clean(k.replace("_", "-")) for k in varied]
+        if stacked:
+            t.add_column("configuration", overflow="fold")
+        else:
+            for name in names or ["configuration"]:
+                t.add_column(name, no_wrap=True)
+        for header, _ in numbers:
+            _num(t, header)
+        for row in rows:
+            values = [clean(_option_value(row["values"][k])) for k in varied]
+            labels = [", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"] if stacked else values or ["all"]
+            t.add_row(*labels, *(cell(row) for _, cell in numbers))
+        return t
+
+    return Fit(layout(False), layout(True))
 
 
 def _row_label(row: dict, preset: str) -> str:
@@ -461,35 +483,18 @@ def tune_table(summary: dict, top: int = 10) -> list:
     return [t, chosen]
 
 
-def _option_value(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def runs_table(summary: dict, source: str | None = None) -> list:
     """`gradsel runs`: one row per configuration of a results file (report.runs_summary), the options
-    that vary first (as columns where they fit, else as one wrapped column), then what every run shares."""
-    varied = summary["varied"]
+    that vary first, then a line of the options every run shares."""
     title = _title("gradsel runs" + (f" — {clean(source)}" if source else ""), f"{summary['runs']} runs",
                    f"{len(summary['rows'])} configurations", first_sep=": ")
-
-    def layout(stacked: bool) -> Table:
-        t = _table(title, **({} if stacked else COMPACT))
-        if stacked:
-            t.add_column("configuration", overflow="fold")
-        for name in ([] if stacked else varied or ["configuration"]):
-            t.add_column(clean(name.replace("_", "-")), no_wrap=True)
-        for col in ("runs", "accuracy\n(95% CI)", "final\nloss", "diverged"):
-            _num(t, col)
-        for row in summary["rows"]:
-            values = [clean(_option_value(row["values"][k])) for k in varied]
-            labels = ([", ".join(f"{k.replace('_', '-')}={v}" for k, v in zip(varied, values)) or "all"] if stacked
-                      else values or ["all"])
-            t.add_row(*labels, str(row["runs"]), _pm(row["accuracy"]), fmt_loss(row["final_loss"]),
-                      str(row["diverged"]) if row["diverged"] else "")
-        return t
-
+    table = _configurations(title, summary["varied"], summary["rows"], [
+        ("runs", lambda r: str(r["runs"])),
+        ("accuracy\n(95% CI)", lambda r: _pm(r["accuracy"])),
+        ("final\nloss", lambda r: fmt_loss(r["final_loss"])),
+        ("diverged", lambda r: str(r["diverged"]) if r["diverged"] else "")])
     shared = ", ".join(f"{k.replace('_', '-')}={clean(_option_value(v))}" for k, v in summary["fixed"].items())
-    return [Fit(layout(False), layout(True)), _lines([f"every run: {shared}" if shared else "no runs"])]
+    return [table, _lines([f"every run: {shared}" if shared else "no runs"])]
 
 
 def runs_csv(summary: dict) -> str:

@@ -139,13 +139,16 @@ def test_compare_tables_fit_with_every_interval_whole(compare_records):
     assert_whole(text, [f"{ci[0]:+.4f} … {ci[1]:+.4f}"])
 
 
-def test_sweep_table_fits():
+@pytest.mark.parametrize("varied", [
+    ["method", "lr", "optimizer"],
+    ["method", "lr", "optimizer", "init", "activation", "weight_decay", "dropout"]])  # too many for columns
+def test_sweep_table_fits(varied):
     records = results.load(RESULTS / "toolkit.jsonl")
-    varied = ["method", "lr", "optimizer"]
     summary = report.sweep_summary(records, varied)
     text = show(render.sweep_table(summary, 3))
     assert_fits(text)
     assert_whole(text, [pm(c["accuracy"]) for c in summary["cells"]])
+    assert "weight-decay=0.0001" in text if len(varied) > 3 else "optimizer" in text
 
 
 @pytest.mark.parametrize("preset", ["alternate", "select"])
