@@ -24,20 +24,61 @@ class BadInput(click.ClickException):
 
 
 class Group(click.Group):
-    """Prints every error as one line ``Error: ...`` (no usage block, no traceback)."""
+    """Prints every error as one line ``Error: ...`` (no usage block, no traceback); Ctrl-C is one line and
+    exit code 130; bare ``gradsel`` prints the help."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = sys.argv[1:] if args is None else list(args)
+        if not args:
+            args = ["--help"]
+        _quiet_warnings("-q" in args or "--quiet" in args)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
-            click.echo("Interrupted; finished runs are kept.", err=True)
-            sys.exit(130)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            _interrupted()
+        except SystemError as exc:  # Ctrl-C inside a Numba kernel surfaces as a chain of SystemErrors
+            if not _caused_by_interrupt(exc):
+                raise
+            _interrupted()
         if standalone_mode:
             sys.exit(rv if isinstance(rv, int) else 0)
         return rv
+
+
+_INTERRUPT_NOTE = ["Interrupted."]  # what Ctrl-C leaves behind; a command that writes as it goes says so
+
+
+def _on_interrupt(note: str) -> None:
+    _INTERRUPT_NOTE[0] = note
+
+
+def _caused_by_interrupt(exc: BaseException | None) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _interrupted():
+    click.echo(f"\n{_INTERRUPT_NOTE[0]}", err=True)
+    sys.exit(130)
+
+
+def _quiet_warnings(quiet: bool) -> None:
+    """Library warnings (a skipped line of a results file, say) as one line ``Warning: ...``, none with -q."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not quiet:
+            click.echo(f"Warning: {message}", err=True)
+
+    warnings.showwarning = show
 
 
 class Finite(click.ParamType):
@@ -253,7 +294,7 @@ def _compile_notice(err):
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(metadata.version("gradsel"), "--version", prog_name="gradsel")
+@click.version_option(metadata.version("gradsel"), "-V", "--version", prog_name="gradsel")
 def cli():
     """gradsel: where the gradient comes from in gradient descent.
 
@@ -300,6 +341,7 @@ def train(method, seed, data_dir, threads, out, save_model, plot, as_json, quiet
     raw = load_mnist_raw(data_dir)
     _set_threads(threads)
     _compile_notice(err)
+    _on_interrupt("Interrupted; nothing was written (train writes its outputs when the run ends).")
     with render.progress_bar(err, config.iters, method) as update:
         result = run(config, raw=raw, progress=lambda d, t, loss: update(d, t, loss=loss),
                      eval_points=CURVE_POINTS if plot else 0)
@@ -404,6 +446,8 @@ def _run_grid(configs, results_file, grid, data_dir, err, label, eval_points=0):
     from .experiments import GridError, run_grid
 
     executor = _executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points)
+    _on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
+                  if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
     _compile_notice(err)
     with render.progress_bar(err, len(configs), label, unit="") as update:
         try:
@@ -695,6 +739,8 @@ def tune(method, seed, data_dir, threads, trials, lr_range, weight_decay_range, 
     raw = load_mnist_raw(data_dir)
     _set_threads(threads)
     _compile_notice(err)
+    _on_interrupt(f"Interrupted; the finished trials are kept in {results_file}." if results_file
+                  else "Interrupted; no trial was stored (give --results FILE to keep them).")
     with render.progress_bar(err, trials, "tune", unit="") as update:
         summary = run_tune(config, trials, lr_range, weight_decay_range, val_per_class, raw, results_file,
                            progress=lambda d, t, info: update(d, t, info=info))

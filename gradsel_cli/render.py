@@ -5,7 +5,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, ProgressColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -22,6 +22,19 @@ def progress_enabled(err: Console) -> bool:
     return not err.quiet and err.is_terminal
 
 
+class _Speed(ProgressColumn):
+    """Iterations per second; blank until Rich has measured a speed (None at the start)."""
+
+    def __init__(self, unit: str):
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        if not self.unit or task.speed is None:
+            return Text("")
+        return Text(f"{task.speed:>7.0f} {self.unit}/s")
+
+
 @contextmanager
 def progress_bar(err: Console, total: int, description: str, unit: str = "it"):
     """Yield ``update(done, total, loss=None)``; a no-op when stderr is quiet or not a terminal."""
@@ -30,7 +43,7 @@ def progress_bar(err: Console, total: int, description: str, unit: str = "it"):
         return
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TextColumn("{task.speed:>7.0f} " + unit + "/s" if unit else ""),
+        TextColumn("{task.fields[info]}"), _Speed(unit),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
     ]
     with Progress(*columns, console=err, transient=False) as bar:
