@@ -449,11 +449,21 @@ def _run_grid(configs, results_file, grid, data_dir, err, label, eval_points=0):
     _on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
                   if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
     _compile_notice(err)
+    stored = []
+
+    def progress(done, total, info):
+        if info == "resumed" and done == total:
+            stored.append(done)
+        update(done, total, info=info)
+
     with render.progress_bar(err, len(configs), label, unit="") as update:
         try:
-            return run_grid(configs, results_file, executor, progress=lambda d, t, info: update(d, t, info=info))
+            records = run_grid(configs, results_file, executor, progress=progress)
         except GridError as exc:
             raise click.ClickException(str(exc)) from None
+    if stored:
+        err.print(f"All {stored[0]} runs are already stored in {results_file}; nothing was run.", markup=False)
+    return records
 
 
 @cli.command()
@@ -676,6 +686,7 @@ def table(preset, run_missing, data_dir, threads, seeds, workers, executor, sche
         settings = settings_of(TrainConfig(**settings).validate().to_dict())
     records = results.load(path)
     data = paper_table(preset, records, settings)
+    _say_missing(err if fmt == "rich" else render.consoles(quiet)[1], data, path, run_missing)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     elif fmt == "csv":
@@ -687,6 +698,18 @@ def table(preset, run_missing, data_dir, threads, seeds, workers, executor, sche
     else:
         for part in render.paper_table_rich(data, not no_paper):
             out.print(part)
+
+
+def _say_missing(err, data, path, ran) -> None:
+    """On stderr: which cells have no stored runs, and how to fill them (also when the output is piped)."""
+    total = sum(len(row["cells"]) for g in data["groups"] for row in g["rows"])
+    if data["missing_cells"] == total:
+        err.print(f"No stored runs in {path} match these settings: every cell is empty. "
+                  "Run them with --run, or read another file with --results FILE.", style="yellow", markup=False,
+                  soft_wrap=True)
+    elif data["missing_cells"] and not ran:
+        err.print(f"{data['missing_cells']} of {total} cells have no stored runs in {path}; --run computes them.",
+                  style="yellow", markup=False, soft_wrap=True)
 
 
 def _range(ctx, param, value):
