@@ -24,20 +24,61 @@ class BadInput(click.ClickException):
 
 
 class Group(click.Group):
-    """Prints every error as one line ``Error: ...`` (no usage block, no traceback)."""
+    """Prints every error as one line ``Error: ...`` (no usage block, no traceback); Ctrl-C is one line and
+    exit code 130; bare ``gradsel`` prints the help."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = sys.argv[1:] if args is None else list(args)
+        if not args:
+            args = ["--help"]
+        _quiet_warnings("-q" in args or "--quiet" in args)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
-            click.echo("Interrupted; finished runs are kept.", err=True)
-            sys.exit(130)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            _interrupted()
+        except SystemError as exc:  # Ctrl-C inside a Numba kernel surfaces as a chain of SystemErrors
+            if not _caused_by_interrupt(exc):
+                raise
+            _interrupted()
         if standalone_mode:
             sys.exit(rv if isinstance(rv, int) else 0)
         return rv
+
+
+_INTERRUPT_NOTE = ["Interrupted."]  # what Ctrl-C leaves behind; a command that writes as it goes says so
+
+
+def _on_interrupt(note: str) -> None:
+    _INTERRUPT_NOTE[0] = note
+
+
+def _caused_by_interrupt(exc: BaseException | None) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _interrupted():
+    click.echo(f"\n{_INTERRUPT_NOTE[0]}", err=True)
+    sys.exit(130)
+
+
+def _quiet_warnings(quiet: bool) -> None:
+    """Library warnings (a skipped line of a results file, say) as one line ``Warning: ...``, none with -q."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not quiet:
+            click.echo(f"Warning: {message}", err=True)
+
+    warnings.showwarning = show
 
 
 class Finite(click.ParamType):
@@ -253,7 +294,7 @@ def _compile_notice(err):
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(metadata.version("gradsel"), "--version", prog_name="gradsel")
+@click.version_option(metadata.version("gradsel"), "-V", "--version", prog_name="gradsel")
 def cli():
     """gradsel: where the gradient comes from in gradient descent.
 
@@ -300,6 +341,7 @@ def train(method, seed, data_dir, threads, out, save_model, plot, as_json, quiet
     raw = load_mnist_raw(data_dir)
     _set_threads(threads)
     _compile_notice(err)
+    _on_interrupt("Interrupted; nothing was written (train writes its outputs when the run ends).")
     with render.progress_bar(err, config.iters, method) as update:
         result = run(config, raw=raw, progress=lambda d, t, loss: update(d, t, loss=loss),
                      eval_points=CURVE_POINTS if plot else 0)
@@ -404,12 +446,24 @@ def _run_grid(configs, results_file, grid, data_dir, err, label, eval_points=0):
     from .experiments import GridError, run_grid
 
     executor = _executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points)
+    _on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
+                  if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
     _compile_notice(err)
+    stored = []
+
+    def progress(done, total, info):
+        if info == "resumed" and done == total:
+            stored.append(done)
+        update(done, total, info=info)
+
     with render.progress_bar(err, len(configs), label, unit="") as update:
         try:
-            return run_grid(configs, results_file, executor, progress=lambda d, t, info: update(d, t, info=info))
+            records = run_grid(configs, results_file, executor, progress=progress)
         except GridError as exc:
             raise click.ClickException(str(exc)) from None
+    if stored:
+        err.print(f"All {stored[0]} runs are already stored in {results_file}; nothing was run.", markup=False)
+    return records
 
 
 @cli.command()
@@ -632,6 +686,7 @@ def table(preset, run_missing, data_dir, threads, seeds, workers, executor, sche
         settings = settings_of(TrainConfig(**settings).validate().to_dict())
     records = results.load(path)
     data = paper_table(preset, records, settings)
+    _say_missing(err if fmt == "rich" else render.consoles(quiet)[1], data, path, run_missing)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     elif fmt == "csv":
@@ -643,6 +698,18 @@ def table(preset, run_missing, data_dir, threads, seeds, workers, executor, sche
     else:
         for part in render.paper_table_rich(data, not no_paper):
             out.print(part)
+
+
+def _say_missing(err, data, path, ran) -> None:
+    """On stderr: which cells have no stored runs, and how to fill them (also when the output is piped)."""
+    total = sum(len(row["cells"]) for g in data["groups"] for row in g["rows"])
+    if data["missing_cells"] == total:
+        err.print(f"No stored runs in {path} match these settings: every cell is empty. "
+                  "Run them with --run, or read another file with --results FILE.", style="yellow", markup=False,
+                  soft_wrap=True)
+    elif data["missing_cells"] and not ran:
+        err.print(f"{data['missing_cells']} of {total} cells have no stored runs in {path}; --run computes them.",
+                  style="yellow", markup=False, soft_wrap=True)
 
 
 def _range(ctx, param, value):
@@ -695,6 +762,8 @@ def tune(method, seed, data_dir, threads, trials, lr_range, weight_decay_range, 
     raw = load_mnist_raw(data_dir)
     _set_threads(threads)
     _compile_notice(err)
+    _on_interrupt(f"Interrupted; the finished trials are kept in {results_file}." if results_file
+                  else "Interrupted; no trial was stored (give --results FILE to keep them).")
     with render.progress_bar(err, trials, "tune", unit="") as update:
         summary = run_tune(config, trials, lr_range, weight_decay_range, val_per_class, raw, results_file,
                            progress=lambda d, t, info: update(d, t, info=info))

@@ -20,7 +20,7 @@ from rich.measure import Measurement
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.style import Style
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -53,24 +53,43 @@ def progress_enabled(err: Console) -> bool:
 class RateColumn(ProgressColumn):
     """Iterations per second; blank until there is a rate to show (Rich's speed is None at first)."""
 
-    def __init__(self, unit: str):
-        super().__init__()
+    def __init__(self, unit: str, **kwargs):
+        super().__init__(**kwargs)
         self.unit = unit
 
     def render(self, task) -> Text:
         speed = task.finished_speed or task.speed
         if speed is None:
-            return Text(" " * 7 + f" {self.unit}/s", style="progress.data.speed")
-        return Text(f"{speed:>7.0f} {self.unit}/s", style="progress.data.speed")
+            return Text("")
+        scaled, prefix = next(((speed / scale, prefix) for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"))
+                               if speed >= scale), (speed, ""))
+        return Text(f"{scaled:>5.{0 if scaled >= 10 else 1}f}{prefix} {self.unit}/s", style="progress.data.speed")
 
 
 def progress_columns(unit: str = "it") -> list:
-    """The columns of every progress bar: description, bar, done/total, info (e.g. the loss), rate, times."""
-    columns = [TextColumn("{task.description}", style="bold", markup=False), BarColumn(bar_width=20),
-               MofNCompleteColumn(), TextColumn("{task.fields[info]}", markup=False)]
+    """The columns of every progress bar: description, bar, done/total, info (e.g. the loss), rate, times.
+    Every column but the bar keeps its whole text; the bar takes the width they leave, so the line
+    fits 80 columns however large the numbers."""
+    whole = dict(table_column=Column(no_wrap=True))
+    columns = [TextColumn("{task.description}", style="bold", markup=False, **whole),
+               BarColumn(bar_width=None, table_column=Column(ratio=1)),
+               MofNCompleteColumn(**whole), TextColumn("{task.fields[info]}", markup=False, **whole)]
     if unit:
-        columns.append(RateColumn(unit))
-    return columns + [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+        columns.append(RateColumn(unit, **whole))
+    return columns + [TimeElapsedColumn(**whole), TextColumn("ETA", **whole), TimeRemainingColumn(**whole)]
+
+
+class _Progress(Progress):
+    """A progress display as wide as the terminal up to PIPE_WIDTH columns (the bar takes what is left)."""
+
+    def __init__(self, *columns, console: Console, **kwargs):
+        self.line_width = min(console.width, PIPE_WIDTH)
+        super().__init__(*columns, console=console, **kwargs)
+
+    def make_tasks_table(self, tasks):
+        table = super().make_tasks_table(tasks)
+        table.width = self.line_width
+        return table
 
 
 @contextmanager
@@ -79,7 +98,7 @@ def progress_bar(err: Console, total: int, description: str, unit: str = "it"):
     if not progress_enabled(err):
         yield lambda *a, **k: None
         return
-    with Progress(*progress_columns(unit), console=err, transient=False) as bar:
+    with _Progress(*progress_columns(unit), console=err, transient=False, expand=True) as bar:
         task = bar.add_task(_CONTROL.sub("", str(description)), total=total, info="")
 
         def update(done, total=total, loss=None, info=None):
@@ -184,7 +203,7 @@ def train_summary(record: dict) -> Table:
     t.add_row("loss (log scale)", sparkline(record["loss_history"]["values"], log=True))
     t.add_row("wall time", f"{_dur(record['wall_time'])} ({_dur(record['time_per_iter'])} / iteration)")
     if record.get("compile_time") is not None:
-        t.add_row("kernels loaded in", f"{_dur(record['compile_time'])} (before the first iteration)")
+        t.add_row("kernels loaded in", f"{_dur(record['compile_time'])} (in the wall time, not per iteration)")
     t.add_row("gradient evaluations", f"analytic {record['counts']['analytic']}, numeric {record['counts']['numeric']}")
     t.add_row("numeric share of updates", f"{record['numeric_share']:.3f}")
     if record["select_wins"] is not None:

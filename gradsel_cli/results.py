@@ -68,6 +68,7 @@ def run_record(result) -> dict:
         "iterations_done": result.iterations_done,
         "wall_time": result.wall_time,
         "time_per_iter": result.time_per_iter,
+        "compile_time": result.compile_time,
         "counts": result.counts,
         "select_wins": result.select_wins,
         "numeric_share": result.numeric_share,
