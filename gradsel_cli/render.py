@@ -417,3 +417,20 @@ def gradcheck_tables(check: dict) -> list:
         t.caption_justify = "left"
         out.append(t)
     return out
+
+
+COMPARE_CSV_HEADER = ("method,seeds,accuracy_mean,accuracy_ci_lo,accuracy_ci_hi,final_loss,time_per_iter,"
+                      "numeric_share,select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement")
+
+
+def compare_csv(summary: dict) -> str:
+    """The per-method summary of `compare` as CSV (one header line, one line per method)."""
+    lines = [COMPARE_CSV_HEADER]
+    for r in summary["methods"]:
+        v = r.get("versus", {})
+        cells = [r["method"], len(r["seeds"]), r["accuracy"]["mean"], r["accuracy"]["lo"], r["accuracy"]["hi"],
+                 r["final_loss"], r["time_per_iter"], r["numeric_share"], r["select_win_rate"],
+                 v.get("difference"), *(v.get("ci") or (None, None)), v.get("p_t"), v.get("p_wilcoxon"),
+                 v.get("disagreement")]
+        lines.append(",".join("" if c is None else str(c) for c in cells))
+    return "\n".join(lines) + "\n"

@@ -278,3 +278,25 @@ def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first",
         return np.arange(n), (f"the methods predict the same digit on all {total} test images; "
                               f"showing the first {n} instead")
     return np.arange(n), ""
+
+
+def digits_view(records: list[dict], methods: list[str], n: int, how: str, x_test, y_test) -> tuple[dict, str]:
+    """The test images to show with each method's predictions for the first seed, and a note ('' or why the
+    choice fell back)."""
+    seed = min(r["config"]["seed"] for r in records)
+    first = {r["config"]["method"]: r for r in records if r["config"]["seed"] == seed}
+    predictions = {m: parse_predictions(first[m]["predictions"]) for m in methods}
+    indices, note = pick_digits(predictions, n, how, seed)
+    c = first[methods[0]]["config"]
+    title = (f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+             f"{c['iters']:,} iterations, seed {seed}; digits from: {how}")
+    return {"seed": seed, "how": how, "indices": indices, "images": x_test, "labels": y_test,
+            "predictions": predictions, "title": title}, note
+
+
+def digits_json(digits: dict) -> dict:
+    """The JSON form of a digits view: indices, labels and each method's predictions."""
+    idx = digits["indices"]
+    return {"seed": digits["seed"], "from": digits["how"], "indices": [int(i) for i in idx],
+            "labels": [int(digits["labels"][i]) for i in idx],
+            "predictions": {m: [int(p[i]) for i in idx] for m, p in digits["predictions"].items()}}
