@@ -2,7 +2,7 @@
 
 ``step(params, grad, state) -> (new_params, new_state)`` never mutates its
 inputs, so ``select`` can try two updates from the same state and keep one.
-Formulas and defaults follow the textbook (SPEC section 5).
+Formulas follow the textbook the papers cite; the defaults are TrainConfig's.
 """
 
 from dataclasses import dataclass

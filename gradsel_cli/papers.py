@@ -1,7 +1,7 @@
 """The two papers' Table 1 as data: the published numbers, the tables' layouts, and the claims.
 
 Preset ``alternate`` is paper A (the alternating gradient), preset ``select``
-is paper B (choosing the better of the two updates); SPEC.md §2-3 describes
+is paper B (choosing the better of the two updates); the README describes
 both. The published numbers are read from the package's own copy,
 ``published.csv``, so they are available from a wheel as well as a checkout.
 """
