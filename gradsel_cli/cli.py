@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .config import CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, TrainConfig, setting_keys
+from .config import CELL_KEYS, STUDIES, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, TrainConfig, setting_keys
 
 CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
 FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -543,18 +543,21 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
 
 
 @cli.command()
-@click.option("--preset", type=click.Choice(["alternate", "select"]), default="alternate", show_default=True,
-              help="alternate: paper A's Table 1; select: paper B's Table 1.")
+@click.option("--preset", type=click.Choice(["alternate", "select", *STUDIES]), default="alternate",
+              show_default=True, help="alternate: paper A's Table 1; select: paper B's Table 1; conditions: when the "
+                                      "gradient source matters (study); subsets: first-k against random subsets.")
 @click.option("--run", "run_missing", is_flag=True, help="Run the missing cells first (resumable).")
 @config_options(*setting_keys())
+@click.option("--margin", type=Finite(), default=0.002, show_default=True,
+              help="Equivalence margin of the TOST verdicts (0.002: 20 of 10,000 test images).")
 @machine_options
 @grid_options
 @click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "csv", "json", "latex"]), default="rich",
-              show_default=True, help="Output format.")
+              show_default=True, help="Output format (the studies: rich, markdown or json).")
 @click.option("--no-paper", is_flag=True, help="Hide the published numbers.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
-def table(preset, run_missing, data_dir, threads, seeds, results_file, fmt, no_paper, quiet, **opts):
+def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, fmt, no_paper, quiet, **opts):
     """Print a paper's Table 1 from stored runs, beside the published numbers, with verdicts.
 
     Cells are the mean ± 95% CI over seeds; the best method of each group is
@@ -568,8 +571,10 @@ def table(preset, run_missing, data_dir, threads, seeds, results_file, fmt, no_p
       gradsel table --preset select --format markdown
       gradsel table --run --seeds 5 --workers 2
       gradsel table --run --subset random --results results/alternate-random.jsonl
+      gradsel table --preset conditions
     """
-    from . import papers, render, results
+    from . import render, results
+    from .experiments import preset_trials
     from .report import paper_table, settings_of
 
     out, err = render.consoles(quiet)
@@ -577,12 +582,12 @@ def table(preset, run_missing, data_dir, threads, seeds, results_file, fmt, no_p
     base = _config(opts)
     path = Path(results_file) if results_file else results.default_path(preset, for_writing=run_missing)
     if run_missing:
-        from .experiments import trials
-
         _prepare(threads, err)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _run_grid(trials(base, papers.layout(preset).cells(), range(seeds)), path, grid, data_dir, err, preset)
-    data = paper_table(preset, results.load(path), settings_of(base.to_dict()))
+        _run_grid(preset_trials(preset, base, range(seeds)), path, grid, data_dir, err, preset)
+    if preset in STUDIES:
+        return _study(preset, results.load(path), margin, fmt, out, err, path)
+    data = paper_table(preset, results.load(path), settings_of(base.to_dict()), margin)
     _say_missing(err, data, path, run_missing)
     if fmt == "rich":
         for part in render.paper_table_rich(data, not no_paper):
@@ -593,6 +598,26 @@ def table(preset, run_missing, data_dir, threads, seeds, results_file, fmt, no_p
         click.echo(render.paper_table_csv(data), nl=False)
     else:
         click.echo((render.paper_table_markdown if fmt == "markdown" else render.paper_table_latex)(data, not no_paper))
+
+
+def _study(preset, records, margin, fmt, out, err, path):
+    from . import render
+    from .report import conditions_summary, subsets_summary
+
+    summary = conditions_summary(records, margin) if preset == "conditions" else subsets_summary(records)
+    if not summary["rows"]:
+        err.print(f"No stored runs of the {preset} study in {path}; run them with --run, or read another file with "
+                  "--results FILE.", style="yellow", markup=False, soft_wrap=True)
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2))
+    elif fmt in ("rich", "markdown"):
+        for part in render.study_tables(preset, summary, markdown=fmt == "markdown"):
+            if fmt == "rich":
+                out.print(part)
+            else:
+                click.echo(part)
+    else:
+        raise BadInput(f"--format {fmt} is for the paper tables; the {preset} study prints rich, markdown or json")
 
 
 def _say_missing(err, data, path, ran) -> None:

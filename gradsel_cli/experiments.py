@@ -69,6 +69,21 @@ def make_executor(name: str, workers: int | None, scheduler: str | None, data_di
         raise ValueError("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None
 
 
+def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
+    """The trials of a `table` preset: a paper's grid, or one of the studies (papers.CONDITIONS: every study
+    method on papers.study_cells() under each condition; subsets: analytic on paper A's B = 1 cells, first-k
+    and random subsets, one per seed)."""
+    from . import papers
+
+    if preset == "conditions":
+        cells = [dict(method=m, **cell) for cell in papers.study_cells() for m in papers.STUDY_METHODS]
+        return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
+    if preset == "subsets":
+        cells = [dict(method="analytic", batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)]
+        return [t for subset in ("first", "random") for t in trials(base.replace(subset=subset), cells, seeds)]
+    return trials(base, papers.layout(preset).cells(), seeds)
+
+
 def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0) -> dict:
     """Train one trial and return its record (with a test-accuracy curve of `eval_points` points)."""
     from .training import train
