@@ -37,6 +37,53 @@ def trials(base: TrainConfig, cells: list[dict], seeds) -> list[TrainConfig]:
     return [base.replace(**cell, seed=int(seed)).validate() for cell in cells for seed in seeds]
 
 
+# The options that only some methods read: for the others, any value gives the same run.
+READ_BY = {"fd_step": ("numeric", "alternate", "select"), "fd_scheme": ("numeric", "alternate", "select"),
+           "numeric_every": ("alternate",), "select_on": ("select",)}
+
+
+def effective(config: TrainConfig) -> TrainConfig:
+    """The run a config really is: the options its method does not read set to their defaults."""
+    default = TrainConfig()
+    return config.replace(**{k: getattr(default, k) for k, methods in READ_BY.items() if config.method not in methods})
+
+
+def grid_cells(lists: dict[str, list]) -> list[dict]:
+    """Every combination of the listed values, one dict per cell (the first key varies slowest)."""
+    import itertools
+
+    return [dict(zip(lists, combo)) for combo in itertools.product(*lists.values())]
+
+
+def make_executor(name: str, workers: int | None, scheduler: str | None, data_dir=None, eval_points: int = 0):
+    """The executor of a grid: local worker processes, or a Dask cluster (ValueError when that cannot be)."""
+    if scheduler and name != "dask":
+        raise ValueError("--scheduler needs --executor dask")
+    if name == "local":
+        return LocalExecutor(workers or default_workers(), data_dir, eval_points)
+    from .dask_executor import DaskExecutor, DaskMissing
+
+    try:
+        return DaskExecutor(workers or default_workers(), data_dir, scheduler, eval_points)
+    except DaskMissing:
+        raise ValueError("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None
+
+
+def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
+    """The trials of a `table` preset: a paper's grid, or one of the studies (papers.CONDITIONS: every study
+    method on papers.study_cells() under each condition; subsets: analytic on paper A's B = 1 cells, first-k
+    and random subsets, one per seed)."""
+    from . import papers
+
+    if preset == "conditions":
+        cells = [dict(method=m, **cell) for cell in papers.study_cells() for m in papers.STUDY_METHODS]
+        return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
+    if preset == "subsets":
+        cells = [dict(method="analytic", batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)]
+        return [t for subset in ("first", "random") for t in trials(base.replace(subset=subset), cells, seeds)]
+    return trials(base, papers.layout(preset).cells(), seeds)
+
+
 def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0) -> dict:
     """Train one trial and return its record (with a test-accuracy curve of `eval_points` points)."""
     from .training import train
@@ -46,11 +93,10 @@ def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0
 
 def _worker_init(data_dir, threads: int):
     global _RAW
-    import numba
-
+    from . import kernels
     from .data import load_mnist_raw
 
-    numba.set_num_threads(threads)
+    kernels.set_threads(threads)
     _RAW = load_mnist_raw(data_dir)
 
 

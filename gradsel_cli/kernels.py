@@ -722,3 +722,31 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
                 gbeta[j] = d * scale
     gW2, gb2 = _numeric_output_layer(z1, e, y, step, central, loss)
     return gW1, gb1, gW2, gb2, ggamma, gbeta
+
+
+# --- threads and the cache: the one policy, used by every caller (no other module imports numba) ---------------
+
+def max_threads() -> int:
+    """The most threads Numba can use in this process (NUMBA_NUM_THREADS, by default the cores)."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def set_threads(n: int | None) -> None:
+    """Run the parallel kernels on n threads (None: leave the default). Results do not depend on n."""
+    if n is None:
+        return
+    if not 1 <= n <= max_threads():
+        raise ValueError(f"--threads {n}: between 1 and the {max_threads()} available; lower it or "
+                         "set NUMBA_NUM_THREADS")
+    numba.set_num_threads(n)
+
+
+def get_threads() -> int:
+    return numba.get_num_threads()
+
+
+def kernels_cached() -> bool:
+    """Whether Numba has compiled and cached this module's kernels on this machine before."""
+    from pathlib import Path
+
+    return any((Path(__file__).parent / "__pycache__").glob(f"{Path(__file__).stem}.*.nbi"))

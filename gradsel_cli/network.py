@@ -9,20 +9,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from . import config, kernels
 from .config import FD_SCHEMES, INITS
 from .seeding import rng
 
 N_IN = 784
 N_OUT = 10
 
-ACTIVATIONS = {
-    "sigmoid": kernels.SIGMOID,
-    "tanh": kernels.TANH,
-    "relu": kernels.RELU,
-    "leaky-relu": kernels.LEAKY_RELU,
-    "mish": kernels.MISH,
-}
+# The kernels' dispatch codes are the names' positions in the registries of config.py (a test checks them).
+ACTIVATIONS = {name: code for code, name in enumerate(config.ACTIVATIONS)}
+LOSSES = {name: code for code, name in enumerate(config.LOSSES)}
 
 
 @dataclass(frozen=True)
@@ -165,9 +161,6 @@ def _check_batch(params: Params, x, y, mask=None):
         if mask.shape != (x.shape[0], params.hidden):
             raise ValueError(f"mask must have shape ({x.shape[0]}, {params.hidden}), got {mask.shape}")
     return x, y, mask
-
-
-LOSSES = {"cross-entropy": kernels.CROSS_ENTROPY, "mse": kernels.MSE}
 
 
 def _loss_code(loss: str) -> int:

@@ -2,25 +2,27 @@
 
 ``step(params, grad, state) -> (new_params, new_state)`` never mutates its
 inputs, so ``select`` can try two updates from the same state and keep one.
-Formulas and defaults follow the textbook (SPEC section 5).
+Formulas follow the textbook the papers cite; the defaults are TrainConfig's.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .config import OPTIMIZERS
+from .config import OPTIMIZERS, TrainConfig
+
+_DEFAULT = TrainConfig()  # the defaults live in one place: TrainConfig
 
 
 @dataclass(frozen=True)
 class Optimizer:
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9  # momentum and nesterov
-    rho: float = 0.99      # rmsprop decay
-    beta1: float = 0.9     # adam
-    beta2: float = 0.999   # adam
-    eps: float = 1e-7      # adagrad, rmsprop, adam
+    name: str = _DEFAULT.optimizer
+    lr: float = _DEFAULT.lr
+    momentum: float = _DEFAULT.momentum  # momentum and nesterov
+    rho: float = _DEFAULT.rho            # rmsprop decay
+    beta1: float = _DEFAULT.beta1        # adam
+    beta2: float = _DEFAULT.beta2        # adam
+    eps: float = _DEFAULT.eps            # adagrad, rmsprop, adam
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:

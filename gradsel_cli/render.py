@@ -612,3 +612,73 @@ def gradcheck_tables(check: dict) -> list:
         t.caption_justify = "left"
         out.append(t)
     return out
+
+
+COMPARE_CSV_HEADER = ("method,seeds,accuracy_mean,accuracy_ci_lo,accuracy_ci_hi,final_loss,time_per_iter,"
+                      "numeric_share,select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement")
+
+
+def compare_csv(summary: dict) -> str:
+    """The per-method summary of `compare` as CSV (one header line, one line per method)."""
+    lines = [COMPARE_CSV_HEADER]
+    for r in summary["methods"]:
+        v = r.get("versus", {})
+        cells = [r["method"], len(r["seeds"]), r["accuracy"]["mean"], r["accuracy"]["lo"], r["accuracy"]["hi"],
+                 r["final_loss"], r["time_per_iter"], r["numeric_share"], r["select_win_rate"],
+                 v.get("difference"), *(v.get("ci") or (None, None)), v.get("p_t"), v.get("p_wilcoxon"),
+                 v.get("disagreement")]
+        lines.append(",".join("" if c is None else str(c) for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The study's tables as (title, headers, rows) of plain strings, for Rich or Markdown."""
+    if preset == "subsets":
+        rows = [[f"H={r['hidden']} k={r['shots']}", str(r["subsets"]), f"{r['mean']:.4f}",
+                 f"{r['lo']:.4f}–{r['hi']:.4f}", _fmt(r["published"]), _fmt(r["published_percentile"], ".0f"),
+                 _fmt(r["first_k_mean"]), _fmt(r["first_k_mean_percentile"], ".0f")] for r in s["rows"]]
+        return [("Paper A, B=1, analytic: random few-shot subsets (one per seed) against first-k",
+                 ["cell", "subsets", "mean", "range", "paper", "pct", "first-k", "pct"], rows)]
+    parts = []
+    for name in dict.fromkeys(r["condition"] for r in s["rows"]):
+        rows, share = [], None
+        for r in (r for r in s["rows"] if r["condition"] == name):
+            tost = r["tost"] or {}
+            pm = "—" if r["difference"] is None else f"{r['difference']:+.4f} ± {(r['ci'][1] - r['ci'][0]) / 2:.4f}"
+            rows.append([r["method"], _fmt(r["predictions_differ"], ".2%"), pm, tost.get("outcome", "—").upper(),
+                         f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
+                         _fmt(r["largest"], "+.4f"), str(r["diverged"])])
+            share = r["numeric_share"] if r["method"] == "select" else share
+        title = f"{name}: against analytic" + ("" if share is None else f"; select keeps numeric {share:.1%}")
+        parts.append((title, ["method", "differ", "Δ acc ± 95% CI", "TOST", "eq.cells", "≤0.0002", "largest",
+                              "div."], rows))
+    pub = [[p["paper"], p["method"], f"{p['within']}/{p['n']}", str(p["exact_zero"]), f"{p['largest']:+.4f}"]
+           for p in s["published"]]
+    x = s["cross_paper"]
+    parts.append((f"Published: each method − analytic (single runs); analytic H=20 differs by up to "
+                  f"{x['difference']:+.4f} between the papers (B={x['batch']}, k={x['shots']})",
+                  ["paper", "method", "≤0.0002", "exactly 0", "largest"], pub))
+    return parts
+
+
+def study_tables(preset: str, summary: dict, markdown: bool = False) -> list:
+    """The conditions or subsets study: Rich tables (within 80 columns), or Markdown text."""
+    out = []
+    for title, headers, rows in _study_parts(preset, summary):
+        if markdown:
+            lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |",
+                     "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            out.append("\n".join(lines) + "\n")
+            continue
+        t = Table(title=Text(title), title_justify="left", padding=(0, 1))
+        for i, h in enumerate(headers):
+            t.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+        for row in rows:
+            t.add_row(*row)
+        out.append(t)
+    if preset == "conditions" and not markdown:
+        out.append(Text(f"differ: share of test predictions unlike analytic's; Δ pooled by seed (mean over the "
+                        f"cells); TOST margin ±{summary['margin']}; eq.cells: cells equivalent on their own; "
+                        f"≤0.0002: single runs within 2 test images of analytic; largest: single run."))
+    return out

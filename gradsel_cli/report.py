@@ -316,3 +316,106 @@ def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first",
         return np.arange(n), (f"the methods predict the same digit on all {total} test images; "
                               f"showing the first {n} instead")
     return np.arange(n), ""
+
+
+def digits_view(records: list[dict], methods: list[str], n: int, how: str, x_test, y_test) -> tuple[dict, str]:
+    """The test images to show with each method's predictions for the first seed, and a note ('' or why the
+    choice fell back)."""
+    seed = min(r["config"]["seed"] for r in records)
+    first = {r["config"]["method"]: r for r in records if r["config"]["seed"] == seed}
+    predictions = {m: parse_predictions(first[m]["predictions"]) for m in methods}
+    indices, note = pick_digits(predictions, n, how, seed)
+    c = first[methods[0]]["config"]
+    title = (f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+             f"{c['iters']:,} iterations, seed {seed}; digits from: {how}")
+    return {"seed": seed, "how": how, "indices": indices, "images": x_test, "labels": y_test,
+            "predictions": predictions, "title": title}, note
+
+
+def digits_json(digits: dict) -> dict:
+    """The JSON form of a digits view: indices, labels and each method's predictions."""
+    idx = digits["indices"]
+    return {"seed": digits["seed"], "from": digits["how"], "indices": [int(i) for i in idx],
+            "labels": [int(digits["labels"][i]) for i in idx],
+            "predictions": {m: [int(p[i]) for i in idx] for m, p in digits["predictions"].items()}}
+
+
+def conditions_summary(records: list[dict], margin: float = 0.002) -> dict:
+    """The study: per condition and method, its runs against analytic's on the same cell and seed.
+
+    Per condition × method: the share of test predictions that differ from analytic, the accuracy
+    difference pooled by seed (each seed's mean over the cells) with its 95% CI and TOST verdict, how
+    many cells are equivalent on their own, the single runs within papers.NEAR_ZERO of analytic and the
+    largest single-run difference (the papers printed single runs), and select's numeric share.
+    """
+    runs = defaultdict(dict)  # (condition, method) -> (batch, hidden, shots, seed) -> record
+    for rec in records:
+        c = rec["config"]
+        name = papers.condition_of(c)
+        if name is not None:
+            runs[(name, c["method"])][(c["batch"], c["hidden"], c["shots"], c["seed"])] = rec
+    rows = []
+    for name in papers.CONDITIONS:
+        base = runs.get((name, "analytic"), {})
+        for method in papers.STUDY_METHODS[1:]:
+            mine = runs.get((name, method), {})
+            keys = sorted(k for k in mine if k in base)
+            if keys:
+                rows.append({"condition": name, "method": method, **_versus(mine, base, keys, margin)})
+    return {"margin": margin, "near_zero": papers.NEAR_ZERO, "rows": rows, "published": papers.published_pattern(),
+            "cross_paper": papers.cross_paper_analytic()}
+
+
+def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
+    finished = [k for k in keys if not (mine[k]["diverged"] or base[k]["diverged"])]
+    diffs = {k: mine[k]["accuracy"] - base[k]["accuracy"] for k in finished}
+    seeds = sorted({k[3] for k in finished})
+    cells = sorted({k[:3] for k in finished})
+    complete = [s for s in seeds if all((*c, s) in diffs for c in cells)]
+    per_seed = lambda recs: [float(np.mean([recs[(*c, s)]["accuracy"] for c in cells])) for s in complete]
+    pooled = stats.paired(per_seed(mine), per_seed(base)) if len(complete) > 1 else None
+    equivalent = 0
+    for c in cells:
+        ss = [s for s in seeds if (*c, s) in diffs]
+        if len(ss) > 1:
+            r = stats.paired([mine[(*c, s)]["accuracy"] for s in ss], [base[(*c, s)]["accuracy"] for s in ss])
+            equivalent += stats.equivalence(r, margin)["outcome"] == "equivalent"
+    largest = max(diffs.values(), key=abs) if diffs else None
+    shares = [mine[k]["numeric_share"] for k in finished]
+    return {
+        "pairs": len(keys), "diverged": len(keys) - len(finished), "cells": len(cells), "seeds": len(complete),
+        "predictions_differ": float(np.mean([stats.disagreement(mine[k]["predictions"], base[k]["predictions"])
+                                             for k in finished])) if finished else None,
+        "difference": None if pooled is None else pooled["difference"],
+        "ci": None if pooled is None else list(pooled["ci"]),
+        "tost": None if pooled is None else stats.equivalence(pooled, margin),
+        "cells_equivalent": equivalent,
+        "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
+        "largest": largest,
+        "numeric_share": float(np.mean(shares)) if shares else None,
+    }
+
+
+def subsets_summary(records: list[dict]) -> dict:
+    """Subset sensitivity: per B = 1 cell of paper A, analytic over random few-shot subsets (one per seed):
+    where the published baseline and gradsel's first-k mean fall in that distribution (percentiles)."""
+    by_cell = defaultdict(list)
+    first_k = defaultdict(list)
+    for rec in records:
+        c = rec["config"]
+        if c["method"] != "analytic" or c["batch"] != 1 or rec["accuracy"] is None:
+            continue
+        (by_cell if c["subset"] == "random" else first_k)[(c["hidden"], c["shots"])].append(rec["accuracy"])
+    first_k = dict(first_k)
+    rows = []
+    for (hidden, shots), accs in sorted(by_cell.items()):
+        accs = np.sort(accs)
+        published_value = papers.published("alternate", 1, hidden, "analytic", shots)
+        first_k.setdefault((hidden, shots), [])
+        ours = float(np.mean(first_k[(hidden, shots)])) if first_k[(hidden, shots)] else None
+        pct = lambda v: None if v is None else float(100 * np.mean(accs < v) + 50 * np.mean(accs == v))
+        rows.append({"hidden": hidden, "shots": shots, "subsets": len(accs), "mean": float(accs.mean()),
+                     "lo": float(accs[0]), "hi": float(accs[-1]), "published": published_value,
+                     "published_percentile": pct(published_value), "first_k_runs": len(first_k[(hidden, shots)]),
+                     "first_k_mean": ours, "first_k_mean_percentile": pct(ours)})
+    return {"rows": rows}

@@ -34,6 +34,19 @@ def versions() -> dict[str, str]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def default_path(preset: str, for_writing: bool = False) -> Path:
+    """Where a paper table's runs are: results/<preset>.jsonl here (always, when writing), else the copy
+    shipped inside the package (or beside it, in a checkout)."""
+    local = Path("results") / f"{preset}.jsonl"
+    if for_writing or local.exists():
+        return local
+    here = Path(__file__).resolve().parent
+    for shipped in (here / "_results" / f"{preset}.jsonl", here.parent / "results" / f"{preset}.jsonl"):
+        if shipped.exists():
+            return shipped
+    return local
+
+
 def config_hash(config: dict) -> str:
     """A stable short hash of a configuration (keys sorted, floats by repr)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))

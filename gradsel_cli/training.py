@@ -231,6 +231,17 @@ def _warm_up(s: Setting, params: Params, ds: Dataset, idx, ones, config: TrainCo
     return time.perf_counter() - tick
 
 
+def save_model(result: RunResult, path) -> str:
+    """Write the trained W1, b1, W2, b2 (and batch-norm gamma, beta and running statistics) to an .npz file;
+    the name written (NumPy adds .npz when it is missing)."""
+    arrays = result.params.blocks()
+    if result.running_mean is not None:
+        arrays.update(running_mean=result.running_mean, running_var=result.running_var)
+    path = str(path) if str(path).endswith(".npz") else f"{path}.npz"
+    np.savez(path, **arrays)
+    return path
+
+
 def _nanmean(values: np.ndarray) -> float | None:
     """Mean of the entries that were computed (not nan), None when there are none."""
     computed = values[~np.isnan(values)]

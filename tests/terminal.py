@@ -33,7 +33,7 @@ class Screen:
         return plain.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def run_at_terminal(args: list[str], *, columns: int = 80, rows: int = 24, timeout: float = 300.0,
+def run_at_terminal(args: list[str], *, columns: int = 80, rows: int = 24, timeout: float = 120.0,
                     interrupt_when: str | None = None, env: dict | None = None, cwd: str | None = None) -> Screen:
     """Run ``python -m gradsel_cli ARGS`` at a pty of the given size.
 
