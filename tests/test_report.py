@@ -170,8 +170,11 @@ def test_means_that_print_the_same_are_a_tie():
 
 def test_random_subset_table_does_not_bold_a_tie_with_analytic():
     # B=4, H=20, k=4: alternate equals analytic on every seed; the means differ in the last bit only
-    data = json.loads(invoke("table", "--subset", "random", "--results", RESULTS / "alternate-random.jsonl",
-                             "--format", "json"))
+    from gradsel_cli.config import TrainConfig
+    from gradsel_cli.report import paper_table, settings_of
+
+    data = paper_table("alternate", results.load(RESULTS / "alternate-random.jsonl"),
+                       settings_of(TrainConfig(subset="random").validate().to_dict()))
     group = next(g for g in data["groups"] if g["batch"] == 4)
     analytic, alternate = (row["cells"][3] for row in group["rows"][:2])
     assert (analytic["mean"], alternate["mean"]) == (0.6210199999999999, 0.62102)
