@@ -194,8 +194,7 @@ def train_summary(record: dict) -> Table:
     t.add_column(style="bold")
     t.add_column()
     if record["diverged"]:
-        t.add_row("status", f"[red]diverged at iteration {record['iterations_done']} (the loss or weights "
-                            "stopped being finite); try a smaller --lr")
+        t.add_row("status", f"[red]diverged at iteration {record['iterations_done']}; try a smaller --lr")
     limit = c.get("test_limit", 10000)
     acc_label = "test accuracy" + ("" if limit == 10000 else f" (first {clean(limit)} images)")
     t.add_row(acc_label, f"[bold green]{_fmt(record['accuracy'])}")
@@ -203,7 +202,7 @@ def train_summary(record: dict) -> Table:
     t.add_row("loss (log scale)", sparkline(record["loss_history"]["values"], log=True))
     t.add_row("wall time", f"{_dur(record['wall_time'])} ({_dur(record['time_per_iter'])} / iteration)")
     if record.get("compile_time") is not None:
-        t.add_row("kernels loaded in", f"{_dur(record['compile_time'])} (in the wall time, not per iteration)")
+        t.add_row("kernels loaded in", f"{_dur(record['compile_time'])} (part of the wall time)")
     t.add_row("gradient evaluations", f"analytic {record['counts']['analytic']}, numeric {record['counts']['numeric']}")
     t.add_row("numeric share of updates", f"{record['numeric_share']:.3f}")
     if record["select_wins"] is not None:
