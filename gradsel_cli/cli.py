@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from .config import (ACTIVATIONS, DIGITS_FROM, GRADCHECK_STEPS, INITS, LOSSES, MAX_BATCH, MAX_HIDDEN,
-                     METHOD_NAMES, OPTIMIZERS, TrainConfig)
+from .config import (ACTIVATIONS, DASK_TIMEOUT, DIGITS_FROM, GRADCHECK_STEPS, INITS, LOSSES, MAX_BATCH,
+                     MAX_HIDDEN, METHOD_NAMES, OPTIMIZERS, TrainConfig)
 
 
 class BadInput(click.ClickException):
@@ -70,8 +70,14 @@ def library_errors(fn):
 
 
 def _writable_file(ctx, param, value):
+    from .results import check_output_path
+
     if value is not None and not Path(value).resolve().parent.is_dir():
         raise click.BadParameter(f"directory {str(Path(value).parent)!r} does not exist; create it first", ctx, param)
+    try:
+        check_output_path(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
     return value
 
 
@@ -216,6 +222,9 @@ def grid_options(fn):
                           "--workers, or the one at --scheduler). Needs: pip install 'gradsel[dask]'."),
         click.option("--scheduler", metavar="ADDRESS", default=None,
                      help="With --executor dask: a running dask.distributed scheduler, e.g. tcp://host:8786."),
+        click.option("--timeout", type=Finite(), default=DASK_TIMEOUT, show_default=True, expose_value=False,
+                     callback=lambda ctx, param, value: ctx.meta.__setitem__("dask_timeout", value),
+                     help="With --scheduler: seconds for the scheduler to answer before giving up."),
         click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
                      help="JSON Lines file that stores the runs; runs already there are not redone."),
     ])
@@ -288,15 +297,15 @@ def train(method, seed, data_dir, threads, out, save_model, plot, as_json, quiet
       gradsel train --method select --iters 2000 --json > run.json
       gradsel train --method select --plot curves.png
     """
-    import numpy as np
-
     from . import render, results
     from .data import load_mnist_raw
+    from .training import divergence_hint, model_path, write_model
     from .training import train as run
 
     out_console, err = render.consoles(quiet or as_json)
     config = TrainConfig(method=method, seed=seed, **{k: opts[k] for k in CONFIG_KEYS}).validate()
     _need_matplotlib(plot)
+    results.probe(plot, out, save_model and model_path(save_model))
     raw = load_mnist_raw(data_dir)
     _set_threads(threads)
     _compile_notice(err)
@@ -304,25 +313,25 @@ def train(method, seed, data_dir, threads, out, save_model, plot, as_json, quiet
         result = run(config, raw=raw, progress=lambda d, t, loss: update(d, t, loss=loss),
                      eval_points=CURVE_POINTS if plot else 0)
     record = results.run_record(result)
-    if plot:
+
+    def write_plot():
         from .figures import curves_figure
         from .report import curves
 
         curves_figure(plot, curves([record], [method]), _figure_title("train", record["config"], [seed]))
         err.print(f"Wrote {plot}")
-    if out:
-        results.append(out, record)
-    if save_model:
-        arrays = result.params.blocks()
-        if result.running_mean is not None:
-            arrays.update(running_mean=result.running_mean, running_var=result.running_var)
-        np.savez(save_model, **arrays)
+
+    failed = results.write_each([(plot, write_plot), (out, lambda: results.append(out, record)),
+                                 (save_model, lambda: write_model(save_model, result))])
     if as_json:
         click.echo(json.dumps(record, indent=2))
     else:
         out_console.print(render.train_summary(record))
+    if failed:
+        raise BadInput("; ".join(failed) + " (the other outputs were written)")
     if result.diverged:
-        err.print(f"[red]Diverged at iteration {result.iterations_done}: the loss is not finite. Try a smaller --lr.")
+        err.print(f"[red]Diverged at iteration {result.iterations_done}: the loss is not finite. "
+                  f"{divergence_hint(config)}")
         return 1
 
 
@@ -390,7 +399,8 @@ def _executor(name, workers, scheduler, data_dir, eval_points=0):
     from .dask_executor import DaskExecutor, DaskMissing
 
     try:
-        return DaskExecutor(workers or default_workers(), data_dir, scheduler, eval_points)
+        return DaskExecutor(workers or default_workers(), data_dir, scheduler, eval_points,
+                            click.get_current_context().meta.get("dask_timeout", DASK_TIMEOUT))
     except DaskMissing:
         raise BadInput("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None
 
@@ -444,7 +454,7 @@ def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, res
       gradsel compare --methods analytic,alternate --seeds 1 --show-digits 16 --figure figure2.png
       gradsel compare --plot curves.png
     """
-    from . import render
+    from . import render, results
     from .experiments import trials
     from .report import compare_summary, curves
 
@@ -452,6 +462,7 @@ def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, res
     _set_threads(threads)
     base = TrainConfig(**{k: opts[k] for k in CONFIG_KEYS}).validate()
     _need_matplotlib(plot, figure)
+    results.probe(plot, figure)
     configs = trials(base, [dict(method=m) for m in methods], range(seeds))
     grid = dict(workers=workers, executor=executor, scheduler=scheduler)
     records = _run_grid(configs, results_file, grid, data_dir, err, "runs", CURVE_POINTS if plot else 0)
@@ -688,6 +699,7 @@ def tune(method, seed, data_dir, threads, trials, lr_range, weight_decay_range, 
     """
     from . import render
     from .data import load_mnist_raw
+    from .tuning import nothing_worked
     from .tuning import tune as run_tune
 
     out, err = render.consoles(quiet or as_json)
@@ -703,6 +715,8 @@ def tune(method, seed, data_dir, threads, trials, lr_range, weight_decay_range, 
     else:
         for part in render.tune_table(summary):
             out.print(part)
+    if nothing_worked(summary):
+        raise click.ClickException(nothing_worked(summary))
 
 
 @cli.command()

@@ -216,3 +216,32 @@ def _nanmean(values: np.ndarray) -> float | None:
     """Mean of the entries that were computed (not nan), None when there are none."""
     computed = values[~np.isnan(values)]
     return float(np.mean(computed)) if computed.size else None
+
+
+def model_path(path) -> str:
+    """The file np.savez writes for `path` (it adds .npz when the name lacks it)."""
+    path = str(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def write_model(path, result: RunResult) -> None:
+    """Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to `path` (.npz)."""
+    arrays = result.params.blocks()
+    if result.running_mean is not None:
+        arrays.update(running_mean=result.running_mean, running_var=result.running_var)
+    np.savez(path, **arrays)
+
+
+FD_SANE = (1e-10, 1e-1)  # finite-difference steps outside this range give a gradient of rounding or curvature
+
+
+def divergence_hint(config: TrainConfig) -> str:
+    """What to change after a run diverged: the setting most likely at fault, not always the learning rate."""
+    c = config
+    if c.weight_decay * c.lr >= 1:
+        return (f"--weight-decay {c.weight_decay:g} times --lr {c.lr:g} is {c.weight_decay * c.lr:.3g} (at least 1: "
+                "each step overshoots the decay of the weights); lower --weight-decay.")
+    if c.method != "analytic" and not FD_SANE[0] <= c.fd_step <= FD_SANE[1]:
+        return (f"The numeric gradient with --fd-step {c.fd_step:g} is mostly rounding or curvature error; "
+                "use a step near 1e-4.")
+    return "Try a smaller --lr."
