@@ -8,6 +8,7 @@ import functools
 import json
 import math
 import sys
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -28,7 +29,9 @@ class Group(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warning
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
@@ -38,6 +41,13 @@ class Group(click.Group):
         if standalone_mode:
             sys.exit(rv if isinstance(rv, int) else 0)
         return rv
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line on stderr, control characters escaped (no source line, no path of ours)."""
+    from .results import printable
+
+    click.echo(f"Warning: {printable(str(message))}", err=True)
 
 
 class Finite(click.ParamType):

@@ -7,6 +7,7 @@ mini-batch sequence.
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +124,7 @@ def curve_iterations(iters: int, points: int) -> set[int]:
     return {0, *range(every, iters + 1, every), iters}
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss or weight ends the run as diverged
 def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: Dataset | None = None,
           eval_points: int = 0) -> RunResult:
     """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted);
@@ -147,6 +149,8 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     )
     step_fn = METHODS[c.method]
     params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm)
+    if c.method != "analytic":
+        warn_unresolved_step(c.fd_step, params.flat)
     running = RunningStats(c.hidden) if c.batch_norm else None
     opt_state = setting.optimizer.init(params.flat.size)
     batches = batch_indices(c, len(ds.y_train))
@@ -216,6 +220,16 @@ def _nanmean(values: np.ndarray) -> float | None:
     """Mean of the entries that were computed (not nan), None when there are none."""
     computed = values[~np.isnan(values)]
     return float(np.mean(computed)) if computed.size else None
+
+
+def warn_unresolved_step(fd_step: float, weights: np.ndarray) -> None:
+    """Warn when w + h rounds back to w at the scale of the weights: the numeric gradient would be noise or 0."""
+    scale = float(np.max(np.abs(weights))) if weights.size else 0.0
+    resolution = float(np.spacing(scale))  # the gap between float64 numbers near the largest weight
+    if fd_step < resolution:
+        warnings.warn(f"--fd-step {fd_step:g} is below what float64 resolves at the weights' scale ({scale:.2g}, "
+                      f"steps of {resolution:.1e}): w + h rounds to w and the numeric gradient is meaningless; "
+                      "use a step near 1e-4", stacklevel=3)
 
 
 def model_path(path) -> str:
