@@ -149,9 +149,11 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
         per.add_column(col, justify="left" if col == "method" else "right")
     for r in summary["methods"]:
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
-        seeds = f"{len(r['seeds'])}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
-        per.add_row(r["method"], seeds, _pm(r["accuracy"]), f"{r['final_loss']:.4f}",
+        per.add_row(r["method"], str(len(r["seeds"])), _pm(r["accuracy"]), f"{r['final_loss']:.4f}",
                     f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win)
+    diverged = [f"{r['method']} {r['diverged']} of {len(r['seeds'])}" for r in summary["methods"] if r["diverged"]]
+    if diverged:
+        per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
     vs = Table(title=f"paired against {summary['baseline']} (same seeds)", title_justify="left")
     for col in ("method", "Δ accuracy", "95% CI", "p (t)", "p (Wilcoxon)", "predictions differ"):
         vs.add_column(col, justify="left" if col == "method" else "right")

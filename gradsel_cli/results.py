@@ -308,9 +308,13 @@ def load(path) -> list[dict]:
     MAX_LINE bytes.
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            check_output_path(path)
+    except FileNotFoundError:
         return []
-    check_output_path(path)
+    except OSError as exc:
+        raise StoreError(f"cannot read {printable(str(path))}: {_why(exc)}") from None
     records = []
     try:
         fh = open(path, "rb")
