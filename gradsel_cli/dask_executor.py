@@ -54,8 +54,10 @@ def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
 
 async def _identity(address: str, timeout: float) -> dict:
     from distributed.comm import connect
+    from distributed.security import Security
 
-    comm = await connect(address, timeout=timeout)
+    # TLS settings (tls:// addresses) come from the Dask config, as distributed.Client takes them
+    comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
     try:
         await comm.write({"op": "identity"})
         return await comm.read()
