@@ -643,7 +643,7 @@ def table(preset, run_missing, data_dir, threads, seeds, workers, executor, sche
         from .experiments import trials
 
         _set_threads(threads)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        results.make_parent(path)
         base = TrainConfig(**settings)
         configs = trials(base, papers.layout(preset).cells(), range(seeds))
         grid = dict(workers=workers, executor=executor, scheduler=scheduler)

@@ -134,6 +134,15 @@ def probe(*paths) -> None:
                              "(nothing was run)") from None
 
 
+def make_parent(path) -> None:
+    """Create the directory `path` goes into (results/ for a table), or say in one line why it cannot be."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the directory of {printable(str(path))}: {_why(exc)}; "
+                         "give --results FILE elsewhere") from None
+
+
 def write_each(writers) -> list[str]:
     """Run write() of every (path, write) whose path is given, even after one fails; the failures, one line each."""
     failed = []
