@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradsel_cli import data, experiments, results, training
+from gradsel_cli import data, experiments, results, training, tuning  # noqa: F401 (tuning: patched by name)
 from gradsel_cli.cli import cli
 from gradsel_cli.training import TrainConfig
 
@@ -237,6 +237,7 @@ def no_training(monkeypatch):
         raise AssertionError("trained before every output was checked")
 
     monkeypatch.setattr("gradsel_cli.training.train", refuse)
+    monkeypatch.setattr("gradsel_cli.tuning.train", refuse)  # bound at import: patched where it is looked up
     monkeypatch.setattr("gradsel_cli.experiments.run_trial", refuse)
 
 
