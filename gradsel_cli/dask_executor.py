@@ -17,6 +17,7 @@ on the workers too.
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from . import experiments
 from .config import DASK_TIMEOUT, TrainConfig
@@ -73,7 +74,8 @@ def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     """
     _distributed()
     try:
-        reply = asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout))
+        with ThreadPoolExecutor(1) as thread:  # a loop of its own, also when the caller runs one (a notebook)
+            reply = thread.submit(asyncio.run, asyncio.wait_for(_identity(address, timeout), timeout)).result()
     except (asyncio.TimeoutError, TimeoutError):
         reply = f"no answer within {timeout:g} s"
     except Exception as exc:  # refused, closed mid-handshake, not Dask's wire format, a bad address
