@@ -483,7 +483,7 @@ def _alive(pids) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_5_workers_and_the_resource_tracker_exit_when_the_grid_process_dies(sig, tmp_path):
     import psutil
 
