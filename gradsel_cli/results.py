@@ -1,10 +1,16 @@
 """The results store: one run = one JSON line, appended safely; loading and resume.
 
 A record carries the run's full configuration, a stable ``config_hash`` of
-it, the results, wall time and versions. Appends take an exclusive lock and
-write the whole line in one call, then fsync: a record is written whole or
-not at all, and two processes never interleave. A last line cut off by a
-crash is reported (by line number) and skipped, so that run is redone.
+it, the results, wall time and versions. Appends take an exclusive lock,
+write the line (a short write is continued), then fsync; on a failure (a full
+disk) the file is cut back to its size before: a record is written whole or
+not at all, and two processes never interleave. A grid appends through a
+Store, which never writes a run another process stored meanwhile. Outputs are
+probed before any work, and only regular files are read or written.
+
+On load every record is checked against a schema (types, ranges, the config
+through TrainConfig.validate); a bad or cut-off line is reported by line
+number, control characters escaped, and skipped, so that run is redone.
 """
 
 import errno
