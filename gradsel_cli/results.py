@@ -247,7 +247,7 @@ class Store:
             for raw in _lines(fh):
                 if not raw.endswith(b"\n"):
                     break  # a line being written right now, or cut: looked at again next time
-                self.offset += len(raw)
+                self.offset = fh.tell()
                 rec, problem = _parse(raw)
                 if problem is None:
                     self.seen.add(run_key(rec))

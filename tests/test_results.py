@@ -193,3 +193,19 @@ def test_a_config_of_the_wrong_type_is_skipped_and_no_control_character_is_echoe
 
 def test_printable_escapes_every_control_character():
     assert results.printable("a\x1b[31mb\nc\x9bd\x7f") == "a\\x1b[31mb\\x0ac\\x9bd\\x7f"
+
+
+def test_the_store_appends_a_run_once_even_after_other_writers_and_an_overlong_line(run, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    record = results.run_record(run)
+    first, second = results.Store(path), results.Store(path)  # two processes on one file
+    assert first.append(record) is True
+    with path.open("ab") as fh:
+        fh.write(b"9" * (results.MAX_LINE + 10) + b"\n")  # a hostile line in between
+    assert second.append(record) is False
+    other = dict(record, config={**record["config"], "seed": 1})
+    other["config_hash"] = results.config_hash(other["config"])
+    assert second.append(other) is True and first.append(other) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert [r["config"]["seed"] for r in results.load(path)] == [0, 1]
