@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .config import CELL_KEYS, STUDIES, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, TrainConfig, setting_keys
+from .config import CELL_KEYS, DASK_TIMEOUT, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, setting_keys
 
 CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
 FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -81,7 +81,9 @@ def _quiet_warnings(quiet: bool) -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):
         if not quiet:
-            click.echo(f"Warning: {message}", err=True)
+            from .results import printable  # control characters from a file never reach the terminal
+
+            click.echo(f"Warning: {printable(str(message))}", err=True)
 
     warnings.showwarning = show
 
@@ -142,8 +144,14 @@ def _param_type(f):
 
 
 def _writable_file(ctx, param, value):
+    from .results import check_output_path
+
     if value is not None and not Path(value).resolve().parent.is_dir():
         raise click.BadParameter(f"directory {str(Path(value).parent)!r} does not exist; create it first", ctx, param)
+    try:
+        check_output_path(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
     return value
 
 
@@ -249,6 +257,9 @@ def grid_options(fn):
                           "--workers, or the one at --scheduler). Needs: pip install 'gradsel[dask]'."),
         click.option("--scheduler", metavar="ADDRESS", default=None,
                      help="With --executor dask: a running dask.distributed scheduler, e.g. tcp://127.0.0.1:8786."),
+        click.option("--timeout", type=Finite(), default=DASK_TIMEOUT, show_default=True, expose_value=False,
+                     callback=lambda ctx, param, value: ctx.meta.__setitem__("dask_timeout", value),
+                     help="With --scheduler: seconds for the scheduler to answer before giving up."),
         click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=_writable_file, default=None,
                      help="JSON Lines file that stores the runs; runs already there are not redone."),
     ])
@@ -283,7 +294,8 @@ def _run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_poin
     from . import render
     from .experiments import GridError, make_executor, run_grid
 
-    executor = make_executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points)
+    executor = make_executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points,
+                             click.get_current_context().meta.get("dask_timeout", DASK_TIMEOUT))
     _on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
                   if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
     already = []
@@ -340,10 +352,12 @@ def train(data_dir, threads, out, save_model, plot, as_json, quiet, **opts):
     """
     from . import render, results
     from .data import load_mnist_raw
-    from .training import save_model as save, train as run
+    from .training import divergence_hint, model_path, write_model
+    from .training import train as run
 
     out_console, err = render.consoles(quiet or as_json)
     config = _config(opts)
+    results.probe(plot, out, save_model and model_path(save_model))
     raw = load_mnist_raw(data_dir)
     _prepare(threads, err, plot)
     _on_interrupt("Interrupted; nothing was written (train writes its outputs when the run ends).")
@@ -351,23 +365,29 @@ def train(data_dir, threads, out, save_model, plot, as_json, quiet, **opts):
         result = run(config, raw=raw, progress=lambda d, t, loss: update(d, t, loss=loss),
                      eval_points=CURVE_POINTS if plot else 0)
     record = results.run_record(result)
-    if plot:
+
+    def write_plot():
         from .figures import curves_figure, figure_title
         from .report import curves
 
         curves_figure(plot, curves([record], [config.method]), figure_title("train", record["config"], [config.seed]))
         _wrote(err, plot)
-    if out:
-        results.append(out, record)
-    if save_model:
-        _wrote(err, save(result, save_model))
+
+    def write_npz():
+        write_model(model_path(save_model), result)
+        _wrote(err, model_path(save_model))
+
+    failed = results.write_each([(plot, write_plot), (out, lambda: results.append(out, record)),
+                                 (save_model, write_npz)])
     if as_json:
         click.echo(json.dumps(record, indent=2))
     else:
         out_console.print(render.train_summary(record))
+    if failed:
+        raise BadInput("; ".join(failed) + " (the other outputs were written)")
     if result.diverged:
-        err.print(f"Diverged at iteration {result.iterations_done}: the loss is not finite. Try a smaller --lr.",
-                  style="red", markup=False)
+        err.print(f"Diverged at iteration {result.iterations_done}: the loss is not finite. "
+                  f"{divergence_hint(config)}", style="red", markup=False)
         return 1
 
 
@@ -442,7 +462,7 @@ def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, 
       gradsel compare --methods analytic,alternate --seeds 1 --show-digits 16 --figure figure2.png
       gradsel compare --plot curves.png
     """
-    from . import render
+    from . import render, results
     from .experiments import trials
     from .report import compare_summary, curves
 
@@ -452,6 +472,7 @@ def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, 
     grid = {k: opts.pop(k) for k in ("workers", "executor", "scheduler")}
     base = _config(opts)
     _prepare(threads, err, plot, figure)
+    results.probe(plot, figure)
     configs = trials(base, [dict(method=m) for m in methods], range(seeds))
     records = _run_grid(configs, results_file, grid, data_dir, err, "runs", CURVE_POINTS if plot else 0)
     summary, curve_data = compare_summary(records, methods), curves(records, methods)
@@ -583,7 +604,7 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
     path = Path(results_file) if results_file else results.default_path(preset, for_writing=run_missing)
     if run_missing:
         _prepare(threads, err)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        results.make_parent(path)
         _run_grid(preset_trials(preset, base, range(seeds)), path, grid, data_dir, err, preset)
     if preset in STUDIES:
         return _study(preset, results.load(path), margin, fmt, out, err, path)
@@ -662,6 +683,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     """
     from . import render
     from .data import load_mnist_raw
+    from .tuning import nothing_worked
     from .tuning import tune as run_tune
 
     out, err = render.consoles(quiet or as_json)
@@ -678,6 +700,8 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     else:
         for part in render.tune_table(summary):
             out.print(part)
+    if nothing_worked(summary):
+        raise click.ClickException(nothing_worked(summary))
 
 
 @cli.command()

@@ -23,6 +23,7 @@ GRADCHECK_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  # finite-differenc
 MAX_HIDDEN = 10_000        # W1 alone is 784 x H float64 (63 MB at the limit), and the optimizer keeps copies
 MAX_BATCH = 10_000         # each mini-batch is copied out as B x 784 float64 (63 MB at the limit)
 MAX_DRAWS = 100_000_000    # iters x batch: all mini-batch indices are drawn up front, 8 bytes each
+DASK_TIMEOUT = 10.0        # seconds for a Dask scheduler given by address to answer the handshake
 
 
 def option(default, help: str, *, choices: tuple | None = None, low=None, high=None, kind: str | None = None):

@@ -286,6 +286,10 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
         per.add_row(clean(r["method"]), str(len(r["seeds"])), _pm(r["accuracy"]), fmt_loss(r["final_loss"]),
                     f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win)
+    diverged = [f"{clean(r['method'])} {r['diverged']} of {len(r['seeds'])}" for r in summary["methods"]
+                if r["diverged"]]
+    if diverged:
+        per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
     vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)")
     vs.add_column("method")
     for col in ("Δ\naccuracy", "95% CI", "t-test\np", "Wilcoxon\np", "predictions\ndiffer"):

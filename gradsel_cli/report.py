@@ -46,11 +46,12 @@ def compare_summary(records: list[dict], methods: list[str]) -> dict:
     for m in methods:
         recs = [by_method[m][s] for s in sorted(by_method[m])]
         iters = [r["iterations_done"] for r in recs]
+        losses = [r["final_loss"] for r in recs if r["final_loss"] is not None]
         row = {
             "method": m,
             "seeds": sorted(by_method[m]),
             "accuracy": _ci_dict([_acc(r) for r in recs]),
-            "final_loss": float(np.mean([r["final_loss"] if r["final_loss"] is not None else np.nan for r in recs])),
+            "final_loss": float(np.mean(losses)) if losses else float("nan"),  # of the runs that finished
             "time_per_iter": float(np.mean([r["time_per_iter"] for r in recs])),
             "numeric_share": float(np.mean([r["numeric_share"] for r in recs])),
             "select_win_rate": (float(np.mean([r["select_wins"]["numeric"] / max(i, 1) for r, i in zip(recs, iters)]))
@@ -60,12 +61,15 @@ def compare_summary(records: list[dict], methods: list[str]) -> dict:
             "diverged": sum(r["diverged"] for r in recs),
         }
         if m != baseline:
-            seeds = sorted(set(by_method[m]) & set(by_method[baseline]))
+            # statistics over the pairs where both runs finished; a pair with a diverged run is counted apart
+            both = sorted(set(by_method[m]) & set(by_method[baseline]))
+            seeds = [s for s in both if not (by_method[m][s]["diverged"] or by_method[baseline][s]["diverged"])]
             a = [_acc(by_method[m][s]) for s in seeds]
             b = [_acc(by_method[baseline][s]) for s in seeds]
             if seeds:
                 row["versus"] = {
                     "baseline": baseline,
+                    "diverged_pairs": len(both) - len(seeds),
                     **stats.paired(a, b),
                     "disagreement": float(np.mean([stats.disagreement(by_method[m][s]["predictions"],
                                                                       by_method[baseline][s]["predictions"])

@@ -7,6 +7,7 @@ mini-batch sequence.
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +125,7 @@ def curve_iterations(iters: int, points: int) -> set[int]:
     return {0, *range(every, iters + 1, every), iters}
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss or weight ends the run as diverged
 def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: Dataset | None = None,
           eval_points: int = 0) -> RunResult:
     """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted);
@@ -148,6 +150,8 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     )
     step_fn = METHODS[c.method]
     params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm)
+    if c.method != "analytic":
+        warn_unresolved_step(c.fd_step, params.flat)
     running = RunningStats(c.hidden) if c.batch_norm else None
     opt_state = setting.optimizer.init(params.flat.size)
     batches = batch_indices(c, len(ds.y_train))
@@ -231,18 +235,46 @@ def _warm_up(s: Setting, params: Params, ds: Dataset, idx, ones, config: TrainCo
     return time.perf_counter() - tick
 
 
-def save_model(result: RunResult, path) -> str:
-    """Write the trained W1, b1, W2, b2 (and batch-norm gamma, beta and running statistics) to an .npz file;
-    the name written (NumPy adds .npz when it is missing)."""
-    arrays = result.params.blocks()
-    if result.running_mean is not None:
-        arrays.update(running_mean=result.running_mean, running_var=result.running_var)
-    path = str(path) if str(path).endswith(".npz") else f"{path}.npz"
-    np.savez(path, **arrays)
-    return path
-
-
 def _nanmean(values: np.ndarray) -> float | None:
     """Mean of the entries that were computed (not nan), None when there are none."""
     computed = values[~np.isnan(values)]
     return float(np.mean(computed)) if computed.size else None
+
+
+def warn_unresolved_step(fd_step: float, weights: np.ndarray) -> None:
+    """Warn when w + h rounds back to w at the scale of the weights: the numeric gradient would be noise or 0."""
+    scale = float(np.max(np.abs(weights))) if weights.size else 0.0
+    resolution = float(np.spacing(scale))  # the gap between float64 numbers near the largest weight
+    if fd_step < resolution:
+        warnings.warn(f"--fd-step {fd_step:g} is below what float64 resolves at the weights' scale ({scale:.2g}, "
+                      f"steps of {resolution:.1e}): w + h rounds to w and the numeric gradient is meaningless; "
+                      "use a step near 1e-4", stacklevel=3)
+
+
+def model_path(path) -> str:
+    """The file np.savez writes for `path` (it adds .npz when the name lacks it)."""
+    path = str(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def write_model(path, result: RunResult) -> None:
+    """Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to `path` (.npz)."""
+    arrays = result.params.blocks()
+    if result.running_mean is not None:
+        arrays.update(running_mean=result.running_mean, running_var=result.running_var)
+    np.savez(path, **arrays)
+
+
+FD_SANE = (1e-10, 1e-1)  # finite-difference steps outside this range give a gradient of rounding or curvature
+
+
+def divergence_hint(config: TrainConfig) -> str:
+    """What to change after a run diverged: the setting most likely at fault, not always the learning rate."""
+    c = config
+    if c.weight_decay * c.lr >= 1:
+        return (f"--weight-decay {c.weight_decay:g} times --lr {c.lr:g} is {c.weight_decay * c.lr:.3g} (at least 1: "
+                "each step overshoots the decay of the weights); lower --weight-decay.")
+    if c.method != "analytic" and not FD_SANE[0] <= c.fd_step <= FD_SANE[1]:
+        return (f"The numeric gradient with --fd-step {c.fd_step:g} is mostly rounding or curvature error; "
+                "use a step near 1e-4.")
+    return "Try a smaller --lr."
