@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 METHOD_NAMES = ("analytic", "numeric", "alternate", "select")
 SUBSETS = ("first", "random")
 FD_SCHEMES = ("central", "forward")
+FD_ARITHS = ("exact", "textbook")  # how a finite difference subtracts the two perturbed losses
+PRECISIONS = ("float64", "float32")
 SELECT_ON = ("batch", "train")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 INITS = ("std", "xavier", "he")
@@ -55,6 +57,9 @@ class TrainConfig:
     weight_decay: float = 0.0     # adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss
     dropout: float = 0.0          # inverted dropout on the hidden layer, mask held fixed per iteration
     batch_norm: bool = False      # batch normalisation of the hidden pre-activations
+    precision: str = "float64"    # float64 | float32: data, weights and all arithmetic of the run
+    fd_arith: str = "exact"       # exact: difference of per-sample losses | textbook: (L+ - L-) / 2h as numbers
+    loss_epsilon: float = 0.0     # cross-entropy as -log(p + eps) (textbook: 1e-7); backprop ignores it
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field and its allowed values."""
@@ -86,6 +91,13 @@ class TrainConfig:
             raise ValueError(f"unknown subset {self.subset!r}; choose one of: {', '.join(SUBSETS)}")
         if self.fd_scheme not in FD_SCHEMES:
             raise ValueError(f"unknown fd scheme {self.fd_scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.fd_arith not in FD_ARITHS:
+            raise ValueError(f"unknown fd arith {self.fd_arith!r}; choose one of: {', '.join(FD_ARITHS)}")
+        if not (isinstance(self.loss_epsilon, (int, float)) and not isinstance(self.loss_epsilon, bool)
+                and 0 <= self.loss_epsilon < 1):
+            raise ValueError(f"loss_epsilon must be in [0, 1), got {self.loss_epsilon!r}")
         if self.select_on not in SELECT_ON:
             raise ValueError(f"unknown select-on {self.select_on!r}; choose one of: {', '.join(SELECT_ON)}")
         for name, choices in (("optimizer", OPTIMIZERS), ("init", INITS), ("activation", ACTIVATIONS),
@@ -100,6 +112,9 @@ class TrainConfig:
         if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
                 and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be zero or more and finite, got {self.weight_decay}")
+        if self.loss_epsilon and self.loss != "cross-entropy":
+            raise ValueError(f"loss_epsilon applies to the cross-entropy only, not to {self.loss!r}; "
+                             "drop --loss-epsilon or use --loss cross-entropy")
         if not isinstance(self.batch_norm, bool):
             raise ValueError(f"batch_norm must be true or false, got {self.batch_norm!r}")
         if self.batch_norm and self.batch < 2:

@@ -55,7 +55,7 @@ class RunResult:
 
 @dataclass
 class Dataset:
-    """What one run trains on (float64) and is evaluated on (uint8 or float64)."""
+    """What one run trains on (float64 or float32) and is evaluated on (uint8 or float)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -64,9 +64,10 @@ class Dataset:
 
     @classmethod
     def for_config(cls, raw, config: TrainConfig) -> "Dataset":
-        """The few-shot training set and the first test_limit test images."""
+        """The few-shot training set (in the config's precision) and the first test_limit test images."""
         xtr, ytr, xte, yte = raw
         x, y = data.few_shot(xtr, ytr, config.shots, config.subset, config.seed)
+        x = x.astype(config.precision, copy=False)  # scaled in float64, then rounded: float32 sees the same pixels
         return cls(x, y, xte[: config.test_limit], yte[: config.test_limit])  # test set stays uint8
 
 
@@ -80,9 +81,9 @@ class RunningStats:
 
     MOMENTUM = 0.9
 
-    def __init__(self, hidden: int):
-        self.mean = np.zeros(hidden)
-        self.var = np.zeros(hidden)
+    def __init__(self, hidden: int, dtype=np.float64):
+        self.mean = np.zeros(hidden, dtype)
+        self.var = np.zeros(hidden, dtype)
 
     def update(self, params: Params, x: np.ndarray) -> None:
         mean, var = network.batch_stats(params, x)
@@ -105,13 +106,14 @@ class DropoutMasks:
     def __init__(self, config: TrainConfig):
         self.p = config.dropout
         self.shape = (config.batch, config.hidden)
-        self.ones = np.ones(self.shape)
+        self.dtype = np.dtype(config.precision)
+        self.ones = np.ones(self.shape, self.dtype)
         self.gen = rng(config.seed, "dropout")
 
     def next(self) -> np.ndarray:
         if self.p == 0:
             return self.ones
-        return (self.gen.random(self.shape) >= self.p) / (1.0 - self.p)
+        return ((self.gen.random(self.shape) >= self.p) / (1.0 - self.p)).astype(self.dtype, copy=False)
 
 
 def curve_iterations(iters: int, points: int) -> set[int]:
@@ -142,13 +144,13 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
         optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
                             eps=c.eps),
         activation=c.activation, loss=c.loss, weight_decay=c.weight_decay,
-        fd_step=c.fd_step, fd_scheme=c.fd_scheme, numeric_every=c.numeric_every, select_on=c.select_on,
-        x_train=ds.x_train, y_train=ds.y_train,
+        fd_step=c.fd_step, fd_scheme=c.fd_scheme, fd_arith=c.fd_arith, loss_epsilon=c.loss_epsilon,
+        numeric_every=c.numeric_every, select_on=c.select_on, x_train=ds.x_train, y_train=ds.y_train,
     )
     step_fn = METHODS[c.method]
-    params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm)
-    running = RunningStats(c.hidden) if c.batch_norm else None
-    opt_state = setting.optimizer.init(params.flat.size)
+    params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
+    running = RunningStats(c.hidden, params.dtype) if c.batch_norm else None
+    opt_state = setting.optimizer.init(params.flat.size, params.dtype)
     batches = batch_indices(c, len(ds.y_train))
     masks = DropoutMasks(c)
 
@@ -201,7 +203,8 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     else:
         predictions = network.predict(_test_time(params, running), ds.x_test, c.activation)
         accuracy = float(np.mean(predictions == ds.y_test))
-        final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay)
+        final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay,
+                                  c.loss_epsilon)
     return RunResult(
         config=config, accuracy=accuracy, final_loss=final_loss, loss_history=losses[:done],
         acc_history=acc_history, wall_time=time.perf_counter() - start, train_time=train_time,
