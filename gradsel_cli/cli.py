@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from .config import (ACTIVATIONS, DIGITS_FROM, GRADCHECK_STEPS, INITS, LOSSES, MAX_BATCH, MAX_HIDDEN,
-                     METHOD_NAMES, OPTIMIZERS, TrainConfig)
+from .config import (ACTIVATIONS, DIGITS_FROM, FD_ARITHS, GRADCHECK_STEPS, INITS, LOSSES, MAX_BATCH, MAX_HIDDEN,
+                     METHOD_NAMES, OPTIMIZERS, PRECISIONS, TrainConfig)
 
 
 class BadInput(click.ClickException):
@@ -154,6 +154,17 @@ def _value_settings(fn):
                      help="L2 weight decay lambda: adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss."),
         click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
                      help="Inverted dropout rate on the hidden layer (mask fixed within an iteration)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="float64", show_default=True,
+                     help="Arithmetic of the whole run: data, weights, both gradients, select's comparison, "
+                          "the optimizer."),
+        click.option("--fd-arith", type=click.Choice(FD_ARITHS), default="exact", show_default=True,
+                     help="Finite-difference arithmetic: exact differences the per-sample losses (no "
+                          "cancellation); textbook subtracts the two perturbed batch losses as numbers, "
+                          "(L(w+h) - L(w-h)) / 2h, with the textbook code's cancellation error."),
+        click.option("--loss-epsilon", type=Finite(positive=False), default=0.0, show_default=True,
+                     help="Cross-entropy as -log(p + EPS), the textbook's form (it uses 1e-7): every loss "
+                          "evaluation sees it (the numeric gradient, select's comparison, the reported loss); "
+                          "the analytic gradient stays that of -log p, as in the textbook's backward pass."),
     ])
 
 
@@ -224,7 +235,7 @@ def grid_options(fn):
 CELL_KEYS = ("shots", "batch", "hidden")
 SETTING_KEYS = ("iters", "lr", "subset", "init_std", "fd_step", "fd_scheme", "numeric_every", "select_on",
                 "eval_every", "test_limit", "optimizer", "momentum", "rho", "beta1", "beta2", "eps", "init",
-                "activation", "loss", "weight_decay", "dropout", "batch_norm")
+                "activation", "loss", "weight_decay", "dropout", "batch_norm", "precision", "fd_arith", "loss_epsilon")
 CONFIG_KEYS = CELL_KEYS + SETTING_KEYS
 
 
@@ -426,16 +437,22 @@ def _run_grid(configs, results_file, grid, data_dir, err, label, eval_points=0):
               help="Which test images: the first, where the methods' predictions differ, or random.")
 @click.option("--figure", type=click.Path(dir_okay=False), callback=_png_file, default=None,
               help="Write the digits (--show-digits N, else 16) to FILE.png (needs matplotlib).")
+@click.option("--margin", type=Finite(), default=0.002, show_default=True,
+              help="Equivalence margin on test accuracy for the TOST verdict (0.002: 20 of 10,000 test images).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the per-method summary as CSV on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
 def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, results_file, plot, show_digits,
-            digits_from, figure, as_json, as_csv, quiet, **opts):
+            digits_from, figure, margin, as_json, as_csv, quiet, **opts):
     """Run methods over seeds, paired, and compare them with the baseline.
 
     Every method gets the same initial weights, subset and batch order for a
-    given seed, so differences are differences of method alone.
+    given seed, so differences are differences of method alone. Each method
+    gets a verdict against the baseline from two one-sided tests (TOST) with
+    --margin: EQUIVALENT (the 90% CI of the difference lies within the
+    margin), BETTER or WORSE (a difference, not shown to be within it) or
+    INCONCLUSIVE.
 
     \b
     Example:
@@ -455,7 +472,7 @@ def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, res
     configs = trials(base, [dict(method=m) for m in methods], range(seeds))
     grid = dict(workers=workers, executor=executor, scheduler=scheduler)
     records = _run_grid(configs, results_file, grid, data_dir, err, "runs", CURVE_POINTS if plot else 0)
-    summary = compare_summary(records, methods)
+    summary = compare_summary(records, methods, margin)
     curve_data = curves(records, methods)
     digits = (_digits(records, methods, show_digits or 16, digits_from, data_dir, err)
               if show_digits or figure else None)
@@ -464,13 +481,16 @@ def compare(methods, data_dir, threads, seeds, workers, executor, scheduler, res
                                **({"digits": _digits_json(digits)} if show_digits else {})}, indent=2))
     elif as_csv:
         click.echo("method,seeds,accuracy_mean,accuracy_ci_lo,accuracy_ci_hi,final_loss,time_per_iter,numeric_share,"
-                   "select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement")
+                   "select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement,"
+                   "tost,tost_ci_lo,tost_ci_hi,p_lower,p_upper")
         for r in summary["methods"]:
             v = r.get("versus", {})
             cells = [r["method"], len(r["seeds"]), r["accuracy"]["mean"], r["accuracy"]["lo"], r["accuracy"]["hi"],
                      r["final_loss"], r["time_per_iter"], r["numeric_share"], r["select_win_rate"],
                      v.get("difference"), *(v.get("ci") or (None, None)), v.get("p_t"), v.get("p_wilcoxon"),
                      v.get("disagreement")]
+            e = v.get("equivalence", {})
+            cells += [e.get("outcome"), *(e.get("ci") or (None, None)), e.get("p_lower"), e.get("p_upper")]
             click.echo(",".join("" if c is None else str(c) for c in cells))
     else:
         for table in render.compare_tables(summary, base.to_dict(), curve_data):
@@ -594,15 +614,18 @@ def _results_path(preset, results_file, for_writing):
 @click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "csv", "json", "latex"]), default="rich",
               show_default=True, help="Output format.")
 @click.option("--no-paper", is_flag=True, help="Hide the published numbers.")
+@click.option("--margin", type=Finite(), default=0.002, show_default=True,
+              help="Equivalence margin on test accuracy for the TOST verdict (0.002: 20 of 10,000 test images).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
 def table(preset, run_missing, data_dir, threads, seeds, workers, executor, scheduler, results_file, fmt, no_paper,
-          quiet, **opts):
+          margin, quiet, **opts):
     """Print a paper's Table 1 from stored runs, beside the published numbers, with verdicts.
 
     Cells are the mean ± 95% CI over seeds; the best method of each group is
     bold. Below the table, each claim of the paper is tested on the paired
-    differences. With --run, missing cells are computed first into
+    differences, and with two one-sided tests (TOST) against --margin:
+    EQUIVALENT, BETTER, WORSE or INCONCLUSIVE. With --run, missing cells are computed first into
     results/<preset>.jsonl (or --results FILE); an interrupted run resumes.
 
     \b
@@ -631,7 +654,7 @@ def table(preset, run_missing, data_dir, threads, seeds, workers, executor, sche
     else:
         settings = settings_of(TrainConfig(**settings).validate().to_dict())
     records = results.load(path)
-    data = paper_table(preset, records, settings)
+    data = paper_table(preset, records, settings, margin)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     elif fmt == "csv":

@@ -69,12 +69,12 @@ def _c_typed(like, v):
     return lambda like, v: cast(v)
 
 
-def _by_precision(name, f64, f32):
-    """A kernel helper of one float argument: `f64` on float64, `f32` on float32 (chosen at compile time)."""
+def _by_precision(f64, f32):
+    """One kernel helper of one float argument x: the plain function `f64` on float64, `f32` on float32
+    (chosen at compile time), compiled with the kernels' flags (Numba's IR inlining of an overload
+    trips its own scope checks; LLVM inlines the call anyway)."""
     def stub(x):
-        raise TypeError(f"{name} runs inside kernels only")
-
-    stub.__name__ = stub.__qualname__ = name
+        raise TypeError(f"{f64.__name__} runs inside kernels only")
 
     @overload(stub, jit_options=dict(error_model="numpy", fastmath={"contract"}))
     def typed(x):
@@ -156,14 +156,22 @@ def _exp_small64(x):
 
 
 @numba.njit(**_INLINE)
-def _log1p_small64(u):
-    """log(1 + u) for |u| <= 1/128: degree-9 alternating series, truncation below 2e-20 relative."""
-    return u * (1.0 - u * (1 / 2 - u * (1 / 3 - u * (1 / 4 - u * (1 / 5 - u * (1 / 6 - u * (1 / 7 - u * (1 / 8 - u / 9))))))))
+def _log1p_small64(x):
+    """log(1 + x) for |x| <= 1/128: degree-9 alternating series, truncation below 2e-20 relative."""
+    return x * (1.0 - x * (1 / 2 - x * (1 / 3 - x * (1 / 4 - x * (1 / 5 - x * (1 / 6 - x * (1 / 7 - x * (1 / 8 - x / 9))))))))
 
 
-_exp = _by_precision("_exp", lambda x: _exp64(x), lambda x: math.exp(x))
-_exp_small = _by_precision("_exp_small", lambda x: _exp_small64(x), lambda x: math.exp(x))
-_log1p_small = _by_precision("_log1p_small", lambda x: _log1p_small64(x), lambda x: math.log1p(x))
+def _libm_exp(x):
+    return math.exp(x)
+
+
+def _libm_log1p(x):
+    return math.log1p(x)
+
+
+_exp = _by_precision(_exp64.py_func, _libm_exp)
+_exp_small = _by_precision(_exp_small64.py_func, _libm_exp)
+_log1p_small = _by_precision(_log1p_small64.py_func, _libm_log1p)
 
 
 @numba.njit(**_INLINE)

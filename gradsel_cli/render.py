@@ -152,15 +152,20 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
         per.add_row(r["method"], str(len(r["seeds"])), _pm(r["accuracy"]), f"{r['final_loss']:.4f}",
                     f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win)
     vs = Table(title=f"paired against {summary['baseline']} (same seeds)", title_justify="left")
-    for col in ("method", "Δ accuracy", "95% CI", "p (t)", "p (Wilcoxon)", "predictions differ"):
+    for col in ("method", "Δ accuracy", "95% CI", "p (t)", "p (Wilcoxon)", "predictions differ", "TOST"):
         vs.add_column(col, justify="left" if col == "method" else "right")
+    tost_lines = []
     for r in summary["methods"]:
         v = r.get("versus")
         if v:
             lo, hi = v["ci"]
             ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
             vs.add_row(r["method"], f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
-                       f"{v['disagreement']:.2%}")
+                       f"{v['disagreement']:.2%}", v["equivalence"]["outcome"].upper())
+            tost_lines.append(f"{v['equivalence']['outcome'].upper()}: {v['equivalence']['words']}")
+    if tost_lines:
+        vs.caption = "\n".join(tost_lines)
+        vs.caption_justify = "left"
     tables = [per, vs]
     rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
     if rows:
@@ -229,6 +234,9 @@ def _verdict_lines(table: dict) -> list[str]:
         lines.append(f"{mark} — {v['text']}")
         for part in v["comparisons"]:
             lines.append(f"    vs {part['baseline']}: {part['words']}")
+            if "equivalence" in part:
+                e = part["equivalence"]
+                lines.append(f"    vs {part['baseline']}: {e['outcome'].upper()} — {e['words']}")
     return lines
 
 
@@ -236,6 +244,8 @@ def _footer_lines(table: dict) -> list[str]:
     s = table["settings"]
     lines = [f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
              f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, fd step {s['fd_step']} ({s['fd_scheme']})"]
+    if (s.get("precision", "float64"), s.get("fd_arith", "exact"), s.get("loss_epsilon", 0.0)) != ("float64", "exact", 0.0):
+        lines.append(f"arithmetic: {s['precision']}, fd arith {s['fd_arith']}, loss epsilon {s['loss_epsilon']:g}")
     if table["mad_baseline"] is not None:
         lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}")
     if table["missing_cells"]:
