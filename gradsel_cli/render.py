@@ -162,7 +162,8 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
             ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
             vs.add_row(r["method"], f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
                        f"{v['disagreement']:.2%}", v["equivalence"]["outcome"].upper())
-            tost_lines.append(f"{v['equivalence']['outcome'].upper()}: {v['equivalence']['words']}")
+            e = v["equivalence"]
+            tost_lines.append(f"{r['method']}: {e['outcome'].upper()} within ±{e['margin']:g} — {e['numbers']}")
     if tost_lines:
         vs.caption = "\n".join(tost_lines)
         vs.caption_justify = "left"
@@ -236,7 +237,8 @@ def _verdict_lines(table: dict) -> list[str]:
             lines.append(f"    vs {part['baseline']}: {part['words']}")
             if "equivalence" in part:
                 e = part["equivalence"]
-                lines.append(f"    vs {part['baseline']}: {e['outcome'].upper()} — {e['words']}")
+                lines.append(f"    vs {part['baseline']}: {e['outcome'].upper()} within ±{e['margin']:g} (TOST): "
+                             f"{e['numbers']}")
     return lines
 
 

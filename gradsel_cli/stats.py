@@ -245,9 +245,10 @@ def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *
 
     Equal differences (sd 0) give a point interval: p-values 0 or 1.
     Returns a dict: ``difference``, ``margin``, ``ci`` (lo, hi) at ``level``
-    (1 - 2 alpha), ``p_lower``, ``p_upper``, ``p_tost`` (the larger),
-    ``outcome`` (one of EQUIVALENCE_OUTCOMES) and ``words``, one line quoting
-    the numbers.
+    (1 - 2 alpha), ``p_lower`` (H0: difference <= -margin), ``p_upper`` (H0:
+    difference >= +margin), ``p_tost`` (the larger), ``outcome`` (one of
+    EQUIVALENCE_OUTCOMES), ``numbers`` (difference, interval and p-values as
+    text) and ``words``, one line of plain English with the numbers.
     """
     if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
         raise ValueError(f"margin must be positive and finite, got {margin!r}")
@@ -281,7 +282,7 @@ def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *
         outcome = "inconclusive"
     pct = f"{round(100.0 * level, 6):g}"
     numbers = (f"difference {_num(diff, digits)}, {pct}% CI {_num(lo, digits)} to {_num(hi, digits)}, "
-               f"margin ±{margin:.{digits}f}, p (> -margin) {_p(p_lower)}, p (< +margin) {_p(p_upper)}")
+               f"p lower {_p(p_lower)}, p upper {_p(p_upper)}")
     words = {
         "equivalent": f"{method} is equivalent to {baseline} within ±{margin:g}",
         "better": f"{method} is better than {baseline}, not shown to be within ±{margin:g}",
@@ -291,7 +292,7 @@ def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *
     }[outcome]
     p_tost = max(p_lower, p_upper) if n >= 2 else math.nan
     return dict(difference=diff, margin=float(margin), ci=(float(lo), float(hi)), level=level, p_lower=p_lower,
-                p_upper=p_upper, p_tost=p_tost, outcome=outcome, words=f"{words} ({numbers})")
+                p_upper=p_upper, p_tost=p_tost, outcome=outcome, numbers=numbers, words=f"{words} ({numbers})")
 
 
 def _predictions(pred, name: str) -> np.ndarray:

@@ -343,7 +343,8 @@ def test_equivalence_words_for_each_outcome():
     assert equivalence(paired(base + wide, base))["outcome"] == "inconclusive"
     e = equivalence(paired(base - 0.01 + spread, base), method="numeric", baseline="analytic")
     assert e["words"].startswith("numeric is worse than analytic")
-    assert "90% CI" in e["words"] and "p (> -margin)" in e["words"] and "p (< +margin)" in e["words"]
+    assert "90% CI" in e["words"] and "p lower" in e["words"] and "p upper" in e["words"]
+    assert e["numbers"] in e["words"]
 
 
 def test_equivalence_equal_nonzero_differences_beyond_the_margin(no_warnings):
