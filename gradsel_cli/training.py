@@ -138,8 +138,10 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     config.validate()
     if dataset is None:
         dataset = Dataset.for_config(data.load_mnist_raw(data_dir) if raw is None else raw, config)
-    ds = dataset
     c = config
+    ds = dataset
+    if ds.x_train.dtype != np.dtype(c.precision):  # a given dataset (e.g. tune's split), rounded once here
+        ds = Dataset(ds.x_train.astype(c.precision), ds.y_train, ds.x_test, ds.y_test)
     setting = Setting(
         optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
                             eps=c.eps),
