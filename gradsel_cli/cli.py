@@ -743,6 +743,12 @@ def tune(method, seed, data_dir, threads, trials, lr_range, weight_decay_range, 
 @click.option("--init", type=click.Choice(INITS), default="std", show_default=True, help="Weight initialisation.")
 @click.option("--activation", type=click.Choice(ACTIVATIONS), default="sigmoid", show_default=True,
               help="Hidden activation.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float64", show_default=True,
+              help="Arithmetic of both gradients (and of the training before the second check).")
+@click.option("--fd-arith", type=click.Choice(FD_ARITHS), default="exact", show_default=True,
+              help="Finite-difference arithmetic: exact (per-sample differences) or textbook (L+ - L- as numbers).")
+@click.option("--loss-epsilon", type=Finite(positive=False), default=0.0, show_default=True,
+              help="Cross-entropy as -log(p + EPS) for the numeric gradient; the analytic one ignores it.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the initial weights, subset and batches.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None, help="MNIST folder.")

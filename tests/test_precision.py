@@ -243,3 +243,12 @@ def test_local_and_dask_executors_honour_the_new_fields(tmp_path, mnist_raw):
                     record["config"]["loss_epsilon"]) == ("float32", "textbook", EPS)
             assert record["predictions"] == "".join(str(p) for p in result.predictions), name
             assert record["final_loss"] == result.final_loss, name
+
+
+def test_gradcheck_measures_the_textbook_arithmetic_in_float32(mnist_raw):
+    from gradsel_cli.gradcheck import gradcheck
+
+    config = TrainConfig(hidden=6, batch=8, iters=5, test_limit=50, precision="float32")
+    errors = {arith: gradcheck(config.replace(fd_arith=arith), [1e-4], mnist_raw)["states"][0]["rows"][0]["all"]
+              ["rel_error"] for arith in ("exact", "textbook")}
+    assert errors["exact"] * EXACT_ADVANTAGE < errors["textbook"] < 1.0
