@@ -673,9 +673,10 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps
     gb1 = np.empty(H, dt)
     for j in numba.prange(H):
         col = np.zeros(n_in + 1, dt)  # exact: summed loss differences for W1[:, j] and b1[j]
-        Lp = np.zeros(n_in + 1, dt)   # textbook: summed perturbed losses
-        Lm = np.zeros(n_in + 1, dt)
-        last = np.full(n_in + 1, -1, np.int64)  # textbook: the last sample that moved each entry
+        n_tb = n_in + 1 if textbook else 0
+        Lp = np.zeros(n_tb, dt)       # textbook: summed perturbed losses
+        Lm = np.zeros(n_tb, dt)
+        last = np.full(n_tb, -1, np.int64)  # textbook: the last sample that moved each entry
         dzp = np.empty(max_row, dt)
         dzm = np.zeros(max_row, dt)   # stays 0 for the forward scheme
         Sp = np.empty(max_row, dt)
