@@ -715,12 +715,12 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps
                             Sp[t] += ek * _exp(dzp[t] * w)
                             Sm[t] += ek * _exp(dzm[t] * w)
                 wy = W2[j, y[b]]
+                # exact: loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
+                # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing. textbook: each loss as a number.
                 if textbook:
                     for t in range(n):
                         lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y[b]], e[b, y[b]], dzp[t] * wy, eps)
                         lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y[b]], e[b, y[b]], dzm[t] * wy, eps)
-                # loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
-                # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing.
                 elif small:
                     for t in range(n):
                         diff[t] = _log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
