@@ -245,6 +245,11 @@ def method_list_option(default: str):
                         help=f"Gradient sources, comma-separated: {', '.join(METHOD_NAMES)}.")
 
 
+margin_option = click.option("--margin", type=Finite(), default=0.002, show_default=True,
+                             help="Equivalence margin on test accuracy for the TOST verdicts (0.002: 20 of 10,000 "
+                                  "test images).")
+
+
 def grid_options(fn):
     """How a grid of trials runs: seeds, workers, executor, the results file."""
     return _apply(fn, [
@@ -445,15 +450,20 @@ def bench(hidden, batch, repeat, data_dir, threads, as_json, quiet):
               help="Which test images: the first, where the methods' predictions differ, or random.")
 @click.option("--figure", type=click.Path(dir_okay=False), callback=_png_file, default=None,
               help="Write the digits (--show-digits N, else 16) to FILE.png (needs matplotlib).")
+@margin_option
 @output_options("the summary")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the per-method summary as CSV on stdout.")
 @library_errors
-def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, digits_from, figure, as_json, as_csv,
-            quiet, **opts):
+def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, digits_from, figure, margin, as_json,
+            as_csv, quiet, **opts):
     """Run methods over seeds, paired, and compare them with the baseline.
 
     Every method gets the same initial weights, subset and batch order for a
-    given seed, so differences are differences of method alone.
+    given seed, so differences are differences of method alone. Each method
+    gets a verdict against the baseline from two one-sided tests (TOST) with
+    --margin: EQUIVALENT (the 90% CI of the difference lies within the
+    margin), BETTER or WORSE (a difference, not shown to be within it) or
+    INCONCLUSIVE.
 
     \b
     Example:
@@ -475,7 +485,7 @@ def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, 
     results.probe(plot, figure)
     configs = trials(base, [dict(method=m) for m in methods], range(seeds))
     records = _run_grid(configs, results_file, grid, data_dir, err, "runs", CURVE_POINTS if plot else 0)
-    summary, curve_data = compare_summary(records, methods), curves(records, methods)
+    summary, curve_data = compare_summary(records, methods, margin), curves(records, methods)
     digits = _digits(records, methods, show_digits or 16, digits_from, data_dir, err) if show_digits or figure else None
     if as_json:
         from .report import digits_json
@@ -569,8 +579,7 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
                                       "gradient source matters (study); subsets: first-k against random subsets.")
 @click.option("--run", "run_missing", is_flag=True, help="Run the missing cells first (resumable).")
 @config_options(*setting_keys())
-@click.option("--margin", type=Finite(), default=0.002, show_default=True,
-              help="Equivalence margin of the TOST verdicts (0.002: 20 of 10,000 test images).")
+@margin_option
 @machine_options
 @grid_options
 @click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "csv", "json", "latex"]), default="rich",
@@ -583,7 +592,8 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
 
     Cells are the mean ± 95% CI over seeds; the best method of each group is
     bold. Below the table, each claim of the paper is tested on the paired
-    differences. With --run, missing cells are computed first into
+    differences, and with two one-sided tests (TOST) against --margin:
+    EQUIVALENT, BETTER, WORSE or INCONCLUSIVE. With --run, missing cells are computed first into
     results/<preset>.jsonl (or --results FILE); an interrupted run resumes.
 
     \b
@@ -710,7 +720,8 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
                                                                  "second check."})
 @click.option("--fd-step", "steps", type=Finite(), multiple=True, default=GRADCHECK_STEPS, show_default=True,
               help="Finite-difference steps h to try (repeat the option for several).")
-@config_options("fd_scheme", "subset", "init_std", "init", "activation", "seed")
+@config_options("fd_scheme", "subset", "init_std", "init", "activation", "seed", "precision", "fd_arith",
+                "loss_epsilon")
 @machine_options
 @click.option("--plot", type=click.Path(dir_okay=False), callback=_png_file, default=None,
               help="Write the error-versus-step plot (log-log) to FILE.png (needs matplotlib).")

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 METHOD_NAMES = ("analytic", "numeric", "alternate", "select")
 SUBSETS = ("first", "random")
 FD_SCHEMES = ("central", "forward")
+FD_ARITHS = ("exact", "textbook")  # how a finite difference subtracts the two perturbed losses
+PRECISIONS = ("float64", "float32")
 SELECT_ON = ("batch", "train")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 INITS = ("std", "xavier", "he")
@@ -78,6 +80,15 @@ class TrainConfig:
     dropout: float = option(0.0, "Inverted dropout rate on the hidden layer (mask fixed within an iteration).",
                             kind="fraction")
     batch_norm: bool = option(False, "Batch normalisation of the hidden pre-activations (needs --batch >= 2).")
+    precision: str = option("float64", "Arithmetic of the run: data, weights and every kernel in float64 or "
+                            "float32.", choices=PRECISIONS)
+    fd_arith: str = option("exact", "Finite-difference arithmetic: exact (differences of per-sample losses, no "
+                           "cancellation) or textbook ((L+ - L-)/2h of the batch losses as numbers).",
+                           choices=FD_ARITHS)
+    loss_epsilon: float = option(0.0, "Cross-entropy as -log(p + eps), the textbook's form with 1e-7: every loss "
+                                 "evaluation (numeric gradient, select's comparison, reported loss) sees it; the "
+                                 "analytic gradient stays that of -log p, as the textbook's backward pass.",
+                                 kind="fraction")
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field and its allowed values."""
@@ -109,6 +120,13 @@ class TrainConfig:
             raise ValueError(f"unknown subset {self.subset!r}; choose one of: {', '.join(SUBSETS)}")
         if self.fd_scheme not in FD_SCHEMES:
             raise ValueError(f"unknown fd scheme {self.fd_scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.fd_arith not in FD_ARITHS:
+            raise ValueError(f"unknown fd arith {self.fd_arith!r}; choose one of: {', '.join(FD_ARITHS)}")
+        if not (isinstance(self.loss_epsilon, (int, float)) and not isinstance(self.loss_epsilon, bool)
+                and 0 <= self.loss_epsilon < 1):
+            raise ValueError(f"loss_epsilon must be in [0, 1), got {self.loss_epsilon!r}")
         if self.select_on not in SELECT_ON:
             raise ValueError(f"unknown select-on {self.select_on!r}; choose one of: {', '.join(SELECT_ON)}")
         for name, choices in (("optimizer", OPTIMIZERS), ("init", INITS), ("activation", ACTIVATIONS),
@@ -123,6 +141,9 @@ class TrainConfig:
         if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
                 and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be zero or more and finite, got {self.weight_decay}")
+        if self.loss_epsilon and self.loss != "cross-entropy":
+            raise ValueError(f"loss_epsilon applies to the cross-entropy only, not to {self.loss!r}; "
+                             "drop --loss-epsilon or use --loss cross-entropy")
         if not isinstance(self.batch_norm, bool):
             raise ValueError(f"batch_norm must be true or false, got {self.batch_norm!r}")
         if self.batch_norm and self.batch < 2:

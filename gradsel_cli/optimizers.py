@@ -3,8 +3,12 @@
 ``step(params, grad, state) -> (new_params, new_state)`` never mutates its
 inputs, so ``select`` can try two updates from the same state and keep one.
 Formulas follow the textbook the papers cite; the defaults are TrainConfig's.
+Every update is computed in the parameters' precision (float64 or float32):
+the hyper-parameters are Python floats, which NumPy applies in the array's
+dtype.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,13 +32,13 @@ class Optimizer:
         if self.name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.name!r}; choose one of: {', '.join(OPTIMIZERS)}")
 
-    def init(self, n: int) -> dict:
-        """The state before the first step, for a parameter vector of length n."""
+    def init(self, n: int, dtype=np.float64) -> dict:
+        """The state before the first step, for a parameter vector of length n and this dtype."""
         if self.name == "sgd":
             return {"t": 0}
         if self.name == "adam":
-            return {"t": 0, "m": np.zeros(n), "v": np.zeros(n)}
-        return {"t": 0, "s": np.zeros(n)}  # velocity (momentum, nesterov) or squared sum (adagrad, rmsprop)
+            return {"t": 0, "m": np.zeros(n, dtype), "v": np.zeros(n, dtype)}
+        return {"t": 0, "s": np.zeros(n, dtype)}  # velocity (momentum, nesterov) or squared sum (adagrad, rmsprop)
 
     def step(self, p: np.ndarray, g: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         t = state["t"] + 1
@@ -57,5 +61,5 @@ class Optimizer:
         # adam, bias-corrected through the step size as in the textbook
         m = state["m"] + (1.0 - self.beta1) * (g - state["m"])
         v = state["v"] + (1.0 - self.beta2) * (g * g - state["v"])
-        lr_t = lr * np.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
+        lr_t = lr * math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)  # a Python float: keeps p's dtype
         return p - lr_t * m / (np.sqrt(v) + self.eps), {"t": t, "m": m, "v": v}

@@ -292,15 +292,22 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
         per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
     vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)")
     vs.add_column("method")
-    for col in ("Δ\naccuracy", "95% CI", "t-test\np", "Wilcoxon\np", "predictions\ndiffer"):
+    for col in ("Δ\naccuracy", "95% CI", "t-test\np", "Wilcoxon\np", "predictions\ndiffer", "TOST"):
         _num(vs, col)
+    tost_lines = []
     for r in summary["methods"]:
         v = r.get("versus")
         if v:
             lo, hi = v["ci"]
             ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
+            e = v["equivalence"]
             vs.add_row(clean(r["method"]), f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
-                       f"{v['disagreement']:.2%}")
+                       f"{v['disagreement']:.2%}", e["outcome"].upper())
+            tost_lines.append(f"{clean(r['method'])}: {e['outcome'].upper()} within ±{e['margin']:g} — "
+                              f"{clean(e['numbers'])}")
+    if tost_lines:
+        vs.caption = "\n".join(tost_lines)
+        vs.caption_justify = "left"
     tables = [per, vs]
     rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
     if rows:
@@ -393,6 +400,10 @@ def _verdict_lines(table: dict) -> list[str]:
         lines.append(f"{mark} — {v['text']}")
         for part in v["comparisons"]:
             lines.append(f"    vs {part['baseline']}: {part['words']}")
+            if "equivalence" in part:
+                e = part["equivalence"]
+                lines.append(f"    vs {part['baseline']}: {e['outcome'].upper()} within ±{e['margin']:g} (TOST): "
+                             f"{e['numbers']}")
     return lines
 
 
@@ -400,6 +411,8 @@ def _footer_lines(table: dict) -> list[str]:
     s = table["settings"]
     lines = [f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
              f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, fd step {s['fd_step']} ({s['fd_scheme']})"]
+    if (s.get("precision", "float64"), s.get("fd_arith", "exact"), s.get("loss_epsilon", 0.0)) != ("float64", "exact", 0.0):
+        lines.append(f"arithmetic: {s['precision']}, fd arith {s['fd_arith']}, loss epsilon {s['loss_epsilon']:g}")
     if table["mad_baseline"] is not None:
         lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}")
     if table["missing_cells"]:
@@ -618,7 +631,8 @@ def gradcheck_tables(check: dict) -> list:
 
 
 COMPARE_CSV_HEADER = ("method,seeds,accuracy_mean,accuracy_ci_lo,accuracy_ci_hi,final_loss,time_per_iter,"
-                      "numeric_share,select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement")
+                      "numeric_share,select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement,"
+                      "tost,tost_ci_lo,tost_ci_hi,p_lower,p_upper")
 
 
 def compare_csv(summary: dict) -> str:
@@ -630,6 +644,8 @@ def compare_csv(summary: dict) -> str:
                  r["final_loss"], r["time_per_iter"], r["numeric_share"], r["select_win_rate"],
                  v.get("difference"), *(v.get("ci") or (None, None)), v.get("p_t"), v.get("p_wilcoxon"),
                  v.get("disagreement")]
+        e = v.get("equivalence", {})
+        cells += [e.get("outcome"), *(e.get("ci") or (None, None)), e.get("p_lower"), e.get("p_upper")]
         lines.append(",".join("" if c is None else str(c) for c in cells))
     return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ from . import papers, stats
 from .config import DIGITS_FROM, canonical
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
+MARGIN = 0.002  # equivalence margin on test accuracy: 20 of the 10,000 test images
 
 
 def settings_of(config: dict) -> dict:
@@ -34,10 +35,11 @@ def _ci_dict(values) -> dict:
     return {"mean": mean, "lo": lo, "hi": hi, "n": len(finite), "diverged": len(values) - len(finite)}
 
 
-def compare_summary(records: list[dict], methods: list[str]) -> dict:
+def compare_summary(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
     """Per method: accuracy mean and CI, loss, timing, numeric share, select wins;
     per method versus the baseline (analytic if run, else the first method): paired
-    difference, its CI, p-values, and the share of test images predicted differently."""
+    difference, its CI, p-values, the share of test images predicted differently, and
+    the equivalence test (TOST) within ±`margin`."""
     by_method = defaultdict(dict)  # method -> seed -> record
     for rec in records:
         by_method[rec["config"]["method"]][rec["config"]["seed"]] = rec
@@ -67,16 +69,18 @@ def compare_summary(records: list[dict], methods: list[str]) -> dict:
             a = [_acc(by_method[m][s]) for s in seeds]
             b = [_acc(by_method[baseline][s]) for s in seeds]
             if seeds:
+                diff = stats.paired(a, b)
                 row["versus"] = {
                     "baseline": baseline,
                     "diverged_pairs": len(both) - len(seeds),
-                    **stats.paired(a, b),
+                    **diff,
                     "disagreement": float(np.mean([stats.disagreement(by_method[m][s]["predictions"],
                                                                       by_method[baseline][s]["predictions"])
                                                    for s in seeds])),
+                    "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
                 }
         rows.append(row)
-    return {"baseline": baseline, "methods": rows}
+    return {"baseline": baseline, "margin": margin, "methods": rows}
 
 
 def sweep_summary(records: list[dict], varied: list[str]) -> dict:
@@ -114,8 +118,9 @@ def matching(records: list[dict], settings: dict) -> list[dict]:
     return [r for r in records if settings_of(canonical(r["config"])) == settings]
 
 
-def paper_table(preset: str, records: list[dict], settings: dict) -> dict:
-    """The paper-style table of `preset` from the records made with `settings`."""
+def paper_table(preset: str, records: list[dict], settings: dict, margin: float = MARGIN) -> dict:
+    """The paper-style table of `preset` from the records made with `settings`; claims tested with
+    paired verdicts and equivalence tests within ±`margin`."""
     lay = papers.layout(preset)
     cells = _cells(matching(records, settings))
     seeds = sorted({s for v in cells.values() for s in v})
@@ -147,7 +152,8 @@ def paper_table(preset: str, records: list[dict], settings: dict) -> dict:
         "groups": groups, "missing_cells": missing,
         "mad_baseline": float(np.mean(base)) if base else None,
         "mad_all": float(np.mean([d for _, d in ours_vs_paper])) if ours_vs_paper else None,
-        "verdicts": verdicts(preset, cells),
+        "margin": margin,
+        "verdicts": verdicts(preset, cells, margin),
         "avg_mismatches": papers.avg_check(preset),
     }
 
@@ -172,8 +178,9 @@ def _mark_best(rows: list[dict], lay) -> None:
                 e["best"] = unique and m == top
 
 
-def verdicts(preset: str, cells: dict) -> list[dict]:
-    """A verdict per claim of the preset's paper, from per-seed means over the claim's cells."""
+def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
+    """A verdict per claim of the preset's paper, from per-seed means over the claim's cells, each
+    comparison also with its equivalence test (TOST) within ±`margin`."""
     out = []
     for claim in papers.claims(preset):
         def per_seed(method):
@@ -192,7 +199,8 @@ def verdicts(preset: str, cells: dict) -> list[dict]:
                 continue
             diff = stats.paired([mine[s] for s in seeds], [theirs[s] for s in seeds])
             v = stats.verdict(diff, claim.direction, method=claim.method, baseline=base)
-            parts.append({"baseline": base, "n": diff["n"], **v})
+            parts.append({"baseline": base, "n": diff["n"], **v,
+                          "equivalence": stats.equivalence(diff, margin, method=claim.method, baseline=base)})
         support = [p["supported"] for p in parts]
         overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
         out.append({"id": claim.id, "text": claim.text, "supported": overall, "comparisons": parts})

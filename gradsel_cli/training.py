@@ -57,7 +57,7 @@ class RunResult:
 
 @dataclass
 class Dataset:
-    """What one run trains on (float64) and is evaluated on (uint8 or float64)."""
+    """What one run trains on (float64 or float32) and is evaluated on (uint8 or float)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -66,9 +66,10 @@ class Dataset:
 
     @classmethod
     def for_config(cls, raw, config: TrainConfig) -> "Dataset":
-        """The few-shot training set and the first test_limit test images."""
+        """The few-shot training set (in the config's precision) and the first test_limit test images."""
         xtr, ytr, xte, yte = raw
         x, y = data.few_shot(xtr, ytr, config.shots, config.subset, config.seed)
+        x = x.astype(config.precision, copy=False)  # scaled in float64, then rounded: float32 sees the same pixels
         return cls(x, y, xte[: config.test_limit], yte[: config.test_limit])  # test set stays uint8
 
 
@@ -82,9 +83,9 @@ class RunningStats:
 
     MOMENTUM = 0.9
 
-    def __init__(self, hidden: int):
-        self.mean = np.zeros(hidden)
-        self.var = np.zeros(hidden)
+    def __init__(self, hidden: int, dtype=np.float64):
+        self.mean = np.zeros(hidden, dtype)
+        self.var = np.zeros(hidden, dtype)
 
     def update(self, params: Params, x: np.ndarray) -> None:
         mean, var = network.batch_stats(params, x)
@@ -107,13 +108,14 @@ class DropoutMasks:
     def __init__(self, config: TrainConfig):
         self.p = config.dropout
         self.shape = (config.batch, config.hidden)
-        self.ones = np.ones(self.shape)
+        self.dtype = np.dtype(config.precision)
+        self.ones = np.ones(self.shape, self.dtype)
         self.gen = rng(config.seed, "dropout")
 
     def next(self) -> np.ndarray:
         if self.p == 0:
             return self.ones
-        return (self.gen.random(self.shape) >= self.p) / (1.0 - self.p)
+        return ((self.gen.random(self.shape) >= self.p) / (1.0 - self.p)).astype(self.dtype, copy=False)
 
 
 def curve_iterations(iters: int, points: int) -> set[int]:
@@ -139,21 +141,23 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     config.validate()
     if dataset is None:
         dataset = Dataset.for_config(data.load_mnist_raw(data_dir) if raw is None else raw, config)
-    ds = dataset
     c = config
+    ds = dataset
+    if ds.x_train.dtype != np.dtype(c.precision):  # a given dataset (e.g. tune's split), rounded once here
+        ds = Dataset(ds.x_train.astype(c.precision), ds.y_train, ds.x_test, ds.y_test)
     setting = Setting(
         optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
                             eps=c.eps),
         activation=c.activation, loss=c.loss, weight_decay=c.weight_decay,
-        fd_step=c.fd_step, fd_scheme=c.fd_scheme, numeric_every=c.numeric_every, select_on=c.select_on,
-        x_train=ds.x_train, y_train=ds.y_train,
+        fd_step=c.fd_step, fd_scheme=c.fd_scheme, fd_arith=c.fd_arith, loss_epsilon=c.loss_epsilon,
+        numeric_every=c.numeric_every, select_on=c.select_on, x_train=ds.x_train, y_train=ds.y_train,
     )
     step_fn = METHODS[c.method]
-    params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm)
+    params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
     if c.method != "analytic":
         warn_unresolved_step(c.fd_step, params.flat)
-    running = RunningStats(c.hidden) if c.batch_norm else None
-    opt_state = setting.optimizer.init(params.flat.size)
+    running = RunningStats(c.hidden, params.dtype) if c.batch_norm else None
+    opt_state = setting.optimizer.init(params.flat.size, params.dtype)
     batches = batch_indices(c, len(ds.y_train))
     masks = DropoutMasks(c)
 
@@ -207,7 +211,8 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     else:
         predictions = network.predict(_test_time(params, running), ds.x_test, c.activation)
         accuracy = float(np.mean(predictions == ds.y_test))
-        final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay)
+        final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay,
+                                  c.loss_epsilon)
     return RunResult(
         config=config, accuracy=accuracy, final_loss=final_loss, loss_history=losses[:done],
         acc_history=acc_history, wall_time=time.perf_counter() - start, train_time=train_time,
@@ -243,10 +248,10 @@ def _nanmean(values: np.ndarray) -> float | None:
 
 def warn_unresolved_step(fd_step: float, weights: np.ndarray) -> None:
     """Warn when w + h rounds back to w at the scale of the weights: the numeric gradient would be noise or 0."""
-    scale = float(np.max(np.abs(weights))) if weights.size else 0.0
-    resolution = float(np.spacing(scale))  # the gap between float64 numbers near the largest weight
+    top = np.max(np.abs(weights)) if weights.size else weights.dtype.type(0)
+    scale, resolution = float(top), float(np.spacing(top))  # the gap between numbers of the run's precision there
     if fd_step < resolution:
-        warnings.warn(f"--fd-step {fd_step:g} is below what float64 resolves at the weights' scale ({scale:.2g}, "
+        warnings.warn(f"--fd-step {fd_step:g} is below what {weights.dtype} resolves at the weights' scale ({scale:.2g}, "
                       f"steps of {resolution:.1e}): w + h rounds to w and the numeric gradient is meaningless; "
                       "use a step near 1e-4", stacklevel=3)
 

@@ -81,3 +81,35 @@ def test_small_exp_and_log1p_within_one_ulp_on_their_domain():
     assert ulps(_apply(1, x), exact_exp(x)).max() <= MAX_ULP
     x = x[x != 0]
     assert ulps(_apply(2, x), exact_log1p(x)).max() <= MAX_ULP
+
+
+# --- the float32 variants: float32 arguments take them, in float32 arithmetic ---
+
+def ulps32(got, want64):
+    """Error in float32 ulps of the float32 rounding of the correctly rounded float64 result."""
+    want = want64.astype(np.float32)
+    return np.abs(got.astype(np.float64) - want.astype(np.float64)) / np.spacing(np.abs(want)).astype(np.float64)
+
+
+@pytest.mark.parametrize("lo, hi", [(-1e-6, 1e-6), (-1, 1), (-40, 40), (-87, 88.7), (-103, -87)])
+def test_float32_exp_within_one_ulp(lo, hi):
+    x = np.random.default_rng(2).uniform(lo, hi, 20000).astype(np.float32)
+    got = _apply(0, x)
+    assert got.dtype == np.float32
+    assert ulps32(got, exact_exp(x.astype(np.float64))).max() <= MAX_ULP
+
+
+def test_float32_exp_edge_values():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 89.0, -104.0, -1e-30], dtype=np.float32)
+    got = _apply(0, x)
+    assert got[0] == 1.0 and got[1] == 1.0 and got[7] == 1.0
+    assert got[2] == np.inf and got[5] == np.inf
+    assert got[3] == 0.0 and got[6] == 0.0
+    assert np.isnan(got[4])
+
+
+def test_float32_small_exp_and_log1p_within_one_ulp_on_their_domain():
+    x = np.random.default_rng(3).uniform(-2 * kernels.SMALL, 2 * kernels.SMALL, 20000).astype(np.float32)
+    assert ulps32(_apply(1, x), exact_exp(x.astype(np.float64))).max() <= MAX_ULP
+    x = x[x != 0]
+    assert ulps32(_apply(2, x), exact_log1p(x.astype(np.float64))).max() <= MAX_ULP

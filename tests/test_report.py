@@ -235,3 +235,40 @@ def test_runs_command_json_csv_and_table():
     assert "20 runs, 4 configurations" in table and "select" in table
     result = CliRunner().invoke(cli, ["runs", str(path), "--json", "--csv"])
     assert result.exit_code == 2 and "choose one" in result.output
+
+
+def test_compare_equivalence_in_json_csv_and_the_table(compared, tmp_path):
+    summary, table, records = compared
+    assert summary["margin"] == 0.002
+    for row, entry in zip(table, summary["methods"]):
+        if entry["method"] == "analytic":
+            assert "equivalence" not in entry.get("versus", {}) and row["tost"] == ""
+            continue
+        e = entry["versus"]["equivalence"]
+        assert e["outcome"] in ("equivalent", "better", "worse", "inconclusive")
+        assert e["difference"] == entry["versus"]["difference"] and e["margin"] == 0.002
+        assert row["tost"] == e["outcome"]
+        assert float(row["tost_ci_lo"]) == e["ci"][0] and float(row["p_upper"]) == e["p_upper"]
+    path = tmp_path / "runs.jsonl"
+    for rec in records:
+        results.append(path, rec)
+    args = ["compare", "--methods", "analytic,alternate,select", "--seeds", "3", *SMALL, "--results", path]
+    wide = json.loads(invoke(*args, "--margin", "0.5", "--json"))  # resumed: nothing runs
+    assert wide["margin"] == 0.5
+    assert all(m["versus"]["equivalence"]["margin"] == 0.5 for m in wide["methods"] if "versus" in m)
+    text = invoke(*args, "--margin", "0.5")
+    assert "TOST" in text and "within ±0.5" in text
+
+
+def test_table_equivalence_for_every_comparison(preset):
+    data = json.loads(invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl",
+                             "--format", "json", "--margin", "0.01"))
+    assert data["margin"] == 0.01
+    parts = [p for v in data["verdicts"] for p in v["comparisons"] if p["outcome"] != "no data"]
+    assert parts
+    for part in parts:
+        e = part["equivalence"]
+        assert e["margin"] == 0.01 and e["difference"] == part["difference"]
+        assert e["outcome"] in ("equivalent", "better", "worse", "inconclusive")
+    text = invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl", "--format", "markdown")
+    assert "(TOST)" in text and "p lower" in text and "p upper" in text
