@@ -85,7 +85,7 @@ class TrainConfig:
     fd_arith: str = option("exact", "Finite-difference arithmetic: exact (differences of per-sample losses, no "
                            "cancellation) or textbook ((L+ - L-)/2h of the batch losses as numbers).",
                            choices=FD_ARITHS)
-    loss_epsilon: float = option(0.0, "Cross-entropy as -log(p + eps), the textbook's form with 1e-7: every loss "
+    loss_epsilon: float = option(0.0, "Cross-entropy as -log(p + EPS), the textbook's form with 1e-7: every loss "
                                  "evaluation (numeric gradient, select's comparison, reported loss) sees it; the "
                                  "analytic gradient stays that of -log p, as the textbook's backward pass.",
                                  kind="fraction")

@@ -17,11 +17,13 @@ on the workers too.
 import asyncio
 import logging
 import os
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 from . import experiments
 from .config import DASK_TIMEOUT, TrainConfig
 
+WORKER_CONFIG = Path(__file__).with_name("dask-gradsel.yaml")  # DASK_CONFIG for workers started by hand
 RETRIES = 2        # a task that raises is tried this many more times
 CONNECT_TIMEOUT = DASK_TIMEOUT  # seconds to reach a scheduler given by address and hear it answer as one
 

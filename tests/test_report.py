@@ -272,3 +272,64 @@ def test_table_equivalence_for_every_comparison(preset):
         assert e["outcome"] in ("equivalent", "better", "worse", "inconclusive")
     text = invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl", "--format", "markdown")
     assert "(TOST)" in text and "p lower" in text and "p upper" in text
+
+
+# --- the conditions and subsets studies -------------------------------------------------------------------
+
+def _study_record(condition: dict, method: str, cell: dict, seed: int, accuracy: float, predictions: str,
+                  share: float = 0.0) -> dict:
+    from gradsel_cli.training import TrainConfig
+
+    config = TrainConfig(method=method, seed=seed, **cell, **condition).to_dict()
+    return {"config": config, "accuracy": accuracy, "diverged": False, "predictions": predictions,
+            "numeric_share": share}
+
+
+def test_published_pattern_counts_the_papers_near_zero_differences():
+    from gradsel_cli import papers
+
+    pattern = {(p["paper"], p["method"]): p for p in papers.published_pattern()}
+    a = pattern[("alternate", "alternate")]
+    assert (a["n"], a["within"], a["exact_zero"], a["largest"]) == (32, 24, 12, -0.0161)
+    b = [pattern[("select", m)] for m in ("numeric", "select")]
+    assert sum(p["within"] for p in b) == 10 and sum(p["n"] for p in b) == 18
+    assert pattern[("select", "numeric")]["largest"] == -0.0312
+    assert papers.cross_paper_analytic() == {"batch": 2, "shots": 2, "difference": 0.0116}
+
+
+def test_conditions_summary_pairs_each_method_with_analytic_in_its_own_condition():
+    from gradsel_cli import papers, report
+
+    cells = papers.study_cells()[:2]
+    records = []
+    for seed in range(4):
+        for cell in cells:
+            records.append(_study_record({}, "analytic", cell, seed, 0.5, "1111"))
+            records.append(_study_record({}, "numeric", cell, seed, 0.5, "1111"))  # identical: no difference
+            records.append(_study_record({}, "select", cell, seed, 0.5, "1111", share=0.9))
+            f32 = {"precision": "float32"}
+            records.append(_study_record(f32, "analytic", cell, seed, 0.5, "1111"))
+            records.append(_study_record(f32, "numeric", cell, seed, 0.5 + 0.01 * (seed + 1), "1112"))
+    s = report.conditions_summary(records, margin=0.002)
+    rows = {(r["condition"], r["method"]): r for r in s["rows"]}
+    same = rows[("float64 exact", "numeric")]
+    assert same["predictions_differ"] == 0 and same["difference"] == 0 and same["tost"]["outcome"] == "equivalent"
+    assert same["runs_within"] == 8 and same["cells_equivalent"] == 2 and same["largest"] == 0
+    assert rows[("float64 exact", "select")]["numeric_share"] == pytest.approx(0.9)
+    moved = rows[("float32 exact", "numeric")]
+    assert moved["predictions_differ"] == 0.25 and moved["difference"] == pytest.approx(0.025)
+    assert moved["tost"]["outcome"] == "better" and moved["runs_within"] == 0
+    assert moved["largest"] == pytest.approx(0.04)
+    assert ("float32 exact", "alternate") not in rows  # never run: no row
+
+
+def test_subsets_summary_places_the_published_baseline_among_random_subsets():
+    from gradsel_cli import report
+
+    records = [_study_record({"subset": "random"}, "analytic", dict(batch=1, hidden=20, shots=3), seed,
+                             0.50 + 0.01 * seed, "1") for seed in range(10)]
+    records += [_study_record({}, "analytic", dict(batch=1, hidden=20, shots=3), seed, 0.6, "1") for seed in range(2)]
+    (row,) = report.subsets_summary(records)["rows"]
+    assert (row["hidden"], row["shots"], row["subsets"]) == (20, 3, 10)
+    assert row["published"] == 0.5559 and row["published_percentile"] == 60.0  # above 0.50 ... 0.55
+    assert row["first_k_mean"] == 0.6 and row["first_k_mean_percentile"] == 100.0
