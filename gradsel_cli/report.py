@@ -362,7 +362,7 @@ def conditions_summary(records: list[dict], margin: float = 0.002) -> dict:
     """
     runs = defaultdict(dict)  # (condition, method) -> (batch, hidden, shots, seed) -> record
     for rec in records:
-        c = rec["config"]
+        c = canonical(rec["config"])  # records stored before a field existed hold its default
         name = papers.condition_of(c)
         if name is not None:
             runs[(name, c["method"])][(c["batch"], c["hidden"], c["shots"], c["seed"])] = rec
