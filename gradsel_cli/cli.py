@@ -290,6 +290,15 @@ def _prepare(threads, err, *figures):
         err.print("[dim]Compiling the Numba kernels (first run only, about a minute)…[/]")
 
 
+def _show(out, data, as_json: bool, parts) -> None:
+    """The result of a command: `data` as JSON on stdout, or the Rich parts that `parts()` makes."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for part in parts():
+            out.print(part)
+
+
 def _wrote(err, path) -> None:
     err.print(f"Wrote {path}", markup=False, highlight=False)
 
@@ -705,11 +714,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     with render.progress_bar(err, trials, "tune", unit="") as update:
         summary = run_tune(config, trials, lr_range, weight_decay_range, val_per_class, raw, results_file,
                            progress=lambda d, t, info: update(d, t, info=info))
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        for part in render.tune_table(summary):
-            out.print(part)
+    _show(out, summary, as_json, lambda: render.tune_table(summary))
     if nothing_worked(summary):
         raise click.ClickException(nothing_worked(summary))
 
@@ -753,11 +758,7 @@ def gradcheck(steps, data_dir, threads, plot, as_json, quiet, **opts):
     with render.progress_bar(err, config.iters, "analytic") as update:
         check = run_check(config, sorted(set(steps), reverse=True), raw,
                           progress=lambda d, t, loss: update(d, t, loss=loss))
-    if as_json:
-        click.echo(json.dumps(check, indent=2))
-    else:
-        for part in render.gradcheck_tables(check):
-            out.print(part)
+    _show(out, check, as_json, lambda: render.gradcheck_tables(check))
     if plot:
         from .figures import gradcheck_figure
 
