@@ -140,6 +140,9 @@ def test_compare_tables_fit_with_every_interval_whole(compare_records):
     assert_whole(text, [pm(r["accuracy"]) for r in summary["methods"]])
     ci = summary["methods"][1]["versus"]["ci"]
     assert_whole(text, [f"{ci[0]:+.4f} … {ci[1]:+.4f}"])
+    paired = text.split("paired against", 1)[1]
+    for m in methods[1:]:  # each row of the paired table names its method and its verdict
+        assert re.search(rf"{m}\s.*(EQUIVALENT|BETTER|WORSE|INCONCLUSIVE)", paired), paired
 
 
 @pytest.mark.parametrize("varied", [
