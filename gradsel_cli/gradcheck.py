@@ -21,7 +21,7 @@ from .training import Dataset, batch_indices, train
 BLOCKS = ("W1", "b1", "W2", "b2")
 
 
-def _num(x: float) -> float | None:
+def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
@@ -38,7 +38,7 @@ def compare(numeric: np.ndarray, analytic: np.ndarray) -> dict:
         cos = float(np.dot(n, a)) / (nn * na)
     else:
         gap = cos = float("nan")
-    return {"rel_error": _num(rel), "cosine": _num(cos), "one_minus_cosine": _num(gap)}
+    return {"rel_error": _finite_or_none(rel), "cosine": _finite_or_none(cos), "one_minus_cosine": _finite_or_none(gap)}
 
 
 def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, scheme: str = "central",

@@ -141,7 +141,7 @@ def _table(title: str, **kwargs) -> Table:
                  **kwargs)
 
 
-def _num(table: Table, header: str, **kwargs) -> None:
+def _number_column(table: Table, header: str, **kwargs) -> None:
     """A right-justified column of numbers, never wrapped (nor is its header: break a long one with \\n)."""
     table.add_column(header, justify="right", no_wrap=True, **kwargs)
 
@@ -237,10 +237,10 @@ def bench_tables(rows: list[dict], threads: int, iters: int = 10000) -> list[Tab
                           first_sep=", "),
                    **COMPACT)
     for col in BENCH_CALL_COLUMNS:
-        _num(calls, col)
+        _number_column(calls, col)
     runs = _table(f"projected time of a {iters:,}-iteration run", **COMPACT)
     for col in ("H", "B", "analytic", "numeric", "alternate", "select"):
-        _num(runs, col)
+        _number_column(runs, col)
     for r in rows:
         naive = _dur(r["naive"]) + ("*" if r["naive_extrapolated"] else "")
         calls.add_row(str(r["hidden"]), str(r["batch"]), str(r["nonzero_pixels"]), _dur(r["loss"]),
@@ -281,7 +281,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
                         f"subset {clean(c['subset'])}", first_sep=": "))
     per.add_column("method")
     for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", "numeric\nshare", "select\nwins"):
-        _num(per, col)
+        _number_column(per, col)
     for r in summary["methods"]:
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
         per.add_row(clean(r["method"]), str(len(r["seeds"])), _pm(r["accuracy"]), fmt_loss(r["final_loss"]),
@@ -293,7 +293,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)")
     vs.add_column("method", no_wrap=True)
     for col in ("Δ\naccuracy", "95% CI", "t-test\np", "predictions\ndiffer", "TOST"):  # Wilcoxon: --json/--csv
-        _num(vs, col)
+        _number_column(vs, col)
     tost_lines = []
     for r in summary["methods"]:
         v = r.get("versus")
@@ -313,8 +313,8 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     if rows:
         loss = _table("training loss over the run (window means, mean over seeds)")
         loss.add_column("method")
-        _num(loss, "first")
-        _num(loss, "last")
+        _number_column(loss, "first")
+        _number_column(loss, "last")
         loss.add_column("loss (log scale)", no_wrap=True)
         for c in rows:
             values = [v for v in c["loss"]["mean"] if v == v]
@@ -351,7 +351,7 @@ def _configurations(title: str, varied: list[str], rows: list[dict], numbers: li
             for name in names or ["configuration"]:
                 t.add_column(name, no_wrap=True)
         for header, _ in numbers:
-            _num(t, header)
+            _number_column(t, header)
         for row in rows:
             values = [clean(_option_value(row["values"][k])) for k in varied]
             labels = [", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"] if stacked else values or ["all"]
@@ -431,10 +431,10 @@ def paper_table_rich(table: dict, paper: bool = True) -> list:
 
     def layout(stacked: bool) -> Table:
         t = _table(head, **(COMPACT if stacked else {}))
-        _num(t, "B")
+        _number_column(t, "B")
         t.add_column("method", no_wrap=True)
         for col in _columns(table):
-            _num(t, col)
+            _number_column(t, col)
         for g in table["groups"]:
             for i, row in enumerate(g["rows"]):
                 label = clean(_row_label(row, table["preset"]))
@@ -507,7 +507,7 @@ def tune_table(summary: dict, top: int = 10) -> list:
                       f"{len(summary['trials'])} trials", first_sep=": "),
                caption=clean(summary["split"]), caption_justify="left")
     for col in ("rank", "trial", "lr", "weight\ndecay", "val\naccuracy", "final\nloss"):
-        _num(t, col)
+        _number_column(t, col)
     for rank, r in enumerate(summary["trials"][:top], start=1):
         acc = "diverged" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
         style = "bold green" if rank == 1 else None
@@ -618,7 +618,7 @@ def gradcheck_tables(check: dict) -> list:
                           f"k={clean(c['shots'])}", f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}",
                           f"seed {clean(c['seed'])}", f"batch loss {fmt_loss(state['loss'])}", first_sep=": "))
         for col in ("h", "W1", "b1", "W2", "b2", "all\nweights", "1 − cos\n(all)"):
-            _num(t, col)
+            _number_column(t, col)
         for r in state["rows"]:
             cells = [_fmt(r["blocks"][b]["rel_error"], ".2e") for b in ("W1", "b1", "W2", "b2")]
             cells += [_fmt(r["all"]["rel_error"], ".2e"), _fmt(r["all"]["one_minus_cosine"], ".1e")]

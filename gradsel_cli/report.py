@@ -302,8 +302,8 @@ def curves(records: list[dict], methods: list[str]) -> dict:
 
 
 def parse_predictions(text: str) -> np.ndarray:
-    """A record's predictions string as digits; '-' (a diverged run) is -1."""
-    return np.array([-1 if c == "-" else int(c) for c in text], dtype=np.int64)
+    """A record's predictions string as digits; '-' (a diverged run) is -1 (stats.predictions_array)."""
+    return stats.predictions_array(text, "predictions")
 
 
 def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first",

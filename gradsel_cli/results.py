@@ -72,10 +72,10 @@ def thin(values: np.ndarray, points: int = HISTORY_POINTS) -> dict:
     windows = [values[i:i + n] for i in range(0, len(values), n)]
     with np.errstate(over="ignore", invalid="ignore"):
         means = [float((w / len(w)).sum()) for w in windows]  # divide first: huge finite losses stay finite
-    return {"every": n, "values": [_num(m) for m in means]}
+    return {"every": n, "values": [_json_number(m) for m in means]}
 
 
-def _num(x):
+def _json_number(x):
     """JSON has no NaN: a non-finite number is stored as null."""
     return None if x is None or not np.isfinite(x) else float(x)
 
@@ -87,8 +87,8 @@ def run_record(result) -> dict:
         "format": FORMAT,
         "config_hash": config_hash(config),
         "config": config,
-        "accuracy": _num(result.accuracy),
-        "final_loss": _num(result.final_loss),
+        "accuracy": _json_number(result.accuracy),
+        "final_loss": _json_number(result.final_loss),
         "diverged": result.diverged,
         "iterations_done": result.iterations_done,
         "wall_time": result.wall_time,
@@ -97,7 +97,7 @@ def run_record(result) -> dict:
         "counts": result.counts,
         "select_wins": result.select_wins,
         "numeric_share": result.numeric_share,
-        "rel_diff_mean": _num(result.rel_diff_mean),
+        "rel_diff_mean": _json_number(result.rel_diff_mean),
         "loss_history": thin(result.loss_history),
         "acc_history": [[t, a] for t, a in result.acc_history],
         "acc_curve": [[t, a] for t, a in result.acc_curve],

@@ -155,7 +155,7 @@ def paired(a, b, level: float = 0.95) -> dict:
     return dict(n=n, difference=mean, sd=sd, ci=(float(lo), float(hi)), level=level, p_t=p_t, p_wilcoxon=p_w)
 
 
-def _num(x: float, digits: int) -> str:
+def _signed(x: float, digits: int) -> str:
     return "nan" if math.isnan(x) else f"{x:+.{digits}f}"
 
 
@@ -210,9 +210,9 @@ def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 
 
     claim = f"{method} beats {baseline}" if sign > 0 else f"{method} is below {baseline}"
     opposite = f"{baseline} beats {method}" if sign > 0 else f"{method} is above {baseline}"
-    d = _num(diff, digits)
+    d = _signed(diff, digits)
     pct = f"{round(100.0 * (1.0 - alpha), 6):g}"
-    ci = f"{pct}% CI {_num(lo, digits)} to {_num(hi, digits)}, p {_p(p_t)}"
+    ci = f"{pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, p {_p(p_t)}"
     words = {
         "supported": f"supported: {claim} by {d} ({ci})",
         "contradicted": f"contradicted: the difference {d} ({ci}) shows {opposite}",
@@ -281,13 +281,13 @@ def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *
     else:
         outcome = "inconclusive"
     pct = f"{round(100.0 * level, 6):g}"
-    numbers = (f"difference {_num(diff, digits)}, {pct}% CI {_num(lo, digits)} to {_num(hi, digits)}, "
+    numbers = (f"difference {_signed(diff, digits)}, {pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, "
                f"p lower {_p(p_lower)}, p upper {_p(p_upper)}")
     words = {
         "equivalent": f"{method} is equivalent to {baseline} within ±{margin:g}",
         "better": f"{method} is better than {baseline}, not shown to be within ±{margin:g}",
         "worse": f"{method} is worse than {baseline}, not shown to be within ±{margin:g}",
-        "inconclusive": (f"inconclusive: one paired run gives no interval" if n < 2 else
+        "inconclusive": ("inconclusive: one paired run gives no interval" if n < 2 else
                          f"inconclusive: neither equivalence within ±{margin:g} nor a difference is shown"),
     }[outcome]
     p_tost = max(p_lower, p_upper) if n >= 2 else math.nan
@@ -295,7 +295,7 @@ def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *
                 p_upper=p_upper, p_tost=p_tost, outcome=outcome, numbers=numbers, words=f"{words} ({numbers})")
 
 
-def _predictions(pred, name: str) -> np.ndarray:
+def predictions_array(pred, name: str = "predictions") -> np.ndarray:
     """A prediction array, or a record's digit string ('0'-'9', '-' for none -> -1), as a 1-D array."""
     if isinstance(pred, str):
         if not set(pred) <= set("0123456789-"):
@@ -317,7 +317,7 @@ def disagreement(pred_a, pred_b) -> float:
     position differs when the stored values differ, so '-' against a digit
     differs and '-' against '-' does not.
     """
-    a, b = _predictions(pred_a, "pred_a"), _predictions(pred_b, "pred_b")
+    a, b = predictions_array(pred_a, "pred_a"), predictions_array(pred_b, "pred_b")
     if a.shape != b.shape:
         raise ValueError(f"predictions must have the same length, got {a.size} and {b.size}")
     if a.size == 0:
