@@ -665,7 +665,7 @@ def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[s
         for r in (r for r in s["rows"] if r["condition"] == name):
             tost = r["tost"] or {}
             pm = "—" if r["difference"] is None else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}"
-            rows.append([r["method"], _fmt(r["predictions_differ"], ".2%"), pm, tost.get("outcome", "—"),
+            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm, tost.get("outcome", "—"),
                          f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
                          _fmt(r["largest"], "+.4f")])
             share = r["numeric_share"] if r["method"] == "select" else share
