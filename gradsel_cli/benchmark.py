@@ -6,7 +6,10 @@ full forward pass, restore) is timed on a random sample of weights and
 extrapolated when the full call would take more than a few seconds.
 """
 
+import contextlib
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -17,6 +20,31 @@ from .optimizers import Optimizer
 
 NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
 NAIVE_SAMPLE = 400      # weights timed when sampling
+
+
+# A busy loop that also ends by itself once its parent is gone (even a killed one).
+_BUSY = ("import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n"
+         "    for _ in range(1_000_000):\n        pass\n")
+
+
+@contextlib.contextmanager
+def background_load(n: int):
+    """Keep `n` busy-loop processes running inside the block (a loaded machine); yields them.
+    They are stopped on the way out, whatever ends the block (an error, Ctrl-C)."""
+    procs = []
+    try:
+        for _ in range(n):
+            procs.append(subprocess.Popen([sys.executable, "-c", _BUSY], stdin=subprocess.DEVNULL))
+        yield procs
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def median_time(fn, repeat: int) -> float:

@@ -157,6 +157,10 @@ def _value_settings(fn):
     ])
 
 
+THREADS_HELP = ("Numba threads for every kernel call (default: one thread for small calls, for large ones "
+                "the faster of one and all cores, as measured).")
+
+
 def run_options(fn):
     """The flag and the machine options of a run (never swept)."""
     return _apply(fn, [
@@ -164,7 +168,7 @@ def run_options(fn):
                      help="Batch normalisation of the hidden pre-activations (needs --batch >= 2)."),
         click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
                      help="MNIST folder (default: $GRADSEL_DATA_DIR, then the shipped copy)."),
-        click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores)."),
+        click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP),
     ])
 
 
@@ -231,20 +235,18 @@ CONFIG_KEYS = CELL_KEYS + SETTING_KEYS
 def _set_threads(threads):
     if threads is None:
         return
-    import numba
+    from . import kernels
 
-    if threads > numba.config.NUMBA_NUM_THREADS:
-        raise BadInput(f"--threads {threads} is more than the {numba.config.NUMBA_NUM_THREADS} available; "
+    if threads > kernels.max_threads():
+        raise BadInput(f"--threads {threads} is more than the {kernels.max_threads()} available; "
                        "lower it or set NUMBA_NUM_THREADS")
-    numba.set_num_threads(threads)
+    kernels.set_threads(threads)
 
 
 def _kernels_cached() -> bool:
-    """Whether Numba has compiled and cached the kernels on this machine before."""
-    import importlib.util
+    from . import kernels
 
-    origin = Path(importlib.util.find_spec("gradsel_cli.kernels").origin)
-    return any((origin.parent / "__pycache__").glob("kernels.*.nbi"))
+    return kernels.kernels_cached()
 
 
 def _compile_notice(err):
@@ -341,33 +343,37 @@ def _int_list(ctx, param, value):
 @click.option("--batch", default="1,8,32", show_default=True, callback=_int_list, help="Batch sizes, comma-separated.")
 @click.option("--repeat", type=click.IntRange(1, 1000), default=7, show_default=True, help="Timed calls per measurement (median).")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None, help="MNIST folder.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
+@click.option("--background", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Busy-loop processes kept running while timing (a loaded machine); always stopped at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @library_errors
-def bench(hidden, batch, repeat, data_dir, threads, as_json, quiet):
+def bench(hidden, batch, repeat, data_dir, threads, background, as_json, quiet):
     """Time the loss, both gradients, the naive reference and each method's iteration.
 
     \b
     Example:
       gradsel bench --hidden 50 --batch 8
+      gradsel bench --hidden 50 --batch 8 --background 2   # beside two busy processes
       gradsel bench --json > bench.json
     """
-    import numba
-
-    from . import render
-    from .benchmark import run_bench
+    from . import benchmark, kernels, render
 
     out, err = render.consoles(quiet or as_json)
     _set_threads(threads)
     _compile_notice(err)
-    with render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update:
-        rows = run_bench(hidden, batch, repeat, data_dir, progress=lambda d, t, label: update(d, t, info=label))
-    n_threads = numba.get_num_threads()
+    with benchmark.background_load(background), \
+            render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update:
+        rows = benchmark.run_bench(hidden, batch, repeat, data_dir,
+                                   progress=lambda d, t, label: update(d, t, info=label))
+    n_threads = kernels.get_threads()
+    label = n_threads or f"auto (1 or {kernels.max_threads()})"
     if as_json:
-        click.echo(json.dumps({"threads": n_threads, "repeat": repeat, "rows": rows}, indent=2))
+        click.echo(json.dumps({"threads": n_threads, "max_threads": kernels.max_threads(), "background": background,
+                               "repeat": repeat, "rows": rows}, indent=2))
     else:
-        for table in render.bench_tables(rows, n_threads):
+        for table in render.bench_tables(rows, label):
             out.print(table)
 
 
@@ -723,7 +729,7 @@ def tune(method, seed, data_dir, threads, trials, lr_range, weight_decay_range, 
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the initial weights, subset and batches.")
 @click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None, help="MNIST folder.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Numba threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option("--plot", type=click.Path(dir_okay=False), callback=_png_file, default=None,
               help="Write the error-versus-step plot (log-log) to FILE.png (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON on stdout.")

@@ -46,11 +46,10 @@ def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0
 
 def _worker_init(data_dir, threads: int):
     global _RAW
-    import numba
-
+    from . import kernels
     from .data import load_mnist_raw
 
-    numba.set_num_threads(threads)
+    kernels.set_threads(threads)
     _RAW = load_mnist_raw(data_dir)
 
 

@@ -7,9 +7,18 @@ checked public wrappers live in ``network.py``.
 Determinism: a ``prange`` loop owns disjoint output elements and every sum is
 done serially in a fixed order, so results are bitwise identical whatever the
 thread count.
+
+The thread policy lives here too, so that nothing else imports numba:
+``set_threads`` / ``get_threads`` / ``max_threads``, and ``run_parallel``, through
+which the wrappers call every parallel kernel. By default a call runs on one
+thread unless its work is large, and then on the faster of one thread and all
+of them, as measured on the last calls (on a busy machine waking threads can
+cost far more than the work). ``kernels_cached`` says whether Numba has the
+compiled kernels on disk.
 """
 
 import math
+import time
 
 import numba
 import numpy as np
@@ -722,3 +731,100 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
                 gbeta[j] = d * scale
     gW2, gb2 = _numeric_output_layer(z1, e, y, step, central, loss)
     return gW1, gb1, gW2, gb2, ggamma, gbeta
+
+
+# The thread policy. The count is chosen per call and only changes the speed:
+# every kernel gives bitwise the same result on any number of threads.
+PARALLEL_WORK = 2_000_000  # inner-loop operations below which a parallel kernel runs on one thread
+_PROBE_FIRST, _PROBE_LAST = 16, 1024  # calls between re-measurements of the slower choice: first, at most
+
+_fixed = None  # the count set by set_threads; None: the automatic policy
+
+
+def max_threads() -> int:
+    """Threads Numba can use in this process (NUMBA_NUM_THREADS, all cores by default)."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def set_threads(n: int | None) -> None:
+    """Run every parallel kernel on `n` threads (1 to max_threads()); None: the automatic policy."""
+    global _fixed
+    if n is not None:
+        if not 1 <= int(n) <= max_threads():
+            raise ValueError(f"threads must lie in 1..{max_threads()}, got {n}; "
+                             "lower it or set NUMBA_NUM_THREADS")
+        n = int(n)
+    _fixed = n
+
+
+def get_threads() -> int | None:
+    """The count set by set_threads, or None under the automatic policy."""
+    return _fixed
+
+
+class _Choice:
+    """For one parallel kernel: seconds per unit of work on one thread and on all, as last
+    measured, and the faster of the two; the slower is re-measured now and then, less often
+    each time it loses again."""
+
+    def __init__(self):
+        self.cost = {}
+        self.best = 1
+        self.since = 0
+        self.interval = _PROBE_FIRST
+
+    def pick(self, top: int) -> int:
+        for n in (1, top):
+            if n not in self.cost:
+                return n
+        self.since += 1
+        if self.since >= self.interval:
+            self.since = 0
+            return top if self.best == 1 else 1
+        return self.best
+
+    def record(self, n: int, top: int, per_work: float) -> None:
+        self.cost[n] = per_work
+        if len(self.cost) < 2:
+            return
+        best = 1 if self.cost[1] <= self.cost[top] else top
+        self.interval = min(2 * self.interval, _PROBE_LAST) if best == self.best else _PROBE_FIRST
+        self.best = best
+
+
+_choices = {}  # kernel -> _Choice
+
+
+def threads_for(kernel, work: float) -> int:
+    """The thread count the policy gives a call of `kernel` doing `work` inner-loop operations."""
+    top = max_threads()
+    if _fixed is not None:
+        return _fixed
+    if top == 1 or work < PARALLEL_WORK:
+        return 1
+    return _choices.setdefault(kernel, _Choice()).pick(top)
+
+
+def run_parallel(kernel, work: float, *args):
+    """kernel(*args) on the threads the policy gives `work`; under the automatic policy a large
+    call's time is recorded to choose the next ones' (not the first call: it may compile)."""
+    n = threads_for(kernel, work)
+    numba.set_num_threads(n)
+    measure = _fixed is None and kernel in _choices and work >= PARALLEL_WORK and bool(kernel.signatures)
+    start = time.perf_counter()
+    out = kernel(*args)
+    if measure:
+        _choices[kernel].record(n, max_threads(), (time.perf_counter() - start) / work)
+    return out
+
+
+_ENTRY_KERNELS = (_loss, _analytic, _numeric, _predict, _loss_bn, _analytic_bn, _numeric_bn)
+
+
+def kernels_cached() -> bool:
+    """Whether Numba's cache holds the entry kernels compiled from this very source (else the
+    first call compiles them, about a minute)."""
+    try:
+        return all(k._cache._cache_file._load_index() for k in _ENTRY_KERNELS)
+    except (AttributeError, OSError):  # another Numba's cache layout: assume not
+        return False
