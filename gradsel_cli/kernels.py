@@ -157,30 +157,54 @@ def _act_deriv(a, z, act):
 def _nonzero(x):
     """Non-zero entries of each row of x (B, n_in), plus a bias entry (index n_in, value 1).
 
-    Returns idx (nnz,) int64, val (nnz,) float64, ptr (B + 1,) int64 (CSR rows).
+    Returns idx (nnz,) int64, val (nnz,) float64, ptr (B + 1,) int64 (CSR rows),
+    in one pass over x (the arrays are the heads of room for every pixel).
     """
     B, n_in = x.shape
-    count = B
-    for b in range(B):
-        for i in range(n_in):
-            if x[b, i] != 0.0:
-                count += 1
-    idx = np.empty(count, np.int64)
-    val = np.empty(count, np.float64)
+    idx = np.empty(B * (n_in + 1), np.int64)
+    val = np.empty(B * (n_in + 1), np.float64)
     ptr = np.empty(B + 1, np.int64)
     t = 0
     for b in range(B):
         ptr[b] = t
         for i in range(n_in):
-            if x[b, i] != 0.0:
-                idx[t] = i
-                val[t] = x[b, i]
-                t += 1
+            v = x[b, i]
+            idx[t] = i
+            val[t] = v
+            t += 1 if v != 0.0 else 0  # keep it only when lit (no branch)
         idx[t] = n_in
         val[t] = 1.0
         t += 1
     ptr[B] = t
-    return idx, val, ptr
+    return idx[:t], val[:t], ptr
+
+
+@numba.njit(**_INLINE)
+def _lit_dot(idx, val, lo, hi, W1, out):
+    """out[j] += val[t] * W1[idx[t], j] for t = lo, ..., hi - 1 in this order (a sample's lit pixels).
+
+    Four pixels per pass over out, so that each out[j] is loaded and stored
+    once per four rows of W1; the sum runs in the same order as one at a time.
+    """
+    H = W1.shape[1]
+    t = lo
+    while t + 4 <= hi:
+        v0, v1, v2, v3 = val[t], val[t + 1], val[t + 2], val[t + 3]
+        r0, r1, r2, r3 = idx[t], idx[t + 1], idx[t + 2], idx[t + 3]
+        for j in range(H):
+            s = out[j]
+            s += v0 * W1[r0, j]
+            s += v1 * W1[r1, j]
+            s += v2 * W1[r2, j]
+            s += v3 * W1[r3, j]
+            out[j] = s
+        t += 4
+    while t < hi:
+        v = val[t]
+        r = idx[t]
+        for j in range(H):
+            out[j] += v * W1[r, j]
+        t += 1
 
 
 @numba.njit(**_INLINE)
@@ -195,9 +219,22 @@ def _sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
         if v != 0.0:
             for j in range(H):
                 a1[j] += v * W1[i, j]
+    _sample_output(b1, W2, b2, act, maskrow, a1, z1, a2)
+
+
+@numba.njit(**_INLINE)
+def _sample_output(b1, W2, b2, act, maskrow, a1, z1, a2):
+    """The rest of one sample's forward pass once a1 (H,) holds x W1: a1 += b1, z1, a2 (K,)."""
+    H = W2.shape[0]
+    K = W2.shape[1]
     for j in range(H):
         a1[j] += b1[j]
-        z1[j] = _act(a1[j], act) * maskrow[j]
+    if act == SIGMOID:  # the common case apart, so that it vectorises
+        for j in range(H):
+            z1[j] = 1.0 / (1.0 + _exp(-a1[j])) * maskrow[j]
+    else:
+        for j in range(H):
+            z1[j] = _act(a1[j], act) * maskrow[j]
     for k in range(K):
         a2[k] = 0.0
     for j in range(H):
@@ -209,21 +246,37 @@ def _sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
 
 
 @numba.njit(**_SERIAL)
+def _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask):
+    """a1, z1 (B, H) and a2 (B, K) from the lit pixels of x (_nonzero(x)), bitwise as a
+    pass over every pixel: each a1[b, j] sums v W1[i, j] over the lit pixels i ascending
+    from +0.0, then adds b1[j].
+
+    Only non-zero pixels are summed. Adding a zero term (v w = +-0.0) to a sum s
+    gives s back unless s is itself a zero, when only the sign of that zero
+    can change; the sums here never see such terms (a pixel of -0.0 is
+    skipped like +0.0).
+    """
+    B = ptr.shape[0] - 1
+    H = W1.shape[1]
+    K = W2.shape[1]
+    a1 = np.zeros((B, H))
+    z1 = np.empty((B, H))
+    a2 = np.empty((B, K))
+    for b in range(B):
+        _lit_dot(idx, val, ptr[b], ptr[b + 1] - 1, W1, a1[b])  # the row's last entry is the bias
+        _sample_output(b1, W2, b2, act, mask[b], a1[b], z1[b], a2[b])
+    return a1, z1, a2
+
+
+@numba.njit(**_SERIAL)
 def _forward(x, W1, b1, W2, b2, act, mask):
     """a1, z1 (B, H) and a2 (B, K); z1 already carries the (dropout) mask.
 
     Serial: a mini-batch is too small to repay waking threads (predict,
     over thousands of images, is the parallel one).
     """
-    B = x.shape[0]
-    H = W1.shape[1]
-    K = W2.shape[1]
-    a1 = np.empty((B, H))
-    z1 = np.empty((B, H))
-    a2 = np.empty((B, K))
-    for b in range(B):
-        _sample_forward(x[b], W1, b1, W2, b2, act, mask[b], a1[b], z1[b], a2[b])
-    return a1, z1, a2
+    idx, val, ptr = _nonzero(x)
+    return _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
 
 
 @numba.njit(**_SERIAL)
@@ -337,31 +390,46 @@ def _backprop_output(z1, da2, W2, pre, act, mask):
             for k in range(K):
                 gW2[j, k] += zj * da2[b, k]
                 s += da2[b, k] * W2[j, k]
-            dpre[b, j] = s * _act_deriv(pre[b, j], _act(pre[b, j], act), act) * mask[b, j]
+            dpre[b, j] = s
+        if act == SIGMOID:  # the common case apart, so that it vectorises
+            for j in range(H):
+                z = 1.0 / (1.0 + _exp(-pre[b, j]))
+                dpre[b, j] = dpre[b, j] * (z * (1.0 - z)) * mask[b, j]
+        else:
+            for j in range(H):
+                dpre[b, j] = dpre[b, j] * _act_deriv(pre[b, j], _act(pre[b, j], act), act) * mask[b, j]
     return gW2, gb2, dpre
 
 
 @numba.njit(**_SERIAL)
 def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
-    """Loss and its exact gradient by backpropagation: value, gW1, gb1, gW2, gb2."""
+    """Loss and its exact gradient by backpropagation: value, and the gradient as one flat
+    vector [gW1 | gb1 | gW2 | gb2] (the layout of Params). x W1 and the gradient of W1 take
+    only the lit pixels: a row of W1 per pixel, contiguous in H."""
     B, n_in = x.shape
     H = W1.shape[1]
-    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
+    K = W2.shape[1]
+    idx, val, ptr = _nonzero(x)
+    a1, z1, a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
     m, e, S = _softmax_parts(a2)
     value = _mean_loss(a2, y, loss)
     da2 = _loss_grad_logits(e, S, y, loss)
     gW2, gb2, da1 = _backprop_output(z1, da2, W2, a1, act, mask)
-    gW1 = np.zeros((n_in, H))
-    gb1 = np.zeros(H)
+    grad = np.zeros(n_in * H + H + H * K + K)
     for b in range(B):
-        for j in range(H):
-            gb1[j] += da1[b, j]
-        for i in range(n_in):
-            v = x[b, i]
-            if v != 0.0:
-                for j in range(H):
-                    gW1[i, j] += v * da1[b, j]
-    return value, gW1, gb1, gW2, gb2
+        d = da1[b]
+        for t in range(ptr[b], ptr[b + 1]):  # lit pixels, then the bias entry (pixel n_in: gb1)
+            v = val[t]
+            g = grad[idx[t] * H:idx[t] * H + H]  # a slice, not computed indices: it vectorises
+            for j in range(H):
+                g[j] += v * d[j]
+    row = n_in * H + H
+    for j in range(H):
+        for k in range(K):
+            grad[row + j * K + k] = gW2[j, k]
+    for k in range(K):
+        grad[row + H * K + k] = gb2[k]
+    return value, grad
 
 
 @numba.njit(**_INLINE)

@@ -209,10 +209,11 @@ def analytic_gradient(params: Params, x, y, activation: str = "sigmoid", mask=No
     if params.batch_norm:
         value, *g = kernels._analytic_bn(x, y, params.W1, params.b1, params.W2, params.b2, params.gamma,
                                          params.beta, _activation_code(activation), mask, _loss_code(loss))
+        grad = _as_params(params, *g)
     else:
-        value, *g = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2,
-                                      _activation_code(activation), mask, _loss_code(loss))
-    grad = _as_params(params, *g)
+        value, flat = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2,
+                                        _activation_code(activation), mask, _loss_code(loss))
+        grad = params.with_flat(flat)
     if decay:
         grad.flat[...] += decay * params.flat * params.weight_mask()
     return (grad, float(value) + penalty(params, decay)) if return_loss else grad

@@ -1,0 +1,68 @@
+"""The sparse analytic gradient and the deduplicated numeric one give bitwise what the old kernels gave
+(tests/old_kernels.py), on real MNIST batches and on random problems with exact zeros."""
+
+import numpy as np
+import pytest
+
+import old_kernels as old
+from gradsel_cli import kernels, network
+
+ACTS = list(network.ACTIVATIONS)
+
+
+def real_batches(mnist_raw, sizes=((1, 20), (8, 50), (32, 100))):
+    """(x, y, params, mask) for real batches drawn with replacement from the first 40 training images."""
+    xtr, ytr, _, _ = mnist_raw
+    gen = np.random.default_rng(15)
+    for B, H in sizes:
+        rows = gen.integers(0, 40, size=B)
+        x = np.ascontiguousarray(xtr[rows], dtype=np.float64) / 255.0
+        y = ytr[rows].astype(np.int64)
+        params = network.init_params(H, seed=B, std=0.1)
+        mask = (gen.uniform(size=(B, H)) < 0.8).astype(np.float64)
+        yield x, y, params, mask
+
+
+def old_flat(params, gW1, gb1, gW2, gb2):
+    return np.concatenate([gW1.ravel(), gb1, gW2.ravel(), gb2])
+
+
+def same_bits(a, b):
+    return np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+@pytest.mark.parametrize("loss", [kernels.CROSS_ENTROPY, kernels.MSE])
+@pytest.mark.parametrize("act", range(len(ACTS)))
+def test_sparse_analytic_is_bitwise_the_old_one(mnist_raw, act, loss):
+    for x, y, p, mask in real_batches(mnist_raw):
+        value, flat = kernels._analytic(x, y, p.W1, p.b1, p.W2, p.b2, act, mask, loss)
+        old_value, *g = old.old_analytic(x, y, p.W1, p.b1, p.W2, p.b2, act, mask, loss)
+        assert same_bits(value, old_value)
+        assert same_bits(flat, old_flat(p, *g))
+
+
+def test_sparse_forward_is_bitwise_the_old_one(mnist_raw):
+    for x, y, p, mask in real_batches(mnist_raw):
+        for new, was in zip(kernels._forward(x, p.W1, p.b1, p.W2, p.b2, 0, mask),
+                            old.old_forward(x, p.W1, p.b1, p.W2, p.b2, 0, mask)):
+            assert same_bits(new, was)
+
+
+def test_sparse_analytic_with_signed_zeros_and_odd_row_lengths(make_problem):
+    """Pixels of -0.0 are skipped like +0.0 (as before); rows of 0 to 7 lit pixels take every
+    branch of the four-at-a-time sum."""
+    for lit in range(8):
+        params, x, y = make_problem(hidden=5, batch=3, n_in=9, seed=lit, zeros=0.0)
+        x[:, lit:] = 0.0
+        x[1, ::2] = -0.0
+        mask = np.ones((3, 5))
+        value, flat = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2, 0, mask, 0)
+        old_value, *g = old.old_analytic(x, y, params.W1, params.b1, params.W2, params.b2, 0, mask, 0)
+        assert same_bits(value, old_value) and same_bits(flat, old_flat(params, *g))
+
+
+def test_all_zero_images_give_only_bias_gradients(make_problem):
+    params, x, y = make_problem(hidden=4, batch=2, n_in=6)
+    x[...] = 0.0
+    grad = network.analytic_gradient(params, x, y)
+    assert np.all(grad.W1 == 0.0) and np.any(grad.b1 != 0.0)
