@@ -521,6 +521,98 @@ def _numeric_output_layer(z1, e, y, step, central, loss):
     return gW2, gb2
 
 
+@numba.njit(**_INLINE)
+def _ce_differences(e, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, diff):
+    """diff[t] = cross-entropy of sample b with hidden value j moved by dzp[t] minus moved by dzm[t],
+    t < n; w2j = W2[j] (K,), wmax = max |w2j|."""
+    K = w2j.shape[0]
+    small = max(_max_abs(dzp, n), _max_abs(dzm, n)) * wmax <= SMALL
+    for t in range(n):
+        Sp[t] = 0.0
+        Sm[t] = 0.0
+    for k in range(K):
+        w = w2j[k]
+        ek = e[b, k]
+        if small:
+            for t in range(n):
+                Sp[t] += ek * _exp_small(dzp[t] * w)
+                Sm[t] += ek * _exp_small(dzm[t] * w)
+        else:
+            for t in range(n):
+                Sp[t] += ek * _exp(dzp[t] * w)
+                Sm[t] += ek * _exp(dzm[t] * w)
+    # loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
+    # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing.
+    wy = w2j[y_b]
+    if small:
+        for t in range(n):
+            diff[t] = _log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+    else:
+        for t in range(n):
+            diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+
+
+@numba.njit(**_SERIAL)
+def _same_sample(idx, val, ptr, y, mask, b, c):
+    """Whether samples b and c have the same lit pixels and values, label and mask row."""
+    n = ptr[b + 1] - ptr[b]
+    if n != ptr[c + 1] - ptr[c] or y[b] != y[c]:
+        return False
+    for t in range(n):
+        if idx[ptr[b] + t] != idx[ptr[c] + t] or val[ptr[b] + t] != val[ptr[c] + t]:
+            return False
+    for j in range(mask.shape[1]):
+        if mask[b, j] != mask[c, j]:
+            return False
+    return True
+
+
+@numba.njit(**_SERIAL)
+def _distinct(idx, val, ptr, y, mask):
+    """What the numeric gradient of W1 can share, from the rows of _nonzero(x).
+
+    first[b]: the first sample identical to b (same pixels, label and mask
+    row; a batch drawn with replacement repeats samples), b itself if none.
+    For each b that is its own first, its distinct values (pixels and the bias
+    entry's 1) uval[uptr[b]:uptr[b + 1]], ascending (the rows of repeats are
+    empty); for every entry t of the rows, which[t] is its value's place in the
+    list of its first sample. A perturbed loss depends on the pixel only
+    through its value, so one evaluation per (sample, distinct value) serves
+    every pixel with that value, in every copy of the sample.
+    """
+    B = ptr.shape[0] - 1
+    first = np.arange(B)
+    for b in range(B):
+        for c in range(b):
+            if first[c] == c and _same_sample(idx, val, ptr, y, mask, b, c):
+                first[b] = c
+                break
+    uval = np.empty(val.shape[0])
+    uptr = np.empty(B + 1, np.int64)
+    which = np.empty(val.shape[0], np.int64)
+    u = 0
+    for b in range(B):
+        uptr[b] = u
+        lo = ptr[b]
+        n = ptr[b + 1] - lo
+        if first[b] != b:
+            for t in range(n):
+                which[lo + t] = which[ptr[first[b]] + t]
+            continue
+        s = np.sort(val[lo:lo + n])
+        nu = 0
+        for t in range(n):
+            if t == 0 or s[t] != s[t - 1]:
+                uval[u + nu] = s[t]
+                nu += 1
+        for t in range(n):
+            v = val[lo + t]
+            which[lo + t] = np.searchsorted(uval[u:u + nu], v) if v == v else nu - 1  # NaN: sorted last
+        u += nu
+    uptr[B] = u
+    return first, uval[:u], uptr, which
+
+
 @numba.njit(**_PARALLEL)
 def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss):
     """Finite-difference gradient, each perturbed loss re-evaluated incrementally.
@@ -538,13 +630,14 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss):
     B, n_in = x.shape
     H = W1.shape[1]
     K = W2.shape[1]
-    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
-    m, e, S = _softmax_parts(a2)
     idx, val, ptr = _nonzero(x)
+    a1, z1, a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
+    m, e, S = _softmax_parts(a2)
+    first, uval, uptr, which = _distinct(idx, val, ptr, y, mask)
     max_row = 0
     small_x = np.empty(B, np.bool_)  # the pixel shifts of sample b are small
     for b in range(B):
-        max_row = max(max_row, ptr[b + 1] - ptr[b])
+        max_row = max(max_row, uptr[b + 1] - uptr[b])
         small_x[b] = step * _max_abs(val[ptr[b]:], ptr[b + 1] - ptr[b]) <= SMALL
     scale = 1.0 / (B * (2.0 * step if central else step))
 
@@ -556,48 +649,27 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss):
         dzm = np.zeros(max_row)   # stays 0 for the forward scheme
         Sp = np.empty(max_row)
         Sm = np.empty(max_row)
-        diff = np.empty(max_row)
+        diffs = np.empty(uval.shape[0])  # per (sample, distinct value): loss(+) - loss(-)
         wmax = _max_abs(W2[j], K)
         for b in range(B):
             mbj = mask[b, j]
             if mbj == 0.0:
                 continue  # a dropped unit: perturbing its inputs changes nothing
-            lo = ptr[b]
-            n = ptr[b + 1] - lo
-            _hidden_shift(a1[b, j], z1[b, j], mbj, step, val, lo, n, act, small_x[b], dzp)
-            if central:
-                _hidden_shift(a1[b, j], z1[b, j], mbj, -step, val, lo, n, act, small_x[b], dzm)
-            if loss == MSE:
-                for t in range(n):
-                    lm = _mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else _mse_sample(e, b, y[b], S[b])
-                    col[idx[lo + t]] += _mse_shifted(e, b, y[b], W2[j], dzp[t]) - lm
-                continue
-            small = max(_max_abs(dzp, n), _max_abs(dzm, n)) * wmax <= SMALL
-            for t in range(n):
-                Sp[t] = 0.0
-                Sm[t] = 0.0
-            for k in range(K):
-                w = W2[j, k]
-                ek = e[b, k]
-                if small:
+            lo = uptr[first[b]]
+            if first[b] == b:  # else a repeat: its differences are those of its first copy
+                n = uptr[b + 1] - lo
+                diff = diffs[lo:lo + n]
+                _hidden_shift(a1[b, j], z1[b, j], mbj, step, uval, lo, n, act, small_x[b], dzp)
+                if central:
+                    _hidden_shift(a1[b, j], z1[b, j], mbj, -step, uval, lo, n, act, small_x[b], dzm)
+                if loss == MSE:
                     for t in range(n):
-                        Sp[t] += ek * _exp_small(dzp[t] * w)
-                        Sm[t] += ek * _exp_small(dzm[t] * w)
+                        lm = _mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else _mse_sample(e, b, y[b], S[b])
+                        diff[t] = _mse_shifted(e, b, y[b], W2[j], dzp[t]) - lm
                 else:
-                    for t in range(n):
-                        Sp[t] += ek * _exp(dzp[t] * w)
-                        Sm[t] += ek * _exp(dzm[t] * w)
-            # loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
-            # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing.
-            wy = W2[j, y[b]]
-            if small:
-                for t in range(n):
-                    diff[t] = _log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
-            else:
-                for t in range(n):
-                    diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
-            for t in range(n):
-                col[idx[lo + t]] += diff[t]
+                    _ce_differences(e, b, W2[j], y[b], wmax, dzp, dzm, n, Sp, Sm, diff)
+            for t in range(ptr[b], ptr[b + 1]):
+                col[idx[t]] += diffs[lo + which[t]]
         for i in range(n_in):
             gW1[i, j] = col[i] * scale
         gb1[j] = col[n_in] * scale

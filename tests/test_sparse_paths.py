@@ -66,3 +66,34 @@ def test_all_zero_images_give_only_bias_gradients(make_problem):
     x[...] = 0.0
     grad = network.analytic_gradient(params, x, y)
     assert np.all(grad.W1 == 0.0) and np.any(grad.b1 != 0.0)
+
+
+@pytest.mark.parametrize("scheme", ["central", "forward"])
+@pytest.mark.parametrize("loss", [kernels.CROSS_ENTROPY, kernels.MSE])
+@pytest.mark.parametrize("act", range(len(ACTS)))
+def test_deduplicated_numeric_is_bitwise_the_old_one(mnist_raw, act, loss, scheme):
+    """Batches drawn with replacement (repeated samples) and repeated pixel values: bitwise as before."""
+    sizes = ((1, 20), (8, 50), (32, 30)) if loss == kernels.CROSS_ENTROPY else ((8, 10),)
+    for x, y, p, mask in real_batches(mnist_raw, sizes):
+        mask[:, ::3] = 1.0  # leave some units whole so that repeats with equal mask rows occur
+        if x.shape[0] > 1:
+            x[-1], y[-1], mask[-1] = x[0], y[0], mask[0]  # certainly one repeat
+        args = (x, y, p.W1, p.b1, p.W2, p.b2, act, mask, 1e-4, scheme == "central", loss)
+        for new, was in zip(kernels._numeric(*args), old.old_numeric(*args)):
+            assert same_bits(new, was)
+
+
+def test_distinct_finds_repeats_and_values():
+    x = np.array([[0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0], [0.25, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 1.0]])
+    y = np.array([3, 3, 1, 4])
+    mask = np.ones((4, 2))
+    idx, val, ptr = kernels._nonzero(x)
+    first, uval, uptr, which = kernels._distinct(idx, val, ptr, y, mask)
+    assert list(first) == [0, 0, 2, 3]                       # sample 3 has another label
+    assert list(uval[uptr[0]:uptr[1]]) == [0.5, 1.0]         # pixels 0.5, 0.5, 1.0 and the bias's 1
+    assert uptr[2] == uptr[1]                                # a repeat keeps no values of its own
+    assert list(uval[uptr[2]:uptr[3]]) == [0.25, 1.0]
+    for b in range(4):
+        lo = uptr[first[b]]
+        for t in range(ptr[b], ptr[b + 1]):
+            assert uval[lo + which[t]] == val[t]
