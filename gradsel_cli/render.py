@@ -103,7 +103,7 @@ def _dur(seconds: float) -> str:
 def bench_tables(rows: list[dict], threads: int, iters: int = 10000) -> list[Table]:
     """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times."""
     calls = Table(title=f"gradsel bench — median per call, {threads} Numba thread(s), float64", title_justify="left")
-    for col in ("H", "B", "loss", "analytic", "numeric", "naive", "naive/num", "num/ana", "ns/exp"):
+    for col in ("H", "B", "loss", "analytic", "numeric", "naive", "naive/num", "num/ana", "exps", "ns/exp"):
         calls.add_column(col, justify="right")
     runs = Table(title=f"projected time of a {iters:,}-iteration run", title_justify="left")
     for col in ("H", "B", "analytic", "numeric", "alternate", "select"):
@@ -112,10 +112,11 @@ def bench_tables(rows: list[dict], threads: int, iters: int = 10000) -> list[Tab
         naive = _dur(r["naive"]) + ("*" if r["naive_extrapolated"] else "")
         calls.add_row(str(r["hidden"]), str(r["batch"]), _dur(r["loss"]), _dur(r["analytic"]), _dur(r["numeric"]),
                       naive, f"{r['naive_over_numeric']:,.0f}×", f"{r['numeric_over_analytic']:.1f}×",
-                      f"{r['ns_per_exponential']:.2f}")
+                      f"{r['exponentials'] / 1e6:.2f}M", f"{r['ns_per_exponential']:.2f}")
         runs.add_row(str(r["hidden"]), str(r["batch"]),
                      *(_dur(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")))
-    notes = ["ns/exp: numeric time / (2 × H × (non-zero pixels + bias) × 10), the exponentials a central difference needs"]
+    notes = ["exps: exponentials the numeric gradient evaluates: 2 × 10 per hidden unit and distinct (sample, pixel "
+             "value) — repeats share one — plus 2 per (hidden unit + 1, logit, sample); ns/exp: numeric time / exps"]
     if any(r["naive_extrapolated"] for r in rows):
         notes.append("* naive: timed on a random sample of weights, extrapolated to all of them")
     calls.caption = "\n".join(notes)

@@ -4,6 +4,7 @@ import ast
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gradsel_cli
@@ -139,3 +140,12 @@ def test_bench_background_stops_its_processes_on_ctrl_c(runner, recorded_backgro
     result = runner.invoke(cli, ["bench", "--background", "1", "--json"])
     assert result.exit_code != 0
     assert len(recorded_background) == 1 and recorded_background[0].poll() is not None
+
+
+def test_exp_count_shares_repeated_values_and_samples():
+    x = np.array([[0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0], [0.25, 0.0, 0.0, 0.0]])
+    y = np.array([3, 3, 1])
+    H, K = 2, 10
+    # distinct (sample, value): sample 0 {0.5, 1}, sample 1 repeats it, sample 2 {0.25, 1}
+    assert benchmark.exp_count(x, y, H, K) == 2 * K * H * 4 + 2 * (H + 1) * K * 3
+    assert benchmark.dense_exp_count(x, H, K) == 2 * K * H * (3 + 3 + 1 + 3) + 2 * (H + 1) * K * 3
