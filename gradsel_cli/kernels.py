@@ -875,7 +875,7 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
 
 # The thread policy. The count is chosen per call and only changes the speed:
 # every kernel gives bitwise the same result on any number of threads.
-PARALLEL_WORK = 2_000_000  # inner-loop operations below which a parallel kernel runs on one thread
+PARALLEL_WORK = 500_000  # inner-loop operations (about 0.3 ms) below which a parallel kernel runs on one thread
 _PROBE_FIRST, _PROBE_LAST = 16, 1024  # calls between re-measurements of the slower choice: first, at most
 
 _fixed = None  # the count set by set_threads; None: the automatic policy
@@ -903,9 +903,10 @@ def get_threads() -> int | None:
 
 
 class _Choice:
-    """For one parallel kernel: seconds per unit of work on one thread and on all, as last
-    measured, and the faster of the two; the slower is re-measured now and then, less often
-    each time it loses again."""
+    """For one parallel kernel: seconds per unit of work on one thread and on all (a moving
+    average of the measured calls) and the faster of the two; the slower is re-measured now
+    and then, less often each time it loses again (on a busy machine one call on all threads
+    can cost a scheduler time slice)."""
 
     def __init__(self):
         self.cost = {}
@@ -924,7 +925,7 @@ class _Choice:
         return self.best
 
     def record(self, n: int, top: int, per_work: float) -> None:
-        self.cost[n] = per_work
+        self.cost[n] = per_work if n not in self.cost else 0.5 * (self.cost[n] + per_work)
         if len(self.cost) < 2:
             return
         best = 1 if self.cost[1] <= self.cost[top] else top
