@@ -158,7 +158,7 @@ def _nonzero(x):
     """Non-zero entries of each row of x (B, n_in), plus a bias entry (index n_in, value 1).
 
     Returns idx (nnz,) int64, val (nnz,) float64, ptr (B + 1,) int64 (CSR rows),
-    in one pass over x (the arrays are the heads of room for every pixel).
+    in one pass over x (room for every pixel is allocated; the used part is returned).
     """
     B, n_in = x.shape
     idx = np.empty(B * (n_in + 1), np.int64)
@@ -963,9 +963,9 @@ _ENTRY_KERNELS = (_loss, _analytic, _numeric, _predict, _loss_bn, _analytic_bn, 
 
 
 def kernels_cached() -> bool:
-    """Whether Numba's cache holds the entry kernels compiled from this very source (else the
-    first call compiles them, about a minute)."""
+    """Whether Numba's cache holds kernels compiled from this very source (an older cache is
+    stale: the first call compiles them again, about a minute)."""
     try:
-        return all(k._cache._cache_file._load_index() for k in _ENTRY_KERNELS)
+        return any(k._cache._cache_file._load_index() for k in _ENTRY_KERNELS)
     except (AttributeError, OSError):  # another Numba's cache layout: assume not
         return False

@@ -151,3 +151,11 @@ def test_exp_count_shares_repeated_values_and_samples():
     # distinct (sample, value): sample 0 {0.5, 1}, sample 1 repeats it, sample 2 {0.25, 1}
     assert benchmark.exp_count(x, y, H, K) == 2 * K * H * 4 + 2 * (H + 1) * K * 3
     assert benchmark.dense_exp_count(x, H, K) == 2 * K * H * (3 + 3 + 1 + 3) + 2 * (H + 1) * K * 3
+
+
+def test_kernels_cached_after_a_call(mnist_batch):
+    x, y = mnist_batch
+    from gradsel_cli import network
+
+    network.loss(network.init_params(3), x, y)  # compiles and caches _loss if it was not
+    assert kernels.kernels_cached()
