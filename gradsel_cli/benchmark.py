@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from . import data, network
+from .config import MAX_BATCH, MAX_HIDDEN
 from .methods import METHODS, Setting
 from .optimizers import Optimizer
 
@@ -119,8 +120,17 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
     return out
 
 
+def check_sizes(hiddens, batches) -> None:
+    """The same limits as a training run (config.MAX_HIDDEN, MAX_BATCH), before anything is allocated."""
+    for name, values, limit in (("hidden", hiddens, MAX_HIDDEN), ("batch", batches, MAX_BATCH)):
+        too_big = [v for v in values if v > limit]
+        if too_big:
+            raise ValueError(f"--{name} {too_big[0]:,} is more than the limit of {limit:,}; give sizes up to {limit:,}")
+
+
 def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None) -> list[dict]:
     """bench_one over the grid hiddens x batches; progress(done, total, label)."""
+    check_sizes(hiddens, batches)
     xtr, ytr, _, _ = data.load_mnist_raw(data_dir)
     rows = []
     total = len(hiddens) * len(batches)

@@ -5,16 +5,19 @@ without loading Numba.
 """
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 METHOD_NAMES = ("analytic", "numeric", "alternate", "select")
 SUBSETS = ("first", "random")
 FD_SCHEMES = ("central", "forward")
+FD_ARITHS = ("exact", "textbook")  # how a finite difference subtracts the two perturbed losses
+PRECISIONS = ("float64", "float32")
 SELECT_ON = ("batch", "train")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 INITS = ("std", "xavier", "he")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
 LOSSES = ("cross-entropy", "mse")
+STUDIES = ("conditions", "subsets")  # `table` presets that are studies of gradsel's own, not a paper's table
 DIGITS_FROM = ("first", "disagree", "random")  # which test images a digit picture shows
 GRADCHECK_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  # finite-difference steps gradcheck tries
 
@@ -22,39 +25,70 @@ GRADCHECK_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  # finite-differenc
 MAX_HIDDEN = 10_000        # W1 alone is 784 x H float64 (63 MB at the limit), and the optimizer keeps copies
 MAX_BATCH = 10_000         # each mini-batch is copied out as B x 784 float64 (63 MB at the limit)
 MAX_DRAWS = 100_000_000    # iters x batch: all mini-batch indices are drawn up front, 8 bytes each
+DASK_TIMEOUT = 10.0        # seconds for a Dask scheduler given by address to answer the handshake
+
+
+def option(default, help: str, *, choices: tuple | None = None, low=None, high=None, kind: str | None = None):
+    """A TrainConfig field together with its command-line option: the one place for its default and help.
+
+    kind: "positive" (finite, > 0), "nonneg" (finite, >= 0), "fraction" (in [0, 1)); whole numbers take
+    low/high bounds; choices name the allowed strings. The CLI builds ``--field-name`` from this.
+    """
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high,
+                                            "kind": kind})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that changes the outcome of a run (and nothing that does not)."""
+    """Everything that changes the outcome of a run (and nothing that does not).
 
-    method: str = "alternate"     # analytic | numeric | alternate | select
-    shots: int = 2                # images per class in the few-shot training set
-    batch: int = 8                # mini-batch size (drawn with replacement)
-    hidden: int = 50              # hidden units
-    iters: int = 10000            # iterations, one mini-batch each
-    lr: float = 0.1               # learning rate
-    seed: int = 0                 # initial weights, subset (random), batch order
-    subset: str = "first"         # first k per class in file order, or random
-    init_std: float = 0.01        # std of the N(0, std^2) initial weights
-    fd_step: float = 1e-4         # finite-difference step h
-    fd_scheme: str = "central"    # central (L(w+h)-L(w-h))/2h or forward (L(w+h)-L(w))/h
-    numeric_every: int = 2        # alternate: every K-th iteration is numeric
-    select_on: str = "batch"      # select: compare the candidates on the batch or the whole train set
-    eval_every: int = 0           # also record test accuracy every N iterations (0: only at the end)
-    test_limit: int = 10000       # evaluate on the first N test images
-    optimizer: str = "sgd"        # sgd | momentum | nesterov | adagrad | rmsprop | adam
-    momentum: float = 0.9         # momentum, nesterov
-    rho: float = 0.99             # rmsprop decay
-    beta1: float = 0.9            # adam
-    beta2: float = 0.999          # adam
-    eps: float = 1e-7             # adagrad, rmsprop, adam
-    init: str = "std"             # std (init_std) | xavier sqrt(1/n_in) | he sqrt(2/n_in)
-    activation: str = "sigmoid"   # hidden activation
-    loss: str = "cross-entropy"   # cross-entropy | mse (1/2 squared error of the softmax output)
-    weight_decay: float = 0.0     # adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss
-    dropout: float = 0.0          # inverted dropout on the hidden layer, mask held fixed per iteration
-    batch_norm: bool = False      # batch normalisation of the hidden pre-activations
+    Each field's metadata is its command-line option (see ``option``): a field
+    without an option, or an option without a field, cannot exist.
+    """
+
+    method: str = option("alternate", "Gradient source.", choices=METHOD_NAMES)
+    shots: int = option(2, "Images per class (k).", low=1, high=5421)
+    batch: int = option(8, "Mini-batch size (B), drawn with replacement.", low=1, high=MAX_BATCH)
+    hidden: int = option(50, "Hidden units (H).", low=1, high=MAX_HIDDEN)
+    iters: int = option(10000, "Iterations, one mini-batch each.", low=1)
+    lr: float = option(0.1, "Learning rate.", kind="positive")
+    seed: int = option(0, "Seed of the initial weights, subset and batch order.", low=0)
+    subset: str = option("first", "Few-shot subset: first k per class in file order, or a seeded random draw.",
+                         choices=SUBSETS)
+    init_std: float = option(0.01, "Std of the N(0, std^2) initial weights (--init std).", kind="positive")
+    fd_step: float = option(1e-4, "Finite-difference step h.", kind="positive")
+    fd_scheme: str = option("central", "Finite-difference scheme: central (L(w+h)-L(w-h))/2h or forward "
+                            "(L(w+h)-L(w))/h.", choices=FD_SCHEMES)
+    numeric_every: int = option(2, "alternate: every K-th iteration uses the numeric gradient.", low=1)
+    select_on: str = option("batch", "select: compare the two candidate updates on the batch or the whole "
+                            "training set.", choices=SELECT_ON)
+    eval_every: int = option(0, "Also record test accuracy every N iterations (0: only at the end).", low=0)
+    test_limit: int = option(10000, "Evaluate on the first N test images.", low=1, high=10000)
+    optimizer: str = option("sgd", "Update rule.", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "momentum, nesterov: the velocity decay.", kind="fraction")
+    rho: float = option(0.99, "rmsprop: decay of the squared-gradient average.", kind="fraction")
+    beta1: float = option(0.9, "adam: first-moment decay.", kind="fraction")
+    beta2: float = option(0.999, "adam: second-moment decay.", kind="fraction")
+    eps: float = option(1e-7, "adagrad, rmsprop, adam: epsilon.", kind="positive")
+    init: str = option("std", "Weight initialisation: std (--init-std), xavier sqrt(1/n_in), he sqrt(2/n_in).",
+                       choices=INITS)
+    activation: str = option("sigmoid", "Hidden activation.", choices=ACTIVATIONS)
+    loss: str = option("cross-entropy", "Softmax cross-entropy, or 1/2 squared error of the softmax output.",
+                       choices=LOSSES)
+    weight_decay: float = option(0.0, "L2 weight decay lambda: adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss.",
+                                 kind="nonneg")
+    dropout: float = option(0.0, "Inverted dropout rate on the hidden layer (mask fixed within an iteration).",
+                            kind="fraction")
+    batch_norm: bool = option(False, "Batch normalisation of the hidden pre-activations (needs --batch >= 2).")
+    precision: str = option("float64", "Arithmetic of the run: data, weights and every kernel in float64 or "
+                            "float32.", choices=PRECISIONS)
+    fd_arith: str = option("exact", "Finite-difference arithmetic: exact (differences of per-sample losses, no "
+                           "cancellation) or textbook ((L+ - L-)/2h of the batch losses as numbers).",
+                           choices=FD_ARITHS)
+    loss_epsilon: float = option(0.0, "Cross-entropy as -log(p + EPS), the textbook's form with 1e-7: every loss "
+                                 "evaluation (numeric gradient, select's comparison, reported loss) sees it; the "
+                                 "analytic gradient stays that of -log p, as the textbook's backward pass.",
+                                 kind="fraction")
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field and its allowed values."""
@@ -86,6 +120,13 @@ class TrainConfig:
             raise ValueError(f"unknown subset {self.subset!r}; choose one of: {', '.join(SUBSETS)}")
         if self.fd_scheme not in FD_SCHEMES:
             raise ValueError(f"unknown fd scheme {self.fd_scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        if self.fd_arith not in FD_ARITHS:
+            raise ValueError(f"unknown fd arith {self.fd_arith!r}; choose one of: {', '.join(FD_ARITHS)}")
+        if not (isinstance(self.loss_epsilon, (int, float)) and not isinstance(self.loss_epsilon, bool)
+                and 0 <= self.loss_epsilon < 1):
+            raise ValueError(f"loss_epsilon must be in [0, 1), got {self.loss_epsilon!r}")
         if self.select_on not in SELECT_ON:
             raise ValueError(f"unknown select-on {self.select_on!r}; choose one of: {', '.join(SELECT_ON)}")
         for name, choices in (("optimizer", OPTIMIZERS), ("init", INITS), ("activation", ACTIVATIONS),
@@ -100,6 +141,9 @@ class TrainConfig:
         if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
                 and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be zero or more and finite, got {self.weight_decay}")
+        if self.loss_epsilon and self.loss != "cross-entropy":
+            raise ValueError(f"loss_epsilon applies to the cross-entropy only, not to {self.loss!r}; "
+                             "drop --loss-epsilon or use --loss cross-entropy")
         if not isinstance(self.batch_norm, bool):
             raise ValueError(f"batch_norm must be true or false, got {self.batch_norm!r}")
         if self.batch_norm and self.batch < 2:
@@ -121,6 +165,14 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return TrainConfig(**{**self.to_dict(), **changes})
+
+
+CELL_KEYS = ("shots", "batch", "hidden")  # the grid keys of a paper table's cell
+
+
+def setting_keys() -> tuple[str, ...]:
+    """The fields besides method, seed and the cell keys: the settings a table's runs share."""
+    return tuple(f.name for f in fields(TrainConfig) if f.name not in ("method", "seed", *CELL_KEYS))
 
 
 def canonical(config: dict) -> dict:

@@ -14,14 +14,18 @@ shipped copy, $GRADSEL_DATA_DIR, or the client's --data-dir if that path exists
 on the workers too.
 """
 
+import asyncio
 import logging
 import os
+from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 from . import experiments
-from .config import TrainConfig
+from .config import DASK_TIMEOUT, TrainConfig
 
+WORKER_CONFIG = Path(__file__).with_name("dask-gradsel.yaml")  # DASK_CONFIG for workers started by hand
 RETRIES = 2        # a task that raises is tried this many more times
-CONNECT_TIMEOUT = 10  # seconds to reach a scheduler given by address
+CONNECT_TIMEOUT = DASK_TIMEOUT  # seconds to reach a scheduler given by address and hear it answer as one
 
 _RAW = {}  # data_dir -> MNIST, loaded once per worker process
 
@@ -50,6 +54,39 @@ def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
     return experiments.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW[key], eval_points=eval_points)
 
 
+async def _identity(address: str, timeout: float) -> dict:
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    # TLS settings (tls:// addresses) come from the Dask config, as distributed.Client takes them
+    comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
+    try:
+        await comm.write({"op": "identity"})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Raise GridError unless a Dask scheduler at `address` answers within `timeout` seconds in all.
+
+    distributed.Client bounds the connection but not the handshake after it: a
+    port that accepts and never answers (or answers HTTP) would hang it forever.
+    """
+    _distributed()
+    try:
+        with ThreadPoolExecutor(1) as thread:  # a loop of its own, also when the caller runs one (a notebook)
+            reply = thread.submit(asyncio.run, asyncio.wait_for(_identity(address, timeout), timeout)).result()
+    except (asyncio.TimeoutError, TimeoutError):
+        reply = f"no answer within {timeout:g} s"
+    except Exception as exc:  # refused, closed mid-handshake, not Dask's wire format, a bad address
+        reply = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        said = reply if isinstance(reply, str) else "it did not answer as one"
+        raise experiments.GridError(f"no Dask scheduler at {address} ({said}); start one with `dask scheduler`, "
+                                    "check the address, or raise --timeout")
+
+
 TRIM = "MALLOC_TRIM_THRESHOLD_"  # set to 65536 in workers by Dask's nanny; see DaskExecutor._connect
 
 
@@ -57,23 +94,30 @@ class DaskExecutor:
     """Runs trials on a dask.distributed cluster: `scheduler` (an address), or a LocalCluster of `workers`.
     With `eval_points` > 0 every trial also records a test-accuracy curve (as LocalExecutor)."""
 
-    def __init__(self, workers: int = 1, data_dir=None, scheduler: str | None = None, eval_points: int = 0):
+    def __init__(self, workers: int = 1, data_dir=None, scheduler: str | None = None, eval_points: int = 0,
+                 timeout: float = CONNECT_TIMEOUT):
         _distributed()
         self.workers = workers
         self.data_dir = data_dir
         self.scheduler = scheduler
         self.eval_points = eval_points
+        self.timeout = timeout
 
     def _connect(self):
         """(client, cluster or None)."""
         distributed = _distributed()
         if self.scheduler:
+            identify_scheduler(self.scheduler, self.timeout)
             try:
-                return distributed.Client(self.scheduler, timeout=CONNECT_TIMEOUT), None
+                return distributed.Client(self.scheduler, timeout=self.timeout), None
             except (OSError, TimeoutError) as exc:
                 raise experiments.GridError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); "
                                             "start it with `dask scheduler` or check the address") from None
         import dask
+
+        from .data import load_mnist_raw
+
+        load_mnist_raw(self.data_dir)  # bad data is one DataError here, not a flood of worker logs
 
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; with it glibc returns memory to
         # the system on nearly every free, and a training run (small arrays allocated every iteration)
@@ -86,7 +130,7 @@ class DaskExecutor:
         try:
             with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
                 cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                   dashboard_address=None, silence_logs=logging.ERROR,
+                                                   host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
                                                    env={"NUMBA_NUM_THREADS": "1"})
         finally:
             if left_behind:

@@ -12,13 +12,18 @@ An executor is anything with ``run(configs)`` yielding (config, record) as
 trials finish: LocalExecutor here, DaskExecutor in dask_executor.py.
 """
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from . import results
-from .config import canonical
 from .training import TrainConfig
 
 _RAW = None  # MNIST of this worker process, loaded once
@@ -37,6 +42,55 @@ def trials(base: TrainConfig, cells: list[dict], seeds) -> list[TrainConfig]:
     return [base.replace(**cell, seed=int(seed)).validate() for cell in cells for seed in seeds]
 
 
+# The options that only some methods read: for the others, any value gives the same run.
+READ_BY = {"fd_step": ("numeric", "alternate", "select"), "fd_scheme": ("numeric", "alternate", "select"),
+           "numeric_every": ("alternate",), "select_on": ("select",)}
+
+
+def effective(config: TrainConfig) -> TrainConfig:
+    """The run a config really is: the options its method does not read set to their defaults."""
+    default = TrainConfig()
+    return config.replace(**{k: getattr(default, k) for k, methods in READ_BY.items() if config.method not in methods})
+
+
+def grid_cells(lists: dict[str, list]) -> list[dict]:
+    """Every combination of the listed values, one dict per cell (the first key varies slowest)."""
+    import itertools
+
+    return [dict(zip(lists, combo)) for combo in itertools.product(*lists.values())]
+
+
+def make_executor(name: str, workers: int | None, scheduler: str | None, data_dir=None, eval_points: int = 0,
+                  timeout: float | None = None):
+    """The executor of a grid: local worker processes, or a Dask cluster (ValueError when that cannot be)."""
+    if scheduler and name != "dask":
+        raise ValueError("--scheduler needs --executor dask")
+    if name == "local":
+        return LocalExecutor(workers or default_workers(), data_dir, eval_points)
+    from .dask_executor import DaskExecutor, DaskMissing
+
+    try:
+        return DaskExecutor(workers or default_workers(), data_dir, scheduler, eval_points,
+                            *(() if timeout is None else (timeout,)))
+    except DaskMissing:
+        raise ValueError("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None
+
+
+def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
+    """The trials of a `table` preset: a paper's grid, or one of the studies (papers.CONDITIONS: every study
+    method on papers.study_cells() under each condition; subsets: analytic on paper A's B = 1 cells, first-k
+    and random subsets, one per seed)."""
+    from . import papers
+
+    if preset == "conditions":
+        cells = [dict(method=m, **cell) for cell in papers.study_cells() for m in papers.STUDY_METHODS]
+        return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
+    if preset == "subsets":
+        cells = [dict(method="analytic", batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)]
+        return [t for subset in ("first", "random") for t in trials(base.replace(subset=subset), cells, seeds)]
+    return trials(base, papers.layout(preset).cells(), seeds)
+
+
 def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0) -> dict:
     """Train one trial and return its record (with a test-accuracy curve of `eval_points` points)."""
     from .training import train
@@ -44,11 +98,39 @@ def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0
     return results.run_record(train(config, raw=raw, data_dir=data_dir, eval_points=eval_points))
 
 
-def _worker_init(data_dir, threads: int):
+ORPHAN_POLL = 0.5  # seconds between a worker's checks that its parent is alive
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal sent to this process when its parent dies
+
+
+def exit_with_parent(parent: int) -> None:
+    """End this worker process promptly when `parent` dies, however it dies (SIGKILL included).
+
+    On Linux the kernel sends SIGKILL at once (prctl PR_SET_PDEATHSIG); on
+    every system a daemon thread polls os.getppid() and exits when the worker
+    has been re-parented.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl here: the thread below does the work
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_POLL)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _worker_init(data_dir, threads: int, parent: int):
     global _RAW
     from . import kernels
     from .data import load_mnist_raw
 
+    exit_with_parent(parent)
     kernels.set_threads(threads)
     _RAW = load_mnist_raw(data_dir)
 
@@ -75,17 +157,21 @@ class LocalExecutor:
 
     def run(self, configs: list[TrainConfig]):
         """Yield (config, record) as trials finish."""
-        if self.workers == 1:
-            from .data import load_mnist_raw
+        from .data import load_mnist_raw
 
-            raw = load_mnist_raw(self.data_dir)
+        if not configs:
+            return
+        raw = load_mnist_raw(self.data_dir)  # here first: bad data is one DataError, not a dead worker
+        if self.workers == 1:
             for config in configs:
                 yield config, run_trial(config, raw=raw, eval_points=self.eval_points)
             return
+        del raw
         ctx = multiprocessing.get_context("spawn")  # fork after OpenMP threads started is unsafe
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(self.data_dir, threads))
+                                   initargs=(self.data_dir, threads, os.getpid()))
+        finished = False
         try:
             pending = {pool.submit(_worker_run, c.to_dict(), self.eval_points): c for c in configs}
             while pending:
@@ -98,8 +184,29 @@ class LocalExecutor:
                         raise GridError("a worker process died; finished runs are kept, run the same "
                                         "command again to resume") from None
                     yield config, record
+            finished = True
         finally:
+            if not finished:  # stopped early (an error, Ctrl-C, SIGTERM): end the runs in progress now
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """While inside, SIGTERM stops the grid as Ctrl-C does: workers are shut down, finished runs kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None) -> list[dict]:
@@ -109,9 +216,11 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
     """
     executor = executor or LocalExecutor()
     stored = {}
+    store = None
     if path is not None:
         for rec in results.load(path):
-            stored.setdefault(results.config_hash(canonical(rec["config"])), rec)
+            stored.setdefault(results.run_key(rec), rec)
+        store = results.Store(path)
     keys = [results.config_hash(c.to_dict()) for c in configs]
     todo, seen = [], set()
     for config, key in zip(configs, keys):
@@ -121,11 +230,18 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
     done = len(configs) - len(todo)
     if progress:
         progress(done, len(configs), "resumed" if done else "starting")
-    for config, record in executor.run(todo):
-        if path is not None:
-            results.append(path, record)
-        stored[results.config_hash(canonical(record["config"]))] = record
-        done += 1
-        if progress:
-            progress(done, len(configs), cell_label(config))
+    if todo and path is not None:
+        results.probe(path)  # before any run: a file that cannot be written is one line, not lost work
+    with terminate_as_interrupt(), contextlib.closing(executor.run(todo)) as finished:
+        for config, record in finished:
+            if store is not None:
+                try:
+                    store.append(record)  # not written again if another process stored this run meanwhile
+                except results.StoreError as exc:
+                    raise results.StoreError(f"{exc}; {done} runs are stored, run the same command again to "
+                                             "resume") from None
+            stored[results.run_key(record)] = record
+            done += 1
+            if progress:
+                progress(done, len(configs), cell_label(config))
     return [stored[k] for k in keys]

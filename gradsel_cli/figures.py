@@ -26,6 +26,14 @@ BLOCK_COLOURS = {"W1": "#1f77b4", "b1": "#ff7f0e", "W2": "#2ca02c", "b2": "#9467
 RIGHT, WRONG, DISAGREE = "#1a7f37", "#cf222e", "#e36209"
 
 
+def figure_title(command: str, c: dict, seeds) -> str:
+    """The title line of a figure: the command and the configuration it shows."""
+    seeds = list(seeds)
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
+    return (f"gradsel {command} — k={c['shots']}, B={c['batch']}, H={c['hidden']}, {c['iters']:,} iterations, "
+            f"lr {c['lr']}, h={c['fd_step']:g}, {which}")
+
+
 def require():
     """Import matplotlib (Agg backend), or raise ValueError saying how to install it."""
     try:

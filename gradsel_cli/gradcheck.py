@@ -6,7 +6,9 @@ finite-difference step h is compared with the analytic one, block by block
 (W1, b1, W2, b2) and over all weights: the relative error
 ||g_num - g_ana|| / ||g_ana|| and the cosine similarity. Too large an h gives
 truncation error (O(h^2) central, O(h) forward); too small an h gives rounding
-error (about eps * |L| / h): the error against h is V-shaped.
+error (about eps * |L| / h): the error against h is V-shaped. The config's
+precision, finite-difference arithmetic and loss epsilon apply (the analytic
+gradient, as in training, ignores the loss epsilon).
 """
 
 import numpy as np
@@ -40,17 +42,19 @@ def compare(numeric: np.ndarray, analytic: np.ndarray) -> dict:
 
 
 def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, scheme: str = "central",
-                activation: str = "sigmoid", loss: str = "cross-entropy", weight_decay: float = 0.0) -> list[dict]:
+                activation: str = "sigmoid", loss: str = "cross-entropy", weight_decay: float = 0.0,
+                arith: str = "exact", loss_epsilon: float = 0.0) -> list[dict]:
     """For each step h: per block and over all weights, the numeric gradient against the analytic one.
 
-    x : (B, n_in) float64, y : (B,) int.
+    x : (B, n_in) float, y : (B,) int; both gradients in the precision of `params`.
     """
     if not steps:
         raise ValueError("give at least one finite-difference step")
     analytic = network.analytic_gradient(params, x, y, activation, loss=loss, weight_decay=weight_decay)
     rows = []
     for h in steps:
-        numeric = network.numerical_gradient(params, x, y, h, scheme, activation, loss=loss, weight_decay=weight_decay)
+        numeric = network.numerical_gradient(params, x, y, h, scheme, activation, loss=loss, weight_decay=weight_decay,
+                                             arith=arith, loss_epsilon=loss_epsilon)
         blocks = {name: compare(getattr(numeric, name), getattr(analytic, name)) for name in BLOCKS}
         rows.append({"step": float(h), "blocks": blocks, "all": compare(numeric.flat, analytic.flat)})
     return rows
@@ -75,14 +79,15 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None)
     ds = Dataset.for_config(data.load_mnist_raw() if raw is None else raw, config)
     idx = batch_indices(config, len(ds.y_train))[0]
     x, y = ds.x_train[idx], ds.y_train[idx]  # (B, 784), (B,)
-    start = network.init_params(config.hidden, config.seed, config.init_std, config.init)
+    start = network.init_params(config.hidden, config.seed, config.init_std, config.init, dtype=config.precision)
     trained = train(config, dataset=ds, progress=progress).params
     states = []
     for name, iteration, params in (("init", 0, start), ("trained", config.iters, trained)):
         rows = check_steps(params, x, y, steps, config.fd_scheme, config.activation, config.loss,
-                           config.weight_decay)
+                           config.weight_decay, config.fd_arith, config.loss_epsilon)
         states.append({"state": name, "iteration": iteration,
-                       "loss": network.loss(params, x, y, config.activation, None, config.loss, config.weight_decay),
+                       "loss": network.loss(params, x, y, config.activation, None, config.loss, config.weight_decay,
+                                            config.loss_epsilon),
                        "rows": rows,
                        "best_step": best_step(rows)})
     return {"config": config.to_dict(), "scheme": config.fd_scheme, "steps": [float(h) for h in steps],

@@ -8,6 +8,31 @@ Determinism: a ``prange`` loop owns disjoint output elements and every sum is
 done serially in a fixed order, so results are bitwise identical whatever the
 thread count.
 
+Precision: every kernel is generic over float64 and float32 (Numba compiles
+one version per dtype). Arrays are allocated with the inputs' dtype and every
+constant goes through ``_c`` (a Python float literal would silently promote
+float32 arithmetic to float64), so a float32 run rounds every operation to
+float32. ``_exp``, ``_exp_small`` and ``_log1p_small`` pick their variant by
+the argument's type at compile time: the float64 ones (int64 bit-casts, a
+13-term series) and float32 ones built the same way at float32 width (int32
+bit-casts, float32 constants, shorter series, float32 arithmetic throughout),
+each within 1 ulp of the correctly rounded result in its own precision and,
+unlike a libm call, vectorisable. math.log, log1p, expm1 and tanh are libm's
+in the argument's precision. Float64 results are bitwise what they were before
+the kernels became generic.
+
+Finite-difference arithmetic (``textbook``): the default differences the
+per-sample losses of the affected samples, so nothing cancels and the only
+error is the finite difference's own. With ``textbook`` each perturbed batch
+loss L(w +- h) is accumulated as a number (the mean of every sample's loss)
+and the two are subtracted, (L+ - L-) / 2h, as the textbook code does: its
+cancellation error, about eps * L / h, is the textbook's.
+
+Loss epsilon (``eps``): the cross-entropy is -log(p_y + eps), the textbook's
+form, wherever a loss is evaluated (the loss value and every finite
+difference); with eps = 0 it is the log-sum-exp form. Backpropagation always
+differentiates -log p_y, as the textbook's backward pass does.
+
 The thread policy lives here too, so that nothing else imports numba:
 ``set_threads`` / ``get_threads`` / ``max_threads``, and ``run_parallel``, through
 which the wrappers call every parallel kernel. By default a call runs on one
@@ -24,7 +49,8 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
+from numba.np.numpy_support import as_dtype
 
 # The one decorator policy (STYLE.md): cached; parallel only where a prange
 # exists. Of fastmath only "contract" (fused multiply-add: one rounding
@@ -38,6 +64,34 @@ _INLINE = dict(_SERIAL, inline="always")
 SIGMOID, TANH, RELU, LEAKY_RELU, MISH = 0, 1, 2, 3, 4
 CROSS_ENTROPY, MSE = 0, 1
 LEAKY_SLOPE = 0.01
+
+
+def _c(like, v):
+    """`v` (a constant) in the precision of `like` (a float or an array); compiled only."""
+    return v
+
+
+@overload(_c, inline="always")
+def _c_typed(like, v):
+    dtype = like.dtype if isinstance(like, types.Array) else like
+    if dtype == types.float64:
+        return lambda like, v: v  # float64 kernels compile exactly as they did before
+    cast = as_dtype(dtype).type
+    return lambda like, v: cast(v)
+
+
+def _by_precision(f64, f32):
+    """One kernel helper of one float argument x: the plain function `f64` on float64, `f32` on float32
+    (chosen at compile time), compiled with the kernels' flags (Numba's IR inlining of an overload
+    trips its own scope checks; LLVM inlines the call anyway)."""
+    def stub(x):
+        raise TypeError(f"{f64.__name__} runs inside kernels only")
+
+    @overload(stub, jit_options=dict(error_model="numpy", fastmath={"contract"}))
+    def typed(x):
+        return f32 if x == types.float32 else f64
+
+    return stub
 
 
 @intrinsic
@@ -66,8 +120,8 @@ _E8, _E9, _E10, _E11, _E12, _E13 = 1 / 40320, 1 / 362880, 1 / 3628800, 1 / 39916
 
 
 @numba.njit(**_INLINE)
-def _exp(x):
-    """exp(x) to within 1 ulp of libm, in plain arithmetic so that loops of it vectorise.
+def _exp64(x):
+    """exp(x) within 1 ulp of the correctly rounded result, in plain arithmetic so that loops of it vectorise.
 
     Without SVML, LLVM cannot vectorise a call to libm's exp, and the
     numerical gradient is mostly exponentials. x = n ln2 + r with |r| <= ln2/2
@@ -99,11 +153,63 @@ def _exp(x):
     return x if x != x else out
 
 
+@intrinsic
+def _bits32(typingctx, x):
+    """The IEEE-754 bits of a float32 as an int32 (a bit-cast, no conversion)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _from_bits32(typingctx, i):
+    """The float32 whose IEEE-754 bits are the int32 `i`."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+_F = np.float32  # constants of the float32 variants: np.float32 globals compile as float32 constants
+_LOG2E_F = _F(_LOG2E)
+_LN2_HI_F = _F(0.693145751953125)  # ln 2 split for float32: n * _LN2_HI_F is exact for |n| < 2**8
+_LN2_LO_F = _F(1.4286068203094172e-06)
+_SHIFT_F = _F(12582912.0)  # 1.5 * 2**23
+_SHIFT_BITS_F = np.int32(0x4B400000)
+_E2_F, _E3_F, _E4_F, _E5_F, _E6_F, _E7_F = (_F(c) for c in (_E2, _E3, _E4, _E5, _E6, _E7))
+_ONE_F, _I127, _I23 = _F(1.0), np.int32(127), np.int32(23)
+
+
+@numba.njit(**_INLINE)
+def _exp32(x):
+    """exp(x) of a float32 in float32 arithmetic, to within 1 ulp of the correctly rounded result.
+
+    The float64 recipe of _exp64 at float32 width: Cody-Waite reduction with a
+    float32 split of ln 2, the degree-7 Taylor polynomial (truncation below
+    5e-9 relative for |r| <= ln2/2), 2**n from int32 bits in two halves.
+    """
+    xc = min(max(x, _F(-104.0)), _F(89.0))
+    kd = xc * _LOG2E_F + _SHIFT_F
+    nf = kd - _SHIFT_F
+    r = (xc - nf * _LN2_HI_F) - nf * _LN2_LO_F
+    p = _E7_F
+    p = p * r + _E6_F
+    p = p * r + _E5_F
+    p = p * r + _E4_F
+    p = p * r + _E3_F
+    p = p * r + _E2_F
+    p = p * r + _ONE_F
+    p = p * r + _ONE_F
+    n = _bits32(kd) - _SHIFT_BITS_F
+    half = n >> 1
+    out = p * _from_bits32((half + _I127) << _I23) * _from_bits32((n - half + _I127) << _I23)
+    return x if x != x else out
+
+
 SMALL = 1.0 / 256  # |x| bound below which the short polynomials below are exact to 1 ulp
 
 
 @numba.njit(**_INLINE)
-def _exp_small(x):
+def _exp_small64(x):
     """exp(x) for |x| <= 1/128: degree-6 Taylor, truncation below 4e-19 relative.
 
     The perturbed logits move by dz * W2[j, k], tiny for a small step, and
@@ -113,56 +219,74 @@ def _exp_small(x):
 
 
 @numba.njit(**_INLINE)
-def _log1p_small(u):
-    """log(1 + u) for |u| <= 1/128: degree-9 alternating series, truncation below 2e-20 relative."""
-    return u * (1.0 - u * (1 / 2 - u * (1 / 3 - u * (1 / 4 - u * (1 / 5 - u * (1 / 6 - u * (1 / 7 - u * (1 / 8 - u / 9))))))))
+def _log1p_small64(x):
+    """log(1 + x) for |x| <= 1/128: degree-9 alternating series, truncation below 2e-20 relative."""
+    return x * (1.0 - x * (1 / 2 - x * (1 / 3 - x * (1 / 4 - x * (1 / 5 - x * (1 / 6 - x * (1 / 7 - x * (1 / 8 - x / 9))))))))
+
+
+@numba.njit(**_INLINE)
+def _exp_small32(x):
+    """exp(x) of a float32 for |x| <= 1/128: degree-4 Taylor in float32 (truncation below 3e-13)."""
+    return _ONE_F + x * (_ONE_F + x * (_E2_F + x * (_E3_F + x * _E4_F)))
+
+
+@numba.njit(**_INLINE)
+def _log1p_small32(x):
+    """log(1 + x) of a float32 for |x| <= 1/128: degree-5 series in float32 (truncation below 6e-12)."""
+    return x * (_ONE_F - x * (_F(1 / 2) - x * (_F(1 / 3) - x * (_F(1 / 4) - x * _F(1 / 5)))))
+
+
+_exp = _by_precision(_exp64.py_func, _exp32.py_func)
+_exp_small = _by_precision(_exp_small64.py_func, _exp_small32.py_func)
+_log1p_small = _by_precision(_log1p_small64.py_func, _log1p_small32.py_func)
 
 
 @numba.njit(**_INLINE)
 def _softplus(a):
-    return math.log1p(_exp(-abs(a))) + max(a, 0.0)
+    return math.log1p(_exp(-abs(a))) + max(a, _c(a, 0.0))
 
 
 @numba.njit(**_INLINE)
 def _act(a, act):
     """Hidden activation of one pre-activation value."""
     if act == SIGMOID:
-        return 1.0 / (1.0 + _exp(-a))
+        return _c(a, 1.0) / (_c(a, 1.0) + _exp(-a))
     if act == TANH:
         return math.tanh(a)
     if act == RELU:
-        return a if a > 0.0 else 0.0
+        return a if a > 0.0 else _c(a, 0.0)
     if act == LEAKY_RELU:
-        return a if a > 0.0 else LEAKY_SLOPE * a
+        return a if a > 0.0 else _c(a, LEAKY_SLOPE) * a
     return a * math.tanh(_softplus(a))  # MISH
 
 
 @numba.njit(**_INLINE)
 def _act_deriv(a, z, act):
     """d act / d a at pre-activation `a` with value `z = act(a)` (ReLU'(0) = 0)."""
+    one = _c(a, 1.0)
     if act == SIGMOID:
-        return z * (1.0 - z)
+        return z * (one - z)
     if act == TANH:
-        return 1.0 - z * z
+        return one - z * z
     if act == RELU:
-        return 1.0 if a > 0.0 else 0.0
+        return one if a > 0.0 else _c(a, 0.0)
     if act == LEAKY_RELU:
-        return 1.0 if a > 0.0 else LEAKY_SLOPE
+        return one if a > 0.0 else _c(a, LEAKY_SLOPE)
     t = math.tanh(_softplus(a))  # MISH
-    sig = 1.0 / (1.0 + _exp(-a))
-    return t + a * (1.0 - t * t) * sig
+    sig = one / (one + _exp(-a))
+    return t + a * (one - t * t) * sig
 
 
 @numba.njit(**_SERIAL)
 def _nonzero(x):
     """Non-zero entries of each row of x (B, n_in), plus a bias entry (index n_in, value 1).
 
-    Returns idx (nnz,) int64, val (nnz,) float64, ptr (B + 1,) int64 (CSR rows),
+    Returns idx (nnz,) int64, val (nnz,) of x's dtype, ptr (B + 1,) int64 (CSR rows),
     in one pass over x (room for every pixel is allocated; the used part is returned).
     """
     B, n_in = x.shape
     idx = np.empty(B * (n_in + 1), np.int64)
-    val = np.empty(B * (n_in + 1), np.float64)
+    val = np.empty(B * (n_in + 1), x.dtype)
     ptr = np.empty(B + 1, np.int64)
     t = 0
     for b in range(B):
@@ -211,7 +335,6 @@ def _lit_dot(idx, val, lo, hi, W1, out):
 def _sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
     """Forward pass of one sample into a1, z1 (H,) and a2 (K,), skipping zero pixels."""
     H = W1.shape[1]
-    K = W2.shape[1]
     for j in range(H):
         a1[j] = 0.0
     for i in range(xrow.shape[0]):
@@ -231,7 +354,7 @@ def _sample_output(b1, W2, b2, act, maskrow, a1, z1, a2):
         a1[j] += b1[j]
     if act == SIGMOID:  # the common case apart, so that it vectorises
         for j in range(H):
-            z1[j] = 1.0 / (1.0 + _exp(-a1[j])) * maskrow[j]
+            z1[j] = _c(a1, 1.0) / (_c(a1, 1.0) + _exp(-a1[j])) * maskrow[j]
     else:
         for j in range(H):
             z1[j] = _act(a1[j], act) * maskrow[j]
@@ -259,9 +382,9 @@ def _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask):
     B = ptr.shape[0] - 1
     H = W1.shape[1]
     K = W2.shape[1]
-    a1 = np.zeros((B, H))
-    z1 = np.empty((B, H))
-    a2 = np.empty((B, K))
+    a1 = np.zeros((B, H), W1.dtype)
+    z1 = np.empty((B, H), W1.dtype)
+    a2 = np.empty((B, K), W1.dtype)
     for b in range(B):
         _lit_dot(idx, val, ptr[b], ptr[b + 1] - 1, W1, a1[b])  # the row's last entry is the bias
         _sample_output(b1, W2, b2, act, mask[b], a1[b], z1[b], a2[b])
@@ -283,14 +406,14 @@ def _forward(x, W1, b1, W2, b2, act, mask):
 def _softmax_parts(a2):
     """Per-sample shift m = max_k a2, e = exp(a2 - m) (B, K) and S = sum_k e (B,)."""
     B, K = a2.shape
-    m = np.empty(B)
-    e = np.empty((B, K))
-    S = np.empty(B)
+    m = np.empty(B, a2.dtype)
+    e = np.empty((B, K), a2.dtype)
+    S = np.empty(B, a2.dtype)
     for b in range(B):
         mb = a2[b, 0]
         for k in range(1, K):
             mb = max(mb, a2[b, k])
-        s = 0.0
+        s = _c(a2, 0.0)
         for k in range(K):
             e[b, k] = _exp(a2[b, k] - mb)
             s += e[b, k]
@@ -299,33 +422,68 @@ def _softmax_parts(a2):
     return m, e, S
 
 
+@numba.njit(**_INLINE)
+def _cross_entropy(S, m, ay, ey, dy, eps):
+    """One sample's cross-entropy when its logit of the true class, ay, moves by dy: from S = sum_k
+    exp(a_k - m) (of the moved logits), the shift m and ey = exp(ay - m) (unmoved).
+
+    eps = 0: the log-sum-exp form log S + m - a_y; eps > 0: the textbook's -log(p_y + eps).
+    """
+    if eps == 0.0:
+        return math.log(S) + m - (ay + dy)
+    return -math.log(ey * _exp(dy) / S + eps)
+
+
+@numba.njit(**_INLINE)
+def _with_eps(d, p, eps):
+    """The change of -log(p_y + eps) from the change d of -log p_y, p the probability before: nothing cancels.
+
+    The new p_y is p exp(-d), so the change is -log1p(p expm1(-d) / (p + eps)).
+    """
+    if eps == 0.0:
+        return d
+    return -math.log1p(p * math.expm1(-d) / (p + eps))
+
+
 @numba.njit(**_SERIAL)
 def _mse_sample(e, b, y_b, S_b):
     """1/2 sum_k (softmax_k - onehot_k)^2 of sample b, from e = exp(a2 - m) and S = sum e."""
-    total = 0.0
+    total = _c(e, 0.0)
     for k in range(e.shape[1]):
-        d = e[b, k] / S_b - (1.0 if k == y_b else 0.0)
+        d = e[b, k] / S_b - (_c(e, 1.0) if k == y_b else _c(e, 0.0))
         total += d * d
-    return 0.5 * total
+    return _c(e, 0.5) * total
 
 
 @numba.njit(**_SERIAL)
-def _mean_loss(a2, y, loss):
-    """Mean loss: softmax cross-entropy (log-sum-exp form) or MSE of the softmax; summed serially."""
-    m, e, S = _softmax_parts(a2)
-    total = 0.0
-    for b in range(a2.shape[0]):
+def _sample_losses(a2, m, e, S, y, loss, eps):
+    """Each sample's loss (B,): cross-entropy (see _cross_entropy) or MSE of the softmax."""
+    B = a2.shape[0]
+    out = np.empty(B, a2.dtype)
+    for b in range(B):
         if loss == CROSS_ENTROPY:
-            total += math.log(S[b]) + m[b] - a2[b, y[b]]
+            out[b] = _cross_entropy(S[b], m[b], a2[b, y[b]], e[b, y[b]], _c(a2, 0.0), eps)
         else:
-            total += _mse_sample(e, b, y[b], S[b])
-    return total / a2.shape[0]
+            out[b] = _mse_sample(e, b, y[b], S[b])
+    return out
 
 
 @numba.njit(**_SERIAL)
-def _loss(x, y, W1, b1, W2, b2, act, mask, loss):
+def _mean_loss(a2, y, loss, eps):
+    """Mean loss: softmax cross-entropy (log-sum-exp form, or -log(p + eps)) or MSE of the softmax;
+    summed serially."""
+    m, e, S = _softmax_parts(a2)
+    losses = _sample_losses(a2, m, e, S, y, loss, eps)
+    total = _c(a2, 0.0)
+    for b in range(a2.shape[0]):
+        total += losses[b]
+    return total / _c(a2, a2.shape[0])
+
+
+@numba.njit(**_SERIAL)
+def _loss(x, y, W1, b1, W2, b2, act, mask, loss, eps):
     a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
-    return _mean_loss(a2, y, loss)
+    return _mean_loss(a2, y, loss, eps)
 
 
 @numba.njit(**_PARALLEL)
@@ -337,10 +495,10 @@ def _predict(x, W1, b1, W2, b2, act):
     out = np.empty(N, np.int64)
     n_chunks = (N + 255) // 256
     for c in numba.prange(n_chunks):
-        a1 = np.empty(H)
-        z1 = np.empty(H)
-        a2 = np.empty(K)
-        ones = np.ones(H)
+        a1 = np.empty(H, W1.dtype)
+        z1 = np.empty(H, W1.dtype)
+        a2 = np.empty(K, W1.dtype)
+        ones = np.ones(H, W1.dtype)
         for n in range(c * 256, min(N, (c + 1) * 256)):
             _sample_forward(x[n], W1, b1, W2, b2, act, ones, a1, z1, a2)
             best = 0
@@ -355,20 +513,22 @@ def _predict(x, W1, b1, W2, b2, act):
 def _loss_grad_logits(e, S, y, loss):
     """d mean loss / d a2 (B, K) from the softmax parts e = exp(a2 - max), S = row sums of e."""
     B, K = e.shape
-    da2 = np.empty((B, K))
+    da2 = np.empty((B, K), e.dtype)
+    nB = _c(e, B)
+    one, zero = _c(e, 1.0), _c(e, 0.0)
     for b in range(B):
         if loss == CROSS_ENTROPY:  # (softmax - onehot) / B
             for k in range(K):
-                da2[b, k] = e[b, k] / S[b] / B
-            da2[b, y[b]] -= 1.0 / B
+                da2[b, k] = e[b, k] / S[b] / nB
+            da2[b, y[b]] -= one / nB
         else:  # MSE: p_k (g_k - sum_m p_m g_m) / B with g = p - onehot
-            dot = 0.0
+            dot = zero
             for k in range(K):
                 p = e[b, k] / S[b]
-                dot += p * (p - (1.0 if k == y[b] else 0.0))
+                dot += p * (p - (one if k == y[b] else zero))
             for k in range(K):
                 p = e[b, k] / S[b]
-                da2[b, k] = p * ((p - (1.0 if k == y[b] else 0.0)) - dot) / B
+                da2[b, k] = p * ((p - (one if k == y[b] else zero)) - dot) / nB
     return da2
 
 
@@ -378,23 +538,24 @@ def _backprop_output(z1, da2, W2, pre, act, mask):
     is what the activation was applied to (a1, or the batch-normalised u) and z1 its masked output."""
     B, H = z1.shape
     K = W2.shape[1]
-    gW2 = np.zeros((H, K))
-    gb2 = np.zeros(K)
-    dpre = np.empty((B, H))
+    gW2 = np.zeros((H, K), z1.dtype)
+    gb2 = np.zeros(K, z1.dtype)
+    dpre = np.empty((B, H), z1.dtype)
     for b in range(B):
         for k in range(K):
             gb2[k] += da2[b, k]
         for j in range(H):
             zj = z1[b, j]
-            s = 0.0
+            s = _c(z1, 0.0)
             for k in range(K):
                 gW2[j, k] += zj * da2[b, k]
                 s += da2[b, k] * W2[j, k]
             dpre[b, j] = s
         if act == SIGMOID:  # the common case apart, so that it vectorises
+            one = _c(pre, 1.0)
             for j in range(H):
-                z = 1.0 / (1.0 + _exp(-pre[b, j]))
-                dpre[b, j] = dpre[b, j] * (z * (1.0 - z)) * mask[b, j]
+                z = one / (one + _exp(-pre[b, j]))
+                dpre[b, j] = dpre[b, j] * (z * (one - z)) * mask[b, j]
         else:
             for j in range(H):
                 dpre[b, j] = dpre[b, j] * _act_deriv(pre[b, j], _act(pre[b, j], act), act) * mask[b, j]
@@ -402,20 +563,20 @@ def _backprop_output(z1, da2, W2, pre, act, mask):
 
 
 @numba.njit(**_SERIAL)
-def _analytic(x, y, W1, b1, W2, b2, act, mask, loss):
-    """Loss and its exact gradient by backpropagation: value, and the gradient as one flat
-    vector [gW1 | gb1 | gW2 | gb2] (the layout of Params). x W1 and the gradient of W1 take
-    only the lit pixels: a row of W1 per pixel, contiguous in H."""
+def _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps):
+    """Loss (with eps) and the exact gradient of the loss without eps, by backpropagation: value,
+    and the gradient as one flat vector [gW1 | gb1 | gW2 | gb2] (the layout of Params). x W1 and
+    the gradient of W1 take only the lit pixels: a row of W1 per pixel, contiguous in H."""
     B, n_in = x.shape
     H = W1.shape[1]
     K = W2.shape[1]
     idx, val, ptr = _nonzero(x)
     a1, z1, a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
     m, e, S = _softmax_parts(a2)
-    value = _mean_loss(a2, y, loss)
+    value = _mean_loss(a2, y, loss, eps)
     da2 = _loss_grad_logits(e, S, y, loss)
     gW2, gb2, da1 = _backprop_output(z1, da2, W2, a1, act, mask)
-    grad = np.zeros(n_in * H + H + H * K + K)
+    grad = np.zeros(n_in * H + H + H * K + K, W1.dtype)
     for b in range(B):
         d = da1[b]
         for t in range(ptr[b], ptr[b + 1]):  # lit pixels, then the bias entry (pixel n_in: gb1)
@@ -442,7 +603,7 @@ def _hidden_shift(abj, zbj, mbj, step, val, lo, n, act, small, out):
     if act == SIGMOID and small:
         E = _exp(-abj)
         for t in range(n):
-            out[t] = mbj / (1.0 + E * _exp_small(-step * val[lo + t])) - zbj
+            out[t] = mbj / (_c(abj, 1.0) + E * _exp_small(-step * val[lo + t])) - zbj
     else:
         for t in range(n):
             out[t] = _act(abj + step * val[lo + t], act) * mbj - zbj
@@ -452,60 +613,81 @@ def _hidden_shift(abj, zbj, mbj, step, val, lo, n, act, small, out):
 def _mse_shifted(e, b, y_b, w, dz):
     """MSE of sample b when its logits move by dz * w[k] (a hidden value moved by dz)."""
     K = e.shape[1]
-    s = 0.0
+    s = _c(e, 0.0)
     for k in range(K):
         s += e[b, k] * _exp(dz * w[k])
-    total = 0.0
+    total = _c(e, 0.0)
     for k in range(K):
-        d = e[b, k] * _exp(dz * w[k]) / s - (1.0 if k == y_b else 0.0)
+        d = e[b, k] * _exp(dz * w[k]) / s - (_c(e, 1.0) if k == y_b else _c(e, 0.0))
         total += d * d
-    return 0.5 * total
+    return _c(e, 0.5) * total
 
 
 @numba.njit(**_SERIAL)
 def _mse_logit_shift(e, b, y_b, k_moved, d):
     """MSE of sample b when only its logit k_moved moves by d."""
     K = e.shape[1]
-    s = 0.0
+    s = _c(e, 0.0)
     for k in range(K):
         s += e[b, k] * _exp(d) if k == k_moved else e[b, k]
-    total = 0.0
+    total = _c(e, 0.0)
     for k in range(K):
         ek = e[b, k] * _exp(d) if k == k_moved else e[b, k]
-        diff = ek / s - (1.0 if k == y_b else 0.0)
+        diff = ek / s - (_c(e, 1.0) if k == y_b else _c(e, 0.0))
         total += diff * diff
-    return 0.5 * total
+    return _c(e, 0.5) * total
 
 
 @numba.njit(**_INLINE)
 def _max_abs(v, n):
-    m = 0.0
+    m = _c(v, 0.0)
     for t in range(n):
         m = max(m, abs(v[t]))
     return m
 
 
+@numba.njit(**_INLINE)
+def _fd_scale(B, step, central):
+    """1 / (B * 2h) (central) or 1 / (B * h) (forward): summed loss differences to a gradient."""
+    return _c(step, 1.0) / (_c(step, B) * (_c(step, 2.0) * step if central else step))
+
+
+@numba.njit(**_INLINE)
+def _textbook_difference(Lp, Lm, B, step, central):
+    """(L+ - L-) / 2h (central) or (L+ - L) / h (forward) of two summed batch losses, each first made
+    a mean: the two numbers subtracted, as the textbook does."""
+    nB = _c(step, B)
+    return (Lp / nB - Lm / nB) / (_c(step, 2.0) * step if central else step)
+
+
 @numba.njit(**_PARALLEL)
-def _numeric_output_layer(z1, e, y, step, central, loss):
+def _numeric_output_layer(z1, a2, m, e, y, step, central, loss, textbook, eps):
     """Finite differences of W2 (H, K) and b2 (K,): perturbing W2[j, k] moves only logit
     a2[b, k], by step * z1[b, j] (b2[k]: by step). Returns gW2, gb2."""
     B, H = z1.shape
     K = e.shape[1]
-    scale = 1.0 / (B * (2.0 * step if central else step))
-    gW2 = np.empty((H, K))
-    gb2 = np.empty(K)
+    scale = _fd_scale(B, step, central)
+    zero = _c(step, 0.0)
+    gW2 = np.empty((H, K), z1.dtype)
+    gb2 = np.empty(K, z1.dtype)
     for j in numba.prange(H + 1):  # row H stands for b2 (a hidden value of 1)
         for k in range(K):
-            d = 0.0
+            d = zero   # exact: summed loss differences
+            Lp = zero  # textbook: summed perturbed losses
+            Lm = zero
             for b in range(B):
-                zbj = z1[b, j] if j < H else 1.0
+                zbj = z1[b, j] if j < H else _c(step, 1.0)
                 dp = step * zbj
-                dm = -dp if central else 0.0
+                dm = -dp if central else zero
                 if loss == MSE:
-                    d += _mse_logit_shift(e, b, y[b], k, dp) - _mse_logit_shift(e, b, y[b], k, dm)
+                    lp = _mse_logit_shift(e, b, y[b], k, dp)
+                    lm = _mse_logit_shift(e, b, y[b], k, dm)
+                    d += lp - lm
+                    Lp += lp
+                    Lm += lm
                     continue
-                sp = 0.0
-                sm = 0.0
+                sp = zero
+                sm = zero
                 for kk in range(K):
                     if kk == k:
                         sp += e[b, kk] * _exp(dp)
@@ -513,18 +695,28 @@ def _numeric_output_layer(z1, e, y, step, central, loss):
                     else:
                         sp += e[b, kk]
                         sm += e[b, kk]
-                d += math.log1p((sp - sm) / sm) - ((dp - dm) if k == y[b] else 0.0)
+                yb = y[b]
+                if textbook:
+                    Lp += _cross_entropy(sp, m[b], a2[b, yb], e[b, yb], dp if k == yb else zero, eps)
+                    Lm += _cross_entropy(sm, m[b], a2[b, yb], e[b, yb], dm if k == yb else zero, eps)
+                else:
+                    diff = math.log1p((sp - sm) / sm) - ((dp - dm) if k == yb else zero)
+                    if eps != 0.0:
+                        diff = _with_eps(diff, e[b, yb] * (_exp(dm) if k == yb else _c(step, 1.0)) / sm, eps)
+                    d += diff
+            g = _textbook_difference(Lp, Lm, B, step, central) if textbook else d * scale
             if j < H:
-                gW2[j, k] = d * scale
+                gW2[j, k] = g
             else:
-                gb2[k] = d * scale
+                gb2[k] = g
     return gW2, gb2
 
 
 @numba.njit(**_INLINE)
-def _ce_differences(e, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, diff):
-    """diff[t] = cross-entropy of sample b with hidden value j moved by dzp[t] minus moved by dzm[t],
-    t < n; w2j = W2[j] (K,), wmax = max |w2j|."""
+def _ce_differences(e, m, a2, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, textbook, eps, diff, lp, lm):
+    """Cross-entropy of sample b with hidden value j moved by dzp[t] and by dzm[t], t < n (w2j = W2[j]
+    (K,), wmax = max |w2j|): exact, their difference diff[t] (with eps: of -log(p + eps)); textbook,
+    the two losses themselves, lp[t] and lm[t]."""
     K = w2j.shape[0]
     small = max(_max_abs(dzp, n), _max_abs(dzm, n)) * wmax <= SMALL
     for t in range(n):
@@ -541,15 +733,23 @@ def _ce_differences(e, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, diff):
             for t in range(n):
                 Sp[t] += ek * _exp(dzp[t] * w)
                 Sm[t] += ek * _exp(dzm[t] * w)
-    # loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
-    # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing.
     wy = w2j[y_b]
+    # exact: loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
+    # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing. textbook: each loss as a number.
+    if textbook:
+        for t in range(n):
+            lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y_b], e[b, y_b], dzp[t] * wy, eps)
+            lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y_b], e[b, y_b], dzm[t] * wy, eps)
+        return
     if small:
         for t in range(n):
             diff[t] = _log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
     else:
         for t in range(n):
             diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+    if eps != 0.0:
+        for t in range(n):
+            diff[t] = _with_eps(diff[t], e[b, y_b] * _exp(dzm[t] * wy) / Sm[t], eps)
 
 
 @numba.njit(**_SERIAL)
@@ -587,7 +787,7 @@ def _distinct(idx, val, ptr, y, mask):
             if first[c] == c and _same_sample(idx, val, ptr, y, mask, b, c):
                 first[b] = c
                 break
-    uval = np.empty(val.shape[0])
+    uval = np.empty(val.shape[0], val.dtype)
     uptr = np.empty(B + 1, np.int64)
     which = np.empty(val.shape[0], np.int64)
     u = 0
@@ -614,7 +814,7 @@ def _distinct(idx, val, ptr, y, mask):
 
 
 @numba.njit(**_PARALLEL)
-def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss):
+def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps):
     """Finite-difference gradient, each perturbed loss re-evaluated incrementally.
 
     Perturbing W1[i, j] (or b1[j], as a pixel of value 1) moves only a1[b, j]
@@ -625,6 +825,14 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss):
     contribute exactly nothing to L(w+h) - L(w-h). Every exponential is
     evaluated; for small arguments by a polynomial exact to 1 ulp.
     The MSE loss takes a plain path (every perturbed probability evaluated).
+    A perturbed loss is evaluated once per (sample, distinct pixel value) and
+    not at all for a repeated sample (_distinct): the pixels and copies that
+    share it take the same number.
+
+    `textbook`: each perturbed batch loss is instead summed as a number over
+    all samples (the unaffected ones with their unperturbed loss, in sample
+    order; every copy of a repeated sample with its own term) and the two sums
+    are subtracted (see the module docstring).
     Returns gW1, gb1, gW2, gb2.
     """
     B, n_in = x.shape
@@ -633,48 +841,79 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss):
     idx, val, ptr = _nonzero(x)
     a1, z1, a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
     m, e, S = _softmax_parts(a2)
+    base = _sample_losses(a2, m, e, S, y, loss, eps)  # textbook: the unaffected samples' losses
     first, uval, uptr, which = _distinct(idx, val, ptr, y, mask)
     max_row = 0
     small_x = np.empty(B, np.bool_)  # the pixel shifts of sample b are small
     for b in range(B):
         max_row = max(max_row, uptr[b + 1] - uptr[b])
         small_x[b] = step * _max_abs(val[ptr[b]:], ptr[b + 1] - ptr[b]) <= SMALL
-    scale = 1.0 / (B * (2.0 * step if central else step))
+    scale = _fd_scale(B, step, central)
+    dt = W1.dtype
 
-    gW1 = np.empty((n_in, H))
-    gb1 = np.empty(H)
+    gW1 = np.empty((n_in, H), dt)
+    gb1 = np.empty(H, dt)
     for j in numba.prange(H):
-        col = np.zeros(n_in + 1)  # summed loss differences for W1[:, j] and b1[j]
-        dzp = np.empty(max_row)
-        dzm = np.zeros(max_row)   # stays 0 for the forward scheme
-        Sp = np.empty(max_row)
-        Sm = np.empty(max_row)
-        diffs = np.empty(uval.shape[0])  # per (sample, distinct value): loss(+) - loss(-)
+        col = np.zeros(n_in + 1, dt)  # exact: summed loss differences for W1[:, j] and b1[j]
+        n_tb = n_in + 1 if textbook else 0
+        Lp = np.zeros(n_tb, dt)       # textbook: summed perturbed losses
+        Lm = np.zeros(n_tb, dt)
+        last = np.full(n_tb, -1, np.int64)  # textbook: the last sample that moved each entry
+        dzp = np.empty(max_row, dt)
+        dzm = np.zeros(max_row, dt)   # stays 0 for the forward scheme
+        Sp = np.empty(max_row, dt)
+        Sm = np.empty(max_row, dt)
+        # per (sample, distinct value): exact, loss(+) - loss(-); textbook, loss(+) and loss(-)
+        diffs = np.empty(0 if textbook else uval.shape[0], dt)
+        lps = np.empty(uval.shape[0] if textbook else 0, dt)
+        lms = np.empty(uval.shape[0] if textbook else 0, dt)
         wmax = _max_abs(W2[j], K)
         for b in range(B):
             mbj = mask[b, j]
-            if mbj == 0.0:
-                continue  # a dropped unit: perturbing its inputs changes nothing
+            lit = mbj != 0.0  # a dropped unit: perturbing its inputs changes nothing
             lo = uptr[first[b]]
-            if first[b] == b:  # else a repeat: its differences are those of its first copy
+            if lit and first[b] == b:  # else a repeat: its losses are those of its first copy
                 n = uptr[b + 1] - lo
-                diff = diffs[lo:lo + n]
+                diff = diffs[lo:lo + n]  # empty under textbook, as lp and lm otherwise
+                lp = lps[lo:lo + n]
+                lm = lms[lo:lo + n]
                 _hidden_shift(a1[b, j], z1[b, j], mbj, step, uval, lo, n, act, small_x[b], dzp)
                 if central:
                     _hidden_shift(a1[b, j], z1[b, j], mbj, -step, uval, lo, n, act, small_x[b], dzm)
                 if loss == MSE:
                     for t in range(n):
-                        lm = _mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else _mse_sample(e, b, y[b], S[b])
-                        diff[t] = _mse_shifted(e, b, y[b], W2[j], dzp[t]) - lm
+                        lmt = _mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else base[b]
+                        lpt = _mse_shifted(e, b, y[b], W2[j], dzp[t])
+                        if textbook:
+                            lp[t] = lpt
+                            lm[t] = lmt
+                        else:
+                            diff[t] = lpt - lmt
                 else:
-                    _ce_differences(e, b, W2[j], y[b], wmax, dzp, dzm, n, Sp, Sm, diff)
-            for t in range(ptr[b], ptr[b + 1]):
-                col[idx[t]] += diffs[lo + which[t]]
-        for i in range(n_in):
-            gW1[i, j] = col[i] * scale
-        gb1[j] = col[n_in] * scale
+                    _ce_differences(e, m, a2, b, W2[j], y[b], wmax, dzp, dzm, n, Sp, Sm, textbook, eps,
+                                    diff, lp, lm)
+            if textbook:  # every sample's loss enters both sums, each copy of a repeat with its own term
+                if lit:
+                    for t in range(ptr[b], ptr[b + 1]):
+                        i = idx[t]
+                        Lp[i] += lps[lo + which[t]]
+                        Lm[i] += lms[lo + which[t]]
+                        last[i] = b
+                for i in range(n_in + 1):
+                    if last[i] != b:
+                        Lp[i] += base[b]
+                        Lm[i] += base[b]
+            elif lit:
+                for t in range(ptr[b], ptr[b + 1]):
+                    col[idx[t]] += diffs[lo + which[t]]
+        for i in range(n_in + 1):
+            g = _textbook_difference(Lp[i], Lm[i], B, step, central) if textbook else col[i] * scale
+            if i < n_in:
+                gW1[i, j] = g
+            else:
+                gb1[j] = g
 
-    gW2, gb2 = _numeric_output_layer(z1, e, y, step, central, loss)
+    gW2, gb2 = _numeric_output_layer(z1, a2, m, e, y, step, central, loss, textbook, eps)
     return gW1, gb1, gW2, gb2
 
 
@@ -688,17 +927,17 @@ BN_EPS = 1e-6
 def _bn_stats(a1):
     """Batch mean and variance of each column of a1 (B, H), two-pass, serial."""
     B, H = a1.shape
-    mu = np.zeros(H)
-    var = np.zeros(H)
+    mu = np.zeros(H, a1.dtype)
+    var = np.zeros(H, a1.dtype)
     for b in range(B):
         for j in range(H):
             mu[j] += a1[b, j]
-    mu /= B
+    mu /= _c(a1, B)
     for b in range(B):
         for j in range(H):
             d = a1[b, j] - mu[j]
             var[j] += d * d
-    var /= B
+    var /= _c(a1, B)
     return mu, var
 
 
@@ -708,18 +947,19 @@ def _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask):
     B = x.shape[0]
     H = W1.shape[1]
     K = W2.shape[1]
-    a1 = np.empty((B, H))
-    scratch_z = np.empty(H)
-    scratch_a2 = np.empty(K)
-    ones = np.ones(H)
+    dt = W1.dtype
+    a1 = np.empty((B, H), dt)
+    scratch_z = np.empty(H, dt)
+    scratch_a2 = np.empty(K, dt)
+    ones = np.ones(H, dt)
     for b in range(B):  # a1 only; the rest needs the batch statistics
         _sample_forward(x[b], W1, b1, W2, b2, act, ones, a1[b], scratch_z, scratch_a2)
     mu, var = _bn_stats(a1)
-    sigma = np.sqrt(var + BN_EPS)
-    ahat = np.empty((B, H))
-    u = np.empty((B, H))
-    z1 = np.empty((B, H))
-    a2 = np.empty((B, K))
+    sigma = np.sqrt(var + _c(var, BN_EPS))
+    ahat = np.empty((B, H), dt)
+    u = np.empty((B, H), dt)
+    z1 = np.empty((B, H), dt)
+    a2 = np.empty((B, K), dt)
     for b in range(B):
         for j in range(H):
             ahat[b, j] = (a1[b, j] - mu[j]) / sigma[j]
@@ -736,25 +976,27 @@ def _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask):
 
 
 @numba.njit(**_SERIAL)
-def _loss_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss):
+def _loss_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss, eps):
     a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
-    return _mean_loss(a2, y, loss)
+    return _mean_loss(a2, y, loss, eps)
 
 
 @numba.njit(**_SERIAL)
-def _analytic_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss):
+def _analytic_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss, eps):
     """value, gW1, gb1, gW2, gb2, ggamma, gbeta by backpropagation through the batch norm."""
     B, n_in = x.shape
     H = W1.shape[1]
+    dt = W1.dtype
+    nB = _c(gamma, B)
     a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
     m, e, S = _softmax_parts(a2)
-    value = _mean_loss(a2, y, loss)
+    value = _mean_loss(a2, y, loss, eps)
     da2 = _loss_grad_logits(e, S, y, loss)
     gW2, gb2, du = _backprop_output(z1, da2, W2, u, act, mask)
-    ggamma = np.zeros(H)
-    gbeta = np.zeros(H)
-    sum_dh = np.zeros(H)    # sum_b d loss / d ahat
-    sum_dhh = np.zeros(H)   # sum_b d loss / d ahat * ahat
+    ggamma = np.zeros(H, dt)
+    gbeta = np.zeros(H, dt)
+    sum_dh = np.zeros(H, dt)    # sum_b d loss / d ahat
+    sum_dhh = np.zeros(H, dt)   # sum_b d loss / d ahat * ahat
     for b in range(B):
         for j in range(H):
             ggamma[j] += du[b, j] * ahat[b, j]
@@ -762,13 +1004,13 @@ def _analytic_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss):
             dh = du[b, j] * gamma[j]
             sum_dh[j] += dh
             sum_dhh[j] += dh * ahat[b, j]
-    da1 = np.empty((B, H))
+    da1 = np.empty((B, H), dt)
     for b in range(B):
         for j in range(H):
             dh = du[b, j] * gamma[j]
-            da1[b, j] = (dh - sum_dh[j] / B - ahat[b, j] * sum_dhh[j] / B) / sigma[j]
-    gW1 = np.zeros((n_in, H))
-    gb1 = np.zeros(H)
+            da1[b, j] = (dh - sum_dh[j] / nB - ahat[b, j] * sum_dhh[j] / nB) / sigma[j]
+    gW1 = np.zeros((n_in, H), dt)
+    gb1 = np.zeros(H, dt)
     for b in range(B):
         for j in range(H):
             gb1[j] += da1[b, j]
@@ -781,16 +1023,23 @@ def _analytic_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss):
 
 
 @numba.njit(**_SERIAL)
-def _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss):
-    """Sum over the batch of (per-sample loss with unit j's pre-activations u_new) - (unperturbed loss)."""
-    total = 0.0
+def _unit_change(u_new, j, z1, mask, act, a2, m, e, S, W2, y, loss, textbook, eps):
+    """Sum over the batch of (per-sample loss with unit j's pre-activations u_new) - (unperturbed loss);
+    `textbook`: the sum of the perturbed per-sample losses themselves."""
+    total = _c(z1, 0.0)
     for b in range(u_new.shape[0]):
         dz = _act(u_new[b], act) * mask[b, j] - z1[b, j]
         if loss == CROSS_ENTROPY:
-            s = 0.0
+            s = _c(z1, 0.0)
             for k in range(W2.shape[1]):
                 s += e[b, k] * _exp(dz * W2[j, k])
-            total += math.log1p((s - S[b]) / S[b]) - dz * W2[j, y[b]]
+            if textbook:
+                total += _cross_entropy(s, m[b], a2[b, y[b]], e[b, y[b]], dz * W2[j, y[b]], eps)
+            else:
+                d = math.log1p((s - S[b]) / S[b]) - dz * W2[j, y[b]]
+                total += _with_eps(d, e[b, y[b]] / S[b], eps)
+        elif textbook:
+            total += _mse_shifted(e, b, y[b], W2[j], dz)
         else:
             total += _mse_shifted(e, b, y[b], W2[j], dz) - _mse_sample(e, b, y[b], S[b])
     return total
@@ -800,30 +1049,36 @@ def _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss):
 def _normalise(a_col, g, bt, out):
     """out = g (a_col - mean) / sqrt(var + BN_EPS) + bt, the batch statistics of a_col recomputed."""
     B = a_col.shape[0]
-    mu = 0.0
+    mu = _c(a_col, 0.0)
     for b in range(B):
         mu += a_col[b]
-    mu /= B
-    var = 0.0
+    mu /= _c(a_col, B)
+    var = _c(a_col, 0.0)
     for b in range(B):
         var += (a_col[b] - mu) * (a_col[b] - mu)
-    sigma = math.sqrt(var / B + BN_EPS)
+    sigma = math.sqrt(var / _c(a_col, B) + _c(a_col, BN_EPS))
     for b in range(B):
         out[b] = g * (a_col[b] - mu) / sigma + bt
 
 
 @numba.njit(**_PARALLEL)
-def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, loss):
+def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, loss, textbook, eps):
     """Finite differences through the batch norm: gW1, gb1, gW2, gb2, ggamma, gbeta.
 
     Perturbing W1[i, j] moves a1[b, j] of the samples with x[b, i] != 0, and
     with it the batch mean and variance of unit j: unit j of every sample is
-    renormalised and every sample's loss re-evaluated.
+    renormalised and every sample's loss re-evaluated. `textbook`: the
+    perturbed batch losses are summed as numbers and subtracted.
     """
     B, n_in = x.shape
     H = W1.shape[1]
+    dt = W1.dtype
     a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
     m, e, S = _softmax_parts(a2)
+    base = _sample_losses(a2, m, e, S, y, loss, eps)
+    base_sum = _c(step, 0.0)  # textbook, forward scheme: the unperturbed batch loss, summed
+    for b in range(B):
+        base_sum += base[b]
     used = np.zeros(n_in + 1, np.bool_)  # pixels non-zero in some sample, and the bias (n_in)
     used[n_in] = True
     for b in range(B):
@@ -831,32 +1086,36 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
             if x[b, i] != 0.0:
                 used[i] = True
     cols = np.flatnonzero(used)
-    scale = 1.0 / (B * (2.0 * step if central else step))
-    gW1 = np.zeros((n_in, H))
-    gb1 = np.empty(H)
-    ggamma = np.empty(H)
-    gbeta = np.empty(H)
+    scale = _fd_scale(B, step, central)
+    one = _c(step, 1.0)
+    gW1 = np.zeros((n_in, H), dt)
+    gb1 = np.empty(H, dt)
+    ggamma = np.empty(H, dt)
+    gbeta = np.empty(H, dt)
     for j in numba.prange(H):
-        a_col = np.empty(B)
-        u_new = np.empty(B)
+        a_col = np.empty(B, dt)
+        u_new = np.empty(B, dt)
         for c in range(cols.shape[0]):
             i = cols[c]
             for b in range(B):
-                a_col[b] = a1[b, j] + step * (x[b, i] if i < n_in else 1.0)
+                a_col[b] = a1[b, j] + step * (x[b, i] if i < n_in else one)
             _normalise(a_col, gamma[j], beta[j], u_new)
-            d = _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss)
+            d = _unit_change(u_new, j, z1, mask, act, a2, m, e, S, W2, y, loss, textbook, eps)
+            dm = base_sum if textbook else _c(step, 0.0)
             if central:
                 for b in range(B):
-                    a_col[b] = a1[b, j] - step * (x[b, i] if i < n_in else 1.0)
+                    a_col[b] = a1[b, j] - step * (x[b, i] if i < n_in else one)
                 _normalise(a_col, gamma[j], beta[j], u_new)
-                d -= _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss)
+                dm = _unit_change(u_new, j, z1, mask, act, a2, m, e, S, W2, y, loss, textbook, eps)
+            g = _textbook_difference(d, dm, B, step, central) if textbook else (d - dm) * scale
             if i < n_in:
-                gW1[i, j] = d * scale
+                gW1[i, j] = g
             else:
-                gb1[j] = d * scale
+                gb1[j] = g
         for which in range(2):  # 0: gamma[j], 1: beta[j]
-            d = 0.0
-            for sgn in (1.0, -1.0):
+            d = _c(step, 0.0)
+            dm = base_sum if textbook else _c(step, 0.0)
+            for sgn in (one, -one):
                 if sgn < 0 and not central:
                     break
                 for b in range(B):
@@ -864,12 +1123,17 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
                         u_new[b] = (gamma[j] + sgn * step) * ahat[b, j] + beta[j]
                     else:
                         u_new[b] = gamma[j] * ahat[b, j] + beta[j] + sgn * step
-                d += sgn * _unit_change(u_new, j, z1, mask, act, e, S, W2, y, loss)
+                change = _unit_change(u_new, j, z1, mask, act, a2, m, e, S, W2, y, loss, textbook, eps)
+                if sgn > 0:
+                    d = change
+                else:
+                    dm = change
+            g = _textbook_difference(d, dm, B, step, central) if textbook else (d - dm) * scale
             if which == 0:
-                ggamma[j] = d * scale
+                ggamma[j] = g
             else:
-                gbeta[j] = d * scale
-    gW2, gb2 = _numeric_output_layer(z1, e, y, step, central, loss)
+                gbeta[j] = g
+    gW2, gb2 = _numeric_output_layer(z1, a2, m, e, y, step, central, loss, textbook, eps)
     return gW1, gb1, gW2, gb2, ggamma, gbeta
 
 
@@ -891,8 +1155,8 @@ def set_threads(n: int | None) -> None:
     global _fixed
     if n is not None:
         if not 1 <= int(n) <= max_threads():
-            raise ValueError(f"threads must lie in 1..{max_threads()}, got {n}; "
-                             "lower it or set NUMBA_NUM_THREADS")
+            raise ValueError(f"--threads {n}: between 1 and the {max_threads()} available; lower it or "
+                             "set NUMBA_NUM_THREADS")
         n = int(n)
     _fixed = n
 

@@ -28,6 +28,8 @@ class Setting:
     weight_decay: float = 0.0
     fd_step: float = 1e-4
     fd_scheme: str = "central"
+    fd_arith: str = "exact"
+    loss_epsilon: float = 0.0     # every loss evaluation; the analytic gradient ignores it
     numeric_every: int = 2
     select_on: str = "batch"
     x_train: np.ndarray | None = None  # the whole few-shot set, for select_on == "train"
@@ -50,9 +52,10 @@ def gradient(s: Setting, source: str, params: Params, x, y, mask) -> tuple[Param
     """(gradient, batch loss) from one source."""
     if source == "analytic":
         return network.analytic_gradient(params, x, y, s.activation, mask, return_loss=True, loss=s.loss,
-                                         weight_decay=s.weight_decay)
-    g = network.numerical_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, mask, s.loss, s.weight_decay)
-    return g, network.loss(params, x, y, s.activation, mask, s.loss, s.weight_decay)
+                                         weight_decay=s.weight_decay, loss_epsilon=s.loss_epsilon)
+    g = network.numerical_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, mask, s.loss, s.weight_decay,
+                                   s.fd_arith, s.loss_epsilon)
+    return g, network.loss(params, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
 
 
 def _update(s: Setting, source, params, opt_state, x, y, mask, t) -> Step:
@@ -84,8 +87,8 @@ def select(s, params, opt_state, x, y, mask, t) -> Step:
     pa, pn = params.with_flat(flat_a), params.with_flat(flat_n)
     if s.select_on == "train":  # the whole training set, no dropout
         x, y, mask = s.x_train, s.y_train, None
-    la = network.loss(pa, x, y, s.activation, mask, s.loss, s.weight_decay)
-    ln = network.loss(pn, x, y, s.activation, mask, s.loss, s.weight_decay)
+    la = network.loss(pa, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
+    ln = network.loss(pn, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
     norm = _norm(ga.flat)
     rel = _norm(gn.flat - ga.flat) / norm if norm > 0 else _norm(gn.flat)
     if ln < la:

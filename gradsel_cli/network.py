@@ -1,28 +1,26 @@
 """The two-layer network: parameters, initialisation, and checked wrappers over the kernels.
 
-``Params`` keeps all weights in one flat float64 vector with four views
-(W1, b1, W2, b2), so optimizers update one array and gradients have the same
-layout as the weights.
+``Params`` keeps all weights in one flat vector with four views (W1, b1, W2,
+b2), so optimizers update one array and gradients have the same layout as the
+weights. The vector's dtype (float64, or float32) is the precision of
+everything computed with it: the wrappers convert the data to it and the
+kernels compute in it.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
-from .config import FD_SCHEMES, INITS
+from . import config, kernels
+from .config import FD_ARITHS, FD_SCHEMES, INITS, PRECISIONS
 from .seeding import rng
 
 N_IN = 784
 N_OUT = 10
 
-ACTIVATIONS = {
-    "sigmoid": kernels.SIGMOID,
-    "tanh": kernels.TANH,
-    "relu": kernels.RELU,
-    "leaky-relu": kernels.LEAKY_RELU,
-    "mish": kernels.MISH,
-}
+# The kernels' dispatch codes are the names' positions in the registries of config.py (a test checks them).
+ACTIVATIONS = {name: code for code, name in enumerate(config.ACTIVATIONS)}
+LOSSES = {name: code for code, name in enumerate(config.LOSSES)}
 
 
 @dataclass(frozen=True)
@@ -37,16 +35,19 @@ class Params:
     batch_norm: bool = False
 
     @classmethod
-    def zeros(cls, hidden: int, n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False) -> "Params":
+    def zeros(cls, hidden: int, n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False,
+              dtype=np.float64) -> "Params":
         size = n_in * hidden + hidden + hidden * n_out + n_out + (2 * hidden if batch_norm else 0)
-        return cls(np.zeros(size), hidden, n_in, n_out, batch_norm)
+        return cls(np.zeros(size, dtype=_float_dtype(dtype)), hidden, n_in, n_out, batch_norm)
 
     @classmethod
     def from_arrays(cls, W1, b1, W2, b2) -> "Params":
-        W1 = np.asarray(W1, dtype=np.float64)
+        """Params of W1's precision when it is float32, else float64."""
+        W1 = np.asarray(W1)
+        W1 = W1.astype(W1.dtype if W1.dtype == np.float32 else np.float64, copy=False)
         n_in, hidden = W1.shape
         n_out = np.shape(W2)[1]
-        p = cls.zeros(hidden, n_in, n_out)
+        p = cls.zeros(hidden, n_in, n_out, dtype=W1.dtype)
         p.W1[...], p.b1[...], p.W2[...], p.b2[...] = W1, b1, W2, b2
         return p
 
@@ -90,14 +91,28 @@ class Params:
         _, _, c = self._cuts()
         return self.flat[c:c + self.n_out]
 
+    def __iter__(self):
+        """W1, b1, W2, b2 (so that ``W1, b1, W2, b2 = params``); batch-norm gamma, beta are in blocks()."""
+        return iter((self.W1, self.b1, self.W2, self.b2))
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in self.blocks().items())
+        return (f"Params({self.n_in}→{self.hidden}→{self.n_out}, {self.hidden} hidden units, "
+                f"{'batch norm' if self.batch_norm else 'no batch norm'}, {self.flat.size:,} values: {shapes})")
+
     def blocks(self) -> dict[str, np.ndarray]:
         out = {"W1": self.W1, "b1": self.b1, "W2": self.W2, "b2": self.b2}
         if self.batch_norm:
             out.update(gamma=self.gamma, beta=self.beta)
         return out
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The precision of the weights and of every computation with them."""
+        return self.flat.dtype
+
     def with_flat(self, flat: np.ndarray) -> "Params":
-        return Params(np.ascontiguousarray(flat, dtype=np.float64), self.hidden, self.n_in, self.n_out,
+        return Params(np.ascontiguousarray(flat, dtype=self.flat.dtype), self.hidden, self.n_in, self.n_out,
                       self.batch_norm)
 
     def copy(self) -> "Params":
@@ -112,10 +127,18 @@ class Params:
         return m
 
 
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.name not in PRECISIONS:
+        raise ValueError(f"unknown precision {dtype.name!r}; choose one of: {', '.join(PRECISIONS)}")
+    return dtype
+
+
 def init_params(hidden: int, seed: int = 0, std: float = 0.01, init: str = "std",
-                n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False) -> Params:
+                n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False, dtype=np.float64) -> Params:
     """Initial weights: N(0, std^2) (`std`), Xavier sqrt(1/n_in) or He sqrt(2/n_in) per layer; biases 0;
-    batch-norm gamma 1, beta 0."""
+    batch-norm gamma 1, beta 0. Drawn in float64 and rounded to `dtype`, so a float32 run starts from
+    the float64 run's weights, rounded."""
     if hidden < 1:
         raise ValueError(f"hidden must be at least 1, got {hidden}")
     if init not in INITS:
@@ -129,7 +152,9 @@ def init_params(hidden: int, seed: int = 0, std: float = 0.01, init: str = "std"
     for W, fan_in in ((p.W1, n_in), (p.W2, hidden)):
         s = {"std": std, "xavier": np.sqrt(1.0 / fan_in), "he": np.sqrt(2.0 / fan_in)}[init]
         W[...] = s * gen.standard_normal(W.shape)
-    return p
+    if _float_dtype(dtype) == np.float64:
+        return p
+    return Params(p.flat.astype(dtype), p.hidden, p.n_in, p.n_out, p.batch_norm)
 
 
 def _activation_code(activation: str) -> int:
@@ -139,7 +164,7 @@ def _activation_code(activation: str) -> int:
 
 
 def _check_batch(params: Params, x, y, mask=None):
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=params.dtype)
     y = np.ascontiguousarray(y, dtype=np.int64)
     if x.ndim != 2 or x.shape[1] != params.n_in:
         raise ValueError(f"x must have shape (B, {params.n_in}), got {x.shape}")
@@ -150,15 +175,12 @@ def _check_batch(params: Params, x, y, mask=None):
     if y.size and (y.min() < 0 or y.max() >= params.n_out):
         raise ValueError(f"labels must lie in 0..{params.n_out - 1}")
     if mask is None:
-        mask = np.ones((x.shape[0], params.hidden))
+        mask = np.ones((x.shape[0], params.hidden), dtype=params.dtype)
     else:
-        mask = np.ascontiguousarray(mask, dtype=np.float64)
+        mask = np.ascontiguousarray(mask, dtype=params.dtype)
         if mask.shape != (x.shape[0], params.hidden):
             raise ValueError(f"mask must have shape ({x.shape[0]}, {params.hidden}), got {mask.shape}")
     return x, y, mask
-
-
-LOSSES = {"cross-entropy": kernels.CROSS_ENTROPY, "mse": kernels.MSE}
 
 
 def _loss_code(loss: str) -> int:
@@ -173,6 +195,15 @@ def _check_decay(weight_decay: float) -> float:
     return float(weight_decay)
 
 
+def _check_epsilon(loss_epsilon: float, loss: str) -> float:
+    if not (np.isfinite(loss_epsilon) and 0 <= loss_epsilon < 1):
+        raise ValueError(f"loss epsilon must be in [0, 1), got {loss_epsilon}")
+    if loss_epsilon and loss != "cross-entropy":
+        raise ValueError(f"loss epsilon applies to the cross-entropy only, not to {loss!r}; drop it or use "
+                         "--loss cross-entropy")
+    return float(loss_epsilon)
+
+
 def penalty(params: Params, weight_decay: float) -> float:
     """1/2 lambda (|W1|^2 + |W2|^2): the weight-decay part of the loss (biases are not decayed)."""
     if weight_decay == 0:
@@ -180,21 +211,29 @@ def penalty(params: Params, weight_decay: float) -> float:
     return 0.5 * weight_decay * (float(np.sum(params.W1 * params.W1)) + float(np.sum(params.W2 * params.W2)))
 
 
+def _in_precision(params: Params, data_part, penalty_part: float) -> float:
+    """data_part + penalty_part, added in the precision of `params` (float64: as a Python float)."""
+    t = params.dtype.type
+    return float(t(data_part) + t(penalty_part))
+
+
 def loss(params: Params, x, y, activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
-         weight_decay: float = 0.0) -> float:
-    """Mean loss of the batch x (B, 784), y (B,), plus the weight-decay penalty."""
+         weight_decay: float = 0.0, loss_epsilon: float = 0.0) -> float:
+    """Mean loss of the batch x (B, 784), y (B,), plus the weight-decay penalty; the cross-entropy is
+    -log(p + loss_epsilon) when loss_epsilon > 0. Computed in the precision of `params`."""
     x, y, mask = _check_batch(params, x, y, mask)
+    eps = params.dtype.type(_check_epsilon(loss_epsilon, loss))
     if params.batch_norm:
         data_part = kernels._loss_bn(x, y, params.W1, params.b1, params.W2, params.b2, params.gamma, params.beta,
-                                     _activation_code(activation), mask, _loss_code(loss))
+                                     _activation_code(activation), mask, _loss_code(loss), eps)
     else:
         data_part = kernels._loss(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation),
-                                  mask, _loss_code(loss))
-    return float(data_part) + penalty(params, _check_decay(weight_decay))
+                                  mask, _loss_code(loss), eps)
+    return _in_precision(params, data_part, penalty(params, _check_decay(weight_decay)))
 
 
 def _as_params(like: Params, gW1, gb1, gW2, gb2, ggamma=None, gbeta=None) -> Params:
-    g = Params.zeros(like.hidden, like.n_in, like.n_out, like.batch_norm)
+    g = Params.zeros(like.hidden, like.n_in, like.n_out, like.batch_norm, like.dtype)
     g.W1[...], g.b1[...], g.W2[...], g.b2[...] = gW1, gb1, gW2, gb2
     if like.batch_norm:
         g.gamma[...], g.beta[...] = ggamma, gbeta
@@ -202,21 +241,26 @@ def _as_params(like: Params, gW1, gb1, gW2, gb2, ggamma=None, gbeta=None) -> Par
 
 
 def analytic_gradient(params: Params, x, y, activation: str = "sigmoid", mask=None, return_loss: bool = False,
-                      loss: str = "cross-entropy", weight_decay: float = 0.0):
-    """Exact gradient of the mean loss by backpropagation, as Params (and the loss)."""
+                      loss: str = "cross-entropy", weight_decay: float = 0.0, loss_epsilon: float = 0.0):
+    """Exact gradient of the mean loss by backpropagation, as Params (and the loss).
+
+    With loss_epsilon > 0 the returned loss is -log(p + loss_epsilon) but the
+    gradient stays that of -log p, as in the textbook's backward pass.
+    """
     x, y, mask = _check_batch(params, x, y, mask)
     decay = _check_decay(weight_decay)
+    eps = params.dtype.type(_check_epsilon(loss_epsilon, loss))
     if params.batch_norm:
         value, *g = kernels._analytic_bn(x, y, params.W1, params.b1, params.W2, params.b2, params.gamma,
-                                         params.beta, _activation_code(activation), mask, _loss_code(loss))
+                                         params.beta, _activation_code(activation), mask, _loss_code(loss), eps)
         grad = _as_params(params, *g)
     else:
         value, flat = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2,
-                                        _activation_code(activation), mask, _loss_code(loss))
+                                        _activation_code(activation), mask, _loss_code(loss), eps)
         grad = params.with_flat(flat)
     if decay:
         grad.flat[...] += decay * params.flat * params.weight_mask()
-    return (grad, float(value) + penalty(params, decay)) if return_loss else grad
+    return (grad, _in_precision(params, value, penalty(params, decay))) if return_loss else grad
 
 
 def _check_step(step: float, scheme: str):
@@ -228,26 +272,37 @@ def _check_step(step: float, scheme: str):
 
 def numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
                        activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
-                       weight_decay: float = 0.0) -> Params:
+                       weight_decay: float = 0.0, arith: str = "exact", loss_epsilon: float = 0.0) -> Params:
     """Finite-difference gradient, every perturbed loss re-evaluated incrementally (fast).
 
-    The weight-decay term is part of the loss: its change under each
-    perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is differenced like the rest.
+    arith "exact" differences the per-sample losses (no cancellation);
+    "textbook" subtracts the two perturbed batch losses as numbers, with the
+    textbook's cancellation error. The weight-decay term is part of the loss:
+    its change under each perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is
+    differenced like the rest.
     """
     _check_step(step, scheme)
+    if arith not in FD_ARITHS:
+        raise ValueError(f"unknown fd arithmetic {arith!r}; choose one of: {', '.join(FD_ARITHS)}")
     x, y, mask = _check_batch(params, x, y, mask)
     decay = _check_decay(weight_decay)
+    t = params.dtype.type
+    eps = t(_check_epsilon(loss_epsilon, loss))
     central = scheme == "central"
+    textbook = arith == "textbook"
     if params.batch_norm:
         lit_columns = int(np.count_nonzero(x.any(axis=0))) + 1
         work = (2 if central else 1) * params.hidden * lit_columns * x.shape[0] * params.n_out
         g = kernels.run_parallel(kernels._numeric_bn, work, x, y, params.W1, params.b1, params.W2, params.b2,
-                                 params.gamma, params.beta, _activation_code(activation), mask, float(step),
-                                 central, _loss_code(loss))
+                                 params.gamma, params.beta, _activation_code(activation), mask, t(step),
+                                 central, _loss_code(loss), textbook, eps)
     else:
         work = (2 if central else 1) * params.hidden * (np.count_nonzero(x) + x.shape[0]) * params.n_out
+        if textbook:  # every sample's loss also enters the sums of every pixel it leaves unmoved
+            work += params.hidden * x.shape[0] * (params.n_in + 1)
         g = kernels.run_parallel(kernels._numeric, work, x, y, params.W1, params.b1, params.W2, params.b2,
-                                 _activation_code(activation), mask, float(step), central, _loss_code(loss))
+                                 _activation_code(activation), mask, t(step), central, _loss_code(loss),
+                                 textbook, eps)
     grad = _as_params(params, *g)
     if decay:
         w = params.flat
@@ -267,43 +322,55 @@ _NUMPY_ACTIVATIONS = {
 
 
 def textbook_loss(params: Params, x, y, activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
-                  weight_decay: float = 0.0) -> float:
-    """The loss as the textbook computes it: dense NumPy, np.dot, no skipped zeros."""
+                  weight_decay: float = 0.0, loss_epsilon: float = 0.0) -> float:
+    """The loss computed the textbook's way: dense NumPy, np.dot, no skipped zeros, in the precision
+    of `params`. The cross-entropy is the textbook's -log(p + loss_epsilon) when loss_epsilon > 0
+    (the textbook uses 1e-7), the stable log-sum-exp form when it is 0."""
+    t = params.dtype.type
+    x = np.asarray(x, dtype=params.dtype)
     a1 = np.dot(x, params.W1) + params.b1
     if params.batch_norm:
         mu = a1.mean(axis=0)
-        a1 = params.gamma * (a1 - mu) / np.sqrt(((a1 - mu) ** 2).mean(axis=0) + kernels.BN_EPS) + params.beta
+        a1 = params.gamma * (a1 - mu) / np.sqrt(((a1 - mu) ** 2).mean(axis=0) + t(kernels.BN_EPS)) + params.beta
     z1 = _NUMPY_ACTIVATIONS[activation](a1)
     if mask is not None:
-        z1 = z1 * mask
+        z1 = z1 * np.asarray(mask, dtype=params.dtype)
     a2 = np.dot(z1, params.W2) + params.b2
     m = a2.max(axis=1, keepdims=True)
     e = np.exp(a2 - m)
     if loss == "mse":
-        onehot = np.eye(a2.shape[1])[y]
-        value = float(np.mean(0.5 * np.sum((e / e.sum(axis=1, keepdims=True) - onehot) ** 2, axis=1)))
+        onehot = np.eye(a2.shape[1], dtype=params.dtype)[y]
+        value = np.mean(t(0.5) * np.sum((e / e.sum(axis=1, keepdims=True) - onehot) ** 2, axis=1))
+    elif loss_epsilon:
+        p = e / e.sum(axis=1, keepdims=True)
+        value = -np.sum(np.log(p[np.arange(len(y)), y] + t(loss_epsilon))) / t(len(y))
     else:
         lse = m[:, 0] + np.log(e.sum(axis=1))
-        value = float(np.mean(lse - a2[np.arange(len(y)), y]))
-    return value + penalty(params, weight_decay)
+        value = np.mean(lse - a2[np.arange(len(y)), y])
+    return _in_precision(params, value, penalty(params, weight_decay))
 
 
 def naive_numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
                              activation: str = "sigmoid", mask=None, indices=None, loss: str = "cross-entropy",
-                             weight_decay: float = 0.0) -> Params:
-    """The textbook method: perturb one weight, full NumPy forward pass, restore.
+                             weight_decay: float = 0.0, loss_epsilon: float = 0.0) -> Params:
+    """The textbook's procedure: perturb one weight, full NumPy forward pass, restore, and subtract the
+    two batch losses, (f(w + h) - f(w - h)) / 2h, in the precision of `params`.
 
-    Slow on purpose: the reference that tests and benchmarks compare against.
-    With `indices` (positions in the flat vector) only those entries are
-    computed; the rest of the result is NaN.
+    Its loss is the textbook's -log(p + loss_epsilon) with loss_epsilon = 1e-7,
+    the log-sum-exp form with 0 (see textbook_loss). Slow on purpose: the
+    reference that tests and benchmarks compare against. With `indices`
+    (positions in the flat vector) only those entries are computed; the rest of
+    the result is NaN.
     """
     _check_step(step, scheme)
     _activation_code(activation)
     _loss_code(loss)
     decay = _check_decay(weight_decay)
+    eps = _check_epsilon(loss_epsilon, loss)
     x, y, mask = _check_batch(params, x, y, mask)
     work = params.copy()
-    f = lambda: textbook_loss(work, x, y, activation, mask, loss, decay)  # noqa: E731 (views see each perturbation)
+    t = params.dtype.type  # the losses are numbers of this precision, subtracted and divided in it
+    f = lambda: t(textbook_loss(work, x, y, activation, mask, loss, decay, eps))  # noqa: E731 (views see each perturbation)
     grad = np.full_like(work.flat, np.nan)
     base = f() if scheme == "forward" else None
     for n in (range(work.flat.size) if indices is None else indices):
@@ -312,16 +379,16 @@ def naive_numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: s
         up = f()
         if scheme == "central":
             work.flat[n] = keep - step
-            grad[n] = (up - f()) / (2 * step)
+            grad[n] = (up - f()) / t(2 * step)
         else:
-            grad[n] = (up - base) / step
+            grad[n] = (up - base) / t(step)
         work.flat[n] = keep
     return params.with_flat(grad)
 
 
 def batch_stats(params: Params, x) -> tuple[np.ndarray, np.ndarray]:
     """Batch mean and variance of the hidden pre-activations x W1 + b1 (for running statistics)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=params.dtype)
     a1 = np.dot(x, params.W1) + params.b1
     return a1.mean(axis=0), a1.var(axis=0)
 
@@ -329,15 +396,16 @@ def batch_stats(params: Params, x) -> tuple[np.ndarray, np.ndarray]:
 def fold_batch_norm(params: Params, mean: np.ndarray, var: np.ndarray) -> Params:
     """A plain network equal to `params` with batch norm at test time (running mean and variance):
     u = gamma (a1 - mean) / sqrt(var + eps) + beta is an affine map of a1, folded into W1 and b1."""
-    scale = params.gamma / np.sqrt(var + kernels.BN_EPS)
+    scale = params.gamma / np.sqrt(var + params.dtype.type(kernels.BN_EPS))
     return Params.from_arrays(params.W1 * scale, (params.b1 - mean) * scale + params.beta, params.W2, params.b2)
 
 
-PREDICT_CHUNK = 2000  # uint8 images are converted to float64 this many at a time
+PREDICT_CHUNK = 2000  # uint8 images are converted to float this many at a time
 
 
 def predict(params: Params, x, activation: str = "sigmoid") -> np.ndarray:
-    """Predicted digit of every row of x (N, 784): float in [0, 1], or uint8 pixels (0-255)."""
+    """Predicted digit of every row of x (N, 784): float in [0, 1], or uint8 pixels (0-255), computed in
+    the precision of `params` (uint8 pixels are scaled in float64, then rounded to it, as data.to_float)."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != params.n_in:
         raise ValueError(f"x must have shape (N, {params.n_in}), got {x.shape}")
@@ -348,9 +416,10 @@ def predict(params: Params, x, activation: str = "sigmoid") -> np.ndarray:
         return kernels.run_parallel(kernels._predict, work, chunk, params.W1, params.b1, params.W2, params.b2, act)
 
     if x.dtype == np.uint8:  # convert in chunks: the test set as float64 would be 63 MB
-        return np.concatenate([run(np.ascontiguousarray(x[i:i + PREDICT_CHUNK], dtype=np.float64) / 255.0)
+        return np.concatenate([run((np.ascontiguousarray(x[i:i + PREDICT_CHUNK], dtype=np.float64)
+                                    / 255.0).astype(params.dtype, copy=False))
                                for i in range(0, len(x), PREDICT_CHUNK)])
-    return run(np.ascontiguousarray(x, dtype=np.float64))
+    return run(np.ascontiguousarray(x, dtype=params.dtype))
 
 
 def accuracy(params: Params, x, y, activation: str = "sigmoid") -> float:

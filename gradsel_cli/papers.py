@@ -1,7 +1,7 @@
 """The two papers' Table 1 as data: the published numbers, the tables' layouts, and the claims.
 
 Preset ``alternate`` is paper A (the alternating gradient), preset ``select``
-is paper B (choosing the better of the two updates); SPEC.md §2-3 describes
+is paper B (choosing the better of the two updates); the README describes
 both. The published numbers are read from the package's own copy,
 ``published.csv``, so they are available from a wheel as well as a checkout.
 """
@@ -151,3 +151,69 @@ CLAIMS = {
 def claims(preset: str) -> tuple[Claim, ...]:
     """The claims of a preset's paper; ValueError naming the valid presets otherwise."""
     return CLAIMS[layout(preset).preset]
+
+
+# --- when does the gradient source matter? ------------------------------------------------------------------
+
+# The conditions of the study (`gradsel table --preset conditions`): settings that differ from the papers'.
+CONDITIONS = {
+    "float64 exact": {},
+    "float64 forward": {"fd_scheme": "forward"},
+    "float64 textbook ε": {"fd_arith": "textbook", "loss_epsilon": 1e-7},
+    "float32 exact": {"precision": "float32"},
+    "float32 textbook ε": {"precision": "float32", "fd_arith": "textbook", "loss_epsilon": 1e-7},
+    "relu": {"activation": "relu"},
+}
+STUDY_METHODS = ("analytic", "numeric", "alternate", "select")
+NEAR_ZERO = 0.0002  # a published difference this small is "no difference" (2 test images)
+
+
+def study_cells() -> list[dict]:
+    """Paper A's k = 2 cells and its B = 1 cells (each once), as dict(batch, hidden, shots)."""
+    lay = LAYOUTS["alternate"]
+    hiddens = sorted({hidden for _, hidden in lay.rows})
+    cells = [dict(batch=b, hidden=h, shots=2) for b in lay.batches for h in hiddens]
+    cells += [dict(batch=1, hidden=h, shots=k) for h in hiddens for k in lay.shots if k != 2]
+    return cells
+
+
+def condition_of(config: dict) -> str | None:
+    """The study condition a run's config belongs to (its settings as the papers' but for the condition's)."""
+    for name, changes in CONDITIONS.items():
+        want = {"fd_scheme": "central", "fd_arith": "exact", "loss_epsilon": 0.0, "precision": "float64",
+                "activation": "sigmoid", **changes}
+        if all(config.get(k) == v for k, v in want.items()):
+            return name
+    return None
+
+
+def published_pattern() -> list[dict]:
+    """Per paper, the published differences of each method against analytic, in the same cell and paper:
+    how many there are, how many are within NEAR_ZERO, and the largest."""
+    out = []
+    for preset in ("alternate", "select"):
+        lay = LAYOUTS[preset]
+        for method in sorted({m for m, _ in lay.rows} - {"analytic"}):
+            diffs = []
+            for batch in lay.batches:
+                for hidden in sorted({h for _, h in lay.rows}):
+                    for k in lay.shots:
+                        a, b = published(preset, batch, hidden, method, k), published(preset, batch, hidden,
+                                                                                      "analytic", k)
+                        if a is not None and b is not None:
+                            diffs.append(round(a - b, 4))
+            out.append({"paper": preset, "method": method, "n": len(diffs),
+                        "within": sum(abs(d) <= NEAR_ZERO + 1e-9 for d in diffs), "exact_zero": diffs.count(0.0),
+                        "largest": max(diffs, key=abs)})
+    return out
+
+
+def cross_paper_analytic() -> dict:
+    """The analytic H = 20 cells printed in both papers: the largest difference between the two prints."""
+    diffs = []
+    for batch in LAYOUTS["select"].batches:
+        for k in LAYOUTS["select"].shots:
+            a, b = published("alternate", batch, 20, "analytic", k), published("select", batch, 20, "analytic", k)
+            if a is not None and b is not None:
+                diffs.append({"batch": batch, "shots": k, "difference": round(a - b, 4)})
+    return max(diffs, key=lambda d: abs(d["difference"]))

@@ -1,46 +1,169 @@
-"""Everything a person sees: Rich tables, progress bars, sparklines, digit pictures. The only module importing Rich."""
+"""Everything a person sees: Rich tables, progress bars, sparklines, digit pictures. The only module importing Rich.
 
+Every table fits 80 columns (numbers never wrap; titles break between their
+parts), and every string that comes from data (a results file, a config, a
+path) goes through ``clean`` before it is printed.
+"""
+
+import math
+import os
+import re
+import textwrap
 from contextlib import contextmanager
 
 import numpy as np
 
+from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.style import Style
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 SPARKS = "▁▂▃▄▅▆▇█"
+PIPE_WIDTH = 80  # columns of output that is not a terminal (unless $COLUMNS says otherwise)
+TITLE_WIDTH = 76  # a title longer than this breaks between its parts
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(value) -> str:
+    """A string from data, safe to print: control characters shown as ``\\xNN`` (an escape
+    sequence cannot restyle the terminal, a newline cannot break a row) and Rich markup escaped."""
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)))
 
 
 def consoles(quiet: bool = False) -> tuple[Console, Console]:
-    """(stdout, stderr) consoles; stderr is silent when quiet."""
-    return Console(), Console(stderr=True, quiet=quiet)
+    """(stdout, stderr) consoles; stderr is silent when quiet. Output that is not a terminal is
+    PIPE_WIDTH columns wide (or $COLUMNS), not a width guessed from whatever terminal is around."""
+    out, err = Console(), Console(stderr=True, quiet=quiet)
+    for console in (out, err):
+        if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            console.width = PIPE_WIDTH
+    return out, err
 
 
 def progress_enabled(err: Console) -> bool:
     return not err.quiet and err.is_terminal
 
 
+class RateColumn(ProgressColumn):
+    """Iterations per second; blank until there is a rate to show (Rich's speed is None at first)."""
+
+    def __init__(self, unit: str, **kwargs):
+        super().__init__(**kwargs)
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("")
+        scaled, prefix = next(((speed / scale, prefix) for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"))
+                               if speed >= scale), (speed, ""))
+        return Text(f"{scaled:>5.{0 if scaled >= 10 else 1}f}{prefix} {self.unit}/s", style="progress.data.speed")
+
+
+def progress_columns(unit: str = "it") -> list:
+    """The columns of every progress bar: description, bar, done/total, info (e.g. the loss), rate, times.
+    Every column but the bar keeps its whole text; the bar takes the width they leave, so the line
+    fits 80 columns however large the numbers."""
+    whole = dict(table_column=Column(no_wrap=True))
+    columns = [TextColumn("{task.description}", style="bold", markup=False, **whole),
+               BarColumn(bar_width=None, table_column=Column(ratio=1)),
+               MofNCompleteColumn(**whole), TextColumn("{task.fields[info]}", markup=False, **whole)]
+    if unit:
+        columns.append(RateColumn(unit, **whole))
+    return columns + [TimeElapsedColumn(**whole), TextColumn("ETA", **whole), TimeRemainingColumn(**whole)]
+
+
+class _Progress(Progress):
+    """A progress display as wide as the terminal up to PIPE_WIDTH columns (the bar takes what is left)."""
+
+    def __init__(self, *columns, console: Console, **kwargs):
+        self.line_width = min(console.width, PIPE_WIDTH)
+        super().__init__(*columns, console=console, **kwargs)
+
+    def make_tasks_table(self, tasks):
+        table = super().make_tasks_table(tasks)
+        table.width = self.line_width
+        return table
+
+
 @contextmanager
 def progress_bar(err: Console, total: int, description: str, unit: str = "it"):
-    """Yield ``update(done, total, loss=None)``; a no-op when stderr is quiet or not a terminal."""
+    """Yield ``update(done, total, loss=None, info=None)``; a no-op when stderr is quiet or not a terminal."""
     if not progress_enabled(err):
         yield lambda *a, **k: None
         return
-    columns = [
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TextColumn("{task.speed:>7.0f} " + unit + "/s" if unit else ""),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(description, total=total, info="")
+    with _Progress(*progress_columns(unit), console=err, transient=False, expand=True) as bar:
+        task = bar.add_task(_CONTROL.sub("", str(description)), total=total, info="")
 
         def update(done, total=total, loss=None, info=None):
-            text = info if info is not None else (f"loss {loss:.4f}" if loss is not None else "")
-            bar.update(task, completed=done, total=total, info=text)
+            text = info if info is not None else (f"loss {fmt_loss(loss)}" if loss is not None else "")
+            bar.update(task, completed=done, total=total, info=_CONTROL.sub("", str(text)))
 
         yield update
+
+
+def fmt_loss(x) -> str:
+    """A loss: 4 decimals, or 3 significant digits in e-notation when it is huge or tiny; nan, inf as such."""
+    if x is None:
+        return "—"
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and not 1e-3 <= abs(x) < 1e4:
+        return f"{x:.2e}"
+    return f"{x:.4f}"
+
+
+def _title(*parts: str, first_sep: str = " — ") -> str:
+    """Title parts joined by ', ' (the first by first_sep) into lines of at most TITLE_WIDTH
+    characters, broken only between parts."""
+    lines = [parts[0]]
+    for i, part in enumerate(parts[1:]):
+        sep = first_sep if i == 0 else ", "
+        if len(lines[-1]) + len(sep) + len(part) <= TITLE_WIDTH:
+            lines[-1] += sep + part
+        else:
+            lines[-1] += sep.rstrip()
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _table(title: str, **kwargs) -> Table:
+    """A left-titled table at least as wide as the longest line of its title (so the title never wraps)."""
+    plain = Text.from_markup(title).plain
+    return Table(title=title, title_justify="left", min_width=max(len(line) for line in plain.splitlines()),
+                 **kwargs)
+
+
+def _num(table: Table, header: str, **kwargs) -> None:
+    """A right-justified column of numbers, never wrapped (nor is its header: break a long one with \\n)."""
+    table.add_column(header, justify="right", no_wrap=True, **kwargs)
+
+
+class Fit:
+    """The first of several layouts of the same content that fits the width (the last one otherwise)."""
+
+    def __init__(self, *layouts):
+        self.layouts = layouts
+
+    def _pick(self, console, options):
+        unbounded = options.update_width(10_000)
+        for layout in self.layouts:
+            if Measurement.get(console, unbounded, layout).maximum <= options.max_width:
+                return layout
+        return self.layouts[-1]
+
+    def __rich_console__(self, console, options):
+        yield self._pick(console, options)
+
+    def __rich_measure__(self, console, options):
+        return Measurement.get(console, options, self._pick(console, options))
 
 
 def sparkline(values, width: int = 40, log: bool = False) -> str:
@@ -65,18 +188,21 @@ def _fmt(x, spec=".4f", none="—"):
 def train_summary(record: dict) -> Table:
     """The end-of-run summary of one training run record."""
     c = record["config"]
-    title = (f"gradsel train — {c['method']}, k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
-             f"{record['iterations_done']}/{c['iters']} iterations, seed {c['seed']}")
-    t = Table(title=title, show_header=False, title_justify="left")
+    t = _table(_title(f"gradsel train — {clean(c['method'])}", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
+                      f"H={clean(c['hidden'])}", f"{record['iterations_done']}/{clean(c['iters'])} iterations",
+                      f"seed {clean(c['seed'])}", first_sep=": "), show_header=False)
     t.add_column(style="bold")
     t.add_column()
     if record["diverged"]:
-        t.add_row("status", f"[red]diverged at iteration {record['iterations_done']} (non-finite loss); lower --lr")
-    acc_label = "test accuracy" + ("" if c["test_limit"] == 10000 else f" (first {c['test_limit']} images)")
+        t.add_row("status", f"[red]diverged at iteration {record['iterations_done']}; try a smaller --lr")
+    limit = c.get("test_limit", 10000)
+    acc_label = "test accuracy" + ("" if limit == 10000 else f" (first {clean(limit)} images)")
     t.add_row(acc_label, f"[bold green]{_fmt(record['accuracy'])}")
-    t.add_row("final training loss", _fmt(record["final_loss"]))
+    t.add_row("final training loss", fmt_loss(record["final_loss"]))
     t.add_row("loss (log scale)", sparkline(record["loss_history"]["values"], log=True))
-    t.add_row("wall time", f"{record['wall_time']:.2f} s ({record['time_per_iter'] * 1e3:.3f} ms / iteration)")
+    t.add_row("wall time", f"{_dur(record['wall_time'])} ({_dur(record['time_per_iter'])} / iteration)")
+    if record.get("compile_time") is not None:
+        t.add_row("kernels loaded in", f"{_dur(record['compile_time'])} (part of the wall time)")
     t.add_row("gradient evaluations", f"analytic {record['counts']['analytic']}, numeric {record['counts']['numeric']}")
     t.add_row("numeric share of updates", f"{record['numeric_share']:.3f}")
     if record["select_wins"] is not None:
@@ -90,37 +216,48 @@ def train_summary(record: dict) -> Table:
 
 
 def _dur(seconds: float) -> str:
-    """A duration with a sensible unit."""
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.2f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    return f"{seconds / 60:.1f} min"
+    """A duration to 3 significant digits with a sensible unit: 48.0 µs, 175 µs, 4.97 ms, 27.8 s, 3.1 min."""
+    if seconds >= 120:
+        return f"{seconds / 60:.1f} min"
+    value, unit = next((seconds * scale, unit) for scale, unit in ((1, "s"), (1e3, "ms"), (1e6, "µs"))
+                       if seconds * scale >= 1 or unit == "µs")
+    return f"{value:.{2 if value < 10 else 1 if value < 100 else 0}f} {unit}"
 
 
-def bench_tables(rows: list[dict], threads: int, iters: int = 10000) -> list[Table]:
-    """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times."""
-    calls = Table(title=f"gradsel bench — median per call, {threads} Numba thread(s), float64", title_justify="left")
-    for col in ("H", "B", "loss", "analytic", "numeric", "naive", "naive/num", "num/ana", "exps", "ns/exp"):
-        calls.add_column(col, justify="right")
-    runs = Table(title=f"projected time of a {iters:,}-iteration run", title_justify="left")
+COMPACT = dict(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1))  # wide tables at 80 columns
+
+
+BENCH_CALL_COLUMNS = ("H", "B", "pixels", "loss", "analytic", "numeric", "naive", "naive /\nnumeric",
+                      "numeric /\nanalytic", "exps", "ns /\nexp")
+
+
+def bench_tables(rows: list[dict], threads, iters: int = 10000) -> list[Table]:
+    """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times;
+    `threads`: the count, or a label for the automatic policy."""
+    calls = _table(_title("gradsel bench — median time per call", f"{threads} Numba thread(s)", "float64",
+                          first_sep=", "),
+                   **dict(COMPACT, padding=0))  # eleven columns: one space apart, within 80 columns
+    for col in BENCH_CALL_COLUMNS:
+        _num(calls, col)
+    runs = _table(f"projected time of a {iters:,}-iteration run", **COMPACT)
     for col in ("H", "B", "analytic", "numeric", "alternate", "select"):
-        runs.add_column(col, justify="right")
+        _num(runs, col)
     for r in rows:
         naive = _dur(r["naive"]) + ("*" if r["naive_extrapolated"] else "")
-        calls.add_row(str(r["hidden"]), str(r["batch"]), _dur(r["loss"]), _dur(r["analytic"]), _dur(r["numeric"]),
-                      naive, f"{r['naive_over_numeric']:,.0f}×", f"{r['numeric_over_analytic']:.1f}×",
-                      f"{r['exponentials'] / 1e6:.2f}M", f"{r['ns_per_exponential']:.2f}")
+        calls.add_row(str(r["hidden"]), str(r["batch"]), str(r["nonzero_pixels"]), _dur(r["loss"]),
+                      _dur(r["analytic"]), _dur(r["numeric"]), naive, f"{r['naive_over_numeric']:,.0f}×",
+                      f"{r['numeric_over_analytic']:.1f}×", f"{r['exponentials'] / 1e6:.2f}M",
+                      f"{r['ns_per_exponential']:.2f}")
         runs.add_row(str(r["hidden"]), str(r["batch"]),
                      *(_dur(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")))
-    notes = ["exps: exponentials the numeric gradient evaluates: 2 × 10 per hidden unit and distinct (sample, pixel "
-             "value) — repeats share one — plus 2 per (hidden unit + 1, logit, sample); ns/exp: numeric time / exps"]
+    notes = ["pixels: non-zero pixels in the batch; naive: the textbook numerical gradient",
+             "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
+             "and repeated samples, share theirs); ns / exp: numeric time / exps"]
     if any(r["naive_extrapolated"] for r in rows):
-        notes.append("* naive: timed on a random sample of weights, extrapolated to all of them")
+        notes.append("*: timed on a random sample of weights, extrapolated to all of them")
     calls.caption = "\n".join(notes)
     calls.caption_justify = "left"
+    calls.min_width = max(calls.min_width, *(len(note) for note in notes))  # notes are not wrapped
     return [calls, runs]
 
 
@@ -143,52 +280,89 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     """The `gradsel compare` tables: per method, each method against the baseline, and with
     `curves` (report.curves) a sparkline of each method's mean training loss."""
     c = config
-    title = (f"gradsel compare — k={c['shots']}, B={c['batch']}, H={c['hidden']}, {c['iters']:,} iterations, "
-             f"lr {c['lr']}, subset {c['subset']}")
-    per = Table(title=title, title_justify="left")
-    for col in ("method", "seeds", "accuracy (95% CI)", "final loss", "ms/iter", "numeric share", "select wins"):
-        per.add_column(col, justify="left" if col == "method" else "right")
+    per = _table(_title("gradsel compare", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
+                        f"H={clean(c['hidden'])}", f"{c['iters']:,} iterations", f"lr {clean(c['lr'])}",
+                        f"subset {clean(c['subset'])}", first_sep=": "))
+    per.add_column("method")
+    for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", "numeric\nshare", "select\nwins"):
+        _num(per, col)
     for r in summary["methods"]:
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
-        per.add_row(r["method"], str(len(r["seeds"])), _pm(r["accuracy"]), f"{r['final_loss']:.4f}",
+        per.add_row(clean(r["method"]), str(len(r["seeds"])), _pm(r["accuracy"]), fmt_loss(r["final_loss"]),
                     f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win)
-    vs = Table(title=f"paired against {summary['baseline']} (same seeds)", title_justify="left")
-    for col in ("method", "Δ accuracy", "95% CI", "p (t)", "p (Wilcoxon)", "predictions differ"):
-        vs.add_column(col, justify="left" if col == "method" else "right")
+    diverged = [f"{clean(r['method'])} {r['diverged']} of {len(r['seeds'])}" for r in summary["methods"]
+                if r["diverged"]]
+    if diverged:
+        per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
+    vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)")
+    vs.add_column("method")
+    for col in ("Δ\naccuracy", "95% CI", "t-test\np", "Wilcoxon\np", "predictions\ndiffer", "TOST"):
+        _num(vs, col)
+    tost_lines = []
     for r in summary["methods"]:
         v = r.get("versus")
         if v:
             lo, hi = v["ci"]
             ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
-            vs.add_row(r["method"], f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
-                       f"{v['disagreement']:.2%}")
+            e = v["equivalence"]
+            vs.add_row(clean(r["method"]), f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
+                       f"{v['disagreement']:.2%}", e["outcome"].upper())
+            tost_lines.append(f"{clean(r['method'])}: {e['outcome'].upper()} within ±{e['margin']:g} — "
+                              f"{clean(e['numbers'])}")
+    if tost_lines:
+        vs.caption = "\n".join(tost_lines)
+        vs.caption_justify = "left"
     tables = [per, vs]
     rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
     if rows:
-        loss = Table(title="training loss over the run (window means, mean over seeds)", title_justify="left")
-        for col in ("method", "first", "last", "loss (log scale)"):
-            loss.add_column(col, justify="right" if col in ("first", "last") else "left", no_wrap=col != "method")
+        loss = _table("training loss over the run (window means, mean over seeds)")
+        loss.add_column("method")
+        _num(loss, "first")
+        _num(loss, "last")
+        loss.add_column("loss (log scale)", no_wrap=True)
         for c in rows:
             values = [v for v in c["loss"]["mean"] if v == v]
-            loss.add_row(c["method"], _fmt(values[0] if values else None), _fmt(values[-1] if values else None),
-                         sparkline(c["loss"]["mean"], log=True))
+            loss.add_row(clean(c["method"]), fmt_loss(values[0] if values else None),
+                         fmt_loss(values[-1] if values else None), sparkline(c["loss"]["mean"], log=True))
         tables.append(loss)
     return tables
 
 
-def sweep_table(summary: dict, seeds: int) -> Table:
+def sweep_table(summary: dict, seeds: int):
     """The `gradsel sweep` table: one row per cell, the varied options first."""
-    varied = summary["varied"]
-    table = Table(title=f"gradsel sweep — {len(summary['cells'])} cells × {seeds} seeds", title_justify="left")
-    for name in varied or ["cell"]:
-        table.add_column(name.replace("_", "-"))
-    for col in ("accuracy (95% CI)", "final loss", "runs", "diverged"):
-        table.add_column(col, justify="right")
-    for cell in summary["cells"]:
-        labels = [str(cell["values"][k]) for k in varied] or ["all"]
-        table.add_row(*labels, _pm(cell["accuracy"]), _fmt(cell["final_loss"]), str(cell["runs"]),
-                      str(cell["diverged"]) if cell["diverged"] else "")
-    return table
+    return _configurations(f"gradsel sweep — {len(summary['cells'])} cells × {seeds} seeds", summary["varied"],
+                           summary["cells"], [
+                               ("accuracy\n(95% CI)", lambda c: _pm(c["accuracy"])),
+                               ("final\nloss", lambda c: fmt_loss(c["final_loss"])),
+                               ("runs", lambda c: str(c["runs"])),
+                               ("diverged", lambda c: str(c["diverged"]) if c["diverged"] else "")])
+
+
+def _option_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _configurations(title: str, varied: list[str], rows: list[dict], numbers: list[tuple]) -> Fit:
+    """A table of configurations: the values of the `varied` options (row["values"]) as columns where
+    they fit in the width, else as one wrapped "option=value, ..." column; then the `numbers`
+    columns, (header, row -> text)."""
+    def layout(stacked: bool) -> Table:
+        t = _table(title, **({} if stacked else COMPACT))
+        names = [clean(k.replace("_", "-")) for k in varied]
+        if stacked:
+            t.add_column("configuration", overflow="fold")
+        else:
+            for name in names or ["configuration"]:
+                t.add_column(name, no_wrap=True)
+        for header, _ in numbers:
+            _num(t, header)
+        for row in rows:
+            values = [clean(_option_value(row["values"][k])) for k in varied]
+            labels = [", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"] if stacked else values or ["all"]
+            t.add_row(*labels, *(cell(row) for _, cell in numbers))
+        return t
+
+    return Fit(layout(False), layout(True))
 
 
 def _row_label(row: dict, preset: str) -> str:
@@ -205,7 +379,7 @@ def _entries(row: dict) -> list[dict]:
     return row["cells"] + ([row["avg"]] if "avg" in row else [])
 
 
-def _cell_text(e: dict, paper: bool, fmt: str) -> str:
+def _cell_text(e: dict, paper: bool, fmt: str, stacked: bool = False) -> str:
     ours = _pm(e)
     if fmt == "markdown" and e.get("best"):
         ours = f"**{ours}**"
@@ -216,7 +390,7 @@ def _cell_text(e: dict, paper: bool, fmt: str) -> str:
     if fmt == "rich" and e.get("best"):
         ours = f"[bold]{ours}[/]"
     if paper and e.get("published") is not None:
-        ours += f" ({e['published']:.4f})"
+        ours += ("\n" if stacked else " ") + f"({e['published']:.4f})"
     return ours
 
 
@@ -230,6 +404,10 @@ def _verdict_lines(table: dict) -> list[str]:
         lines.append(f"{mark} — {v['text']}")
         for part in v["comparisons"]:
             lines.append(f"    vs {part['baseline']}: {part['words']}")
+            if "equivalence" in part:
+                e = part["equivalence"]
+                lines.append(f"    vs {part['baseline']}: {e['outcome'].upper()} within ±{e['margin']:g} (TOST): "
+                             f"{e['numbers']}")
     return lines
 
 
@@ -237,6 +415,8 @@ def _footer_lines(table: dict) -> list[str]:
     s = table["settings"]
     lines = [f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
              f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, fd step {s['fd_step']} ({s['fd_scheme']})"]
+    if (s.get("precision", "float64"), s.get("fd_arith", "exact"), s.get("loss_epsilon", 0.0)) != ("float64", "exact", 0.0):
+        lines.append(f"arithmetic: {s['precision']}, fd arith {s['fd_arith']}, loss epsilon {s['loss_epsilon']:g}")
     if table["mad_baseline"] is not None:
         lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}")
     if table["missing_cells"]:
@@ -248,20 +428,37 @@ def _footer_lines(table: dict) -> list[str]:
 
 
 def paper_table_rich(table: dict, paper: bool = True) -> list:
-    """The paper table as Rich renderables: one table, then footer and verdicts."""
-    from rich.text import Text
+    """The paper table as Rich renderables: the table, then footer and verdicts. The table is one
+    line per row where that fits the width; else (80 columns) each cell puts the published number
+    under ours and the hidden size goes under the method."""
+    head = f"{clean(table['title'])}\nours: mean ± 95% CI over seeds" + ("; published in parentheses" if paper else "")
 
-    t = Table(title=f"{table['title']} — ours (mean ± 95% CI){' (published)' if paper else ''}", title_justify="left")
-    t.add_column("B", justify="right")
-    t.add_column("method")
-    for col in _columns(table):
-        t.add_column(col, justify="right")
-    for g in table["groups"]:
-        for i, row in enumerate(g["rows"]):
-            t.add_row(str(g["batch"]) if i == 0 else "", _row_label(row, table["preset"]),
-                      *(_cell_text(e, paper, "rich") for e in _entries(row)),
-                      end_section=i == len(g["rows"]) - 1)
-    return [t, Text("\n".join(_footer_lines(table))), Text("\n".join(_verdict_lines(table)))]
+    def layout(stacked: bool) -> Table:
+        t = _table(head, **(COMPACT if stacked else {}))
+        _num(t, "B")
+        t.add_column("method", no_wrap=True)
+        for col in _columns(table):
+            _num(t, col)
+        for g in table["groups"]:
+            for i, row in enumerate(g["rows"]):
+                label = clean(_row_label(row, table["preset"]))
+                cells = [_cell_text(e, paper, "rich", stacked) for e in _entries(row)]
+                t.add_row(str(g["batch"]) if i == 0 else "", label.replace(" ", "\n") if stacked else label, *cells,
+                          end_section=i == len(g["rows"]) - 1)
+        return t
+
+    return [Fit(layout(False), layout(True)), _lines(_footer_lines(table)), _lines(_verdict_lines(table))]
+
+
+def _lines(lines: list[str]) -> Text:
+    """Footer lines; a long one breaks between words, its continuation indented."""
+    out = []
+    for line in lines:
+        lead = line[:len(line) - len(line.lstrip())]
+        glued = line.replace(" = ", "\xa0=\xa0")  # "k = 2" stays on one line
+        out += [part.replace("\xa0", " ") for part in textwrap.wrap(
+            glued, TITLE_WIDTH, subsequent_indent=lead + "  ", break_long_words=False, break_on_hyphens=False)] or [""]
+    return Text("\n".join(out))
 
 
 def paper_table_markdown(table: dict, paper: bool = True) -> str:
@@ -308,22 +505,52 @@ def paper_table_csv(table: dict) -> str:
 
 def tune_table(summary: dict, top: int = 10) -> list:
     """The best trials of `gradsel tune`, and the chosen setting."""
-    from rich.text import Text
-
     c = summary["config"]
-    t = Table(title=(f"gradsel tune — {c['method']}, {c['optimizer']}, k={c['shots']}, B={c['batch']}, "
-                     f"H={c['hidden']}, {c['iters']:,} iterations; {len(summary['trials'])} trials"),
-              title_justify="left", caption=summary["split"], caption_justify="left")
-    for col in ("rank", "trial", "lr", "weight decay", "val accuracy", "final loss"):
-        t.add_column(col, justify="right")
+    t = _table(_title("gradsel tune", clean(c["method"]), clean(c["optimizer"]), f"k={clean(c['shots'])}",
+                      f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}", f"{c['iters']:,} iterations",
+                      f"{len(summary['trials'])} trials", first_sep=": "),
+               caption=clean(summary["split"]), caption_justify="left")
+    for col in ("rank", "trial", "lr", "weight\ndecay", "val\naccuracy", "final\nloss"):
+        _num(t, col)
     for rank, r in enumerate(summary["trials"][:top], start=1):
         acc = "diverged" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
-        loss = "—" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
         style = "bold green" if rank == 1 else None
-        t.add_row(str(rank), str(r["trial"]), f"{r['lr']:.4g}", f"{r['weight_decay']:.3g}", acc, loss, style=style)
+        t.add_row(str(rank), str(r["trial"]), f"{r['lr']:.4g}", f"{r['weight_decay']:.3g}", acc,
+                  fmt_loss(r["final_loss"]), style=style)
     b = summary["best"]
     chosen = Text(f"chosen: --lr {b['lr']:.4g} --weight-decay {b['weight_decay']:.3g}" if b else "no trial finished")
     return [t, chosen]
+
+
+def runs_table(summary: dict, source: str | None = None) -> list:
+    """`gradsel runs`: one row per configuration of a results file (report.runs_summary), the options
+    that vary first, then a line of the options every run shares."""
+    title = _title("gradsel runs" + (f" — {clean(source)}" if source else ""), f"{summary['runs']} runs",
+                   f"{len(summary['rows'])} configurations", first_sep=": ")
+    table = _configurations(title, summary["varied"], summary["rows"], [
+        ("runs", lambda r: str(r["runs"])),
+        ("accuracy\n(95% CI)", lambda r: _pm(r["accuracy"])),
+        ("final\nloss", lambda r: fmt_loss(r["final_loss"])),
+        ("diverged", lambda r: str(r["diverged"]) if r["diverged"] else "")])
+    shared = ", ".join(f"{k.replace('_', '-')}={clean(_option_value(v))}" for k, v in summary["fixed"].items())
+    return [table, _lines([f"every run: {shared}" if shared else "no runs"])]
+
+
+def runs_csv(summary: dict) -> str:
+    """The runs summary as CSV: the varied options, then runs, seeds, accuracy and its CI, loss, diverged."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*summary["varied"], "runs", "seeds", "accuracy_mean", "accuracy_ci_lo", "accuracy_ci_hi",
+                "final_loss", "diverged"])
+    for row in summary["rows"]:
+        acc = row["accuracy"]
+        w.writerow([*(row["values"][k] for k in summary["varied"]), row["runs"], " ".join(map(str, row["seeds"])),
+                    *("" if acc[k] is None else acc[k] for k in ("mean", "lo", "hi")),
+                    "" if row["final_loss"] is None else row["final_loss"], row["diverged"]])
+    return buf.getvalue()
 
 
 # --- digit pictures (the paper's Figure 2) -----------------------------------------
@@ -364,7 +591,7 @@ def digit_caption(index: int, label: int, predictions: dict[str, int], width: in
         text.append("  differ", style="bold black on yellow")
     for m, p in predictions.items():
         colour = "green" if p == label else "red"
-        text.append(f"\n{m[:width - 3]:<{width - 2}}{p if p >= 0 else '-'}",
+        text.append(f"\n{_CONTROL.sub('', m)[:width - 3]:<{width - 2}}{p if p >= 0 else '-'}",
                     style=f"{colour} bold" if differ else colour)
     return text
 
@@ -380,7 +607,8 @@ def digits_grid(images, labels, indices, predictions: dict, title: str):
         cells.append(Group(digit(np.asarray(images[i]).reshape(side, side)),
                            digit_caption(int(i), int(labels[i]), {m: int(p[i]) for m, p in predictions.items()},
                                          width=side)))
-    return Group(Text(title, style="bold"), Columns(cells, padding=(1, 2)))
+    return Group(Text(_title(*_CONTROL.sub("", title).split(", "), first_sep=", "), style="bold"),
+                 Columns(cells, padding=(1, 2)))
 
 
 def gradcheck_tables(check: dict) -> list:
@@ -390,18 +618,92 @@ def gradcheck_tables(check: dict) -> list:
     out = []
     for state in check["states"]:
         when = "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} analytic iterations"
-        t = Table(title=(f"gradcheck — numeric ({check['scheme']}) vs analytic gradient {when}: k={c['shots']}, "
-                         f"B={c['batch']}, H={c['hidden']}, seed {c['seed']}, batch loss {state['loss']:.4f}"),
-                  title_justify="left")
-        t.add_column("h", justify="right")
-        for col in ("W1", "b1", "W2", "b2", "all weights", "1 − cos (all)"):
-            t.add_column(col, justify="right")
+        t = _table(_title(f"gradcheck — numeric ({clean(check['scheme'])}) vs analytic gradient {when}",
+                          f"k={clean(c['shots'])}", f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}",
+                          f"seed {clean(c['seed'])}", f"batch loss {fmt_loss(state['loss'])}", first_sep=": "))
+        for col in ("h", "W1", "b1", "W2", "b2", "all\nweights", "1 − cos\n(all)"):
+            _num(t, col)
         for r in state["rows"]:
             cells = [_fmt(r["blocks"][b]["rel_error"], ".2e") for b in ("W1", "b1", "W2", "b2")]
             cells += [_fmt(r["all"]["rel_error"], ".2e"), _fmt(r["all"]["one_minus_cosine"], ".1e")]
             t.add_row(f"{r['step']:g}", *cells, style="bold" if r["step"] == state["best_step"] else None)
-        t.caption = ("relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block; "
+        t.caption = ("relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block;\n"
                      "bold: the smallest error over all weights")
         t.caption_justify = "left"
         out.append(t)
+    return out
+
+
+COMPARE_CSV_HEADER = ("method,seeds,accuracy_mean,accuracy_ci_lo,accuracy_ci_hi,final_loss,time_per_iter,"
+                      "numeric_share,select_win_rate,diff_vs_baseline,diff_ci_lo,diff_ci_hi,p_t,p_wilcoxon,disagreement,"
+                      "tost,tost_ci_lo,tost_ci_hi,p_lower,p_upper")
+
+
+def compare_csv(summary: dict) -> str:
+    """The per-method summary of `compare` as CSV (one header line, one line per method)."""
+    lines = [COMPARE_CSV_HEADER]
+    for r in summary["methods"]:
+        v = r.get("versus", {})
+        cells = [r["method"], len(r["seeds"]), r["accuracy"]["mean"], r["accuracy"]["lo"], r["accuracy"]["hi"],
+                 r["final_loss"], r["time_per_iter"], r["numeric_share"], r["select_win_rate"],
+                 v.get("difference"), *(v.get("ci") or (None, None)), v.get("p_t"), v.get("p_wilcoxon"),
+                 v.get("disagreement")]
+        e = v.get("equivalence", {})
+        cells += [e.get("outcome"), *(e.get("ci") or (None, None)), e.get("p_lower"), e.get("p_upper")]
+        lines.append(",".join("" if c is None else str(c) for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The study's tables as (title, headers, rows) of plain strings, for Rich or Markdown."""
+    if preset == "subsets":
+        rows = [[f"H={r['hidden']} k={r['shots']}", str(r["subsets"]), f"{r['mean']:.4f}",
+                 f"{r['lo']:.4f}–{r['hi']:.4f}", _fmt(r["published"]), _fmt(r["published_percentile"], ".0f"),
+                 _fmt(r["first_k_mean"]), _fmt(r["first_k_mean_percentile"], ".0f")] for r in s["rows"]]
+        return [("Paper A, B=1, analytic: random few-shot subsets (one per seed) against first-k",
+                 ["cell", "subsets", "mean", "range", "paper", "pct", "first-k", "pct"], rows)]
+    parts = []
+    for name in dict.fromkeys(r["condition"] for r in s["rows"]):
+        rows, share, diverged = [], None, 0
+        for r in (r for r in s["rows"] if r["condition"] == name):
+            tost = r["tost"] or {}
+            pm = "—" if r["difference"] is None else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}"
+            rows.append([r["method"], _fmt(r["predictions_differ"], ".2%"), pm, tost.get("outcome", "—"),
+                         f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
+                         _fmt(r["largest"], "+.4f")])
+            share = r["numeric_share"] if r["method"] == "select" else share
+            diverged += r["diverged"]
+        title = (f"{name}: against analytic" + ("" if share is None else f"; select keeps numeric {share:.1%}")
+                 + (f"; {diverged} pairs diverged" if diverged else ""))
+        parts.append((title, ["method", "differ", "Δ acc ±CI", "TOST", "eq.", "≤2 img", "largest"], rows))
+    pub = [[p["paper"], p["method"], f"{p['within']}/{p['n']}", str(p["exact_zero"]), f"{p['largest']:+.4f}"]
+           for p in s["published"]]
+    parts.append(("Published: each method − analytic, single runs", ["paper", "method", "≤2 img", "exactly 0",
+                                                                      "largest"], pub))
+    return parts
+
+
+def study_tables(preset: str, summary: dict, markdown: bool = False) -> list:
+    """The conditions or subsets study: Rich tables (within 80 columns), or Markdown text."""
+    out = []
+    for title, headers, rows in _study_parts(preset, summary):
+        if markdown:
+            lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |",
+                     "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            out.append("\n".join(lines) + "\n")
+            continue
+        t = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        for i, h in enumerate(headers):
+            t.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+        for row in rows:
+            t.add_row(*row)
+        out.append(t)
+    if preset == "conditions" and not markdown:
+        x = summary["cross_paper"]
+        out.append(Text(f"differ: share of test predictions unlike analytic's. Δ: pooled by seed (mean over the "
+                        f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. "
+                        f"≤2 img: single runs within {summary['near_zero']} of analytic. largest: of a single run. "
+                        f"The papers' analytic H=20 cells differ between the two papers by up to "
+                        f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']})."))
     return out

@@ -3,6 +3,7 @@
 Pure data in, JSON-able dicts out; rendering is render.py's.
 """
 
+import json
 import warnings
 from collections import defaultdict
 
@@ -12,6 +13,7 @@ from . import papers, stats
 from .config import DIGITS_FROM, canonical
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
+MARGIN = 0.002  # equivalence margin on test accuracy: 20 of the 10,000 test images
 
 
 def settings_of(config: dict) -> dict:
@@ -33,10 +35,11 @@ def _ci_dict(values) -> dict:
     return {"mean": mean, "lo": lo, "hi": hi, "n": len(finite), "diverged": len(values) - len(finite)}
 
 
-def compare_summary(records: list[dict], methods: list[str]) -> dict:
+def compare_summary(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
     """Per method: accuracy mean and CI, loss, timing, numeric share, select wins;
     per method versus the baseline (analytic if run, else the first method): paired
-    difference, its CI, p-values, and the share of test images predicted differently."""
+    difference, its CI, p-values, the share of test images predicted differently, and
+    the equivalence test (TOST) within ±`margin`."""
     by_method = defaultdict(dict)  # method -> seed -> record
     for rec in records:
         by_method[rec["config"]["method"]][rec["config"]["seed"]] = rec
@@ -45,11 +48,12 @@ def compare_summary(records: list[dict], methods: list[str]) -> dict:
     for m in methods:
         recs = [by_method[m][s] for s in sorted(by_method[m])]
         iters = [r["iterations_done"] for r in recs]
+        losses = [r["final_loss"] for r in recs if r["final_loss"] is not None]
         row = {
             "method": m,
             "seeds": sorted(by_method[m]),
             "accuracy": _ci_dict([_acc(r) for r in recs]),
-            "final_loss": float(np.mean([r["final_loss"] if r["final_loss"] is not None else np.nan for r in recs])),
+            "final_loss": float(np.mean(losses)) if losses else float("nan"),  # of the runs that finished
             "time_per_iter": float(np.mean([r["time_per_iter"] for r in recs])),
             "numeric_share": float(np.mean([r["numeric_share"] for r in recs])),
             "select_win_rate": (float(np.mean([r["select_wins"]["numeric"] / max(i, 1) for r, i in zip(recs, iters)]))
@@ -59,19 +63,24 @@ def compare_summary(records: list[dict], methods: list[str]) -> dict:
             "diverged": sum(r["diverged"] for r in recs),
         }
         if m != baseline:
-            seeds = sorted(set(by_method[m]) & set(by_method[baseline]))
+            # statistics over the pairs where both runs finished; a pair with a diverged run is counted apart
+            both = sorted(set(by_method[m]) & set(by_method[baseline]))
+            seeds = [s for s in both if not (by_method[m][s]["diverged"] or by_method[baseline][s]["diverged"])]
             a = [_acc(by_method[m][s]) for s in seeds]
             b = [_acc(by_method[baseline][s]) for s in seeds]
             if seeds:
+                diff = stats.paired(a, b)
                 row["versus"] = {
                     "baseline": baseline,
-                    **stats.paired(a, b),
+                    "diverged_pairs": len(both) - len(seeds),
+                    **diff,
                     "disagreement": float(np.mean([stats.disagreement(by_method[m][s]["predictions"],
                                                                       by_method[baseline][s]["predictions"])
                                                    for s in seeds])),
+                    "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
                 }
         rows.append(row)
-    return {"baseline": baseline, "methods": rows}
+    return {"baseline": baseline, "margin": margin, "methods": rows}
 
 
 def sweep_summary(records: list[dict], varied: list[str]) -> dict:
@@ -109,8 +118,9 @@ def matching(records: list[dict], settings: dict) -> list[dict]:
     return [r for r in records if settings_of(canonical(r["config"])) == settings]
 
 
-def paper_table(preset: str, records: list[dict], settings: dict) -> dict:
-    """The paper-style table of `preset` from the records made with `settings`."""
+def paper_table(preset: str, records: list[dict], settings: dict, margin: float = MARGIN) -> dict:
+    """The paper-style table of `preset` from the records made with `settings`; claims tested with
+    paired verdicts and equivalence tests within ±`margin`."""
     lay = papers.layout(preset)
     cells = _cells(matching(records, settings))
     seeds = sorted({s for v in cells.values() for s in v})
@@ -142,28 +152,35 @@ def paper_table(preset: str, records: list[dict], settings: dict) -> dict:
         "groups": groups, "missing_cells": missing,
         "mad_baseline": float(np.mean(base)) if base else None,
         "mad_all": float(np.mean([d for _, d in ours_vs_paper])) if ours_vs_paper else None,
-        "verdicts": verdicts(preset, cells),
+        "margin": margin,
+        "verdicts": verdicts(preset, cells, margin),
         "avg_mismatches": papers.avg_check(preset),
     }
 
 
+PRINTED_DIGITS = 4  # the tables print means to 4 decimals
+
+
 def _mark_best(rows: list[dict], lay) -> None:
     """Bold the best mean of each column among rows of the same hidden size, as in a paper
-    (only a strict best: when the top means tie, nothing is bold)."""
+    (only a strict best at the printed precision: when the top means print the same, as
+    0.62102 and 0.6210199999999999 do, nothing is bold)."""
     keys = [("cells", i) for i in range(len(lay.shots))] + ([("avg", None)] if lay.has_avg else [])
     for hidden in {r["hidden"] for r in rows}:
         group = [r for r in rows if r["hidden"] == hidden]
         for part, i in keys:
             entries = [r[part][i] if i is not None else r[part] for r in group]
-            means = [e["mean"] for e in entries if e["mean"] is not None]
+            printed = [None if e["mean"] is None else round(e["mean"], PRINTED_DIGITS) for e in entries]
+            means = [m for m in printed if m is not None]
             top = max(means) if means else None
             unique = means.count(top) == 1 and len(group) > 1
-            for e in entries:
-                e["best"] = unique and e["mean"] == top
+            for e, m in zip(entries, printed):
+                e["best"] = unique and m == top
 
 
-def verdicts(preset: str, cells: dict) -> list[dict]:
-    """A verdict per claim of the preset's paper, from per-seed means over the claim's cells."""
+def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
+    """A verdict per claim of the preset's paper, from per-seed means over the claim's cells, each
+    comparison also with its equivalence test (TOST) within ±`margin`."""
     out = []
     for claim in papers.claims(preset):
         def per_seed(method):
@@ -182,11 +199,44 @@ def verdicts(preset: str, cells: dict) -> list[dict]:
                 continue
             diff = stats.paired([mine[s] for s in seeds], [theirs[s] for s in seeds])
             v = stats.verdict(diff, claim.direction, method=claim.method, baseline=base)
-            parts.append({"baseline": base, "n": diff["n"], **v})
+            parts.append({"baseline": base, "n": diff["n"], **v,
+                          "equivalence": stats.equivalence(diff, margin, method=claim.method, baseline=base)})
         support = [p["supported"] for p in parts]
         overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
         out.append({"id": claim.id, "text": claim.text, "supported": overall, "comparisons": parts})
     return out
+
+
+def _json_number(x):
+    """A float for JSON: nan (no interval from one run) becomes None."""
+    return None if x is None or x != x else x
+
+
+def runs_summary(records: list[dict]) -> dict:
+    """A summary of any results file: one row per configuration (records equal but for the seed), in
+    first-seen order, with the options that vary across the file, runs, seeds, accuracy mean and
+    95% CI, mean final loss of the finished runs and diverged runs; `fixed`: the options every run shares."""
+    configs = [canonical(r["config"]) for r in records]
+    keys = [k for k in (configs[0] if configs else {}) if k != "seed"]
+    varied = [k for k in keys if len({json.dumps(c[k]) for c in configs}) > 1]
+    groups = defaultdict(list)
+    for rec, c in zip(records, configs):
+        groups[json.dumps([c[k] for k in varied])].append((rec, c))
+    rows = []
+    for members in groups.values():
+        recs = [rec for rec, _ in members]
+        losses = [r["final_loss"] for r in recs if r["final_loss"] is not None and np.isfinite(r["final_loss"])]
+        acc = _ci_dict([_acc(r) for r in recs])
+        rows.append({
+            "values": {k: members[0][1][k] for k in varied},
+            "runs": len(recs),
+            "seeds": sorted({c["seed"] for _, c in members}),
+            "accuracy": {k: _json_number(v) for k, v in acc.items()},
+            "final_loss": float(np.mean(losses)) if losses else None,
+            "diverged": sum(bool(r["diverged"]) for r in recs),
+        })
+    fixed = {k: configs[0][k] for k in keys if k not in varied} if configs else {}
+    return {"runs": len(records), "varied": varied, "fixed": fixed, "rows": rows}
 
 
 # --- pictures: learning curves and the digits to show ------------------------------
@@ -278,3 +328,106 @@ def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first",
         return np.arange(n), (f"the methods predict the same digit on all {total} test images; "
                               f"showing the first {n} instead")
     return np.arange(n), ""
+
+
+def digits_view(records: list[dict], methods: list[str], n: int, how: str, x_test, y_test) -> tuple[dict, str]:
+    """The test images to show with each method's predictions for the first seed, and a note ('' or why the
+    choice fell back)."""
+    seed = min(r["config"]["seed"] for r in records)
+    first = {r["config"]["method"]: r for r in records if r["config"]["seed"] == seed}
+    predictions = {m: parse_predictions(first[m]["predictions"]) for m in methods}
+    indices, note = pick_digits(predictions, n, how, seed)
+    c = first[methods[0]]["config"]
+    title = (f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+             f"{c['iters']:,} iterations, seed {seed}; digits from: {how}")
+    return {"seed": seed, "how": how, "indices": indices, "images": x_test, "labels": y_test,
+            "predictions": predictions, "title": title}, note
+
+
+def digits_json(digits: dict) -> dict:
+    """The JSON form of a digits view: indices, labels and each method's predictions."""
+    idx = digits["indices"]
+    return {"seed": digits["seed"], "from": digits["how"], "indices": [int(i) for i in idx],
+            "labels": [int(digits["labels"][i]) for i in idx],
+            "predictions": {m: [int(p[i]) for i in idx] for m, p in digits["predictions"].items()}}
+
+
+def conditions_summary(records: list[dict], margin: float = 0.002) -> dict:
+    """The study: per condition and method, its runs against analytic's on the same cell and seed.
+
+    Per condition × method: the share of test predictions that differ from analytic, the accuracy
+    difference pooled by seed (each seed's mean over the cells) with its 95% CI and TOST verdict, how
+    many cells are equivalent on their own, the single runs within papers.NEAR_ZERO of analytic and the
+    largest single-run difference (the papers printed single runs), and select's numeric share.
+    """
+    runs = defaultdict(dict)  # (condition, method) -> (batch, hidden, shots, seed) -> record
+    for rec in records:
+        c = canonical(rec["config"])  # records stored before a field existed hold its default
+        name = papers.condition_of(c)
+        if name is not None:
+            runs[(name, c["method"])][(c["batch"], c["hidden"], c["shots"], c["seed"])] = rec
+    rows = []
+    for name in papers.CONDITIONS:
+        base = runs.get((name, "analytic"), {})
+        for method in papers.STUDY_METHODS[1:]:
+            mine = runs.get((name, method), {})
+            keys = sorted(k for k in mine if k in base)
+            if keys:
+                rows.append({"condition": name, "method": method, **_versus(mine, base, keys, margin)})
+    return {"margin": margin, "near_zero": papers.NEAR_ZERO, "rows": rows, "published": papers.published_pattern(),
+            "cross_paper": papers.cross_paper_analytic()}
+
+
+def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
+    finished = [k for k in keys if not (mine[k]["diverged"] or base[k]["diverged"])]
+    diffs = {k: mine[k]["accuracy"] - base[k]["accuracy"] for k in finished}
+    seeds = sorted({k[3] for k in finished})
+    cells = sorted({k[:3] for k in finished})
+    complete = [s for s in seeds if all((*c, s) in diffs for c in cells)]
+    per_seed = lambda recs: [float(np.mean([recs[(*c, s)]["accuracy"] for c in cells])) for s in complete]
+    pooled = stats.paired(per_seed(mine), per_seed(base)) if len(complete) > 1 else None
+    equivalent = 0
+    for c in cells:
+        ss = [s for s in seeds if (*c, s) in diffs]
+        if len(ss) > 1:
+            r = stats.paired([mine[(*c, s)]["accuracy"] for s in ss], [base[(*c, s)]["accuracy"] for s in ss])
+            equivalent += stats.equivalence(r, margin)["outcome"] == "equivalent"
+    largest = max(diffs.values(), key=abs) if diffs else None
+    shares = [mine[k]["numeric_share"] for k in finished]
+    return {
+        "pairs": len(keys), "diverged": len(keys) - len(finished), "cells": len(cells), "seeds": len(complete),
+        "predictions_differ": float(np.mean([stats.disagreement(mine[k]["predictions"], base[k]["predictions"])
+                                             for k in finished])) if finished else None,
+        "difference": None if pooled is None else pooled["difference"],
+        "ci": None if pooled is None else list(pooled["ci"]),
+        "tost": None if pooled is None else stats.equivalence(pooled, margin),
+        "cells_equivalent": equivalent,
+        "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
+        "largest": largest,
+        "numeric_share": float(np.mean(shares)) if shares else None,
+    }
+
+
+def subsets_summary(records: list[dict]) -> dict:
+    """Subset sensitivity: per B = 1 cell of paper A, analytic over random few-shot subsets (one per seed):
+    where the published baseline and gradsel's first-k mean fall in that distribution (percentiles)."""
+    by_cell = defaultdict(list)
+    first_k = defaultdict(list)
+    for rec in records:
+        c = rec["config"]
+        if c["method"] != "analytic" or c["batch"] != 1 or rec["accuracy"] is None:
+            continue
+        (by_cell if c["subset"] == "random" else first_k)[(c["hidden"], c["shots"])].append(rec["accuracy"])
+    first_k = dict(first_k)
+    rows = []
+    for (hidden, shots), accs in sorted(by_cell.items()):
+        accs = np.sort(accs)
+        published_value = papers.published("alternate", 1, hidden, "analytic", shots)
+        first_k.setdefault((hidden, shots), [])
+        ours = float(np.mean(first_k[(hidden, shots)])) if first_k[(hidden, shots)] else None
+        pct = lambda v: None if v is None else float(100 * np.mean(accs < v) + 50 * np.mean(accs == v))
+        rows.append({"hidden": hidden, "shots": shots, "subsets": len(accs), "mean": float(accs.mean()),
+                     "lo": float(accs[0]), "hi": float(accs[-1]), "published": published_value,
+                     "published_percentile": pct(published_value), "first_k_runs": len(first_k[(hidden, shots)]),
+                     "first_k_mean": ours, "first_k_mean_percentile": pct(ours)})
+    return {"rows": rows}

@@ -1,22 +1,34 @@
 """The results store: one run = one JSON line, appended safely; loading and resume.
 
 A record carries the run's full configuration, a stable ``config_hash`` of
-it, the results, wall time and versions. Appends take an exclusive lock and
-write the whole line in one call, then fsync: a record is written whole or
-not at all, and two processes never interleave. A last line cut off by a
-crash is reported (by line number) and skipped, so that run is redone.
+it, the results, wall time and versions. Appends take an exclusive lock,
+write the line (a short write is continued), then fsync; on a failure (a full
+disk) the file is cut back to its size before: a record is written whole or
+not at all, and two processes never interleave. A grid appends through a
+Store, which never writes a run another process stored meanwhile. Outputs are
+probed before any work, and only regular files are read or written.
+
+On load every record is checked against a schema (types, ranges, the config
+through TrainConfig.validate); a bad or cut-off line is reported by line
+number, control characters escaped, and skipped, so that run is redone.
 """
 
+import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import platform
+import re
+import stat
 import warnings
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from .config import TrainConfig, canonical
 
 FORMAT = 1  # bump when the record layout changes
 HISTORY_POINTS = 200
@@ -32,6 +44,19 @@ def versions() -> dict[str, str]:
 
     return {"gradsel": v("gradsel"), "numpy": v("numpy"), "numba": v("numba"),
             "python": platform.python_version(), "platform": platform.platform()}
+
+
+def default_path(preset: str, for_writing: bool = False) -> Path:
+    """Where a paper table's runs are: results/<preset>.jsonl here (always, when writing), else the copy
+    shipped inside the package (or beside it, in a checkout)."""
+    local = Path("results") / f"{preset}.jsonl"
+    if for_writing or local.exists():
+        return local
+    here = Path(__file__).resolve().parent
+    for shipped in (here / "_results" / f"{preset}.jsonl", here.parent / "results" / f"{preset}.jsonl"):
+        if shipped.exists():
+            return shipped
+    return local
 
 
 def config_hash(config: dict) -> str:
@@ -68,6 +93,7 @@ def run_record(result) -> dict:
         "iterations_done": result.iterations_done,
         "wall_time": result.wall_time,
         "time_per_iter": result.time_per_iter,
+        "compile_time": result.compile_time,
         "counts": result.counts,
         "select_wins": result.select_wins,
         "numeric_share": result.numeric_share,
@@ -82,56 +108,272 @@ def run_record(result) -> dict:
     }
 
 
-def append(path, record: dict) -> None:
-    """Append one record as a line: locked, written in one call, flushed and fsynced."""
-    line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+class StoreError(ValueError):
+    """A results file (or another output) that cannot be read or written; the message names it and the fix."""
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _is_regular_or_new(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # a name too long, a missing directory: probe() says what it is
+
+
+def check_output_path(path) -> None:
+    """Accept a regular file or a new path; a device, FIFO or directory is refused (reading one never ends)."""
+    if path is not None and not _is_regular_or_new(Path(path)):
+        raise StoreError(f"{printable(str(path))} is not a regular file (a device, pipe or directory); "
+                         "give the path of a file")
+
+
+def probe(*paths) -> None:
+    """Check, before any work, that every given output can be written; one error names the first that cannot.
+
+    An existing file is opened for appending (and left unchanged); a new one is
+    created and removed again, so nothing is left behind.
+    """
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        check_output_path(path)
+        try:
+            if path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+            else:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                path.unlink()
+        except OSError as exc:
+            raise StoreError(f"cannot write {printable(str(path))}: {_why(exc)}; choose another path "
+                             "(nothing was run)") from None
+
+
+def make_parent(path) -> None:
+    """Create the directory `path` goes into (results/ for a table), or say in one line why it cannot be."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the directory of {printable(str(path))}: {_why(exc)}; "
+                         "give --results FILE elsewhere") from None
+
+
+def write_each(writers) -> list[str]:
+    """Run write() of every (path, write) whose path is given, even after one fails; the failures, one line each."""
+    failed = []
+    for path, write in writers:
+        if not path:
+            continue
+        try:
+            write()
+        except OSError as exc:
+            failed.append(f"cannot write {printable(str(path))}: {_why(exc)}")
+        except StoreError as exc:
+            failed.append(str(exc))
+    return failed
+
+
+def _encode(record: dict) -> bytes:
+    return (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written: a short write continues, no progress at all is ENOSPC."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+
+
+def _open_for_append(path: Path) -> int:
+    check_output_path(path)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced by a device or pipe since the check
+        os.close(fd)
+        raise StoreError(f"{printable(str(path))} is not a regular file; give the path of a file")
+    return fd
+
+
+def _append_locked(fd: int, path: Path, line: bytes) -> None:
+    """Write `line` at the end (the lock held); on any failure the file is cut back to its size before."""
+    size = os.fstat(fd).st_size
+    try:
+        _terminate_cut_line(fd, size)
+        _write_all(fd, line)
+        os.fsync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, size)  # no half record: everything written before this append is kept as it was
+        except OSError:
+            pass
+        raise StoreError(f"cannot append to {printable(str(path))}: {_why(exc)}; "
+                         "the records already in it are kept") from None
+
+
+def append(path, record: dict) -> None:
+    """Append one record as a line: locked, written whole (or not at all), flushed and fsynced.
+
+    Raises StoreError naming the file and the reason (a full disk, a
+    read-only file system); the file is then as it was before the call.
+    """
+    path = Path(path)
+    line = _encode(record)
+    try:
+        fd = _open_for_append(path)
+    except OSError as exc:
+        raise StoreError(f"cannot append to {printable(str(path))}: {_why(exc)}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            _terminate_cut_line(fd)
-            os.write(fd, line)
-            os.fsync(fd)
+            _append_locked(fd, path, line)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 
 
-def _terminate_cut_line(fd: int) -> None:
+class Store:
+    """A results file that a grid appends to, never twice for the same configuration.
+
+    Another process may append to the same file at the same time (two
+    identical commands): under the append lock the lines added since the last
+    look are read, and a record whose run is already there is not written.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.seen: set[str] = set()
+        self.offset = 0  # bytes of the file already looked at
+
+    def _catch_up(self, fd: int) -> None:
+        end = os.fstat(fd).st_size
+        if end < self.offset:  # the file was replaced or cut: look at all of it again
+            self.offset, self.seen = 0, set()
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            fh.seek(self.offset)
+            for raw in _lines(fh):
+                if not raw.endswith(b"\n"):
+                    break  # a line being written right now, or cut: looked at again next time
+                self.offset = fh.tell()
+                rec, problem = _parse(raw)
+                if problem is None:
+                    self.seen.add(run_key(rec))
+
+    def append(self, record: dict) -> bool:
+        """Append `record` unless its run is in the file already; whether it was written."""
+        line = _encode(record)
+        try:
+            fd = _open_for_append(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot append to {printable(str(self.path))}: {_why(exc)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                self._catch_up(fd)
+                key = run_key(record)
+                if key in self.seen:
+                    return False
+                _append_locked(fd, self.path, line)
+                self.offset = os.fstat(fd).st_size
+                self.seen.add(key)
+                return True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def run_key(record: dict) -> str:
+    """The hash of a record's configuration with every field (older layouts get the defaults filled in)."""
+    return config_hash(canonical(record["config"]))
+
+
+def _terminate_cut_line(fd: int, size: int) -> None:
     """If the file ends mid-line (a crash cut the last write), end that line first."""
-    size = os.fstat(fd).st_size
     if size and os.pread(fd, 1, size - 1) != b"\n":
-        os.write(fd, b"\n")
+        _write_all(fd, b"\n")
+
+
+MAX_LINE = 1 << 22  # bytes: a record is a few tens of KB; a longer line is not one (a device, a hostile file)
+
+
+def _lines(fh):
+    """The lines of a binary file, each at most MAX_LINE + 1 bytes; a longer one is yielded cut, then skipped."""
+    while True:
+        raw = fh.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            while True:  # skip the rest of the overlong line, MAX_LINE bytes at a time
+                rest = fh.readline(MAX_LINE)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield raw[:MAX_LINE] + b"\x00too long\n"
+            continue
+        yield raw
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character (escape sequences included) shown as \\xNN: safe for a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def load(path) -> list[dict]:
-    """Every whole record of a results file; bad lines are skipped with a warning naming them.
+    """Every whole, valid record of a results file; bad lines are skipped with a warning naming them.
 
     Reading never changes the file: a skipped line stays where it is (for a
-    person to look at), and its run is simply not counted as done.
+    person to look at), and its run is simply not counted as done. Only a
+    regular file is read (a device or pipe would never end), a line at most
+    MAX_LINE bytes.
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            check_output_path(path)
+    except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise StoreError(f"cannot read {printable(str(path))}: {_why(exc)}") from None
     records = []
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise StoreError(f"cannot read {printable(str(path))}: {_why(exc)}") from None
+    with fh:
+        for number, raw in enumerate(_lines(fh), start=1):
             if not raw.strip():
                 continue
-            try:
-                rec = json.loads(raw)
-            except (ValueError, RecursionError):  # bad JSON or bytes; absurdly deep nesting
-                cut = not raw.endswith(b"\n")
-                warnings.warn(f"{path}:{number}: {'cut-off' if cut else 'unreadable'} line skipped (that run will be redone)",
-                              stacklevel=2)
-                continue
-            problem = _check(rec)
+            rec, problem = _parse(raw)
             if problem:
-                warnings.warn(f"{path}:{number}: {problem}; line skipped", stacklevel=2)
+                warnings.warn(printable(f"{path}:{number}: {problem}"), stacklevel=2)
                 continue
             records.append(rec)
     return records
+
+
+def _parse(raw: bytes) -> tuple[dict | None, str | None]:
+    """(record, None) for a valid line, else (None, why it is skipped)."""
+    if raw.endswith(b"\x00too long\n"):
+        return None, f"line longer than {MAX_LINE:,} bytes skipped (that run will be redone)"
+    try:
+        rec = json.loads(raw)
+    except (ValueError, RecursionError):  # bad JSON or bytes; absurdly deep nesting
+        cut = not raw.endswith(b"\n")
+        return None, f"{'cut-off' if cut else 'unreadable'} line skipped (that run will be redone)"
+    problem = _check(rec)
+    if problem:
+        return None, f"{problem}; line skipped (that run will be redone)"
+    return rec, None
 
 
 def _check(rec) -> str | None:
@@ -141,4 +383,78 @@ def _check(rec) -> str | None:
         return f"record format {rec.get('format')!r}, this gradsel reads format {FORMAT}"
     if config_hash(rec["config"]) != rec["config_hash"]:
         return "config does not match its config_hash"
+    try:
+        TrainConfig.from_dict(canonical(rec["config"])).validate()
+    except (ValueError, TypeError) as exc:
+        return f"invalid config: {exc}"
+    return _check_results(rec, canonical(rec["config"]))
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _whole(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _share(x) -> bool:
+    return _number(x) and 0 <= x <= 1
+
+
+def _or_none(test):
+    return lambda x: x is None or test(x)
+
+
+def _thinned(x) -> bool:
+    return (isinstance(x, dict) and _whole(x.get("every")) and x["every"] >= 1 and isinstance(x.get("values"), list)
+            and all(v is None or _number(v) for v in x["values"]))
+
+
+def _curve(x) -> bool:
+    return isinstance(x, list) and all(isinstance(p, list) and len(p) == 2 and _whole(p[0]) and _share(p[1])
+                                       for p in x)
+
+
+def _counts(x) -> bool:
+    return isinstance(x, dict) and all(_whole(x.get(k)) and x[k] >= 0 for k in ("analytic", "numeric"))
+
+
+# What the tables, compare and the figures read from a record: key -> (test, what it must be, required).
+SCHEMA = {
+    "diverged": (lambda x: isinstance(x, bool), "true or false", True),
+    "accuracy": (_or_none(_share), "a number in [0, 1] (null if diverged)", True),
+    "final_loss": (_or_none(_number), "a finite number or null", True),
+    "iterations_done": (lambda x: _whole(x) and x >= 0, "a whole number >= 0", True),
+    "wall_time": (lambda x: _number(x) and x >= 0, "a finite number >= 0", True),
+    "time_per_iter": (lambda x: _number(x) and x >= 0, "a finite number >= 0", True),
+    "counts": (_counts, "an object of analytic and numeric counts", True),
+    "select_wins": (_or_none(_counts), "null or an object of analytic and numeric counts", True),
+    "numeric_share": (_share, "a number in [0, 1]", True),
+    "rel_diff_mean": (_or_none(lambda x: _number(x) and x >= 0), "a finite number >= 0 or null", True),
+    "loss_history": (_thinned, 'an object {"every": N, "values": [...]}', True),
+    "acc_history": (_curve, "a list of [iteration, accuracy in [0, 1]]", True),
+    "acc_curve": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),
+    "rel_diff_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
+    "numeric_share_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
+    "predictions": (lambda x: isinstance(x, str) and set(x) <= set("0123456789-"),
+                    "a string of digits 0-9 and '-'", True),
+}
+
+
+def _check_results(rec: dict, config: dict) -> str | None:
+    """Why the results part of a record cannot be used (a wrong type, a number out of range), or None."""
+    for key, (test, what, required) in SCHEMA.items():
+        if key not in rec:
+            if required:
+                return f"no {key!r}"
+            continue
+        if not test(rec[key]):
+            return f"{key!r} must be {what}"
+    if rec["diverged"] != (rec["accuracy"] is None):
+        return "'accuracy' must be null exactly when the run diverged"
+    if rec["iterations_done"] > config["iters"]:
+        return f"'iterations_done' {rec['iterations_done']} is more than the {config['iters']} iterations"
+    if "evaluated_on" not in rec and len(rec["predictions"]) != config["test_limit"]:  # tune: a validation split
+        return f"'predictions' has {len(rec['predictions'])} digits, the run evaluated {config['test_limit']}"
     return None

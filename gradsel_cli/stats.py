@@ -1,4 +1,4 @@
-"""Means, confidence intervals, paired tests and verdicts over multi-seed results.
+"""Means, confidence intervals, paired tests, equivalence tests (TOST) and verdicts over multi-seed results.
 
 Pure functions over NumPy arrays; SciPy supplies the t distribution
 (``scipy.special``, quick to import, so ``gradsel table`` starts fast) and, for
@@ -223,6 +223,76 @@ def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 
     }[outcome]
     return dict(difference=diff, ci=(float(lo), float(hi)), p_t=p_t, p_wilcoxon=p_w,
                 supported=supported, outcome=outcome, words=words)
+
+
+EQUIVALENCE_OUTCOMES = ("equivalent", "better", "worse", "inconclusive")
+
+
+def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *, method: str = "the method",
+                baseline: str = "the baseline", digits: int = 4) -> dict:
+    """Two one-sided tests (TOST) of a paired difference (from :func:`paired`) against the margin ±`margin`.
+
+    The lower test has H0: difference <= -margin, the upper test H0:
+    difference >= +margin, each a one-sided paired t-test at level `alpha`;
+    both reject exactly when the (1 - 2 alpha) Student-t interval (90% for
+    alpha = 0.05) lies inside (-margin, +margin). The outcome, from that interval:
+
+    - **equivalent**: inside (-margin, +margin): the method changes accuracy by
+      less than the margin (both one-sided p-values below alpha);
+    - **better** / **worse**: not equivalent, and the interval excludes 0 above
+      (lo > 0) / below (hi < 0): a difference, and not shown to be below the margin;
+    - **inconclusive**: otherwise, or with one pair (no interval).
+
+    Equal differences (sd 0) give a point interval: p-values 0 or 1.
+    Returns a dict: ``difference``, ``margin``, ``ci`` (lo, hi) at ``level``
+    (1 - 2 alpha), ``p_lower`` (H0: difference <= -margin), ``p_upper`` (H0:
+    difference >= +margin), ``p_tost`` (the larger), ``outcome`` (one of
+    EQUIVALENCE_OUTCOMES), ``numbers`` (difference, interval and p-values as
+    text) and ``words``, one line of plain English with the numbers.
+    """
+    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin must be positive and finite, got {margin!r}")
+    _check_level(alpha, "alpha")
+    if alpha >= 0.5:
+        raise ValueError(f"alpha must be below 0.5 (the interval is at 1 - 2 alpha), got {alpha!r}")
+    try:
+        n, diff, sd = int(diff_result["n"]), float(diff_result["difference"]), float(diff_result["sd"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"diff_result must be a result of paired(); missing or bad {exc}") from None
+    level = 1.0 - 2.0 * alpha
+    lo, hi = _t_interval(n, diff, sd, level)
+    if n < 2:
+        p_lower = p_upper = math.nan
+    elif sd == 0.0:
+        p_lower = 0.0 if diff > -margin else 1.0
+        p_upper = 0.0 if diff < margin else 1.0
+    else:
+        se = sd / math.sqrt(n)
+        p_lower = float(special.stdtr(n - 1, -(diff + margin) / se))  # P(T >= t_lower)
+        p_upper = float(special.stdtr(n - 1, (diff - margin) / se))   # P(T <= t_upper)
+    if math.isnan(lo):
+        outcome = "inconclusive"
+    elif -margin < lo and hi < margin:
+        outcome = "equivalent"
+    elif lo > 0:
+        outcome = "better"
+    elif hi < 0:
+        outcome = "worse"
+    else:
+        outcome = "inconclusive"
+    pct = f"{round(100.0 * level, 6):g}"
+    numbers = (f"difference {_num(diff, digits)}, {pct}% CI {_num(lo, digits)} to {_num(hi, digits)}, "
+               f"p lower {_p(p_lower)}, p upper {_p(p_upper)}")
+    words = {
+        "equivalent": f"{method} is equivalent to {baseline} within ±{margin:g}",
+        "better": f"{method} is better than {baseline}, not shown to be within ±{margin:g}",
+        "worse": f"{method} is worse than {baseline}, not shown to be within ±{margin:g}",
+        "inconclusive": (f"inconclusive: one paired run gives no interval" if n < 2 else
+                         f"inconclusive: neither equivalence within ±{margin:g} nor a difference is shown"),
+    }[outcome]
+    p_tost = max(p_lower, p_upper) if n >= 2 else math.nan
+    return dict(difference=diff, margin=float(margin), ci=(float(lo), float(hi)), level=level, p_lower=p_lower,
+                p_upper=p_upper, p_tost=p_tost, outcome=outcome, numbers=numbers, words=f"{words} ({numbers})")
 
 
 def _predictions(pred, name: str) -> np.ndarray:

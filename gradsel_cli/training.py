@@ -7,6 +7,7 @@ mini-batch sequence.
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,8 +29,8 @@ class RunResult:
     final_loss: float                     # mean loss on the whole few-shot training set at the end
     loss_history: np.ndarray              # (iterations_done,) batch loss before each update
     acc_history: list[tuple[int, float]]  # (iteration, test accuracy) every eval_every iterations
-    wall_time: float                      # seconds, whole run including evaluation
-    train_time: float                     # seconds spent in the iterations
+    wall_time: float                      # seconds, whole run including evaluation (and compile_time)
+    train_time: float                     # seconds spent in the iterations (compilation excluded)
     iterations_done: int
     counts: dict[str, int]                # gradient evaluations of each source
     select_wins: dict[str, int] | None    # select: how often each update was kept
@@ -42,6 +43,7 @@ class RunResult:
     sources: np.ndarray = field(repr=False, default=None)  # (iterations_done,) 1 where the kept update was numeric
     rel_diffs: np.ndarray = field(repr=False, default=None)  # (iterations_done,) each step's rel_diff, nan if none
     acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy) at eval_points
+    compile_time: float = 0.0             # seconds to compile or load the kernels before the first iteration
 
     @property
     def time_per_iter(self) -> float:
@@ -55,7 +57,7 @@ class RunResult:
 
 @dataclass
 class Dataset:
-    """What one run trains on (float64) and is evaluated on (uint8 or float64)."""
+    """What one run trains on (float64 or float32) and is evaluated on (uint8 or float)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -64,9 +66,10 @@ class Dataset:
 
     @classmethod
     def for_config(cls, raw, config: TrainConfig) -> "Dataset":
-        """The few-shot training set and the first test_limit test images."""
+        """The few-shot training set (in the config's precision) and the first test_limit test images."""
         xtr, ytr, xte, yte = raw
         x, y = data.few_shot(xtr, ytr, config.shots, config.subset, config.seed)
+        x = x.astype(config.precision, copy=False)  # scaled in float64, then rounded: float32 sees the same pixels
         return cls(x, y, xte[: config.test_limit], yte[: config.test_limit])  # test set stays uint8
 
 
@@ -80,9 +83,9 @@ class RunningStats:
 
     MOMENTUM = 0.9
 
-    def __init__(self, hidden: int):
-        self.mean = np.zeros(hidden)
-        self.var = np.zeros(hidden)
+    def __init__(self, hidden: int, dtype=np.float64):
+        self.mean = np.zeros(hidden, dtype)
+        self.var = np.zeros(hidden, dtype)
 
     def update(self, params: Params, x: np.ndarray) -> None:
         mean, var = network.batch_stats(params, x)
@@ -105,13 +108,14 @@ class DropoutMasks:
     def __init__(self, config: TrainConfig):
         self.p = config.dropout
         self.shape = (config.batch, config.hidden)
-        self.ones = np.ones(self.shape)
+        self.dtype = np.dtype(config.precision)
+        self.ones = np.ones(self.shape, self.dtype)
         self.gen = rng(config.seed, "dropout")
 
     def next(self) -> np.ndarray:
         if self.p == 0:
             return self.ones
-        return (self.gen.random(self.shape) >= self.p) / (1.0 - self.p)
+        return ((self.gen.random(self.shape) >= self.p) / (1.0 - self.p)).astype(self.dtype, copy=False)
 
 
 def curve_iterations(iters: int, points: int) -> set[int]:
@@ -123,6 +127,7 @@ def curve_iterations(iters: int, points: int) -> set[int]:
     return {0, *range(every, iters + 1, every), iters}
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss or weight ends the run as diverged
 def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: Dataset | None = None,
           eval_points: int = 0) -> RunResult:
     """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted);
@@ -136,19 +141,23 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     config.validate()
     if dataset is None:
         dataset = Dataset.for_config(data.load_mnist_raw(data_dir) if raw is None else raw, config)
-    ds = dataset
     c = config
+    ds = dataset
+    if ds.x_train.dtype != np.dtype(c.precision):  # a given dataset (e.g. tune's split), rounded once here
+        ds = Dataset(ds.x_train.astype(c.precision), ds.y_train, ds.x_test, ds.y_test)
     setting = Setting(
         optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
                             eps=c.eps),
         activation=c.activation, loss=c.loss, weight_decay=c.weight_decay,
-        fd_step=c.fd_step, fd_scheme=c.fd_scheme, numeric_every=c.numeric_every, select_on=c.select_on,
-        x_train=ds.x_train, y_train=ds.y_train,
+        fd_step=c.fd_step, fd_scheme=c.fd_scheme, fd_arith=c.fd_arith, loss_epsilon=c.loss_epsilon,
+        numeric_every=c.numeric_every, select_on=c.select_on, x_train=ds.x_train, y_train=ds.y_train,
     )
     step_fn = METHODS[c.method]
-    params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm)
-    running = RunningStats(c.hidden) if c.batch_norm else None
-    opt_state = setting.optimizer.init(params.flat.size)
+    params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
+    if c.method != "analytic":
+        warn_unresolved_step(c.fd_step, params.flat)
+    running = RunningStats(c.hidden, params.dtype) if c.batch_norm else None
+    opt_state = setting.optimizer.init(params.flat.size, params.dtype)
     batches = batch_indices(c, len(ds.y_train))
     masks = DropoutMasks(c)
 
@@ -166,6 +175,7 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     diverged = False
     done = 0
     start = time.perf_counter()
+    compile_time = _warm_up(setting, params, ds, batches[0], masks.ones, c)
     train_time = 0.0
     for t in range(1, config.iters + 1):
         tick = time.perf_counter()
@@ -201,7 +211,8 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     else:
         predictions = network.predict(_test_time(params, running), ds.x_test, c.activation)
         accuracy = float(np.mean(predictions == ds.y_test))
-        final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay)
+        final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay,
+                                  c.loss_epsilon)
     return RunResult(
         config=config, accuracy=accuracy, final_loss=final_loss, loss_history=losses[:done],
         acc_history=acc_history, wall_time=time.perf_counter() - start, train_time=train_time,
@@ -209,10 +220,66 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
         rel_diff_mean=_nanmean(rel_diffs[:done]), diverged=diverged,
         params=params, predictions=predictions, sources=sources[:done], rel_diffs=rel_diffs[:done], acc_curve=acc_curve,
         running_mean=None if running is None else running.mean, running_var=None if running is None else running.var,
+        compile_time=compile_time,
     )
+
+
+def _warm_up(s: Setting, params: Params, ds: Dataset, idx, ones, config: TrainConfig) -> float:
+    """Seconds to compile (or load from Numba's cache) every kernel the run calls, so that the timings of the
+    iterations exclude it. Only pure functions are called: the run itself is unchanged."""
+    tick = time.perf_counter()
+    x, y = ds.x_train[idx], ds.y_train[idx]
+    if config.method != "numeric":
+        network.analytic_gradient(params, x, y, s.activation, ones, loss=s.loss, weight_decay=s.weight_decay)
+    if config.method != "analytic":
+        network.numerical_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, ones, s.loss, s.weight_decay)
+    network.loss(params, x, y, s.activation, ones, s.loss, s.weight_decay)
+    if config.batch_norm:
+        network.batch_stats(params, x)
+    network.predict(params, ds.x_test[:1], config.activation)
+    return time.perf_counter() - tick
 
 
 def _nanmean(values: np.ndarray) -> float | None:
     """Mean of the entries that were computed (not nan), None when there are none."""
     computed = values[~np.isnan(values)]
     return float(np.mean(computed)) if computed.size else None
+
+
+def warn_unresolved_step(fd_step: float, weights: np.ndarray) -> None:
+    """Warn when w + h rounds back to w at the scale of the weights: the numeric gradient would be noise or 0."""
+    top = np.max(np.abs(weights)) if weights.size else weights.dtype.type(0)
+    scale, resolution = float(top), float(np.spacing(top))  # the gap between numbers of the run's precision there
+    if fd_step < resolution:
+        warnings.warn(f"--fd-step {fd_step:g} is below what {weights.dtype} resolves at the weights' scale ({scale:.2g}, "
+                      f"steps of {resolution:.1e}): w + h rounds to w and the numeric gradient is meaningless; "
+                      "use a step near 1e-4", stacklevel=3)
+
+
+def model_path(path) -> str:
+    """The file np.savez writes for `path` (it adds .npz when the name lacks it)."""
+    path = str(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def write_model(path, result: RunResult) -> None:
+    """Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to `path` (.npz)."""
+    arrays = result.params.blocks()
+    if result.running_mean is not None:
+        arrays.update(running_mean=result.running_mean, running_var=result.running_var)
+    np.savez(path, **arrays)
+
+
+FD_SANE = (1e-10, 1e-1)  # finite-difference steps outside this range give a gradient of rounding or curvature
+
+
+def divergence_hint(config: TrainConfig) -> str:
+    """What to change after a run diverged: the setting most likely at fault, not always the learning rate."""
+    c = config
+    if c.weight_decay * c.lr >= 1:
+        return (f"--weight-decay {c.weight_decay:g} times --lr {c.lr:g} is {c.weight_decay * c.lr:.3g} (at least 1: "
+                "each step overshoots the decay of the weights); lower --weight-decay.")
+    if c.method != "analytic" and not FD_SANE[0] <= c.fd_step <= FD_SANE[1]:
+        return (f"The numeric gradient with --fd-step {c.fd_step:g} is mostly rounding or curvature error; "
+                "use a step near 1e-4.")
+    return "Try a smaller --lr."

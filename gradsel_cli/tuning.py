@@ -27,6 +27,10 @@ def validation_split(raw, config: TrainConfig, val_per_class: int = 0) -> tuple[
         train_idx, val_idx = idx[:, :-1].ravel(), idx[:, -1]
         described = f"train on {config.shots - 1} per class, validate on the last of the {config.shots} few-shot images"
     else:
+        smallest = int(np.bincount(ytr, minlength=data.N_CLASSES).min())
+        if config.shots + val_per_class > smallest:
+            raise ValueError(f"--shots {config.shots} plus --val-per-class {val_per_class} images per class is more "
+                             f"than the {smallest} of the smallest class; lower --val-per-class")
         both = data.few_shot_indices(ytr, config.shots + val_per_class, config.subset, config.seed)
         both = both.reshape(data.N_CLASSES, -1)
         train_idx, val_idx = both[:, :config.shots].ravel(), both[:, config.shots:].ravel()
@@ -45,6 +49,8 @@ def tune(base: TrainConfig, trials: int, lr_range: tuple[float, float], weight_d
     for name, (lo, hi) in (("lr range", lr_range), ("weight-decay range", weight_decay_range)):
         if not (0 < lo <= hi and math.isfinite(hi)):
             raise ValueError(f"{name} must be LOW,HIGH with 0 < LOW <= HIGH, got {lo},{hi}")
+    if results_path is not None:
+        results.probe(results_path)
     raw = data.load_mnist_raw() if raw is None else raw
     ds, described = validation_split(raw, base, val_per_class)
     gen = rng(base.seed, "tune")
@@ -63,4 +69,13 @@ def tune(base: TrainConfig, trials: int, lr_range: tuple[float, float], weight_d
         if progress:
             progress(n + 1, trials, f"lr {config.lr:.3g}, wd {config.weight_decay:.3g}")
     rows.sort(key=lambda r: -1.0 if r["val_accuracy"] is None else r["val_accuracy"], reverse=True)
-    return {"split": described, "config": base.to_dict(), "trials": rows, "best": rows[0] if rows else None}
+    finished = [r for r in rows if not r["diverged"]]
+    return {"split": described, "config": base.to_dict(), "trials": rows, "best": finished[0] if finished else None}
+
+
+def nothing_worked(summary: dict) -> str | None:
+    """The message when no trial of a tune finished (every one diverged), else None."""
+    if summary["best"] is not None:
+        return None
+    return (f"no setting worked: all {len(summary['trials'])} trials diverged; lower --lr-range (and "
+            "--weight-decay-range)")

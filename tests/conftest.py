@@ -1,11 +1,18 @@
 """Shared fixtures: the shipped MNIST (loaded once per session), real few-shot batches, small random problems."""
 
-import numpy as np
-import pytest
-from click.testing import CliRunner
+import os
 
-from gradsel_cli import data
-from helpers import random_params
+# The thread-count tests compare 1 and 2 Numba threads. Numba starts as many threads as cores, so a
+# one-core machine gets a second thread (oversubscribed; still correct) before Numba is imported.
+if (os.cpu_count() or 1) < 2:
+    os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from gradsel_cli import data  # noqa: E402
+from helpers import random_params  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@
 The network is ``x @ W1 + b1 [-> batch norm] -> act -> * mask -> @ W2 + b2 ->
 mean softmax cross-entropy or MSE [+ weight decay]``. Weights are passed as a
 list ``[W1, b1, W2, b2]`` (``+ [gamma, beta]`` with batch norm); gradients come
-back in the same layout. Nothing here imports gradsel_cli.
+back in the same layout. Everything computes in the dtype of the weights and
+the data (float64 or float32: pass both in the same one). Nothing here imports
+gradsel_cli.
 """
 
 import numpy as np
@@ -90,8 +92,11 @@ def softmax(a2):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def cross_entropy(a2, y):
-    """Mean softmax cross-entropy via log-sum-exp."""
+def cross_entropy(a2, y, eps=0.0):
+    """Mean softmax cross-entropy via log-sum-exp; with eps > 0 the textbook's -log(p_y + eps)."""
+    if eps:
+        p = softmax(a2)[np.arange(len(y)), y]
+        return -np.sum(np.log(p + a2.dtype.type(eps))) / a2.dtype.type(len(y))
     m = a2.max(axis=1)
     log_sum_exp = m + np.log(np.exp(a2 - m[:, None]).sum(axis=1))
     return np.mean(log_sum_exp - a2[np.arange(len(y)), y])
@@ -99,7 +104,7 @@ def cross_entropy(a2, y):
 
 def mse(a2, y):
     """1/2 mean over the batch of the squared distance between softmax(a2) and the one-hot target."""
-    onehot = np.eye(a2.shape[1])[y]
+    onehot = np.eye(a2.shape[1], dtype=a2.dtype)[y]
     return np.mean(0.5 * ((softmax(a2) - onehot) ** 2).sum(axis=1))
 
 
@@ -108,12 +113,13 @@ def weight_penalty(weights, weight_decay):
     return 0.5 * weight_decay * (np.sum(weights[0] ** 2) + np.sum(weights[2] ** 2))
 
 
-def loss(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0):
-    return total_loss(weights, x, y, act, mask, loss, weight_decay)
+def loss(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0, eps=0.0):
+    return total_loss(weights, x, y, act, mask, loss, weight_decay, eps)
 
 
-def total_loss(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0):
-    data_loss = (mse if loss == "mse" else cross_entropy)(forward(weights, x, act, mask)[2], y)
+def total_loss(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0, eps=0.0):
+    a2 = forward(weights, x, act, mask)[2]
+    data_loss = mse(a2, y) if loss == "mse" else cross_entropy(a2, y, eps)
     return data_loss + weight_penalty(weights, weight_decay)
 
 
@@ -121,19 +127,26 @@ def predict(weights, x, act="sigmoid"):
     return np.argmax(forward(weights, x, act)[2], axis=1)
 
 
-def analytic_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0):
-    """Backpropagation: [gW1, gb1, gW2, gb2] (+ [ggamma, gbeta] with batch norm)."""
+def analytic_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", weight_decay=0.0, eps=0.0):
+    """Backpropagation: [gW1, gb1, gW2, gb2] (+ [ggamma, gbeta] with batch norm).
+
+    eps > 0: the true gradient of -log(p_y + eps), d/da2 = (p - onehot) p_y / (p_y + eps)
+    (gradsel's backprop, like the textbook's, differentiates -log p_y whatever eps).
+    """
     W1, b1, W2, b2 = weights[:4]
     B = len(y)
     pre = x @ W1 + b1                              # hidden pre-activation before batch norm
     a1, z1, a2 = forward(weights, x, act, mask)    # a1: what the activation sees
-    onehot = np.eye(a2.shape[1])[y]
+    onehot = np.eye(a2.shape[1], dtype=a2.dtype)[y]
     p = softmax(a2)
     if loss == "mse":   # d/da2_j of 1/2 sum_k (p_k - t_k)^2 = p_j ((p_j - t_j) - sum_k (p_k - t_k) p_k)
         r = p - onehot
         da2 = p * (r - (r * p).sum(axis=1, keepdims=True)) / B
     else:
         da2 = (p - onehot) / B
+        if eps:
+            py = p[np.arange(B), y]
+            da2 = da2 * (py / (py + eps))[:, None]
     gW2 = z1.T @ da2
     gb2 = da2.sum(axis=0)
     dz1 = da2 @ W2.T
@@ -154,10 +167,11 @@ def analytic_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-entro
 
 
 def numerical_gradient(weights, x, y, step=1e-4, scheme="central", act="sigmoid", mask=None, loss="cross-entropy",
-                       weight_decay=0.0):
-    """The naive method: perturb one weight, full forward pass, restore."""
+                       weight_decay=0.0, eps=0.0):
+    """The naive method, as the textbook codes it: perturb one weight, full forward pass, restore, and
+    (f(w + h) - f(w - h)) / 2h of the two batch losses, in the weights' dtype."""
     weights = [w.copy() for w in weights]
-    f = lambda: total_loss(weights, x, y, act, mask, loss, weight_decay)  # noqa: E731
+    f = lambda: total_loss(weights, x, y, act, mask, loss, weight_decay, eps)  # noqa: E731
     base = f()
     grads = []
     for w in weights:

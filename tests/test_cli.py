@@ -202,3 +202,37 @@ def assert_one_line_error(result, option):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error:")
     assert option in lines[0]
+
+
+# --- precision, finite-difference arithmetic, loss epsilon -----------------------------
+
+@pytest.mark.parametrize("option,value,key,stored", [
+    ("--precision", "float32", "precision", "float32"),
+    ("--fd-arith", "textbook", "fd_arith", "textbook"),
+    ("--loss-epsilon", "1e-7", "loss_epsilon", 1e-7),
+])
+def test_each_new_option_is_read_back_from_the_json_record(runner, option, value, key, stored):
+    result = invoke(runner, *SMALL_RUN, "--method", "select", "--iters", "4", option, value, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["config"][key] == stored
+    assert record["config_hash"] == results.config_hash(record["config"])
+    default = json.loads(invoke(runner, *SMALL_RUN, "--method", "select", "--iters", "4", "--json").stdout)
+    assert default["config"][key] != stored
+
+
+def test_loss_epsilon_help_says_backprop_ignores_it(runner):
+    text = " ".join(invoke(runner, "train", "--help").output.split())
+    assert "--loss-epsilon" in text and "-log(p + EPS)" in text
+    assert "analytic gradient stays that of -log p" in text
+    assert "--precision [float64|float32]" in text and "--fd-arith [exact|textbook]" in text
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--precision", "float16"], "--precision"),
+    (["--fd-arith", "sloppy"], "--fd-arith"),
+    (["--loss-epsilon", "-1"], "--loss-epsilon"),
+    (["--loss-epsilon", "1e-7", "--loss", "mse"], "loss-epsilon"),
+])
+def test_new_options_bad_input_is_one_line(runner, args, option):
+    assert_one_line_error(invoke(runner, *SMALL_RUN, *args), option)

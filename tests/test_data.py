@@ -269,3 +269,26 @@ def test_few_shot_accepts_float_images(mnist_raw):
     x, y = data.few_shot(xtr, mnist_raw[1][:2000], 2)
     assert x.dtype == np.float64 and x.max() <= 1.0
     assert np.array_equal(x, xtr[data.few_shot_indices(mnist_raw[1][:2000], 2)])
+
+
+def test_load_mnist_dtypes(mnist_raw):
+    # float64 as before; uint8 the stored pixels (as lean as the command line); float32 half of float64
+    x64, y64, t64, _ = data.load_mnist()
+    assert x64.dtype == np.float64 and x64.flags.c_contiguous
+    assert np.array_equal(x64[:500], mnist_raw[0][:500] / 255.0) and np.array_equal(t64[-500:], mnist_raw[2][-500:] / 255.0)
+    assert np.array_equal(y64, mnist_raw[1])
+    del x64, t64
+    x8, _, t8, _ = data.load_mnist(dtype="uint8")
+    assert x8.dtype == np.uint8 and np.array_equal(x8, mnist_raw[0]) and np.array_equal(t8, mnist_raw[2])
+    x32, _, _, _ = data.load_mnist(dtype=np.float32)
+    assert x32.dtype == np.float32 and x32.nbytes == 60000 * 784 * 4
+    assert np.array_equal(x32[:500], (mnist_raw[0][:500] / np.float32(255)).astype(np.float32))
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        data.load_mnist(dtype="int16")
+
+
+def test_uint8_images_train_the_same_as_float64(mnist_raw):
+    x8, y = data.load_mnist(dtype="uint8")[:2]
+    a, _ = data.few_shot(x8, y, shots=2)
+    b, _ = data.few_shot(mnist_raw[0] / 255.0, y, shots=2)
+    assert a.tobytes() == b.tobytes()

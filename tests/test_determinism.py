@@ -64,11 +64,16 @@ def test_kernels_do_not_depend_on_the_thread_count(threads, mnist_batch):
         pytest.fail("this test needs at least 2 Numba threads (NUMBA_NUM_THREADS)")
     x, y = mnist_batch
     params = network.init_params(50, seed=2, std=0.1)
+    params32 = network.init_params(50, seed=2, std=0.1, dtype="float32")
     outputs = {}
     for n in (1, 2):
         threads(n)
         outputs[n] = [network.numerical_gradient(params, x, y).flat,
                       network.numerical_gradient(params, x, y, scheme="forward").flat,
+                      network.numerical_gradient(params, x, y, arith="textbook", loss_epsilon=1e-7).flat,
+                      network.numerical_gradient(params32, x, y).flat,
+                      network.numerical_gradient(params32, x, y, arith="textbook").flat,
+                      network.predict(params32, np.tile(x, (100, 1))),
                       network.analytic_gradient(params, x, y).flat,
                       np.array([network.loss(params, x, y)]),
                       network.predict(params, np.tile(x, (100, 1)))]

@@ -168,3 +168,10 @@ def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
     hashes = [r["config_hash"] for r in stored]
     assert len(hashes) == len(set(hashes)) == len(configs)
     assert sorted(hashes) == sorted(r["config_hash"] for r in records)
+
+
+def test_the_dask_worker_configuration_the_readme_names_ships_in_the_package():
+    from gradsel_cli import dask_executor
+
+    text = dask_executor.WORKER_CONFIG.read_text()
+    assert "MALLOC_TRIM_THRESHOLD_: null" in text and "pre-spawn-environ" in text

@@ -11,10 +11,11 @@ import sys
 import time
 import warnings
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradsel_cli import data, experiments, results
+from gradsel_cli import data, experiments, results, training, tuning  # noqa: F401 (tuning: patched by name)
 from gradsel_cli.cli import cli
 from gradsel_cli.training import TrainConfig
 
@@ -211,3 +212,310 @@ def test_a_broken_mnist_file_is_one_line_through_the_cli(name, idx, tmp_path, mo
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
     assert STEMS[key] in lines[0] and says in lines[0], lines[0]
+
+
+# --- the fault suite of issue #12: one test (or a parametrized set) per cause --------
+# Hostile files, full disks and devices for the results store itself are in test_results.py.
+
+SMALL = ["--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "200"]
+LONG_NAME = "x" * 300 + ".jsonl"  # ENAMETOOLONG on every common file system
+
+
+def one_line_error(result, *says):
+    assert "Traceback" not in result.output, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("Error:"), result.stderr
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    for word in says:
+        assert word in errors[0], errors[0]
+    return errors[0]
+
+
+def no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained before every output was checked")
+
+    monkeypatch.setattr("gradsel_cli.training.train", refuse)
+    monkeypatch.setattr("gradsel_cli.tuning.train", refuse)  # bound at import: patched where it is looked up
+    monkeypatch.setattr("gradsel_cli.experiments.run_trial", refuse)
+
+
+@pytest.mark.parametrize("option", ["--out", "--save-model", "--plot"])
+def test_1_an_output_that_cannot_be_written_is_one_line_before_any_training(option, runner, tmp_path, monkeypatch):
+    no_training(monkeypatch)
+    name = LONG_NAME[:-6] + (".png" if option == "--plot" else ".npz")
+    result = runner.invoke(cli, ["train", *SMALL, option, str(tmp_path / name)])
+    assert result.exit_code == 2
+    one_line_error(result, "File name too long")
+
+
+@pytest.mark.parametrize("command", [["sweep", "--seeds", "1", "--hidden", "5"],
+                                     ["compare", "--methods", "analytic", "--seeds", "1", "--hidden", "5"],
+                                     ["table", "--run", "--seeds", "1"], ["tune", "--trials", "1", "--hidden", "5"]])
+def test_1_a_results_file_that_cannot_be_created_is_one_line_before_the_first_run(command, runner, tmp_path,
+                                                                                  monkeypatch):
+    no_training(monkeypatch)
+    workers = ["--workers", "1"] if command[0] != "tune" else []
+    result = runner.invoke(cli, [*command, "--iters", "20", *workers, "--results", str(tmp_path / LONG_NAME)])
+    assert result.exit_code == 2, result.output
+    one_line_error(result, "File name too long")
+
+
+def test_1_a_write_that_fails_after_training_is_named_and_the_other_outputs_are_written(runner, tmp_path):
+    # /proc/version opens for writing (even for root) and every write to it fails with EIO: a disk that breaks
+    # after the up-front check. The model must still be saved.
+    model = tmp_path / "model.npz"
+    result = runner.invoke(cli, ["train", *SMALL, "--out", "/proc/version", "--save-model", str(model)])
+    assert result.exit_code == 2
+    one_line_error(result, "/proc/version", "Input/output error", "other outputs were written")
+    assert set(np.load(model)) >= {"W1", "b1", "W2", "b2"}
+
+
+def test_1_a_grid_whose_results_file_fails_mid_run_stops_with_one_line(runner):
+    result = runner.invoke(cli, ["sweep", "--seeds", "2", *SMALL, "--workers", "1", "--results", "/proc/version"])
+    assert result.exit_code == 2
+    one_line_error(result, "/proc/version", "resume")
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/full", "/dev/zero", "fifo"])
+def test_7_results_on_a_device_or_pipe_is_refused_before_any_run(device, runner, tmp_path, monkeypatch):
+    no_training(monkeypatch)
+    if device == "fifo":
+        device = str(tmp_path / "pipe")
+        os.mkfifo(device)
+    result = runner.invoke(cli, ["compare", "--methods", "analytic", "--seeds", "1", *SMALL, "--results", device])
+    assert result.exit_code == 2
+    one_line_error(result, "not a regular file")
+
+
+def test_3_a_stored_record_with_bad_values_is_skipped_with_a_warning_and_its_run_redone(record, tmp_path):
+    bad = json.loads(json.dumps(record))
+    bad["accuracy"] = "x"
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(bad) + "\n")
+    ran = []
+
+    class Record:
+        def run(self, configs):
+            for config in configs:
+                ran.append(config)
+                yield config, record
+
+    with pytest.warns(UserWarning, match="'accuracy' must be"):
+        got = experiments.run_grid([TrainConfig.from_dict(record["config"])], path, Record())
+    assert len(ran) == 1 and got == [record]
+
+
+@pytest.mark.parametrize("bad", ["accuracy string", "accuracy missing", "diverged yes", "loss_history nope",
+                                 "accuracy -5", "accuracy 1e308", "seed string"])
+def test_3_4_table_and_compare_skip_a_bad_record_instead_of_crashing_or_averaging_it(bad, record, runner, tmp_path,
+                                                                                     monkeypatch):
+    no_training(monkeypatch)
+    changed = json.loads(json.dumps(record))
+    key, value = {"accuracy string": ("accuracy", "x"), "accuracy missing": ("accuracy", None),
+                  "diverged yes": ("diverged", "yes"), "loss_history nope": ("loss_history", "nope"),
+                  "accuracy -5": ("accuracy", -5), "accuracy 1e308": ("accuracy", 1e308),
+                  "seed string": ("seed", "\x1b[31m0")}[bad]
+    if key == "seed":
+        changed["config"]["seed"] = value
+        changed["config_hash"] = results.config_hash(changed["config"])
+    elif value is None:
+        del changed[key]
+    else:
+        changed[key] = value
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(changed) + "\n")
+    result = runner.invoke(cli, ["table", "--results", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["missing_cells"] > 0
+    assert "\x1b" not in result.stderr and result.stderr.count("Warning:") == 1, result.stderr
+
+
+def test_6_a_run_another_process_stored_meanwhile_is_not_appended_again(record, tmp_path):
+    path = tmp_path / "runs.jsonl"
+
+    class OtherWriterFirst:  # a second identical command stores each run just before this one finishes it
+        def run(self, configs):
+            for config in configs:
+                results.append(path, record)
+                yield config, record
+
+    experiments.run_grid([TrainConfig.from_dict(record["config"])], path, OtherWriterFirst())
+    assert len(lines_of(path)) == 1
+
+
+def test_8_bad_data_with_several_workers_is_the_same_one_line_error_as_with_one(runner, tmp_path):
+    empty = tmp_path / "mnist"
+    empty.mkdir()
+    for workers in ("1", "2"):
+        result = runner.invoke(cli, ["sweep", "--seeds", "2", *SMALL, "--workers", workers, "--data-dir", str(empty)])
+        assert result.exit_code == 2, result.output
+        one_line_error(result, "missing", "train-images")
+
+
+def test_9_compare_with_a_diverged_run_prints_the_table_with_it_counted(runner, tmp_path, mnist_raw):
+    configs = experiments.trials(TrainConfig(hidden=5, batch=4, iters=20, test_limit=200),
+                                 [dict(method="analytic"), dict(method="alternate")], range(3))
+    records = [experiments.run_trial(c, raw=mnist_raw) for c in configs]
+    diverged = records[4]  # alternate, seed 1
+    diverged.update(diverged=True, accuracy=None, final_loss=None, iterations_done=7, predictions="-" * 200)
+    path = tmp_path / "runs.jsonl"
+    for rec in records:
+        results.append(path, rec)
+    args = ["compare", "--methods", "analytic,alternate", "--seeds", "3", *SMALL, "--workers", "1",
+            "--results", str(path)]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "diverged (left out of the statistics): alternate 1 of 3" in " ".join(result.stdout.split())
+    summary = json.loads(runner.invoke(cli, [*args, "--json"]).stdout)
+    alternate = summary["methods"][1]
+    assert alternate["diverged"] == 1 and alternate["accuracy"]["n"] == 2
+    assert alternate["versus"]["n"] == 2 and alternate["versus"]["diverged_pairs"] == 1
+
+
+def test_10_tune_says_no_setting_worked_when_every_trial_diverged(runner, tmp_path):
+    result = runner.invoke(cli, ["tune", "--trials", "2", *SMALL, "--lr-range", "1,2",
+                                 "--weight-decay-range", "1e20,1e21"])
+    assert result.exit_code != 0
+    one_line_error(result, "no setting worked")
+    assert "chosen" not in result.stdout
+
+
+def _serve(handler):
+    """A listener on localhost that hands each connection to `handler` in a thread; its address."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    held = []
+
+    def accept():
+        while True:
+            conn, _ = server.accept()
+            held.append(conn)
+            handler(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind", ["silent", "http"])
+def test_11_a_scheduler_address_that_is_not_a_dask_scheduler_fails_within_the_timeout(kind):
+    pytest.importorskip("distributed")
+    from gradsel_cli.dask_executor import DaskExecutor
+
+    def http(conn):
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    address = _serve(http if kind == "http" else lambda conn: None)
+    executor = DaskExecutor(scheduler=address, timeout=1)
+    with pytest.raises(experiments.GridError, match="no Dask scheduler at"):
+        next(executor.run([TrainConfig(hidden=5, iters=1)]))
+
+
+@pytest.mark.parametrize("args", [["--hidden", "1000000000", "--batch", "1"], ["--hidden", "5", "--batch", "100000"]])
+def test_13_bench_refuses_sizes_train_refuses_before_loading_anything(args, runner, monkeypatch):
+    monkeypatch.setattr(data, "load_mnist_raw", lambda *a, **k: pytest.fail("bench started on a size beyond the limit"))
+    result = runner.invoke(cli, ["bench", *args, "--repeat", "1"])
+    assert result.exit_code == 2
+    one_line_error(result, "limit")
+
+
+def test_14_a_finite_difference_step_below_float64_resolution_is_warned_about(mnist_raw):
+    with pytest.warns(UserWarning, match="below what float64 resolves"):
+        training.train(TrainConfig(method="numeric", hidden=5, batch=4, iters=1, test_limit=200, fd_step=1e-300),
+                       raw=mnist_raw)
+
+
+@pytest.mark.parametrize("args, names", [(["--weight-decay", "1e20", "--lr", "1"], "--weight-decay"),
+                                         (["--lr", "1e308"], "--lr")])
+def test_14_the_divergence_message_names_the_setting_at_fault(args, names, runner):
+    result = runner.invoke(cli, ["train", "--method", "analytic", *SMALL, *args])
+    assert result.exit_code == 1
+    hint = result.stderr.split("not finite.")[1]
+    assert names in hint and (names == "--lr" or "--lr." not in hint.replace(" ", ""))
+
+
+def test_14_tune_blames_val_per_class_when_it_is_too_large(runner):
+    result = runner.invoke(cli, ["tune", "--trials", "1", *SMALL, "--val-per-class", "6000"])
+    assert result.exit_code == 2
+    assert "--val-per-class" in one_line_error(result)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "nesterov", "adam"])
+def test_14_a_huge_weight_decay_diverges_without_a_numpy_warning(optimizer, mnist_raw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = training.train(TrainConfig(method="analytic", optimizer=optimizer, hidden=5, batch=4, iters=300,
+                                         test_limit=200, weight_decay=1e23), raw=mnist_raw)
+    assert run.diverged or optimizer == "adam"  # adam's step is bounded by lr whatever the gradient
+
+
+def test_14_a_local_cluster_with_bad_data_is_one_data_error_and_no_worker_logs(tmp_path, capfd):
+    pytest.importorskip("distributed")
+    from gradsel_cli.dask_executor import DaskExecutor
+
+    empty = tmp_path / "mnist"
+    empty.mkdir()
+    with pytest.raises(data.DataError, match="missing"):
+        next(DaskExecutor(workers=1, data_dir=empty).run([TrainConfig(hidden=5, iters=1)]))
+    assert capfd.readouterr().err == ""
+
+
+# --- process-spawning faults (slow) ---------------------------------------------------
+
+def _alive(pids) -> list[int]:
+    import psutil
+
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_5_workers_and_the_resource_tracker_exit_when_the_grid_process_dies(sig, tmp_path):
+    import psutil
+
+    path = tmp_path / "runs.jsonl"
+    args = [a if a != "1" or prev != "--workers" else "2" for prev, a in zip([""] + SWEEP, SWEEP)]
+    env = {**{k: v for k, v in os.environ.items() if k != "GRADSEL_DATA_DIR"}, "NUMBA_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gradsel_cli", *args, "--iters", "3000", "--results", str(path)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    children = []
+    try:
+        deadline = time.monotonic() + 120
+        while not lines_of(path) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the workers are up and running trials
+        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(children) >= 2, children  # two workers (and the resource tracker)
+        os.kill(proc.pid, sig)  # the parent only: nobody tells the workers
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 30  # a bound, not a speed claim: orphans used to live on indefinitely
+        while _alive(children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _alive(children) == [], "workers outlived their parent"
+    finally:
+        for pid in _alive([proc.pid, *children]):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_6_two_identical_grids_at_once_store_every_run_once(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    first, second = start_sweep(path), start_sweep(path)
+    for proc in (first, second):
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr.decode()
+    hashes = [json.loads(line)["config_hash"] for line in lines_of(path)]
+    assert len(hashes) == RUNS and len(set(hashes)) == RUNS

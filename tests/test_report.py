@@ -148,3 +148,188 @@ def test_compare_select_win_rate_and_numeric_share(compared):
     select = [r for r in records if r["config"]["method"] == "select"]
     assert 0 <= by_method["select"]["select_win_rate"] <= 1
     assert by_method["select"]["numeric_share"] == pytest.approx(np.mean([r["numeric_share"] for r in select]))
+
+
+# --- bold: a strict best at the printed precision -----------------------------------------
+
+def _column(*means):
+    from types import SimpleNamespace
+
+    from gradsel_cli.report import _mark_best
+
+    rows = [{"hidden": 20, "cells": [{"mean": m}]} for m in means]
+    _mark_best(rows, SimpleNamespace(shots=(1,), has_avg=False))
+    return [r["cells"][0]["best"] for r in rows]
+
+
+def test_means_that_print_the_same_are_a_tie():
+    assert _column(0.62102, 0.6210199999999999, 0.5) == [False, False, False]
+    assert _column(0.62106, 0.62102) == [True, False]  # 0.6211 against 0.6210: a best
+    assert _column(None, 0.5) == [False, True]
+
+
+def test_random_subset_table_does_not_bold_a_tie_with_analytic():
+    # B=4, H=20, k=4: alternate equals analytic on every seed; the means differ in the last bit only
+    from gradsel_cli.config import TrainConfig
+    from gradsel_cli.report import paper_table, settings_of
+
+    data = paper_table("alternate", results.load(RESULTS / "alternate-random.jsonl"),
+                       settings_of(TrainConfig(subset="random").validate().to_dict()))
+    group = next(g for g in data["groups"] if g["batch"] == 4)
+    analytic, alternate = (row["cells"][3] for row in group["rows"][:2])
+    assert (analytic["mean"], alternate["mean"]) == (0.6210199999999999, 0.62102)
+    assert not analytic["best"] and not alternate["best"]
+
+
+# --- runs: a summary of any results file ------------------------------------------------------
+
+def test_runs_summary_has_a_row_per_configuration():
+    from gradsel_cli.report import runs_summary
+
+    records = results.load(RESULTS / "compare.jsonl")
+    summary = runs_summary(records)
+    assert summary["runs"] == 20 and summary["varied"] == ["method"]
+    assert [r["values"] for r in summary["rows"]] == [{"method": m} for m in ("analytic", "numeric", "alternate", "select")]
+    assert summary["fixed"]["hidden"] == 50 and "seed" not in summary["fixed"] and "method" not in summary["fixed"]
+    for row in summary["rows"]:
+        accs = [r["accuracy"] for r in records if r["config"]["method"] == row["values"]["method"]]
+        assert row["runs"] == 5 and row["seeds"] == [0, 1, 2, 3, 4] and row["diverged"] == 0
+        assert row["accuracy"]["mean"] == pytest.approx(np.mean(accs), abs=1e-12)
+        assert row["accuracy"]["lo"] < row["accuracy"]["mean"] < row["accuracy"]["hi"]
+
+
+def test_runs_summary_counts_diverged_runs_and_is_strict_json():
+    from gradsel_cli.report import runs_summary
+
+    records = results.load(RESULTS / "compare.jsonl")[:2]  # analytic seeds 0 and 1
+    lone = json.loads(json.dumps(records[0]))
+    lone["config"]["lr"] = 0.2  # a configuration of one run: no interval
+    gone = json.loads(json.dumps(records[0]))
+    gone["config"].update(lr=1e6, seed=3)
+    gone.update(diverged=True, accuracy=None, final_loss=None)
+    summary = runs_summary([*records, lone, gone])
+    assert summary["varied"] == ["lr"]
+    by_lr = {r["values"]["lr"]: r for r in summary["rows"]}
+    assert by_lr[0.1]["runs"] == 2 and by_lr[0.2]["accuracy"]["lo"] is None
+    assert by_lr[1e6]["diverged"] == 1 and by_lr[1e6]["accuracy"]["mean"] is None and by_lr[1e6]["final_loss"] is None
+    json.dumps(summary, allow_nan=False)
+
+
+def test_runs_summary_fills_fields_older_records_lack():
+    from gradsel_cli.report import runs_summary
+
+    old = results.load(RESULTS / "alternate.jsonl")[:1]
+    assert "optimizer" not in old[0]["config"]
+    new = json.loads(json.dumps(old[0]))
+    new["config"]["optimizer"] = "sgd"  # the default: the same configuration
+    assert len(runs_summary([*old, new])["rows"]) == 1
+
+
+def test_runs_command_json_csv_and_table():
+    path = RESULTS / "compare.jsonl"
+    summary = json.loads(invoke("runs", path, "--json"))
+    rows = list(csv.DictReader(io.StringIO(invoke("runs", path, "--csv"))))
+    assert [r["method"] for r in rows] == [r["values"]["method"] for r in summary["rows"]]
+    assert [float(r["accuracy_mean"]) for r in rows] == [r["accuracy"]["mean"] for r in summary["rows"]]
+    table = invoke("runs", path)
+    assert "20 runs, 4 configurations" in table and "select" in table
+    result = CliRunner().invoke(cli, ["runs", str(path), "--json", "--csv"])
+    assert result.exit_code == 2 and "choose one" in result.output
+
+
+def test_compare_equivalence_in_json_csv_and_the_table(compared, tmp_path):
+    summary, table, records = compared
+    assert summary["margin"] == 0.002
+    for row, entry in zip(table, summary["methods"]):
+        if entry["method"] == "analytic":
+            assert "equivalence" not in entry.get("versus", {}) and row["tost"] == ""
+            continue
+        e = entry["versus"]["equivalence"]
+        assert e["outcome"] in ("equivalent", "better", "worse", "inconclusive")
+        assert e["difference"] == entry["versus"]["difference"] and e["margin"] == 0.002
+        assert row["tost"] == e["outcome"]
+        assert float(row["tost_ci_lo"]) == e["ci"][0] and float(row["p_upper"]) == e["p_upper"]
+    path = tmp_path / "runs.jsonl"
+    for rec in records:
+        results.append(path, rec)
+    args = ["compare", "--methods", "analytic,alternate,select", "--seeds", "3", *SMALL, "--results", path]
+    wide = json.loads(invoke(*args, "--margin", "0.5", "--json"))  # resumed: nothing runs
+    assert wide["margin"] == 0.5
+    assert all(m["versus"]["equivalence"]["margin"] == 0.5 for m in wide["methods"] if "versus" in m)
+    text = invoke(*args, "--margin", "0.5")
+    assert "TOST" in text and "within ±0.5" in text
+
+
+def test_table_equivalence_for_every_comparison(preset):
+    data = json.loads(invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl",
+                             "--format", "json", "--margin", "0.01"))
+    assert data["margin"] == 0.01
+    parts = [p for v in data["verdicts"] for p in v["comparisons"] if p["outcome"] != "no data"]
+    assert parts
+    for part in parts:
+        e = part["equivalence"]
+        assert e["margin"] == 0.01 and e["difference"] == part["difference"]
+        assert e["outcome"] in ("equivalent", "better", "worse", "inconclusive")
+    text = invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl", "--format", "markdown")
+    assert "(TOST)" in text and "p lower" in text and "p upper" in text
+
+
+# --- the conditions and subsets studies -------------------------------------------------------------------
+
+def _study_record(condition: dict, method: str, cell: dict, seed: int, accuracy: float, predictions: str,
+                  share: float = 0.0) -> dict:
+    from gradsel_cli.training import TrainConfig
+
+    config = TrainConfig(method=method, seed=seed, **cell, **condition).to_dict()
+    return {"config": config, "accuracy": accuracy, "diverged": False, "predictions": predictions,
+            "numeric_share": share}
+
+
+def test_published_pattern_counts_the_papers_near_zero_differences():
+    from gradsel_cli import papers
+
+    pattern = {(p["paper"], p["method"]): p for p in papers.published_pattern()}
+    a = pattern[("alternate", "alternate")]
+    assert (a["n"], a["within"], a["exact_zero"], a["largest"]) == (32, 24, 12, -0.0161)
+    b = [pattern[("select", m)] for m in ("numeric", "select")]
+    assert sum(p["within"] for p in b) == 10 and sum(p["n"] for p in b) == 18
+    assert pattern[("select", "numeric")]["largest"] == -0.0312
+    assert papers.cross_paper_analytic() == {"batch": 2, "shots": 2, "difference": 0.0116}
+
+
+def test_conditions_summary_pairs_each_method_with_analytic_in_its_own_condition():
+    from gradsel_cli import papers, report
+
+    cells = papers.study_cells()[:2]
+    records = []
+    for seed in range(4):
+        for cell in cells:
+            records.append(_study_record({}, "analytic", cell, seed, 0.5, "1111"))
+            records.append(_study_record({}, "numeric", cell, seed, 0.5, "1111"))  # identical: no difference
+            records.append(_study_record({}, "select", cell, seed, 0.5, "1111", share=0.9))
+            f32 = {"precision": "float32"}
+            records.append(_study_record(f32, "analytic", cell, seed, 0.5, "1111"))
+            records.append(_study_record(f32, "numeric", cell, seed, 0.5 + 0.01 * (seed + 1), "1112"))
+    s = report.conditions_summary(records, margin=0.002)
+    rows = {(r["condition"], r["method"]): r for r in s["rows"]}
+    same = rows[("float64 exact", "numeric")]
+    assert same["predictions_differ"] == 0 and same["difference"] == 0 and same["tost"]["outcome"] == "equivalent"
+    assert same["runs_within"] == 8 and same["cells_equivalent"] == 2 and same["largest"] == 0
+    assert rows[("float64 exact", "select")]["numeric_share"] == pytest.approx(0.9)
+    moved = rows[("float32 exact", "numeric")]
+    assert moved["predictions_differ"] == 0.25 and moved["difference"] == pytest.approx(0.025)
+    assert moved["tost"]["outcome"] == "better" and moved["runs_within"] == 0
+    assert moved["largest"] == pytest.approx(0.04)
+    assert ("float32 exact", "alternate") not in rows  # never run: no row
+
+
+def test_subsets_summary_places_the_published_baseline_among_random_subsets():
+    from gradsel_cli import report
+
+    records = [_study_record({"subset": "random"}, "analytic", dict(batch=1, hidden=20, shots=3), seed,
+                             0.50 + 0.01 * seed, "1") for seed in range(10)]
+    records += [_study_record({}, "analytic", dict(batch=1, hidden=20, shots=3), seed, 0.6, "1") for seed in range(2)]
+    (row,) = report.subsets_summary(records)["rows"]
+    assert (row["hidden"], row["shots"], row["subsets"]) == (20, 3, 10)
+    assert row["published"] == 0.5559 and row["published_percentile"] == 60.0  # above 0.50 ... 0.55
+    assert row["first_k_mean"] == 0.6 and row["first_k_mean_percentile"] == 100.0

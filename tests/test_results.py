@@ -1,7 +1,10 @@
 """The results store: run records are strict JSON, appended whole, loaded back."""
 
 import dataclasses
+import errno
 import json
+import os
+import warnings
 
 import numpy as np
 import pytest
@@ -76,3 +79,133 @@ def test_a_record_whose_config_was_edited_is_skipped(run, tmp_path):
     path.write_text(json.dumps(record) + "\n")
     with pytest.warns(UserWarning, match="config_hash"):
         assert results.load(path) == []
+
+
+# --- faults: full disks, hostile files (the fault suite in the README counts these) ---
+
+def test_a_short_write_is_continued_until_the_whole_record_is_written(run, tmp_path, monkeypatch):
+    path = tmp_path / "runs.jsonl"
+    real_write = os.write
+    monkeypatch.setattr(results.os, "write", lambda fd, data: real_write(fd, bytes(data[:1000])))  # 1000 at a time
+    results.append(path, results.run_record(run))
+    monkeypatch.undo()
+    assert json.loads(path.read_bytes()) == strict_json(results.run_record(run))
+
+
+def test_a_full_disk_mid_record_leaves_the_file_as_it_was_and_says_so(run, tmp_path, monkeypatch):
+    path = tmp_path / "runs.jsonl"
+    results.append(path, results.run_record(run))
+    before = path.read_bytes()
+    real_write = os.write
+    calls = []
+
+    def disk_fills(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:100]))  # the disk takes 100 bytes, then is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(results.os, "write", disk_fills)
+    with pytest.raises(results.StoreError, match="No space left on device"):
+        results.append(path, results.run_record(run))
+    monkeypatch.undo()
+    assert path.read_bytes() == before  # the cut record is gone, the earlier one untouched
+
+
+@pytest.mark.parametrize("device", ["/dev/full", "/dev/zero", "/dev/null", "fifo"])
+def test_a_device_or_pipe_is_refused_for_reading_and_writing(run, device, tmp_path):
+    if device == "fifo":
+        device = tmp_path / "pipe"
+        os.mkfifo(device)
+    with pytest.raises(results.StoreError, match="not a regular file"):
+        results.load(device)  # /dev/zero: one endless line; a FIFO: blocks until a writer comes
+    with pytest.raises(results.StoreError, match="not a regular file"):
+        results.append(device, results.run_record(run))
+
+
+def test_a_line_longer_than_a_record_can_be_is_skipped_without_reading_it_whole(run, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    good = json.dumps(strict_json(results.run_record(run)))
+    path.write_bytes(b'{"x": "' + b"9" * (results.MAX_LINE + 10) + b'"}\n' + good.encode() + b"\n")
+    with pytest.warns(UserWarning, match=":1: line longer than"):
+        assert results.load(path) == [json.loads(good)]
+
+
+def test_every_output_is_probed_and_a_new_one_left_absent(tmp_path):
+    new = tmp_path / "new.jsonl"
+    results.probe(new, None)
+    assert not new.exists()
+    with pytest.raises(results.StoreError, match="File name too long"):
+        results.probe(tmp_path / ("x" * 300))
+    with pytest.raises(results.StoreError, match="is not a regular file"):
+        results.probe(tmp_path)
+
+
+def _bad(record: dict, key: str, value) -> dict:
+    bad = json.loads(json.dumps(record))
+    if value is DELETE:
+        del bad[key]
+    else:
+        bad[key] = value
+    return bad
+
+
+DELETE = object()
+BAD_VALUES = {
+    "accuracy a string": ("accuracy", "x"),
+    "accuracy missing": ("accuracy", DELETE),
+    "accuracy negative": ("accuracy", -5),
+    "accuracy huge": ("accuracy", 1e308),
+    "diverged a string": ("diverged", "yes"),
+    "loss history a string": ("loss_history", "nope"),
+    "final loss a string": ("final_loss", "low"),
+    "predictions too short": ("predictions", "12"),
+    "predictions not digits": ("predictions", "x" * 200),
+    "counts not numbers": ("counts", {"analytic": "many", "numeric": 1}),
+    "accuracy curve out of range": ("acc_curve", [[0, 7.0]]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_VALUES))
+def test_a_record_with_a_bad_value_is_skipped_with_one_warning(run, name, tmp_path):
+    key, value = BAD_VALUES[name]
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(_bad(strict_json(results.run_record(run)), key, value)) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert results.load(path) == []
+    assert len(caught) == 1 and key in str(caught[0].message) and ":1:" in str(caught[0].message)
+
+
+@pytest.mark.parametrize("seed", ["0", "\x1b[31mred", 1.5, -1, None])
+def test_a_config_of_the_wrong_type_is_skipped_and_no_control_character_is_echoed(run, seed, tmp_path):
+    record = strict_json(results.run_record(run))
+    record["config"]["seed"] = seed
+    record["config_hash"] = results.config_hash(record["config"])  # a consistent hash: only the type is wrong
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert results.load(path) == []
+    message = str(caught[0].message)
+    assert "seed" in message and "\x1b" not in message
+
+
+def test_printable_escapes_every_control_character():
+    assert results.printable("a\x1b[31mb\nc\x9bd\x7f") == "a\\x1b[31mb\\x0ac\\x9bd\\x7f"
+
+
+def test_the_store_appends_a_run_once_even_after_other_writers_and_an_overlong_line(run, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    record = results.run_record(run)
+    first, second = results.Store(path), results.Store(path)  # two processes on one file
+    assert first.append(record) is True
+    with path.open("ab") as fh:
+        fh.write(b"9" * (results.MAX_LINE + 10) + b"\n")  # a hostile line in between
+    assert second.append(record) is False
+    other = dict(record, config={**record["config"], "seed": 1})
+    other["config_hash"] = results.config_hash(other["config"])
+    assert second.append(other) is True and first.append(other) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert [r["config"]["seed"] for r in results.load(path)] == [0, 1]

@@ -1,4 +1,4 @@
-"""Short real-data runs: every method learns (default run); the SPEC's baseline numbers (slow)."""
+"""Short real-data runs: every method learns (default run); an independent implementation's baseline (slow)."""
 
 import numpy as np
 import pytest
@@ -9,11 +9,11 @@ from gradsel_cli import methods, network
 from gradsel_cli.training import TrainConfig, train
 
 SMOKE_ACCURACY = 0.3      # chance is 0.1; 300 iterations of k = 2, B = 8, H = 50 reach about 0.43
-BASELINE_ATOL = 0.025     # mean of 4 seeds vs the SPEC's independent implementation (seed spread ~0.01-0.02)
+BASELINE_ATOL = 0.025     # mean of 4 seeds vs an independent implementation's (seed spread ~0.01-0.02)
 NUMERIC_VS_NAIVE_RTOL = 1e-7
 
-# SPEC section 1: analytic baseline, first-k subsets, B = 1, mean of 4 initialisation seeds.
-SPEC_BASELINE = {20: [0.507, 0.550, 0.592, 0.615], 50: [0.522, 0.562, 0.608, 0.629]}
+# An independent implementation's analytic baseline (the papers' setting), first-k subsets, B = 1, mean of 4 initialisation seeds.
+INDEPENDENT_BASELINE = {20: [0.507, 0.550, 0.592, 0.615], 50: [0.522, 0.562, 0.608, 0.629]}
 
 
 @pytest.mark.parametrize("method", list(methods.METHODS))
@@ -28,7 +28,7 @@ def test_every_method_learns(mnist_raw, method):
 @pytest.mark.slow
 @pytest.mark.parametrize("hidden", [20, 50])
 def test_analytic_baseline_reproduces_the_spec(mnist_raw, hidden):
-    for shots, want in enumerate(SPEC_BASELINE[hidden], start=1):
+    for shots, want in enumerate(INDEPENDENT_BASELINE[hidden], start=1):
         accs = [train(TrainConfig(method="analytic", shots=shots, batch=1, hidden=hidden, iters=10000, seed=seed),
                       raw=mnist_raw).accuracy for seed in range(4)]
         assert np.mean(accs) == pytest.approx(want, abs=BASELINE_ATOL), (hidden, shots, accs)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from gradsel_cli.stats import disagreement, mean_ci, paired, verdict
+from gradsel_cli.stats import disagreement, equivalence, mean_ci, paired, verdict
 
 # Student-t quantiles t_{q, df}, from tables (not from scipy)
 T_975_2 = 4.302652729749464
@@ -288,3 +288,77 @@ def test_disagreement_of_arrays_and_mixed():
 def test_disagreement_bad_input(a, b):
     with pytest.raises(ValueError):
         disagreement(a, b)
+
+
+# equivalence (TOST) ------------------------------------------------------------------------------
+
+MARGIN = 0.002
+TOST_RTOL = 1e-10  # our p-values and interval vs scipy.stats and the tabled quantile: rounding only
+
+
+def test_equivalence_hand_computed():
+    # d = 0.001 * [1, 2, 3, 4]: mean 0.0025, sd 0.001 * SD_1234, se = sd / 2; margin 0.004.
+    d = 0.001 * np.array([1.0, 2.0, 3.0, 4.0])
+    e = equivalence(paired(d, np.zeros(4)), margin=0.004)
+    half = T_950_3 * 0.001 * SD_1234 / 2  # the 90% interval (alpha = 0.05 on each side)
+    assert e["level"] == pytest.approx(0.90)
+    assert e["ci"] == pytest.approx((0.0025 - half, 0.0025 + half), rel=TOST_RTOL)
+    # 0.0025 + half = 0.004019 > 0.004: not equivalent; lo = 0.00098 > 0: better
+    assert e["outcome"] == "better"
+    se = 0.001 * SD_1234 / 2
+    assert e["p_lower"] == pytest.approx(sps.t.sf((0.0025 + 0.004) / se, 3), rel=TOST_RTOL)
+    assert e["p_upper"] == pytest.approx(sps.t.cdf((0.0025 - 0.004) / se, 3), rel=TOST_RTOL)
+    assert e["p_tost"] == max(e["p_lower"], e["p_upper"])
+    assert e["p_upper"] > 0.05 > e["p_lower"]  # the upper test fails, as the interval says
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_equivalence_p_values_are_scipys_one_sided_t_tests(seed):
+    gen = np.random.default_rng(seed)
+    a = gen.normal(0.55, 0.01, 10)
+    b = a + gen.normal(0.0003 * seed, 0.0015, 10)
+    e = equivalence(paired(a, b), margin=MARGIN)
+    d = a - b
+    assert e["p_lower"] == pytest.approx(sps.ttest_1samp(d, -MARGIN, alternative="greater").pvalue, rel=1e-9)
+    assert e["p_upper"] == pytest.approx(sps.ttest_1samp(d, MARGIN, alternative="less").pvalue, rel=1e-9)
+    # both one-sided tests reject at 0.05 exactly when the 90% interval lies inside the margin
+    inside = -MARGIN < e["ci"][0] and e["ci"][1] < MARGIN
+    assert inside == (e["p_tost"] < 0.05) == (e["outcome"] == "equivalent")
+
+
+def test_equivalence_of_identical_runs_is_equivalent(no_warnings):
+    e = equivalence(paired([0.55] * 10, [0.55] * 10))
+    assert e["outcome"] == "equivalent"
+    assert e["ci"] == (0.0, 0.0) and e["p_lower"] == 0.0 and e["p_upper"] == 0.0
+    assert "EQUIVALENT" not in e["words"] and "equivalent" in e["words"] and "±0.002" in e["words"]
+
+
+def test_equivalence_words_for_each_outcome():
+    base = np.linspace(0.5, 0.6, 8)
+    spread = np.array([1, -1, 2, -2, 1, -1, 2, -2]) * 1e-4
+    assert equivalence(paired(base + 0.01 + spread, base))["outcome"] == "better"
+    assert equivalence(paired(base - 0.01 + spread, base))["outcome"] == "worse"
+    assert equivalence(paired(base + spread, base))["outcome"] == "equivalent"
+    wide = np.array([1, -1, 2, -2, 1, -1, 2, -2]) * 1e-2
+    assert equivalence(paired(base + wide, base))["outcome"] == "inconclusive"
+    e = equivalence(paired(base - 0.01 + spread, base), method="numeric", baseline="analytic")
+    assert e["words"].startswith("numeric is worse than analytic")
+    assert "90% CI" in e["words"] and "p lower" in e["words"] and "p upper" in e["words"]
+    assert e["numbers"] in e["words"]
+
+
+def test_equivalence_equal_nonzero_differences_beyond_the_margin(no_warnings):
+    e = equivalence(paired([0.56] * 5, [0.55] * 5), margin=MARGIN)
+    assert e["outcome"] == "better" and e["p_lower"] == 0.0 and e["p_upper"] == 1.0
+
+
+def test_equivalence_of_one_pair_is_inconclusive(no_warnings):
+    e = equivalence(paired([0.56], [0.55]))
+    assert e["outcome"] == "inconclusive" and math.isnan(e["p_tost"]) and math.isnan(e["ci"][0])
+
+
+@pytest.mark.parametrize("kwargs", [dict(margin=0), dict(margin=-0.1), dict(margin=math.inf), dict(alpha=0.5),
+                                    dict(alpha=0)])
+def test_equivalence_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        equivalence(paired([0.5, 0.6], [0.5, 0.6]), **kwargs)

@@ -27,8 +27,20 @@ def outcome(rec: dict) -> tuple:
 def test_every_combination_of_the_lists_over_every_seed(runner):
     records = sweep_json(runner, "--method", "analytic,alternate", "--fd-step", "1e-3,1e-4,1e-5", "--seeds", "2")
     got = [(r["config"]["method"], r["config"]["fd_step"], r["config"]["seed"]) for r in records]
-    assert got == [(m, h, s) for m in ("analytic", "alternate") for h in (1e-3, 1e-4, 1e-5) for s in (0, 1)]
+    # analytic never reads --fd-step: its one run per seed (at the default step) stands in each of its rows
+    assert got == ([("analytic", 1e-4, s) for _ in range(3) for s in (0, 1)]
+                   + [("alternate", h, s) for h in (1e-3, 1e-4, 1e-5) for s in (0, 1)])
     assert all(r["config"]["hidden"] == 5 and r["config"]["iters"] == 30 for r in records)
+
+
+def test_an_option_a_method_does_not_read_runs_once_and_shows_in_each_row(runner, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    result = invoke(runner, *TINY, "--method", "analytic,select", "--fd-step", "1e-3,1e-5", "--seeds", "1",
+                    "--results", str(path))
+    assert result.exit_code == 0, result.output
+    stored = [(r["config"]["method"], r["config"]["fd_step"]) for r in results.load(path)]
+    assert sorted(stored) == [("analytic", 1e-4), ("select", 1e-5), ("select", 1e-3)]
+    assert result.stdout.count("analytic") == 2  # one row per --fd-step value
 
 
 def test_the_table_has_a_row_per_cell_with_the_varied_options(runner):

@@ -207,7 +207,7 @@ LR = 0.1
 
 
 def by_hand(name):
-    """The three iterates of each coordinate, in plain float arithmetic (SPEC section 5, textbook formulas)."""
+    """The three iterates of each coordinate, in plain float arithmetic (the textbook formulas)."""
     iterates = []
     for i in range(2):
         p, v, h, m, s = P0[i], 0.0, 0.0, 0.0, 0.0

@@ -1,0 +1,92 @@
+"""Every TrainConfig field is a command-line option and every training option is a field; each reaches the run."""
+
+import json
+from dataclasses import fields
+
+import click
+import pytest
+
+from gradsel_cli.cli import cli
+from gradsel_cli.config import TrainConfig
+from helpers import invoke
+
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+NOT_CONFIG = {"data_dir", "threads", "out", "save_model", "plot", "as_json", "quiet", "help"}
+
+
+def non_default(f):
+    """A valid value of field f other than its default."""
+    m = f.metadata
+    if m["choices"]:
+        return next(c for c in m["choices"][::-1] if c != f.default)
+    if f.type is bool:
+        return not f.default
+    if f.type is int:
+        return f.default + 1 if m["high"] is None or f.default < m["high"] else f.default - 1
+    return {"positive": f.default / 2, "nonneg": 1e-4, "fraction": 0.5 if f.default != 0.5 else 0.25}[m["kind"]]
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "tune", "table", "sweep"])
+def test_every_field_is_an_option_and_every_option_a_field(command):
+    params = {p.name for p in cli.commands[command].params}
+    expected = set(FIELDS) - {"method", "seed"} if command in ("table", "compare", "sweep") else set(FIELDS)
+    if command == "table":
+        expected -= {"shots", "batch", "hidden"}  # the table's cells
+    assert expected <= params, f"fields without an option: {expected - params}"
+    extra = params - set(FIELDS) - NOT_CONFIG
+    allowed = {"train": set(), "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
+               "compare": {"margin", "timeout", "methods", "seeds", "workers", "executor", "scheduler", "results_file", "show_digits",
+                           "digits_from", "figure", "as_csv"},
+               "table": {"margin", "timeout", "preset", "run_missing", "seeds", "workers", "executor", "scheduler", "results_file", "fmt",
+                         "no_paper"},
+               "sweep": {"timeout", "methods", "seeds", "workers", "executor", "scheduler", "results_file"}}[command]
+    assert extra <= allowed, f"options that are no field: {extra - allowed}"
+
+
+def test_option_defaults_and_help_come_from_the_fields():
+    options = {p.name: p for p in cli.commands["train"].params if isinstance(p, click.Option)}
+    for name, f in FIELDS.items():
+        assert options[name].default == f.default, name
+        assert options[name].help == f.metadata["help"], name
+
+
+def _train_record(runner, values: dict) -> dict:
+    args = ["train", "--json"]
+    for name, v in values.items():
+        flag = "--" + name.replace("_", "-")
+        args += [flag if v else "--no-" + flag[2:]] if isinstance(v, bool) else [flag, str(v)]
+    result = invoke(runner, *args)
+    assert result.exit_code in (0, 1), result.output  # 1: a strange setting may diverge; the record is still there
+    return json.loads(result.stdout)["config"]
+
+
+def test_every_option_reaches_the_run(runner):
+    """Set every field to a value other than its default on the command line; the record holds each. Two runs,
+    as --loss-epsilon belongs to the cross-entropy only."""
+    values = {name: non_default(f) for name, f in FIELDS.items()}
+    values.update(method="select", iters=3, shots=1, batch=2, hidden=3, test_limit=50, eval_every=1)
+    first = {**values, "loss": "cross-entropy"}
+    second = {**values, "loss_epsilon": 0.0}
+    seen = set()
+    for run in (first, second):
+        config = _train_record(runner, run)
+        assert config == {**TrainConfig().to_dict(), **run}
+        seen |= {n for n, f in FIELDS.items() if config[n] != f.default}
+    assert seen == set(FIELDS)
+
+
+def test_the_kernels_dispatch_codes_follow_the_registries():
+    from gradsel_cli import config, kernels, methods, network
+
+    assert [network.ACTIVATIONS[n] for n in config.ACTIVATIONS] == [
+        kernels.SIGMOID, kernels.TANH, kernels.RELU, kernels.LEAKY_RELU, kernels.MISH]
+    assert [network.LOSSES[n] for n in config.LOSSES] == [kernels.CROSS_ENTROPY, kernels.MSE]
+    assert tuple(methods.METHODS) == config.METHOD_NAMES
+
+
+def test_optimizer_defaults_are_the_configs():
+    from gradsel_cli.optimizers import Optimizer
+
+    d, o = TrainConfig(), Optimizer()
+    assert (o.name, o.lr, o.momentum, o.rho, o.beta1, o.beta2, o.eps) == (
+        d.optimizer, d.lr, d.momentum, d.rho, d.beta1, d.beta2, d.eps)

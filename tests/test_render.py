@@ -1,0 +1,318 @@
+"""What a person sees: progress bars at a terminal, every table within 80 columns with its
+numbers whole, data strings printed as text (never as markup or escape sequences)."""
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from gradsel_cli import render, report, results
+from gradsel_cli.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+WIDTH = 80
+PLUS_MINUS = re.compile(r"\d\.\d{4} ± \d\.\d{4}")
+
+
+def show(*renderables, width=WIDTH) -> str:
+    """What a plain (piped) console of `width` columns prints."""
+    console = Console(width=width, file=io.StringIO(), force_terminal=False, color_system=None)
+    for r in renderables:
+        console.print(r)
+    return console.file.getvalue()
+
+
+def assert_fits(text: str, width=WIDTH):
+    long = [line for line in text.splitlines() if len(line) > width]
+    assert not long, f"{len(long)} line(s) wider than {width} columns, e.g. {long[0]!r}"
+    assert not re.search(r"\w…", text), "a cell was cut short"
+
+
+def assert_whole(text: str, summaries):
+    """Every 'mean ± half-width' of the data is printed whole, on one line."""
+    lines = text.splitlines()
+    for s in summaries:
+        assert any(s in line for line in lines), f"{s!r} is not whole on any line"
+
+
+def pm(entry) -> str:
+    return f"{entry['mean']:.4f} ± {(entry['hi'] - entry['lo']) / 2:.4f}"
+
+
+@pytest.fixture(scope="module")
+def compare_records():
+    return results.load(RESULTS / "compare.jsonl")
+
+
+# --- progress bars ---------------------------------------------------------------------
+
+def terminal(width=WIDTH) -> Console:
+    return Console(force_terminal=True, file=io.StringIO(), width=width, color_system=None)
+
+
+@pytest.mark.parametrize("unit", ["it", ""])
+def test_progress_bar_at_a_terminal_draws_from_the_first_update(unit):
+    # The first update comes before Rich knows a speed (task.speed is None): it used to raise TypeError.
+    err = terminal()
+    assert render.progress_enabled(err)
+    with render.progress_bar(err, 1000, "select", unit=unit) as update:
+        update(0, 1000, loss=2.3026)
+        update(1, 1000, loss=2.2)
+        for done in range(100, 1001, 100):
+            update(done, 1000, loss=1.0 / done)
+    out = err.file.getvalue()
+    assert "select" in out and "0/1000" in out and "1000/1000" in out
+    assert "loss 0.0010" in out
+    assert ("it/s" in out) == (unit == "it")
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("total", [100, 10_000_000])
+def test_progress_bar_lines_fit_80_columns_whole(total):
+    err = terminal()
+    with render.progress_bar(err, total, "alternate") as update:
+        update(total // 2, total, loss=1.0)
+        update(total, total, loss=1e300)  # the last state is always drawn
+    # the bar redraws with carriage returns and cursor moves: look at each drawn line
+    drawn = [part for line in err.file.getvalue().splitlines() for part in re.split(r"\r|\x1b\[[0-9;?]*[A-Za-z]", line)]
+    assert any(f"{total}/{total} loss 1.00e+300" in d for d in drawn)
+    assert max(len(d) for d in drawn) <= WIDTH
+    assert "…" not in err.file.getvalue()
+
+
+def test_progress_bar_info_is_text_not_markup():
+    err = terminal()
+    with render.progress_bar(err, 3, "runs", unit="") as update:
+        update(1, 3, info="[red]lr=0.1[/red] \x1b[31m")
+    out = err.file.getvalue()
+    assert "[red]lr=0.1[/red]" in out and "\x1b[31m" not in out
+
+
+def test_progress_bar_is_a_no_op_when_not_a_terminal():
+    err = Console(file=io.StringIO(), force_terminal=False)
+    with render.progress_bar(err, 10, "analytic") as update:
+        update(5, 10, loss=1.0)
+    assert err.file.getvalue() == ""
+
+
+def test_rate_column_handles_no_speed_yet():
+    class Task:
+        speed = None
+        finished_speed = None
+
+    assert render.RateColumn("it").render(Task()).plain == ""
+    for speed, shown in ((123.4, "123 it/s"), (9.87, "9.9 it/s"), (1234.4, "1.2k it/s"), (98765.0, "99k it/s"),
+                         (4.4e9, "4.4G it/s")):
+        Task.speed = speed
+        assert render.RateColumn("it").render(Task()).plain.strip() == shown
+
+
+# --- consoles -------------------------------------------------------------------------
+
+def test_piped_output_is_80_columns_unless_columns_says_otherwise(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out, err = render.consoles()
+    assert not out.is_terminal  # pytest captures stdout
+    assert out.width == 80 and err.width == 80
+    monkeypatch.setenv("COLUMNS", "132")
+    out, err = render.consoles()
+    assert out.width == 132
+
+
+# --- every table within 80 columns ----------------------------------------------------
+
+def test_train_summary_fits(compare_records):
+    text = show(render.train_summary(compare_records[0]))
+    assert_fits(text)
+    assert "gradsel train" in text and "seed 0" in text and "0.5719" in text
+
+
+def test_compare_tables_fit_with_every_interval_whole(compare_records):
+    methods = ["analytic", "numeric", "alternate", "select"]
+    summary = report.compare_summary(compare_records, methods)
+    text = show(*render.compare_tables(summary, compare_records[0]["config"], report.curves(compare_records, methods)))
+    assert_fits(text)
+    assert_whole(text, [pm(r["accuracy"]) for r in summary["methods"]])
+    ci = summary["methods"][1]["versus"]["ci"]
+    assert_whole(text, [f"{ci[0]:+.4f} … {ci[1]:+.4f}"])
+
+
+@pytest.mark.parametrize("varied", [
+    ["method", "lr", "optimizer"],
+    ["method", "lr", "optimizer", "init", "activation", "weight_decay", "dropout"]])  # too many for columns
+def test_sweep_table_fits(varied):
+    records = results.load(RESULTS / "toolkit.jsonl")
+    summary = report.sweep_summary(records, varied)
+    text = show(render.sweep_table(summary, 3))
+    assert_fits(text)
+    assert_whole(text, [pm(c["accuracy"]) for c in summary["cells"]])
+    assert "weight-decay=0.0001" in text if len(varied) > 3 else "optimizer" in text
+
+
+@pytest.mark.parametrize("preset", ["alternate", "select"])
+@pytest.mark.parametrize("paper", [True, False])
+def test_paper_tables_fit_with_every_cell_whole(preset, paper):
+    records = results.load(RESULTS / f"{preset}.jsonl")
+    data = report.paper_table(preset, records, report.settings_of(TrainConfig().validate().to_dict()))
+    text = show(*render.paper_table_rich(data, paper))
+    assert_fits(text)
+    cells = [e for g in data["groups"] for row in g["rows"] for e in row["cells"] + ([row["avg"]] if "avg" in row else [])]
+    assert_whole(text, [pm(e) for e in cells])
+    if paper:
+        published = [f"({e['published']:.4f})" for e in cells if e["published"] is not None]
+        assert all(p in text for p in published)
+    for line in text.splitlines():  # verdicts and footers break between words, not inside "k = 2"
+        assert not line.rstrip().endswith((" =", " k")), line
+
+
+def test_paper_table_is_one_line_per_row_on_a_wide_terminal():
+    records = results.load(RESULTS / "alternate.jsonl")
+    data = report.paper_table("alternate", records, report.settings_of(TrainConfig().validate().to_dict()))
+    text = show(*render.paper_table_rich(data), width=160)
+    first = data["groups"][0]["rows"][0]["cells"][0]
+    assert any(f"{pm(first)} ({first['published']:.4f})" in line for line in text.splitlines())
+
+
+def tune_summary(mnist_raw):
+    from gradsel_cli.tuning import tune
+
+    config = TrainConfig(method="analytic", optimizer="adam", shots=2, batch=4, hidden=8, iters=20,
+                         test_limit=100).validate()
+    return tune(config, 3, (1e-3, 1.0), (1e-6, 1e-2), 0, mnist_raw)
+
+
+def test_tune_table_fits(mnist_raw):
+    summary = tune_summary(mnist_raw)
+    text = show(*render.tune_table(summary))
+    assert_fits(text)
+    assert "gradsel tune" in text and "3 trials" in text and "chosen: --lr" in text
+
+
+def test_gradcheck_tables_fit(mnist_raw):
+    from gradsel_cli.gradcheck import gradcheck
+
+    check = gradcheck(TrainConfig(shots=2, batch=4, hidden=8, iters=10, test_limit=100), (1e-2, 1e-4, 1e-6), mnist_raw)
+    text = show(*render.gradcheck_tables(check))
+    assert_fits(text)
+    for state in check["states"]:
+        for row in state["rows"]:
+            assert f"{row['all']['rel_error']:.2e}" in text
+
+
+# bench rows as `gradsel bench` measured them (README), the widest values included
+BENCH_ROWS = [dict(hidden=h, batch=b, nonzero_pixels=p, loss=loss, analytic=a, numeric=n, naive=naive,
+                   naive_extrapolated=ext, naive_over_numeric=naive / n, numeric_over_analytic=n / a,
+                   ns_per_exponential=ns, exponentials=n / ns * 1e9, iter_analytic=a * 1.3, iter_numeric=n * 1.1,
+                   iter_alternate=(a + n) / 2, iter_select=a + n)
+              for h, b, p, loss, a, n, naive, ext, ns in [
+                  (20, 1, 166, 23e-6, 48e-6, 130e-6, 1.30, False, 1.95),
+                  (50, 8, 1181, 40e-6, 107e-6, 692e-6, 6.11, True, 0.58),
+                  (100, 32, 4678, 175e-6, 407e-6, 4.97e-3, 27.76, True, 0.53)]]
+
+
+def test_bench_tables_fit():
+    text = show(*render.bench_tables(BENCH_ROWS, 2))
+    assert_fits(text)
+    lines = text.splitlines()
+    for value in ("48.0 µs", "4.97 ms", "27.8 s*", "5,586×", "12.2×", "4678"):
+        assert any(value in line for line in lines), value
+    assert "analyt…" not in text
+
+
+def test_readme_bench_table_is_the_tools_layout():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ gradsel bench\n", 1)[1].split("```", 1)[0].splitlines()
+    assert max(len(line) for line in block) <= WIDTH
+    ours = [line.rstrip() for line in show(render.bench_tables(BENCH_ROWS, 2)[0]).splitlines()]
+    assert block[:4] == ours[:4]  # title, the two header lines, the rule
+    notes = [line for line in ours if ":" in line and not line.startswith("gradsel")]
+    assert all(note in block for note in notes)
+
+
+def test_digits_grid_fits(mnist_raw, compare_records):
+    first = {r["config"]["method"]: r for r in compare_records if r["config"]["seed"] == 0}
+    predictions = {m: report.parse_predictions(r["predictions"]) for m, r in first.items()}
+    title = ("Test images and predictions — k=2, B=8, H=50, 10,000 iterations, seed 0; "
+             "digits from: disagree")
+    grid = render.digits_grid(mnist_raw[2], mnist_raw[3], np.arange(6), predictions, title)
+    text = show(grid)
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
+    assert "Test images and predictions" in text and "digits from: disagree" in text
+
+
+@pytest.mark.parametrize("name", ["compare", "toolkit", "alternate-random", "select"])
+def test_runs_table_fits(name):
+    summary = report.runs_summary(results.load(RESULTS / f"{name}.jsonl"))
+    text = show(*render.runs_table(summary, f"results/{name}.jsonl"))
+    assert_fits(text)
+    assert_whole(text, [pm(r["accuracy"]) for r in summary["rows"] if r["accuracy"]["n"] > 1])
+
+
+# --- numbers: losses, timings, divergence -------------------------------------------------
+
+@pytest.mark.parametrize("value, shown", [
+    (0.0014149, "0.0014"), (2.302585, "2.3026"), (673626.0, "6.74e+05"), (1e300, "1.00e+300"),
+    (float(12345678901234567890123456789012345678901234567890), "1.23e+49"), (3e-7, "3.00e-07"),
+    (float("nan"), "nan"), (float("inf"), "inf"), (None, "—"), (0.0, "0.0000")])
+def test_losses_are_formatted_readably(value, shown):
+    assert render.fmt_loss(value) == shown
+
+
+def test_train_summary_says_diverged_and_shows_a_huge_loss_readably(compare_records):
+    record = json.loads(json.dumps(compare_records[0]))
+    record.update(diverged=True, iterations_done=37, final_loss=1e300, accuracy=None)
+    text = show(render.train_summary(record))
+    assert "diverged at iteration 37; try a smaller --lr" in text and "1.00e+300" in text
+    assert not re.search(r"\d{20}", text)
+    assert_fits(text)
+
+
+def test_train_summary_shows_kernel_loading_apart_from_the_iterations(compare_records):
+    record = json.loads(json.dumps(compare_records[0]))
+    record.update(wall_time=5.2, time_per_iter=0.49e-3, compile_time=1.1)
+    text = show(render.train_summary(record))
+    assert "5.20 s (490 µs / iteration)" in text and "1.10 s (part of the wall time)" in text
+    assert_fits(text)
+    del record["compile_time"]
+    assert "kernels loaded" not in show(render.train_summary(record))
+
+
+# --- data strings are text --------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, shown", [
+    ("\x1b[31mred", "\\x1b[31mred"), ("[bold]x[/bold]", "[bold]x[/bold]"), ("a\nb\tc", "a\\x0ab\\x09c"),
+    ("plain-name_1.jsonl", "plain-name_1.jsonl"), (7, "7")])
+def test_clean_prints_data_as_typed(raw, shown):
+    assert show(render.clean(raw)).rstrip("\n") == shown
+    assert show(f"[bold]{render.clean(raw)}[/]").rstrip("\n") == shown
+
+
+def test_a_trailing_backslash_cannot_escape_the_markup_after_it():
+    text = show(f"[bold]{render.clean('dir' + chr(92))}[/] done")
+    assert text.startswith("dir" + chr(92)) and "[/]" not in text and text.rstrip().endswith("done")
+
+
+def test_tables_print_hostile_config_values_as_text(compare_records):
+    record = json.loads(json.dumps(compare_records[0]))
+    record["config"].update(seed="\x1b[31m0", method="[bold red]analytic")
+    text = show(render.train_summary(record))
+    assert "\x1b" not in text and "\\x1b[31m0" in text and "[bold red]analytic" in text
+    summary = report.runs_summary([record, *compare_records[1:]])
+    text = show(*render.runs_table(summary, "runs[/]\x07.jsonl"))
+    assert "\x1b" not in text and "\x07" not in text and "[bold red]analytic" in text and "runs[/]" in text
+
+
+def test_runs_csv_parses_back(compare_records):
+    import csv
+
+    summary = report.runs_summary(compare_records)
+    rows = list(csv.DictReader(io.StringIO(render.runs_csv(summary))))
+    assert [r["method"] for r in rows] == ["analytic", "numeric", "alternate", "select"]
+    for r, s in zip(rows, summary["rows"]):
+        assert float(r["accuracy_mean"]) == s["accuracy"]["mean"] and int(r["runs"]) == s["runs"] == 5
+        assert r["seeds"] == "0 1 2 3 4" and r["diverged"] == "0"
