@@ -226,7 +226,8 @@ def machine_options(fn):
         click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
                      help="MNIST folder (default: $GRADSEL_DATA_DIR, then the copy shipped with gradsel)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="Numba threads in this process (default: all cores)."),
+                     help="Numba threads for every kernel call (default: one thread for small calls, for large "
+                          "ones the faster of one and all cores, as measured)."),
     ])
 
 
@@ -420,28 +421,34 @@ def _int_list(ctx, param, value):
 @click.option("--batch", default="1,8,32", show_default=True, callback=_int_list, help="Batch sizes, comma-separated.")
 @click.option("--repeat", type=click.IntRange(1, 1000), default=7, show_default=True, help="Timed calls per measurement (median).")
 @machine_options
+@click.option("--background", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Busy-loop processes kept running while timing (a loaded machine); always stopped at the end.")
 @output_options("the measurements")
 @library_errors
-def bench(hidden, batch, repeat, data_dir, threads, as_json, quiet):
+def bench(hidden, batch, repeat, data_dir, threads, background, as_json, quiet):
     """Time the loss, both gradients, the naive reference and each method's iteration.
 
     \b
     Example:
       gradsel bench --hidden 50 --batch 8
+      gradsel bench --hidden 50 --batch 8 --background 2   # beside two busy processes
       gradsel bench --json > bench.json
     """
-    from . import kernels, render
-    from .benchmark import run_bench
+    from . import benchmark, kernels, render
 
     out, err = render.consoles(quiet or as_json)
     _prepare(threads, err)
-    with render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update:
-        rows = run_bench(hidden, batch, repeat, data_dir, progress=lambda d, t, label: update(d, t, info=label))
-    n_threads = kernels.get_threads()
+    with benchmark.background_load(background), \
+            render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update:
+        rows = benchmark.run_bench(hidden, batch, repeat, data_dir,
+                                   progress=lambda d, t, label: update(d, t, info=label))
+    n_threads = kernels.get_threads()  # None: the automatic policy
+    label = n_threads or f"auto (1 or {kernels.max_threads()})"
     if as_json:
-        click.echo(json.dumps({"threads": n_threads, "repeat": repeat, "rows": rows}, indent=2))
+        click.echo(json.dumps({"threads": n_threads, "max_threads": kernels.max_threads(), "background": background,
+                               "repeat": repeat, "rows": rows}, indent=2))
     else:
-        for table in render.bench_tables(rows, n_threads):
+        for table in render.bench_tables(rows, label):
             out.print(table)
 
 

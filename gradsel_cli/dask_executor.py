@@ -47,7 +47,7 @@ def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
     from . import kernels
     from .data import load_mnist_raw
 
-    kernels.set_threads(1)  # numba's count is per thread: set it in the thread that runs the task
+    kernels.set_threads(1)
     key = None if data_dir is None else str(data_dir)
     if key not in _RAW:
         _RAW[key] = load_mnist_raw(data_dir)

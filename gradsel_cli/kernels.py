@@ -32,9 +32,18 @@ Loss epsilon (``eps``): the cross-entropy is -log(p_y + eps), the textbook's
 form, wherever a loss is evaluated (the loss value and every finite
 difference); with eps = 0 it is the log-sum-exp form. Backpropagation always
 differentiates -log p_y, as the textbook's backward pass does.
+
+The thread policy lives here too, so that nothing else imports numba:
+``set_threads`` / ``get_threads`` / ``max_threads``, and ``run_parallel``, through
+which the wrappers call every parallel kernel. By default a call runs on one
+thread unless its work is large, and then on the faster of one thread and all
+of them, as measured on the last calls (on a busy machine waking threads can
+cost far more than the work). ``kernels_cached`` says whether Numba has the
+compiled kernels on disk.
 """
 
 import math
+import time
 
 import numba
 import numpy as np
@@ -272,37 +281,60 @@ def _act_deriv(a, z, act):
 def _nonzero(x):
     """Non-zero entries of each row of x (B, n_in), plus a bias entry (index n_in, value 1).
 
-    Returns idx (nnz,) int64, val (nnz,) of x's dtype, ptr (B + 1,) int64 (CSR rows).
+    Returns idx (nnz,) int64, val (nnz,) of x's dtype, ptr (B + 1,) int64 (CSR rows),
+    in one pass over x (room for every pixel is allocated; the used part is returned).
     """
     B, n_in = x.shape
-    count = B
-    for b in range(B):
-        for i in range(n_in):
-            if x[b, i] != 0.0:
-                count += 1
-    idx = np.empty(count, np.int64)
-    val = np.empty(count, x.dtype)
+    idx = np.empty(B * (n_in + 1), np.int64)
+    val = np.empty(B * (n_in + 1), x.dtype)
     ptr = np.empty(B + 1, np.int64)
     t = 0
     for b in range(B):
         ptr[b] = t
         for i in range(n_in):
-            if x[b, i] != 0.0:
-                idx[t] = i
-                val[t] = x[b, i]
-                t += 1
+            v = x[b, i]
+            idx[t] = i
+            val[t] = v
+            t += 1 if v != 0.0 else 0  # keep it only when lit (no branch)
         idx[t] = n_in
         val[t] = 1.0
         t += 1
     ptr[B] = t
-    return idx, val, ptr
+    return idx[:t], val[:t], ptr
+
+
+@numba.njit(**_INLINE)
+def _lit_dot(idx, val, lo, hi, W1, out):
+    """out[j] += val[t] * W1[idx[t], j] for t = lo, ..., hi - 1 in this order (a sample's lit pixels).
+
+    Four pixels per pass over out, so that each out[j] is loaded and stored
+    once per four rows of W1; the sum runs in the same order as one at a time.
+    """
+    H = W1.shape[1]
+    t = lo
+    while t + 4 <= hi:
+        v0, v1, v2, v3 = val[t], val[t + 1], val[t + 2], val[t + 3]
+        r0, r1, r2, r3 = idx[t], idx[t + 1], idx[t + 2], idx[t + 3]
+        for j in range(H):
+            s = out[j]
+            s += v0 * W1[r0, j]
+            s += v1 * W1[r1, j]
+            s += v2 * W1[r2, j]
+            s += v3 * W1[r3, j]
+            out[j] = s
+        t += 4
+    while t < hi:
+        v = val[t]
+        r = idx[t]
+        for j in range(H):
+            out[j] += v * W1[r, j]
+        t += 1
 
 
 @numba.njit(**_INLINE)
 def _sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
     """Forward pass of one sample into a1, z1 (H,) and a2 (K,), skipping zero pixels."""
     H = W1.shape[1]
-    K = W2.shape[1]
     for j in range(H):
         a1[j] = 0.0
     for i in range(xrow.shape[0]):
@@ -310,9 +342,22 @@ def _sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
         if v != 0.0:
             for j in range(H):
                 a1[j] += v * W1[i, j]
+    _sample_output(b1, W2, b2, act, maskrow, a1, z1, a2)
+
+
+@numba.njit(**_INLINE)
+def _sample_output(b1, W2, b2, act, maskrow, a1, z1, a2):
+    """The rest of one sample's forward pass once a1 (H,) holds x W1: a1 += b1, z1, a2 (K,)."""
+    H = W2.shape[0]
+    K = W2.shape[1]
     for j in range(H):
         a1[j] += b1[j]
-        z1[j] = _act(a1[j], act) * maskrow[j]
+    if act == SIGMOID:  # the common case apart, so that it vectorises
+        for j in range(H):
+            z1[j] = _c(a1, 1.0) / (_c(a1, 1.0) + _exp(-a1[j])) * maskrow[j]
+    else:
+        for j in range(H):
+            z1[j] = _act(a1[j], act) * maskrow[j]
     for k in range(K):
         a2[k] = 0.0
     for j in range(H):
@@ -324,21 +369,37 @@ def _sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
 
 
 @numba.njit(**_SERIAL)
+def _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask):
+    """a1, z1 (B, H) and a2 (B, K) from the lit pixels of x (_nonzero(x)), bitwise as a
+    pass over every pixel: each a1[b, j] sums v W1[i, j] over the lit pixels i ascending
+    from +0.0, then adds b1[j].
+
+    Only non-zero pixels are summed. Adding a zero term (v w = +-0.0) to a sum s
+    gives s back unless s is itself a zero, when only the sign of that zero
+    can change; the sums here never see such terms (a pixel of -0.0 is
+    skipped like +0.0).
+    """
+    B = ptr.shape[0] - 1
+    H = W1.shape[1]
+    K = W2.shape[1]
+    a1 = np.zeros((B, H), W1.dtype)
+    z1 = np.empty((B, H), W1.dtype)
+    a2 = np.empty((B, K), W1.dtype)
+    for b in range(B):
+        _lit_dot(idx, val, ptr[b], ptr[b + 1] - 1, W1, a1[b])  # the row's last entry is the bias
+        _sample_output(b1, W2, b2, act, mask[b], a1[b], z1[b], a2[b])
+    return a1, z1, a2
+
+
+@numba.njit(**_SERIAL)
 def _forward(x, W1, b1, W2, b2, act, mask):
     """a1, z1 (B, H) and a2 (B, K); z1 already carries the (dropout) mask.
 
     Serial: a mini-batch is too small to repay waking threads (predict,
     over thousands of images, is the parallel one).
     """
-    B = x.shape[0]
-    H = W1.shape[1]
-    K = W2.shape[1]
-    a1 = np.empty((B, H), W1.dtype)
-    z1 = np.empty((B, H), W1.dtype)
-    a2 = np.empty((B, K), W1.dtype)
-    for b in range(B):
-        _sample_forward(x[b], W1, b1, W2, b2, act, mask[b], a1[b], z1[b], a2[b])
-    return a1, z1, a2
+    idx, val, ptr = _nonzero(x)
+    return _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
 
 
 @numba.njit(**_SERIAL)
@@ -489,32 +550,47 @@ def _backprop_output(z1, da2, W2, pre, act, mask):
             for k in range(K):
                 gW2[j, k] += zj * da2[b, k]
                 s += da2[b, k] * W2[j, k]
-            dpre[b, j] = s * _act_deriv(pre[b, j], _act(pre[b, j], act), act) * mask[b, j]
+            dpre[b, j] = s
+        if act == SIGMOID:  # the common case apart, so that it vectorises
+            one = _c(pre, 1.0)
+            for j in range(H):
+                z = one / (one + _exp(-pre[b, j]))
+                dpre[b, j] = dpre[b, j] * (z * (one - z)) * mask[b, j]
+        else:
+            for j in range(H):
+                dpre[b, j] = dpre[b, j] * _act_deriv(pre[b, j], _act(pre[b, j], act), act) * mask[b, j]
     return gW2, gb2, dpre
 
 
 @numba.njit(**_SERIAL)
 def _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps):
-    """Loss (with eps) and the exact gradient of the loss without eps, by backpropagation:
-    value, gW1, gb1, gW2, gb2."""
+    """Loss (with eps) and the exact gradient of the loss without eps, by backpropagation: value,
+    and the gradient as one flat vector [gW1 | gb1 | gW2 | gb2] (the layout of Params). x W1 and
+    the gradient of W1 take only the lit pixels: a row of W1 per pixel, contiguous in H."""
     B, n_in = x.shape
     H = W1.shape[1]
-    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
+    K = W2.shape[1]
+    idx, val, ptr = _nonzero(x)
+    a1, z1, a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
     m, e, S = _softmax_parts(a2)
     value = _mean_loss(a2, y, loss, eps)
     da2 = _loss_grad_logits(e, S, y, loss)
     gW2, gb2, da1 = _backprop_output(z1, da2, W2, a1, act, mask)
-    gW1 = np.zeros((n_in, H), W1.dtype)
-    gb1 = np.zeros(H, W1.dtype)
+    grad = np.zeros(n_in * H + H + H * K + K, W1.dtype)
     for b in range(B):
-        for j in range(H):
-            gb1[j] += da1[b, j]
-        for i in range(n_in):
-            v = x[b, i]
-            if v != 0.0:
-                for j in range(H):
-                    gW1[i, j] += v * da1[b, j]
-    return value, gW1, gb1, gW2, gb2
+        d = da1[b]
+        for t in range(ptr[b], ptr[b + 1]):  # lit pixels, then the bias entry (pixel n_in: gb1)
+            v = val[t]
+            g = grad[idx[t] * H:idx[t] * H + H]  # a slice, not computed indices: it vectorises
+            for j in range(H):
+                g[j] += v * d[j]
+    row = n_in * H + H
+    for j in range(H):
+        for k in range(K):
+            grad[row + j * K + k] = gW2[j, k]
+    for k in range(K):
+        grad[row + H * K + k] = gb2[k]
+    return value, grad
 
 
 @numba.njit(**_INLINE)
@@ -636,6 +712,107 @@ def _numeric_output_layer(z1, a2, m, e, y, step, central, loss, textbook, eps):
     return gW2, gb2
 
 
+@numba.njit(**_INLINE)
+def _ce_differences(e, m, a2, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, textbook, eps, diff, lp, lm):
+    """Cross-entropy of sample b with hidden value j moved by dzp[t] and by dzm[t], t < n (w2j = W2[j]
+    (K,), wmax = max |w2j|): exact, their difference diff[t] (with eps: of -log(p + eps)); textbook,
+    the two losses themselves, lp[t] and lm[t]."""
+    K = w2j.shape[0]
+    small = max(_max_abs(dzp, n), _max_abs(dzm, n)) * wmax <= SMALL
+    for t in range(n):
+        Sp[t] = 0.0
+        Sm[t] = 0.0
+    for k in range(K):
+        w = w2j[k]
+        ek = e[b, k]
+        if small:
+            for t in range(n):
+                Sp[t] += ek * _exp_small(dzp[t] * w)
+                Sm[t] += ek * _exp_small(dzm[t] * w)
+        else:
+            for t in range(n):
+                Sp[t] += ek * _exp(dzp[t] * w)
+                Sm[t] += ek * _exp(dzm[t] * w)
+    wy = w2j[y_b]
+    # exact: loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
+    # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing. textbook: each loss as a number.
+    if textbook:
+        for t in range(n):
+            lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y_b], e[b, y_b], dzp[t] * wy, eps)
+            lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y_b], e[b, y_b], dzm[t] * wy, eps)
+        return
+    if small:
+        for t in range(n):
+            diff[t] = _log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+    else:
+        for t in range(n):
+            diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+    if eps != 0.0:
+        for t in range(n):
+            diff[t] = _with_eps(diff[t], e[b, y_b] * _exp(dzm[t] * wy) / Sm[t], eps)
+
+
+@numba.njit(**_SERIAL)
+def _same_sample(idx, val, ptr, y, mask, b, c):
+    """Whether samples b and c have the same lit pixels and values, label and mask row."""
+    n = ptr[b + 1] - ptr[b]
+    if n != ptr[c + 1] - ptr[c] or y[b] != y[c]:
+        return False
+    for t in range(n):
+        if idx[ptr[b] + t] != idx[ptr[c] + t] or val[ptr[b] + t] != val[ptr[c] + t]:
+            return False
+    for j in range(mask.shape[1]):
+        if mask[b, j] != mask[c, j]:
+            return False
+    return True
+
+
+@numba.njit(**_SERIAL)
+def _distinct(idx, val, ptr, y, mask):
+    """What the numeric gradient of W1 can share, from the rows of _nonzero(x).
+
+    first[b]: the first sample identical to b (same pixels, label and mask
+    row; a batch drawn with replacement repeats samples), b itself if none.
+    For each b that is its own first, its distinct values (pixels and the bias
+    entry's 1) uval[uptr[b]:uptr[b + 1]], ascending (the rows of repeats are
+    empty); for every entry t of the rows, which[t] is its value's place in the
+    list of its first sample. A perturbed loss depends on the pixel only
+    through its value, so one evaluation per (sample, distinct value) serves
+    every pixel with that value, in every copy of the sample.
+    """
+    B = ptr.shape[0] - 1
+    first = np.arange(B)
+    for b in range(B):
+        for c in range(b):
+            if first[c] == c and _same_sample(idx, val, ptr, y, mask, b, c):
+                first[b] = c
+                break
+    uval = np.empty(val.shape[0], val.dtype)
+    uptr = np.empty(B + 1, np.int64)
+    which = np.empty(val.shape[0], np.int64)
+    u = 0
+    for b in range(B):
+        uptr[b] = u
+        lo = ptr[b]
+        n = ptr[b + 1] - lo
+        if first[b] != b:
+            for t in range(n):
+                which[lo + t] = which[ptr[first[b]] + t]
+            continue
+        s = np.sort(val[lo:lo + n])
+        nu = 0
+        for t in range(n):
+            if t == 0 or s[t] != s[t - 1]:
+                uval[u + nu] = s[t]
+                nu += 1
+        for t in range(n):
+            v = val[lo + t]
+            which[lo + t] = np.searchsorted(uval[u:u + nu], v) if v == v else nu - 1  # NaN: sorted last
+        u += nu
+    uptr[B] = u
+    return first, uval[:u], uptr, which
+
+
 @numba.njit(**_PARALLEL)
 def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps):
     """Finite-difference gradient, each perturbed loss re-evaluated incrementally.
@@ -648,23 +825,28 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps
     contribute exactly nothing to L(w+h) - L(w-h). Every exponential is
     evaluated; for small arguments by a polynomial exact to 1 ulp.
     The MSE loss takes a plain path (every perturbed probability evaluated).
+    A perturbed loss is evaluated once per (sample, distinct pixel value) and
+    not at all for a repeated sample (_distinct): the pixels and copies that
+    share it take the same number.
 
     `textbook`: each perturbed batch loss is instead summed as a number over
     all samples (the unaffected ones with their unperturbed loss, in sample
-    order) and the two sums are subtracted (see the module docstring).
+    order; every copy of a repeated sample with its own term) and the two sums
+    are subtracted (see the module docstring).
     Returns gW1, gb1, gW2, gb2.
     """
     B, n_in = x.shape
     H = W1.shape[1]
     K = W2.shape[1]
-    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
+    idx, val, ptr = _nonzero(x)
+    a1, z1, a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
     m, e, S = _softmax_parts(a2)
     base = _sample_losses(a2, m, e, S, y, loss, eps)  # textbook: the unaffected samples' losses
-    idx, val, ptr = _nonzero(x)
+    first, uval, uptr, which = _distinct(idx, val, ptr, y, mask)
     max_row = 0
     small_x = np.empty(B, np.bool_)  # the pixel shifts of sample b are small
     for b in range(B):
-        max_row = max(max_row, ptr[b + 1] - ptr[b])
+        max_row = max(max_row, uptr[b + 1] - uptr[b])
         small_x[b] = step * _max_abs(val[ptr[b]:], ptr[b + 1] - ptr[b]) <= SMALL
     scale = _fd_scale(B, step, central)
     dt = W1.dtype
@@ -681,67 +863,49 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps
         dzm = np.zeros(max_row, dt)   # stays 0 for the forward scheme
         Sp = np.empty(max_row, dt)
         Sm = np.empty(max_row, dt)
-        diff = np.empty(max_row, dt)
-        lp = np.empty(max_row, dt)
-        lm = np.empty(max_row, dt)
+        # per (sample, distinct value): exact, loss(+) - loss(-); textbook, loss(+) and loss(-)
+        diffs = np.empty(0 if textbook else uval.shape[0], dt)
+        lps = np.empty(uval.shape[0] if textbook else 0, dt)
+        lms = np.empty(uval.shape[0] if textbook else 0, dt)
         wmax = _max_abs(W2[j], K)
         for b in range(B):
             mbj = mask[b, j]
-            lo = ptr[b]
-            n = ptr[b + 1] - lo if mbj != 0.0 else 0  # a dropped unit: perturbing its inputs changes nothing
-            if n:
-                _hidden_shift(a1[b, j], z1[b, j], mbj, step, val, lo, n, act, small_x[b], dzp)
+            lit = mbj != 0.0  # a dropped unit: perturbing its inputs changes nothing
+            lo = uptr[first[b]]
+            if lit and first[b] == b:  # else a repeat: its losses are those of its first copy
+                n = uptr[b + 1] - lo
+                diff = diffs[lo:lo + n]  # empty under textbook, as lp and lm otherwise
+                lp = lps[lo:lo + n]
+                lm = lms[lo:lo + n]
+                _hidden_shift(a1[b, j], z1[b, j], mbj, step, uval, lo, n, act, small_x[b], dzp)
                 if central:
-                    _hidden_shift(a1[b, j], z1[b, j], mbj, -step, val, lo, n, act, small_x[b], dzm)
-            if n and loss == MSE:
-                for t in range(n):
-                    lm[t] = _mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else base[b]
-                    lp[t] = _mse_shifted(e, b, y[b], W2[j], dzp[t])
-                    diff[t] = lp[t] - lm[t]
-            elif n:
-                small = max(_max_abs(dzp, n), _max_abs(dzm, n)) * wmax <= SMALL
-                for t in range(n):
-                    Sp[t] = 0.0
-                    Sm[t] = 0.0
-                for k in range(K):
-                    w = W2[j, k]
-                    ek = e[b, k]
-                    if small:
-                        for t in range(n):
-                            Sp[t] += ek * _exp_small(dzp[t] * w)
-                            Sm[t] += ek * _exp_small(dzm[t] * w)
-                    else:
-                        for t in range(n):
-                            Sp[t] += ek * _exp(dzp[t] * w)
-                            Sm[t] += ek * _exp(dzm[t] * w)
-                wy = W2[j, y[b]]
-                # exact: loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
-                # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing. textbook: each loss as a number.
-                if textbook:
+                    _hidden_shift(a1[b, j], z1[b, j], mbj, -step, uval, lo, n, act, small_x[b], dzm)
+                if loss == MSE:
                     for t in range(n):
-                        lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y[b]], e[b, y[b]], dzp[t] * wy, eps)
-                        lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y[b]], e[b, y[b]], dzm[t] * wy, eps)
-                elif small:
-                    for t in range(n):
-                        diff[t] = _log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+                        lmt = _mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else base[b]
+                        lpt = _mse_shifted(e, b, y[b], W2[j], dzp[t])
+                        if textbook:
+                            lp[t] = lpt
+                            lm[t] = lmt
+                        else:
+                            diff[t] = lpt - lmt
                 else:
-                    for t in range(n):
-                        diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
-                if eps != 0.0 and not textbook:
-                    for t in range(n):
-                        diff[t] = _with_eps(diff[t], e[b, y[b]] * _exp(dzm[t] * wy) / Sm[t], eps)
-            if textbook:
-                for t in range(n):
-                    Lp[idx[lo + t]] += lp[t]
-                    Lm[idx[lo + t]] += lm[t]
-                    last[idx[lo + t]] = b
+                    _ce_differences(e, m, a2, b, W2[j], y[b], wmax, dzp, dzm, n, Sp, Sm, textbook, eps,
+                                    diff, lp, lm)
+            if textbook:  # every sample's loss enters both sums, each copy of a repeat with its own term
+                if lit:
+                    for t in range(ptr[b], ptr[b + 1]):
+                        i = idx[t]
+                        Lp[i] += lps[lo + which[t]]
+                        Lm[i] += lms[lo + which[t]]
+                        last[i] = b
                 for i in range(n_in + 1):
                     if last[i] != b:
                         Lp[i] += base[b]
                         Lm[i] += base[b]
-            else:
-                for t in range(n):
-                    col[idx[lo + t]] += diff[t]
+            elif lit:
+                for t in range(ptr[b], ptr[b + 1]):
+                    col[idx[t]] += diffs[lo + which[t]]
         for i in range(n_in + 1):
             g = _textbook_difference(Lp[i], Lm[i], B, step, central) if textbook else col[i] * scale
             if i < n_in:
@@ -973,29 +1137,99 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
     return gW1, gb1, gW2, gb2, ggamma, gbeta
 
 
-# --- threads and the cache: the one policy, used by every caller (no other module imports numba) ---------------
+# The thread policy. The count is chosen per call and only changes the speed:
+# every kernel gives bitwise the same result on any number of threads.
+PARALLEL_WORK = 500_000  # inner-loop operations (about 0.3 ms) below which a parallel kernel runs on one thread
+_PROBE_FIRST, _PROBE_LAST = 16, 1024  # calls between re-measurements of the slower choice: first, at most
+
+_fixed = None  # the count set by set_threads; None: the automatic policy
+
 
 def max_threads() -> int:
-    """The most threads Numba can use in this process (NUMBA_NUM_THREADS, by default the cores)."""
+    """Threads Numba can use in this process (NUMBA_NUM_THREADS, all cores by default)."""
     return numba.config.NUMBA_NUM_THREADS
 
 
 def set_threads(n: int | None) -> None:
-    """Run the parallel kernels on n threads (None: leave the default). Results do not depend on n."""
-    if n is None:
-        return
-    if not 1 <= n <= max_threads():
-        raise ValueError(f"--threads {n}: between 1 and the {max_threads()} available; lower it or "
-                         "set NUMBA_NUM_THREADS")
+    """Run every parallel kernel on `n` threads (1 to max_threads()); None: the automatic policy."""
+    global _fixed
+    if n is not None:
+        if not 1 <= int(n) <= max_threads():
+            raise ValueError(f"--threads {n}: between 1 and the {max_threads()} available; lower it or "
+                             "set NUMBA_NUM_THREADS")
+        n = int(n)
+    _fixed = n
+
+
+def get_threads() -> int | None:
+    """The count set by set_threads, or None under the automatic policy."""
+    return _fixed
+
+
+class _Choice:
+    """For one parallel kernel: seconds per unit of work on one thread and on all (a moving
+    average of the measured calls) and the faster of the two; the slower is re-measured now
+    and then, less often each time it loses again (on a busy machine one call on all threads
+    can cost a scheduler time slice)."""
+
+    def __init__(self):
+        self.cost = {}
+        self.best = 1
+        self.since = 0
+        self.interval = _PROBE_FIRST
+
+    def pick(self, top: int) -> int:
+        for n in (1, top):
+            if n not in self.cost:
+                return n
+        self.since += 1
+        if self.since >= self.interval:
+            self.since = 0
+            return top if self.best == 1 else 1
+        return self.best
+
+    def record(self, n: int, top: int, per_work: float) -> None:
+        self.cost[n] = per_work if n not in self.cost else 0.5 * (self.cost[n] + per_work)
+        if len(self.cost) < 2:
+            return
+        best = 1 if self.cost[1] <= self.cost[top] else top
+        self.interval = min(2 * self.interval, _PROBE_LAST) if best == self.best else _PROBE_FIRST
+        self.best = best
+
+
+_choices = {}  # kernel -> _Choice
+
+
+def threads_for(kernel, work: float) -> int:
+    """The thread count the policy gives a call of `kernel` doing `work` inner-loop operations."""
+    top = max_threads()
+    if _fixed is not None:
+        return _fixed
+    if top == 1 or work < PARALLEL_WORK:
+        return 1
+    return _choices.setdefault(kernel, _Choice()).pick(top)
+
+
+def run_parallel(kernel, work: float, *args):
+    """kernel(*args) on the threads the policy gives `work`; under the automatic policy a large
+    call's time is recorded to choose the next ones' (not the first call: it may compile)."""
+    n = threads_for(kernel, work)
     numba.set_num_threads(n)
+    measure = _fixed is None and kernel in _choices and work >= PARALLEL_WORK and bool(kernel.signatures)
+    start = time.perf_counter()
+    out = kernel(*args)
+    if measure:
+        _choices[kernel].record(n, max_threads(), (time.perf_counter() - start) / work)
+    return out
 
 
-def get_threads() -> int:
-    return numba.get_num_threads()
+_ENTRY_KERNELS = (_loss, _analytic, _numeric, _predict, _loss_bn, _analytic_bn, _numeric_bn)
 
 
 def kernels_cached() -> bool:
-    """Whether Numba has compiled and cached this module's kernels on this machine before."""
-    from pathlib import Path
-
-    return any((Path(__file__).parent / "__pycache__").glob(f"{Path(__file__).stem}.*.nbi"))
+    """Whether Numba's cache holds kernels compiled from this very source (an older cache is
+    stale: the first call compiles them again, about a minute)."""
+    try:
+        return any(k._cache._cache_file._load_index() for k in _ENTRY_KERNELS)
+    except (AttributeError, OSError):  # another Numba's cache layout: assume not
+        return False

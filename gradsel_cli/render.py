@@ -228,14 +228,15 @@ COMPACT = dict(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0,
 
 
 BENCH_CALL_COLUMNS = ("H", "B", "pixels", "loss", "analytic", "numeric", "naive", "naive /\nnumeric",
-                      "numeric /\nanalytic", "ns /\nexp")
+                      "numeric /\nanalytic", "exps", "ns /\nexp")
 
 
-def bench_tables(rows: list[dict], threads: int, iters: int = 10000) -> list[Table]:
-    """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times."""
+def bench_tables(rows: list[dict], threads, iters: int = 10000) -> list[Table]:
+    """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times;
+    `threads`: the count, or a label for the automatic policy."""
     calls = _table(_title("gradsel bench — median time per call", f"{threads} Numba thread(s)", "float64",
                           first_sep=", "),
-                   **COMPACT)
+                   **dict(COMPACT, padding=0))  # eleven columns: one space apart, within 80 columns
     for col in BENCH_CALL_COLUMNS:
         _number_column(calls, col)
     runs = _table(f"projected time of a {iters:,}-iteration run", **COMPACT)
@@ -245,15 +246,18 @@ def bench_tables(rows: list[dict], threads: int, iters: int = 10000) -> list[Tab
         naive = _dur(r["naive"]) + ("*" if r["naive_extrapolated"] else "")
         calls.add_row(str(r["hidden"]), str(r["batch"]), str(r["nonzero_pixels"]), _dur(r["loss"]),
                       _dur(r["analytic"]), _dur(r["numeric"]), naive, f"{r['naive_over_numeric']:,.0f}×",
-                      f"{r['numeric_over_analytic']:.1f}×", f"{r['ns_per_exponential']:.2f}")
+                      f"{r['numeric_over_analytic']:.1f}×", f"{r['exponentials'] / 1e6:.2f}M",
+                      f"{r['ns_per_exponential']:.2f}")
         runs.add_row(str(r["hidden"]), str(r["batch"]),
                      *(_dur(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")))
     notes = ["pixels: non-zero pixels in the batch; naive: the textbook numerical gradient",
-             "ns / exp: numeric time / (2 × H × (pixels + B) × 10 exponentials)"]
+             "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
+             "and repeated samples, share theirs); ns / exp: numeric time / exps"]
     if any(r["naive_extrapolated"] for r in rows):
         notes.append("*: timed on a random sample of weights, extrapolated to all of them")
     calls.caption = "\n".join(notes)
     calls.caption_justify = "left"
+    calls.min_width = max(calls.min_width, *(len(note) for note in notes))  # notes are not wrapped
     return [calls, runs]
 
 

@@ -5,29 +5,29 @@ import subprocess
 import sys
 import textwrap
 
-import numba
 import numpy as np
 import pytest
 
-from gradsel_cli import network, training
+from gradsel_cli import kernels, network, training
 from gradsel_cli.training import TrainConfig
 
 CONFIG = dict(method="select", hidden=8, batch=4, iters=30, test_limit=100, seed=5)
 
 RUN_SCRIPT = textwrap.dedent("""
     import sys
-    import numba
     import numpy as np
+    from gradsel_cli import kernels
     from gradsel_cli.training import TrainConfig, train
 
     out = sys.argv[1]
+    kernels.set_threads(kernels.max_threads())  # every call on all threads, however small
     result = train(TrainConfig(**{config!r}))
     np.save(out + "/params.npy", result.params.flat)
     np.save(out + "/losses.npy", result.loss_history)
     np.save(out + "/predictions.npy", result.predictions)
     np.save(out + "/sources.npy", result.sources)
     with open(out + "/threads.txt", "w") as fh:
-        fh.write(str(numba.get_num_threads()))
+        fh.write(str(kernels.get_threads()))
 """).format(config=CONFIG)
 
 
@@ -54,14 +54,13 @@ def test_one_thread_and_two_threads_give_bitwise_the_same_run(tmp_path):
 
 @pytest.fixture
 def threads():
-    """Set the Numba thread count within this process; restored afterwards."""
-    before = numba.get_num_threads()
-    yield numba.set_num_threads
-    numba.set_num_threads(before)
+    """Fix the kernels' thread count within this process; the automatic policy restored afterwards."""
+    yield kernels.set_threads
+    kernels.set_threads(None)
 
 
 def test_kernels_do_not_depend_on_the_thread_count(threads, mnist_batch):
-    if numba.config.NUMBA_NUM_THREADS < 2:
+    if kernels.max_threads() < 2:
         pytest.fail("this test needs at least 2 Numba threads (NUMBA_NUM_THREADS)")
     x, y = mnist_batch
     params = network.init_params(50, seed=2, std=0.1)

@@ -210,28 +210,30 @@ def test_gradcheck_tables_fit(mnist_raw):
 # bench rows as `gradsel bench` measured them (README), the widest values included
 BENCH_ROWS = [dict(hidden=h, batch=b, nonzero_pixels=p, loss=loss, analytic=a, numeric=n, naive=naive,
                    naive_extrapolated=ext, naive_over_numeric=naive / n, numeric_over_analytic=n / a,
-                   ns_per_exponential=ns, iter_analytic=a * 1.3, iter_numeric=n * 1.1, iter_alternate=(a + n) / 2,
-                   iter_select=a + n)
-              for h, b, p, loss, a, n, naive, ext, ns in [
-                  (20, 1, 166, 23e-6, 48e-6, 130e-6, 1.30, False, 1.95),
-                  (50, 8, 1181, 40e-6, 107e-6, 692e-6, 6.11, True, 0.58),
-                  (100, 32, 4678, 175e-6, 407e-6, 4.97e-3, 27.76, True, 0.53)]]
+                   exponentials=exps, ns_per_exponential=n / exps * 1e9, iter_analytic=a * 1.3,
+                   iter_numeric=n * 1.1, iter_alternate=(a + n) / 2, iter_select=a + n)
+              for h, b, p, loss, a, n, naive, ext, exps in [
+                  (20, 1, 166, 15.8e-6, 20.5e-6, 107e-6, 0.661, False, 34_100),
+                  (100, 1, 166, 13.6e-6, 28.1e-6, 304e-6, 6.27, True, 170_000),
+                  (100, 32, 4678, 101e-6, 201e-6, 5.50e-3, 25.6, True, 4_540_000)]]
+AUTO = "auto (1 or 2)"  # the title's thread count under the automatic policy on 2 cores
 
 
 def test_bench_tables_fit():
-    text = show(*render.bench_tables(BENCH_ROWS, 2))
-    assert_fits(text)
-    lines = text.splitlines()
-    for value in ("48.0 µs", "4.97 ms", "27.8 s*", "5,586×", "12.2×", "4678"):
-        assert any(value in line for line in lines), value
-    assert "analyt…" not in text
+    for threads in (2, AUTO):
+        text = show(*render.bench_tables(BENCH_ROWS, threads))
+        assert_fits(text)
+        lines = text.splitlines()
+        for value in ("20.5 µs", "5.50 ms", "25.6 s*", "20,625×", "27.4×", "4678", "4.54M", "1.21"):
+            assert any(value in line for line in lines), value
+        assert "analyt…" not in text
 
 
 def test_readme_bench_table_is_the_tools_layout():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("$ gradsel bench\n", 1)[1].split("```", 1)[0].splitlines()
     assert max(len(line) for line in block) <= WIDTH
-    ours = [line.rstrip() for line in show(render.bench_tables(BENCH_ROWS, 2)[0]).splitlines()]
+    ours = [line.rstrip() for line in show(render.bench_tables(BENCH_ROWS, AUTO)[0]).splitlines()]
     assert block[:4] == ours[:4]  # title, the two header lines, the rule
     notes = [line for line in ours if ":" in line and not line.startswith("gradsel")]
     assert all(note in block for note in notes)
