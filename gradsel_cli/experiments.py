@@ -125,6 +125,15 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def _quiet_resource_tracker() -> None:
+    """If this process is killed (SIGKILL), multiprocessing's resource tracker outlives it by a moment
+    and warns about the pool's semaphores, which the kernel frees anyway. The tracker takes its warning
+    filters from this process's -W options, read when it starts: ignore that one warning there."""
+    rule = "ignore:resource_tracker:UserWarning"
+    if rule not in sys.warnoptions:
+        sys.warnoptions.append(rule)
+
+
 def _worker_init(data_dir, threads: int, parent: int):
     global _RAW
     from . import kernels
@@ -167,6 +176,7 @@ class LocalExecutor:
                 yield config, run_trial(config, raw=raw, eval_points=self.eval_points)
             return
         del raw
+        _quiet_resource_tracker()
         ctx = multiprocessing.get_context("spawn")  # fork after OpenMP threads started is unsafe
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
@@ -238,7 +248,7 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
                 try:
                     store.append(record)  # not written again if another process stored this run meanwhile
                 except results.StoreError as exc:
-                    raise results.StoreError(f"{exc}; {done} runs are stored, run the same command again to "
+                    raise results.StoreError(f"{exc}; {done} run{'' if done == 1 else 's'} stored, run the same command again to "
                                              "resume") from None
             stored[results.run_key(record)] = record
             done += 1

@@ -519,3 +519,15 @@ def test_6_two_identical_grids_at_once_store_every_run_once(tmp_path):
         assert proc.returncode == 0, stderr.decode()
     hashes = [json.loads(line)["config_hash"] for line in lines_of(path)]
     assert len(hashes) == RUNS and len(set(hashes)) == RUNS
+
+
+def test_resource_tracker_started_after_the_pool_is_told_to_stay_quiet(monkeypatch):
+    """A SIGKILLed parent leaves the resource tracker to warn about leaked semaphores: the tracker
+    inherits -W options from the parent's sys.warnoptions, so the rule must reach its command line."""
+    from multiprocessing import util
+
+    monkeypatch.setattr(sys, "warnoptions", [])
+    experiments._quiet_resource_tracker()
+    experiments._quiet_resource_tracker()  # once only
+    assert sys.warnoptions == ["ignore:resource_tracker:UserWarning"]
+    assert "-Wignore:resource_tracker:UserWarning" in util._args_from_interpreter_flags()
