@@ -521,7 +521,7 @@ def test_6_two_identical_grids_at_once_store_every_run_once(tmp_path):
     assert len(hashes) == RUNS and len(set(hashes)) == RUNS
 
 
-def test_resource_tracker_started_after_the_pool_is_told_to_stay_quiet(monkeypatch):
+def test_5_the_resource_tracker_of_a_killed_grid_stays_quiet(monkeypatch):
     """A SIGKILLed parent leaves the resource tracker to warn about leaked semaphores: the tracker
     inherits -W options from the parent's sys.warnoptions, so the rule must reach its command line."""
     from multiprocessing import util
