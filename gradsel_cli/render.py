@@ -700,11 +700,12 @@ def study_tables(preset: str, summary: dict, markdown: bool = False) -> list:
         for row in rows:
             t.add_row(*row)
         out.append(t)
-    if preset == "conditions" and not markdown:
+    if preset == "conditions":
         x = summary["cross_paper"]
-        out.append(Text(f"differ: share of test predictions unlike analytic's. Δ: pooled by seed (mean over the "
-                        f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. "
-                        f"≤2 img: single runs within {summary['near_zero']} of analytic. largest: of a single run. "
-                        f"The papers' analytic H=20 cells differ between the two papers by up to "
-                        f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']})."))
+        legend = (f"differ: share of test predictions unlike analytic's. Δ: pooled by seed (mean over the "
+                  f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. "
+                  f"≤2 img: single runs within {summary['near_zero']} of analytic. largest: of a single run. "
+                  f"The papers' analytic H=20 cells differ between the two papers by up to "
+                  f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']}).")
+        out.append(legend + "\n" if markdown else Text(legend))
     return out

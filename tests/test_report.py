@@ -334,3 +334,14 @@ def test_subsets_summary_places_the_published_baseline_among_random_subsets():
     assert (row["hidden"], row["shots"], row["subsets"]) == (20, 3, 10)
     assert row["published"] == 0.5559 and row["published_percentile"] == 60.0  # above 0.50 ... 0.55
     assert row["first_k_mean"] == 0.6 and row["first_k_mean_percentile"] == 100.0
+
+
+def test_conditions_markdown_has_every_condition_the_published_pattern_and_the_legend():
+    from gradsel_cli import papers
+
+    text = invoke("table", "--preset", "conditions", "--results", RESULTS / "conditions.jsonl",
+                  "--format", "markdown")
+    for name in papers.CONDITIONS:
+        assert f"**{name}: against analytic" in text
+    assert "**Published: each method − analytic, single runs**" in text
+    assert "by up to +0.0116 (B=2, k=2)" in text and "TOST margin ±0.002" in text
