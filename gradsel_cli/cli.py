@@ -367,7 +367,7 @@ def train(data_dir, threads, out, save_model, plot, as_json, quiet, **opts):
     """
     from . import render, results
     from .data import load_mnist_raw
-    from .training import divergence_hint, model_path, write_model
+    from .training import divergence_hint, model_path, overshoot_warning, write_model
     from .training import train as run
 
     out_console, err = render.consoles(quiet or as_json)
@@ -402,8 +402,10 @@ def train(data_dir, threads, out, save_model, plot, as_json, quiet, **opts):
         raise BadInput("; ".join(failed) + " (the other outputs were written)")
     if result.diverged:
         err.print(f"Diverged at iteration {result.iterations_done}: the loss is not finite. "
-                  f"{divergence_hint(config)}", style="red", markup=False)
+                  f"{divergence_hint(config)}", style="red", markup=False, soft_wrap=True)
         return 1
+    if (overshoot := overshoot_warning(result)) is not None:
+        err.print(f"Warning: {overshoot}", style="yellow", markup=False, soft_wrap=True)
 
 
 def _int_list(ctx, param, value):

@@ -273,6 +273,23 @@ def write_model(path, result: RunResult) -> None:
 FD_SANE = (1e-10, 1e-1)  # finite-difference steps outside this range give a gradient of rounding or curvature
 
 
+OVERSHOOT = 10.0  # a batch loss this many times the first one: the steps overshoot, though all stayed finite
+
+
+def overshoot_warning(result: RunResult) -> str | None:
+    """One line when a run that did not diverge still had its batch loss rise far above where it started
+    (a learning rate so large that the weights jump, then saturate), else None."""
+    losses = result.loss_history[:result.iterations_done]
+    if result.diverged or len(losses) < 2 or not losses[0] > 0:
+        return None
+    t = int(np.argmax(losses))
+    if not losses[t] > OVERSHOOT * losses[0]:
+        return None
+    return (f"the batch loss rose to {losses[t]:.3g} at iteration {t + 1} (from {losses[0]:.3g} at the start): "
+            f"the steps overshoot, and the result is not a trained network to rely on. "
+            f"{divergence_hint(result.config)}")
+
+
 def divergence_hint(config: TrainConfig) -> str:
     """What to change after a run diverged: the setting most likely at fault, not always the learning rate."""
     c = config

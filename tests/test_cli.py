@@ -142,6 +142,14 @@ def test_diverged_run_says_so_on_stderr(runner):
     assert "Diverged" in result.stderr and "--lr" in result.stderr
 
 
+def test_a_run_whose_loss_overshoots_is_warned_about_in_one_line(runner):
+    big = invoke(runner, *SMALL_RUN, "--lr", "1e6")
+    assert big.exit_code == 0  # every number stayed finite: not diverged
+    (line,) = [l for l in big.stderr.splitlines() if l.startswith("Warning:")]
+    assert "the batch loss rose to" in line and "--lr" in line
+    assert "Warning:" not in invoke(runner, *SMALL_RUN).stderr  # the papers' learning rate: no warning
+
+
 # --- bad input: exit code 2, one line "Error: ...", naming the option, no traceback ---
 
 BAD_INPUTS = [
