@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from . import data, network
+from . import data, kernels, network
 from .config import MAX_BATCH, MAX_HIDDEN
 from .methods import METHODS, Setting
 from .optimizers import Optimizer
@@ -142,3 +142,10 @@ def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None) -
     if progress:
         progress(total, total, "done")
     return rows
+
+
+def bench_record(rows: list[dict], repeat: int, background: int) -> dict:
+    """The measurements with how they were taken: the thread setting (None: the automatic policy), the cores,
+    the timed calls per measurement and the busy processes beside them."""
+    return {"threads": kernels.get_threads(), "max_threads": kernels.max_threads(), "background": background,
+            "repeat": repeat, "rows": rows}

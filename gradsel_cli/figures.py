@@ -91,6 +91,14 @@ def curves_figure(path, curves: dict, title: str) -> None:
         _save(fig, path)
 
 
+def train_figure(path, record: dict) -> None:
+    """The learning curves of one run record (``train --plot``)."""
+    from .report import curves
+
+    c = record["config"]
+    curves_figure(path, curves([record], [c["method"]]), figure_title("train", c, [c["seed"]]))
+
+
 def _line(ax, series: dict, label: str, colour, marker=None) -> None:
     x = series["iterations"]
     ax.plot(x, series["mean"], label=label, color=colour, lw=1.3, marker=marker, ms=3)
@@ -165,6 +173,18 @@ def digits_figure(path, images, labels, indices, predictions: dict, title: str) 
                          fontweight="bold" if differ else "normal")
         fig.suptitle(title, y=1 - 0.12 / height, va="top")
         _save(fig, path)
+
+
+def digits_view_figure(path, digits: dict) -> None:
+    """digits_figure of a report.digits_view (``compare --figure``)."""
+    digits_figure(path, digits["images"], digits["labels"], digits["indices"], digits["predictions"], digits["title"])
+
+
+def gradcheck_title(check: dict) -> str:
+    """The title of the gradcheck figure: the scheme and the configuration checked."""
+    c = check["config"]
+    return (f"gradsel gradcheck — numeric ({check['scheme']}) vs analytic gradient, k={c['shots']}, B={c['batch']}, "
+            f"H={c['hidden']}, lr {c['lr']}, seed {c['seed']}")
 
 
 def gradcheck_figure(path, check: dict, title: str) -> None:

@@ -5,6 +5,7 @@ parts), and every string that comes from data (a results file, a config, a
 path) goes through ``clean`` before it is printed.
 """
 
+import json
 import math
 import os
 import re
@@ -261,6 +262,11 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000) -> list[Table]:
     return [calls, runs]
 
 
+def bench_record_tables(record: dict) -> list[Table]:
+    """The bench tables of a benchmark.bench_record, titled with its thread count or the automatic policy."""
+    return bench_tables(record["rows"], record["threads"] or f"auto (1 or {record['max_threads']})")
+
+
 def _pm(entry: dict, digits: int = 4) -> str:
     """'mean ± half-width' (just the mean for one seed, '—' for none)."""
     if entry.get("mean") is None:
@@ -487,6 +493,17 @@ def paper_table_latex(table: dict, paper: bool = True) -> str:
     return "\n".join(lines)
 
 
+def paper_table_output(table: dict, fmt: str, paper: bool = True):
+    """The paper table as `fmt` prints it: the Rich parts (rich), or the text of json, csv, markdown or latex."""
+    if fmt == "rich":
+        return paper_table_rich(table, paper)
+    if fmt == "json":
+        return json.dumps(table, indent=2) + "\n"
+    if fmt == "csv":
+        return paper_table_csv(table)
+    return (paper_table_markdown if fmt == "markdown" else paper_table_latex)(table, paper) + "\n"
+
+
 def paper_table_csv(table: dict) -> str:
     import csv
     import io
@@ -639,6 +656,15 @@ COMPARE_CSV_HEADER = ("method,seeds,accuracy_mean,accuracy_ci_lo,accuracy_ci_hi,
                       "tost,tost_ci_lo,tost_ci_hi,p_lower,p_upper")
 
 
+def compare_parts(summary: dict, config: dict, curves: dict, digits: dict | None = None) -> list:
+    """What ``compare`` prints: its tables, then the digits of a report.digits_view when they are shown."""
+    parts = compare_tables(summary, config, curves)
+    if digits is not None:
+        parts.append(digits_grid(digits["images"], digits["labels"], digits["indices"], digits["predictions"],
+                                 digits["title"]))
+    return parts
+
+
 def compare_csv(summary: dict) -> str:
     """The per-method summary of `compare` as CSV (one header line, one line per method)."""
     lines = [COMPARE_CSV_HEADER]
@@ -709,3 +735,15 @@ def study_tables(preset: str, summary: dict, markdown: bool = False) -> list:
                   f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']}).")
         out.append(legend + "\n" if markdown else Text(legend))
     return out
+
+
+def study_output(preset: str, summary: dict, fmt: str):
+    """The study as `fmt` prints it: the Rich parts (rich), or the text of markdown or json; ValueError for
+    the formats of the paper tables only."""
+    if fmt == "json":
+        return json.dumps(summary, indent=2) + "\n"
+    if fmt == "rich":
+        return study_tables(preset, summary)
+    if fmt == "markdown":
+        return "".join(part + "\n" for part in study_tables(preset, summary, markdown=True))
+    raise ValueError(f"--format {fmt} is for the paper tables; the {preset} study prints rich, markdown or json")

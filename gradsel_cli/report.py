@@ -104,6 +104,13 @@ def sweep_summary(records: list[dict], varied: list[str]) -> dict:
     return {"varied": varied, "cells": cells}
 
 
+def sweep_view(records: list[dict], configs: list, lists: dict[str, list]) -> dict:
+    """The sweep_summary of a sweep: each row at the values asked for (`configs`, not the effective config a method
+    reads), with the options given several values in `lists` as its columns."""
+    shown = [{**r, "config": c.to_dict()} for r, c in zip(records, configs)]
+    return sweep_summary(shown, [k for k, v in lists.items() if len(v) > 1])
+
+
 def _cells(records: list[dict]) -> dict:
     """(batch, method, hidden, shots) -> {seed: accuracy}."""
     cells = defaultdict(dict)
@@ -156,6 +163,18 @@ def paper_table(preset: str, records: list[dict], settings: dict, margin: float 
         "verdicts": verdicts(preset, cells, margin),
         "avg_mismatches": papers.avg_check(preset),
     }
+
+
+def missing_note(table: dict, path, ran: bool) -> str | None:
+    """Which cells of a paper table have no stored runs in `path`, and how to fill them; None when every cell has
+    runs, or when only some are empty after --run (`ran`) computed what it could."""
+    total = sum(len(row["cells"]) for g in table["groups"] for row in g["rows"])
+    if table["missing_cells"] == total:
+        return (f"No stored runs in {path} match these settings: every cell is empty. "
+                "Run them with --run, or read another file with --results FILE.")
+    if table["missing_cells"] and not ran:
+        return f"{table['missing_cells']} of {total} cells have no stored runs in {path}; --run computes them."
+    return None
 
 
 PRINTED_DIGITS = 4  # the tables print means to 4 decimals
@@ -352,6 +371,11 @@ def digits_json(digits: dict) -> dict:
             "predictions": {m: [int(p[i]) for i in idx] for m, p in digits["predictions"].items()}}
 
 
+def compare_record(config: dict, summary: dict, digits: dict | None = None) -> dict:
+    """What ``compare --json`` prints: the configuration, the summary and, when shown, the digits."""
+    return {"config": config, **summary, **({"digits": digits_json(digits)} if digits is not None else {})}
+
+
 def conditions_summary(records: list[dict], margin: float = 0.002) -> dict:
     """The study: per condition and method, its runs against analytic's on the same cell and seed.
 
@@ -436,3 +460,11 @@ def subsets_summary(records: list[dict]) -> dict:
                      "first_k_mean": ours, "first_k_mean_percentile": pct(ours),
                      "published_percentile_first_k": pct(published_value, first_k[(hidden, shots)])})
     return {"rows": rows}
+
+
+def study_summary(preset: str, records: list[dict], margin: float, path) -> tuple[dict, str | None]:
+    """The summary of a study (conditions or subsets) from the records of `path`, and a note when it has no runs."""
+    summary = conditions_summary(records, margin) if preset == "conditions" else subsets_summary(records)
+    note = None if summary["rows"] else (f"No stored runs of the {preset} study in {path}; run them with --run, "
+                                         "or read another file with --results FILE.")
+    return summary, note

@@ -300,3 +300,8 @@ def divergence_hint(config: TrainConfig) -> str:
         return (f"The numeric gradient with --fd-step {c.fd_step:g} is mostly rounding or curvature error; "
                 "use a step near 1e-4.")
     return "Try a smaller --lr."
+
+
+def divergence_message(result: RunResult, config: TrainConfig) -> str:
+    """The one line that reports a diverged run: where it diverged, and what to change."""
+    return f"Diverged at iteration {result.iterations_done}: the loss is not finite. {divergence_hint(config)}"

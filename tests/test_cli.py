@@ -66,6 +66,14 @@ def test_importing_the_cli_does_not_import_numba():
     assert proc.stdout.strip() == "False"
 
 
+def test_importing_the_cli_imports_no_heavy_module():
+    heavy = ["numba", "numpy", "rich", "scipy", "matplotlib", "gradsel_cli.kernels"]
+    code = f"import sys, gradsel_cli.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 # --- train ---------------------------------------------------------------------
 
 def test_train_json_is_a_full_run_record(runner, mnist_raw):

@@ -90,3 +90,18 @@ def test_optimizer_defaults_are_the_configs():
     d, o = TrainConfig(), Optimizer()
     assert (o.name, o.lr, o.momentum, o.rho, o.beta1, o.beta2, o.eps) == (
         d.optimizer, d.lr, d.momentum, d.rho, d.beta1, d.beta2, d.eps)
+
+
+@pytest.mark.parametrize("command", [["compare"], ["sweep"], ["table", "--run"]])
+def test_the_grid_options_reach_the_executor(command, runner, monkeypatch, tmp_path):
+    seen = []
+
+    def make_executor(*args):
+        seen.append(args)
+        raise ValueError("stopped before any run")
+
+    monkeypatch.setattr("gradsel_cli.experiments.make_executor", make_executor)
+    result = runner.invoke(cli, [*command, "--executor", "dask", "--workers", "3", "--scheduler", "tcp://h:1",
+                                 "--timeout", "7", "--seeds", "1", "--results", str(tmp_path / "runs.jsonl")])
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1] == "Error: stopped before any run"
+    assert seen == [("dask", 3, "tcp://h:1", None, 0, 7.0)]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradsel_cli import results
+from gradsel_cli import render, report, results
 from gradsel_cli.cli import cli
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -92,6 +92,38 @@ def test_table_means_are_the_means_of_the_stored_runs(preset, table_json):
 def test_table_names_missing_cells_for_an_empty_results_file(tmp_path):
     data = json.loads(invoke("table", "--results", tmp_path / "none.jsonl", "--format", "json"))
     assert data["missing_cells"] and all(c["n"] == 0 for c in json_cells(data).values())
+
+
+def test_table_says_on_stderr_which_cells_have_no_runs(tmp_path):
+    result = CliRunner().invoke(cli, ["table", "--results", str(tmp_path / "none.jsonl")], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "every cell is empty" in result.stderr and "--run" in result.stderr
+
+
+def test_missing_note_counts_the_empty_cells_and_is_quiet_after_run():
+    table = {"groups": [{"rows": [{"cells": [{}, {}]}, {"cells": [{}]}]}], "missing_cells": 1}
+    assert report.missing_note(table, "x.jsonl", ran=False) == ("1 of 3 cells have no stored runs in x.jsonl; "
+                                                                "--run computes them.")
+    assert report.missing_note(table, "x.jsonl", ran=True) is None
+    assert report.missing_note({**table, "missing_cells": 0}, "x.jsonl", ran=False) is None
+    assert "every cell is empty" in report.missing_note({**table, "missing_cells": 3}, "x.jsonl", ran=True)
+
+
+def test_a_study_refuses_the_formats_of_the_paper_tables(tmp_path):
+    result = CliRunner().invoke(cli, ["table", "--preset", "conditions", "--results", str(tmp_path / "none.jsonl"),
+                                      "--format", "csv"])
+    assert result.exit_code == 2
+    assert "No stored runs of the conditions study" in result.stderr
+    assert result.stderr.splitlines()[-1] == ("Error: --format csv is for the paper tables; the conditions study "
+                                              "prints rich, markdown or json")
+
+
+def test_study_markdown_is_its_tables_one_after_another():
+    summary, note = report.study_summary("subsets", results.load(RESULTS / "subsets.jsonl"), 0.002, "subsets.jsonl")
+    assert note is None and summary["rows"]
+    text = render.study_output("subsets", summary, "markdown")
+    assert text == "".join(part + "\n" for part in render.study_tables("subsets", summary, markdown=True))
+    assert json.loads(render.study_output("subsets", summary, "json")) == json.loads(json.dumps(summary))
 
 
 # --- gradsel compare ----------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""What every command does around its work: ready the kernels, run a grid with a progress bar, print the result.
+
+Heavy modules (numba, the kernels, Rich) are imported inside the functions, so
+that importing this module keeps ``gradsel --help`` instant.
+"""
+
+import json
+
+import click
+
+from .cli_errors import on_interrupt
+
+
+def prepare(threads, err, *figures) -> None:
+    """Before any work: matplotlib when a figure is asked for, the thread count, the first-run notice."""
+    from . import kernels
+
+    if any(figures):
+        from .figures import require
+
+        require()
+    kernels.set_threads(threads)
+    if not kernels.kernels_cached():
+        err.print("[dim]Compiling the Numba kernels (first run only, about a minute)…[/]")
+
+
+def emit(out, output) -> None:
+    """Print a command's output: text as it is on stdout, or each Rich part of a list on the `out` console."""
+    if isinstance(output, str):
+        click.echo(output, nl=False)
+    else:
+        for part in output:
+            out.print(part)
+
+
+def show(out, data, as_json: bool, parts) -> None:
+    """The result of a command: `data` as JSON on stdout, or the Rich parts that `parts()` makes."""
+    emit(out, json.dumps(data, indent=2) + "\n" if as_json else parts())
+
+
+def wrote(err, path) -> None:
+    """Say on stderr that a file was written."""
+    err.print(f"Wrote {path}", markup=False, highlight=False)
+
+
+def saying(err, path, write):
+    """A writer for results.write_each: write(), then say on stderr that `path` was written."""
+    def write_and_say():
+        write()
+        wrote(err, path)
+    return write_and_say
+
+
+def warn(err, note: str | None) -> None:
+    """A note (a fallback, a missing piece) on stderr in yellow, unwrapped; nothing when there is none."""
+    if note:
+        err.print(note, style="yellow", markup=False, soft_wrap=True)
+
+
+def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_points=0):
+    """Run (or resume) the trials with a progress bar over runs; the records in config order."""
+    from . import render
+    from .experiments import GridError, make_executor
+    from .experiments import run_grid as run
+
+    executor = make_executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points,
+                             grid["timeout"])
+    on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
+                 if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
+    already = []
+    with render.progress_bar(err, len(configs), label, unit="") as update:
+        def progress(done, total, info):
+            if info == "resumed" and done == total:
+                already.append(done)
+            update(done, total, info=info)
+        try:
+            records = run(configs, results_file, executor, progress=progress)
+        except GridError as exc:
+            raise click.ClickException(str(exc)) from None
+    if already:
+        err.print(f"All {already[0]} runs are already stored in {results_file}; nothing was run.", markup=False)
+    return records
