@@ -2,6 +2,7 @@
 broken results files, broken MNIST files."""
 
 import gzip
+import importlib
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradsel_cli import data, experiments, results, training, tuning  # noqa: F401 (tuning: patched by name)
+from gradsel_cli import data, experiments, results, training
 from gradsel_cli.cli import cli
 from gradsel_cli.training import TrainConfig
 
@@ -236,8 +237,10 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("trained before every output was checked")
 
+    # tuning binds training.train at import: import it before patching, so that it binds the real one
+    importlib.import_module("gradsel_cli.tuning")
     monkeypatch.setattr("gradsel_cli.training.train", refuse)
-    monkeypatch.setattr("gradsel_cli.tuning.train", refuse)  # bound at import: patched where it is looked up
+    monkeypatch.setattr("gradsel_cli.tuning.train", refuse)  # patched where it is looked up
     monkeypatch.setattr("gradsel_cli.experiments.run_trial", refuse)
 
 
