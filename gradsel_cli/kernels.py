@@ -464,13 +464,25 @@ def _cross_entropy(S, m, ay, ey, dy, eps):
 
 
 @numba.njit(**_INLINE)
-def _with_eps(d, p, eps):
-    """The change of -log(p_y + eps) from the change d of -log p_y, p the probability before: nothing cancels.
+def _ce_change(Sp, Sm, dy, dym, ey, eps, small):
+    """One sample's cross-entropy with its logits moved one way (+) minus with them moved another (-):
+    Sp, Sm = sum_k exp(a_k - m) of the two moved logits, dy = the move of the true class's logit
+    (+) minus its move (-), dym its move (-), ey = exp(a_y - m) unmoved.
 
-    The new p_y is p exp(-d), so the change is -log1p(p expm1(-d) / (p + eps)).
+    log(Sp / Sm) - dy: m cancels, and Sp - Sm is exact (Sterbenz), so log1p of
+    it loses nothing (`small`: by the short series). With eps > 0 the change
+    of -log(p_y + eps): the new p_y is p exp(-d), p = ey exp(dym) / Sm the
+    old one, so it is -log1p(p expm1(-d) / (p + eps)) (_with_eps); nothing
+    cancels either.
     """
-    if eps == 0.0:
-        return d
+    r = (Sp - Sm) / Sm
+    d = (_log1p_small(r) if small else math.log1p(r)) - dy
+    return d if eps == 0.0 else _with_eps(d, ey * _exp(dym) / Sm, eps)
+
+
+@numba.njit(**_INLINE)
+def _with_eps(d, p, eps):
+    """The change of -log(p_y + eps) from the change d of -log p_y, p the probability before."""
     return -math.log1p(p * math.expm1(-d) / (p + eps))
 
 
@@ -742,14 +754,13 @@ def _numeric_output_layer(z1, a2, m, e, y, step, central, loss, textbook, eps):
                         sp += e[b, kk]
                         sm += e[b, kk]
                 yb = y[b]
+                dyp = dp if k == yb else zero
+                dym = dm if k == yb else zero
                 if textbook:
-                    Lp += _cross_entropy(sp, m[b], a2[b, yb], e[b, yb], dp if k == yb else zero, eps)
-                    Lm += _cross_entropy(sm, m[b], a2[b, yb], e[b, yb], dm if k == yb else zero, eps)
+                    Lp += _cross_entropy(sp, m[b], a2[b, yb], e[b, yb], dyp, eps)
+                    Lm += _cross_entropy(sm, m[b], a2[b, yb], e[b, yb], dym, eps)
                 else:
-                    diff = math.log1p((sp - sm) / sm) - ((dp - dm) if k == yb else zero)
-                    if eps != 0.0:
-                        diff = _with_eps(diff, e[b, yb] * (_exp(dm) if k == yb else _c(step, 1.0)) / sm, eps)
-                    d += diff
+                    d += _ce_change(sp, sm, (dp - dm) if k == yb else zero, dym, e[b, yb], eps, False)
             g = _textbook_difference(Lp, Lm, B, step, central) if textbook else d * scale
             if j < H:
                 gW2[j, k] = g
@@ -780,22 +791,20 @@ def _ce_differences(e, m, a2, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, textbook, 
                 Sp[t] += ek * _exp(dzp[t] * w)
                 Sm[t] += ek * _exp(dzm[t] * w)
     wy = w2j[y_b]
-    # exact: loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
-    # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing. textbook: each loss as a number.
-    if textbook:
+    ey = e[b, y_b]
+    if textbook:  # each loss as a number
         for t in range(n):
-            lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y_b], e[b, y_b], dzp[t] * wy, eps)
-            lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y_b], e[b, y_b], dzm[t] * wy, eps)
-        return
-    if small:
+            lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y_b], ey, dzp[t] * wy, eps)
+            lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y_b], ey, dzm[t] * wy, eps)
+    elif small:  # a loop of its own, and eps after it, so that it vectorises
         for t in range(n):
-            diff[t] = _log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+            diff[t] = _ce_change(Sp[t], Sm[t], (dzp[t] - dzm[t]) * wy, dzm[t] * wy, ey, _c(ey, 0.0), True)
+        if eps != 0.0:
+            for t in range(n):
+                diff[t] = _with_eps(diff[t], ey * _exp(dzm[t] * wy) / Sm[t], eps)
     else:
         for t in range(n):
-            diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
-    if eps != 0.0:
-        for t in range(n):
-            diff[t] = _with_eps(diff[t], e[b, y_b] * _exp(dzm[t] * wy) / Sm[t], eps)
+            diff[t] = _ce_change(Sp[t], Sm[t], (dzp[t] - dzm[t]) * wy, dzm[t] * wy, ey, eps, False)
 
 
 @numba.njit(**_SERIAL)
@@ -981,8 +990,7 @@ def _unit_change(u_new, j, z1, mask, act, a2, m, e, S, W2, y, loss, textbook, ep
             if textbook:
                 total += _cross_entropy(s, m[b], a2[b, y[b]], e[b, y[b]], dz * W2[j, y[b]], eps)
             else:
-                d = math.log1p((s - S[b]) / S[b]) - dz * W2[j, y[b]]
-                total += _with_eps(d, e[b, y[b]] / S[b], eps)
+                total += _ce_change(s, S[b], dz * W2[j, y[b]], _c(z1, 0.0), e[b, y[b]], eps, False)
         elif textbook:
             total += _mse_shifted(e, b, y[b], W2[j], dz)
         else:
