@@ -334,8 +334,8 @@ def _lit_dot(idx, val, lo, hi, W1, out):
 
 # Batch normalisation of the hidden pre-activations: u = gamma (a1 - mu) / sigma + beta,
 # sigma = sqrt(var + BN_EPS), mu and var over the batch; z1 = act(u) * mask. The kernels take
-# gamma, beta (H,), or None for both without batch norm: Numba then compiles a version of its
-# own, without the batch-norm code (`gamma is None` is decided at compile time).
+# gamma, beta (H,), or None for both without batch norm, a case Numba compiles apart: its
+# `gamma is None` branches are decided at compile time and the batch-norm code left out.
 BN_EPS = 1e-6
 
 
