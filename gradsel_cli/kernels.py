@@ -1,7 +1,8 @@
 """Every Numba kernel of gradsel, and nothing else (no I/O, no Rich, no Click).
 
 The network is ``x (B, n_in) -> a1 = x W1 + b1 -> z1 = act(a1) * mask ->
-a2 = z1 W2 + b2 -> mean softmax cross-entropy``. Kernels are private; the
+a2 = z1 W2 + b2 -> mean softmax cross-entropy``; with batch norm the
+activation takes the normalised u instead of a1. Kernels are private; the
 checked public wrappers live in ``network.py``.
 
 Determinism: a ``prange`` loop owns disjoint output elements and every sum is
@@ -331,33 +332,51 @@ def _lit_dot(idx, val, lo, hi, W1, out):
         t += 1
 
 
-@numba.njit(**_INLINE)
-def _sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
-    """Forward pass of one sample into a1, z1 (H,) and a2 (K,), skipping zero pixels."""
-    H = W1.shape[1]
-    for j in range(H):
-        a1[j] = 0.0
-    for i in range(xrow.shape[0]):
-        v = xrow[i]
-        if v != 0.0:
-            for j in range(H):
-                a1[j] += v * W1[i, j]
-    _sample_output(b1, W2, b2, act, maskrow, a1, z1, a2)
+# Batch normalisation of the hidden pre-activations: u = gamma (a1 - mu) / sigma + beta,
+# sigma = sqrt(var + BN_EPS), mu and var over the batch; z1 = act(u) * mask. The kernels take
+# gamma, beta (H,), or None for both without batch norm, a case Numba compiles apart: its
+# `gamma is None` branches are decided at compile time and the batch-norm code left out.
+BN_EPS = 1e-6
+
+
+@numba.njit(**_SERIAL)
+def _batch_norm(a1, gamma, beta):
+    """ahat = (a1 - mu) / sigma and u = gamma ahat + beta (B, H), and sigma (H,); the batch mean and
+    variance of each column of a1 two-pass, serial."""
+    B, H = a1.shape
+    mu = np.zeros(H, a1.dtype)
+    var = np.zeros(H, a1.dtype)
+    for b in range(B):
+        for j in range(H):
+            mu[j] += a1[b, j]
+    mu /= _c(a1, B)
+    for b in range(B):
+        for j in range(H):
+            d = a1[b, j] - mu[j]
+            var[j] += d * d
+    var /= _c(a1, B)
+    sigma = np.sqrt(var + _c(var, BN_EPS))
+    ahat = np.empty((B, H), a1.dtype)
+    u = np.empty((B, H), a1.dtype)
+    for b in range(B):
+        for j in range(H):
+            ahat[b, j] = (a1[b, j] - mu[j]) / sigma[j]
+            u[b, j] = gamma[j] * ahat[b, j] + beta[j]
+    return ahat, u, sigma
 
 
 @numba.njit(**_INLINE)
-def _sample_output(b1, W2, b2, act, maskrow, a1, z1, a2):
-    """The rest of one sample's forward pass once a1 (H,) holds x W1: a1 += b1, z1, a2 (K,)."""
+def _sample_output(pre, W2, b2, act, maskrow, z1, a2):
+    """The rest of one sample's forward pass from what its activation takes, pre (H,):
+    z1 = act(pre) * mask (H,), a2 = z1 W2 + b2 (K,)."""
     H = W2.shape[0]
     K = W2.shape[1]
-    for j in range(H):
-        a1[j] += b1[j]
     if act == SIGMOID:  # the common case apart, so that it vectorises
         for j in range(H):
-            z1[j] = _c(a1, 1.0) / (_c(a1, 1.0) + _exp(-a1[j])) * maskrow[j]
+            z1[j] = _c(pre, 1.0) / (_c(pre, 1.0) + _exp(-pre[j])) * maskrow[j]
     else:
         for j in range(H):
-            z1[j] = _act(a1[j], act) * maskrow[j]
+            z1[j] = _act(pre[j], act) * maskrow[j]
     for k in range(K):
         a2[k] = 0.0
     for j in range(H):
@@ -369,37 +388,47 @@ def _sample_output(b1, W2, b2, act, maskrow, a1, z1, a2):
 
 
 @numba.njit(**_SERIAL)
-def _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask):
-    """a1, z1 (B, H) and a2 (B, K) from the lit pixels of x (_nonzero(x)), bitwise as a
-    pass over every pixel: each a1[b, j] sums v W1[i, j] over the lit pixels i ascending
-    from +0.0, then adds b1[j].
+def _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, gamma, beta):
+    """a1, pre, z1 (B, H), a2 (B, K), ahat (B, H) and sigma (H,) from the lit pixels of x (_nonzero(x)).
 
-    Only non-zero pixels are summed. Adding a zero term (v w = +-0.0) to a sum s
-    gives s back unless s is itself a zero, when only the sign of that zero
-    can change; the sums here never see such terms (a pixel of -0.0 is
-    skipped like +0.0).
+    pre is what the activation takes: a1, or with batch norm the normalised u
+    (ahat and sigma are then those of _batch_norm; without, empty). z1 already
+    carries the (dropout) mask. Each a1[b, j] sums v W1[i, j] over the lit
+    pixels i ascending from +0.0, then adds b1[j], bitwise as a pass over
+    every pixel: adding a zero term (v w = +-0.0) to a sum s gives s back
+    unless s is itself a zero, when only the sign of that zero can change; the
+    sums here never see such terms (a pixel of -0.0 is skipped like +0.0).
     """
     B = ptr.shape[0] - 1
     H = W1.shape[1]
     K = W2.shape[1]
-    a1 = np.zeros((B, H), W1.dtype)
-    z1 = np.empty((B, H), W1.dtype)
-    a2 = np.empty((B, K), W1.dtype)
+    dt = W1.dtype
+    a1 = np.zeros((B, H), dt)
+    z1 = np.empty((B, H), dt)
+    a2 = np.empty((B, K), dt)
     for b in range(B):
         _lit_dot(idx, val, ptr[b], ptr[b + 1] - 1, W1, a1[b])  # the row's last entry is the bias
-        _sample_output(b1, W2, b2, act, mask[b], a1[b], z1[b], a2[b])
-    return a1, z1, a2
+        for j in range(H):
+            a1[b, j] += b1[j]
+        if gamma is None:  # the rest of the sample's pass at once, while its a1 is at hand
+            _sample_output(a1[b], W2, b2, act, mask[b], z1[b], a2[b])
+    if gamma is None:  # ahat and sigma empty (of the batch-norm version's types)
+        return a1, a1, z1, a2, np.empty((0, H), dt), np.empty(0, dt)
+    ahat, u, sigma = _batch_norm(a1, gamma, beta)
+    for b in range(B):
+        _sample_output(u[b], W2, b2, act, mask[b], z1[b], a2[b])
+    return a1, u, z1, a2, ahat, sigma
 
 
 @numba.njit(**_SERIAL)
-def _forward(x, W1, b1, W2, b2, act, mask):
-    """a1, z1 (B, H) and a2 (B, K); z1 already carries the (dropout) mask.
+def _forward(x, W1, b1, W2, b2, act, mask, gamma, beta):
+    """_forward_lit of x (B, n_in).
 
     Serial: a mini-batch is too small to repay waking threads (predict,
     over thousands of images, is the parallel one).
     """
     idx, val, ptr = _nonzero(x)
-    return _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
+    return _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, gamma, beta)
 
 
 @numba.njit(**_SERIAL)
@@ -435,13 +464,25 @@ def _cross_entropy(S, m, ay, ey, dy, eps):
 
 
 @numba.njit(**_INLINE)
-def _with_eps(d, p, eps):
-    """The change of -log(p_y + eps) from the change d of -log p_y, p the probability before: nothing cancels.
+def _ce_change(Sp, Sm, dy, dym, ey, eps, small):
+    """One sample's cross-entropy with its logits moved one way (+) minus with them moved another (-):
+    Sp, Sm = sum_k exp(a_k - m) of the two moved logits, dy = the move of the true class's logit
+    (+) minus its move (-), dym its move (-), ey = exp(a_y - m) unmoved.
 
-    The new p_y is p exp(-d), so the change is -log1p(p expm1(-d) / (p + eps)).
+    log(Sp / Sm) - dy: m cancels, and Sp - Sm is exact (Sterbenz), so log1p of
+    it loses nothing (`small`: by the short series). With eps > 0 the change
+    of -log(p_y + eps): the new p_y is p exp(-d), p = ey exp(dym) / Sm the
+    old one, so it is -log1p(p expm1(-d) / (p + eps)) (_with_eps); nothing
+    cancels either.
     """
-    if eps == 0.0:
-        return d
+    r = (Sp - Sm) / Sm
+    d = (_log1p_small(r) if small else math.log1p(r)) - dy
+    return d if eps == 0.0 else _with_eps(d, ey * _exp(dym) / Sm, eps)
+
+
+@numba.njit(**_INLINE)
+def _with_eps(d, p, eps):
+    """The change of -log(p_y + eps) from the change d of -log p_y, p the probability before."""
     return -math.log1p(p * math.expm1(-d) / (p + eps))
 
 
@@ -481,8 +522,9 @@ def _mean_loss(a2, y, loss, eps):
 
 
 @numba.njit(**_SERIAL)
-def _loss(x, y, W1, b1, W2, b2, act, mask, loss, eps):
-    a1, z1, a2 = _forward(x, W1, b1, W2, b2, act, mask)
+def _loss(x, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta):
+    """Mean loss of x (B, n_in), y (B,); through the batch norm unless gamma is None."""
+    a2 = _forward(x, W1, b1, W2, b2, act, mask, gamma, beta)[3]
     return _mean_loss(a2, y, loss, eps)
 
 
@@ -494,18 +536,16 @@ def _predict(x, W1, b1, W2, b2, act):
     K = W2.shape[1]
     out = np.empty(N, np.int64)
     n_chunks = (N + 255) // 256
+    ones = np.ones((256, H), W1.dtype)
     for c in numba.prange(n_chunks):
-        a1 = np.empty(H, W1.dtype)
-        z1 = np.empty(H, W1.dtype)
-        a2 = np.empty(K, W1.dtype)
-        ones = np.ones(H, W1.dtype)
-        for n in range(c * 256, min(N, (c + 1) * 256)):
-            _sample_forward(x[n], W1, b1, W2, b2, act, ones, a1, z1, a2)
+        lo = c * 256
+        a2 = _forward(x[lo:min(N, lo + 256)], W1, b1, W2, b2, act, ones, None, None)[3]
+        for n in range(a2.shape[0]):
             best = 0
             for k in range(1, K):
-                if a2[k] > a2[best]:
+                if a2[n, k] > a2[n, best]:
                     best = k
-            out[n] = best
+            out[lo + n] = best
     return out
 
 
@@ -563,20 +603,39 @@ def _backprop_output(z1, da2, W2, pre, act, mask):
 
 
 @numba.njit(**_SERIAL)
-def _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps):
-    """Loss (with eps) and the exact gradient of the loss without eps, by backpropagation: value,
-    and the gradient as one flat vector [gW1 | gb1 | gW2 | gb2] (the layout of Params). x W1 and
-    the gradient of W1 take only the lit pixels: a row of W1 per pixel, contiguous in H."""
+def _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta):
+    """Loss (with eps) and the exact gradient of the loss without eps, by backpropagation (through
+    the batch norm unless gamma is None): value, and the gradient as one flat vector [gW1 | gb1 |
+    gW2 | gb2], with batch norm then [ggamma | gbeta] (the layout of Params). x W1 and the gradient of W1 take only
+    the lit pixels: a row of W1 per pixel, contiguous in H."""
     B, n_in = x.shape
     H = W1.shape[1]
     K = W2.shape[1]
     idx, val, ptr = _nonzero(x)
-    a1, z1, a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
+    a1, pre, z1, a2, ahat, sigma = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, gamma, beta)
     m, e, S = _softmax_parts(a2)
     value = _mean_loss(a2, y, loss, eps)
     da2 = _loss_grad_logits(e, S, y, loss)
-    gW2, gb2, da1 = _backprop_output(z1, da2, W2, a1, act, mask)
-    grad = np.zeros(n_in * H + H + H * K + K, W1.dtype)
+    gW2, gb2, da1 = _backprop_output(z1, da2, W2, pre, act, mask)
+    row = n_in * H + H
+    grad = np.zeros(row + H * K + K + (0 if gamma is None else 2 * H), W1.dtype)
+    if gamma is not None:  # da1 is d loss / d u so far: back through the normalisation
+        nB = _c(gamma, B)
+        ggamma = grad[row + H * K + K:row + H * K + K + H]
+        gbeta = grad[row + H * K + K + H:]
+        sum_dh = np.zeros(H, W1.dtype)    # sum_b d loss / d ahat
+        sum_dhh = np.zeros(H, W1.dtype)   # sum_b d loss / d ahat * ahat
+        for b in range(B):
+            for j in range(H):
+                ggamma[j] += da1[b, j] * ahat[b, j]
+                gbeta[j] += da1[b, j]
+                dh = da1[b, j] * gamma[j]
+                sum_dh[j] += dh
+                sum_dhh[j] += dh * ahat[b, j]
+        for b in range(B):
+            for j in range(H):
+                dh = da1[b, j] * gamma[j]
+                da1[b, j] = (dh - sum_dh[j] / nB - ahat[b, j] * sum_dhh[j] / nB) / sigma[j]
     for b in range(B):
         d = da1[b]
         for t in range(ptr[b], ptr[b + 1]):  # lit pixels, then the bias entry (pixel n_in: gb1)
@@ -584,7 +643,6 @@ def _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps):
             g = grad[idx[t] * H:idx[t] * H + H]  # a slice, not computed indices: it vectorises
             for j in range(H):
                 g[j] += v * d[j]
-    row = n_in * H + H
     for j in range(H):
         for k in range(K):
             grad[row + j * K + k] = gW2[j, k]
@@ -696,14 +754,13 @@ def _numeric_output_layer(z1, a2, m, e, y, step, central, loss, textbook, eps):
                         sp += e[b, kk]
                         sm += e[b, kk]
                 yb = y[b]
+                dyp = dp if k == yb else zero
+                dym = dm if k == yb else zero
                 if textbook:
-                    Lp += _cross_entropy(sp, m[b], a2[b, yb], e[b, yb], dp if k == yb else zero, eps)
-                    Lm += _cross_entropy(sm, m[b], a2[b, yb], e[b, yb], dm if k == yb else zero, eps)
+                    Lp += _cross_entropy(sp, m[b], a2[b, yb], e[b, yb], dyp, eps)
+                    Lm += _cross_entropy(sm, m[b], a2[b, yb], e[b, yb], dym, eps)
                 else:
-                    diff = math.log1p((sp - sm) / sm) - ((dp - dm) if k == yb else zero)
-                    if eps != 0.0:
-                        diff = _with_eps(diff, e[b, yb] * (_exp(dm) if k == yb else _c(step, 1.0)) / sm, eps)
-                    d += diff
+                    d += _ce_change(sp, sm, (dp - dm) if k == yb else zero, dym, e[b, yb], eps, False)
             g = _textbook_difference(Lp, Lm, B, step, central) if textbook else d * scale
             if j < H:
                 gW2[j, k] = g
@@ -734,22 +791,20 @@ def _ce_differences(e, m, a2, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, textbook, 
                 Sp[t] += ek * _exp(dzp[t] * w)
                 Sm[t] += ek * _exp(dzm[t] * w)
     wy = w2j[y_b]
-    # exact: loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
-    # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing. textbook: each loss as a number.
-    if textbook:
+    ey = e[b, y_b]
+    if textbook:  # each loss as a number
         for t in range(n):
-            lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y_b], e[b, y_b], dzp[t] * wy, eps)
-            lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y_b], e[b, y_b], dzm[t] * wy, eps)
-        return
-    if small:
+            lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y_b], ey, dzp[t] * wy, eps)
+            lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y_b], ey, dzm[t] * wy, eps)
+    elif small:  # a loop of its own, and eps after it, so that it vectorises
         for t in range(n):
-            diff[t] = _log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+            diff[t] = _ce_change(Sp[t], Sm[t], (dzp[t] - dzm[t]) * wy, dzm[t] * wy, ey, _c(ey, 0.0), True)
+        if eps != 0.0:
+            for t in range(n):
+                diff[t] = _with_eps(diff[t], ey * _exp(dzm[t] * wy) / Sm[t], eps)
     else:
         for t in range(n):
-            diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
-    if eps != 0.0:
-        for t in range(n):
-            diff[t] = _with_eps(diff[t], e[b, y_b] * _exp(dzm[t] * wy) / Sm[t], eps)
+            diff[t] = _ce_change(Sp[t], Sm[t], (dzp[t] - dzm[t]) * wy, dzm[t] * wy, ey, eps, False)
 
 
 @numba.njit(**_SERIAL)
@@ -839,7 +894,7 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps
     H = W1.shape[1]
     K = W2.shape[1]
     idx, val, ptr = _nonzero(x)
-    a1, z1, a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask)
+    a1, _, z1, a2, _, _ = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, None, None)
     m, e, S = _softmax_parts(a2)
     base = _sample_losses(a2, m, e, S, y, loss, eps)  # textbook: the unaffected samples' losses
     first, uval, uptr, which = _distinct(idx, val, ptr, y, mask)
@@ -917,109 +972,8 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps
     return gW1, gb1, gW2, gb2
 
 
-# Batch normalisation of the hidden pre-activations: u = gamma (a1 - mu) / sigma + beta,
-# sigma = sqrt(var + BN_EPS), mu and var over the batch; z1 = act(u) * mask.
-# It couples the samples of a batch, so these kernels are apart from the ones above.
-BN_EPS = 1e-6
-
-
-@numba.njit(**_SERIAL)
-def _bn_stats(a1):
-    """Batch mean and variance of each column of a1 (B, H), two-pass, serial."""
-    B, H = a1.shape
-    mu = np.zeros(H, a1.dtype)
-    var = np.zeros(H, a1.dtype)
-    for b in range(B):
-        for j in range(H):
-            mu[j] += a1[b, j]
-    mu /= _c(a1, B)
-    for b in range(B):
-        for j in range(H):
-            d = a1[b, j] - mu[j]
-            var[j] += d * d
-    var /= _c(a1, B)
-    return mu, var
-
-
-@numba.njit(**_SERIAL)
-def _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask):
-    """a1, ahat, u, z1 (B, H), a2 (B, K), mu, sigma (H,)."""
-    B = x.shape[0]
-    H = W1.shape[1]
-    K = W2.shape[1]
-    dt = W1.dtype
-    a1 = np.empty((B, H), dt)
-    scratch_z = np.empty(H, dt)
-    scratch_a2 = np.empty(K, dt)
-    ones = np.ones(H, dt)
-    for b in range(B):  # a1 only; the rest needs the batch statistics
-        _sample_forward(x[b], W1, b1, W2, b2, act, ones, a1[b], scratch_z, scratch_a2)
-    mu, var = _bn_stats(a1)
-    sigma = np.sqrt(var + _c(var, BN_EPS))
-    ahat = np.empty((B, H), dt)
-    u = np.empty((B, H), dt)
-    z1 = np.empty((B, H), dt)
-    a2 = np.empty((B, K), dt)
-    for b in range(B):
-        for j in range(H):
-            ahat[b, j] = (a1[b, j] - mu[j]) / sigma[j]
-            u[b, j] = gamma[j] * ahat[b, j] + beta[j]
-            z1[b, j] = _act(u[b, j], act) * mask[b, j]
-        for k in range(K):
-            a2[b, k] = 0.0
-        for j in range(H):
-            for k in range(K):
-                a2[b, k] += z1[b, j] * W2[j, k]
-        for k in range(K):
-            a2[b, k] += b2[k]
-    return a1, ahat, u, z1, a2, mu, sigma
-
-
-@numba.njit(**_SERIAL)
-def _loss_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss, eps):
-    a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
-    return _mean_loss(a2, y, loss, eps)
-
-
-@numba.njit(**_SERIAL)
-def _analytic_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, loss, eps):
-    """value, gW1, gb1, gW2, gb2, ggamma, gbeta by backpropagation through the batch norm."""
-    B, n_in = x.shape
-    H = W1.shape[1]
-    dt = W1.dtype
-    nB = _c(gamma, B)
-    a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
-    m, e, S = _softmax_parts(a2)
-    value = _mean_loss(a2, y, loss, eps)
-    da2 = _loss_grad_logits(e, S, y, loss)
-    gW2, gb2, du = _backprop_output(z1, da2, W2, u, act, mask)
-    ggamma = np.zeros(H, dt)
-    gbeta = np.zeros(H, dt)
-    sum_dh = np.zeros(H, dt)    # sum_b d loss / d ahat
-    sum_dhh = np.zeros(H, dt)   # sum_b d loss / d ahat * ahat
-    for b in range(B):
-        for j in range(H):
-            ggamma[j] += du[b, j] * ahat[b, j]
-            gbeta[j] += du[b, j]
-            dh = du[b, j] * gamma[j]
-            sum_dh[j] += dh
-            sum_dhh[j] += dh * ahat[b, j]
-    da1 = np.empty((B, H), dt)
-    for b in range(B):
-        for j in range(H):
-            dh = du[b, j] * gamma[j]
-            da1[b, j] = (dh - sum_dh[j] / nB - ahat[b, j] * sum_dhh[j] / nB) / sigma[j]
-    gW1 = np.zeros((n_in, H), dt)
-    gb1 = np.zeros(H, dt)
-    for b in range(B):
-        for j in range(H):
-            gb1[j] += da1[b, j]
-        for i in range(n_in):
-            v = x[b, i]
-            if v != 0.0:
-                for j in range(H):
-                    gW1[i, j] += v * da1[b, j]
-    return value, gW1, gb1, gW2, gb2, ggamma, gbeta
+# The batch norm couples the samples of a batch: perturbing one weight moves every sample's
+# normalised unit, so its finite differences have a kernel of their own.
 
 
 @numba.njit(**_SERIAL)
@@ -1036,8 +990,7 @@ def _unit_change(u_new, j, z1, mask, act, a2, m, e, S, W2, y, loss, textbook, ep
             if textbook:
                 total += _cross_entropy(s, m[b], a2[b, y[b]], e[b, y[b]], dz * W2[j, y[b]], eps)
             else:
-                d = math.log1p((s - S[b]) / S[b]) - dz * W2[j, y[b]]
-                total += _with_eps(d, e[b, y[b]] / S[b], eps)
+                total += _ce_change(s, S[b], dz * W2[j, y[b]], _c(z1, 0.0), e[b, y[b]], eps, False)
         elif textbook:
             total += _mse_shifted(e, b, y[b], W2[j], dz)
         else:
@@ -1073,7 +1026,7 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
     B, n_in = x.shape
     H = W1.shape[1]
     dt = W1.dtype
-    a1, ahat, u, z1, a2, mu, sigma = _forward_bn(x, W1, b1, W2, b2, gamma, beta, act, mask)
+    a1, u, z1, a2, ahat, sigma = _forward(x, W1, b1, W2, b2, act, mask, gamma, beta)
     m, e, S = _softmax_parts(a2)
     base = _sample_losses(a2, m, e, S, y, loss, eps)
     base_sum = _c(step, 0.0)  # textbook, forward scheme: the unperturbed batch loss, summed
@@ -1223,7 +1176,7 @@ def run_parallel(kernel, work: float, *args):
     return out
 
 
-_ENTRY_KERNELS = (_loss, _analytic, _numeric, _predict, _loss_bn, _analytic_bn, _numeric_bn)
+_ENTRY_KERNELS = (_loss, _analytic, _numeric, _predict, _numeric_bn)
 
 
 def kernels_cached() -> bool:

@@ -217,18 +217,19 @@ def _in_precision(params: Params, data_part, penalty_part: float) -> float:
     return float(t(data_part) + t(penalty_part))
 
 
+def _gamma_beta(params: Params) -> tuple:
+    """gamma, beta for the kernels; None, None without batch norm."""
+    return (params.gamma, params.beta) if params.batch_norm else (None, None)
+
+
 def loss(params: Params, x, y, activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
          weight_decay: float = 0.0, loss_epsilon: float = 0.0) -> float:
     """Mean loss of the batch x (B, 784), y (B,), plus the weight-decay penalty; the cross-entropy is
     -log(p + loss_epsilon) when loss_epsilon > 0. Computed in the precision of `params`."""
     x, y, mask = _check_batch(params, x, y, mask)
     eps = params.dtype.type(_check_epsilon(loss_epsilon, loss))
-    if params.batch_norm:
-        data_part = kernels._loss_bn(x, y, params.W1, params.b1, params.W2, params.b2, params.gamma, params.beta,
-                                     _activation_code(activation), mask, _loss_code(loss), eps)
-    else:
-        data_part = kernels._loss(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation),
-                                  mask, _loss_code(loss), eps)
+    data_part = kernels._loss(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation), mask,
+                              _loss_code(loss), eps, *_gamma_beta(params))
     return _in_precision(params, data_part, penalty(params, _check_decay(weight_decay)))
 
 
@@ -250,14 +251,9 @@ def analytic_gradient(params: Params, x, y, activation: str = "sigmoid", mask=No
     x, y, mask = _check_batch(params, x, y, mask)
     decay = _check_decay(weight_decay)
     eps = params.dtype.type(_check_epsilon(loss_epsilon, loss))
-    if params.batch_norm:
-        value, *g = kernels._analytic_bn(x, y, params.W1, params.b1, params.W2, params.b2, params.gamma,
-                                         params.beta, _activation_code(activation), mask, _loss_code(loss), eps)
-        grad = _as_params(params, *g)
-    else:
-        value, flat = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2,
-                                        _activation_code(activation), mask, _loss_code(loss), eps)
-        grad = params.with_flat(flat)
+    value, flat = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation),
+                                    mask, _loss_code(loss), eps, *_gamma_beta(params))
+    grad = params.with_flat(flat)
     if decay:
         grad.flat[...] += decay * params.flat * params.weight_mask()
     return (grad, _in_precision(params, value, penalty(params, decay))) if return_loss else grad

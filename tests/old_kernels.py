@@ -41,6 +41,14 @@ def old_nonzero(x):
 
 
 @numba.njit(**kn._INLINE)
+def old_with_eps(d, p, eps):
+    """The change of -log(p_y + eps) from the change d of -log p_y, p the probability before."""
+    if eps == 0.0:
+        return d
+    return -math.log1p(p * math.expm1(-d) / (p + eps))
+
+
+@numba.njit(**kn._INLINE)
 def old_sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
     """Forward pass of one sample into a1, z1 (H,) and a2 (K,), skipping zero pixels."""
     H = W1.shape[1]
@@ -222,7 +230,7 @@ def old_numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, 
                         diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
                 if eps != 0.0 and not textbook:
                     for t in range(n):
-                        diff[t] = kn._with_eps(diff[t], e[b, y[b]] * kn._exp(dzm[t] * wy) / Sm[t], eps)
+                        diff[t] = old_with_eps(diff[t], e[b, y[b]] * kn._exp(dzm[t] * wy) / Sm[t], eps)
             if textbook:
                 for t in range(n):
                     Lp[idx[lo + t]] += lp[t]
