@@ -81,9 +81,12 @@ def dense_exp_count(x: np.ndarray, hidden: int, n_out: int = network.N_OUT) -> i
     return 2 * n_out * hidden * nnz + 2 * (hidden + 1) * n_out * x.shape[0]
 
 
-def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: int = 0) -> dict:
-    """Every timing for one (hidden, batch) configuration, in seconds."""
-    params = network.init_params(hidden, seed)
+def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: int = 0,
+              precision: str = "float64") -> dict:
+    """Every timing for one (hidden, batch) configuration, in seconds, with data, weights and arithmetic in
+    `precision` (float64 or float32)."""
+    params = network.init_params(hidden, seed, dtype=precision)
+    x = np.asarray(x, dtype=precision)
     B = x.shape[0]
     out = {"hidden": hidden, "batch": B, "nonzero_pixels": int(np.count_nonzero(x)), "weights": params.flat.size}
     out["loss"] = median_time(lambda: network.loss(params, x, y), repeat)
@@ -102,8 +105,8 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
         out["naive_extrapolated"] = True
 
     setting = Setting(optimizer=Optimizer("sgd", lr=0.1), x_train=x, y_train=y)
-    mask = np.ones((B, hidden))
-    state = setting.optimizer.init(n)
+    mask = np.ones((B, hidden), dtype=precision)
+    state = setting.optimizer.init(n, params.dtype)
     for name, step in METHODS.items():
         # alternate: time a pair of iterations (one analytic, one numeric) and halve
         if name == "alternate":
@@ -128,7 +131,7 @@ def check_sizes(hiddens, batches) -> None:
             raise ValueError(f"--{name} {too_big[0]:,} is more than the limit of {limit:,}; give sizes up to {limit:,}")
 
 
-def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None) -> list[dict]:
+def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None, precision: str = "float64") -> list[dict]:
     """bench_one over the grid hiddens x batches; progress(done, total, label)."""
     check_sizes(hiddens, batches)
     xtr, ytr, _, _ = data.load_mnist_raw(data_dir)
@@ -138,14 +141,14 @@ def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None) -
         for b in batches:
             if progress:
                 progress(len(rows), total, f"H={h} B={b}")
-            rows.append(bench_one(data.to_float(xtr[:b]), ytr[:b], h, repeat))
+            rows.append(bench_one(data.to_float(xtr[:b]), ytr[:b], h, repeat, precision=precision))
     if progress:
         progress(total, total, "done")
     return rows
 
 
-def bench_record(rows: list[dict], repeat: int, background: int) -> dict:
+def bench_record(rows: list[dict], repeat: int, background: int, precision: str = "float64") -> dict:
     """The measurements with how they were taken: the thread setting (None: the automatic policy), the cores,
-    the timed calls per measurement and the busy processes beside them."""
+    the timed calls per measurement, the busy processes beside them and the precision."""
     return {"threads": kernels.get_threads(), "max_threads": kernels.max_threads(), "background": background,
-            "repeat": repeat, "rows": rows}
+            "repeat": repeat, "precision": precision, "rows": rows}

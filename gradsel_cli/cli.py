@@ -94,15 +94,17 @@ def train(data_dir, threads, out, save_model, plot, as_json, quiet, **opts):
 @machine_options
 @click.option("--background", type=click.IntRange(0, 64), default=0, show_default=True,
               help="Busy-loop processes kept running while timing (a loaded machine); always stopped at the end.")
+@config_options("precision")
 @output_options("the measurements")
 @library_errors
-def bench(hidden, batch, repeat, data_dir, threads, background, as_json, quiet):
+def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_json, quiet):
     """Time the loss, both gradients, the naive reference and each method's iteration.
 
     \b
     Example:
       gradsel bench --hidden 50 --batch 8
       gradsel bench --hidden 50 --batch 8 --background 2   # beside two busy processes
+      gradsel bench --hidden 50 --batch 8 --precision float32
       gradsel bench --json > bench.json
     """
     from . import benchmark, render
@@ -112,8 +114,8 @@ def bench(hidden, batch, repeat, data_dir, threads, background, as_json, quiet):
     with benchmark.background_load(background), \
             render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update:
         rows = benchmark.run_bench(hidden, batch, repeat, data_dir,
-                                   progress=lambda d, t, label: update(d, t, info=label))
-    record = benchmark.bench_record(rows, repeat, background)
+                                   progress=lambda d, t, label: update(d, t, info=label), precision=precision)
+    record = benchmark.bench_record(rows, repeat, background, precision)
     show(out, record, as_json, lambda: render.bench_record_tables(record))
 
 

@@ -232,10 +232,10 @@ BENCH_CALL_COLUMNS = ("H", "B", "pixels", "loss", "analytic", "numeric", "naive"
                       "numeric /\nanalytic", "exps", "ns /\nexp")
 
 
-def bench_tables(rows: list[dict], threads, iters: int = 10000) -> list[Table]:
+def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str = "float64") -> list[Table]:
     """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times;
     `threads`: the count, or a label for the automatic policy."""
-    calls = _table(_title("gradsel bench — median time per call", f"{threads} Numba thread(s)", "float64",
+    calls = _table(_title("gradsel bench — median time per call", f"{threads} Numba thread(s)", precision,
                           first_sep=", "),
                    **dict(COMPACT, padding=0))  # eleven columns: one space apart, within 80 columns
     for col in BENCH_CALL_COLUMNS:
@@ -264,7 +264,8 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000) -> list[Table]:
 
 def bench_record_tables(record: dict) -> list[Table]:
     """The bench tables of a benchmark.bench_record, titled with its thread count or the automatic policy."""
-    return bench_tables(record["rows"], record["threads"] or f"auto (1 or {record['max_threads']})")
+    return bench_tables(record["rows"], record["threads"] or f"auto (1 or {record['max_threads']})",
+                        precision=record.get("precision", "float64"))
 
 
 def _pm(entry: dict, digits: int = 4) -> str:

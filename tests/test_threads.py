@@ -144,6 +144,23 @@ def test_bench_background_stops_its_processes_on_ctrl_c(runner, recorded_backgro
     assert len(recorded_background) == 1 and recorded_background[0].poll() is not None
 
 
+def test_bench_times_float32_when_asked_and_says_so(runner, automatic, monkeypatch):
+    from gradsel_cli import network
+
+    seen = []
+    numeric = network.numerical_gradient
+    monkeypatch.setattr(network, "numerical_gradient",
+                        lambda params, x, *a, **k: seen.append((params.dtype, x.dtype)) or numeric(params, x, *a, **k))
+    result = runner.invoke(cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--precision", "float32",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["precision"] == "float32" and record["rows"][0]["numeric"] > 0
+    assert seen and all(p == np.float32 and x == np.float32 for p, x in seen)
+    table = runner.invoke(cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--precision", "float32"])
+    assert "float32" in table.stdout.splitlines()[0]
+
+
 def test_exp_count_shares_repeated_values_and_samples():
     x = np.array([[0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0], [0.25, 0.0, 0.0, 0.0]])
     y = np.array([3, 3, 1])
