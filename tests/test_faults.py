@@ -79,9 +79,11 @@ def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tm
     configs = experiments.trials(TrainConfig(method="alternate", hidden=5, batch=4, iters=1500, test_limit=200),
                                  [{}], range(12))
     path = tmp_path / "runs.jsonl"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        pids = client.run(os.getpid)  # worker address -> pid
+    # one client at a time in this process: a second one open beside the executor's can bind a future's
+    # event to the other client's loop when a worker dies ("bound to a different event loop")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            pids = client.run(os.getpid)  # worker address -> pid
         victim = sorted(pids.values())[0]
         killed = []
 
@@ -93,7 +95,8 @@ def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tm
         records = experiments.run_grid(configs, path, DaskExecutor(scheduler=cluster.scheduler_address),
                                        progress=progress)
         assert killed
-        assert victim not in client.run(os.getpid).values()  # the nanny started a new worker
+        with distributed.Client(cluster) as client:
+            assert victim not in client.run(os.getpid).values()  # the nanny started a new worker
     assert [r["config"] for r in records] == [c.to_dict() for c in configs]
     stored = results.load(path)
     assert len(stored) == 12 and len({r["config_hash"] for r in stored}) == 12
