@@ -46,9 +46,12 @@ def cli():
 @click.option("--plot", type=click.Path(dir_okay=False), callback=png_file, default=None,
               help=f"Write learning curves (loss, test accuracy at {CURVE_POINTS} points) to FILE.png "
                    "(needs matplotlib).")
+@click.option("--eval-every", type=Whole(min=0), default=0, show_default=True,
+              help="Also measure test accuracy every N iterations (the record's acc_curve; 0: at the end only, "
+                   f"or at {CURVE_POINTS} points with --plot). Changes nothing in the run.")
 @output_options("the run record")
 @library_errors
-def train(data_dir, threads, out, save_model, plot, as_json, quiet, **opts):
+def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, **opts):
     """Train one network and report its test accuracy.
 
     \b
@@ -72,7 +75,7 @@ def train(data_dir, threads, out, save_model, plot, as_json, quiet, **opts):
     on_interrupt("Interrupted; nothing was written (train writes its outputs when the run ends).")
     with render.progress_bar(err, config.iters, config.method) as update:
         result = run(config, raw=raw, progress=lambda d, t, loss: update(d, t, loss=loss),
-                     eval_points=CURVE_POINTS if plot else 0)
+                     eval_points=CURVE_POINTS if plot else 0, eval_every=eval_every)
     record = results.run_record(result)
     failed = results.write_each([(plot, saying(err, plot, lambda: train_figure(plot, record))),
                                  (out, lambda: results.append(out, record)),

@@ -62,7 +62,6 @@ class TrainConfig:
     numeric_every: int = option(2, "alternate: every K-th iteration uses the numeric gradient.", low=1)
     select_on: str = option("batch", "select: compare the two candidate updates on the batch or the whole "
                             "training set.", choices=SELECT_ON)
-    eval_every: int = option(0, "Also record test accuracy every N iterations (0: only at the end).", low=0)
     test_limit: int = option(10000, "Evaluate on the first N test images.", low=1, high=10000)
     optimizer: str = option("sgd", "Update rule.", choices=OPTIMIZERS)
     momentum: float = option(0.9, "momentum, nesterov: the velocity decay.", kind="fraction")
@@ -99,7 +98,7 @@ class TrainConfig:
 
         if self.method not in METHOD_NAMES:
             raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(METHOD_NAMES)}")
-        for name in ("shots", "batch", "hidden", "iters", "numeric_every", "eval_every", "test_limit", "seed"):
+        for name in ("shots", "batch", "hidden", "iters", "numeric_every", "test_limit", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"{name} must be a whole number, got {v!r}")
@@ -149,8 +148,6 @@ class TrainConfig:
         if self.batch_norm and self.batch < 2:
             raise ValueError("batch norm needs a batch of at least 2 (the batch statistics of one sample are "
                              "degenerate); raise --batch or drop --batch-norm")
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every must be 0 or more, got {self.eval_every}")
         if not 1 <= self.test_limit <= 10000:
             raise ValueError(f"test_limit must be between 1 and 10000, got {self.test_limit}")
         return self
@@ -176,5 +173,6 @@ def setting_keys() -> tuple[str, ...]:
 
 
 def canonical(config: dict) -> dict:
-    """A stored config with every field, defaults filled in for fields added since it was written."""
+    """A stored config with every field, defaults filled in for fields added since it was written, and
+    retired ones dropped (eval_every: the accuracy curve is not part of a run's configuration)."""
     return TrainConfig.from_dict(config).to_dict()

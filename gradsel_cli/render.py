@@ -211,7 +211,7 @@ def train_summary(record: dict) -> Table:
         t.add_row("select wins", f"analytic {w['analytic']}, numeric {w['numeric']}")
     if record["rel_diff_mean"] is not None:
         t.add_row("mean ‖g_num − g_ana‖/‖g_ana‖", f"{record['rel_diff_mean']:.3e}")
-    for it, acc in record["acc_history"][-5:]:
+    for it, acc in [p for p in record.get("acc_curve") or record.get("acc_history", []) if p[0]][-5:]:
         t.add_row(f"accuracy @ {it}", f"{acc:.4f}")
     return t
 

@@ -285,8 +285,8 @@ def _thinned(recs: list[dict], key: str) -> dict | None:
 
 
 def _acc_curve(recs: list[dict]) -> dict | None:
-    """Test accuracy at the recorded iterations: the accuracy curve, else the eval_every history."""
-    curves = [r.get("acc_curve") or r["acc_history"] for r in recs]
+    """Test accuracy at the recorded iterations (acc_curve; acc_history in records made before it)."""
+    curves = [r.get("acc_curve") or r.get("acc_history") for r in recs]
     if not recs or not all(curves):
         return None
     common = sorted(set.intersection(*({t for t, _ in c} for c in curves)))
@@ -317,7 +317,7 @@ def curves(records: list[dict], methods: list[str]) -> dict:
             "rel_diff": _thinned(recs, "rel_diff_history"),
         })
     return {"methods": rows, "missing_accuracy": sum(1 for r in records if not (r.get("acc_curve")
-                                                                               or r["acc_history"]))}
+                                                                               or r.get("acc_history")))}
 
 
 def parse_predictions(text: str) -> np.ndarray:

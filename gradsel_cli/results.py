@@ -99,7 +99,6 @@ def run_record(result) -> dict:
         "numeric_share": result.numeric_share,
         "rel_diff_mean": _json_number(result.rel_diff_mean),
         "loss_history": thin(result.loss_history),
-        "acc_history": [[t, a] for t, a in result.acc_history],
         "acc_curve": [[t, a] for t, a in result.acc_curve],
         "rel_diff_history": thin(result.rel_diffs) if np.any(~np.isnan(result.rel_diffs)) else None,
         "numeric_share_history": thin(result.sources) if result.config.method == "select" else None,
@@ -433,7 +432,7 @@ SCHEMA = {
     "numeric_share": (_share, "a number in [0, 1]", True),
     "rel_diff_mean": (_or_none(lambda x: _number(x) and x >= 0), "a finite number >= 0 or null", True),
     "loss_history": (_thinned, 'an object {"every": N, "values": [...]}', True),
-    "acc_history": (_curve, "a list of [iteration, accuracy in [0, 1]]", True),
+    "acc_history": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),  # records before acc_curve
     "acc_curve": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),
     "rel_diff_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
     "numeric_share_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),

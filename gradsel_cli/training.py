@@ -28,7 +28,6 @@ class RunResult:
     accuracy: float                       # on the first test_limit test images (nan if diverged)
     final_loss: float                     # mean loss on the whole few-shot training set at the end
     loss_history: np.ndarray              # (iterations_done,) batch loss before each update
-    acc_history: list[tuple[int, float]]  # (iteration, test accuracy) every eval_every iterations
     wall_time: float                      # seconds, whole run including evaluation (and compile_time)
     train_time: float                     # seconds spent in the iterations (compilation excluded)
     iterations_done: int
@@ -42,7 +41,7 @@ class RunResult:
     running_var: np.ndarray | None
     sources: np.ndarray = field(repr=False, default=None)  # (iterations_done,) 1 where the kept update was numeric
     rel_diffs: np.ndarray = field(repr=False, default=None)  # (iterations_done,) each step's rel_diff, nan if none
-    acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy) at eval_points
+    acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy): curve_iterations
     compile_time: float = 0.0             # seconds to compile or load the kernels before the first iteration
 
     @property
@@ -118,25 +117,27 @@ class DropoutMasks:
         return ((self.gen.random(self.shape) >= self.p) / (1.0 - self.p)).astype(self.dtype, copy=False)
 
 
-def curve_iterations(iters: int, points: int) -> set[int]:
-    """The iterations at which a learning curve of about `points` points evaluates: 0, every
-    iters // points, and the last."""
-    if points <= 0:
+def curve_iterations(iters: int, points: int = 0, every: int = 0) -> set[int]:
+    """The iterations at which the accuracy curve evaluates: 0, every `every` iterations (or every
+    iters // points, for about `points` points), and the last; none when both are 0."""
+    if every <= 0 and points > 0:
+        every = max(1, iters // points)
+    if every <= 0:
         return set()
-    every = max(1, iters // points)
     return {0, *range(every, iters + 1, every), iters}
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss or weight ends the run as diverged
 def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: Dataset | None = None,
-          eval_points: int = 0) -> RunResult:
+          eval_points: int = 0, eval_every: int = 0) -> RunResult:
     """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted);
     `dataset` replaces the config's few-shot and test sets (e.g. a validation split).
 
     ``progress(done, total, loss)`` is called about 200 times during the run.
-    With `eval_points` > 0 the test accuracy is also measured at about that many
-    evenly spaced iterations (``acc_curve``, iteration 0 included). This is not
-    part of the config: it reads the weights and changes nothing in the run.
+    With `eval_every` > 0 the test accuracy is also measured every that many
+    iterations, or with `eval_points` > 0 at about that many evenly spaced ones
+    (``acc_curve``, iteration 0 and the last included). This is not part of the
+    config: it reads the weights and changes nothing in the run.
     """
     config.validate()
     if dataset is None:
@@ -166,8 +167,7 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     counts = {"analytic": 0, "numeric": 0}
     wins = {"analytic": 0, "numeric": 0}
     rel_diffs = np.full(config.iters, np.nan)
-    acc_history = []
-    curve_at = curve_iterations(config.iters, eval_points)
+    curve_at = curve_iterations(config.iters, eval_points, eval_every)
     acc_curve = []
     if 0 in curve_at:
         acc_curve.append((0, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
@@ -198,8 +198,6 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
         if step.rel_diff is not None:
             rel_diffs[t - 1] = step.rel_diff
         done = t
-        if config.eval_every and t % config.eval_every == 0:
-            acc_history.append((t, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
         if t in curve_at:
             acc_curve.append((t, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
         if progress is not None and (t % report_every == 0 or t == config.iters):
@@ -215,7 +213,7 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
                                   c.loss_epsilon)
     return RunResult(
         config=config, accuracy=accuracy, final_loss=final_loss, loss_history=losses[:done],
-        acc_history=acc_history, wall_time=time.perf_counter() - start, train_time=train_time,
+        wall_time=time.perf_counter() - start, train_time=train_time,
         iterations_done=done, counts=counts, select_wins=wins if config.method == "select" else None,
         rel_diff_mean=_nanmean(rel_diffs[:done]), diverged=diverged,
         params=params, predictions=predictions, sources=sources[:done], rel_diffs=rel_diffs[:done], acc_curve=acc_curve,

@@ -14,7 +14,7 @@ from helpers import invoke
 SMALL_RUN = ["train", "--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "200"]
 RECORD_KEYS = {"format", "config_hash", "config", "accuracy", "final_loss", "diverged", "iterations_done",
                "wall_time", "time_per_iter", "counts", "select_wins", "numeric_share", "rel_diff_mean",
-               "loss_history", "acc_history", "acc_curve", "rel_diff_history", "numeric_share_history",
+               "loss_history", "acc_curve", "rel_diff_history", "numeric_share_history",
                "predictions", "versions"}
 
 
@@ -148,6 +148,15 @@ def test_diverged_run_says_so_on_stderr(runner):
     result = invoke(runner, *SMALL_RUN, "--lr", "1e308")
     assert result.exit_code == 1
     assert "Diverged" in result.stderr and "--lr" in result.stderr
+
+
+def test_eval_every_records_the_accuracy_curve_and_changes_nothing(runner):
+    plain = json.loads(invoke(runner, *SMALL_RUN, "--json").stdout)
+    curve = json.loads(invoke(runner, *SMALL_RUN, "--eval-every", "5", "--json").stdout)
+    assert [t for t, _ in curve["acc_curve"]] == [0, 5, 10, 15, 20] and curve["acc_curve"][-1][1] == curve["accuracy"]
+    assert curve["config"] == plain["config"] and curve["predictions"] == plain["predictions"]
+    assert "eval_every" not in curve["config"] and "acc_history" not in curve
+    assert "accuracy @ 20" in invoke(runner, *SMALL_RUN, "--eval-every", "5").stdout
 
 
 def test_a_run_whose_loss_overshoots_is_warned_about_in_one_line(runner):

@@ -172,6 +172,23 @@ def test_records_of_an_older_config_layout_still_count_as_done(record, tmp_path,
     assert got == [old]
 
 
+def test_records_with_a_retired_config_field_still_count_as_done(record, tmp_path):
+    # eval_every was a config field until the accuracy curve left the configuration: stored runs hold it
+    old = json.loads(json.dumps(record))
+    old["config"]["eval_every"] = 0
+    old["config_hash"] = results.config_hash(old["config"])
+    old["acc_history"] = []
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(old) + "\n")
+
+    class Refuse:
+        def run(self, configs):
+            assert not configs, "a stored run was redone"
+            yield from ()
+
+    assert experiments.run_grid([TrainConfig.from_dict(record["config"])], path, Refuse()) == [old]
+
+
 # --- broken MNIST files: one line through the CLI, naming the file and the problem ---
 
 STEMS = {key: stem for key, (stem, *_rest) in data.FILES.items()}

@@ -34,7 +34,7 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
         expected -= {"shots", "batch", "hidden"}  # the table's cells
     assert expected <= params, f"fields without an option: {expected - params}"
     extra = params - set(FIELDS) - NOT_CONFIG
-    allowed = {"train": set(), "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
+    allowed = {"train": {"eval_every"}, "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
                "compare": {"margin", "timeout", "methods", "seeds", "workers", "executor", "scheduler", "results_file", "show_digits",
                            "digits_from", "figure", "as_csv"},
                "table": {"margin", "timeout", "preset", "run_missing", "seeds", "workers", "executor", "scheduler", "results_file", "fmt",
@@ -64,7 +64,7 @@ def test_every_option_reaches_the_run(runner):
     """Set every field to a value other than its default on the command line; the record holds each. Two runs,
     as --loss-epsilon belongs to the cross-entropy only."""
     values = {name: non_default(f) for name, f in FIELDS.items()}
-    values.update(method="select", iters=3, shots=1, batch=2, hidden=3, test_limit=50, eval_every=1)
+    values.update(method="select", iters=3, shots=1, batch=2, hidden=3, test_limit=50)
     first = {**values, "loss": "cross-entropy"}
     second = {**values, "loss_epsilon": 0.0}
     seen = set()

@@ -286,14 +286,15 @@ def test_unknown_optimizer_raises():
 
 def test_run_result_fields(mnist_raw):
     calls = []
-    config = small_config(method="alternate", iters=20, eval_every=5)
-    r = training.train(config, raw=mnist_raw, progress=lambda done, total, loss: calls.append((done, total, loss)))
+    config = small_config(method="alternate", iters=20)
+    r = training.train(config, raw=mnist_raw, progress=lambda done, total, loss: calls.append((done, total, loss)),
+                       eval_every=5)
     assert r.iterations_done == 20 and not r.diverged
     assert r.loss_history.shape == (20,) and np.all(np.isfinite(r.loss_history))
     assert r.predictions.shape == (200,)
     assert r.accuracy == pytest.approx(np.mean(r.predictions == mnist_raw[3][:200]))
-    assert [t for t, _ in r.acc_history] == [5, 10, 15, 20]
-    assert r.acc_history[-1][1] == r.accuracy
+    assert [t for t, _ in r.acc_curve] == [0, 5, 10, 15, 20]
+    assert r.acc_curve[-1][1] == r.accuracy
     x_few, y_few = data.few_shot(mnist_raw[0], mnist_raw[1], 2)
     assert r.final_loss == pytest.approx(network.loss(r.params, x_few, y_few), rel=1e-12)
     assert calls[-1][:2] == (20, 20) and [c[0] for c in calls] == sorted(c[0] for c in calls)
@@ -329,7 +330,7 @@ BAD_FIELDS = [
     ("method", "bogus"), ("shots", 0), ("batch", 0), ("batch", -1), ("hidden", 0), ("iters", 0),
     ("numeric_every", 0), ("lr", 0.0), ("lr", -1.0), ("lr", float("nan")), ("lr", float("inf")),
     ("fd_step", 0.0), ("fd_step", float("nan")), ("init_std", -1.0), ("init_std", float("inf")),
-    ("subset", "bogus"), ("fd_scheme", "backward"), ("select_on", "test"), ("eval_every", -1),
+    ("subset", "bogus"), ("fd_scheme", "backward"), ("select_on", "test"),
     ("hidden", 10_001), ("batch", 10_001), ("iters", 12_500_001),  # iters x batch (8) past 1e8: out of memory
     ("test_limit", 0), ("test_limit", 10001), ("lr", "0.1"),
 ]
@@ -349,7 +350,7 @@ def test_validate_rejects_non_integer_counts_and_a_negative_seed():
     # raises TypeError (iters, batch, hidden), or silently runs something else: with numeric_every=nan,
     # alternate never takes a numeric step. A negative seed fails later in NumPy, without naming the field.
     bad = {"iters": float("nan"), "batch": 2.5, "hidden": float("nan"), "numeric_every": float("nan"),
-           "eval_every": float("nan"), "seed": -1}
+           "seed": -1}
     accepted = []
     for field, value in bad.items():
         try:
