@@ -74,7 +74,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
     prepare(threads, err, plot)
     on_interrupt("Interrupted; nothing was written (train writes its outputs when the run ends).")
     with render.progress_bar(err, config.iters, config.method) as update:
-        result = run(config, raw=raw, progress=lambda d, t, loss: update(d, t, loss=loss),
+        result = run(config, raw, progress=lambda d, t, loss: update(d, t, loss=loss),
                      eval_points=CURVE_POINTS if plot else 0, eval_every=eval_every)
     record = results.run_record(result)
     failed = results.write_each([(plot, saying(err, plot, lambda: train_figure(plot, record))),

@@ -95,7 +95,10 @@ def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0
     """Train one trial and return its record (with a test-accuracy curve of `eval_points` points)."""
     from .training import train
 
-    return results.run_record(train(config, raw=raw, data_dir=data_dir, eval_points=eval_points))
+    from .data import load_mnist_raw
+
+    raw = load_mnist_raw(data_dir) if raw is None else raw
+    return results.run_record(train(config, raw, eval_points=eval_points))
 
 
 ORPHAN_POLL = 0.5  # seconds between a worker's checks that its parent is alive

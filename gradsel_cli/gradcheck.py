@@ -80,7 +80,7 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None)
     idx = batch_indices(config, len(ds.y_train))[0]
     x, y = ds.x_train[idx], ds.y_train[idx]  # (B, 784), (B,)
     start = network.init_params(config.hidden, config.seed, config.init_std, config.init, dtype=config.precision)
-    trained = train(config, dataset=ds, progress=progress).params
+    trained = train(config, ds, progress=progress).params
     states = []
     for name, iteration, params in (("init", 0, start), ("trained", config.iters, trained)):
         rows = check_steps(params, x, y, steps, config.fd_scheme, config.activation, config.loss,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import data, network
+from .data import load_mnist_raw
 from .config import TrainConfig
 from .methods import METHODS, Setting, Step
 from .network import Params
@@ -128,10 +129,10 @@ def curve_iterations(iters: int, points: int = 0, every: int = 0) -> set[int]:
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss or weight ends the run as diverged
-def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: Dataset | None = None,
-          eval_points: int = 0, eval_every: int = 0) -> RunResult:
-    """Train one network. `raw` is ``data.load_mnist_raw()`` (loaded when omitted);
-    `dataset` replaces the config's few-shot and test sets (e.g. a validation split).
+def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, eval_every: int = 0) -> RunResult:
+    """Train one network. `data` is either MNIST as ``data.load_mnist_raw()`` gives it (loaded when
+    omitted), from which the config's few-shot and test sets are taken, or a ready Dataset (e.g. a
+    validation split).
 
     ``progress(done, total, loss)`` is called about 200 times during the run.
     With `eval_every` > 0 the test accuracy is also measured every that many
@@ -140,10 +141,10 @@ def train(config: TrainConfig, raw=None, data_dir=None, progress=None, dataset: 
     config: it reads the weights and changes nothing in the run.
     """
     config.validate()
-    if dataset is None:
-        dataset = Dataset.for_config(data.load_mnist_raw(data_dir) if raw is None else raw, config)
+    if data is None:
+        data = load_mnist_raw()
+    ds = data if isinstance(data, Dataset) else Dataset.for_config(data, config)
     c = config
-    ds = dataset
     if ds.x_train.dtype != np.dtype(c.precision):  # a given dataset (e.g. tune's split), rounded once here
         ds = Dataset(ds.x_train.astype(c.precision), ds.y_train, ds.x_test, ds.y_test)
     setting = Setting(

@@ -58,7 +58,7 @@ def tune(base: TrainConfig, trials: int, lr_range: tuple[float, float], weight_d
     for n in range(trials):
         config = base.replace(lr=log_uniform(gen, *lr_range),
                               weight_decay=log_uniform(gen, *weight_decay_range)).validate()
-        result = train(config, dataset=ds)
+        result = train(config, ds)
         record = results.run_record(result)
         record["evaluated_on"] = "validation: " + described
         if results_path is not None:

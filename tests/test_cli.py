@@ -99,7 +99,7 @@ def test_train_json_matches_the_python_api(runner, mnist_raw):
     result = invoke(runner, *SMALL_RUN, "--method", "alternate", "--seed", "4", "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    api = training.train(training.TrainConfig.from_dict(record["config"]), raw=mnist_raw)
+    api = training.train(training.TrainConfig.from_dict(record["config"]), data=mnist_raw)
     assert record["accuracy"] == api.accuracy
     assert record["predictions"] == "".join(str(p) for p in api.predictions)
     assert record["final_loss"] == api.final_loss
@@ -131,7 +131,7 @@ def test_save_model_writes_the_weights(runner, tmp_path, mnist_raw):
     with np.load(path) as saved:
         assert {k: saved[k].shape for k in saved.files} == {"W1": (784, 5), "b1": (5,), "W2": (5, 10), "b2": (10,)}
         api = training.train(training.TrainConfig(method="analytic", shots=2, batch=4, hidden=5, iters=20,
-                                                  test_limit=200), raw=mnist_raw)
+                                                  test_limit=200), data=mnist_raw)
         assert np.array_equal(saved["W1"], api.params.W1) and np.array_equal(saved["b2"], api.params.b2)
 
 

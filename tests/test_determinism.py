@@ -83,7 +83,7 @@ def test_kernels_do_not_depend_on_the_thread_count(threads, mnist_batch):
 
 def test_two_runs_in_one_process_are_identical(mnist_raw):
     config = TrainConfig(**CONFIG)
-    a, b = training.train(config, raw=mnist_raw), training.train(config, raw=mnist_raw)
+    a, b = training.train(config, data=mnist_raw), training.train(config, data=mnist_raw)
     assert a.params.flat.tobytes() == b.params.flat.tobytes()
     assert a.loss_history.tobytes() == b.loss_history.tobytes()
     assert np.array_equal(a.predictions, b.predictions)
@@ -93,6 +93,6 @@ def test_two_runs_in_one_process_are_identical(mnist_raw):
 
 
 def test_another_seed_gives_another_run(mnist_raw):
-    a = training.train(TrainConfig(**CONFIG), raw=mnist_raw)
-    b = training.train(TrainConfig(**{**CONFIG, "seed": 6}), raw=mnist_raw)
+    a = training.train(TrainConfig(**CONFIG), data=mnist_raw)
+    b = training.train(TrainConfig(**{**CONFIG, "seed": 6}), data=mnist_raw)
     assert not np.array_equal(a.params.flat, b.params.flat)

@@ -452,7 +452,7 @@ def test_13_bench_refuses_sizes_train_refuses_before_loading_anything(args, runn
 def test_14_a_finite_difference_step_below_float64_resolution_is_warned_about(mnist_raw):
     with pytest.warns(UserWarning, match="below what float64 resolves"):
         training.train(TrainConfig(method="numeric", hidden=5, batch=4, iters=1, test_limit=200, fd_step=1e-300),
-                       raw=mnist_raw)
+                       data=mnist_raw)
 
 
 @pytest.mark.parametrize("args, names", [(["--weight-decay", "1e20", "--lr", "1"], "--weight-decay"),
@@ -475,7 +475,7 @@ def test_14_a_huge_weight_decay_diverges_without_a_numpy_warning(optimizer, mnis
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run = training.train(TrainConfig(method="analytic", optimizer=optimizer, hidden=5, batch=4, iters=300,
-                                         test_limit=200, weight_decay=1e23), raw=mnist_raw)
+                                         test_limit=200, weight_decay=1e23), data=mnist_raw)
     assert run.diverged or optimizer == "adam"  # adam's step is bounded by lr whatever the gradient
 
 

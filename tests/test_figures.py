@@ -37,7 +37,7 @@ def fake_record(method, seed, losses, acc=None, share=None, rel=None):
 @pytest.fixture(scope="module")
 def select_runs(mnist_raw):
     config = TrainConfig(method="select", shots=2, batch=4, hidden=5, iters=60, test_limit=200)
-    return training.train(config, raw=mnist_raw), training.train(config, raw=mnist_raw, eval_points=6)
+    return training.train(config, data=mnist_raw), training.train(config, data=mnist_raw, eval_points=6)
 
 
 def test_the_accuracy_curve_changes_nothing_else(select_runs):
@@ -70,7 +70,7 @@ def test_select_records_its_choices_and_errors_per_window(select_runs):
 
 def test_single_source_methods_record_no_choices(mnist_raw):
     run = training.train(TrainConfig(method="alternate", shots=2, batch=4, hidden=5, iters=10, test_limit=50),
-                         raw=mnist_raw)
+                         data=mnist_raw)
     record = results.run_record(run)
     assert record["numeric_share_history"] is None and record["rel_diff_history"] is None
     assert record["rel_diff_mean"] is None

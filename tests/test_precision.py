@@ -202,29 +202,29 @@ TINY = dict(hidden=4, batch=2, iters=6, test_limit=50, shots=1)
 @pytest.mark.parametrize("method", ["analytic", "numeric", "alternate", "select"])
 def test_every_method_trains_in_float32_deterministically(mnist_raw, method):
     config = TrainConfig(method=method, precision="float32", fd_arith="textbook", loss_epsilon=EPS, **TINY)
-    a = training.train(config, raw=mnist_raw)
-    b = training.train(config, raw=mnist_raw)
+    a = training.train(config, data=mnist_raw)
+    b = training.train(config, data=mnist_raw)
     assert a.params.flat.dtype == np.float32 and not a.diverged
     assert a.params.flat.tobytes() == b.params.flat.tobytes()
     assert np.array_equal(a.loss_history, a.loss_history.astype(np.float32))  # every loss a float32 number
-    f64 = training.train(config.replace(precision="float64"), raw=mnist_raw)
+    f64 = training.train(config.replace(precision="float64"), data=mnist_raw)
     assert not np.array_equal(f64.params.flat.astype(np.float32), a.params.flat)
 
 
 def test_float32_adam_with_dropout_and_batch_norm_trains(mnist_raw):
     config = TrainConfig(method="select", precision="float32", optimizer="adam", lr=0.01, dropout=0.2,
                          batch_norm=True, **TINY)
-    result = training.train(config, raw=mnist_raw)
+    result = training.train(config, data=mnist_raw)
     assert result.params.flat.dtype == np.float32 and not result.diverged and result.running_mean.dtype == np.float32
 
 
 def test_the_new_fields_change_the_runs_they_should(mnist_raw):
     base = TrainConfig(method="select", **TINY)
-    plain = training.train(base, raw=mnist_raw)
-    with_eps = training.train(base.replace(loss_epsilon=EPS), raw=mnist_raw)
+    plain = training.train(base, data=mnist_raw)
+    with_eps = training.train(base.replace(loss_epsilon=EPS), data=mnist_raw)
     assert with_eps.final_loss != plain.final_loss  # the reported loss sees epsilon
-    numeric = training.train(base.replace(method="numeric", precision="float32"), raw=mnist_raw)
-    textbook = training.train(base.replace(method="numeric", precision="float32", fd_arith="textbook"), raw=mnist_raw)
+    numeric = training.train(base.replace(method="numeric", precision="float32"), data=mnist_raw)
+    textbook = training.train(base.replace(method="numeric", precision="float32", fd_arith="textbook"), data=mnist_raw)
     assert numeric.params.flat.tobytes() != textbook.params.flat.tobytes()
 
 
@@ -235,7 +235,7 @@ def test_local_and_dask_executors_honour_the_new_fields(tmp_path, mnist_raw):
 
     configs = [TrainConfig(method="alternate", precision="float32", fd_arith="textbook", loss_epsilon=EPS,
                            seed=s, **TINY) for s in range(2)]
-    direct = [training.train(c, raw=mnist_raw) for c in configs]
+    direct = [training.train(c, data=mnist_raw) for c in configs]
     for name, executor in (("local", experiments.LocalExecutor(2)), ("dask", DaskExecutor(1))):
         records = experiments.run_grid(configs, tmp_path / f"{name}.jsonl", executor)
         for record, result in zip(records, direct):

@@ -16,7 +16,7 @@ from gradsel_cli.training import TrainConfig
 @pytest.fixture(scope="module")
 def run(mnist_raw):
     return training.train(TrainConfig(method="alternate", shots=2, batch=4, hidden=5, iters=450, test_limit=200),
-                          raw=mnist_raw)
+                          data=mnist_raw)
 
 
 def strict_json(record) -> dict:

@@ -19,7 +19,7 @@ INDEPENDENT_BASELINE = {20: [0.507, 0.550, 0.592, 0.615], 50: [0.522, 0.562, 0.6
 @pytest.mark.parametrize("method", list(methods.METHODS))
 def test_every_method_learns(mnist_raw, method):
     config = TrainConfig(method=method, shots=2, batch=8, hidden=50, iters=300, test_limit=2000)
-    result = train(config, raw=mnist_raw)
+    result = train(config, data=mnist_raw)
     assert not result.diverged
     assert result.accuracy > SMOKE_ACCURACY
     assert result.loss_history[-50:].mean() < result.loss_history[:50].mean()
@@ -30,7 +30,7 @@ def test_every_method_learns(mnist_raw, method):
 def test_analytic_baseline_reproduces_the_spec(mnist_raw, hidden):
     for shots, want in enumerate(INDEPENDENT_BASELINE[hidden], start=1):
         accs = [train(TrainConfig(method="analytic", shots=shots, batch=1, hidden=hidden, iters=10000, seed=seed),
-                      raw=mnist_raw).accuracy for seed in range(4)]
+                      data=mnist_raw).accuracy for seed in range(4)]
         assert np.mean(accs) == pytest.approx(want, abs=BASELINE_ATOL), (hidden, shots, accs)
 
 

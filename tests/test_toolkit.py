@@ -162,7 +162,7 @@ def test_dropout_mask_is_held_for_every_evaluation_of_an_iteration(monkeypatch, 
 
     monkeypatch.setattr(methods, "gradient", spy)
     training.train(TrainConfig(method="select", shots=1, batch=4, hidden=5, iters=3, dropout=0.5, test_limit=50),
-                   raw=mnist_raw)
+                   data=mnist_raw)
     assert len(seen) == 6                          # select: two gradients per iteration, same mask
     for t in range(3):
         assert np.array_equal(seen[2 * t], seen[2 * t + 1])

@@ -38,7 +38,7 @@ def spy_run(monkeypatch, raw, config):
 
     monkeypatch.setitem(methods.METHODS, config.method, step_spy)
     monkeypatch.setattr(methods, "gradient", gradient_spy)
-    return training.train(config, raw=raw), steps, grads
+    return training.train(config, data=raw), steps, grads
 
 
 # --- pairing: one seed, the same randomness for every method -----------------
@@ -287,7 +287,7 @@ def test_unknown_optimizer_raises():
 def test_run_result_fields(mnist_raw):
     calls = []
     config = small_config(method="alternate", iters=20)
-    r = training.train(config, raw=mnist_raw, progress=lambda done, total, loss: calls.append((done, total, loss)),
+    r = training.train(config, data=mnist_raw, progress=lambda done, total, loss: calls.append((done, total, loss)),
                        eval_every=5)
     assert r.iterations_done == 20 and not r.diverged
     assert r.loss_history.shape == (20,) and np.all(np.isfinite(r.loss_history))
@@ -302,7 +302,7 @@ def test_run_result_fields(mnist_raw):
 
 
 def test_training_lowers_the_loss(mnist_raw):
-    r = training.train(small_config(method="analytic", iters=50, lr=0.5), raw=mnist_raw)
+    r = training.train(small_config(method="analytic", iters=50, lr=0.5), data=mnist_raw)
     x_few, y_few = data.few_shot(mnist_raw[0], mnist_raw[1], 2)
     start = network.loss(network.init_params(5, seed=3), x_few, y_few)
     assert r.final_loss < start - 0.05
@@ -311,7 +311,7 @@ def test_training_lowers_the_loss(mnist_raw):
 @pytest.mark.parametrize("method", list(methods.METHODS))
 def test_divergence_is_reported_not_raised(mnist_raw, method):
     # the sigmoid keeps the loss finite for any finite weights: only an overflowing step size breaks it
-    r = training.train(small_config(method=method, iters=20, lr=1e308), raw=mnist_raw)
+    r = training.train(small_config(method=method, iters=20, lr=1e308), data=mnist_raw)
     assert r.diverged
     assert r.iterations_done < 20
     assert len(r.loss_history) == r.iterations_done
@@ -374,4 +374,4 @@ def test_config_round_trips_through_a_dict():
 
 def test_train_validates_before_doing_anything():
     with pytest.raises(ValueError, match="iters"):
-        training.train(TrainConfig(iters=0), raw=())
+        training.train(TrainConfig(iters=0), data=())
