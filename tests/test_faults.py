@@ -154,6 +154,14 @@ def test_a_cut_last_line_is_terminated_before_the_next_append(record, tmp_path):
         assert len(results.load(path)) == 2
 
 
+class Refuse:
+    """An executor for grids whose every run is already stored: running anything fails the test."""
+
+    def run(self, configs):
+        assert not configs, "a stored run was redone"
+        yield from ()
+
+
 def test_records_of_an_older_config_layout_still_count_as_done(record, tmp_path, mnist_raw):
     # Records written before a config field existed have no such key; resume fills in the default.
     old = json.loads(json.dumps(record))
@@ -162,11 +170,6 @@ def test_records_of_an_older_config_layout_still_count_as_done(record, tmp_path,
     old["config_hash"] = results.config_hash(old["config"])
     path = tmp_path / "runs.jsonl"
     path.write_text(json.dumps(old) + "\n")
-
-    class Refuse:
-        def run(self, configs):
-            assert not configs, "a stored run was redone"
-            yield from ()
 
     got = experiments.run_grid([TrainConfig.from_dict(record["config"])], path, Refuse())
     assert got == [old]
@@ -180,11 +183,6 @@ def test_records_with_a_retired_config_field_still_count_as_done(record, tmp_pat
     old["acc_history"] = []
     path = tmp_path / "runs.jsonl"
     path.write_text(json.dumps(old) + "\n")
-
-    class Refuse:
-        def run(self, configs):
-            assert not configs, "a stored run was redone"
-            yield from ()
 
     assert experiments.run_grid([TrainConfig.from_dict(record["config"])], path, Refuse()) == [old]
 
