@@ -93,12 +93,11 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
 
 def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0) -> dict:
     """Train one trial and return its record (with a test-accuracy curve of `eval_points` points)."""
+    from .data import load_mnist_raw
     from .training import train
 
-    from .data import load_mnist_raw
-
-    raw = load_mnist_raw(data_dir) if raw is None else raw
-    return results.run_record(train(config, raw, eval_points=eval_points))
+    return results.run_record(train(config, load_mnist_raw(data_dir) if raw is None else raw,
+                                    eval_points=eval_points))
 
 
 ORPHAN_POLL = 0.5  # seconds between a worker's checks that its parent is alive
@@ -113,10 +112,8 @@ def exit_with_parent(parent: int) -> None:
     has been re-parented.
     """
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # no prctl here: the thread below does the work
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # no prctl here: the thread below does the work
 
     def watch():
         while os.getppid() == parent:
