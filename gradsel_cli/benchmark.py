@@ -1,4 +1,5 @@
-"""Timings of the loss, both gradients, the naive reference and one iteration of each method.
+"""Timings of the loss, both gradients, the naive reference and one iteration of each method (in the
+fused loop that training runs).
 
 Each timing is the median of `repeat` calls after a warm-up, on a real MNIST
 batch (the first B training images). The naive reference (perturb one weight,
@@ -15,9 +16,7 @@ import time
 import numpy as np
 
 from . import data, kernels, network
-from .config import MAX_BATCH, MAX_HIDDEN
-from .methods import METHODS, Setting
-from .optimizers import Optimizer
+from .config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES
 
 NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
 NAIVE_SAMPLE = 400      # weights timed when sampling
@@ -104,23 +103,25 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
         out["naive"] = per_weight * n
         out["naive_extrapolated"] = True
 
-    setting = Setting(optimizer=Optimizer("sgd", lr=0.1), x_train=x, y_train=y)
-    mask = np.ones((B, hidden), dtype=precision)
-    state = setting.optimizer.init(n, params.dtype)
-    for name, step in METHODS.items():
-        # alternate: time a pair of iterations (one analytic, one numeric) and halve
-        if name == "alternate":
-            pair = lambda: (step(setting, params, state, x, y, mask, 1), step(setting, params, state, x, y, mask, 2))  # noqa: E731
-            out[f"iter_{name}"] = median_time(pair, repeat) / 2
-        else:
-            out[f"iter_{name}"] = median_time(lambda: step(setting, params, state, x, y, mask, 1), repeat)
-
+    for name in METHOD_NAMES:  # as training runs them: the fused loop, FUSED_ITERS iterations per call
+        out[f"iter_{name}"] = median_time(lambda: fused_iterations(params, x, y, name), repeat) / FUSED_ITERS
+    out["iteration_over_analytic"] = out["iter_analytic"] / out["analytic"]
     out["naive_over_numeric"] = out["naive"] / out["numeric"]
     out["numeric_over_analytic"] = out["numeric"] / out["analytic"]
     out["exponentials"] = exp_count(x, y, hidden)
     out["exponentials_unshared"] = dense_exp_count(x, hidden)
     out["ns_per_exponential"] = out["numeric"] / out["exponentials"] * 1e9
     return out
+
+
+FUSED_ITERS = 20  # iterations of one timed fused-loop call (alternate: half of them numeric)
+
+
+def fused_iterations(params: network.Params, x: np.ndarray, y: np.ndarray, method: str) -> None:
+    """FUSED_ITERS iterations of plain SGD (lr 0.1) with `method`, on a copy of params, each on the whole batch."""
+    batches = np.tile(np.arange(len(y)), (FUSED_ITERS, 1))
+    network.sgd_iterations(params.copy(), x, y, batches, 0, method, 0.1, losses=np.empty(FUSED_ITERS),
+                           sources=np.zeros(FUSED_ITERS, np.int8), rel_diffs=np.empty(FUSED_ITERS))
 
 
 def check_sizes(hiddens, batches) -> None:

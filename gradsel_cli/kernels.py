@@ -606,8 +606,21 @@ def _backprop_output(z1, da2, W2, pre, act, mask):
 def _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta):
     """Loss (with eps) and the exact gradient of the loss without eps, by backpropagation (through
     the batch norm unless gamma is None): value, and the gradient as one flat vector [gW1 | gb1 |
-    gW2 | gb2], with batch norm then [ggamma | gbeta] (the layout of Params). x W1 and the gradient of W1 take only
-    the lit pixels: a row of W1 per pixel, contiguous in H."""
+    gW2 | gb2], with batch norm then [ggamma | gbeta] (the layout of Params)."""
+    n_in = x.shape[1]
+    H = W1.shape[1]
+    K = W2.shape[1]
+    grad = np.zeros(n_in * H + H + H * K + K + (0 if gamma is None else 2 * H), W1.dtype)
+    value, _, _ = _analytic_into(x, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta, grad)
+    return value, grad
+
+
+@numba.njit(**_SERIAL)
+def _analytic_into(x, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta, grad):
+    """_analytic's value, its gradient added into `grad` (flat, zero where it is written: the rows of
+    W1 of the lit pixels, b1, and the batch-norm part; W2 and b2 are assigned), and the lit pixels
+    idx, ptr of _nonzero(x) (the rows of W1 written). x W1 and the gradient of W1 take only the lit
+    pixels: a row of W1 per pixel, contiguous in H."""
     B, n_in = x.shape
     H = W1.shape[1]
     K = W2.shape[1]
@@ -618,7 +631,6 @@ def _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta):
     da2 = _loss_grad_logits(e, S, y, loss)
     gW2, gb2, da1 = _backprop_output(z1, da2, W2, pre, act, mask)
     row = n_in * H + H
-    grad = np.zeros(row + H * K + K + (0 if gamma is None else 2 * H), W1.dtype)
     if gamma is not None:  # da1 is d loss / d u so far: back through the normalisation
         nB = _c(gamma, B)
         ggamma = grad[row + H * K + K:row + H * K + K + H]
@@ -648,7 +660,7 @@ def _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta):
             grad[row + j * K + k] = gW2[j, k]
     for k in range(K):
         grad[row + H * K + k] = gb2[k]
-    return value, grad
+    return value, idx, ptr
 
 
 @numba.njit(**_INLINE)
@@ -1090,6 +1102,209 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
     return gW1, gb1, gW2, gb2, ggamma, gbeta
 
 
+# The fused training loop: whole stretches of iterations of plain SGD in one call, for the
+# common configurations (no weight decay, dropout or batch norm). Each iteration computes
+# exactly what methods.py computes one call at a time, and the update and the norms are
+# rounded as NumPy rounds them (_EXACT: no fused multiply-add), so the two loops give
+# bitwise the same run. Method codes; the names are mapped in methods.py.
+ANALYTIC, NUMERIC, ALTERNATE, SELECT = 0, 1, 2, 3
+_EXACT = dict(cache=True, nogil=True, error_model="numpy", fastmath=False)  # said, not left out: Numba compiles
+# a callee that leaves fastmath unset with its caller's flags
+
+
+@numba.njit(**_EXACT)
+def _sgd_into(p, g, lr, lo, hi):
+    """g[i] = p[i] - lr * g[i] for lo <= i < hi (NumPy's p - lr * g, each product rounded); whether
+    every new value is finite."""
+    pp, gg = p[lo:hi], g[lo:hi]  # slices, not computed indices: it vectorises
+    finite = True
+    for i in range(hi - lo):
+        v = pp[i] - lr * gg[i]
+        gg[i] = v
+        finite &= math.isfinite(v)  # no branch, and no chain of float additions
+    return finite
+
+
+@numba.njit(**_EXACT)
+def _sgd_rows(p, g, lr, rows, n_rows, H, lo, hi, finite):
+    """The SGD step p - lr * g on the rows rows[:n_rows] of length H and on p[lo:hi], where alone g can
+    be non-zero; kept only when `finite` (the loss was) and every new value is finite (whether
+    returned). g is left zero on the rows. One pass writes the new values and keeps the old ones in
+    g, the second clears g (and puts the old values back if the step is not kept)."""
+    finite = _sgd_into(p, g, lr, lo, hi) and finite
+    for q in range(n_rows):
+        pp = p[rows[q] * H:rows[q] * H + H]  # slices, not computed indices: it vectorises
+        gg = g[rows[q] * H:rows[q] * H + H]
+        for i in range(H):
+            v = pp[i] - lr * gg[i]
+            gg[i] = pp[i]
+            pp[i] = v
+            finite &= math.isfinite(v)
+    for q in range(n_rows):
+        pp = p[rows[q] * H:rows[q] * H + H]
+        gg = g[rows[q] * H:rows[q] * H + H]
+        for i in range(H):
+            if not finite:
+                pp[i] = gg[i]
+            gg[i] = 0.0
+    if finite:
+        for i in range(hi - lo):
+            p[lo + i] = g[lo + i]
+    return finite
+
+
+@numba.njit(**_EXACT)
+def _sum_squares_block(v, lo, n):
+    """sum of v[i] ** 2, lo <= i < lo + n <= lo + 128, as NumPy sums a block: eight running sums."""
+    if n < 8:
+        s = _c(v, 0.0)
+        for i in range(lo, lo + n):
+            s += v[i] * v[i]
+        return s
+    r = np.empty(8, v.dtype)
+    for k in range(8):
+        r[k] = v[lo + k] * v[lo + k]
+    i = 8
+    while i < n - n % 8:
+        for k in range(8):
+            r[k] += v[lo + i + k] * v[lo + i + k]
+        i += 8
+    s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        s += v[lo + i] * v[lo + i]
+        i += 1
+    return s
+
+
+@numba.njit(**_EXACT)
+def _sum_squares(v):
+    """The sum of v ** 2 in NumPy's pairwise order, bitwise np.sum(v * v): blocks of up to 128 summed
+    as _sum_squares_block, longer runs halved at a multiple of 8 and the halves added. Without
+    recursion (Numba's cache loads recursive functions broken): a stack of runs to sum, where
+    lo = -1 means "add the last two sums"."""
+    los = np.empty(192, np.int64)
+    ns = np.empty(192, np.int64)
+    sums = np.empty(64, v.dtype)
+    los[0], ns[0] = 0, v.shape[0]
+    top, n_sums = 1, 0
+    while top > 0:
+        top -= 1
+        lo, n = los[top], ns[top]
+        if lo < 0:
+            n_sums -= 1
+            sums[n_sums - 1] = sums[n_sums - 1] + sums[n_sums]
+        elif n <= 128:
+            sums[n_sums] = _sum_squares_block(v, lo, n)
+            n_sums += 1
+        else:
+            half = n // 2
+            half -= half % 8
+            los[top], ns[top] = -1, 0
+            los[top + 1], ns[top + 1] = lo + half, n - half
+            los[top + 2], ns[top + 2] = lo, half
+            top += 3
+    return sums[0]
+
+
+@numba.njit(**_EXACT)
+def _norm(v):
+    """||v|| as NumPy's np.sqrt(np.sum(v * v)), in v's precision, returned as a float64."""
+    return np.float64(_c(v, math.sqrt(_sum_squares(v))))
+
+
+@numba.njit(**_SERIAL)
+def _blocks(flat, n_in, H, K):
+    """W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,): views into flat (the layout of Params)."""
+    row = n_in * H + H
+    return (flat[:n_in * H].reshape((n_in, H)), flat[n_in * H:row], flat[row:row + H * K].reshape((H, K)),
+            flat[row + H * K:row + H * K + K])
+
+
+@numba.njit(**_SERIAL)
+def _numeric_flat(x, y, flat, n_in, H, K, act, mask, step, central, loss, textbook, eps):
+    """_numeric's gradient as one flat vector (the layout of Params)."""
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    gW1, gb1, gW2, gb2 = _numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps)
+    g = np.empty(flat.shape[0], flat.dtype)
+    row = n_in * H + H
+    g[:n_in * H] = gW1.ravel()
+    g[n_in * H:row] = gb1
+    g[row:row + H * K] = gW2.ravel()
+    g[row + H * K:] = gb2
+    return g
+
+
+@numba.njit(**_SERIAL)
+def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr, act, loss, eps, step, central,
+               textbook, select_train, losses, sources, rel_diffs):
+    """Iterations t0 + 1, ..., t0 + len(batches) of SGD with the gradient of `method`.
+
+    flat : (P,) the weights (layout of Params), updated in place
+    x_train : (N, n_in), y_train : (N,) the few-shot set; batches : (T, B) indices into it
+    losses, sources, rel_diffs : (iters,) each iteration's batch loss, 1 where the kept update
+        was numeric, and select's ||g_num - g_ana|| / ||g_ana|| (written at t - 1)
+
+    Returns the iterations done and whether the last of them diverged (a loss or a new weight
+    not finite: its loss is written, the weights stay those before it). The analytic update
+    touches only the rows of W1 whose gradient can be non-zero (the batch's lit pixels).
+    """
+    P = flat.shape[0]
+    n_in = x_train.shape[1]
+    K = (P - n_in * H - H) // (H + 1)
+    row = n_in * H + H
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    ones = np.ones((batches.shape[1], H), flat.dtype)
+    x = np.empty((batches.shape[1], n_in), flat.dtype)
+    y = np.empty(batches.shape[1], np.int64)
+    ones_train = np.ones((x_train.shape[0], H), flat.dtype)
+    g = np.zeros(P, flat.dtype)            # the analytic gradient (zero but on the rows just written), then the update
+    seen = np.full(n_in + 1, -1, np.int64)  # the iteration that last wrote each row of W1 (row n_in: b1)
+    rows = np.empty(n_in + 1, np.int64)
+    for i in range(batches.shape[0]):
+        t = t0 + i + 1
+        for b in range(batches.shape[1]):  # the batch, copied row by row (Numba's x_train[rows] is slower)
+            x[b] = x_train[batches[i, b]]
+            y[b] = y_train[batches[i, b]]
+        if method == SELECT:
+            value, ga = _analytic(x, y, W1, b1, W2, b2, act, ones, loss, eps, None, None)
+            gn = _numeric_flat(x, y, flat, n_in, H, K, act, ones, step, central, loss, textbook, eps)
+            norm = _norm(ga)
+            rel = _norm(gn - ga) / norm if norm > 0 else _norm(gn)
+            finite_a = _sgd_into(flat, ga, lr, 0, P)  # ga, gn: now the two candidate weights
+            finite_n = _sgd_into(flat, gn, lr, 0, P)
+            xs, ys, ms = (x_train, y_train, ones_train) if select_train else (x, y, ones)
+            Wa = _blocks(ga, n_in, H, K)
+            Wn = _blocks(gn, n_in, H, K)
+            la = _loss(xs, ys, Wa[0], Wa[1], Wa[2], Wa[3], act, ms, loss, eps, None, None)
+            ln = _loss(xs, ys, Wn[0], Wn[1], Wn[2], Wn[3], act, ms, loss, eps, None, None)
+            numeric = ln < la  # ties go to analytic
+            ok = math.isfinite(value) and (finite_n if numeric else finite_a)
+            if ok:
+                flat[:] = gn if numeric else ga
+                sources[t - 1] = numeric
+                rel_diffs[t - 1] = rel
+        elif method == NUMERIC or (method == ALTERNATE and t % numeric_every == 0):
+            gn = _numeric_flat(x, y, flat, n_in, H, K, act, ones, step, central, loss, textbook, eps)
+            value = _loss(x, y, W1, b1, W2, b2, act, ones, loss, eps, None, None)
+            ok = _sgd_into(flat, gn, lr, 0, P) and math.isfinite(value)
+            if ok:
+                flat[:] = gn
+                sources[t - 1] = 1
+        else:
+            value, idx, _ = _analytic_into(x, y, W1, b1, W2, b2, act, ones, loss, eps, None, None, g)
+            n_rows = 0
+            for e in range(idx.shape[0]):
+                if seen[idx[e]] != t:
+                    seen[idx[e]] = t
+                    rows[n_rows] = idx[e]
+                    n_rows += 1
+            ok = _sgd_rows(flat, g, lr, rows, n_rows, H, row, P, math.isfinite(value))
+        losses[t - 1] = value
+        if not ok:
+            return i + 1, True
+    return batches.shape[0], False
+
+
 # The thread policy. The count is chosen per call and only changes the speed:
 # every kernel gives bitwise the same result on any number of threads.
 PARALLEL_WORK = 500_000  # inner-loop operations (about 0.3 ms) below which a parallel kernel runs on one thread
@@ -1163,16 +1378,18 @@ def threads_for(kernel, work: float) -> int:
     return _choices.setdefault(kernel, _Choice()).pick(top)
 
 
-def run_parallel(kernel, work: float, *args):
-    """kernel(*args) on the threads the policy gives `work`; under the automatic policy a large
-    call's time is recorded to choose the next ones' (not the first call: it may compile)."""
+def run_parallel(kernel, work: float, *args, calls: int = 1):
+    """kernel(*args) on the threads the policy gives `work` (of each of the `calls` parallel loops the
+    call runs: the fused loop runs many); under the automatic policy a large call's time is recorded
+    to choose the next ones' (not the first call: it may compile)."""
     n = threads_for(kernel, work)
     numba.set_num_threads(n)
-    measure = _fixed is None and kernel in _choices and work >= PARALLEL_WORK and bool(kernel.signatures)
+    measure = (_fixed is None and kernel in _choices and work >= PARALLEL_WORK and calls > 0
+               and bool(kernel.signatures))
     start = time.perf_counter()
     out = kernel(*args)
     if measure:
-        _choices[kernel].record(n, max_threads(), (time.perf_counter() - start) / work)
+        _choices[kernel].record(n, max_threads(), (time.perf_counter() - start) / (work * calls))
     return out
 
 

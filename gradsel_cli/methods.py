@@ -89,17 +89,13 @@ def select(s, params, opt_state, x, y, mask, t) -> Step:
         x, y, mask = s.x_train, s.y_train, None
     la = network.loss(pa, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
     ln = network.loss(pn, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
-    norm = _norm(ga.flat)
-    rel = _norm(gn.flat - ga.flat) / norm if norm > 0 else _norm(gn.flat)
+    norm = network.norm(ga.flat)
+    rel = network.norm(gn.flat - ga.flat) / norm if norm > 0 else network.norm(gn.flat)
     if ln < la:
         return Step(pn, state_n, value, "numeric", SOURCES, rel)
     return Step(pa, state_a, value, "analytic", SOURCES, rel)
 
 
-def _norm(v: np.ndarray) -> float:
-    # Not np.linalg.norm: its BLAS call leaves OpenBLAS threads spinning,
-    # which starves the Numba threads of the next kernel call.
-    return float(np.sqrt(np.sum(v * v)))
 
 
 METHODS = {"analytic": analytic, "numeric": numeric, "alternate": alternate, "select": select}

@@ -21,6 +21,7 @@ N_OUT = 10
 # The kernels' dispatch codes are the names' positions in the registries of config.py (a test checks them).
 ACTIVATIONS = {name: code for code, name in enumerate(config.ACTIVATIONS)}
 LOSSES = {name: code for code, name in enumerate(config.LOSSES)}
+METHODS = {name: code for code, name in enumerate(config.METHOD_NAMES)}  # of the fused loop (sgd_iterations)
 
 
 @dataclass(frozen=True)
@@ -293,9 +294,7 @@ def numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "
                                  params.gamma, params.beta, _activation_code(activation), mask, t(step),
                                  central, _loss_code(loss), textbook, eps)
     else:
-        work = (2 if central else 1) * params.hidden * (np.count_nonzero(x) + x.shape[0]) * params.n_out
-        if textbook:  # every sample's loss also enters the sums of every pixel it leaves unmoved
-            work += params.hidden * x.shape[0] * (params.n_in + 1)
+        work = _numeric_work(params, np.count_nonzero(x), x.shape[0], central, textbook)
         g = kernels.run_parallel(kernels._numeric, work, x, y, params.W1, params.b1, params.W2, params.b2,
                                  _activation_code(activation), mask, t(step), central, _loss_code(loss),
                                  textbook, eps)
@@ -306,6 +305,55 @@ def numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "
         change = 0.5 * decay * ((w + step) ** 2 - lower ** 2) / ((2 * step) if central else step)
         grad.flat[...] += change * params.weight_mask()
     return grad
+
+
+def _numeric_work(params: Params, lit: float, B: int, central: bool, textbook: bool) -> float:
+    """Inner-loop operations of one numeric gradient of a batch of B samples with `lit` lit pixels."""
+    work = (2 if central else 1) * params.hidden * (lit + B) * params.n_out
+    if textbook:  # every sample's loss also enters the sums of every pixel it leaves unmoved
+        work += params.hidden * B * (params.n_in + 1)
+    return work
+
+
+def norm(v: np.ndarray) -> float:
+    """||v||, summed in NumPy's order (bitwise np.sqrt(np.sum(v * v))) without a BLAS call, whose
+    spinning threads would starve the Numba threads of the next kernel."""
+    return kernels._norm(np.ascontiguousarray(v))
+
+
+def fusable(method: str, optimizer: str, weight_decay: float, dropout: float, batch_norm: bool) -> bool:
+    """Whether sgd_iterations runs this configuration (else training.py steps through methods.py)."""
+    return method in METHODS and optimizer == "sgd" and weight_decay == 0 and dropout == 0 and not batch_norm
+
+
+def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, method: str, lr: float,
+                   numeric_every: int = 2, activation: str = "sigmoid", loss: str = "cross-entropy",
+                   loss_epsilon: float = 0.0, step: float = 1e-4, scheme: str = "central", arith: str = "exact",
+                   select_on: str = "batch", losses=None, sources=None, rel_diffs=None) -> tuple[int, bool]:
+    """Iterations t0 + 1 ... t0 + len(batches) of plain SGD (no weight decay, dropout or batch norm)
+    in one kernel call, `params` updated in place: bitwise the steps of methods.py.
+
+    batches : (T, B) int64 indices into x_train (N, 784), y_train (N,); losses, sources (int8) and
+    rel_diffs (float64), each (iters,), receive iteration t's batch loss, 1 where its kept update was
+    numeric, and select's relative difference at t - 1. Returns the iterations done and whether the
+    last diverged (a loss or a new weight not finite; the weights then stay those before it).
+    """
+    if params.batch_norm:
+        raise ValueError("sgd_iterations runs networks without batch norm")
+    x_train, y_train, _ = _check_batch(params, x_train, y_train)
+    t = params.dtype.type
+    batches = np.ascontiguousarray(batches, dtype=np.int64)
+    _check_step(step, scheme)
+    central, textbook = scheme == "central", arith == "textbook"
+    numeric_every = min(numeric_every, t0 + len(batches) + 1)  # the same iterations; fits the kernel's int64
+    numeric_calls = {"analytic": 0, "numeric": len(batches), "select": len(batches),
+                     "alternate": (t0 + len(batches)) // numeric_every - t0 // numeric_every}[method]
+    lit = np.count_nonzero(x_train) / len(x_train) * batches.shape[1]  # on average
+    work = _numeric_work(params, lit, batches.shape[1], central, textbook) if numeric_calls else 0
+    return kernels.run_parallel(kernels._train_sgd, work, params.flat, params.hidden, x_train, y_train, batches,
+                                t0, METHODS[method], numeric_every, t(lr), _activation_code(activation),
+                                _loss_code(loss), t(_check_epsilon(loss_epsilon, loss)), t(step), central, textbook,
+                                select_on == "train", losses, sources, rel_diffs, calls=numeric_calls)
 
 
 _NUMPY_ACTIVATIONS = {

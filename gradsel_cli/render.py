@@ -241,7 +241,7 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
     for col in BENCH_CALL_COLUMNS:
         _number_column(calls, col)
     runs = _table(f"projected time of a {iters:,}-iteration run", **COMPACT)
-    for col in ("H", "B", "analytic", "numeric", "alternate", "select"):
+    for col in ("H", "B", "analytic", "numeric", "alternate", "select", "iteration /\nanalytic"):
         _number_column(runs, col)
     for r in rows:
         naive = _dur(r["naive"]) + ("*" if r["naive_extrapolated"] else "")
@@ -250,7 +250,13 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
                       f"{r['numeric_over_analytic']:.1f}×", f"{r['exponentials'] / 1e6:.2f}M",
                       f"{r['ns_per_exponential']:.2f}")
         runs.add_row(str(r["hidden"]), str(r["batch"]),
-                     *(_dur(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")))
+                     *(_dur(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")),
+                     f"{r['iter_analytic'] / r['analytic']:.2f}×")
+    run_notes = ["iterations as training runs them: plain SGD, many per kernel call;",
+                 "iteration / analytic: one analytic iteration over one gradient call"]
+    runs.caption = "\n".join(run_notes)
+    runs.caption_justify = "left"
+    runs.min_width = max(len(note) for note in run_notes)
     notes = ["pixels: non-zero pixels in the batch; naive: the textbook numerical gradient",
              "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
              "and repeated samples, share theirs); ns / exp: numeric time / exps"]

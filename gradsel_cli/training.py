@@ -93,11 +93,6 @@ class RunningStats:
         self.var = self.MOMENTUM * self.var + (1 - self.MOMENTUM) * var
 
 
-def _test_time(params: Params, running: "RunningStats | None") -> Params:
-    """The network as used at test time: batch norm with the running statistics, no dropout."""
-    return params if running is None else network.fold_batch_norm(params, running.mean, running.var)
-
-
 class DropoutMasks:
     """The hidden-layer mask of each iteration, drawn once from the run's dropout stream.
 
@@ -129,7 +124,8 @@ def curve_iterations(iters: int, points: int = 0, every: int = 0) -> set[int]:
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss or weight ends the run as diverged
-def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, eval_every: int = 0) -> RunResult:
+def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, eval_every: int = 0,
+          fused: bool = True) -> RunResult:
     """Train one network. `data` is either MNIST as ``data.load_mnist_raw()`` gives it (loaded when
     omitted), from which the config's few-shot and test sets are taken, or a ready Dataset (e.g. a
     validation split).
@@ -139,6 +135,11 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
     iterations, or with `eval_points` > 0 at about that many evenly spaced ones
     (``acc_curve``, iteration 0 and the last included). This is not part of the
     config: it reads the weights and changes nothing in the run.
+
+    Plain SGD without weight decay, dropout or batch norm runs its iterations
+    inside one kernel call per stretch between progress reports
+    (network.sgd_iterations); `fused=False` steps through methods.py one call
+    at a time instead, with bitwise the same result.
     """
     config.validate()
     if data is None:
@@ -154,88 +155,131 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
         fd_step=c.fd_step, fd_scheme=c.fd_scheme, fd_arith=c.fd_arith, loss_epsilon=c.loss_epsilon,
         numeric_every=c.numeric_every, select_on=c.select_on, x_train=ds.x_train, y_train=ds.y_train,
     )
-    step_fn = METHODS[c.method]
     params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
     if c.method != "analytic":
         warn_unresolved_step(c.fd_step, params.flat)
-    running = RunningStats(c.hidden, params.dtype) if c.batch_norm else None
-    opt_state = setting.optimizer.init(params.flat.size, params.dtype)
-    batches = batch_indices(c, len(ds.y_train))
-    masks = DropoutMasks(c)
-
-    losses = np.empty(config.iters)
-    sources = np.zeros(config.iters, dtype=np.int8)
-    counts = {"analytic": 0, "numeric": 0}
-    wins = {"analytic": 0, "numeric": 0}
-    rel_diffs = np.full(config.iters, np.nan)
-    curve_at = curve_iterations(config.iters, eval_points, eval_every)
+    run = _Iterations(c, setting, params, ds, fused and network.fusable(c.method, c.optimizer, c.weight_decay,
+                                                                         c.dropout, c.batch_norm))
+    curve_at = curve_iterations(c.iters, eval_points, eval_every)
     acc_curve = []
     if 0 in curve_at:
-        acc_curve.append((0, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
-    report_every = max(1, config.iters // 200)
-    diverged = False
-    done = 0
+        acc_curve.append((0, network.accuracy(run.test_time(), ds.x_test, ds.y_test, c.activation)))
+    report_every = max(1, c.iters // 200)
     start = time.perf_counter()
-    compile_time = _warm_up(setting, params, ds, batches[0], masks.ones, c)
+    compile_time = _warm_up(setting, params, ds, run.batches[0], run.masks.ones, c, run.fused)
     train_time = 0.0
-    for t in range(1, config.iters + 1):
+    for stop in sorted({*range(report_every, c.iters + 1, report_every), *curve_at, c.iters} - {0}):
         tick = time.perf_counter()
-        idx = batches[t - 1]
-        if running is not None:
-            running.update(params, ds.x_train[idx])
-        step: Step = step_fn(setting, params, opt_state, ds.x_train[idx], ds.y_train[idx], masks.next(), t)
+        run.until(stop)
         train_time += time.perf_counter() - tick
-        losses[t - 1] = step.loss
-        if not (math.isfinite(step.loss) and np.all(np.isfinite(step.params.flat))):
-            diverged = True
-            done = t
+        if run.diverged:
             break
-        params, opt_state = step.params, step.opt_state
-        for s in step.computed:
-            counts[s] += 1
-        sources[t - 1] = step.source == "numeric"
-        if len(step.computed) == 2:
-            wins[step.source] += 1
-        if step.rel_diff is not None:
-            rel_diffs[t - 1] = step.rel_diff
-        done = t
-        if t in curve_at:
-            acc_curve.append((t, network.accuracy(_test_time(params, running), ds.x_test, ds.y_test, c.activation)))
-        if progress is not None and (t % report_every == 0 or t == config.iters):
-            progress(t, config.iters, step.loss)
+        if stop in curve_at:
+            acc_curve.append((stop, network.accuracy(run.test_time(), ds.x_test, ds.y_test, c.activation)))
+        if progress is not None and (stop % report_every == 0 or stop == c.iters):
+            progress(stop, c.iters, float(run.losses[stop - 1]))
 
-    if diverged:
+    params, done = run.params, run.done
+    if run.diverged:
         accuracy, final_loss = float("nan"), float("nan")
         predictions = np.full(len(ds.y_test), -1, dtype=np.int64)
     else:
-        predictions = network.predict(_test_time(params, running), ds.x_test, c.activation)
+        predictions = network.predict(run.test_time(), ds.x_test, c.activation)
         accuracy = float(np.mean(predictions == ds.y_test))
         final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay,
                                   c.loss_epsilon)
+    counts, wins = run.counts()
     return RunResult(
-        config=config, accuracy=accuracy, final_loss=final_loss, loss_history=losses[:done],
+        config=config, accuracy=accuracy, final_loss=final_loss, loss_history=run.losses[:done],
         wall_time=time.perf_counter() - start, train_time=train_time,
         iterations_done=done, counts=counts, select_wins=wins if config.method == "select" else None,
-        rel_diff_mean=_nanmean(rel_diffs[:done]), diverged=diverged,
-        params=params, predictions=predictions, sources=sources[:done], rel_diffs=rel_diffs[:done], acc_curve=acc_curve,
-        running_mean=None if running is None else running.mean, running_var=None if running is None else running.var,
-        compile_time=compile_time,
+        rel_diff_mean=_nanmean(run.rel_diffs[:done]), diverged=run.diverged,
+        params=params, predictions=predictions, sources=run.sources[:done], rel_diffs=run.rel_diffs[:done],
+        acc_curve=acc_curve, running_mean=None if run.running is None else run.running.mean,
+        running_var=None if run.running is None else run.running.var, compile_time=compile_time,
     )
 
 
-def _warm_up(s: Setting, params: Params, ds: Dataset, idx, ones, config: TrainConfig) -> float:
+class _Iterations:
+    """The state of a run between iterations, and the two ways to advance it: one kernel call per
+    stretch (fused) or one methods.py step per iteration."""
+
+    def __init__(self, c: TrainConfig, setting: Setting, params: Params, ds: Dataset, fused: bool):
+        self.config, self.setting, self.ds, self.fused = c, setting, ds, fused
+        self.params = params.copy() if fused else params  # the fused loop updates its weights in place
+        self.running = RunningStats(c.hidden, params.dtype) if c.batch_norm else None
+        self.opt_state = setting.optimizer.init(params.flat.size, params.dtype)
+        self.batches = batch_indices(c, len(ds.y_train))
+        self.masks = DropoutMasks(c)
+        self.losses = np.empty(c.iters)
+        self.sources = np.zeros(c.iters, dtype=np.int8)  # 1 where the kept update was numeric
+        self.rel_diffs = np.full(c.iters, np.nan)
+        self.done = 0
+        self.diverged = False
+
+    def test_time(self) -> Params:
+        """The network as used at test time: batch norm with the running statistics, no dropout."""
+        if self.running is None:
+            return self.params
+        return network.fold_batch_norm(self.params, self.running.mean, self.running.var)
+
+    def until(self, stop: int) -> None:
+        """Run iterations done + 1 ... stop, or up to the first that diverges."""
+        if self.fused:
+            c = self.config
+            n, self.diverged = network.sgd_iterations(
+                self.params, self.ds.x_train, self.ds.y_train, self.batches[self.done:stop], self.done, c.method,
+                c.lr, c.numeric_every, c.activation, c.loss, c.loss_epsilon, c.fd_step, c.fd_scheme, c.fd_arith,
+                c.select_on, self.losses, self.sources, self.rel_diffs)
+            self.done += n
+            return
+        step_fn = METHODS[self.config.method]
+        x_train, y_train = self.ds.x_train, self.ds.y_train
+        for t in range(self.done + 1, stop + 1):
+            idx = self.batches[t - 1]
+            if self.running is not None:
+                self.running.update(self.params, x_train[idx])
+            step: Step = step_fn(self.setting, self.params, self.opt_state, x_train[idx], y_train[idx],
+                                 self.masks.next(), t)
+            self.losses[t - 1] = step.loss
+            self.done = t
+            if not (math.isfinite(step.loss) and np.all(np.isfinite(step.params.flat))):
+                self.diverged = True
+                return
+            self.params, self.opt_state = step.params, step.opt_state
+            self.sources[t - 1] = step.source == "numeric"
+            if step.rel_diff is not None:
+                self.rel_diffs[t - 1] = step.rel_diff
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Gradient evaluations of each source and, for select, how often each update was kept; over
+        the iterations that completed (not one that diverged)."""
+        n = self.done - self.diverged
+        numeric = int(self.sources[:n].sum())
+        kept = {"analytic": n - numeric, "numeric": numeric}
+        if self.config.method == "select":
+            return {"analytic": n, "numeric": n}, kept
+        return kept, {"analytic": 0, "numeric": 0}
+
+
+def _warm_up(s: Setting, params: Params, ds: Dataset, idx, ones, config: TrainConfig, fused: bool) -> float:
     """Seconds to compile (or load from Numba's cache) every kernel the run calls, so that the timings of the
-    iterations exclude it. Only pure functions are called: the run itself is unchanged."""
+    iterations exclude it. Only pure functions are called (the fused loop on a copy, for no iterations):
+    the run itself is unchanged."""
     tick = time.perf_counter()
-    x, y = ds.x_train[idx], ds.y_train[idx]
-    if config.method != "numeric":
+    x, y, c = ds.x_train[idx], ds.y_train[idx], config
+    if fused:
+        network.sgd_iterations(params.copy(), ds.x_train, ds.y_train, np.empty((0, c.batch), np.int64), 0, c.method,
+                               c.lr, c.numeric_every, c.activation, c.loss, c.loss_epsilon, c.fd_step, c.fd_scheme,
+                               c.fd_arith, c.select_on, np.empty(0), np.empty(0, np.int8), np.empty(0))
+    if c.method != "numeric" and not fused:
         network.analytic_gradient(params, x, y, s.activation, ones, loss=s.loss, weight_decay=s.weight_decay)
-    if config.method != "analytic":
+    if c.method != "analytic" and not fused:
         network.numerical_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, ones, s.loss, s.weight_decay)
     network.loss(params, x, y, s.activation, ones, s.loss, s.weight_decay)
-    if config.batch_norm:
+    if c.batch_norm:
         network.batch_stats(params, x)
-    network.predict(params, ds.x_test[:1], config.activation)
+    network.predict(params, ds.x_test[:1], c.activation)
     return time.perf_counter() - tick
 
 

@@ -188,3 +188,27 @@ def numerical_gradient(weights, x, y, step=1e-4, scheme="central", act="sigmoid"
             w[i] = keep
         grads.append(g)
     return grads
+
+
+def pairwise_sum(values):
+    """NumPy's pairwise summation order for a contiguous array, written out one addition at a time in
+    the values' own precision: runs of up to 128 in eight running sums, longer runs halved at a
+    multiple of 8."""
+    n = len(values)
+    if n < 8:
+        total = values.dtype.type(0)
+        for v in values:
+            total = total + v
+        return total
+    if n <= 128:
+        r = list(values[:8])
+        i = 8
+        while i < n - n % 8:
+            r = [r[k] + values[i + k] for k in range(8)]
+            i += 8
+        total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        for v in values[i:]:
+            total = total + v
+        return total
+    half = n // 2 - (n // 2) % 8
+    return pairwise_sum(values[:half]) + pairwise_sum(values[half:])

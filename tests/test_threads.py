@@ -161,6 +161,14 @@ def test_bench_times_float32_when_asked_and_says_so(runner, automatic, monkeypat
     assert "float32" in table.stdout.splitlines()[0]
 
 
+def test_bench_times_an_iteration_of_each_method_as_training_runs_it(runner, automatic):
+    result = runner.invoke(cli, ["bench", "--hidden", "3", "--batch", "2", "--repeat", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["rows"][0]
+    assert all(row[f"iter_{m}"] > 0 for m in ("analytic", "numeric", "alternate", "select"))
+    assert row["iteration_over_analytic"] == row["iter_analytic"] / row["analytic"]
+
+
 def test_exp_count_shares_repeated_values_and_samples():
     x = np.array([[0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0], [0.25, 0.0, 0.0, 0.0]])
     y = np.array([3, 3, 1])

@@ -5,6 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as ref
 
 from gradsel_cli import data, methods, network, results, training
 from gradsel_cli.methods import Setting
@@ -24,7 +28,8 @@ def small_config(**changes) -> TrainConfig:
 
 
 def spy_run(monkeypatch, raw, config):
-    """Train, recording per iteration the weights and batch the method received and the sources it computed."""
+    """Train step by step through methods.py (the fused loop gives bitwise the same run: test_fused.py),
+    recording per iteration the weights and batch the method received and the sources it computed."""
     steps, grads = [], []
     original_step = ORIGINAL_METHODS[config.method]
 
@@ -38,7 +43,7 @@ def spy_run(monkeypatch, raw, config):
 
     monkeypatch.setitem(methods.METHODS, config.method, step_spy)
     monkeypatch.setattr(methods, "gradient", gradient_spy)
-    return training.train(config, data=raw), steps, grads
+    return training.train(config, data=raw, fused=False), steps, grads
 
 
 # --- pairing: one seed, the same randomness for every method -----------------
@@ -322,6 +327,94 @@ def test_divergence_is_reported_not_raised(mnist_raw, method):
     record = results.run_record(r)
     json.dumps(record, allow_nan=False)  # the record stays strict JSON
     assert record["diverged"] is True and record["accuracy"] is None
+
+
+# --- the fused loop: bitwise the steps of methods.py ----------------------------
+
+FUSED_CASES = [
+    dict(method="analytic"), dict(method="numeric"), dict(method="alternate"), dict(method="select"),
+    dict(method="select", select_on="train"), dict(method="alternate", numeric_every=3),
+    dict(method="alternate", precision="float32"), dict(method="select", precision="float32"),
+    dict(method="numeric", fd_arith="textbook", loss_epsilon=1e-7), dict(method="numeric", fd_scheme="forward"),
+    dict(method="alternate", activation="relu"), dict(method="select", loss="mse", activation="tanh"),
+    dict(method="analytic", shots=1, batch=1, hidden=1),
+]
+
+
+def assert_same_run(a: training.RunResult, b: training.RunResult):
+    assert a.iterations_done == b.iterations_done and a.diverged == b.diverged
+    assert np.array_equal(a.params.flat, b.params.flat)
+    assert np.array_equal(a.loss_history, b.loss_history, equal_nan=True)
+    assert np.array_equal(a.sources, b.sources)
+    assert np.array_equal(a.rel_diffs, b.rel_diffs, equal_nan=True)
+    assert a.counts == b.counts and a.select_wins == b.select_wins
+    assert np.array_equal(a.predictions, b.predictions)
+    assert a.accuracy == b.accuracy or math.isnan(a.accuracy) and math.isnan(b.accuracy)
+
+
+@pytest.mark.parametrize("changes", FUSED_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_fused_loop_gives_bitwise_the_stepwise_run(mnist_raw, changes):
+    config = small_config(iters=12, **changes)
+    assert network.fusable(config.method, config.optimizer, config.weight_decay, config.dropout, config.batch_norm)
+    fused = training.train(config, data=mnist_raw)
+    assert_same_run(fused, training.train(config, data=mnist_raw, fused=False))
+    assert fused.final_loss == training.train(config, data=mnist_raw, fused=False).final_loss
+
+
+@pytest.mark.parametrize("method", list(methods.METHODS))
+def test_fused_loop_diverges_where_the_stepwise_one_does(mnist_raw, method):
+    config = small_config(method=method, iters=20, lr=1e308)
+    fused = training.train(config, data=mnist_raw)
+    assert fused.diverged
+    assert_same_run(fused, training.train(config, data=mnist_raw, fused=False))
+
+
+def test_fused_loop_result_does_not_depend_on_where_it_stops(mnist_raw):
+    # progress reports and accuracy-curve points split the loop into kernel calls at other iterations
+    config = small_config(method="alternate", iters=30)
+    whole = training.train(config, data=mnist_raw)
+    split = training.train(config, data=mnist_raw, eval_every=7, progress=lambda *a: None)
+    assert [t for t, _ in split.acc_curve] == [0, 7, 14, 21, 28, 30]
+    assert_same_run(whole, split)
+
+
+def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set):
+    x, y = few_shot_set
+    params = network.init_params(5, seed=0)
+    before = params.copy()
+    batches = np.array([[0, 1, 2, 3]])
+    losses, sources, rel_diffs = np.empty(1), np.zeros(1, np.int8), np.full(1, np.nan)
+    done, diverged = network.sgd_iterations(params, x, y, batches, 0, "analytic", 0.1, losses=losses,
+                                            sources=sources, rel_diffs=rel_diffs)
+    assert (done, diverged) == (1, False)
+    lit = x[batches[0]].any(axis=0)
+    assert np.array_equal(params.W1[~lit], before.W1[~lit])
+    assert np.all(params.W1[lit] != before.W1[lit])
+    g, value = network.analytic_gradient(before, x[batches[0]], y[batches[0]], return_loss=True)
+    assert np.array_equal(params.flat, before.flat - 0.1 * g.flat)
+    assert losses[0] == value and sources[0] == 0 and np.isnan(rel_diffs[0])
+
+
+@pytest.mark.parametrize("changes", [dict(optimizer="momentum"), dict(weight_decay=1e-4), dict(dropout=0.5),
+                                     dict(batch_norm=True)])
+def test_only_plain_sgd_runs_fused(changes):
+    config = small_config(**changes)
+    assert not network.fusable(config.method, config.optimizer, config.weight_decay, config.dropout,
+                               config.batch_norm)
+
+
+@given(st.integers(0, 700), st.sampled_from([np.float64, np.float32]), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_norm_sums_in_numpys_pairwise_order(n, dtype, seed):
+    r = np.random.default_rng(seed)
+    v = (r.standard_normal(n) * 10.0 ** r.uniform(-3, 3, n)).astype(dtype)
+    want = float(dtype(math.sqrt(ref.pairwise_sum(v * v))))  # sqrt of a float32 sum, rounded to float32
+    assert network.norm(v) == want
+
+
+def test_norm_of_a_long_vector_splits_like_numpy():
+    v = np.arange(1, 39_761, dtype=np.float64) * 1e-3  # a gradient's length at H = 50, many halvings
+    assert network.norm(v) == math.sqrt(ref.pairwise_sum(v * v))
 
 
 # --- TrainConfig ------------------------------------------------------------------
