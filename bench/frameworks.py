@@ -39,7 +39,7 @@ def gradsel_analytic(params, x, y):
 
 
 def gradsel_numeric(params, x, y):
-    return lambda: gs.numerical_gradient(params, x, y, step=STEP)
+    return lambda: gs.numeric_gradient(params, x, y, step=STEP)
 
 
 def _lit(x):
@@ -183,7 +183,7 @@ CONTENDERS = {  # name: (factory, module whose version is reported)
 
 def check_numeric(fns, params, x, y):
     """The structured differences agree with gradsel's numeric gradient (they compute the same thing)."""
-    g = gs.numerical_gradient(params, x, y, step=STEP)
+    g = gs.numeric_gradient(params, x, y, step=STEP)
     want = np.concatenate([g.W1, g.b1[None]]), np.concatenate([g.W2, g.b2[None]])
     for name in ("PyTorch FD over x≠0", "JAX FD over x≠0"):
         if name in fns:

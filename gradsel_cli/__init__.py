@@ -18,7 +18,7 @@ __version__ = metadata.version("gradsel")
 _API = {
     "load_mnist": "data", "few_shot": "data",
     "Params": "network", "init_params": "network", "loss": "network", "analytic_gradient": "network",
-    "numerical_gradient": "network", "naive_numerical_gradient": "network", "predict": "network",
+    "numeric_gradient": "network", "naive_numeric_gradient": "network", "predict": "network",
     "accuracy": "network",
     "METHODS": "methods", "Optimizer": "optimizers",
     "TrainConfig": "config", "RunResult": "training", "train": "training",

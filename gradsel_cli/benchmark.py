@@ -90,14 +90,14 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
     out = {"hidden": hidden, "batch": B, "nonzero_pixels": int(np.count_nonzero(x)), "weights": params.flat.size}
     out["loss"] = median_time(lambda: network.loss(params, x, y), repeat)
     out["analytic"] = median_time(lambda: network.analytic_gradient(params, x, y), repeat)
-    out["numeric"] = median_time(lambda: network.numerical_gradient(params, x, y), repeat)
+    out["numeric"] = median_time(lambda: network.numeric_gradient(params, x, y), repeat)
 
     n = params.flat.size
     sample = np.random.default_rng(seed).choice(n, size=min(NAIVE_SAMPLE, n), replace=False)
-    per_weight = median_time(lambda: network.naive_numerical_gradient(params, x, y, indices=sample),
+    per_weight = median_time(lambda: network.naive_numeric_gradient(params, x, y, indices=sample),
                               max(1, repeat // 2)) / len(sample)
     if per_weight * n <= NAIVE_FULL_LIMIT:
-        out["naive"] = median_time(lambda: network.naive_numerical_gradient(params, x, y), max(1, repeat // 2))
+        out["naive"] = median_time(lambda: network.naive_numeric_gradient(params, x, y), max(1, repeat // 2))
         out["naive_extrapolated"] = False
     else:
         out["naive"] = per_weight * n

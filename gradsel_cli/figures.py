@@ -197,7 +197,7 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
         for ax, state in zip(axes, check["states"]):
             steps = [r["step"] for r in state["rows"]]
             for name in ("W1", "b1", "W2", "b2", "all"):
-                errs = [(r["blocks"][name] if name != "all" else r["all"])["rel_error"] for r in state["rows"]]
+                errs = [(r["blocks"][name] if name != "all" else r["all"])["rel_diff"] for r in state["rows"]]
                 pts = [(h, e) for h, e in zip(steps, errs) if e is not None and e > 0]
                 if pts:
                     ax.plot(*zip(*pts), marker="o", ms=3.5, color=BLOCK_COLOURS[name],
@@ -210,7 +210,7 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
                    title=f"{when}; best h = {best:g}" if best else when)
             ax.invert_xaxis()
         errors = [e for state in check["states"] for r in state["rows"]
-                  for e in [r["all"]["rel_error"], *(b["rel_error"] for b in r["blocks"].values())] if e]
+                  for e in [r["all"]["rel_diff"], *(b["rel_diff"] for b in r["blocks"].values())] if e]
         if errors:  # the panels share y: limits that show every block of every panel
             axes[0].set_ylim(min(errors) / 3, max(errors) * 3)
         axes[0].set_ylabel("relative error ‖g_num − g_ana‖ / ‖g_ana‖")
@@ -222,7 +222,7 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
 def _slopes(ax, state: dict, order: int) -> None:
     """Dotted guides through the all-weights curve: truncation error ∝ h^order from the largest h
     down to the best one, rounding error ∝ 1/h from the smallest h up to it."""
-    pts = sorted((r["step"], r["all"]["rel_error"]) for r in state["rows"] if r["all"]["rel_error"])
+    pts = sorted((r["step"], r["all"]["rel_diff"]) for r in state["rows"] if r["all"]["rel_diff"])
     if len(pts) < 3:
         return
     best = state["best_step"]

@@ -38,7 +38,7 @@ def compare(numeric: np.ndarray, analytic: np.ndarray) -> dict:
         cos = float(np.dot(n, a)) / (nn * na)
     else:
         gap = cos = float("nan")
-    return {"rel_error": _finite_or_none(rel), "cosine": _finite_or_none(cos), "one_minus_cosine": _finite_or_none(gap)}
+    return {"rel_diff": _finite_or_none(rel), "cosine": _finite_or_none(cos), "one_minus_cosine": _finite_or_none(gap)}
 
 
 def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, scheme: str = "central",
@@ -53,7 +53,7 @@ def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, scheme: str = "centra
     analytic = network.analytic_gradient(params, x, y, activation, loss=loss, weight_decay=weight_decay)
     rows = []
     for h in steps:
-        numeric = network.numerical_gradient(params, x, y, h, scheme, activation, loss=loss, weight_decay=weight_decay,
+        numeric = network.numeric_gradient(params, x, y, h, scheme, activation, loss=loss, weight_decay=weight_decay,
                                              arith=arith, loss_epsilon=loss_epsilon)
         blocks = {name: compare(getattr(numeric, name), getattr(analytic, name)) for name in BLOCKS}
         rows.append({"step": float(h), "blocks": blocks, "all": compare(numeric.flat, analytic.flat)})
@@ -62,7 +62,7 @@ def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, scheme: str = "centra
 
 def best_step(rows: list[dict]) -> float | None:
     """The step with the smallest relative error over all weights."""
-    scored = [(r["all"]["rel_error"], r["step"]) for r in rows if r["all"]["rel_error"] is not None]
+    scored = [(r["all"]["rel_diff"], r["step"]) for r in rows if r["all"]["rel_diff"] is not None]
     return min(scored)[1] if scored else None
 
 

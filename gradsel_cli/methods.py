@@ -19,7 +19,7 @@ SOURCES = ("analytic", "numeric")
 
 
 @dataclass(frozen=True)
-class Setting:
+class StepContext:
     """What every method needs to know besides the batch."""
 
     optimizer: Optimizer
@@ -48,17 +48,17 @@ class Step:
     rel_diff: float | None = None  # ||g_numeric - g_analytic|| / ||g_analytic|| when both computed
 
 
-def gradient(s: Setting, source: str, params: Params, x, y, mask) -> tuple[Params, float]:
+def gradient(s: StepContext, source: str, params: Params, x, y, mask) -> tuple[Params, float]:
     """(gradient, batch loss) from one source."""
     if source == "analytic":
         return network.analytic_gradient(params, x, y, s.activation, mask, return_loss=True, loss=s.loss,
                                          weight_decay=s.weight_decay, loss_epsilon=s.loss_epsilon)
-    g = network.numerical_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, mask, s.loss, s.weight_decay,
+    g = network.numeric_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, mask, s.loss, s.weight_decay,
                                    s.fd_arith, s.loss_epsilon)
     return g, network.loss(params, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
 
 
-def _update(s: Setting, source, params, opt_state, x, y, mask, t) -> Step:
+def _update(s: StepContext, source, params, opt_state, x, y, mask, t) -> Step:
     g, value = gradient(s, source, params, x, y, mask)
     flat, state = s.optimizer.step(params.flat, g.flat, opt_state)
     return Step(params.with_flat(flat), state, value, source, (source,))

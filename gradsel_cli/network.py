@@ -267,7 +267,7 @@ def _check_step(step: float, scheme: str):
         raise ValueError(f"unknown fd scheme {scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
 
 
-def numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
+def numeric_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
                        activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
                        weight_decay: float = 0.0, arith: str = "exact", loss_epsilon: float = 0.0) -> Params:
     """Finite-difference gradient, every perturbed loss re-evaluated incrementally (fast).
@@ -394,7 +394,7 @@ def textbook_loss(params: Params, x, y, activation: str = "sigmoid", mask=None, 
     return _in_precision(params, value, penalty(params, weight_decay))
 
 
-def naive_numerical_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
+def naive_numeric_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
                              activation: str = "sigmoid", mask=None, indices=None, loss: str = "cross-entropy",
                              weight_decay: float = 0.0, loss_epsilon: float = 0.0) -> Params:
     """The textbook's procedure: perturb one weight, full NumPy forward pass, restore, and subtract the

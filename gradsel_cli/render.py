@@ -648,8 +648,8 @@ def gradcheck_tables(check: dict) -> list:
         for col in ("h", "W1", "b1", "W2", "b2", "all\nweights", "1 − cos\n(all)"):
             _number_column(t, col)
         for r in state["rows"]:
-            cells = [_fmt(r["blocks"][b]["rel_error"], ".2e") for b in ("W1", "b1", "W2", "b2")]
-            cells += [_fmt(r["all"]["rel_error"], ".2e"), _fmt(r["all"]["one_minus_cosine"], ".1e")]
+            cells = [_fmt(r["blocks"][b]["rel_diff"], ".2e") for b in ("W1", "b1", "W2", "b2")]
+            cells += [_fmt(r["all"]["rel_diff"], ".2e"), _fmt(r["all"]["one_minus_cosine"], ".1e")]
             t.add_row(f"{r['step']:g}", *cells, style="bold" if r["step"] == state["best_step"] else None)
         t.caption = ("relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block;\n"
                      "bold: the smallest error over all weights")

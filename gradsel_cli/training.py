@@ -15,7 +15,7 @@ import numpy as np
 from . import data, network
 from .data import load_mnist_raw
 from .config import TrainConfig
-from .methods import METHODS, Setting, Step
+from .methods import METHODS, StepContext, Step
 from .network import Params
 from .optimizers import Optimizer
 from .seeding import rng
@@ -148,7 +148,7 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
     c = config
     if ds.x_train.dtype != np.dtype(c.precision):  # a given dataset (e.g. tune's split), rounded once here
         ds = Dataset(ds.x_train.astype(c.precision), ds.y_train, ds.x_test, ds.y_test)
-    setting = Setting(
+    context = StepContext(
         optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
                             eps=c.eps),
         activation=c.activation, loss=c.loss, weight_decay=c.weight_decay,
@@ -158,7 +158,7 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
     params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
     if c.method != "analytic":
         warn_unresolved_step(c.fd_step, params.flat)
-    run = _Iterations(c, setting, params, ds, fused and network.fusable(c.method, c.optimizer, c.weight_decay,
+    run = _Iterations(c, context, params, ds, fused and network.fusable(c.method, c.optimizer, c.weight_decay,
                                                                          c.dropout, c.batch_norm))
     curve_at = curve_iterations(c.iters, eval_points, eval_every)
     acc_curve = []
@@ -166,7 +166,7 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
         acc_curve.append((0, network.accuracy(run.test_time(), ds.x_test, ds.y_test, c.activation)))
     report_every = max(1, c.iters // 200)
     start = time.perf_counter()
-    compile_time = _warm_up(setting, params, ds, run.batches[0], run.masks.ones, c, run.fused)
+    compile_time = _warm_up(context, params, ds, run.batches[0], run.masks.ones, c, run.fused)
     train_time = 0.0
     for stop in sorted({*range(report_every, c.iters + 1, report_every), *curve_at, c.iters} - {0}):
         tick = time.perf_counter()
@@ -204,11 +204,11 @@ class _Iterations:
     """The state of a run between iterations, and the two ways to advance it: one kernel call per
     stretch (fused) or one methods.py step per iteration."""
 
-    def __init__(self, c: TrainConfig, setting: Setting, params: Params, ds: Dataset, fused: bool):
-        self.config, self.setting, self.ds, self.fused = c, setting, ds, fused
+    def __init__(self, c: TrainConfig, context: StepContext, params: Params, ds: Dataset, fused: bool):
+        self.config, self.context, self.ds, self.fused = c, context, ds, fused
         self.params = params.copy() if fused else params  # the fused loop updates its weights in place
         self.running = RunningStats(c.hidden, params.dtype) if c.batch_norm else None
-        self.opt_state = setting.optimizer.init(params.flat.size, params.dtype)
+        self.opt_state = context.optimizer.init(params.flat.size, params.dtype)
         self.batches = batch_indices(c, len(ds.y_train))
         self.masks = DropoutMasks(c)
         self.losses = np.empty(c.iters)
@@ -239,7 +239,7 @@ class _Iterations:
             idx = self.batches[t - 1]
             if self.running is not None:
                 self.running.update(self.params, x_train[idx])
-            step: Step = step_fn(self.setting, self.params, self.opt_state, x_train[idx], y_train[idx],
+            step: Step = step_fn(self.context, self.params, self.opt_state, x_train[idx], y_train[idx],
                                  self.masks.next(), t)
             self.losses[t - 1] = step.loss
             self.done = t
@@ -262,7 +262,7 @@ class _Iterations:
         return kept, {"analytic": 0, "numeric": 0}
 
 
-def _warm_up(s: Setting, params: Params, ds: Dataset, idx, ones, config: TrainConfig, fused: bool) -> float:
+def _warm_up(s: StepContext, params: Params, ds: Dataset, idx, ones, config: TrainConfig, fused: bool) -> float:
     """Seconds to compile (or load from Numba's cache) every kernel the run calls, so that the timings of the
     iterations exclude it. Only pure functions are called (the fused loop on a copy, for no iterations):
     the run itself is unchanged."""
@@ -275,7 +275,7 @@ def _warm_up(s: Setting, params: Params, ds: Dataset, idx, ones, config: TrainCo
     if c.method != "numeric" and not fused:
         network.analytic_gradient(params, x, y, s.activation, ones, loss=s.loss, weight_decay=s.weight_decay)
     if c.method != "analytic" and not fused:
-        network.numerical_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, ones, s.loss, s.weight_decay)
+        network.numeric_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, ones, s.loss, s.weight_decay)
     network.loss(params, x, y, s.activation, ones, s.loss, s.weight_decay)
     if c.batch_norm:
         network.batch_stats(params, x)

@@ -19,13 +19,24 @@ def rel_error(got, want) -> float:
 
 
 def as_blocks(g) -> list:
-    """A gradsel Params (or a list of four arrays) as [W1, b1, W2, b2]."""
-    return [g.W1, g.b1, g.W2, g.b2] if hasattr(g, "W1") else list(g)
+    """A gradsel Params (or a list of arrays) as [W1, b1, W2, b2], with batch norm then [gamma, beta]."""
+    if not hasattr(g, "W1"):
+        return list(g)
+    return [g.W1, g.b1, g.W2, g.b2] + ([g.gamma, g.beta] if g.batch_norm else [])
 
 
-def assert_blocks_close(got, want, rtol, what=""):
-    """Every block of `got` is within relative error `rtol` of `want`, norm-wise."""
-    errors = {name: rel_error(a, b) for name, a, b in zip(BLOCKS, as_blocks(got), as_blocks(want))}
+def assert_blocks_close(got, want, rtol, what="", floor=0.0):
+    """Every block of `got` is within relative error `rtol` of `want`, norm-wise. With `floor` > 0 a
+    block is measured against at least floor x the whole gradient's norm (a block that is ~0, as b1
+    under batch norm, whose loss does not depend on it)."""
+    got = [np.asarray(a, np.float64) for a in as_blocks(got)]
+    want = [np.asarray(b, np.float64) for b in as_blocks(want)]
+    whole = floor * np.sqrt(sum(np.sum(b * b) for b in want))
+    errors = {}
+    for name, a, b in zip((*BLOCKS, "gamma", "beta"), got, want):
+        assert a.shape == b.shape, f"{what}: {name} shape {a.shape} != {b.shape}"
+        diff, scale = np.linalg.norm(a - b), max(np.linalg.norm(b), whole)
+        errors[name] = float(diff / scale) if scale > 0 else (0.0 if diff == 0 else np.inf)
     bad = {name: e for name, e in errors.items() if not e <= rtol}
     assert not bad, f"{what}: relative error above {rtol:g} in {bad} (all: {errors})"
 
@@ -42,3 +53,35 @@ def invoke(runner, *args):
     from gradsel_cli.cli import cli
 
     return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+CENTRAL_VS_ANALYTIC_RTOL = 1e-6  # as in test_kernels: what select's two gradients may differ by
+SMALL = dict(shots=2, batch=4, hidden=5, iters=5, test_limit=200, seed=3)  # a short run on real images
+
+
+def small_config(**changes):
+    from gradsel_cli.training import TrainConfig
+
+    return TrainConfig(**{**SMALL, **changes})
+
+
+def spy_run(monkeypatch, raw, config):
+    """Train step by step through methods.py (the fused loop gives bitwise the same run: test_training.py),
+    recording per iteration the weights and batch the method received and the sources it computed."""
+    from gradsel_cli import methods, training
+
+    steps, grads = [], []
+    original_step = methods.METHODS[config.method]
+    original_gradient = methods.gradient
+
+    def step_spy(s, params, opt_state, x, y, mask, t):
+        steps.append({"t": t, "params": params.flat.copy(), "x": x.copy(), "y": y.copy(), "mask": mask.copy()})
+        return original_step(s, params, opt_state, x, y, mask, t)
+
+    def gradient_spy(s, source, params, x, y, mask):
+        grads.append({"t": steps[-1]["t"], "source": source, "x": x.copy(), "y": y.copy()})
+        return original_gradient(s, source, params, x, y, mask)
+
+    monkeypatch.setitem(methods.METHODS, config.method, step_spy)
+    monkeypatch.setattr(methods, "gradient", gradient_spy)
+    return training.train(config, data=raw, fused=False), steps, grads

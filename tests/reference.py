@@ -166,7 +166,7 @@ def analytic_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-entro
     return [gW1, gb1, gW2 + weight_decay * W2, gb2, *extra]
 
 
-def numerical_gradient(weights, x, y, step=1e-4, scheme="central", act="sigmoid", mask=None, loss="cross-entropy",
+def numeric_gradient(weights, x, y, step=1e-4, scheme="central", act="sigmoid", mask=None, loss="cross-entropy",
                        weight_decay=0.0, eps=0.0):
     """The naive method, as the textbook codes it: perturb one weight, full forward pass, restore, and
     (f(w + h) - f(w - h)) / 2h of the two batch losses, in the weights' dtype."""

@@ -68,11 +68,11 @@ def test_kernels_do_not_depend_on_the_thread_count(threads, mnist_batch):
     outputs = {}
     for n in (1, 2):
         threads(n)
-        outputs[n] = [network.numerical_gradient(params, x, y).flat,
-                      network.numerical_gradient(params, x, y, scheme="forward").flat,
-                      network.numerical_gradient(params, x, y, arith="textbook", loss_epsilon=1e-7).flat,
-                      network.numerical_gradient(params32, x, y).flat,
-                      network.numerical_gradient(params32, x, y, arith="textbook").flat,
+        outputs[n] = [network.numeric_gradient(params, x, y).flat,
+                      network.numeric_gradient(params, x, y, scheme="forward").flat,
+                      network.numeric_gradient(params, x, y, arith="textbook", loss_epsilon=1e-7).flat,
+                      network.numeric_gradient(params32, x, y).flat,
+                      network.numeric_gradient(params32, x, y, arith="textbook").flat,
                       network.predict(params32, np.tile(x, (100, 1))),
                       network.analytic_gradient(params, x, y).flat,
                       np.array([network.loss(params, x, y)]),

@@ -20,14 +20,14 @@ REL_ERROR_RTOL = 1e-3                   # our relative error vs the reference's,
 def test_compare_on_hand_made_vectors():
     a = np.array([3.0, 4.0])
     same = gradcheck.compare(a, a)
-    assert same == {"rel_error": 0.0, "cosine": pytest.approx(1.0), "one_minus_cosine": 0.0}
+    assert same == {"rel_diff": 0.0, "cosine": pytest.approx(1.0), "one_minus_cosine": 0.0}
     scaled = gradcheck.compare(1.01 * a, a)
-    assert scaled["rel_error"] == pytest.approx(0.01) and scaled["one_minus_cosine"] == pytest.approx(0, abs=1e-16)
+    assert scaled["rel_diff"] == pytest.approx(0.01) and scaled["one_minus_cosine"] == pytest.approx(0, abs=1e-16)
     perpendicular = gradcheck.compare(np.array([-4.0, 3.0]), a)
     assert perpendicular["cosine"] == pytest.approx(0.0, abs=1e-15)
     assert perpendicular["one_minus_cosine"] == pytest.approx(1.0)
-    assert perpendicular["rel_error"] == pytest.approx(np.sqrt(2))
-    assert gradcheck.compare(a, np.zeros(2)) == {"rel_error": None, "cosine": None, "one_minus_cosine": None}
+    assert perpendicular["rel_diff"] == pytest.approx(np.sqrt(2))
+    assert gradcheck.compare(a, np.zeros(2)) == {"rel_diff": None, "cosine": None, "one_minus_cosine": None}
 
 
 def test_one_minus_cosine_keeps_its_digits_near_one():
@@ -46,22 +46,22 @@ def test_check_steps_matches_the_reference_twin(make_problem, scheme):
     weights = as_blocks(params)
     analytic = ref.analytic_gradient(weights, x, y)
     for row, h in zip(rows, TRUNCATION_STEPS):
-        numeric = ref.numerical_gradient(weights, x, y, step=h, scheme=scheme)
+        numeric = ref.numeric_gradient(weights, x, y, step=h, scheme=scheme)
         assert row["step"] == h
         for name, n, a in zip(BLOCKS, numeric, analytic):
-            assert row["blocks"][name]["rel_error"] == pytest.approx(rel_error(n, a), rel=REL_ERROR_RTOL), (h, name)
+            assert row["blocks"][name]["rel_diff"] == pytest.approx(rel_error(n, a), rel=REL_ERROR_RTOL), (h, name)
             cos = float(n.ravel() @ a.ravel() / (np.linalg.norm(n) * np.linalg.norm(a)))
             assert row["blocks"][name]["cosine"] == pytest.approx(cos, rel=1e-12)
         flat_n = np.concatenate([g.ravel() for g in numeric])
         flat_a = np.concatenate([g.ravel() for g in analytic])
-        assert row["all"]["rel_error"] == pytest.approx(rel_error(flat_n, flat_a), rel=REL_ERROR_RTOL)
+        assert row["all"]["rel_diff"] == pytest.approx(rel_error(flat_n, flat_a), rel=REL_ERROR_RTOL)
 
 
 def test_truncation_error_falls_as_h_squared_central_and_h_forward(mnist_batch):
     x, y = mnist_batch
     params = network.init_params(20, seed=0)
     for scheme, order in (("central", 2), ("forward", 1)):
-        e = [r["all"]["rel_error"] for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3), scheme)]
+        e = [r["all"]["rel_diff"] for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3), scheme)]
         assert e[0] / e[1] == pytest.approx(10.0 ** order, rel=0.05), scheme
 
 
@@ -69,7 +69,7 @@ def test_the_error_against_h_is_v_shaped(mnist_batch):
     x, y = mnist_batch
     params = network.init_params(20, seed=0)
     rows = gradcheck.check_steps(params, x, y, (1e-2, 1e-5, 1e-9))
-    big, mid, tiny = (r["all"]["rel_error"] for r in rows)
+    big, mid, tiny = (r["all"]["rel_diff"] for r in rows)
     assert mid < big / 100 and mid < tiny / 10
     assert gradcheck.best_step(rows) == 1e-5
     assert all(r["all"]["cosine"] > 1 - 1e-9 for r in rows)
@@ -111,7 +111,7 @@ def test_gradcheck_command_json(monkeypatch):
     assert data["steps"] == [1e-3, 1e-5]  # largest first
     assert [s["state"] for s in data["states"]] == ["init", "trained"]
     row = data["states"][0]["rows"][0]
-    assert set(row["blocks"]) == set(BLOCKS) and 0 < row["all"]["rel_error"] < 1e-4
+    assert set(row["blocks"]) == set(BLOCKS) and 0 < row["all"]["rel_diff"] < 1e-4
 
 
 def test_gradcheck_command_table(monkeypatch):

@@ -147,7 +147,7 @@ def test_dropped_units_get_exactly_zero_gradient(act, mnist_batch):
     mask[:, 2] = 0.0  # unit 2 dropped for the whole batch
     dropped_everywhere[2] = True
     for g in (network.analytic_gradient(params, x, y, act, mask),
-              network.numerical_gradient(params, x, y, STEP, "central", act, mask)):
+              network.numeric_gradient(params, x, y, STEP, "central", act, mask)):
         assert np.all(g.W1[:, dropped_everywhere] == 0.0)
         assert np.all(g.b1[dropped_everywhere] == 0.0)
         assert np.all(g.W2[dropped_everywhere, :] == 0.0)
@@ -158,7 +158,7 @@ def test_zero_pixels_get_exactly_zero_gradient(mnist_batch):
     params, x, y, _ = build_case("mnist", mnist_batch)
     blank = ~(x != 0).any(axis=0)  # pixels that are 0 in every image of the batch
     assert blank.sum() > 100
-    for g in (network.analytic_gradient(params, x, y), network.numerical_gradient(params, x, y)):
+    for g in (network.analytic_gradient(params, x, y), network.numeric_gradient(params, x, y)):
         assert np.all(g.W1[blank] == 0.0)
         assert np.all(g.W1[~blank].any(axis=1))
 
@@ -168,8 +168,8 @@ def test_zero_pixels_get_exactly_zero_gradient(mnist_batch):
 @pytest.mark.parametrize("act", ACTS)
 def test_central_numeric_matches_naive_reference(small_case, act):
     params, x, y, mask = small_case
-    got = network.numerical_gradient(params, x, y, STEP, "central", act, mask)
-    want = ref.numerical_gradient(as_blocks(params), x, y, STEP, "central", act, mask)
+    got = network.numeric_gradient(params, x, y, STEP, "central", act, mask)
+    want = ref.numeric_gradient(as_blocks(params), x, y, STEP, "central", act, mask)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"central numeric vs naive reference ({act})")
 
 
@@ -177,8 +177,8 @@ def test_central_numeric_matches_naive_reference(small_case, act):
 @pytest.mark.parametrize("name", ["batch1", "zero-images", "huge-logits", "dropout", "small-n_in"])
 def test_forward_numeric_matches_naive_reference(name, act, mnist_batch):
     params, x, y, mask = build_case(name, mnist_batch)
-    got = network.numerical_gradient(params, x, y, STEP, "forward", act, mask)
-    want = ref.numerical_gradient(as_blocks(params), x, y, STEP, "forward", act, mask)
+    got = network.numeric_gradient(params, x, y, STEP, "forward", act, mask)
+    want = ref.numeric_gradient(as_blocks(params), x, y, STEP, "forward", act, mask)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"forward numeric vs naive reference ({act})")
 
 
@@ -194,8 +194,8 @@ def sample_indices(params, x, n_w1=200, seed=0):
 def test_numeric_matches_package_naive_on_sampled_weights(act, scheme, mnist_batch):
     params, x, y, _ = build_case("mnist", mnist_batch)
     idx = sample_indices(params, x)
-    fast = network.numerical_gradient(params, x, y, STEP, scheme, act).flat[idx]
-    naive = network.naive_numerical_gradient(params, x, y, STEP, scheme, act, indices=idx).flat[idx]
+    fast = network.numeric_gradient(params, x, y, STEP, scheme, act).flat[idx]
+    naive = network.naive_numeric_gradient(params, x, y, STEP, scheme, act, indices=idx).flat[idx]
     assert rel_error(fast, naive) <= NUMERIC_VS_NAIVE_RTOL
 
 
@@ -203,16 +203,16 @@ def test_package_naive_matches_reference_naive(mnist_batch):
     for name in ("small-n_in", "dropout"):
         params, x, y, mask = build_case(name, mnist_batch)
         for scheme in SCHEMES:
-            got = network.naive_numerical_gradient(params, x, y, STEP, scheme, "tanh", mask)
-            want = ref.numerical_gradient(as_blocks(params), x, y, STEP, scheme, "tanh", mask)
+            got = network.naive_numeric_gradient(params, x, y, STEP, scheme, "tanh", mask)
+            want = ref.numeric_gradient(as_blocks(params), x, y, STEP, scheme, "tanh", mask)
             assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"{name} {scheme}")
 
 
 def test_naive_with_indices_computes_only_those(make_problem):
     params, x, y = make_problem()
     idx = [0, 5, params.flat.size - 1]
-    g = network.naive_numerical_gradient(params, x, y, indices=idx)
-    full = network.naive_numerical_gradient(params, x, y)
+    g = network.naive_numeric_gradient(params, x, y, indices=idx)
+    full = network.naive_numeric_gradient(params, x, y)
     assert np.array_equal(g.flat[idx], full.flat[idx])
     rest = np.delete(g.flat, idx)
     assert np.all(np.isnan(rest))
@@ -223,7 +223,7 @@ def test_naive_with_indices_computes_only_those(make_problem):
 def test_central_numeric_matches_analytic(case, act):
     params, x, y, mask = case
     assert_clear_of_kinks(params, x, act, mask)
-    numeric = network.numerical_gradient(params, x, y, STEP, "central", act, mask)
+    numeric = network.numeric_gradient(params, x, y, STEP, "central", act, mask)
     analytic = network.analytic_gradient(params, x, y, act, mask)
     assert_blocks_close(numeric, analytic, CENTRAL_VS_ANALYTIC_RTOL, f"central numeric vs analytic ({act})")
 
@@ -233,8 +233,8 @@ def test_forward_numeric_is_close_to_analytic_but_less_so(act, mnist_batch):
     params, x, y, _ = build_case("mnist", mnist_batch)
     assert_clear_of_kinks(params, x, act)
     analytic = network.analytic_gradient(params, x, y, act)
-    forward = network.numerical_gradient(params, x, y, STEP, "forward", act)
-    central = network.numerical_gradient(params, x, y, STEP, "central", act)
+    forward = network.numeric_gradient(params, x, y, STEP, "forward", act)
+    central = network.numeric_gradient(params, x, y, STEP, "central", act)
     assert_blocks_close(forward, analytic, FORWARD_VS_ANALYTIC_RTOL, f"forward numeric vs analytic ({act})")
     assert rel_error(forward.flat, analytic.flat) > 10 * rel_error(central.flat, analytic.flat)
 
@@ -243,7 +243,7 @@ def test_numeric_at_the_default_init_matches_analytic(mnist_batch):
     # the papers' setting: N(0, 0.01^2) weights, zero biases, sigmoid
     x, y = mnist_batch
     params = network.init_params(50, seed=0)
-    numeric = network.numerical_gradient(params, x, y)
+    numeric = network.numeric_gradient(params, x, y)
     assert_blocks_close(numeric, network.analytic_gradient(params, x, y), CENTRAL_VS_ANALYTIC_RTOL, "default init")
 
 
@@ -251,8 +251,8 @@ def test_gradient_does_not_mutate_inputs(mnist_batch):
     params, x, y, mask = build_case("dropout", mnist_batch)
     before = (params.flat.copy(), x.copy(), y.copy(), mask.copy())
     network.analytic_gradient(params, x, y, mask=mask)
-    network.numerical_gradient(params, x, y, mask=mask)
-    network.naive_numerical_gradient(params, x, y, mask=mask, indices=[0, 1, 2])
+    network.numeric_gradient(params, x, y, mask=mask)
+    network.naive_numeric_gradient(params, x, y, mask=mask, indices=[0, 1, 2])
     for a, b in zip(before, (params.flat, x, y, mask)):
         assert np.array_equal(a, b)
 
@@ -284,8 +284,8 @@ def batch_functions():
     return {
         "loss": lambda p, x, y, **kw: network.loss(p, x, y, **kw),
         "analytic": lambda p, x, y, **kw: network.analytic_gradient(p, x, y, **kw),
-        "numeric": lambda p, x, y, **kw: network.numerical_gradient(p, x, y, **kw),
-        "naive": lambda p, x, y, **kw: network.naive_numerical_gradient(p, x, y, indices=[0], **kw),
+        "numeric": lambda p, x, y, **kw: network.numeric_gradient(p, x, y, **kw),
+        "naive": lambda p, x, y, **kw: network.naive_numeric_gradient(p, x, y, indices=[0], **kw),
     }
 
 

@@ -204,7 +204,7 @@ def test_gradcheck_tables_fit(mnist_raw):
     assert_fits(text)
     for state in check["states"]:
         for row in state["rows"]:
-            assert f"{row['all']['rel_error']:.2e}" in text
+            assert f"{row['all']['rel_diff']:.2e}" in text
 
 
 # bench rows as `gradsel bench` measured them (README), the widest values included

@@ -39,8 +39,8 @@ def test_numeric_matches_the_naive_reference_on_every_weight(mnist_batch):
     # the papers' shape, H = 50, B = 8: all 39,760 weights perturbed one by one (a few seconds)
     x, y = mnist_batch
     params = network.init_params(50, seed=0)
-    got = network.numerical_gradient(params, x, y)
-    want = ref.numerical_gradient(as_blocks(params), x, y)
+    got = network.numeric_gradient(params, x, y)
+    want = ref.numeric_gradient(as_blocks(params), x, y)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, "numeric vs naive reference, H=50 B=8")
 
 
@@ -50,6 +50,6 @@ def test_numeric_matches_the_naive_reference_on_a_larger_network(mnist_raw):
     xtr, ytr, _, _ = mnist_raw
     x, y = xtr[:32].astype(np.float64) / 255.0, ytr[:32]
     params = network.init_params(100, seed=3, init="xavier")
-    got = network.numerical_gradient(params, x, y)
-    want = ref.numerical_gradient(as_blocks(params), x, y)
+    got = network.numeric_gradient(params, x, y)
+    want = ref.numeric_gradient(as_blocks(params), x, y)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, "numeric vs naive reference, H=100 B=32")

@@ -18,6 +18,7 @@ from gradsel_cli.cli import cli
 from gradsel_cli.config import ACTIVATIONS, LOSSES
 from gradsel_cli.network import Params
 from gradsel_cli.training import TrainConfig
+from helpers import as_blocks, assert_blocks_close
 
 STEP = 1e-4
 TWIN_RTOL = 1e-10        # the same formula in another order: rounding only
@@ -45,20 +46,6 @@ def problem(act, reg, seed=0, hidden=4, batch=5, n_in=14):
     return params, [w.copy() for w in weights], x, y, mask, decay
 
 
-def blocks(g: Params) -> list:
-    return [g.W1, g.b1, g.W2, g.b2] + ([g.gamma, g.beta] if g.batch_norm else [])
-
-
-def assert_close(got, want, rtol, what):
-    """Block by block, relative to the block's norm; a block that is ~0 (b1 under batch norm: the
-    loss does not depend on it) is measured against 1e-3 of the whole gradient's norm instead."""
-    floor = 1e-3 * np.sqrt(sum(np.sum(b * b) for b in want))
-    for n, (a, b) in enumerate(zip(got, want)):
-        scale = max(np.linalg.norm(b), floor)
-        err = np.linalg.norm(a - b) / scale
-        assert err <= rtol, f"{what}: block {n} relative error {err:.2e} > {rtol:g}"
-
-
 COMBOS = list(itertools.product(ACTIVATIONS, LOSSES, REGULARISERS))
 
 
@@ -74,15 +61,15 @@ def test_analytic_matches_twin_backprop(act, loss, reg):
     params, weights, x, y, mask, decay = problem(act, reg)
     got = network.analytic_gradient(params, x, y, activation=act, mask=mask, loss=loss, weight_decay=decay)
     want = ref.analytic_gradient(weights, x, y, act, mask, loss, decay)
-    assert_close(blocks(got), want, TWIN_RTOL, f"{act}/{loss}/{reg}")
+    assert_blocks_close(as_blocks(got), want, TWIN_RTOL, f"{act}/{loss}/{reg}", floor=1e-3)
 
 
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
 def test_fast_numeric_matches_twin_naive(act, loss, reg):
     params, weights, x, y, mask, decay = problem(act, reg)
-    got = network.numerical_gradient(params, x, y, STEP, activation=act, mask=mask, loss=loss, weight_decay=decay)
-    want = ref.numerical_gradient(weights, x, y, STEP, "central", act, mask, loss, decay)
-    assert_close(blocks(got), want, FD_RTOL, f"{act}/{loss}/{reg}")
+    got = network.numeric_gradient(params, x, y, STEP, activation=act, mask=mask, loss=loss, weight_decay=decay)
+    want = ref.numeric_gradient(weights, x, y, STEP, "central", act, mask, loss, decay)
+    assert_blocks_close(as_blocks(got), want, FD_RTOL, f"{act}/{loss}/{reg}", floor=1e-3)
 
 
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
@@ -90,8 +77,8 @@ def test_numeric_agrees_with_analytic(act, loss, reg):
     params, _, x, y, mask, decay = problem(act, reg)
     kw = dict(activation=act, mask=mask, loss=loss, weight_decay=decay)
     analytic = network.analytic_gradient(params, x, y, **kw)
-    numeric = network.numerical_gradient(params, x, y, STEP, **kw)
-    assert_close(blocks(numeric), blocks(analytic), ANALYTIC_VS_FD, f"{act}/{loss}/{reg}")
+    numeric = network.numeric_gradient(params, x, y, STEP, **kw)
+    assert_blocks_close(as_blocks(numeric), as_blocks(analytic), ANALYTIC_VS_FD, f"{act}/{loss}/{reg}", floor=1e-3)
 
 
 @pytest.mark.parametrize("act", ["relu", "leaky-relu"])
@@ -103,8 +90,8 @@ def test_a_kink_inside_the_step_is_where_numeric_and_analytic_part(act):
     params.b1[0] -= a1 + 0.3 * STEP      # a1 = -0.3 h: the kink is inside [a1 - h, a1 + h] for b1
     kw = dict(activation=act)
     analytic = network.analytic_gradient(params, x, y, **kw).b1[0]
-    assert network.numerical_gradient(params, x, y, STEP, **kw).b1[0] != pytest.approx(analytic, rel=1e-3)
-    assert network.numerical_gradient(params, x, y, 1e-6, **kw).b1[0] == pytest.approx(analytic, rel=1e-6)
+    assert network.numeric_gradient(params, x, y, STEP, **kw).b1[0] != pytest.approx(analytic, rel=1e-3)
+    assert network.numeric_gradient(params, x, y, 1e-6, **kw).b1[0] == pytest.approx(analytic, rel=1e-6)
 
 
 def test_weight_decay_adds_lambda_w_to_weights_only():
@@ -125,8 +112,8 @@ def test_batch_norm_moves_the_whole_unit_when_a_weight_moves():
     weights[0][0, 1] += 1e-3
     after = ref.forward(weights, x)[0][:, 1]
     assert np.all(after != before)
-    numeric = network.numerical_gradient(params, x, y, STEP, mask=None)
-    naive = ref.numerical_gradient([w.copy() for w in ref_weights(params)], x, y, STEP)
+    numeric = network.numeric_gradient(params, x, y, STEP, mask=None)
+    naive = ref.numeric_gradient([w.copy() for w in ref_weights(params)], x, y, STEP)
     assert numeric.W1[0, 1] == pytest.approx(naive[0][0, 1], rel=1e-7)
 
 

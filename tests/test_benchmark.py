@@ -1,0 +1,102 @@
+"""gradsel bench (benchmark.py): its background load, what it times, the exponential counts."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gradsel_cli import benchmark, kernels
+from gradsel_cli.cli import cli
+
+
+@pytest.fixture
+def automatic():
+    """The automatic thread policy before and after the test, whatever it sets."""
+    kernels.set_threads(None)
+    yield
+    kernels.set_threads(None)
+
+
+def test_background_load_stops_its_processes_even_on_interrupt():
+    with pytest.raises(KeyboardInterrupt):
+        with benchmark.background_load(2) as procs:
+            assert len(procs) == 2 and all(p.poll() is None for p in procs)
+            raise KeyboardInterrupt
+    assert all(p.poll() is not None for p in procs)
+
+
+@pytest.fixture
+def recorded_background(monkeypatch):
+    """The busy processes each bench starts, recorded."""
+    started = []
+    real = benchmark.background_load
+
+    def recording(n):
+        cm = real(n)
+
+        class Recorder:
+            def __enter__(self):
+                procs = cm.__enter__()
+                started.extend(procs)
+                return procs
+
+            def __exit__(self, *exc):
+                return cm.__exit__(*exc)
+        return Recorder()
+
+    monkeypatch.setattr(benchmark, "background_load", recording)
+    return started
+
+
+def test_bench_background_stops_its_processes(runner, recorded_background, automatic):
+    result = runner.invoke(cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--background", "1",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["background"] == 1
+    assert len(recorded_background) == 1
+    assert recorded_background[0].poll() is not None
+
+
+def test_bench_background_stops_its_processes_on_ctrl_c(runner, recorded_background, monkeypatch, automatic):
+    def interrupted(*args, **kwargs):
+        assert recorded_background and recorded_background[0].poll() is None  # running while timing
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark, "run_bench", interrupted)
+    result = runner.invoke(cli, ["bench", "--background", "1", "--json"])
+    assert result.exit_code != 0
+    assert len(recorded_background) == 1 and recorded_background[0].poll() is not None
+
+
+def test_bench_times_float32_when_asked_and_says_so(runner, automatic, monkeypatch):
+    from gradsel_cli import network
+
+    seen = []
+    numeric = network.numeric_gradient
+    monkeypatch.setattr(network, "numeric_gradient",
+                        lambda params, x, *a, **k: seen.append((params.dtype, x.dtype)) or numeric(params, x, *a, **k))
+    result = runner.invoke(cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--precision", "float32",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["precision"] == "float32" and record["rows"][0]["numeric"] > 0
+    assert seen and all(p == np.float32 and x == np.float32 for p, x in seen)
+    table = runner.invoke(cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--precision", "float32"])
+    assert "float32" in table.stdout.splitlines()[0]
+
+
+def test_bench_times_an_iteration_of_each_method_as_training_runs_it(runner, automatic):
+    result = runner.invoke(cli, ["bench", "--hidden", "3", "--batch", "2", "--repeat", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["rows"][0]
+    assert all(row[f"iter_{m}"] > 0 for m in ("analytic", "numeric", "alternate", "select"))
+    assert row["iteration_over_analytic"] == row["iter_analytic"] / row["analytic"]
+
+
+def test_exp_count_shares_repeated_values_and_samples():
+    x = np.array([[0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0], [0.25, 0.0, 0.0, 0.0]])
+    y = np.array([3, 3, 1])
+    H, K = 2, 10
+    # distinct (sample, value): sample 0 {0.5, 1}, sample 1 repeats it, sample 2 {0.25, 1}
+    assert benchmark.exp_count(x, y, H, K) == 2 * K * H * 4 + 2 * (H + 1) * K * 3
+    assert benchmark.dense_exp_count(x, H, K) == 2 * K * H * (3 + 3 + 1 + 3) + 2 * (H + 1) * K * 3
