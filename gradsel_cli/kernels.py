@@ -621,10 +621,16 @@ def _analytic_into(x, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta, grad
     W1 of the lit pixels, b1, and the batch-norm part; W2 and b2 are assigned), and the lit pixels
     idx, ptr of _nonzero(x) (the rows of W1 written). x W1 and the gradient of W1 take only the lit
     pixels: a row of W1 per pixel, contiguous in H."""
-    B, n_in = x.shape
-    H = W1.shape[1]
-    K = W2.shape[1]
     idx, val, ptr = _nonzero(x)
+    return _analytic_lit(idx, val, ptr, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta, grad)
+
+
+@numba.njit(**_SERIAL)
+def _analytic_lit(idx, val, ptr, y, W1, b1, W2, b2, act, mask, loss, eps, gamma, beta, grad):
+    """_analytic_into of the batch given by its lit pixels idx, val, ptr (as _nonzero gives them)."""
+    B = ptr.shape[0] - 1
+    n_in, H = W1.shape
+    K = W2.shape[1]
     a1, pre, z1, a2, ahat, sigma = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, gamma, beta)
     m, e, S = _softmax_parts(a2)
     value = _mean_loss(a2, y, loss, eps)
@@ -1259,12 +1265,21 @@ def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr
     ones_train = np.ones((x_train.shape[0], H), flat.dtype)
     g = np.zeros(P, flat.dtype)            # the analytic gradient (zero but on the rows just written), then the update
     seen = np.full(n_in + 1, -1, np.int64)  # the iteration that last wrote each row of W1 (row n_in: b1)
+    lit_idx, lit_val, lit_ptr = _nonzero(x_train)
+    longest = 0
+    for r in range(x_train.shape[0]):
+        longest = max(longest, lit_ptr[r + 1] - lit_ptr[r])
+    idx = np.empty(batches.shape[1] * longest, np.int64)
+    val = np.empty(batches.shape[1] * longest, flat.dtype)
+    ptr = np.empty(batches.shape[1] + 1, np.int64)
     rows = np.empty(n_in + 1, np.int64)
     for i in range(batches.shape[0]):
         t = t0 + i + 1
-        for b in range(batches.shape[1]):  # the batch, copied row by row (Numba's x_train[rows] is slower)
-            x[b] = x_train[batches[i, b]]
+        numeric = method == NUMERIC or (method == ALTERNATE and t % numeric_every == 0)
+        for b in range(batches.shape[1]):  # the batch (x copied row by row: Numba's x_train[rows] is slower)
             y[b] = y_train[batches[i, b]]
+            if numeric or method == SELECT:
+                x[b] = x_train[batches[i, b]]
         if method == SELECT:
             value, ga = _analytic(x, y, W1, b1, W2, b2, act, ones, loss, eps, None, None)
             gn = _numeric_flat(x, y, flat, n_in, H, K, act, ones, step, central, loss, textbook, eps)
@@ -1277,23 +1292,32 @@ def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr
             Wn = _blocks(gn, n_in, H, K)
             la = _loss(xs, ys, Wa[0], Wa[1], Wa[2], Wa[3], act, ms, loss, eps, None, None)
             ln = _loss(xs, ys, Wn[0], Wn[1], Wn[2], Wn[3], act, ms, loss, eps, None, None)
-            numeric = ln < la  # ties go to analytic
-            ok = math.isfinite(value) and (finite_n if numeric else finite_a)
+            kept_numeric = ln < la  # ties go to analytic
+            ok = math.isfinite(value) and (finite_n if kept_numeric else finite_a)
             if ok:
-                flat[:] = gn if numeric else ga
-                sources[t - 1] = numeric
+                flat[:] = gn if kept_numeric else ga
+                sources[t - 1] = kept_numeric
                 rel_diffs[t - 1] = rel
-        elif method == NUMERIC or (method == ALTERNATE and t % numeric_every == 0):
+        elif numeric:
             gn = _numeric_flat(x, y, flat, n_in, H, K, act, ones, step, central, loss, textbook, eps)
             value = _loss(x, y, W1, b1, W2, b2, act, ones, loss, eps, None, None)
             ok = _sgd_into(flat, gn, lr, 0, P) and math.isfinite(value)
             if ok:
                 flat[:] = gn
                 sources[t - 1] = 1
-        else:
-            value, idx, _ = _analytic_into(x, y, W1, b1, W2, b2, act, ones, loss, eps, None, None, g)
+        else:  # the batch's lit pixels from those of the few-shot set, found once
+            n = 0
+            for b in range(batches.shape[1]):
+                lo, hi = lit_ptr[batches[i, b]], lit_ptr[batches[i, b] + 1]
+                ptr[b] = n
+                idx[n:n + hi - lo] = lit_idx[lo:hi]
+                val[n:n + hi - lo] = lit_val[lo:hi]
+                n += hi - lo
+            ptr[batches.shape[1]] = n
+            value, _, _ = _analytic_lit(idx[:n], val[:n], ptr, y, W1, b1, W2, b2, act, ones, loss, eps, None, None,
+                                        g)
             n_rows = 0
-            for e in range(idx.shape[0]):
+            for e in range(n):
                 if seen[idx[e]] != t:
                     seen[idx[e]] = t
                     rows[n_rows] = idx[e]
