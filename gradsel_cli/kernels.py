@@ -95,20 +95,20 @@ def _by_precision(f64, f32):
     return stub
 
 
-@intrinsic
-def _bits(typingctx, x):
-    """The IEEE-754 bits of a float64 as an int64 (a bit-cast, no conversion)."""
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
+def _bitcast(src, dst, dst_ir):
+    """An intrinsic that reads the IEEE-754 bits of a `src` value as a `dst` (a bit-cast, no conversion)."""
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], dst_ir)
+        return dst(src), codegen
+    return cast
 
 
-@intrinsic
-def _from_bits(typingctx, i):
-    """The float64 whose IEEE-754 bits are the int64 `i`."""
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
+_bits = _bitcast(types.float64, types.int64, ir.IntType(64))       # a float64's bits as an int64
+_from_bits = _bitcast(types.int64, types.float64, ir.DoubleType())  # the float64 of those bits
+_bits32 = _bitcast(types.float32, types.int32, ir.IntType(32))
+_from_bits32 = _bitcast(types.int32, types.float32, ir.FloatType())
 
 
 _LOG2E = 1.4426950408889634
@@ -134,40 +134,12 @@ def _exp64(x):
     kd = xc * _LOG2E + _SHIFT
     nf = kd - _SHIFT
     r = (xc - nf * _LN2_HI) - nf * _LN2_LO
-    p = _E13
-    p = p * r + _E12
-    p = p * r + _E11
-    p = p * r + _E10
-    p = p * r + _E9
-    p = p * r + _E8
-    p = p * r + _E7
-    p = p * r + _E6
-    p = p * r + _E5
-    p = p * r + _E4
-    p = p * r + _E3
-    p = p * r + _E2
-    p = p * r + 1.0
-    p = p * r + 1.0
+    p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (_E7 + r * (_E8 + r * (
+        _E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13))))))))))))  # Horner, from the highest degree
     n = _bits(kd) - _SHIFT_BITS
     half = n >> 1
     out = p * _from_bits((half + 1023) << 52) * _from_bits((n - half + 1023) << 52)
     return x if x != x else out
-
-
-@intrinsic
-def _bits32(typingctx, x):
-    """The IEEE-754 bits of a float32 as an int32 (a bit-cast, no conversion)."""
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _from_bits32(typingctx, i):
-    """The float32 whose IEEE-754 bits are the int32 `i`."""
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
 
 
 _F = np.float32  # constants of the float32 variants: np.float32 globals compile as float32 constants
@@ -192,14 +164,7 @@ def _exp32(x):
     kd = xc * _LOG2E_F + _SHIFT_F
     nf = kd - _SHIFT_F
     r = (xc - nf * _LN2_HI_F) - nf * _LN2_LO_F
-    p = _E7_F
-    p = p * r + _E6_F
-    p = p * r + _E5_F
-    p = p * r + _E4_F
-    p = p * r + _E3_F
-    p = p * r + _E2_F
-    p = p * r + _ONE_F
-    p = p * r + _ONE_F
+    p = _ONE_F + r * (_ONE_F + r * (_E2_F + r * (_E3_F + r * (_E4_F + r * (_E5_F + r * (_E6_F + r * _E7_F))))))
     n = _bits32(kd) - _SHIFT_BITS_F
     half = n >> 1
     out = p * _from_bits32((half + _I127) << _I23) * _from_bits32((n - half + _I127) << _I23)
