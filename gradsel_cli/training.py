@@ -200,6 +200,9 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
     )
 
 
+CALL_SECONDS = 0.2  # the most a fused kernel call should run: Python handles Ctrl-C only between calls
+
+
 class _Iterations:
     """The state of a run between iterations, and the two ways to advance it: one kernel call per
     stretch (fused) or one methods.py step per iteration."""
@@ -216,6 +219,7 @@ class _Iterations:
         self.rel_diffs = np.full(c.iters, np.nan)
         self.done = 0
         self.diverged = False
+        self.chunk = 1  # iterations of the next fused call: grows to about CALL_SECONDS of work
 
     def test_time(self) -> Params:
         """The network as used at test time: batch norm with the running statistics, no dropout."""
@@ -226,12 +230,7 @@ class _Iterations:
     def until(self, stop: int) -> None:
         """Run iterations done + 1 ... stop, or up to the first that diverges."""
         if self.fused:
-            c = self.config
-            n, self.diverged = network.sgd_iterations(
-                self.params, self.ds.x_train, self.ds.y_train, self.batches[self.done:stop], self.done, c.method,
-                c.lr, c.numeric_every, c.activation, c.loss, c.loss_epsilon, c.fd_step, c.fd_scheme, c.fd_arith,
-                c.select_on, self.losses, self.sources, self.rel_diffs)
-            self.done += n
+            self._fused_until(stop)
             return
         step_fn = METHODS[self.config.method]
         x_train, y_train = self.ds.x_train, self.ds.y_train
@@ -250,6 +249,21 @@ class _Iterations:
             self.sources[t - 1] = step.source == "numeric"
             if step.rel_diff is not None:
                 self.rel_diffs[t - 1] = step.rel_diff
+
+    def _fused_until(self, stop: int) -> None:
+        """until() in kernel calls of at most about CALL_SECONDS each (as timed on the last call), so that
+        Ctrl-C, which Python sees between calls, is not kept waiting by a large configuration."""
+        c = self.config
+        while self.done < stop and not self.diverged:
+            todo = min(stop - self.done, self.chunk)
+            tick = time.perf_counter()
+            n, self.diverged = network.sgd_iterations(
+                self.params, self.ds.x_train, self.ds.y_train, self.batches[self.done:self.done + todo], self.done,
+                c.method, c.lr, c.numeric_every, c.activation, c.loss, c.loss_epsilon, c.fd_step, c.fd_scheme,
+                c.fd_arith, c.select_on, self.losses, self.sources, self.rel_diffs)
+            self.done += n
+            per_iteration = (time.perf_counter() - tick) / max(n, 1)
+            self.chunk = max(1, int(CALL_SECONDS / per_iteration)) if per_iteration > 0 else todo * 2
 
     def counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """Gradient evaluations of each source and, for select, how often each update was kept; over
