@@ -1206,6 +1206,47 @@ def _numeric_flat(x, y, flat, n_in, H, K, act, mask, step, central, loss, textbo
 
 
 @numba.njit(**_SERIAL)
+def _gather_lit(rows, lit_idx, lit_val, lit_ptr, idx, val, ptr):
+    """The lit pixels of the batch of rows `rows` (as _nonzero would give them) into idx, val, ptr, from
+    those of the whole set (lit_idx, lit_val, lit_ptr); returns how many."""
+    n = 0
+    for b in range(rows.shape[0]):
+        lo, hi = lit_ptr[rows[b]], lit_ptr[rows[b] + 1]
+        ptr[b] = n
+        idx[n:n + hi - lo] = lit_idx[lo:hi]
+        val[n:n + hi - lo] = lit_val[lo:hi]
+        n += hi - lo
+    ptr[rows.shape[0]] = n
+    return n
+
+
+@numba.njit(**_SERIAL)
+def _select_step(x, y, flat, H, act, mask, loss, eps, step, central, textbook, lr, xs, ys, ms):
+    """One select iteration on the batch x, y: both gradients, both SGD candidates, the one with the lower
+    loss on xs, ys (mask ms) kept in flat (ties: analytic) unless the loss or it is not finite.
+    Returns the batch loss, whether it was kept, whether numeric, and ||g_num - g_ana|| / ||g_ana||."""
+    P = flat.shape[0]
+    n_in = x.shape[1]
+    K = (P - n_in * H - H) // (H + 1)
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    value, ga = _analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps, None, None)
+    gn = _numeric_flat(x, y, flat, n_in, H, K, act, mask, step, central, loss, textbook, eps)
+    norm = _norm(ga)
+    rel = _norm(gn - ga) / norm if norm > 0 else _norm(gn)
+    finite_a = _sgd_into(flat, ga, lr, 0, P)  # ga, gn: now the two candidate weights
+    finite_n = _sgd_into(flat, gn, lr, 0, P)
+    Wa = _blocks(ga, n_in, H, K)
+    Wn = _blocks(gn, n_in, H, K)
+    la = _loss(xs, ys, Wa[0], Wa[1], Wa[2], Wa[3], act, ms, loss, eps, None, None)
+    ln = _loss(xs, ys, Wn[0], Wn[1], Wn[2], Wn[3], act, ms, loss, eps, None, None)
+    numeric = ln < la
+    ok = math.isfinite(value) and (finite_n if numeric else finite_a)
+    if ok:
+        flat[:] = gn if numeric else ga
+    return value, ok, numeric, rel
+
+
+@numba.njit(**_SERIAL)
 def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr, act, loss, eps, step, central,
                textbook, select_train, losses, sources, rel_diffs):
     """Iterations t0 + 1, ..., t0 + len(batches) of SGD with the gradient of `method`.
@@ -1246,21 +1287,10 @@ def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr
             if numeric or method == SELECT:
                 x[b] = x_train[batches[i, b]]
         if method == SELECT:
-            value, ga = _analytic(x, y, W1, b1, W2, b2, act, ones, loss, eps, None, None)
-            gn = _numeric_flat(x, y, flat, n_in, H, K, act, ones, step, central, loss, textbook, eps)
-            norm = _norm(ga)
-            rel = _norm(gn - ga) / norm if norm > 0 else _norm(gn)
-            finite_a = _sgd_into(flat, ga, lr, 0, P)  # ga, gn: now the two candidate weights
-            finite_n = _sgd_into(flat, gn, lr, 0, P)
             xs, ys, ms = (x_train, y_train, ones_train) if select_train else (x, y, ones)
-            Wa = _blocks(ga, n_in, H, K)
-            Wn = _blocks(gn, n_in, H, K)
-            la = _loss(xs, ys, Wa[0], Wa[1], Wa[2], Wa[3], act, ms, loss, eps, None, None)
-            ln = _loss(xs, ys, Wn[0], Wn[1], Wn[2], Wn[3], act, ms, loss, eps, None, None)
-            kept_numeric = ln < la  # ties go to analytic
-            ok = math.isfinite(value) and (finite_n if kept_numeric else finite_a)
+            value, ok, kept_numeric, rel = _select_step(x, y, flat, H, act, ones, loss, eps, step, central, textbook,
+                                                        lr, xs, ys, ms)
             if ok:
-                flat[:] = gn if kept_numeric else ga
                 sources[t - 1] = kept_numeric
                 rel_diffs[t - 1] = rel
         elif numeric:
@@ -1270,15 +1300,8 @@ def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr
             if ok:
                 flat[:] = gn
                 sources[t - 1] = 1
-        else:  # the batch's lit pixels from those of the few-shot set, found once
-            n = 0
-            for b in range(batches.shape[1]):
-                lo, hi = lit_ptr[batches[i, b]], lit_ptr[batches[i, b] + 1]
-                ptr[b] = n
-                idx[n:n + hi - lo] = lit_idx[lo:hi]
-                val[n:n + hi - lo] = lit_val[lo:hi]
-                n += hi - lo
-            ptr[batches.shape[1]] = n
+        else:
+            n = _gather_lit(batches[i], lit_idx, lit_val, lit_ptr, idx, val, ptr)
             value, _, _ = _analytic_lit(idx[:n], val[:n], ptr, y, W1, b1, W2, b2, act, ones, loss, eps, None, None,
                                         g)
             n_rows = 0

@@ -333,16 +333,32 @@ def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, method: s
     """Iterations t0 + 1 ... t0 + len(batches) of plain SGD (no weight decay, dropout or batch norm)
     in one kernel call, `params` updated in place: bitwise the steps of methods.py.
 
-    batches : (T, B) int64 indices into x_train (N, 784), y_train (N,); losses, sources (int8) and
-    rel_diffs (float64), each (iters,), receive iteration t's batch loss, 1 where its kept update was
-    numeric, and select's relative difference at t - 1. Returns the iterations done and whether the
-    last diverged (a loss or a new weight not finite; the weights then stay those before it).
+    batches : (T, B) int64 indices into x_train (N, 784), y_train (N,); losses (float64), sources
+    (int8) and rel_diffs (float64), each at least t0 + T long (made when not given), receive iteration
+    t's batch loss, 1 where its kept update was numeric, and select's relative difference at t - 1.
+    Returns the iterations done and whether the last diverged (a loss or a new weight not finite;
+    the weights then stay those before it).
     """
     if params.batch_norm:
         raise ValueError("sgd_iterations runs networks without batch norm")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     x_train, y_train, _ = _check_batch(params, x_train, y_train)
     t = params.dtype.type
     batches = np.ascontiguousarray(batches, dtype=np.int64)
+    if batches.ndim != 2 or (batches.size and not 0 <= batches.min() <= batches.max() < len(y_train)):
+        raise ValueError(f"batches must be (T, B) indices into the {len(y_train)} training images")
+    if int(numeric_every) < 1:
+        raise ValueError(f"numeric_every must be at least 1, got {numeric_every}")
+    end = t0 + len(batches)
+    losses = np.empty(end) if losses is None else losses
+    sources = np.zeros(end, np.int8) if sources is None else sources
+    rel_diffs = np.full(end, np.nan) if rel_diffs is None else rel_diffs
+    for name, out, dtype in (("losses", losses, np.float64), ("sources", sources, np.int8),
+                             ("rel_diffs", rel_diffs, np.float64)):
+        if not (isinstance(out, np.ndarray) and out.dtype == dtype and out.ndim == 1 and len(out) >= end
+                and out.flags.c_contiguous):
+            raise ValueError(f"{name} must be a contiguous {np.dtype(dtype).name} vector of at least {end} entries")
     _check_step(step, scheme)
     central, textbook = scheme == "central", arith == "textbook"
     numeric_every = min(numeric_every, t0 + len(batches) + 1)  # the same iterations; fits the kernel's int64

@@ -1,6 +1,10 @@
-"""The Params object as a person uses it: unpacking into the four blocks, and a readable repr."""
+"""The Params object as a person uses it (unpacking into the four blocks, a readable repr), and the
+checks of the fused loop's wrapper."""
+
+import re
 
 import numpy as np
+import pytest
 
 from gradsel_cli import network
 
@@ -30,3 +34,31 @@ def test_params_repr_names_shapes_hidden_units_and_batch_norm():
     assert len(text) < 200  # not a dump of 39,760 numbers
     bn = repr(network.init_params(hidden=3, batch_norm=True))
     assert "batch norm" in bn and "no batch norm" not in bn and "gamma (3,)" in bn
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(method="bogus"), "unknown method"),
+    (dict(batches=np.array([[0, 20]])), "indices into the 20 training images"),
+    (dict(batches=np.array([[-1, 0]])), "indices into the 20 training images"),
+    (dict(batches=np.array([0, 1])), "(T, B) indices"),
+    (dict(numeric_every=0), "numeric_every must be at least 1"),
+    (dict(losses=np.empty(1)), "losses must be a contiguous float64 vector of at least 2 entries"),
+    (dict(sources=np.zeros(2)), "sources must be a contiguous int8 vector"),
+])
+def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_set, changes, message):
+    x, y = few_shot_set
+    params = network.init_params(3, seed=0)
+    before = params.flat.copy()
+    args = dict(batches=np.array([[0, 1], [2, 3]]), method="select", numeric_every=2, losses=None, sources=None)
+    args.update(changes)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        network.sgd_iterations(params, x, y, args["batches"], 0, args["method"], 0.1,
+                               numeric_every=args["numeric_every"], losses=args["losses"], sources=args["sources"])
+    assert np.array_equal(params.flat, before)
+
+
+def test_sgd_iterations_makes_its_outputs_when_not_given(few_shot_set):
+    x, y = few_shot_set
+    done, diverged = network.sgd_iterations(network.init_params(3, seed=0), x, y, np.array([[0, 1], [2, 3]]), 0,
+                                            "alternate", 0.1)
+    assert (done, diverged) == (2, False)
