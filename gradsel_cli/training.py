@@ -137,9 +137,9 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
     config: it reads the weights and changes nothing in the run.
 
     Plain SGD without weight decay, dropout or batch norm runs its iterations
-    inside one kernel call per stretch between progress reports
-    (network.sgd_iterations); `fused=False` steps through methods.py one call
-    at a time instead, with bitwise the same result.
+    inside kernel calls (network.sgd_iterations) of up to CALL_SECONDS each, at
+    most one per progress report; `fused=False` steps through methods.py one
+    call at a time instead, with bitwise the same result.
     """
     config.validate()
     if data is None:
