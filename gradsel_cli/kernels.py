@@ -60,6 +60,10 @@ from numba.np.numpy_support import as_dtype
 _SERIAL = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 _PARALLEL = dict(_SERIAL, parallel=True)
 _INLINE = dict(_SERIAL, inline="always")
+# The few helpers that must round as NumPy does (the fused loop's SGD step and norms): no
+# contraction. fastmath=False is said, not left out: Numba compiles a callee that leaves it
+# unset with its caller's flags.
+_EXACT = dict(cache=True, nogil=True, error_model="numpy", fastmath=False)
 
 # Activation and loss codes; the names are mapped in network.py.
 SIGMOID, TANH, RELU, LEAKY_RELU, MISH = 0, 1, 2, 3, 4
@@ -1077,10 +1081,8 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, step, central, los
 # common configurations (no weight decay, dropout or batch norm). Each iteration computes
 # exactly what methods.py computes one call at a time, and the update and the norms are
 # rounded as NumPy rounds them (_EXACT: no fused multiply-add), so the two loops give
-# bitwise the same run. Method codes; the names are mapped in methods.py.
+# bitwise the same run. Method codes; the names are mapped in network.py.
 ANALYTIC, NUMERIC, ALTERNATE, SELECT = 0, 1, 2, 3
-_EXACT = dict(cache=True, nogil=True, error_model="numpy", fastmath=False)  # said, not left out: Numba compiles
-# a callee that leaves fastmath unset with its caller's flags
 
 
 @numba.njit(**_EXACT)

@@ -82,6 +82,8 @@ def test_the_kernels_dispatch_codes_follow_the_registries():
         kernels.SIGMOID, kernels.TANH, kernels.RELU, kernels.LEAKY_RELU, kernels.MISH]
     assert [network.LOSSES[n] for n in config.LOSSES] == [kernels.CROSS_ENTROPY, kernels.MSE]
     assert tuple(methods.METHODS) == config.METHOD_NAMES
+    assert [network.METHODS[n] for n in config.METHOD_NAMES] == [  # the fused loop's
+        kernels.ANALYTIC, kernels.NUMERIC, kernels.ALTERNATE, kernels.SELECT]
 
 
 def test_optimizer_defaults_are_the_configs():
