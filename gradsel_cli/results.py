@@ -143,11 +143,15 @@ def probe(*paths) -> None:
         path = Path(path)
         check_output_path(path)
         try:
-            if path.exists():
-                os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
-            else:
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-                path.unlink()
+            if not path.exists():
+                try:
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                except FileExistsError:  # another run made it just now (two at once): append to it too
+                    pass
+                else:
+                    path.unlink(missing_ok=True)
+                    continue
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
         except OSError as exc:
             raise StoreError(f"cannot write {printable(str(path))}: {_why(exc)}; choose another path "
                              "(nothing was run)") from None

@@ -131,6 +131,15 @@ def test_a_line_longer_than_a_record_can_be_is_skipped_without_reading_it_whole(
         assert results.load(path) == [json.loads(good)]
 
 
+def test_probe_leaves_a_file_another_run_made_meanwhile(tmp_path, monkeypatch):
+    # two identical grids at once: the other made the file between this one's look and its probe
+    path = tmp_path / "runs.jsonl"
+    path.write_text('{"config_hash": "other"}\n')
+    monkeypatch.setattr(type(path), "exists", lambda self: False if self == path else os.path.lexists(self))
+    results.probe(path)
+    assert path.read_text() == '{"config_hash": "other"}\n'
+
+
 def test_every_output_is_probed_and_a_new_one_left_absent(tmp_path):
     new = tmp_path / "new.jsonl"
     results.probe(new, None)
