@@ -204,8 +204,8 @@ CALL_SECONDS = 0.2  # the most a fused kernel call should run: Python handles Ct
 
 
 class _Iterations:
-    """The state of a run between iterations, and the two ways to advance it: one kernel call per
-    stretch (fused) or one methods.py step per iteration."""
+    """The state of a run between iterations, and the two ways to advance it: kernel calls of many
+    iterations each (fused) or one methods.py step per iteration."""
 
     def __init__(self, c: TrainConfig, context: StepContext, params: Params, ds: Dataset, fused: bool):
         self.config, self.context, self.ds, self.fused = c, context, ds, fused
@@ -262,8 +262,8 @@ class _Iterations:
                 c.method, c.lr, c.numeric_every, c.activation, c.loss, c.loss_epsilon, c.fd_step, c.fd_scheme,
                 c.fd_arith, c.select_on, self.losses, self.sources, self.rel_diffs)
             self.done += n
-            per_iteration = (time.perf_counter() - tick) / max(n, 1)
-            self.chunk = max(1, int(CALL_SECONDS / per_iteration)) if per_iteration > 0 else todo * 2
+            per_iteration = max(time.perf_counter() - tick, 1e-9) / max(n, 1)
+            self.chunk = max(1, int(CALL_SECONDS / per_iteration))
 
     def counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """Gradient evaluations of each source and, for select, how often each update was kept; over
