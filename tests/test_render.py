@@ -207,7 +207,7 @@ def test_gradcheck_tables_fit(mnist_raw):
             assert f"{row['all']['rel_diff']:.2e}" in text
 
 
-# bench rows as `gradsel bench` measured them (README), the widest values included
+# bench rows as `gradsel bench` measured them (docs/performance.md), the widest values included
 BENCH_ROWS = [dict(hidden=h, batch=b, nonzero_pixels=p, loss=loss, analytic=a, numeric=n, naive=naive,
                    naive_extrapolated=ext, naive_over_numeric=naive / n, numeric_over_analytic=n / a,
                    exponentials=exps, ns_per_exponential=n / exps * 1e9, iter_analytic=a * 1.3,
@@ -229,9 +229,9 @@ def test_bench_tables_fit():
         assert "analyt…" not in text
 
 
-def test_readme_bench_table_is_the_tools_layout():
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("$ gradsel bench\n", 1)[1].split("```", 1)[0].splitlines()
+def test_documented_bench_table_is_the_tools_layout():
+    page = (ROOT / "docs" / "performance.md").read_text()
+    block = page.split("$ gradsel bench\n", 1)[1].split("```", 1)[0].splitlines()
     assert max(len(line) for line in block) <= WIDTH
     ours = [line.rstrip() for line in show(render.bench_tables(BENCH_ROWS, AUTO)[0]).splitlines()]
     assert block[:4] == ours[:4]  # title, the two header lines, the rule
