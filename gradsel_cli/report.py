@@ -177,6 +177,16 @@ def missing_note(table: dict, path, ran: bool) -> str | None:
     return None
 
 
+def sources_note(sources: list[tuple]) -> str:
+    """Which runs a table shows: (path, shipped?, runs shown from it) per file read."""
+    def one(path, shipped, n):
+        runs = f"{n:,} run{'' if n == 1 else 's'}"
+        return f"{runs} shipped with gradsel" if shipped else f"{runs} from {path}"
+
+    parts = [one(*s) for s in sources]
+    return "Runs shown: " + (" and ".join(parts) if parts else "none (no results file)") + "."
+
+
 PRINTED_DIGITS = 4  # the tables print means to 4 decimals
 
 
