@@ -374,7 +374,8 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
         err.print(f"{summary['stored_before']} of the {trials} trials were already stored in {results_file}; "
                   "they were not run again.", markup=False, highlight=False, soft_wrap=True)
     show(out, summary, as_json, lambda: render.tune_table(summary))
-    warn(err, tie_message(summary) and f"Warning: {tie_message(summary)}")
+    if tie_message(summary) and not quiet:  # a warning: said with --json too, as the library's are
+        click.echo(f"Warning: {tie_message(summary)}", err=True)
     if nothing_worked(summary):
         raise click.ClickException(nothing_worked(summary))
 
