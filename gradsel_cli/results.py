@@ -89,9 +89,12 @@ def readable(path) -> Path:
     """`path` if it exists, else the shipped copy when it names one as the docs do (results/compare.jsonl
     outside the checkout), else `path` unchanged."""
     path = Path(path)
-    if not path.exists() and path.parent.name == "results" and path.name.endswith(".jsonl"):
-        return shipped_path(path.name[:-len(".jsonl")]) or path
-    return path
+    try:
+        if path.exists() or path.parent.name != "results" or not path.name.endswith(".jsonl"):
+            return path
+    except OSError:  # a name too long, a symlink loop: whoever opens it says what it is
+        return path
+    return shipped_path(path.name[:-len(".jsonl")]) or path
 
 
 def is_shipped(path) -> bool:
@@ -409,7 +412,7 @@ def _say(message: str, quiet: bool) -> None:
         warnings.warn(printable(message), StoreWarning, stacklevel=3)
 
 
-MAX_DOCUMENT = 1 << 28  # bytes: a file of JSON documents (--json output) is read whole up to this size
+MAX_DOCUMENT = 1 << 26  # bytes: a file of JSON documents (--json output) is read whole up to this size
 
 
 def load(path, redo: bool = False, quiet: bool = False) -> list[dict]:
@@ -491,7 +494,7 @@ def _documents(fh, path, quiet: bool) -> list[dict] | None:
         if first.strip():
             break
     fh.seek(0)
-    if first.lstrip()[:1] not in (b"{", b"["):
+    if first.lstrip()[:1] not in (b"{", b"[") or first.endswith(b"\x00too long\n"):
         return None
     try:
         json.loads(first)
