@@ -453,7 +453,7 @@ def runs(file, as_json, as_csv):
     \b
     Example:
       gradsel runs results/compare.jsonl
-      gradsel runs lr.jsonl --csv > lr.csv
+      gradsel runs results/select.jsonl --csv > select.csv
     """
     from . import render, results
     from .report import runs_summary

@@ -178,6 +178,13 @@ def check_output_path(path) -> None:
                          "give the path of a file")
 
 
+def _check_appendable(path: Path) -> None:
+    """A compressed file is read, never appended to (a plain line would break it)."""
+    if path.name.endswith(".gz"):
+        raise StoreError(f"{printable(str(path))} is compressed: gradsel reads it but does not append to it; "
+                         "give a .jsonl file (nothing was run)")
+
+
 def probe(*paths) -> None:
     """Check, before any work, that every given output can be written; one error names the first that cannot.
 
@@ -189,6 +196,8 @@ def probe(*paths) -> None:
             continue
         path = Path(path)
         check_output_path(path)
+        if path.suffix == ".gz":
+            _check_appendable(path)
         try:
             if not path.exists():
                 try:
@@ -244,6 +253,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _open_for_append(path: Path) -> int:
     check_output_path(path)
+    _check_appendable(path)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced by a device or pipe since the check
         os.close(fd)
