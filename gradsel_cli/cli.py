@@ -15,6 +15,7 @@ import click
 from .cli_errors import BadInput, Group, library_errors, on_interrupt
 from .cli_steps import emit, prepare, run_grid, saying, show, warn, wrote
 from .config import CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, setting_keys
+from .config import VAL_PER_CLASS
 from .options import (Finite, Whole, config_from, config_options, flags_from, grid_from, grid_options, int_list,
                       listed_options, log_range, machine_options, margin_option, method_list_option, output_options,
                       png_file, training_options, writable_file)
@@ -78,7 +79,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
                      eval_points=CURVE_POINTS if plot else 0, eval_every=eval_every)
     record = results.run_record(result)
     failed = results.write_each([(plot, saying(err, plot, lambda: train_figure(plot, record))),
-                                 (out, lambda: results.append(out, record)),
+                                 (out, lambda: _store_once(err, out, record)),
                                  (save_model, saying(err, npz, lambda: write_model(npz, result)))])
     show(out_console, record, as_json, lambda: [render.train_summary(record)])
     if failed:
@@ -88,6 +89,15 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
         return 1
     if (overshoot := overshoot_warning(result)) is not None:
         err.print(f"Warning: {overshoot}", style="yellow", markup=False, soft_wrap=True)
+
+
+def _store_once(err, path, record) -> None:
+    """train --out: append the record, unless the file holds this run already (then say so)."""
+    from . import results
+
+    if not results.Store(path).append(record):
+        err.print(f"{path} already holds this run (the same configuration); it was not appended again.",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 @cli.command()
@@ -263,37 +273,57 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
     Cells are the mean ± 95% CI over seeds; the best method of each group is
     bold. Below the table, each claim of the paper is tested on the paired
     differences, and with two one-sided tests (TOST) against --margin:
-    EQUIVALENT, BETTER, WORSE or INCONCLUSIVE. With --run, missing cells are computed first into
-    results/<preset>.jsonl (or --results FILE); an interrupted run resumes.
+    EQUIVALENT, BETTER, WORSE or INCONCLUSIVE. The table shows the runs shipped
+    with gradsel (read-only) and yours in gradsel-<preset>.jsonl of the current
+    directory, or only those of --results FILE; a line on stderr says which.
+    With --run, missing cells are computed first into your file (the shipped
+    runs are not run again); an interrupted run resumes.
 
     \b
     Example:
       gradsel table
       gradsel table --preset select --format markdown
       gradsel table --run --seeds 5 --workers 2
-      gradsel table --run --subset random --results results/alternate-random.jsonl
+      gradsel table --subset random --results results/alternate-random.jsonl
       gradsel table --preset conditions
     """
     from . import render, results
     from .experiments import preset_trials
-    from .report import missing_note, paper_table, settings_of, study_summary
+    from .report import matching, missing_note, paper_table, settings_of, sources_note, study_summary
 
     out, err = render.consoles(quiet)
     grid = grid_from(opts)
     base = config_from(opts)
-    path = Path(results_file) if results_file else results.default_path(preset, for_writing=run_missing)
+    shipped = None if results_file else results.shipped_path(preset)
+    path = Path(results_file) if results_file else results.user_path(preset)  # the user's runs: read, written
+    if results_file and not run_missing:
+        path = results.readable(path)  # results/NAME.jsonl, as the docs write, is the shipped copy outside a checkout
+        if not path.exists():
+            raise BadInput(f"{results.printable(results_file)} does not exist; give an existing results file with "
+                           "--results, or add --run to compute the runs into it")
     if run_missing:
         prepare(threads, err)
         results.make_parent(path)
-        run_grid(preset_trials(preset, base, range(seeds)), path, grid, data_dir, err, preset)
+        run_grid(preset_trials(preset, base, range(seeds)), path, grid, data_dir, err, preset,
+                 reference=[shipped] if shipped else [])
+    sources = [(p, p == shipped) for p in (shipped, path) if p is not None and (p == shipped or p.exists())]
+    loaded = results.load_sources([p for p, _ in sources], quiet=run_missing)  # --run has said what it skipped
+    records = [r for recs in loaded for r in recs]
+    where = " or ".join(["the shipped runs" if is_shipped else str(p) for p, is_shipped in sources]) or str(path)
     if preset in STUDIES:
-        summary, note = study_summary(preset, results.load(path), margin, path)
-        warn(err, note)
-        emit(out, render.study_output(preset, summary, fmt))
+        summary, note = study_summary(preset, records, margin, where)
+        shown = loaded
     else:
-        data = paper_table(preset, results.load(path), settings_of(base.to_dict()), margin)
-        warn(err, missing_note(data, path, run_missing))
-        emit(out, render.paper_table_output(data, fmt, not no_paper))
+        settings = settings_of(base.to_dict())
+        data = paper_table(preset, records, settings, margin)
+        note = missing_note(data, where, run_missing)
+        shown = [matching(recs, settings) for recs in loaded]
+    warn(err, note)
+    if not quiet:
+        err.print(sources_note([(p, is_shipped, len(recs)) for (p, is_shipped), recs in zip(sources, shown)]),
+                  style="dim", markup=False, highlight=False, soft_wrap=True)
+    emit(out, render.study_output(preset, summary, fmt) if preset in STUDIES
+         else render.paper_table_output(data, fmt, not no_paper))
 
 
 @cli.command()
@@ -306,18 +336,20 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
               help="Learning rates, log-uniform between LOW,HIGH.")
 @click.option("--weight-decay-range", default="1e-6,1e-2", show_default=True, callback=log_range,
               help="Weight decays, log-uniform between LOW,HIGH.")
-@click.option("--val-per-class", type=click.IntRange(min=0), default=0, show_default=True,
-              help="0: hold one of the k few-shot images per class out for validation; N: validate on N "
-                   "further training images per class.")
+@click.option("--val-per-class", type=click.IntRange(min=0), default=VAL_PER_CLASS, show_default=True,
+              help="Validate on N further training images per class, disjoint from the few-shot set; 0: hold one "
+                   "of the k few-shot images per class out instead (so few that trials often tie).")
 @click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=writable_file, default=None,
-              help="Append every trial's run record to this JSON Lines file.")
+              help="Append every trial's run record to this JSON Lines file; trials already in it are not run "
+                   "again (the same command resumes).")
 @output_options("the trials")
 @library_errors
 def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class, results_file, as_json, quiet, **opts):
     """Random search of learning rate and weight decay on a validation split.
 
-    The test set is never looked at: the score is the accuracy on images held
-    out of the training data.
+    The test set is never looked at: the score is the accuracy on further
+    training images, disjoint from the few-shot set. When the best trials
+    tie, none is chosen.
 
     \b
     Example:
@@ -326,7 +358,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     """
     from . import render
     from .data import load_mnist_raw
-    from .tuning import nothing_worked
+    from .tuning import nothing_worked, tie_message
     from .tuning import tune as run_tune
 
     out, err = render.consoles(quiet or as_json)
@@ -338,7 +370,12 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     with render.progress_bar(err, trials, "tune", unit="") as update:
         summary = run_tune(config, trials, lr_range, weight_decay_range, val_per_class, raw, results_file,
                            progress=lambda d, t, info: update(d, t, info=info))
+    if summary["stored_before"]:
+        err.print(f"{summary['stored_before']} of the {trials} trials were already stored in {results_file}; "
+                  "they were not run again.", markup=False, highlight=False, soft_wrap=True)
     show(out, summary, as_json, lambda: render.tune_table(summary))
+    if tie_message(summary) and not quiet:  # a warning: said with --json too, as the library's are
+        click.echo(f"Warning: {tie_message(summary)}", err=True)
     if nothing_worked(summary):
         raise click.ClickException(nothing_worked(summary))
 
@@ -390,8 +427,16 @@ def gradcheck(steps, data_dir, threads, plot, as_json, quiet, **opts):
         wrote(err, plot)
 
 
+def _existing(ctx, param, value):
+    """Callback: an existing results file; results/NAME.jsonl, as the docs write, is the shipped copy outside a
+    checkout."""
+    from .results import readable
+
+    return click.Path(exists=True, dir_okay=False).convert(str(readable(value)), param, ctx)
+
+
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: _existing(ctx, param, value))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the summary as CSV on stdout.")
 @library_errors
@@ -399,14 +444,16 @@ def runs(file, as_json, as_csv):
     """Summarise a results file: one row per configuration.
 
     Reads any file written by train --out or compare / sweep / tune / table
-    --results. Rows are the configurations (runs equal but for the seed): the
+    --results, and the records train --json and sweep --json print; each run
+    counts once. results/NAME.jsonl outside the checkout reads the copy
+    shipped with gradsel. Rows are the configurations (runs equal but for the seed): the
     options that vary across the file, runs, accuracy mean ± 95% CI, mean
     final loss and diverged runs; below, the options every run shares.
 
     \b
     Example:
       gradsel runs results/compare.jsonl
-      gradsel runs lr.jsonl --csv > lr.csv
+      gradsel runs results/select.jsonl --csv > select.csv
     """
     from . import render, results
     from .report import runs_summary

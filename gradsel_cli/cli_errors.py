@@ -65,8 +65,13 @@ def interrupted():
 
 
 def quiet_warnings(quiet: bool) -> None:
-    """Library warnings (a skipped line of a results file, say) as one line ``Warning: ...``, none with -q."""
+    """Library warnings (a skipped line of a results file, say) as one line ``Warning: ...``, none with -q, whatever
+    the warnings filter (PYTHONWARNINGS=error must not turn them into a traceback, nor =ignore hide them)."""
     import warnings
+
+    from .config import Notice
+
+    warnings.filterwarnings("always", category=Notice)
 
     def show(message, category, filename, lineno, file=None, line=None):
         if not quiet:

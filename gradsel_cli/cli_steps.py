@@ -57,8 +57,9 @@ def warn(err, note: str | None) -> None:
         err.print(note, style="yellow", markup=False, soft_wrap=True)
 
 
-def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_points=0):
-    """Run (or resume) the trials with a progress bar over runs; the records in config order."""
+def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_points=0, reference=()):
+    """Run (or resume) the trials with a progress bar over runs; the records in config order (the runs of the
+    read-only `reference` files, as the shipped ones, are not run again)."""
     from . import render
     from .experiments import GridError, make_executor
     from .experiments import run_grid as run
@@ -74,9 +75,10 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
                 already.append(done)
             update(done, total, info=info)
         try:
-            records = run(configs, results_file, executor, progress=progress)
+            records = run(configs, results_file, executor, progress=progress, reference=reference)
         except GridError as exc:
             raise click.ClickException(str(exc)) from None
     if already:
-        err.print(f"All {already[0]} runs are already stored in {results_file}; nothing was run.", markup=False)
+        where = f"{results_file} or the runs shipped with gradsel" if reference else results_file
+        err.print(f"All {already[0]} runs are already stored in {where}; nothing was run.", markup=False)
     return records

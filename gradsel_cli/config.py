@@ -19,9 +19,15 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
 LOSSES = ("cross-entropy", "mse")
 STUDIES = ("conditions", "subsets")  # `table` presets that are studies of gradsel's own, not a paper's table
 DIGITS_FROM = ("first", "disagree", "random")  # which test images a digit picture shows
+VAL_PER_CLASS = 50  # tune: validation images per class beside the few-shot set (500 in all: accuracy in 0.2% steps)
 GRADCHECK_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  # finite-difference steps gradcheck tries
 
 # Limits that keep a run within memory: a bigger value would only end in a MemoryError mid-run.
+class Notice(UserWarning):
+    """A warning of gradsel's library (a skipped line of a results file, a step too small to resolve): the command
+    line shows each as one line ``Warning: ...``, whatever the warnings filter."""
+
+
 MAX_HIDDEN = 10_000        # W1 alone is 784 x H float64 (63 MB at the limit), and the optimizer keeps copies
 MAX_BATCH = 10_000         # each mini-batch is copied out as B x 784 float64 (63 MB at the limit)
 MAX_DRAWS = 100_000_000    # iters x batch: all mini-batch indices are drawn up front, 8 bytes each

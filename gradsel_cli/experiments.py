@@ -219,16 +219,20 @@ def terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None) -> list[dict]:
-    """Records of all `configs`, in their order: loaded from `path` when there, run otherwise.
+def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None, reference=()) -> list[dict]:
+    """Records of all `configs`, in their order: loaded from `path` (or the read-only `reference` files, such as
+    the shipped runs) when there, run otherwise.
 
     Each finished trial is appended to `path` at once. progress(done, total, label).
+    Only records of test-set runs count (a tune trial is not one).
     """
     executor = executor or LocalExecutor()
     stored = {}
     store = None
+    for rec in (r for p in reference for r in results.load(p, quiet=True)):
+        stored.setdefault(results.run_key(rec), rec)
     if path is not None:
-        for rec in results.load(path):
+        for rec in results.load(path, redo=True):
             stored.setdefault(results.run_key(rec), rec)
         store = results.Store(path)
     keys = [results.config_hash(c.to_dict()) for c in configs]

@@ -61,8 +61,10 @@ def _param_type(f):
 
 def writable_file(ctx, param, value):
     """Callback: an output file whose directory exists and that may be written (checked before any work)."""
-    from .results import check_output_path
+    from .results import check_output_path, readable
 
+    if value is not None and readable(value) != Path(value):
+        return value  # results/NAME.jsonl outside a checkout: the shipped copy, to read (a --run makes results/)
     if value is not None and not Path(value).resolve().parent.is_dir():
         raise click.BadParameter(f"directory {str(Path(value).parent)!r} does not exist; create it first", ctx, param)
     try:

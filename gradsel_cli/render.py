@@ -538,12 +538,17 @@ def tune_table(summary: dict, top: int = 10) -> list:
         _number_column(t, col)
     for rank, r in enumerate(summary["trials"][:top], start=1):
         acc = "diverged" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
-        style = "bold green" if rank == 1 else None
+        style = "bold green" if rank == 1 and summary["best"] else None
         t.add_row(str(rank), str(r["trial"]), f"{r['lr']:.4g}", f"{r['weight_decay']:.3g}", acc,
                   fmt_loss(r["final_loss"]), style=style)
-    b = summary["best"]
-    chosen = Text(f"chosen: --lr {b['lr']:.4g} --weight-decay {b['weight_decay']:.3g}" if b else "no trial finished")
-    return [t, chosen]
+    b, tied = summary["best"], summary.get("tied") or []
+    if b:
+        chosen = f"chosen: --lr {b['lr']:.4g} --weight-decay {b['weight_decay']:.3g}"
+    elif tied:
+        chosen = f"none chosen: trials {', '.join(map(str, sorted(tied)))} tie for the best validation accuracy"
+    else:
+        chosen = "no trial finished"
+    return [t, Text(chosen)]
 
 
 def runs_table(summary: dict, source: str | None = None) -> list:

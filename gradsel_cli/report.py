@@ -11,6 +11,7 @@ import numpy as np
 
 from . import papers, stats
 from .config import DIGITS_FROM, canonical
+from .results import test_set_runs
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
 MARGIN = 0.002  # equivalence margin on test accuracy: 20 of the 10,000 test images
@@ -121,8 +122,8 @@ def _cells(records: list[dict]) -> dict:
 
 
 def matching(records: list[dict], settings: dict) -> list[dict]:
-    """The records made with exactly these non-grid settings."""
-    return [r for r in records if settings_of(canonical(r["config"])) == settings]
+    """The test-set runs made with exactly these non-grid settings (a tune trial is not one)."""
+    return [r for r in test_set_runs(records) if settings_of(canonical(r["config"])) == settings]
 
 
 def paper_table(preset: str, records: list[dict], settings: dict, margin: float = MARGIN) -> dict:
@@ -175,6 +176,16 @@ def missing_note(table: dict, path, ran: bool) -> str | None:
     if table["missing_cells"] and not ran:
         return f"{table['missing_cells']} of {total} cells have no stored runs in {path}; --run computes them."
     return None
+
+
+def sources_note(sources: list[tuple]) -> str:
+    """Which runs a table shows: (path, shipped?, runs shown from it) per file read."""
+    def one(path, shipped, n):
+        runs = f"{n:,} run{'' if n == 1 else 's'}"
+        return f"{runs} shipped with gradsel" if shipped else f"{runs} from {path}"
+
+    parts = [one(*s) for s in sources]
+    return "Runs shown: " + (" and ".join(parts) if parts else "none (no results file)") + "."
 
 
 PRINTED_DIGITS = 4  # the tables print means to 4 decimals
@@ -236,6 +247,8 @@ def runs_summary(records: list[dict]) -> dict:
     first-seen order, with the options that vary across the file, runs, seeds, accuracy mean and
     95% CI, mean final loss of the finished runs and diverged runs; `fixed`: the options every run shares."""
     configs = [canonical(r["config"]) for r in records]
+    if any("evaluated_on" in r for r in records):  # tune's trials: apart from the test-set runs of their config
+        configs = [{**c, "evaluated_on": r.get("evaluated_on") or "test"} for r, c in zip(records, configs)]
     keys = [k for k in (configs[0] if configs else {}) if k != "seed"]
     varied = [k for k in keys if len({json.dumps(c[k]) for c in configs}) > 1]
     groups = defaultdict(list)
@@ -385,7 +398,7 @@ def conditions_summary(records: list[dict], margin: float = 0.002) -> dict:
     largest single-run difference (the papers printed single runs), and select's numeric share.
     """
     runs = defaultdict(dict)  # (condition, method) -> (batch, hidden, shots, seed) -> record
-    for rec in records:
+    for rec in test_set_runs(records):
         c = canonical(rec["config"])  # records stored before a field existed hold its default
         name = papers.condition_of(c)
         if name is not None:
@@ -438,7 +451,7 @@ def subsets_summary(records: list[dict]) -> dict:
     where the published baseline falls among the first-k runs (which differ only in their seeds)."""
     by_cell = defaultdict(list)
     first_k = defaultdict(list)
-    for rec in records:
+    for rec in test_set_runs(records):
         c = rec["config"]
         if c["method"] != "analytic" or c["batch"] != 1 or rec["accuracy"] is None:
             continue

@@ -8,13 +8,21 @@ not at all, and two processes never interleave. A grid appends through a
 Store, which never writes a run another process stored meanwhile. Outputs are
 probed before any work, and only regular files are read or written.
 
+A run is stored once: its key (run_key) is the configuration and what it was
+evaluated on (the test set unless a record says otherwise, as tune's trials
+do), writers skip a run already stored and load() keeps the first record of
+each run, saying how many duplicates it skipped.
+
 On load every record is checked against a schema (types, ranges, the config
 through TrainConfig.validate); a bad or cut-off line is reported by line
-number, control characters escaped, and skipped, so that run is redone.
+number, control characters escaped, and skipped. Besides JSON Lines, load()
+reads a file of JSON documents (what ``--json`` prints: one record, pretty-
+printed, or a list of them) and a gzip-compressed ``.jsonl.gz``.
 """
 
 import errno
 import fcntl
+import gzip
 import hashlib
 import json
 import math
@@ -28,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TrainConfig, canonical
+from .config import Notice, TrainConfig, canonical
 
 FORMAT = 1  # bump when the record layout changes
 HISTORY_POINTS = 200
@@ -46,17 +54,56 @@ def versions() -> dict[str, str]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+SHIPPED = Path(__file__).resolve().parent / "_results"  # the stored runs the wheel ships (gzip-compressed)
+CHECKOUT = Path(__file__).resolve().parent.parent / "results"  # the same runs in a checkout
+
+
+def shipped_path(name: str) -> Path | None:
+    """The stored runs shipped with gradsel under `name` (alternate, select, conditions, compare, ...), or None.
+
+    Read-only reference data: inside the installed package, or results/ of the checkout gradsel runs from.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        return None
+    for path in (SHIPPED / f"{name}.jsonl.gz", SHIPPED / f"{name}.jsonl", CHECKOUT / f"{name}.jsonl"):
+        if path.is_file():
+            return path
+    return None
+
+
+def user_path(preset: str) -> Path:
+    """Where `table --run` stores a user's runs without --results: a file of the current directory (never the
+    shipped results)."""
+    return Path(f"gradsel-{preset}.jsonl")
+
+
 def default_path(preset: str, for_writing: bool = False) -> Path:
-    """Where a paper table's runs are: results/<preset>.jsonl here (always, when writing), else the copy
-    shipped inside the package (or beside it, in a checkout)."""
-    local = Path("results") / f"{preset}.jsonl"
-    if for_writing or local.exists():
-        return local
-    here = Path(__file__).resolve().parent
-    for shipped in (here / "_results" / f"{preset}.jsonl", here.parent / "results" / f"{preset}.jsonl"):
-        if shipped.exists():
-            return shipped
-    return local
+    """The runs of a paper table: the user's file to write (`for_writing`), else the shipped runs (or the user's
+    file when nothing is shipped)."""
+    if for_writing:
+        return user_path(preset)
+    return shipped_path(preset) or user_path(preset)
+
+
+def readable(path) -> Path:
+    """`path` if it exists, else the shipped copy when it names one as the docs do (results/compare.jsonl
+    outside the checkout), else `path` unchanged."""
+    path = Path(path)
+    try:
+        if path.exists() or path.parent.name != "results" or not path.name.endswith(".jsonl"):
+            return path
+    except OSError:  # a name too long, a symlink loop: whoever opens it says what it is
+        return path
+    return shipped_path(path.name[:-len(".jsonl")]) or path
+
+
+def is_shipped(path) -> bool:
+    """Whether `path` is one of the shipped (read-only) results files."""
+    try:
+        path = Path(path).resolve()
+    except (OSError, RuntimeError):
+        return False
+    return path.parent in (SHIPPED, CHECKOUT) and shipped_path(path.name.split(".")[0]) == path
 
 
 def config_hash(config: dict) -> str:
@@ -131,6 +178,13 @@ def check_output_path(path) -> None:
                          "give the path of a file")
 
 
+def _check_appendable(path: Path) -> None:
+    """A compressed file is read, never appended to (a plain line would break it)."""
+    if path.name.endswith(".gz"):
+        raise StoreError(f"{printable(str(path))} is compressed: gradsel reads it but does not append to it; "
+                         "give a .jsonl file (nothing was run)")
+
+
 def probe(*paths) -> None:
     """Check, before any work, that every given output can be written; one error names the first that cannot.
 
@@ -142,6 +196,8 @@ def probe(*paths) -> None:
             continue
         path = Path(path)
         check_output_path(path)
+        if path.suffix == ".gz":
+            _check_appendable(path)
         try:
             if not path.exists():
                 try:
@@ -197,6 +253,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _open_for_append(path: Path) -> int:
     check_output_path(path)
+    _check_appendable(path)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced by a device or pipe since the check
         os.close(fd)
@@ -259,6 +316,12 @@ class Store:
         end = os.fstat(fd).st_size
         if end < self.offset:  # the file was replaced or cut: look at all of it again
             self.offset, self.seen = 0, set()
+        if self.offset == 0:  # the first look: every record, whatever the layout (load reads it)
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                fh.seek(0)
+                self.seen = {run_key(r) for r in _read(fh, self.path, quiet=True)}
+            self.offset = end
+            return
         with os.fdopen(os.dup(fd), "rb") as fh:
             fh.seek(self.offset)
             for raw in _lines(fh):
@@ -293,9 +356,28 @@ class Store:
             os.close(fd)
 
 
+TEST_SET = "test"  # what a record without "evaluated_on" (every one but tune's trials) was evaluated on
+
+
+def evaluated_on(record: dict) -> str:
+    """What a record's accuracy was measured on: the test set, or (tune) a validation split."""
+    return record.get("evaluated_on") or TEST_SET
+
+
+def on_test_set(record: dict) -> bool:
+    return evaluated_on(record) == TEST_SET
+
+
+def test_set_runs(records: list[dict]) -> list[dict]:
+    """The records evaluated on the test set: only these stand for a run in tables, statistics and resume."""
+    return [r for r in records if on_test_set(r)]
+
+
 def run_key(record: dict) -> str:
-    """The hash of a record's configuration with every field (older layouts get the defaults filled in)."""
-    return config_hash(canonical(record["config"]))
+    """A run's identity: the hash of its configuration with every field (older layouts get the defaults filled
+    in), and what it was evaluated on unless that is the test set (so a tune trial is never a test-set run)."""
+    key = config_hash(canonical(record["config"]))
+    return key if on_test_set(record) else f"{key} on {evaluated_on(record)}"
 
 
 def _terminate_cut_line(fd: int, size: int) -> None:
@@ -331,13 +413,27 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def load(path) -> list[dict]:
-    """Every whole, valid record of a results file; bad lines are skipped with a warning naming them.
+class StoreWarning(Notice):
+    """A results file's line that is skipped, or duplicates that are: the command goes on without them."""
+
+
+def _say(message: str, quiet: bool) -> None:
+    if not quiet:
+        warnings.warn(printable(message), StoreWarning, stacklevel=3)
+
+
+MAX_DOCUMENT = 1 << 26  # bytes: a file of JSON documents (--json output) is read whole up to this size
+
+
+def load(path, redo: bool = False, quiet: bool = False) -> list[dict]:
+    """Every whole, valid record of a results file, each run once; bad lines are skipped with a warning naming
+    them, duplicates with one warning counting them (`redo`: the command will run what was skipped; `quiet`:
+    no warnings).
 
     Reading never changes the file: a skipped line stays where it is (for a
     person to look at), and its run is simply not counted as done. Only a
     regular file is read (a device or pipe would never end), a line at most
-    MAX_LINE bytes.
+    MAX_LINE bytes. A missing file has no records.
     """
     path = Path(path)
     try:
@@ -347,35 +443,114 @@ def load(path) -> list[dict]:
         return []
     except OSError as exc:
         raise StoreError(f"cannot read {printable(str(path))}: {_why(exc)}") from None
-    records = []
     try:
-        fh = open(path, "rb")
+        fh = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
     except OSError as exc:
         raise StoreError(f"cannot read {printable(str(path))}: {_why(exc)}") from None
-    with fh:
+    try:
+        with fh:
+            return _read(fh, path, redo, quiet)
+    except (OSError, EOFError) as exc:  # a damaged .gz
+        raise StoreError(f"cannot read {printable(str(path))}: {exc}") from None
+
+
+def load_sources(paths, redo: bool = False, quiet: bool = False) -> list[list[dict]]:
+    """The test-set records of each file of `paths` (several, as the shipped runs and a user's), each run once
+    over all of them: a run already in an earlier file is not taken again from a later one."""
+    seen, out = set(), []
+    for path in paths:
+        mine = []
+        for rec in test_set_runs(load(path, redo, quiet)):
+            if (key := run_key(rec)) not in seen:
+                seen.add(key)
+                mine.append(rec)
+        out.append(mine)
+    return out
+
+
+def _read(fh, path, redo: bool = False, quiet: bool = False) -> list[dict]:
+    """The records of an open binary file (JSON Lines, or JSON documents), each run once."""
+    redone = " (that run will be redone)" if redo else ""
+    found = _documents(fh, path, quiet)
+    if found is None:
+        found = []
         for number, raw in enumerate(_lines(fh), start=1):
             if not raw.strip():
                 continue
             rec, problem = _parse(raw)
             if problem:
-                warnings.warn(printable(f"{path}:{number}: {problem}"), stacklevel=2)
+                _say(f"{path}:{number}: {problem}{redone}", quiet)
                 continue
+            found.append(rec)
+    records, seen = [], set()
+    for rec in found:
+        key = run_key(rec)
+        if key not in seen:
+            seen.add(key)
             records.append(rec)
+    if len(found) > len(records):
+        n = len(found) - len(records)
+        _say(f"{path}: {n} duplicate record{'s' if n > 1 else ''} skipped (a run stored more than once "
+             "counts once)", quiet)
+    return records
+
+
+def _documents(fh, path, quiet: bool) -> list[dict] | None:
+    """The records of a file of JSON documents (a pretty-printed record, a list of records, several of them), or
+    None when it is JSON Lines (its first line is a JSON value, or it is not JSON at all); `fh` is left at the
+    start."""
+    first = b""
+    for first in _lines(fh):
+        if first.strip():
+            break
+    fh.seek(0)
+    if first.lstrip()[:1] not in (b"{", b"[") or first.endswith(b"\x00too long\n"):
+        return None
+    try:
+        json.loads(first)
+        return None  # one document a line: JSON Lines
+    except (ValueError, RecursionError):
+        pass
+    text = fh.read(MAX_DOCUMENT + 1)
+    fh.seek(0)
+    if len(text) > MAX_DOCUMENT:
+        return None
+    decoder, values, at = json.JSONDecoder(), [], 0
+    try:
+        text = text.decode()
+        while True:
+            at = len(text) - len(text[at:].lstrip())
+            if at >= len(text):
+                break
+            value, at = decoder.raw_decode(text, at)
+            values.append(value)
+    except (ValueError, RecursionError):
+        return None  # not JSON documents either: read line by line, each bad line named
+    records = []
+    for number, value in enumerate((v for d in values for v in (d if isinstance(d, list) else [d])), start=1):
+        problem = _check(value)
+        if problem:
+            if isinstance(value, dict) and "config_hash" not in value:
+                problem = ("a JSON document with no run record (a summary, as compare or tune --json print; "
+                           "store runs with --out or --results FILE)")
+            _say(f"{path}: record {number}: {problem}; skipped", quiet)
+            continue
+        records.append(value)
     return records
 
 
 def _parse(raw: bytes) -> tuple[dict | None, str | None]:
     """(record, None) for a valid line, else (None, why it is skipped)."""
     if raw.endswith(b"\x00too long\n"):
-        return None, f"line longer than {MAX_LINE:,} bytes skipped (that run will be redone)"
+        return None, f"line longer than {MAX_LINE:,} bytes skipped"
     try:
         rec = json.loads(raw)
     except (ValueError, RecursionError):  # bad JSON or bytes; absurdly deep nesting
         cut = not raw.endswith(b"\n")
-        return None, f"{'cut-off' if cut else 'unreadable'} line skipped (that run will be redone)"
+        return None, f"{'cut-off' if cut else 'unreadable'} line skipped"
     problem = _check(rec)
     if problem:
-        return None, f"{problem}; line skipped (that run will be redone)"
+        return None, f"{problem}; line skipped"
     return rec, None
 
 
@@ -442,6 +617,7 @@ SCHEMA = {
     "numeric_share_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
     "predictions": (lambda x: isinstance(x, str) and set(x) <= set("0123456789-"),
                     "a string of digits 0-9 and '-'", True),
+    "evaluated_on": (lambda x: isinstance(x, str) and x != "", "a description of the images scored", False),
 }
 
 
@@ -458,6 +634,6 @@ def _check_results(rec: dict, config: dict) -> str | None:
         return "'accuracy' must be null exactly when the run diverged"
     if rec["iterations_done"] > config["iters"]:
         return f"'iterations_done' {rec['iterations_done']} is more than the {config['iters']} iterations"
-    if "evaluated_on" not in rec and len(rec["predictions"]) != config["test_limit"]:  # tune: a validation split
+    if on_test_set(rec) and len(rec["predictions"]) != config["test_limit"]:  # tune: a validation split
         return f"'predictions' has {len(rec['predictions'])} digits, the run evaluated {config['test_limit']}"
     return None

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import data, network
 from .data import load_mnist_raw
-from .config import TrainConfig
+from .config import Notice, TrainConfig
 from .methods import METHODS, StepContext, Step
 from .network import Params
 from .optimizers import Optimizer
@@ -310,7 +310,7 @@ def warn_unresolved_step(fd_step: float, weights: np.ndarray) -> None:
     if fd_step < resolution:
         warnings.warn(f"--fd-step {fd_step:g} is below what {weights.dtype} resolves at the weights' scale ({scale:.2g}, "
                       f"steps of {resolution:.1e}): w + h rounds to w and the numeric gradient is meaningless; "
-                      "use a step near 1e-4", stacklevel=3)
+                      "use a step near 1e-4", Notice, stacklevel=3)
 
 
 def model_path(path) -> str:
@@ -320,11 +320,40 @@ def model_path(path) -> str:
 
 
 def write_model(path, result: RunResult) -> None:
-    """Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to `path` (.npz)."""
+    """Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to `path` (.npz).
+
+    Written to a temporary file beside it, then renamed: a failed write (a full disk) leaves no half-written
+    file, and a model already at `path` stays as it was.
+    """
+    import os
+    import tempfile
+
     arrays = result.params.blocks()
     if result.running_mean is not None:
         arrays.update(running_mean=result.running_mean, running_var=result.running_var)
-    np.savez(path, **arrays)
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".gradsel-", suffix=".npz.tmp", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 FD_SANE = (1e-10, 1e-1)  # finite-difference steps outside this range give a gradient of rounding or curvature

@@ -1,9 +1,13 @@
 """Random search of learning rate and weight decay, scored on a held-out validation split.
 
-The split never touches the test set: by default one image per class is held
-out of the k few-shot images (train on k - 1); with ``val_per_class = N`` the
-network trains on all k and is scored on N further training images per class,
-disjoint from the few-shot set.
+The split never touches the test set: by default the network trains on the k
+few-shot images and is scored on VAL_PER_CLASS further training images per
+class, disjoint from the few-shot set; with ``val_per_class = 0`` one image
+per class is held out of the k few-shot images instead (train on k - 1; so
+few images that trials often tie). When the best trials tie, none is chosen.
+
+Trials stored in a results file are not run (nor stored) again: the same
+command resumes an interrupted search.
 """
 
 import math
@@ -11,12 +15,12 @@ import math
 import numpy as np
 
 from . import data, results
-from .config import TrainConfig
+from .config import VAL_PER_CLASS, TrainConfig
 from .seeding import rng
 from .training import Dataset, train
 
 
-def validation_split(raw, config: TrainConfig, val_per_class: int = 0) -> tuple[Dataset, str]:
+def validation_split(raw, config: TrainConfig, val_per_class: int = VAL_PER_CLASS) -> tuple[Dataset, str]:
     """(the Dataset to tune on, a description of the split)."""
     xtr, ytr, _, _ = raw
     if val_per_class == 0:
@@ -44,25 +48,34 @@ def log_uniform(gen: np.random.Generator, lo: float, hi: float) -> float:
 
 
 def tune(base: TrainConfig, trials: int, lr_range: tuple[float, float], weight_decay_range: tuple[float, float],
-         val_per_class: int = 0, raw=None, results_path=None, progress=None) -> dict:
-    """Run `trials` random (lr, weight decay) settings; the best by validation accuracy first."""
+         val_per_class: int = VAL_PER_CLASS, raw=None, results_path=None, progress=None) -> dict:
+    """Run `trials` random (lr, weight decay) settings; the best by validation accuracy first. A trial already in
+    `results_path` is read from it, not run again; `best` is None when no trial finished or the best ones tie
+    (`tied`: their trial numbers)."""
     for name, (lo, hi) in (("lr range", lr_range), ("weight-decay range", weight_decay_range)):
         if not (0 < lo <= hi and math.isfinite(hi)):
             raise ValueError(f"{name} must be LOW,HIGH with 0 < LOW <= HIGH, got {lo},{hi}")
+    stored, store = {}, None
     if results_path is not None:
         results.probe(results_path)
+        stored = {results.run_key(r): r for r in results.load(results_path, redo=True)}
+        store = results.Store(results_path)
     raw = data.load_mnist_raw() if raw is None else raw
     ds, described = validation_split(raw, base, val_per_class)
     gen = rng(base.seed, "tune")
-    rows = []
+    rows, reused = [], 0
     for n in range(trials):
         config = base.replace(lr=log_uniform(gen, *lr_range),
                               weight_decay=log_uniform(gen, *weight_decay_range)).validate()
-        result = train(config, ds)
-        record = results.run_record(result)
-        record["evaluated_on"] = "validation: " + described
-        if results_path is not None:
-            results.append(results_path, record)
+        on = "validation: " + described
+        record = stored.get(results.run_key({"config": config.to_dict(), "evaluated_on": on}))
+        if record is not None:
+            reused += 1
+        else:
+            record = results.run_record(train(config, ds))
+            record["evaluated_on"] = on
+            if store is not None:
+                store.append(record)
         rows.append({"trial": n, "lr": config.lr, "weight_decay": config.weight_decay,
                      "val_accuracy": record["accuracy"], "final_loss": record["final_loss"],
                      "diverged": record["diverged"]})
@@ -70,12 +83,25 @@ def tune(base: TrainConfig, trials: int, lr_range: tuple[float, float], weight_d
             progress(n + 1, trials, f"lr {config.lr:.3g}, wd {config.weight_decay:.3g}")
     rows.sort(key=lambda r: -1.0 if r["val_accuracy"] is None else r["val_accuracy"], reverse=True)
     finished = [r for r in rows if not r["diverged"]]
-    return {"split": described, "config": base.to_dict(), "trials": rows, "best": finished[0] if finished else None}
+    tied = [r["trial"] for r in finished if r["val_accuracy"] == finished[0]["val_accuracy"]] if finished else []
+    return {"split": described, "config": base.to_dict(), "trials": rows, "finished": len(finished),
+            "best": finished[0] if len(tied) == 1 else None, "tied": tied if len(tied) > 1 else [],
+            "stored_before": reused}
+
+
+def tie_message(summary: dict) -> str | None:
+    """The line when the best trials tie (none is chosen), else None."""
+    tied = summary.get("tied") or []
+    if not tied:
+        return None
+    acc = summary["trials"][0]["val_accuracy"]
+    return (f"trials {', '.join(map(str, sorted(tied)))} tie at validation accuracy {acc:.4f}: none is chosen; "
+            "score on more images (a larger --val-per-class) or try more --trials")
 
 
 def nothing_worked(summary: dict) -> str | None:
     """The message when no trial of a tune finished (every one diverged), else None."""
-    if summary["best"] is not None:
+    if summary["best"] is not None or summary.get("tied"):
         return None
     return (f"no setting worked: all {len(summary['trials'])} trials diverged; lower --lr-range (and "
             "--weight-decay-range)")

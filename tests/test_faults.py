@@ -110,6 +110,12 @@ def record(mnist_raw):
     return experiments.run_trial(TrainConfig(hidden=5, batch=4, iters=20, test_limit=200), raw=mnist_raw)
 
 
+def another(record: dict, seed: int) -> dict:
+    """`record` as the run of another seed (each run is stored and loaded once)."""
+    config = dict(record["config"], seed=seed)
+    return dict(record, config=config, config_hash=results.config_hash(config))
+
+
 def test_every_bad_line_is_reported_by_number_the_rest_loaded_and_the_file_untouched(record, tmp_path):
     good = json.dumps(record, allow_nan=False)
     older = dict(record, format=0)
@@ -126,18 +132,19 @@ def test_every_bad_line_is_reported_by_number_the_rest_loaded_and_the_file_untou
         good.replace(record["config_hash"], "0" * 16)[: len(good) // 2],  # 8 cut off by a crash
     ]
     path = tmp_path / "runs.jsonl"
-    path.write_bytes("\n".join(lines).encode() + b"\xff\xfe\n" + good.encode())  # 8 also gets invalid UTF-8
+    last = json.dumps(another(record, 1))
+    path.write_bytes("\n".join(lines).encode() + b"\xff\xfe\n" + last.encode())  # 8 also gets invalid UTF-8
     before = path.read_bytes()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = results.load(path)
-    assert loaded == [record, record]  # line 1 and line 9
+    assert loaded == [record, another(record, 1)]  # line 1 and line 9
     messages = [str(w.message) for w in caught]
     assert [m.split(":")[1] for m in messages] == ["2", "3", "4", "5", "6", "7", "8"], messages
     assert "format 0" in messages[1] and "config_hash" in messages[2]
     assert path.read_bytes() == before  # loading changes nothing
 
-    results.append(path, record)
+    results.append(path, another(record, 2))
     assert path.read_bytes().startswith(before)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -148,7 +155,7 @@ def test_a_cut_last_line_is_terminated_before_the_next_append(record, tmp_path):
     good = json.dumps(record, allow_nan=False)
     path = tmp_path / "runs.jsonl"
     path.write_text(good + "\n" + good[:100])
-    results.append(path, record)
+    results.append(path, another(record, 1))
     assert path.read_text().splitlines()[1] == good[:100]  # kept for a person to see, on its own line
     with pytest.warns(UserWarning, match=":2: unreadable"):
         assert len(results.load(path)) == 2

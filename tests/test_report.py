@@ -90,11 +90,13 @@ def test_table_means_are_the_means_of_the_stored_runs(preset, table_json):
 
 
 def test_table_names_missing_cells_for_an_empty_results_file(tmp_path):
+    (tmp_path / "none.jsonl").touch()  # an empty file; a missing one is an error
     data = json.loads(invoke("table", "--results", tmp_path / "none.jsonl", "--format", "json"))
     assert data["missing_cells"] and all(c["n"] == 0 for c in json_cells(data).values())
 
 
 def test_table_says_on_stderr_which_cells_have_no_runs(tmp_path):
+    (tmp_path / "none.jsonl").touch()
     result = CliRunner().invoke(cli, ["table", "--results", str(tmp_path / "none.jsonl")], catch_exceptions=False)
     assert result.exit_code == 0
     assert "every cell is empty" in result.stderr and "--run" in result.stderr
@@ -110,6 +112,7 @@ def test_missing_note_counts_the_empty_cells_and_is_quiet_after_run():
 
 
 def test_a_study_refuses_the_formats_of_the_paper_tables(tmp_path):
+    (tmp_path / "none.jsonl").touch()
     result = CliRunner().invoke(cli, ["table", "--preset", "conditions", "--results", str(tmp_path / "none.jsonl"),
                                       "--format", "csv"])
     assert result.exit_code == 2
