@@ -136,9 +136,11 @@ def _title(*parts: str, first_sep: str = " — ") -> str:
 
 
 def _table(title: str, **kwargs) -> Table:
-    """A left-titled table at least as wide as the longest line of its title (so the title never wraps)."""
+    """A left-titled table at least as wide as the longest line of its title, up to TITLE_WIDTH (so the title
+    does not wrap, and a longer one does not make the table too wide for the layouts of Fit)."""
     plain = Text.from_markup(title).plain
-    return Table(title=title, title_justify="left", min_width=max(len(line) for line in plain.splitlines()),
+    return Table(title=title, title_justify="left",
+                 min_width=min(TITLE_WIDTH, max(len(line) for line in plain.splitlines())),
                  **kwargs)
 
 
@@ -165,6 +167,22 @@ class Fit:
 
     def __rich_measure__(self, console, options):
         return Measurement.get(console, options, self._pick(console, options))
+
+
+def _stacked(t: Table, label) -> Table:
+    """Table `t` as one block per row, for a width its columns do not fit: `label(cells)` (the row's cells,
+    markup strings) names the row in bold, then each other column's "header value" on a line of its own."""
+    s = Table(title=t.title, title_justify="left", caption=t.caption, caption_justify="left", show_header=False,
+              box=None, padding=(0, 1, 0, 0), pad_edge=False, min_width=t.min_width)  # the title unwrapped if it can
+    s.add_column(no_wrap=True)
+    s.add_column(overflow="fold")
+    for i in range(t.row_count):
+        cells = [c._cells[i] for c in t.columns]
+        name, keys = label(cells)
+        lines = [f"{str(c.header).replace(chr(10), ' ')} {str(cell).replace(chr(10), ' ')}"
+                 for j, (c, cell) in enumerate(zip(t.columns, cells)) if j not in keys and str(cell).strip()]
+        s.add_row(f"[bold]{name}[/]", "\n".join(lines), end_section=True)
+    return s
 
 
 def sparkline(values, width: int = 40, log: bool = False) -> str:
@@ -278,7 +296,7 @@ def _pm(entry: dict, digits: int = 4) -> str:
     """'mean ± half-width' (just the mean for one seed, '—' for none)."""
     if entry.get("mean") is None:
         return "—"
-    if entry.get("n", 0) > 1 and entry.get("lo") == entry.get("lo"):
+    if entry.get("n", 0) > 1 and entry.get("lo") is not None and entry.get("lo") == entry.get("lo"):
         return f"{entry['mean']:.{digits}f} ± {(entry['hi'] - entry['lo']) / 2:.{digits}f}"
     return f"{entry['mean']:.{digits}f}"
 
@@ -289,6 +307,12 @@ def _p(p) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _outcome(result: dict, sep: str = " ", upper: bool = True) -> str:
+    """A test's outcome in capitals, with the reason it has no numbers: 'INCONCLUSIVE (one seed)'."""
+    word = result["outcome"].upper() if upper else result["outcome"]
+    return word + (f"{sep}({result['reason']})" if result.get("reason") else "")
+
+
 def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> list[Table]:
     """The `gradsel compare` tables: per method, each method against the baseline, and with
     `curves` (report.curves) a sparkline of each method's mean training loss."""
@@ -296,7 +320,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     per = _table(_title("gradsel compare", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
                         f"H={clean(c['hidden'])}", f"{c['iters']:,} iterations", f"lr {clean(c['lr'])}",
                         f"subset {clean(c['subset'])}", first_sep=": "))
-    per.add_column("method")
+    per.add_column("method", no_wrap=True)
     for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", "numeric\nshare", "select\nwins"):
         _number_column(per, col)
     for r in summary["methods"]:
@@ -307,25 +331,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
                 if r["diverged"]]
     if diverged:
         per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
-    vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)")
-    vs.add_column("method", no_wrap=True)
-    for col in ("Δ\naccuracy", "95% CI", "t-test\np", "predictions\ndiffer", "TOST"):  # Wilcoxon: --json/--csv
-        _number_column(vs, col)
-    tost_lines = []
-    for r in summary["methods"]:
-        v = r.get("versus")
-        if v:
-            lo, hi = v["ci"]
-            ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
-            e = v["equivalence"]
-            vs.add_row(clean(r["method"]), f"{v['difference']:+.4f}", ci, _p(v["p_t"]), f"{v['disagreement']:.2%}",
-                       e["outcome"].upper())
-            tost_lines.append(f"{clean(r['method'])}: {e['outcome'].upper()} within ±{e['margin']:g} — "
-                              f"{clean(e['numbers'])}")
-    if tost_lines:
-        vs.caption = "\n".join(tost_lines)
-        vs.caption_justify = "left"
-    tables = [per, vs]
+    tables = [Fit(per, _stacked(per, lambda cells: (cells[0], {0}))), _versus_table(summary)]
     rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
     if rows:
         loss = _table("training loss over the run (window means, mean over seeds)")
@@ -339,6 +345,35 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
                          fmt_loss(values[-1] if values else None), sparkline(c["loss"]["mean"], log=True))
         tables.append(loss)
     return tables
+
+
+def _versus_table(summary: dict) -> Fit:
+    """compare's methods against the baseline: difference, CI, t-test and exact Wilcoxon p, predictions that
+    differ, TOST; boxed where that fits the width, else compact."""
+    rows, tost_lines = [], []
+    for r in summary["methods"]:
+        v = r.get("versus")
+        if v:
+            lo, hi = v["ci"]
+            ci = "—" if lo is None else f"{lo:+.4f} … {hi:+.4f}"
+            e = v["equivalence"]
+            rows.append((clean(r["method"]), f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
+                         f"{v['disagreement']:.2%}", _outcome(e, "\n")))
+            tost_lines.append(f"{clean(r['method'])}: {_outcome(e)} within ±{e['margin']:g} — {clean(e['numbers'])}")
+
+    def layout(compact: bool) -> Table:
+        vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)", **(dict(COMPACT, padding=0) if compact else {}))
+        vs.add_column("method", no_wrap=True)
+        for col in ("Δ\naccuracy", "95% CI", "t-test\np", "Wilcoxon\np", "predictions\ndiffer", "TOST"):
+            _number_column(vs, col)
+        for row in rows:
+            vs.add_row(*row)
+        if tost_lines:
+            vs.caption = "\n".join(tost_lines)
+            vs.caption_justify = "left"
+        return vs
+
+    return Fit(layout(False), layout(True), _stacked(layout(True), lambda cells: (cells[0], {0})))
 
 
 def sweep_table(summary: dict, seeds: int):
@@ -410,16 +445,12 @@ def _cell_text(e: dict, paper: bool, fmt: str, stacked: bool = False) -> str:
 def _verdict_lines(table: dict) -> list[str]:
     lines = []
     for v in table["verdicts"]:
-        if all(part["outcome"] == "no data" for part in v["comparisons"]):
-            mark = "NO DATA"
-        else:
-            mark = {True: "SUPPORTED", False: "CONTRADICTED", None: "NOT SUPPORTED"}[v["supported"]]
-        lines.append(f"{mark} — {v['text']}")
+        lines.append(f"{_outcome(v)} — {v['text']}")
         for part in v["comparisons"]:
             lines.append(f"    vs {part['baseline']}: {part['words']}")
             if "equivalence" in part:
                 e = part["equivalence"]
-                lines.append(f"    vs {part['baseline']}: {e['outcome'].upper()} within ±{e['margin']:g} (TOST): "
+                lines.append(f"    vs {part['baseline']}: {_outcome(e)} within ±{e['margin']:g} (TOST): "
                              f"{e['numbers']}")
     return lines
 
@@ -460,18 +491,42 @@ def paper_table_rich(table: dict, paper: bool = True) -> list:
                           end_section=i == len(g["rows"]) - 1)
         return t
 
-    return [Fit(layout(False), layout(True)), _lines(_footer_lines(table)), _lines(_verdict_lines(table))]
+    batch = [None]
+
+    def label(cells):  # "B=8 analytic H=20": the batch of a group's first row stands for its other rows
+        batch[0] = cells[0] or batch[0]
+        return f"B={batch[0]} {cells[1]}".replace("\n", " "), {0, 1}
+
+    return [Fit(layout(False), layout(True), _stacked(layout(False), label)), _lines(_footer_lines(table)),
+            _lines(_verdict_lines(table))]
 
 
-def _lines(lines: list[str]) -> Text:
-    """Footer lines; a long one breaks between words, its continuation indented."""
-    out = []
-    for line in lines:
-        lead = line[:len(line) - len(line.lstrip())]
-        glued = line.replace(" = ", "\xa0=\xa0")  # "k = 2" stays on one line
-        out += [part.replace("\xa0", " ") for part in textwrap.wrap(
-            glued, TITLE_WIDTH, subsequent_indent=lead + "  ", break_long_words=False, break_on_hyphens=False)] or [""]
-    return Text("\n".join(out))
+class _Lines:
+    """Footer lines; a long one breaks between words (at TITLE_WIDTH, or the narrower width it is printed at),
+    its continuation indented."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def text(self, width: int = TITLE_WIDTH) -> Text:
+        out = []
+        for line in self.lines:
+            lead = line[:len(line) - len(line.lstrip())]
+            glued = line.replace(" = ", "\xa0=\xa0")  # "k = 2" stays on one line
+            out += [part.replace("\xa0", " ") for part in textwrap.wrap(
+                glued, max(width, len(lead) + 12), subsequent_indent=lead + "  ", break_long_words=False,
+                break_on_hyphens=False)] or [""]
+        return Text("\n".join(out))
+
+    def __rich_console__(self, console, options):
+        yield self.text(min(options.max_width, TITLE_WIDTH))
+
+    def __rich_measure__(self, console, options):
+        return Measurement.get(console, options, self.text(min(options.max_width, TITLE_WIDTH)))
+
+
+def _lines(lines: list[str]) -> _Lines:
+    return _Lines(lines)
 
 
 def paper_table_markdown(table: dict, paper: bool = True) -> str:
@@ -701,8 +756,9 @@ def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[s
         rows, share, diverged = [], None, 0
         for r in (r for r in s["rows"] if r["condition"] == name):
             tost = r["tost"] or {}
-            pm = "—" if r["difference"] is None else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}"
-            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm, tost.get("outcome", "—"),
+            pm = ("—" if r["difference"] is None else f"{r['difference']:+.4f}" if r["ci"][0] is None
+                  else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}")
+            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm, _outcome(tost, upper=False) if tost else "—",
                          f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
                          _fmt(r["largest"], "+.4f")])
             share = r["numeric_share"] if r["method"] == "select" else share

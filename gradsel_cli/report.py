@@ -27,12 +27,15 @@ def _acc(rec) -> float:
 
 
 def _ci_dict(values) -> dict:
-    """Mean and 95% CI of the finite values; diverged runs (nan) are counted apart."""
+    """Mean and 95% CI of the finite values; diverged runs (nan) are counted apart. One value has no CI:
+    lo and hi are None, with the reason (stats.ONE_SEED)."""
     finite = [v for v in values if np.isfinite(v)]
     if not finite:
         return {"mean": None, "lo": None, "hi": None, "n": 0, "diverged": len(values)}
     mean, lo, hi = stats.mean_ci(finite)
-    return {"mean": mean, "lo": lo, "hi": hi, "n": len(finite), "diverged": len(values) - len(finite)}
+    one = {"reason": stats.ONE_SEED} if len(finite) == 1 else {}
+    return {**stats.json_ready({"mean": mean, "lo": lo, "hi": hi}), "n": len(finite),
+            "diverged": len(values) - len(finite), **one}
 
 
 def compare_summary(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
@@ -53,7 +56,7 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
             "method": m,
             "seeds": sorted(by_method[m]),
             "accuracy": _ci_dict([_acc(r) for r in recs]),
-            "final_loss": float(np.mean(losses)) if losses else float("nan"),  # of the runs that finished
+            "final_loss": float(np.mean(losses)) if losses else None,  # of the runs that finished
             "time_per_iter": float(np.mean([r["time_per_iter"] for r in recs])),
             "numeric_share": float(np.mean([r["numeric_share"] for r in recs])),
             "select_win_rate": (float(np.mean([r["select_wins"]["numeric"] / max(i, 1) for r, i in zip(recs, iters)]))
@@ -70,7 +73,7 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
             b = [_acc(by_method[baseline][s]) for s in seeds]
             if seeds:
                 diff = stats.paired(a, b)
-                row["versus"] = {
+                row["versus"] = stats.json_ready({
                     "baseline": baseline,
                     "diverged_pairs": len(both) - len(seeds),
                     **diff,
@@ -78,7 +81,7 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
                                                                       by_method[baseline][s]["predictions"])
                                                    for s in seeds])),
                     "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
-                }
+                })
         rows.append(row)
     return {"baseline": baseline, "margin": margin, "methods": rows}
 
@@ -222,8 +225,23 @@ def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
                           "equivalence": stats.equivalence(diff, margin, method=claim.method, baseline=base)})
         support = [p["supported"] for p in parts]
         overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
-        out.append({"id": claim.id, "text": claim.text, "supported": overall, "comparisons": parts})
-    return out
+        out.append({"id": claim.id, "text": claim.text, "supported": overall, **_overall(parts), "comparisons": parts})
+    return stats.json_ready(out)
+
+
+def _overall(parts: list[dict]) -> dict:
+    """A claim's outcome from its comparisons': contradicted by any; else not supported when any is; else
+    inconclusive when any is (with its reason, one seed) or has no data; no data when none has; else supported."""
+    outcomes = [p["outcome"] for p in parts]
+    if all(o == "no data" for o in outcomes):
+        return {"outcome": "no data", "reason": None}
+    for outcome in ("contradicted", "not supported"):
+        if outcome in outcomes:
+            return {"outcome": outcome, "reason": None}
+    if "inconclusive" in outcomes or "no data" in outcomes:
+        reasons = {p.get("reason") for p in parts if p["outcome"] == "inconclusive"}
+        return {"outcome": "inconclusive", "reason": reasons.pop() if len(reasons) == 1 else None}
+    return {"outcome": "supported", "reason": None}
 
 
 def _json_number(x):
@@ -409,7 +427,7 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
     cells = sorted({k[:3] for k in finished})
     complete = [s for s in seeds if all((*c, s) in diffs for c in cells)]
     per_seed = lambda recs: [float(np.mean([recs[(*c, s)]["accuracy"] for c in cells])) for s in complete]
-    pooled = stats.paired(per_seed(mine), per_seed(base)) if len(complete) > 1 else None
+    pooled = stats.paired(per_seed(mine), per_seed(base)) if complete else None  # one seed: no interval
     equivalent = 0
     for c in cells:
         ss = [s for s in seeds if (*c, s) in diffs]
@@ -418,7 +436,7 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
             equivalent += stats.equivalence(r, margin)["outcome"] == "equivalent"
     largest = max(diffs.values(), key=abs) if diffs else None
     shares = [mine[k]["numeric_share"] for k in finished]
-    return {
+    return stats.json_ready({
         "pairs": len(keys), "diverged": len(keys) - len(finished), "cells": len(cells), "seeds": len(complete),
         "predictions_differ": float(np.mean([stats.disagreement(mine[k]["predictions"], base[k]["predictions"])
                                              for k in finished])) if finished else None,
@@ -429,7 +447,8 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
         "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
         "largest": largest,
         "numeric_share": float(np.mean(shares)) if shares else None,
-    }
+        "reason": None if pooled is None else pooled["reason"],
+    })
 
 
 def subsets_summary(records: list[dict]) -> dict:
