@@ -14,7 +14,8 @@ import click
 
 from .cli_errors import BadInput, Group, library_errors, on_interrupt
 from .cli_steps import emit, prepare, run_grid, saying, show, warn, wrote
-from .config import CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, setting_keys
+from .config import (CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, counted,
+                     setting_keys)
 from .options import (Finite, Whole, comma_list, config_from, config_options, flags_from, grid_from, grid_options,
                       list_option, listed_options, log_range, machine_options, margin_option, method_list_option,
                       output_options, png_file, size_list, training_options, writable_file)
@@ -195,7 +196,8 @@ def _compare_figures(err, figure, plot, digits, curve_data, config, seeds) -> No
         wrote(err, figure)
     if plot:
         if curve_data["missing_accuracy"]:
-            err.print(f"{curve_data['missing_accuracy']} stored run(s) have no test-accuracy curve (made without "
+            n = curve_data["missing_accuracy"]
+            err.print(f"{counted(n, 'stored run')} {'has' if n == 1 else 'have'} no test-accuracy curve (made without "
                       "--plot); the accuracy panel is left empty", style="yellow", markup=False)
         curves_figure(plot, curve_data, figure_title("compare", config, range(seeds)))
         wrote(err, plot)
@@ -233,7 +235,7 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
     lists = {"method": methods, **opts}
     prepare(threads, err)
     configs = trials(base, grid_cells(lists), range(seeds))
-    records = run_grid([effective(c) for c in configs], results_file, grid, data_dir, err, "sweep")
+    records = run_grid([effective(c) for c in configs], results_file, grid, data_dir, err, render.sweep_label(lists))
 
     def tables():
         from .report import sweep_view  # scipy: a second to import, not needed for --json

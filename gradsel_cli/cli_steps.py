@@ -78,5 +78,6 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
         except GridError as exc:
             raise click.ClickException(str(exc)) from None
     if already:
-        err.print(f"All {already[0]} runs are already stored in {results_file}; nothing was run.", markup=False)
+        stored = "The run is" if already[0] == 1 else f"All {already[0]} runs are"
+        err.print(f"{stored} already stored in {results_file}; nothing was run.", markup=False)
     return records

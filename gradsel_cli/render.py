@@ -24,6 +24,8 @@ from rich.style import Style
 from rich.table import Column, Table
 from rich.text import Text
 
+from .config import counted
+
 SPARKS = "▁▂▃▄▅▆▇█"
 PIPE_WIDTH = 80  # columns of output that is not a terminal (unless $COLUMNS says otherwise)
 TITLE_WIDTH = 76  # a title longer than this breaks between its parts
@@ -208,7 +210,7 @@ def train_summary(record: dict) -> Table:
     """The end-of-run summary of one training run record."""
     c = record["config"]
     t = _table(_title(f"gradsel train — {clean(c['method'])}", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
-                      f"H={clean(c['hidden'])}", f"{record['iterations_done']}/{clean(c['iters'])} iterations",
+                      f"H={clean(c['hidden'])}", f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
                       f"seed {clean(c['seed'])}", first_sep=": "), show_header=False)
     t.add_column(style="bold")
     t.add_column()
@@ -253,7 +255,8 @@ BENCH_CALL_COLUMNS = ("H", "B", "pixels", "loss", "analytic", "numeric", "naive"
 def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str = "float64") -> list[Table]:
     """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times;
     `threads`: the count, or a label for the automatic policy."""
-    calls = _table(_title("gradsel bench — median time per call", f"{threads} Numba thread(s)", precision,
+    numba = counted(threads, "Numba thread") if isinstance(threads, int) else f"{threads} Numba thread(s)"
+    calls = _table(_title("gradsel bench — median time per call", numba, precision,
                           first_sep=", "),
                    **dict(COMPACT, padding=0))  # eleven columns: one space apart, within 80 columns
     for col in BENCH_CALL_COLUMNS:
@@ -318,7 +321,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     `curves` (report.curves) a sparkline of each method's mean training loss."""
     c = config
     per = _table(_title("gradsel compare", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
-                        f"H={clean(c['hidden'])}", f"{c['iters']:,} iterations", f"lr {clean(c['lr'])}",
+                        f"H={clean(c['hidden'])}", counted(c['iters'], 'iteration', ','), f"lr {clean(c['lr'])}",
                         f"subset {clean(c['subset'])}", first_sep=": "))
     per.add_column("method", no_wrap=True)
     for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", "numeric\nshare", "select\nwins"):
@@ -376,9 +379,21 @@ def _versus_table(summary: dict) -> Fit:
     return Fit(layout(False), layout(True), _stacked(layout(True), lambda cells: (cells[0], {0})))
 
 
+SWEEP_LABEL_WIDTH = 28  # the progress bar's label names the swept options up to this width
+
+
+def sweep_label(lists: dict[str, list]) -> str:
+    """The progress label of a sweep: 'sweep lr, fd-step' (the options given several values), or 'sweep 5
+    options' when their names would crowd the bar."""
+    varied = [k.replace("_", "-") for k, v in lists.items() if len(v) > 1]
+    label = "sweep " + ", ".join(varied) if varied else "sweep"
+    return label if len(label) <= SWEEP_LABEL_WIDTH else f"sweep {counted(len(varied), 'option')}"
+
+
 def sweep_table(summary: dict, seeds: int):
     """The `gradsel sweep` table: one row per cell, the varied options first."""
-    return _configurations(f"gradsel sweep — {len(summary['cells'])} cells × {seeds} seeds", summary["varied"],
+    return _configurations(f"gradsel sweep — {counted(len(summary['cells']), 'cell')} × {counted(seeds, 'seed')}",
+                           summary["varied"],
                            summary["cells"], [
                                ("accuracy\n(95% CI)", lambda c: _pm(c["accuracy"])),
                                ("final\nloss", lambda c: fmt_loss(c["final_loss"])),
@@ -392,25 +407,29 @@ def _option_value(value) -> str:
 
 def _configurations(title: str, varied: list[str], rows: list[dict], numbers: list[tuple]) -> Fit:
     """A table of configurations: the values of the `varied` options (row["values"]) as columns where
-    they fit in the width, else as one wrapped "option=value, ..." column; then the `numbers`
-    columns, (header, row -> text)."""
-    def layout(stacked: bool) -> Table:
-        t = _table(title, **({} if stacked else COMPACT))
-        names = [clean(k.replace("_", "-")) for k in varied]
+    they fit in the width, else two options to a column (one above the other, a blank line between
+    rows), else as one wrapped "option=value, ..." column; then the `numbers` columns, (header, row -> text)."""
+    names = [clean(k.replace("_", "-")) for k in varied]
+
+    def layout(stacked: bool, per_column: int = 1) -> Table:
+        t = _table(title, **({} if stacked else COMPACT if per_column == 1 else dict(COMPACT, padding=0)))
+        groups = [range(i, min(i + per_column, len(names))) for i in range(0, len(names), per_column)]
         if stacked:
             t.add_column("configuration", overflow="fold")
         else:
-            for name in names or ["configuration"]:
-                t.add_column(name, no_wrap=True)
+            for header in ["\n".join(names[i] for i in g) for g in groups] or ["configuration"]:
+                t.add_column(header, no_wrap=True)
         for header, _ in numbers:
             _number_column(t, header)
         for row in rows:
             values = [clean(_option_value(row["values"][k])) for k in varied]
-            labels = [", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"] if stacked else values or ["all"]
-            t.add_row(*labels, *(cell(row) for _, cell in numbers))
+            labels = ([", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"] if stacked else
+                      ["\n".join(values[i] for i in g) for g in groups] or ["all"])
+            t.add_row(*labels, *(cell(row) for _, cell in numbers), end_section=per_column > 1)
         return t
 
-    return Fit(layout(False), layout(True))
+    paired = [layout(False, 2)] if len(varied) > 2 else []
+    return Fit(layout(False), *paired, layout(True))
 
 
 def _row_label(row: dict, preset: str) -> str:
@@ -464,7 +483,9 @@ def _footer_lines(table: dict) -> list[str]:
     if table["mad_baseline"] is not None:
         lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}")
     if table["missing_cells"]:
-        lines.append(f"{table['missing_cells']} cells have no runs yet: `gradsel table --preset {table['preset']} --run`")
+        has = "has" if table["missing_cells"] == 1 else "have"
+        lines.append(f"{counted(table['missing_cells'], 'cell')} {has} no runs yet: "
+                     f"`gradsel table --preset {table['preset']} --run`")
     for m in table["avg_mismatches"]:
         lines.append(f"note: the published AVG of {m['method']} at B={m['batch']} is printed {m['printed']:.4f}, "
                      f"the mean of its printed cells is {m['mean_of_cells']:.4f} (shown as printed)")
@@ -566,28 +587,48 @@ def paper_table_output(table: dict, fmt: str, paper: bool = True):
     return (paper_table_markdown if fmt == "markdown" else paper_table_latex)(table, paper) + "\n"
 
 
-def paper_table_csv(table: dict) -> str:
+CSV_DIGITS = 15  # significant digits of a float in CSV: 0.4966, not the 0.49660000000000004 a mean can be
+
+
+def _csv_cell(x) -> str:
+    """A CSV cell: None and NaN empty, a float as the shortest text of its value to CSV_DIGITS digits."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, float):
+        return repr(float(f"{x:.{CSV_DIGITS}g}"))
+    return str(x)
+
+
+def _csv(header, rows) -> str:
+    """CSV text (the csv module's quoting) of a header and rows, every cell through _csv_cell."""
     import csv
     import io
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published", "best"])
+    w.writerow(header)
+    w.writerows([_csv_cell(x) for x in row] for row in rows)
+    return buf.getvalue()
+
+
+def paper_table_csv(table: dict) -> str:
+    rows = []
     for g in table["groups"]:
         for row in g["rows"]:
             for e, col in zip(_entries(row), [c["shots"] for c in row["cells"]] + (["avg"] if "avg" in row else [])):
-                w.writerow([table["preset"], g["batch"], row["method"], row["hidden"], col,
-                            *("" if e.get(k) is None or e.get(k) != e.get(k) else e[k] for k in ("mean", "lo", "hi")),
-                            e["n"], "" if e["published"] is None else e["published"], int(bool(e.get("best")))])
-    return buf.getvalue()
+                rows.append([table["preset"], g["batch"], row["method"], row["hidden"], col,
+                             *(e.get(k) for k in ("mean", "lo", "hi")), e["n"], e["published"],
+                             int(bool(e.get("best")))])
+    return _csv(["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published", "best"],
+                rows)
 
 
 def tune_table(summary: dict, top: int = 10) -> list:
     """The best trials of `gradsel tune`, and the chosen setting."""
     c = summary["config"]
     t = _table(_title("gradsel tune", clean(c["method"]), clean(c["optimizer"]), f"k={clean(c['shots'])}",
-                      f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}", f"{c['iters']:,} iterations",
-                      f"{len(summary['trials'])} trials", first_sep=": "),
+                      f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}", counted(c['iters'], 'iteration', ','),
+                      counted(len(summary['trials']), 'trial'), first_sep=": "),
                caption=clean(summary["split"]), caption_justify="left")
     for col in ("rank", "trial", "lr", "weight\ndecay", "val\naccuracy", "final\nloss"):
         _number_column(t, col)
@@ -604,8 +645,8 @@ def tune_table(summary: dict, top: int = 10) -> list:
 def runs_table(summary: dict, source: str | None = None) -> list:
     """`gradsel runs`: one row per configuration of a results file (report.runs_summary), the options
     that vary first, then a line of the options every run shares."""
-    title = _title("gradsel runs" + (f" — {clean(source)}" if source else ""), f"{summary['runs']} runs",
-                   f"{len(summary['rows'])} configurations", first_sep=": ")
+    title = _title("gradsel runs" + (f" — {clean(source)}" if source else ""), counted(summary['runs'], 'run'),
+                   counted(len(summary['rows']), 'configuration'), first_sep=": ")
     table = _configurations(title, summary["varied"], summary["rows"], [
         ("runs", lambda r: str(r["runs"])),
         ("accuracy\n(95% CI)", lambda r: _pm(r["accuracy"])),
@@ -617,19 +658,11 @@ def runs_table(summary: dict, source: str | None = None) -> list:
 
 def runs_csv(summary: dict) -> str:
     """The runs summary as CSV: the varied options, then runs, seeds, accuracy and its CI, loss, diverged."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*summary["varied"], "runs", "seeds", "accuracy_mean", "accuracy_ci_lo", "accuracy_ci_hi",
-                "final_loss", "diverged"])
-    for row in summary["rows"]:
-        acc = row["accuracy"]
-        w.writerow([*(row["values"][k] for k in summary["varied"]), row["runs"], " ".join(map(str, row["seeds"])),
-                    *("" if acc[k] is None else acc[k] for k in ("mean", "lo", "hi")),
-                    "" if row["final_loss"] is None else row["final_loss"], row["diverged"]])
-    return buf.getvalue()
+    rows = [[*(row["values"][k] for k in summary["varied"]), row["runs"], " ".join(map(str, row["seeds"])),
+             *(row["accuracy"][k] for k in ("mean", "lo", "hi")), row["final_loss"], row["diverged"]]
+            for row in summary["rows"]]
+    return _csv([*summary["varied"], "runs", "seeds", "accuracy_mean", "accuracy_ci_lo", "accuracy_ci_hi",
+                 "final_loss", "diverged"], rows)
 
 
 # --- digit pictures (the paper's Figure 2) -----------------------------------------
@@ -729,7 +762,7 @@ def compare_parts(summary: dict, config: dict, curves: dict, digits: dict | None
 
 def compare_csv(summary: dict) -> str:
     """The per-method summary of `compare` as CSV (one header line, one line per method)."""
-    lines = [COMPARE_CSV_HEADER]
+    rows = []
     for r in summary["methods"]:
         v = r.get("versus", {})
         cells = [r["method"], len(r["seeds"]), r["accuracy"]["mean"], r["accuracy"]["lo"], r["accuracy"]["hi"],
@@ -738,8 +771,8 @@ def compare_csv(summary: dict) -> str:
                  v.get("disagreement")]
         e = v.get("equivalence", {})
         cells += [e.get("outcome"), *(e.get("ci") or (None, None)), e.get("p_lower"), e.get("p_upper")]
-        lines.append(",".join("" if c is None else str(c) for c in cells))
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return _csv(COMPARE_CSV_HEADER.split(","), rows)
 
 
 def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -764,7 +797,7 @@ def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[s
             share = r["numeric_share"] if r["method"] == "select" else share
             diverged += r["diverged"]
         title = (f"{name}: against analytic" + ("" if share is None else f"; select keeps numeric {share:.1%}")
-                 + (f"; {diverged} pairs diverged" if diverged else ""))
+                 + (f"; {counted(diverged, 'pair')} diverged" if diverged else ""))
         parts.append((title, ["method", "differ", "Δ acc ±CI", "TOST", "eq.", "≤2 img", "largest"], rows))
     pub = [[p["paper"], p["method"], f"{p['within']}/{p['n']}", str(p["exact_zero"]), f"{p['largest']:+.4f}"]
            for p in s["published"]]

@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 
 from . import papers, stats
-from .config import DIGITS_FROM, canonical
+from .config import DIGITS_FROM, canonical, counted
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
 MARGIN = 0.002  # equivalence margin on test accuracy: 20 of the 10,000 test images
@@ -176,7 +176,8 @@ def missing_note(table: dict, path, ran: bool) -> str | None:
         return (f"No stored runs in {path} match these settings: every cell is empty. "
                 "Run them with --run, or read another file with --results FILE.")
     if table["missing_cells"] and not ran:
-        return f"{table['missing_cells']} of {total} cells have no stored runs in {path}; --run computes them."
+        has = "has" if table["missing_cells"] == 1 else "have"
+        return f"{table['missing_cells']} of {counted(total, 'cell')} {has} no stored runs in {path}; --run computes them."
     return None
 
 
@@ -376,7 +377,7 @@ def digits_view(records: list[dict], methods: list[str], n: int, how: str, x_tes
     indices, note = pick_digits(predictions, n, how, seed)
     c = first[methods[0]]["config"]
     title = (f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
-             f"{c['iters']:,} iterations, seed {seed}; digits from: {how}")
+             f"{counted(c['iters'], 'iteration', ',')}, seed {seed}; digits from: {how}")
     return {"seed": seed, "how": how, "indices": indices, "images": x_test, "labels": y_test,
             "predictions": predictions, "title": title}, note
 

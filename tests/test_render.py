@@ -154,7 +154,9 @@ def test_sweep_table_fits(varied):
     text = show(render.sweep_table(summary, 3))
     assert_fits(text)
     assert_whole(text, [pm(c["accuracy"]) for c in summary["cells"]])
-    assert "weight-decay=0.0001" in text if len(varied) > 3 else "optimizer" in text
+    assert "weight-decay" in text and "0.0001" in text if len(varied) > 3 else "optimizer" in text
+    header = [line for line in text.splitlines() if line.strip()][1:3]  # every option has a column of its own
+    assert all(any(k.replace("_", "-") in line.split() for line in header) for k in varied)
 
 
 @pytest.mark.parametrize("preset", ["alternate", "select"])
@@ -319,7 +321,8 @@ def test_runs_csv_parses_back(compare_records):
     rows = list(csv.DictReader(io.StringIO(render.runs_csv(summary))))
     assert [r["method"] for r in rows] == ["analytic", "numeric", "alternate", "select"]
     for r, s in zip(rows, summary["rows"]):
-        assert float(r["accuracy_mean"]) == s["accuracy"]["mean"] and int(r["runs"]) == s["runs"] == 5
+        assert float(r["accuracy_mean"]) == pytest.approx(s["accuracy"]["mean"], rel=1e-14)
+        assert int(r["runs"]) == s["runs"] == 5
         assert r["seeds"] == "0 1 2 3 4" and r["diverged"] == "0"
 
 
@@ -416,3 +419,55 @@ def test_a_paper_table_at_a_narrow_width_keeps_the_batch_and_whole_cells(preset,
         for row in g["rows"]:
             assert f"B={g['batch']} {render._row_label(row, preset)}" in text
             assert_whole(text, [pm(e) for e in render._entries(row)])
+
+
+@pytest.mark.parametrize("lists, label", [
+    ({"method": ["alternate"], "lr": [0.1, 0.2]}, "sweep lr"),
+    ({"method": ["analytic", "select"], "fd_step": [1e-3, 1e-4], "lr": [0.1]}, "sweep method, fd-step"),
+    ({"method": ["alternate"], "lr": [0.1]}, "sweep"),
+    ({k: [1, 2] for k in ("method", "lr", "optimizer", "init", "activation")}, "sweep 5 options")])
+def test_the_sweep_progress_label_names_the_swept_options(lists, label):
+    assert render.sweep_label(lists) == label
+
+
+def test_the_sweep_command_labels_its_progress_with_the_swept_option(runner, monkeypatch):
+    from gradsel_cli import cli as cli_module
+
+    labels = []
+
+    def run_grid(configs, results_file, grid, data_dir, err, label, *args):
+        labels.append(label)
+        raise ValueError("stopped before any run")
+
+    monkeypatch.setattr(cli_module, "run_grid", run_grid)
+    result = runner.invoke(cli_module.cli, ["sweep", "--lr", "0.1,0.2", "--seeds", "1"])
+    assert result.exit_code == 2 and labels == ["sweep lr"]
+
+
+@pytest.mark.parametrize("n, words", [(1, "1 run, 1 configuration"), (2, "2 runs, 1 configuration")])
+def test_counts_agree_with_their_nouns(compare_records, n, words):
+    records = [r for r in compare_records if r["config"]["method"] == "analytic"][:n]
+    assert words in show(*render.runs_table(report.runs_summary(records)))
+    summary = report.sweep_summary(records, [])
+    assert f"1 cell × {n} seed{'s' if n > 1 else ''}" in show(render.sweep_table(summary, n))
+
+
+@pytest.mark.parametrize("value, cell", [(0.49660000000000004, "0.4966"), (0.1 + 0.2, "0.3"), (1e-05, "1e-05"),
+                                         (float("nan"), ""), (None, ""), (3, "3"), (2.0, "2.0"),
+                                         (0.0966666666666667, "0.0966666666666667")])
+def test_csv_floats_are_rounded_to_fifteen_digits(value, cell):
+    assert render._csv_cell(value) == cell
+
+
+def test_every_csv_is_written_by_the_csv_module_with_rounded_floats(compare_records):
+    import csv
+
+    methods = ["analytic", "numeric", "alternate", "select"]
+    summary = report.compare_summary(compare_records, methods)
+    summary["methods"][0]["method"] = 'a,"b"'  # a value with a comma and a quote stays one cell
+    for text in (render.compare_csv(summary), render.runs_csv(report.runs_summary(compare_records))):
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len({len(r) for r in rows}) == 1
+        digits = [re.sub(r"e.*|\D", "", c).lstrip("0") for r in rows[1:] for c in r if re.fullmatch(r"-?[\d.]+(e-?\d+)?", c)]
+        assert digits and max(map(len, digits)) <= 15, "a float with more than 15 significant digits"
+    assert list(csv.reader(io.StringIO(render.compare_csv(summary))))[1][0] == 'a,"b"'
