@@ -668,6 +668,7 @@ def runs_csv(summary: dict) -> str:
 # --- digit pictures (the paper's Figure 2) -----------------------------------------
 
 HALF_BLOCK = "▀"  # upper half block: its foreground is the upper pixel, its background the lower one
+SHADES = " .:-=+*#%@"  # without colour: one character per pair of pixels, darkest to brightest (ASCII)
 
 
 def _grey(value) -> str:
@@ -693,6 +694,37 @@ def digit(image) -> Text:
     return text
 
 
+def shaded_digit(image) -> Text:
+    """The same picture as `digit` without colour: each character is the shade (SHADES) of the mean of
+    the pixel of an even row and the one below it."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"a digit image must be 2-D, got shape {image.shape}")
+    if image.shape[0] % 2:
+        image = np.vstack([image, np.zeros((1, image.shape[1]), dtype=image.dtype)])
+    pairs = (image[0::2].astype(np.float64) + image[1::2]) / 2  # (h/2, w) grey levels 0-255
+    levels = np.minimum((pairs * len(SHADES) / 256).astype(int), len(SHADES) - 1)
+    return Text("\n".join("".join(SHADES[v] for v in row) for row in levels), no_wrap=True, overflow="crop")
+
+
+class DigitPicture:
+    """A digit as half blocks in grey levels on a console with colour, else in ASCII shades (a file, a pipe,
+    NO_COLOR): half blocks without their colours would be a solid rectangle."""
+
+    def __init__(self, image):
+        self.image = np.asarray(image)
+        self.text = digit(self.image)  # checks the image
+
+    def _shown(self, console) -> Text:
+        return self.text if console.color_system and not console.no_color else shaded_digit(self.image)
+
+    def __rich_console__(self, console, options):
+        yield self._shown(console)
+
+    def __rich_measure__(self, console, options):
+        return Measurement.get(console, options, self._shown(console))
+
+
 def digit_caption(index: int, label: int, predictions: dict[str, int], width: int = 28) -> Text:
     """'#index true L' and one line per method with its prediction: green when right, red when wrong;
     when the methods disagree the first line says so and the predictions are bold."""
@@ -716,7 +748,7 @@ def digits_grid(images, labels, indices, predictions: dict, title: str):
     cells = []
     for i in indices:
         side = int(round(np.sqrt(np.asarray(images[i]).size)))
-        cells.append(Group(digit(np.asarray(images[i]).reshape(side, side)),
+        cells.append(Group(DigitPicture(np.asarray(images[i]).reshape(side, side)),
                            digit_caption(int(i), int(labels[i]), {m: int(p[i]) for m, p in predictions.items()},
                                          width=side)))
     return Group(Text(_title(*_CONTROL.sub("", title).split(", "), first_sep=", "), style="bold"),
