@@ -823,7 +823,7 @@ def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[s
             tost = r["tost"] or {}
             pm = ("—" if r["difference"] is None else f"{r['difference']:+.4f}" if r["ci"][0] is None
                   else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}")
-            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm, _outcome(tost, upper=False) if tost else "—",
+            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm, _outcome(tost, "\n", upper=False) if tost else "—",
                          f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
                          _fmt(r["largest"], "+.4f")])
             share = r["numeric_share"] if r["method"] == "select" else share
@@ -845,7 +845,7 @@ def study_tables(preset: str, summary: dict, markdown: bool = False) -> list:
         if markdown:
             lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |",
                      "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
-            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            lines += ["| " + " | ".join(cell.replace("\n", " ") for cell in row) + " |" for row in rows]
             out.append("\n".join(lines) + "\n")
             continue
         t = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
