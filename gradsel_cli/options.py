@@ -167,7 +167,8 @@ def config_option(name: str, listed: bool = False, **override):
     if listed:
         choices = f.metadata["choices"]
         return click.option(flag, name, default=[str(default)], multiple=True, show_default=True,
-                            callback=comma_list(_param_type(f), _example(f)), metavar="LIST", help=f"{help_}{' One of: ' + ', '.join(choices) + '.' if choices else ''} "
+                            callback=comma_list(_param_type(f), _example(f)), metavar="LIST",
+                            help=f"{help_}{' One of: ' + ', '.join(choices) + '.' if choices else ''} "
                                                  "Comma-separated to sweep several.")
     return click.option(flag, type=_param_type(f), default=default, show_default=True, help=help_)
 

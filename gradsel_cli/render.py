@@ -210,7 +210,8 @@ def train_summary(record: dict) -> Table:
     """The end-of-run summary of one training run record."""
     c = record["config"]
     t = _table(_title(f"gradsel train — {clean(c['method'])}", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
-                      f"H={clean(c['hidden'])}", f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
+                      f"H={clean(c['hidden'])}",
+                      f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
                       f"seed {clean(c['seed'])}", first_sep=": "), show_header=False)
     t.add_column(style="bold")
     t.add_column()
@@ -365,7 +366,8 @@ def _versus_table(summary: dict) -> Fit:
             tost_lines.append(f"{clean(r['method'])}: {_outcome(e)} within ±{e['margin']:g} — {clean(e['numbers'])}")
 
     def layout(compact: bool) -> Table:
-        vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)", **(dict(COMPACT, padding=0) if compact else {}))
+        vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)",
+                    **(dict(COMPACT, padding=0) if compact else {}))
         vs.add_column("method", no_wrap=True)
         for col in ("Δ\naccuracy", "95% CI", "t-test\np", "Wilcoxon\np", "predictions\ndiffer", "TOST"):
             _number_column(vs, col)
@@ -823,7 +825,8 @@ def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[s
             tost = r["tost"] or {}
             pm = ("—" if r["difference"] is None else f"{r['difference']:+.4f}" if r["ci"][0] is None
                   else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}")
-            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm, _outcome(tost, "\n", upper=False) if tost else "—",
+            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm,
+                         _outcome(tost, "\n", upper=False) if tost else "—",
                          f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
                          _fmt(r["largest"], "+.4f")])
             share = r["numeric_share"] if r["method"] == "select" else share

@@ -177,7 +177,8 @@ def missing_note(table: dict, path, ran: bool) -> str | None:
                 "Run them with --run, or read another file with --results FILE.")
     if table["missing_cells"] and not ran:
         has = "has" if table["missing_cells"] == 1 else "have"
-        return f"{table['missing_cells']} of {counted(total, 'cell')} {has} no stored runs in {path}; --run computes them."
+        return (f"{table['missing_cells']} of {counted(total, 'cell')} {has} no stored runs in {path}; "
+                "--run computes them.")
     return None
 
 

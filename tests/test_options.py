@@ -162,7 +162,8 @@ def test_every_list_option_has_the_same_rules(command, flag, single, runner):
     for item in ("bogus", "-1", "0", "nan", "1e999"):
         one = runner.invoke(cli, ["train", single, item])
         if one.exit_code == 2:
-            assert _error(runner, command, flag, f"{v},{item}") == one.stderr.strip().splitlines()[-1].split("': ", 1)[1]
+            single_message = one.stderr.strip().splitlines()[-1].split("': ", 1)[1]
+            assert _error(runner, command, flag, f"{v},{item}") == single_message
 
 
 def test_a_value_given_twice_in_another_spelling_is_refused(runner):
