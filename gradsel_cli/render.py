@@ -138,11 +138,11 @@ def _title(*parts: str, first_sep: str = " — ") -> str:
 
 
 def _table(title: str, **kwargs) -> Table:
-    """A left-titled table at least as wide as the longest line of its title, up to TITLE_WIDTH (so the title
+    """A left-titled table at least as wide as the longest line of its title, up to PIPE_WIDTH (so the title
     does not wrap, and a longer one does not make the table too wide for the layouts of Fit)."""
     plain = Text.from_markup(title).plain
     return Table(title=title, title_justify="left",
-                 min_width=min(TITLE_WIDTH, max(len(line) for line in plain.splitlines())),
+                 min_width=min(PIPE_WIDTH, max(len(line) for line in plain.splitlines())),
                  **kwargs)
 
 
