@@ -4,7 +4,9 @@ fused loop that training runs).
 Each timing is the median of `repeat` calls after a warm-up, on a real MNIST
 batch (the first B training images). The naive reference (perturb one weight,
 full forward pass, restore) is timed on a random sample of weights and
-extrapolated when the full call would take more than a few seconds.
+extrapolated when the full call would take more than a few seconds. Its NumPy
+runs on one BLAS thread (NAIVE_BLAS_THREADS, set here with threadpoolctl, whatever
+the environment says), so its column does not swing with the machine's load.
 """
 
 import contextlib
@@ -20,6 +22,7 @@ from .config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES
 
 NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
 NAIVE_SAMPLE = 400      # weights timed when sampling
+NAIVE_BLAS_THREADS = 1  # BLAS threads of the naive reference's NumPy (the textbook code's single thread)
 
 
 # A busy loop that also ends by itself once its parent is gone (even a killed one).
@@ -92,16 +95,7 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
     out["analytic"] = median_time(lambda: network.analytic_gradient(params, x, y), repeat)
     out["numeric"] = median_time(lambda: network.numeric_gradient(params, x, y), repeat)
 
-    n = params.flat.size
-    sample = np.random.default_rng(seed).choice(n, size=min(NAIVE_SAMPLE, n), replace=False)
-    per_weight = median_time(lambda: network.naive_numeric_gradient(params, x, y, indices=sample),
-                              max(1, repeat // 2)) / len(sample)
-    if per_weight * n <= NAIVE_FULL_LIMIT:
-        out["naive"] = median_time(lambda: network.naive_numeric_gradient(params, x, y), max(1, repeat // 2))
-        out["naive_extrapolated"] = False
-    else:
-        out["naive"] = per_weight * n
-        out["naive_extrapolated"] = True
+    out.update(_naive_timing(params, x, y, repeat, seed))
 
     for name in METHOD_NAMES:  # as training runs them: the fused loop, FUSED_ITERS iterations per call
         out[f"iter_{name}"] = median_time(lambda: fused_iterations(params, x, y, name), repeat) / FUSED_ITERS
@@ -112,6 +106,22 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
     out["exponentials_unshared"] = dense_exp_count(x, hidden)
     out["ns_per_exponential"] = out["numeric"] / out["exponentials"] * 1e9
     return out
+
+
+def _naive_timing(params, x, y, repeat: int, seed: int) -> dict:
+    """The naive reference's time per call on NAIVE_BLAS_THREADS BLAS threads (sampled and extrapolated when the
+    full call would take more than NAIVE_FULL_LIMIT), and whether it was extrapolated."""
+    from threadpoolctl import threadpool_limits
+
+    n = params.flat.size
+    sample = np.random.default_rng(seed).choice(n, size=min(NAIVE_SAMPLE, n), replace=False)
+    with threadpool_limits(limits=NAIVE_BLAS_THREADS, user_api="blas"):
+        per_weight = median_time(lambda: network.naive_numeric_gradient(params, x, y, indices=sample),
+                                 max(1, repeat // 2)) / len(sample)
+        if per_weight * n > NAIVE_FULL_LIMIT:
+            return {"naive": per_weight * n, "naive_extrapolated": True}
+        return {"naive": median_time(lambda: network.naive_numeric_gradient(params, x, y), max(1, repeat // 2)),
+                "naive_extrapolated": False}
 
 
 FUSED_ITERS = 20  # iterations of one timed fused-loop call (alternate: half of them numeric)
@@ -150,6 +160,8 @@ def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None, p
 
 def bench_record(rows: list[dict], repeat: int, background: int, precision: str = "float64") -> dict:
     """The measurements with how they were taken: the thread setting (None: the automatic policy), the cores,
-    the timed calls per measurement, the busy processes beside them and the precision."""
-    return {"threads": kernels.get_threads(), "max_threads": kernels.max_threads(), "background": background,
+    the naive reference's BLAS threads, the timed calls per measurement, the busy processes beside them and
+    the precision."""
+    return {"threads": kernels.get_threads(), "max_threads": kernels.max_threads(),
+            "naive_blas_threads": NAIVE_BLAS_THREADS, "background": background,
             "repeat": repeat, "precision": precision, "rows": rows}

@@ -14,11 +14,12 @@ import click
 
 from .cli_errors import BadInput, Group, library_errors, on_interrupt
 from .cli_steps import emit, prepare, run_grid, saying, show, warn, wrote
-from .config import CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, setting_keys
+from .config import (CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, counted,
+                     setting_keys)
 from .config import VAL_PER_CLASS
-from .options import (Finite, Whole, config_from, config_options, flags_from, grid_from, grid_options, int_list,
-                      listed_options, log_range, machine_options, margin_option, method_list_option, output_options,
-                      png_file, training_options, writable_file)
+from .options import (Finite, Whole, comma_list, config_from, config_options, flags_from, grid_from, grid_options,
+                      list_option, listed_options, log_range, machine_options, margin_option, method_list_option,
+                      output_options, png_file, size_list, training_options, writable_file)
 
 CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
 
@@ -101,8 +102,8 @@ def _store_once(err, path, record) -> None:
 
 
 @cli.command()
-@click.option("--hidden", default="20,50,100", show_default=True, callback=int_list, help="Hidden sizes, comma-separated.")
-@click.option("--batch", default="1,8,32", show_default=True, callback=int_list, help="Batch sizes, comma-separated.")
+@list_option("--hidden", "20,50,100", size_list("hidden", "20,50"), "Hidden sizes, comma-separated.")
+@list_option("--batch", "1,8,32", size_list("batch", "1,8"), "Batch sizes, comma-separated.")
 @click.option("--repeat", type=click.IntRange(1, 1000), default=7, show_default=True, help="Timed calls per measurement (median).")
 @machine_options
 @click.option("--background", type=click.IntRange(0, 64), default=0, show_default=True,
@@ -205,7 +206,8 @@ def _compare_figures(err, figure, plot, digits, curve_data, config, seeds) -> No
         wrote(err, figure)
     if plot:
         if curve_data["missing_accuracy"]:
-            err.print(f"{curve_data['missing_accuracy']} stored run(s) have no test-accuracy curve (made without "
+            n = curve_data["missing_accuracy"]
+            err.print(f"{counted(n, 'stored run')} {'has' if n == 1 else 'have'} no test-accuracy curve (made without "
                       "--plot); the accuracy panel is left empty", style="yellow", markup=False)
         curves_figure(plot, curve_data, figure_title("compare", config, range(seeds)))
         wrote(err, plot)
@@ -243,7 +245,7 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
     lists = {"method": methods, **opts}
     prepare(threads, err)
     configs = trials(base, grid_cells(lists), range(seeds))
-    records = run_grid([effective(c) for c in configs], results_file, grid, data_dir, err, "sweep")
+    records = run_grid([effective(c) for c in configs], results_file, grid, data_dir, err, render.sweep_label(lists))
 
     def tables():
         from .report import sweep_view  # scipy: a second to import, not needed for --json
@@ -384,8 +386,8 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
 @config_options(*CELL_KEYS)
 @config_options("iters", "lr", iters={"default": 2000, "help": "Iterations of analytic training before the "
                                                                  "second check."})
-@click.option("--fd-step", "steps", type=Finite(), multiple=True, default=GRADCHECK_STEPS, show_default=True,
-              help="Finite-difference steps h to try (repeat the option for several).")
+@list_option("--fd-step", ",".join(f"{h:g}" for h in GRADCHECK_STEPS), comma_list(Finite(), "1e-3,1e-5"),
+             "Finite-difference steps h to try, comma-separated.")
 @config_options("fd_scheme", "subset", "init_std", "init", "activation", "seed", "precision", "fd_arith",
                 "loss_epsilon")
 @machine_options
@@ -393,7 +395,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
               help="Write the error-versus-step plot (log-log) to FILE.png (needs matplotlib).")
 @output_options("the measurements")
 @library_errors
-def gradcheck(steps, data_dir, threads, plot, as_json, quiet, **opts):
+def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
     """Numeric against analytic gradient, per block and finite-difference step.
 
     On the first mini-batch of the run, at the initial weights and after
@@ -405,7 +407,7 @@ def gradcheck(steps, data_dir, threads, plot, as_json, quiet, **opts):
     \b
     Example:
       gradsel gradcheck --hidden 50 --batch 8
-      gradsel gradcheck --fd-step 1e-3 --fd-step 1e-5 --fd-scheme forward --json
+      gradsel gradcheck --fd-step 1e-3,1e-5 --fd-scheme forward --json
       gradsel gradcheck --plot gradcheck.png
     """
     from . import render
@@ -417,7 +419,7 @@ def gradcheck(steps, data_dir, threads, plot, as_json, quiet, **opts):
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)
     with render.progress_bar(err, config.iters, "analytic") as update:
-        check = run_check(config, sorted(set(steps), reverse=True), raw,
+        check = run_check(config, sorted(fd_step, reverse=True), raw,
                           progress=lambda d, t, loss: update(d, t, loss=loss))
     show(out, check, as_json, lambda: render.gradcheck_tables(check))
     if plot:

@@ -80,5 +80,6 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
             raise click.ClickException(str(exc)) from None
     if already:
         where = f"{results_file} or the runs shipped with gradsel" if reference else results_file
-        err.print(f"All {already[0]} runs are already stored in {where}; nothing was run.", markup=False)
+        stored = "The run is" if already[0] == 1 else f"All {already[0]} runs are"
+        err.print(f"{stored} already stored in {where}; nothing was run.", markup=False)
     return records

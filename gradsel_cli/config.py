@@ -17,6 +17,11 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 INITS = ("std", "xavier", "he")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
 LOSSES = ("cross-entropy", "mse")
+
+
+def counted(n: int, noun: str, spec: str = "") -> str:
+    """'1 run', '3 runs': a count and its noun, plural unless the count is one (`spec`: the count's format)."""
+    return f"{n:{spec}} {noun}{'' if n == 1 else 'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
 STUDIES = ("conditions", "subsets")  # `table` presets that are studies of gradsel's own, not a paper's table
 DIGITS_FROM = ("first", "disagree", "random")  # which test images a digit picture shows
 VAL_PER_CLASS = 50  # tune: validation images per class beside the few-shot set (500 in all: accuracy in 0.2% steps)

@@ -8,6 +8,8 @@ picture. Input is the plain data of report.py and gradcheck.py.
 
 import math
 
+from .config import counted
+
 INSTALL = 'pip install "gradsel[plot]"'
 DPI = 100
 CURVES_SIZE = (12.0, 4.0)      # inches: 1200 x 400 pixels
@@ -30,7 +32,8 @@ def figure_title(command: str, c: dict, seeds) -> str:
     """The title line of a figure: the command and the configuration it shows."""
     seeds = list(seeds)
     which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
-    return (f"gradsel {command} — k={c['shots']}, B={c['batch']}, H={c['hidden']}, {c['iters']:,} iterations, "
+    return (f"gradsel {command} — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+            f"{counted(c['iters'], 'iteration', ',')}, "
             f"lr {c['lr']}, h={c['fd_step']:g}, {which}")
 
 

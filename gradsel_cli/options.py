@@ -35,6 +35,19 @@ class Finite(click.ParamType):
         return x
 
 
+class Fraction(click.FloatRange):
+    """A number in [0, 1) (not NaN, which click's range check lets through)."""
+
+    def __init__(self):
+        super().__init__(0, 1, max_open=True)
+
+    def convert(self, value, param, ctx):
+        x = super().convert(value, param, ctx)
+        if math.isnan(x):
+            self.fail(f"{value!r} is not in the range 0<=x<1.", param, ctx)
+        return x
+
+
 class Whole(click.IntRange):
     """A whole number, also in e-notation (``--iters 1e4``)."""
 
@@ -56,7 +69,7 @@ def _param_type(f):
     if f.type is int:
         return Whole(m["low"], m["high"])
     return {"positive": Finite(), "nonneg": Finite(positive=False),
-            "fraction": click.FloatRange(0, 1, max_open=True)}[m["kind"]]
+            "fraction": Fraction()}[m["kind"]]
 
 
 def writable_file(ctx, param, value):
@@ -81,42 +94,68 @@ def png_file(ctx, param, value):
     return writable_file(ctx, param, value)
 
 
-def _list_of(item_type):
+def _items(ctx, param, value, item_type, example: str) -> list:
+    """The one parser of every list option: VALUE,VALUE,... (a repeated option's values joined), each item
+    stripped of spaces around it and checked as the one-value option checks it (the same message); an
+    empty list or an empty item is refused."""
+    text = ",".join(value) if isinstance(value, (tuple, list)) else str(value)
+    if not text.strip():
+        raise click.BadParameter(f"give one or more values separated by commas, e.g. {example}", ctx, param)
+    items = [v.strip() for v in text.split(",")]
+    if not all(items):
+        raise click.BadParameter(f"{text!r} has an empty item; give values separated by single commas, "
+                                 f"e.g. {example}", ctx, param)
+    return [item_type.convert(v, param, ctx) for v in items]
+
+
+def comma_list(item_type, example: str):
+    """Callback: a comma list of `item_type` values (see _items), in the order given; a value given twice
+    (also as 1e-3 and 0.001) is refused."""
     def convert(ctx, param, value):
-        items = [v.strip() for v in str(value).split(",")]
-        if not all(items):
-            raise click.BadParameter(f"{value!r} has an empty item; give values separated by single commas",
-                                     ctx, param)
-        return list(dict.fromkeys(item_type.convert(v, param, ctx) for v in items))
+        values = _items(ctx, param, value, item_type, example)
+        for i, v in enumerate(values):
+            if v in values[:i]:
+                raise click.BadParameter(f"{v!r} is given twice; give each value once", ctx, param)
+        return values
     return convert
 
 
 def log_range(ctx, param, value):
-    """Callback: LOW,HIGH with 0 < LOW <= HIGH, as a tuple of floats."""
-    try:
-        lo, hi = (float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give LOW,HIGH, e.g. 1e-3,1", ctx, param) from None
-    if not (0 < lo <= hi and math.isfinite(hi)):
+    """Callback: LOW,HIGH with 0 < LOW <= HIGH, as a tuple of floats (items parsed as every list is)."""
+    values = _items(ctx, param, value, Finite(), "1e-3,1")
+    if len(values) != 2:
+        raise click.BadParameter(f"{value!r}: give LOW,HIGH, e.g. 1e-3,1", ctx, param)
+    lo, hi = values
+    if lo > hi:
         raise click.BadParameter(f"{value!r}: need 0 < LOW <= HIGH (a log-uniform range)", ctx, param)
     return lo, hi
 
 
-def int_list(ctx, param, value):
-    """Callback: a comma list of whole numbers >= 1."""
-    try:
-        items = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of whole numbers, e.g. 20,50", ctx, param)
-    if not items or min(items) < 1:
-        raise click.BadParameter(f"{value!r}: give one or more whole numbers >= 1, e.g. 20,50", ctx, param)
-    return items
+def size_list(name: str, example: str):
+    """Callback: a comma list of sizes with the range of TrainConfig field `name` (bench's --hidden, --batch)."""
+    return comma_list(_param_type(FIELDS[name]), example)
+
+
+def list_option(flag: str, default: str, callback, help: str):
+    """An option of comma lists: the values of a repeated option are joined (--x 1 --x 2 is --x 1,2)."""
+    return click.option(flag, default=[default], multiple=True, show_default=True, callback=callback, metavar="LIST",
+                        help=help)
 
 
 def _apply(fn, opts):
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
+
+
+def _example(f) -> str:
+    """Two valid values of field f, comma-separated (for the messages of a listed option)."""
+    m = f.metadata
+    if m["choices"]:
+        return ",".join(m["choices"][:2])
+    if f.type is int:
+        return f"{f.default},{f.default * 2}"
+    return {"positive": f"{f.default:g},{f.default / 2:g}", "nonneg": "0,1e-4", "fraction": "0,0.5"}[m["kind"]]
 
 
 def config_option(name: str, listed: bool = False, **override):
@@ -129,8 +168,9 @@ def config_option(name: str, listed: bool = False, **override):
         return click.option(f"{flag}/--no-{flag[2:]}", default=default, show_default=True, help=help_)
     if listed:
         choices = f.metadata["choices"]
-        return click.option(flag, name, default=str(default), show_default=True, callback=_list_of(_param_type(f)),
-                            metavar="LIST", help=f"{help_}{' One of: ' + ', '.join(choices) + '.' if choices else ''} "
+        return click.option(flag, name, default=[str(default)], multiple=True, show_default=True,
+                            callback=comma_list(_param_type(f), _example(f)), metavar="LIST",
+                            help=f"{help_}{' One of: ' + ', '.join(choices) + '.' if choices else ''} "
                                                  "Comma-separated to sweep several.")
     return click.option(flag, type=_param_type(f), default=default, show_default=True, help=help_)
 
@@ -171,8 +211,9 @@ def output_options(what: str):
 
 def method_list_option(default: str):
     """--methods (or --method): gradient sources, comma-separated."""
-    return click.option("--methods", "--method", "methods", default=default, show_default=True,
-                        callback=_list_of(click.Choice(METHOD_NAMES)),
+    return click.option("--methods", "--method", "methods", default=[default], multiple=True, show_default=True,
+                        metavar="LIST",
+                        callback=comma_list(click.Choice(METHOD_NAMES), "analytic,select"),
                         help=f"Gradient sources, comma-separated: {', '.join(METHOD_NAMES)}.")
 
 

@@ -24,6 +24,8 @@ from rich.style import Style
 from rich.table import Column, Table
 from rich.text import Text
 
+from .config import counted
+
 SPARKS = "▁▂▃▄▅▆▇█"
 PIPE_WIDTH = 80  # columns of output that is not a terminal (unless $COLUMNS says otherwise)
 TITLE_WIDTH = 76  # a title longer than this breaks between its parts
@@ -136,9 +138,11 @@ def _title(*parts: str, first_sep: str = " — ") -> str:
 
 
 def _table(title: str, **kwargs) -> Table:
-    """A left-titled table at least as wide as the longest line of its title (so the title never wraps)."""
+    """A left-titled table at least as wide as the longest line of its title, up to PIPE_WIDTH (so the title
+    does not wrap, and a longer one does not make the table too wide for the layouts of Fit)."""
     plain = Text.from_markup(title).plain
-    return Table(title=title, title_justify="left", min_width=max(len(line) for line in plain.splitlines()),
+    return Table(title=title, title_justify="left",
+                 min_width=min(PIPE_WIDTH, max(len(line) for line in plain.splitlines())),
                  **kwargs)
 
 
@@ -167,6 +171,22 @@ class Fit:
         return Measurement.get(console, options, self._pick(console, options))
 
 
+def _stacked(t: Table, label) -> Table:
+    """Table `t` as one block per row, for a width its columns do not fit: `label(cells)` (the row's cells,
+    markup strings) names the row in bold, then each other column's "header value" on a line of its own."""
+    s = Table(title=t.title, title_justify="left", caption=t.caption, caption_justify="left", show_header=False,
+              box=None, padding=(0, 1, 0, 0), pad_edge=False, min_width=t.min_width)  # the title unwrapped if it can
+    s.add_column(no_wrap=True)
+    s.add_column(overflow="fold")
+    for i in range(t.row_count):
+        cells = [c._cells[i] for c in t.columns]
+        name, keys = label(cells)
+        lines = [f"{str(c.header).replace(chr(10), ' ')} {str(cell).replace(chr(10), ' ')}"
+                 for j, (c, cell) in enumerate(zip(t.columns, cells)) if j not in keys and str(cell).strip()]
+        s.add_row(f"[bold]{name}[/]", "\n".join(lines), end_section=True)
+    return s
+
+
 def sparkline(values, width: int = 40, log: bool = False) -> str:
     """A one-line picture of a series (e.g. the loss), `width` characters; `log`: of log10 of the
     positive values (a loss that falls by decades)."""
@@ -190,7 +210,8 @@ def train_summary(record: dict) -> Table:
     """The end-of-run summary of one training run record."""
     c = record["config"]
     t = _table(_title(f"gradsel train — {clean(c['method'])}", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
-                      f"H={clean(c['hidden'])}", f"{record['iterations_done']}/{clean(c['iters'])} iterations",
+                      f"H={clean(c['hidden'])}",
+                      f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
                       f"seed {clean(c['seed'])}", first_sep=": "), show_header=False)
     t.add_column(style="bold")
     t.add_column()
@@ -235,7 +256,8 @@ BENCH_CALL_COLUMNS = ("H", "B", "pixels", "loss", "analytic", "numeric", "naive"
 def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str = "float64") -> list[Table]:
     """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times;
     `threads`: the count, or a label for the automatic policy."""
-    calls = _table(_title("gradsel bench — median time per call", f"{threads} Numba thread(s)", precision,
+    numba = counted(threads, "Numba thread") if isinstance(threads, int) else f"{threads} Numba thread(s)"
+    calls = _table(_title("gradsel bench — median time per call", numba, precision,
                           first_sep=", "),
                    **dict(COMPACT, padding=0))  # eleven columns: one space apart, within 80 columns
     for col in BENCH_CALL_COLUMNS:
@@ -278,7 +300,7 @@ def _pm(entry: dict, digits: int = 4) -> str:
     """'mean ± half-width' (just the mean for one seed, '—' for none)."""
     if entry.get("mean") is None:
         return "—"
-    if entry.get("n", 0) > 1 and entry.get("lo") == entry.get("lo"):
+    if entry.get("n", 0) > 1 and entry.get("lo") is not None and entry.get("lo") == entry.get("lo"):
         return f"{entry['mean']:.{digits}f} ± {(entry['hi'] - entry['lo']) / 2:.{digits}f}"
     return f"{entry['mean']:.{digits}f}"
 
@@ -289,14 +311,20 @@ def _p(p) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _outcome(result: dict, sep: str = " ", upper: bool = True) -> str:
+    """A test's outcome in capitals, with the reason it has no numbers: 'INCONCLUSIVE (one seed)'."""
+    word = result["outcome"].upper() if upper else result["outcome"]
+    return word + (f"{sep}({result['reason']})" if result.get("reason") else "")
+
+
 def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> list[Table]:
     """The `gradsel compare` tables: per method, each method against the baseline, and with
     `curves` (report.curves) a sparkline of each method's mean training loss."""
     c = config
     per = _table(_title("gradsel compare", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
-                        f"H={clean(c['hidden'])}", f"{c['iters']:,} iterations", f"lr {clean(c['lr'])}",
+                        f"H={clean(c['hidden'])}", counted(c['iters'], 'iteration', ','), f"lr {clean(c['lr'])}",
                         f"subset {clean(c['subset'])}", first_sep=": "))
-    per.add_column("method")
+    per.add_column("method", no_wrap=True)
     for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", "numeric\nshare", "select\nwins"):
         _number_column(per, col)
     for r in summary["methods"]:
@@ -307,25 +335,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
                 if r["diverged"]]
     if diverged:
         per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
-    vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)")
-    vs.add_column("method", no_wrap=True)
-    for col in ("Δ\naccuracy", "95% CI", "t-test\np", "predictions\ndiffer", "TOST"):  # Wilcoxon: --json/--csv
-        _number_column(vs, col)
-    tost_lines = []
-    for r in summary["methods"]:
-        v = r.get("versus")
-        if v:
-            lo, hi = v["ci"]
-            ci = "—" if lo != lo else f"{lo:+.4f} … {hi:+.4f}"
-            e = v["equivalence"]
-            vs.add_row(clean(r["method"]), f"{v['difference']:+.4f}", ci, _p(v["p_t"]), f"{v['disagreement']:.2%}",
-                       e["outcome"].upper())
-            tost_lines.append(f"{clean(r['method'])}: {e['outcome'].upper()} within ±{e['margin']:g} — "
-                              f"{clean(e['numbers'])}")
-    if tost_lines:
-        vs.caption = "\n".join(tost_lines)
-        vs.caption_justify = "left"
-    tables = [per, vs]
+    tables = [Fit(per, _stacked(per, lambda cells: (cells[0], {0}))), _versus_table(summary)]
     rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
     if rows:
         loss = _table("training loss over the run (window means, mean over seeds)")
@@ -341,9 +351,51 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     return tables
 
 
+def _versus_table(summary: dict) -> Fit:
+    """compare's methods against the baseline: difference, CI, t-test and exact Wilcoxon p, predictions that
+    differ, TOST; boxed where that fits the width, else compact."""
+    rows, tost_lines = [], []
+    for r in summary["methods"]:
+        v = r.get("versus")
+        if v:
+            lo, hi = v["ci"]
+            ci = "—" if lo is None else f"{lo:+.4f} … {hi:+.4f}"
+            e = v["equivalence"]
+            rows.append((clean(r["method"]), f"{v['difference']:+.4f}", ci, _p(v["p_t"]), _p(v["p_wilcoxon"]),
+                         f"{v['disagreement']:.2%}", _outcome(e, "\n")))
+            tost_lines.append(f"{clean(r['method'])}: {_outcome(e)} within ±{e['margin']:g} — {clean(e['numbers'])}")
+
+    def layout(compact: bool) -> Table:
+        vs = _table(f"paired against {clean(summary['baseline'])} (same seeds)",
+                    **(dict(COMPACT, padding=0) if compact else {}))
+        vs.add_column("method", no_wrap=True)
+        for col in ("Δ\naccuracy", "95% CI", "t-test\np", "Wilcoxon\np", "predictions\ndiffer", "TOST"):
+            _number_column(vs, col)
+        for row in rows:
+            vs.add_row(*row)
+        if tost_lines:
+            vs.caption = "\n".join(tost_lines)
+            vs.caption_justify = "left"
+        return vs
+
+    return Fit(layout(False), layout(True), _stacked(layout(True), lambda cells: (cells[0], {0})))
+
+
+SWEEP_LABEL_WIDTH = 28  # the progress bar's label names the swept options up to this width
+
+
+def sweep_label(lists: dict[str, list]) -> str:
+    """The progress label of a sweep: 'sweep lr, fd-step' (the options given several values), or 'sweep 5
+    options' when their names would crowd the bar."""
+    varied = [k.replace("_", "-") for k, v in lists.items() if len(v) > 1]
+    label = "sweep " + ", ".join(varied) if varied else "sweep"
+    return label if len(label) <= SWEEP_LABEL_WIDTH else f"sweep {counted(len(varied), 'option')}"
+
+
 def sweep_table(summary: dict, seeds: int):
     """The `gradsel sweep` table: one row per cell, the varied options first."""
-    return _configurations(f"gradsel sweep — {len(summary['cells'])} cells × {seeds} seeds", summary["varied"],
+    return _configurations(f"gradsel sweep — {counted(len(summary['cells']), 'cell')} × {counted(seeds, 'seed')}",
+                           summary["varied"],
                            summary["cells"], [
                                ("accuracy\n(95% CI)", lambda c: _pm(c["accuracy"])),
                                ("final\nloss", lambda c: fmt_loss(c["final_loss"])),
@@ -357,25 +409,29 @@ def _option_value(value) -> str:
 
 def _configurations(title: str, varied: list[str], rows: list[dict], numbers: list[tuple]) -> Fit:
     """A table of configurations: the values of the `varied` options (row["values"]) as columns where
-    they fit in the width, else as one wrapped "option=value, ..." column; then the `numbers`
-    columns, (header, row -> text)."""
-    def layout(stacked: bool) -> Table:
-        t = _table(title, **({} if stacked else COMPACT))
-        names = [clean(k.replace("_", "-")) for k in varied]
+    they fit in the width, else two options to a column (one above the other, a blank line between
+    rows), else as one wrapped "option=value, ..." column; then the `numbers` columns, (header, row -> text)."""
+    names = [clean(k.replace("_", "-")) for k in varied]
+
+    def layout(stacked: bool, per_column: int = 1) -> Table:
+        t = _table(title, **({} if stacked else COMPACT if per_column == 1 else dict(COMPACT, padding=0)))
+        groups = [range(i, min(i + per_column, len(names))) for i in range(0, len(names), per_column)]
         if stacked:
             t.add_column("configuration", overflow="fold")
         else:
-            for name in names or ["configuration"]:
-                t.add_column(name, no_wrap=True)
+            for header in ["\n".join(names[i] for i in g) for g in groups] or ["configuration"]:
+                t.add_column(header, no_wrap=True)
         for header, _ in numbers:
             _number_column(t, header)
         for row in rows:
             values = [clean(_option_value(row["values"][k])) for k in varied]
-            labels = [", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"] if stacked else values or ["all"]
-            t.add_row(*labels, *(cell(row) for _, cell in numbers))
+            labels = ([", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"] if stacked else
+                      ["\n".join(values[i] for i in g) for g in groups] or ["all"])
+            t.add_row(*labels, *(cell(row) for _, cell in numbers), end_section=per_column > 1)
         return t
 
-    return Fit(layout(False), layout(True))
+    paired = [layout(False, 2)] if len(varied) > 2 else []
+    return Fit(layout(False), *paired, layout(True))
 
 
 def _row_label(row: dict, preset: str) -> str:
@@ -410,16 +466,12 @@ def _cell_text(e: dict, paper: bool, fmt: str, stacked: bool = False) -> str:
 def _verdict_lines(table: dict) -> list[str]:
     lines = []
     for v in table["verdicts"]:
-        if all(part["outcome"] == "no data" for part in v["comparisons"]):
-            mark = "NO DATA"
-        else:
-            mark = {True: "SUPPORTED", False: "CONTRADICTED", None: "NOT SUPPORTED"}[v["supported"]]
-        lines.append(f"{mark} — {v['text']}")
+        lines.append(f"{_outcome(v)} — {v['text']}")
         for part in v["comparisons"]:
             lines.append(f"    vs {part['baseline']}: {part['words']}")
             if "equivalence" in part:
                 e = part["equivalence"]
-                lines.append(f"    vs {part['baseline']}: {e['outcome'].upper()} within ±{e['margin']:g} (TOST): "
+                lines.append(f"    vs {part['baseline']}: {_outcome(e)} within ±{e['margin']:g} (TOST): "
                              f"{e['numbers']}")
     return lines
 
@@ -433,7 +485,9 @@ def _footer_lines(table: dict) -> list[str]:
     if table["mad_baseline"] is not None:
         lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}")
     if table["missing_cells"]:
-        lines.append(f"{table['missing_cells']} cells have no runs yet: `gradsel table --preset {table['preset']} --run`")
+        has = "has" if table["missing_cells"] == 1 else "have"
+        lines.append(f"{counted(table['missing_cells'], 'cell')} {has} no runs yet: "
+                     f"`gradsel table --preset {table['preset']} --run`")
     for m in table["avg_mismatches"]:
         lines.append(f"note: the published AVG of {m['method']} at B={m['batch']} is printed {m['printed']:.4f}, "
                      f"the mean of its printed cells is {m['mean_of_cells']:.4f} (shown as printed)")
@@ -460,18 +514,42 @@ def paper_table_rich(table: dict, paper: bool = True) -> list:
                           end_section=i == len(g["rows"]) - 1)
         return t
 
-    return [Fit(layout(False), layout(True)), _lines(_footer_lines(table)), _lines(_verdict_lines(table))]
+    batch = [None]
+
+    def label(cells):  # "B=8 analytic H=20": the batch of a group's first row stands for its other rows
+        batch[0] = cells[0] or batch[0]
+        return f"B={batch[0]} {cells[1]}".replace("\n", " "), {0, 1}
+
+    return [Fit(layout(False), layout(True), _stacked(layout(False), label)), _lines(_footer_lines(table)),
+            _lines(_verdict_lines(table))]
 
 
-def _lines(lines: list[str]) -> Text:
-    """Footer lines; a long one breaks between words, its continuation indented."""
-    out = []
-    for line in lines:
-        lead = line[:len(line) - len(line.lstrip())]
-        glued = line.replace(" = ", "\xa0=\xa0")  # "k = 2" stays on one line
-        out += [part.replace("\xa0", " ") for part in textwrap.wrap(
-            glued, TITLE_WIDTH, subsequent_indent=lead + "  ", break_long_words=False, break_on_hyphens=False)] or [""]
-    return Text("\n".join(out))
+class _Lines:
+    """Footer lines; a long one breaks between words (at TITLE_WIDTH, or the narrower width it is printed at),
+    its continuation indented."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def text(self, width: int = TITLE_WIDTH) -> Text:
+        out = []
+        for line in self.lines:
+            lead = line[:len(line) - len(line.lstrip())]
+            glued = line.replace(" = ", "\xa0=\xa0")  # "k = 2" stays on one line
+            out += [part.replace("\xa0", " ") for part in textwrap.wrap(
+                glued, max(width, len(lead) + 12), subsequent_indent=lead + "  ", break_long_words=False,
+                break_on_hyphens=False)] or [""]
+        return Text("\n".join(out))
+
+    def __rich_console__(self, console, options):
+        yield self.text(min(options.max_width, TITLE_WIDTH))
+
+    def __rich_measure__(self, console, options):
+        return Measurement.get(console, options, self.text(min(options.max_width, TITLE_WIDTH)))
+
+
+def _lines(lines: list[str]) -> _Lines:
+    return _Lines(lines)
 
 
 def paper_table_markdown(table: dict, paper: bool = True) -> str:
@@ -511,28 +589,48 @@ def paper_table_output(table: dict, fmt: str, paper: bool = True):
     return (paper_table_markdown if fmt == "markdown" else paper_table_latex)(table, paper) + "\n"
 
 
-def paper_table_csv(table: dict) -> str:
+CSV_DIGITS = 15  # significant digits of a float in CSV: 0.4966, not the 0.49660000000000004 a mean can be
+
+
+def _csv_cell(x) -> str:
+    """A CSV cell: None and NaN empty, a float as the shortest text of its value to CSV_DIGITS digits."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, float):
+        return repr(float(f"{x:.{CSV_DIGITS}g}"))
+    return str(x)
+
+
+def _csv(header, rows) -> str:
+    """CSV text (the csv module's quoting) of a header and rows, every cell through _csv_cell."""
     import csv
     import io
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published", "best"])
+    w.writerow(header)
+    w.writerows([_csv_cell(x) for x in row] for row in rows)
+    return buf.getvalue()
+
+
+def paper_table_csv(table: dict) -> str:
+    rows = []
     for g in table["groups"]:
         for row in g["rows"]:
             for e, col in zip(_entries(row), [c["shots"] for c in row["cells"]] + (["avg"] if "avg" in row else [])):
-                w.writerow([table["preset"], g["batch"], row["method"], row["hidden"], col,
-                            *("" if e.get(k) is None or e.get(k) != e.get(k) else e[k] for k in ("mean", "lo", "hi")),
-                            e["n"], "" if e["published"] is None else e["published"], int(bool(e.get("best")))])
-    return buf.getvalue()
+                rows.append([table["preset"], g["batch"], row["method"], row["hidden"], col,
+                             *(e.get(k) for k in ("mean", "lo", "hi")), e["n"], e["published"],
+                             int(bool(e.get("best")))])
+    return _csv(["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published", "best"],
+                rows)
 
 
 def tune_table(summary: dict, top: int = 10) -> list:
     """The best trials of `gradsel tune`, and the chosen setting."""
     c = summary["config"]
     t = _table(_title("gradsel tune", clean(c["method"]), clean(c["optimizer"]), f"k={clean(c['shots'])}",
-                      f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}", f"{c['iters']:,} iterations",
-                      f"{len(summary['trials'])} trials", first_sep=": "),
+                      f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}", counted(c['iters'], 'iteration', ','),
+                      counted(len(summary['trials']), 'trial'), first_sep=": "),
                caption=clean(summary["split"]), caption_justify="left")
     for col in ("rank", "trial", "lr", "weight\ndecay", "val\naccuracy", "final\nloss"):
         _number_column(t, col)
@@ -554,8 +652,8 @@ def tune_table(summary: dict, top: int = 10) -> list:
 def runs_table(summary: dict, source: str | None = None) -> list:
     """`gradsel runs`: one row per configuration of a results file (report.runs_summary), the options
     that vary first, then a line of the options every run shares."""
-    title = _title("gradsel runs" + (f" — {clean(source)}" if source else ""), f"{summary['runs']} runs",
-                   f"{len(summary['rows'])} configurations", first_sep=": ")
+    title = _title("gradsel runs" + (f" — {clean(source)}" if source else ""), counted(summary['runs'], 'run'),
+                   counted(len(summary['rows']), 'configuration'), first_sep=": ")
     table = _configurations(title, summary["varied"], summary["rows"], [
         ("runs", lambda r: str(r["runs"])),
         ("accuracy\n(95% CI)", lambda r: _pm(r["accuracy"])),
@@ -567,24 +665,17 @@ def runs_table(summary: dict, source: str | None = None) -> list:
 
 def runs_csv(summary: dict) -> str:
     """The runs summary as CSV: the varied options, then runs, seeds, accuracy and its CI, loss, diverged."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*summary["varied"], "runs", "seeds", "accuracy_mean", "accuracy_ci_lo", "accuracy_ci_hi",
-                "final_loss", "diverged"])
-    for row in summary["rows"]:
-        acc = row["accuracy"]
-        w.writerow([*(row["values"][k] for k in summary["varied"]), row["runs"], " ".join(map(str, row["seeds"])),
-                    *("" if acc[k] is None else acc[k] for k in ("mean", "lo", "hi")),
-                    "" if row["final_loss"] is None else row["final_loss"], row["diverged"]])
-    return buf.getvalue()
+    rows = [[*(row["values"][k] for k in summary["varied"]), row["runs"], " ".join(map(str, row["seeds"])),
+             *(row["accuracy"][k] for k in ("mean", "lo", "hi")), row["final_loss"], row["diverged"]]
+            for row in summary["rows"]]
+    return _csv([*summary["varied"], "runs", "seeds", "accuracy_mean", "accuracy_ci_lo", "accuracy_ci_hi",
+                 "final_loss", "diverged"], rows)
 
 
 # --- digit pictures (the paper's Figure 2) -----------------------------------------
 
 HALF_BLOCK = "▀"  # upper half block: its foreground is the upper pixel, its background the lower one
+SHADES = " .:-=+*#%@"  # without colour: one character per pair of pixels, darkest to brightest (ASCII)
 
 
 def _grey(value) -> str:
@@ -610,6 +701,37 @@ def digit(image) -> Text:
     return text
 
 
+def shaded_digit(image) -> Text:
+    """The same picture as `digit` without colour: each character is the shade (SHADES) of the mean of
+    the pixel of an even row and the one below it."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"a digit image must be 2-D, got shape {image.shape}")
+    if image.shape[0] % 2:
+        image = np.vstack([image, np.zeros((1, image.shape[1]), dtype=image.dtype)])
+    pairs = (image[0::2].astype(np.float64) + image[1::2]) / 2  # (h/2, w) grey levels 0-255
+    levels = np.minimum((pairs * len(SHADES) / 256).astype(int), len(SHADES) - 1)
+    return Text("\n".join("".join(SHADES[v] for v in row) for row in levels), no_wrap=True, overflow="crop")
+
+
+class DigitPicture:
+    """A digit as half blocks in grey levels on a console with colour, else in ASCII shades (a file, a pipe,
+    NO_COLOR): half blocks without their colours would be a solid rectangle."""
+
+    def __init__(self, image):
+        self.image = np.asarray(image)
+        self.text = digit(self.image)  # checks the image
+
+    def _shown(self, console) -> Text:
+        return self.text if console.color_system and not console.no_color else shaded_digit(self.image)
+
+    def __rich_console__(self, console, options):
+        yield self._shown(console)
+
+    def __rich_measure__(self, console, options):
+        return Measurement.get(console, options, self._shown(console))
+
+
 def digit_caption(index: int, label: int, predictions: dict[str, int], width: int = 28) -> Text:
     """'#index true L' and one line per method with its prediction: green when right, red when wrong;
     when the methods disagree the first line says so and the predictions are bold."""
@@ -633,7 +755,7 @@ def digits_grid(images, labels, indices, predictions: dict, title: str):
     cells = []
     for i in indices:
         side = int(round(np.sqrt(np.asarray(images[i]).size)))
-        cells.append(Group(digit(np.asarray(images[i]).reshape(side, side)),
+        cells.append(Group(DigitPicture(np.asarray(images[i]).reshape(side, side)),
                            digit_caption(int(i), int(labels[i]), {m: int(p[i]) for m, p in predictions.items()},
                                          width=side)))
     return Group(Text(_title(*_CONTROL.sub("", title).split(", "), first_sep=", "), style="bold"),
@@ -679,7 +801,7 @@ def compare_parts(summary: dict, config: dict, curves: dict, digits: dict | None
 
 def compare_csv(summary: dict) -> str:
     """The per-method summary of `compare` as CSV (one header line, one line per method)."""
-    lines = [COMPARE_CSV_HEADER]
+    rows = []
     for r in summary["methods"]:
         v = r.get("versus", {})
         cells = [r["method"], len(r["seeds"]), r["accuracy"]["mean"], r["accuracy"]["lo"], r["accuracy"]["hi"],
@@ -688,8 +810,8 @@ def compare_csv(summary: dict) -> str:
                  v.get("disagreement")]
         e = v.get("equivalence", {})
         cells += [e.get("outcome"), *(e.get("ci") or (None, None)), e.get("p_lower"), e.get("p_upper")]
-        lines.append(",".join("" if c is None else str(c) for c in cells))
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return _csv(COMPARE_CSV_HEADER.split(","), rows)
 
 
 def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -706,14 +828,16 @@ def _study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[s
         rows, share, diverged = [], None, 0
         for r in (r for r in s["rows"] if r["condition"] == name):
             tost = r["tost"] or {}
-            pm = "—" if r["difference"] is None else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}"
-            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm, tost.get("outcome", "—"),
+            pm = ("—" if r["difference"] is None else f"{r['difference']:+.4f}" if r["ci"][0] is None
+                  else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}")
+            rows.append([r["method"], _fmt(r["predictions_differ"], ".3%"), pm,
+                         _outcome(tost, "\n", upper=False) if tost else "—",
                          f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
                          _fmt(r["largest"], "+.4f")])
             share = r["numeric_share"] if r["method"] == "select" else share
             diverged += r["diverged"]
         title = (f"{name}: against analytic" + ("" if share is None else f"; select keeps numeric {share:.1%}")
-                 + (f"; {diverged} pairs diverged" if diverged else ""))
+                 + (f"; {counted(diverged, 'pair')} diverged" if diverged else ""))
         parts.append((title, ["method", "differ", "Δ acc ±CI", "TOST", "eq.", "≤2 img", "largest"], rows))
     pub = [[p["paper"], p["method"], f"{p['within']}/{p['n']}", str(p["exact_zero"]), f"{p['largest']:+.4f}"]
            for p in s["published"]]
@@ -729,7 +853,7 @@ def study_tables(preset: str, summary: dict, markdown: bool = False) -> list:
         if markdown:
             lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |",
                      "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
-            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            lines += ["| " + " | ".join(cell.replace("\n", " ") for cell in row) + " |" for row in rows]
             out.append("\n".join(lines) + "\n")
             continue
         t = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)

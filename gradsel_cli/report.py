@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 
 from . import papers, stats
-from .config import DIGITS_FROM, canonical
+from .config import DIGITS_FROM, canonical, counted
 from .results import test_set_runs
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
@@ -28,12 +28,15 @@ def _acc(rec) -> float:
 
 
 def _ci_dict(values) -> dict:
-    """Mean and 95% CI of the finite values; diverged runs (nan) are counted apart."""
+    """Mean and 95% CI of the finite values; diverged runs (nan) are counted apart. One value has no CI:
+    lo and hi are None, with the reason (stats.ONE_SEED)."""
     finite = [v for v in values if np.isfinite(v)]
     if not finite:
         return {"mean": None, "lo": None, "hi": None, "n": 0, "diverged": len(values)}
     mean, lo, hi = stats.mean_ci(finite)
-    return {"mean": mean, "lo": lo, "hi": hi, "n": len(finite), "diverged": len(values) - len(finite)}
+    one = {"reason": stats.ONE_SEED} if len(finite) == 1 else {}
+    return {**stats.json_ready({"mean": mean, "lo": lo, "hi": hi}), "n": len(finite),
+            "diverged": len(values) - len(finite), **one}
 
 
 def compare_summary(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
@@ -54,7 +57,7 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
             "method": m,
             "seeds": sorted(by_method[m]),
             "accuracy": _ci_dict([_acc(r) for r in recs]),
-            "final_loss": float(np.mean(losses)) if losses else float("nan"),  # of the runs that finished
+            "final_loss": float(np.mean(losses)) if losses else None,  # of the runs that finished
             "time_per_iter": float(np.mean([r["time_per_iter"] for r in recs])),
             "numeric_share": float(np.mean([r["numeric_share"] for r in recs])),
             "select_win_rate": (float(np.mean([r["select_wins"]["numeric"] / max(i, 1) for r, i in zip(recs, iters)]))
@@ -71,7 +74,7 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
             b = [_acc(by_method[baseline][s]) for s in seeds]
             if seeds:
                 diff = stats.paired(a, b)
-                row["versus"] = {
+                row["versus"] = stats.json_ready({
                     "baseline": baseline,
                     "diverged_pairs": len(both) - len(seeds),
                     **diff,
@@ -79,7 +82,7 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
                                                                       by_method[baseline][s]["predictions"])
                                                    for s in seeds])),
                     "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
-                }
+                })
         rows.append(row)
     return {"baseline": baseline, "margin": margin, "methods": rows}
 
@@ -174,7 +177,9 @@ def missing_note(table: dict, path, ran: bool) -> str | None:
         return (f"No stored runs in {path} match these settings: every cell is empty. "
                 "Run them with --run, or read another file with --results FILE.")
     if table["missing_cells"] and not ran:
-        return f"{table['missing_cells']} of {total} cells have no stored runs in {path}; --run computes them."
+        has = "has" if table["missing_cells"] == 1 else "have"
+        return (f"{table['missing_cells']} of {counted(total, 'cell')} {has} no stored runs in {path}; "
+                "--run computes them.")
     return None
 
 
@@ -233,8 +238,23 @@ def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
                           "equivalence": stats.equivalence(diff, margin, method=claim.method, baseline=base)})
         support = [p["supported"] for p in parts]
         overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
-        out.append({"id": claim.id, "text": claim.text, "supported": overall, "comparisons": parts})
-    return out
+        out.append({"id": claim.id, "text": claim.text, "supported": overall, **_overall(parts), "comparisons": parts})
+    return stats.json_ready(out)
+
+
+def _overall(parts: list[dict]) -> dict:
+    """A claim's outcome from its comparisons': contradicted by any; else not supported when any is; else
+    inconclusive when any is (with its reason, one seed) or has no data; no data when none has; else supported."""
+    outcomes = [p["outcome"] for p in parts]
+    if all(o == "no data" for o in outcomes):
+        return {"outcome": "no data", "reason": None}
+    for outcome in ("contradicted", "not supported"):
+        if outcome in outcomes:
+            return {"outcome": outcome, "reason": None}
+    if "inconclusive" in outcomes or "no data" in outcomes:
+        reasons = {p.get("reason") for p in parts if p["outcome"] == "inconclusive"}
+        return {"outcome": "inconclusive", "reason": reasons.pop() if len(reasons) == 1 else None}
+    return {"outcome": "supported", "reason": None}
 
 
 def _json_number(x):
@@ -371,7 +391,7 @@ def digits_view(records: list[dict], methods: list[str], n: int, how: str, x_tes
     indices, note = pick_digits(predictions, n, how, seed)
     c = first[methods[0]]["config"]
     title = (f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
-             f"{c['iters']:,} iterations, seed {seed}; digits from: {how}")
+             f"{counted(c['iters'], 'iteration', ',')}, seed {seed}; digits from: {how}")
     return {"seed": seed, "how": how, "indices": indices, "images": x_test, "labels": y_test,
             "predictions": predictions, "title": title}, note
 
@@ -422,7 +442,7 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
     cells = sorted({k[:3] for k in finished})
     complete = [s for s in seeds if all((*c, s) in diffs for c in cells)]
     per_seed = lambda recs: [float(np.mean([recs[(*c, s)]["accuracy"] for c in cells])) for s in complete]
-    pooled = stats.paired(per_seed(mine), per_seed(base)) if len(complete) > 1 else None
+    pooled = stats.paired(per_seed(mine), per_seed(base)) if complete else None  # one seed: no interval
     equivalent = 0
     for c in cells:
         ss = [s for s in seeds if (*c, s) in diffs]
@@ -431,7 +451,7 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
             equivalent += stats.equivalence(r, margin)["outcome"] == "equivalent"
     largest = max(diffs.values(), key=abs) if diffs else None
     shares = [mine[k]["numeric_share"] for k in finished]
-    return {
+    return stats.json_ready({
         "pairs": len(keys), "diverged": len(keys) - len(finished), "cells": len(cells), "seeds": len(complete),
         "predictions_differ": float(np.mean([stats.disagreement(mine[k]["predictions"], base[k]["predictions"])
                                              for k in finished])) if finished else None,
@@ -442,7 +462,8 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
         "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
         "largest": largest,
         "numeric_share": float(np.mean(shares)) if shares else None,
-    }
+        "reason": None if pooled is None else pooled["reason"],
+    })
 
 
 def subsets_summary(records: list[dict]) -> dict:

@@ -22,6 +22,7 @@ DIRECTIONS = ("greater", "less")
 # pass for a real spread or a real difference.
 _ROUNDING = 1e-12
 _EXACT_LIMIT = 100  # exact Wilcoxon p-values up to this many pairs, the normal approximation above
+ONE_SEED = "one seed"  # the reason a result has no interval and no p-values (its `reason`)
 
 
 def _sample(values, name: str) -> np.ndarray:
@@ -111,12 +112,13 @@ def paired(a, b, level: float = 0.95) -> dict:
 
     - ``n``: number of pairs; ``difference``: mean of a - b; ``sd``: its
       standard deviation (ddof 1, nan for n = 1); ``ci``: (lo, hi) Student-t
-      interval at `level` (nan, nan for n = 1); ``level``.
+      interval at `level` (nan, nan for n = 1); ``level``; ``reason``: why
+      the interval and p-values are nan (ONE_SEED for n = 1), else None.
     - ``p_t``: two-sided paired t-test (the one-sample t-test of the
       differences against 0, which is what ``scipy.stats.ttest_rel`` computes).
-      All differences zero -> 1.0 (no evidence of any difference); n = 1, or
-      equal non-zero differences (zero variance, the statistic is undefined)
-      -> nan.
+      n = 1 -> nan (one pair is no test); all differences zero -> 1.0 (no
+      evidence of any difference); equal non-zero differences (zero variance,
+      the statistic is undefined) -> nan.
     - ``p_wilcoxon``: two-sided Wilcoxon signed-rank test with zeros split
       (``zero_method="zsplit"``): a seed where the two methods tie counts as
       evidence of no difference (its rank is split between the two signs)
@@ -124,8 +126,9 @@ def paired(a, b, level: float = 0.95) -> dict:
       overstate significance. Exact over all sign flips up to 100 pairs, ties
       and zeros included (the p-value ``scipy.stats.wilcoxon`` gives with its
       exact or permutation method, computed without enumerating the flips);
-      SciPy's normal approximation above, its warnings silenced. All
-      differences zero -> 1.0.
+      SciPy's normal approximation above, its warnings silenced. n = 1 ->
+      nan (its exact p-value is 1 whatever the difference); all differences
+      zero -> 1.0.
 
     Differences equal up to floating-point rounding (0.5094 - 0.5093 and
     0.1 - 0.0999 are different doubles) are taken as equal.
@@ -144,15 +147,18 @@ def paired(a, b, level: float = 0.95) -> dict:
     sd = math.nan if n == 1 else 0.0 if constant else float(d.std(ddof=1))
     lo, hi = _t_interval(n, mean, sd, level)
 
-    if not d.any():
+    if n == 1:
+        p_t = math.nan
+    elif not d.any():
         p_t = 1.0
-    elif n > 1 and sd > 0.0:
+    elif sd > 0.0:
         t = mean / (sd / math.sqrt(n))  # the one-sample t statistic of the differences against 0
         p_t = float(2.0 * special.stdtr(n - 1, -abs(t)))
     else:
         p_t = math.nan
-    p_w = _signed_rank_p(d)
-    return dict(n=n, difference=mean, sd=sd, ci=(float(lo), float(hi)), level=level, p_t=p_t, p_wilcoxon=p_w)
+    p_w = _signed_rank_p(d) if n > 1 else math.nan
+    return dict(n=n, difference=mean, sd=sd, ci=(float(lo), float(hi)), level=level, p_t=p_t, p_wilcoxon=p_w,
+                reason=ONE_SEED if n == 1 else None)
 
 
 def _signed(x: float, digits: int) -> str:
@@ -181,10 +187,12 @@ def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 
     - **contradicted** (``supported=False``) iff it excludes 0 on the other side;
     - **not supported** (``supported=None``) otherwise: 0 is inside the
       interval, the difference is within seed noise;
-    - **inconclusive** (``supported=None``) when there is no interval (n = 1).
+    - **inconclusive** (``supported=None``, ``reason`` ONE_SEED) when there
+      is no interval (n = 1).
 
     Returns a dict: ``difference``, ``ci`` (lo, hi), ``p_t``, ``p_wilcoxon``,
-    ``supported``, ``outcome`` (one of the four words above) and ``words``, one
+    ``supported``, ``outcome`` (one of the four words above), ``reason``
+    (ONE_SEED or None) and ``words``, one
     line of plain English quoting the difference (method - baseline, with
     `digits` decimals), the interval and the t-test p-value.
     """
@@ -219,10 +227,10 @@ def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 
         "not supported": (f"not supported: identical accuracy on all {n} seeds (difference 0)"
                           if diff == 0 and sd == 0 else
                           f"not supported: the difference {d} ({ci}) is within seed noise"),
-        "inconclusive": f"inconclusive: one paired run gives no confidence interval (difference {d})",
+        "inconclusive": f"inconclusive ({ONE_SEED}): one paired run gives no confidence interval (difference {d})",
     }[outcome]
     return dict(difference=diff, ci=(float(lo), float(hi)), p_t=p_t, p_wilcoxon=p_w,
-                supported=supported, outcome=outcome, words=words)
+                supported=supported, outcome=outcome, reason=ONE_SEED if n < 2 else None, words=words)
 
 
 EQUIVALENCE_OUTCOMES = ("equivalent", "better", "worse", "inconclusive")
@@ -241,14 +249,16 @@ def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *
       less than the margin (both one-sided p-values below alpha);
     - **better** / **worse**: not equivalent, and the interval excludes 0 above
       (lo > 0) / below (hi < 0): a difference, and not shown to be below the margin;
-    - **inconclusive**: otherwise, or with one pair (no interval).
+    - **inconclusive**: otherwise, or with one pair (no interval; ``reason``
+      ONE_SEED).
 
     Equal differences (sd 0) give a point interval: p-values 0 or 1.
     Returns a dict: ``difference``, ``margin``, ``ci`` (lo, hi) at ``level``
     (1 - 2 alpha), ``p_lower`` (H0: difference <= -margin), ``p_upper`` (H0:
     difference >= +margin), ``p_tost`` (the larger), ``outcome`` (one of
-    EQUIVALENCE_OUTCOMES), ``numbers`` (difference, interval and p-values as
-    text) and ``words``, one line of plain English with the numbers.
+    EQUIVALENCE_OUTCOMES), ``reason`` (ONE_SEED when there is no interval, else
+    None), ``numbers`` (difference, interval and p-values as text) and
+    ``words``, one line of plain English with the numbers.
     """
     if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
         raise ValueError(f"margin must be positive and finite, got {margin!r}")
@@ -282,17 +292,31 @@ def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *
         outcome = "inconclusive"
     pct = f"{round(100.0 * level, 6):g}"
     numbers = (f"difference {_signed(diff, digits)}, {pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, "
-               f"p lower {_p(p_lower)}, p upper {_p(p_upper)}")
+               f"p lower {_p(p_lower)}, p upper {_p(p_upper)}" if n >= 2 else
+               f"difference {_signed(diff, digits)}; {ONE_SEED} gives no interval and no p-values")
     words = {
         "equivalent": f"{method} is equivalent to {baseline} within ±{margin:g}",
         "better": f"{method} is better than {baseline}, not shown to be within ±{margin:g}",
         "worse": f"{method} is worse than {baseline}, not shown to be within ±{margin:g}",
-        "inconclusive": ("inconclusive: one paired run gives no interval" if n < 2 else
+        "inconclusive": (f"inconclusive ({ONE_SEED}): one paired run gives no interval" if n < 2 else
                          f"inconclusive: neither equivalence within ±{margin:g} nor a difference is shown"),
     }[outcome]
     p_tost = max(p_lower, p_upper) if n >= 2 else math.nan
     return dict(difference=diff, margin=float(margin), ci=(float(lo), float(hi)), level=level, p_lower=p_lower,
-                p_upper=p_upper, p_tost=p_tost, outcome=outcome, numbers=numbers, words=f"{words} ({numbers})")
+                p_upper=p_upper, p_tost=p_tost, outcome=outcome, reason=ONE_SEED if n < 2 else None, numbers=numbers,
+                words=f"{words} ({numbers})")
+
+
+def json_ready(obj):
+    """`obj` (dicts, lists, tuples of numbers and strings) with every NaN as None: JSON has no NaN, and a
+    number that cannot be estimated (no interval from one seed) is null, its `reason` beside it."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
 
 
 def predictions_array(pred, name: str = "predictions") -> np.ndarray:

@@ -100,3 +100,23 @@ def test_exp_count_shares_repeated_values_and_samples():
     # distinct (sample, value): sample 0 {0.5, 1}, sample 1 repeats it, sample 2 {0.25, 1}
     assert benchmark.exp_count(x, y, H, K) == 2 * K * H * 4 + 2 * (H + 1) * K * 3
     assert benchmark.dense_exp_count(x, H, K) == 2 * K * H * (3 + 3 + 1 + 3) + 2 * (H + 1) * K * 3
+
+
+def test_the_naive_reference_runs_on_one_blas_thread_whatever_the_environment(monkeypatch, mnist_batch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from gradsel_cli import network
+
+    seen = []
+    real = network.naive_numeric_gradient
+
+    def spy(*args, **kwargs):
+        seen.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(network, "naive_numeric_gradient", spy)
+    x, y = mnist_batch
+    with threadpool_limits(limits=2, user_api="blas"):  # as a machine with more BLAS threads would have
+        benchmark.bench_one(x[:1], y[:1], 2, repeat=1)
+    assert seen and set(seen) == {benchmark.NAIVE_BLAS_THREADS} == {1}
+    assert benchmark.bench_record([], 1, 0)["naive_blas_threads"] == 1

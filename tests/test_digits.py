@@ -134,7 +134,36 @@ def test_compare_show_digits_draws_the_grid(runner):
     result = runner.invoke(cli, [*TINY_COMPARE, "--show-digits", "2", "--digits-from", "disagree"],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("▀" * 28) >= 14  # two digits of 14 half-block lines
+    # not a terminal, no colour: ASCII shades, not half blocks whose colours would be lost
+    assert "▀" not in result.stdout and "@" in result.stdout
+    assert len(result.stdout) < 6000
     assert "#0 true 7" in result.stdout and "#1 true 2" in result.stdout
     # 20 iterations of analytic and alternate give the same predictions: the fallback is said
     assert "showing the first 2 instead" in result.stderr
+
+
+@pytest.mark.parametrize("color_system, env", [(None, {}), ("truecolor", {"NO_COLOR": "1"})])
+def test_a_digit_without_colour_is_drawn_in_ascii_shades(mnist_raw, color_system, env, monkeypatch):
+    import io
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    image = mnist_raw[2][0].reshape(28, 28)
+    console = Console(file=io.StringIO(), width=80, color_system=color_system, force_terminal=bool(color_system))
+    console.print(render.DigitPicture(image))
+    text = console.file.getvalue()
+    lines = [line.rstrip("\n") for line in text.splitlines()]
+    assert "▀" not in text and set("".join(lines)) <= set(render.SHADES) and len(lines) == 14
+    assert render.shaded_digit(image).plain == "\n".join(lines)
+    # the shade follows the ink: the brightest pair of pixels is drawn with the brightest character
+    pairs = (image[0::2].astype(float) + image[1::2]) / 2
+    r, c = np.unravel_index(pairs.argmax(), pairs.shape)
+    assert lines[r][c] == render.SHADES[-1] and lines[0][0] == " "
+
+
+def test_a_digit_in_colour_is_half_blocks(mnist_raw):
+    import io
+
+    console = Console(file=io.StringIO(), width=80, color_system="truecolor", force_terminal=True)
+    console.print(render.DigitPicture(mnist_raw[2][0].reshape(28, 28)))
+    assert console.file.getvalue().count("▀") == 14 * 28

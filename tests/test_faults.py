@@ -451,7 +451,9 @@ def test_13_bench_refuses_sizes_train_refuses_before_loading_anything(args, runn
     monkeypatch.setattr(data, "load_mnist_raw", lambda *a, **k: pytest.fail("bench started on a size beyond the limit"))
     result = runner.invoke(cli, ["bench", *args, "--repeat", "1"])
     assert result.exit_code == 2
-    one_line_error(result, "limit")
+    train = runner.invoke(cli, ["train", *args])  # each size is checked as train checks it, with its message
+    one_line_error(result, "not in the range 1<=x<=10000")
+    assert result.stderr.strip().splitlines()[-1] == train.stderr.strip().splitlines()[-1]
 
 
 def test_14_a_finite_difference_step_below_float64_resolution_is_warned_about(mnist_raw):

@@ -107,3 +107,92 @@ def test_the_grid_options_reach_the_executor(command, runner, monkeypatch, tmp_p
                                  "--timeout", "7", "--seeds", "1", "--results", str(tmp_path / "runs.jsonl")])
     assert result.exit_code == 2 and result.stderr.splitlines()[-1] == "Error: stopped before any run"
     assert seen == [("dask", 3, "tcp://h:1", None, 0, 7.0)]
+
+
+# --- comma lists: one parser, one set of rules, for every list option ----------------------------------------
+
+def _list_options():
+    """(command, flag, single): every option of comma lists, with the one-value option that checks its items."""
+    out = []
+    for name, command in sorted(cli.commands.items()):
+        for p in command.params:
+            if isinstance(p, click.Option) and p.metavar == "LIST":
+                flag = p.opts[0]
+                single = "--method" if flag == "--methods" else flag
+                out.append((name, flag, single))
+    return out
+
+
+LIST_OPTIONS = _list_options()
+
+
+def _error(runner, *args) -> str:
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: Invalid value for"), line
+    return line.split("': ", 1)[1]  # without the option's name
+
+
+def _parsed(command, *args):
+    return cli.commands[command].make_context(command, list(args)).params
+
+
+def _first_default(command, flag):
+    p = next(p for p in cli.commands[command].params if p.opts[0] == flag)
+    return p.default[0].split(",")[0]
+
+
+def test_the_list_options_are_found():
+    flags = {(c, f) for c, f, _ in LIST_OPTIONS}
+    assert {("bench", "--hidden"), ("bench", "--batch"), ("gradcheck", "--fd-step"), ("sweep", "--lr"),
+            ("sweep", "--methods"), ("compare", "--methods"), ("sweep", "--optimizer")} <= flags
+
+
+@pytest.mark.parametrize("command,flag,single", LIST_OPTIONS)
+def test_every_list_option_has_the_same_rules(command, flag, single, runner):
+    v = _first_default(command, flag)
+    for bad in (f"{v},,{v}", f",{v}", f"{v},", ","):
+        assert "has an empty item" in _error(runner, command, flag, bad), bad
+    assert "one or more values" in _error(runner, command, flag, "")
+    assert "given twice" in _error(runner, command, flag, f"{v},{v}")
+    dest = next(p.name for p in cli.commands[command].params if p.opts[0] == flag)
+    assert _parsed(command, flag, f" {v} ")[dest] == _parsed(command, flag, v)[dest]
+    # an item is checked as the one-value option checks it, with its message
+    for item in ("bogus", "-1", "0", "nan", "1e999"):
+        one = runner.invoke(cli, ["train", single, item])
+        if one.exit_code == 2:
+            single_message = one.stderr.strip().splitlines()[-1].split("': ", 1)[1]
+            assert _error(runner, command, flag, f"{v},{item}") == single_message
+
+
+def test_a_value_given_twice_in_another_spelling_is_refused(runner):
+    assert "given twice" in _error(runner, "gradcheck", "--fd-step", "1e-3,0.001")
+    assert "given twice" in _error(runner, "sweep", "--lr", "0.1,1e-1")
+    assert "given twice" in _error(runner, "bench", "--hidden", "20,020")
+
+
+def test_gradcheck_takes_a_comma_list_of_steps_or_the_option_repeated():
+    assert _parsed("gradcheck", "--fd-step", "1e-3,1e-5")["fd_step"] == [1e-3, 1e-5]
+    assert _parsed("gradcheck", "--fd-step", "1e-3", "--fd-step", "1e-5")["fd_step"] == [1e-3, 1e-5]
+    assert _parsed("sweep", "--lr", "0.1", "--lr", "0.2")["lr"] == [0.1, 0.2]  # a repeated list option adds up
+    assert _parsed("gradcheck")["fd_step"] == [1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]
+
+
+def test_bench_sizes_are_checked_as_trains(runner):
+    assert _parsed("bench", "--hidden", "20, 50", "--batch", "1")["hidden"] == [20, 50]
+    assert _error(runner, "bench", "--hidden", "20,x") == _error(runner, "train", "--hidden", "x")
+    assert _error(runner, "bench", "--batch", "1,100000") == _error(runner, "train", "--batch", "100000")
+
+
+@pytest.mark.parametrize("bad,words", [("1e-3,,1", "empty item"), ("1e-3", "give LOW,HIGH"),
+                                       ("1,1e-3", "LOW <= HIGH"), ("0,1", "positive and finite"),
+                                       ("1e-3,1,2", "give LOW,HIGH")])
+def test_a_range_is_parsed_as_every_list(bad, words, runner):
+    assert words in _error(runner, "tune", "--lr-range", bad)
+    assert _parsed("tune", "--lr-range", " 1e-3 , 1 ")["lr_range"] == (1e-3, 1.0)
+
+
+def test_a_fraction_refuses_nan_at_the_option(runner):
+    for flag in ("--momentum", "--dropout", "--loss-epsilon"):
+        assert "not in the range" in _error(runner, "train", flag, "nan")

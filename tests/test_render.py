@@ -154,7 +154,9 @@ def test_sweep_table_fits(varied):
     text = show(render.sweep_table(summary, 3))
     assert_fits(text)
     assert_whole(text, [pm(c["accuracy"]) for c in summary["cells"]])
-    assert "weight-decay=0.0001" in text if len(varied) > 3 else "optimizer" in text
+    assert "weight-decay" in text and "0.0001" in text if len(varied) > 3 else "optimizer" in text
+    header = [line for line in text.splitlines() if line.strip()][1:3]  # every option has a column of its own
+    assert all(any(k.replace("_", "-") in line.split() for line in header) for k in varied)
 
 
 @pytest.mark.parametrize("preset", ["alternate", "select"])
@@ -319,5 +321,155 @@ def test_runs_csv_parses_back(compare_records):
     rows = list(csv.DictReader(io.StringIO(render.runs_csv(summary))))
     assert [r["method"] for r in rows] == ["analytic", "numeric", "alternate", "select"]
     for r, s in zip(rows, summary["rows"]):
-        assert float(r["accuracy_mean"]) == s["accuracy"]["mean"] and int(r["runs"]) == s["runs"] == 5
+        assert float(r["accuracy_mean"]) == pytest.approx(s["accuracy"]["mean"], rel=1e-14)
+        assert int(r["runs"]) == s["runs"] == 5
         assert r["seeds"] == "0 1 2 3 4" and r["diverged"] == "0"
+
+
+# --- one seed: inconclusive (one seed) everywhere, no NaN ---------------------------------------------------
+
+def _seed0(records):
+    return [r for r in records if r["config"]["seed"] == 0]
+
+
+def test_compare_of_one_seed_is_inconclusive_one_seed(compare_records):
+    methods = ["analytic", "numeric", "alternate", "select"]
+    summary = report.compare_summary(_seed0(compare_records), methods)
+    json.dumps(summary, allow_nan=False)  # no NaN: a null with its reason
+    for row in summary["methods"][1:]:
+        v = row["versus"]
+        assert v["ci"] == [None, None] and v["p_t"] is None and v["p_wilcoxon"] is None and v["reason"] == "one seed"
+        assert v["equivalence"]["reason"] == "one seed"
+    assert summary["methods"][0]["accuracy"]["lo"] is None and summary["methods"][0]["accuracy"]["reason"] == "one seed"
+    text = show(*render.compare_tables(summary, compare_records[0]["config"]))
+    versus = text[text.index("paired against"):]
+    assert "nan" not in text and "1.000" not in versus and "n/a" not in text
+    assert text.count("INCONCLUSIVE (one seed) within") == 3
+    csv_text = render.compare_csv(summary)
+    assert "nan" not in csv_text.lower()
+
+
+@pytest.mark.parametrize("preset", ["alternate", "select"])
+def test_a_paper_table_of_one_seed_says_inconclusive_one_seed(preset):
+    records = _seed0(results.load(RESULTS / f"{preset}.jsonl"))
+    table = report.paper_table(preset, records, report.settings_of(TrainConfig().to_dict()))
+    json.dumps(table, allow_nan=False)
+    assert all(v["outcome"] == "inconclusive" and v["reason"] == "one seed" for v in table["verdicts"])
+    text = show(*render.paper_table_rich(table))
+    assert "NOT SUPPORTED" not in text and "nan" not in text
+    assert text.count("INCONCLUSIVE (one seed) —") == len(table["verdicts"])
+
+
+def test_the_conditions_study_of_one_seed_says_inconclusive_one_seed():
+    records = _seed0(results.load(RESULTS / "conditions.jsonl"))
+    summary = report.conditions_summary(records)
+    json.dumps(summary, allow_nan=False)
+    assert summary["rows"] and all(r["reason"] == "one seed" and r["tost"]["outcome"] == "inconclusive"
+                                   for r in summary["rows"])
+    text = show(*render.study_tables("conditions", summary))
+    assert_fits(text)
+    assert re.search(r"inconclusive +\S+ +\S+ +\S+ *\n +\(one seed\)", text) and "nan" not in text
+    assert "inconclusive (one seed)" in render.study_output("conditions", summary, "markdown")
+
+
+def test_a_claim_is_inconclusive_only_when_no_comparison_says_more():
+    part = lambda outcome, reason=None: {"outcome": outcome, "reason": reason}  # noqa: E731
+    assert report._overall([part("inconclusive", "one seed")] * 2) == {"outcome": "inconclusive",
+                                                                         "reason": "one seed"}
+    assert report._overall([part("supported"), part("inconclusive", "one seed")])["outcome"] == "inconclusive"
+    assert report._overall([part("not supported"), part("inconclusive", "one seed")])["outcome"] == "not supported"
+    assert report._overall([part("contradicted"), part("supported")])["outcome"] == "contradicted"
+    assert report._overall([part("no data")] * 2)["outcome"] == "no data"
+    assert report._overall([part("supported")] * 2)["outcome"] == "supported"
+
+
+def test_compare_prints_the_wilcoxon_p_values(compare_records):
+    summary = report.compare_summary(compare_records, ["analytic", "numeric", "alternate", "select"])
+    for width in (80, 120):
+        text = show(*render.compare_tables(summary, compare_records[0]["config"]), width=width)
+        assert "Wilcoxon" in text
+        for row in summary["methods"][1:]:
+            versus = text[text.index("paired against"):].splitlines()
+            line = next(line for line in versus if line.lstrip("│ ").startswith(row["method"]))
+            assert render._p(row["versus"]["p_wilcoxon"]) in line.split()
+
+
+# --- narrow widths: the identifying columns stay, cells stay whole ------------------------------------------
+
+@pytest.mark.parametrize("width", [60, 50, 40])
+def test_compare_at_a_narrow_width_labels_every_row(compare_records, width):
+    methods = ["analytic", "numeric", "alternate", "select"]
+    summary = report.compare_summary(compare_records, methods)
+    text = show(*render.compare_tables(summary, compare_records[0]["config"]), width=width)
+    assert all(len(line) <= width for line in text.splitlines())
+    assert not re.search(r"\w…", text), "a cell was cut short"
+    for row in summary["methods"]:
+        assert any(line.startswith(row["method"]) for line in text.splitlines()), row["method"]
+        assert pm(row["accuracy"]) in text.replace("\n", " ") or f"{row['accuracy']['mean']:.4f}" in text
+
+
+@pytest.mark.parametrize("width", [60, 50])
+@pytest.mark.parametrize("preset", ["alternate", "select"])
+def test_a_paper_table_at_a_narrow_width_keeps_the_batch_and_whole_cells(preset, width):
+    table = report.paper_table(preset, results.load(RESULTS / f"{preset}.jsonl"),
+                               report.settings_of(TrainConfig().to_dict()))
+    text = show(*render.paper_table_rich(table), width=width)
+    assert all(len(line) <= width for line in text.splitlines())
+    assert not re.search(r"\w…", text), "a cell was cut short"
+    for g in table["groups"]:
+        for row in g["rows"]:
+            assert f"B={g['batch']} {render._row_label(row, preset)}" in text
+            assert_whole(text, [pm(e) for e in render._entries(row)])
+
+
+@pytest.mark.parametrize("lists, label", [
+    ({"method": ["alternate"], "lr": [0.1, 0.2]}, "sweep lr"),
+    ({"method": ["analytic", "select"], "fd_step": [1e-3, 1e-4], "lr": [0.1]}, "sweep method, fd-step"),
+    ({"method": ["alternate"], "lr": [0.1]}, "sweep"),
+    ({k: [1, 2] for k in ("method", "lr", "optimizer", "init", "activation")}, "sweep 5 options")])
+def test_the_sweep_progress_label_names_the_swept_options(lists, label):
+    assert render.sweep_label(lists) == label
+
+
+def test_the_sweep_command_labels_its_progress_with_the_swept_option(runner, monkeypatch):
+    from gradsel_cli import cli as cli_module
+
+    labels = []
+
+    def run_grid(configs, results_file, grid, data_dir, err, label, *args):
+        labels.append(label)
+        raise ValueError("stopped before any run")
+
+    monkeypatch.setattr(cli_module, "run_grid", run_grid)
+    result = runner.invoke(cli_module.cli, ["sweep", "--lr", "0.1,0.2", "--seeds", "1"])
+    assert result.exit_code == 2 and labels == ["sweep lr"]
+
+
+@pytest.mark.parametrize("n, words", [(1, "1 run, 1 configuration"), (2, "2 runs, 1 configuration")])
+def test_counts_agree_with_their_nouns(compare_records, n, words):
+    records = [r for r in compare_records if r["config"]["method"] == "analytic"][:n]
+    assert words in show(*render.runs_table(report.runs_summary(records)))
+    summary = report.sweep_summary(records, [])
+    assert f"1 cell × {n} seed{'s' if n > 1 else ''}" in show(render.sweep_table(summary, n))
+
+
+@pytest.mark.parametrize("value, cell", [(0.49660000000000004, "0.4966"), (0.1 + 0.2, "0.3"), (1e-05, "1e-05"),
+                                         (float("nan"), ""), (None, ""), (3, "3"), (2.0, "2.0"),
+                                         (0.0966666666666667, "0.0966666666666667")])
+def test_csv_floats_are_rounded_to_fifteen_digits(value, cell):
+    assert render._csv_cell(value) == cell
+
+
+def test_every_csv_is_written_by_the_csv_module_with_rounded_floats(compare_records):
+    import csv
+
+    methods = ["analytic", "numeric", "alternate", "select"]
+    summary = report.compare_summary(compare_records, methods)
+    summary["methods"][0]["method"] = 'a,"b"'  # a value with a comma and a quote stays one cell
+    for text in (render.compare_csv(summary), render.runs_csv(report.runs_summary(compare_records))):
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len({len(r) for r in rows}) == 1
+        numbers = [c for r in rows[1:] for c in r if re.fullmatch(r"-?[\d.]+(e-?\d+)?", c)]
+        digits = [re.sub(r"e.*|\D", "", c).lstrip("0") for c in numbers]
+        assert digits and max(map(len, digits)) <= 15, "a float with more than 15 significant digits"
+    assert list(csv.reader(io.StringIO(render.compare_csv(summary))))[1][0] == 'a,"b"'

@@ -127,8 +127,15 @@ def test_paired_one_pair(no_warnings):
     r = paired([0.6], [0.5])
     assert r["n"] == 1 and r["difference"] == pytest.approx(0.1)
     assert math.isnan(r["sd"]) and all(math.isnan(x) for x in r["ci"])
-    assert math.isnan(r["p_t"])
-    assert r["p_wilcoxon"] == 1.0  # both signs are as extreme
+    assert math.isnan(r["p_t"]) and math.isnan(r["p_wilcoxon"])  # one pair is no test (exact Wilcoxon: 1 always)
+    assert r["reason"] == "one seed"
+
+
+def test_one_pair_of_equal_runs_has_no_p_values(no_warnings):
+    """Not the t-test p of 1.000 that all-zero differences of several seeds get."""
+    r = paired([0.6], [0.6])
+    assert math.isnan(r["p_t"]) and math.isnan(r["p_wilcoxon"]) and r["reason"] == "one seed"
+    assert paired([0.6, 0.5], [0.6, 0.5])["p_t"] == 1.0 and paired([0.6, 0.5], [0.6, 0.5])["reason"] is None
 
 
 def test_paired_wilcoxon_matches_scipy_with_ties_and_zeros():
@@ -231,7 +238,8 @@ def test_verdict_alpha_recomputes_the_interval():
 def test_verdict_one_run_is_inconclusive():
     v = verdict(paired([0.6], [0.5]))
     assert v["supported"] is None and v["outcome"] == "inconclusive"
-    assert v["words"] == "inconclusive: one paired run gives no confidence interval (difference +0.1000)"
+    assert v["words"] == "inconclusive (one seed): one paired run gives no confidence interval (difference +0.1000)"
+    assert v["reason"] == "one seed"
 
 
 def test_verdict_of_identical_runs_is_not_supported():
@@ -355,6 +363,8 @@ def test_equivalence_equal_nonzero_differences_beyond_the_margin(no_warnings):
 def test_equivalence_of_one_pair_is_inconclusive(no_warnings):
     e = equivalence(paired([0.56], [0.55]))
     assert e["outcome"] == "inconclusive" and math.isnan(e["p_tost"]) and math.isnan(e["ci"][0])
+    assert e["reason"] == "one seed" and e["words"].startswith("inconclusive (one seed)")
+    assert "nan" not in e["numbers"] and "n/a" not in e["numbers"]
 
 
 @pytest.mark.parametrize("kwargs", [dict(margin=0), dict(margin=-0.1), dict(margin=math.inf), dict(alpha=0.5),
