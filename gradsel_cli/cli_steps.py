@@ -65,6 +65,7 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
 
     executor = make_executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points,
                              grid["timeout"])
+    executor.notify = lambda note: warn(err, note)  # waiting for a Dask worker, --workers capped
     on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
                  if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
     already = []
