@@ -198,7 +198,7 @@ class DaskExecutor:
                         said = True
                 elif time.monotonic() - idle_since > self.timeout:
                     raise experiments.GridError(
-                        f"no worker joined the Dask scheduler at {self.scheduler} within {self.timeout:g} s; start "
+                        f"the Dask scheduler at {self.scheduler} has had no worker for {self.timeout:g} s; start "
                         f"one with `dask worker {self.scheduler}` or raise --timeout")
             try:
                 with client.as_current():

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -85,7 +86,8 @@ def test_a_scheduler_without_workers_waits_the_timeout_says_so_once_and_ends_in_
     assert proc.returncode == 1 and out == ""
     assert len(lines) == 2, err
     assert lines[0].startswith("Waiting up to 2 s for a worker") and address in lines[0]
-    assert lines[1].startswith("Error: no worker joined") and f"dask worker {address}" in lines[1]
+    assert lines[1].startswith(f"Error: the Dask scheduler at {address} has had no worker for 2 s")
+    assert f"dask worker {address}" in lines[1]
     assert "--timeout" in lines[1]
 
 
@@ -100,13 +102,40 @@ def test_a_worker_that_joins_while_the_grid_waits_runs_it(scheduler, tmp_path):
     configs = experiments.trials(TrainConfig(hidden=5, iters=20, test_limit=200), [{}], range(2))
     executor = experiments.make_executor("dask", None, address, timeout=60)
     executor.notify = notify
+    # a bound: were the wait never said, a worker comes anyway after 20 s (it used to hang until one came)
+    anyway = threading.Timer(20, lambda: notes or workers.append(start_worker(address)))
+    anyway.start()
     try:
         records = experiments.run_grid(configs, tmp_path / "runs.jsonl", executor)
     finally:
+        anyway.cancel()
         for proc in workers:
             stop(proc)
     assert len(notes) == 1 and "Waiting up to 60 s" in notes[0]
     assert [r["config"] for r in records] == [c.to_dict() for c in configs]
+
+
+def test_workers_that_all_leave_mid_grid_end_it_after_the_timeout_with_what_was_stored(scheduler, tmp_path):
+    address, _ = scheduler
+    worker = start_worker(address)
+    path = tmp_path / "runs.jsonl"
+    configs = experiments.trials(TrainConfig(hidden=10, iters=1500, test_limit=200), [{}], range(6))
+    notes = []
+
+    def progress(done, total, label):
+        if done == 1:
+            os.killpg(worker.pid, signal.SIGKILL)  # the only worker, and its nanny
+
+    executor = experiments.make_executor("dask", None, address, timeout=2)
+    executor.notify = notes.append
+    try:
+        with pytest.raises(experiments.GridError, match="has had no worker for 2 s") as caught:
+            experiments.run_grid(configs, path, executor, progress=progress)  # it used to wait for ever
+    finally:
+        stop(worker)
+    assert len(notes) == 1 and "Waiting up to 2 s for a worker" in notes[0]
+    assert str(caught.value).endswith("run the same command again to resume")
+    assert 1 <= len(results.load(path)) < 6
 
 
 # --- A5: the scheduler dies mid-grid ------------------------------------------------------------
@@ -315,3 +344,36 @@ def test_ctrl_c_is_the_parents_one_line_whatever_the_workers_were_doing(executor
     while _alive(group) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _alive(group) == []
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_worker_processes_do_not_answer_ctrl_c_so_a_grid_whose_workers_get_one_goes_on(executor, tmp_path):
+    """Only the grid's own process answers Ctrl-C. SIGINT sent to the workers alone, again and again from the
+    moment they exist (while they start, load the data, run), neither stops them nor makes them speak."""
+    import psutil
+
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    path = tmp_path / "runs.jsonl"
+    proc = start(sys.executable, "-m", "gradsel_cli", "sweep", "--hidden", "10", "--iters", "300", "--test-limit",
+                 "200", "--seeds", "4", "--executor", executor, "--workers", "2", "--results", str(path),
+                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _workers_of(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        hit = set()
+        until = time.monotonic() + 3
+        while proc.poll() is None and time.monotonic() < until:
+            for worker in _workers_of(proc.pid):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    worker.send_signal(signal.SIGINT)
+                    hit.add(worker.pid)
+            time.sleep(0.02)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        stop(proc)
+    assert hit, "no worker was seen"
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Exception" not in err and "Interrupted" not in err, err
+    assert len(results.load(path)) == 4
