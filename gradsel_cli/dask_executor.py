@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 
 from . import experiments
 from .config import DASK_TIMEOUT, TrainConfig, scheduler_address
@@ -78,9 +79,19 @@ def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     port that accepts and never answers (or answers HTTP) would hang it forever.
     """
     _distributed()
+    answer = Future()
+
+    def ask():  # in a loop of its own, also when the caller runs one (a notebook)
+        try:
+            answer.set_result(asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout)))
+        except BaseException as exc:
+            answer.set_exception(exc)
+
+    # A daemon thread, left behind on Ctrl-C: joining it (as a thread pool does) would hold the interrupt
+    # until the timeout.
+    threading.Thread(target=ask, name="identify-scheduler", daemon=True).start()
     try:
-        with ThreadPoolExecutor(1) as thread:  # a loop of its own, also when the caller runs one (a notebook)
-            reply = thread.submit(asyncio.run, asyncio.wait_for(_identity(address, timeout), timeout)).result()
+        reply = answer.result()
     except (asyncio.TimeoutError, TimeoutError):
         reply = f"no answer within {timeout:g} s"
     except Exception as exc:  # refused, closed mid-handshake, not Dask's wire format, a bad address

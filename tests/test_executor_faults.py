@@ -138,6 +138,29 @@ def test_workers_that_all_leave_mid_grid_end_it_after_the_timeout_with_what_was_
     assert 1 <= len(results.load(path)) < 6
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_waiting_for_a_scheduler_to_answer_ends_at_once(sig):
+    pytest.importorskip("distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    server.settimeout(120)
+    proc = start(sys.executable, "-m", "gradsel_cli", *TINY, "--executor", "dask", "--timeout", "600",
+                 "--scheduler", f"tcp://127.0.0.1:{server.getsockname()[1]}",
+                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        conn, _ = server.accept()  # connected: now it waits for an answer that never comes
+        os.kill(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)  # a bound well inside --timeout: it used to wait all of it
+        conn.close()
+    finally:
+        stop(proc)
+        server.close()
+    assert proc.returncode == 130
+    assert [line for line in err.splitlines() if line.strip() and "Compiling" not in line] == [
+        "Interrupted; no run was stored (give --results FILE to keep finished runs)."]
+
+
 # --- A5: the scheduler dies mid-grid ------------------------------------------------------------
 
 @pytest.mark.parametrize("store", [True, False], ids=["results", "no-results"])
