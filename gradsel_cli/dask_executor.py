@@ -9,6 +9,11 @@ worker when one dies, and ``retries`` covers a task that fails outright. Tasks
 go in with ``pure=False``: each submission gets its own key, so a resubmitted
 grid never picks up a stale future of an earlier client.
 
+A scheduler given by address must answer within `timeout` seconds, and whenever
+it has no worker, one must join within as long (said once through `notify`).
+What ends a grid early (no worker, the scheduler gone, workers dying) is one
+GridError; distributed's own log lines are not shown.
+
 Workers need gradsel installed (the same version) and the MNIST files: the
 shipped copy, $GRADSEL_DATA_DIR, or the client's --data-dir if that path exists
 on the workers too.
@@ -168,8 +173,8 @@ class DaskExecutor:
             # Ctrl-C. One pressed meanwhile arrives when the closing of both is arranged.
             with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), experiments.deaf_to_ctrl_c():
                 cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                   host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL,
-                                                   env={"NUMBA_NUM_THREADS": "1"},
+                                                   host="127.0.0.1", dashboard_address=None,
+                                                   silence_logs=logging.CRITICAL, env={"NUMBA_NUM_THREADS": "1"},
                                                    # no dashboard; its HTTP server on a free port, not 8787
                                                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
                 closing.callback(cluster.close)
@@ -226,7 +231,8 @@ class DaskExecutor:
                 try:
                     record = fut.result()
                 except distributed.KilledWorker as exc:
-                    raise experiments.GridError(f"Dask gave up on a run after workers died running it ({exc})") from None
+                    raise experiments.GridError(f"Dask gave up on a run after workers died running it ({exc})") \
+                        from None
                 except CancelledError:  # by the client when it lost the scheduler
                     raise self._lost() from None
                 yield config, record

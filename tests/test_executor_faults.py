@@ -214,7 +214,8 @@ def test_a_grid_error_says_what_was_stored_and_how_to_go_on(tmp_path, mnist_raw)
 BAD_ADDRESSES = ["tcp://127.0.0.1:notaport", "bogus://", "bogus://127.0.0.1:8786", "127.0.0.1", "localhost",
                  "tcp://[::1:8786", "tcp://::1:8786", "tcp://127.0.0.1:65536", "tcp://127.0.0.1:99999999999999999999",
                  "tcp://127.0.0.1:0", "", " ", "tcp://", "tcp://:8786", "tcp://999.0.0.1:8786", "tcp://a..b:8786",
-                 "tcp://127.0.0.1:8786/x", "http://127.0.0.1:8786", "tcp://127.0.0.1:-1", "tcp://127.0.0.1:８７８６"]
+                 "tcp://127.0.0.1:8786/x", "http://127.0.0.1:8786", "tcp://127.0.0.1:-1",
+                 "tcp://127.0.0.1:８７８６"]
 
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES)
