@@ -57,6 +57,14 @@ def warn(err, note: str | None) -> None:
         err.print(note, style="yellow", markup=False, soft_wrap=True)
 
 
+def say(err, note: str) -> None:
+    """A note that matters also with --json (stdout is for the data): on stderr unless -q."""
+    if not err.quiet:
+        warn(err, note)
+    elif not click.get_current_context().params.get("quiet"):
+        click.echo(note, err=True)
+
+
 def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_points=0, reference=()):
     """Run (or resume) the trials with a progress bar over runs; the records in config order (the runs of the
     read-only `reference` files, as the shipped ones, are not run again)."""
@@ -66,6 +74,7 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
 
     executor = make_executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points,
                              grid["timeout"])
+    executor.notify = lambda note: say(err, note)  # waiting for a Dask worker, --workers capped
     on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
                  if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
     already = []

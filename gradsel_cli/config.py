@@ -5,6 +5,7 @@ without loading Numba.
 """
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 METHOD_NAMES = ("analytic", "numeric", "alternate", "select")
@@ -36,7 +37,7 @@ class Notice(UserWarning):
 MAX_HIDDEN = 10_000        # W1 alone is 784 x H float64 (63 MB at the limit), and the optimizer keeps copies
 MAX_BATCH = 10_000         # each mini-batch is copied out as B x 784 float64 (63 MB at the limit)
 MAX_DRAWS = 100_000_000    # iters x batch: all mini-batch indices are drawn up front, 8 bytes each
-DASK_TIMEOUT = 10.0        # seconds for a Dask scheduler given by address to answer the handshake
+DASK_TIMEOUT = 10.0        # seconds for a Dask scheduler given by address to answer, and for a worker to join it
 
 
 def option(default, help: str, *, choices: tuple | None = None, low=None, high=None, kind: str | None = None):
@@ -187,3 +188,38 @@ def canonical(config: dict) -> dict:
     """A stored config with every field, defaults filled in for fields added since it was written, and
     retired ones dropped (eval_every: the accuracy curve is not part of a run's configuration)."""
     return TrainConfig.from_dict(config).to_dict()
+
+
+SCHEDULER_FORM = "tcp://HOST:PORT"  # how a Dask scheduler's address is written (tls:// also; no scheme means tcp)
+_ADDRESS = re.compile(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[^\]]*\]|[^:/\[\]]+):(?P<port>[0-9]+)", re.ASCII)
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", re.ASCII | re.IGNORECASE)
+
+
+def scheduler_address(text: str) -> str:
+    """A Dask scheduler's address, checked: [tcp:// or tls://]HOST:PORT with a host name, an IPv4 address or
+    a bracketed IPv6 one, and a port 1-65535; HOST:PORT comes back as tcp://HOST:PORT. ValueError otherwise."""
+    import ipaddress
+
+    match = _ADDRESS.fullmatch(str(text).strip())
+    problem = None
+    if match is None:
+        problem = " is not an address"
+    elif (match["scheme"] or "tcp") not in ("tcp", "tls"):
+        problem = f": {match['scheme']}:// is not a protocol gradsel connects with (tcp or tls)"
+    elif not 1 <= int(match["port"]) <= 65535:
+        problem = ": the port is not 1-65535"
+    else:
+        host = match["host"]
+        try:
+            if host.startswith("["):
+                ipaddress.IPv6Address(host[1:-1])
+            elif host.replace(".", "").isdigit():
+                ipaddress.IPv4Address(host)
+            elif len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+                raise ValueError(host)
+        except ValueError:
+            problem = f": {host!r} is not a host name or IP address"
+    if problem:
+        raise ValueError(f"{str(text)!r}{problem}; give the scheduler's address as {SCHEDULER_FORM}, "
+                         "e.g. tcp://127.0.0.1:8786")
+    return f"{match['scheme'] or 'tcp'}://{match['host']}:{int(match['port'])}"

@@ -9,23 +9,33 @@ worker when one dies, and ``retries`` covers a task that fails outright. Tasks
 go in with ``pure=False``: each submission gets its own key, so a resubmitted
 grid never picks up a stale future of an earlier client.
 
+A scheduler given by address must answer within `timeout` seconds, and whenever
+it has no worker, one must join within as long (said once through `notify`).
+What ends a grid early (no worker, the scheduler gone, workers dying) is one
+GridError; distributed's own log lines are not shown.
+
 Workers need gradsel installed (the same version) and the MNIST files: the
 shipped copy, $GRADSEL_DATA_DIR, or the client's --data-dir if that path exists
 on the workers too.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
+import time
 from pathlib import Path
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 
 from . import experiments
-from .config import DASK_TIMEOUT, TrainConfig
+from .config import DASK_TIMEOUT, TrainConfig, scheduler_address
 
 WORKER_CONFIG = Path(__file__).with_name("dask-gradsel.yaml")  # DASK_CONFIG for workers started by hand
 RETRIES = 2        # a task that raises is tried this many more times
 CONNECT_TIMEOUT = DASK_TIMEOUT  # seconds to reach a scheduler given by address and hear it answer as one
+POLL = 1.0         # seconds between looks at a scheduler given by address while no run finishes
+LOGGERS = ("distributed", "tornado")  # whose log lines a grid does not show: what ends it is one GridError
 
 _RAW = {}  # data_dir -> MNIST, loaded once per worker process
 
@@ -74,9 +84,19 @@ def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     port that accepts and never answers (or answers HTTP) would hang it forever.
     """
     _distributed()
+    answer = Future()
+
+    def ask():  # in a loop of its own, also when the caller runs one (a notebook)
+        try:
+            answer.set_result(asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout)))
+        except BaseException as exc:
+            answer.set_exception(exc)
+
+    # A daemon thread, left behind on Ctrl-C: joining it (as a thread pool does) would hold the interrupt
+    # until the timeout.
+    threading.Thread(target=ask, name="identify-scheduler", daemon=True).start()
     try:
-        with ThreadPoolExecutor(1) as thread:  # a loop of its own, also when the caller runs one (a notebook)
-            reply = thread.submit(asyncio.run, asyncio.wait_for(_identity(address, timeout), timeout)).result()
+        reply = answer.result()
     except (asyncio.TimeoutError, TimeoutError):
         reply = f"no answer within {timeout:g} s"
     except Exception as exc:  # refused, closed mid-handshake, not Dask's wire format, a bad address
@@ -84,7 +104,23 @@ def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
         said = reply if isinstance(reply, str) else "it did not answer as one"
         raise experiments.GridError(f"no Dask scheduler at {address} ({said}); start one with `dask scheduler`, "
-                                    "check the address, or raise --timeout")
+                                    "check the address, or raise --timeout", resume=False)
+
+
+@contextlib.contextmanager
+def quiet_distributed():
+    """While inside, distributed's own log lines are not shown: a lost connection, its attempts to
+    reconnect and the tracebacks under them. The executor ends the grid with one GridError instead."""
+    manager = logging.Logger.manager
+    handlers = {h: h.level for name, logger in list(manager.loggerDict.items())
+                if isinstance(logger, logging.Logger) and name.split(".")[0] in LOGGERS for h in logger.handlers}
+    for handler in handlers:
+        handler.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for handler, level in handlers.items():
+            handler.setLevel(level)
 
 
 TRIM = "MALLOC_TRIM_THRESHOLD_"  # set to 65536 in workers by Dask's nanny; see DaskExecutor._connect
@@ -95,29 +131,34 @@ class DaskExecutor:
     With `eval_points` > 0 every trial also records a test-accuracy curve (as LocalExecutor)."""
 
     def __init__(self, workers: int = 1, data_dir=None, scheduler: str | None = None, eval_points: int = 0,
-                 timeout: float = CONNECT_TIMEOUT):
+                 timeout: float = CONNECT_TIMEOUT, notify=None):
         _distributed()
         self.workers = workers
         self.data_dir = data_dir
-        self.scheduler = scheduler
+        self.scheduler = None if scheduler is None else scheduler_address(scheduler)  # ValueError when malformed
         self.eval_points = eval_points
-        self.timeout = timeout
+        self.timeout = timeout  # for a scheduler by address: to answer, and to have a worker when it has none
+        self.notify = notify  # notify(note): a one-line note for the user (waiting for a worker, workers capped)
 
-    def _connect(self):
-        """(client, cluster or None)."""
+    def _connect(self, runs: int, closing: contextlib.ExitStack):
+        """The client; it, and a LocalCluster of no more workers than `runs`, are closed by `closing`."""
         distributed = _distributed()
         if self.scheduler:
             identify_scheduler(self.scheduler, self.timeout)
             try:
-                return distributed.Client(self.scheduler, timeout=self.timeout), None
+                client = distributed.Client(self.scheduler, timeout=self.timeout)
             except (OSError, TimeoutError) as exc:
                 raise experiments.GridError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); "
-                                            "start it with `dask scheduler` or check the address") from None
+                                            "start it with `dask scheduler` or check the address",
+                                            resume=False) from None
+            closing.callback(client.close)
+            return client
         import dask
 
         from .data import load_mnist_raw
 
         load_mnist_raw(self.data_dir)  # bad data is one DataError here, not a flood of worker logs
+        workers = experiments.capped_workers(self.workers, runs, self.notify)
 
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; with it glibc returns memory to
         # the system on nearly every free, and a training run (small arrays allocated every iteration)
@@ -128,37 +169,91 @@ class DaskExecutor:
         dask_value = str(environ.pop(TRIM, None))
         left_behind = os.environ.get(TRIM) == dask_value and os.environ.pop(TRIM)
         try:
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-                cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                   host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
-                                                   env={"NUMBA_NUM_THREADS": "1"})
+            # The cluster's thread starts the worker processes, now and when a nanny restarts one: deaf to
+            # Ctrl-C. One pressed meanwhile arrives when the closing of both is arranged.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), experiments.deaf_to_ctrl_c():
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                   host="127.0.0.1", dashboard_address=None,
+                                                   silence_logs=logging.CRITICAL, env={"NUMBA_NUM_THREADS": "1"},
+                                                   # no dashboard; its HTTP server on a free port, not 8787
+                                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+                closing.callback(cluster.close)
+                client = distributed.Client(cluster)
+                closing.callback(client.close)
         finally:
             if left_behind:
                 os.environ[TRIM] = left_behind
-        return distributed.Client(cluster), cluster
+        return client
+
+    def _lost(self) -> "experiments.GridError":
+        return experiments.GridError(f"lost the Dask scheduler at {self.scheduler} (start it again, with its workers)")
+
+    def _has_workers(self, client) -> bool:
+        """Whether the scheduler has a running worker (GridError when the scheduler is gone)."""
+        try:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+        except Exception:  # the connection is lost: OSError, CommClosedError, a cancelled call
+            raise self._lost() from None
+        return any(w.get("status", "running") == "running" for w in workers.values())
+
+    def _finished(self, client, futures: dict):
+        """Yield (config, record) as runs finish. With a scheduler by address, it is looked at whenever no run
+        finished for POLL seconds: with no worker for `timeout` seconds (said once), or gone, the grid ends."""
+        distributed = _distributed()
+        by_address = self.scheduler is not None
+        look, idle_since, said = by_address, None, False
+        while futures:
+            if look:
+                if self._has_workers(client):
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = time.monotonic()
+                    if self.notify and not said:
+                        self.notify(f"Waiting up to {self.timeout:g} s for a worker to join the Dask scheduler at "
+                                    f"{self.scheduler} (start one with `dask worker {self.scheduler}`)…")
+                        said = True
+                elif time.monotonic() - idle_since > self.timeout:
+                    raise experiments.GridError(
+                        f"the Dask scheduler at {self.scheduler} has had no worker for {self.timeout:g} s; start "
+                        f"one with `dask worker {self.scheduler}` or raise --timeout")
+            try:
+                with client.as_current():
+                    done = distributed.wait(list(futures), timeout=POLL if by_address else None,
+                                            return_when="FIRST_COMPLETED").done
+            except (TimeoutError, asyncio.TimeoutError):
+                look = True
+                continue
+            except CancelledError:  # by the client when it lost the scheduler
+                raise self._lost() from None
+            look = False
+            for fut in done:
+                config = futures.pop(fut)
+                try:
+                    record = fut.result()
+                except distributed.KilledWorker as exc:
+                    raise experiments.GridError(f"Dask gave up on a run after workers died running it ({exc})") \
+                        from None
+                except CancelledError:  # by the client when it lost the scheduler
+                    raise self._lost() from None
+                yield config, record
 
     def run(self, configs: list[TrainConfig]):
         """Yield (config, record) as trials finish; on an interrupt the unfinished ones are cancelled."""
         if not configs:
             return
-        distributed = _distributed()
-        client, cluster = self._connect()
-        futures = {}
-        try:
+        with quiet_distributed(), contextlib.ExitStack() as closing:
+            client = self._connect(len(configs), closing)
+            futures = {}
+            closing.callback(_cancel, client, futures)
             for config in configs:
                 fut = client.submit(_task, config.to_dict(), self.data_dir, self.eval_points, pure=False,
                                     retries=RETRIES)
                 futures[fut] = config
-            for fut in distributed.as_completed(futures):
-                try:
-                    record = fut.result()
-                except distributed.KilledWorker as exc:
-                    raise experiments.GridError(f"Dask gave up on a run after workers died running it ({exc}); "
-                                                "finished runs are kept, run the same command again to resume") from None
-                yield futures.pop(fut), record
-        finally:
-            if futures:
-                client.cancel(list(futures), force=True)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            yield from self._finished(client, futures)
+
+
+def _cancel(client, futures) -> None:
+    """Cancel the runs not finished (none when the scheduler is gone: it takes no cancel)."""
+    if futures and client.status == "running":
+        with contextlib.suppress(Exception):
+            client.cancel(list(futures), force=True)

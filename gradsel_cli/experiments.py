@@ -30,7 +30,15 @@ _RAW = None  # MNIST of this worker process, loaded once
 
 
 class GridError(RuntimeError):
-    """A grid stopped before its end (a worker died); finished trials are kept."""
+    """A grid stopped before its end (a worker or the scheduler died, no worker came); finished trials are kept.
+
+    resume: the same command goes on where this one stopped (run_grid adds what was stored); False for
+    a message that is complete as it is (nothing ran: a scheduler that is not there).
+    """
+
+    def __init__(self, message: str, resume: bool = True):
+        super().__init__(message)
+        self.resume = resume
 
 
 def cell_label(config: TrainConfig) -> str:
@@ -63,7 +71,7 @@ def grid_cells(lists: dict[str, list]) -> list[dict]:
 def make_executor(name: str, workers: int | None, scheduler: str | None, data_dir=None, eval_points: int = 0,
                   timeout: float | None = None):
     """The executor of a grid: local worker processes, or a Dask cluster (ValueError when that cannot be)."""
-    if scheduler and name != "dask":
+    if scheduler is not None and name != "dask":
         raise ValueError("--scheduler needs --executor dask")
     if name == "local":
         return LocalExecutor(workers or default_workers(), data_dir, eval_points)
@@ -152,6 +160,55 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
+WORKERS_PER_CORE = 2  # at most this many worker processes per core: more only compete for the cores and memory
+
+
+def capped_workers(workers: int, runs: int, notify=None) -> int:
+    """The worker processes to start on this machine for `runs` trials: `workers`, but no more than the
+    runs nor WORKERS_PER_CORE per core; notify(note) says so when the cores cap the number asked for."""
+    cores = default_workers()
+    limit = WORKERS_PER_CORE * cores
+    if workers > limit and runs > limit and notify:
+        notify(f"--workers {workers} is more than {WORKERS_PER_CORE} per core; starting {limit} worker processes "
+               f"({cores} core{'' if cores == 1 else 's'} here)")
+    return max(1, min(workers, limit, runs))
+
+
+@contextlib.contextmanager
+def deaf_to_ctrl_c():
+    """Worker processes started inside never see Ctrl-C: only this process answers it (one line, exit 130)
+    and ends its workers itself.
+
+    The terminal sends Ctrl-C to every process in its foreground group, and a worker interrupted while it
+    starts or works prints its own traceback. Inside, SIGINT is blocked in this thread; processes and
+    threads (which may start processes later, as Dask's nannies do) keep the mask they were started with.
+    multiprocessing's resource tracker is started first: starting it unblocks SIGINT in the thread that
+    does, whatever was blocked before. A Ctrl-C (or a SIGTERM that this process handles) that arrives
+    inside, through another thread, is held and acted on when the block ends: what was started inside is
+    whole then, and can be shut down.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    held = []
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {sig: handler for sig, handler in handlers.items() if callable(handler)}
+    for sig in handlers:
+        signal.signal(sig, lambda signum, frame: held.append(signum))
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)  # a Ctrl-C pending on this thread is held first
+        if held:
+            handlers[held[0]](held[0], None)
+
+
 class LocalExecutor:
     """Runs trials in this process (workers = 1) or in a pool of spawned processes.
 
@@ -159,10 +216,11 @@ class LocalExecutor:
     (outside the config: the records and their hashes are otherwise unchanged).
     """
 
-    def __init__(self, workers: int = 1, data_dir=None, eval_points: int = 0):
+    def __init__(self, workers: int = 1, data_dir=None, eval_points: int = 0, notify=None):
         self.workers = workers
         self.data_dir = data_dir
         self.eval_points = eval_points
+        self.notify = notify  # notify(note): a one-line note for the user (the workers capped)
 
     def run(self, configs: list[TrainConfig]):
         """Yield (config, record) as trials finish."""
@@ -171,19 +229,22 @@ class LocalExecutor:
         if not configs:
             return
         raw = load_mnist_raw(self.data_dir)  # here first: bad data is one DataError, not a dead worker
-        if self.workers == 1:
+        workers = capped_workers(self.workers, len(configs), self.notify)
+        if workers == 1:
             for config in configs:
                 yield config, run_trial(config, raw=raw, eval_points=self.eval_points)
             return
         del raw
         _quiet_resource_tracker()
         ctx = multiprocessing.get_context("spawn")  # fork after OpenMP threads started is unsafe
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(self.data_dir, threads, os.getpid()))
+        threads = max(1, default_workers() // workers)
+        with deaf_to_ctrl_c():
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                       initargs=(self.data_dir, threads, os.getpid()))
         finished = False
         try:
-            pending = {pool.submit(_worker_run, c.to_dict(), self.eval_points): c for c in configs}
+            with deaf_to_ctrl_c():  # the pool starts its processes (and its manager thread) on submit
+                pending = {pool.submit(_worker_run, c.to_dict(), self.eval_points): c for c in configs}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -191,8 +252,7 @@ class LocalExecutor:
                     try:
                         record = fut.result()
                     except BrokenProcessPool:
-                        raise GridError("a worker process died; finished runs are kept, run the same "
-                                        "command again to resume") from None
+                        raise GridError("a worker process died") from None
                     yield config, record
             finished = True
         finally:
@@ -217,6 +277,33 @@ def terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def kept(done: int, ran: int, path) -> str:
+    """What a grid that stopped early leaves: `done` runs stored in `path` (`ran` of them by this call);
+    nothing to say when none is."""
+    runs = f"{done} run{'' if done == 1 else 's'}"
+    if done == 0:
+        return ""
+    if path is not None:
+        return f"{runs} stored in {path}: run the same command again to resume"
+    return f"no run was stored ({ran} finished; give --results FILE to keep finished runs)"
+
+
+def _saying_what_is_kept(finished, done: int, path):
+    """The executor's (config, record) pairs, each stored by the caller before the next; a GridError that
+    stops them gets what was stored added: `done` runs before the first, and one more after each."""
+    ran = 0
+    with contextlib.closing(finished):
+        try:
+            for pair in finished:
+                yield pair
+                ran += 1
+        except GridError as exc:
+            if not exc.resume:
+                raise
+            note = kept(done + ran, ran, path)
+            raise GridError(f"{exc}; {note}" if note else str(exc), resume=False) from None
 
 
 def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None, reference=()) -> list[dict]:
@@ -246,7 +333,7 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
         progress(done, len(configs), "resumed" if done else "starting")
     if todo and path is not None:
         results.probe(path)  # before any run: a file that cannot be written is one line, not lost work
-    with terminate_as_interrupt(), contextlib.closing(executor.run(todo)) as finished:
+    with terminate_as_interrupt(), contextlib.closing(_saying_what_is_kept(executor.run(todo), done, path)) as finished:
         for config, record in finished:
             if store is not None:
                 try:

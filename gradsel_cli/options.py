@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .config import CELL_KEYS, DASK_TIMEOUT, METHOD_NAMES, TrainConfig, setting_keys
+from .config import CELL_KEYS, DASK_TIMEOUT, METHOD_NAMES, TrainConfig, scheduler_address, setting_keys
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 GRID_KEYS = ("workers", "executor", "scheduler")  # how a grid runs, not what it computes
@@ -142,6 +142,14 @@ def list_option(flag: str, default: str, callback, help: str):
                         help=help)
 
 
+def scheduler_option(ctx, param, value):
+    """Callback: a Dask scheduler's address (config.scheduler_address), or None."""
+    try:
+        return None if value is None else scheduler_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 def _apply(fn, opts):
     for opt in reversed(opts):
         fn = opt(fn)
@@ -232,11 +240,13 @@ def grid_options(fn):
         click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
                      help="local: worker processes on this machine; dask: a Dask cluster (a LocalCluster of "
                           "--workers, or the one at --scheduler). Needs: pip install 'gradsel[dask]'."),
-        click.option("--scheduler", metavar="ADDRESS", default=None,
-                     help="With --executor dask: a running dask.distributed scheduler, e.g. tcp://127.0.0.1:8786."),
+        click.option("--scheduler", metavar="ADDRESS", default=None, callback=scheduler_option,
+                     help="With --executor dask: a running dask.distributed scheduler, tcp://HOST:PORT, e.g. "
+                          "tcp://127.0.0.1:8786."),
         click.option("--timeout", type=Finite(), default=DASK_TIMEOUT, show_default=True, expose_value=False,
                      callback=lambda ctx, param, value: ctx.meta.__setitem__("dask_timeout", value),
-                     help="With --scheduler: seconds for the scheduler to answer before giving up."),
+                     help="With --scheduler: seconds for the scheduler to answer, and for a worker to join it "
+                          "when it has none, before giving up."),
         click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=writable_file, default=None,
                      help="JSON Lines file that stores the runs; runs already there are not redone."),
     ])

@@ -155,14 +155,12 @@ def test_local_dask_workers_keep_glibcs_default_memory_trimming():
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes a training run
     1.6-2x slower (memory returned to the system on nearly every free); ours are started without it."""
     pytest.importorskip("distributed")
+    import contextlib
     import os
 
     from gradsel_cli.dask_executor import DaskExecutor
 
-    client, cluster = DaskExecutor(1)._connect()
-    try:
+    with contextlib.ExitStack() as closing:
+        client = DaskExecutor(1)._connect(1, closing)
         seen = client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("NUMBA_NUM_THREADS")))
-    finally:
-        client.close()
-        cluster.close()
     assert list(seen.values()) == [(None, "1")]
