@@ -38,6 +38,12 @@ class Group(click.Group):
             sys.exit(rv if isinstance(rv, int) else 0)
         return rv
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EOFError as exc:  # click would make it an Abort, printed as Ctrl-C: "Interrupted" follows only a signal
+            raise click.ClickException(f"a file ended before it should ({exc or 'end of file'})") from None
+
 
 _INTERRUPT_NOTE = ["Interrupted."]  # what Ctrl-C leaves behind; a command that writes as it goes says so
 

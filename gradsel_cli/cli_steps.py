@@ -5,6 +5,7 @@ that importing this module keeps ``gradsel --help`` instant.
 """
 
 import json
+import os
 
 import click
 
@@ -20,8 +21,25 @@ def prepare(threads, err, *figures) -> None:
 
         require()
     kernels.set_threads(threads)
-    if not kernels.kernels_cached():
-        err.print("[dim]Compiling the Numba kernels (first run only, about a minute)…[/]")
+    note = _notes(err)
+    dropped = kernels.drop_damaged_cache()
+    if dropped:
+        note.print(f"Numba's cache in {os.path.dirname(dropped[0])} could not be loaded: dropped the {len(dropped)} "
+                   "files of the damaged kernels, compiling them again…", markup=False, highlight=False,
+                   soft_wrap=True)
+    elif not kernels.kernels_cached():
+        note.print("[dim]Compiling the Numba kernels (first run only; about 40 s, longer on a busy machine)…[/]",
+                   soft_wrap=True)
+
+
+def _notes(err):
+    """The console of notes that -q silences but --json does not (its err console is quiet): stderr is not
+    what --json prints, and a minute of silence looks like a hang."""
+    from .render import consoles
+
+    ctx = click.get_current_context(silent=True)
+    quiet = err.quiet if ctx is None else bool(ctx.params.get("quiet"))
+    return err if quiet == err.quiet else consoles(quiet)[1]
 
 
 def emit(out, output) -> None:

@@ -1,0 +1,126 @@
+"""The process around the work: a damaged Numba cache, output that cannot be printed or written, signals at
+any moment, paths that cannot be resolved. Each ends in one line (or degrades), never a traceback."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gradsel_cli import kernels
+from gradsel_cli.cli import cli
+
+TINY = ["--iters", "20", "--test-limit", "200", "--hidden", "10", "--threads", "1"]
+
+
+def gradsel(*args, env=None, timeout=300, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gradsel_cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, **kwargs)
+
+
+# ---- a damaged Numba cache -------------------------------------------------------------------------------
+
+def _cache_dir_under(root) -> str:
+    """Where the kernels' cache goes with NUMBA_CACHE_DIR=root (Numba names a folder after the package's)."""
+    code = "from gradsel_cli import kernels; print(kernels._predict._cache._cache_path)"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(root)}).stdout.strip()
+
+
+def _damage(paths, how: str) -> None:
+    for path in paths:
+        size = os.path.getsize(path)
+        with open(path, "r+b" if how == "cut" else "wb") as f:
+            if how == "garbage":
+                f.write(b"garbage\n")
+            elif how == "random":
+                f.write(os.urandom(200))
+            elif how == "cut":
+                f.truncate(size // 2)
+            # "empty": opened for writing, nothing written
+
+
+@pytest.fixture(scope="session")
+def warm_cache(mnist_raw):
+    """The kernels a tiny train calls, compiled into this package's cache (loaded if they are there)."""
+    from gradsel_cli.training import TrainConfig, train
+
+    train(TrainConfig(iters=20, test_limit=200, hidden=10), mnist_raw)
+
+
+@pytest.fixture
+def private_cache(warm_cache, tmp_path):
+    """A copy of the package's kernel cache as the NUMBA_CACHE_DIR of a child: (that root, the child's folder)."""
+    root = tmp_path / "numba-cache"
+    target = _cache_dir_under(root)
+    os.makedirs(target, exist_ok=True)
+    source = kernels._predict._cache._cache_path
+    for name in os.listdir(source):
+        if name.startswith("kernels.") and name.endswith((".nbi", ".nbc")):
+            shutil.copy2(os.path.join(source, name), target)
+    return root, target
+
+
+def _files_of(target, name):
+    return sorted(os.path.join(target, f) for f in os.listdir(target) if f.startswith(f"kernels.{name}-"))
+
+
+@pytest.mark.parametrize("what, how", [("nbc", "garbage"), ("nbi", "garbage"), ("nbi", "empty"), ("nbc", "empty"),
+                                       ("nbc", "cut"), ("nbi", "random")])
+def test_a_damaged_cache_file_is_dropped_compiled_again_and_said_in_one_line(what, how, private_cache):
+    root, target = private_cache
+    files = [p for p in _files_of(target, "_predict") if p.endswith(what)]
+    assert files, os.listdir(target)
+    others = {p: open(os.path.join(target, p), "rb").read() for p in os.listdir(target) if "_predict-" not in p}
+    _damage(files, how)
+    result = gradsel("train", *TINY, env={"NUMBA_CACHE_DIR": str(root)})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Interrupted" not in result.stderr, result.stderr
+    said = [line for line in result.stderr.splitlines() if "could not be loaded" in line]
+    assert len(said) == 1 and target in said[0], result.stderr
+    assert "test accuracy" in result.stdout
+    for path, content in others.items():  # nothing but the damaged kernel's files was touched
+        assert open(os.path.join(target, path), "rb").read() == content
+    if how == "garbage" and what == "nbc":  # the cache was written sound again
+        again = gradsel("train", *TINY, env={"NUMBA_CACHE_DIR": str(root)})
+        assert again.returncode == 0 and "could not be loaded" not in again.stderr, again.stderr
+        assert "Compiling" not in again.stderr
+
+
+def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(private_cache):
+    # No command ran the check (the Python API, a worker process): loading drops the damaged files itself.
+    root, target = private_cache
+    _damage(_files_of(target, "_predict"), "empty")
+    code = ("import numpy as np; from gradsel_cli import network; from helpers import random_params; "
+            "print(network.predict(random_params(3, 784, seed=0), np.zeros((2, 784))).shape)")
+    tests = os.path.dirname(__file__)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tests, timeout=300,
+                            env={**os.environ, "NUMBA_CACHE_DIR": str(root), "PYTHONPATH": tests})
+    assert result.returncode == 0 and result.stdout.strip() == "(2,)", result.stderr
+    check = subprocess.run([sys.executable, "-c", "from gradsel_cli import kernels; "
+                            "print(len(kernels.drop_damaged_cache()))"], capture_output=True, text=True,
+                           env={**os.environ, "NUMBA_CACHE_DIR": str(root)})
+    assert check.stdout.strip() == "0", check.stderr  # what the load stored again loads
+
+
+def test_an_end_of_file_inside_a_command_is_an_error_not_an_interrupt(runner, monkeypatch):
+    def ends(*args, **kwargs):
+        raise EOFError("Ran out of input")
+
+    monkeypatch.setattr("gradsel_cli.cli.prepare", ends)
+    result = runner.invoke(cli, ["train", *TINY])
+    assert result.exit_code not in (0, 130)
+    assert "Interrupted" not in result.output and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("Error:"), result.stderr
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_compile_note_is_on_stderr_with_json_and_only_q_silences_it(quiet, runner, monkeypatch):
+    monkeypatch.setattr(kernels, "kernels_cached", lambda: False)  # as on a first run
+    result = runner.invoke(cli, ["train", *TINY, "--json", *(["-q"] if quiet else [])])
+    assert result.exit_code == 0, result.output
+    assert ("Compiling the Numba kernels" in result.stderr) is not quiet, result.stderr
+    assert "Compiling" not in result.stdout
