@@ -9,7 +9,7 @@ import os
 
 import click
 
-from .cli_errors import on_interrupt
+from .cli_errors import STORED, on_interrupt, stored
 
 
 def prepare(threads, err, *figures) -> None:
@@ -43,12 +43,24 @@ def _notes(err):
 
 
 def emit(out, output) -> None:
-    """Print a command's output: text as it is on stdout, or each Rich part of a list on the `out` console."""
-    if isinstance(output, str):
-        click.echo(output, nl=False)
-    else:
-        for part in output:
-            out.print(part)
+    """Print a command's output: text as it is on stdout, or each Rich part of a list on the `out` console.
+    A reader that has gone (a closed pipe) ends the command quietly; any other failed write is one line
+    saying what was stored."""
+    import sys
+
+    try:
+        if isinstance(output, str):
+            click.echo(output, nl=False)
+        else:
+            for part in output:
+                out.print(part)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+        sys.exit(1)
+    except OSError as exc:
+        kept = f"stored: {', '.join(STORED)}" if STORED else "nothing was stored"
+        raise click.ClickException(f"could not write the output to stdout: {exc.strerror or exc} ({kept})") from None
 
 
 def show(out, data, as_json: bool, parts) -> None:
@@ -58,6 +70,7 @@ def show(out, data, as_json: bool, parts) -> None:
 
 def wrote(err, path) -> None:
     """Say on stderr that a file was written."""
+    stored(path)
     err.print(f"Wrote {path}", markup=False, highlight=False)
 
 
@@ -85,6 +98,7 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
                              grid["timeout"])
     on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
                  if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
+    stored(results_file)
     already = []
     with render.progress_bar(err, len(configs), label, unit="") as update:
         def progress(done, total, info):

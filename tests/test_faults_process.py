@@ -17,8 +17,10 @@ TINY = ["--iters", "20", "--test-limit", "200", "--hidden", "10", "--threads", "
 
 
 def gradsel(*args, env=None, timeout=300, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gradsel_cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, **kwargs)
+    """The command in a child process; its stdout and stderr as text (unless given)."""
+    kwargs = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
+    return subprocess.run([sys.executable, "-m", "gradsel_cli", *args], text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, **kwargs)
 
 
 # ---- a damaged Numba cache -------------------------------------------------------------------------------
@@ -124,3 +126,92 @@ def test_the_compile_note_is_on_stderr_with_json_and_only_q_silences_it(quiet, r
     assert result.exit_code == 0, result.output
     assert ("Compiling the Numba kernels" in result.stderr) is not quiet, result.stderr
     assert "Compiling" not in result.stdout
+
+
+# ---- output that cannot be printed as it is ----------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_an_encoding_that_is_not_unicode_gets_ascii_for_what_it_cannot_show(encoding, tmp_path):
+    out = tmp_path / "run.jsonl"
+    result = gradsel("train", *TINY, "--out", str(out), env={"PYTHONIOENCODING": encoding}, encoding=encoding)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "gradsel train - alternate" in result.stdout and "test accuracy" in result.stdout
+    shown = subprocess.run([sys.executable, "-m", "gradsel_cli", "runs", str(out)], capture_output=True,
+                           env={**os.environ, "PYTHONIOENCODING": encoding})
+    assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr
+    assert "runs" in shown.stdout.decode(encoding)  # all in the encoding: ASCII for what it cannot show
+
+
+@pytest.mark.parametrize("columns", ["1", "2", "3", "9"])
+@pytest.mark.parametrize("command", [["train", *TINY], ["table"], ["table", "--preset", "conditions"],
+                                     ["sweep", *TINY, "--lr", "0.1,0.2", "--seeds", "1", "--workers", "1"]])
+def test_any_width_down_to_one_column_prints_without_crashing(command, columns, runner):
+    result = runner.invoke(cli, command, env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip()
+
+
+@pytest.fixture
+def run_file(tmp_path):
+    path = tmp_path / "run.jsonl"
+    assert gradsel("train", *TINY, "-q", "--out", str(path)).returncode == 0
+    return path
+
+
+@pytest.mark.parametrize("args", [["--json"], []])
+def test_a_full_stdout_is_one_line_saying_what_was_stored(args, tmp_path):
+    out = tmp_path / "run.jsonl"
+    with open("/dev/full", "w") as full:
+        result = gradsel("train", *TINY, *args, "--out", str(out), stdout=full)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr and lines[-1].startswith("Error:"), result.stderr
+    assert "No space left on device" in lines[-1] and str(out) in lines[-1]
+    assert len(out.read_text().splitlines()) == 1  # the run is kept
+
+
+@pytest.mark.parametrize("args", [[], ["--json"], ["--csv"]])
+def test_runs_into_a_full_stdout_is_one_line_and_a_closed_pipe_is_quiet(args, run_file):
+    with open("/dev/full", "w") as full:
+        result = gradsel("runs", str(run_file), *args, stdout=full)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == ["Error: could not write the output to stdout: No space left on "
+                                                  "device (nothing was stored)"]
+    reader_gone = subprocess.Popen([sys.executable, "-m", "gradsel_cli", "runs", str(run_file), *args],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader_gone.stdout.close()  # as `| head -0` would
+    _, err = reader_gone.communicate(timeout=120)
+    assert reader_gone.returncode != 0 and err == b"", err
+
+
+# ---- SIGTERM and Ctrl-C from the first moment -------------------------------------------------------------
+
+def _catches(pid: int, sig: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(mask >> (sig - 1) & 1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("command", [["train", "--iters", "3000"], ["sweep", "--seeds", "2", "--workers", "1"],
+                                     ["tune", "--trials", "3"]])
+def test_a_signal_at_the_first_moment_it_can_be_caught_is_the_same_one_line_and_exit_130(command, sig, tmp_path):
+    # The earliest moment the process can catch SIGTERM (it says so in /proc), and a few moments later on
+    # (imports, loading the data, the first runs): every time the one line and exit code 130.
+    for delay in (0, 0.05, 0.3, 1.0):
+        proc = subprocess.Popen([sys.executable, "-m", "gradsel_cli", *command, "--hidden", "10",
+                                 "--test-limit", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=tmp_path)
+        deadline = time.monotonic() + 60
+        while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(delay)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, (delay, proc.returncode, err)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert "Traceback" not in err and lines[-1].startswith("Interrupted"), (delay, err)
