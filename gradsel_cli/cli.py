@@ -372,12 +372,13 @@ def gradcheck(steps, data_dir, threads, plot, as_json, quiet, **opts):
       gradsel gradcheck --fd-step 1e-3 --fd-step 1e-5 --fd-scheme forward --json
       gradsel gradcheck --plot gradcheck.png
     """
-    from . import render
+    from . import render, results
     from .data import load_mnist_raw
     from .gradcheck import gradcheck as run_check
 
     out, err = render.consoles(quiet or as_json)
     config = config_from(opts, method="analytic", test_limit=1000)
+    results.probe(plot)
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)
     with render.progress_bar(err, config.iters, "analytic") as update:

@@ -215,3 +215,43 @@ def test_a_signal_at_the_first_moment_it_can_be_caught_is_the_same_one_line_and_
         assert proc.returncode == 130, (delay, proc.returncode, err)
         lines = [line for line in err.splitlines() if line.strip()]
         assert "Traceback" not in err and lines[-1].startswith("Interrupted"), (delay, err)
+
+
+# ---- paths that cannot be resolved -----------------------------------------------------------------------
+
+PATH_OPTIONS = [["train", *TINY, "--out"], ["train", *TINY, "--save-model"], ["train", *TINY, "--plot"],
+                ["compare", *TINY, "--seeds", "1", "--plot"], ["compare", *TINY, "--seeds", "1", "--figure"],
+                ["compare", *TINY, "--seeds", "1", "--results"], ["sweep", *TINY, "--seeds", "1", "--results"],
+                ["tune", *TINY, "--trials", "1", "--results"], ["table", "--run", "--seeds", "1", "--results"],
+                ["table", "--results"], ["gradcheck", "--iters", "20", "--hidden", "10", "--plot"],
+                ["train", *TINY, "--data-dir"], ["runs"]]
+
+
+@pytest.fixture
+def bad_paths(tmp_path):
+    """Paths no file can be made at: through a symlink loop, the loop itself, a name over the system's limit (as
+    the file and as a folder), a folder that is a file."""
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "afile").write_text("")
+    long = "x" * 300
+    return {"through a loop": tmp_path / "loop1" / "f", "the loop": tmp_path / "loop1",
+            "a long name": tmp_path / long, "in a long folder": tmp_path / long / "f",
+            "in a file": tmp_path / "afile" / "f"}
+
+
+@pytest.mark.parametrize("command", PATH_OPTIONS, ids=lambda c: f"{c[0]} {c[-1]}")
+def test_a_path_that_cannot_be_resolved_is_one_line_and_exit_2(command, bad_paths, runner, monkeypatch):
+    from test_faults import no_training
+
+    no_training(monkeypatch)
+    renamed = command[-1] in ("--plot", "--figure", "--save-model")  # loop1.png, loop1.npz: files that can be made
+    for what, path in bad_paths.items():
+        if what == "the loop" and renamed:
+            continue
+        suffix = ".png" if command[-1] in ("--plot", "--figure") else ".jsonl"
+        result = runner.invoke(cli, [*command, f"{path}{suffix}" if what != "the loop" else str(path)])
+        assert result.exit_code == 2, (what, result.output)
+        assert "Traceback" not in result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error:"), (what, result.stderr)
