@@ -255,3 +255,15 @@ def test_a_path_that_cannot_be_resolved_is_one_line_and_exit_2(command, bad_path
         assert "Traceback" not in result.output
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error:"), (what, result.stderr)
+
+
+def test_ctrl_c_during_bench_with_background_load_is_the_parents_one_line_only():
+    from terminal import run_at_terminal
+
+    screen = run_at_terminal(["bench", "--hidden", "10,20,30", "--batch", "1,8", "--repeat", "200",
+                              "--background", "2"], interrupt_when="bench", timeout=300)
+    assert screen.exit_code == 130, screen.text
+    assert "Traceback" not in screen.text and "KeyboardInterrupt" not in screen.text, screen.text
+    after = screen.text.split("^C", 1)[-1]
+    lines = [line for line in after.splitlines() if line.strip() and "━" not in line and "bench" not in line]
+    assert lines == ["Interrupted."], lines
