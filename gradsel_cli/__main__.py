@@ -2,7 +2,8 @@
 
 Until the Click group installs its own handling, SIGTERM or Ctrl-C ends the
 start-up with the same one line and exit code 130 as later (nothing has been
-done yet), not silently (SIGTERM's default) nor with a traceback.
+done yet), not silently (SIGTERM's default) nor with a traceback; once the
+command has ended, they are ignored for the moment the interpreter takes to exit.
 """
 
 import os
@@ -26,7 +27,15 @@ def main():
         signal.signal(sig, _stopped)
     from .cli import cli  # click, the options: after the handlers
 
-    return cli()
+    try:
+        return cli()
+    except KeyboardInterrupt:  # a signal just as the command ended, before the lines below
+        _stopped(None, None)
+    finally:
+        # The command has ended and said so: a signal now (the interpreter's own exit, a fraction of a second)
+        # would only turn its exit code into a silent -15.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

