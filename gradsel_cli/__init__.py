@@ -11,9 +11,7 @@ command-line module does not import Numba.
     result = gs.train(gs.TrainConfig(method="select", iters=2000))
 """
 
-from importlib import import_module, metadata
-
-__version__ = metadata.version("gradsel")
+from importlib import import_module
 
 _API = {
     "load_mnist": "data", "few_shot": "data",
@@ -28,6 +26,10 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name):
+    if name == "__version__":  # looked up when asked: the command's start-up does not wait for it
+        from importlib import metadata
+
+        return metadata.version("gradsel")
     if name in _API:
         return getattr(import_module(f".{_API[name]}", __name__), name)
     raise AttributeError(f"module 'gradsel_cli' has no attribute {name!r}")

@@ -1,5 +1,42 @@
-"""`python -m gradsel_cli`: the same as the `gradsel` command."""
+"""The ``gradsel`` command and ``python -m gradsel_cli``: signals are handled from the first moment on.
 
-from .cli import cli
+Until the Click group installs its own handling, SIGTERM or Ctrl-C ends the
+start-up with the same one line and exit code 130 as later (nothing has been
+done yet), not silently (SIGTERM's default) nor with a traceback; once the
+command has ended, they are ignored for the moment the interpreter takes to exit.
+"""
 
-cli()
+import os
+import signal
+import sys
+
+
+def _stopped(signum, frame):
+    try:
+        sys.stderr.write("\nInterrupted.\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(130)
+
+
+_stopped.at_start = True  # the Click group does not put it back when it ends
+
+
+def main():
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopped)
+    from .cli import cli  # click, the options: after the handlers
+
+    try:
+        return cli()
+    except KeyboardInterrupt:  # a signal just as the command ended, before the lines below
+        _stopped(None, None)
+    finally:
+        # The command has ended and said so: a signal now (the interpreter's own exit, a fraction of a second)
+        # would only turn its exit code into a silent -15.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+if __name__ == "__main__":
+    main()

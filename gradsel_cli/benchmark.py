@@ -37,7 +37,10 @@ def background_load(n: int):
     procs = []
     try:
         for _ in range(n):
-            procs.append(subprocess.Popen([sys.executable, "-c", _BUSY], stdin=subprocess.DEVNULL))
+            # A session of their own: Ctrl-C at the terminal reaches only gradsel, which stops them (and speaks)
+            procs.append(subprocess.Popen([sys.executable, "-c", _BUSY], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True))
         yield procs
     finally:
         for p in procs:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from .cli_errors import BadInput, Group, library_errors, on_interrupt
-from .cli_steps import emit, prepare, run_grid, saying, show, warn, wrote
+from .cli_steps import emit, prepare, run_grid, saying, show, stored, warn, wrote
 from .config import (CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, counted,
                      setting_keys)
 from .config import VAL_PER_CLASS
@@ -80,7 +80,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
                      eval_points=CURVE_POINTS if plot else 0, eval_every=eval_every)
     record = results.run_record(result)
     failed = results.write_each([(plot, saying(err, plot, lambda: train_figure(plot, record))),
-                                 (out, lambda: _store_once(err, out, record)),
+                                 (out, lambda: (_store_once(err, out, record), stored(out))),
                                  (save_model, saying(err, npz, lambda: write_model(npz, result)))])
     show(out_console, record, as_json, lambda: [render.train_summary(record)])
     if failed:
@@ -369,6 +369,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     prepare(threads, err)
     on_interrupt(f"Interrupted; the finished trials are kept in {results_file}." if results_file
                  else "Interrupted; no trial was stored (give --results FILE to keep them).")
+    stored(results_file)
     with render.progress_bar(err, trials, "tune", unit="") as update:
         summary = run_tune(config, trials, lr_range, weight_decay_range, val_per_class, raw, results_file,
                            progress=lambda d, t, info: update(d, t, info=info))
@@ -410,12 +411,13 @@ def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
       gradsel gradcheck --fd-step 1e-3,1e-5 --fd-scheme forward --json
       gradsel gradcheck --plot gradcheck.png
     """
-    from . import render
+    from . import render, results
     from .data import load_mnist_raw
     from .gradcheck import gradcheck as run_check
 
     out, err = render.consoles(quiet or as_json)
     config = config_from(opts, method="analytic", test_limit=1000)
+    results.probe(plot)
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)
     with render.progress_bar(err, config.iters, "analytic") as update:

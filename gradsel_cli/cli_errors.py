@@ -4,8 +4,11 @@ The library raises ValueError; only the command line (through `library_errors`)
 turns it into a one-line error with the remedy, never a traceback.
 """
 
+import contextlib
 import functools
+import signal
 import sys
+import threading
 
 import click
 
@@ -21,10 +24,13 @@ class Group(click.Group):
     exit code 130; bare ``gradsel`` prints the help."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        printable_streams()
+        STORED.clear()
         args = sys.argv[1:] if args is None else list(args)
         quiet_warnings("-q" in args or "--quiet" in args)
         try:
-            rv = super().main(args or ["--help"], prog_name, complete_var, standalone_mode=False, **extra)
+            with signals_as_interrupt():
+                rv = super().main(args or ["--help"], prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
@@ -37,6 +43,21 @@ class Group(click.Group):
         if standalone_mode:
             sys.exit(rv if isinstance(rv, int) else 0)
         return rv
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EOFError as exc:  # click would make it an Abort, printed as Ctrl-C: "Interrupted" follows only a signal
+            raise click.ClickException(f"a file ended before it should ({exc or 'end of file'})") from None
+
+
+STORED = []  # the files this command has written so far: said when stdout then fails
+
+
+def stored(path) -> None:
+    """Note that `path` was written (a failed stdout says it is kept)."""
+    if path and str(path) not in STORED:
+        STORED.append(str(path))
 
 
 _INTERRUPT_NOTE = ["Interrupted."]  # what Ctrl-C leaves behind; a command that writes as it goes says so
@@ -62,6 +83,52 @@ def interrupted():
     """Ctrl-C: the interrupt note on stderr, exit code 130."""
     click.echo(f"\n{_INTERRUPT_NOTE[0]}", err=True)
     sys.exit(130)
+
+
+@contextlib.contextmanager
+def signals_as_interrupt():
+    """While inside, SIGTERM stops the command as Ctrl-C does (the same one line, exit 130), and Ctrl-C is
+    KeyboardInterrupt (the grid's own handler, installed later, ends its workers first). The handlers before
+    are put back, but for the start-up's (``__main__``), which end the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt), signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in zip((signal.SIGTERM, signal.SIGINT), previous):
+            if not getattr(handler, "at_start", False):
+                signal.signal(sig, handler)
+
+
+# What an encoding that is not Unicode (PYTHONIOENCODING=ascii, a Latin-1 locale) shows instead of the characters
+# gradsel prints; anything else becomes "?". Rich draws its own boxes and bars in ASCII for such a stream.
+ASCII_FOR = {"—": "-", "–": "-", "−": "-", "±": "+-", "…": "...", "×": "x", "µ": "u", "≤": "<=", "≥": ">=",
+             "→": "->", "·": ".", "²": "^2", "√": "sqrt", "‖": "||", "∝": "~", "Δ": "d", "ε": "eps", "▀": "#",
+             **dict(zip("▁▂▃▄▅▆▇█", "._-~=+*#"))}
+
+
+def _in_ascii(error: UnicodeEncodeError):
+    text = error.object[error.start:error.end]
+    return "".join(ASCII_FOR.get(ch, "?") for ch in text), error.end
+
+
+def printable_streams() -> None:
+    """stdout and stderr print what their encoding cannot show in ASCII (see ASCII_FOR) instead of failing."""
+    import codecs
+
+    codecs.register_error("gradsel-ascii", _in_ascii)
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and "utf" not in str(getattr(stream, "encoding", "")).lower():
+            try:
+                stream.reconfigure(errors="gradsel-ascii")
+            except (AttributeError, ValueError, OSError):
+                pass
 
 
 def quiet_warnings(quiet: bool) -> None:

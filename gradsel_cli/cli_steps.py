@@ -5,10 +5,11 @@ that importing this module keeps ``gradsel --help`` instant.
 """
 
 import json
+import os
 
 import click
 
-from .cli_errors import on_interrupt
+from .cli_errors import STORED, on_interrupt, stored
 
 
 def prepare(threads, err, *figures) -> None:
@@ -20,17 +21,46 @@ def prepare(threads, err, *figures) -> None:
 
         require()
     kernels.set_threads(threads)
-    if not kernels.kernels_cached():
-        err.print("[dim]Compiling the Numba kernels (first run only, about a minute)…[/]")
+    note = _notes(err)
+    dropped = kernels.drop_damaged_cache()
+    if dropped:
+        note.print(f"Numba's cache in {os.path.dirname(dropped[0])} could not be loaded: dropped the {len(dropped)} "
+                   "files of the damaged kernels, compiling them again…", markup=False, highlight=False,
+                   soft_wrap=True)
+    elif not kernels.kernels_cached():
+        note.print("[dim]Compiling the Numba kernels (first run only; about 40 s, longer on a busy machine)…[/]",
+                   soft_wrap=True)
+
+
+def _notes(err):
+    """The console of notes that -q silences but --json does not (its err console is quiet): stderr is not
+    what --json prints, and a minute of silence looks like a hang."""
+    from .render import consoles
+
+    ctx = click.get_current_context(silent=True)
+    quiet = err.quiet if ctx is None else bool(ctx.params.get("quiet"))
+    return err if quiet == err.quiet else consoles(quiet)[1]
 
 
 def emit(out, output) -> None:
-    """Print a command's output: text as it is on stdout, or each Rich part of a list on the `out` console."""
-    if isinstance(output, str):
-        click.echo(output, nl=False)
-    else:
-        for part in output:
-            out.print(part)
+    """Print a command's output: text as it is on stdout, or each Rich part of a list on the `out` console.
+    A reader that has gone (a closed pipe) ends the command quietly; any other failed write is one line
+    saying what was stored."""
+    import sys
+
+    try:
+        if isinstance(output, str):
+            click.echo(output, nl=False)
+        else:
+            for part in output:
+                out.print(part)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+        sys.exit(1)
+    except OSError as exc:
+        kept = f"stored: {', '.join(STORED)}" if STORED else "nothing was stored"
+        raise click.ClickException(f"could not write the output to stdout: {exc.strerror or exc} ({kept})") from None
 
 
 def show(out, data, as_json: bool, parts) -> None:
@@ -40,6 +70,7 @@ def show(out, data, as_json: bool, parts) -> None:
 
 def wrote(err, path) -> None:
     """Say on stderr that a file was written."""
+    stored(path)
     err.print(f"Wrote {path}", markup=False, highlight=False)
 
 
@@ -77,6 +108,7 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
     executor.notify = lambda note: say(err, note)  # waiting for a Dask worker, --workers capped
     on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
                  if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
+    stored(results_file)
     already = []
     with render.progress_bar(err, len(configs), label, unit="") as update:
         def progress(done, total, info):
@@ -89,6 +121,6 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
             raise click.ClickException(str(exc)) from None
     if already:
         where = f"{results_file} or the runs shipped with gradsel" if reference else results_file
-        stored = "The run is" if already[0] == 1 else f"All {already[0]} runs are"
-        err.print(f"{stored} already stored in {where}; nothing was run.", markup=False)
+        these = "The run is" if already[0] == 1 else f"All {already[0]} runs are"
+        err.print(f"{these} already stored in {where}; nothing was run.", markup=False)
     return records

@@ -6,6 +6,8 @@ imports neither numba, the kernels nor Rich.
 """
 
 import math
+import os
+import stat
 from dataclasses import fields
 from pathlib import Path
 
@@ -74,12 +76,23 @@ def _param_type(f):
 
 def writable_file(ctx, param, value):
     """Callback: an output file whose directory exists and that may be written (checked before any work)."""
-    from .results import check_output_path, readable
+    from .results import check_output_path, printable, readable
 
     if value is not None and readable(value) != Path(value):
         return value  # results/NAME.jsonl outside a checkout: the shipped copy, to read (a --run makes results/)
-    if value is not None and not Path(value).resolve().parent.is_dir():
-        raise click.BadParameter(f"directory {str(Path(value).parent)!r} does not exist; create it first", ctx, param)
+    if value is not None:
+        parent = os.path.dirname(value) or "."
+        try:  # not Path.resolve(): a symlink loop or a name over the system's limit is said, not raised
+            is_dir = stat.S_ISDIR(os.stat(parent).st_mode)
+        except FileNotFoundError:
+            is_dir = None
+        except OSError as exc:
+            raise click.BadParameter(f"{printable(value)!r}: {exc.strerror or exc}; give another path",
+                                     ctx, param) from None
+        if not is_dir:
+            raise click.BadParameter(f"directory {printable(parent)!r} "
+                                     f"{'does not exist; create it first' if is_dir is None else 'is not a directory'}",
+                                     ctx, param)
     try:
         check_output_path(value)
     except ValueError as exc:

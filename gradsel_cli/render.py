@@ -28,6 +28,7 @@ from .config import counted
 
 SPARKS = "▁▂▃▄▅▆▇█"
 PIPE_WIDTH = 80  # columns of output that is not a terminal (unless $COLUMNS says otherwise)
+MIN_WIDTH = 40  # columns laid out at the least, however narrow the terminal or $COLUMNS (the terminal wraps them)
 TITLE_WIDTH = 76  # a title longer than this breaks between its parts
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -41,11 +42,13 @@ def clean(value) -> str:
 
 def consoles(quiet: bool = False) -> tuple[Console, Console]:
     """(stdout, stderr) consoles; stderr is silent when quiet. Output that is not a terminal is
-    PIPE_WIDTH columns wide (or $COLUMNS), not a width guessed from whatever terminal is around."""
+    PIPE_WIDTH columns wide (or $COLUMNS), not a width guessed from whatever terminal is around; none
+    is narrower than MIN_WIDTH."""
     out, err = Console(), Console(stderr=True, quiet=quiet)
     for console in (out, err):
         if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
             console.width = PIPE_WIDTH
+        console.width = max(console.width, MIN_WIDTH)  # narrower, Rich cannot lay out a table (nor a bar)
     return out, err
 
 
