@@ -300,7 +300,7 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
     path = Path(results_file) if results_file else results.user_path(preset)  # the user's runs: read, written
     if results_file and not run_missing:
         path = results.readable(path)  # results/NAME.jsonl, as the docs write, is the shipped copy outside a checkout
-        if not path.exists():
+        if not results.exists(path):
             raise BadInput(f"{results.printable(results_file)} does not exist; give an existing results file with "
                            "--results, or add --run to compute the runs into it")
     if run_missing:
@@ -308,7 +308,7 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
         results.make_parent(path)
         run_grid(preset_trials(preset, base, range(seeds)), path, grid, data_dir, err, preset,
                  reference=[shipped] if shipped else [])
-    sources = [(p, p == shipped) for p in (shipped, path) if p is not None and (p == shipped or p.exists())]
+    sources = [(p, p == shipped) for p in (shipped, path) if p is not None and (p == shipped or results.exists(p))]
     loaded = results.load_sources([p for p, _ in sources], quiet=run_missing)  # --run has said what it skipped
     records = [r for recs in loaded for r in recs]
     where = " or ".join(["the shipped runs" if is_shipped else str(p) for p, is_shipped in sources]) or str(path)

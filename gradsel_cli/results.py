@@ -85,6 +85,17 @@ def default_path(preset: str, for_writing: bool = False) -> Path:
     return shipped_path(preset) or user_path(preset)
 
 
+def exists(path) -> bool:
+    """Whether `path` exists; a name the system cannot look up (too long, a symlink loop) is a StoreError."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot read {printable(str(path))}: {_why(exc)}; give another path") from None
+    return True
+
+
 def readable(path) -> Path:
     """`path` if it exists, else the shipped copy when it names one as the docs do (results/compare.jsonl
     outside the checkout), else `path` unchanged."""
