@@ -35,7 +35,7 @@ def _help(command: click.Command, name: str, parent: click.Context | None) -> tu
 
 def render() -> str:
     """The whole of docs/cli.md, as a string."""
-    from gradsel_cli.cli import cli
+    from gradsel_cli.cli.commands import cli
 
     text, root_ctx = _help(cli, "gradsel", None)
     parts = [HEADER.format(width=WIDTH)]

@@ -15,11 +15,11 @@ from importlib import import_module
 
 _API = {
     "load_mnist": "data", "few_shot": "data",
-    "Params": "network", "init_params": "network", "loss": "network", "analytic_gradient": "network",
-    "numeric_gradient": "network", "naive_numeric_gradient": "network", "predict": "network",
-    "accuracy": "network",
-    "METHODS": "methods", "Optimizer": "optimizers",
-    "TrainConfig": "config", "RunResult": "training", "train": "training",
+    "Params": "numerics.network", "init_params": "numerics.network", "loss": "numerics.network", "analytic_gradient": "numerics.network",
+    "numeric_gradient": "numerics.network", "naive_numeric_gradient": "numerics.network", "predict": "numerics.network",
+    "accuracy": "numerics.network",
+    "METHODS": "numerics.methods", "Optimizer": "numerics.optimizers",
+    "TrainConfig": "config", "RunResult": "numerics.training", "train": "numerics.training",
 }
 
 __all__ = ["__version__", *_API]

@@ -25,7 +25,7 @@ _stopped.at_start = True  # the Click group does not put it back when it ends
 def main():
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stopped)
-    from .cli import cli  # click, the options: after the handlers
+    from .cli.commands import cli  # click, the options: after the handlers
 
     try:
         return cli()

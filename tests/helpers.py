@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from gradsel_cli.network import Params
+from gradsel_cli.numerics.network import Params
 
 BLOCKS = ("W1", "b1", "W2", "b2")
 
@@ -50,7 +50,7 @@ def random_params(hidden, n_in=784, n_out=10, std=0.1, seed=0) -> Params:
 
 def invoke(runner, *args):
     """Run the gradsel command in-process; exceptions propagate (a traceback would fail the test)."""
-    from gradsel_cli.cli import cli
+    from gradsel_cli.cli.commands import cli
 
     return runner.invoke(cli, list(args), catch_exceptions=False)
 
@@ -60,7 +60,7 @@ SMALL = dict(shots=2, batch=4, hidden=5, iters=5, test_limit=200, seed=3)  # a s
 
 
 def small_config(**changes):
-    from gradsel_cli.training import TrainConfig
+    from gradsel_cli.numerics.training import TrainConfig
 
     return TrainConfig(**{**SMALL, **changes})
 
@@ -68,7 +68,7 @@ def small_config(**changes):
 def spy_run(monkeypatch, raw, config):
     """Train step by step through methods.py (the fused loop gives bitwise the same run: test_training.py),
     recording per iteration the weights and batch the method received and the sources it computed."""
-    from gradsel_cli import methods, training
+    from gradsel_cli.numerics import methods, training
 
     steps, grads = [], []
     original_step = methods.METHODS[config.method]

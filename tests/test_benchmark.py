@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from gradsel_cli import benchmark, kernels
-from gradsel_cli.cli import cli
+from gradsel_cli.numerics import benchmark
+from gradsel_cli import kernels
+from gradsel_cli.cli.commands import cli
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_bench_background_stops_its_processes_on_ctrl_c(runner, recorded_backgro
 
 
 def test_bench_times_float32_when_asked_and_says_so(runner, automatic, monkeypatch):
-    from gradsel_cli import network
+    from gradsel_cli.numerics import network
 
     seen = []
     numeric = network.numeric_gradient
@@ -105,7 +106,7 @@ def test_exp_count_shares_repeated_values_and_samples():
 def test_the_naive_reference_runs_on_one_blas_thread_whatever_the_environment(monkeypatch, mnist_batch):
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from gradsel_cli import network
+    from gradsel_cli.numerics import network
 
     seen = []
     real = network.naive_numeric_gradient

@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from gradsel_cli import __version__, results, training
-from gradsel_cli.cli import cli
+from gradsel_cli import __version__
+from gradsel_cli.runs import results
+from gradsel_cli.numerics import training
+from gradsel_cli.cli.commands import cli
 from helpers import invoke
 
 SMALL_RUN = ["train", "--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "200"]
@@ -60,7 +62,7 @@ def test_python_dash_m_answers_help():
 
 
 def test_importing_the_cli_does_not_import_numba():
-    code = "import sys, gradsel_cli.cli; print('numba' in sys.modules)"
+    code = "import sys, gradsel_cli.cli.commands; print('numba' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
@@ -68,7 +70,7 @@ def test_importing_the_cli_does_not_import_numba():
 
 def test_importing_the_cli_imports_no_heavy_module():
     heavy = ["numba", "numpy", "rich", "scipy", "matplotlib", "gradsel_cli.kernels"]
-    code = f"import sys, gradsel_cli.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    code = f"import sys, gradsel_cli.cli.commands; print([m for m in {heavy!r} if m in sys.modules])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

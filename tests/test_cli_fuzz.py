@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradsel_cli import data
-from gradsel_cli.cli import cli
+from gradsel_cli.cli.commands import cli
 
 INT_OPTIONS = ("--shots", "--batch", "--hidden", "--iters", "--numeric-every", "--eval-every", "--test-limit",
                "--seed", "--threads")

@@ -30,7 +30,7 @@ def test_cli_reference_is_current():
 
 
 def test_cli_reference_covers_every_command():
-    from gradsel_cli.cli import cli
+    from gradsel_cli.cli.commands import cli
 
     text = _generator().render()
     for name in cli.commands:

@@ -8,8 +8,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from gradsel_cli import kernels, network, training
-from gradsel_cli.training import TrainConfig
+from gradsel_cli import kernels
+from gradsel_cli.numerics import network, training
+from gradsel_cli.numerics.training import TrainConfig
 
 CONFIG = dict(method="select", hidden=8, batch=4, iters=30, test_limit=100, seed=5)
 
@@ -17,7 +18,7 @@ RUN_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     from gradsel_cli import kernels
-    from gradsel_cli.training import TrainConfig, train
+    from gradsel_cli.numerics.training import TrainConfig, train
 
     out = sys.argv[1]
     kernels.set_threads(kernels.max_threads())  # every call on all threads, however small

@@ -7,8 +7,9 @@ import pytest
 from rich.console import Console
 from rich.style import Style
 
-from gradsel_cli import render, report
-from gradsel_cli.cli import cli
+from gradsel_cli import render
+from gradsel_cli.analysis import report
+from gradsel_cli.cli.commands import cli
 
 TINY_COMPARE = ["compare", "--methods", "analytic,alternate", "--seeds", "1", "--iters", "20", "--hidden", "5",
                 "--batch", "4", "--test-limit", "200", "--workers", "1"]

@@ -2,6 +2,12 @@
 addresses, --workers beyond the machine, and Ctrl-C reaching worker processes. Every process a test
 starts is in a session of its own and is killed at the end; every wait is bounded."""
 
+from gradsel_cli.runs import trial
+
+from gradsel_cli.runs import processes
+
+from gradsel_cli.runs import local
+
 import contextlib
 import os
 import re
@@ -15,10 +21,10 @@ import warnings
 
 import pytest
 
-from gradsel_cli import experiments, results
-from gradsel_cli.cli import cli
+from gradsel_cli.runs import experiments, results
+from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import scheduler_address
-from gradsel_cli.training import TrainConfig
+from gradsel_cli.numerics.training import TrainConfig
 
 TINY = ["sweep", "--hidden", "10", "--iters", "20", "--test-limit", "200", "--seeds", "2"]
 
@@ -129,7 +135,7 @@ def test_workers_that_all_leave_mid_grid_end_it_after_the_timeout_with_what_was_
     executor = experiments.make_executor("dask", None, address, timeout=2)
     executor.notify = notes.append
     try:
-        with pytest.raises(experiments.GridError, match="has had no worker for 2 s") as caught:
+        with pytest.raises(trial.GridError, match="has had no worker for 2 s") as caught:
             experiments.run_grid(configs, path, executor, progress=progress)  # it used to wait for ever
     finally:
         stop(worker)
@@ -176,7 +182,7 @@ def test_a_scheduler_that_dies_mid_grid_is_one_error_with_what_was_stored(schedu
 
     try:
         capfd.readouterr()
-        with pytest.raises(experiments.GridError) as caught:
+        with pytest.raises(trial.GridError) as caught:
             experiments.run_grid(configs, path, experiments.make_executor("dask", None, address, timeout=10),
                                  progress=progress)
     finally:
@@ -196,16 +202,16 @@ def test_a_grid_error_says_what_was_stored_and_how_to_go_on(tmp_path, mnist_raw)
     class DiesAfterTwo:
         def run(self, configs):
             for config in configs[:2]:
-                yield config, experiments.run_trial(config, raw=mnist_raw)
-            raise experiments.GridError("a worker process died")
+                yield config, trial.run_trial(config, raw=mnist_raw)
+            raise trial.GridError("a worker process died")
 
     configs = experiments.trials(TrainConfig(hidden=5, iters=5, test_limit=200), [{}], range(4))
     path = tmp_path / "runs.jsonl"
-    experiments.run_grid(configs[:1], path, experiments.LocalExecutor(1))
-    with pytest.raises(experiments.GridError, match=r"^a worker process died; 3 runs stored in .*runs\.jsonl: run the "
+    experiments.run_grid(configs[:1], path, local.LocalExecutor(1))
+    with pytest.raises(trial.GridError, match=r"^a worker process died; 3 runs stored in .*runs\.jsonl: run the "
                                                     r"same command again to resume$"):
         experiments.run_grid(configs, path, DiesAfterTwo())
-    with pytest.raises(experiments.GridError, match=r"no run was stored \(2 finished; give --results FILE"):
+    with pytest.raises(trial.GridError, match=r"no run was stored \(2 finished; give --results FILE"):
         experiments.run_grid(configs, None, DiesAfterTwo())
 
 
@@ -252,7 +258,7 @@ def test_well_formed_addresses_are_taken(given, address):
 def test_workers_are_capped_at_two_per_core_and_the_runs(workers, runs, used, said, monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     notes = []
-    assert experiments.capped_workers(workers, runs, notes.append) == used
+    assert processes.capped_workers(workers, runs, notes.append) == used
     assert len(notes) == int(said)
     if said:
         assert f"--workers {workers}" in notes[0] and f"starting {used} worker processes" in notes[0]
@@ -278,7 +284,7 @@ def test_a_huge_workers_count_runs_with_capped_processes_and_says_so_once(worker
 
 def test_a_local_cluster_gets_no_more_workers_than_runs_or_cores(monkeypatch):
     distributed = pytest.importorskip("distributed")
-    from gradsel_cli.dask_executor import DaskExecutor
+    from gradsel_cli.runs.dask_executor import DaskExecutor
 
     asked = []
 
@@ -296,7 +302,7 @@ def test_a_local_cluster_gets_no_more_workers_than_runs_or_cores(monkeypatch):
 
 def test_a_local_cluster_says_nothing_when_the_dashboard_port_is_taken(capfd):
     pytest.importorskip("distributed")
-    from gradsel_cli.dask_executor import DaskExecutor
+    from gradsel_cli.runs.dask_executor import DaskExecutor
 
     with socket.socket() as held:
         with contextlib.suppress(OSError):  # taken already by another process: the same case

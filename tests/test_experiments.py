@@ -6,9 +6,10 @@ import warnings
 
 import pytest
 
-from gradsel_cli import results
-from gradsel_cli.experiments import LocalExecutor, cell_label, run_grid, trials
-from gradsel_cli.training import TrainConfig
+from gradsel_cli.runs import results
+from gradsel_cli.runs.experiments import cell_label, run_grid, trials
+from gradsel_cli.runs.local import LocalExecutor
+from gradsel_cli.numerics.training import TrainConfig
 
 BASE = TrainConfig(shots=1, batch=2, hidden=3, iters=6, test_limit=50)
 CELLS = [dict(method=m) for m in ("analytic", "numeric", "alternate", "select")]
@@ -22,7 +23,7 @@ class CountingExecutor:
         self.raw, self.stop_after, self.ran = raw, stop_after, []
 
     def run(self, configs):
-        from gradsel_cli.experiments import run_trial
+        from gradsel_cli.runs.trial import run_trial
 
         for config in configs:
             if self.stop_after is not None and len(self.ran) == self.stop_after:
@@ -141,7 +142,7 @@ def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
     import os
     import signal
 
-    from gradsel_cli.experiments import GridError
+    from gradsel_cli.runs.trial import GridError
 
     path = tmp_path / "grid.jsonl"
     configs = trials(BASE.replace(iters=300), CELLS, range(3))
@@ -171,7 +172,7 @@ def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
 
 
 def test_the_dask_worker_configuration_the_readme_names_ships_in_the_package():
-    from gradsel_cli import dask_executor
+    from gradsel_cli.runs import dask_executor
 
     text = dask_executor.WORKER_CONFIG.read_text()
     assert "MALLOC_TRIM_THRESHOLD_: null" in text and "pre-spawn-environ" in text

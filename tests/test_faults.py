@@ -1,6 +1,10 @@
 """Nothing is lost: a grid killed with SIGKILL at random moments and resumed, a Dask worker killed mid-grid,
 broken results files, broken MNIST files."""
 
+from gradsel_cli.runs import trial
+
+from gradsel_cli.runs import processes
+
 import gzip
 import importlib
 import json
@@ -16,9 +20,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradsel_cli import data, experiments, results, training
-from gradsel_cli.cli import cli
-from gradsel_cli.training import TrainConfig
+from gradsel_cli import data
+from gradsel_cli.runs import experiments, results
+from gradsel_cli.numerics import training
+from gradsel_cli.cli.commands import cli
+from gradsel_cli.numerics.training import TrainConfig
 
 # 2 methods x 2 learning rates x 5 seeds = 20 runs of about 0.05 s each. One Numba thread: on a busy machine
 # two threads of such tiny kernels wait on each other and each run takes ten times as long.
@@ -74,7 +80,7 @@ def test_a_grid_killed_at_random_moments_resumes_to_every_run_exactly_once(tmp_p
 
 def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tmp_path):
     distributed = pytest.importorskip("distributed")
-    from gradsel_cli.dask_executor import DaskExecutor
+    from gradsel_cli.runs.dask_executor import DaskExecutor
 
     configs = experiments.trials(TrainConfig(method="alternate", hidden=5, batch=4, iters=1500, test_limit=200),
                                  [{}], range(12))
@@ -107,7 +113,7 @@ def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tm
 
 @pytest.fixture(scope="module")
 def record(mnist_raw):
-    return experiments.run_trial(TrainConfig(hidden=5, batch=4, iters=20, test_limit=200), raw=mnist_raw)
+    return trial.run_trial(TrainConfig(hidden=5, batch=4, iters=20, test_limit=200), raw=mnist_raw)
 
 
 def another(record: dict, seed: int) -> dict:
@@ -263,10 +269,10 @@ def no_training(monkeypatch):
         raise AssertionError("trained before every output was checked")
 
     # tuning binds training.train at import: import it before patching, so that it binds the real one
-    importlib.import_module("gradsel_cli.tuning")
-    monkeypatch.setattr("gradsel_cli.training.train", refuse)
-    monkeypatch.setattr("gradsel_cli.tuning.train", refuse)  # patched where it is looked up
-    monkeypatch.setattr("gradsel_cli.experiments.run_trial", refuse)
+    importlib.import_module("gradsel_cli.runs.tuning")
+    monkeypatch.setattr("gradsel_cli.numerics.training.train", refuse)
+    monkeypatch.setattr("gradsel_cli.runs.tuning.train", refuse)  # patched where it is looked up
+    monkeypatch.setattr("gradsel_cli.runs.trial.run_trial", refuse)
 
 
 @pytest.mark.parametrize("option", ["--out", "--save-model", "--plot"])
@@ -385,7 +391,7 @@ def test_8_bad_data_with_several_workers_is_the_same_one_line_error_as_with_one(
 def test_9_compare_with_a_diverged_run_prints_the_table_with_it_counted(runner, tmp_path, mnist_raw):
     configs = experiments.trials(TrainConfig(hidden=5, batch=4, iters=20, test_limit=200),
                                  [dict(method="analytic"), dict(method="alternate")], range(3))
-    records = [experiments.run_trial(c, raw=mnist_raw) for c in configs]
+    records = [trial.run_trial(c, raw=mnist_raw) for c in configs]
     diverged = records[4]  # alternate, seed 1
     diverged.update(diverged=True, accuracy=None, final_loss=None, iterations_done=7, predictions="-" * 200)
     path = tmp_path / "runs.jsonl"
@@ -433,7 +439,7 @@ def _serve(handler):
 @pytest.mark.parametrize("kind", ["silent", "http"])
 def test_11_a_scheduler_address_that_is_not_a_dask_scheduler_fails_within_the_timeout(kind):
     pytest.importorskip("distributed")
-    from gradsel_cli.dask_executor import DaskExecutor
+    from gradsel_cli.runs.dask_executor import DaskExecutor
 
     def http(conn):
         conn.recv(1024)
@@ -442,7 +448,7 @@ def test_11_a_scheduler_address_that_is_not_a_dask_scheduler_fails_within_the_ti
 
     address = _serve(http if kind == "http" else lambda conn: None)
     executor = DaskExecutor(scheduler=address, timeout=1)
-    with pytest.raises(experiments.GridError, match="no Dask scheduler at"):
+    with pytest.raises(trial.GridError, match="no Dask scheduler at"):
         next(executor.run([TrainConfig(hidden=5, iters=1)]))
 
 
@@ -488,7 +494,7 @@ def test_14_a_huge_weight_decay_diverges_without_a_numpy_warning(optimizer, mnis
 
 def test_14_a_local_cluster_with_bad_data_is_one_data_error_and_no_worker_logs(tmp_path, capfd):
     pytest.importorskip("distributed")
-    from gradsel_cli.dask_executor import DaskExecutor
+    from gradsel_cli.runs.dask_executor import DaskExecutor
 
     empty = tmp_path / "mnist"
     empty.mkdir()
@@ -557,7 +563,7 @@ def test_5_the_resource_tracker_of_a_killed_grid_stays_quiet(monkeypatch):
     from multiprocessing import util
 
     monkeypatch.setattr(sys, "warnoptions", [])
-    experiments._quiet_resource_tracker()
-    experiments._quiet_resource_tracker()  # once only
+    processes.quiet_resource_tracker()
+    processes.quiet_resource_tracker()  # once only
     assert sys.warnoptions == ["ignore:resource_tracker:UserWarning"]
     assert "-Wignore:resource_tracker:UserWarning" in util._args_from_interpreter_flags()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from gradsel_cli import kernels
-from gradsel_cli.cli import cli
+from gradsel_cli.cli.commands import cli
 
 TINY = ["--iters", "20", "--test-limit", "200", "--hidden", "10", "--threads", "1"]
 
@@ -48,7 +48,7 @@ def _damage(paths, how: str) -> None:
 @pytest.fixture(scope="session")
 def warm_cache(mnist_raw):
     """The kernels a tiny train calls, compiled into this package's cache (loaded if they are there)."""
-    from gradsel_cli.training import TrainConfig, train
+    from gradsel_cli.numerics.training import TrainConfig, train
 
     train(TrainConfig(iters=20, test_limit=200, hidden=10), mnist_raw)
 
@@ -112,7 +112,7 @@ def test_an_end_of_file_inside_a_command_is_an_error_not_an_interrupt(runner, mo
     def ends(*args, **kwargs):
         raise EOFError("Ran out of input")
 
-    monkeypatch.setattr("gradsel_cli.cli.prepare", ends)
+    monkeypatch.setattr("gradsel_cli.cli.commands.prepare", ends)
     result = runner.invoke(cli, ["train", *TINY])
     assert result.exit_code not in (0, 130)
     assert "Interrupted" not in result.output and "Traceback" not in result.output

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradsel_cli import figures, gradcheck, network, report, results, training
-from gradsel_cli.cli import cli
-from gradsel_cli.training import TrainConfig
+from gradsel_cli.analysis import figures, report
+from gradsel_cli.numerics import gradcheck, network, training
+from gradsel_cli.runs import results
+from gradsel_cli.cli.commands import cli
+from gradsel_cli.numerics.training import TrainConfig
 
 mpimg = pytest.importorskip("matplotlib.image")
 
@@ -206,7 +208,7 @@ def test_missing_matplotlib_is_a_one_line_error_before_any_training(runner, no_m
 
 
 def test_help_imports_neither_numba_nor_matplotlib():
-    code = ("import sys; from click.testing import CliRunner; from gradsel_cli.cli import cli; "
+    code = ("import sys; from click.testing import CliRunner; from gradsel_cli.cli.commands import cli; "
             "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
             "print('numba' in sys.modules, 'matplotlib' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

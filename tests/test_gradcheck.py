@@ -8,10 +8,10 @@ from click.testing import CliRunner
 
 import reference as ref
 from helpers import BLOCKS, as_blocks, rel_error
-from gradsel_cli import gradcheck, network
-from gradsel_cli.cli import cli
+from gradsel_cli.numerics import gradcheck, network
+from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
-from gradsel_cli.training import Dataset, batch_indices
+from gradsel_cli.numerics.training import Dataset, batch_indices
 
 TRUNCATION_STEPS = (1e-1, 1e-2, 1e-3)   # truncation error dominates: both implementations agree on it
 REL_ERROR_RTOL = 1e-3                   # our relative error vs the reference's, at those steps

@@ -5,7 +5,7 @@ import pytest
 
 import reference as ref
 from helpers import as_blocks, assert_blocks_close, random_params, rel_error
-from gradsel_cli import network
+from gradsel_cli.numerics import network
 
 # Tolerances (relative, norm-wise per block W1, b1, W2, b2).
 LOSS_RTOL = 1e-12                # kernel loss vs the reference loss: rounding only

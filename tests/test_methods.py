@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from gradsel_cli import methods, network
-from gradsel_cli.methods import StepContext
-from gradsel_cli.optimizers import Optimizer
+from gradsel_cli.numerics import methods, network
+from gradsel_cli.numerics.methods import StepContext
+from gradsel_cli.numerics.optimizers import Optimizer
 from helpers import CENTRAL_VS_ANALYTIC_RTOL, small_config, spy_run
 
 # --- the gradient methods -------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from gradsel_cli import network
+from gradsel_cli.numerics import network
 
 
 def test_params_unpack_into_views_of_the_flat_vector():

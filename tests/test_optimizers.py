@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gradsel_cli.optimizers import OPTIMIZERS, Optimizer
+from gradsel_cli.numerics.optimizers import OPTIMIZERS, Optimizer
 
 OPTIMIZER_RTOL = 1e-12  # the optimizers against plain scalar arithmetic: rounding only
 

@@ -6,7 +6,7 @@ from dataclasses import fields
 import click
 import pytest
 
-from gradsel_cli.cli import cli
+from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
 from helpers import invoke
 
@@ -76,7 +76,8 @@ def test_every_option_reaches_the_run(runner):
 
 
 def test_the_kernels_dispatch_codes_follow_the_registries():
-    from gradsel_cli import config, kernels, methods, network
+    from gradsel_cli import config, kernels
+    from gradsel_cli.numerics import methods, network
 
     assert [network.ACTIVATIONS[n] for n in config.ACTIVATIONS] == [
         kernels.SIGMOID, kernels.TANH, kernels.RELU, kernels.LEAKY_RELU, kernels.MISH]
@@ -87,7 +88,7 @@ def test_the_kernels_dispatch_codes_follow_the_registries():
 
 
 def test_optimizer_defaults_are_the_configs():
-    from gradsel_cli.optimizers import Optimizer
+    from gradsel_cli.numerics.optimizers import Optimizer
 
     d, o = TrainConfig(), Optimizer()
     assert (o.name, o.lr, o.momentum, o.rho, o.beta1, o.beta2, o.eps) == (
@@ -102,7 +103,7 @@ def test_the_grid_options_reach_the_executor(command, runner, monkeypatch, tmp_p
         seen.append(args)
         raise ValueError("stopped before any run")
 
-    monkeypatch.setattr("gradsel_cli.experiments.make_executor", make_executor)
+    monkeypatch.setattr("gradsel_cli.runs.experiments.make_executor", make_executor)
     result = runner.invoke(cli, [*command, "--executor", "dask", "--workers", "3", "--scheduler", "tcp://h:1",
                                  "--timeout", "7", "--seeds", "1", "--results", str(tmp_path / "runs.jsonl")])
     assert result.exit_code == 2 and result.stderr.splitlines()[-1] == "Error: stopped before any run"

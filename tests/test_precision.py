@@ -4,14 +4,16 @@ The twins in reference.py compute in the dtype they are given, so the float32
 reference is the textbook's procedure done in float32 NumPy.
 """
 
+from gradsel_cli.runs import local
+
 import numpy as np
 import pytest
 
 import reference as ref
 from helpers import as_blocks, assert_blocks_close, random_params, rel_error
-from gradsel_cli import network, training
+from gradsel_cli.numerics import network, training
 from gradsel_cli.config import OPTIMIZERS, TrainConfig
-from gradsel_cli.optimizers import Optimizer
+from gradsel_cli.numerics.optimizers import Optimizer
 
 # Tolerances (relative, norm-wise).
 F32_RTOL = 1e-5                  # float32 kernels vs the float32 twin: float32 rounding (eps32 = 6e-8) of short sums
@@ -230,13 +232,13 @@ def test_the_new_fields_change_the_runs_they_should(mnist_raw):
 
 def test_local_and_dask_executors_honour_the_new_fields(tmp_path, mnist_raw):
     pytest.importorskip("distributed")
-    from gradsel_cli import experiments
-    from gradsel_cli.dask_executor import DaskExecutor
+    from gradsel_cli.runs import experiments
+    from gradsel_cli.runs.dask_executor import DaskExecutor
 
     configs = [TrainConfig(method="alternate", precision="float32", fd_arith="textbook", loss_epsilon=EPS,
                            seed=s, **TINY) for s in range(2)]
     direct = [training.train(c, data=mnist_raw) for c in configs]
-    for name, executor in (("local", experiments.LocalExecutor(2)), ("dask", DaskExecutor(1))):
+    for name, executor in (("local", local.LocalExecutor(2)), ("dask", DaskExecutor(1))):
         records = experiments.run_grid(configs, tmp_path / f"{name}.jsonl", executor)
         for record, result in zip(records, direct):
             assert (record["config"]["precision"], record["config"]["fd_arith"],
@@ -246,7 +248,7 @@ def test_local_and_dask_executors_honour_the_new_fields(tmp_path, mnist_raw):
 
 
 def test_gradcheck_measures_the_textbook_arithmetic_in_float32(mnist_raw):
-    from gradsel_cli.gradcheck import gradcheck
+    from gradsel_cli.numerics.gradcheck import gradcheck
 
     config = TrainConfig(hidden=6, batch=8, iters=5, test_limit=50, precision="float32")
     errors = {arith: gradcheck(config.replace(fd_arith=arith), [1e-4], mnist_raw)["states"][0]["rows"][0]["all"]

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import reference as ref
 from helpers import as_blocks, random_params
-from gradsel_cli import network
+from gradsel_cli.numerics import network
 
 PERMUTATION_RTOL = 1e-13  # the mean is summed serially, so a new order may change the last bits
 REFERENCE_RTOL = 1e-12

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from gradsel_cli import render, report, results
+from gradsel_cli import render
+from gradsel_cli.analysis import report
+from gradsel_cli.runs import results
 from gradsel_cli.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +186,7 @@ def test_paper_table_is_one_line_per_row_on_a_wide_terminal():
 
 
 def tune_summary(mnist_raw):
-    from gradsel_cli.tuning import tune
+    from gradsel_cli.runs.tuning import tune
 
     config = TrainConfig(method="analytic", optimizer="adam", shots=2, batch=4, hidden=8, iters=20,
                          test_limit=100).validate()
@@ -199,7 +201,7 @@ def test_tune_table_fits(mnist_raw):
 
 
 def test_gradcheck_tables_fit(mnist_raw):
-    from gradsel_cli.gradcheck import gradcheck
+    from gradsel_cli.numerics.gradcheck import gradcheck
 
     check = gradcheck(TrainConfig(shots=2, batch=4, hidden=8, iters=10, test_limit=100), (1e-2, 1e-4, 1e-6), mnist_raw)
     text = show(*render.gradcheck_tables(check))
@@ -432,7 +434,7 @@ def test_the_sweep_progress_label_names_the_swept_options(lists, label):
 
 
 def test_the_sweep_command_labels_its_progress_with_the_swept_option(runner, monkeypatch):
-    from gradsel_cli import cli as cli_module
+    from gradsel_cli.cli import commands as cli_module
 
     labels = []
 

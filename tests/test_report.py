@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradsel_cli import render, report, results
-from gradsel_cli.cli import cli
+from gradsel_cli import render
+from gradsel_cli.analysis import report
+from gradsel_cli.runs import results
+from gradsel_cli.cli.commands import cli
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 SMALL = ["--shots", "1", "--batch", "2", "--hidden", "4", "--iters", "30", "--test-limit", "300", "--workers", "1"]
@@ -191,7 +193,7 @@ def test_compare_select_win_rate_and_numeric_share(compared):
 def _column(*means):
     from types import SimpleNamespace
 
-    from gradsel_cli.report import _mark_best
+    from gradsel_cli.analysis.report import _mark_best
 
     rows = [{"hidden": 20, "cells": [{"mean": m}]} for m in means]
     _mark_best(rows, SimpleNamespace(shots=(1,), has_avg=False))
@@ -207,7 +209,7 @@ def test_means_that_print_the_same_are_a_tie():
 def test_random_subset_table_does_not_bold_a_tie_with_analytic():
     # B=4, H=20, k=4: alternate equals analytic on every seed; the means differ in the last bit only
     from gradsel_cli.config import TrainConfig
-    from gradsel_cli.report import paper_table, settings_of
+    from gradsel_cli.analysis.report import paper_table, settings_of
 
     data = paper_table("alternate", results.load(RESULTS / "alternate-random.jsonl"),
                        settings_of(TrainConfig(subset="random").validate().to_dict()))
@@ -220,7 +222,7 @@ def test_random_subset_table_does_not_bold_a_tie_with_analytic():
 # --- runs: a summary of any results file ------------------------------------------------------
 
 def test_runs_summary_has_a_row_per_configuration():
-    from gradsel_cli.report import runs_summary
+    from gradsel_cli.analysis.report import runs_summary
 
     records = results.load(RESULTS / "compare.jsonl")
     summary = runs_summary(records)
@@ -235,7 +237,7 @@ def test_runs_summary_has_a_row_per_configuration():
 
 
 def test_runs_summary_counts_diverged_runs_and_is_strict_json():
-    from gradsel_cli.report import runs_summary
+    from gradsel_cli.analysis.report import runs_summary
 
     records = results.load(RESULTS / "compare.jsonl")[:2]  # analytic seeds 0 and 1
     lone = json.loads(json.dumps(records[0]))
@@ -252,7 +254,7 @@ def test_runs_summary_counts_diverged_runs_and_is_strict_json():
 
 
 def test_runs_summary_fills_fields_older_records_lack():
-    from gradsel_cli.report import runs_summary
+    from gradsel_cli.analysis.report import runs_summary
 
     old = results.load(RESULTS / "alternate.jsonl")[:1]
     assert "optimizer" not in old[0]["config"]
@@ -315,7 +317,7 @@ def test_table_equivalence_for_every_comparison(preset):
 
 def _study_record(condition: dict, method: str, cell: dict, seed: int, accuracy: float, predictions: str,
                   share: float = 0.0) -> dict:
-    from gradsel_cli.training import TrainConfig
+    from gradsel_cli.numerics.training import TrainConfig
 
     config = TrainConfig(method=method, seed=seed, **cell, **condition).to_dict()
     return {"config": config, "accuracy": accuracy, "diverged": False, "predictions": predictions,
@@ -335,7 +337,8 @@ def test_published_pattern_counts_the_papers_near_zero_differences():
 
 
 def test_conditions_summary_pairs_each_method_with_analytic_in_its_own_condition():
-    from gradsel_cli import papers, report
+    from gradsel_cli import papers
+    from gradsel_cli.analysis import report
 
     cells = papers.study_cells()[:2]
     records = []
@@ -361,7 +364,7 @@ def test_conditions_summary_pairs_each_method_with_analytic_in_its_own_condition
 
 
 def test_subsets_summary_places_the_published_baseline_among_random_subsets():
-    from gradsel_cli import report
+    from gradsel_cli.analysis import report
 
     records = [_study_record({"subset": "random"}, "analytic", dict(batch=1, hidden=20, shots=3), seed,
                              0.50 + 0.01 * seed, "1") for seed in range(10)]

@@ -9,8 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from gradsel_cli import results, training
-from gradsel_cli.training import TrainConfig
+from gradsel_cli.runs import results
+from gradsel_cli.numerics import training
+from gradsel_cli.numerics.training import TrainConfig
 
 
 @pytest.fixture(scope="module")

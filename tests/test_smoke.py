@@ -5,8 +5,8 @@ import pytest
 
 import reference as ref
 from helpers import as_blocks, assert_blocks_close
-from gradsel_cli import methods, network
-from gradsel_cli.training import TrainConfig, train
+from gradsel_cli.numerics import methods, network
+from gradsel_cli.numerics.training import TrainConfig, train
 
 SMOKE_ACCURACY = 0.3      # chance is 0.1; 300 iterations of k = 2, B = 8, H = 50 reach about 0.43
 BASELINE_ATOL = 0.025     # mean of 4 seeds vs an independent implementation's (seed spread ~0.01-0.02)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import old_kernels as old
-from gradsel_cli import kernels, network
+from gradsel_cli import kernels
+from gradsel_cli.numerics import network
 
 ACTS = list(network.ACTIVATIONS)
 DTYPES = [np.float64, np.float32]

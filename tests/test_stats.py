@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from gradsel_cli.stats import disagreement, equivalence, mean_ci, paired, verdict
+from gradsel_cli.analysis.stats import disagreement, equivalence, mean_ci, paired, verdict
 
 # Student-t quantiles t_{q, df}, from tables (not from scipy)
 T_975_2 = 4.302652729749464

@@ -2,6 +2,8 @@
 a validation split never stands for a test-set run, every JSON gradsel writes reads back, and the shipped
 results are read-only reference data that ship with the package."""
 
+from gradsel_cli.runs import trial
+
 import gzip
 import json
 import os
@@ -11,16 +13,17 @@ import sys
 import numpy as np
 import pytest
 
-from gradsel_cli import experiments, results, training, tuning
-from gradsel_cli.cli import cli
-from gradsel_cli.training import TrainConfig
+from gradsel_cli.runs import experiments, results, tuning
+from gradsel_cli.numerics import training
+from gradsel_cli.cli.commands import cli
+from gradsel_cli.numerics.training import TrainConfig
 
 TINY = ["--hidden", "5", "--batch", "4", "--iters", "20", "--test-limit", "200", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
 def record(mnist_raw):
-    return experiments.run_trial(TrainConfig(hidden=5, batch=4, iters=20, test_limit=200), raw=mnist_raw)
+    return trial.run_trial(TrainConfig(hidden=5, batch=4, iters=20, test_limit=200), raw=mnist_raw)
 
 
 def with_config(record: dict, **changes) -> dict:
@@ -57,7 +60,7 @@ def test_every_reader_loads_the_same_deduplicated_records(record, tmp_path):
     sub = with_config(record, method="analytic", batch=1, hidden=20, shots=1, subset="random")
     write_lines(path, [sub, sub])
     with pytest.warns(results.StoreWarning):
-        from gradsel_cli.report import subsets_summary
+        from gradsel_cli.analysis.report import subsets_summary
         assert subsets_summary(results.load(path))["rows"][0]["subsets"] == 1
 
 
@@ -112,7 +115,7 @@ def test_a_tune_trial_never_stands_for_the_test_set_run_of_its_configuration(rec
 
 
 def test_table_and_runs_keep_a_tune_trial_apart(record, runner, tmp_path):
-    from gradsel_cli.report import paper_table, runs_summary, settings_of
+    from gradsel_cli.analysis.report import paper_table, runs_summary, settings_of
 
     trial = {**record, "accuracy": 0.999, "evaluated_on": "validation: x"}
     summary = runs_summary(results.load_sources([_write(tmp_path, [trial, record])])[0])
@@ -293,7 +296,7 @@ def test_a_quick_run_goes_to_the_users_file_and_the_shipped_table_still_prints(r
     shipped = results.shipped_path("select")
     before = shipped.read_bytes()
     plain = runner.invoke(cli, ["table", "--preset", "select"])
-    monkeypatch.setattr(experiments, "run_trial", _quick_trial(record))
+    monkeypatch.setattr(trial, "run_trial", _quick_trial(record))
     quick = runner.invoke(cli, ["table", "--preset", "select", "--run", "--seeds", "1", "--iters", "300",
                                 "--workers", "1"])
     assert quick.exit_code == 0, quick.output
@@ -313,7 +316,7 @@ def test_table_run_with_the_shipped_settings_runs_nothing(runner, tmp_path, monk
     def refuse(*a, **k):
         raise AssertionError("a shipped run was run again")
 
-    monkeypatch.setattr(experiments, "run_trial", refuse)
+    monkeypatch.setattr(trial, "run_trial", refuse)
     got = runner.invoke(cli, ["table", "--preset", "select", "--run", "--seeds", "5", "--workers", "1"])
     assert got.exit_code == 0, got.output
     assert "already stored" in got.stderr

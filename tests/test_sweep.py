@@ -1,13 +1,15 @@
 """gradsel sweep: comma lists of options, the grid, resume, divergence, and the local and Dask executors agreeing."""
 
+from gradsel_cli.runs import local
+
 import json
 import sys
 
 import pytest
 
-from gradsel_cli import experiments, results
+from gradsel_cli.runs import experiments, results
 from helpers import invoke
-from gradsel_cli.training import TrainConfig
+from gradsel_cli.numerics.training import TrainConfig
 
 TINY = ["sweep", "--hidden", "5", "--batch", "4", "--iters", "30", "--test-limit", "200", "--workers", "1"]
 
@@ -116,7 +118,7 @@ def test_without_distributed_the_dask_executor_is_a_one_line_error_with_the_inst
 
 def test_an_unreachable_scheduler_is_a_one_line_error(runner, monkeypatch):
     pytest.importorskip("distributed")
-    from gradsel_cli import dask_executor
+    from gradsel_cli.runs import dask_executor
 
     monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT", 1)
     result = invoke(runner, *TINY, "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9")
@@ -131,11 +133,11 @@ GRID = experiments.trials(TrainConfig(hidden=5, batch=4, iters=40, test_limit=30
 
 def test_local_and_dask_with_one_or_many_workers_give_bitwise_the_same_records(tmp_path):
     pytest.importorskip("distributed")
-    from gradsel_cli.dask_executor import DaskExecutor
+    from gradsel_cli.runs.dask_executor import DaskExecutor
 
     runs = {
-        "local 1": experiments.LocalExecutor(1),
-        "local 2": experiments.LocalExecutor(2),
+        "local 1": local.LocalExecutor(1),
+        "local 2": local.LocalExecutor(2),
         "dask 1": DaskExecutor(1),
         "dask 2": DaskExecutor(2),
     }
@@ -158,7 +160,7 @@ def test_local_dask_workers_keep_glibcs_default_memory_trimming():
     import contextlib
     import os
 
-    from gradsel_cli.dask_executor import DaskExecutor
+    from gradsel_cli.runs.dask_executor import DaskExecutor
 
     with contextlib.ExitStack() as closing:
         client = DaskExecutor(1)._connect(1, closing)

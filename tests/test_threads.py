@@ -92,7 +92,7 @@ def test_kernels_cached_answers_a_bool():
 
 def test_kernels_cached_after_a_call(mnist_batch):
     x, y = mnist_batch
-    from gradsel_cli import network
+    from gradsel_cli.numerics import network
 
     network.loss(network.init_params(3), x, y)  # compiles and caches _loss if it was not
     assert kernels.kernels_cached()

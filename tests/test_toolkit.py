@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import reference as ref
-from gradsel_cli import network, training
-from gradsel_cli.cli import cli
+from gradsel_cli.numerics import network, training
+from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import ACTIVATIONS, LOSSES
-from gradsel_cli.network import Params
-from gradsel_cli.training import TrainConfig
+from gradsel_cli.numerics.network import Params
+from gradsel_cli.numerics.training import TrainConfig
 from helpers import as_blocks, assert_blocks_close
 
 STEP = 1e-4
@@ -138,7 +138,7 @@ def test_dropout_masks_are_the_same_for_every_method():
 
 
 def test_dropout_mask_is_held_for_every_evaluation_of_an_iteration(monkeypatch, mnist_raw):
-    from gradsel_cli import methods
+    from gradsel_cli.numerics import methods
 
     seen = []
     original = methods.gradient

@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
-from gradsel_cli import data, methods, network, results, training
-from gradsel_cli.training import TrainConfig
+from gradsel_cli import data
+from gradsel_cli.numerics import methods, network, training
+from gradsel_cli.runs import results
+from gradsel_cli.numerics.training import TrainConfig
 from helpers import small_config, spy_run
 
 # --- pairing: one seed, the same randomness for every method -----------------

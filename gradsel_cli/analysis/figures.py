@@ -8,7 +8,7 @@ picture. Input is the plain data of report.py and gradcheck.py.
 
 import math
 
-from .config import counted
+from ..config import counted
 
 INSTALL = 'pip install "gradsel[plot]"'
 DPI = 100

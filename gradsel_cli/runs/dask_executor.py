@@ -1,6 +1,6 @@
 """Run a grid's trials on a Dask cluster: a LocalCluster here, or a running scheduler.
 
-The same interface as experiments.LocalExecutor: ``run(configs)`` yields
+The same interface as local.LocalExecutor: ``run(configs)`` yields
 (config, record) as trials finish, so run_grid, resume and the results file
 behave exactly as with local workers. Workers only train and return records;
 the client alone writes the file. A task depends on its config alone (the
@@ -28,8 +28,10 @@ import time
 from pathlib import Path
 from concurrent.futures import CancelledError, Future
 
-from . import experiments
-from .config import DASK_TIMEOUT, TrainConfig, scheduler_address
+from .processes import capped_workers, deaf_to_ctrl_c
+from . import trial
+from .trial import GridError
+from ..config import DASK_TIMEOUT, TrainConfig, scheduler_address
 
 WORKER_CONFIG = Path(__file__).with_name("dask-gradsel.yaml")  # DASK_CONFIG for workers started by hand
 RETRIES = 2        # a task that raises is tried this many more times
@@ -54,14 +56,14 @@ def _distributed():
 
 def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
     """One trial on a worker, Numba on one thread (the worker's slot is one core)."""
-    from . import kernels
-    from .data import load_mnist_raw
+    from .. import kernels
+    from ..data import load_mnist_raw
 
     kernels.set_threads(1)
     key = None if data_dir is None else str(data_dir)
     if key not in _RAW:
         _RAW[key] = load_mnist_raw(data_dir)
-    return experiments.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW[key], eval_points=eval_points)
+    return trial.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW[key], eval_points=eval_points)
 
 
 async def _identity(address: str, timeout: float) -> dict:
@@ -103,7 +105,7 @@ def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
         reply = f"{type(exc).__name__}: {exc}".splitlines()[0]
     if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
         said = reply if isinstance(reply, str) else "it did not answer as one"
-        raise experiments.GridError(f"no Dask scheduler at {address} ({said}); start one with `dask scheduler`, "
+        raise GridError(f"no Dask scheduler at {address} ({said}); start one with `dask scheduler`, "
                                     "check the address, or raise --timeout", resume=False)
 
 
@@ -148,17 +150,17 @@ class DaskExecutor:
             try:
                 client = distributed.Client(self.scheduler, timeout=self.timeout)
             except (OSError, TimeoutError) as exc:
-                raise experiments.GridError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); "
+                raise GridError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); "
                                             "start it with `dask scheduler` or check the address",
                                             resume=False) from None
             closing.callback(client.close)
             return client
         import dask
 
-        from .data import load_mnist_raw
+        from ..data import load_mnist_raw
 
         load_mnist_raw(self.data_dir)  # bad data is one DataError here, not a flood of worker logs
-        workers = experiments.capped_workers(self.workers, runs, self.notify)
+        workers = capped_workers(self.workers, runs, self.notify)
 
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; with it glibc returns memory to
         # the system on nearly every free, and a training run (small arrays allocated every iteration)
@@ -171,7 +173,7 @@ class DaskExecutor:
         try:
             # The cluster's thread starts the worker processes, now and when a nanny restarts one: deaf to
             # Ctrl-C. One pressed meanwhile arrives when the closing of both is arranged.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), experiments.deaf_to_ctrl_c():
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), deaf_to_ctrl_c():
                 cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                    host="127.0.0.1", dashboard_address=None,
                                                    silence_logs=logging.CRITICAL, env={"NUMBA_NUM_THREADS": "1"},
@@ -185,8 +187,8 @@ class DaskExecutor:
                 os.environ[TRIM] = left_behind
         return client
 
-    def _lost(self) -> "experiments.GridError":
-        return experiments.GridError(f"lost the Dask scheduler at {self.scheduler} (start it again, with its workers)")
+    def _lost(self) -> GridError:
+        return GridError(f"lost the Dask scheduler at {self.scheduler} (start it again, with its workers)")
 
     def _has_workers(self, client) -> bool:
         """Whether the scheduler has a running worker (GridError when the scheduler is gone)."""
@@ -213,7 +215,7 @@ class DaskExecutor:
                                     f"{self.scheduler} (start one with `dask worker {self.scheduler}`)…")
                         said = True
                 elif time.monotonic() - idle_since > self.timeout:
-                    raise experiments.GridError(
+                    raise GridError(
                         f"the Dask scheduler at {self.scheduler} has had no worker for {self.timeout:g} s; start "
                         f"one with `dask worker {self.scheduler}` or raise --timeout")
             try:
@@ -231,7 +233,7 @@ class DaskExecutor:
                 try:
                     record = fut.result()
                 except distributed.KilledWorker as exc:
-                    raise experiments.GridError(f"Dask gave up on a run after workers died running it ({exc})") \
+                    raise GridError(f"Dask gave up on a run after workers died running it ({exc})") \
                         from None
                 except CancelledError:  # by the client when it lost the scheduler
                     raise self._lost() from None

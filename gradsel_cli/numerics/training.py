@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import data, network
-from .data import load_mnist_raw
-from .config import Notice, TrainConfig
+from .. import data
+from . import network
+from ..data import load_mnist_raw
+from ..config import Notice, TrainConfig
 from .methods import METHODS, StepContext, Step
 from .network import Params
 from .optimizers import Optimizer
-from .seeding import rng
+from ..seeding import rng
 
 
 @dataclass

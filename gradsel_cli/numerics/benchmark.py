@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 
-from . import data, kernels, network
-from .config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES
+from .. import data, kernels
+from . import network
+from ..config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES
 
 NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
 NAIVE_SAMPLE = 400      # weights timed when sampling

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import config, kernels
-from .config import FD_ARITHS, FD_SCHEMES, INITS, PRECISIONS
-from .seeding import rng
+from .. import config, kernels
+from ..config import FD_ARITHS, FD_SCHEMES, INITS, PRECISIONS
+from ..seeding import rng
 
 N_IN = 784
 N_OUT = 10

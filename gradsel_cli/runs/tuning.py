@@ -14,10 +14,11 @@ import math
 
 import numpy as np
 
-from . import data, results
-from .config import VAL_PER_CLASS, TrainConfig
-from .seeding import rng
-from .training import Dataset, train
+from .. import data
+from . import results
+from ..config import VAL_PER_CLASS, TrainConfig
+from ..seeding import rng
+from ..numerics.training import Dataset, train
 
 
 def validation_split(raw, config: TrainConfig, val_per_class: int = VAL_PER_CLASS) -> tuple[Dataset, str]:

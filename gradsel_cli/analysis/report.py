@@ -9,9 +9,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import papers, stats
-from .config import DIGITS_FROM, canonical, counted
-from .results import test_set_runs
+from .. import papers
+from . import stats
+from ..config import DIGITS_FROM, canonical, counted
+from ..runs.results import test_set_runs
 
 GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
 MARGIN = 0.002  # equivalence margin on test accuracy: 20 of the 10,000 test images

@@ -9,15 +9,15 @@ import os
 
 import click
 
-from .cli_errors import STORED, on_interrupt, stored
+from .errors import STORED, on_interrupt, stored
 
 
 def prepare(threads, err, *figures) -> None:
     """Before any work: matplotlib when a figure is asked for, the thread count, the first-run notice."""
-    from . import kernels
+    from .. import kernels
 
     if any(figures):
-        from .figures import require
+        from ..analysis.figures import require
 
         require()
     kernels.set_threads(threads)
@@ -35,7 +35,7 @@ def prepare(threads, err, *figures) -> None:
 def _notes(err):
     """The console of notes that -q silences but --json does not (its err console is quiet): stderr is not
     what --json prints, and a minute of silence looks like a hang."""
-    from .render import consoles
+    from ..render import consoles
 
     ctx = click.get_current_context(silent=True)
     quiet = err.quiet if ctx is None else bool(ctx.params.get("quiet"))
@@ -99,9 +99,9 @@ def say(err, note: str) -> None:
 def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_points=0, reference=()):
     """Run (or resume) the trials with a progress bar over runs; the records in config order (the runs of the
     read-only `reference` files, as the shipped ones, are not run again)."""
-    from . import render
-    from .experiments import GridError, make_executor
-    from .experiments import run_grid as run
+    from .. import render
+    from ..runs.experiments import GridError, make_executor
+    from ..runs.experiments import run_grid as run
 
     executor = make_executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points,
                              grid["timeout"])

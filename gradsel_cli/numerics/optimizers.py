@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import OPTIMIZERS, TrainConfig
+from ..config import OPTIMIZERS, TrainConfig
 
 _DEFAULT = TrainConfig()  # the defaults live in one place: TrainConfig
 

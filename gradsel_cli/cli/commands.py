@@ -12,14 +12,11 @@ from pathlib import Path
 
 import click
 
-from .cli_errors import BadInput, Group, library_errors, on_interrupt
-from .cli_steps import emit, prepare, run_grid, saying, show, stored, warn, wrote
-from .config import (CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, counted,
-                     setting_keys)
-from .config import VAL_PER_CLASS
-from .options import (Finite, Whole, comma_list, config_from, config_options, flags_from, grid_from, grid_options,
-                      list_option, listed_options, log_range, machine_options, margin_option, method_list_option,
-                      output_options, png_file, size_list, training_options, writable_file)
+from .errors import BadInput, Group, library_errors, on_interrupt
+from .steps import emit, prepare, run_grid, saying, show, stored, warn, wrote
+from ..config import CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, counted, setting_keys
+from ..config import VAL_PER_CLASS
+from .options import Finite, Whole, comma_list, config_from, config_options, flags_from, grid_from, grid_options, list_option, listed_options, log_range, machine_options, margin_option, method_list_option, output_options, png_file, size_list, training_options, writable_file
 
 CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
 
@@ -62,11 +59,12 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
       gradsel train --method select --iters 2000 --json > run.json
       gradsel train --method select --plot curves.png
     """
-    from . import render, results
-    from .data import load_mnist_raw
-    from .figures import train_figure
-    from .training import divergence_message, model_path, overshoot_warning, write_model
-    from .training import train as run
+    from .. import render
+    from ..runs import results
+    from ..data import load_mnist_raw
+    from ..analysis.figures import train_figure
+    from ..numerics.training import divergence_message, model_path, overshoot_warning, write_model
+    from ..numerics.training import train as run
 
     out_console, err = render.consoles(quiet or as_json)
     config = config_from(opts)
@@ -94,7 +92,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
 
 def _store_once(err, path, record) -> None:
     """train --out: append the record, unless the file holds this run already (then say so)."""
-    from . import results
+    from ..runs import results
 
     if not results.Store(path).append(record):
         err.print(f"{path} already holds this run (the same configuration); it was not appended again.",
@@ -121,7 +119,8 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_js
       gradsel bench --hidden 50 --batch 8 --precision float32
       gradsel bench --json > bench.json
     """
-    from . import benchmark, render
+    from ..numerics import benchmark
+    from .. import render
 
     out, err = render.consoles(quiet or as_json)
     prepare(threads, err)
@@ -169,10 +168,11 @@ def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, 
       gradsel compare --methods analytic,alternate --seeds 1 --show-digits 16 --figure figure2.png
       gradsel compare --plot curves.png
     """
-    from . import render, results
-    from .data import load_mnist_raw
-    from .experiments import trials
-    from .report import compare_record, compare_summary, curves, digits_view
+    from .. import render
+    from ..runs import results
+    from ..data import load_mnist_raw
+    from ..runs.experiments import trials
+    from ..analysis.report import compare_record, compare_summary, curves, digits_view
 
     if as_json and as_csv:
         raise BadInput("--json and --csv print different things to stdout; choose one")
@@ -199,7 +199,7 @@ def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, 
 
 def _compare_figures(err, figure, plot, digits, curve_data, config, seeds) -> None:
     """compare's --figure (the digits) and --plot (the learning curves), each said on stderr when written."""
-    from .figures import curves_figure, digits_view_figure, figure_title
+    from ..analysis.figures import curves_figure, digits_view_figure, figure_title
 
     if figure:
         digits_view_figure(figure, digits)
@@ -236,8 +236,8 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
       gradsel sweep --lr 0.05,0.1,0.2 --iters 2000 --results lr.jsonl --json
       gradsel sweep --hidden 20,50 --executor dask --scheduler tcp://127.0.0.1:8786
     """
-    from . import render
-    from .experiments import effective, grid_cells, trials
+    from .. import render
+    from ..runs.experiments import effective, grid_cells, trials
 
     out, err = render.consoles(quiet or as_json)
     grid = grid_from(opts)
@@ -248,7 +248,7 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
     records = run_grid([effective(c) for c in configs], results_file, grid, data_dir, err, render.sweep_label(lists))
 
     def tables():
-        from .report import sweep_view  # scipy: a second to import, not needed for --json
+        from ..analysis.report import sweep_view  # scipy: a second to import, not needed for --json
 
         return [render.sweep_table(sweep_view(records, configs, lists), seeds)]
 
@@ -289,9 +289,10 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
       gradsel table --subset random --results results/alternate-random.jsonl
       gradsel table --preset conditions
     """
-    from . import render, results
-    from .experiments import preset_trials
-    from .report import matching, missing_note, paper_table, settings_of, sources_note, study_summary
+    from .. import render
+    from ..runs import results
+    from ..runs.experiments import preset_trials
+    from ..analysis.report import matching, missing_note, paper_table, settings_of, sources_note, study_summary
 
     out, err = render.consoles(quiet)
     grid = grid_from(opts)
@@ -358,10 +359,10 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
       gradsel tune --trials 20
       gradsel tune --method select --optimizer adam --lr-range 1e-4,1e-2 --iters 2000
     """
-    from . import render
-    from .data import load_mnist_raw
-    from .tuning import nothing_worked, tie_message
-    from .tuning import tune as run_tune
+    from .. import render
+    from ..data import load_mnist_raw
+    from ..runs.tuning import nothing_worked, tie_message
+    from ..runs.tuning import tune as run_tune
 
     out, err = render.consoles(quiet or as_json)
     config = config_from(opts)
@@ -411,9 +412,10 @@ def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
       gradsel gradcheck --fd-step 1e-3,1e-5 --fd-scheme forward --json
       gradsel gradcheck --plot gradcheck.png
     """
-    from . import render, results
-    from .data import load_mnist_raw
-    from .gradcheck import gradcheck as run_check
+    from .. import render
+    from ..runs import results
+    from ..data import load_mnist_raw
+    from ..numerics.gradcheck import gradcheck as run_check
 
     out, err = render.consoles(quiet or as_json)
     config = config_from(opts, method="analytic", test_limit=1000)
@@ -425,7 +427,7 @@ def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
                           progress=lambda d, t, loss: update(d, t, loss=loss))
     show(out, check, as_json, lambda: render.gradcheck_tables(check))
     if plot:
-        from .figures import gradcheck_figure, gradcheck_title
+        from ..analysis.figures import gradcheck_figure, gradcheck_title
 
         gradcheck_figure(plot, check, gradcheck_title(check))
         wrote(err, plot)
@@ -434,7 +436,7 @@ def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
 def _existing(ctx, param, value):
     """Callback: an existing results file; results/NAME.jsonl, as the docs write, is the shipped copy outside a
     checkout."""
-    from .results import readable
+    from ..runs.results import readable
 
     return click.Path(exists=True, dir_okay=False).convert(str(readable(value)), param, ctx)
 
@@ -459,8 +461,9 @@ def runs(file, as_json, as_csv):
       gradsel runs results/compare.jsonl
       gradsel runs results/select.jsonl --csv > select.csv
     """
-    from . import render, results
-    from .report import runs_summary
+    from .. import render
+    from ..runs import results
+    from ..analysis.report import runs_summary
 
     if as_json and as_csv:
         raise BadInput("--json and --csv print different things to stdout; choose one")

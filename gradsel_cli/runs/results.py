@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Notice, TrainConfig, canonical
+from ..config import Notice, TrainConfig, canonical
 
 FORMAT = 1  # bump when the record layout changes
 HISTORY_POINTS = 200
@@ -54,8 +54,8 @@ def versions() -> dict[str, str]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
-SHIPPED = Path(__file__).resolve().parent / "_results"  # the stored runs the wheel ships (gzip-compressed)
-CHECKOUT = Path(__file__).resolve().parent.parent / "results"  # the same runs in a checkout
+SHIPPED = Path(__file__).resolve().parents[1] / "_results"  # the stored runs the wheel ships (gzip-compressed)
+CHECKOUT = Path(__file__).resolve().parents[2] / "results"  # the same runs in a checkout
 
 
 def shipped_path(name: str) -> Path | None:

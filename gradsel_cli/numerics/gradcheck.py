@@ -13,8 +13,9 @@ gradient, as in training, ignores the loss epsilon).
 
 import numpy as np
 
-from . import data, network
-from .config import GRADCHECK_STEPS as DEFAULT_STEPS, TrainConfig
+from .. import data
+from . import network
+from ..config import GRADCHECK_STEPS as DEFAULT_STEPS, TrainConfig
 from .network import Params
 from .training import Dataset, batch_indices, train
 

@@ -136,13 +136,13 @@ def quiet_warnings(quiet: bool) -> None:
     the warnings filter (PYTHONWARNINGS=error must not turn them into a traceback, nor =ignore hide them)."""
     import warnings
 
-    from .config import Notice
+    from ..config import Notice
 
     warnings.filterwarnings("always", category=Notice)
 
     def show(message, category, filename, lineno, file=None, line=None):
         if not quiet:
-            from .results import printable  # control characters from a file never reach the terminal
+            from ..runs.results import printable  # control characters from a file never reach the terminal
 
             click.echo(f"Warning: {printable(str(message))}", err=True)
 

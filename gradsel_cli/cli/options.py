@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .config import CELL_KEYS, DASK_TIMEOUT, METHOD_NAMES, TrainConfig, scheduler_address, setting_keys
+from ..config import CELL_KEYS, DASK_TIMEOUT, METHOD_NAMES, TrainConfig, scheduler_address, setting_keys
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 GRID_KEYS = ("workers", "executor", "scheduler")  # how a grid runs, not what it computes
@@ -76,7 +76,7 @@ def _param_type(f):
 
 def writable_file(ctx, param, value):
     """Callback: an output file whose directory exists and that may be written (checked before any work)."""
-    from .results import check_output_path, printable, readable
+    from ..runs.results import check_output_path, printable, readable
 
     if value is not None and readable(value) != Path(value):
         return value  # results/NAME.jsonl outside a checkout: the shipped copy, to read (a --run makes results/)

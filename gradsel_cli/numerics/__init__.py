@@ -1,0 +1,1 @@
+"""The network, its gradient sources, optimizers and training loop over the kernels."""

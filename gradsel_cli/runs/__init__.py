@@ -1,0 +1,1 @@
+"""Many runs: grids of trials, executors (local, Dask), the results store, tuning."""

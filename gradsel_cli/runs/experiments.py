@@ -1,0 +1,149 @@
+"""Paired multi-seed experiments: grids of trials, executors, resume.
+
+A *trial* is one TrainConfig, seed included. For one seed every method gets
+the same initial weights, few-shot subset and mini-batch sequence, so the
+difference between two methods' trials is the difference of method alone.
+
+Trials are independent: they run in worker processes, and only this process
+(the client) writes the results file, one whole record per finished trial.
+A trial whose config_hash is already in the file is not run again, so an
+interrupted grid resumes where it stopped, losing and duplicating nothing.
+An executor is anything with ``run(configs)`` yielding (config, record) as
+trials finish: LocalExecutor (local.py) or DaskExecutor (dask_executor.py), both
+running trials through trial.py.
+"""
+
+import contextlib
+
+from ..config import TrainConfig
+from . import results
+from .local import LocalExecutor
+from .processes import default_workers, terminate_as_interrupt
+from .trial import GridError
+
+
+def cell_label(config: TrainConfig) -> str:
+    return f"{config.method} k={config.shots} B={config.batch} H={config.hidden} seed={config.seed}"
+
+
+def trials(base: TrainConfig, cells: list[dict], seeds) -> list[TrainConfig]:
+    """Every (cell, seed) as a full config: `base` with the cell's keys and the seed replaced."""
+    return [base.replace(**cell, seed=int(seed)).validate() for cell in cells for seed in seeds]
+
+
+# The options that only some methods read: for the others, any value gives the same run.
+READ_BY = {"fd_step": ("numeric", "alternate", "select"), "fd_scheme": ("numeric", "alternate", "select"),
+           "numeric_every": ("alternate",), "select_on": ("select",)}
+
+
+def effective(config: TrainConfig) -> TrainConfig:
+    """The run a config really is: the options its method does not read set to their defaults."""
+    default = TrainConfig()
+    return config.replace(**{k: getattr(default, k) for k, methods in READ_BY.items() if config.method not in methods})
+
+
+def grid_cells(lists: dict[str, list]) -> list[dict]:
+    """Every combination of the listed values, one dict per cell (the first key varies slowest)."""
+    import itertools
+
+    return [dict(zip(lists, combo)) for combo in itertools.product(*lists.values())]
+
+
+def make_executor(name: str, workers: int | None, scheduler: str | None, data_dir=None, eval_points: int = 0,
+                  timeout: float | None = None):
+    """The executor of a grid: local worker processes, or a Dask cluster (ValueError when that cannot be)."""
+    if scheduler is not None and name != "dask":
+        raise ValueError("--scheduler needs --executor dask")
+    if name == "local":
+        return LocalExecutor(workers or default_workers(), data_dir, eval_points)
+    from .dask_executor import DaskExecutor, DaskMissing
+
+    try:
+        return DaskExecutor(workers or default_workers(), data_dir, scheduler, eval_points,
+                            *(() if timeout is None else (timeout,)))
+    except DaskMissing:
+        raise ValueError("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None
+
+
+def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
+    """The trials of a `table` preset: a paper's grid, or one of the studies (papers.CONDITIONS: every study
+    method on papers.study_cells() under each condition; subsets: analytic on paper A's B = 1 cells, first-k
+    and random subsets, one per seed)."""
+    from .. import papers
+
+    if preset == "conditions":
+        cells = [dict(method=m, **cell) for cell in papers.study_cells() for m in papers.STUDY_METHODS]
+        return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
+    if preset == "subsets":
+        cells = [dict(method="analytic", batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)]
+        return [t for subset in ("first", "random") for t in trials(base.replace(subset=subset), cells, seeds)]
+    return trials(base, papers.layout(preset).cells(), seeds)
+
+
+def kept(done: int, ran: int, path) -> str:
+    """What a grid that stopped early leaves: `done` runs stored in `path` (`ran` of them by this call);
+    nothing to say when none is."""
+    runs = f"{done} run{'' if done == 1 else 's'}"
+    if done == 0:
+        return ""
+    if path is not None:
+        return f"{runs} stored in {path}: run the same command again to resume"
+    return f"no run was stored ({ran} finished; give --results FILE to keep finished runs)"
+
+
+def _saying_what_is_kept(finished, done: int, path):
+    """The executor's (config, record) pairs, each stored by the caller before the next; a GridError that
+    stops them gets what was stored added: `done` runs before the first, and one more after each."""
+    ran = 0
+    with contextlib.closing(finished):
+        try:
+            for pair in finished:
+                yield pair
+                ran += 1
+        except GridError as exc:
+            if not exc.resume:
+                raise
+            note = kept(done + ran, ran, path)
+            raise GridError(f"{exc}; {note}" if note else str(exc), resume=False) from None
+
+
+def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None, reference=()) -> list[dict]:
+    """Records of all `configs`, in their order: loaded from `path` (or the read-only `reference` files, such as
+    the shipped runs) when there, run otherwise.
+
+    Each finished trial is appended to `path` at once. progress(done, total, label).
+    Only records of test-set runs count (a tune trial is not one).
+    """
+    executor = executor or LocalExecutor()
+    stored = {}
+    store = None
+    for rec in (r for p in reference for r in results.load(p, quiet=True)):
+        stored.setdefault(results.run_key(rec), rec)
+    if path is not None:
+        for rec in results.load(path, redo=True):
+            stored.setdefault(results.run_key(rec), rec)
+        store = results.Store(path)
+    keys = [results.config_hash(c.to_dict()) for c in configs]
+    todo, seen = [], set()
+    for config, key in zip(configs, keys):
+        if key not in stored and key not in seen:
+            todo.append(config)
+            seen.add(key)
+    done = len(configs) - len(todo)
+    if progress:
+        progress(done, len(configs), "resumed" if done else "starting")
+    if todo and path is not None:
+        results.probe(path)  # before any run: a file that cannot be written is one line, not lost work
+    with terminate_as_interrupt(), contextlib.closing(_saying_what_is_kept(executor.run(todo), done, path)) as finished:
+        for config, record in finished:
+            if store is not None:
+                try:
+                    store.append(record)  # not written again if another process stored this run meanwhile
+                except results.StoreError as exc:
+                    raise results.StoreError(f"{exc}; {done} run{'' if done == 1 else 's'} stored, run the same command again to "
+                                             "resume") from None
+            stored[results.run_key(record)] = record
+            done += 1
+            if progress:
+                progress(done, len(configs), cell_label(config))
+    return [stored[k] for k in keys]
