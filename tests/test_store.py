@@ -245,7 +245,7 @@ def test_tune_says_so_when_the_best_trials_tie_instead_of_choosing(runner, monke
 def test_tune_with_the_default_split_does_not_score_every_trial_the_same(runner):
     got = runner.invoke(cli, ["tune", "--trials", "4", "--hidden", "10", "--iters", "300", "--threads", "1", "--json"])
     summary = json.loads(got.stdout)
-    assert "validate on 50 further images per class" in summary["split"]  # not the one held-out few-shot image
+    assert f"validate on {tuning.VAL_PER_CLASS} further images per class" in summary["split"]  # not the one held-out few-shot image
     assert len({t["val_accuracy"] for t in summary["trials"]}) > 1
     assert summary["best"] is not None or summary["tied"]
 
