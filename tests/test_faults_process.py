@@ -96,7 +96,7 @@ def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(priv
     # No command ran the check (the Python API, a worker process): loading drops the damaged files itself.
     root, target = private_cache
     _damage(_files_of(target, "_predict"), "empty")
-    code = ("import numpy as np; from gradsel_cli import network; from helpers import random_params; "
+    code = ("import numpy as np; from gradsel_cli.numerics import network; from helpers import random_params; "
             "print(network.predict(random_params(3, 784, seed=0), np.zeros((2, 784))).shape)")
     tests = os.path.dirname(__file__)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tests, timeout=300,
