@@ -177,11 +177,13 @@ class TrainConfig:
 
 
 CELL_KEYS = ("shots", "batch", "hidden")  # the grid keys of a paper table's cell
+GRID_KEYS = ("method", *CELL_KEYS, "seed")  # a paper table's grid: what its runs differ in; the rest is its settings
+MARGIN = 0.002  # equivalence margin on test accuracy for the TOST verdicts: 20 of the 10,000 test images
 
 
 def setting_keys() -> tuple[str, ...]:
     """The fields besides method, seed and the cell keys: the settings a table's runs share."""
-    return tuple(f.name for f in fields(TrainConfig) if f.name not in ("method", "seed", *CELL_KEYS))
+    return tuple(f.name for f in fields(TrainConfig) if f.name not in GRID_KEYS)
 
 
 def canonical(config: dict) -> dict:
