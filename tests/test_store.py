@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from gradsel_cli.runs import experiments, results, tuning
-from gradsel_cli.runs.records import config_hash, run_key, test_set_runs
+from gradsel_cli.runs import records
+from gradsel_cli.runs.records import config_hash, run_key
 from gradsel_cli.config import canonical
 from gradsel_cli.numerics import training
 from gradsel_cli.cli.commands import cli
@@ -109,7 +110,7 @@ def test_a_tune_trial_never_stands_for_the_test_set_run_of_its_configuration(rec
     path = tmp_path / "runs.jsonl"
     write_lines(path, [trial])
     assert results.load(path) == [trial]  # kept (runs shows it), but ...
-    assert test_set_runs(results.load(path)) == []
+    assert records.test_set_runs(results.load(path)) == []
     config = TrainConfig.from_dict(record["config"])
     got = experiments.run_grid([config], path)  # ... a grid runs the test-set run
     assert got[0]["accuracy"] == record["accuracy"] and "evaluated_on" not in got[0]

@@ -5,15 +5,15 @@ every command; digits: digit pictures; cells: the text of a cell or a line; form
 """
 
 from .cells import fmt_loss, sparkline
-from .console import clean, consoles, progress_bar, progress_enabled
-from .digits import DigitPicture, digit, digit_caption, digits_grid, shaded_digit
+from .console import RateColumn, clean, consoles, progress_bar, progress_enabled
+from .digits import SHADES, DigitPicture, digit, digit_caption, digits_grid, shaded_digit
 from .formats import compare_csv, json_text, paper_table_csv, paper_table_latex, paper_table_markdown, runs_csv
 from .formats import study_markdown
 from .tables import (bench_record_tables, bench_tables, compare_parts, compare_tables, gradcheck_tables,
                      paper_table_output, paper_table_rich, runs_table, runs_title, study_output, study_tables,
                      sweep_label, sweep_title, train_summary, tune_table)
 
-__all__ = ["DigitPicture", "bench_record_tables", "bench_tables", "clean", "compare_csv", "compare_parts",
+__all__ = ["SHADES", "DigitPicture", "RateColumn", "bench_record_tables", "bench_tables", "clean", "compare_csv", "compare_parts",
            "compare_tables", "consoles", "digit", "digit_caption", "digits_grid", "fmt_loss", "gradcheck_tables",
            "json_text", "paper_table_csv", "paper_table_latex", "paper_table_markdown", "paper_table_output",
            "paper_table_rich", "progress_bar", "progress_enabled", "runs_csv", "runs_table", "runs_title",
