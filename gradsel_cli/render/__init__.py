@@ -13,8 +13,9 @@ from .tables import (bench_record_tables, bench_tables, compare_parts, compare_t
                      paper_table_output, paper_table_rich, runs_table, runs_title, study_output, study_tables,
                      sweep_label, sweep_title, train_summary, tune_table)
 
-__all__ = ["SHADES", "DigitPicture", "RateColumn", "bench_record_tables", "bench_tables", "clean", "compare_csv", "compare_parts",
-           "compare_tables", "consoles", "digit", "digit_caption", "digits_grid", "fmt_loss", "gradcheck_tables",
+__all__ = ["SHADES", "DigitPicture", "RateColumn", "bench_record_tables", "bench_tables", "clean", "compare_csv",
+           "compare_parts", "compare_tables", "consoles", "digit", "digit_caption", "digits_grid", "fmt_loss",
+           "gradcheck_tables",
            "json_text", "paper_table_csv", "paper_table_latex", "paper_table_markdown", "paper_table_output",
            "paper_table_rich", "progress_bar", "progress_enabled", "runs_csv", "runs_table", "runs_title",
            "shaded_digit", "sparkline", "study_markdown", "study_output", "study_tables", "sweep_label",

@@ -121,11 +121,14 @@ def verdict_lines(table: dict) -> list[str]:
 def footer_lines(table: dict) -> list[str]:
     s = table["settings"]
     lines = [f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
-             f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, fd step {s['fd_step']} ({s['fd_scheme']})"]
-    if (s.get("precision", "float64"), s.get("fd_arith", "exact"), s.get("loss_epsilon", 0.0)) != ("float64", "exact", 0.0):
+             f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, "
+             f"fd step {s['fd_step']} ({s['fd_scheme']})"]
+    arithmetic = (s.get("precision", "float64"), s.get("fd_arith", "exact"), s.get("loss_epsilon", 0.0))
+    if arithmetic != ("float64", "exact", 0.0):
         lines.append(f"arithmetic: {s['precision']}, fd arith {s['fd_arith']}, loss epsilon {s['loss_epsilon']:g}")
     if table["mad_baseline"] is not None:
-        lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}")
+        lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, "
+                     f"all cells {table['mad_all']:.4f}")
     if table["missing_cells"]:
         has = "has" if table["missing_cells"] == 1 else "have"
         lines.append(f"{counted(table['missing_cells'], 'cell')} {has} no runs yet: "
@@ -140,8 +143,9 @@ def study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[st
     """The study's tables as (title, headers, rows) of plain strings, for Rich or Markdown."""
     if preset == "subsets":
         rows = [[f"H={r['hidden']} k={r['shots']}", str(r["subsets"]), f"{r['mean']:.4f}",
-                 f"{r['lo']:.3f}–{r['hi']:.3f}", fmt_number(r["published"]), fmt_number(r["published_percentile"], ".0f"),
-                 fmt_number(r["first_k_mean"]), fmt_number(r["published_percentile_first_k"], ".0f")] for r in s["rows"]]
+                 f"{r['lo']:.3f}–{r['hi']:.3f}", fmt_number(r["published"]),
+                 fmt_number(r["published_percentile"], ".0f"), fmt_number(r["first_k_mean"]),
+                 fmt_number(r["published_percentile_first_k"], ".0f")] for r in s["rows"]]
         return [("Paper A, B=1, analytic: the published baseline among random few-shot subsets (pct) and among "
                  "first-k runs (pct 1st), one run per seed",
                  ["cell", "n", "random", "range", "paper", "pct", "first-k", "pct 1st"], rows)]

@@ -62,7 +62,8 @@ def paper_table_csv(table: dict) -> str:
                 rows.append([table["preset"], g["batch"], row["method"], row["hidden"], col,
                              *(e.get(k) for k in ("mean", "lo", "hi")), e["n"], e["published"],
                              int(bool(e.get("best")))])
-    return csv_text(["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published", "best"],
+    return csv_text(["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published",
+                     "best"],
                 rows)
 
 

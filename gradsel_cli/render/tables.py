@@ -19,10 +19,10 @@ from .layout import COMPACT, Fit, Lines, number_column, stacked_table, titled_ta
 def train_summary(record: dict) -> Table:
     """The end-of-run summary of one training run record."""
     c = record["config"]
-    t = titled_table(wrap_title(f"gradsel train — {clean(c['method'])}", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
-                      f"H={clean(c['hidden'])}",
-                      f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
-                      f"seed {clean(c['seed'])}", first_sep=": "), show_header=False)
+    t = titled_table(wrap_title(f"gradsel train — {clean(c['method'])}", f"k={clean(c['shots'])}",
+                                f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}",
+                                f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
+                                f"seed {clean(c['seed'])}", first_sep=": "), show_header=False)
     t.add_column(style="bold")
     t.add_column()
     if record["diverged"]:
