@@ -50,6 +50,36 @@ def option(default, help: str, *, choices: tuple | None = None, low=None, high=N
                                             "kind": kind})
 
 
+KINDS = {"positive": ("positive and finite", lambda x: math.isfinite(x) and x > 0),
+         "nonneg": ("zero or more and finite", lambda x: math.isfinite(x) and x >= 0),
+         "fraction": ("in [0, 1)", lambda x: 0 <= x < 1)}  # option(kind=...): what the value must be, the test
+
+
+def field_problem(f, value) -> str | None:
+    """Why `value` is not allowed in TrainConfig field `f` by the field's option() metadata (its choices, its
+    whole-number bounds, its kind, or true/false), or None. The command line's types read the same metadata."""
+    m, name = f.metadata, f.name
+    if m["choices"]:
+        if value not in m["choices"]:
+            return f"unknown {name.replace('_', ' ')} {value!r}; choose one of: {', '.join(m['choices'])}"
+        return None
+    if f.type is bool:
+        return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
+    if f.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} must be a whole number, got {value!r}"
+        low, high = m["low"], m["high"]
+        if low is not None and high is not None and not low <= value <= high:
+            return f"{name} must be between {low:,} and {high:,}, got {value:,}"
+        if low is not None and value < low:
+            return f"{name} must be {'0 or more' if low == 0 else f'at least {low:,}'}, got {value:,}"
+        return None
+    what, test = KINDS[m["kind"]]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not test(value):
+        return f"{name} must be {what}, got {value!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that changes the outcome of a run (and nothing that does not).
@@ -102,66 +132,21 @@ class TrainConfig:
                                  kind="fraction")
 
     def validate(self) -> "TrainConfig":
-        """Raise ValueError naming the first bad field and its allowed values."""
-        def positive_finite(name):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be positive and finite, got {v}")
-
-        if self.method not in METHOD_NAMES:
-            raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(METHOD_NAMES)}")
-        for name in ("shots", "batch", "hidden", "iters", "numeric_every", "test_limit", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{name} must be a whole number, got {v!r}")
-        for name in ("shots", "batch", "hidden", "iters", "numeric_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be 0 or more, got {self.seed}")
-        for name, limit in (("hidden", MAX_HIDDEN), ("batch", MAX_BATCH)):
-            if getattr(self, name) > limit:
-                raise ValueError(f"{name} must be at most {limit:,}, got {getattr(self, name):,}")
+        """Raise ValueError naming the first bad field and its allowed values: each field as its option()
+        metadata declares it (field_problem), then what the fields mean together."""
+        for f in fields(self):
+            problem = field_problem(f, getattr(self, f.name))
+            if problem:
+                raise ValueError(problem)
         if self.iters * self.batch > MAX_DRAWS:
             raise ValueError(f"iters x batch must be at most {MAX_DRAWS:,} (the mini-batch indices are drawn up "
                              f"front), got {self.iters:,} x {self.batch:,}; lower iters or batch")
-        for name in ("lr", "fd_step", "init_std"):
-            positive_finite(name)
-        if self.subset not in SUBSETS:
-            raise ValueError(f"unknown subset {self.subset!r}; choose one of: {', '.join(SUBSETS)}")
-        if self.fd_scheme not in FD_SCHEMES:
-            raise ValueError(f"unknown fd scheme {self.fd_scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
-        if self.fd_arith not in FD_ARITHS:
-            raise ValueError(f"unknown fd arith {self.fd_arith!r}; choose one of: {', '.join(FD_ARITHS)}")
-        if not (isinstance(self.loss_epsilon, (int, float)) and not isinstance(self.loss_epsilon, bool)
-                and 0 <= self.loss_epsilon < 1):
-            raise ValueError(f"loss_epsilon must be in [0, 1), got {self.loss_epsilon!r}")
-        if self.select_on not in SELECT_ON:
-            raise ValueError(f"unknown select-on {self.select_on!r}; choose one of: {', '.join(SELECT_ON)}")
-        for name, choices in (("optimizer", OPTIMIZERS), ("init", INITS), ("activation", ACTIVATIONS),
-                              ("loss", LOSSES)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(choices)}")
-        positive_finite("eps")
-        for name in ("momentum", "rho", "beta1", "beta2", "dropout"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0 <= v < 1):
-                raise ValueError(f"{name} must be in [0, 1), got {v}")
-        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
-                and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be zero or more and finite, got {self.weight_decay}")
         if self.loss_epsilon and self.loss != "cross-entropy":
             raise ValueError(f"loss_epsilon applies to the cross-entropy only, not to {self.loss!r}; "
                              "drop --loss-epsilon or use --loss cross-entropy")
-        if not isinstance(self.batch_norm, bool):
-            raise ValueError(f"batch_norm must be true or false, got {self.batch_norm!r}")
         if self.batch_norm and self.batch < 2:
             raise ValueError("batch norm needs a batch of at least 2 (the batch statistics of one sample are "
                              "degenerate); raise --batch or drop --batch-norm")
-        if not 1 <= self.test_limit <= 10000:
-            raise ValueError(f"test_limit must be between 1 and 10000, got {self.test_limit}")
         return self
 
     def to_dict(self) -> dict:
@@ -177,11 +162,13 @@ class TrainConfig:
 
 
 CELL_KEYS = ("shots", "batch", "hidden")  # the grid keys of a paper table's cell
+GRID_KEYS = ("method", *CELL_KEYS, "seed")  # a paper table's grid: what its runs differ in; the rest is its settings
+MARGIN = 0.002  # equivalence margin on test accuracy for the TOST verdicts: 20 of the 10,000 test images
 
 
 def setting_keys() -> tuple[str, ...]:
     """The fields besides method, seed and the cell keys: the settings a table's runs share."""
-    return tuple(f.name for f in fields(TrainConfig) if f.name not in ("method", "seed", *CELL_KEYS))
+    return tuple(f.name for f in fields(TrainConfig) if f.name not in GRID_KEYS)
 
 
 def canonical(config: dict) -> dict:

@@ -9,6 +9,7 @@ import pytest
 
 from gradsel_cli import __version__
 from gradsel_cli.runs import results
+from gradsel_cli.runs.records import config_hash
 from gradsel_cli.numerics import training
 from gradsel_cli.cli.commands import cli
 from helpers import invoke
@@ -86,7 +87,7 @@ def test_train_json_is_a_full_run_record(runner, mnist_raw):
     config = record["config"]
     assert (config["method"], config["shots"], config["batch"], config["hidden"], config["iters"],
             config["test_limit"]) == ("select", 2, 4, 5, 20, 200)
-    assert record["config_hash"] == results.config_hash(config)
+    assert record["config_hash"] == config_hash(config)
     assert record["iterations_done"] == 20 and record["diverged"] is False
     assert record["counts"] == {"analytic": 20, "numeric": 20}
     assert sum(record["select_wins"].values()) == 20
@@ -244,7 +245,7 @@ def test_each_new_option_is_read_back_from_the_json_record(runner, option, value
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["config"][key] == stored
-    assert record["config_hash"] == results.config_hash(record["config"])
+    assert record["config_hash"] == config_hash(record["config"])
     default = json.loads(invoke(runner, *SMALL_RUN, "--method", "select", "--iters", "4", "--json").stdout)
     assert default["config"][key] != stored
 

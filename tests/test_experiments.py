@@ -7,6 +7,7 @@ import warnings
 import pytest
 
 from gradsel_cli.runs import results
+from gradsel_cli.runs.records import config_hash
 from gradsel_cli.runs.experiments import cell_label, run_grid, trials
 from gradsel_cli.runs.local import LocalExecutor
 from gradsel_cli.numerics.training import TrainConfig
@@ -54,7 +55,7 @@ def test_interrupted_grid_resumes_without_losing_or_duplicating(tmp_path, mnist_
     records = run_grid(configs, path, second)
     assert len(second.ran) == len(configs) - 3
     stored = results.load(path)
-    assert sorted(r["config_hash"] for r in stored) == sorted(results.config_hash(c.to_dict()) for c in configs)
+    assert sorted(r["config_hash"] for r in stored) == sorted(config_hash(c.to_dict()) for c in configs)
     assert [r["config"] for r in records] == [c.to_dict() for c in configs]
 
     third = CountingExecutor(mnist_raw)
@@ -158,7 +159,7 @@ def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
         run_grid(configs, path, LocalExecutor(2), progress=kill_a_worker)
     assert killed
     kept = {r["config_hash"] for r in results.load(path)}
-    missing = [c for c in configs if results.config_hash(c.to_dict()) not in kept]
+    missing = [c for c in configs if config_hash(c.to_dict()) not in kept]
     assert kept and missing, "the kill should leave some runs finished and some not"
 
     calls = []

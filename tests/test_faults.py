@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from gradsel_cli import data
 from gradsel_cli.runs import experiments, results
+from gradsel_cli.runs.records import config_hash
 from gradsel_cli.numerics import training
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.numerics.training import TrainConfig
@@ -75,7 +76,7 @@ def test_a_grid_killed_at_random_moments_resumes_to_every_run_exactly_once(tmp_p
     wanted = experiments.trials(TrainConfig(hidden=5, batch=4, iters=200, test_limit=200),
                                 [dict(method=m, lr=lr) for m in ("analytic", "alternate") for lr in (0.1, 0.2)],
                                 range(5))
-    assert set(hashes) == {results.config_hash(c.to_dict()) for c in wanted}
+    assert set(hashes) == {config_hash(c.to_dict()) for c in wanted}
 
 
 def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tmp_path):
@@ -119,7 +120,7 @@ def record(mnist_raw):
 def another(record: dict, seed: int) -> dict:
     """`record` as the run of another seed (each run is stored and loaded once)."""
     config = dict(record["config"], seed=seed)
-    return dict(record, config=config, config_hash=results.config_hash(config))
+    return dict(record, config=config, config_hash=config_hash(config))
 
 
 def test_every_bad_line_is_reported_by_number_the_rest_loaded_and_the_file_untouched(record, tmp_path):
@@ -180,7 +181,7 @@ def test_records_of_an_older_config_layout_still_count_as_done(record, tmp_path,
     old = json.loads(json.dumps(record))
     for key in ("batch_norm", "dropout", "weight_decay"):
         del old["config"][key]
-    old["config_hash"] = results.config_hash(old["config"])
+    old["config_hash"] = config_hash(old["config"])
     path = tmp_path / "runs.jsonl"
     path.write_text(json.dumps(old) + "\n")
 
@@ -192,7 +193,7 @@ def test_records_with_a_retired_config_field_still_count_as_done(record, tmp_pat
     # eval_every was a config field until the accuracy curve left the configuration: stored runs hold it
     old = json.loads(json.dumps(record))
     old["config"]["eval_every"] = 0
-    old["config_hash"] = results.config_hash(old["config"])
+    old["config_hash"] = config_hash(old["config"])
     old["acc_history"] = []
     path = tmp_path / "runs.jsonl"
     path.write_text(json.dumps(old) + "\n")
@@ -353,7 +354,7 @@ def test_3_4_table_and_compare_skip_a_bad_record_instead_of_crashing_or_averagin
                   "seed string": ("seed", "\x1b[31m0")}[bad]
     if key == "seed":
         changed["config"]["seed"] = value
-        changed["config_hash"] = results.config_hash(changed["config"])
+        changed["config_hash"] = config_hash(changed["config"])
     elif value is None:
         del changed[key]
     else:

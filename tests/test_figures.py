@@ -11,6 +11,7 @@ import pytest
 from gradsel_cli.analysis import figures, report
 from gradsel_cli.numerics import gradcheck, network, training
 from gradsel_cli.runs import results
+from gradsel_cli.runs.records import run_record, thin
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.numerics.training import TrainConfig
 
@@ -48,7 +49,7 @@ def test_the_accuracy_curve_changes_nothing_else(select_runs):
     assert np.array_equal(plain.loss_history, curved.loss_history)
     assert np.array_equal(plain.params.flat, curved.params.flat)
     assert np.array_equal(plain.predictions, curved.predictions)
-    a, b = results.run_record(plain), results.run_record(curved)
+    a, b = run_record(plain), run_record(curved)
     assert a["config_hash"] == b["config_hash"] and a["config"] == b["config"]
     assert [t for t, _ in curved.acc_curve] == [0, 10, 20, 30, 40, 50, 60]
     assert curved.acc_curve[-1][1] == curved.accuracy
@@ -64,16 +65,16 @@ def test_curve_iterations():
 
 def test_select_records_its_choices_and_errors_per_window(select_runs):
     run, _ = select_runs
-    record = results.run_record(run)
-    assert record["numeric_share_history"] == results.thin(run.sources)
-    assert record["rel_diff_history"] == results.thin(run.rel_diffs)
+    record = run_record(run)
+    assert record["numeric_share_history"] == thin(run.sources)
+    assert record["rel_diff_history"] == thin(run.rel_diffs)
     assert np.all(np.isfinite(run.rel_diffs)) and record["rel_diff_mean"] == pytest.approx(run.rel_diffs.mean())
 
 
 def test_single_source_methods_record_no_choices(mnist_raw):
     run = training.train(TrainConfig(method="alternate", shots=2, batch=4, hidden=5, iters=10, test_limit=50),
                          data=mnist_raw)
-    record = results.run_record(run)
+    record = run_record(run)
     assert record["numeric_share_history"] is None and record["rel_diff_history"] is None
     assert record["rel_diff_mean"] is None
 

@@ -152,10 +152,10 @@ def test_compare_tables_fit_with_every_interval_whole(compare_records):
     ["method", "lr", "optimizer", "init", "activation", "weight_decay", "dropout"]])  # too many for columns
 def test_sweep_table_fits(varied):
     records = results.load(RESULTS / "toolkit.jsonl")
-    summary = report.sweep_summary(records, varied)
-    text = show(render.sweep_table(summary, 3))
+    summary = report.runs_summary(records, varied)
+    text = show(*render.runs_table(summary, render.sweep_title(summary, 3)))
     assert_fits(text)
-    assert_whole(text, [pm(c["accuracy"]) for c in summary["cells"]])
+    assert_whole(text, [pm(c["accuracy"]) for c in summary["rows"]])
     assert "weight-decay" in text and "0.0001" in text if len(varied) > 3 else "optimizer" in text
     header = [line for line in text.splitlines() if line.strip()][1:3]  # every option has a column of its own
     assert all(any(k.replace("_", "-") in line.split() for line in header) for k in varied)
@@ -257,7 +257,7 @@ def test_digits_grid_fits(mnist_raw, compare_records):
 @pytest.mark.parametrize("name", ["compare", "toolkit", "alternate-random", "select"])
 def test_runs_table_fits(name):
     summary = report.runs_summary(results.load(RESULTS / f"{name}.jsonl"))
-    text = show(*render.runs_table(summary, f"results/{name}.jsonl"))
+    text = show(*render.runs_table(summary, render.runs_title(summary, f"results/{name}.jsonl")))
     assert_fits(text)
     assert_whole(text, [pm(r["accuracy"]) for r in summary["rows"] if r["accuracy"]["n"] > 1])
 
@@ -276,7 +276,8 @@ def test_train_summary_says_diverged_and_shows_a_huge_loss_readably(compare_reco
     record = json.loads(json.dumps(compare_records[0]))
     record.update(diverged=True, iterations_done=37, final_loss=1e300, accuracy=None)
     text = show(render.train_summary(record))
-    assert "diverged at iteration 37; try a smaller --lr" in text and "1.00e+300" in text
+    flat = " ".join(text.replace("│", " ").split())  # the status cell wraps
+    assert "Diverged at iteration 37: the loss is not finite. Try a smaller --lr." in flat and "1.00e+300" in text
     assert not re.search(r"\d{20}", text)
     assert_fits(text)
 
@@ -312,7 +313,7 @@ def test_tables_print_hostile_config_values_as_text(compare_records):
     text = show(render.train_summary(record))
     assert "\x1b" not in text and "\\x1b[31m0" in text and "[bold red]analytic" in text
     summary = report.runs_summary([record, *compare_records[1:]])
-    text = show(*render.runs_table(summary, "runs[/]\x07.jsonl"))
+    text = show(*render.runs_table(summary, render.runs_title(summary, "runs[/]\x07.jsonl")))
     assert "\x1b" not in text and "\x07" not in text and "[bold red]analytic" in text and "runs[/]" in text
 
 
@@ -393,7 +394,7 @@ def test_compare_prints_the_wilcoxon_p_values(compare_records):
         for row in summary["methods"][1:]:
             versus = text[text.index("paired against"):].splitlines()
             line = next(line for line in versus if line.lstrip("│ ").startswith(row["method"]))
-            assert render._p(row["versus"]["p_wilcoxon"]) in line.split()
+            assert render.cells.p_value(row["versus"]["p_wilcoxon"]) in line.split()
 
 
 # --- narrow widths: the identifying columns stay, cells stay whole ------------------------------------------
@@ -420,8 +421,8 @@ def test_a_paper_table_at_a_narrow_width_keeps_the_batch_and_whole_cells(preset,
     assert not re.search(r"\w…", text), "a cell was cut short"
     for g in table["groups"]:
         for row in g["rows"]:
-            assert f"B={g['batch']} {render._row_label(row, preset)}" in text
-            assert_whole(text, [pm(e) for e in render._entries(row)])
+            assert f"B={g['batch']} {render.cells.row_label(row, preset)}" in text
+            assert_whole(text, [pm(e) for e in render.cells.entries(row)])
 
 
 @pytest.mark.parametrize("lists, label", [
@@ -450,16 +451,18 @@ def test_the_sweep_command_labels_its_progress_with_the_swept_option(runner, mon
 @pytest.mark.parametrize("n, words", [(1, "1 run, 1 configuration"), (2, "2 runs, 1 configuration")])
 def test_counts_agree_with_their_nouns(compare_records, n, words):
     records = [r for r in compare_records if r["config"]["method"] == "analytic"][:n]
-    assert words in show(*render.runs_table(report.runs_summary(records)))
-    summary = report.sweep_summary(records, [])
-    assert f"1 cell × {n} seed{'s' if n > 1 else ''}" in show(render.sweep_table(summary, n))
+    summary = report.runs_summary(records)
+    assert words in show(*render.runs_table(summary, render.runs_title(summary)))
+    summary = report.runs_summary(records, [])
+    sweep = show(*render.runs_table(summary, render.sweep_title(summary, n)))
+    assert f"1 cell × {n} seed{'s' if n > 1 else ''}" in sweep
 
 
 @pytest.mark.parametrize("value, cell", [(0.49660000000000004, "0.4966"), (0.1 + 0.2, "0.3"), (1e-05, "1e-05"),
                                          (float("nan"), ""), (None, ""), (3, "3"), (2.0, "2.0"),
                                          (0.0966666666666667, "0.0966666666666667")])
 def test_csv_floats_are_rounded_to_fifteen_digits(value, cell):
-    assert render._csv_cell(value) == cell
+    assert render.formats.csv_cell(value) == cell
 
 
 def test_every_csv_is_written_by_the_csv_module_with_rounded_floats(compare_records):

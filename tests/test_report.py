@@ -128,7 +128,10 @@ def test_study_markdown_is_its_tables_one_after_another():
     summary, note = report.study_summary("subsets", results.load(RESULTS / "subsets.jsonl"), 0.002, "subsets.jsonl")
     assert note is None and summary["rows"]
     text = render.study_output("subsets", summary, "markdown")
-    assert text == "".join(part + "\n" for part in render.study_tables("subsets", summary, markdown=True))
+    parts = render.cells.study_parts("subsets", summary)
+    heads = [f"**{title}**\n\n| {' | '.join(headers)} |" for title, headers, _ in parts]
+    assert [text.index(h) for h in heads] == sorted(text.index(h) for h in heads)
+    assert text.count("\n| ") == sum(len(rows) + 1 for _, _, rows in parts)
     assert json.loads(render.study_output("subsets", summary, "json")) == json.loads(json.dumps(summary))
 
 

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 
 from gradsel_cli.runs import experiments, results, tuning
+from gradsel_cli.runs import records
+from gradsel_cli.runs.records import config_hash, run_key
+from gradsel_cli.config import canonical
 from gradsel_cli.numerics import training
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.numerics.training import TrainConfig
@@ -28,7 +31,7 @@ def record(mnist_raw):
 
 def with_config(record: dict, **changes) -> dict:
     config = {**record["config"], **changes}
-    return {**record, "config": config, "config_hash": results.config_hash(config),
+    return {**record, "config": config, "config_hash": config_hash(config),
             "predictions": record["predictions"][:1] * config["test_limit"]}
 
 
@@ -102,12 +105,12 @@ def test_tune_again_with_the_same_results_runs_and_appends_nothing(runner, tmp_p
 
 def test_a_tune_trial_never_stands_for_the_test_set_run_of_its_configuration(record, tmp_path, mnist_raw):
     trial = {**record, "accuracy": 0.999, "evaluated_on": "validation: train on 2 per class, validate on 50"}
-    assert results.run_key(trial) != results.run_key(record)
-    assert results.run_key(record) == results.config_hash(results.canonical(record["config"]))  # older records
+    assert run_key(trial) != run_key(record)
+    assert run_key(record) == config_hash(canonical(record["config"]))  # older records
     path = tmp_path / "runs.jsonl"
     write_lines(path, [trial])
     assert results.load(path) == [trial]  # kept (runs shows it), but ...
-    assert results.test_set_runs(results.load(path)) == []
+    assert records.test_set_runs(results.load(path)) == []
     config = TrainConfig.from_dict(record["config"])
     got = experiments.run_grid([config], path)  # ... a grid runs the test-set run
     assert got[0]["accuracy"] == record["accuracy"] and "evaluated_on" not in got[0]

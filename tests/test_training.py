@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import reference as ref
 from gradsel_cli import data
 from gradsel_cli.numerics import methods, network, training
-from gradsel_cli.runs import results
+from gradsel_cli.runs.records import run_record
 from gradsel_cli.numerics.training import TrainConfig
 from helpers import small_config, spy_run
 
@@ -99,7 +99,7 @@ def test_divergence_is_reported_not_raised(mnist_raw, method):
     assert math.isnan(r.accuracy) and math.isnan(r.final_loss)
     assert np.all(r.predictions == -1)
     assert np.all(np.isfinite(r.params.flat))  # the weights from before the step that broke
-    record = results.run_record(r)
+    record = run_record(r)
     json.dumps(record, allow_nan=False)  # the record stays strict JSON
     assert record["diverged"] is True and record["accuracy"] is None
 

@@ -1,6 +1,6 @@
 """From run records to the numbers people read: compare summaries, paper tables, verdicts.
 
-Pure data in, JSON-able dicts out; rendering is render.py's.
+Pure data in, JSON-able dicts out; rendering is the render package's.
 """
 
 import json
@@ -11,11 +11,9 @@ import numpy as np
 
 from .. import papers
 from . import stats
-from ..config import DIGITS_FROM, canonical, counted
-from ..runs.results import test_set_runs
+from ..config import DIGITS_FROM, GRID_KEYS, MARGIN, canonical, counted
+from ..runs.records import test_set_runs
 
-GRID_KEYS = ("method", "shots", "batch", "hidden", "seed")
-MARGIN = 0.002  # equivalence margin on test accuracy: 20 of the 10,000 test images
 
 
 def settings_of(config: dict) -> dict:
@@ -88,32 +86,11 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
     return {"baseline": baseline, "margin": margin, "methods": rows}
 
 
-def sweep_summary(records: list[dict], varied: list[str]) -> dict:
-    """One row per cell (records equal but for the seed), in first-seen order: the values of the
-    `varied` keys, accuracy mean and CI, mean final loss of the finished runs, runs, diverged runs."""
-    groups = defaultdict(list)
-    for rec in records:
-        cell = {k: v for k, v in rec["config"].items() if k != "seed"}
-        groups[tuple(sorted(cell.items()))].append(rec)
-    cells = []
-    for recs in groups.values():
-        config = recs[0]["config"]
-        losses = [r["final_loss"] for r in recs if r["final_loss"] is not None]
-        cells.append({
-            "values": {k: config[k] for k in varied},
-            "accuracy": _ci_dict([_acc(r) for r in recs]),
-            "final_loss": float(np.mean(losses)) if losses else None,
-            "runs": len(recs),
-            "diverged": sum(r["diverged"] for r in recs),
-        })
-    return {"varied": varied, "cells": cells}
-
-
 def sweep_view(records: list[dict], configs: list, lists: dict[str, list]) -> dict:
-    """The sweep_summary of a sweep: each row at the values asked for (`configs`, not the effective config a method
+    """The runs_summary of a sweep: each row at the values asked for (`configs`, not the effective config a method
     reads), with the options given several values in `lists` as its columns."""
     shown = [{**r, "config": c.to_dict()} for r, c in zip(records, configs)]
-    return sweep_summary(shown, [k for k, v in lists.items() if len(v) > 1])
+    return runs_summary(shown, [k for k, v in lists.items() if len(v) > 1])
 
 
 def _cells(records: list[dict]) -> dict:
@@ -258,20 +235,17 @@ def _overall(parts: list[dict]) -> dict:
     return {"outcome": "supported", "reason": None}
 
 
-def _json_number(x):
-    """A float for JSON: nan (no interval from one run) becomes None."""
-    return None if x is None or x != x else x
-
-
-def runs_summary(records: list[dict]) -> dict:
-    """A summary of any results file: one row per configuration (records equal but for the seed), in
-    first-seen order, with the options that vary across the file, runs, seeds, accuracy mean and
-    95% CI, mean final loss of the finished runs and diverged runs; `fixed`: the options every run shares."""
+def runs_summary(records: list[dict], varied: list[str] | None = None) -> dict:
+    """A summary of any results file or sweep: one row per configuration (records equal but for the seed), in
+    first-seen order, with the options that vary (`varied`: by default those that vary across the records),
+    runs, seeds, accuracy mean and 95% CI, mean final loss of the finished runs and diverged runs; `fixed`: the
+    options every run shares."""
     configs = [canonical(r["config"]) for r in records]
     if any("evaluated_on" in r for r in records):  # tune's trials: apart from the test-set runs of their config
         configs = [{**c, "evaluated_on": r.get("evaluated_on") or "test"} for r, c in zip(records, configs)]
     keys = [k for k in (configs[0] if configs else {}) if k != "seed"]
-    varied = [k for k in keys if len({json.dumps(c[k]) for c in configs}) > 1]
+    if varied is None:
+        varied = [k for k in keys if len({json.dumps(c[k]) for c in configs}) > 1]
     groups = defaultdict(list)
     for rec, c in zip(records, configs):
         groups[json.dumps([c[k] for k in varied])].append((rec, c))
@@ -284,7 +258,7 @@ def runs_summary(records: list[dict]) -> dict:
             "values": {k: members[0][1][k] for k in varied},
             "runs": len(recs),
             "seeds": sorted({c["seed"] for _, c in members}),
-            "accuracy": {k: _json_number(v) for k, v in acc.items()},
+            "accuracy": acc,
             "final_loss": float(np.mean(losses)) if losses else None,
             "diverged": sum(bool(r["diverged"]) for r in recs),
         })
@@ -410,7 +384,7 @@ def compare_record(config: dict, summary: dict, digits: dict | None = None) -> d
     return {"config": config, **summary, **({"digits": digits_json(digits)} if digits is not None else {})}
 
 
-def conditions_summary(records: list[dict], margin: float = 0.002) -> dict:
+def conditions_summary(records: list[dict], margin: float = MARGIN) -> dict:
     """The study: per condition and method, its runs against analytic's on the same cell and seed.
 
     Per condition × method: the share of test predictions that differ from analytic, the accuracy

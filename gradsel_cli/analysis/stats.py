@@ -14,6 +14,9 @@ import warnings
 import numpy as np
 from scipy import special
 
+from ..config import MARGIN
+from ..text import json_number
+
 DIRECTIONS = ("greater", "less")
 
 # Subtracting decimals is not exact in binary (0.5094 - 0.5093 and
@@ -236,7 +239,7 @@ def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 
 EQUIVALENCE_OUTCOMES = ("equivalent", "better", "worse", "inconclusive")
 
 
-def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *, method: str = "the method",
+def equivalence(diff_result: dict, margin: float = MARGIN, alpha: float = 0.05, *, method: str = "the method",
                 baseline: str = "the baseline", digits: int = 4) -> dict:
     """Two one-sided tests (TOST) of a paired difference (from :func:`paired`) against the margin ±`margin`.
 
@@ -308,15 +311,13 @@ def equivalence(diff_result: dict, margin: float = 0.002, alpha: float = 0.05, *
 
 
 def json_ready(obj):
-    """`obj` (dicts, lists, tuples of numbers and strings) with every NaN as None: JSON has no NaN, and a
-    number that cannot be estimated (no interval from one seed) is null, its `reason` beside it."""
+    """`obj` (dicts, lists, tuples of numbers and strings) with every float through text.json_number: JSON has
+    no NaN, and a number that cannot be estimated (no interval from one seed) is null, its `reason` beside it."""
     if isinstance(obj, dict):
         return {k: json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_ready(v) for v in obj]
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj
+    return json_number(obj) if isinstance(obj, float) else obj
 
 
 def predictions_array(pred, name: str = "predictions") -> np.ndarray:

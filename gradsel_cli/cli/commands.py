@@ -16,6 +16,7 @@ from .errors import BadInput, Group, library_errors, on_interrupt
 from .steps import emit, prepare, run_grid, saying, show, stored, warn, wrote
 from ..config import CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, counted, setting_keys
 from ..config import VAL_PER_CLASS
+from ..text import printable
 from .options import Finite, Whole, comma_list, config_from, config_options, flags_from, grid_from, grid_options, list_option, listed_options, log_range, machine_options, margin_option, method_list_option, output_options, png_file, size_list, training_options, writable_file
 
 CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
@@ -61,6 +62,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
     """
     from .. import render
     from ..runs import results
+    from ..runs.records import run_record
     from ..data import load_mnist_raw
     from ..analysis.figures import train_figure
     from ..numerics.training import divergence_message, model_path, overshoot_warning, write_model
@@ -76,7 +78,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
     with render.progress_bar(err, config.iters, config.method) as update:
         result = run(config, raw, progress=lambda d, t, loss: update(d, t, loss=loss),
                      eval_points=CURVE_POINTS if plot else 0, eval_every=eval_every)
-    record = results.run_record(result)
+    record = run_record(result)
     failed = results.write_each([(plot, saying(err, plot, lambda: train_figure(plot, record))),
                                  (out, lambda: (_store_once(err, out, record), stored(out))),
                                  (save_model, saying(err, npz, lambda: write_model(npz, result)))])
@@ -84,7 +86,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
     if failed:
         raise BadInput("; ".join(failed) + " (the other outputs were written)")
     if result.diverged:
-        err.print(divergence_message(result, config), style="red", markup=False, soft_wrap=True)
+        err.print(divergence_message(result.iterations_done, config), style="red", markup=False, soft_wrap=True)
         return 1
     if (overshoot := overshoot_warning(result)) is not None:
         err.print(f"Warning: {overshoot}", style="yellow", markup=False, soft_wrap=True)
@@ -250,7 +252,8 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
     def tables():
         from ..analysis.report import sweep_view  # scipy: a second to import, not needed for --json
 
-        return [render.sweep_table(sweep_view(records, configs, lists), seeds)]
+        summary = sweep_view(records, configs, lists)
+        return render.runs_table(summary, render.sweep_title(summary, seeds))
 
     show(out, records, as_json, tables)
 
@@ -302,7 +305,7 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
     if results_file and not run_missing:
         path = results.readable(path)  # results/NAME.jsonl, as the docs write, is the shipped copy outside a checkout
         if not results.exists(path):
-            raise BadInput(f"{results.printable(results_file)} does not exist; give an existing results file with "
+            raise BadInput(f"{printable(results_file)} does not exist; give an existing results file with "
                            "--results, or add --run to compute the runs into it")
     if run_missing:
         prepare(threads, err)
@@ -472,4 +475,4 @@ def runs(file, as_json, as_csv):
     if as_csv:
         emit(out, render.runs_csv(summary))
     else:
-        show(out, summary, as_json, lambda: render.runs_table(summary, file))
+        show(out, summary, as_json, lambda: render.runs_table(summary, render.runs_title(summary, file)))

@@ -142,7 +142,7 @@ def quiet_warnings(quiet: bool) -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):
         if not quiet:
-            from ..runs.results import printable  # control characters from a file never reach the terminal
+            from ..text import printable  # control characters from a file never reach the terminal
 
             click.echo(f"Warning: {printable(str(message))}", err=True)
 

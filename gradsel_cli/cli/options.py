@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 
-from ..config import CELL_KEYS, DASK_TIMEOUT, METHOD_NAMES, TrainConfig, scheduler_address, setting_keys
+from ..config import CELL_KEYS, DASK_TIMEOUT, MARGIN, METHOD_NAMES, TrainConfig, scheduler_address, setting_keys
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
-GRID_KEYS = ("workers", "executor", "scheduler")  # how a grid runs, not what it computes
+EXECUTOR_KEYS = ("workers", "executor", "scheduler")  # how a grid runs, not what it computes
 
 
 class Finite(click.ParamType):
@@ -76,7 +76,8 @@ def _param_type(f):
 
 def writable_file(ctx, param, value):
     """Callback: an output file whose directory exists and that may be written (checked before any work)."""
-    from ..runs.results import check_output_path, printable, readable
+    from ..runs.results import check_output_path, readable
+    from ..text import printable
 
     if value is not None and readable(value) != Path(value):
         return value  # results/NAME.jsonl outside a checkout: the shipped copy, to read (a --run makes results/)
@@ -238,9 +239,9 @@ def method_list_option(default: str):
                         help=f"Gradient sources, comma-separated: {', '.join(METHOD_NAMES)}.")
 
 
-margin_option = click.option("--margin", type=Finite(), default=0.002, show_default=True,
-                             help="Equivalence margin on test accuracy for the TOST verdicts (0.002: 20 of 10,000 "
-                                  "test images).")
+margin_option = click.option("--margin", type=Finite(), default=MARGIN, show_default=True,
+                             help=f"Equivalence margin on test accuracy for the TOST verdicts ({MARGIN:g}: "
+                                  f"{MARGIN * 10_000:.0f} of 10,000 test images).")
 
 
 def grid_options(fn):
@@ -272,7 +273,7 @@ def config_from(opts: dict, **fixed) -> TrainConfig:
 
 def grid_from(opts: dict) -> dict:
     """How the grid runs (popped from `opts`): workers, executor, scheduler, and the --timeout of a Dask scheduler."""
-    grid = {k: opts.pop(k) for k in GRID_KEYS}
+    grid = {k: opts.pop(k) for k in EXECUTOR_KEYS}
     return {**grid, "timeout": click.get_current_context().meta.get("dask_timeout", DASK_TIMEOUT)}
 
 

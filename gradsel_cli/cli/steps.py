@@ -4,7 +4,6 @@ Heavy modules (numba, the kernels, Rich) are imported inside the functions, so
 that importing this module keeps ``gradsel --help`` instant.
 """
 
-import json
 import os
 
 import click
@@ -65,7 +64,9 @@ def emit(out, output) -> None:
 
 def show(out, data, as_json: bool, parts) -> None:
     """The result of a command: `data` as JSON on stdout, or the Rich parts that `parts()` makes."""
-    emit(out, json.dumps(data, indent=2) + "\n" if as_json else parts())
+    from ..render.formats import json_text
+
+    emit(out, json_text(data) if as_json else parts())
 
 
 def wrote(err, path) -> None:

@@ -389,6 +389,6 @@ def divergence_hint(config: TrainConfig) -> str:
     return "Try a smaller --lr."
 
 
-def divergence_message(result: RunResult, config: TrainConfig) -> str:
-    """The one line that reports a diverged run: where it diverged, and what to change."""
-    return f"Diverged at iteration {result.iterations_done}: the loss is not finite. {divergence_hint(config)}"
+def divergence_message(iterations_done: int, config: TrainConfig) -> str:
+    """The one line that reports a diverged run (on stderr and in its table): where it diverged, and what to change."""
+    return f"Diverged at iteration {iterations_done}: the loss is not finite. {divergence_hint(config)}"

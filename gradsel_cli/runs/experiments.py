@@ -17,6 +17,7 @@ import contextlib
 
 from ..config import TrainConfig
 from . import results
+from .records import config_hash, run_key
 from .local import LocalExecutor
 from .processes import default_workers, terminate_as_interrupt
 from .trial import GridError
@@ -118,12 +119,12 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
     stored = {}
     store = None
     for rec in (r for p in reference for r in results.load(p, quiet=True)):
-        stored.setdefault(results.run_key(rec), rec)
+        stored.setdefault(run_key(rec), rec)
     if path is not None:
         for rec in results.load(path, redo=True):
-            stored.setdefault(results.run_key(rec), rec)
+            stored.setdefault(run_key(rec), rec)
         store = results.Store(path)
-    keys = [results.config_hash(c.to_dict()) for c in configs]
+    keys = [config_hash(c.to_dict()) for c in configs]
     todo, seen = [], set()
     for config, key in zip(configs, keys):
         if key not in stored and key not in seen:
@@ -142,7 +143,7 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
                 except results.StoreError as exc:
                     raise results.StoreError(f"{exc}; {done} run{'' if done == 1 else 's'} stored, run the same command again to "
                                              "resume") from None
-            stored[results.run_key(record)] = record
+            stored[run_key(record)] = record
             done += 1
             if progress:
                 progress(done, len(configs), cell_label(config))

@@ -1,9 +1,7 @@
-"""The results store: one run = one JSON line, appended safely; loading and resume.
+"""The results store: one run = one JSON line (records.py), appended safely; loading and resume.
 
-A record carries the run's full configuration, a stable ``config_hash`` of
-it, the results, wall time and versions. Appends take an exclusive lock,
-write the line (a short write is continued), then fsync; on a failure (a full
-disk) the file is cut back to its size before: a record is written whole or
+Appends take an exclusive lock, write the line (a short write is continued),
+then fsync; on a failure (a full disk) the file is cut back to its size before: a record is written whole or
 not at all, and two processes never interleave. A grid appends through a
 Store, which never writes a run another process stored meanwhile. Outputs are
 probed before any work, and only regular files are read or written.
@@ -13,9 +11,8 @@ evaluated on (the test set unless a record says otherwise, as tune's trials
 do), writers skip a run already stored and load() keeps the first record of
 each run, saying how many duplicates it skipped.
 
-On load every record is checked against a schema (types, ranges, the config
-through TrainConfig.validate); a bad or cut-off line is reported by line
-number, control characters escaped, and skipped. Besides JSON Lines, load()
+On load every record is checked (records.check_record); a bad or cut-off
+line is reported by line number, control characters escaped, and skipped. Besides JSON Lines, load()
 reads a file of JSON documents (what ``--json`` prints: one record, pretty-
 printed, or a list of them) and a gzip-compressed ``.jsonl.gz``.
 """
@@ -23,35 +20,16 @@ printed, or a list of them) and a gzip-compressed ``.jsonl.gz``.
 import errno
 import fcntl
 import gzip
-import hashlib
 import json
-import math
 import os
-import platform
 import re
 import stat
 import warnings
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
-from ..config import Notice, TrainConfig, canonical
-
-FORMAT = 1  # bump when the record layout changes
-HISTORY_POINTS = 200
-
-
-def versions() -> dict[str, str]:
-    """Versions of everything that can change a result."""
-    def v(name):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "unknown"
-
-    return {"gradsel": v("gradsel"), "numpy": v("numpy"), "numba": v("numba"),
-            "python": platform.python_version(), "platform": platform.platform()}
+from ..config import Notice
+from ..text import printable
+from .records import check_record, run_key, test_set_runs
 
 
 SHIPPED = Path(__file__).resolve().parents[1] / "_results"  # the stored runs the wheel ships (gzip-compressed)
@@ -115,54 +93,6 @@ def is_shipped(path) -> bool:
     except (OSError, RuntimeError):
         return False
     return path.parent in (SHIPPED, CHECKOUT) and shipped_path(path.name.split(".")[0]) == path
-
-
-def config_hash(config: dict) -> str:
-    """A stable short hash of a configuration (keys sorted, floats by repr)."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def thin(values: np.ndarray, points: int = HISTORY_POINTS) -> dict:
-    """Window means of a long history: {"every": n, "values": [...]}; a non-finite mean is null."""
-    values = np.asarray(values, dtype=np.float64)
-    n = max(1, int(np.ceil(len(values) / points)))
-    windows = [values[i:i + n] for i in range(0, len(values), n)]
-    with np.errstate(over="ignore", invalid="ignore"):
-        means = [float((w / len(w)).sum()) for w in windows]  # divide first: huge finite losses stay finite
-    return {"every": n, "values": [_json_number(m) for m in means]}
-
-
-def _json_number(x):
-    """JSON has no NaN: a non-finite number is stored as null."""
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
-def run_record(result) -> dict:
-    """The JSON-able record of a RunResult."""
-    config = result.config.to_dict()
-    return {
-        "format": FORMAT,
-        "config_hash": config_hash(config),
-        "config": config,
-        "accuracy": _json_number(result.accuracy),
-        "final_loss": _json_number(result.final_loss),
-        "diverged": result.diverged,
-        "iterations_done": result.iterations_done,
-        "wall_time": result.wall_time,
-        "time_per_iter": result.time_per_iter,
-        "compile_time": result.compile_time,
-        "counts": result.counts,
-        "select_wins": result.select_wins,
-        "numeric_share": result.numeric_share,
-        "rel_diff_mean": _json_number(result.rel_diff_mean),
-        "loss_history": thin(result.loss_history),
-        "acc_curve": [[t, a] for t, a in result.acc_curve],
-        "rel_diff_history": thin(result.rel_diffs) if np.any(~np.isnan(result.rel_diffs)) else None,
-        "numeric_share_history": thin(result.sources) if result.config.method == "select" else None,
-        "predictions": "".join(str(int(p)) if p >= 0 else "-" for p in result.predictions),
-        "versions": versions(),
-    }
 
 
 class StoreError(ValueError):
@@ -367,30 +297,6 @@ class Store:
             os.close(fd)
 
 
-TEST_SET = "test"  # what a record without "evaluated_on" (every one but tune's trials) was evaluated on
-
-
-def evaluated_on(record: dict) -> str:
-    """What a record's accuracy was measured on: the test set, or (tune) a validation split."""
-    return record.get("evaluated_on") or TEST_SET
-
-
-def on_test_set(record: dict) -> bool:
-    return evaluated_on(record) == TEST_SET
-
-
-def test_set_runs(records: list[dict]) -> list[dict]:
-    """The records evaluated on the test set: only these stand for a run in tables, statistics and resume."""
-    return [r for r in records if on_test_set(r)]
-
-
-def run_key(record: dict) -> str:
-    """A run's identity: the hash of its configuration with every field (older layouts get the defaults filled
-    in), and what it was evaluated on unless that is the test set (so a tune trial is never a test-set run)."""
-    key = config_hash(canonical(record["config"]))
-    return key if on_test_set(record) else f"{key} on {evaluated_on(record)}"
-
-
 def _terminate_cut_line(fd: int, size: int) -> None:
     """If the file ends mid-line (a crash cut the last write), end that line first."""
     if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -414,14 +320,6 @@ def _lines(fh):
             yield raw[:MAX_LINE] + b"\x00too long\n"
             continue
         yield raw
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """`text` with every control character (escape sequences included) shown as \\xNN: safe for a terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class StoreWarning(Notice):
@@ -539,7 +437,7 @@ def _documents(fh, path, quiet: bool) -> list[dict] | None:
         return None  # not JSON documents either: read line by line, each bad line named
     records = []
     for number, value in enumerate((v for d in values for v in (d if isinstance(d, list) else [d])), start=1):
-        problem = _check(value)
+        problem = check_record(value)
         if problem:
             if isinstance(value, dict) and "config_hash" not in value:
                 problem = ("a JSON document with no run record (a summary, as compare or tune --json print; "
@@ -559,92 +457,9 @@ def _parse(raw: bytes) -> tuple[dict | None, str | None]:
     except (ValueError, RecursionError):  # bad JSON or bytes; absurdly deep nesting
         cut = not raw.endswith(b"\n")
         return None, f"{'cut-off' if cut else 'unreadable'} line skipped"
-    problem = _check(rec)
+    problem = check_record(rec)
     if problem:
         return None, f"{problem}; line skipped"
     return rec, None
 
 
-def _check(rec) -> str | None:
-    if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict) or "config_hash" not in rec:
-        return "not a gradsel run record"
-    if rec.get("format") != FORMAT:
-        return f"record format {rec.get('format')!r}, this gradsel reads format {FORMAT}"
-    if config_hash(rec["config"]) != rec["config_hash"]:
-        return "config does not match its config_hash"
-    try:
-        TrainConfig.from_dict(canonical(rec["config"])).validate()
-    except (ValueError, TypeError) as exc:
-        return f"invalid config: {exc}"
-    return _check_results(rec, canonical(rec["config"]))
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _whole(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _share(x) -> bool:
-    return _number(x) and 0 <= x <= 1
-
-
-def _or_none(test):
-    return lambda x: x is None or test(x)
-
-
-def _thinned(x) -> bool:
-    return (isinstance(x, dict) and _whole(x.get("every")) and x["every"] >= 1 and isinstance(x.get("values"), list)
-            and all(v is None or _number(v) for v in x["values"]))
-
-
-def _curve(x) -> bool:
-    return isinstance(x, list) and all(isinstance(p, list) and len(p) == 2 and _whole(p[0]) and _share(p[1])
-                                       for p in x)
-
-
-def _counts(x) -> bool:
-    return isinstance(x, dict) and all(_whole(x.get(k)) and x[k] >= 0 for k in ("analytic", "numeric"))
-
-
-# What the tables, compare and the figures read from a record: key -> (test, what it must be, required).
-SCHEMA = {
-    "diverged": (lambda x: isinstance(x, bool), "true or false", True),
-    "accuracy": (_or_none(_share), "a number in [0, 1] (null if diverged)", True),
-    "final_loss": (_or_none(_number), "a finite number or null", True),
-    "iterations_done": (lambda x: _whole(x) and x >= 0, "a whole number >= 0", True),
-    "wall_time": (lambda x: _number(x) and x >= 0, "a finite number >= 0", True),
-    "time_per_iter": (lambda x: _number(x) and x >= 0, "a finite number >= 0", True),
-    "counts": (_counts, "an object of analytic and numeric counts", True),
-    "select_wins": (_or_none(_counts), "null or an object of analytic and numeric counts", True),
-    "numeric_share": (_share, "a number in [0, 1]", True),
-    "rel_diff_mean": (_or_none(lambda x: _number(x) and x >= 0), "a finite number >= 0 or null", True),
-    "loss_history": (_thinned, 'an object {"every": N, "values": [...]}', True),
-    "acc_history": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),  # records before acc_curve
-    "acc_curve": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),
-    "rel_diff_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
-    "numeric_share_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
-    "predictions": (lambda x: isinstance(x, str) and set(x) <= set("0123456789-"),
-                    "a string of digits 0-9 and '-'", True),
-    "evaluated_on": (lambda x: isinstance(x, str) and x != "", "a description of the images scored", False),
-}
-
-
-def _check_results(rec: dict, config: dict) -> str | None:
-    """Why the results part of a record cannot be used (a wrong type, a number out of range), or None."""
-    for key, (test, what, required) in SCHEMA.items():
-        if key not in rec:
-            if required:
-                return f"no {key!r}"
-            continue
-        if not test(rec[key]):
-            return f"{key!r} must be {what}"
-    if rec["diverged"] != (rec["accuracy"] is None):
-        return "'accuracy' must be null exactly when the run diverged"
-    if rec["iterations_done"] > config["iters"]:
-        return f"'iterations_done' {rec['iterations_done']} is more than the {config['iters']} iterations"
-    if on_test_set(rec) and len(rec["predictions"]) != config["test_limit"]:  # tune: a validation split
-        return f"'predictions' has {len(rec['predictions'])} digits, the run evaluated {config['test_limit']}"
-    return None

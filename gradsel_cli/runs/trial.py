@@ -5,7 +5,7 @@ raise GridError; experiments.py drives them.
 """
 
 from ..config import TrainConfig
-from . import results
+from .records import run_record
 
 
 class GridError(RuntimeError):
@@ -25,5 +25,5 @@ def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0
     from ..data import load_mnist_raw
     from ..numerics.training import train
 
-    return results.run_record(train(config, load_mnist_raw(data_dir) if raw is None else raw,
+    return run_record(train(config, load_mnist_raw(data_dir) if raw is None else raw,
                                     eval_points=eval_points))

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import data
 from . import results
+from .records import run_key, run_record
 from ..config import VAL_PER_CLASS, TrainConfig
 from ..seeding import rng
 from ..numerics.training import Dataset, train
@@ -59,7 +60,7 @@ def tune(base: TrainConfig, trials: int, lr_range: tuple[float, float], weight_d
     stored, store = {}, None
     if results_path is not None:
         results.probe(results_path)
-        stored = {results.run_key(r): r for r in results.load(results_path, redo=True)}
+        stored = {run_key(r): r for r in results.load(results_path, redo=True)}
         store = results.Store(results_path)
     raw = data.load_mnist_raw() if raw is None else raw
     ds, described = validation_split(raw, base, val_per_class)
@@ -69,11 +70,11 @@ def tune(base: TrainConfig, trials: int, lr_range: tuple[float, float], weight_d
         config = base.replace(lr=log_uniform(gen, *lr_range),
                               weight_decay=log_uniform(gen, *weight_decay_range)).validate()
         on = "validation: " + described
-        record = stored.get(results.run_key({"config": config.to_dict(), "evaluated_on": on}))
+        record = stored.get(run_key({"config": config.to_dict(), "evaluated_on": on}))
         if record is not None:
             reused += 1
         else:
-            record = results.run_record(train(config, ds))
+            record = run_record(train(config, ds))
             record["evaluated_on"] = on
             if store is not None:
                 store.append(record)

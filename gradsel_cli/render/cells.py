@@ -1,0 +1,182 @@
+"""The text of one cell or line, shared by the terminal tables and the text formats: numbers, durations,
+intervals, verdicts, a paper table's labels and footer, a study's rows. Plain strings; no Rich.
+"""
+
+import math
+
+import numpy as np
+
+from ..config import counted
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def fmt_loss(x) -> str:
+    """A loss: 4 decimals, or 3 significant digits in e-notation when it is huge or tiny; nan, inf as such."""
+    if x is None:
+        return "—"
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and not 1e-3 <= abs(x) < 1e4:
+        return f"{x:.2e}"
+    return f"{x:.4f}"
+
+
+def sparkline(values, width: int = 40, log: bool = False) -> str:
+    """A one-line picture of a series (e.g. the loss), `width` characters; `log`: of log10 of the
+    positive values (a loss that falls by decades)."""
+    vals = [v for v in values if v is not None and v == v and abs(v) != float("inf")]
+    if log:
+        vals = [float(np.log10(v)) for v in vals if v > 0]
+    if not vals:
+        return ""
+    step = max(1, len(vals) // width)
+    pts = [sum(vals[i:i + step]) / len(vals[i:i + step]) for i in range(0, len(vals), step)][:width]
+    lo, hi = min(pts), max(pts)
+    span = hi - lo or 1.0
+    return "".join(SPARKS[min(len(SPARKS) - 1, int((p - lo) / span * (len(SPARKS) - 1) + 0.5))] for p in pts)
+
+
+def fmt_number(x, spec=".4f", none="—"):
+    return none if x is None else format(x, spec)
+
+
+def duration(seconds: float) -> str:
+    """A duration to 3 significant digits with a sensible unit: 48.0 µs, 175 µs, 4.97 ms, 27.8 s, 3.1 min."""
+    if seconds >= 120:
+        return f"{seconds / 60:.1f} min"
+    value, unit = next((seconds * scale, unit) for scale, unit in ((1, "s"), (1e3, "ms"), (1e6, "µs"))
+                       if seconds * scale >= 1 or unit == "µs")
+    return f"{value:.{2 if value < 10 else 1 if value < 100 else 0}f} {unit}"
+
+
+def plus_minus(entry: dict, digits: int = 4) -> str:
+    """'mean ± half-width' (just the mean for one seed, '—' for none)."""
+    if entry.get("mean") is None:
+        return "—"
+    if entry.get("n", 0) > 1 and entry.get("lo") is not None and entry.get("lo") == entry.get("lo"):
+        return f"{entry['mean']:.{digits}f} ± {(entry['hi'] - entry['lo']) / 2:.{digits}f}"
+    return f"{entry['mean']:.{digits}f}"
+
+
+def p_value(p) -> str:
+    if p is None or p != p:
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def outcome(result: dict, sep: str = " ", upper: bool = True) -> str:
+    """A test's outcome in capitals, with the reason it has no numbers: 'INCONCLUSIVE (one seed)'."""
+    word = result["outcome"].upper() if upper else result["outcome"]
+    return word + (f"{sep}({result['reason']})" if result.get("reason") else "")
+
+
+def option_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def row_label(row: dict, preset: str) -> str:
+    return f"{row['method']} H={row['hidden']}" if preset == "alternate" else row["method"]
+
+
+def column_names(table: dict) -> list[str]:
+    first = table["groups"][0]["rows"][0]
+    cols = [f"k={c['shots']}" for c in first["cells"]]
+    return cols + (["AVG"] if "avg" in first else [])
+
+
+def entries(row: dict) -> list[dict]:
+    return row["cells"] + ([row["avg"]] if "avg" in row else [])
+
+
+def cell_text(e: dict, paper: bool, fmt: str, stacked: bool = False) -> str:
+    ours = plus_minus(e)
+    if fmt == "markdown" and e.get("best"):
+        ours = f"**{ours}**"
+    if fmt == "latex":
+        ours = ours.replace("±", r"$\pm$")
+        if e.get("best"):
+            ours = rf"\textbf{{{ours}}}"
+    if fmt == "rich" and e.get("best"):
+        ours = f"[bold]{ours}[/]"
+    if paper and e.get("published") is not None:
+        ours += ("\n" if stacked else " ") + f"({e['published']:.4f})"
+    return ours
+
+
+def verdict_lines(table: dict) -> list[str]:
+    lines = []
+    for v in table["verdicts"]:
+        lines.append(f"{outcome(v)} — {v['text']}")
+        for part in v["comparisons"]:
+            lines.append(f"    vs {part['baseline']}: {part['words']}")
+            if "equivalence" in part:
+                e = part["equivalence"]
+                lines.append(f"    vs {part['baseline']}: {outcome(e)} within ±{e['margin']:g} (TOST): "
+                             f"{e['numbers']}")
+    return lines
+
+
+def footer_lines(table: dict) -> list[str]:
+    s = table["settings"]
+    lines = [f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
+             f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, "
+             f"fd step {s['fd_step']} ({s['fd_scheme']})"]
+    arithmetic = (s.get("precision", "float64"), s.get("fd_arith", "exact"), s.get("loss_epsilon", 0.0))
+    if arithmetic != ("float64", "exact", 0.0):
+        lines.append(f"arithmetic: {s['precision']}, fd arith {s['fd_arith']}, loss epsilon {s['loss_epsilon']:g}")
+    if table["mad_baseline"] is not None:
+        lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, "
+                     f"all cells {table['mad_all']:.4f}")
+    if table["missing_cells"]:
+        has = "has" if table["missing_cells"] == 1 else "have"
+        lines.append(f"{counted(table['missing_cells'], 'cell')} {has} no runs yet: "
+                     f"`gradsel table --preset {table['preset']} --run`")
+    for m in table["avg_mismatches"]:
+        lines.append(f"note: the published AVG of {m['method']} at B={m['batch']} is printed {m['printed']:.4f}, "
+                     f"the mean of its printed cells is {m['mean_of_cells']:.4f} (shown as printed)")
+    return lines
+
+
+def study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The study's tables as (title, headers, rows) of plain strings, for Rich or Markdown."""
+    if preset == "subsets":
+        rows = [[f"H={r['hidden']} k={r['shots']}", str(r["subsets"]), f"{r['mean']:.4f}",
+                 f"{r['lo']:.3f}–{r['hi']:.3f}", fmt_number(r["published"]),
+                 fmt_number(r["published_percentile"], ".0f"), fmt_number(r["first_k_mean"]),
+                 fmt_number(r["published_percentile_first_k"], ".0f")] for r in s["rows"]]
+        return [("Paper A, B=1, analytic: the published baseline among random few-shot subsets (pct) and among "
+                 "first-k runs (pct 1st), one run per seed",
+                 ["cell", "n", "random", "range", "paper", "pct", "first-k", "pct 1st"], rows)]
+    parts = []
+    for name in dict.fromkeys(r["condition"] for r in s["rows"]):
+        rows, share, diverged = [], None, 0
+        for r in (r for r in s["rows"] if r["condition"] == name):
+            tost = r["tost"] or {}
+            pm = ("—" if r["difference"] is None else f"{r['difference']:+.4f}" if r["ci"][0] is None
+                  else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}")
+            rows.append([r["method"], fmt_number(r["predictions_differ"], ".3%"), pm,
+                         outcome(tost, "\n", upper=False) if tost else "—",
+                         f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
+                         fmt_number(r["largest"], "+.4f")])
+            share = r["numeric_share"] if r["method"] == "select" else share
+            diverged += r["diverged"]
+        title = (f"{name}: against analytic" + ("" if share is None else f"; select keeps numeric {share:.1%}")
+                 + (f"; {counted(diverged, 'pair')} diverged" if diverged else ""))
+        parts.append((title, ["method", "differ", "Δ acc ±CI", "TOST", "eq.", "≤2 img", "largest"], rows))
+    pub = [[p["paper"], p["method"], f"{p['within']}/{p['n']}", str(p["exact_zero"]), f"{p['largest']:+.4f}"]
+           for p in s["published"]]
+    parts.append(("Published: each method − analytic, single runs", ["paper", "method", "≤2 img", "exactly 0",
+                                                                      "largest"], pub))
+    return parts
+
+
+def study_legend(summary: dict) -> str:
+    """What the columns of the conditions study mean, with its margin and how far the papers' baselines differ."""
+    x = summary["cross_paper"]
+    return (f"differ: share of test predictions unlike analytic's. Δ: pooled by seed (mean over the "
+            f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. "
+            f"≤2 img: single runs within {summary['near_zero']} of analytic. largest: of a single run. "
+            f"The papers' analytic H=20 cells differ between the two papers by up to "
+            f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']}).")
