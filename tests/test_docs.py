@@ -1,4 +1,5 @@
-"""The README and the docs pages: every relative link resolves to an existing file (and heading)."""
+"""The README, the contributor and style guides and the docs pages: every relative link resolves to an existing
+file (and heading)."""
 
 import re
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "STYLE.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
@@ -34,7 +35,7 @@ def _links(page: Path):
 
 def test_there_are_docs_pages():
     names = {p.name for p in PAGES}
-    assert {"README.md", "index.md", "cli.md", "guide.md"} <= names
+    assert {"README.md", "CONTRIBUTING.md", "STYLE.md", "index.md", "cli.md", "guide.md"} <= names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
