@@ -29,9 +29,11 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_t
                            "intra_op_parallelism_threads=1").strip()
 
 import gradsel_cli as gs  # noqa: E402
-from gradsel_cli import data, kernels  # noqa: E402
+from gradsel_cli import data  # noqa: E402
+from gradsel_cli.numerics import threads  # noqa: E402
 
 STEP = 1e-4  # the central-difference step of gradsel's default
+SETTINGS = gs.settings(gs.TrainConfig(fd_step=STEP))
 
 
 def gradsel_analytic(params, x, y):
@@ -39,7 +41,7 @@ def gradsel_analytic(params, x, y):
 
 
 def gradsel_numeric(params, x, y):
-    return lambda: gs.numeric_gradient(params, x, y, step=STEP)
+    return lambda: gs.numeric_gradient(params, x, y, SETTINGS)
 
 
 def _lit(x):
@@ -183,7 +185,7 @@ CONTENDERS = {  # name: (factory, module whose version is reported)
 
 def check_numeric(fns, params, x, y):
     """The structured differences agree with gradsel's numeric gradient (they compute the same thing)."""
-    g = gs.numeric_gradient(params, x, y, step=STEP)
+    g = gs.numeric_gradient(params, x, y, SETTINGS)
     want = np.concatenate([g.W1, g.b1[None]]), np.concatenate([g.W2, g.b2[None]])
     for name in ("PyTorch FD over x≠0", "JAX FD over x≠0"):
         if name in fns:
@@ -218,7 +220,7 @@ def main():
     ap.add_argument("--sizes", default="20:1,50:8,100:32", help="H:B pairs, comma-separated")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    kernels.set_threads(1)
+    threads.set_threads(1)
     xtr, ytr, _, _ = data.load_mnist_raw()
     available, versions = {}, {}
     for name, (factory, module) in CONTENDERS.items():

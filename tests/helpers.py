@@ -2,9 +2,16 @@
 
 import numpy as np
 
+from gradsel_cli.config import TrainConfig
+from gradsel_cli.numerics import network
 from gradsel_cli.numerics.network import Params
 
 BLOCKS = ("W1", "b1", "W2", "b2")
+
+
+def config_settings(**fields) -> network.Settings:
+    """The wrappers' settings of a TrainConfig with these fields (the others at their defaults)."""
+    return network.settings(TrainConfig(**fields))
 
 
 def rel_error(got, want) -> float:

@@ -7,10 +7,10 @@ import math
 import numba
 import numpy as np
 
-from gradsel_cli import kernels as kn
+from gradsel_cli.kernels import activations, backward, differences, forward, policy, precision
 
 
-@numba.njit(**kn._SERIAL)
+@numba.njit(**policy.SERIAL)
 def old_nonzero(x):
     """Non-zero entries of each row of x (B, n_in), plus a bias entry (index n_in, value 1).
 
@@ -40,7 +40,7 @@ def old_nonzero(x):
     return idx, val, ptr
 
 
-@numba.njit(**kn._INLINE)
+@numba.njit(**policy.INLINE)
 def old_with_eps(d, p, eps):
     """The change of -log(p_y + eps) from the change d of -log p_y, p the probability before."""
     if eps == 0.0:
@@ -48,7 +48,7 @@ def old_with_eps(d, p, eps):
     return -math.log1p(p * math.expm1(-d) / (p + eps))
 
 
-@numba.njit(**kn._INLINE)
+@numba.njit(**policy.INLINE)
 def old_sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
     """Forward pass of one sample into a1, z1 (H,) and a2 (K,), skipping zero pixels."""
     H = W1.shape[1]
@@ -62,7 +62,7 @@ def old_sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
                 a1[j] += v * W1[i, j]
     for j in range(H):
         a1[j] += b1[j]
-        z1[j] = kn._act(a1[j], act) * maskrow[j]
+        z1[j] = activations._act(a1[j], act) * maskrow[j]
     for k in range(K):
         a2[k] = 0.0
     for j in range(H):
@@ -73,7 +73,7 @@ def old_sample_forward(xrow, W1, b1, W2, b2, act, maskrow, a1, z1, a2):
         a2[k] += b2[k]
 
 
-@numba.njit(**kn._SERIAL)
+@numba.njit(**policy.SERIAL)
 def old_forward(x, W1, b1, W2, b2, act, mask):
     """a1, z1 (B, H) and a2 (B, K); z1 already carries the (dropout) mask.
 
@@ -91,7 +91,7 @@ def old_forward(x, W1, b1, W2, b2, act, mask):
     return a1, z1, a2
 
 
-@numba.njit(**kn._SERIAL)
+@numba.njit(**policy.SERIAL)
 def old_backprop_output(z1, da2, W2, pre, act, mask):
     """Through the output layer and the activation: gW2, gb2 and d loss / d pre, where `pre` (B, H)
     is what the activation was applied to (a1, or the batch-normalised u) and z1 its masked output."""
@@ -105,24 +105,24 @@ def old_backprop_output(z1, da2, W2, pre, act, mask):
             gb2[k] += da2[b, k]
         for j in range(H):
             zj = z1[b, j]
-            s = kn._c(z1, 0.0)
+            s = precision._c(z1, 0.0)
             for k in range(K):
                 gW2[j, k] += zj * da2[b, k]
                 s += da2[b, k] * W2[j, k]
-            dpre[b, j] = s * kn._act_deriv(pre[b, j], kn._act(pre[b, j], act), act) * mask[b, j]
+            dpre[b, j] = s * activations._act_deriv(pre[b, j], activations._act(pre[b, j], act), act) * mask[b, j]
     return gW2, gb2, dpre
 
 
-@numba.njit(**kn._SERIAL)
+@numba.njit(**policy.SERIAL)
 def old_analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps):
     """Loss (with eps) and the exact gradient of the loss without eps, by backpropagation:
     value, gW1, gb1, gW2, gb2."""
     B, n_in = x.shape
     H = W1.shape[1]
     a1, z1, a2 = old_forward(x, W1, b1, W2, b2, act, mask)
-    m, e, S = kn._softmax_parts(a2)
-    value = kn._mean_loss(a2, y, loss, eps)
-    da2 = kn._loss_grad_logits(e, S, y, loss)
+    m, e, S = forward._softmax_parts(a2)
+    value = forward._mean_loss(a2, y, loss, eps)
+    da2 = backward._loss_grad_logits(e, S, y, loss)
     gW2, gb2, da1 = old_backprop_output(z1, da2, W2, a1, act, mask)
     gW1 = np.zeros((n_in, H), W1.dtype)
     gb1 = np.zeros(H, W1.dtype)
@@ -137,7 +137,7 @@ def old_analytic(x, y, W1, b1, W2, b2, act, mask, loss, eps):
     return value, gW1, gb1, gW2, gb2
 
 
-@numba.njit(**kn._PARALLEL)
+@numba.njit(**policy.PARALLEL)
 def old_numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, eps):
     """Finite-difference gradient, each perturbed loss re-evaluated incrementally.
 
@@ -159,15 +159,15 @@ def old_numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, 
     H = W1.shape[1]
     K = W2.shape[1]
     a1, z1, a2 = old_forward(x, W1, b1, W2, b2, act, mask)
-    m, e, S = kn._softmax_parts(a2)
-    base = kn._sample_losses(a2, m, e, S, y, loss, eps)  # textbook: the unaffected samples' losses
+    m, e, S = forward._softmax_parts(a2)
+    base = forward._sample_losses(a2, m, e, S, y, loss, eps)  # textbook: the unaffected samples' losses
     idx, val, ptr = old_nonzero(x)
     max_row = 0
     small_x = np.empty(B, np.bool_)  # the pixel shifts of sample b are small
     for b in range(B):
         max_row = max(max_row, ptr[b + 1] - ptr[b])
-        small_x[b] = step * kn._max_abs(val[ptr[b]:], ptr[b + 1] - ptr[b]) <= kn.SMALL
-    scale = kn._fd_scale(B, step, central)
+        small_x[b] = step * differences._max_abs(val[ptr[b]:], ptr[b + 1] - ptr[b]) <= precision.SMALL
+    scale = differences._fd_scale(B, step, central)
     dt = W1.dtype
 
     gW1 = np.empty((n_in, H), dt)
@@ -185,22 +185,22 @@ def old_numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, 
         diff = np.empty(max_row, dt)
         lp = np.empty(max_row, dt)
         lm = np.empty(max_row, dt)
-        wmax = kn._max_abs(W2[j], K)
+        wmax = differences._max_abs(W2[j], K)
         for b in range(B):
             mbj = mask[b, j]
             lo = ptr[b]
             n = ptr[b + 1] - lo if mbj != 0.0 else 0  # a dropped unit: perturbing its inputs changes nothing
             if n:
-                kn._hidden_shift(a1[b, j], z1[b, j], mbj, step, val, lo, n, act, small_x[b], dzp)
+                differences._hidden_shift(a1[b, j], z1[b, j], mbj, step, val, lo, n, act, small_x[b], dzp)
                 if central:
-                    kn._hidden_shift(a1[b, j], z1[b, j], mbj, -step, val, lo, n, act, small_x[b], dzm)
-            if n and loss == kn.MSE:
+                    differences._hidden_shift(a1[b, j], z1[b, j], mbj, -step, val, lo, n, act, small_x[b], dzm)
+            if n and loss == forward.MSE:
                 for t in range(n):
-                    lm[t] = kn._mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else base[b]
-                    lp[t] = kn._mse_shifted(e, b, y[b], W2[j], dzp[t])
+                    lm[t] = differences._mse_shifted(e, b, y[b], W2[j], dzm[t]) if central else base[b]
+                    lp[t] = differences._mse_shifted(e, b, y[b], W2[j], dzp[t])
                     diff[t] = lp[t] - lm[t]
             elif n:
-                small = max(kn._max_abs(dzp, n), kn._max_abs(dzm, n)) * wmax <= kn.SMALL
+                small = max(differences._max_abs(dzp, n), differences._max_abs(dzm, n)) * wmax <= precision.SMALL
                 for t in range(n):
                     Sp[t] = 0.0
                     Sm[t] = 0.0
@@ -209,28 +209,28 @@ def old_numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, 
                     ek = e[b, k]
                     if small:
                         for t in range(n):
-                            Sp[t] += ek * kn._exp_small(dzp[t] * w)
-                            Sm[t] += ek * kn._exp_small(dzm[t] * w)
+                            Sp[t] += ek * precision._exp_small(dzp[t] * w)
+                            Sm[t] += ek * precision._exp_small(dzm[t] * w)
                     else:
                         for t in range(n):
-                            Sp[t] += ek * kn._exp(dzp[t] * w)
-                            Sm[t] += ek * kn._exp(dzm[t] * w)
+                            Sp[t] += ek * precision._exp(dzp[t] * w)
+                            Sm[t] += ek * precision._exp(dzm[t] * w)
                 wy = W2[j, y[b]]
                 # exact: loss(+) - loss(-) = log(Sp / Sm) - (dzp - dzm) * W2[j, y]; m cancels.
                 # Sp - Sm is exact (Sterbenz), so log1p of it loses nothing. textbook: each loss as a number.
                 if textbook:
                     for t in range(n):
-                        lp[t] = kn._cross_entropy(Sp[t], m[b], a2[b, y[b]], e[b, y[b]], dzp[t] * wy, eps)
-                        lm[t] = kn._cross_entropy(Sm[t], m[b], a2[b, y[b]], e[b, y[b]], dzm[t] * wy, eps)
+                        lp[t] = forward._cross_entropy(Sp[t], m[b], a2[b, y[b]], e[b, y[b]], dzp[t] * wy, eps)
+                        lm[t] = forward._cross_entropy(Sm[t], m[b], a2[b, y[b]], e[b, y[b]], dzm[t] * wy, eps)
                 elif small:
                     for t in range(n):
-                        diff[t] = kn._log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
+                        diff[t] = precision._log1p_small((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
                 else:
                     for t in range(n):
                         diff[t] = math.log1p((Sp[t] - Sm[t]) / Sm[t]) - (dzp[t] - dzm[t]) * wy
                 if eps != 0.0 and not textbook:
                     for t in range(n):
-                        diff[t] = old_with_eps(diff[t], e[b, y[b]] * kn._exp(dzm[t] * wy) / Sm[t], eps)
+                        diff[t] = old_with_eps(diff[t], e[b, y[b]] * precision._exp(dzm[t] * wy) / Sm[t], eps)
             if textbook:
                 for t in range(n):
                     Lp[idx[lo + t]] += lp[t]
@@ -244,11 +244,11 @@ def old_numeric(x, y, W1, b1, W2, b2, act, mask, step, central, loss, textbook, 
                 for t in range(n):
                     col[idx[lo + t]] += diff[t]
         for i in range(n_in + 1):
-            g = kn._textbook_difference(Lp[i], Lm[i], B, step, central) if textbook else col[i] * scale
+            g = differences._textbook_difference(Lp[i], Lm[i], B, step, central) if textbook else col[i] * scale
             if i < n_in:
                 gW1[i, j] = g
             else:
                 gb1[j] = g
 
-    gW2, gb2 = kn._numeric_output_layer(z1, a2, m, e, y, step, central, loss, textbook, eps)
+    gW2, gb2 = differences._numeric_output_layer(z1, a2, m, e, y, step, central, loss, textbook, eps)
     return gW1, gb1, gW2, gb2

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from gradsel_cli.numerics import benchmark
-from gradsel_cli import kernels
+from gradsel_cli.numerics import threads
 from gradsel_cli.cli.commands import cli
 
 
 @pytest.fixture
 def automatic():
     """The automatic thread policy before and after the test, whatever it sets."""
-    kernels.set_threads(None)
+    threads.set_threads(None)
     yield
-    kernels.set_threads(None)
+    threads.set_threads(None)
 
 
 def test_background_load_stops_its_processes_even_on_interrupt():

@@ -8,27 +8,28 @@ import textwrap
 import numpy as np
 import pytest
 
-from gradsel_cli import kernels
 from gradsel_cli.numerics import network, training
+from gradsel_cli.numerics.threads import max_threads, set_threads
 from gradsel_cli.numerics.training import TrainConfig
+from helpers import config_settings
 
 CONFIG = dict(method="select", hidden=8, batch=4, iters=30, test_limit=100, seed=5)
 
 RUN_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from gradsel_cli import kernels
+    from gradsel_cli.numerics import threads
     from gradsel_cli.numerics.training import TrainConfig, train
 
     out = sys.argv[1]
-    kernels.set_threads(kernels.max_threads())  # every call on all threads, however small
+    threads.set_threads(threads.max_threads())  # every call on all threads, however small
     result = train(TrainConfig(**{config!r}))
     np.save(out + "/params.npy", result.params.flat)
     np.save(out + "/losses.npy", result.loss_history)
     np.save(out + "/predictions.npy", result.predictions)
     np.save(out + "/sources.npy", result.sources)
     with open(out + "/threads.txt", "w") as fh:
-        fh.write(str(kernels.get_threads()))
+        fh.write(str(threads.get_threads()))
 """).format(config=CONFIG)
 
 
@@ -56,12 +57,12 @@ def test_one_thread_and_two_threads_give_bitwise_the_same_run(tmp_path):
 @pytest.fixture
 def threads():
     """Fix the kernels' thread count within this process; the automatic policy restored afterwards."""
-    yield kernels.set_threads
-    kernels.set_threads(None)
+    yield set_threads
+    set_threads(None)
 
 
 def test_kernels_do_not_depend_on_the_thread_count(threads, mnist_batch):
-    if kernels.max_threads() < 2:
+    if max_threads() < 2:
         pytest.fail("this test needs at least 2 Numba threads (NUMBA_NUM_THREADS)")
     x, y = mnist_batch
     params = network.init_params(50, seed=2, std=0.1)
@@ -70,10 +71,11 @@ def test_kernels_do_not_depend_on_the_thread_count(threads, mnist_batch):
     for n in (1, 2):
         threads(n)
         outputs[n] = [network.numeric_gradient(params, x, y).flat,
-                      network.numeric_gradient(params, x, y, scheme="forward").flat,
-                      network.numeric_gradient(params, x, y, arith="textbook", loss_epsilon=1e-7).flat,
+                      network.numeric_gradient(params, x, y, config_settings(fd_scheme="forward")).flat,
+                      network.numeric_gradient(params, x, y, config_settings(fd_arith="textbook",
+                                                                             loss_epsilon=1e-7)).flat,
                       network.numeric_gradient(params32, x, y).flat,
-                      network.numeric_gradient(params32, x, y, arith="textbook").flat,
+                      network.numeric_gradient(params32, x, y, config_settings(fd_arith="textbook")).flat,
                       network.predict(params32, np.tile(x, (100, 1))),
                       network.analytic_gradient(params, x, y).flat,
                       np.array([network.loss(params, x, y)]),

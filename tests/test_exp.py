@@ -12,7 +12,7 @@ import numba
 import numpy as np
 import pytest
 
-from gradsel_cli import kernels
+from gradsel_cli.kernels import precision
 
 MAX_ULP = 1.0  # the true bound: within 1 ulp of the correctly rounded result (measured: never more)
 EXACT = Context(prec=40, Emin=-10**6, Emax=10**6)
@@ -34,11 +34,11 @@ def _apply(fn_code, x):
     out = np.empty_like(x)
     for i in range(x.shape[0]):
         if fn_code == 0:
-            out[i] = kernels._exp(x[i])
+            out[i] = precision._exp(x[i])
         elif fn_code == 1:
-            out[i] = kernels._exp_small(x[i])
+            out[i] = precision._exp_small(x[i])
         else:
-            out[i] = kernels._log1p_small(x[i])
+            out[i] = precision._log1p_small(x[i])
     return out
 
 
@@ -77,7 +77,7 @@ def test_exp_subnormal_results_are_rounded_like_the_exact_result():
 
 def test_small_exp_and_log1p_within_one_ulp_on_their_domain():
     # The kernel takes the small paths only for |x| <= SMALL (exp) and |u| <= 2 * SMALL (log1p).
-    x = np.random.default_rng(1).uniform(-2 * kernels.SMALL, 2 * kernels.SMALL, 20000)
+    x = np.random.default_rng(1).uniform(-2 * precision.SMALL, 2 * precision.SMALL, 20000)
     assert ulps(_apply(1, x), exact_exp(x)).max() <= MAX_ULP
     x = x[x != 0]
     assert ulps(_apply(2, x), exact_log1p(x)).max() <= MAX_ULP
@@ -109,7 +109,7 @@ def test_float32_exp_edge_values():
 
 
 def test_float32_small_exp_and_log1p_within_one_ulp_on_their_domain():
-    x = np.random.default_rng(3).uniform(-2 * kernels.SMALL, 2 * kernels.SMALL, 20000).astype(np.float32)
+    x = np.random.default_rng(3).uniform(-2 * precision.SMALL, 2 * precision.SMALL, 20000).astype(np.float32)
     assert ulps32(_apply(1, x), exact_exp(x.astype(np.float64))).max() <= MAX_ULP
     x = x[x != 0]
     assert ulps32(_apply(2, x), exact_log1p(x.astype(np.float64))).max() <= MAX_ULP

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from gradsel_cli import kernels
+from gradsel_cli.kernels import forward
+from gradsel_cli.numerics import kernel_cache
 from gradsel_cli.cli.commands import cli
 
 TINY = ["--iters", "20", "--test-limit", "200", "--hidden", "10", "--threads", "1"]
@@ -27,7 +28,7 @@ def gradsel(*args, env=None, timeout=300, **kwargs) -> subprocess.CompletedProce
 
 def _cache_dir_under(root) -> str:
     """Where the kernels' cache goes with NUMBA_CACHE_DIR=root (Numba names a folder after the package's)."""
-    code = "from gradsel_cli import kernels; print(kernels._predict._cache._cache_path)"
+    code = "from gradsel_cli.kernels import forward; print(forward._predict._cache._cache_path)"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "NUMBA_CACHE_DIR": str(root)}).stdout.strip()
 
@@ -59,15 +60,15 @@ def private_cache(warm_cache, tmp_path):
     root = tmp_path / "numba-cache"
     target = _cache_dir_under(root)
     os.makedirs(target, exist_ok=True)
-    source = kernels._predict._cache._cache_path
+    source = forward._predict._cache._cache_path
     for name in os.listdir(source):
-        if name.startswith("kernels.") and name.endswith((".nbi", ".nbc")):
+        if name.endswith((".nbi", ".nbc")):
             shutil.copy2(os.path.join(source, name), target)
     return root, target
 
 
 def _files_of(target, name):
-    return sorted(os.path.join(target, f) for f in os.listdir(target) if f.startswith(f"kernels.{name}-"))
+    return sorted(os.path.join(target, f) for f in os.listdir(target) if f.startswith(f"forward.{name}-"))
 
 
 @pytest.mark.parametrize("what, how", [("nbc", "garbage"), ("nbi", "garbage"), ("nbi", "empty"), ("nbc", "empty"),
@@ -102,8 +103,8 @@ def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(priv
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tests, timeout=300,
                             env={**os.environ, "NUMBA_CACHE_DIR": str(root), "PYTHONPATH": tests})
     assert result.returncode == 0 and result.stdout.strip() == "(2,)", result.stderr
-    check = subprocess.run([sys.executable, "-c", "from gradsel_cli import kernels; "
-                            "print(len(kernels.drop_damaged_cache()))"], capture_output=True, text=True,
+    check = subprocess.run([sys.executable, "-c", "from gradsel_cli.numerics import kernel_cache; "
+                            "print(len(kernel_cache.drop_damaged_cache()))"], capture_output=True, text=True,
                            env={**os.environ, "NUMBA_CACHE_DIR": str(root)})
     assert check.stdout.strip() == "0", check.stderr  # what the load stored again loads
 
@@ -121,7 +122,7 @@ def test_an_end_of_file_inside_a_command_is_an_error_not_an_interrupt(runner, mo
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_the_compile_note_is_on_stderr_with_json_and_only_q_silences_it(quiet, runner, monkeypatch):
-    monkeypatch.setattr(kernels, "kernels_cached", lambda: False)  # as on a first run
+    monkeypatch.setattr(kernel_cache, "kernels_cached", lambda: False)  # as on a first run
     result = runner.invoke(cli, ["train", *TINY, "--json", *(["-q"] if quiet else [])])
     assert result.exit_code == 0, result.output
     assert ("Compiling the Numba kernels" in result.stderr) is not quiet, result.stderr

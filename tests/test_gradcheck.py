@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import reference as ref
-from helpers import BLOCKS, as_blocks, rel_error
+from helpers import BLOCKS, as_blocks, config_settings, rel_error
 from gradsel_cli.numerics import gradcheck, network
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
@@ -42,7 +42,7 @@ def test_one_minus_cosine_keeps_its_digits_near_one():
 @pytest.mark.parametrize("scheme", ["central", "forward"])
 def test_check_steps_matches_the_reference_twin(make_problem, scheme):
     params, x, y = make_problem(hidden=4, batch=3, n_in=12, seed=2)
-    rows = gradcheck.check_steps(params, x, y, TRUNCATION_STEPS, scheme)
+    rows = gradcheck.check_steps(params, x, y, TRUNCATION_STEPS, config_settings(fd_scheme=scheme))
     weights = as_blocks(params)
     analytic = ref.analytic_gradient(weights, x, y)
     for row, h in zip(rows, TRUNCATION_STEPS):
@@ -61,7 +61,8 @@ def test_truncation_error_falls_as_h_squared_central_and_h_forward(mnist_batch):
     x, y = mnist_batch
     params = network.init_params(20, seed=0)
     for scheme, order in (("central", 2), ("forward", 1)):
-        e = [r["all"]["rel_diff"] for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3), scheme)]
+        e = [r["all"]["rel_diff"] for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3),
+                                                                        config_settings(fd_scheme=scheme))]
         assert e[0] / e[1] == pytest.approx(10.0 ** order, rel=0.05), scheme
 
 

@@ -6,7 +6,7 @@ import pytest
 from gradsel_cli.numerics import methods, network
 from gradsel_cli.numerics.methods import StepContext
 from gradsel_cli.numerics.optimizers import Optimizer
-from helpers import CENTRAL_VS_ANALYTIC_RTOL, small_config, spy_run
+from helpers import CENTRAL_VS_ANALYTIC_RTOL, config_settings, small_config, spy_run
 
 # --- the gradient methods -------------------------------------------------------
 
@@ -102,7 +102,8 @@ def test_select_on_train_compares_on_the_whole_training_set(monkeypatch, select_
     assert losses["batch"][1] > losses["batch"][0] and losses["train"][1] < losses["train"][0]
     state = context.optimizer.init(params.flat.size)
     assert methods.select(context, params, state, x, y, mask, 1).source == "analytic"
-    on_train = StepContext(optimizer=context.optimizer, select_on="train", x_train=context.x_train, y_train=context.y_train)
+    on_train = StepContext(optimizer=context.optimizer, settings=config_settings(select_on="train"),
+                           x_train=context.x_train, y_train=context.y_train)
     step = methods.select(on_train, params, state, x, y, mask, 1)
     assert step.source == "numeric"
     assert np.array_equal(step.params.flat, losses["wn"].flat)

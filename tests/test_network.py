@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gradsel_cli.numerics import network
+from helpers import config_settings
 
 
 def test_params_unpack_into_views_of_the_flat_vector():
@@ -37,11 +38,9 @@ def test_params_repr_names_shapes_hidden_units_and_batch_norm():
 
 
 @pytest.mark.parametrize("changes,message", [
-    (dict(method="bogus"), "unknown method"),
     (dict(batches=np.array([[0, 20]])), "indices into the 20 training images"),
     (dict(batches=np.array([[-1, 0]])), "indices into the 20 training images"),
     (dict(batches=np.array([0, 1])), "(T, B) indices"),
-    (dict(numeric_every=0), "numeric_every must be at least 1"),
     (dict(losses=np.empty(1)), "losses must be a contiguous float64 vector of at least 2 entries"),
     (dict(sources=np.zeros(2)), "sources must be a contiguous int8 vector"),
 ])
@@ -49,16 +48,16 @@ def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_se
     x, y = few_shot_set
     params = network.init_params(3, seed=0)
     before = params.flat.copy()
-    args = dict(batches=np.array([[0, 1], [2, 3]]), method="select", numeric_every=2, losses=None, sources=None)
+    args = dict(batches=np.array([[0, 1], [2, 3]]), losses=None, sources=None)
     args.update(changes)
     with pytest.raises(ValueError, match=re.escape(message)):
-        network.sgd_iterations(params, x, y, args["batches"], 0, args["method"], 0.1,
-                               numeric_every=args["numeric_every"], losses=args["losses"], sources=args["sources"])
+        network.sgd_iterations(params, x, y, args["batches"], 0, config_settings(method="select"),
+                               losses=args["losses"], sources=args["sources"])
     assert np.array_equal(params.flat, before)
 
 
 def test_sgd_iterations_makes_its_outputs_when_not_given(few_shot_set):
     x, y = few_shot_set
     done, diverged = network.sgd_iterations(network.init_params(3, seed=0), x, y, np.array([[0, 1], [2, 3]]), 0,
-                                            "alternate", 0.1)
+                                            config_settings(method="alternate", lr=0.1))
     assert (done, diverged) == (2, False)

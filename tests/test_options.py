@@ -76,15 +76,16 @@ def test_every_option_reaches_the_run(runner):
 
 
 def test_the_kernels_dispatch_codes_follow_the_registries():
-    from gradsel_cli import config, kernels
+    from gradsel_cli import config
+    from gradsel_cli.kernels import activations, forward, fused
     from gradsel_cli.numerics import methods, network
 
-    assert [network.ACTIVATIONS[n] for n in config.ACTIVATIONS] == [
-        kernels.SIGMOID, kernels.TANH, kernels.RELU, kernels.LEAKY_RELU, kernels.MISH]
-    assert [network.LOSSES[n] for n in config.LOSSES] == [kernels.CROSS_ENTROPY, kernels.MSE]
+    assert [network.ACTIVATION_CODES[n] for n in config.ACTIVATIONS] == [
+        activations.SIGMOID, activations.TANH, activations.RELU, activations.LEAKY_RELU, activations.MISH]
+    assert [network.LOSS_CODES[n] for n in config.LOSSES] == [forward.CROSS_ENTROPY, forward.MSE]
     assert tuple(methods.METHODS) == config.METHOD_NAMES
-    assert [network.METHODS[n] for n in config.METHOD_NAMES] == [  # the fused loop's
-        kernels.ANALYTIC, kernels.NUMERIC, kernels.ALTERNATE, kernels.SELECT]
+    assert [network.METHOD_CODES[n] for n in config.METHOD_NAMES] == [  # the fused loop's
+        fused.ANALYTIC, fused.NUMERIC, fused.ALTERNATE, fused.SELECT]
 
 
 def test_optimizer_defaults_are_the_configs():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import reference as ref
-from helpers import as_blocks, assert_blocks_close, random_params, rel_error
+from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
 from gradsel_cli.numerics import network, training
 from gradsel_cli.config import OPTIMIZERS, TrainConfig
 from gradsel_cli.numerics.optimizers import Optimizer
@@ -52,20 +52,21 @@ def test_float32_in_float32_out(problem):
     assert g.flat.dtype == np.float32
     assert value == float(np.float32(value))  # a float32 number
     for arith in ("exact", "textbook"):
-        assert network.numeric_gradient(p32, x, y, arith=arith).flat.dtype == np.float32
+        assert network.numeric_gradient(p32, x, y, config_settings(fd_arith=arith)).flat.dtype == np.float32
     assert network.loss(p32, x, y) == float(np.float32(network.loss(p32, x, y)))
     assert network.predict(p32, (x * 255).astype(np.uint8)).shape == (len(y),)
 
 
-@pytest.mark.parametrize("act", list(network.ACTIVATIONS))
+@pytest.mark.parametrize("act", list(network.ACTIVATION_CODES))
 @pytest.mark.parametrize("loss", ["cross-entropy", "mse"])
 def test_float32_loss_and_backprop_match_the_float32_twin(problem, act, loss):
     _, p32, x, y = problem
     x32 = x.astype(np.float32)
     want_loss = ref.loss(as_blocks(p32), x32, y, act, loss=loss)
     assert want_loss.dtype == np.float32  # the twin really computed in float32
-    assert network.loss(p32, x, y, act, loss=loss) == pytest.approx(float(want_loss), rel=F32_RTOL)
-    assert_blocks_close(network.analytic_gradient(p32, x, y, act, loss=loss),
+    assert network.loss(p32, x, y, config_settings(activation=act, loss=loss)) == pytest.approx(float(want_loss),
+                                                                                                rel=F32_RTOL)
+    assert_blocks_close(network.analytic_gradient(p32, x, y, config_settings(activation=act, loss=loss)),
                         ref.analytic_gradient(as_blocks(p32), x32, y, act, loss=loss), F32_RTOL, f"{act} {loss}")
 
 
@@ -98,8 +99,10 @@ def test_textbook_arithmetic_has_the_textbook_codes_error_in_float32(problem, ep
     truth = flat(ref.analytic_gradient(as_blocks(p64), x, y, eps=eps))
     naive = flat(ref.numeric_gradient(as_blocks(p32), x.astype(np.float32), y, eps=eps))
     err_naive = rel_error(naive, truth)
-    err_textbook = rel_error(network.numeric_gradient(p32, x, y, arith="textbook", loss_epsilon=eps).flat, truth)
-    err_exact = rel_error(network.numeric_gradient(p32, x, y, arith="exact", loss_epsilon=eps).flat, truth)
+    err_textbook = rel_error(network.numeric_gradient(p32, x, y, config_settings(fd_arith="textbook",
+                                                                                 loss_epsilon=eps)).flat, truth)
+    err_exact = rel_error(network.numeric_gradient(p32, x, y, config_settings(fd_arith="exact",
+                                                                              loss_epsilon=eps)).flat, truth)
     assert err_naive / TEXTBOOK_SIZE_FACTOR < err_textbook < err_naive * TEXTBOOK_SIZE_FACTOR
     assert err_exact * EXACT_ADVANTAGE < err_textbook
 
@@ -108,10 +111,11 @@ def test_textbook_arithmetic_has_the_textbook_codes_error_in_float32(problem, ep
 def test_textbook_arithmetic_has_the_textbook_codes_error_in_float64(problem, eps):
     """Error against the exact arithmetic (whose own rounding is ~1e-15): textbook ~ the naive code."""
     p64, _, x, y = problem
-    exact = network.numeric_gradient(p64, x, y, loss_epsilon=eps).flat
+    exact = network.numeric_gradient(p64, x, y, config_settings(loss_epsilon=eps)).flat
     naive = flat(ref.numeric_gradient(as_blocks(p64), x, y, eps=eps))
     err_naive = rel_error(naive, exact)
-    err_textbook = rel_error(network.numeric_gradient(p64, x, y, arith="textbook", loss_epsilon=eps).flat, exact)
+    err_textbook = rel_error(network.numeric_gradient(p64, x, y, config_settings(fd_arith="textbook",
+                                                                                 loss_epsilon=eps)).flat, exact)
     assert CANCELLATION_FLOOR_64 < err_naive
     assert err_naive / TEXTBOOK_SIZE_FACTOR < err_textbook < err_naive * TEXTBOOK_SIZE_FACTOR
 
@@ -124,7 +128,8 @@ def test_textbook_arithmetic_is_the_same_finite_difference(mnist_batch, scheme, 
     x, y = mnist_batch
     p = random_params(4, std=0.1, seed=5)
     mask = np.array([[2.0, 0.0, 2.0, 2.0], [0.0, 2.0, 0.0, 2.0], [2.0, 2.0, 2.0, 0.0]])
-    got = network.numeric_gradient(p, x[:3], y[:3], scheme=scheme, mask=mask, loss=loss, arith="textbook")
+    got = network.numeric_gradient(p, x[:3], y[:3], config_settings(fd_scheme=scheme, loss=loss, fd_arith="textbook"),
+                                   mask=mask)
     want = ref.numeric_gradient(as_blocks(p), x[:3], y[:3], scheme=scheme, mask=mask, loss=loss)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL * (1 if scheme == "central" else 10), f"{scheme} {loss}")
 
@@ -133,7 +138,7 @@ def test_textbook_arithmetic_through_batch_norm(mnist_batch):
     x, y = mnist_batch
     p = network.init_params(4, seed=1, std=0.1, batch_norm=True)
     exact = network.numeric_gradient(p, x[:4], y[:4]).flat
-    textbook = network.numeric_gradient(p, x[:4], y[:4], arith="textbook").flat
+    textbook = network.numeric_gradient(p, x[:4], y[:4], config_settings(fd_arith="textbook")).flat
     assert CANCELLATION_FLOOR_64 < rel_error(textbook, exact) < NUMERIC_VS_NAIVE_RTOL
 
 
@@ -142,19 +147,19 @@ def test_textbook_arithmetic_through_batch_norm(mnist_batch):
 def test_loss_epsilon_is_the_textbooks_loss(problem):
     p64, p32, x, y = problem
     want = ref.loss(as_blocks(p64), x, y, eps=EPS)
-    assert network.loss(p64, x, y, loss_epsilon=EPS) == pytest.approx(want, rel=F64_RTOL)
-    assert network.loss(p64, x, y, loss_epsilon=EPS) != network.loss(p64, x, y)
-    assert network.textbook_loss(p64, x, y, loss_epsilon=EPS) == pytest.approx(want, rel=F64_RTOL)
+    assert network.loss(p64, x, y, config_settings(loss_epsilon=EPS)) == pytest.approx(want, rel=F64_RTOL)
+    assert network.loss(p64, x, y, config_settings(loss_epsilon=EPS)) != network.loss(p64, x, y)
+    assert network.textbook_loss(p64, x, y, config_settings(loss_epsilon=EPS)) == pytest.approx(want, rel=F64_RTOL)
     want32 = ref.loss(as_blocks(p32), x.astype(np.float32), y, eps=EPS)
-    assert network.loss(p32, x, y, loss_epsilon=EPS) == pytest.approx(float(want32), rel=F32_RTOL)
+    assert network.loss(p32, x, y, config_settings(loss_epsilon=EPS)) == pytest.approx(float(want32), rel=F32_RTOL)
 
 
 def test_backprop_ignores_the_loss_epsilon_but_reports_the_loss_with_it(problem):
     p64, _, x, y = problem
     g0, v0 = network.analytic_gradient(p64, x, y, return_loss=True)
-    g1, v1 = network.analytic_gradient(p64, x, y, return_loss=True, loss_epsilon=EPS)
+    g1, v1 = network.analytic_gradient(p64, x, y, config_settings(loss_epsilon=EPS), return_loss=True)
     assert g0.flat.tobytes() == g1.flat.tobytes()
-    assert v1 == network.loss(p64, x, y, loss_epsilon=EPS) and v1 != v0
+    assert v1 == network.loss(p64, x, y, config_settings(loss_epsilon=EPS)) and v1 != v0
 
 
 def test_numeric_gradient_sees_the_loss_epsilon(mnist_batch):
@@ -163,7 +168,7 @@ def test_numeric_gradient_sees_the_loss_epsilon(mnist_batch):
     p = random_params(3, std=0.1, seed=4)
     p.W2[...] *= 60.0
     blocks = as_blocks(p)
-    got = network.numeric_gradient(p, x[:4], y[:4], loss_epsilon=EPS)
+    got = network.numeric_gradient(p, x[:4], y[:4], config_settings(loss_epsilon=EPS))
     assert_blocks_close(got, ref.analytic_gradient(blocks, x[:4], y[:4], eps=EPS), CENTRAL_VS_ANALYTIC_RTOL, "eps")
     assert_blocks_close(got, ref.numeric_gradient(blocks, x[:4], y[:4], eps=EPS), NUMERIC_VS_NAIVE_RTOL, "naive")
     assert rel_error(flat(as_blocks(got)), flat(ref.analytic_gradient(blocks, x[:4], y[:4]))) > 1e-3
@@ -172,7 +177,7 @@ def test_numeric_gradient_sees_the_loss_epsilon(mnist_batch):
 def test_loss_epsilon_with_mse_is_refused(problem):
     p64, _, x, y = problem
     with pytest.raises(ValueError, match="cross-entropy only"):
-        network.loss(p64, x, y, loss="mse", loss_epsilon=EPS)
+        network.loss(p64, x, y, config_settings(loss="mse", loss_epsilon=EPS))
     with pytest.raises(ValueError, match="cross-entropy only"):
         TrainConfig(loss="mse", loss_epsilon=EPS).validate()
 

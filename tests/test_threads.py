@@ -1,4 +1,5 @@
-"""The thread policy: one place (kernels.py) imports numba and decides the threads."""
+"""The thread policy (numerics/threads.py) and the kernel cache check (numerics/kernel_cache.py), the only modules
+besides the kernels that import numba."""
 
 import ast
 from pathlib import Path
@@ -6,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import gradsel_cli
-from gradsel_cli import kernels
+from gradsel_cli.kernels import differences
+from gradsel_cli.numerics import kernel_cache, threads
 
 PACKAGE = Path(gradsel_cli.__file__).parent
 
@@ -21,52 +23,66 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_only_kernels_imports_numba():
+def test_only_the_kernels_the_thread_policy_and_the_cache_check_import_numba():
     sources = sorted(PACKAGE.rglob("*.py"))
-    assert PACKAGE / "kernels.py" in sources and len(sources) > 10
-    importers = {str(p.relative_to(PACKAGE)) for p in sources if {"numba", "llvmlite"} & imported_modules(p)}
-    assert importers == {"kernels.py"}
+    assert len(sources) > 30
+    importers = {p.relative_to(PACKAGE).as_posix() for p in sources if {"numba", "llvmlite"} & imported_modules(p)}
+    kernels = {f"kernels/{p.name}" for p in (PACKAGE / "kernels").glob("*.py")} - {"kernels/__init__.py",
+                                                                                   "kernels/policy.py"}
+    assert len(kernels) == 8
+    assert importers == kernels | {"numerics/threads.py", "numerics/kernel_cache.py"}
+
+
+def test_the_cache_check_guards_the_kernels_of_every_module():
+    from gradsel_cli.kernels import forward, fused, lit, precision
+
+    guarded = set(kernel_cache._CACHED)
+    assert {forward._predict, fused._train_sgd, differences._numeric, lit._nonzero, precision._exp64} <= guarded
+    modules = {k.py_func.__module__.rsplit(".", 1)[1] for k in guarded}
+    assert modules == {"precision", "activations", "lit", "forward", "backward", "differences", "differences_bn",
+                       "fused"}
+    assert len(guarded) == len(kernel_cache._CACHED)  # each kernel once, though modules import each other's
 
 
 @pytest.fixture
 def automatic():
     """The automatic policy before and after the test, whatever it sets."""
-    kernels.set_threads(None)
+    threads.set_threads(None)
     yield
-    kernels.set_threads(None)
+    threads.set_threads(None)
 
 
 def test_set_and_get_threads(automatic):
-    assert kernels.get_threads() is None
-    assert kernels.max_threads() >= 1
-    kernels.set_threads(1)
-    assert kernels.get_threads() == 1
-    assert kernels.threads_for(kernels._numeric, 10 ** 12) == 1  # a fixed count holds for any work
-    kernels.set_threads(kernels.max_threads())
-    assert kernels.threads_for(kernels._numeric, 1) == kernels.max_threads()
-    kernels.set_threads(None)
-    assert kernels.get_threads() is None
+    assert threads.get_threads() is None
+    assert threads.max_threads() >= 1
+    threads.set_threads(1)
+    assert threads.get_threads() == 1
+    assert threads.threads_for(differences._numeric, 10 ** 12) == 1  # a fixed count holds for any work
+    threads.set_threads(threads.max_threads())
+    assert threads.threads_for(differences._numeric, 1) == threads.max_threads()
+    threads.set_threads(None)
+    assert threads.get_threads() is None
 
 
 @pytest.mark.parametrize("bad", [0, -1, 10 ** 6])
 def test_set_threads_rejects_counts_out_of_range(automatic, bad):
     with pytest.raises(ValueError, match="threads"):
-        kernels.set_threads(bad)
-    assert kernels.get_threads() is None
+        threads.set_threads(bad)
+    assert threads.get_threads() is None
 
 
 def test_small_calls_run_on_one_thread(automatic):
-    assert kernels.threads_for(kernels._numeric, kernels.PARALLEL_WORK - 1) == 1
+    assert threads.threads_for(differences._numeric, threads.PARALLEL_WORK - 1) == 1
 
 
 def test_choice_follows_the_measured_times_and_remeasures_the_other():
-    choice, top = kernels._Choice(), 4
+    choice, top = threads._Choice(), 4
     assert choice.pick(top) == 1           # nothing measured: one thread first
     choice.record(1, top, 2e-9)
     assert choice.pick(top) == top         # then all threads
     choice.record(top, top, 1e-9)          # all threads faster
-    picks = [choice.pick(top) for _ in range(kernels._PROBE_FIRST)]
-    assert picks[:-1] == [top] * (kernels._PROBE_FIRST - 1) and picks[-1] == 1  # one thread re-measured
+    picks = [choice.pick(top) for _ in range(threads._PROBE_FIRST)]
+    assert picks[:-1] == [top] * (threads._PROBE_FIRST - 1) and picks[-1] == 1  # one thread re-measured
     for _ in range(3):                     # one thread now faster (the machine got busy): it takes over
         while choice.pick(top) != 1:
             pass
@@ -75,7 +91,7 @@ def test_choice_follows_the_measured_times_and_remeasures_the_other():
 
 
 def test_choice_probes_less_often_while_the_same_choice_keeps_winning():
-    choice, top = kernels._Choice(), 2
+    choice, top = threads._Choice(), 2
     choice.record(1, top, 1e-9)
     choice.record(top, top, 5e-9)
     first = choice.interval
@@ -83,11 +99,11 @@ def test_choice_probes_less_often_while_the_same_choice_keeps_winning():
         while choice.pick(top) != top:
             pass
         choice.record(top, top, 5e-9)
-    assert choice.interval == min(first * 8, kernels._PROBE_LAST)
+    assert choice.interval == min(first * 8, threads._PROBE_LAST)
 
 
 def test_kernels_cached_answers_a_bool():
-    assert isinstance(kernels.kernels_cached(), bool)
+    assert isinstance(kernel_cache.kernels_cached(), bool)
 
 
 def test_kernels_cached_after_a_call(mnist_batch):
@@ -95,4 +111,4 @@ def test_kernels_cached_after_a_call(mnist_batch):
     from gradsel_cli.numerics import network
 
     network.loss(network.init_params(3), x, y)  # compiles and caches _loss if it was not
-    assert kernels.kernels_cached()
+    assert kernel_cache.kernels_cached()

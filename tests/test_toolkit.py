@@ -18,7 +18,7 @@ from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import ACTIVATIONS, LOSSES
 from gradsel_cli.numerics.network import Params
 from gradsel_cli.numerics.training import TrainConfig
-from helpers import as_blocks, assert_blocks_close
+from helpers import as_blocks, assert_blocks_close, config_settings
 
 STEP = 1e-4
 TWIN_RTOL = 1e-10        # the same formula in another order: rounding only
@@ -52,14 +52,15 @@ COMBOS = list(itertools.product(ACTIVATIONS, LOSSES, REGULARISERS))
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
 def test_loss_matches_twin(act, loss, reg):
     params, weights, x, y, mask, decay = problem(act, reg)
-    got = network.loss(params, x, y, activation=act, mask=mask, loss=loss, weight_decay=decay)
+    got = network.loss(params, x, y, config_settings(activation=act, loss=loss, weight_decay=decay), mask=mask)
     assert got == pytest.approx(ref.total_loss(weights, x, y, act, mask, loss, decay), rel=1e-12)
 
 
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
 def test_analytic_matches_twin_backprop(act, loss, reg):
     params, weights, x, y, mask, decay = problem(act, reg)
-    got = network.analytic_gradient(params, x, y, activation=act, mask=mask, loss=loss, weight_decay=decay)
+    got = network.analytic_gradient(params, x, y, config_settings(activation=act, loss=loss, weight_decay=decay),
+                                    mask=mask)
     want = ref.analytic_gradient(weights, x, y, act, mask, loss, decay)
     assert_blocks_close(as_blocks(got), want, TWIN_RTOL, f"{act}/{loss}/{reg}", floor=1e-3)
 
@@ -67,7 +68,8 @@ def test_analytic_matches_twin_backprop(act, loss, reg):
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
 def test_fast_numeric_matches_twin_naive(act, loss, reg):
     params, weights, x, y, mask, decay = problem(act, reg)
-    got = network.numeric_gradient(params, x, y, STEP, activation=act, mask=mask, loss=loss, weight_decay=decay)
+    got = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, activation=act, loss=loss,
+                                                                 weight_decay=decay), mask=mask)
     want = ref.numeric_gradient(weights, x, y, STEP, "central", act, mask, loss, decay)
     assert_blocks_close(as_blocks(got), want, FD_RTOL, f"{act}/{loss}/{reg}", floor=1e-3)
 
@@ -75,9 +77,9 @@ def test_fast_numeric_matches_twin_naive(act, loss, reg):
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
 def test_numeric_agrees_with_analytic(act, loss, reg):
     params, _, x, y, mask, decay = problem(act, reg)
-    kw = dict(activation=act, mask=mask, loss=loss, weight_decay=decay)
-    analytic = network.analytic_gradient(params, x, y, **kw)
-    numeric = network.numeric_gradient(params, x, y, STEP, **kw)
+    s = config_settings(fd_step=STEP, activation=act, loss=loss, weight_decay=decay)
+    analytic = network.analytic_gradient(params, x, y, s, mask)
+    numeric = network.numeric_gradient(params, x, y, s, mask)
     assert_blocks_close(as_blocks(numeric), as_blocks(analytic), ANALYTIC_VS_FD, f"{act}/{loss}/{reg}", floor=1e-3)
 
 
@@ -88,16 +90,16 @@ def test_a_kink_inside_the_step_is_where_numeric_and_analytic_part(act):
     params, _, x, y, _, _ = problem(act, "none", hidden=1, batch=1)
     a1 = float(x[0] @ params.W1[:, 0] + params.b1[0])
     params.b1[0] -= a1 + 0.3 * STEP      # a1 = -0.3 h: the kink is inside [a1 - h, a1 + h] for b1
-    kw = dict(activation=act)
-    analytic = network.analytic_gradient(params, x, y, **kw).b1[0]
-    assert network.numeric_gradient(params, x, y, STEP, **kw).b1[0] != pytest.approx(analytic, rel=1e-3)
-    assert network.numeric_gradient(params, x, y, 1e-6, **kw).b1[0] == pytest.approx(analytic, rel=1e-6)
+    s = config_settings(fd_step=STEP, activation=act)
+    analytic = network.analytic_gradient(params, x, y, s).b1[0]
+    assert network.numeric_gradient(params, x, y, s).b1[0] != pytest.approx(analytic, rel=1e-3)
+    assert network.numeric_gradient(params, x, y, s._replace(fd_step=1e-6)).b1[0] == pytest.approx(analytic, rel=1e-6)
 
 
 def test_weight_decay_adds_lambda_w_to_weights_only():
     params, _, x, y, _, _ = problem("sigmoid", "none")
     plain = network.analytic_gradient(params, x, y)
-    decayed = network.analytic_gradient(params, x, y, weight_decay=0.1)
+    decayed = network.analytic_gradient(params, x, y, config_settings(weight_decay=0.1))
     np.testing.assert_allclose(decayed.W1 - plain.W1, 0.1 * params.W1, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(decayed.W2 - plain.W2, 0.1 * params.W2, rtol=1e-12, atol=1e-15)
     assert np.array_equal(decayed.b1, plain.b1) and np.array_equal(decayed.b2, plain.b2)
@@ -112,7 +114,7 @@ def test_batch_norm_moves_the_whole_unit_when_a_weight_moves():
     weights[0][0, 1] += 1e-3
     after = ref.forward(weights, x)[0][:, 1]
     assert np.all(after != before)
-    numeric = network.numeric_gradient(params, x, y, STEP, mask=None)
+    numeric = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP), mask=None)
     naive = ref.numeric_gradient([w.copy() for w in ref_weights(params)], x, y, STEP)
     assert numeric.W1[0, 1] == pytest.approx(naive[0][0, 1], rel=1e-7)
 

@@ -13,7 +13,7 @@ from gradsel_cli import data
 from gradsel_cli.numerics import methods, network, training
 from gradsel_cli.runs.records import run_record
 from gradsel_cli.numerics.training import TrainConfig
-from helpers import small_config, spy_run
+from helpers import config_settings, small_config, spy_run
 
 # --- pairing: one seed, the same randomness for every method -----------------
 
@@ -159,8 +159,8 @@ def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set)
     before = params.copy()
     batches = np.array([[0, 1, 2, 3]])
     losses, sources, rel_diffs = np.empty(1), np.zeros(1, np.int8), np.full(1, np.nan)
-    done, diverged = network.sgd_iterations(params, x, y, batches, 0, "analytic", 0.1, losses=losses,
-                                            sources=sources, rel_diffs=rel_diffs)
+    done, diverged = network.sgd_iterations(params, x, y, batches, 0, config_settings(method="analytic", lr=0.1),
+                                            losses, sources, rel_diffs)
     assert (done, diverged) == (1, False)
     lit = x[batches[0]].any(axis=0)
     assert np.array_equal(params.W1[~lit], before.W1[~lit])

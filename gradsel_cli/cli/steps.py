@@ -13,20 +13,21 @@ from .errors import STORED, on_interrupt, stored
 
 def prepare(threads, err, *figures) -> None:
     """Before any work: matplotlib when a figure is asked for, the thread count, the first-run notice."""
-    from .. import kernels
+    from ..numerics import kernel_cache
+    from ..numerics.threads import set_threads
 
     if any(figures):
         from ..analysis.figures import require
 
         require()
-    kernels.set_threads(threads)
+    set_threads(threads)
     note = _notes(err)
-    dropped = kernels.drop_damaged_cache()
+    dropped = kernel_cache.drop_damaged_cache()
     if dropped:
         note.print(f"Numba's cache in {os.path.dirname(dropped[0])} could not be loaded: dropped the {len(dropped)} "
                    "files of the damaged kernels, compiling them again…", markup=False, highlight=False,
                    soft_wrap=True)
-    elif not kernels.kernels_cached():
+    elif not kernel_cache.kernels_cached():
         note.print("[dim]Compiling the Numba kernels (first run only; about 40 s, longer on a busy machine)…[/]",
                    soft_wrap=True)
 

@@ -17,9 +17,10 @@ import time
 
 import numpy as np
 
-from .. import data, kernels
+from .. import data
+from .threads import get_threads, max_threads
 from . import network
-from ..config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES
+from ..config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, TrainConfig
 
 NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
 NAIVE_SAMPLE = 400      # weights timed when sampling
@@ -134,8 +135,8 @@ FUSED_ITERS = 20  # iterations of one timed fused-loop call (alternate: half of 
 def fused_iterations(params: network.Params, x: np.ndarray, y: np.ndarray, method: str) -> None:
     """FUSED_ITERS iterations of plain SGD (lr 0.1) with `method`, on a copy of params, each on the whole batch."""
     batches = np.tile(np.arange(len(y)), (FUSED_ITERS, 1))
-    network.sgd_iterations(params.copy(), x, y, batches, 0, method, 0.1, losses=np.empty(FUSED_ITERS),
-                           sources=np.zeros(FUSED_ITERS, np.int8), rel_diffs=np.empty(FUSED_ITERS))
+    network.sgd_iterations(params.copy(), x, y, batches, 0, network.settings(TrainConfig(method=method, lr=0.1)),
+                           np.empty(FUSED_ITERS), np.zeros(FUSED_ITERS, np.int8), np.empty(FUSED_ITERS))
 
 
 def check_sizes(hiddens, batches) -> None:
@@ -166,6 +167,6 @@ def bench_record(rows: list[dict], repeat: int, background: int, precision: str 
     """The measurements with how they were taken: the thread setting (None: the automatic policy), the cores,
     the naive reference's BLAS threads, the timed calls per measurement, the busy processes beside them and
     the precision."""
-    return {"threads": kernels.get_threads(), "max_threads": kernels.max_threads(),
+    return {"threads": get_threads(), "max_threads": max_threads(),
             "naive_blas_threads": NAIVE_BLAS_THREADS, "background": background,
             "repeat": repeat, "precision": precision, "rows": rows}

@@ -16,7 +16,7 @@ import numpy as np
 from .. import data
 from . import network
 from ..config import GRADCHECK_STEPS as DEFAULT_STEPS, TrainConfig
-from .network import Params
+from .network import DEFAULTS, Params, Settings
 from .training import Dataset, batch_indices, train
 
 BLOCKS = ("W1", "b1", "W2", "b2")
@@ -42,20 +42,18 @@ def compare(numeric: np.ndarray, analytic: np.ndarray) -> dict:
     return {"rel_diff": _finite_or_none(rel), "cosine": _finite_or_none(cos), "one_minus_cosine": _finite_or_none(gap)}
 
 
-def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, scheme: str = "central",
-                activation: str = "sigmoid", loss: str = "cross-entropy", weight_decay: float = 0.0,
-                arith: str = "exact", loss_epsilon: float = 0.0) -> list[dict]:
-    """For each step h: per block and over all weights, the numeric gradient against the analytic one.
+def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, settings: Settings = DEFAULTS) -> list[dict]:
+    """For each step h (settings' fd_step replaced by it): per block and over all weights, the numeric gradient
+    against the analytic one.
 
     x : (B, n_in) float, y : (B,) int; both gradients in the precision of `params`.
     """
     if not steps:
         raise ValueError("give at least one finite-difference step")
-    analytic = network.analytic_gradient(params, x, y, activation, loss=loss, weight_decay=weight_decay)
+    analytic = network.analytic_gradient(params, x, y, settings)
     rows = []
     for h in steps:
-        numeric = network.numeric_gradient(params, x, y, h, scheme, activation, loss=loss, weight_decay=weight_decay,
-                                             arith=arith, loss_epsilon=loss_epsilon)
+        numeric = network.numeric_gradient(params, x, y, settings._replace(fd_step=h))
         blocks = {name: compare(getattr(numeric, name), getattr(analytic, name)) for name in BLOCKS}
         rows.append({"step": float(h), "blocks": blocks, "all": compare(numeric.flat, analytic.flat)})
     return rows
@@ -82,13 +80,12 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None)
     x, y = ds.x_train[idx], ds.y_train[idx]  # (B, 784), (B,)
     start = network.init_params(config.hidden, config.seed, config.init_std, config.init, dtype=config.precision)
     trained = train(config, ds, progress=progress).params
+    settings = network.settings(config)
     states = []
     for name, iteration, params in (("init", 0, start), ("trained", config.iters, trained)):
-        rows = check_steps(params, x, y, steps, config.fd_scheme, config.activation, config.loss,
-                           config.weight_decay, config.fd_arith, config.loss_epsilon)
+        rows = check_steps(params, x, y, steps, settings)
         states.append({"state": name, "iteration": iteration,
-                       "loss": network.loss(params, x, y, config.activation, None, config.loss, config.weight_decay,
-                                            config.loss_epsilon),
+                       "loss": network.loss(params, x, y, settings),
                        "rows": rows,
                        "best_step": best_step(rows)})
     return {"config": config.to_dict(), "scheme": config.fd_scheme, "steps": [float(h) for h in steps],

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import network
-from .network import Params
+from .network import DEFAULTS, Params, Settings
 from .optimizers import Optimizer
 
 SOURCES = ("analytic", "numeric")
@@ -23,15 +23,7 @@ class StepContext:
     """What every method needs to know besides the batch."""
 
     optimizer: Optimizer
-    activation: str = "sigmoid"
-    loss: str = "cross-entropy"
-    weight_decay: float = 0.0
-    fd_step: float = 1e-4
-    fd_scheme: str = "central"
-    fd_arith: str = "exact"
-    loss_epsilon: float = 0.0     # every loss evaluation; the analytic gradient ignores it
-    numeric_every: int = 2
-    select_on: str = "batch"
+    settings: Settings = DEFAULTS  # network.settings(config)
     x_train: np.ndarray | None = None  # the whole few-shot set, for select_on == "train"
     y_train: np.ndarray | None = None
 
@@ -51,11 +43,8 @@ class Step:
 def gradient(s: StepContext, source: str, params: Params, x, y, mask) -> tuple[Params, float]:
     """(gradient, batch loss) from one source."""
     if source == "analytic":
-        return network.analytic_gradient(params, x, y, s.activation, mask, return_loss=True, loss=s.loss,
-                                         weight_decay=s.weight_decay, loss_epsilon=s.loss_epsilon)
-    g = network.numeric_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, mask, s.loss, s.weight_decay,
-                                   s.fd_arith, s.loss_epsilon)
-    return g, network.loss(params, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
+        return network.analytic_gradient(params, x, y, s.settings, mask, return_loss=True)
+    return network.numeric_gradient(params, x, y, s.settings, mask), network.loss(params, x, y, s.settings, mask)
 
 
 def _update(s: StepContext, source, params, opt_state, x, y, mask, t) -> Step:
@@ -74,7 +63,7 @@ def numeric(s, params, opt_state, x, y, mask, t) -> Step:
 
 def alternate(s, params, opt_state, x, y, mask, t) -> Step:
     """Iteration t (1-based) uses the numeric gradient when t is a multiple of numeric_every."""
-    source = "numeric" if t % s.numeric_every == 0 else "analytic"
+    source = "numeric" if t % s.settings.numeric_every == 0 else "analytic"
     return _update(s, source, params, opt_state, x, y, mask, t)
 
 
@@ -85,17 +74,15 @@ def select(s, params, opt_state, x, y, mask, t) -> Step:
     flat_a, state_a = s.optimizer.step(params.flat, ga.flat, opt_state)
     flat_n, state_n = s.optimizer.step(params.flat, gn.flat, opt_state)
     pa, pn = params.with_flat(flat_a), params.with_flat(flat_n)
-    if s.select_on == "train":  # the whole training set, no dropout
+    if s.settings.select_on_train:  # the whole training set, no dropout
         x, y, mask = s.x_train, s.y_train, None
-    la = network.loss(pa, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
-    ln = network.loss(pn, x, y, s.activation, mask, s.loss, s.weight_decay, s.loss_epsilon)
+    la = network.loss(pa, x, y, s.settings, mask)
+    ln = network.loss(pn, x, y, s.settings, mask)
     norm = network.norm(ga.flat)
     rel = network.norm(gn.flat - ga.flat) / norm if norm > 0 else network.norm(gn.flat)
     if ln < la:
         return Step(pn, state_n, value, "numeric", SOURCES, rel)
     return Step(pa, state_a, value, "analytic", SOURCES, rel)
-
-
 
 
 METHODS = {"analytic": analytic, "numeric": numeric, "alternate": alternate, "select": select}

@@ -1,4 +1,4 @@
-"""The two-layer network: parameters, initialisation, and checked wrappers over the kernels.
+"""The two-layer network: parameters, initialisation, and checked wrappers over the 
 
 ``Params`` keeps all weights in one flat vector with four views (W1, b1, W2,
 b2), so optimizers update one array and gradients have the same layout as the
@@ -8,20 +8,59 @@ kernels compute in it.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from .. import config, kernels
-from ..config import FD_ARITHS, FD_SCHEMES, INITS, PRECISIONS
+from .. import config
+from ..config import INITS, PRECISIONS, TrainConfig
+from ..kernels.activations import LEAKY_SLOPE
+from ..kernels.backward import _analytic
+from ..kernels.differences import _numeric
+from ..kernels.differences_bn import _numeric_bn
+from ..kernels.forward import BN_EPS, _loss, _predict
+from ..kernels.fused import _norm, _train_sgd
 from ..seeding import rng
+from . import kernel_cache  # noqa: F401  (guards every kernel's cache loader before the first call)
+from .threads import run_parallel
 
 N_IN = 784
 N_OUT = 10
 
 # The kernels' dispatch codes are the names' positions in the registries of config.py (a test checks them).
-ACTIVATIONS = {name: code for code, name in enumerate(config.ACTIVATIONS)}
-LOSSES = {name: code for code, name in enumerate(config.LOSSES)}
-METHODS = {name: code for code, name in enumerate(config.METHOD_NAMES)}  # of the fused loop (sgd_iterations)
+ACTIVATION_CODES = {name: code for code, name in enumerate(config.ACTIVATIONS)}
+LOSS_CODES = {name: code for code, name in enumerate(config.LOSSES)}
+METHOD_CODES = {name: code for code, name in enumerate(config.METHOD_NAMES)}  # of the fused loop (sgd_iterations)
+
+
+class Settings(NamedTuple):
+    """What the wrappers and kernels need of a TrainConfig: made once per run by ``settings(config)`` (which
+    validates the config) and passed down as it is. The fields keep the config's names; a choice among more
+    than two names is its kernel code (ACTIVATION_CODES, ...), a choice of two a boolean named after the field
+    and the choice it is true for (fd_central: fd_scheme is "central"), as in the kernels' parameters."""
+
+    method: int            # METHOD_CODES: the fused loop's gradient source
+    activation: int        # ACTIVATION_CODES
+    loss: int              # LOSS_CODES
+    weight_decay: float
+    loss_epsilon: float    # every loss evaluation; the analytic gradient ignores it
+    fd_step: float
+    fd_central: bool       # fd_scheme == "central" (else forward)
+    fd_textbook: bool      # fd_arith == "textbook" (else exact)
+    numeric_every: int
+    select_on_train: bool  # select_on == "train" (else the batch)
+    lr: float              # the fused loop's SGD step
+
+
+def settings(config: TrainConfig) -> Settings:
+    """The Settings of `config`, validated (ValueError naming the first bad field)."""
+    c = config.validate()
+    return Settings(METHOD_CODES[c.method], ACTIVATION_CODES[c.activation], LOSS_CODES[c.loss], float(c.weight_decay),
+                    float(c.loss_epsilon), c.fd_step, c.fd_scheme == "central", c.fd_arith == "textbook",
+                    c.numeric_every, c.select_on == "train", c.lr)
+
+
+DEFAULTS = settings(TrainConfig())
 
 
 @dataclass(frozen=True)
@@ -159,9 +198,9 @@ def init_params(hidden: int, seed: int = 0, std: float = 0.01, init: str = "std"
 
 
 def _activation_code(activation: str) -> int:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[activation]
+    if activation not in ACTIVATION_CODES:
+        raise ValueError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATION_CODES)}")
+    return ACTIVATION_CODES[activation]
 
 
 def _check_batch(params: Params, x, y, mask=None):
@@ -184,27 +223,6 @@ def _check_batch(params: Params, x, y, mask=None):
     return x, y, mask
 
 
-def _loss_code(loss: str) -> int:
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of: {', '.join(LOSSES)}")
-    return LOSSES[loss]
-
-
-def _check_decay(weight_decay: float) -> float:
-    if not (np.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(f"weight decay must be zero or more and finite, got {weight_decay}")
-    return float(weight_decay)
-
-
-def _check_epsilon(loss_epsilon: float, loss: str) -> float:
-    if not (np.isfinite(loss_epsilon) and 0 <= loss_epsilon < 1):
-        raise ValueError(f"loss epsilon must be in [0, 1), got {loss_epsilon}")
-    if loss_epsilon and loss != "cross-entropy":
-        raise ValueError(f"loss epsilon applies to the cross-entropy only, not to {loss!r}; drop it or use "
-                         "--loss cross-entropy")
-    return float(loss_epsilon)
-
-
 def penalty(params: Params, weight_decay: float) -> float:
     """1/2 lambda (|W1|^2 + |W2|^2): the weight-decay part of the loss (biases are not decayed)."""
     if weight_decay == 0:
@@ -223,15 +241,14 @@ def _gamma_beta(params: Params) -> tuple:
     return (params.gamma, params.beta) if params.batch_norm else (None, None)
 
 
-def loss(params: Params, x, y, activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
-         weight_decay: float = 0.0, loss_epsilon: float = 0.0) -> float:
+def loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> float:
     """Mean loss of the batch x (B, 784), y (B,), plus the weight-decay penalty; the cross-entropy is
     -log(p + loss_epsilon) when loss_epsilon > 0. Computed in the precision of `params`."""
+    s = settings
     x, y, mask = _check_batch(params, x, y, mask)
-    eps = params.dtype.type(_check_epsilon(loss_epsilon, loss))
-    data_part = kernels._loss(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation), mask,
-                              _loss_code(loss), eps, *_gamma_beta(params))
-    return _in_precision(params, data_part, penalty(params, _check_decay(weight_decay)))
+    data_part = _loss(x, y, params.W1, params.b1, params.W2, params.b2, s.activation, mask, s.loss,
+                      params.dtype.type(s.loss_epsilon), *_gamma_beta(params))
+    return _in_precision(params, data_part, penalty(params, s.weight_decay))
 
 
 def _as_params(like: Params, gW1, gb1, gW2, gb2, ggamma=None, gbeta=None) -> Params:
@@ -242,75 +259,59 @@ def _as_params(like: Params, gW1, gb1, gW2, gb2, ggamma=None, gbeta=None) -> Par
     return g
 
 
-def analytic_gradient(params: Params, x, y, activation: str = "sigmoid", mask=None, return_loss: bool = False,
-                      loss: str = "cross-entropy", weight_decay: float = 0.0, loss_epsilon: float = 0.0):
+def analytic_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=None, return_loss: bool = False):
     """Exact gradient of the mean loss by backpropagation, as Params (and the loss).
 
     With loss_epsilon > 0 the returned loss is -log(p + loss_epsilon) but the
     gradient stays that of -log p, as in the textbook's backward pass.
     """
+    s = settings
     x, y, mask = _check_batch(params, x, y, mask)
-    decay = _check_decay(weight_decay)
-    eps = params.dtype.type(_check_epsilon(loss_epsilon, loss))
-    value, flat = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2, _activation_code(activation),
-                                    mask, _loss_code(loss), eps, *_gamma_beta(params))
+    decay = s.weight_decay
+    value, flat = _analytic(x, y, params.W1, params.b1, params.W2, params.b2, s.activation, mask, s.loss,
+                            params.dtype.type(s.loss_epsilon), *_gamma_beta(params))
     grad = params.with_flat(flat)
     if decay:
         grad.flat[...] += decay * params.flat * params.weight_mask()
     return (grad, _in_precision(params, value, penalty(params, decay))) if return_loss else grad
 
 
-def _check_step(step: float, scheme: str):
-    if not (np.isfinite(step) and step > 0):
-        raise ValueError(f"fd step must be positive and finite, got {step}")
-    if scheme not in FD_SCHEMES:
-        raise ValueError(f"unknown fd scheme {scheme!r}; choose one of: {', '.join(FD_SCHEMES)}")
-
-
-def numeric_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
-                       activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
-                       weight_decay: float = 0.0, arith: str = "exact", loss_epsilon: float = 0.0) -> Params:
+def numeric_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> Params:
     """Finite-difference gradient, every perturbed loss re-evaluated incrementally (fast).
 
-    arith "exact" differences the per-sample losses (no cancellation);
+    fd_arith "exact" differences the per-sample losses (no cancellation);
     "textbook" subtracts the two perturbed batch losses as numbers, with the
     textbook's cancellation error. The weight-decay term is part of the loss:
     its change under each perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is
     differenced like the rest.
     """
-    _check_step(step, scheme)
-    if arith not in FD_ARITHS:
-        raise ValueError(f"unknown fd arithmetic {arith!r}; choose one of: {', '.join(FD_ARITHS)}")
+    s = settings
     x, y, mask = _check_batch(params, x, y, mask)
-    decay = _check_decay(weight_decay)
     t = params.dtype.type
-    eps = t(_check_epsilon(loss_epsilon, loss))
-    central = scheme == "central"
-    textbook = arith == "textbook"
     if params.batch_norm:
         lit_columns = int(np.count_nonzero(x.any(axis=0))) + 1
-        work = (2 if central else 1) * params.hidden * lit_columns * x.shape[0] * params.n_out
-        g = kernels.run_parallel(kernels._numeric_bn, work, x, y, params.W1, params.b1, params.W2, params.b2,
-                                 params.gamma, params.beta, _activation_code(activation), mask, t(step),
-                                 central, _loss_code(loss), textbook, eps)
+        work = (2 if s.fd_central else 1) * params.hidden * lit_columns * x.shape[0] * params.n_out
+        g = run_parallel(_numeric_bn, work, x, y, params.W1, params.b1, params.W2, params.b2, params.gamma,
+                         params.beta, s.activation, mask, t(s.fd_step), s.fd_central, s.loss, s.fd_textbook,
+                         t(s.loss_epsilon))
     else:
-        work = _numeric_work(params, np.count_nonzero(x), x.shape[0], central, textbook)
-        g = kernels.run_parallel(kernels._numeric, work, x, y, params.W1, params.b1, params.W2, params.b2,
-                                 _activation_code(activation), mask, t(step), central, _loss_code(loss),
-                                 textbook, eps)
+        work = _numeric_work(params, np.count_nonzero(x), x.shape[0], s.fd_central, s.fd_textbook)
+        g = run_parallel(_numeric, work, x, y, params.W1, params.b1, params.W2, params.b2, s.activation, mask,
+                         t(s.fd_step), s.fd_central, s.loss, s.fd_textbook, t(s.loss_epsilon))
     grad = _as_params(params, *g)
+    decay, fd_step = s.weight_decay, s.fd_step
     if decay:
         w = params.flat
-        lower = w - step if central else w
-        change = 0.5 * decay * ((w + step) ** 2 - lower ** 2) / ((2 * step) if central else step)
+        lower = w - fd_step if s.fd_central else w
+        change = 0.5 * decay * ((w + fd_step) ** 2 - lower ** 2) / ((2 * fd_step) if s.fd_central else fd_step)
         grad.flat[...] += change * params.weight_mask()
     return grad
 
 
-def _numeric_work(params: Params, lit: float, B: int, central: bool, textbook: bool) -> float:
+def _numeric_work(params: Params, lit: float, B: int, fd_central: bool, fd_textbook: bool) -> float:
     """Inner-loop operations of one numeric gradient of a batch of B samples with `lit` lit pixels."""
-    work = (2 if central else 1) * params.hidden * (lit + B) * params.n_out
-    if textbook:  # every sample's loss also enters the sums of every pixel it leaves unmoved
+    work = (2 if fd_central else 1) * params.hidden * (lit + B) * params.n_out
+    if fd_textbook:  # every sample's loss also enters the sums of every pixel it leaves unmoved
         work += params.hidden * B * (params.n_in + 1)
     return work
 
@@ -318,18 +319,16 @@ def _numeric_work(params: Params, lit: float, B: int, central: bool, textbook: b
 def norm(v: np.ndarray) -> float:
     """||v||, summed in NumPy's order (bitwise np.sqrt(np.sum(v * v))) without a BLAS call, whose
     spinning threads would starve the Numba threads of the next kernel."""
-    return kernels._norm(np.ascontiguousarray(v))
+    return _norm(np.ascontiguousarray(v))
 
 
 def fusable(method: str, optimizer: str, weight_decay: float, dropout: float, batch_norm: bool) -> bool:
     """Whether sgd_iterations runs this configuration (else training.py steps through methods.py)."""
-    return method in METHODS and optimizer == "sgd" and weight_decay == 0 and dropout == 0 and not batch_norm
+    return method in METHOD_CODES and optimizer == "sgd" and weight_decay == 0 and dropout == 0 and not batch_norm
 
 
-def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, method: str, lr: float,
-                   numeric_every: int = 2, activation: str = "sigmoid", loss: str = "cross-entropy",
-                   loss_epsilon: float = 0.0, step: float = 1e-4, scheme: str = "central", arith: str = "exact",
-                   select_on: str = "batch", losses=None, sources=None, rel_diffs=None) -> tuple[int, bool]:
+def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, settings: Settings = DEFAULTS, losses=None,
+                   sources=None, rel_diffs=None) -> tuple[int, bool]:
     """Iterations t0 + 1 ... t0 + len(batches) of plain SGD (no weight decay, dropout or batch norm)
     in one kernel call, `params` updated in place: bitwise the steps of methods.py.
 
@@ -339,17 +338,14 @@ def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, method: s
     Returns the iterations done and whether the last diverged (a loss or a new weight not finite;
     the weights then stay those before it).
     """
+    s = settings
     if params.batch_norm:
         raise ValueError("sgd_iterations runs networks without batch norm")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     x_train, y_train, _ = _check_batch(params, x_train, y_train)
     t = params.dtype.type
     batches = np.ascontiguousarray(batches, dtype=np.int64)
     if batches.ndim != 2 or (batches.size and not 0 <= batches.min() <= batches.max() < len(y_train)):
         raise ValueError(f"batches must be (T, B) indices into the {len(y_train)} training images")
-    if int(numeric_every) < 1:
-        raise ValueError(f"numeric_every must be at least 1, got {numeric_every}")
     end = t0 + len(batches)
     losses = np.empty(end) if losses is None else losses
     sources = np.zeros(end, np.int8) if sources is None else sources
@@ -359,60 +355,56 @@ def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, method: s
         if not (isinstance(out, np.ndarray) and out.dtype == dtype and out.ndim == 1 and len(out) >= end
                 and out.flags.c_contiguous):
             raise ValueError(f"{name} must be a contiguous {np.dtype(dtype).name} vector of at least {end} entries")
-    _check_step(step, scheme)
-    central, textbook = scheme == "central", arith == "textbook"
-    numeric_every = min(numeric_every, t0 + len(batches) + 1)  # the same iterations; fits the kernel's int64
+    numeric_every = min(s.numeric_every, t0 + len(batches) + 1)  # the same iterations; fits the kernel's int64
     numeric_calls = {"analytic": 0, "numeric": len(batches), "select": len(batches),
-                     "alternate": (t0 + len(batches)) // numeric_every - t0 // numeric_every}[method]
+                     "alternate": (t0 + len(batches)) // numeric_every - t0 // numeric_every}[
+        config.METHOD_NAMES[s.method]]
     lit = np.count_nonzero(x_train) / len(x_train) * batches.shape[1]  # on average
-    work = _numeric_work(params, lit, batches.shape[1], central, textbook) if numeric_calls else 0
-    return kernels.run_parallel(kernels._train_sgd, work, params.flat, params.hidden, x_train, y_train, batches,
-                                t0, METHODS[method], numeric_every, t(lr), _activation_code(activation),
-                                _loss_code(loss), t(_check_epsilon(loss_epsilon, loss)), t(step), central, textbook,
-                                select_on == "train", losses, sources, rel_diffs, calls=numeric_calls)
+    work = _numeric_work(params, lit, batches.shape[1], s.fd_central, s.fd_textbook) if numeric_calls else 0
+    return run_parallel(_train_sgd, work, params.flat, params.hidden, x_train, y_train, batches, t0, s.method,
+                        numeric_every, t(s.lr), s.activation, s.loss, t(s.loss_epsilon), t(s.fd_step), s.fd_central,
+                        s.fd_textbook, s.select_on_train, losses, sources, rel_diffs, calls=numeric_calls)
 
 
 _NUMPY_ACTIVATIONS = {
     "sigmoid": lambda a: 1.0 / (1.0 + np.exp(-a)),
     "tanh": np.tanh,
     "relu": lambda a: np.maximum(a, 0.0),
-    "leaky-relu": lambda a: np.where(a > 0.0, a, kernels.LEAKY_SLOPE * a),
+    "leaky-relu": lambda a: np.where(a > 0.0, a, LEAKY_SLOPE * a),
     "mish": lambda a: a * np.tanh(np.logaddexp(0.0, a)),
 }
 
 
-def textbook_loss(params: Params, x, y, activation: str = "sigmoid", mask=None, loss: str = "cross-entropy",
-                  weight_decay: float = 0.0, loss_epsilon: float = 0.0) -> float:
+def textbook_loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> float:
     """The loss computed the textbook's way: dense NumPy, np.dot, no skipped zeros, in the precision
     of `params`. The cross-entropy is the textbook's -log(p + loss_epsilon) when loss_epsilon > 0
     (the textbook uses 1e-7), the stable log-sum-exp form when it is 0."""
+    s = settings
     t = params.dtype.type
     x = np.asarray(x, dtype=params.dtype)
     a1 = np.dot(x, params.W1) + params.b1
     if params.batch_norm:
         mu = a1.mean(axis=0)
-        a1 = params.gamma * (a1 - mu) / np.sqrt(((a1 - mu) ** 2).mean(axis=0) + t(kernels.BN_EPS)) + params.beta
-    z1 = _NUMPY_ACTIVATIONS[activation](a1)
+        a1 = params.gamma * (a1 - mu) / np.sqrt(((a1 - mu) ** 2).mean(axis=0) + t(BN_EPS)) + params.beta
+    z1 = _NUMPY_ACTIVATIONS[config.ACTIVATIONS[s.activation]](a1)
     if mask is not None:
         z1 = z1 * np.asarray(mask, dtype=params.dtype)
     a2 = np.dot(z1, params.W2) + params.b2
     m = a2.max(axis=1, keepdims=True)
     e = np.exp(a2 - m)
-    if loss == "mse":
+    if s.loss == LOSS_CODES["mse"]:
         onehot = np.eye(a2.shape[1], dtype=params.dtype)[y]
         value = np.mean(t(0.5) * np.sum((e / e.sum(axis=1, keepdims=True) - onehot) ** 2, axis=1))
-    elif loss_epsilon:
+    elif s.loss_epsilon:
         p = e / e.sum(axis=1, keepdims=True)
-        value = -np.sum(np.log(p[np.arange(len(y)), y] + t(loss_epsilon))) / t(len(y))
+        value = -np.sum(np.log(p[np.arange(len(y)), y] + t(s.loss_epsilon))) / t(len(y))
     else:
         lse = m[:, 0] + np.log(e.sum(axis=1))
         value = np.mean(lse - a2[np.arange(len(y)), y])
-    return _in_precision(params, value, penalty(params, weight_decay))
+    return _in_precision(params, value, penalty(params, s.weight_decay))
 
 
-def naive_numeric_gradient(params: Params, x, y, step: float = 1e-4, scheme: str = "central",
-                             activation: str = "sigmoid", mask=None, indices=None, loss: str = "cross-entropy",
-                             weight_decay: float = 0.0, loss_epsilon: float = 0.0) -> Params:
+def naive_numeric_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=None, indices=None) -> Params:
     """The textbook's procedure: perturb one weight, full NumPy forward pass, restore, and subtract the
     two batch losses, (f(w + h) - f(w - h)) / 2h, in the precision of `params`.
 
@@ -422,26 +414,22 @@ def naive_numeric_gradient(params: Params, x, y, step: float = 1e-4, scheme: str
     (positions in the flat vector) only those entries are computed; the rest of
     the result is NaN.
     """
-    _check_step(step, scheme)
-    _activation_code(activation)
-    _loss_code(loss)
-    decay = _check_decay(weight_decay)
-    eps = _check_epsilon(loss_epsilon, loss)
     x, y, mask = _check_batch(params, x, y, mask)
     work = params.copy()
     t = params.dtype.type  # the losses are numbers of this precision, subtracted and divided in it
-    f = lambda: t(textbook_loss(work, x, y, activation, mask, loss, decay, eps))  # noqa: E731 (views see each perturbation)
+    f = lambda: t(textbook_loss(work, x, y, settings, mask))  # noqa: E731 (views see each perturbation)
+    fd_step = settings.fd_step
     grad = np.full_like(work.flat, np.nan)
-    base = f() if scheme == "forward" else None
+    base = None if settings.fd_central else f()
     for n in (range(work.flat.size) if indices is None else indices):
         keep = work.flat[n]
-        work.flat[n] = keep + step
+        work.flat[n] = keep + fd_step
         up = f()
-        if scheme == "central":
-            work.flat[n] = keep - step
-            grad[n] = (up - f()) / t(2 * step)
+        if settings.fd_central:
+            work.flat[n] = keep - fd_step
+            grad[n] = (up - f()) / t(2 * fd_step)
         else:
-            grad[n] = (up - base) / t(step)
+            grad[n] = (up - base) / t(fd_step)
         work.flat[n] = keep
     return params.with_flat(grad)
 
@@ -456,7 +444,7 @@ def batch_stats(params: Params, x) -> tuple[np.ndarray, np.ndarray]:
 def fold_batch_norm(params: Params, mean: np.ndarray, var: np.ndarray) -> Params:
     """A plain network equal to `params` with batch norm at test time (running mean and variance):
     u = gamma (a1 - mean) / sqrt(var + eps) + beta is an affine map of a1, folded into W1 and b1."""
-    scale = params.gamma / np.sqrt(var + params.dtype.type(kernels.BN_EPS))
+    scale = params.gamma / np.sqrt(var + params.dtype.type(BN_EPS))
     return Params.from_arrays(params.W1 * scale, (params.b1 - mean) * scale + params.beta, params.W2, params.b2)
 
 
@@ -473,7 +461,7 @@ def predict(params: Params, x, activation: str = "sigmoid") -> np.ndarray:
 
     def run(chunk):  # work: about a fifth of MNIST's pixels are lit
         work = chunk.shape[0] * params.hidden * (chunk.shape[1] // 5 + params.n_out)
-        return kernels.run_parallel(kernels._predict, work, chunk, params.W1, params.b1, params.W2, params.b2, act)
+        return run_parallel(_predict, work, chunk, params.W1, params.b1, params.W2, params.b2, act)
 
     if x.dtype == np.uint8:  # convert in chunks: the test set as float64 would be 63 MB
         return np.concatenate([run((np.ascontiguousarray(x[i:i + PREDICT_CHUNK], dtype=np.float64)

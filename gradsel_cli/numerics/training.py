@@ -152,9 +152,7 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
     context = StepContext(
         optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
                             eps=c.eps),
-        activation=c.activation, loss=c.loss, weight_decay=c.weight_decay,
-        fd_step=c.fd_step, fd_scheme=c.fd_scheme, fd_arith=c.fd_arith, loss_epsilon=c.loss_epsilon,
-        numeric_every=c.numeric_every, select_on=c.select_on, x_train=ds.x_train, y_train=ds.y_train,
+        settings=network.settings(c), x_train=ds.x_train, y_train=ds.y_train,
     )
     params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
     if c.method != "analytic":
@@ -187,8 +185,7 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
     else:
         predictions = network.predict(run.test_time(), ds.x_test, c.activation)
         accuracy = float(np.mean(predictions == ds.y_test))
-        final_loss = network.loss(params, ds.x_train, ds.y_train, c.activation, None, c.loss, c.weight_decay,
-                                  c.loss_epsilon)
+        final_loss = network.loss(params, ds.x_train, ds.y_train, context.settings)
     counts, wins = run.counts()
     return RunResult(
         config=config, accuracy=accuracy, final_loss=final_loss, loss_history=run.losses[:done],
@@ -254,14 +251,12 @@ class _Iterations:
     def _fused_until(self, stop: int) -> None:
         """until() in kernel calls of at most about CALL_SECONDS each (as timed on the last call), so that
         Ctrl-C, which Python sees between calls, is not kept waiting by a large configuration."""
-        c = self.config
         while self.done < stop and not self.diverged:
             todo = min(stop - self.done, self.chunk)
             tick = time.perf_counter()
             n, self.diverged = network.sgd_iterations(
                 self.params, self.ds.x_train, self.ds.y_train, self.batches[self.done:self.done + todo], self.done,
-                c.method, c.lr, c.numeric_every, c.activation, c.loss, c.loss_epsilon, c.fd_step, c.fd_scheme,
-                c.fd_arith, c.select_on, self.losses, self.sources, self.rel_diffs)
+                self.context.settings, self.losses, self.sources, self.rel_diffs)
             self.done += n
             per_iteration = max(time.perf_counter() - tick, 1e-9) / max(n, 1)
             self.chunk = max(1, int(CALL_SECONDS / per_iteration))
@@ -284,14 +279,13 @@ def _warm_up(s: StepContext, params: Params, ds: Dataset, idx, ones, config: Tra
     tick = time.perf_counter()
     x, y, c = ds.x_train[idx], ds.y_train[idx], config
     if fused:
-        network.sgd_iterations(params.copy(), ds.x_train, ds.y_train, np.empty((0, c.batch), np.int64), 0, c.method,
-                               c.lr, c.numeric_every, c.activation, c.loss, c.loss_epsilon, c.fd_step, c.fd_scheme,
-                               c.fd_arith, c.select_on, np.empty(0), np.empty(0, np.int8), np.empty(0))
+        network.sgd_iterations(params.copy(), ds.x_train, ds.y_train, np.empty((0, c.batch), np.int64), 0, s.settings,
+                               np.empty(0), np.empty(0, np.int8), np.empty(0))
     if c.method != "numeric" and not fused:
-        network.analytic_gradient(params, x, y, s.activation, ones, loss=s.loss, weight_decay=s.weight_decay)
+        network.analytic_gradient(params, x, y, s.settings, ones)
     if c.method != "analytic" and not fused:
-        network.numeric_gradient(params, x, y, s.fd_step, s.fd_scheme, s.activation, ones, s.loss, s.weight_decay)
-    network.loss(params, x, y, s.activation, ones, s.loss, s.weight_decay)
+        network.numeric_gradient(params, x, y, s.settings, ones)
+    network.loss(params, x, y, s.settings, ones)
     if c.batch_norm:
         network.batch_stats(params, x)
     network.predict(params, ds.x_test[:1], c.activation)

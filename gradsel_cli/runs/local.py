@@ -15,11 +15,11 @@ _RAW = None  # MNIST of this worker process, loaded once
 
 def _worker_init(data_dir, threads: int, parent: int):
     global _RAW
-    from .. import kernels
+    from ..numerics.threads import set_threads
     from ..data import load_mnist_raw
 
     exit_with_parent(parent)
-    kernels.set_threads(threads)
+    set_threads(threads)
     _RAW = load_mnist_raw(data_dir)
 
 

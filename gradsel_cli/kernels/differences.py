@@ -1,0 +1,342 @@
+"""The numeric gradient: finite differences, every perturbed loss re-evaluated incrementally.
+
+Perturbing one weight changes little of the network: one hidden unit of the
+samples where the pixel is lit, or one output. Only that part is computed again.
+
+Finite-difference arithmetic (``fd_textbook``): the default differences the
+per-sample losses of the affected samples, so nothing cancels and the only
+error is the finite difference's own. With ``fd_textbook`` each perturbed batch
+loss L(w +- h) is accumulated as a number (the mean of every sample's loss) and
+the two are subtracted, (L+ - L-) / 2h, as the textbook code does: its
+cancellation error, about eps * L / h, is the textbook's.
+"""
+
+import numba
+import numpy as np
+
+from .activations import SIGMOID, _act
+from .forward import MSE, _ce_change, _cross_entropy, _forward_lit, _sample_losses, _softmax_parts, _with_eps
+from .lit import _nonzero
+from .policy import INLINE, PARALLEL, SERIAL
+from .precision import SMALL, _c, _exp, _exp_small
+
+
+@numba.njit(**INLINE)
+def _hidden_shift(abj, zbj, mbj, fd_step, val, lo, n, act, small, out):
+    """out[t] = change of z1[b, j] when a1[b, j] moves by fd_step * val[lo + t], t < n.
+
+    For the sigmoid, exp(-(a + s)) = exp(-a) exp(-s), the second factor small
+    when `small` (fd_step * max pixel <= SMALL): a loop that vectorises.
+    """
+    if act == SIGMOID and small:
+        E = _exp(-abj)
+        for t in range(n):
+            out[t] = mbj / (_c(abj, 1.0) + E * _exp_small(-fd_step * val[lo + t])) - zbj
+    else:
+        for t in range(n):
+            out[t] = _act(abj + fd_step * val[lo + t], act) * mbj - zbj
+
+
+@numba.njit(**SERIAL)
+def _mse_shifted(e, b, y_b, w, dz):
+    """MSE of sample b when its logits move by dz * w[k] (a hidden value moved by dz)."""
+    K = e.shape[1]
+    s = _c(e, 0.0)
+    for k in range(K):
+        s += e[b, k] * _exp(dz * w[k])
+    total = _c(e, 0.0)
+    for k in range(K):
+        d = e[b, k] * _exp(dz * w[k]) / s - (_c(e, 1.0) if k == y_b else _c(e, 0.0))
+        total += d * d
+    return _c(e, 0.5) * total
+
+
+@numba.njit(**SERIAL)
+def _mse_logit_shift(e, b, y_b, k_moved, d):
+    """MSE of sample b when only its logit k_moved moves by d."""
+    K = e.shape[1]
+    s = _c(e, 0.0)
+    for k in range(K):
+        s += e[b, k] * _exp(d) if k == k_moved else e[b, k]
+    total = _c(e, 0.0)
+    for k in range(K):
+        ek = e[b, k] * _exp(d) if k == k_moved else e[b, k]
+        diff = ek / s - (_c(e, 1.0) if k == y_b else _c(e, 0.0))
+        total += diff * diff
+    return _c(e, 0.5) * total
+
+
+@numba.njit(**INLINE)
+def _max_abs(v, n):
+    m = _c(v, 0.0)
+    for t in range(n):
+        m = max(m, abs(v[t]))
+    return m
+
+
+@numba.njit(**INLINE)
+def _fd_scale(B, fd_step, fd_central):
+    """1 / (B * 2h) (central) or 1 / (B * h) (forward): summed loss differences to a gradient."""
+    return _c(fd_step, 1.0) / (_c(fd_step, B) * (_c(fd_step, 2.0) * fd_step if fd_central else fd_step))
+
+
+@numba.njit(**INLINE)
+def _textbook_difference(Lp, Lm, B, fd_step, fd_central):
+    """(L+ - L-) / 2h (central) or (L+ - L) / h (forward) of two summed batch losses, each first made
+    a mean: the two numbers subtracted, as the textbook does."""
+    nB = _c(fd_step, B)
+    return (Lp / nB - Lm / nB) / (_c(fd_step, 2.0) * fd_step if fd_central else fd_step)
+
+
+@numba.njit(**PARALLEL)
+def _numeric_output_layer(z1, a2, m, e, y, fd_step, fd_central, loss, fd_textbook, loss_epsilon):
+    """Finite differences of W2 (H, K) and b2 (K,): perturbing W2[j, k] moves only logit
+    a2[b, k], by fd_step * z1[b, j] (b2[k]: by fd_step). Returns gW2, gb2."""
+    B, H = z1.shape
+    K = e.shape[1]
+    scale = _fd_scale(B, fd_step, fd_central)
+    zero = _c(fd_step, 0.0)
+    gW2 = np.empty((H, K), z1.dtype)
+    gb2 = np.empty(K, z1.dtype)
+    for j in numba.prange(H + 1):  # row H stands for b2 (a hidden value of 1)
+        for k in range(K):
+            d = zero   # exact: summed loss differences
+            Lp = zero  # textbook: summed perturbed losses
+            Lm = zero
+            for b in range(B):
+                zbj = z1[b, j] if j < H else _c(fd_step, 1.0)
+                dp = fd_step * zbj
+                dm = -dp if fd_central else zero
+                if loss == MSE:
+                    lp = _mse_logit_shift(e, b, y[b], k, dp)
+                    lm = _mse_logit_shift(e, b, y[b], k, dm)
+                    d += lp - lm
+                    Lp += lp
+                    Lm += lm
+                    continue
+                sp = zero
+                sm = zero
+                for kk in range(K):
+                    if kk == k:
+                        sp += e[b, kk] * _exp(dp)
+                        sm += e[b, kk] * _exp(dm)
+                    else:
+                        sp += e[b, kk]
+                        sm += e[b, kk]
+                yb = y[b]
+                dyp = dp if k == yb else zero
+                dym = dm if k == yb else zero
+                if fd_textbook:
+                    Lp += _cross_entropy(sp, m[b], a2[b, yb], e[b, yb], dyp, loss_epsilon)
+                    Lm += _cross_entropy(sm, m[b], a2[b, yb], e[b, yb], dym, loss_epsilon)
+                else:
+                    d += _ce_change(sp, sm, (dp - dm) if k == yb else zero, dym, e[b, yb], loss_epsilon, False)
+            g = _textbook_difference(Lp, Lm, B, fd_step, fd_central) if fd_textbook else d * scale
+            if j < H:
+                gW2[j, k] = g
+            else:
+                gb2[k] = g
+    return gW2, gb2
+
+
+@numba.njit(**INLINE)
+def _ce_differences(e, m, a2, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, fd_textbook, loss_epsilon, diff, lp, lm):
+    """Cross-entropy of sample b with hidden value j moved by dzp[t] and by dzm[t], t < n (w2j = W2[j]
+    (K,), wmax = max |w2j|): exact, their difference diff[t] (with loss_epsilon: of -log(p + loss_epsilon)); textbook,
+    the two losses themselves, lp[t] and lm[t]."""
+    K = w2j.shape[0]
+    small = max(_max_abs(dzp, n), _max_abs(dzm, n)) * wmax <= SMALL
+    for t in range(n):
+        Sp[t] = 0.0
+        Sm[t] = 0.0
+    for k in range(K):
+        w = w2j[k]
+        ek = e[b, k]
+        if small:
+            for t in range(n):
+                Sp[t] += ek * _exp_small(dzp[t] * w)
+                Sm[t] += ek * _exp_small(dzm[t] * w)
+        else:
+            for t in range(n):
+                Sp[t] += ek * _exp(dzp[t] * w)
+                Sm[t] += ek * _exp(dzm[t] * w)
+    wy = w2j[y_b]
+    ey = e[b, y_b]
+    if fd_textbook:  # each loss as a number
+        for t in range(n):
+            lp[t] = _cross_entropy(Sp[t], m[b], a2[b, y_b], ey, dzp[t] * wy, loss_epsilon)
+            lm[t] = _cross_entropy(Sm[t], m[b], a2[b, y_b], ey, dzm[t] * wy, loss_epsilon)
+    elif small:  # a loop of its own, and loss_epsilon after it, so that it vectorises
+        for t in range(n):
+            diff[t] = _ce_change(Sp[t], Sm[t], (dzp[t] - dzm[t]) * wy, dzm[t] * wy, ey, _c(ey, 0.0), True)
+        if loss_epsilon != 0.0:
+            for t in range(n):
+                diff[t] = _with_eps(diff[t], ey * _exp(dzm[t] * wy) / Sm[t], loss_epsilon)
+    else:
+        for t in range(n):
+            diff[t] = _ce_change(Sp[t], Sm[t], (dzp[t] - dzm[t]) * wy, dzm[t] * wy, ey, loss_epsilon, False)
+
+
+@numba.njit(**SERIAL)
+def _same_sample(idx, val, ptr, y, mask, b, c):
+    """Whether samples b and c have the same lit pixels and values, label and mask row."""
+    n = ptr[b + 1] - ptr[b]
+    if n != ptr[c + 1] - ptr[c] or y[b] != y[c]:
+        return False
+    for t in range(n):
+        if idx[ptr[b] + t] != idx[ptr[c] + t] or val[ptr[b] + t] != val[ptr[c] + t]:
+            return False
+    for j in range(mask.shape[1]):
+        if mask[b, j] != mask[c, j]:
+            return False
+    return True
+
+
+@numba.njit(**SERIAL)
+def _distinct(idx, val, ptr, y, mask):
+    """What the numeric gradient of W1 can share, from the rows of _nonzero(x).
+
+    first[b]: the first sample identical to b (same pixels, label and mask
+    row; a batch drawn with replacement repeats samples), b itself if none.
+    For each b that is its own first, its distinct values (pixels and the bias
+    entry's 1) uval[uptr[b]:uptr[b + 1]], ascending (the rows of repeats are
+    empty); for every entry t of the rows, which[t] is its value's place in the
+    list of its first sample. A perturbed loss depends on the pixel only
+    through its value, so one evaluation per (sample, distinct value) serves
+    every pixel with that value, in every copy of the sample.
+    """
+    B = ptr.shape[0] - 1
+    first = np.arange(B)
+    for b in range(B):
+        for c in range(b):
+            if first[c] == c and _same_sample(idx, val, ptr, y, mask, b, c):
+                first[b] = c
+                break
+    uval = np.empty(val.shape[0], val.dtype)
+    uptr = np.empty(B + 1, np.int64)
+    which = np.empty(val.shape[0], np.int64)
+    u = 0
+    for b in range(B):
+        uptr[b] = u
+        lo = ptr[b]
+        n = ptr[b + 1] - lo
+        if first[b] != b:
+            for t in range(n):
+                which[lo + t] = which[ptr[first[b]] + t]
+            continue
+        s = np.sort(val[lo:lo + n])
+        nu = 0
+        for t in range(n):
+            if t == 0 or s[t] != s[t - 1]:
+                uval[u + nu] = s[t]
+                nu += 1
+        for t in range(n):
+            v = val[lo + t]
+            which[lo + t] = np.searchsorted(uval[u:u + nu], v) if v == v else nu - 1  # NaN: sorted last
+        u += nu
+    uptr[B] = u
+    return first, uval[:u], uptr, which
+
+
+@numba.njit(**PARALLEL)
+def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon):
+    """Finite-difference gradient, each perturbed loss re-evaluated incrementally.
+
+    Perturbing W1[i, j] (or b1[j], as a pixel of value 1) moves only a1[b, j]
+    of the samples with x[b, i] != 0, hence z1[b, j] and their K logits;
+    perturbing W2[j, k] (or b2[k]) moves only logit a2[b, k]. The perturbed
+    per-sample loss log S' + m - a2'[y] is recomputed from the unperturbed
+    forward pass (S' = sum_k exp(a2'[k] - m)); the unaffected samples
+    contribute exactly nothing to L(w+h) - L(w-h). Every exponential is
+    evaluated; for small arguments by a polynomial exact to 1 ulp.
+    The MSE loss takes a plain path (every perturbed probability evaluated).
+    A perturbed loss is evaluated once per (sample, distinct pixel value) and
+    not at all for a repeated sample (_distinct): the pixels and copies that
+    share it take the same number.
+
+    `fd_textbook`: each perturbed batch loss is instead summed as a number over
+    all samples (the unaffected ones with their unperturbed loss, in sample
+    order; every copy of a repeated sample with its own term) and the two sums
+    are subtracted (see the module docstring).
+    Returns gW1, gb1, gW2, gb2.
+    """
+    B, n_in = x.shape
+    H = W1.shape[1]
+    K = W2.shape[1]
+    idx, val, ptr = _nonzero(x)
+    a1, _, z1, a2, _, _ = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, None, None)
+    m, e, S = _softmax_parts(a2)
+    base = _sample_losses(a2, m, e, S, y, loss, loss_epsilon)  # textbook: the unaffected samples' losses
+    first, uval, uptr, which = _distinct(idx, val, ptr, y, mask)
+    max_row = 0
+    small_x = np.empty(B, np.bool_)  # the pixel shifts of sample b are small
+    for b in range(B):
+        max_row = max(max_row, uptr[b + 1] - uptr[b])
+        small_x[b] = fd_step * _max_abs(val[ptr[b]:], ptr[b + 1] - ptr[b]) <= SMALL
+    scale = _fd_scale(B, fd_step, fd_central)
+    dt = W1.dtype
+
+    gW1 = np.empty((n_in, H), dt)
+    gb1 = np.empty(H, dt)
+    for j in numba.prange(H):
+        col = np.zeros(n_in + 1, dt)  # exact: summed loss differences for W1[:, j] and b1[j]
+        n_tb = n_in + 1 if fd_textbook else 0
+        Lp = np.zeros(n_tb, dt)       # textbook: summed perturbed losses
+        Lm = np.zeros(n_tb, dt)
+        last = np.full(n_tb, -1, np.int64)  # textbook: the last sample that moved each entry
+        dzp = np.empty(max_row, dt)
+        dzm = np.zeros(max_row, dt)   # stays 0 for the forward scheme
+        Sp = np.empty(max_row, dt)
+        Sm = np.empty(max_row, dt)
+        # per (sample, distinct value): exact, loss(+) - loss(-); textbook, loss(+) and loss(-)
+        diffs = np.empty(0 if fd_textbook else uval.shape[0], dt)
+        lps = np.empty(uval.shape[0] if fd_textbook else 0, dt)
+        lms = np.empty(uval.shape[0] if fd_textbook else 0, dt)
+        wmax = _max_abs(W2[j], K)
+        for b in range(B):
+            mbj = mask[b, j]
+            lit = mbj != 0.0  # a dropped unit: perturbing its inputs changes nothing
+            lo = uptr[first[b]]
+            if lit and first[b] == b:  # else a repeat: its losses are those of its first copy
+                n = uptr[b + 1] - lo
+                diff = diffs[lo:lo + n]  # empty under textbook, as lp and lm otherwise
+                lp = lps[lo:lo + n]
+                lm = lms[lo:lo + n]
+                _hidden_shift(a1[b, j], z1[b, j], mbj, fd_step, uval, lo, n, act, small_x[b], dzp)
+                if fd_central:
+                    _hidden_shift(a1[b, j], z1[b, j], mbj, -fd_step, uval, lo, n, act, small_x[b], dzm)
+                if loss == MSE:
+                    for t in range(n):
+                        lmt = _mse_shifted(e, b, y[b], W2[j], dzm[t]) if fd_central else base[b]
+                        lpt = _mse_shifted(e, b, y[b], W2[j], dzp[t])
+                        if fd_textbook:
+                            lp[t] = lpt
+                            lm[t] = lmt
+                        else:
+                            diff[t] = lpt - lmt
+                else:
+                    _ce_differences(e, m, a2, b, W2[j], y[b], wmax, dzp, dzm, n, Sp, Sm, fd_textbook, loss_epsilon,
+                                    diff, lp, lm)
+            if fd_textbook:  # every sample's loss enters both sums, each copy of a repeat with its own term
+                if lit:
+                    for t in range(ptr[b], ptr[b + 1]):
+                        i = idx[t]
+                        Lp[i] += lps[lo + which[t]]
+                        Lm[i] += lms[lo + which[t]]
+                        last[i] = b
+                for i in range(n_in + 1):
+                    if last[i] != b:
+                        Lp[i] += base[b]
+                        Lm[i] += base[b]
+            elif lit:
+                for t in range(ptr[b], ptr[b + 1]):
+                    col[idx[t]] += diffs[lo + which[t]]
+        for i in range(n_in + 1):
+            g = _textbook_difference(Lp[i], Lm[i], B, fd_step, fd_central) if fd_textbook else col[i] * scale
+            if i < n_in:
+                gW1[i, j] = g
+            else:
+                gb1[j] = g
+
+    gW2, gb2 = _numeric_output_layer(z1, a2, m, e, y, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
+    return gW1, gb1, gW2, gb2

@@ -1,0 +1,116 @@
+"""Numba's on-disk cache of the kernels: whether it holds them, and a damaged cache dropped.
+
+``kernels_cached`` says whether Numba has the compiled kernels on disk; a cache
+that cannot be loaded is dropped and the kernel compiled again
+(``drop_damaged_cache`` checks it before any work; every cached kernel's loader
+is guarded from this module's import on, so network.py imports it before its
+first kernel call).
+"""
+
+import glob
+import importlib
+import os
+import pkgutil
+
+import numba
+
+from .. import kernels
+from ..kernels.backward import _analytic
+from ..kernels.differences import _numeric
+from ..kernels.differences_bn import _numeric_bn
+from ..kernels.forward import _loss, _predict
+
+_ENTRY_KERNELS = (_loss, _analytic, _numeric, _predict, _numeric_bn)
+
+
+def kernels_cached() -> bool:
+    """Whether Numba's cache holds kernels compiled from this very source (an older cache is
+    stale: the first call compiles them again)."""
+    try:
+        return any(k._cache._cache_file._load_index() for k in _ENTRY_KERNELS)
+    except Exception:  # another Numba's cache layout, or a damaged index: assume not
+        return False
+
+
+# A damaged cache (a file cut short or overwritten: Numba's loader raises pickle's errors,
+# EOFError, ValueError...) is dropped and the kernel compiled again, never an error.
+def _cached_kernels() -> tuple:
+    """Every cached kernel of every module of the kernels package (each once)."""
+    found = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for v in vars(module).values():
+            if isinstance(v, numba.core.dispatcher.Dispatcher) and hasattr(v._cache, "_cache_file"):
+                found[id(v)] = v
+    return tuple(found.values())
+
+
+_CACHED = _cached_kernels()
+
+
+def _cache_files(kernel) -> list[str]:
+    """The cache files of `kernel` compiled from this source: its index and its data files."""
+    f = kernel._cache._cache_file
+    base = glob.escape(os.path.join(f._cache_path, f._index_name[:-len(".nbi")]))
+    return [p for p in [f._index_path, *glob.glob(base + ".*.nbc")] if os.path.exists(p)]
+
+
+def _drop(kernel) -> list[str]:
+    """Remove `kernel`'s cache files (only these); the paths removed."""
+    dropped = []
+    for path in _cache_files(kernel):
+        try:
+            os.remove(path)
+            dropped.append(path)
+        except OSError:  # gone meanwhile, or not ours to remove: the guarded load compiles anyway
+            pass
+    return dropped
+
+
+def _loads(kernel) -> bool:
+    """Whether every cache entry of `kernel` unpickles (a missing file is no damage: Numba compiles)."""
+    f = kernel._cache._cache_file
+    try:
+        for name in f._load_index().values():
+            try:
+                f._load_data(name)
+            except FileNotFoundError:
+                pass
+    except FileNotFoundError:
+        return True
+    except Exception:
+        return False
+    return True
+
+
+def drop_damaged_cache() -> list[str]:
+    """Check every kernel's cache files; drop those of each kernel whose cache cannot be loaded.
+    The paths dropped (none when the cache is sound or absent)."""
+    return [path for k in _CACHED if not _loads(k) for path in _drop(k)]
+
+
+def _guarded(kernel) -> None:
+    """Loading `kernel` from a cache that fails (damaged after the check, or in a process that
+    made none) drops its files and compiles instead; saving then writes a sound cache. A save
+    that fails (a full disk, say) leaves the kernel uncached, not the run stopped."""
+    cache = kernel._cache
+    load, save = cache.load_overload, cache.save_overload
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception:
+            _drop(kernel)
+            return None
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except Exception:
+            pass
+
+    cache.load_overload, cache.save_overload = load_overload, save_overload
+
+
+for _kernel in _CACHED:
+    _guarded(_kernel)
