@@ -1,4 +1,5 @@
-"""The kernels' own exp and small-argument exp/log1p against exact references, in ulps.
+"""The @njit kernels called directly: the loss, backprop and finite differences against the NumPy twins in
+reference.py; the kernels' own exp and small-argument exp/log1p against exact references, in ulps.
 
 The reference is Python's ``decimal`` at 40 significant digits, rounded once to
 float64: the correctly rounded result, the same on every CPU. (NumPy's and the
@@ -12,6 +13,7 @@ import numba
 import numpy as np
 import pytest
 
+import reference as ref
 from gradsel_cli import kernels
 
 MAX_ULP = 1.0  # the true bound: within 1 ulp of the correctly rounded result (measured: never more)
@@ -113,3 +115,61 @@ def test_float32_small_exp_and_log1p_within_one_ulp_on_their_domain():
     assert ulps32(_apply(1, x), exact_exp(x.astype(np.float64))).max() <= MAX_ULP
     x = x[x != 0]
     assert ulps32(_apply(2, x), exact_log1p(x.astype(np.float64))).max() <= MAX_ULP
+
+
+# --- the loss, backprop and finite differences, called directly ---------------------------------------------
+
+KERNEL_RTOL = 1e-12       # kernel vs twin, the same arithmetic in another order: rounding only
+KERNEL_FD_RTOL = 1e-7     # incremental finite differences vs the twin's perturb-and-rerun: both carry ~eps*L/h
+ACT_CODES = {"sigmoid": kernels.SIGMOID, "tanh": kernels.TANH, "relu": kernels.RELU,
+             "leaky-relu": kernels.LEAKY_RELU, "mish": kernels.MISH}
+LOSS_CODES = {"cross-entropy": kernels.CROSS_ENTROPY, "mse": kernels.MSE}
+
+
+def small_problem(seed, hidden=4, batch=3, n_in=9):
+    gen = np.random.default_rng(seed)
+    x = gen.uniform(size=(batch, n_in)) * (gen.uniform(size=(batch, n_in)) < 0.6)  # MNIST-like exact zeros
+    W1, b1 = gen.normal(0, 0.5, (n_in, hidden)), gen.normal(0, 0.5, hidden)
+    W2, b2 = gen.normal(0, 0.5, (hidden, 10)), gen.normal(0, 0.5, 10)
+    return [W1, b1, W2, b2], x, gen.integers(0, 10, batch)
+
+
+def norm_rel(a, b):
+    return np.linalg.norm(np.ravel(a) - np.ravel(b)) / max(np.linalg.norm(np.ravel(b)), 1e-300)
+
+
+@pytest.mark.parametrize("act", list(ACT_CODES))
+@pytest.mark.parametrize("loss", list(LOSS_CODES))
+def test_loss_kernel_is_the_twins_loss(act, loss):
+    w, x, y = small_problem(1)
+    eps = 1e-7 if loss == "cross-entropy" else 0.0
+    no_mask = np.ones((3, 4))  # the kernels take a mask always (ones: no dropout)
+    got = kernels._loss(x, y, *w, ACT_CODES[act], no_mask, LOSS_CODES[loss], eps, None, None)
+    assert abs(got - ref.loss(w, x, y, act, loss=loss, eps=eps)) <= KERNEL_RTOL * abs(got)
+
+
+@pytest.mark.parametrize("act", list(ACT_CODES))
+@pytest.mark.parametrize("loss", list(LOSS_CODES))
+def test_analytic_kernel_is_the_twins_backprop(act, loss):
+    w, x, y = small_problem(2)
+    mask = np.where(np.random.default_rng(3).uniform(size=(3, 4)) < 0.25, 0.0, 1 / 0.75)
+    value, flat = kernels._analytic(x, y, *w, ACT_CODES[act], mask, LOSS_CODES[loss], 0.0, None, None)
+    expected = np.concatenate([g.ravel() for g in ref.analytic_gradient(w, x, y, act, mask, loss)])
+    assert flat.shape == expected.shape and norm_rel(flat, expected) <= KERNEL_RTOL
+    assert abs(value - ref.loss(w, x, y, act, mask, loss)) <= KERNEL_RTOL * abs(value)
+    zero_rows = np.flatnonzero(~x.any(axis=0))  # pixels dark in every image: their rows of W1 get exactly 0
+    assert np.all(flat[: x.shape[1] * 4].reshape(-1, 4)[zero_rows] == 0.0)
+
+
+@pytest.mark.parametrize("central", [True, False])
+@pytest.mark.parametrize("textbook", [False, True])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "mish"])  # smooth: the twin and the kernel see no kink
+def test_numeric_kernel_is_the_twins_finite_differences(act, central, textbook):
+    w, x, y = small_problem(4)
+    step = 1e-4
+    blocks = kernels._numeric(x, y, *w, ACT_CODES[act], np.ones((3, 4)), step, central, kernels.CROSS_ENTROPY,
+                              textbook, 0.0)
+    expected = ref.numeric_gradient(w, x, y, step, "central" if central else "forward", act)
+    for got, want in zip(blocks, expected, strict=True):
+        assert got.shape == want.shape and norm_rel(got, want) <= KERNEL_FD_RTOL
+
