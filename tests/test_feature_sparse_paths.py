@@ -1,75 +1,60 @@
-"""The sparse analytic gradient and the deduplicated numeric one give bitwise what the old kernels gave
-(tests/old_kernels.py), on real MNIST batches and on random problems with exact zeros: in float64 and
-float32, with the exact and the textbook finite-difference arithmetic, with and without a loss epsilon."""
+"""The sparse analytic gradient and the deduplicated numeric one give bitwise what the old kernels gave (their
+fingerprints in data/sparse_reference.json, made by sparse_reference.py), on real MNIST batches and on random
+problems with exact zeros: in float64 and float32, with the exact and the textbook finite-difference arithmetic,
+with and without a loss epsilon."""
+
+import json
 
 import numpy as np
 import pytest
 
-import old_kernels as old
+import sparse_reference as sr
 from gradsel_cli import kernels
 from gradsel_cli.numerics import network
 
-ACTS = list(network.ACTIVATIONS)
-DTYPES = [np.float64, np.float32]
-DTYPE_IDS = ["float64", "float32"]
+
+@pytest.fixture(scope="module")
+def stored():
+    return json.loads(sr.STORE.read_text())
 
 
-def real_batches(mnist_raw, sizes=((1, 20), (8, 50), (32, 100)), dtype=np.float64):
-    """(x, y, params, mask) for real batches drawn with replacement from the first 40 training images."""
-    xtr, ytr, _, _ = mnist_raw
-    gen = np.random.default_rng(15)
-    for B, H in sizes:
-        rows = gen.integers(0, 40, size=B)
-        x = (np.ascontiguousarray(xtr[rows], dtype=np.float64) / 255.0).astype(dtype)
-        y = ytr[rows].astype(np.int64)
-        params = network.init_params(H, seed=B, std=0.1, dtype=dtype)
-        mask = (gen.uniform(size=(B, H)) < 0.8).astype(dtype)
-        yield x, y, params, mask
+def test_every_stored_fingerprint_is_checked(mnist_raw, stored):
+    names = [n for cases in (sr.analytic_cases(mnist_raw), sr.forward_cases(mnist_raw), sr.numeric_cases(mnist_raw),
+                             sr.signed_zero_cases()) for n, _ in cases]
+    assert len(names) == len(set(names)) and set(names) == set(stored)
 
 
-def old_flat(params, gW1, gb1, gW2, gb2):
-    return np.concatenate([gW1.ravel(), gb1, gW2.ravel(), gb2])
-
-
-def same_bits(a, b):
-    return np.asarray(a).tobytes() == np.asarray(b).tobytes()
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("loss,eps", [(kernels.CROSS_ENTROPY, 0.0), (kernels.CROSS_ENTROPY, 1e-7), (kernels.MSE, 0.0)],
-                         ids=["cross-entropy", "cross-entropy-eps", "mse"])
-@pytest.mark.parametrize("act", range(len(ACTS)))
-def test_sparse_analytic_is_bitwise_the_old_one(mnist_raw, act, loss, eps, dtype):
-    for x, y, p, mask in real_batches(mnist_raw, dtype=dtype):
-        args = (x, y, p.W1, p.b1, p.W2, p.b2, act, mask, loss, dtype(eps))
+def test_sparse_analytic_is_bitwise_the_old_one(mnist_raw, stored):
+    for name, args in sr.analytic_cases(mnist_raw):
         value, flat = kernels._analytic(*args, None, None)
-        old_value, *g = old.old_analytic(*args)
-        assert flat.dtype == dtype
-        assert same_bits(value, old_value)
-        assert same_bits(flat, old_flat(p, *g))
+        assert flat.dtype == args[0].dtype
+        assert sr.digest(value, flat) == stored[name], name
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_sparse_forward_is_bitwise_the_old_one(mnist_raw, dtype):
-    for x, y, p, mask in real_batches(mnist_raw, dtype=dtype):
-        a1, pre, z1, a2, _, _ = kernels._forward(x, p.W1, p.b1, p.W2, p.b2, 0, mask, None, None)
-        assert same_bits(pre, a1)
-        for new, was in zip((a1, z1, a2), old.old_forward(x, p.W1, p.b1, p.W2, p.b2, 0, mask)):
-            assert same_bits(new, was)
+def test_sparse_forward_is_bitwise_the_old_one(mnist_raw, stored):
+    for name, args in sr.forward_cases(mnist_raw):
+        a1, pre, z1, a2, _, _ = kernels._forward(*args, None, None)
+        assert sr.digest(pre) == sr.digest(a1)
+        assert sr.digest(a1, z1, a2) == stored[name], name
 
 
-def test_sparse_analytic_with_signed_zeros_and_odd_row_lengths(make_problem):
+def test_sparse_analytic_with_signed_zeros_and_odd_row_lengths(stored):
     """Pixels of -0.0 are skipped like +0.0 (as before); rows of 0 to 7 lit pixels take every
     branch of the four-at-a-time sum."""
-    for lit in range(8):
-        params, x, y = make_problem(hidden=5, batch=3, n_in=9, seed=lit, zeros=0.0)
-        x[:, lit:] = 0.0
-        x[1, ::2] = -0.0
-        mask = np.ones((3, 5))
-        value, flat = kernels._analytic(x, y, params.W1, params.b1, params.W2, params.b2, 0, mask, 0, 0.0, None,
-                                        None)
-        old_value, *g = old.old_analytic(x, y, params.W1, params.b1, params.W2, params.b2, 0, mask, 0, 0.0)
-        assert same_bits(value, old_value) and same_bits(flat, old_flat(params, *g))
+    for name, args in sr.signed_zero_cases():
+        value, flat = kernels._analytic(*args, None, None)
+        assert sr.digest(value, flat) == stored[name], name
+
+
+@pytest.mark.parametrize("dtype", sr.DTYPES)
+def test_deduplicated_numeric_is_bitwise_the_old_one(mnist_raw, stored, dtype):
+    """Batches drawn with replacement (repeated samples) and repeated pixel values: bitwise as before.
+    The textbook arithmetic sums every sample's loss, each copy of a repeat as its own term."""
+    for name, args in sr.numeric_cases(mnist_raw):
+        if f"/{dtype}/" in name:
+            grads = kernels._numeric(*args)
+            assert all(g.dtype == sr.DTYPES[dtype] for g in grads)
+            assert sr.digest(*grads) == stored[name], name
 
 
 def test_all_zero_images_give_only_bias_gradients(make_problem):
@@ -77,28 +62,6 @@ def test_all_zero_images_give_only_bias_gradients(make_problem):
     x[...] = 0.0
     grad = network.analytic_gradient(params, x, y)
     assert np.all(grad.W1 == 0.0) and np.any(grad.b1 != 0.0)
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("arith", ["exact", "textbook"])
-@pytest.mark.parametrize("scheme", ["central", "forward"])
-@pytest.mark.parametrize("loss,eps", [(kernels.CROSS_ENTROPY, 0.0), (kernels.CROSS_ENTROPY, 1e-7), (kernels.MSE, 0.0)],
-                         ids=["cross-entropy", "cross-entropy-eps", "mse"])
-@pytest.mark.parametrize("act", range(len(ACTS)))
-def test_deduplicated_numeric_is_bitwise_the_old_one(mnist_raw, act, loss, eps, scheme, arith, dtype):
-    """Batches drawn with replacement (repeated samples) and repeated pixel values: bitwise as before.
-    The textbook arithmetic sums every sample's loss, each copy of a repeat as its own term."""
-    sizes = ((1, 20), (8, 50), (32, 30)) if loss == kernels.CROSS_ENTROPY else ((8, 10),)
-    step = 1e-3 if dtype == np.float32 else 1e-4
-    for x, y, p, mask in real_batches(mnist_raw, sizes, dtype):
-        mask[:, ::3] = 1.0  # leave some units whole so that repeats with equal mask rows occur
-        if x.shape[0] > 1:
-            x[-1], y[-1], mask[-1] = x[0], y[0], mask[0]  # certainly one repeat
-        args = (x, y, p.W1, p.b1, p.W2, p.b2, act, mask, dtype(step), scheme == "central", loss,
-                arith == "textbook", dtype(eps))
-        for new, was in zip(kernels._numeric(*args), old.old_numeric(*args)):
-            assert new.dtype == dtype
-            assert same_bits(new, was)
 
 
 def test_distinct_finds_repeats_and_values():
