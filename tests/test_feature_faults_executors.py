@@ -268,13 +268,13 @@ def test_workers_are_capped_at_two_per_core_and_the_runs(workers, runs, used, sa
 def test_a_huge_workers_count_runs_with_capped_processes_and_says_so_once(workers, runner, monkeypatch):
     started = []
 
-    class Pool(experiments.ProcessPoolExecutor):
+    class Pool(local.ProcessPoolExecutor):
         def __init__(self, max_workers, *args, **kwargs):
             started.append(max_workers)
             super().__init__(max_workers, *args, **kwargs)
 
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    monkeypatch.setattr(experiments, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(local, "ProcessPoolExecutor", Pool)
     result = runner.invoke(cli, [*TINY, "--seeds", "3", "--workers", workers, "--json"])
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output and started == [2]

@@ -96,7 +96,7 @@ def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(priv
     # No command ran the check (the Python API, a worker process): loading drops the damaged files itself.
     root, target = private_cache
     _damage(_files_of(target, "_predict"), "empty")
-    code = ("import numpy as np; from gradsel_cli import network; from helpers import random_params; "
+    code = ("import numpy as np; from gradsel_cli.numerics import network; from helpers import random_params; "
             "print(network.predict(random_params(3, 784, seed=0), np.zeros((2, 784))).shape)")
     tests = os.path.dirname(__file__)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tests, timeout=300,
@@ -244,7 +244,7 @@ def bad_paths(tmp_path):
 
 @pytest.mark.parametrize("command", PATH_OPTIONS, ids=lambda c: f"{c[0]} {c[-1]}")
 def test_a_path_that_cannot_be_resolved_is_one_line_and_exit_2(command, bad_paths, runner, monkeypatch):
-    from test_faults import no_training
+    from test_feature_faults import no_training
 
     no_training(monkeypatch)
     renamed = command[-1] in ("--plot", "--figure", "--save-model")  # loop1.png, loop1.npz: files that can be made
