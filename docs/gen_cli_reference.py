@@ -2,7 +2,7 @@
 
 Run from anywhere: ``python docs/gen_cli_reference.py``. The text is rendered at a fixed width
 (WIDTH columns), so the file does not depend on the terminal it was made in; the test
-``tests/test_cli_reference.py`` regenerates it in memory and fails when the stored file differs.
+``tests/test_feature_cli_reference.py`` regenerates it in memory and fails when the stored file differs.
 Importing the CLI does not import Numba (the commands import their heavy modules when they run).
 """
 

@@ -176,8 +176,16 @@ def test_labels_out_of_range_are_caught_even_unverified(copy_dir, idx_bytes):
         data.read_idx(copy_dir, "train-labels", verify=False)
 
 
-def test_data_error_is_a_value_error():
-    assert issubclass(data.DataError, ValueError)
+def test_a_damaged_file_is_a_value_error_to_the_library_caller(copy_dir, idx_bytes):
+    """The library raises ValueError for bad input (only the CLI turns it into one line): a caller catching
+    ValueError catches a damaged MNIST file, and the message names the file."""
+    replace_file(copy_dir, "train-labels", altered(idx_bytes["train-labels"], 8, 10), compressed=False)
+    try:
+        data.read_idx(copy_dir, "train-labels", verify=False)
+    except ValueError as exc:
+        assert "train-labels-idx1-ubyte" in str(exc)
+    else:
+        raise AssertionError("a label out of range was read without an error")
 
 
 # --- where the data comes from -------------------------------------------------

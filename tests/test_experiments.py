@@ -1,4 +1,4 @@
-"""Grids of paired trials: resume, executors, and safe concurrent appends to the results store."""
+"""Grids of paired trials: the trials of a grid, resume, progress, and safe concurrent appends to the results store."""
 
 import json
 import multiprocessing
@@ -7,8 +7,8 @@ import warnings
 import pytest
 
 from gradsel_cli.runs import results
+from gradsel_cli.runs.experiments import run_grid, trials
 from gradsel_cli.runs.records import config_hash
-from gradsel_cli.runs.experiments import cell_label, run_grid, trials
 from gradsel_cli.runs.local import LocalExecutor
 from gradsel_cli.numerics.training import TrainConfig
 
@@ -86,13 +86,6 @@ def test_duplicate_configs_run_once(mnist_raw):
     assert len(executor.ran) == 1 and records[0] is records[1]
 
 
-def test_worker_pool_gives_the_same_records_as_one_process(mnist_raw):
-    configs = trials(BASE, CELLS, range(2))
-    serial = run_grid(configs, None, LocalExecutor(1))
-    pooled = run_grid(configs, None, LocalExecutor(2))
-    assert [outcome(r) for r in pooled] == [outcome(r) for r in serial]
-
-
 def test_progress_reports_every_run(tmp_path, mnist_raw):
     configs = trials(BASE, CELLS[:2], range(2))
     run_grid(configs[:1], tmp_path / "g.jsonl", CountingExecutor(mnist_raw))
@@ -137,43 +130,3 @@ def test_loading_a_file_of_foreign_lines_warns_and_keeps_the_good_ones(tmp_path,
     assert len(stored) == 1
     assert [str(w.message).split(": ")[0].rsplit(":", 1)[1] for w in caught] == ["1", "3"]
     assert path.read_bytes() == before
-
-
-def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
-    import os
-    import signal
-
-    from gradsel_cli.runs.trial import GridError
-
-    path = tmp_path / "grid.jsonl"
-    configs = trials(BASE.replace(iters=300), CELLS, range(3))
-    killed = []
-
-    def kill_a_worker(done, total, info):
-        if done >= 1 and not killed:
-            worker = multiprocessing.active_children()[0]
-            os.kill(worker.pid, signal.SIGKILL)
-            killed.append(worker.pid)
-
-    with pytest.raises(GridError, match="resume"):
-        run_grid(configs, path, LocalExecutor(2), progress=kill_a_worker)
-    assert killed
-    kept = {r["config_hash"] for r in results.load(path)}
-    missing = [c for c in configs if config_hash(c.to_dict()) not in kept]
-    assert kept and missing, "the kill should leave some runs finished and some not"
-
-    calls = []
-    records = run_grid(configs, path, LocalExecutor(2), progress=lambda *a: calls.append(a))
-    assert calls[0] == (len(kept), len(configs), "resumed")
-    assert sorted(label for _, _, label in calls[1:]) == sorted(cell_label(c) for c in missing)
-    stored = results.load(path)
-    hashes = [r["config_hash"] for r in stored]
-    assert len(hashes) == len(set(hashes)) == len(configs)
-    assert sorted(hashes) == sorted(r["config_hash"] for r in records)
-
-
-def test_the_dask_worker_configuration_the_readme_names_ships_in_the_package():
-    from gradsel_cli.runs import dask_executor
-
-    text = dask_executor.WORKER_CONFIG.read_text()
-    assert "MALLOC_TRIM_THRESHOLD_: null" in text and "pre-spawn-environ" in text

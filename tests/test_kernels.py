@@ -1,364 +1,176 @@
-"""The kernels, through the checked wrappers of network.py, against the plain NumPy twins in reference.py."""
+"""The @njit kernels called directly: the loss, backprop and finite differences against the NumPy twins in
+reference.py; the kernels' own exp and small-argument exp/log1p against exact references, in ulps.
 
+The reference is Python's ``decimal`` at 40 significant digits, rounded once to
+float64: the correctly rounded result, the same on every CPU. (NumPy's and the
+C library's exp and log1p are not: NumPy picks SIMD code by CPU, and on an
+AVX-512 machine its log1p is 1 ulp from elsewhere.)
+"""
+
+from decimal import Context, Decimal
+
+import numba
 import numpy as np
 import pytest
 
 import reference as ref
-from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
-from gradsel_cli import config
+from gradsel_cli.kernels import backward, differences, forward, precision
 from gradsel_cli.numerics import network
 
-# Tolerances (relative, norm-wise per block W1, b1, W2, b2).
-LOSS_RTOL = 1e-12                # kernel loss vs the reference loss: rounding only
-ANALYTIC_RTOL = 1e-12            # backprop vs the reference backprop: rounding only
-NUMERIC_VS_NAIVE_RTOL = 1e-7     # incremental finite differences vs perturb-and-rerun: both carry ~eps*L/h rounding
-CENTRAL_VS_ANALYTIC_RTOL = 1e-6  # central differences with h = 1e-4: O(h^2) truncation
-FORWARD_VS_ANALYTIC_RTOL = 1e-3  # forward differences with h = 1e-4: O(h) truncation
-DERIV_RTOL = 1e-7                # the reference activations' derivatives vs their own central differences
-
-STEP = 1e-4
-ACTS = list(network.ACTIVATION_CODES)
-SCHEMES = list(config.FD_SCHEMES)
-CASES = ["mnist", "batch1", "hidden1", "zero-images", "huge-logits", "dropout", "small-n_in"]
-SMALL_CASES = [c for c in CASES if c != "mnist"]  # small enough for the full naive reference
-
-
-def build_case(name, mnist_batch):
-    """(params, x, y, mask) of one named test problem; mask None means no dropout."""
-    x8, y8 = mnist_batch
-    if name == "mnist":  # the papers' H = 50, B = 8 on real images
-        return random_params(50, std=0.1, seed=0), x8, y8, None
-    if name == "batch1":
-        return random_params(3, std=0.1, seed=1), x8[:1], y8[:1], None
-    if name == "hidden1":
-        return random_params(1, std=0.1, seed=2), x8[:4], y8[:4], None
-    if name == "zero-images":
-        return random_params(2, std=0.1, seed=3), np.zeros((3, 784)), np.array([0, 3, 9]), None
-    if name == "huge-logits":  # logits ~ 1e3: exp would overflow without the log-sum-exp shift
-        p = random_params(3, std=0.1, seed=4)
-        x, y = x8[:4], y8[:4]
-        p.W2[...] *= 1.5e3 / np.abs(ref.forward(as_blocks(p), x)[2]).max()
-        return p, x, y, None
-    if name == "dropout":  # inverted dropout: kept units scaled by 1/p = 2, some dropped
-        mask = np.array([[2.0, 0.0, 2.0, 2.0], [0.0, 2.0, 0.0, 2.0], [2.0, 2.0, 2.0, 0.0]])
-        return random_params(4, std=0.1, seed=5), x8[:3], y8[:3], mask
-    if name == "small-n_in":  # a toy network with 12 inputs, half the pixels zero
-        gen = np.random.default_rng(6)
-        x = gen.uniform(size=(2, 12)) * (gen.uniform(size=(2, 12)) < 0.5)
-        return random_params(3, n_in=12, std=0.5, seed=6), x, np.array([7, 2]), None
-    raise KeyError(name)
-
-
-@pytest.fixture(params=CASES)
-def case(request, mnist_batch):
-    return build_case(request.param, mnist_batch)
-
-
-@pytest.fixture(params=SMALL_CASES)
-def small_case(request, mnist_batch):
-    return build_case(request.param, mnist_batch)
-
-
-def assert_clear_of_kinks(params, x, act, mask=None):
-    """Finite differences across the kink of (leaky) ReLU measure a different slope; keep |a1| > h."""
-    if act in ("relu", "leaky-relu"):
-        a1 = ref.forward(as_blocks(params), x, act, mask)[0]
-        assert np.abs(a1).min() > 2 * STEP, "test set-up: a pre-activation lies within h of the kink"
-
-
-# --- the reference itself ---------------------------------------------------
-
-@pytest.mark.parametrize("act", ACTS)
-def test_reference_derivatives_match_their_activation(act):
-    f, df = ref.ACTIVATIONS[act]
-    a = np.concatenate([np.linspace(-6, -0.01, 50), np.linspace(0.01, 6, 50)])  # away from the kink at 0
-    h = 1e-6
-    assert np.allclose(df(a), (f(a + h) - f(a - h)) / (2 * h), rtol=DERIV_RTOL, atol=1e-9)
-
-
-def test_reference_relu_derivative_at_zero_is_zero():
-    assert ref.relu_grad(np.array([0.0]))[0] == 0.0
-    assert ref.leaky_relu_grad(np.array([0.0]))[0] == ref.LEAKY_SLOPE
-
-
-def test_reference_mish_is_x_tanh_softplus():
-    a = np.array([-3.0, -0.5, 0.0, 0.7, 4.0])
-    assert np.allclose(ref.mish(a), a * np.tanh(np.log(1 + np.exp(a))), rtol=1e-15)
-
-
-# --- loss ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("act", ACTS)
-def test_loss_matches_reference(case, act):
-    params, x, y, mask = case
-    got = network.loss(params, x, y, config_settings(activation=act), mask=mask)
-    want = ref.loss(as_blocks(params), x, y, act, mask)
-    assert np.isfinite(got)
-    assert got == pytest.approx(want, rel=LOSS_RTOL)
-
-
-def test_huge_logits_loss_is_finite_and_large(mnist_batch):
-    params, x, y, _ = build_case("huge-logits", mnist_batch)
-    logits = ref.forward(as_blocks(params), x)[2]
-    assert np.abs(logits).max() > 710  # exp(710) overflows float64: a softmax without the shift would fail
-    got = network.loss(params, x, y)
-    assert np.isfinite(got) and got > 1.0
-    assert got == pytest.approx(ref.loss(as_blocks(params), x, y), rel=LOSS_RTOL)
-
-
-def test_loss_of_uniform_logits_is_log10():
-    params = network.Params.zeros(3)
-    assert network.loss(params, np.ones((2, 784)), np.array([1, 8])) == pytest.approx(np.log(10), rel=1e-15)
-
-
-# --- analytic gradient --------------------------------------------------------
-
-@pytest.mark.parametrize("act", ACTS)
-def test_analytic_matches_reference(case, act):
-    params, x, y, mask = case
-    got = network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask)
-    want = ref.analytic_gradient(as_blocks(params), x, y, act, mask)
-    assert_blocks_close(got, want, ANALYTIC_RTOL, f"analytic vs reference ({act})")
-
-
-@pytest.mark.parametrize("act", ACTS)
-def test_analytic_returns_the_loss_it_differentiates(case, act):
-    params, x, y, mask = case
-    _, value = network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask, return_loss=True)
-    assert value == pytest.approx(network.loss(params, x, y, config_settings(activation=act), mask=mask), rel=LOSS_RTOL)
-
-
-def test_relu_derivative_at_zero_is_zero():
-    # all-zero images and zero biases put every pre-activation exactly at the kink
-    params = random_params(4, std=0.1, seed=7)
-    params.b1[...] = 0.0
-    x, y = np.zeros((2, 784)), np.array([1, 5])
-    g = network.analytic_gradient(params, x, y, config_settings(activation="relu"))
-    assert np.all(g.b1 == 0.0) and np.all(g.W1 == 0.0)
-    g_leaky = network.analytic_gradient(params, x, y, config_settings(activation="leaky-relu"))
-    assert np.all(g_leaky.b1 != 0.0)  # slope 0.01, not 0
-    assert_blocks_close(g_leaky, ref.analytic_gradient(as_blocks(params), x, y, "leaky-relu"), ANALYTIC_RTOL)
-
-
-@pytest.mark.parametrize("act", ACTS)
-def test_dropped_units_get_exactly_zero_gradient(act, mnist_batch):
-    params, x, y, mask = build_case("dropout", mnist_batch)
-    dropped_everywhere = ~mask.any(axis=0)
-    mask = mask.copy()
-    mask[:, 2] = 0.0  # unit 2 dropped for the whole batch
-    dropped_everywhere[2] = True
-    for g in (network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask),
-              network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="central",
-                                                                     activation=act), mask=mask)):
-        assert np.all(g.W1[:, dropped_everywhere] == 0.0)
-        assert np.all(g.b1[dropped_everywhere] == 0.0)
-        assert np.all(g.W2[dropped_everywhere, :] == 0.0)
-        assert np.any(g.W2[~dropped_everywhere, :] != 0.0)
-
-
-def test_zero_pixels_get_exactly_zero_gradient(mnist_batch):
-    params, x, y, _ = build_case("mnist", mnist_batch)
-    blank = ~(x != 0).any(axis=0)  # pixels that are 0 in every image of the batch
-    assert blank.sum() > 100
-    for g in (network.analytic_gradient(params, x, y), network.numeric_gradient(params, x, y)):
-        assert np.all(g.W1[blank] == 0.0)
-        assert np.all(g.W1[~blank].any(axis=1))
-
-
-# --- numerical gradient -------------------------------------------------------
-
-@pytest.mark.parametrize("act", ACTS)
-def test_central_numeric_matches_naive_reference(small_case, act):
-    params, x, y, mask = small_case
-    got = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act),
-                                   mask=mask)
-    want = ref.numeric_gradient(as_blocks(params), x, y, STEP, "central", act, mask)
-    assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"central numeric vs naive reference ({act})")
-
-
-@pytest.mark.parametrize("act", ["sigmoid", "relu", "mish"])
-@pytest.mark.parametrize("name", ["batch1", "zero-images", "huge-logits", "dropout", "small-n_in"])
-def test_forward_numeric_matches_naive_reference(name, act, mnist_batch):
-    params, x, y, mask = build_case(name, mnist_batch)
-    got = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="forward", activation=act),
-                                   mask=mask)
-    want = ref.numeric_gradient(as_blocks(params), x, y, STEP, "forward", act, mask)
-    assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"forward numeric vs naive reference ({act})")
-
-
-def sample_indices(params, x, n_w1=200, seed=0):
-    """Flat positions: a random sample of the W1 entries that can move the loss, and every b1, W2, b2."""
-    live = np.flatnonzero(np.broadcast_to((x != 0).any(axis=0)[:, None], params.W1.shape))
-    w1 = np.random.default_rng(seed).choice(live, size=min(n_w1, live.size), replace=False)
-    return np.sort(np.concatenate([w1, np.arange(params.W1.size, params.flat.size)]))
-
-
-@pytest.mark.parametrize("scheme", SCHEMES)
-@pytest.mark.parametrize("act", ACTS)
-def test_numeric_matches_package_naive_on_sampled_weights(act, scheme, mnist_batch):
-    params, x, y, _ = build_case("mnist", mnist_batch)
-    idx = sample_indices(params, x)
-    fast = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme,
-                                                                  activation=act)).flat[idx]
-    naive = network.naive_numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme,
-                                                                         activation=act), indices=idx).flat[idx]
-    assert rel_error(fast, naive) <= NUMERIC_VS_NAIVE_RTOL
-
-
-def test_package_naive_matches_reference_naive(mnist_batch):
-    for name in ("small-n_in", "dropout"):
-        params, x, y, mask = build_case(name, mnist_batch)
-        for scheme in SCHEMES:
-            got = network.naive_numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme,
-                                                                               activation="tanh"), mask=mask)
-            want = ref.numeric_gradient(as_blocks(params), x, y, STEP, scheme, "tanh", mask)
-            assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"{name} {scheme}")
-
-
-def test_naive_with_indices_computes_only_those(make_problem):
-    params, x, y = make_problem()
-    idx = [0, 5, params.flat.size - 1]
-    g = network.naive_numeric_gradient(params, x, y, indices=idx)
-    full = network.naive_numeric_gradient(params, x, y)
-    assert np.array_equal(g.flat[idx], full.flat[idx])
-    rest = np.delete(g.flat, idx)
-    assert np.all(np.isnan(rest))
-    assert not np.any(np.isnan(full.flat))
-
-
-@pytest.mark.parametrize("act", ACTS)
-def test_central_numeric_matches_analytic(case, act):
-    params, x, y, mask = case
-    assert_clear_of_kinks(params, x, act, mask)
-    numeric = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="central",
-                                                                     activation=act), mask=mask)
-    analytic = network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask)
-    assert_blocks_close(numeric, analytic, CENTRAL_VS_ANALYTIC_RTOL, f"central numeric vs analytic ({act})")
-
-
-@pytest.mark.parametrize("act", ACTS)
-def test_forward_numeric_is_close_to_analytic_but_less_so(act, mnist_batch):
-    params, x, y, _ = build_case("mnist", mnist_batch)
-    assert_clear_of_kinks(params, x, act)
-    analytic = network.analytic_gradient(params, x, y, config_settings(activation=act))
-    forward = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="forward", activation=act))
-    central = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act))
-    assert_blocks_close(forward, analytic, FORWARD_VS_ANALYTIC_RTOL, f"forward numeric vs analytic ({act})")
-    assert rel_error(forward.flat, analytic.flat) > 10 * rel_error(central.flat, analytic.flat)
-
-
-def test_numeric_at_the_default_init_matches_analytic(mnist_batch):
-    # the papers' setting: N(0, 0.01^2) weights, zero biases, sigmoid
-    x, y = mnist_batch
-    params = network.init_params(50, seed=0)
-    numeric = network.numeric_gradient(params, x, y)
-    assert_blocks_close(numeric, network.analytic_gradient(params, x, y), CENTRAL_VS_ANALYTIC_RTOL, "default init")
-
-
-def test_gradient_does_not_mutate_inputs(mnist_batch):
-    params, x, y, mask = build_case("dropout", mnist_batch)
-    before = (params.flat.copy(), x.copy(), y.copy(), mask.copy())
-    network.analytic_gradient(params, x, y, mask=mask)
-    network.numeric_gradient(params, x, y, mask=mask)
-    network.naive_numeric_gradient(params, x, y, mask=mask, indices=[0, 1, 2])
-    for a, b in zip(before, (params.flat, x, y, mask)):
-        assert np.array_equal(a, b)
-
-
-# --- predict and accuracy -----------------------------------------------------
-
-@pytest.mark.parametrize("act", ACTS)
-def test_predict_matches_reference_argmax(act, mnist_raw):
-    x = mnist_raw[2][:1000] / 255.0  # more than one 256-row chunk, and a partial one
-    y = mnist_raw[3][:1000]
-    params = random_params(20, std=0.1, seed=8)
-    got = network.predict(params, x, act)
-    want = ref.predict(as_blocks(params), x, act)
-    assert got.shape == (1000,)
-    assert np.array_equal(got, want)
-    assert len(np.unique(got)) > 1
-    assert network.accuracy(params, x, y, act) == np.mean(want == y)
-
-
-def test_predict_ties_go_to_the_first_class():
-    params = network.Params.zeros(2)
-    params.b2[[3, 7]] = 1.0
-    assert np.array_equal(network.predict(params, np.zeros((3, 784))), [3, 3, 3])
-
-
-# --- input checks -------------------------------------------------------------
-
-def batch_functions():
-    return {
-        "loss": network.loss,
-        "analytic": network.analytic_gradient,
-        "numeric": network.numeric_gradient,
-        "naive": lambda p, x, y, **kw: network.naive_numeric_gradient(p, x, y, indices=[0], **kw),
-    }
-
-
-BAD_BATCHES = {
-    "x too narrow": (np.zeros((2, 783)), [1, 2], {}),
-    "x one-dimensional": (np.zeros(784), [1], {}),
-    "x three-dimensional": (np.zeros((2, 28, 28)), [1, 2], {}),
-    "y too long": (np.zeros((2, 784)), [1, 2, 3], {}),
-    "y two-dimensional": (np.zeros((2, 784)), [[1], [2]], {}),
-    "empty batch": (np.zeros((0, 784)), np.zeros(0, dtype=int), {}),
-    "label -1": (np.zeros((2, 784)), [-1, 2], {}),
-    "label 10": (np.zeros((2, 784)), [1, 10], {}),
-    "mask wrong shape": (np.zeros((2, 784)), [1, 2], {"mask": np.ones((2, 4))}),
-}
-
-
-@pytest.mark.parametrize("fn", ["loss", "analytic", "numeric", "naive"])
-@pytest.mark.parametrize("bad", list(BAD_BATCHES))
-def test_bad_batch_raises_value_error(fn, bad):
-    params = random_params(3, std=0.1)
-    x, y, kw = BAD_BATCHES[bad]
-    with pytest.raises(ValueError):
-        batch_functions()[fn](params, x, np.asarray(y), **kw)
-
-
-@pytest.mark.parametrize("kw", [{"fd_step": 0.0}, {"fd_step": -1e-4}, {"fd_step": float("nan")},
-                                {"fd_step": float("inf")}, {"fd_scheme": "backward"}, {"fd_scheme": "Central"},
-                                {"activation": "softsign"}],
-                         ids=["step0", "step-neg", "step-nan", "step-inf", "scheme-backward", "scheme-case",
-                              "activation"])
-def test_bad_settings_are_refused_before_any_kernel_runs(kw):
-    with pytest.raises(ValueError, match="fd.step|fd.scheme|activation"):
-        config_settings(**kw)
-
-
-def test_predict_checks_its_input():
-    params = random_params(3, std=0.1)
-    with pytest.raises(ValueError, match="shape"):
-        network.predict(params, np.zeros((5, 100)))
-    with pytest.raises(ValueError, match="activation"):
-        network.predict(params, np.zeros((5, 784)), activation="bogus")
-
-
-@pytest.mark.parametrize("kw", [{"hidden": 0}, {"hidden": -3}, {"init": "glorot"}, {"std": 0.0},
-                                {"std": -0.01}, {"std": float("nan")}, {"std": float("inf")}])
-def test_init_params_rejects_bad_settings(kw):
-    args = {"hidden": 5, **kw}
-    with pytest.raises(ValueError):
-        network.init_params(**args)
-
-
-@pytest.mark.parametrize("init,std", [("std", 0.01), ("xavier", None), ("he", None)])
-def test_init_params_scales(init, std):
-    p = network.init_params(200, seed=3, init=init)
-    want = {"std": (0.01, 0.01), "xavier": (np.sqrt(1 / 784), np.sqrt(1 / 200)),
-            "he": (np.sqrt(2 / 784), np.sqrt(2 / 200))}[init]
-    assert p.W1.std() == pytest.approx(want[0], rel=0.02)
-    assert p.W2.std() == pytest.approx(want[1], rel=0.05)
-    assert np.all(p.b1 == 0) and np.all(p.b2 == 0)
-    assert p.W1.shape == (784, 200) and p.W2.shape == (200, 10)
-
-
-def test_params_views_share_the_flat_vector():
-    p = random_params(4, n_in=6, std=1.0)
-    assert p.flat.size == 6 * 4 + 4 + 4 * 10 + 10
-    p.W2[1, 2] = 123.0
-    assert p.flat[6 * 4 + 4 + 1 * 10 + 2] == 123.0
-    assert np.array_equal(p.weight_mask(), np.r_[np.ones(24), np.zeros(4), np.ones(40), np.zeros(10)])
+MAX_ULP = 1.0  # the true bound: within 1 ulp of the correctly rounded result (measured: never more)
+EXACT = Context(prec=40, Emin=-10**6, Emax=10**6)
+WIDE = Context(prec=2000)  # enough digits to hold 1 + x exactly for any double x used here
+
+
+def exact_exp(x: np.ndarray) -> np.ndarray:
+    """exp(x) correctly rounded to float64 (an argument is a double, so Decimal(x) is exact)."""
+    return np.array([float(EXACT.exp(Decimal(float(v)))) for v in x])
+
+
+def exact_log1p(x: np.ndarray) -> np.ndarray:
+    """log(1 + x) correctly rounded: 1 + x is formed exactly, then its log to 40 digits."""
+    return np.array([float(EXACT.ln(WIDE.add(1, Decimal(float(v))))) for v in x])
+
+
+@numba.njit
+def _apply(fn_code, x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        if fn_code == 0:
+            out[i] = precision._exp(x[i])
+        elif fn_code == 1:
+            out[i] = precision._exp_small(x[i])
+        else:
+            out[i] = precision._log1p_small(x[i])
+    return out
+
+
+def ulps(got, want):
+    return np.abs(got - want) / np.spacing(np.abs(want))
+
+
+def test_the_reference_is_correctly_rounded():
+    assert exact_exp(np.array([0.0, 1.0, -745.0]))[0] == 1.0
+    assert exact_exp(np.array([1.0]))[0] == 2.718281828459045  # e rounded to nearest
+    assert exact_exp(np.array([-745.0]))[0] == 5e-324  # the smallest subnormal
+    assert exact_log1p(np.array([1e-300]))[0] == 1e-300 and exact_log1p(np.array([1.0]))[0] == 0.6931471805599453
+
+
+@pytest.mark.parametrize("lo, hi", [(-1e-6, 1e-6), (-1, 1), (-40, 40), (-700, 700), (-745, -700), (700, 709.7)])
+def test_exp_within_one_ulp(lo, hi):
+    x = np.random.default_rng(0).uniform(lo, hi, 20000)
+    assert ulps(_apply(0, x), exact_exp(x)).max() <= MAX_ULP
+
+
+def test_exp_edge_values():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 710.0, -746.0, -1e-300])
+    got = _apply(0, x)
+    assert got[0] == 1.0 and got[1] == 1.0 and got[7] == 1.0
+    assert got[2] == np.inf and got[5] == np.inf
+    assert got[3] == 0.0 and got[6] == 0.0
+    assert np.isnan(got[4])
+
+
+def test_exp_subnormal_results_are_rounded_like_the_exact_result():
+    x = np.linspace(-744.0, -708.5, 2001)
+    want = exact_exp(x)
+    assert np.array_equal(_apply(0, x) == 0, want == 0)
+    assert np.allclose(_apply(0, x), want, rtol=1e-12, atol=np.finfo(float).tiny * 2 ** -50)
+
+
+def test_small_exp_and_log1p_within_one_ulp_on_their_domain():
+    # The kernel takes the small paths only for |x| <= SMALL (exp) and |u| <= 2 * SMALL (log1p).
+    x = np.random.default_rng(1).uniform(-2 * precision.SMALL, 2 * precision.SMALL, 20000)
+    assert ulps(_apply(1, x), exact_exp(x)).max() <= MAX_ULP
+    x = x[x != 0]
+    assert ulps(_apply(2, x), exact_log1p(x)).max() <= MAX_ULP
+
+
+# --- the float32 variants: float32 arguments take them, in float32 arithmetic ---
+
+def ulps32(got, want64):
+    """Error in float32 ulps of the float32 rounding of the correctly rounded float64 result."""
+    want = want64.astype(np.float32)
+    return np.abs(got.astype(np.float64) - want.astype(np.float64)) / np.spacing(np.abs(want)).astype(np.float64)
+
+
+@pytest.mark.parametrize("lo, hi", [(-1e-6, 1e-6), (-1, 1), (-40, 40), (-87, 88.7), (-103, -87)])
+def test_float32_exp_within_one_ulp(lo, hi):
+    x = np.random.default_rng(2).uniform(lo, hi, 20000).astype(np.float32)
+    got = _apply(0, x)
+    assert got.dtype == np.float32
+    assert ulps32(got, exact_exp(x.astype(np.float64))).max() <= MAX_ULP
+
+
+def test_float32_exp_edge_values():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 89.0, -104.0, -1e-30], dtype=np.float32)
+    got = _apply(0, x)
+    assert got[0] == 1.0 and got[1] == 1.0 and got[7] == 1.0
+    assert got[2] == np.inf and got[5] == np.inf
+    assert got[3] == 0.0 and got[6] == 0.0
+    assert np.isnan(got[4])
+
+
+def test_float32_small_exp_and_log1p_within_one_ulp_on_their_domain():
+    x = np.random.default_rng(3).uniform(-2 * precision.SMALL, 2 * precision.SMALL, 20000).astype(np.float32)
+    assert ulps32(_apply(1, x), exact_exp(x.astype(np.float64))).max() <= MAX_ULP
+    x = x[x != 0]
+    assert ulps32(_apply(2, x), exact_log1p(x.astype(np.float64))).max() <= MAX_ULP
+
+
+# --- the loss, backprop and finite differences, called directly ---------------------------------------------
+
+KERNEL_RTOL = 1e-12       # kernel vs twin, the same arithmetic in another order: rounding only
+KERNEL_FD_RTOL = 1e-7     # incremental finite differences vs the twin's perturb-and-rerun: both carry ~eps*L/h
+ACT_CODES = {"sigmoid": network.ACTIVATION_CODES["sigmoid"], "tanh": network.ACTIVATION_CODES["tanh"], "relu": network.ACTIVATION_CODES["relu"],
+             "leaky-relu": network.ACTIVATION_CODES["leaky-relu"], "mish": network.ACTIVATION_CODES["mish"]}
+LOSS_CODES = {"cross-entropy": network.LOSS_CODES["cross-entropy"], "mse": network.LOSS_CODES["mse"]}
+
+
+def small_problem(seed, hidden=4, batch=3, n_in=9):
+    gen = np.random.default_rng(seed)
+    x = gen.uniform(size=(batch, n_in)) * (gen.uniform(size=(batch, n_in)) < 0.6)  # MNIST-like exact zeros
+    W1, b1 = gen.normal(0, 0.5, (n_in, hidden)), gen.normal(0, 0.5, hidden)
+    W2, b2 = gen.normal(0, 0.5, (hidden, 10)), gen.normal(0, 0.5, 10)
+    return [W1, b1, W2, b2], x, gen.integers(0, 10, batch)
+
+
+def norm_rel(a, b):
+    return np.linalg.norm(np.ravel(a) - np.ravel(b)) / max(np.linalg.norm(np.ravel(b)), 1e-300)
+
+
+@pytest.mark.parametrize("act", list(ACT_CODES))
+@pytest.mark.parametrize("loss", list(LOSS_CODES))
+def test_loss_kernel_is_the_twins_loss(act, loss):
+    w, x, y = small_problem(1)
+    eps = 1e-7 if loss == "cross-entropy" else 0.0
+    no_mask = np.ones((3, 4))  # the kernels take a mask always (ones: no dropout)
+    got = forward._loss(x, y, *w, ACT_CODES[act], no_mask, LOSS_CODES[loss], eps, None, None)
+    assert abs(got - ref.loss(w, x, y, act, loss=loss, eps=eps)) <= KERNEL_RTOL * abs(got)
+
+
+@pytest.mark.parametrize("act", list(ACT_CODES))
+@pytest.mark.parametrize("loss", list(LOSS_CODES))
+def test_analytic_kernel_is_the_twins_backprop(act, loss):
+    w, x, y = small_problem(2)
+    mask = np.where(np.random.default_rng(3).uniform(size=(3, 4)) < 0.25, 0.0, 1 / 0.75)
+    value, flat = backward._analytic(x, y, *w, ACT_CODES[act], mask, LOSS_CODES[loss], 0.0, None, None)
+    expected = np.concatenate([g.ravel() for g in ref.analytic_gradient(w, x, y, act, mask, loss)])
+    assert flat.shape == expected.shape and norm_rel(flat, expected) <= KERNEL_RTOL
+    assert abs(value - ref.loss(w, x, y, act, mask, loss)) <= KERNEL_RTOL * abs(value)
+    zero_rows = np.flatnonzero(~x.any(axis=0))  # pixels dark in every image: their rows of W1 get exactly 0
+    assert np.all(flat[: x.shape[1] * 4].reshape(-1, 4)[zero_rows] == 0.0)
+
+
+@pytest.mark.parametrize("central", [True, False])
+@pytest.mark.parametrize("textbook", [False, True])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "mish"])  # smooth: the twin and the kernel see no kink
+def test_numeric_kernel_is_the_twins_finite_differences(act, central, textbook):
+    w, x, y = small_problem(4)
+    step = 1e-4
+    blocks = differences._numeric(x, y, *w, ACT_CODES[act], np.ones((3, 4)), step, central, network.LOSS_CODES["cross-entropy"],
+                              textbook, 0.0)
+    expected = ref.numeric_gradient(w, x, y, step, "central" if central else "forward", act)
+    for got, want in zip(blocks, expected, strict=True):
+        assert got.shape == want.shape and norm_rel(got, want) <= KERNEL_FD_RTOL
+

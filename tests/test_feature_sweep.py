@@ -151,18 +151,3 @@ def test_local_and_dask_with_one_or_many_workers_give_bitwise_the_same_records(t
     reference = got.pop("local 1")
     for name, outcomes in got.items():
         assert outcomes == reference, f"{name} differs from local 1"
-
-
-def test_local_dask_workers_keep_glibcs_default_memory_trimming():
-    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes a training run
-    1.6-2x slower (memory returned to the system on nearly every free); ours are started without it."""
-    pytest.importorskip("distributed")
-    import contextlib
-    import os
-
-    from gradsel_cli.runs.dask_executor import DaskExecutor
-
-    with contextlib.ExitStack() as closing:
-        client = DaskExecutor(1)._connect(1, closing)
-        seen = client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("NUMBA_NUM_THREADS")))
-    assert list(seen.values()) == [(None, "1")]

@@ -245,7 +245,7 @@ def bad_paths(tmp_path):
 
 @pytest.mark.parametrize("command", PATH_OPTIONS, ids=lambda c: f"{c[0]} {c[-1]}")
 def test_a_path_that_cannot_be_resolved_is_one_line_and_exit_2(command, bad_paths, runner, monkeypatch):
-    from test_faults import no_training
+    from test_feature_faults import no_training
 
     no_training(monkeypatch)
     renamed = command[-1] in ("--plot", "--figure", "--save-model")  # loop1.png, loop1.npz: files that can be made
