@@ -105,7 +105,7 @@ def test_bench_times_one_iteration_and_one_gradient_on_a_clock_it_cannot_tell_fr
 
     names = {code: name for name, code in benchmark.network.METHOD_CODES.items()}
 
-    def fake_sgd_iterations(params, x, y, batches, start, settings, **kw):
+    def fake_sgd_iterations(params, x, y, batches, start, settings, *outputs, **kw):
         method = names[settings.method]
         ran.append((method, batches.shape))
         advance(cost[method] * len(batches))

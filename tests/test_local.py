@@ -6,6 +6,7 @@ import multiprocessing
 import pytest
 
 from gradsel_cli.runs import results
+from gradsel_cli.runs.records import config_hash
 from gradsel_cli.runs.experiments import cell_label, run_grid, trials
 from gradsel_cli.runs.local import LocalExecutor
 from gradsel_cli.numerics.training import TrainConfig
@@ -45,7 +46,7 @@ def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
         run_grid(configs, path, LocalExecutor(2), progress=kill_a_worker)
     assert killed
     kept = {r["config_hash"] for r in results.load(path)}
-    missing = [c for c in configs if results.config_hash(c.to_dict()) not in kept]
+    missing = [c for c in configs if config_hash(c.to_dict()) not in kept]
     assert kept and missing, "the kill should leave some runs finished and some not"
 
     calls = []
