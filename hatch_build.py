@@ -22,8 +22,11 @@ class ShippedResults(BuildHookInterface):
         self._tmp = tempfile.mkdtemp(prefix="gradsel-results-")
         for source in sorted(Path(self.root, "results").glob("*.jsonl")):
             packed = Path(self._tmp, source.name + ".gz")
-            with open(source, "rb") as fin, open(packed, "wb") as raw, \
-                    gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
+            with (
+                open(source, "rb") as fin,
+                open(packed, "wb") as raw,
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout,
+            ):
                 shutil.copyfileobj(fin, fout, 1 << 20)
             build_data["force_include"][str(packed)] = f"gradsel_cli/_results/{packed.name}"
 

@@ -25,12 +25,13 @@ import time
 import numpy as np
 
 # JAX (XLA) on one thread too, like the others; must be set before jax is imported.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
-                           "intra_op_parallelism_threads=1").strip()
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+).strip()
 
-import gradsel_cli as gs  # noqa: E402
-from gradsel_cli import data  # noqa: E402
-from gradsel_cli.numerics import threads  # noqa: E402
+import gradsel_cli as gs
+from gradsel_cli import data
+from gradsel_cli.numerics import threads
 
 STEP = 1e-4  # the central-difference step of gradsel's default
 SETTINGS = gs.settings(gs.TrainConfig(fd_step=STEP))
@@ -57,8 +58,9 @@ def torch_analytic(params, x, y):
     import torch
 
     torch.set_num_threads(1)
-    W1, b1, W2, b2 = (torch.tensor(a, dtype=torch.float64, requires_grad=True)
-                      for a in (params.W1, params.b1, params.W2, params.b2))
+    W1, b1, W2, b2 = (
+        torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (params.W1, params.b1, params.W2, params.b2)
+    )
     xt, yt = torch.tensor(x), torch.tensor(y)
 
     def step():
@@ -81,14 +83,14 @@ def torch_numeric(params, x, y):
     B, n_in = x.shape
     H, K = W2.shape
     eye = torch.eye(K, dtype=torch.float64)
-    onehot = eye[yt]                                         # (B, K)
-    wy = W2[:, yt[rows]].T                                   # (nnz, H): W2[j, label of the entry's sample]
+    onehot = eye[yt]  # (B, K)
+    wy = W2[:, yt[rows]].T  # (nnz, H): W2[j, label of the entry's sample]
 
     @torch.no_grad()
     def step():
-        a1 = xt @ W1 + b1                                    # (B, H)
+        a1 = xt @ W1 + b1  # (B, H)
         z1 = torch.sigmoid(a1)
-        a2 = z1 @ W2 + b2                                    # (B, K)
+        a2 = z1 @ W2 + b2  # (B, K)
         a_lit, z_lit, a2_lit = a1[rows], z1[rows], a2[rows]  # (nnz, H), (nnz, H), (nnz, K)
         dzp = torch.sigmoid(a_lit + STEP * vals[:, None]) - z_lit
         dzm = torch.sigmoid(a_lit - STEP * vals[:, None]) - z_lit
@@ -98,11 +100,14 @@ def torch_numeric(params, x, y):
 
         diff = lse(dzp) - lse(dzm) - (dzp - dzm) * wy
         g1 = torch.zeros(n_in + 1, H, dtype=torch.float64).index_add_(0, cols, diff) / (2 * STEP * B)
-        z = torch.cat([z1, torch.ones(B, 1, dtype=torch.float64)], 1)   # (B, H + 1): W2's rows, then b2
-        shift = STEP * z[:, :, None, None] * eye                        # (B, H + 1, K, K): logit k moved
+        z = torch.cat([z1, torch.ones(B, 1, dtype=torch.float64)], 1)  # (B, H + 1): W2's rows, then b2
+        shift = STEP * z[:, :, None, None] * eye  # (B, H + 1, K, K): logit k moved
         moved = a2[:, None, None, :]
-        d = (torch.logsumexp(moved + shift, -1) - torch.logsumexp(moved - shift, -1)
-             - 2 * STEP * z[:, :, None] * onehot[:, None, :])           # (B, H + 1, K)
+        d = (
+            torch.logsumexp(moved + shift, -1)
+            - torch.logsumexp(moved - shift, -1)
+            - 2 * STEP * z[:, :, None] * onehot[:, None, :]
+        )  # (B, H + 1, K)
         return g1, d.sum(0) / (2 * STEP * B)
 
     return step
@@ -143,14 +148,17 @@ def jax_numeric(params, x, y):
         dzm = jax.nn.sigmoid(a_bj - STEP * v) - z_bj
         return (jax.nn.logsumexp(a2_b + dzp * w2_j) - jax.nn.logsumexp(a2_b + dzm * w2_j)) - (dzp - dzm) * wy
 
-    per_unit = jax.vmap(entry, in_axes=(0, 0, None, 0, 0, None))          # over j
-    per_entry = jax.vmap(per_unit, in_axes=(0, 0, 0, None, 0, 0))         # over the lit entries
+    per_unit = jax.vmap(entry, in_axes=(0, 0, None, 0, 0, None))  # over j
+    per_entry = jax.vmap(per_unit, in_axes=(0, 0, 0, None, 0, 0))  # over the lit entries
 
     def logit(a2_b, z, k, y_b):
         """Loss change of one sample with logit k moved by +-STEP z (W2[j, k], z = z1[b, j]; b2[k], z = 1)."""
         e_k = jax.nn.one_hot(k, K, dtype=a2_b.dtype)
-        return (jax.nn.logsumexp(a2_b + STEP * z * e_k) - jax.nn.logsumexp(a2_b - STEP * z * e_k)
-                - 2 * STEP * z * (k == y_b))
+        return (
+            jax.nn.logsumexp(a2_b + STEP * z * e_k)
+            - jax.nn.logsumexp(a2_b - STEP * z * e_k)
+            - 2 * STEP * z * (k == y_b)
+        )
 
     per_k = jax.vmap(logit, in_axes=(None, None, 0, None))
     per_j = jax.vmap(per_k, in_axes=(None, 0, None, None))
@@ -162,14 +170,14 @@ def jax_numeric(params, x, y):
         a1 = x @ W1 + b1
         z1 = jax.nn.sigmoid(a1)
         a2 = z1 @ W2 + b2
-        diff = per_entry(a1[rows], z1[rows], a2[rows], W2, W2[:, y[rows]].T, vals)   # (nnz, H)
+        diff = per_entry(a1[rows], z1[rows], a2[rows], W2, W2[:, y[rows]].T, vals)  # (nnz, H)
         g1 = jnp.zeros((n_in + 1, H)).at[cols].add(diff) / (2 * STEP * B)
         z = jnp.concatenate([z1, jnp.ones((B, 1))], 1)
         g2 = per_b(a2, z, jnp.arange(K), y).sum(0) / (2 * STEP * B)
         return g1, g2
 
     p = tuple(jnp.asarray(a) for a in (params.W1, params.b1, params.W2, params.b2))
-    args = (jnp.asarray(x), jnp.asarray(y)) + tuple(jnp.asarray(a) for a in _lit(x))
+    args = (jnp.asarray(x), jnp.asarray(y), *tuple(jnp.asarray(a) for a in _lit(x)))
     return lambda: jax.block_until_ready(grad(p, *args))
 
 
@@ -238,26 +246,46 @@ def main():
         check_numeric(fns, params, x, y)
         rows.append((h, b, interleaved(fns, args.rounds, args.calls)))
     cpu = platform.processor() or platform.machine()
-    lines = [f"Median per call, {args.rounds} interleaved rounds of {args.calls} calls, float64, CPU, one thread each, "
-             f"{datetime.date.today()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; "
-             + ", ".join(f"{m} {v}" for m, v in versions.items()) + ". Real MNIST batches (the first B training "
-             "images), sigmoid, cross-entropy, central differences with step 1e-4.", "",
-             "| H, B | gradsel analytic | PyTorch autograd | JAX jit(grad) | gradsel numeric | JAX FD over x≠0 "
-             "| numeric / analytic |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Median per call, {args.rounds} interleaved rounds of {args.calls} calls, float64, CPU, one thread each, "
+        f"{datetime.date.today()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; "
+        + ", ".join(f"{m} {v}" for m, v in versions.items())
+        + ". Real MNIST batches (the first B training "
+        "images), sigmoid, cross-entropy, central differences with step 1e-4.",
+        "",
+        "| H, B | gradsel analytic | PyTorch autograd | JAX jit(grad) | gradsel numeric | JAX FD over x≠0 "
+        "| numeric / analytic |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     get = lambda t, n: _fmt(t[n]) if n in t else "—"  # noqa: E731
     for h, b, t in rows:
-        lines.append(f"| {h}, {b} | " + " | ".join(get(t, n) for n in ("gradsel analytic", "PyTorch autograd",
-                     "JAX jit(grad)", "gradsel numeric", "JAX FD over x≠0"))
-                     + f" | {t['gradsel numeric'] / t['gradsel analytic']:.1f} |")
-    lines += ["", "Against the best peer (its time / gradsel's; above 1: gradsel faster):", "",
-              "| H, B | PyTorch FD over x≠0 | analytic: PyTorch / gradsel | analytic: JAX / gradsel "
-              "| numeric: best peer FD / gradsel |", "|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {h}, {b} | "
+            + " | ".join(
+                get(t, n)
+                for n in ("gradsel analytic", "PyTorch autograd", "JAX jit(grad)", "gradsel numeric", "JAX FD over x≠0")
+            )
+            + f" | {t['gradsel numeric'] / t['gradsel analytic']:.1f} |"
+        )
+    lines += [
+        "",
+        "Against the best peer (its time / gradsel's; above 1: gradsel faster):",
+        "",
+        "| H, B | PyTorch FD over x≠0 | analytic: PyTorch / gradsel | analytic: JAX / gradsel "
+        "| numeric: best peer FD / gradsel |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for h, b, t in rows:
-        ratio = lambda n, g: f"{t[n] / t[g]:.2f}×" if n in t else "—"  # noqa: E731
+
+        def ratio(n, g, t=t):
+            return f"{t[n] / t[g]:.2f}×" if n in t else "—"
+
         peers = [t[n] for n in ("PyTorch FD over x≠0", "JAX FD over x≠0") if n in t]
         best = f"{min(peers) / t['gradsel numeric']:.1f}×" if peers else "—"
-        lines.append(f"| {h}, {b} | {get(t, 'PyTorch FD over x≠0')} | {ratio('PyTorch autograd', 'gradsel analytic')} "
-                     f"| {ratio('JAX jit(grad)', 'gradsel analytic')} | {best} |")
+        lines.append(
+            f"| {h}, {b} | {get(t, 'PyTorch FD over x≠0')} | {ratio('PyTorch autograd', 'gradsel analytic')} "
+            f"| {ratio('JAX jit(grad)', 'gradsel analytic')} | {best} |"
+        )
     text = "\n".join(lines) + "\n"
     if args.out:
         with open(args.out, "w") as fh:

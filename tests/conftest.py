@@ -7,12 +7,12 @@ import os
 if (os.cpu_count() or 1) < 2:
     os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
+import numpy as np
+import pytest
+from click.testing import CliRunner
 
-from gradsel_cli import data  # noqa: E402
-from helpers import random_params  # noqa: E402
+from gradsel_cli import data
+from helpers import random_params
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +41,14 @@ def make_problem():
 
     A share `zeros` of the pixels is exactly 0, as in MNIST, so the kernels' sparse paths run.
     """
+
     def make(hidden=3, batch=2, n_in=12, seed=0, std=0.5, zeros=0.5):
         gen = np.random.default_rng(seed + 1000)
         x = gen.uniform(0.0, 1.0, (batch, n_in))
         x[gen.uniform(size=x.shape) < zeros] = 0.0
         y = gen.integers(0, 10, batch)
         return random_params(hidden, n_in, std=std, seed=seed), x, y
+
     return make
 
 

@@ -51,8 +51,12 @@ def assert_blocks_close(got, want, rtol, what="", floor=0.0):
 def random_params(hidden, n_in=784, n_out=10, std=0.1, seed=0) -> Params:
     """Weights and biases all N(0, std^2) (non-zero biases exercise the bias gradients)."""
     gen = np.random.default_rng(seed)
-    return Params.from_arrays(std * gen.standard_normal((n_in, hidden)), std * gen.standard_normal(hidden),
-                              std * gen.standard_normal((hidden, n_out)), std * gen.standard_normal(n_out))
+    return Params.from_arrays(
+        std * gen.standard_normal((n_in, hidden)),
+        std * gen.standard_normal(hidden),
+        std * gen.standard_normal((hidden, n_out)),
+        std * gen.standard_normal(n_out),
+    )
 
 
 def invoke(runner, *args):

@@ -133,13 +133,13 @@ def analytic_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-entro
     eps > 0: the true gradient of -log(p_y + eps), d/da2 = (p - onehot) p_y / (p_y + eps)
     (gradsel's backprop, like the textbook's, differentiates -log p_y whatever eps).
     """
-    W1, b1, W2, b2 = weights[:4]
+    W1, b1, W2, _b2 = weights[:4]
     B = len(y)
-    pre = x @ W1 + b1                              # hidden pre-activation before batch norm
-    a1, z1, a2 = forward(weights, x, act, mask)    # a1: what the activation sees
+    pre = x @ W1 + b1  # hidden pre-activation before batch norm
+    a1, z1, a2 = forward(weights, x, act, mask)  # a1: what the activation sees
     onehot = np.eye(a2.shape[1], dtype=a2.dtype)[y]
     p = softmax(a2)
-    if loss == "mse":   # d/da2_j of 1/2 sum_k (p_k - t_k)^2 = p_j ((p_j - t_j) - sum_k (p_k - t_k) p_k)
+    if loss == "mse":  # d/da2_j of 1/2 sum_k (p_k - t_k)^2 = p_j ((p_j - t_j) - sum_k (p_k - t_k) p_k)
         r = p - onehot
         da2 = p * (r - (r * p).sum(axis=1, keepdims=True)) / B
     else:
@@ -166,8 +166,18 @@ def analytic_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-entro
     return [gW1, gb1, gW2 + weight_decay * W2, gb2, *extra]
 
 
-def numeric_gradient(weights, x, y, step=1e-4, scheme="central", act="sigmoid", mask=None, loss="cross-entropy",
-                       weight_decay=0.0, eps=0.0):
+def numeric_gradient(
+    weights,
+    x,
+    y,
+    step=1e-4,
+    scheme="central",
+    act="sigmoid",
+    mask=None,
+    loss="cross-entropy",
+    weight_decay=0.0,
+    eps=0.0,
+):
     """The naive method, as the textbook codes it: perturb one weight, full forward pass, restore, and
     (f(w + h) - f(w - h)) / 2h of the two batch losses, in the weights' dtype."""
     weights = [w.copy() for w in weights]

@@ -17,15 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from gradsel_cli import config
-
 from gradsel_cli.numerics import network
 from helpers import random_params
 
 STORE = Path(__file__).with_name("data") / "sparse_reference.json"
 ACTS = list(network.ACTIVATION_CODES)
 DTYPES = {"float64": np.float64, "float32": np.float32}
-LOSSES = {"cross-entropy": (network.LOSS_CODES["cross-entropy"], 0.0), "cross-entropy-eps": (network.LOSS_CODES["cross-entropy"], 1e-7),
-          "mse": (network.LOSS_CODES["mse"], 0.0)}
+LOSSES = {
+    "cross-entropy": (network.LOSS_CODES["cross-entropy"], 0.0),
+    "cross-entropy-eps": (network.LOSS_CODES["cross-entropy"], 1e-7),
+    "mse": (network.LOSS_CODES["mse"], 0.0),
+}
 
 
 def digest(*arrays) -> str:
@@ -55,14 +57,16 @@ def analytic_cases(mnist_raw):
         for lname, (loss, eps) in LOSSES.items():
             for act in range(len(ACTS)):
                 for n, (x, y, p, mask) in enumerate(real_batches(mnist_raw, dtype=dtype)):
-                    yield (f"analytic/{ACTS[act]}/{lname}/{dname}/{n}",
-                           (x, y, p.W1, p.b1, p.W2, p.b2, act, mask, loss, dtype(eps)))
+                    yield (
+                        f"analytic/{ACTS[act]}/{lname}/{dname}/{n}",
+                        (x, y, p.W1, p.b1, p.W2, p.b2, act, mask, loss, dtype(eps)),
+                    )
 
 
 def forward_cases(mnist_raw):
     """(name, args) of _forward (without gamma, beta): sigmoid on real batches."""
     for dname, dtype in DTYPES.items():
-        for n, (x, y, p, mask) in enumerate(real_batches(mnist_raw, dtype=dtype)):
+        for n, (x, _y, p, mask) in enumerate(real_batches(mnist_raw, dtype=dtype)):
             yield f"forward/{dname}/{n}", (x, p.W1, p.b1, p.W2, p.b2, 0, mask)
 
 
@@ -73,15 +77,32 @@ def numeric_cases(mnist_raw):
             for scheme in config.FD_SCHEMES:
                 for lname, (loss, eps) in LOSSES.items():
                     for act in range(len(ACTS)):
-                        sizes = ((1, 20), (8, 50), (32, 30)) if loss == network.LOSS_CODES["cross-entropy"] else ((8, 10),)
+                        sizes = (
+                            ((1, 20), (8, 50), (32, 30)) if loss == network.LOSS_CODES["cross-entropy"] else ((8, 10),)
+                        )
                         step = 1e-3 if dtype == np.float32 else 1e-4
                         for n, (x, y, p, mask) in enumerate(real_batches(mnist_raw, sizes, dtype)):
                             mask[:, ::3] = 1.0  # leave some units whole so that repeats with equal mask rows occur
                             if x.shape[0] > 1:
                                 x[-1], y[-1], mask[-1] = x[0], y[0], mask[0]  # certainly one repeat
-                            yield (f"numeric/{ACTS[act]}/{lname}/{scheme}/{arith}/{dname}/{n}",
-                                   (x, y, p.W1, p.b1, p.W2, p.b2, act, mask, dtype(step), scheme == "central",
-                                    loss, arith == "textbook", dtype(eps)))
+                            yield (
+                                f"numeric/{ACTS[act]}/{lname}/{scheme}/{arith}/{dname}/{n}",
+                                (
+                                    x,
+                                    y,
+                                    p.W1,
+                                    p.b1,
+                                    p.W2,
+                                    p.b2,
+                                    act,
+                                    mask,
+                                    dtype(step),
+                                    scheme == "central",
+                                    loss,
+                                    arith == "textbook",
+                                    dtype(eps),
+                                ),
+                            )
 
 
 def signed_zero_cases():
@@ -100,6 +121,7 @@ def signed_zero_cases():
 
 def main():  # pragma: no cover - run by hand, with the old kernels restored (see above)
     import old_kernels as old
+
     from gradsel_cli import data
 
     raw = data.load_mnist_raw()

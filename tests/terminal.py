@@ -7,6 +7,7 @@ slave side of a pty; this process reads the master side. Ctrl-C is the byte
 the foreground process group, exactly as when a person presses the keys.
 """
 
+import fcntl
 import os
 import pty
 import select
@@ -14,15 +15,14 @@ import signal
 import struct
 import sys
 import termios
-import fcntl
 import time
 from dataclasses import dataclass
 
 
 @dataclass
 class Screen:
-    output: str        # everything the terminal received, escape sequences included
-    exit_code: int     # the command's exit code (128 + N if killed by signal N)
+    output: str  # everything the terminal received, escape sequences included
+    exit_code: int  # the command's exit code (128 + N if killed by signal N)
 
     @property
     def text(self) -> str:
@@ -33,14 +33,21 @@ class Screen:
         return plain.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def run_at_terminal(args: list[str], *, columns: int = 80, rows: int = 24, timeout: float = 120.0,
-                    interrupt_when: str | None = None, env: dict | None = None, cwd: str | None = None) -> Screen:
+def run_at_terminal(
+    args: list[str],
+    *,
+    columns: int = 80,
+    rows: int = 24,
+    timeout: float = 120.0,
+    interrupt_when: str | None = None,
+    env: dict | None = None,
+    cwd: str | None = None,
+) -> Screen:
     """Run ``python -m gradsel_cli ARGS`` at a pty of the given size.
 
     interrupt_when: press Ctrl-C once this text has appeared on the screen.
     """
-    child_env = {**os.environ, "COLUMNS": str(columns), "LINES": str(rows), "TERM": "xterm-256color",
-                 **(env or {})}
+    child_env = {**os.environ, "COLUMNS": str(columns), "LINES": str(rows), "TERM": "xterm-256color", **(env or {})}
     pid, fd = pty.fork()
     if pid == 0:  # the child: the command at the terminal
         if cwd:
@@ -59,7 +66,11 @@ def run_at_terminal(args: list[str], *, columns: int = 80, rows: int = 24, timeo
             if not data:
                 break
             chunks.append(data)
-        if interrupt_when and not pressed and interrupt_when in Screen(b"".join(chunks).decode(errors="replace"), 0).text:
+        if (
+            interrupt_when
+            and not pressed
+            and interrupt_when in Screen(b"".join(chunks).decode(errors="replace"), 0).text
+        ):
             os.write(fd, b"\x03")
             pressed = True
     else:

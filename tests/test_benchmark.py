@@ -5,9 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from gradsel_cli.numerics import benchmark
-from gradsel_cli.numerics import threads
 from gradsel_cli.cli.commands import cli
+from gradsel_cli.numerics import benchmark, threads
 
 
 @pytest.fixture
@@ -19,10 +18,9 @@ def automatic():
 
 
 def test_background_load_stops_its_processes_even_on_interrupt():
-    with pytest.raises(KeyboardInterrupt):
-        with benchmark.background_load(2) as procs:
-            assert len(procs) == 2 and all(p.poll() is None for p in procs)
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), benchmark.background_load(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        raise KeyboardInterrupt
     assert all(p.poll() is not None for p in procs)
 
 
@@ -43,6 +41,7 @@ def recorded_background(monkeypatch):
 
             def __exit__(self, *exc):
                 return cm.__exit__(*exc)
+
         return Recorder()
 
     monkeypatch.setattr(benchmark, "background_load", recording)
@@ -50,8 +49,9 @@ def recorded_background(monkeypatch):
 
 
 def test_bench_background_stops_its_processes(runner, recorded_background, automatic):
-    result = runner.invoke(cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--background", "1",
-                                 "--json"])
+    result = runner.invoke(
+        cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--background", "1", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["background"] == 1
     assert len(recorded_background) == 1
@@ -74,10 +74,14 @@ def test_bench_times_float32_when_asked_and_says_so(runner, automatic, monkeypat
 
     seen = []
     numeric = network.numeric_gradient
-    monkeypatch.setattr(network, "numeric_gradient",
-                        lambda params, x, *a, **k: seen.append((params.dtype, x.dtype)) or numeric(params, x, *a, **k))
-    result = runner.invoke(cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--precision", "float32",
-                                 "--json"])
+    monkeypatch.setattr(
+        network,
+        "numeric_gradient",
+        lambda params, x, *a, **k: seen.append((params.dtype, x.dtype)) or numeric(params, x, *a, **k),
+    )
+    result = runner.invoke(
+        cli, ["bench", "--hidden", "2", "--batch", "1", "--repeat", "1", "--precision", "float32", "--json"]
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["precision"] == "float32" and record["rows"][0]["numeric"] > 0

@@ -8,20 +8,38 @@ import numpy as np
 import pytest
 
 from gradsel_cli import __version__
+from gradsel_cli.cli.commands import cli
+from gradsel_cli.numerics import training
 from gradsel_cli.runs import results
 from gradsel_cli.runs.records import config_hash
-from gradsel_cli.numerics import training
-from gradsel_cli.cli.commands import cli
 from helpers import invoke
 
 SMALL_RUN = ["train", "--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "200"]
-RECORD_KEYS = {"format", "config_hash", "config", "accuracy", "final_loss", "diverged", "iterations_done",
-               "wall_time", "time_per_iter", "counts", "select_wins", "numeric_share", "rel_diff_mean",
-               "loss_history", "acc_curve", "rel_diff_history", "numeric_share_history",
-               "predictions", "versions"}
+RECORD_KEYS = {
+    "format",
+    "config_hash",
+    "config",
+    "accuracy",
+    "final_loss",
+    "diverged",
+    "iterations_done",
+    "wall_time",
+    "time_per_iter",
+    "counts",
+    "select_wins",
+    "numeric_share",
+    "rel_diff_mean",
+    "loss_history",
+    "acc_curve",
+    "rel_diff_history",
+    "numeric_share_history",
+    "predictions",
+    "versions",
+}
 
 
 # --- help and version -------------------------------------------------------------
+
 
 def test_group_help(runner):
     result = invoke(runner, "--help")
@@ -43,9 +61,25 @@ def test_every_command_has_help_with_an_example(runner, name):
 def test_train_help_lists_its_options_with_defaults(runner):
     result = invoke(runner, "train", "--help")
     assert result.exit_code == 0
-    for option in ("--method", "--shots", "--batch", "--hidden", "--iters", "--lr", "--subset", "--fd-step",
-                   "--fd-scheme", "--numeric-every", "--select-on", "--test-limit", "--data-dir", "--seed",
-                   "--out", "--save-model", "--json"):
+    for option in (
+        "--method",
+        "--shots",
+        "--batch",
+        "--hidden",
+        "--iters",
+        "--lr",
+        "--subset",
+        "--fd-step",
+        "--fd-scheme",
+        "--numeric-every",
+        "--select-on",
+        "--test-limit",
+        "--data-dir",
+        "--seed",
+        "--out",
+        "--save-model",
+        "--json",
+    ):
         assert option in result.stdout
     assert "[default: alternate]" in result.stdout
 
@@ -79,14 +113,21 @@ def test_importing_the_cli_imports_no_heavy_module():
 
 # --- train ---------------------------------------------------------------------
 
+
 def test_train_json_is_a_full_run_record(runner, mnist_raw):
     result = invoke(runner, *SMALL_RUN, "--method", "select", "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert RECORD_KEYS <= set(record)
+    assert set(record) >= RECORD_KEYS
     config = record["config"]
-    assert (config["method"], config["shots"], config["batch"], config["hidden"], config["iters"],
-            config["test_limit"]) == ("select", 2, 4, 5, 20, 200)
+    assert (
+        config["method"],
+        config["shots"],
+        config["batch"],
+        config["hidden"],
+        config["iters"],
+        config["test_limit"],
+    ) == ("select", 2, 4, 5, 20, 200)
     assert record["config_hash"] == config_hash(config)
     assert record["iterations_done"] == 20 and record["diverged"] is False
     assert record["counts"] == {"analytic": 20, "numeric": 20}
@@ -134,8 +175,10 @@ def test_save_model_writes_the_weights(runner, tmp_path, mnist_raw):
     assert result.exit_code == 0, result.output
     with np.load(path) as saved:
         assert {k: saved[k].shape for k in saved.files} == {"W1": (784, 5), "b1": (5,), "W2": (5, 10), "b2": (10,)}
-        api = training.train(training.TrainConfig(method="analytic", shots=2, batch=4, hidden=5, iters=20,
-                                                  test_limit=200), data=mnist_raw)
+        api = training.train(
+            training.TrainConfig(method="analytic", shots=2, batch=4, hidden=5, iters=20, test_limit=200),
+            data=mnist_raw,
+        )
         assert np.array_equal(saved["W1"], api.params.W1) and np.array_equal(saved["b2"], api.params.b2)
 
 
@@ -166,7 +209,7 @@ def test_eval_every_records_the_accuracy_curve_and_changes_nothing(runner):
 def test_a_run_whose_loss_overshoots_is_warned_about_in_one_line(runner):
     big = invoke(runner, *SMALL_RUN, "--lr", "1e6")
     assert big.exit_code == 0  # every number stayed finite: not diverged
-    (line,) = [l for l in big.stderr.splitlines() if l.startswith("Warning:")]
+    (line,) = [w for w in big.stderr.splitlines() if w.startswith("Warning:")]
     assert "the batch loss rose to" in line and "--lr" in line
     assert "Warning:" not in invoke(runner, *SMALL_RUN).stderr  # the papers' learning rate: no warning
 
@@ -235,11 +278,15 @@ def assert_one_line_error(result, option):
 
 # --- precision, finite-difference arithmetic, loss epsilon -----------------------------
 
-@pytest.mark.parametrize("option,value,key,stored", [
-    ("--precision", "float32", "precision", "float32"),
-    ("--fd-arith", "textbook", "fd_arith", "textbook"),
-    ("--loss-epsilon", "1e-7", "loss_epsilon", 1e-7),
-])
+
+@pytest.mark.parametrize(
+    "option,value,key,stored",
+    [
+        ("--precision", "float32", "precision", "float32"),
+        ("--fd-arith", "textbook", "fd_arith", "textbook"),
+        ("--loss-epsilon", "1e-7", "loss_epsilon", 1e-7),
+    ],
+)
 def test_each_new_option_is_read_back_from_the_json_record(runner, option, value, key, stored):
     result = invoke(runner, *SMALL_RUN, "--method", "select", "--iters", "4", option, value, "--json")
     assert result.exit_code == 0, result.output
@@ -257,11 +304,14 @@ def test_loss_epsilon_help_says_backprop_ignores_it(runner):
     assert "--precision [float64|float32]" in text and "--fd-arith [exact|textbook]" in text
 
 
-@pytest.mark.parametrize("args,option", [
-    (["--precision", "float16"], "--precision"),
-    (["--fd-arith", "sloppy"], "--fd-arith"),
-    (["--loss-epsilon", "-1"], "--loss-epsilon"),
-    (["--loss-epsilon", "1e-7", "--loss", "mse"], "loss-epsilon"),
-])
+@pytest.mark.parametrize(
+    "args,option",
+    [
+        (["--precision", "float16"], "--precision"),
+        (["--fd-arith", "sloppy"], "--fd-arith"),
+        (["--loss-epsilon", "-1"], "--loss-epsilon"),
+        (["--loss-epsilon", "1e-7", "--loss", "mse"], "loss-epsilon"),
+    ],
+)
 def test_new_options_bad_input_is_one_line(runner, args, option):
     assert_one_line_error(invoke(runner, *SMALL_RUN, *args), option)

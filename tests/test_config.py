@@ -46,8 +46,11 @@ def test_a_whole_number_above_its_high_bound_is_refused_naming_the_field(name):
 @pytest.mark.parametrize("name", [n for n, f in FIELDS.items() if f.metadata["kind"]])
 def test_a_real_number_outside_its_kind_is_refused_naming_the_field(name):
     kind = FIELDS[name].metadata["kind"]
-    bad = {"positive": [0.0, -1.0, math.inf, math.nan], "nonneg": [-1e-9, math.inf, math.nan],
-           "fraction": [-0.1, 1.0, math.nan]}[kind]
+    bad = {
+        "positive": [0.0, -1.0, math.inf, math.nan],
+        "nonneg": [-1e-9, math.inf, math.nan],
+        "fraction": [-0.1, 1.0, math.nan],
+    }[kind]
     good = {"positive": 1e-3, "nonneg": 0.0, "fraction": 0.5}[kind]
     TrainConfig(**{name: good}).validate()
     for value in bad:
@@ -55,12 +58,15 @@ def test_a_real_number_outside_its_kind_is_refused_naming_the_field(name):
             TrainConfig(**{name: value}).validate()
 
 
-@pytest.mark.parametrize("changes, words", [
-    (dict(loss="mse", loss_epsilon=1e-7), "cross-entropy only"),
-    (dict(batch_norm=True, batch=1), "batch of at least 2"),
-    (dict(batch_norm=1), "batch_norm must be true or false"),
-    (dict(iters=config.MAX_DRAWS // 100 + 1, batch=100), "iters x batch"),
-])
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        (dict(loss="mse", loss_epsilon=1e-7), "cross-entropy only"),
+        (dict(batch_norm=True, batch=1), "batch of at least 2"),
+        (dict(batch_norm=1), "batch_norm must be true or false"),
+        (dict(iters=config.MAX_DRAWS // 100 + 1, batch=100), "iters x batch"),
+    ],
+)
 def test_combinations_the_fields_alone_allow_are_refused(changes, words):
     with pytest.raises(ValueError, match=words):
         TrainConfig(**changes).validate()
@@ -100,29 +106,48 @@ def test_setting_keys_are_every_field_but_method_seed_and_the_cell_keys():
     assert list(keys) == [n for n in FIELDS if n in keys]  # in field order
 
 
-@pytest.mark.parametrize("args, text", [((1, "run"), "1 run"), ((0, "run"), "0 runs"), ((3, "run"), "3 runs"),
-                                        ((2, "class"), "2 classes"), ((2, "match"), "2 matches"),
-                                        ((1, "class"), "1 class"), ((12345, "run", ","), "12,345 runs")])
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        ((1, "run"), "1 run"),
+        ((0, "run"), "0 runs"),
+        ((3, "run"), "3 runs"),
+        ((2, "class"), "2 classes"),
+        ((2, "match"), "2 matches"),
+        ((1, "class"), "1 class"),
+        ((12345, "run", ","), "12,345 runs"),
+    ],
+)
 def test_counted_says_the_plural_unless_the_count_is_one(args, text):
     assert config.counted(*args) == text
 
 
-@pytest.mark.parametrize("text, address", [
-    ("127.0.0.1:8786", "tcp://127.0.0.1:8786"),
-    (" tcp://scheduler.example.org:8786 ", "tcp://scheduler.example.org:8786"),
-    ("tls://[::1]:08786", "tls://[::1]:8786"),
-    ("node-7:1", "tcp://node-7:1"),
-])
+@pytest.mark.parametrize(
+    "text, address",
+    [
+        ("127.0.0.1:8786", "tcp://127.0.0.1:8786"),
+        (" tcp://scheduler.example.org:8786 ", "tcp://scheduler.example.org:8786"),
+        ("tls://[::1]:08786", "tls://[::1]:8786"),
+        ("node-7:1", "tcp://node-7:1"),
+    ],
+)
 def test_a_scheduler_address_is_normalised(text, address):
     assert config.scheduler_address(text) == address
 
 
-@pytest.mark.parametrize("text, why", [
-    ("", "is not an address"), ("localhost", "is not an address"), ("http://host:80", "http:// is not a protocol"),
-    ("host:0", "the port is not 1-65535"), ("host:65536", "the port is not 1-65535"),
-    ("300.1.1.1:8786", "not a host name or IP address"), ("[::g]:8786", "not a host name or IP address"),
-    ("-bad-:8786", "not a host name or IP address"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("", "is not an address"),
+        ("localhost", "is not an address"),
+        ("http://host:80", "http:// is not a protocol"),
+        ("host:0", "the port is not 1-65535"),
+        ("host:65536", "the port is not 1-65535"),
+        ("300.1.1.1:8786", "not a host name or IP address"),
+        ("[::g]:8786", "not a host name or IP address"),
+        ("-bad-:8786", "not a host name or IP address"),
+    ],
+)
 def test_a_bad_scheduler_address_is_one_value_error_with_the_form(text, why):
     with pytest.raises(ValueError) as err:
         config.scheduler_address(text)

@@ -56,7 +56,7 @@ def test_a_port_that_accepts_and_never_answers_is_no_scheduler_within_the_timeou
         server.bind(("127.0.0.1", 0))
         server.listen()
         address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
-        with pytest.raises(GridError, match="no Dask scheduler at .*no answer within 0.5 s") as err:
+        with pytest.raises(GridError, match=r"no Dask scheduler at .*no answer within 0\.5 s") as err:
             dask_executor.identify_scheduler(address, timeout=0.5)
     assert not err.value.resume
 
@@ -80,7 +80,6 @@ def test_distributed_log_lines_are_silenced_inside_and_restored_after():
         assert handler.level == logging.WARNING
     finally:
         logger.removeHandler(handler)
-
 
 
 def test_the_dask_worker_configuration_the_readme_names_ships_in_the_package():

@@ -33,8 +33,10 @@ def shipped_dir():
 @pytest.fixture(scope="session")
 def idx_bytes(shipped_dir):
     """The decompressed bytes of the two label files and the test images (small enough to copy per test)."""
-    return {key: gzip.decompress((shipped_dir / f"{STEMS[key]}.gz").read_bytes())
-            for key in ("train-labels", "test-labels", "test-images")}
+    return {
+        key: gzip.decompress((shipped_dir / f"{STEMS[key]}.gz").read_bytes())
+        for key in ("train-labels", "test-labels", "test-images")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +57,7 @@ def copy_dir(tmp_path, shipped_dir):
 
 
 # --- the shipped copy -------------------------------------------------------------
+
 
 def test_shipped_data_is_found_beside_the_package(shipped_dir):
     assert shipped_dir.is_dir()
@@ -100,6 +103,7 @@ def test_a_mix_of_plain_and_gzip_files_loads(copy_dir, idx_bytes, mnist_raw):
 
 
 # --- broken files: one-line DataError naming the file -------------------------
+
 
 def replace_file(directory: Path, key: str, content: bytes, compressed: bool):
     stem = STEMS[key]
@@ -152,7 +156,7 @@ def test_broken_file_raises_data_error_naming_it(copy_dir, broken):
 def test_broken_file_fails_the_whole_load(copy_dir, idx_bytes):
     labels = idx_bytes["test-labels"]
     replace_file(copy_dir, "test-labels", altered(labels, 50, (labels[50] + 3) % 10), compressed=False)
-    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.*SHA-256"):
+    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte.*SHA-256"):
         data.load_mnist_raw(copy_dir)
 
 
@@ -172,7 +176,7 @@ def test_altered_image_byte_is_caught(copy_dir, idx_bytes):
 
 def test_labels_out_of_range_are_caught_even_unverified(copy_dir, idx_bytes):
     replace_file(copy_dir, "train-labels", altered(idx_bytes["train-labels"], 8, 10), compressed=False)
-    with pytest.raises(data.DataError, match="train-labels-idx1-ubyte.*out of range"):
+    with pytest.raises(data.DataError, match=r"train-labels-idx1-ubyte.*out of range"):
         data.read_idx(copy_dir, "train-labels", verify=False)
 
 
@@ -189,6 +193,7 @@ def test_a_damaged_file_is_a_value_error_to_the_library_caller(copy_dir, idx_byt
 
 
 # --- where the data comes from -------------------------------------------------
+
 
 def test_environment_variable_is_honoured(monkeypatch, copy_dir, shipped_dir):
     monkeypatch.setenv("GRADSEL_DATA_DIR", str(copy_dir))
@@ -219,6 +224,7 @@ def test_empty_data_dir_raises(tmp_path):
 
 # --- few-shot subsets ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("shots", [1, 2, 4])
 def test_first_subset_is_the_first_k_of_each_class_in_file_order(mnist_raw, shots):
     xtr, ytr = mnist_raw[0], mnist_raw[1]
@@ -236,8 +242,9 @@ def test_first_subset_is_the_first_k_of_each_class_in_file_order(mnist_raw, shot
 
 def test_first_subset_ignores_the_seed(mnist_raw):
     ytr = mnist_raw[1]
-    assert np.array_equal(data.few_shot_indices(ytr, 3, "first", seed=0),
-                          data.few_shot_indices(ytr, 3, "first", seed=9))
+    assert np.array_equal(
+        data.few_shot_indices(ytr, 3, "first", seed=0), data.few_shot_indices(ytr, 3, "first", seed=9)
+    )
 
 
 def test_random_subset_is_k_distinct_members_per_class_and_seeded(mnist_raw):
@@ -274,7 +281,7 @@ def test_unknown_subset_raises(mnist_raw):
 
 def test_few_shot_accepts_float_images(mnist_raw):
     xtr = mnist_raw[0][:2000] / 255.0
-    x, y = data.few_shot(xtr, mnist_raw[1][:2000], 2)
+    x, _y = data.few_shot(xtr, mnist_raw[1][:2000], 2)
     assert x.dtype == np.float64 and x.max() <= 1.0
     assert np.array_equal(x, xtr[data.few_shot_indices(mnist_raw[1][:2000], 2)])
 
@@ -283,7 +290,9 @@ def test_load_mnist_dtypes(mnist_raw):
     # float64 as before; uint8 the stored pixels (as lean as the command line); float32 half of float64
     x64, y64, t64, _ = data.load_mnist()
     assert x64.dtype == np.float64 and x64.flags.c_contiguous
-    assert np.array_equal(x64[:500], mnist_raw[0][:500] / 255.0) and np.array_equal(t64[-500:], mnist_raw[2][-500:] / 255.0)
+    assert np.array_equal(x64[:500], mnist_raw[0][:500] / 255.0) and np.array_equal(
+        t64[-500:], mnist_raw[2][-500:] / 255.0
+    )
     assert np.array_equal(y64, mnist_raw[1])
     del x64, t64
     x8, _, t8, _ = data.load_mnist(dtype="uint8")

@@ -6,11 +6,11 @@ import warnings
 
 import pytest
 
+from gradsel_cli.numerics.training import TrainConfig
 from gradsel_cli.runs import results
 from gradsel_cli.runs.experiments import run_grid, trials
-from gradsel_cli.runs.records import config_hash
 from gradsel_cli.runs.local import LocalExecutor
-from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.runs.records import config_hash
 
 BASE = TrainConfig(shots=1, batch=2, hidden=3, iters=6, test_limit=50)
 CELLS = [dict(method=m) for m in ("analytic", "numeric", "alternate", "select")]

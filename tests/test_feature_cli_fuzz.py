@@ -10,17 +10,50 @@ from hypothesis import strategies as st
 from gradsel_cli import data
 from gradsel_cli.cli.commands import cli
 
-INT_OPTIONS = ("--shots", "--batch", "--hidden", "--iters", "--numeric-every", "--eval-every", "--test-limit",
-               "--seed", "--threads")
-FLOAT_OPTIONS = ("--lr", "--init-std", "--fd-step", "--eps", "--weight-decay", "--momentum", "--rho", "--beta1",
-                 "--beta2", "--dropout")
-HUGE = [2 ** 31, 2 ** 63, 10 ** 30, -(2 ** 63)]
+INT_OPTIONS = (
+    "--shots",
+    "--batch",
+    "--hidden",
+    "--iters",
+    "--numeric-every",
+    "--eval-every",
+    "--test-limit",
+    "--seed",
+    "--threads",
+)
+FLOAT_OPTIONS = (
+    "--lr",
+    "--init-std",
+    "--fd-step",
+    "--eps",
+    "--weight-decay",
+    "--momentum",
+    "--rho",
+    "--beta1",
+    "--beta2",
+    "--dropout",
+)
+HUGE = [2**31, 2**63, 10**30, -(2**63)]
 
-ints = st.one_of(st.integers(-3, 40), st.sampled_from([0, -1] + HUGE), st.integers()).map(str)
+ints = st.one_of(st.integers(-3, 40), st.sampled_from([0, -1, *HUGE]), st.integers()).map(str)
 floats = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0.0, -0.0, -1.0, 1e-320, 5e-324, 1e308, 1.7976931348623157e308, 0.999999999999, 1.0,
-                     math.nan, math.inf, -math.inf]),
+    st.sampled_from(
+        [
+            0.0,
+            -0.0,
+            -1.0,
+            1e-320,
+            5e-324,
+            1e308,
+            1.7976931348623157e308,
+            0.999999999999,
+            1.0,
+            math.nan,
+            math.inf,
+            -math.inf,
+        ]
+    ),
 ).map(repr)
 junk = st.sampled_from(["", "abc", "1,2", "0x10", "1e3", " 7", "--", "½"])
 
@@ -34,8 +67,11 @@ def option_values(draw):
         value = draw(st.one_of(ints if name in INT_OPTIONS else floats, junk))
         if name == "--iters":  # the run must stay short: a huge valid count would just take long
             value = draw(st.one_of(st.integers(-2, 3).map(str), st.sampled_from(HUGE).map(str), junk))
-        if name in ("--hidden", "--batch", "--shots", "--test-limit") and value.lstrip("-").isdigit() \
-                and 200 < int(value) < 10 ** 6:
+        if (
+            name in ("--hidden", "--batch", "--shots", "--test-limit")
+            and value.lstrip("-").isdigit()
+            and 200 < int(value) < 10**6
+        ):
             value = "200"  # in range but slow (shots 5421 makes a 54,210-image training set): keep examples quick
         args += [name, value]
     return args

@@ -20,8 +20,14 @@ def _render_fresh(columns: str = "80") -> str:
     """The reference rendered in a new process: Click keeps each command's help option once made, so a test
     that invoked a command on its own (without the group's -h) would change what this process renders."""
     code = f"import runpy; print(runpy.run_path({str(SCRIPT)!r})['render'](), end='')"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
-                          env={"COLUMNS": columns, "PATH": "", "PYTHONPATH": str(ROOT)}).stdout
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"COLUMNS": columns, "PATH": "", "PYTHONPATH": str(ROOT)},
+    ).stdout
 
 
 def test_cli_reference_is_current():
@@ -43,7 +49,6 @@ def test_cli_reference_does_not_depend_on_the_terminal():
 
 
 def test_rendering_the_reference_does_not_import_numba():
-    code = (f"import runpy, sys; runpy.run_path({str(SCRIPT)!r})['render'](); "
-            "print('numba' in sys.modules)")
+    code = f"import runpy, sys; runpy.run_path({str(SCRIPT)!r})['render'](); print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"

@@ -36,8 +36,9 @@ RUN_SCRIPT = textwrap.dedent("""
 def run_in_subprocess(directory, threads: int) -> dict:
     directory.mkdir()
     env = {**os.environ, "NUMBA_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT, str(directory)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_SCRIPT, str(directory)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     out = {name: np.load(directory / f"{name}.npy") for name in ("params", "losses", "predictions", "sources")}
     out["threads"] = int((directory / "threads.txt").read_text())
@@ -70,16 +71,17 @@ def test_kernels_do_not_depend_on_the_thread_count(threads, mnist_batch):
     outputs = {}
     for n in (1, 2):
         threads(n)
-        outputs[n] = [network.numeric_gradient(params, x, y).flat,
-                      network.numeric_gradient(params, x, y, config_settings(fd_scheme="forward")).flat,
-                      network.numeric_gradient(params, x, y, config_settings(fd_arith="textbook",
-                                                                             loss_epsilon=1e-7)).flat,
-                      network.numeric_gradient(params32, x, y).flat,
-                      network.numeric_gradient(params32, x, y, config_settings(fd_arith="textbook")).flat,
-                      network.predict(params32, np.tile(x, (100, 1))),
-                      network.analytic_gradient(params, x, y).flat,
-                      np.array([network.loss(params, x, y)]),
-                      network.predict(params, np.tile(x, (100, 1)))]
+        outputs[n] = [
+            network.numeric_gradient(params, x, y).flat,
+            network.numeric_gradient(params, x, y, config_settings(fd_scheme="forward")).flat,
+            network.numeric_gradient(params, x, y, config_settings(fd_arith="textbook", loss_epsilon=1e-7)).flat,
+            network.numeric_gradient(params32, x, y).flat,
+            network.numeric_gradient(params32, x, y, config_settings(fd_arith="textbook")).flat,
+            network.predict(params32, np.tile(x, (100, 1))),
+            network.analytic_gradient(params, x, y).flat,
+            np.array([network.loss(params, x, y)]),
+            network.predict(params, np.tile(x, (100, 1))),
+        ]
     for a, b in zip(outputs[1], outputs[2]):
         assert a.tobytes() == b.tobytes()
 

@@ -11,8 +11,23 @@ from gradsel_cli import render
 from gradsel_cli.analysis import report
 from gradsel_cli.cli.commands import cli
 
-TINY_COMPARE = ["compare", "--methods", "analytic,alternate", "--seeds", "1", "--iters", "20", "--hidden", "5",
-                "--batch", "4", "--test-limit", "200", "--workers", "1"]
+TINY_COMPARE = [
+    "compare",
+    "--methods",
+    "analytic,alternate",
+    "--seeds",
+    "1",
+    "--iters",
+    "20",
+    "--hidden",
+    "5",
+    "--batch",
+    "4",
+    "--test-limit",
+    "200",
+    "--workers",
+    "1",
+]
 
 
 def styles(text, console=None):
@@ -27,6 +42,7 @@ def grey(v):
 
 # --- the half-block renderer --------------------------------------------------------
 
+
 def test_a_2x2_image_is_one_line_of_two_half_blocks():
     text = render.digit(np.array([[0, 255], [128, 64]], dtype=np.uint8))
     assert text.plain == "▀▀"
@@ -34,10 +50,7 @@ def test_a_2x2_image_is_one_line_of_two_half_blocks():
 
 
 def test_a_4x3_image_is_two_lines_of_three_pairing_rows_0_1_and_2_3():
-    image = np.array([[10, 20, 30],
-                      [40, 50, 60],
-                      [70, 80, 90],
-                      [100, 110, 120]], dtype=np.uint8)
+    image = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 90], [100, 110, 120]], dtype=np.uint8)
     text = render.digit(image)
     assert text.plain == "▀▀▀\n▀▀▀"
     want = [(10, 40), (20, 50), (30, 60), (70, 100), (80, 110), (90, 120)]
@@ -120,6 +133,7 @@ def test_parse_predictions_marks_a_diverged_run():
 
 # --- compare --show-digits ------------------------------------------------------------
 
+
 def test_compare_show_digits_json_lists_labels_and_each_methods_predictions(runner, mnist_raw):
     result = runner.invoke(cli, [*TINY_COMPARE, "--show-digits", "5", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -132,8 +146,9 @@ def test_compare_show_digits_json_lists_labels_and_each_methods_predictions(runn
 
 
 def test_compare_show_digits_draws_the_grid(runner):
-    result = runner.invoke(cli, [*TINY_COMPARE, "--show-digits", "2", "--digits-from", "disagree"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        cli, [*TINY_COMPARE, "--show-digits", "2", "--digits-from", "disagree"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     # not a terminal, no colour: ASCII shades, not half blocks whose colours would be lost
     assert "▀" not in result.stdout and "@" in result.stdout

@@ -1,10 +1,6 @@
 """Nothing is lost: a grid killed with SIGKILL at random moments and resumed, a Dask worker killed mid-grid,
 broken results files, broken MNIST files."""
 
-from gradsel_cli.runs import trial
-
-from gradsel_cli.runs import processes
-
 import gzip
 import importlib
 import json
@@ -22,16 +18,36 @@ import pytest
 from click.testing import CliRunner
 
 from gradsel_cli import data
-from gradsel_cli.runs import experiments, results
-from gradsel_cli.runs.records import config_hash
-from gradsel_cli.numerics import training
 from gradsel_cli.cli.commands import cli
+from gradsel_cli.numerics import training
 from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.runs import experiments, processes, results, trial
+from gradsel_cli.runs.records import config_hash
 
 # 2 methods x 2 learning rates x 5 seeds = 20 runs of about 0.05 s each. One Numba thread: on a busy machine
 # two threads of such tiny kernels wait on each other and each run takes ten times as long.
-SWEEP = ["sweep", "--method", "analytic,alternate", "--lr", "0.1,0.2", "--seeds", "5", "--hidden", "5",
-         "--batch", "4", "--iters", "200", "--test-limit", "200", "--workers", "1", "--threads", "1", "--json"]
+SWEEP = [
+    "sweep",
+    "--method",
+    "analytic,alternate",
+    "--lr",
+    "0.1,0.2",
+    "--seeds",
+    "5",
+    "--hidden",
+    "5",
+    "--batch",
+    "4",
+    "--iters",
+    "200",
+    "--test-limit",
+    "200",
+    "--workers",
+    "1",
+    "--threads",
+    "1",
+    "--json",
+]
 RUNS = 20
 KILLS = 5
 
@@ -42,8 +58,13 @@ def lines_of(path) -> list[bytes]:
 
 def start_sweep(path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "GRADSEL_DATA_DIR"}
-    return subprocess.Popen([sys.executable, "-m", "gradsel_cli", *SWEEP, "--results", str(path)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gradsel_cli", *SWEEP, "--results", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def test_a_grid_killed_at_random_moments_resumes_to_every_run_exactly_once(tmp_path):
@@ -61,7 +82,7 @@ def test_a_grid_killed_at_random_moments_resumes_to_every_run_exactly_once(tmp_p
         proc.wait()
         seen.append(len(lines_of(path)))
     assert seen[-1] < RUNS, f"the grid finished before the last kill ({seen}); make the runs longer"
-    assert all(b > a for a, b in zip([0] + seen, seen)), f"an attempt made no progress: {seen}"
+    assert all(b > a for a, b in zip([0, *seen], seen)), f"an attempt made no progress: {seen}"
     proc = start_sweep(path)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr.decode()
@@ -74,9 +95,11 @@ def test_a_grid_killed_at_random_moments_resumes_to_every_run_exactly_once(tmp_p
         assert results.load(path) == records
     hashes = [r["config_hash"] for r in records]
     assert len(set(hashes)) == RUNS
-    wanted = experiments.trials(TrainConfig(hidden=5, batch=4, iters=200, test_limit=200),
-                                [dict(method=m, lr=lr) for m in ("analytic", "alternate") for lr in (0.1, 0.2)],
-                                range(5))
+    wanted = experiments.trials(
+        TrainConfig(hidden=5, batch=4, iters=200, test_limit=200),
+        [dict(method=m, lr=lr) for m in ("analytic", "alternate") for lr in (0.1, 0.2)],
+        range(5),
+    )
     assert set(hashes) == {config_hash(c.to_dict()) for c in wanted}
 
 
@@ -84,8 +107,9 @@ def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tm
     distributed = pytest.importorskip("distributed")
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
-    configs = experiments.trials(TrainConfig(method="alternate", hidden=5, batch=4, iters=1500, test_limit=200),
-                                 [{}], range(12))
+    configs = experiments.trials(
+        TrainConfig(method="alternate", hidden=5, batch=4, iters=1500, test_limit=200), [{}], range(12)
+    )
     path = tmp_path / "runs.jsonl"
     # one client at a time in this process: a second one open beside the executor's can bind a future's
     # event to the other client's loop when a worker dies ("bound to a different event loop")
@@ -100,8 +124,9 @@ def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tm
                 os.kill(victim, signal.SIGKILL)
                 killed.append(done)
 
-        records = experiments.run_grid(configs, path, DaskExecutor(scheduler=cluster.scheduler_address),
-                                       progress=progress)
+        records = experiments.run_grid(
+            configs, path, DaskExecutor(scheduler=cluster.scheduler_address), progress=progress
+        )
         assert killed
         with distributed.Client(cluster) as client:
             assert victim not in client.run(os.getpid).values()  # the nanny started a new worker
@@ -112,6 +137,7 @@ def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tm
 
 
 # --- broken results files ---------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def record(mnist_raw):
@@ -130,13 +156,13 @@ def test_every_bad_line_is_reported_by_number_the_rest_loaded_and_the_file_untou
     mismatched = json.loads(good)
     mismatched["config"]["lr"] = 0.5
     lines = [
-        good,                                       # 1
-        "garbage \x00 {{{",                         # 2 not JSON
-        json.dumps(older),                          # 3 an older record format
-        json.dumps(mismatched),                     # 4 config edited after the hash was taken
-        "[1, 2, 3]",                                # 5 JSON, not a record
+        good,  # 1
+        "garbage \x00 {{{",  # 2 not JSON
+        json.dumps(older),  # 3 an older record format
+        json.dumps(mismatched),  # 4 config edited after the hash was taken
+        "[1, 2, 3]",  # 5 JSON, not a record
         json.dumps(dict(record, config="lr=0.1")),  # 6 config not an object
-        "[" * 100000,                               # 7 nested past Python's recursion limit
+        "[" * 100000,  # 7 nested past Python's recursion limit
         good.replace(record["config_hash"], "0" * 16)[: len(good) // 2],  # 8 cut off by a crash
     ]
     path = tmp_path / "runs.jsonl"
@@ -210,12 +236,14 @@ STEMS = {key: stem for key, (stem, *_rest) in data.FILES.items()}
 @pytest.fixture(scope="module")
 def idx(mnist_raw):
     directory = data.find_data_dir()
-    return {key: gzip.decompress((directory / f"{STEMS[key]}.gz").read_bytes())
-            for key in ("train-labels", "test-labels", "test-images")}
+    return {
+        key: gzip.decompress((directory / f"{STEMS[key]}.gz").read_bytes())
+        for key in ("train-labels", "test-labels", "test-images")
+    }
 
 
 def _patched(raw: bytes, offset: int, new: bytes) -> bytes:
-    return raw[:offset] + new + raw[offset + len(new):]
+    return raw[:offset] + new + raw[offset + len(new) :]
 
 
 BROKEN = {
@@ -226,8 +254,11 @@ BROKEN = {
     "images where labels belong": ("test-labels", lambda b: b["test-images"], "an images file"),
     "labels where images belong": ("test-images", lambda b: b["test-labels"], "a labels file"),
     "test labels where train labels belong": ("train-labels", lambda b: b["test-labels"], "shape (10000,)"),
-    "one label changed": ("test-labels", lambda b: _patched(b["test-labels"], 8 + 5, bytes([(b["test-labels"][13] + 1) % 10])),
-                          "SHA-256"),
+    "one label changed": (
+        "test-labels",
+        lambda b: _patched(b["test-labels"], 8 + 5, bytes([(b["test-labels"][13] + 1) % 10])),
+        "SHA-256",
+    ),
 }
 
 
@@ -286,11 +317,18 @@ def test_1_an_output_that_cannot_be_written_is_one_line_before_any_training(opti
     one_line_error(result, "File name too long")
 
 
-@pytest.mark.parametrize("command", [["sweep", "--seeds", "1", "--hidden", "5"],
-                                     ["compare", "--methods", "analytic", "--seeds", "1", "--hidden", "5"],
-                                     ["table", "--run", "--seeds", "1"], ["tune", "--trials", "1", "--hidden", "5"]])
-def test_1_a_results_file_that_cannot_be_created_is_one_line_before_the_first_run(command, runner, tmp_path,
-                                                                                  monkeypatch):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sweep", "--seeds", "1", "--hidden", "5"],
+        ["compare", "--methods", "analytic", "--seeds", "1", "--hidden", "5"],
+        ["table", "--run", "--seeds", "1"],
+        ["tune", "--trials", "1", "--hidden", "5"],
+    ],
+)
+def test_1_a_results_file_that_cannot_be_created_is_one_line_before_the_first_run(
+    command, runner, tmp_path, monkeypatch
+):
     no_training(monkeypatch)
     workers = ["--workers", "1"] if command[0] != "tune" else []
     result = runner.invoke(cli, [*command, "--iters", "20", *workers, "--results", str(tmp_path / LONG_NAME)])
@@ -343,16 +381,32 @@ def test_3_a_stored_record_with_bad_values_is_skipped_with_a_warning_and_its_run
     assert len(ran) == 1 and got == [record]
 
 
-@pytest.mark.parametrize("bad", ["accuracy string", "accuracy missing", "diverged yes", "loss_history nope",
-                                 "accuracy -5", "accuracy 1e308", "seed string"])
-def test_3_4_table_and_compare_skip_a_bad_record_instead_of_crashing_or_averaging_it(bad, record, runner, tmp_path,
-                                                                                     monkeypatch):
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "accuracy string",
+        "accuracy missing",
+        "diverged yes",
+        "loss_history nope",
+        "accuracy -5",
+        "accuracy 1e308",
+        "seed string",
+    ],
+)
+def test_3_4_table_and_compare_skip_a_bad_record_instead_of_crashing_or_averaging_it(
+    bad, record, runner, tmp_path, monkeypatch
+):
     no_training(monkeypatch)
     changed = json.loads(json.dumps(record))
-    key, value = {"accuracy string": ("accuracy", "x"), "accuracy missing": ("accuracy", None),
-                  "diverged yes": ("diverged", "yes"), "loss_history nope": ("loss_history", "nope"),
-                  "accuracy -5": ("accuracy", -5), "accuracy 1e308": ("accuracy", 1e308),
-                  "seed string": ("seed", "\x1b[31m0")}[bad]
+    key, value = {
+        "accuracy string": ("accuracy", "x"),
+        "accuracy missing": ("accuracy", None),
+        "diverged yes": ("diverged", "yes"),
+        "loss_history nope": ("loss_history", "nope"),
+        "accuracy -5": ("accuracy", -5),
+        "accuracy 1e308": ("accuracy", 1e308),
+        "seed string": ("seed", "\x1b[31m0"),
+    }[bad]
     if key == "seed":
         changed["config"]["seed"] = value
         changed["config_hash"] = config_hash(changed["config"])
@@ -391,16 +445,29 @@ def test_8_bad_data_with_several_workers_is_the_same_one_line_error_as_with_one(
 
 
 def test_9_compare_with_a_diverged_run_prints_the_table_with_it_counted(runner, tmp_path, mnist_raw):
-    configs = experiments.trials(TrainConfig(hidden=5, batch=4, iters=20, test_limit=200),
-                                 [dict(method="analytic"), dict(method="alternate")], range(3))
+    configs = experiments.trials(
+        TrainConfig(hidden=5, batch=4, iters=20, test_limit=200),
+        [dict(method="analytic"), dict(method="alternate")],
+        range(3),
+    )
     records = [trial.run_trial(c, raw=mnist_raw) for c in configs]
     diverged = records[4]  # alternate, seed 1
     diverged.update(diverged=True, accuracy=None, final_loss=None, iterations_done=7, predictions="-" * 200)
     path = tmp_path / "runs.jsonl"
     for rec in records:
         results.append(path, rec)
-    args = ["compare", "--methods", "analytic,alternate", "--seeds", "3", *SMALL, "--workers", "1",
-            "--results", str(path)]
+    args = [
+        "compare",
+        "--methods",
+        "analytic,alternate",
+        "--seeds",
+        "3",
+        *SMALL,
+        "--workers",
+        "1",
+        "--results",
+        str(path),
+    ]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "diverged (left out of the statistics): alternate 1 of 3" in " ".join(result.stdout.split())
@@ -411,8 +478,9 @@ def test_9_compare_with_a_diverged_run_prints_the_table_with_it_counted(runner, 
 
 
 def test_10_tune_says_no_setting_worked_when_every_trial_diverged(runner, tmp_path):
-    result = runner.invoke(cli, ["tune", "--trials", "2", *SMALL, "--lr-range", "1,2",
-                                 "--weight-decay-range", "1e20,1e21"])
+    result = runner.invoke(
+        cli, ["tune", "--trials", "2", *SMALL, "--lr-range", "1,2", "--weight-decay-range", "1e20,1e21"]
+    )
     assert result.exit_code != 0
     one_line_error(result, "no setting worked")
     assert "chosen" not in result.stdout
@@ -466,12 +534,18 @@ def test_13_bench_refuses_sizes_train_refuses_before_loading_anything(args, runn
 
 def test_14_a_finite_difference_step_below_float64_resolution_is_warned_about(mnist_raw):
     with pytest.warns(UserWarning, match="below what float64 resolves"):
-        training.train(TrainConfig(method="numeric", hidden=5, batch=4, iters=1, test_limit=200, fd_step=1e-300),
-                       data=mnist_raw)
+        training.train(
+            TrainConfig(method="numeric", hidden=5, batch=4, iters=1, test_limit=200, fd_step=1e-300), data=mnist_raw
+        )
 
 
-@pytest.mark.parametrize("args, names, not_blamed", [(["--weight-decay", "1e20", "--lr", "1"], "--weight-decay", "--lr."),
-                                                     (["--lr", "1e308"], "--lr", "--weight-decay")])
+@pytest.mark.parametrize(
+    "args, names, not_blamed",
+    [
+        (["--weight-decay", "1e20", "--lr", "1"], "--weight-decay", "--lr."),
+        (["--lr", "1e308"], "--lr", "--weight-decay"),
+    ],
+)
 def test_14_the_divergence_message_names_the_setting_at_fault(args, names, not_blamed, runner):
     result = runner.invoke(cli, ["train", "--method", "analytic", *SMALL, *args])
     assert result.exit_code == 1
@@ -486,13 +560,18 @@ def test_14_tune_blames_val_per_class_when_it_is_too_large(runner):
     assert "--val-per-class" in one_line_error(result)
 
 
-@pytest.mark.parametrize("optimizer, diverges", [("sgd", True), ("nesterov", True),
-                                                 ("adam", False)])  # adam's step is bounded by lr whatever the gradient
+@pytest.mark.parametrize(
+    "optimizer, diverges", [("sgd", True), ("nesterov", True), ("adam", False)]
+)  # adam's step is bounded by lr whatever the gradient
 def test_14_a_huge_weight_decay_diverges_without_a_numpy_warning(optimizer, diverges, mnist_raw):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        run = training.train(TrainConfig(method="analytic", optimizer=optimizer, hidden=5, batch=4, iters=300,
-                                         test_limit=200, weight_decay=1e23), data=mnist_raw)
+        run = training.train(
+            TrainConfig(
+                method="analytic", optimizer=optimizer, hidden=5, batch=4, iters=300, test_limit=200, weight_decay=1e23
+            ),
+            data=mnist_raw,
+        )
     assert run.diverged == diverges
     if not diverges:
         assert math.isfinite(run.final_loss) and len(run.loss_history) > 0
@@ -510,6 +589,7 @@ def test_14_a_local_cluster_with_bad_data_is_one_data_error_and_no_worker_logs(t
 
 
 # --- process-spawning faults (slow) ---------------------------------------------------
+
 
 def _alive(pids) -> list[int]:
     import psutil
@@ -530,10 +610,15 @@ def test_5_workers_and_the_resource_tracker_exit_when_the_grid_process_dies(sig,
     import psutil
 
     path = tmp_path / "runs.jsonl"
-    args = [a if a != "1" or prev != "--workers" else "2" for prev, a in zip([""] + SWEEP, SWEEP)]
+    args = [a if a != "1" or prev != "--workers" else "2" for prev, a in zip(["", *SWEEP], SWEEP)]
     env = {**{k: v for k, v in os.environ.items() if k != "GRADSEL_DATA_DIR"}, "NUMBA_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gradsel_cli", *args, "--iters", "3000", "--results", str(path)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradsel_cli", *args, "--iters", "3000", "--results", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     children = []
     try:
         deadline = time.monotonic() + 120

@@ -2,12 +2,6 @@
 addresses, --workers beyond the machine, and Ctrl-C reaching worker processes. Every process a test
 starts is in a session of its own and is killed at the end; every wait is bounded."""
 
-from gradsel_cli.runs import trial
-
-from gradsel_cli.runs import processes
-
-from gradsel_cli.runs import local
-
 import contextlib
 import os
 import re
@@ -21,10 +15,10 @@ import warnings
 
 import pytest
 
-from gradsel_cli.runs import experiments, results
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import scheduler_address
 from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.runs import experiments, local, processes, results, trial
 
 TINY = ["sweep", "--hidden", "10", "--iters", "20", "--test-limit", "200", "--seeds", "2"]
 
@@ -59,8 +53,18 @@ def dask_cli(name: str) -> str:
 def scheduler():
     """(address, process) of a `dask scheduler` on a free port, with no worker."""
     pytest.importorskip("distributed")
-    proc = start(dask_cli("dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start(
+        dask_cli("dask"),
+        "scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-dashboard",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         address = None
@@ -74,16 +78,40 @@ def scheduler():
 
 
 def start_worker(address) -> subprocess.Popen:
-    return start(dask_cli("dask"), "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start(
+        dask_cli("dask"),
+        "worker",
+        address,
+        "--nworkers",
+        "1",
+        "--nthreads",
+        "1",
+        "--no-dashboard",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # --- A1: a scheduler with no worker ----------------------------------------------------------
 
+
 def test_a_scheduler_without_workers_waits_the_timeout_says_so_once_and_ends_in_one_line(scheduler):
     address, _ = scheduler
-    proc = start(sys.executable, "-m", "gradsel_cli", *TINY, "--executor", "dask", "--scheduler", address,
-                 "--timeout", "2", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start(
+        sys.executable,
+        "-m",
+        "gradsel_cli",
+        *TINY,
+        "--executor",
+        "dask",
+        "--scheduler",
+        address,
+        "--timeout",
+        "2",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = proc.communicate(timeout=90)  # a bound, not a speed claim: it used to wait forever
     finally:
@@ -151,9 +179,21 @@ def test_ctrl_c_while_waiting_for_a_scheduler_to_answer_ends_at_once(sig):
     server.bind(("127.0.0.1", 0))
     server.listen(5)
     server.settimeout(120)
-    proc = start(sys.executable, "-m", "gradsel_cli", *TINY, "--executor", "dask", "--timeout", "600",
-                 "--scheduler", f"tcp://127.0.0.1:{server.getsockname()[1]}",
-                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start(
+        sys.executable,
+        "-m",
+        "gradsel_cli",
+        *TINY,
+        "--executor",
+        "dask",
+        "--timeout",
+        "600",
+        "--scheduler",
+        f"tcp://127.0.0.1:{server.getsockname()[1]}",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         conn, _ = server.accept()  # connected: now it waits for an answer that never comes
         os.kill(proc.pid, sig)
@@ -164,10 +204,12 @@ def test_ctrl_c_while_waiting_for_a_scheduler_to_answer_ends_at_once(sig):
         server.close()
     assert proc.returncode == 130
     assert [line for line in err.splitlines() if line.strip() and "Compiling" not in line] == [
-        "Interrupted; no run was stored (give --results FILE to keep finished runs)."]
+        "Interrupted; no run was stored (give --results FILE to keep finished runs)."
+    ]
 
 
 # --- A5: the scheduler dies mid-grid ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("store", [True, False], ids=["results", "no-results"])
 def test_a_scheduler_that_dies_mid_grid_is_one_error_with_what_was_stored(scheduler, tmp_path, capfd, store):
@@ -183,15 +225,17 @@ def test_a_scheduler_that_dies_mid_grid_is_one_error_with_what_was_stored(schedu
     try:
         capfd.readouterr()
         with pytest.raises(trial.GridError) as caught:
-            experiments.run_grid(configs, path, experiments.make_executor("dask", None, address, timeout=10),
-                                 progress=progress)
+            experiments.run_grid(
+                configs, path, experiments.make_executor("dask", None, address, timeout=10), progress=progress
+            )
     finally:
         stop(worker)
     message = str(caught.value)
     assert message.startswith(f"lost the Dask scheduler at {address}")
     if store:  # a run that had reached the client as the scheduler died is stored too
-        kept = re.search(rf"; (\d+) runs? stored in {re.escape(str(path))}: run the same command again to resume$",
-                         message)
+        kept = re.search(
+            rf"; (\d+) runs? stored in {re.escape(str(path))}: run the same command again to resume$", message
+        )
         assert kept and int(kept[1]) == len(results.load(path)) >= 1, message
     else:
         assert re.search(r"; no run was stored \(\d+ finished; give --results FILE", message), message
@@ -208,8 +252,11 @@ def test_a_grid_error_says_what_was_stored_and_how_to_go_on(tmp_path, mnist_raw)
     configs = experiments.trials(TrainConfig(hidden=5, iters=5, test_limit=200), [{}], range(4))
     path = tmp_path / "runs.jsonl"
     experiments.run_grid(configs[:1], path, local.LocalExecutor(1))
-    with pytest.raises(trial.GridError, match=r"^a worker process died; 3 runs stored in .*runs\.jsonl: run the "
-                                                    r"same command again to resume$"):
+    with pytest.raises(
+        trial.GridError,
+        match=r"^a worker process died; 3 runs stored in .*runs\.jsonl: run the "
+        r"same command again to resume$",
+    ):
         experiments.run_grid(configs, path, DiesAfterTwo())
     with pytest.raises(trial.GridError, match=r"no run was stored \(2 finished; give --results FILE"):
         experiments.run_grid(configs, None, DiesAfterTwo())
@@ -217,11 +264,28 @@ def test_a_grid_error_says_what_was_stored_and_how_to_go_on(tmp_path, mnist_raw)
 
 # --- A9: --scheduler ---------------------------------------------------------------------------
 
-BAD_ADDRESSES = ["tcp://127.0.0.1:notaport", "bogus://", "bogus://127.0.0.1:8786", "127.0.0.1", "localhost",
-                 "tcp://[::1:8786", "tcp://::1:8786", "tcp://127.0.0.1:65536", "tcp://127.0.0.1:99999999999999999999",
-                 "tcp://127.0.0.1:0", "", " ", "tcp://", "tcp://:8786", "tcp://999.0.0.1:8786", "tcp://a..b:8786",
-                 "tcp://127.0.0.1:8786/x", "http://127.0.0.1:8786", "tcp://127.0.0.1:-1",
-                 "tcp://127.0.0.1:８７８６"]
+BAD_ADDRESSES = [
+    "tcp://127.0.0.1:notaport",
+    "bogus://",
+    "bogus://127.0.0.1:8786",
+    "127.0.0.1",
+    "localhost",
+    "tcp://[::1:8786",
+    "tcp://::1:8786",
+    "tcp://127.0.0.1:65536",
+    "tcp://127.0.0.1:99999999999999999999",
+    "tcp://127.0.0.1:0",
+    "",
+    " ",
+    "tcp://",
+    "tcp://:8786",
+    "tcp://999.0.0.1:8786",
+    "tcp://a..b:8786",
+    "tcp://127.0.0.1:8786/x",
+    "http://127.0.0.1:8786",
+    "tcp://127.0.0.1:-1",
+    "tcp://127.0.0.1:８７８６",
+]
 
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES)
@@ -242,19 +306,34 @@ def test_the_python_api_refuses_the_same_addresses(address):
         experiments.make_executor("local", 1, address)
 
 
-@pytest.mark.parametrize("given, address", [("tcp://127.0.0.1:8786", "tcp://127.0.0.1:8786"),
-                                            ("localhost:8786", "tcp://localhost:8786"),
-                                            ("tls://scheduler.example.org:8786", "tls://scheduler.example.org:8786"),
-                                            ("tcp://[::1]:8786", "tcp://[::1]:8786"),
-                                            (" tcp://10.0.0.2:1 ", "tcp://10.0.0.2:1")])
+@pytest.mark.parametrize(
+    "given, address",
+    [
+        ("tcp://127.0.0.1:8786", "tcp://127.0.0.1:8786"),
+        ("localhost:8786", "tcp://localhost:8786"),
+        ("tls://scheduler.example.org:8786", "tls://scheduler.example.org:8786"),
+        ("tcp://[::1]:8786", "tcp://[::1]:8786"),
+        (" tcp://10.0.0.2:1 ", "tcp://10.0.0.2:1"),
+    ],
+)
 def test_well_formed_addresses_are_taken(given, address):
     assert scheduler_address(given) == address
 
 
 # --- A10: --workers ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("workers, runs, used, said", [(1000, 50, 4, True), (10**20, 50, 4, True), (3, 50, 3, False),
-                                                       (1000, 3, 3, False), (4, 50, 4, False), (5, 2, 2, False)])
+
+@pytest.mark.parametrize(
+    "workers, runs, used, said",
+    [
+        (1000, 50, 4, True),
+        (10**20, 50, 4, True),
+        (3, 50, 3, False),
+        (1000, 3, 3, False),
+        (4, 50, 4, False),
+        (5, 2, 2, False),
+    ],
+)
 def test_workers_are_capped_at_two_per_core_and_the_runs(workers, runs, used, said, monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     notes = []
@@ -319,6 +398,7 @@ def test_a_local_cluster_says_nothing_when_the_dashboard_port_is_taken(capfd):
 
 # --- A6: Ctrl-C ------------------------------------------------------------------------------------
 
+
 def _alive(pids) -> list:
     import psutil
 
@@ -334,8 +414,7 @@ def _workers_of(pid) -> list:
     import psutil
 
     with contextlib.suppress(psutil.NoSuchProcess):
-        return [p for p in psutil.Process(pid).children(recursive=True)
-                if "spawn_main" in " ".join(p.cmdline())]
+        return [p for p in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
     return []
 
 
@@ -348,9 +427,29 @@ def test_ctrl_c_is_the_parents_one_line_whatever_the_workers_were_doing(executor
     if executor == "dask":
         pytest.importorskip("distributed")
     path = tmp_path / "runs.jsonl"
-    proc = start(sys.executable, "-m", "gradsel_cli", "sweep", "--hidden", "10", "--iters", "3000", "--test-limit",
-                 "200", "--seeds", "8", "--executor", executor, "--workers", "2", "--results", str(path),
-                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start(
+        sys.executable,
+        "-m",
+        "gradsel_cli",
+        "sweep",
+        "--hidden",
+        "10",
+        "--iters",
+        "3000",
+        "--test-limit",
+        "200",
+        "--seeds",
+        "8",
+        "--executor",
+        executor,
+        "--workers",
+        "2",
+        "--results",
+        str(path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -385,9 +484,29 @@ def test_worker_processes_do_not_answer_ctrl_c_so_a_grid_whose_workers_get_one_g
     if executor == "dask":
         pytest.importorskip("distributed")
     path = tmp_path / "runs.jsonl"
-    proc = start(sys.executable, "-m", "gradsel_cli", "sweep", "--hidden", "10", "--iters", "300", "--test-limit",
-                 "200", "--seeds", "4", "--executor", executor, "--workers", "2", "--results", str(path),
-                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start(
+        sys.executable,
+        "-m",
+        "gradsel_cli",
+        "sweep",
+        "--hidden",
+        "10",
+        "--iters",
+        "300",
+        "--test-limit",
+        "200",
+        "--seeds",
+        "4",
+        "--executor",
+        executor,
+        "--workers",
+        "2",
+        "--results",
+        str(path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not _workers_of(proc.pid) and proc.poll() is None and time.monotonic() < deadline:

@@ -7,12 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from gradsel_cli.cli.commands import cli
 from gradsel_cli.kernels import forward
 from gradsel_cli.numerics import kernel_cache
-from gradsel_cli.cli.commands import cli
 
 TINY = ["--iters", "20", "--test-limit", "200", "--hidden", "10", "--threads", "1"]
 
@@ -20,17 +21,28 @@ TINY = ["--iters", "20", "--test-limit", "200", "--hidden", "10", "--threads", "
 def gradsel(*args, env=None, timeout=300, **kwargs) -> subprocess.CompletedProcess:
     """The command in a child process; its stdout and stderr as text (unless given)."""
     kwargs = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
-    return subprocess.run([sys.executable, "-m", "gradsel_cli", *args], text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "gradsel_cli", *args],
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
 
 
 # ---- a damaged Numba cache -------------------------------------------------------------------------------
 
+
 def _cache_dir_under(root) -> str:
     """Where the kernels' cache goes with NUMBA_CACHE_DIR=root (Numba names a folder after the package's)."""
     code = "from gradsel_cli.kernels import forward; print(forward._predict._cache._cache_path)"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, "NUMBA_CACHE_DIR": str(root)}).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(root)},
+    ).stdout.strip()
 
 
 def _damage(paths, how: str) -> None:
@@ -71,13 +83,15 @@ def _files_of(target, name):
     return sorted(os.path.join(target, f) for f in os.listdir(target) if f.startswith(f"forward.{name}-"))
 
 
-@pytest.mark.parametrize("what, how", [("nbc", "garbage"), ("nbi", "garbage"), ("nbi", "empty"), ("nbc", "empty"),
-                                       ("nbc", "cut"), ("nbi", "random")])
+@pytest.mark.parametrize(
+    "what, how",
+    [("nbc", "garbage"), ("nbi", "garbage"), ("nbi", "empty"), ("nbc", "empty"), ("nbc", "cut"), ("nbi", "random")],
+)
 def test_a_damaged_cache_file_is_dropped_compiled_again_and_said_in_one_line(what, how, private_cache):
     root, target = private_cache
     files = [p for p in _files_of(target, "_predict") if p.endswith(what)]
     assert files, os.listdir(target)
-    others = {p: open(os.path.join(target, p), "rb").read() for p in os.listdir(target) if "_predict-" not in p}
+    others = {p: Path(target, p).read_bytes() for p in os.listdir(target) if "_predict-" not in p}
     _damage(files, how)
     result = gradsel("train", *TINY, env={"NUMBA_CACHE_DIR": str(root)})
     assert result.returncode == 0, result.stderr
@@ -86,7 +100,7 @@ def test_a_damaged_cache_file_is_dropped_compiled_again_and_said_in_one_line(wha
     assert len(said) == 1 and target in said[0], result.stderr
     assert "test accuracy" in result.stdout
     for path, content in others.items():  # nothing but the damaged kernel's files was touched
-        assert open(os.path.join(target, path), "rb").read() == content
+        assert Path(target, path).read_bytes() == content
     if how == "garbage" and what == "nbc":  # the cache was written sound again
         again = gradsel("train", *TINY, env={"NUMBA_CACHE_DIR": str(root)})
         assert again.returncode == 0 and "could not be loaded" not in again.stderr, again.stderr
@@ -97,15 +111,30 @@ def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(priv
     # No command ran the check (the Python API, a worker process): loading drops the damaged files itself.
     root, target = private_cache
     _damage(_files_of(target, "_predict"), "empty")
-    code = ("import numpy as np; from gradsel_cli.numerics import network; from helpers import random_params; "
-            "print(network.predict(random_params(3, 784, seed=0), np.zeros((2, 784))).shape)")
+    code = (
+        "import numpy as np; from gradsel_cli.numerics import network; from helpers import random_params; "
+        "print(network.predict(random_params(3, 784, seed=0), np.zeros((2, 784))).shape)"
+    )
     tests = os.path.dirname(__file__)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tests, timeout=300,
-                            env={**os.environ, "NUMBA_CACHE_DIR": str(root), "PYTHONPATH": tests})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tests,
+        timeout=300,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(root), "PYTHONPATH": tests},
+    )
     assert result.returncode == 0 and result.stdout.strip() == "(2,)", result.stderr
-    check = subprocess.run([sys.executable, "-c", "from gradsel_cli.numerics import kernel_cache; "
-                            "print(len(kernel_cache.drop_damaged_cache()))"], capture_output=True, text=True,
-                           env={**os.environ, "NUMBA_CACHE_DIR": str(root)})
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from gradsel_cli.numerics import kernel_cache; print(len(kernel_cache.drop_damaged_cache()))",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(root)},
+    )
     assert check.stdout.strip() == "0", check.stderr  # what the load stored again loads
 
 
@@ -131,6 +160,7 @@ def test_the_compile_note_is_on_stderr_with_json_and_only_q_silences_it(quiet, r
 
 # ---- output that cannot be printed as it is ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_an_encoding_that_is_not_unicode_gets_ascii_for_what_it_cannot_show(encoding, tmp_path):
     out = tmp_path / "run.jsonl"
@@ -138,15 +168,25 @@ def test_an_encoding_that_is_not_unicode_gets_ascii_for_what_it_cannot_show(enco
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "gradsel train - alternate" in result.stdout and "test accuracy" in result.stdout
-    shown = subprocess.run([sys.executable, "-m", "gradsel_cli", "runs", str(out)], capture_output=True,
-                           env={**os.environ, "PYTHONIOENCODING": encoding})
+    shown = subprocess.run(
+        [sys.executable, "-m", "gradsel_cli", "runs", str(out)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+    )
     assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr
     assert "runs" in shown.stdout.decode(encoding)  # all in the encoding: ASCII for what it cannot show
 
 
 @pytest.mark.parametrize("columns", ["1", "2", "3", "9"])
-@pytest.mark.parametrize("command", [["train", *TINY], ["table"], ["table", "--preset", "conditions"],
-                                     ["sweep", *TINY, "--lr", "0.1,0.2", "--seeds", "1", "--workers", "1"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", *TINY],
+        ["table"],
+        ["table", "--preset", "conditions"],
+        ["sweep", *TINY, "--lr", "0.1,0.2", "--seeds", "1", "--workers", "1"],
+    ],
+)
 def test_any_width_down_to_one_column_prints_without_crashing(command, columns, runner):
     result = runner.invoke(cli, command, env={"COLUMNS": columns})
     assert result.exit_code == 0, result.output
@@ -177,16 +217,21 @@ def test_runs_into_a_full_stdout_is_one_line_and_a_closed_pipe_is_quiet(args, ru
     with open("/dev/full", "w") as full:
         result = gradsel("runs", str(run_file), *args, stdout=full)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.strip().splitlines() == ["Error: could not write the output to stdout: No space left on "
-                                                  "device (nothing was stored)"]
-    reader_gone = subprocess.Popen([sys.executable, "-m", "gradsel_cli", "runs", str(run_file), *args],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert result.stderr.strip().splitlines() == [
+        "Error: could not write the output to stdout: No space left on device (nothing was stored)"
+    ]
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", "gradsel_cli", "runs", str(run_file), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     reader_gone.stdout.close()  # as `| head -0` would
     _, err = reader_gone.communicate(timeout=120)
     assert reader_gone.returncode != 0 and err == b"", err
 
 
 # ---- SIGTERM and Ctrl-C from the first moment -------------------------------------------------------------
+
 
 def _catches(pid: int, sig: int) -> bool:
     try:
@@ -198,15 +243,20 @@ def _catches(pid: int, sig: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-@pytest.mark.parametrize("command", [["train", "--iters", "100000"], ["sweep", "--seeds", "2", "--workers", "1"],
-                                     ["tune", "--trials", "3"]])
+@pytest.mark.parametrize(
+    "command", [["train", "--iters", "100000"], ["sweep", "--seeds", "2", "--workers", "1"], ["tune", "--trials", "3"]]
+)
 def test_a_signal_at_the_first_moment_it_can_be_caught_is_the_same_one_line_and_exit_130(command, sig, tmp_path):
     # The earliest moment the process can catch SIGTERM (it says so in /proc), and a few moments later on
     # (imports, loading the data, the first runs): every time the one line and exit code 130.
     for delay in (0, 0.05, 0.3, 1.0):
-        proc = subprocess.Popen([sys.executable, "-m", "gradsel_cli", *command, "--hidden", "10",
-                                 "--test-limit", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gradsel_cli", *command, "--hidden", "10", "--test-limit", "200"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
         deadline = time.monotonic() + 60
         while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.001)
@@ -222,12 +272,21 @@ def test_a_signal_at_the_first_moment_it_can_be_caught_is_the_same_one_line_and_
 
 # ---- paths that cannot be resolved -----------------------------------------------------------------------
 
-PATH_OPTIONS = [["train", *TINY, "--out"], ["train", *TINY, "--save-model"], ["train", *TINY, "--plot"],
-                ["compare", *TINY, "--seeds", "1", "--plot"], ["compare", *TINY, "--seeds", "1", "--figure"],
-                ["compare", *TINY, "--seeds", "1", "--results"], ["sweep", *TINY, "--seeds", "1", "--results"],
-                ["tune", *TINY, "--trials", "1", "--results"], ["table", "--run", "--seeds", "1", "--results"],
-                ["table", "--results"], ["gradcheck", "--iters", "20", "--hidden", "10", "--plot"],
-                ["train", *TINY, "--data-dir"], ["runs"]]
+PATH_OPTIONS = [
+    ["train", *TINY, "--out"],
+    ["train", *TINY, "--save-model"],
+    ["train", *TINY, "--plot"],
+    ["compare", *TINY, "--seeds", "1", "--plot"],
+    ["compare", *TINY, "--seeds", "1", "--figure"],
+    ["compare", *TINY, "--seeds", "1", "--results"],
+    ["sweep", *TINY, "--seeds", "1", "--results"],
+    ["tune", *TINY, "--trials", "1", "--results"],
+    ["table", "--run", "--seeds", "1", "--results"],
+    ["table", "--results"],
+    ["gradcheck", "--iters", "20", "--hidden", "10", "--plot"],
+    ["train", *TINY, "--data-dir"],
+    ["runs"],
+]
 
 
 @pytest.fixture
@@ -238,9 +297,13 @@ def bad_paths(tmp_path):
     (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
     (tmp_path / "afile").write_text("")
     long = "x" * 300
-    return {"through a loop": tmp_path / "loop1" / "f", "the loop": tmp_path / "loop1",
-            "a long name": tmp_path / long, "in a long folder": tmp_path / long / "f",
-            "in a file": tmp_path / "afile" / "f"}
+    return {
+        "through a loop": tmp_path / "loop1" / "f",
+        "the loop": tmp_path / "loop1",
+        "a long name": tmp_path / long,
+        "in a long folder": tmp_path / long / "f",
+        "in a file": tmp_path / "afile" / "f",
+    }
 
 
 @pytest.mark.parametrize("command", PATH_OPTIONS, ids=lambda c: f"{c[0]} {c[-1]}")
@@ -263,8 +326,11 @@ def test_a_path_that_cannot_be_resolved_is_one_line_and_exit_2(command, bad_path
 def test_ctrl_c_during_bench_with_background_load_is_the_parents_one_line_only():
     from terminal import run_at_terminal
 
-    screen = run_at_terminal(["bench", "--hidden", "10,20,30", "--batch", "1,8", "--repeat", "200",
-                              "--background", "2"], interrupt_when="bench", timeout=300)
+    screen = run_at_terminal(
+        ["bench", "--hidden", "10,20,30", "--batch", "1,8", "--repeat", "200", "--background", "2"],
+        interrupt_when="bench",
+        timeout=300,
+    )
     assert screen.exit_code == 130, screen.text
     assert "Traceback" not in screen.text and "KeyboardInterrupt" not in screen.text, screen.text
     after = screen.text.split("^C", 1)[-1]
@@ -278,8 +344,12 @@ def test_a_signal_as_the_command_ends_leaves_its_exit_code_and_output(tmp_path):
     done = gradsel("runs", str(tmp_path / "none.jsonl"))  # an error: one line, exit 2, in a fraction of a second
     assert done.returncode == 2
     for delay in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0):
-        proc = subprocess.Popen([sys.executable, "-m", "gradsel_cli", "runs", str(tmp_path / "none.jsonl")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gradsel_cli", "runs", str(tmp_path / "none.jsonl")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

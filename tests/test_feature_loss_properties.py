@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
-from helpers import as_blocks, config_settings, random_params
 from gradsel_cli.numerics import network
+from helpers import as_blocks, config_settings, random_params
 
 PERMUTATION_RTOL = 1e-13  # the mean is summed serially, so a new order may change the last bits
 REFERENCE_RTOL = 1e-12
@@ -57,9 +57,12 @@ def test_loss_matches_reference_for_any_scale(problem):
     logits = ref.forward(as_blocks(params), x, act)[2]
     # a loss of O(1) from logits of O(1e6) is a difference of large numbers: rounding scales with the logits
     atol = REFERENCE_RTOL * np.abs(logits).max()
-    assert np.isclose(network.loss(params, x, y, config_settings(activation=act)), ref.loss(as_blocks(params), x, y,
-                                                                                            act),
-                      rtol=REFERENCE_RTOL, atol=atol)
+    assert np.isclose(
+        network.loss(params, x, y, config_settings(activation=act)),
+        ref.loss(as_blocks(params), x, y, act),
+        rtol=REFERENCE_RTOL,
+        atol=atol,
+    )
 
 
 @PROPERTY_SETTINGS

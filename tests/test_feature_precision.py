@@ -4,27 +4,26 @@ The twins in reference.py compute in the dtype they are given, so the float32
 reference is the textbook's procedure done in float32 NumPy.
 """
 
-from gradsel_cli.runs import local
-
 import numpy as np
 import pytest
 
 import reference as ref
-from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
-from gradsel_cli.numerics import network, training
 from gradsel_cli.config import OPTIMIZERS, TrainConfig
+from gradsel_cli.numerics import network, training
 from gradsel_cli.numerics.optimizers import Optimizer
+from gradsel_cli.runs import local
+from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
 
 # Tolerances (relative, norm-wise).
-F32_RTOL = 1e-5                  # float32 kernels vs the float32 twin: float32 rounding (eps32 = 6e-8) of short sums
-F64_RTOL = 1e-12                 # float64 kernels vs the float64 twin: rounding only
+F32_RTOL = 1e-5  # float32 kernels vs the float32 twin: float32 rounding (eps32 = 6e-8) of short sums
+F64_RTOL = 1e-12  # float64 kernels vs the float64 twin: rounding only
 NUMERIC32_VS_ANALYTIC_RTOL = 3e-2  # float32 exact differences, h = 1e-4: the hidden shift rounds (eps32 z / dz ~ 1e-3)
-NUMERIC_VS_NAIVE_RTOL = 1e-7     # float64 incremental vs perturb-and-rerun (as in test_kernels)
+NUMERIC_VS_NAIVE_RTOL = 1e-7  # float64 incremental vs perturb-and-rerun (as in test_kernels)
 CENTRAL_VS_ANALYTIC_RTOL = 1e-6  # central differences with h = 1e-4: O(h^2) truncation
-TEXTBOOK_SIZE_FACTOR = 4         # textbook arithmetic's error is within this factor of the naive textbook code's
-EXACT_ADVANTAGE = 3              # float32: exact arithmetic's error is at least this many times below textbook's
-CANCELLATION_FLOOR_64 = 1e-12    # float64: textbook's cancellation error (~1e-10 here) is above this; exact's ~1e-15
-EPS = 1e-7                       # the textbook's loss epsilon
+TEXTBOOK_SIZE_FACTOR = 4  # textbook arithmetic's error is within this factor of the naive textbook code's
+EXACT_ADVANTAGE = 3  # float32: exact arithmetic's error is at least this many times below textbook's
+CANCELLATION_FLOOR_64 = 1e-12  # float64: textbook's cancellation error (~1e-10 here) is above this; exact's ~1e-15
+EPS = 1e-7  # the textbook's loss epsilon
 
 
 def flat(blocks) -> np.ndarray:
@@ -32,8 +31,7 @@ def flat(blocks) -> np.ndarray:
 
 
 def as32(params):
-    return network.Params(params.flat.astype(np.float32), params.hidden, params.n_in, params.n_out,
-                          params.batch_norm)
+    return network.Params(params.flat.astype(np.float32), params.hidden, params.n_in, params.n_out, params.batch_norm)
 
 
 @pytest.fixture
@@ -45,6 +43,7 @@ def problem(mnist_batch):
 
 
 # --- float32 ---------------------------------------------------------------------------
+
 
 def test_float32_in_float32_out(problem):
     _, p32, x, y = problem
@@ -64,10 +63,15 @@ def test_float32_loss_and_backprop_match_the_float32_twin(problem, act, loss):
     x32 = x.astype(np.float32)
     want_loss = ref.loss(as_blocks(p32), x32, y, act, loss=loss)
     assert want_loss.dtype == np.float32  # the twin really computed in float32
-    assert network.loss(p32, x, y, config_settings(activation=act, loss=loss)) == pytest.approx(float(want_loss),
-                                                                                                rel=F32_RTOL)
-    assert_blocks_close(network.analytic_gradient(p32, x, y, config_settings(activation=act, loss=loss)),
-                        ref.analytic_gradient(as_blocks(p32), x32, y, act, loss=loss), F32_RTOL, f"{act} {loss}")
+    assert network.loss(p32, x, y, config_settings(activation=act, loss=loss)) == pytest.approx(
+        float(want_loss), rel=F32_RTOL
+    )
+    assert_blocks_close(
+        network.analytic_gradient(p32, x, y, config_settings(activation=act, loss=loss)),
+        ref.analytic_gradient(as_blocks(p32), x32, y, act, loss=loss),
+        F32_RTOL,
+        f"{act} {loss}",
+    )
 
 
 def test_float32_arithmetic_is_really_float32(problem):
@@ -92,6 +96,7 @@ def test_float32_batch_norm_numeric_follows_its_analytic_gradient(mnist_batch):
 
 # --- textbook arithmetic -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("eps", [0.0, EPS])
 def test_textbook_arithmetic_has_the_textbook_codes_error_in_float32(problem, eps):
     """Error against the float64 backprop: textbook arithmetic ~ the float32 naive textbook code, exact far below."""
@@ -99,10 +104,12 @@ def test_textbook_arithmetic_has_the_textbook_codes_error_in_float32(problem, ep
     truth = flat(ref.analytic_gradient(as_blocks(p64), x, y, eps=eps))
     naive = flat(ref.numeric_gradient(as_blocks(p32), x.astype(np.float32), y, eps=eps))
     err_naive = rel_error(naive, truth)
-    err_textbook = rel_error(network.numeric_gradient(p32, x, y, config_settings(fd_arith="textbook",
-                                                                                 loss_epsilon=eps)).flat, truth)
-    err_exact = rel_error(network.numeric_gradient(p32, x, y, config_settings(fd_arith="exact",
-                                                                              loss_epsilon=eps)).flat, truth)
+    err_textbook = rel_error(
+        network.numeric_gradient(p32, x, y, config_settings(fd_arith="textbook", loss_epsilon=eps)).flat, truth
+    )
+    err_exact = rel_error(
+        network.numeric_gradient(p32, x, y, config_settings(fd_arith="exact", loss_epsilon=eps)).flat, truth
+    )
     assert err_naive / TEXTBOOK_SIZE_FACTOR < err_textbook < err_naive * TEXTBOOK_SIZE_FACTOR
     assert err_exact * EXACT_ADVANTAGE < err_textbook
 
@@ -114,9 +121,10 @@ def test_textbook_arithmetic_has_the_textbook_codes_error_in_float64(problem, ep
     exact = network.numeric_gradient(p64, x, y, config_settings(loss_epsilon=eps)).flat
     naive = flat(ref.numeric_gradient(as_blocks(p64), x, y, eps=eps))
     err_naive = rel_error(naive, exact)
-    err_textbook = rel_error(network.numeric_gradient(p64, x, y, config_settings(fd_arith="textbook",
-                                                                                 loss_epsilon=eps)).flat, exact)
-    assert CANCELLATION_FLOOR_64 < err_naive
+    err_textbook = rel_error(
+        network.numeric_gradient(p64, x, y, config_settings(fd_arith="textbook", loss_epsilon=eps)).flat, exact
+    )
+    assert err_naive > CANCELLATION_FLOOR_64
     assert err_naive / TEXTBOOK_SIZE_FACTOR < err_textbook < err_naive * TEXTBOOK_SIZE_FACTOR
 
 
@@ -128,8 +136,9 @@ def test_textbook_arithmetic_is_the_same_finite_difference(mnist_batch, scheme, 
     x, y = mnist_batch
     p = random_params(4, std=0.1, seed=5)
     mask = np.array([[2.0, 0.0, 2.0, 2.0], [0.0, 2.0, 0.0, 2.0], [2.0, 2.0, 2.0, 0.0]])
-    got = network.numeric_gradient(p, x[:3], y[:3], config_settings(fd_scheme=scheme, loss=loss, fd_arith="textbook"),
-                                   mask=mask)
+    got = network.numeric_gradient(
+        p, x[:3], y[:3], config_settings(fd_scheme=scheme, loss=loss, fd_arith="textbook"), mask=mask
+    )
     want = ref.numeric_gradient(as_blocks(p), x[:3], y[:3], scheme=scheme, mask=mask, loss=loss)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL * (1 if scheme == "central" else 10), f"{scheme} {loss}")
 
@@ -143,6 +152,7 @@ def test_textbook_arithmetic_through_batch_norm(mnist_batch):
 
 
 # --- loss epsilon ------------------------------------------------------------------------
+
 
 def test_loss_epsilon_is_the_textbooks_loss(problem):
     p64, p32, x, y = problem
@@ -182,14 +192,23 @@ def test_loss_epsilon_with_mse_is_refused(problem):
         TrainConfig(loss="mse", loss_epsilon=EPS).validate()
 
 
-@pytest.mark.parametrize("change", [dict(precision="float16"), dict(fd_arith="sloppy"), dict(loss_epsilon=-1e-7),
-                                    dict(loss_epsilon=1.0), dict(loss_epsilon=True)])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(precision="float16"),
+        dict(fd_arith="sloppy"),
+        dict(loss_epsilon=-1e-7),
+        dict(loss_epsilon=1.0),
+        dict(loss_epsilon=True),
+    ],
+)
 def test_config_checks_the_new_fields(change):
     with pytest.raises(ValueError):
         TrainConfig(**change).validate()
 
 
 # --- optimizers and training ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_every_optimizer_keeps_float32(name):
@@ -219,8 +238,9 @@ def test_every_method_trains_in_float32_deterministically(mnist_raw, method):
 
 
 def test_float32_adam_with_dropout_and_batch_norm_trains(mnist_raw):
-    config = TrainConfig(method="select", precision="float32", optimizer="adam", lr=0.01, dropout=0.2,
-                         batch_norm=True, **TINY)
+    config = TrainConfig(
+        method="select", precision="float32", optimizer="adam", lr=0.01, dropout=0.2, batch_norm=True, **TINY
+    )
     result = training.train(config, data=mnist_raw)
     assert result.params.flat.dtype == np.float32 and not result.diverged and result.running_mean.dtype == np.float32
 
@@ -240,14 +260,19 @@ def test_local_and_dask_executors_honour_the_new_fields(tmp_path, mnist_raw):
     from gradsel_cli.runs import experiments
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
-    configs = [TrainConfig(method="alternate", precision="float32", fd_arith="textbook", loss_epsilon=EPS,
-                           seed=s, **TINY) for s in range(2)]
+    configs = [
+        TrainConfig(method="alternate", precision="float32", fd_arith="textbook", loss_epsilon=EPS, seed=s, **TINY)
+        for s in range(2)
+    ]
     direct = [training.train(c, data=mnist_raw) for c in configs]
     for name, executor in (("local", local.LocalExecutor(2)), ("dask", DaskExecutor(1))):
         records = experiments.run_grid(configs, tmp_path / f"{name}.jsonl", executor)
         for record, result in zip(records, direct):
-            assert (record["config"]["precision"], record["config"]["fd_arith"],
-                    record["config"]["loss_epsilon"]) == ("float32", "textbook", EPS)
+            assert (record["config"]["precision"], record["config"]["fd_arith"], record["config"]["loss_epsilon"]) == (
+                "float32",
+                "textbook",
+                EPS,
+            )
             assert record["predictions"] == "".join(str(p) for p in result.predictions), name
             assert record["final_loss"] == result.final_loss, name
 
@@ -256,6 +281,8 @@ def test_gradcheck_measures_the_textbook_arithmetic_in_float32(mnist_raw):
     from gradsel_cli.numerics.gradcheck import gradcheck
 
     config = TrainConfig(hidden=6, batch=8, iters=5, test_limit=50, precision="float32")
-    errors = {arith: gradcheck(config.replace(fd_arith=arith), [1e-4], mnist_raw)["states"][0]["rows"][0]["all"]
-              ["rel_diff"] for arith in ("exact", "textbook")}
+    errors = {
+        arith: gradcheck(config.replace(fd_arith=arith), [1e-4], mnist_raw)["states"][0]["rows"][0]["all"]["rel_diff"]
+        for arith in ("exact", "textbook")
+    }
     assert errors["exact"] * EXACT_ADVANTAGE < errors["textbook"] < 1.0

@@ -4,15 +4,16 @@ import numpy as np
 import pytest
 
 import reference as ref
-from helpers import as_blocks, assert_blocks_close
 from gradsel_cli.numerics import methods, network
 from gradsel_cli.numerics.training import TrainConfig, train
+from helpers import as_blocks, assert_blocks_close
 
-SMOKE_ACCURACY = 0.3      # chance is 0.1; 300 iterations of k = 2, B = 8, H = 50 reach about 0.43
-BASELINE_ATOL = 0.025     # mean of 4 seeds vs an independent implementation's (seed spread ~0.01-0.02)
+SMOKE_ACCURACY = 0.3  # chance is 0.1; 300 iterations of k = 2, B = 8, H = 50 reach about 0.43
+BASELINE_ATOL = 0.025  # mean of 4 seeds vs an independent implementation's (seed spread ~0.01-0.02)
 NUMERIC_VS_NAIVE_RTOL = 1e-7
 
-# An independent implementation's analytic baseline (the papers' setting), first-k subsets, B = 1, mean of 4 initialisation seeds.
+# An independent implementation's analytic baseline (the papers' setting), first-k subsets, B = 1,
+# mean of 4 initialisation seeds.
 INDEPENDENT_BASELINE = {20: [0.507, 0.550, 0.592, 0.615], 50: [0.522, 0.562, 0.608, 0.629]}
 
 
@@ -29,8 +30,13 @@ def test_every_method_learns(mnist_raw, method):
 @pytest.mark.parametrize("hidden", [20, 50])
 def test_analytic_baseline_reproduces_the_spec(mnist_raw, hidden):
     for shots, want in enumerate(INDEPENDENT_BASELINE[hidden], start=1):
-        accs = [train(TrainConfig(method="analytic", shots=shots, batch=1, hidden=hidden, iters=10000, seed=seed),
-                      data=mnist_raw).accuracy for seed in range(4)]
+        accs = [
+            train(
+                TrainConfig(method="analytic", shots=shots, batch=1, hidden=hidden, iters=10000, seed=seed),
+                data=mnist_raw,
+            ).accuracy
+            for seed in range(4)
+        ]
         assert np.mean(accs) == pytest.approx(want, abs=BASELINE_ATOL), (hidden, shots, accs)
 
 

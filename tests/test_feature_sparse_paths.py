@@ -19,8 +19,16 @@ def stored():
 
 
 def test_every_stored_fingerprint_is_checked(mnist_raw, stored):
-    names = [n for cases in (sr.analytic_cases(mnist_raw), sr.forward_cases(mnist_raw), sr.numeric_cases(mnist_raw),
-                             sr.signed_zero_cases()) for n, _ in cases]
+    names = [
+        n
+        for cases in (
+            sr.analytic_cases(mnist_raw),
+            sr.forward_cases(mnist_raw),
+            sr.numeric_cases(mnist_raw),
+            sr.signed_zero_cases(),
+        )
+        for n, _ in cases
+    ]
     assert len(names) == len(set(names)) and set(names) == set(stored)
 
 
@@ -70,10 +78,10 @@ def test_distinct_finds_repeats_and_values():
     mask = np.ones((4, 2))
     idx, val, ptr = lit._nonzero(x)
     first, uval, uptr, which = differences._distinct(idx, val, ptr, y, mask)
-    assert list(first) == [0, 0, 2, 3]                       # sample 3 has another label
-    assert list(uval[uptr[0]:uptr[1]]) == [0.5, 1.0]         # pixels 0.5, 0.5, 1.0 and the bias's 1
-    assert uptr[2] == uptr[1]                                # a repeat keeps no values of its own
-    assert list(uval[uptr[2]:uptr[3]]) == [0.25, 1.0]
+    assert list(first) == [0, 0, 2, 3]  # sample 3 has another label
+    assert list(uval[uptr[0] : uptr[1]]) == [0.5, 1.0]  # pixels 0.5, 0.5, 1.0 and the bias's 1
+    assert uptr[2] == uptr[1]  # a repeat keeps no values of its own
+    assert list(uval[uptr[2] : uptr[3]]) == [0.25, 1.0]
     for b in range(4):
         lo = uptr[first[b]]
         for t in range(ptr[b], ptr[b + 1]):

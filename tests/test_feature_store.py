@@ -2,8 +2,6 @@
 a validation split never stands for a test-set run, every JSON gradsel writes reads back, and the shipped
 results are read-only reference data that ship with the package."""
 
-from gradsel_cli.runs import trial
-
 import gzip
 import json
 import os
@@ -13,13 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from gradsel_cli.runs import experiments, results, tuning
-from gradsel_cli.runs import records
-from gradsel_cli.runs.records import config_hash, run_key
+from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import canonical
 from gradsel_cli.numerics import training
-from gradsel_cli.cli.commands import cli
 from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.runs import experiments, records, results, trial, tuning
+from gradsel_cli.runs.records import config_hash, run_key
 
 TINY = ["--hidden", "5", "--batch", "4", "--iters", "20", "--test-limit", "200", "--threads", "1"]
 
@@ -31,8 +28,12 @@ def record(mnist_raw):
 
 def with_config(record: dict, **changes) -> dict:
     config = {**record["config"], **changes}
-    return {**record, "config": config, "config_hash": config_hash(config),
-            "predictions": record["predictions"][:1] * config["test_limit"]}
+    return {
+        **record,
+        "config": config,
+        "config_hash": config_hash(config),
+        "predictions": record["predictions"][:1] * config["test_limit"],
+    }
 
 
 def write_lines(path, records) -> None:
@@ -40,6 +41,7 @@ def write_lines(path, records) -> None:
 
 
 # --- a run is counted once ---------------------------------------------------------
+
 
 def test_runs_counts_a_record_stored_twice_once_and_says_so(record, runner, tmp_path):
     once = [with_config(record, seed=s) for s in range(3)]
@@ -64,6 +66,7 @@ def test_every_reader_loads_the_same_deduplicated_records(record, tmp_path):
     write_lines(path, [sub, sub])
     with pytest.warns(results.StoreWarning):
         from gradsel_cli.analysis.report import subsets_summary
+
         assert subsets_summary(results.load(path))["rows"][0]["subsets"] == 1
 
 
@@ -103,6 +106,7 @@ def test_tune_again_with_the_same_results_runs_and_appends_nothing(runner, tmp_p
 
 # --- a validation record is not a test-set run -------------------------------------
 
+
 def test_a_tune_trial_never_stands_for_the_test_set_run_of_its_configuration(record, tmp_path, mnist_raw):
     trial = {**record, "accuracy": 0.999, "evaluated_on": "validation: train on 2 per class, validate on 50"}
     assert run_key(trial) != run_key(record)
@@ -137,6 +141,7 @@ def _write(tmp_path, recs):
 
 # --- every JSON gradsel writes reads back ------------------------------------------
 
+
 def test_runs_reads_what_train_json_and_sweep_json_print(runner, tmp_path):
     train = runner.invoke(cli, ["train", *TINY, "--json"])
     sweep = runner.invoke(cli, ["sweep", *TINY, "--lr", "0.2,0.3", "--seeds", "1", "--workers", "1", "--json"])
@@ -154,8 +159,7 @@ def test_runs_reads_what_train_json_and_sweep_json_print(runner, tmp_path):
 
 def test_a_summary_document_is_one_warning_not_one_per_line(runner, tmp_path):
     path = tmp_path / "compare.json"
-    path.write_text(json.dumps({"config": {"method": "analytic"}, "methods": [{"method": "analytic"}] * 50},
-                               indent=2))
+    path.write_text(json.dumps({"config": {"method": "analytic"}, "methods": [{"method": "analytic"}] * 50}, indent=2))
     got = runner.invoke(cli, ["runs", str(path)])
     assert got.exit_code == 0
     warned = [line for line in got.stderr.splitlines() if line.startswith("Warning")]
@@ -182,17 +186,20 @@ def test_a_gzipped_results_file_reads_as_the_plain_one(record, tmp_path):
 
 # --- warnings and half-written files -----------------------------------------------
 
+
 @pytest.mark.parametrize("flag", ["error", "ignore"])
 def test_the_skipped_line_warning_is_one_line_whatever_the_warnings_filter(flag, record, tmp_path):
     path = tmp_path / "runs.jsonl"
     path.write_text(json.dumps(record) + "\nnot json\n")
     env = {**os.environ, "PYTHONWARNINGS": flag}
-    got = subprocess.run([sys.executable, "-m", "gradsel_cli", "runs", str(path)], env=env, capture_output=True,
-                         text=True, timeout=120)
+    got = subprocess.run(
+        [sys.executable, "-m", "gradsel_cli", "runs", str(path)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert got.returncode == 0, got.stderr
     assert "Traceback" not in got.stderr
-    assert [line for line in got.stderr.splitlines() if line.startswith("Warning:")] == \
-        [f"Warning: {path}:2: unreadable line skipped"]
+    assert [line for line in got.stderr.splitlines() if line.startswith("Warning:")] == [
+        f"Warning: {path}:2: unreadable line skipped"
+    ]
 
 
 def test_a_failed_save_model_leaves_no_file_and_keeps_an_older_one(mnist_raw, tmp_path, monkeypatch):
@@ -219,6 +226,7 @@ def test_a_failed_save_model_leaves_no_file_and_keeps_an_older_one(mnist_raw, tm
 
 
 # --- tune scores on a real validation split, and says when trials tie ---------------
+
 
 def test_tune_validates_by_default_on_further_images_disjoint_from_the_few_shot_set(mnist_raw):
     from gradsel_cli import data
@@ -248,7 +256,9 @@ def test_tune_says_so_when_the_best_trials_tie_instead_of_choosing(runner, monke
 def test_tune_with_the_default_split_does_not_score_every_trial_the_same(runner):
     got = runner.invoke(cli, ["tune", "--trials", "4", "--hidden", "10", "--iters", "300", "--threads", "1", "--json"])
     summary = json.loads(got.stdout)
-    assert f"validate on {tuning.VAL_PER_CLASS} further images per class" in summary["split"]  # not the one held-out few-shot image
+    assert (
+        f"validate on {tuning.VAL_PER_CLASS} further images per class" in summary["split"]
+    )  # not the one held-out few-shot image
     assert len({t["val_accuracy"] for t in summary["trials"]}) > 1
     finished = [t for t in summary["trials"] if not t["diverged"]]
     top = max(t["val_accuracy"] for t in finished)
@@ -261,17 +271,18 @@ def test_tune_with_the_default_split_does_not_score_every_trial_the_same(runner)
 
 # --- shipped results: with the package, read-only, beside the user's ---------------
 
+
 def test_every_results_file_of_the_checkout_is_found_as_shipped():
-    names = sorted(p.name[:-len(".jsonl")] for p in results.CHECKOUT.glob("*.jsonl"))
+    names = sorted(p.name[: -len(".jsonl")] for p in results.CHECKOUT.glob("*.jsonl"))
     assert {"alternate", "select", "conditions", "subsets", "compare"} <= set(names)
     for name in names:
         assert results.shipped_path(name) is not None
 
 
 def test_the_wheel_build_hook_packs_every_results_file():
-    text = open(results.CHECKOUT.parent / "pyproject.toml").read()
+    text = (results.CHECKOUT.parent / "pyproject.toml").read_text()
     assert "[tool.hatch.build.targets.wheel.hooks.custom]" in text
-    hook = open(results.CHECKOUT.parent / "hatch_build.py").read()
+    hook = (results.CHECKOUT.parent / "hatch_build.py").read_text()
     assert 'glob("*.jsonl")' in hook and "_results/" in hook
 
 
@@ -280,8 +291,9 @@ def test_help_examples_that_read_results_files_work_from_an_empty_directory(runn
     got = runner.invoke(cli, ["runs", "results/compare.jsonl", "--json"])
     assert got.exit_code == 0, got.output
     assert json.loads(got.stdout)["runs"] > 0
-    table = runner.invoke(cli, ["table", "--subset", "random", "--results", "results/alternate-random.jsonl",
-                                "--format", "json"])
+    table = runner.invoke(
+        cli, ["table", "--subset", "random", "--results", "results/alternate-random.jsonl", "--format", "json"]
+    )
     assert table.exit_code == 0, table.output
     assert json.loads(table.stdout)["missing_cells"] == 0
     assert list(tmp_path.iterdir()) == []
@@ -296,18 +308,19 @@ def test_table_of_a_missing_results_file_is_one_line_error(runner, tmp_path):
 def _quick_trial(template):
     def run(config, raw=None, data_dir=None, eval_points=0):
         return with_config(template, **config.to_dict())
+
     return run
 
 
-def test_a_quick_run_goes_to_the_users_file_and_the_shipped_table_still_prints(record, runner, tmp_path,
-                                                                               monkeypatch):
+def test_a_quick_run_goes_to_the_users_file_and_the_shipped_table_still_prints(record, runner, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shipped = results.shipped_path("select")
     before = shipped.read_bytes()
     plain = runner.invoke(cli, ["table", "--preset", "select"])
     monkeypatch.setattr(trial, "run_trial", _quick_trial(record))
-    quick = runner.invoke(cli, ["table", "--preset", "select", "--run", "--seeds", "1", "--iters", "300",
-                                "--workers", "1"])
+    quick = runner.invoke(
+        cli, ["table", "--preset", "select", "--run", "--seeds", "1", "--iters", "300", "--workers", "1"]
+    )
     assert quick.exit_code == 0, quick.output
     assert shipped.read_bytes() == before  # the reference runs are never appended to
     mine = tmp_path / results.user_path("select")

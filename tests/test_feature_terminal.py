@@ -27,8 +27,9 @@ def test_train_shows_a_progress_bar_that_updates_and_a_summary():
 
 
 def test_ctrl_c_during_train_is_one_line_and_exit_130():
-    screen = run_at_terminal(["train", *SHORT, "--iters", "200000", "--method", "numeric"],
-                             interrupt_when="/200000 loss")
+    screen = run_at_terminal(
+        ["train", *SHORT, "--iters", "200000", "--method", "numeric"], interrupt_when="/200000 loss"
+    )
     assert screen.exit_code == 130, screen.text
     assert "Traceback" not in screen.text and "Error" not in screen.text
     after = screen.text.split("^C", 1)[-1]
@@ -37,8 +38,9 @@ def test_ctrl_c_during_train_is_one_line_and_exit_130():
 
 
 def test_compare_shows_progress_over_runs_and_its_table():
-    screen = run_at_terminal(["compare", *SHORT, "--iters", "50", "--seeds", "2", "--workers", "1",
-                              "--methods", "analytic,select"])
+    screen = run_at_terminal(
+        ["compare", *SHORT, "--iters", "50", "--seeds", "2", "--workers", "1", "--methods", "analytic,select"]
+    )
     assert screen.exit_code == 0, screen.text
     assert "Traceback" not in screen.text
     assert 4 in counts_seen(screen.text, 4)

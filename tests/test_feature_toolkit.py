@@ -13,17 +13,17 @@ import pytest
 from click.testing import CliRunner
 
 import reference as ref
-from gradsel_cli.numerics import network, training
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import ACTIVATIONS, LOSSES
+from gradsel_cli.numerics import network, training
 from gradsel_cli.numerics.network import Params
 from gradsel_cli.numerics.training import TrainConfig
 from helpers import as_blocks, assert_blocks_close, config_settings
 
 STEP = 1e-4
-TWIN_RTOL = 1e-10        # the same formula in another order: rounding only
-FD_RTOL = 1e-7           # fast vs naive finite differences: same differences, other rounding
-ANALYTIC_VS_FD = 1e-6    # central differences vs backprop: O(h^2) truncation + rounding
+TWIN_RTOL = 1e-10  # the same formula in another order: rounding only
+FD_RTOL = 1e-7  # fast vs naive finite differences: same differences, other rounding
+ANALYTIC_VS_FD = 1e-6  # central differences vs backprop: O(h^2) truncation + rounding
 REGULARISERS = ["none", "decay", "dropout", "batch-norm", "all"]
 
 
@@ -59,8 +59,9 @@ def test_loss_matches_twin(act, loss, reg):
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
 def test_analytic_matches_twin_backprop(act, loss, reg):
     params, weights, x, y, mask, decay = problem(act, reg)
-    got = network.analytic_gradient(params, x, y, config_settings(activation=act, loss=loss, weight_decay=decay),
-                                    mask=mask)
+    got = network.analytic_gradient(
+        params, x, y, config_settings(activation=act, loss=loss, weight_decay=decay), mask=mask
+    )
     want = ref.analytic_gradient(weights, x, y, act, mask, loss, decay)
     assert_blocks_close(as_blocks(got), want, TWIN_RTOL, f"{act}/{loss}/{reg}", floor=1e-3)
 
@@ -68,8 +69,9 @@ def test_analytic_matches_twin_backprop(act, loss, reg):
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
 def test_fast_numeric_matches_twin_naive(act, loss, reg):
     params, weights, x, y, mask, decay = problem(act, reg)
-    got = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, activation=act, loss=loss,
-                                                                 weight_decay=decay), mask=mask)
+    got = network.numeric_gradient(
+        params, x, y, config_settings(fd_step=STEP, activation=act, loss=loss, weight_decay=decay), mask=mask
+    )
     want = ref.numeric_gradient(weights, x, y, STEP, "central", act, mask, loss, decay)
     assert_blocks_close(as_blocks(got), want, FD_RTOL, f"{act}/{loss}/{reg}", floor=1e-3)
 
@@ -89,7 +91,7 @@ def test_a_kink_inside_the_step_is_where_numeric_and_analytic_part(act):
     differs from the one-sided derivative backprop takes; a smaller step removes the straddle."""
     params, _, x, y, _, _ = problem(act, "none", hidden=1, batch=1)
     a1 = float(x[0] @ params.W1[:, 0] + params.b1[0])
-    params.b1[0] -= a1 + 0.3 * STEP      # a1 = -0.3 h: the kink is inside [a1 - h, a1 + h] for b1
+    params.b1[0] -= a1 + 0.3 * STEP  # a1 = -0.3 h: the kink is inside [a1 - h, a1 + h] for b1
     s = config_settings(fd_step=STEP, activation=act)
     analytic = network.analytic_gradient(params, x, y, s).b1[0]
     assert network.numeric_gradient(params, x, y, s).b1[0] != pytest.approx(analytic, rel=1e-3)
@@ -109,7 +111,7 @@ def test_batch_norm_moves_the_whole_unit_when_a_weight_moves():
     """Perturbing W1[i, j] moves the batch mean and variance of unit j, so every sample's
     normalised value of that unit changes, not only those whose pixel i is non-zero."""
     params, weights, x, y, _, _ = problem("sigmoid", "batch-norm", batch=4)
-    x[:, 0] = [0.0, 0.0, 0.0, 0.9]                 # pixel 0 lights in one sample only
+    x[:, 0] = [0.0, 0.0, 0.0, 0.9]  # pixel 0 lights in one sample only
     before = ref.forward(weights, x)[0][:, 1]
     weights[0][0, 1] += 1e-3
     after = ref.forward(weights, x)[0][:, 1]
@@ -124,6 +126,7 @@ def ref_weights(params):
 
 
 # --- dropout masks and batch norm in training ----------------------------------------
+
 
 def test_dropout_masks_are_the_same_for_every_method():
     config = TrainConfig(batch=4, hidden=6, dropout=0.3, seed=5)
@@ -150,9 +153,10 @@ def test_dropout_mask_is_held_for_every_evaluation_of_an_iteration(monkeypatch, 
         return original(s, source, params, x, y, mask)
 
     monkeypatch.setattr(methods, "gradient", spy)
-    training.train(TrainConfig(method="select", shots=1, batch=4, hidden=5, iters=3, dropout=0.5, test_limit=50),
-                   data=mnist_raw)
-    assert len(seen) == 6                          # select: two gradients per iteration, same mask
+    training.train(
+        TrainConfig(method="select", shots=1, batch=4, hidden=5, iters=3, dropout=0.5, test_limit=50), data=mnist_raw
+    )
+    assert len(seen) == 6  # select: two gradients per iteration, same mask
     for t in range(3):
         assert np.array_equal(seen[2 * t], seen[2 * t + 1])
     assert not np.array_equal(seen[0], seen[2])
@@ -162,8 +166,12 @@ def test_batch_norm_network_folds_for_test_time():
     params, weights, x, _, _, _ = problem("tanh", "batch-norm")
     mean, var = network.batch_stats(params, x)
     folded = network.fold_batch_norm(params, mean, var)
-    np.testing.assert_allclose(ref.forward([folded.W1, folded.b1, folded.W2, folded.b2], x)[2],
-                               ref.forward(weights, x)[2], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        ref.forward([folded.W1, folded.b1, folded.W2, folded.b2], x)[2],
+        ref.forward(weights, x)[2],
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 # --- through the command line ---------------------------------------------------------
@@ -171,12 +179,15 @@ def test_batch_norm_network_folds_for_test_time():
 RUN = ["train", "--shots", "1", "--batch", "2", "--hidden", "4", "--iters", "4", "--test-limit", "50", "--json", "-q"]
 
 
-@pytest.mark.parametrize("extra", [
-    ["--optimizer", "adam", "--lr", "0.001"],
-    ["--activation", "relu", "--init", "he", "--weight-decay", "1e-4", "--dropout", "0.2"],
-    ["--activation", "mish", "--loss", "mse", "--batch-norm", "--optimizer", "rmsprop"],
-    ["--init", "xavier", "--activation", "leaky-relu", "--optimizer", "nesterov"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--optimizer", "adam", "--lr", "0.001"],
+        ["--activation", "relu", "--init", "he", "--weight-decay", "1e-4", "--dropout", "0.2"],
+        ["--activation", "mish", "--loss", "mse", "--batch-norm", "--optimizer", "rmsprop"],
+        ["--init", "xavier", "--activation", "leaky-relu", "--optimizer", "nesterov"],
+    ],
+)
 @pytest.mark.parametrize("method", ["analytic", "numeric", "alternate", "select"])
 def test_toolkit_runs_with_every_method(method, extra):
     result = CliRunner().invoke(cli, [*RUN, "--method", method, *extra])
@@ -184,16 +195,19 @@ def test_toolkit_runs_with_every_method(method, extra):
     assert '"diverged": false' in result.stdout
 
 
-@pytest.mark.parametrize("args,named", [
-    (["--batch", "1", "--batch-norm"], "--batch-norm"),
-    (["--dropout", "1"], "--dropout"),
-    (["--dropout", "-0.1"], "--dropout"),
-    (["--optimizer", "lbfgs"], "--optimizer"),
-    (["--activation", "gelu"], "--activation"),
-    (["--weight-decay", "-1"], "--weight-decay"),
-    (["--beta1", "1"], "--beta1"),
-    (["--init", "std", "--init-std", "0"], "--init-std"),
-])
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--batch", "1", "--batch-norm"], "--batch-norm"),
+        (["--dropout", "1"], "--dropout"),
+        (["--dropout", "-0.1"], "--dropout"),
+        (["--optimizer", "lbfgs"], "--optimizer"),
+        (["--activation", "gelu"], "--activation"),
+        (["--weight-decay", "-1"], "--weight-decay"),
+        (["--beta1", "1"], "--beta1"),
+        (["--init", "std", "--init-std", "0"], "--init-std"),
+    ],
+)
 def test_toolkit_bad_values_are_one_line_errors(args, named):
     result = CliRunner().invoke(cli, [*RUN, *args])
     assert result.exit_code == 2

@@ -9,17 +9,32 @@ import numpy as np
 import pytest
 
 from gradsel_cli.analysis import figures, report
+from gradsel_cli.cli.commands import cli
 from gradsel_cli.numerics import gradcheck, network, training
+from gradsel_cli.numerics.training import TrainConfig
 from gradsel_cli.runs import results
 from gradsel_cli.runs.records import run_record, thin
-from gradsel_cli.cli.commands import cli
-from gradsel_cli.numerics.training import TrainConfig
 
 mpimg = pytest.importorskip("matplotlib.image")
 
 SMALL_TRAIN = ["train", "--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "40", "--test-limit", "200"]
-SMALL_COMPARE = ["compare", "--methods", "analytic,select", "--seeds", "2", "--iters", "40", "--hidden", "5",
-                 "--batch", "4", "--test-limit", "200", "--workers", "1"]
+SMALL_COMPARE = [
+    "compare",
+    "--methods",
+    "analytic,select",
+    "--seeds",
+    "2",
+    "--iters",
+    "40",
+    "--hidden",
+    "5",
+    "--batch",
+    "4",
+    "--test-limit",
+    "200",
+    "--workers",
+    "1",
+]
 
 
 def png_size(path) -> tuple[int, int]:
@@ -29,13 +44,18 @@ def png_size(path) -> tuple[int, int]:
 
 
 def fake_record(method, seed, losses, acc=None, share=None, rel=None):
-    return {"config": {"method": method, "seed": seed}, "loss_history": {"every": 5, "values": losses},
-            "acc_history": [], "acc_curve": acc or [],
-            "numeric_share_history": None if share is None else {"every": 5, "values": share},
-            "rel_diff_history": None if rel is None else {"every": 5, "values": rel}}
+    return {
+        "config": {"method": method, "seed": seed},
+        "loss_history": {"every": 5, "values": losses},
+        "acc_history": [],
+        "acc_curve": acc or [],
+        "numeric_share_history": None if share is None else {"every": 5, "values": share},
+        "rel_diff_history": None if rel is None else {"every": 5, "values": rel},
+    }
 
 
 # --- what the training run records for the curves --------------------------------
+
 
 @pytest.fixture(scope="module")
 def select_runs(mnist_raw):
@@ -72,18 +92,23 @@ def test_select_records_its_choices_and_errors_per_window(select_runs):
 
 
 def test_single_source_methods_record_no_choices(mnist_raw):
-    run = training.train(TrainConfig(method="alternate", shots=2, batch=4, hidden=5, iters=10, test_limit=50),
-                         data=mnist_raw)
+    run = training.train(
+        TrainConfig(method="alternate", shots=2, batch=4, hidden=5, iters=10, test_limit=50), data=mnist_raw
+    )
     record = run_record(run)
     assert record["numeric_share_history"] is None and record["rel_diff_history"] is None
     assert record["rel_diff_mean"] is None
 
 
 def test_curves_mean_and_band_over_seeds():
-    recs = [fake_record("select", 0, [4.0, 2.0, 1.0], acc=[[0, 0.1], [10, 0.5]], share=[1.0, 0.0, 1.0],
-                        rel=[1e-9, 2e-9, 3e-9]),
-            fake_record("select", 1, [2.0, 2.0, None], acc=[[0, 0.3], [10, 0.7]], share=[0.0, 0.0, 1.0],
-                        rel=[3e-9, 2e-9, 1e-9])]
+    recs = [
+        fake_record(
+            "select", 0, [4.0, 2.0, 1.0], acc=[[0, 0.1], [10, 0.5]], share=[1.0, 0.0, 1.0], rel=[1e-9, 2e-9, 3e-9]
+        ),
+        fake_record(
+            "select", 1, [2.0, 2.0, None], acc=[[0, 0.3], [10, 0.7]], share=[0.0, 0.0, 1.0], rel=[3e-9, 2e-9, 1e-9]
+        ),
+    ]
     data = report.curves(recs, ["select", "analytic"])
     (row,) = data["methods"]  # analytic has no records
     assert row["seeds"] == [0, 1]
@@ -107,11 +132,20 @@ def test_curves_of_stored_records_without_the_new_fields():
 
 # --- PNGs ---------------------------------------------------------------------------
 
+
 def test_curves_png_has_the_fixed_size(tmp_path):
-    recs = [fake_record(m, s, list(np.linspace(2.3, 0.1, 20) * (1 + s / 10)), acc=[[0, 0.1], [50, 0.4], [100, 0.5]],
-                        share=list(np.linspace(0, 1, 20)) if m == "select" else None,
-                        rel=[1e-9] * 20 if m == "select" else None)
-            for m in ("analytic", "select") for s in range(2)]
+    recs = [
+        fake_record(
+            m,
+            s,
+            list(np.linspace(2.3, 0.1, 20) * (1 + s / 10)),
+            acc=[[0, 0.1], [50, 0.4], [100, 0.5]],
+            share=list(np.linspace(0, 1, 20)) if m == "select" else None,
+            rel=[1e-9] * 20 if m == "select" else None,
+        )
+        for m in ("analytic", "select")
+        for s in range(2)
+    ]
     path = tmp_path / "curves.png"
     figures.curves_figure(path, report.curves(recs, ["analytic", "select"]), "test")
     assert path.stat().st_size > 10_000
@@ -134,8 +168,10 @@ def test_digits_png_size_follows_the_grid(tmp_path, mnist_raw):
 def test_gradcheck_png(tmp_path, mnist_batch):
     x, y = mnist_batch
     rows = gradcheck.check_steps(network.init_params(5, seed=0), x, y, (1e-2, 1e-4, 1e-6, 1e-8))
-    check = {"scheme": "central", "states": [{"state": "init", "iteration": 0, "rows": rows,
-                                              "best_step": gradcheck.best_step(rows)}]}
+    check = {
+        "scheme": "central",
+        "states": [{"state": "init", "iteration": 0, "rows": rows, "best_step": gradcheck.best_step(rows)}],
+    }
     path = tmp_path / "gc.png"
     figures.gradcheck_figure(path, check, "test")
     assert png_size(path) == (figures.GRADCHECK_SIZE[0] * figures.DPI, figures.GRADCHECK_SIZE[1] * figures.DPI)
@@ -143,8 +179,9 @@ def test_gradcheck_png(tmp_path, mnist_batch):
 
 def test_train_plot_writes_a_png_and_records_the_curve(runner, tmp_path):
     path = tmp_path / "train.png"
-    result = runner.invoke(cli, [*SMALL_TRAIN, "--method", "select", "--plot", str(path), "--json"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        cli, [*SMALL_TRAIN, "--method", "select", "--plot", str(path), "--json"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert [t for t, _ in record["acc_curve"]] == [0, *range(2, 41, 2)]
@@ -161,8 +198,9 @@ def test_compare_plot_writes_a_png(runner, tmp_path):
 
 def test_compare_figure_writes_the_digits(runner, tmp_path):
     path = tmp_path / "fig2.png"
-    result = runner.invoke(cli, [*SMALL_COMPARE, "--figure", str(path), "--digits-from", "random", "-q"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        cli, [*SMALL_COMPARE, "--figure", str(path), "--digits-from", "random", "-q"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     w, h = figures.digits_size(16, 2)  # no --show-digits: 16 images
     assert png_size(path) == (round(w * figures.DPI), round(h * figures.DPI))
@@ -174,6 +212,7 @@ def test_a_figure_must_be_a_png(runner, tmp_path):
 
 
 # --- without matplotlib -------------------------------------------------------------
+
 
 @pytest.fixture
 def no_matplotlib(monkeypatch):
@@ -188,14 +227,17 @@ def test_require_says_how_to_install(no_matplotlib):
         figures.require()
 
 
-@pytest.mark.parametrize("args", [
-    [*SMALL_TRAIN, "--plot", "{tmp}/a.png"],
-    [*SMALL_COMPARE, "--plot", "{tmp}/a.png"],
-    [*SMALL_COMPARE, "--figure", "{tmp}/a.png"],
-    ["gradcheck", "--hidden", "5", "--plot", "{tmp}/a.png"],
-], ids=["train --plot", "compare --plot", "compare --figure", "gradcheck --plot"])
-def test_missing_matplotlib_is_a_one_line_error_before_any_training(runner, no_matplotlib, tmp_path, monkeypatch,
-                                                                     args):
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*SMALL_TRAIN, "--plot", "{tmp}/a.png"],
+        [*SMALL_COMPARE, "--plot", "{tmp}/a.png"],
+        [*SMALL_COMPARE, "--figure", "{tmp}/a.png"],
+        ["gradcheck", "--hidden", "5", "--plot", "{tmp}/a.png"],
+    ],
+    ids=["train --plot", "compare --plot", "compare --figure", "gradcheck --plot"],
+)
+def test_missing_matplotlib_is_a_one_line_error_before_any_training(runner, no_matplotlib, tmp_path, monkeypatch, args):
     def no_training(*a, **k):
         raise AssertionError("trained although the figure cannot be drawn")
 
@@ -209,9 +251,11 @@ def test_missing_matplotlib_is_a_one_line_error_before_any_training(runner, no_m
 
 
 def test_help_imports_neither_numba_nor_matplotlib():
-    code = ("import sys; from click.testing import CliRunner; from gradsel_cli.cli.commands import cli; "
-            "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
-            "print('numba' in sys.modules, 'matplotlib' in sys.modules)")
+    code = (
+        "import sys; from click.testing import CliRunner; from gradsel_cli.cli.commands import cli; "
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
+        "print('numba' in sys.modules, 'matplotlib' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False False"

@@ -7,14 +7,14 @@ import pytest
 from click.testing import CliRunner
 
 import reference as ref
-from helpers import BLOCKS, as_blocks, config_settings, rel_error
-from gradsel_cli.numerics import gradcheck, network
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
+from gradsel_cli.numerics import gradcheck, network
 from gradsel_cli.numerics.training import Dataset, batch_indices
+from helpers import BLOCKS, as_blocks, config_settings, rel_error
 
-TRUNCATION_STEPS = (1e-1, 1e-2, 1e-3)   # truncation error dominates: both implementations agree on it
-REL_ERROR_RTOL = 1e-3                   # our relative error vs the reference's, at those steps
+TRUNCATION_STEPS = (1e-1, 1e-2, 1e-3)  # truncation error dominates: both implementations agree on it
+REL_ERROR_RTOL = 1e-3  # our relative error vs the reference's, at those steps
 
 
 def test_compare_on_hand_made_vectors():
@@ -61,9 +61,11 @@ def test_truncation_error_falls_as_h_squared_central_and_h_forward(mnist_batch):
     x, y = mnist_batch
     params = network.init_params(20, seed=0)
     for scheme, order in (("central", 2), ("forward", 1)):
-        e = [r["all"]["rel_diff"] for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3),
-                                                                        config_settings(fd_scheme=scheme))]
-        assert e[0] / e[1] == pytest.approx(10.0 ** order, rel=0.05), scheme
+        e = [
+            r["all"]["rel_diff"]
+            for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3), config_settings(fd_scheme=scheme))
+        ]
+        assert e[0] / e[1] == pytest.approx(10.0**order, rel=0.05), scheme
 
 
 def test_the_error_against_h_is_v_shaped(mnist_batch):
@@ -105,8 +107,24 @@ def test_gradcheck_refuses_dropout_and_batch_norm(mnist_raw):
 
 def test_gradcheck_command_json(monkeypatch):
     monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
-    result = CliRunner().invoke(cli, ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "20",
-                                      "--fd-step", "1e-5", "--fd-step", "1e-3", "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "gradcheck",
+            "--hidden",
+            "5",
+            "--batch",
+            "4",
+            "--iters",
+            "20",
+            "--fd-step",
+            "1e-5",
+            "--fd-step",
+            "1e-3",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["steps"] == [1e-3, 1e-5]  # largest first
@@ -117,8 +135,9 @@ def test_gradcheck_command_json(monkeypatch):
 
 def test_gradcheck_command_table(monkeypatch):
     monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
-    result = CliRunner().invoke(cli, ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "20", "-q"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "20", "-q"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "at initialisation" in result.stdout and "after 20 analytic iterations" in result.stdout
     for h in ("0.01", "1e-05", "1e-08"):

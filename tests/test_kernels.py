@@ -18,7 +18,7 @@ from gradsel_cli.kernels import backward, differences, forward, precision
 from gradsel_cli.numerics import network
 
 MAX_ULP = 1.0  # the true bound: within 1 ulp of the correctly rounded result (measured: never more)
-EXACT = Context(prec=40, Emin=-10**6, Emax=10**6)
+EXACT = Context(prec=40, Emin=-(10**6), Emax=10**6)
 WIDE = Context(prec=2000)  # enough digits to hold 1 + x exactly for any double x used here
 
 
@@ -75,7 +75,7 @@ def test_exp_subnormal_results_are_rounded_like_the_exact_result():
     x = np.linspace(-744.0, -708.5, 2001)
     want = exact_exp(x)
     assert np.array_equal(_apply(0, x) == 0, want == 0)
-    assert np.allclose(_apply(0, x), want, rtol=1e-12, atol=np.finfo(float).tiny * 2 ** -50)
+    assert np.allclose(_apply(0, x), want, rtol=1e-12, atol=np.finfo(float).tiny * 2**-50)
 
 
 def test_small_exp_and_log1p_within_one_ulp_on_their_domain():
@@ -87,6 +87,7 @@ def test_small_exp_and_log1p_within_one_ulp_on_their_domain():
 
 
 # --- the float32 variants: float32 arguments take them, in float32 arithmetic ---
+
 
 def ulps32(got, want64):
     """Error in float32 ulps of the float32 rounding of the correctly rounded float64 result."""
@@ -120,10 +121,15 @@ def test_float32_small_exp_and_log1p_within_one_ulp_on_their_domain():
 
 # --- the loss, backprop and finite differences, called directly ---------------------------------------------
 
-KERNEL_RTOL = 1e-12       # kernel vs twin, the same arithmetic in another order: rounding only
-KERNEL_FD_RTOL = 1e-7     # incremental finite differences vs the twin's perturb-and-rerun: both carry ~eps*L/h
-ACT_CODES = {"sigmoid": network.ACTIVATION_CODES["sigmoid"], "tanh": network.ACTIVATION_CODES["tanh"], "relu": network.ACTIVATION_CODES["relu"],
-             "leaky-relu": network.ACTIVATION_CODES["leaky-relu"], "mish": network.ACTIVATION_CODES["mish"]}
+KERNEL_RTOL = 1e-12  # kernel vs twin, the same arithmetic in another order: rounding only
+KERNEL_FD_RTOL = 1e-7  # incremental finite differences vs the twin's perturb-and-rerun: both carry ~eps*L/h
+ACT_CODES = {
+    "sigmoid": network.ACTIVATION_CODES["sigmoid"],
+    "tanh": network.ACTIVATION_CODES["tanh"],
+    "relu": network.ACTIVATION_CODES["relu"],
+    "leaky-relu": network.ACTIVATION_CODES["leaky-relu"],
+    "mish": network.ACTIVATION_CODES["mish"],
+}
 LOSS_CODES = {"cross-entropy": network.LOSS_CODES["cross-entropy"], "mse": network.LOSS_CODES["mse"]}
 
 
@@ -168,9 +174,9 @@ def test_analytic_kernel_is_the_twins_backprop(act, loss):
 def test_numeric_kernel_is_the_twins_finite_differences(act, central, textbook):
     w, x, y = small_problem(4)
     step = 1e-4
-    blocks = differences._numeric(x, y, *w, ACT_CODES[act], np.ones((3, 4)), step, central, network.LOSS_CODES["cross-entropy"],
-                              textbook, 0.0)
+    blocks = differences._numeric(
+        x, y, *w, ACT_CODES[act], np.ones((3, 4)), step, central, network.LOSS_CODES["cross-entropy"], textbook, 0.0
+    )
     expected = ref.numeric_gradient(w, x, y, step, "central" if central else "forward", act)
     for got, want in zip(blocks, expected, strict=True):
         assert got.shape == want.shape and norm_rel(got, want) <= KERNEL_FD_RTOL
-

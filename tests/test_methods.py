@@ -10,6 +10,7 @@ from helpers import CENTRAL_VS_ANALYTIC_RTOL, config_settings, small_config, spy
 
 # --- the gradient methods -------------------------------------------------------
 
+
 @pytest.mark.parametrize("every,iters,numeric_at", [(2, 6, [2, 4, 6]), (3, 7, [3, 6]), (1, 3, [1, 2, 3])])
 def test_alternate_uses_numeric_on_every_kth_iteration(monkeypatch, mnist_raw, every, iters, numeric_at):
     config = small_config(method="alternate", numeric_every=every, iters=iters)
@@ -51,8 +52,10 @@ def select_problem(few_shot_set):
 
 def fake_numeric(monkeypatch, make):
     """Make the numeric gradient `make(params, x, y)` (a flat vector) for the next select steps."""
+
     def numeric_gradient(params, x, y, *args, **kwargs):
         return params.with_flat(make(params, x, y))
+
     monkeypatch.setattr(network, "numeric_gradient", numeric_gradient)
 
 
@@ -65,9 +68,15 @@ def candidate_losses(context, params, g_numeric, x, y):
     lr = context.optimizer.lr
     wa = params.with_flat(params.flat - lr * analytic_flat(params, x, y))
     wn = params.with_flat(params.flat - lr * g_numeric)
-    return {"batch": (network.loss(wa, x, y), network.loss(wn, x, y)),
-            "train": (network.loss(wa, context.x_train, context.y_train),
-                      network.loss(wn, context.x_train, context.y_train)), "wa": wa, "wn": wn}
+    return {
+        "batch": (network.loss(wa, x, y), network.loss(wn, x, y)),
+        "train": (
+            network.loss(wa, context.x_train, context.y_train),
+            network.loss(wn, context.x_train, context.y_train),
+        ),
+        "wa": wa,
+        "wn": wn,
+    }
 
 
 @pytest.mark.parametrize("scale,winner", [(2.0, "numeric"), (-1.0, "analytic"), (0.0, "analytic")])
@@ -102,15 +111,19 @@ def test_select_on_train_compares_on_the_whole_training_set(monkeypatch, select_
     assert losses["batch"][1] > losses["batch"][0] and losses["train"][1] < losses["train"][0]
     state = context.optimizer.init(params.flat.size)
     assert methods.select(context, params, state, x, y, mask, 1).source == "analytic"
-    on_train = StepContext(optimizer=context.optimizer, settings=config_settings(select_on="train"),
-                           x_train=context.x_train, y_train=context.y_train)
+    on_train = StepContext(
+        optimizer=context.optimizer,
+        settings=config_settings(select_on="train"),
+        x_train=context.x_train,
+        y_train=context.y_train,
+    )
     step = methods.select(on_train, params, state, x, y, mask, 1)
     assert step.source == "numeric"
     assert np.array_equal(step.params.flat, losses["wn"].flat)
 
 
 def test_select_keeps_the_optimizer_state_of_the_kept_update(monkeypatch, select_problem):
-    context, params, x, y, mask = select_problem
+    _context, params, x, y, mask = select_problem
     momentum = StepContext(optimizer=Optimizer("momentum", lr=0.1))
     fake_numeric(monkeypatch, lambda p, xx, yy: 2.0 * analytic_flat(p, xx, yy))
     state = momentum.optimizer.init(params.flat.size)

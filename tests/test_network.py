@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 import reference as ref
-from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
 from gradsel_cli import config
 from gradsel_cli.numerics import network
+from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
 
 # Tolerances (relative, norm-wise per block W1, b1, W2, b2).
-LOSS_RTOL = 1e-12                # kernel loss vs the reference loss: rounding only
-ANALYTIC_RTOL = 1e-12            # backprop vs the reference backprop: rounding only
-NUMERIC_VS_NAIVE_RTOL = 1e-7     # incremental finite differences vs perturb-and-rerun: both carry ~eps*L/h rounding
+LOSS_RTOL = 1e-12  # kernel loss vs the reference loss: rounding only
+ANALYTIC_RTOL = 1e-12  # backprop vs the reference backprop: rounding only
+NUMERIC_VS_NAIVE_RTOL = 1e-7  # incremental finite differences vs perturb-and-rerun: both carry ~eps*L/h rounding
 CENTRAL_VS_ANALYTIC_RTOL = 1e-6  # central differences with h = 1e-4: O(h^2) truncation
 FORWARD_VS_ANALYTIC_RTOL = 1e-3  # forward differences with h = 1e-4: O(h) truncation
-DERIV_RTOL = 1e-7                # the reference activations' derivatives vs their own central differences
+DERIV_RTOL = 1e-7  # the reference activations' derivatives vs their own central differences
 
 STEP = 1e-4
 ACTS = list(network.ACTIVATION_CODES)
@@ -72,6 +72,7 @@ def assert_clear_of_kinks(params, x, act, mask=None):
 
 # --- the reference itself ---------------------------------------------------
 
+
 @pytest.mark.parametrize("act", ACTS)
 def test_reference_derivatives_match_their_activation(act):
     f, df = ref.ACTIVATIONS[act]
@@ -91,6 +92,7 @@ def test_reference_mish_is_x_tanh_softplus():
 
 
 # --- loss ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("act", ACTS)
 def test_loss_matches_reference(case, act):
@@ -116,6 +118,7 @@ def test_loss_of_uniform_logits_is_log10():
 
 
 # --- analytic gradient --------------------------------------------------------
+
 
 @pytest.mark.parametrize("act", ACTS)
 def test_analytic_matches_reference(case, act):
@@ -151,9 +154,12 @@ def test_dropped_units_get_exactly_zero_gradient(act, mnist_batch):
     mask = mask.copy()
     mask[:, 2] = 0.0  # unit 2 dropped for the whole batch
     dropped_everywhere[2] = True
-    for g in (network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask),
-              network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="central",
-                                                                     activation=act), mask=mask)):
+    for g in (
+        network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask),
+        network.numeric_gradient(
+            params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act), mask=mask
+        ),
+    ):
         assert np.all(g.W1[:, dropped_everywhere] == 0.0)
         assert np.all(g.b1[dropped_everywhere] == 0.0)
         assert np.all(g.W2[dropped_everywhere, :] == 0.0)
@@ -171,11 +177,13 @@ def test_zero_pixels_get_exactly_zero_gradient(mnist_batch):
 
 # --- numerical gradient -------------------------------------------------------
 
+
 @pytest.mark.parametrize("act", ACTS)
 def test_central_numeric_matches_naive_reference(small_case, act):
     params, x, y, mask = small_case
-    got = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act),
-                                   mask=mask)
+    got = network.numeric_gradient(
+        params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act), mask=mask
+    )
     want = ref.numeric_gradient(as_blocks(params), x, y, STEP, "central", act, mask)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"central numeric vs naive reference ({act})")
 
@@ -184,8 +192,9 @@ def test_central_numeric_matches_naive_reference(small_case, act):
 @pytest.mark.parametrize("name", ["batch1", "zero-images", "huge-logits", "dropout", "small-n_in"])
 def test_forward_numeric_matches_naive_reference(name, act, mnist_batch):
     params, x, y, mask = build_case(name, mnist_batch)
-    got = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="forward", activation=act),
-                                   mask=mask)
+    got = network.numeric_gradient(
+        params, x, y, config_settings(fd_step=STEP, fd_scheme="forward", activation=act), mask=mask
+    )
     want = ref.numeric_gradient(as_blocks(params), x, y, STEP, "forward", act, mask)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"forward numeric vs naive reference ({act})")
 
@@ -202,10 +211,12 @@ def sample_indices(params, x, n_w1=200, seed=0):
 def test_numeric_matches_package_naive_on_sampled_weights(act, scheme, mnist_batch):
     params, x, y, _ = build_case("mnist", mnist_batch)
     idx = sample_indices(params, x)
-    fast = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme,
-                                                                  activation=act)).flat[idx]
-    naive = network.naive_numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme,
-                                                                         activation=act), indices=idx).flat[idx]
+    fast = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme, activation=act)).flat[
+        idx
+    ]
+    naive = network.naive_numeric_gradient(
+        params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme, activation=act), indices=idx
+    ).flat[idx]
     assert rel_error(fast, naive) <= NUMERIC_VS_NAIVE_RTOL
 
 
@@ -213,8 +224,9 @@ def test_package_naive_matches_reference_naive(mnist_batch):
     for name in ("small-n_in", "dropout"):
         params, x, y, mask = build_case(name, mnist_batch)
         for scheme in SCHEMES:
-            got = network.naive_numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme,
-                                                                               activation="tanh"), mask=mask)
+            got = network.naive_numeric_gradient(
+                params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme, activation="tanh"), mask=mask
+            )
             want = ref.numeric_gradient(as_blocks(params), x, y, STEP, scheme, "tanh", mask)
             assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, f"{name} {scheme}")
 
@@ -234,8 +246,9 @@ def test_naive_with_indices_computes_only_those(make_problem):
 def test_central_numeric_matches_analytic(case, act):
     params, x, y, mask = case
     assert_clear_of_kinks(params, x, act, mask)
-    numeric = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="central",
-                                                                     activation=act), mask=mask)
+    numeric = network.numeric_gradient(
+        params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act), mask=mask
+    )
     analytic = network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask)
     assert_blocks_close(numeric, analytic, CENTRAL_VS_ANALYTIC_RTOL, f"central numeric vs analytic ({act})")
 
@@ -271,6 +284,7 @@ def test_gradient_does_not_mutate_inputs(mnist_batch):
 
 # --- predict and accuracy -----------------------------------------------------
 
+
 @pytest.mark.parametrize("act", ACTS)
 def test_predict_matches_reference_argmax(act, mnist_raw):
     x = mnist_raw[2][:1000] / 255.0  # more than one 256-row chunk, and a partial one
@@ -291,6 +305,7 @@ def test_predict_ties_go_to_the_first_class():
 
 
 # --- input checks -------------------------------------------------------------
+
 
 def batch_functions():
     return {
@@ -323,13 +338,21 @@ def test_bad_batch_raises_value_error(fn, bad):
         batch_functions()[fn](params, x, np.asarray(y), **kw)
 
 
-@pytest.mark.parametrize("kw", [{"fd_step": 0.0}, {"fd_step": -1e-4}, {"fd_step": float("nan")},
-                                {"fd_step": float("inf")}, {"fd_scheme": "backward"}, {"fd_scheme": "Central"},
-                                {"activation": "softsign"}],
-                         ids=["step0", "step-neg", "step-nan", "step-inf", "scheme-backward", "scheme-case",
-                              "activation"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"fd_step": 0.0},
+        {"fd_step": -1e-4},
+        {"fd_step": float("nan")},
+        {"fd_step": float("inf")},
+        {"fd_scheme": "backward"},
+        {"fd_scheme": "Central"},
+        {"activation": "softsign"},
+    ],
+    ids=["step0", "step-neg", "step-nan", "step-inf", "scheme-backward", "scheme-case", "activation"],
+)
 def test_bad_settings_are_refused_before_any_kernel_runs(kw):
-    with pytest.raises(ValueError, match="fd.step|fd.scheme|activation"):
+    with pytest.raises(ValueError, match=r"fd.step|fd.scheme|activation"):
         config_settings(**kw)
 
 
@@ -341,8 +364,18 @@ def test_predict_checks_its_input():
         network.predict(params, np.zeros((5, 784)), activation="bogus")
 
 
-@pytest.mark.parametrize("kw", [{"hidden": 0}, {"hidden": -3}, {"init": "glorot"}, {"std": 0.0},
-                                {"std": -0.01}, {"std": float("nan")}, {"std": float("inf")}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"hidden": 0},
+        {"hidden": -3},
+        {"init": "glorot"},
+        {"std": 0.0},
+        {"std": -0.01},
+        {"std": float("nan")},
+        {"std": float("inf")},
+    ],
+)
 def test_init_params_rejects_bad_settings(kw):
     args = {"hidden": 5, **kw}
     with pytest.raises(ValueError):
@@ -352,8 +385,11 @@ def test_init_params_rejects_bad_settings(kw):
 @pytest.mark.parametrize("init,std", [("std", 0.01), ("xavier", None), ("he", None)])
 def test_init_params_scales(init, std):
     p = network.init_params(200, seed=3, init=init)
-    want = {"std": (0.01, 0.01), "xavier": (np.sqrt(1 / 784), np.sqrt(1 / 200)),
-            "he": (np.sqrt(2 / 784), np.sqrt(2 / 200))}[init]
+    want = {
+        "std": (0.01, 0.01),
+        "xavier": (np.sqrt(1 / 784), np.sqrt(1 / 200)),
+        "he": (np.sqrt(2 / 784), np.sqrt(2 / 200)),
+    }[init]
     assert p.W1.std() == pytest.approx(want[0], rel=0.02)
     assert p.W2.std() == pytest.approx(want[1], rel=0.05)
     assert np.all(p.b1 == 0) and np.all(p.b2 == 0)
@@ -383,7 +419,7 @@ def test_params_unpack_into_views_of_the_flat_vector():
 
 def test_batch_norm_params_unpack_into_the_same_four_blocks():
     params = network.init_params(hidden=3, batch_norm=True)
-    W1, b1, W2, b2 = params
+    W1, _b1, _W2, b2 = params
     assert W1.shape == (784, 3) and b2.shape == (10,)
     assert list(params.blocks()) == ["W1", "b1", "W2", "b2", "gamma", "beta"]
 
@@ -398,13 +434,16 @@ def test_params_repr_names_shapes_hidden_units_and_batch_norm():
     assert "batch norm" in bn and "no batch norm" not in bn and "gamma (3,)" in bn
 
 
-@pytest.mark.parametrize("changes,message", [
-    (dict(batches=np.array([[0, 20]])), "indices into the 20 training images"),
-    (dict(batches=np.array([[-1, 0]])), "indices into the 20 training images"),
-    (dict(batches=np.array([0, 1])), "(T, B) indices"),
-    (dict(losses=np.empty(1)), "losses must be a contiguous float64 vector of at least 2 entries"),
-    (dict(sources=np.zeros(2)), "sources must be a contiguous int8 vector"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (dict(batches=np.array([[0, 20]])), "indices into the 20 training images"),
+        (dict(batches=np.array([[-1, 0]])), "indices into the 20 training images"),
+        (dict(batches=np.array([0, 1])), "(T, B) indices"),
+        (dict(losses=np.empty(1)), "losses must be a contiguous float64 vector of at least 2 entries"),
+        (dict(sources=np.zeros(2)), "sources must be a contiguous int8 vector"),
+    ],
+)
 def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_set, changes, message):
     x, y = few_shot_set
     params = network.init_params(3, seed=0)
@@ -412,13 +451,22 @@ def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_se
     args = dict(batches=np.array([[0, 1], [2, 3]]), losses=None, sources=None)
     args.update(changes)
     with pytest.raises(ValueError, match=re.escape(message)):
-        network.sgd_iterations(params, x, y, args["batches"], 0, config_settings(method="select"),
-                               losses=args["losses"], sources=args["sources"])
+        network.sgd_iterations(
+            params,
+            x,
+            y,
+            args["batches"],
+            0,
+            config_settings(method="select"),
+            losses=args["losses"],
+            sources=args["sources"],
+        )
     assert np.array_equal(params.flat, before)
 
 
 def test_sgd_iterations_makes_its_outputs_when_not_given(few_shot_set):
     x, y = few_shot_set
-    done, diverged = network.sgd_iterations(network.init_params(3, seed=0), x, y, np.array([[0, 1], [2, 3]]), 0,
-                                            config_settings(method="alternate", lr=0.1))
+    done, diverged = network.sgd_iterations(
+        network.init_params(3, seed=0), x, y, np.array([[0, 1], [2, 3]]), 0, config_settings(method="alternate", lr=0.1)
+    )
     assert (done, diverged) == (2, False)

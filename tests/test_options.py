@@ -34,12 +34,38 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
         expected -= {"shots", "batch", "hidden"}  # the table's cells
     assert expected <= params, f"fields without an option: {expected - params}"
     extra = params - set(FIELDS) - NOT_CONFIG
-    allowed = {"train": {"eval_every"}, "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
-               "compare": {"margin", "timeout", "methods", "seeds", "workers", "executor", "scheduler", "results_file", "show_digits",
-                           "digits_from", "figure", "as_csv"},
-               "table": {"margin", "timeout", "preset", "run_missing", "seeds", "workers", "executor", "scheduler", "results_file", "fmt",
-                         "no_paper"},
-               "sweep": {"timeout", "methods", "seeds", "workers", "executor", "scheduler", "results_file"}}[command]
+    allowed = {
+        "train": {"eval_every"},
+        "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
+        "compare": {
+            "margin",
+            "timeout",
+            "methods",
+            "seeds",
+            "workers",
+            "executor",
+            "scheduler",
+            "results_file",
+            "show_digits",
+            "digits_from",
+            "figure",
+            "as_csv",
+        },
+        "table": {
+            "margin",
+            "timeout",
+            "preset",
+            "run_missing",
+            "seeds",
+            "workers",
+            "executor",
+            "scheduler",
+            "results_file",
+            "fmt",
+            "no_paper",
+        },
+        "sweep": {"timeout", "methods", "seeds", "workers", "executor", "scheduler", "results_file"},
+    }[command]
     assert extra <= allowed, f"options that are no field: {extra - allowed}"
 
 
@@ -81,11 +107,20 @@ def test_the_kernels_dispatch_codes_follow_the_registries():
     from gradsel_cli.numerics import methods, network
 
     assert [network.ACTIVATION_CODES[n] for n in config.ACTIVATIONS] == [
-        activations.SIGMOID, activations.TANH, activations.RELU, activations.LEAKY_RELU, activations.MISH]
+        activations.SIGMOID,
+        activations.TANH,
+        activations.RELU,
+        activations.LEAKY_RELU,
+        activations.MISH,
+    ]
     assert [network.LOSS_CODES[n] for n in config.LOSSES] == [forward.CROSS_ENTROPY, forward.MSE]
     assert tuple(methods.METHODS) == config.METHOD_NAMES
     assert [network.METHOD_CODES[n] for n in config.METHOD_NAMES] == [  # the fused loop's
-        fused.ANALYTIC, fused.NUMERIC, fused.ALTERNATE, fused.SELECT]
+        fused.ANALYTIC,
+        fused.NUMERIC,
+        fused.ALTERNATE,
+        fused.SELECT,
+    ]
 
 
 def test_optimizer_defaults_are_the_configs():
@@ -93,7 +128,14 @@ def test_optimizer_defaults_are_the_configs():
 
     d, o = TrainConfig(), Optimizer()
     assert (o.name, o.lr, o.momentum, o.rho, o.beta1, o.beta2, o.eps) == (
-        d.optimizer, d.lr, d.momentum, d.rho, d.beta1, d.beta2, d.eps)
+        d.optimizer,
+        d.lr,
+        d.momentum,
+        d.rho,
+        d.beta1,
+        d.beta2,
+        d.eps,
+    )
 
 
 @pytest.mark.parametrize("command", [["compare"], ["sweep"], ["table", "--run"]])
@@ -105,13 +147,30 @@ def test_the_grid_options_reach_the_executor(command, runner, monkeypatch, tmp_p
         raise ValueError("stopped before any run")
 
     monkeypatch.setattr("gradsel_cli.runs.experiments.make_executor", make_executor)
-    result = runner.invoke(cli, [*command, "--executor", "dask", "--workers", "3", "--scheduler", "tcp://h:1",
-                                 "--timeout", "7", "--seeds", "1", "--results", str(tmp_path / "runs.jsonl")])
+    result = runner.invoke(
+        cli,
+        [
+            *command,
+            "--executor",
+            "dask",
+            "--workers",
+            "3",
+            "--scheduler",
+            "tcp://h:1",
+            "--timeout",
+            "7",
+            "--seeds",
+            "1",
+            "--results",
+            str(tmp_path / "runs.jsonl"),
+        ],
+    )
     assert result.exit_code == 2 and result.stderr.splitlines()[-1] == "Error: stopped before any run"
     assert seen == [("dask", 3, "tcp://h:1", None, 0, 7.0)]
 
 
 # --- comma lists: one parser, one set of rules, for every list option ----------------------------------------
+
 
 def _list_options():
     """(command, flag, single): every option of comma lists, with the one-value option that checks its items."""
@@ -147,8 +206,15 @@ def _first_default(command, flag):
 
 def test_the_list_options_are_found():
     flags = {(c, f) for c, f, _ in LIST_OPTIONS}
-    assert {("bench", "--hidden"), ("bench", "--batch"), ("gradcheck", "--fd-step"), ("sweep", "--lr"),
-            ("sweep", "--methods"), ("compare", "--methods"), ("sweep", "--optimizer")} <= flags
+    assert {
+        ("bench", "--hidden"),
+        ("bench", "--batch"),
+        ("gradcheck", "--fd-step"),
+        ("sweep", "--lr"),
+        ("sweep", "--methods"),
+        ("compare", "--methods"),
+        ("sweep", "--optimizer"),
+    } <= flags
 
 
 @pytest.mark.parametrize("command,flag,single", LIST_OPTIONS)
@@ -187,9 +253,16 @@ def test_bench_sizes_are_checked_as_trains(runner):
     assert _error(runner, "bench", "--batch", "1,100000") == _error(runner, "train", "--batch", "100000")
 
 
-@pytest.mark.parametrize("bad,words", [("1e-3,,1", "empty item"), ("1e-3", "give LOW,HIGH"),
-                                       ("1,1e-3", "LOW <= HIGH"), ("0,1", "positive and finite"),
-                                       ("1e-3,1,2", "give LOW,HIGH")])
+@pytest.mark.parametrize(
+    "bad,words",
+    [
+        ("1e-3,,1", "empty item"),
+        ("1e-3", "give LOW,HIGH"),
+        ("1,1e-3", "LOW <= HIGH"),
+        ("0,1", "positive and finite"),
+        ("1e-3,1,2", "give LOW,HIGH"),
+    ],
+)
 def test_a_range_is_parsed_as_every_list(bad, words, runner):
     assert words in _error(runner, "tune", "--lr-range", bad)
     assert _parsed("tune", "--lr-range", " 1e-3 , 1 ")["lr_range"] == (1e-3, 1.0)

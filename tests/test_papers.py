@@ -7,16 +7,19 @@ from gradsel_cli import papers
 from gradsel_cli.papers import AVG, CLAIMS, LAYOUTS, avg_check, claims, layout, published
 
 
-@pytest.mark.parametrize("preset, batch, hidden, method, shots, accuracy", [
-    ("alternate", 1, 20, "analytic", 1, 0.5094),
-    ("alternate", 1, 50, "alternate", 3, 0.5930),
-    ("alternate", 8, 50, "alternate", 2, 0.5615),
-    ("select", 1, 20, "numeric", 3, 0.5247),
-    ("select", 2, 20, "analytic", 2, 0.5505),
-    ("select", 4, 20, "select", 3, 0.6140),
-    ("select", 1, 20, "select", AVG, 0.5382),
-    ("select", 4, 20, "numeric", "avg", 0.5659),
-])
+@pytest.mark.parametrize(
+    "preset, batch, hidden, method, shots, accuracy",
+    [
+        ("alternate", 1, 20, "analytic", 1, 0.5094),
+        ("alternate", 1, 50, "alternate", 3, 0.5930),
+        ("alternate", 8, 50, "alternate", 2, 0.5615),
+        ("select", 1, 20, "numeric", 3, 0.5247),
+        ("select", 2, 20, "analytic", 2, 0.5505),
+        ("select", 4, 20, "select", 3, 0.6140),
+        ("select", 1, 20, "select", AVG, 0.5382),
+        ("select", 4, 20, "numeric", "avg", 0.5659),
+    ],
+)
 def test_known_cells(preset, batch, hidden, method, shots, accuracy):
     assert published(preset, batch, hidden, method, shots) == accuracy
 
@@ -56,8 +59,10 @@ def test_alternate_layout_is_the_papers():
     lay = LAYOUTS["alternate"]
     assert lay.batches == (1, 2, 4, 8) and lay.shots == (1, 2, 3, 4) and not lay.has_avg
     assert lay.rows == (("analytic", 20), ("alternate", 20), ("analytic", 50), ("alternate", 50))
-    assert lay.cells()[:2] == [dict(method="analytic", shots=1, batch=1, hidden=20),
-                               dict(method="analytic", shots=2, batch=1, hidden=20)]
+    assert lay.cells()[:2] == [
+        dict(method="analytic", shots=1, batch=1, hidden=20),
+        dict(method="analytic", shots=2, batch=1, hidden=20),
+    ]
     assert lay.cells()[-1] == dict(method="alternate", shots=4, batch=8, hidden=50)
     assert lay.title.startswith("Deploying Analytic and Numerical Gradients")
 
@@ -77,7 +82,7 @@ def test_avg_check_finds_the_misprint():
 
 @pytest.mark.parametrize("call", [layout, avg_check, claims, lambda p: published(p, 1, 20, "analytic", 1)])
 def test_unknown_preset(call):
-    with pytest.raises(ValueError, match="unknown preset 'paperC'.*alternate, select"):
+    with pytest.raises(ValueError, match=r"unknown preset 'paperC'.*alternate, select"):
         call("paperC")
 
 

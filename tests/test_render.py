@@ -12,8 +12,8 @@ from rich.console import Console
 
 from gradsel_cli import render
 from gradsel_cli.analysis import report
-from gradsel_cli.runs import results
 from gradsel_cli.config import TrainConfig
+from gradsel_cli.runs import results
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -52,6 +52,7 @@ def compare_records():
 
 
 # --- progress bars ---------------------------------------------------------------------
+
 
 def terminal(width=WIDTH) -> Console:
     return Console(force_terminal=True, file=io.StringIO(), width=width, color_system=None)
@@ -108,13 +109,19 @@ def test_rate_column_handles_no_speed_yet():
         finished_speed = None
 
     assert render.RateColumn("it").render(Task()).plain == ""
-    for speed, shown in ((123.4, "123 it/s"), (9.87, "9.9 it/s"), (1234.4, "1.2k it/s"), (98765.0, "99k it/s"),
-                         (4.4e9, "4.4G it/s")):
+    for speed, shown in (
+        (123.4, "123 it/s"),
+        (9.87, "9.9 it/s"),
+        (1234.4, "1.2k it/s"),
+        (98765.0, "99k it/s"),
+        (4.4e9, "4.4G it/s"),
+    ):
         Task.speed = speed
         assert render.RateColumn("it").render(Task()).plain.strip() == shown
 
 
 # --- consoles -------------------------------------------------------------------------
+
 
 def test_piped_output_is_80_columns_unless_columns_says_otherwise(monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
@@ -127,6 +134,7 @@ def test_piped_output_is_80_columns_unless_columns_says_otherwise(monkeypatch):
 
 
 # --- every table within 80 columns ----------------------------------------------------
+
 
 def test_train_summary_fits(compare_records):
     text = show(render.train_summary(compare_records[0]))
@@ -147,9 +155,10 @@ def test_compare_tables_fit_with_every_interval_whole(compare_records):
         assert re.search(rf"{m}\s.*(EQUIVALENT|BETTER|WORSE|INCONCLUSIVE)", paired), paired
 
 
-@pytest.mark.parametrize("varied", [
-    ["method", "lr", "optimizer"],
-    ["method", "lr", "optimizer", "init", "activation", "weight_decay", "dropout"]])  # too many for columns
+@pytest.mark.parametrize(
+    "varied",
+    [["method", "lr", "optimizer"], ["method", "lr", "optimizer", "init", "activation", "weight_decay", "dropout"]],
+)  # too many for columns
 def test_sweep_table_fits(varied):
     records = results.load(RESULTS / "toolkit.jsonl")
     summary = report.runs_summary(records, varied)
@@ -168,7 +177,9 @@ def test_paper_tables_fit_with_every_cell_whole(preset, paper):
     data = report.paper_table(preset, records, report.settings_of(TrainConfig().validate().to_dict()))
     text = show(*render.paper_table_rich(data, paper))
     assert_fits(text)
-    cells = [e for g in data["groups"] for row in g["rows"] for e in row["cells"] + ([row["avg"]] if "avg" in row else [])]
+    cells = [
+        e for g in data["groups"] for row in g["rows"] for e in row["cells"] + ([row["avg"]] if "avg" in row else [])
+    ]
     assert_whole(text, [pm(e) for e in cells])
     if paper:
         published = [f"({e['published']:.4f})" for e in cells if e["published"] is not None]
@@ -188,8 +199,9 @@ def test_paper_table_is_one_line_per_row_on_a_wide_terminal():
 def tune_summary(mnist_raw):
     from gradsel_cli.runs.tuning import tune
 
-    config = TrainConfig(method="analytic", optimizer="adam", shots=2, batch=4, hidden=8, iters=20,
-                         test_limit=100).validate()
+    config = TrainConfig(
+        method="analytic", optimizer="adam", shots=2, batch=4, hidden=8, iters=20, test_limit=100
+    ).validate()
     return tune(config, 3, (1e-3, 1.0), (1e-6, 1e-2), 0, mnist_raw)
 
 
@@ -212,14 +224,31 @@ def test_gradcheck_tables_fit(mnist_raw):
 
 
 # bench rows as `gradsel bench` measured them (docs/performance.md), the widest values included
-BENCH_ROWS = [dict(hidden=h, batch=b, nonzero_pixels=p, loss=loss, analytic=a, numeric=n, naive=naive,
-                   naive_extrapolated=ext, naive_over_numeric=naive / n, numeric_over_analytic=n / a,
-                   exponentials=exps, ns_per_exponential=n / exps * 1e9, iter_analytic=a * 1.3,
-                   iter_numeric=n * 1.1, iter_alternate=(a + n) / 2, iter_select=a + n)
-              for h, b, p, loss, a, n, naive, ext, exps in [
-                  (20, 1, 166, 15.8e-6, 20.5e-6, 107e-6, 0.661, False, 34_100),
-                  (100, 1, 166, 13.6e-6, 28.1e-6, 304e-6, 6.27, True, 170_000),
-                  (100, 32, 4678, 101e-6, 201e-6, 5.50e-3, 25.6, True, 4_540_000)]]
+BENCH_ROWS = [
+    dict(
+        hidden=h,
+        batch=b,
+        nonzero_pixels=p,
+        loss=loss,
+        analytic=a,
+        numeric=n,
+        naive=naive,
+        naive_extrapolated=ext,
+        naive_over_numeric=naive / n,
+        numeric_over_analytic=n / a,
+        exponentials=exps,
+        ns_per_exponential=n / exps * 1e9,
+        iter_analytic=a * 1.3,
+        iter_numeric=n * 1.1,
+        iter_alternate=(a + n) / 2,
+        iter_select=a + n,
+    )
+    for h, b, p, loss, a, n, naive, ext, exps in [
+        (20, 1, 166, 15.8e-6, 20.5e-6, 107e-6, 0.661, False, 34_100),
+        (100, 1, 166, 13.6e-6, 28.1e-6, 304e-6, 6.27, True, 170_000),
+        (100, 32, 4678, 101e-6, 201e-6, 5.50e-3, 25.6, True, 4_540_000),
+    ]
+]
 AUTO = "auto (1 or 2)"  # the title's thread count under the automatic policy on 2 cores
 
 
@@ -246,8 +275,7 @@ def test_documented_bench_table_is_the_tools_layout():
 def test_digits_grid_fits(mnist_raw, compare_records):
     first = {r["config"]["method"]: r for r in compare_records if r["config"]["seed"] == 0}
     predictions = {m: report.parse_predictions(r["predictions"]) for m, r in first.items()}
-    title = ("Test images and predictions — k=2, B=8, H=50, 10,000 iterations, seed 0; "
-             "digits from: disagree")
+    title = "Test images and predictions — k=2, B=8, H=50, 10,000 iterations, seed 0; digits from: disagree"
     grid = render.digits_grid(mnist_raw[2], mnist_raw[3], np.arange(6), predictions, title)
     text = show(grid)
     assert max(len(line) for line in text.splitlines()) <= WIDTH
@@ -264,10 +292,22 @@ def test_runs_table_fits(name):
 
 # --- numbers: losses, timings, divergence -------------------------------------------------
 
-@pytest.mark.parametrize("value, shown", [
-    (0.0014149, "0.0014"), (2.302585, "2.3026"), (673626.0, "6.74e+05"), (1e300, "1.00e+300"),
-    (float(12345678901234567890123456789012345678901234567890), "1.23e+49"), (3e-7, "3.00e-07"),
-    (float("nan"), "nan"), (float("inf"), "inf"), (None, "—"), (0.0, "0.0000")])
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (0.0014149, "0.0014"),
+        (2.302585, "2.3026"),
+        (673626.0, "6.74e+05"),
+        (1e300, "1.00e+300"),
+        (float(12345678901234567890123456789012345678901234567890), "1.23e+49"),
+        (3e-7, "3.00e-07"),
+        (float("nan"), "nan"),
+        (float("inf"), "inf"),
+        (None, "—"),
+        (0.0, "0.0000"),
+    ],
+)
 def test_losses_are_formatted_readably(value, shown):
     assert render.fmt_loss(value) == shown
 
@@ -294,9 +334,17 @@ def test_train_summary_shows_kernel_loading_apart_from_the_iterations(compare_re
 
 # --- data strings are text --------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, shown", [
-    ("\x1b[31mred", "\\x1b[31mred"), ("[bold]x[/bold]", "[bold]x[/bold]"), ("a\nb\tc", "a\\x0ab\\x09c"),
-    ("plain-name_1.jsonl", "plain-name_1.jsonl"), (7, "7")])
+
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("[bold]x[/bold]", "[bold]x[/bold]"),
+        ("a\nb\tc", "a\\x0ab\\x09c"),
+        ("plain-name_1.jsonl", "plain-name_1.jsonl"),
+        (7, "7"),
+    ],
+)
 def test_clean_prints_data_as_typed(raw, shown):
     assert show(render.clean(raw)).rstrip("\n") == shown
     assert show(f"[bold]{render.clean(raw)}[/]").rstrip("\n") == shown
@@ -331,6 +379,7 @@ def test_runs_csv_parses_back(compare_records):
 
 # --- one seed: inconclusive (one seed) everywhere, no NaN ---------------------------------------------------
 
+
 def _seed0(records):
     return [r for r in records if r["config"]["seed"] == 0]
 
@@ -345,7 +394,7 @@ def test_compare_of_one_seed_is_inconclusive_one_seed(compare_records):
         assert v["equivalence"]["reason"] == "one seed"
     assert summary["methods"][0]["accuracy"]["lo"] is None and summary["methods"][0]["accuracy"]["reason"] == "one seed"
     text = show(*render.compare_tables(summary, compare_records[0]["config"]))
-    versus = text[text.index("paired against"):]
+    versus = text[text.index("paired against") :]
     assert "nan" not in text and "1.000" not in versus and "n/a" not in text
     assert text.count("INCONCLUSIVE (one seed) within") == 3
     csv_text = render.compare_csv(summary)
@@ -367,8 +416,9 @@ def test_the_conditions_study_of_one_seed_says_inconclusive_one_seed():
     records = _seed0(results.load(RESULTS / "conditions.jsonl"))
     summary = report.conditions_summary(records)
     json.dumps(summary, allow_nan=False)
-    assert summary["rows"] and all(r["reason"] == "one seed" and r["tost"]["outcome"] == "inconclusive"
-                                   for r in summary["rows"])
+    assert summary["rows"] and all(
+        r["reason"] == "one seed" and r["tost"]["outcome"] == "inconclusive" for r in summary["rows"]
+    )
     text = show(*render.study_tables("conditions", summary))
     assert_fits(text)
     assert re.search(r"inconclusive +\S+ +\S+ +\S+ *\n +\(one seed\)", text) and "nan" not in text
@@ -377,8 +427,7 @@ def test_the_conditions_study_of_one_seed_says_inconclusive_one_seed():
 
 def test_a_claim_is_inconclusive_only_when_no_comparison_says_more():
     part = lambda outcome, reason=None: {"outcome": outcome, "reason": reason}  # noqa: E731
-    assert report._overall([part("inconclusive", "one seed")] * 2) == {"outcome": "inconclusive",
-                                                                         "reason": "one seed"}
+    assert report._overall([part("inconclusive", "one seed")] * 2) == {"outcome": "inconclusive", "reason": "one seed"}
     assert report._overall([part("supported"), part("inconclusive", "one seed")])["outcome"] == "inconclusive"
     assert report._overall([part("not supported"), part("inconclusive", "one seed")])["outcome"] == "not supported"
     assert report._overall([part("contradicted"), part("supported")])["outcome"] == "contradicted"
@@ -392,12 +441,13 @@ def test_compare_prints_the_wilcoxon_p_values(compare_records):
         text = show(*render.compare_tables(summary, compare_records[0]["config"]), width=width)
         assert "Wilcoxon" in text
         for row in summary["methods"][1:]:
-            versus = text[text.index("paired against"):].splitlines()
+            versus = text[text.index("paired against") :].splitlines()
             line = next(line for line in versus if line.lstrip("│ ").startswith(row["method"]))
             assert render.cells.p_value(row["versus"]["p_wilcoxon"]) in line.split()
 
 
 # --- narrow widths: the identifying columns stay, cells stay whole ------------------------------------------
+
 
 @pytest.mark.parametrize("width", [60, 50, 40])
 def test_compare_at_a_narrow_width_labels_every_row(compare_records, width):
@@ -414,8 +464,9 @@ def test_compare_at_a_narrow_width_labels_every_row(compare_records, width):
 @pytest.mark.parametrize("width", [60, 50])
 @pytest.mark.parametrize("preset", ["alternate", "select"])
 def test_a_paper_table_at_a_narrow_width_keeps_the_batch_and_whole_cells(preset, width):
-    table = report.paper_table(preset, results.load(RESULTS / f"{preset}.jsonl"),
-                               report.settings_of(TrainConfig().to_dict()))
+    table = report.paper_table(
+        preset, results.load(RESULTS / f"{preset}.jsonl"), report.settings_of(TrainConfig().to_dict())
+    )
     text = show(*render.paper_table_rich(table), width=width)
     assert all(len(line) <= width for line in text.splitlines())
     assert not re.search(r"\w…", text), "a cell was cut short"
@@ -425,11 +476,15 @@ def test_a_paper_table_at_a_narrow_width_keeps_the_batch_and_whole_cells(preset,
             assert_whole(text, [pm(e) for e in render.cells.entries(row)])
 
 
-@pytest.mark.parametrize("lists, label", [
-    ({"method": ["alternate"], "lr": [0.1, 0.2]}, "sweep lr"),
-    ({"method": ["analytic", "select"], "fd_step": [1e-3, 1e-4], "lr": [0.1]}, "sweep method, fd-step"),
-    ({"method": ["alternate"], "lr": [0.1]}, "sweep"),
-    ({k: [1, 2] for k in ("method", "lr", "optimizer", "init", "activation")}, "sweep 5 options")])
+@pytest.mark.parametrize(
+    "lists, label",
+    [
+        ({"method": ["alternate"], "lr": [0.1, 0.2]}, "sweep lr"),
+        ({"method": ["analytic", "select"], "fd_step": [1e-3, 1e-4], "lr": [0.1]}, "sweep method, fd-step"),
+        ({"method": ["alternate"], "lr": [0.1]}, "sweep"),
+        ({k: [1, 2] for k in ("method", "lr", "optimizer", "init", "activation")}, "sweep 5 options"),
+    ],
+)
 def test_the_sweep_progress_label_names_the_swept_options(lists, label):
     assert render.sweep_label(lists) == label
 
@@ -458,9 +513,19 @@ def test_counts_agree_with_their_nouns(compare_records, n, words):
     assert f"1 cell × {n} seed{'s' if n > 1 else ''}" in sweep
 
 
-@pytest.mark.parametrize("value, cell", [(0.49660000000000004, "0.4966"), (0.1 + 0.2, "0.3"), (1e-05, "1e-05"),
-                                         (float("nan"), ""), (None, ""), (3, "3"), (2.0, "2.0"),
-                                         (0.0966666666666667, "0.0966666666666667")])
+@pytest.mark.parametrize(
+    "value, cell",
+    [
+        (0.49660000000000004, "0.4966"),
+        (0.1 + 0.2, "0.3"),
+        (1e-05, "1e-05"),
+        (float("nan"), ""),
+        (None, ""),
+        (3, "3"),
+        (2.0, "2.0"),
+        (0.0966666666666667, "0.0966666666666667"),
+    ],
+)
 def test_csv_floats_are_rounded_to_fifteen_digits(value, cell):
     assert render.formats.csv_cell(value) == cell
 

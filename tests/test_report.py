@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from gradsel_cli import render
 from gradsel_cli.analysis import report
-from gradsel_cli.runs import results
 from gradsel_cli.cli.commands import cli
+from gradsel_cli.runs import results
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 SMALL = ["--shots", "1", "--batch", "2", "--hidden", "4", "--iters", "30", "--test-limit", "300", "--workers", "1"]
@@ -27,6 +27,7 @@ def invoke(*args):
 
 # --- gradsel table ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module", params=["alternate", "select"])
 def preset(request):
     return request.param
@@ -34,14 +35,17 @@ def preset(request):
 
 @pytest.fixture(scope="module")
 def table_json(preset):
-    return json.loads(invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl",
-                             "--format", "json"))
+    return json.loads(invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl", "--format", "json"))
 
 
 def json_cells(table):
     """(batch, method, hidden, shots) -> cell, from the JSON table."""
-    return {(g["batch"], row["method"], row["hidden"], cell["shots"]): cell
-            for g in table["groups"] for row in g["rows"] for cell in row["cells"]}
+    return {
+        (g["batch"], row["method"], row["hidden"], cell["shots"]): cell
+        for g in table["groups"]
+        for row in g["rows"]
+        for cell in row["cells"]
+    }
 
 
 def test_csv_parses_back_to_the_json_numbers(preset, table_json):
@@ -66,7 +70,7 @@ def test_markdown_and_latex_show_every_cell_with_its_published_number(preset, ta
         assert len(body) == len(rows), f"{fmt}: {len(body)} table rows, want {len(rows)}"
         for line, row in zip(body, rows):
             cells = [c.strip() for c in line.strip().strip("|").removesuffix("\\\\").split(sep)]
-            shown = cells[-len(row["cells"]) - (preset == "select"):]
+            shown = cells[-len(row["cells"]) - (preset == "select") :]
             for text_cell, cell in zip(shown, row["cells"] + ([row["avg"]] if "avg" in row else [])):
                 assert f"{cell['mean']:.4f}" in text_cell, f"{fmt}: {text_cell!r} lacks {cell['mean']:.4f}"
                 if cell["published"] is not None:
@@ -76,18 +80,23 @@ def test_markdown_and_latex_show_every_cell_with_its_published_number(preset, ta
 
 
 def test_no_paper_hides_the_published_numbers(preset):
-    text = invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl", "--format", "markdown",
-                  "--no-paper")
+    text = invoke(
+        "table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl", "--format", "markdown", "--no-paper"
+    )
     assert re.search(r"\d\.\d{4}", text) and not re.search(r"\(\d\.\d{4}\)", text)
 
 
 def test_table_means_are_the_means_of_the_stored_runs(preset, table_json):
     records = results.load(RESULTS / f"{preset}.jsonl")
     for (batch, method, hidden, shots), cell in json_cells(table_json).items():
-        accs = [r["accuracy"] for r in records
-                if (r["config"]["batch"], r["config"]["method"], r["config"]["hidden"], r["config"]["shots"])
-                == (batch, method, hidden, shots) and r["config"]["iters"] == table_json["settings"]["iters"]
-                and r["config"]["subset"] == table_json["settings"]["subset"]]
+        accs = [
+            r["accuracy"]
+            for r in records
+            if (r["config"]["batch"], r["config"]["method"], r["config"]["hidden"], r["config"]["shots"])
+            == (batch, method, hidden, shots)
+            and r["config"]["iters"] == table_json["settings"]["iters"]
+            and r["config"]["subset"] == table_json["settings"]["subset"]
+        ]
         assert cell["n"] == len(accs)
         assert cell["mean"] == pytest.approx(np.mean(accs), abs=1e-12)
 
@@ -107,8 +116,9 @@ def test_table_says_on_stderr_which_cells_have_no_runs(tmp_path):
 
 def test_missing_note_counts_the_empty_cells_and_is_quiet_after_run():
     table = {"groups": [{"rows": [{"cells": [{}, {}]}, {"cells": [{}]}]}], "missing_cells": 1}
-    assert report.missing_note(table, "x.jsonl", ran=False) == ("1 of 3 cells has no stored runs in x.jsonl; "
-                                                                "--run computes them.")
+    assert report.missing_note(table, "x.jsonl", ran=False) == (
+        "1 of 3 cells has no stored runs in x.jsonl; --run computes them."
+    )
     assert report.missing_note(table, "x.jsonl", ran=True) is None
     assert report.missing_note({**table, "missing_cells": 0}, "x.jsonl", ran=False) is None
     assert "every cell is empty" in report.missing_note({**table, "missing_cells": 3}, "x.jsonl", ran=True)
@@ -116,12 +126,14 @@ def test_missing_note_counts_the_empty_cells_and_is_quiet_after_run():
 
 def test_a_study_refuses_the_formats_of_the_paper_tables(tmp_path):
     (tmp_path / "none.jsonl").touch()
-    result = CliRunner().invoke(cli, ["table", "--preset", "conditions", "--results", str(tmp_path / "none.jsonl"),
-                                      "--format", "csv"])
+    result = CliRunner().invoke(
+        cli, ["table", "--preset", "conditions", "--results", str(tmp_path / "none.jsonl"), "--format", "csv"]
+    )
     assert result.exit_code == 2
     assert "No stored runs of the conditions study" in result.stderr
-    assert result.stderr.splitlines()[-1] == ("Error: --format csv is for the paper tables; the conditions study "
-                                              "prints rich, markdown or json")
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --format csv is for the paper tables; the conditions study prints rich, markdown or json"
+    )
 
 
 def test_study_markdown_is_its_tables_one_after_another():
@@ -136,6 +148,7 @@ def test_study_markdown_is_its_tables_one_after_another():
 
 
 # --- gradsel compare ----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
@@ -152,8 +165,9 @@ def test_compare_json_summarises_the_stored_runs(compared):
     by_method = {m["method"]: m for m in summary["methods"]}
     assert list(by_method) == ["analytic", "alternate", "select"]
     for method, entry in by_method.items():
-        accs = [r["accuracy"] for r in sorted(records, key=lambda r: r["config"]["seed"])
-                if r["config"]["method"] == method]
+        accs = [
+            r["accuracy"] for r in sorted(records, key=lambda r: r["config"]["seed"]) if r["config"]["method"] == method
+        ]
         assert entry["accuracy"]["mean"] == pytest.approx(np.mean(accs), abs=1e-12)
         assert entry["seeds"] == [0, 1, 2]
 
@@ -164,8 +178,9 @@ def test_compare_disagreement_is_the_share_of_differing_predictions(compared):
     for entry in summary["methods"]:
         if entry["method"] == "analytic":
             continue
-        shares = [np.mean([a != b for a, b in zip(preds[(entry["method"], s)], preds[("analytic", s)])])
-                  for s in range(3)]
+        shares = [
+            np.mean([a != b for a, b in zip(preds[(entry["method"], s)], preds[("analytic", s)])]) for s in range(3)
+        ]
         assert entry["versus"]["disagreement"] == pytest.approx(np.mean(shares), abs=1e-12)
 
 
@@ -193,6 +208,7 @@ def test_compare_select_win_rate_and_numeric_share(compared):
 
 # --- bold: a strict best at the printed precision -----------------------------------------
 
+
 def _column(*means):
     from types import SimpleNamespace
 
@@ -211,11 +227,14 @@ def test_means_that_print_the_same_are_a_tie():
 
 def test_random_subset_table_does_not_bold_a_tie_with_analytic():
     # B=4, H=20, k=4: alternate equals analytic on every seed; the means differ in the last bit only
-    from gradsel_cli.config import TrainConfig
     from gradsel_cli.analysis.report import paper_table, settings_of
+    from gradsel_cli.config import TrainConfig
 
-    data = paper_table("alternate", results.load(RESULTS / "alternate-random.jsonl"),
-                       settings_of(TrainConfig(subset="random").validate().to_dict()))
+    data = paper_table(
+        "alternate",
+        results.load(RESULTS / "alternate-random.jsonl"),
+        settings_of(TrainConfig(subset="random").validate().to_dict()),
+    )
     group = next(g for g in data["groups"] if g["batch"] == 4)
     analytic, alternate = (row["cells"][3] for row in group["rows"][:2])
     assert (analytic["mean"], alternate["mean"]) == (0.6210199999999999, 0.62102)
@@ -224,13 +243,16 @@ def test_random_subset_table_does_not_bold_a_tie_with_analytic():
 
 # --- runs: a summary of any results file ------------------------------------------------------
 
+
 def test_runs_summary_has_a_row_per_configuration():
     from gradsel_cli.analysis.report import runs_summary
 
     records = results.load(RESULTS / "compare.jsonl")
     summary = runs_summary(records)
     assert summary["runs"] == 20 and summary["varied"] == ["method"]
-    assert [r["values"] for r in summary["rows"]] == [{"method": m} for m in ("analytic", "numeric", "alternate", "select")]
+    assert [r["values"] for r in summary["rows"]] == [
+        {"method": m} for m in ("analytic", "numeric", "alternate", "select")
+    ]
     assert summary["fixed"]["hidden"] == 50 and "seed" not in summary["fixed"] and "method" not in summary["fixed"]
     for row in summary["rows"]:
         accs = [r["accuracy"] for r in records if r["config"]["method"] == row["values"]["method"]]
@@ -303,8 +325,19 @@ def test_compare_equivalence_in_json_csv_and_the_table(compared, tmp_path):
 
 
 def test_table_equivalence_for_every_comparison(preset):
-    data = json.loads(invoke("table", "--preset", preset, "--results", RESULTS / f"{preset}.jsonl",
-                             "--format", "json", "--margin", "0.01"))
+    data = json.loads(
+        invoke(
+            "table",
+            "--preset",
+            preset,
+            "--results",
+            RESULTS / f"{preset}.jsonl",
+            "--format",
+            "json",
+            "--margin",
+            "0.01",
+        )
+    )
     assert data["margin"] == 0.01
     parts = [p for v in data["verdicts"] for p in v["comparisons"] if p["outcome"] != "no data"]
     assert parts
@@ -318,13 +351,20 @@ def test_table_equivalence_for_every_comparison(preset):
 
 # --- the conditions and subsets studies -------------------------------------------------------------------
 
-def _study_record(condition: dict, method: str, cell: dict, seed: int, accuracy: float, predictions: str,
-                  share: float = 0.0) -> dict:
+
+def _study_record(
+    condition: dict, method: str, cell: dict, seed: int, accuracy: float, predictions: str, share: float = 0.0
+) -> dict:
     from gradsel_cli.numerics.training import TrainConfig
 
     config = TrainConfig(method=method, seed=seed, **cell, **condition).to_dict()
-    return {"config": config, "accuracy": accuracy, "diverged": False, "predictions": predictions,
-            "numeric_share": share}
+    return {
+        "config": config,
+        "accuracy": accuracy,
+        "diverged": False,
+        "predictions": predictions,
+        "numeric_share": share,
+    }
 
 
 def test_published_pattern_counts_the_papers_near_zero_differences():
@@ -369,8 +409,12 @@ def test_conditions_summary_pairs_each_method_with_analytic_in_its_own_condition
 def test_subsets_summary_places_the_published_baseline_among_random_subsets():
     from gradsel_cli.analysis import report
 
-    records = [_study_record({"subset": "random"}, "analytic", dict(batch=1, hidden=20, shots=3), seed,
-                             0.50 + 0.01 * seed, "1") for seed in range(10)]
+    records = [
+        _study_record(
+            {"subset": "random"}, "analytic", dict(batch=1, hidden=20, shots=3), seed, 0.50 + 0.01 * seed, "1"
+        )
+        for seed in range(10)
+    ]
     records += [_study_record({}, "analytic", dict(batch=1, hidden=20, shots=3), seed, 0.6, "1") for seed in range(2)]
     (row,) = report.subsets_summary(records)["rows"]
     assert (row["hidden"], row["shots"], row["subsets"]) == (20, 3, 10)
@@ -381,8 +425,7 @@ def test_subsets_summary_places_the_published_baseline_among_random_subsets():
 def test_conditions_markdown_has_every_condition_the_published_pattern_and_the_legend():
     from gradsel_cli import papers
 
-    text = invoke("table", "--preset", "conditions", "--results", RESULTS / "conditions.jsonl",
-                  "--format", "markdown")
+    text = invoke("table", "--preset", "conditions", "--results", RESULTS / "conditions.jsonl", "--format", "markdown")
     for name in papers.CONDITIONS:
         assert f"**{name}: against analytic" in text
     assert "**Published: each method − analytic, single runs**" in text

@@ -9,16 +9,17 @@ import warnings
 import numpy as np
 import pytest
 
-from gradsel_cli.runs import results
-from gradsel_cli.runs.records import config_hash, run_record, thin
 from gradsel_cli.numerics import training
 from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.runs import results
+from gradsel_cli.runs.records import config_hash, run_record, thin
 
 
 @pytest.fixture(scope="module")
 def run(mnist_raw):
-    return training.train(TrainConfig(method="alternate", shots=2, batch=4, hidden=5, iters=450, test_limit=200),
-                          data=mnist_raw)
+    return training.train(
+        TrainConfig(method="alternate", shots=2, batch=4, hidden=5, iters=450, test_limit=200), data=mnist_raw
+    )
 
 
 def strict_json(record) -> dict:
@@ -85,6 +86,7 @@ def test_a_record_whose_config_was_edited_is_skipped(run, tmp_path):
 
 
 # --- faults: full disks, hostile files (the fault suite in the README counts these) ---
+
 
 def test_a_short_write_is_continued_until_the_whole_record_is_written(run, tmp_path, monkeypatch):
     path = tmp_path / "runs.jsonl"

@@ -30,6 +30,7 @@ def no_warnings():
 
 # mean_ci ---------------------------------------------------------------------------------------
 
+
 def test_mean_ci_hand_computed():
     mean, lo, hi = mean_ci([1, 2, 3, 4])
     half = T_975_3 * SD_1234 / 2  # sd / sqrt(4)
@@ -39,7 +40,7 @@ def test_mean_ci_hand_computed():
 
 
 def test_mean_ci_other_level():
-    mean, lo, hi = mean_ci(np.array([1.0, 2.0, 3.0, 4.0]), level=0.90)
+    _mean, lo, hi = mean_ci(np.array([1.0, 2.0, 3.0, 4.0]), level=0.90)
     assert (lo, hi) == pytest.approx((2.5 - T_950_3 * SD_1234 / 2, 2.5 + T_950_3 * SD_1234 / 2), rel=1e-12)
 
 
@@ -66,6 +67,7 @@ def test_mean_ci_bad_level(level):
 
 
 # paired ----------------------------------------------------------------------------------------
+
 
 def test_paired_hand_computed(no_warnings):
     # differences 0.01, 0.02, 0.00: mean 0.01, sd 0.01, t = 0.01 / (0.01 / sqrt 3) = sqrt 3 on 2 df.
@@ -191,10 +193,18 @@ def test_mean_ci_contains_the_mean(values):
 
 # verdict ---------------------------------------------------------------------------------------
 
+
 def result(difference, half, p_t, n=5, p_wilcoxon=0.06):
     """A paired() result whose 95% interval is difference ± half."""
-    return dict(n=n, difference=difference, sd=half * math.sqrt(n) / T_975_4, ci=None, level=0.95,
-                p_t=p_t, p_wilcoxon=p_wilcoxon)
+    return dict(
+        n=n,
+        difference=difference,
+        sd=half * math.sqrt(n) / T_975_4,
+        ci=None,
+        level=0.95,
+        p_t=p_t,
+        p_wilcoxon=p_wilcoxon,
+    )
 
 
 def test_verdict_supported():
@@ -208,15 +218,17 @@ def test_verdict_supported():
 def test_verdict_not_supported():
     v = verdict(result(0.002, 0.012, 0.70), method="alternate", baseline="analytic", digits=3)
     assert v["supported"] is None and v["outcome"] == "not supported"
-    assert v["words"] == ("not supported: the difference +0.002 (95% CI -0.010 to +0.014, p = 0.70) "
-                          "is within seed noise")
+    assert v["words"] == (
+        "not supported: the difference +0.002 (95% CI -0.010 to +0.014, p = 0.70) is within seed noise"
+    )
 
 
 def test_verdict_contradicted():
     v = verdict(result(-0.012, 0.008, 0.01), method="alternate", baseline="analytic", digits=3)
     assert v["supported"] is False and v["outcome"] == "contradicted"
-    assert v["words"] == ("contradicted: the difference -0.012 (95% CI -0.020 to -0.004, p = 0.01) "
-                          "shows analytic beats alternate")
+    assert v["words"] == (
+        "contradicted: the difference -0.012 (95% CI -0.020 to -0.004, p = 0.01) shows analytic beats alternate"
+    )
 
 
 def test_verdict_claim_less():
@@ -279,6 +291,7 @@ def test_verdict_needs_a_paired_result():
 
 # disagreement ----------------------------------------------------------------------------------
 
+
 def test_disagreement_of_digit_strings():
     assert disagreement("0123", "0133") == 0.25
     assert disagreement("0123456789", "0123456789") == 0.0
@@ -330,7 +343,7 @@ def test_equivalence_p_values_are_scipys_one_sided_t_tests(seed):
     assert e["p_lower"] == pytest.approx(sps.ttest_1samp(d, -MARGIN, alternative="greater").pvalue, rel=1e-9)
     assert e["p_upper"] == pytest.approx(sps.ttest_1samp(d, MARGIN, alternative="less").pvalue, rel=1e-9)
     # both one-sided tests reject at 0.05 exactly when the 90% interval lies inside the margin
-    inside = -MARGIN < e["ci"][0] and e["ci"][1] < MARGIN
+    inside = e["ci"][0] > -MARGIN and e["ci"][1] < MARGIN
     assert inside == (e["p_tost"] < 0.05) == (e["outcome"] == "equivalent")
 
 
@@ -367,8 +380,9 @@ def test_equivalence_of_one_pair_is_inconclusive(no_warnings):
     assert "nan" not in e["numbers"] and "n/a" not in e["numbers"]
 
 
-@pytest.mark.parametrize("kwargs", [dict(margin=0), dict(margin=-0.1), dict(margin=math.inf), dict(alpha=0.5),
-                                    dict(alpha=0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(margin=0), dict(margin=-0.1), dict(margin=math.inf), dict(alpha=0.5), dict(alpha=0)]
+)
 def test_equivalence_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         equivalence(paired([0.5, 0.6], [0.5, 0.6]), **kwargs)

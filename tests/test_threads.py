@@ -30,8 +30,10 @@ def test_only_the_kernels_the_thread_policy_and_the_cache_check_import_numba():
     sources = sorted(PACKAGE.rglob("*.py"))
     assert len(sources) > 30
     importers = {p.relative_to(PACKAGE).as_posix() for p in sources if {"numba", "llvmlite"} & imported_modules(p)}
-    kernels = {f"kernels/{p.name}" for p in (PACKAGE / "kernels").glob("*.py")} - {"kernels/__init__.py",
-                                                                                   "kernels/policy.py"}
+    kernels = {f"kernels/{p.name}" for p in (PACKAGE / "kernels").glob("*.py")} - {
+        "kernels/__init__.py",
+        "kernels/policy.py",
+    }
     assert len(kernels) == 8
     assert importers == kernels | {"numerics/threads.py", "numerics/kernel_cache.py"}
 
@@ -42,8 +44,16 @@ def test_the_cache_check_guards_the_kernels_of_every_module():
     guarded = set(kernel_cache._CACHED)
     assert {forward._predict, fused._train_sgd, differences._numeric, lit._nonzero, precision._exp64} <= guarded
     modules = {k.py_func.__module__.rsplit(".", 1)[1] for k in guarded}
-    assert modules == {"precision", "activations", "lit", "forward", "backward", "differences", "differences_bn",
-                       "fused"}
+    assert modules == {
+        "precision",
+        "activations",
+        "lit",
+        "forward",
+        "backward",
+        "differences",
+        "differences_bn",
+        "fused",
+    }
     assert len(guarded) == len(kernel_cache._CACHED)  # each kernel once, though modules import each other's
 
 
@@ -60,14 +70,14 @@ def test_set_and_get_threads(automatic):
     assert threads.max_threads() >= 1
     threads.set_threads(1)
     assert threads.get_threads() == 1
-    assert threads.threads_for(differences._numeric, 10 ** 12) == 1  # a fixed count holds for any work
+    assert threads.threads_for(differences._numeric, 10**12) == 1  # a fixed count holds for any work
     threads.set_threads(threads.max_threads())
     assert threads.threads_for(differences._numeric, 1) == threads.max_threads()
     threads.set_threads(None)
     assert threads.get_threads() is None
 
 
-@pytest.mark.parametrize("bad", [0, -1, 10 ** 6])
+@pytest.mark.parametrize("bad", [0, -1, 10**6])
 def test_set_threads_rejects_counts_out_of_range(automatic, bad):
     with pytest.raises(ValueError, match="threads"):
         threads.set_threads(bad)
@@ -80,13 +90,13 @@ def test_small_calls_run_on_one_thread(automatic):
 
 def test_choice_follows_the_measured_times_and_remeasures_the_other():
     choice, top = threads._Choice(), 4
-    assert choice.pick(top) == 1           # nothing measured: one thread first
+    assert choice.pick(top) == 1  # nothing measured: one thread first
     choice.record(1, top, 2e-9)
-    assert choice.pick(top) == top         # then all threads
-    choice.record(top, top, 1e-9)          # all threads faster
+    assert choice.pick(top) == top  # then all threads
+    choice.record(top, top, 1e-9)  # all threads faster
     picks = [choice.pick(top) for _ in range(threads._PROBE_FIRST)]
     assert picks[:-1] == [top] * (threads._PROBE_FIRST - 1) and picks[-1] == 1  # one thread re-measured
-    for _ in range(3):                     # one thread now faster (the machine got busy): it takes over
+    for _ in range(3):  # one thread now faster (the machine got busy): it takes over
         while choice.pick(top) != 1:
             pass
         choice.record(1, top, 1e-10)

@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 import reference as ref
 from gradsel_cli import data
 from gradsel_cli.numerics import methods, network, training
-from gradsel_cli.runs.records import run_record
 from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.runs.records import run_record
 from helpers import config_settings, small_config, spy_run
 
 # --- pairing: one seed, the same randomness for every method -----------------
+
 
 def test_batch_indices_depend_on_the_seed_only():
     base = small_config(iters=50)
@@ -64,11 +65,13 @@ def test_every_method_sees_the_same_weights_and_batches(monkeypatch, mnist_raw):
 
 # --- a whole run ------------------------------------------------------------------
 
+
 def test_run_result_fields(mnist_raw):
     calls = []
     config = small_config(method="alternate", iters=20)
-    r = training.train(config, data=mnist_raw, progress=lambda done, total, loss: calls.append((done, total, loss)),
-                       eval_every=5)
+    r = training.train(
+        config, data=mnist_raw, progress=lambda done, total, loss: calls.append((done, total, loss)), eval_every=5
+    )
     assert r.iterations_done == 20 and not r.diverged
     assert r.loss_history.shape == (20,) and np.all(np.isfinite(r.loss_history))
     assert r.predictions.shape == (200,)
@@ -107,11 +110,18 @@ def test_divergence_is_reported_not_raised(mnist_raw, method):
 # --- the fused loop: bitwise the steps of methods.py ----------------------------
 
 FUSED_CASES = [
-    dict(method="analytic"), dict(method="numeric"), dict(method="alternate"), dict(method="select"),
-    dict(method="select", select_on="train"), dict(method="alternate", numeric_every=3),
-    dict(method="alternate", precision="float32"), dict(method="select", precision="float32"),
-    dict(method="numeric", fd_arith="textbook", loss_epsilon=1e-7), dict(method="numeric", fd_scheme="forward"),
-    dict(method="alternate", activation="relu"), dict(method="select", loss="mse", activation="tanh"),
+    dict(method="analytic"),
+    dict(method="numeric"),
+    dict(method="alternate"),
+    dict(method="select"),
+    dict(method="select", select_on="train"),
+    dict(method="alternate", numeric_every=3),
+    dict(method="alternate", precision="float32"),
+    dict(method="select", precision="float32"),
+    dict(method="numeric", fd_arith="textbook", loss_epsilon=1e-7),
+    dict(method="numeric", fd_scheme="forward"),
+    dict(method="alternate", activation="relu"),
+    dict(method="select", loss="mse", activation="tanh"),
     dict(method="analytic", shots=1, batch=1, hidden=1),
 ]
 
@@ -124,7 +134,7 @@ def assert_same_run(a: training.RunResult, b: training.RunResult):
     assert np.array_equal(a.rel_diffs, b.rel_diffs, equal_nan=True)
     assert a.counts == b.counts and a.select_wins == b.select_wins
     assert np.array_equal(a.predictions, b.predictions)
-    assert a.accuracy == b.accuracy or math.isnan(a.accuracy) and math.isnan(b.accuracy)
+    assert a.accuracy == b.accuracy or (math.isnan(a.accuracy) and math.isnan(b.accuracy))
 
 
 @pytest.mark.parametrize("changes", FUSED_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
@@ -159,8 +169,9 @@ def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set)
     before = params.copy()
     batches = np.array([[0, 1, 2, 3]])
     losses, sources, rel_diffs = np.empty(1), np.zeros(1, np.int8), np.full(1, np.nan)
-    done, diverged = network.sgd_iterations(params, x, y, batches, 0, config_settings(method="analytic", lr=0.1),
-                                            losses, sources, rel_diffs)
+    done, diverged = network.sgd_iterations(
+        params, x, y, batches, 0, config_settings(method="analytic", lr=0.1), losses, sources, rel_diffs
+    )
     assert (done, diverged) == (1, False)
     lit = x[batches[0]].any(axis=0)
     assert np.array_equal(params.W1[~lit], before.W1[~lit])
@@ -170,12 +181,12 @@ def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set)
     assert losses[0] == value and sources[0] == 0 and np.isnan(rel_diffs[0])
 
 
-@pytest.mark.parametrize("changes", [dict(optimizer="momentum"), dict(weight_decay=1e-4), dict(dropout=0.5),
-                                     dict(batch_norm=True)])
+@pytest.mark.parametrize(
+    "changes", [dict(optimizer="momentum"), dict(weight_decay=1e-4), dict(dropout=0.5), dict(batch_norm=True)]
+)
 def test_only_plain_sgd_runs_fused(changes):
     config = small_config(**changes)
-    assert not network.fusable(config.method, config.optimizer, config.weight_decay, config.dropout,
-                               config.batch_norm)
+    assert not network.fusable(config.method, config.optimizer, config.weight_decay, config.dropout, config.batch_norm)
 
 
 @given(st.integers(0, 700), st.sampled_from([np.float64, np.float32]), st.integers(0, 2**32 - 1))
@@ -195,12 +206,30 @@ def test_norm_of_a_long_vector_splits_like_numpy():
 # --- TrainConfig ------------------------------------------------------------------
 
 BAD_FIELDS = [
-    ("method", "bogus"), ("shots", 0), ("batch", 0), ("batch", -1), ("hidden", 0), ("iters", 0),
-    ("numeric_every", 0), ("lr", 0.0), ("lr", -1.0), ("lr", float("nan")), ("lr", float("inf")),
-    ("fd_step", 0.0), ("fd_step", float("nan")), ("init_std", -1.0), ("init_std", float("inf")),
-    ("subset", "bogus"), ("fd_scheme", "backward"), ("select_on", "test"),
-    ("hidden", 10_001), ("batch", 10_001), ("iters", 12_500_001),  # iters x batch (8) past 1e8: out of memory
-    ("test_limit", 0), ("test_limit", 10001), ("lr", "0.1"),
+    ("method", "bogus"),
+    ("shots", 0),
+    ("batch", 0),
+    ("batch", -1),
+    ("hidden", 0),
+    ("iters", 0),
+    ("numeric_every", 0),
+    ("lr", 0.0),
+    ("lr", -1.0),
+    ("lr", float("nan")),
+    ("lr", float("inf")),
+    ("fd_step", 0.0),
+    ("fd_step", float("nan")),
+    ("init_std", -1.0),
+    ("init_std", float("inf")),
+    ("subset", "bogus"),
+    ("fd_scheme", "backward"),
+    ("select_on", "test"),
+    ("hidden", 10_001),
+    ("batch", 10_001),
+    ("iters", 12_500_001),  # iters x batch (8) past 1e8: out of memory
+    ("test_limit", 0),
+    ("test_limit", 10001),
+    ("lr", "0.1"),
 ]
 
 
@@ -217,8 +246,7 @@ def test_validate_rejects_non_integer_counts_and_a_negative_seed():
     # The count fields are compared with `< 1` only, so NaN and fractions pass validate(); train() then
     # raises TypeError (iters, batch, hidden), or silently runs something else: with numeric_every=nan,
     # alternate never takes a numeric step. A negative seed fails later in NumPy, without naming the field.
-    bad = {"iters": float("nan"), "batch": 2.5, "hidden": float("nan"), "numeric_every": float("nan"),
-           "seed": -1}
+    bad = {"iters": float("nan"), "batch": 2.5, "hidden": float("nan"), "numeric_every": float("nan"), "seed": -1}
     accepted = []
     for field, value in bad.items():
         try:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from gradsel_cli import data
-from gradsel_cli.runs import tuning
 from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.runs import tuning
 
 TINY = TrainConfig(shots=2, batch=4, hidden=3, iters=20, seed=1)
 
@@ -51,8 +51,9 @@ def test_log_uniform_stays_within_its_range_and_spreads_over_the_decades():
     assert math.isclose(tuning.log_uniform(gen, 0.3, 0.3), 0.3)
 
 
-@pytest.mark.parametrize("lr_range, wd_range", [((0.0, 1.0), (1e-5, 1e-3)), ((1.0, 0.1), (1e-5, 1e-3)),
-                                                ((0.1, 1.0), (1e-5, math.inf))])
+@pytest.mark.parametrize(
+    "lr_range, wd_range", [((0.0, 1.0), (1e-5, 1e-3)), ((1.0, 0.1), (1e-5, 1e-3)), ((0.1, 1.0), (1e-5, math.inf))]
+)
 def test_a_bad_range_is_refused_before_any_work(lr_range, wd_range):
     with pytest.raises(ValueError, match="0 < LOW <= HIGH"):
         tuning.tune(TINY, 2, lr_range, wd_range, raw="never read")
@@ -89,7 +90,8 @@ def test_the_tie_message_names_the_tied_trials_in_order_and_the_remedy():
 
 def test_nothing_worked_only_when_every_trial_diverged():
     s = summary(0.1, 0.1, diverged=(0, 1))
-    assert tuning.nothing_worked(s) == ("no setting worked: all 2 trials diverged; lower --lr-range (and "
-                                        "--weight-decay-range)")
+    assert tuning.nothing_worked(s) == (
+        "no setting worked: all 2 trials diverged; lower --lr-range (and --weight-decay-range)"
+    )
     assert tuning.nothing_worked({**s, "best": {"trial": 0}}) is None
     assert tuning.nothing_worked({**s, "tied": [0, 1]}) is None
