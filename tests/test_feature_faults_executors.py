@@ -410,6 +410,27 @@ def _alive(pids) -> list:
     return alive
 
 
+def _sweep_of_two_workers(executor, path, iters, seeds):
+    """A sweep on two workers of `executor`, storing into `path`; stderr piped."""
+    args = ["--hidden", "10", "--iters", str(iters), "--test-limit", "200", "--seeds", str(seeds)]
+    return start(
+        sys.executable,
+        "-m",
+        "gradsel_cli",
+        "sweep",
+        *args,
+        "--executor",
+        executor,
+        "--workers",
+        "2",
+        "--results",
+        str(path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _workers_of(pid) -> list:
     import psutil
 
@@ -427,29 +448,7 @@ def test_ctrl_c_is_the_parents_one_line_whatever_the_workers_were_doing(executor
     if executor == "dask":
         pytest.importorskip("distributed")
     path = tmp_path / "runs.jsonl"
-    proc = start(
-        sys.executable,
-        "-m",
-        "gradsel_cli",
-        "sweep",
-        "--hidden",
-        "10",
-        "--iters",
-        "3000",
-        "--test-limit",
-        "200",
-        "--seeds",
-        "8",
-        "--executor",
-        executor,
-        "--workers",
-        "2",
-        "--results",
-        str(path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _sweep_of_two_workers(executor, path, iters=3000, seeds=8)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -484,29 +483,7 @@ def test_worker_processes_do_not_answer_ctrl_c_so_a_grid_whose_workers_get_one_g
     if executor == "dask":
         pytest.importorskip("distributed")
     path = tmp_path / "runs.jsonl"
-    proc = start(
-        sys.executable,
-        "-m",
-        "gradsel_cli",
-        "sweep",
-        "--hidden",
-        "10",
-        "--iters",
-        "300",
-        "--test-limit",
-        "200",
-        "--seeds",
-        "4",
-        "--executor",
-        executor,
-        "--workers",
-        "2",
-        "--results",
-        str(path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _sweep_of_two_workers(executor, path, iters=300, seeds=4)
     try:
         deadline = time.monotonic() + 120
         while not _workers_of(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
