@@ -19,7 +19,7 @@ def _stopped(signum, frame):
         os._exit(130)
 
 
-_stopped.at_start = True  # the Click group does not put it back when it ends
+setattr(_stopped, "at_start", True)  # the Click group does not put it back when it ends
 
 
 def main():

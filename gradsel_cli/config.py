@@ -209,4 +209,5 @@ def scheduler_address(text: str) -> str:
     if problem:
         raise ValueError(f"{str(text)!r}{problem}; give the scheduler's address as {SCHEDULER_FORM}, "
                          "e.g. tcp://127.0.0.1:8786")
+    assert match is not None  # no match set a problem
     return f"{match['scheme'] or 'tcp'}://{match['host']}:{int(match['port'])}"

@@ -11,6 +11,7 @@ import functools
 import io
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any, cast
 
 AVG = "avg"  # the `shots` value of a printed average (paper B's AVG column)
 
@@ -94,7 +95,8 @@ def avg_check(preset: str) -> list[dict]:
             printed = published(preset, batch, hidden, method, AVG)
             if printed is None:
                 continue
-            cells = [published(preset, batch, hidden, method, k) for k in lay.shots]
+            # a row with a printed AVG prints every cell
+            cells = cast(list[float], [published(preset, batch, hidden, method, k) for k in lay.shots])
             mean = sum(cells) / len(cells)
             # 1e-9 absorbs the binary representation of the decimal numbers
             if abs(printed - mean) > 0.5e-4 + 1e-9:
@@ -156,7 +158,7 @@ def claims(preset: str) -> tuple[Claim, ...]:
 # --- when does the gradient source matter? ------------------------------------------------------------------
 
 # The conditions of the study (`gradsel table --preset conditions`): settings that differ from the papers'.
-CONDITIONS = {
+CONDITIONS: dict[str, dict[str, Any]] = {
     "float64 exact": {},
     "float64 forward": {"fd_scheme": "forward"},
     "float64 textbook ε": {"fd_arith": "textbook", "loss_epsilon": 1e-7},

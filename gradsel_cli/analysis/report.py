@@ -6,6 +6,7 @@ Pure data in, JSON-able dicts out; rendering is the render package's.
 import json
 import warnings
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
     per method versus the baseline (analytic if run, else the first method): paired
     difference, its CI, p-values, the share of test images predicted differently, and
     the equivalence test (TOST) within ±`margin`."""
-    by_method = defaultdict(dict)  # method -> seed -> record
+    by_method: defaultdict[str, dict] = defaultdict(dict)  # method -> seed -> record
     for rec in records:
         by_method[rec["config"]["method"]][rec["config"]["seed"]] = rec
     baseline = "analytic" if "analytic" in methods else methods[0]
@@ -95,7 +96,7 @@ def sweep_view(records: list[dict], configs: list, lists: dict[str, list]) -> di
 
 def _cells(records: list[dict]) -> dict:
     """(batch, method, hidden, shots) -> {seed: accuracy}."""
-    cells = defaultdict(dict)
+    cells: defaultdict[tuple, dict] = defaultdict(dict)
     for rec in records:
         c = rec["config"]
         cells[(c["batch"], c["method"], c["hidden"], c["shots"])][c["seed"]] = _acc(rec)
@@ -117,7 +118,7 @@ def paper_table(preset: str, records: list[dict], settings: dict, margin: float 
     for batch in lay.batches:
         rows = []
         for method, hidden in lay.rows:
-            row = {"method": method, "hidden": hidden, "cells": []}
+            row: dict[str, Any] = {"method": method, "hidden": hidden, "cells": []}
             for k in lay.shots:
                 accs = cells.get((batch, method, hidden, k), {})
                 entry = {"shots": k, "published": papers.published(preset, batch, hidden, method, k),
@@ -202,7 +203,7 @@ def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
             return {s: float(np.mean([g[s] for g in got])) for s in seeds}
 
         mine = per_seed(claim.method)
-        parts = []
+        parts: list[dict[str, Any]] = []
         for base in claim.baselines:
             theirs = per_seed(base)
             seeds = sorted(set(mine) & set(theirs))
@@ -281,7 +282,7 @@ def _band(series: list[list]) -> dict:
 
 def _thinned(recs: list[dict], key: str) -> dict | None:
     """The window means `key` of every record, on one iteration axis (window centres), or None."""
-    hists = [r.get(key) for r in recs]
+    hists: list[Any] = [r.get(key) for r in recs]
     if not recs or any(h is None for h in hists):
         return None
     every = hists[0]["every"]
@@ -294,7 +295,7 @@ def _thinned(recs: list[dict], key: str) -> dict | None:
 
 def _acc_curve(recs: list[dict]) -> dict | None:
     """Test accuracy at the recorded iterations (acc_curve; acc_history in records made before it)."""
-    curves = [r.get("acc_curve") or r.get("acc_history") for r in recs]
+    curves: list[Any] = [r.get("acc_curve") or r.get("acc_history") for r in recs]
     if not recs or not all(curves):
         return None
     common = sorted(set.intersection(*({t for t, _ in c} for c in curves)))
@@ -392,7 +393,7 @@ def conditions_summary(records: list[dict], margin: float = MARGIN) -> dict:
     many cells are equivalent on their own, the single runs within papers.NEAR_ZERO of analytic and the
     largest single-run difference (the papers printed single runs), and select's numeric share.
     """
-    runs = defaultdict(dict)  # (condition, method) -> (batch, hidden, shots, seed) -> record
+    runs: defaultdict[tuple, dict] = defaultdict(dict)  # (condition, method) -> (batch, hidden, shots, seed) -> record
     for rec in test_set_runs(records):
         c = canonical(rec["config"])  # records stored before a field existed hold its default
         name = papers.condition_of(c)
@@ -445,8 +446,8 @@ def subsets_summary(records: list[dict]) -> dict:
     """Subset sensitivity: per B = 1 cell of paper A, analytic over random few-shot subsets (one per seed):
     where the published baseline and gradsel's first-k mean fall in that distribution (percentiles), and
     where the published baseline falls among the first-k runs (which differ only in their seeds)."""
-    by_cell = defaultdict(list)
-    first_k = defaultdict(list)
+    by_cell: defaultdict[tuple, Any] = defaultdict(list)
+    first_k: dict[tuple, list] = defaultdict(list)
     for rec in test_set_runs(records):
         c = rec["config"]
         if c["method"] != "analytic" or c["batch"] != 1 or rec["accuracy"] is None:

@@ -9,6 +9,7 @@ and ``--version`` answer at once.
 
 from importlib import metadata
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -79,8 +80,13 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
         result = run(config, raw, progress=lambda d, t, loss: update(d, t, loss=loss),
                      eval_points=CURVE_POINTS if plot else 0, eval_every=eval_every)
     record = run_record(result)
+
+    def store_out():  # the record appended, then noted as written
+        _store_once(err, out, record)
+        stored(out)
+
     failed = results.write_each([(plot, saying(err, plot, lambda: train_figure(plot, record))),
-                                 (out, lambda: (_store_once(err, out, record), stored(out))),
+                                 (out, store_out),
                                  (save_model, saying(err, npz, lambda: write_model(npz, result)))])
     show(out_console, record, as_json, lambda: [render.train_summary(record)])
     if failed:
@@ -384,7 +390,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     if tie_message(summary) and not quiet:  # a warning: said with --json too, as the library's are
         click.echo(f"Warning: {tie_message(summary)}", err=True)
     if nothing_worked(summary):
-        raise click.ClickException(nothing_worked(summary))
+        raise click.ClickException(cast(str, nothing_worked(summary)))  # not None: tested just above
 
 
 @cli.command()

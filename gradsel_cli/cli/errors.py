@@ -9,6 +9,7 @@ import functools
 import signal
 import sys
 import threading
+from typing import Any, cast
 
 import click
 
@@ -51,7 +52,7 @@ class Group(click.Group):
             raise click.ClickException(f"a file ended before it should ({exc or 'end of file'})") from None
 
 
-STORED = []  # the files this command has written so far: said when stdout then fails
+STORED: list[str] = []  # the files this command has written so far: said when stdout then fails
 
 
 def stored(path) -> None:
@@ -122,11 +123,12 @@ def printable_streams() -> None:
     """stdout and stderr print what their encoding cannot show in ASCII (see ASCII_FOR) instead of failing."""
     import codecs
 
-    codecs.register_error("gradsel-ascii", _in_ascii)
+    # typeshed wants a handler of any UnicodeError; this one is registered for encoding only
+    codecs.register_error("gradsel-ascii", _in_ascii)  # type: ignore[arg-type]
     for stream in (sys.stdout, sys.stderr):
         if getattr(stream, "errors", None) == "strict" and "utf" not in str(getattr(stream, "encoding", "")).lower():
             try:
-                stream.reconfigure(errors="gradsel-ascii")
+                cast(Any, stream).reconfigure(errors="gradsel-ascii")  # not every stream has it: caught below
             except (AttributeError, ValueError, OSError):
                 pass
 

@@ -45,7 +45,7 @@ def _by_precision(f64, f32):
     def stub(x):
         raise TypeError(f"{f64.__name__} runs inside kernels only")
 
-    @overload(stub, jit_options=HELPER)
+    @overload(stub, jit_options=HELPER)  # type: ignore[arg-type]  # numba types it as its private TypedDict
     def typed(x):
         return f32 if x == types.float32 else f64
 

@@ -151,7 +151,7 @@ def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None, p
     """bench_one over the grid hiddens x batches; progress(done, total, label)."""
     check_sizes(hiddens, batches)
     xtr, ytr, _, _ = data.load_mnist_raw(data_dir)
-    rows = []
+    rows: list[dict] = []
     total = len(hiddens) * len(batches)
     for h in hiddens:
         for b in batches:

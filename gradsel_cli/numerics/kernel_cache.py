@@ -40,7 +40,9 @@ def _cached_kernels() -> tuple:
     for info in pkgutil.iter_modules(kernels.__path__):
         module = importlib.import_module(f"{kernels.__name__}.{info.name}")
         for v in vars(module).values():
-            if isinstance(v, numba.core.dispatcher.Dispatcher) and hasattr(v._cache, "_cache_file"):
+            # Dispatcher._cache is private: numba's stubs leave it out
+            if (isinstance(v, numba.core.dispatcher.Dispatcher)
+                    and hasattr(v._cache, "_cache_file")):  # type: ignore[attr-defined]
                 found[id(v)] = v
     return tuple(found.values())
 

@@ -8,7 +8,7 @@ kernels compute in it.
 """
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -308,7 +308,7 @@ def numeric_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=N
     return grad
 
 
-def _numeric_work(params: Params, lit: float, B: int, fd_central: bool, fd_textbook: bool) -> float:
+def _numeric_work(params: Params, lit: float | np.integer, B: int, fd_central: bool, fd_textbook: bool) -> float:
     """Inner-loop operations of one numeric gradient of a batch of B samples with `lit` lit pixels."""
     work = (2 if fd_central else 1) * params.hidden * (lit + B) * params.n_out
     if fd_textbook:  # every sample's loss also enters the sums of every pixel it leaves unmoved
@@ -366,7 +366,7 @@ def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, settings:
                         s.fd_textbook, s.select_on_train, losses, sources, rel_diffs, calls=numeric_calls)
 
 
-_NUMPY_ACTIVATIONS = {
+_NUMPY_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
     "sigmoid": lambda a: 1.0 / (1.0 + np.exp(-a)),
     "tanh": np.tanh,
     "relu": lambda a: np.maximum(a, 0.0),

@@ -10,6 +10,7 @@ number of threads.
 """
 
 import time
+from typing import Any
 
 import numba
 
@@ -21,7 +22,7 @@ _fixed = None  # the count set by set_threads; None: the automatic policy
 
 def max_threads() -> int:
     """Threads Numba can use in this process (NUMBA_NUM_THREADS, all cores by default)."""
-    return numba.config.NUMBA_NUM_THREADS
+    return numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba.config sets it at import, untyped
 
 
 def set_threads(n: int | None) -> None:
@@ -71,7 +72,7 @@ class _Choice:
         self.best = best
 
 
-_choices = {}  # kernel -> _Choice
+_choices: dict[Any, _Choice] = {}  # kernel -> _Choice
 
 
 def threads_for(kernel, work: float) -> int:

@@ -9,6 +9,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +42,10 @@ class RunResult:
     predictions: np.ndarray               # (test_limit,) predicted digits
     running_mean: np.ndarray | None       # batch norm: running statistics used at test time
     running_var: np.ndarray | None
-    sources: np.ndarray = field(repr=False, default=None)  # (iterations_done,) 1 where the kept update was numeric
-    rel_diffs: np.ndarray = field(repr=False, default=None)  # (iterations_done,) each step's rel_diff, nan if none
+    # (iterations_done,) 1 where the kept update was numeric
+    sources: np.ndarray | None = field(repr=False, default=None)
+    # (iterations_done,) each step's rel_diff, nan if none
+    rel_diffs: np.ndarray | None = field(repr=False, default=None)
     acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy): curve_iterations
     compile_time: float = 0.0             # seconds to compile or load the kernels before the first iteration
 
@@ -53,7 +56,10 @@ class RunResult:
     @property
     def numeric_share(self) -> float:
         """Share of iterations whose kept update came from the numeric gradient."""
-        return float(self.sources.mean()) if self.iterations_done else 0.0
+        if not self.iterations_done:
+            return 0.0
+        assert self.sources is not None  # train always gives it
+        return float(self.sources.mean())
 
 
 @dataclass
@@ -323,7 +329,7 @@ def write_model(path, result: RunResult) -> None:
     import os
     import tempfile
 
-    arrays = result.params.blocks()
+    arrays: dict[str, Any] = result.params.blocks()
     if result.running_mean is not None:
         arrays.update(running_mean=result.running_mean, running_var=result.running_var)
     path = os.fspath(path)

@@ -6,6 +6,7 @@ a config, a path) goes through ``clean`` before it is printed.
 
 import os
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -63,7 +64,7 @@ def progress_columns(unit: str = "it") -> list:
     """The columns of every progress bar: description, bar, done/total, info (e.g. the loss), rate, times.
     Every column but the bar keeps its whole text; the bar takes the width they leave, so the line
     fits 80 columns however large the numbers."""
-    whole = dict(table_column=Column(no_wrap=True))
+    whole: dict[str, Any] = dict(table_column=Column(no_wrap=True))
     columns = [TextColumn("{task.description}", style="bold", markup=False, **whole),
                BarColumn(bar_width=None, table_column=Column(ratio=1)),
                MofNCompleteColumn(**whole), TextColumn("{task.fields[info]}", markup=False, **whole)]

@@ -86,6 +86,7 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
         notes.append("*: timed on a random sample of weights, extrapolated to all of them")
     calls.caption = "\n".join(notes)
     calls.caption_justify = "left"
+    assert calls.min_width is not None  # titled_table sets it
     calls.min_width = max(calls.min_width, *(len(note) for note in notes))  # notes are not wrapped
     return [calls, runs]
 
@@ -96,7 +97,7 @@ def bench_record_tables(record: dict) -> list[Table]:
                         precision=record.get("precision", "float64"))
 
 
-def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> list[Table]:
+def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> list[Table | Fit]:
     """The `gradsel compare` tables: per method, each method against the baseline, and with
     `curves` (report.curves) a sparkline of each method's mean training loss."""
     c = config
@@ -114,7 +115,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
                 if r["diverged"]]
     if diverged:
         per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
-    tables = [Fit(per, stacked_table(per, lambda cells: (cells[0], {0}))), _versus_table(summary)]
+    tables: list[Table | Fit] = [Fit(per, stacked_table(per, lambda cells: (cells[0], {0}))), _versus_table(summary)]
     rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
     if rows:
         loss = titled_table("training loss over the run (window means, mean over seeds)")
@@ -321,7 +322,7 @@ def paper_table_output(table: dict, fmt: str, paper: bool = True):
 
 def study_tables(preset: str, summary: dict) -> list:
     """The conditions or subsets study as Rich tables (within 80 columns), the legend of conditions below."""
-    out = []
+    out: list[Table | Text] = []
     for title, headers, rows in study_parts(preset, summary):
         t = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
         for i, h in enumerate(headers):

@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 from concurrent.futures import CancelledError, Future
+from typing import Any
 
 from .processes import capped_workers, deaf_to_ctrl_c
 from . import trial
@@ -39,7 +40,7 @@ CONNECT_TIMEOUT = DASK_TIMEOUT  # seconds to reach a scheduler given by address 
 POLL = 1.0         # seconds between looks at a scheduler given by address while no run finishes
 LOGGERS = ("distributed", "tornado")  # whose log lines a grid does not show: what ends it is one GridError
 
-_RAW = {}  # data_dir -> MNIST, loaded once per worker process
+_RAW: dict[Any, Any] = {}  # data_dir -> MNIST, loaded once per worker process
 
 
 class DaskMissing(ImportError):
@@ -86,7 +87,7 @@ def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     port that accepts and never answers (or answers HTTP) would hang it forever.
     """
     _distributed()
-    answer = Future()
+    answer: Future[Any] = Future()
 
     def ask():  # in a loop of its own, also when the caller runs one (a notebook)
         try:
@@ -245,7 +246,7 @@ class DaskExecutor:
             return
         with quiet_distributed(), contextlib.ExitStack() as closing:
             client = self._connect(len(configs), closing)
-            futures = {}
+            futures: dict[Any, TrainConfig] = {}
             closing.callback(_cancel, client, futures)
             for config in configs:
                 fut = client.submit(_task, config.to_dict(), self.data_dir, self.eval_points, pure=False,

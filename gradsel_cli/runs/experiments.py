@@ -116,7 +116,7 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
     Only records of test-set runs count (a tune trial is not one).
     """
     executor = executor or LocalExecutor()
-    stored = {}
+    stored: dict[str, dict] = {}
     store = None
     for rec in (r for p in reference for r in results.load(p, quiet=True)):
         stored.setdefault(run_key(rec), rec)

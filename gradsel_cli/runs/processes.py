@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 
 ORPHAN_POLL = 0.5  # seconds between a worker's checks that its parent is alive
@@ -83,7 +84,7 @@ def deaf_to_ctrl_c():
 
     resource_tracker.ensure_running()
     held = []
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers: dict[int, Any] = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     handlers = {sig: handler for sig, handler in handlers.items() if callable(handler)}
     for sig in handlers:
         signal.signal(sig, lambda signum, frame: held.append(signum))

@@ -271,6 +271,7 @@ class Store:
                 self.offset = fh.tell()
                 rec, problem = _parse(raw)
                 if problem is None:
+                    assert rec is not None  # _parse gives a record or a problem
                     self.seen.add(run_key(rec))
 
     def append(self, record: dict) -> bool:
@@ -390,6 +391,7 @@ def _read(fh, path, redo: bool = False, quiet: bool = False) -> list[dict]:
             if problem:
                 _say(f"{path}:{number}: {problem}{redone}", quiet)
                 continue
+            assert rec is not None  # _parse gives a record or a problem
             found.append(rec)
     records, seen = [], set()
     for rec in found:
