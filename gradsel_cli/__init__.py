@@ -14,12 +14,23 @@ command-line module does not import Numba.
 from importlib import import_module
 
 _API = {
-    "load_mnist": "data", "few_shot": "data",
-    "Params": "numerics.network", "init_params": "numerics.network", "loss": "numerics.network", "analytic_gradient": "numerics.network",
-    "numeric_gradient": "numerics.network", "naive_numeric_gradient": "numerics.network", "predict": "numerics.network",
-    "accuracy": "numerics.network", "settings": "numerics.network", "Settings": "numerics.network",
-    "METHODS": "numerics.methods", "Optimizer": "numerics.optimizers",
-    "TrainConfig": "config", "RunResult": "numerics.training", "train": "numerics.training",
+    "load_mnist": "data",
+    "few_shot": "data",
+    "Params": "numerics.network",
+    "init_params": "numerics.network",
+    "loss": "numerics.network",
+    "analytic_gradient": "numerics.network",
+    "numeric_gradient": "numerics.network",
+    "naive_numeric_gradient": "numerics.network",
+    "predict": "numerics.network",
+    "accuracy": "numerics.network",
+    "settings": "numerics.network",
+    "Settings": "numerics.network",
+    "METHODS": "numerics.methods",
+    "Optimizer": "numerics.optimizers",
+    "TrainConfig": "config",
+    "RunResult": "numerics.training",
+    "train": "numerics.training",
 }
 
 __all__ = ["__version__", *_API]

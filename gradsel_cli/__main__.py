@@ -19,7 +19,7 @@ def _stopped(signum, frame):
         os._exit(130)
 
 
-setattr(_stopped, "at_start", True)  # the Click group does not put it back when it ends
+_stopped.at_start = True  # type: ignore[attr-defined]  # a mark: the Click group does not put it back when it ends
 
 
 def main():

@@ -23,10 +23,13 @@ LOSSES = ("cross-entropy", "mse")
 def counted(n: int, noun: str, spec: str = "") -> str:
     """'1 run', '3 runs': a count and its noun, plural unless the count is one (`spec`: the count's format)."""
     return f"{n:{spec}} {noun}{'' if n == 1 else 'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
+
+
 STUDIES = ("conditions", "subsets")  # `table` presets that are studies of gradsel's own, not a paper's table
 DIGITS_FROM = ("first", "disagree", "random")  # which test images a digit picture shows
 VAL_PER_CLASS = 200  # tune: validation images per class beside the few-shot set (2,000 in all: accuracy in 0.05% steps)
 GRADCHECK_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  # finite-difference steps gradcheck tries
+
 
 # Limits that keep a run within memory: a bigger value would only end in a MemoryError mid-run.
 class Notice(UserWarning):
@@ -34,10 +37,10 @@ class Notice(UserWarning):
     line shows each as one line ``Warning: ...``, whatever the warnings filter."""
 
 
-MAX_HIDDEN = 10_000        # W1 alone is 784 x H float64 (63 MB at the limit), and the optimizer keeps copies
-MAX_BATCH = 10_000         # each mini-batch is copied out as B x 784 float64 (63 MB at the limit)
-MAX_DRAWS = 100_000_000    # iters x batch: all mini-batch indices are drawn up front, 8 bytes each
-DASK_TIMEOUT = 10.0        # seconds for a Dask scheduler given by address to answer, and for a worker to join it
+MAX_HIDDEN = 10_000  # W1 alone is 784 x H float64 (63 MB at the limit), and the optimizer keeps copies
+MAX_BATCH = 10_000  # each mini-batch is copied out as B x 784 float64 (63 MB at the limit)
+MAX_DRAWS = 100_000_000  # iters x batch: all mini-batch indices are drawn up front, 8 bytes each
+DASK_TIMEOUT = 10.0  # seconds for a Dask scheduler given by address to answer, and for a worker to join it
 
 
 def option(default, help: str, *, choices: tuple | None = None, low=None, high=None, kind: str | None = None):
@@ -46,13 +49,14 @@ def option(default, help: str, *, choices: tuple | None = None, low=None, high=N
     kind: "positive" (finite, > 0), "nonneg" (finite, >= 0), "fraction" (in [0, 1)); whole numbers take
     low/high bounds; choices name the allowed strings. The CLI builds ``--field-name`` from this.
     """
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high,
-                                            "kind": kind})
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "kind": kind})
 
 
-KINDS = {"positive": ("positive and finite", lambda x: math.isfinite(x) and x > 0),
-         "nonneg": ("zero or more and finite", lambda x: math.isfinite(x) and x >= 0),
-         "fraction": ("in [0, 1)", lambda x: 0 <= x < 1)}  # option(kind=...): what the value must be, the test
+KINDS = {
+    "positive": ("positive and finite", lambda x: math.isfinite(x) and x > 0),
+    "nonneg": ("zero or more and finite", lambda x: math.isfinite(x) and x >= 0),
+    "fraction": ("in [0, 1)", lambda x: 0 <= x < 1),
+}  # option(kind=...): what the value must be, the test
 
 
 def field_problem(f, value) -> str | None:
@@ -95,15 +99,20 @@ class TrainConfig:
     iters: int = option(10000, "Iterations, one mini-batch each.", low=1)
     lr: float = option(0.1, "Learning rate.", kind="positive")
     seed: int = option(0, "Seed of the initial weights, subset and batch order.", low=0)
-    subset: str = option("first", "Few-shot subset: first k per class in file order, or a seeded random draw.",
-                         choices=SUBSETS)
+    subset: str = option(
+        "first", "Few-shot subset: first k per class in file order, or a seeded random draw.", choices=SUBSETS
+    )
     init_std: float = option(0.01, "Std of the N(0, std^2) initial weights (--init std).", kind="positive")
     fd_step: float = option(1e-4, "Finite-difference step h.", kind="positive")
-    fd_scheme: str = option("central", "Finite-difference scheme: central (L(w+h)-L(w-h))/2h or forward "
-                            "(L(w+h)-L(w))/h.", choices=FD_SCHEMES)
+    fd_scheme: str = option(
+        "central",
+        "Finite-difference scheme: central (L(w+h)-L(w-h))/2h or forward (L(w+h)-L(w))/h.",
+        choices=FD_SCHEMES,
+    )
     numeric_every: int = option(2, "alternate: every K-th iteration uses the numeric gradient.", low=1)
-    select_on: str = option("batch", "select: compare the two candidate updates on the batch or the whole "
-                            "training set.", choices=SELECT_ON)
+    select_on: str = option(
+        "batch", "select: compare the two candidate updates on the batch or the whole training set.", choices=SELECT_ON
+    )
     test_limit: int = option(10000, "Evaluate on the first N test images.", low=1, high=10000)
     optimizer: str = option("sgd", "Update rule.", choices=OPTIMIZERS)
     momentum: float = option(0.9, "momentum, nesterov: the velocity decay.", kind="fraction")
@@ -111,25 +120,36 @@ class TrainConfig:
     beta1: float = option(0.9, "adam: first-moment decay.", kind="fraction")
     beta2: float = option(0.999, "adam: second-moment decay.", kind="fraction")
     eps: float = option(1e-7, "adagrad, rmsprop, adam: epsilon.", kind="positive")
-    init: str = option("std", "Weight initialisation: std (--init-std), xavier sqrt(1/n_in), he sqrt(2/n_in).",
-                       choices=INITS)
+    init: str = option(
+        "std", "Weight initialisation: std (--init-std), xavier sqrt(1/n_in), he sqrt(2/n_in).", choices=INITS
+    )
     activation: str = option("sigmoid", "Hidden activation.", choices=ACTIVATIONS)
-    loss: str = option("cross-entropy", "Softmax cross-entropy, or 1/2 squared error of the softmax output.",
-                       choices=LOSSES)
-    weight_decay: float = option(0.0, "L2 weight decay lambda: adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss.",
-                                 kind="nonneg")
-    dropout: float = option(0.0, "Inverted dropout rate on the hidden layer (mask fixed within an iteration).",
-                            kind="fraction")
+    loss: str = option(
+        "cross-entropy", "Softmax cross-entropy, or 1/2 squared error of the softmax output.", choices=LOSSES
+    )
+    weight_decay: float = option(
+        0.0, "L2 weight decay lambda: adds 1/2 lambda (|W1|^2 + |W2|^2) to the loss.", kind="nonneg"
+    )
+    dropout: float = option(
+        0.0, "Inverted dropout rate on the hidden layer (mask fixed within an iteration).", kind="fraction"
+    )
     batch_norm: bool = option(False, "Batch normalisation of the hidden pre-activations (needs --batch >= 2).")
-    precision: str = option("float64", "Arithmetic of the run: data, weights and every kernel in float64 or "
-                            "float32.", choices=PRECISIONS)
-    fd_arith: str = option("exact", "Finite-difference arithmetic: exact (differences of per-sample losses, no "
-                           "cancellation) or textbook ((L+ - L-)/2h of the batch losses as numbers).",
-                           choices=FD_ARITHS)
-    loss_epsilon: float = option(0.0, "Cross-entropy as -log(p + EPS), the textbook's form with 1e-7: every loss "
-                                 "evaluation (numeric gradient, select's comparison, reported loss) sees it; the "
-                                 "analytic gradient stays that of -log p, as the textbook's backward pass.",
-                                 kind="fraction")
+    precision: str = option(
+        "float64", "Arithmetic of the run: data, weights and every kernel in float64 or float32.", choices=PRECISIONS
+    )
+    fd_arith: str = option(
+        "exact",
+        "Finite-difference arithmetic: exact (differences of per-sample losses, no "
+        "cancellation) or textbook ((L+ - L-)/2h of the batch losses as numbers).",
+        choices=FD_ARITHS,
+    )
+    loss_epsilon: float = option(
+        0.0,
+        "Cross-entropy as -log(p + EPS), the textbook's form with 1e-7: every loss "
+        "evaluation (numeric gradient, select's comparison, reported loss) sees it; the "
+        "analytic gradient stays that of -log p, as the textbook's backward pass.",
+        kind="fraction",
+    )
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field and its allowed values: each field as its option()
@@ -139,14 +159,20 @@ class TrainConfig:
             if problem:
                 raise ValueError(problem)
         if self.iters * self.batch > MAX_DRAWS:
-            raise ValueError(f"iters x batch must be at most {MAX_DRAWS:,} (the mini-batch indices are drawn up "
-                             f"front), got {self.iters:,} x {self.batch:,}; lower iters or batch")
+            raise ValueError(
+                f"iters x batch must be at most {MAX_DRAWS:,} (the mini-batch indices are drawn up "
+                f"front), got {self.iters:,} x {self.batch:,}; lower iters or batch"
+            )
         if self.loss_epsilon and self.loss != "cross-entropy":
-            raise ValueError(f"loss_epsilon applies to the cross-entropy only, not to {self.loss!r}; "
-                             "drop --loss-epsilon or use --loss cross-entropy")
+            raise ValueError(
+                f"loss_epsilon applies to the cross-entropy only, not to {self.loss!r}; "
+                "drop --loss-epsilon or use --loss cross-entropy"
+            )
         if self.batch_norm and self.batch < 2:
-            raise ValueError("batch norm needs a batch of at least 2 (the batch statistics of one sample are "
-                             "degenerate); raise --batch or drop --batch-norm")
+            raise ValueError(
+                "batch norm needs a batch of at least 2 (the batch statistics of one sample are "
+                "degenerate); raise --batch or drop --batch-norm"
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -207,7 +233,8 @@ def scheduler_address(text: str) -> str:
         except ValueError:
             problem = f": {host!r} is not a host name or IP address"
     if problem:
-        raise ValueError(f"{str(text)!r}{problem}; give the scheduler's address as {SCHEDULER_FORM}, "
-                         "e.g. tcp://127.0.0.1:8786")
+        raise ValueError(
+            f"{str(text)!r}{problem}; give the scheduler's address as {SCHEDULER_FORM}, e.g. tcp://127.0.0.1:8786"
+        )
     assert match is not None  # no match set a problem
     return f"{match['scheme'] or 'tcp'}://{match['host']}:{int(match['port'])}"

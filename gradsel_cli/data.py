@@ -20,10 +20,30 @@ N_CLASSES = 10
 
 # SHA-256 of the decompressed IDX bytes, magic number, expected shape.
 FILES = {
-    "train-images": ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 2051, (60000, 28, 28)),
-    "train-labels": ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 2049, (60000,)),
-    "test-images": ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 2051, (10000, 28, 28)),
-    "test-labels": ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 2049, (10000,)),
+    "train-images": (
+        "train-images-idx3-ubyte",
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        2051,
+        (60000, 28, 28),
+    ),
+    "train-labels": (
+        "train-labels-idx1-ubyte",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        2049,
+        (60000,),
+    ),
+    "test-images": (
+        "t10k-images-idx3-ubyte",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        2051,
+        (10000, 28, 28),
+    ),
+    "test-labels": (
+        "t10k-labels-idx1-ubyte",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        2049,
+        (10000,),
+    ),
 }
 
 
@@ -44,7 +64,9 @@ def find_data_dir(data_dir=None) -> Path:
     if data_dir is not None:
         path = Path(data_dir)
         if not path.is_dir():
-            raise DataError(f"data directory {str(path)!r} does not exist; give a folder holding the four MNIST IDX files")
+            raise DataError(
+                f"data directory {str(path)!r} does not exist; give a folder holding the four MNIST IDX files"
+            )
         return path
     env = os.environ.get("GRADSEL_DATA_DIR")
     if env:
@@ -72,7 +94,7 @@ def _read_bytes(directory: Path, stem: str, size: int) -> tuple[memoryview, Path
             view = memoryview(buf)
             got = 0
             try:
-                with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as fh:
+                with gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb") as fh:
                     while got < len(buf):
                         n = fh.readinto(view[got:])
                         if not n:
@@ -95,9 +117,11 @@ def read_idx(directory: Path, key: str, verify: bool = True) -> np.ndarray:
     got_magic = int.from_bytes(raw[:4], "big")
     if got_magic != magic:
         looks = f", the magic of {IDX_KINDS[got_magic]}" if got_magic in IDX_KINDS else ""
-        raise DataError(f"{path}: wrong IDX magic number {got_magic}{looks} (expected {magic}, "
-                        f"{IDX_KINDS[magic]}); is it the right file?")
-    dims = tuple(int.from_bytes(raw[4 + 4 * d: 8 + 4 * d], "big") for d in range(ndim))
+        raise DataError(
+            f"{path}: wrong IDX magic number {got_magic}{looks} (expected {magic}, "
+            f"{IDX_KINDS[magic]}); is it the right file?"
+        )
+    dims = tuple(int.from_bytes(raw[4 + 4 * d : 8 + 4 * d], "big") for d in range(ndim))
     if dims != shape:
         raise DataError(f"{path}: shape {dims} (expected {shape}); is it the right file?")
     if len(raw) != header + int(np.prod(shape)):
@@ -107,7 +131,9 @@ def read_idx(directory: Path, key: str, verify: bool = True) -> np.ndarray:
     if ndim == 1 and arr.max() >= N_CLASSES:  # checked before the checksum: the more telling message
         raise DataError(f"{path}: labels out of range 0-9 (found {arr.max()}); is it the right file?")
     if verify and hashlib.sha256(raw).hexdigest() != sha:
-        raise DataError(f"{path}: SHA-256 of the decompressed bytes does not match MNIST; the file is altered, restore it")
+        raise DataError(
+            f"{path}: SHA-256 of the decompressed bytes does not match MNIST; the file is altered, restore it"
+        )
     return arr
 
 

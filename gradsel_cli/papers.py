@@ -40,17 +40,21 @@ class Layout:
     """How one paper lays out its Table 1: a group of rows per batch size, a column per shot count."""
 
     preset: str
-    title: str                            # the paper
-    batches: tuple[int, ...]              # one group of rows per batch size, in the paper's order
-    rows: tuple[tuple[str, int], ...]     # (method, hidden) in the paper's order
-    shots: tuple[int, ...]                # the columns
-    has_avg: bool = False                 # an AVG column: the mean over the shots columns
-    baseline: str = "analytic"            # what every other method is compared with
+    title: str  # the paper
+    batches: tuple[int, ...]  # one group of rows per batch size, in the paper's order
+    rows: tuple[tuple[str, int], ...]  # (method, hidden) in the paper's order
+    shots: tuple[int, ...]  # the columns
+    has_avg: bool = False  # an AVG column: the mean over the shots columns
+    baseline: str = "analytic"  # what every other method is compared with
 
     def cells(self) -> list[dict]:
         """Every grid cell the table needs, in table order (batch group, row, column)."""
-        return [dict(method=method, shots=shots, batch=batch, hidden=hidden)
-                for batch in self.batches for method, hidden in self.rows for shots in self.shots]
+        return [
+            dict(method=method, shots=shots, batch=batch, hidden=hidden)
+            for batch in self.batches
+            for method, hidden in self.rows
+            for shots in self.shots
+        ]
 
 
 LAYOUTS = {
@@ -64,7 +68,7 @@ LAYOUTS = {
     "select": Layout(
         preset="select",
         title="Analytic and numerical differentiation based optimal parameter selection "
-              "for few-shot learning and lightweight deep learning",
+        "for few-shot learning and lightweight deep learning",
         batches=(1, 2, 4),
         rows=(("numeric", 20), ("analytic", 20), ("select", 20)),
         shots=(1, 2, 3),
@@ -100,8 +104,9 @@ def avg_check(preset: str) -> list[dict]:
             mean = sum(cells) / len(cells)
             # 1e-9 absorbs the binary representation of the decimal numbers
             if abs(printed - mean) > 0.5e-4 + 1e-9:
-                found.append(dict(batch=batch, hidden=hidden, method=method,
-                                  printed=printed, mean_of_cells=round(mean, 4)))
+                found.append(
+                    dict(batch=batch, hidden=hidden, method=method, printed=printed, mean_of_cells=round(mean, 4))
+                )
     return found
 
 
@@ -117,35 +122,50 @@ class Claim:
 
     id: str
     preset: str
-    text: str                             # the claim in plain words
+    text: str  # the claim in plain words
     method: str
     baselines: tuple[str, ...]
-    cells: tuple[dict, ...]               # dict(batch, hidden, shots) pooled by this claim
-    direction: str = "greater"            # the method's accuracy is greater than the baseline's
+    cells: tuple[dict, ...]  # dict(batch, hidden, shots) pooled by this claim
+    direction: str = "greater"  # the method's accuracy is greater than the baseline's
 
 
 def _alternate_claims() -> tuple[Claim, ...]:
     lay = LAYOUTS["alternate"]
     hiddens = sorted({hidden for _, hidden in lay.rows})
-    each = [Claim(id=f"alternate-k2-H{hidden}-B{batch}", preset="alternate",
-                  text=f"alternate is better than analytic at k = 2 (H = {hidden}, B = {batch})",
-                  method="alternate", baselines=("analytic",),
-                  cells=(dict(batch=batch, hidden=hidden, shots=2),))
-            for batch in lay.batches for hidden in hiddens]
-    pooled = Claim(id="alternate-k2-pooled", preset="alternate",
-                   text="alternate is better than analytic at k = 2 (pooled over every H and B)",
-                   method="alternate", baselines=("analytic",),
-                   cells=tuple(cell for claim in each for cell in claim.cells))
+    each = [
+        Claim(
+            id=f"alternate-k2-H{hidden}-B{batch}",
+            preset="alternate",
+            text=f"alternate is better than analytic at k = 2 (H = {hidden}, B = {batch})",
+            method="alternate",
+            baselines=("analytic",),
+            cells=(dict(batch=batch, hidden=hidden, shots=2),),
+        )
+        for batch in lay.batches
+        for hidden in hiddens
+    ]
+    pooled = Claim(
+        id="alternate-k2-pooled",
+        preset="alternate",
+        text="alternate is better than analytic at k = 2 (pooled over every H and B)",
+        method="alternate",
+        baselines=("analytic",),
+        cells=tuple(cell for claim in each for cell in claim.cells),
+    )
     return (*each, pooled)
 
 
 CLAIMS = {
     "alternate": _alternate_claims(),
     "select": (
-        Claim(id="select-B1-avg", preset="select",
-              text="select has the best average accuracy at B = 1 (mean over k = 1-3, H = 20)",
-              method="select", baselines=("numeric", "analytic"),
-              cells=tuple(dict(batch=1, hidden=20, shots=k) for k in LAYOUTS["select"].shots)),
+        Claim(
+            id="select-B1-avg",
+            preset="select",
+            text="select has the best average accuracy at B = 1 (mean over k = 1-3, H = 20)",
+            method="select",
+            baselines=("numeric", "analytic"),
+            cells=tuple(dict(batch=1, hidden=20, shots=k) for k in LAYOUTS["select"].shots),
+        ),
     ),
 }
 
@@ -182,8 +202,14 @@ def study_cells() -> list[dict]:
 def condition_of(config: dict) -> str | None:
     """The study condition a run's config belongs to (its settings as the papers' but for the condition's)."""
     for name, changes in CONDITIONS.items():
-        want = {"fd_scheme": "central", "fd_arith": "exact", "loss_epsilon": 0.0, "precision": "float64",
-                "activation": "sigmoid", **changes}
+        want = {
+            "fd_scheme": "central",
+            "fd_arith": "exact",
+            "loss_epsilon": 0.0,
+            "precision": "float64",
+            "activation": "sigmoid",
+            **changes,
+        }
         if all(config.get(k) == v for k, v in want.items()):
             return name
     return None
@@ -200,13 +226,22 @@ def published_pattern() -> list[dict]:
             for batch in lay.batches:
                 for hidden in sorted({h for _, h in lay.rows}):
                     for k in lay.shots:
-                        a, b = published(preset, batch, hidden, method, k), published(preset, batch, hidden,
-                                                                                      "analytic", k)
+                        a, b = (
+                            published(preset, batch, hidden, method, k),
+                            published(preset, batch, hidden, "analytic", k),
+                        )
                         if a is not None and b is not None:
                             diffs.append(round(a - b, 4))
-            out.append({"paper": preset, "method": method, "n": len(diffs),
-                        "within": sum(abs(d) <= NEAR_ZERO + 1e-9 for d in diffs), "exact_zero": diffs.count(0.0),
-                        "largest": max(diffs, key=abs)})
+            out.append(
+                {
+                    "paper": preset,
+                    "method": method,
+                    "n": len(diffs),
+                    "within": sum(abs(d) <= NEAR_ZERO + 1e-9 for d in diffs),
+                    "exact_zero": diffs.count(0.0),
+                    "largest": max(diffs, key=abs),
+                }
+            )
     return out
 
 

@@ -12,16 +12,23 @@ from ..config import counted
 
 INSTALL = 'pip install "gradsel[plot]"'
 DPI = 100
-CURVES_SIZE = (12.0, 4.0)      # inches: 1200 x 400 pixels
-GRADCHECK_SIZE = (10.0, 4.2)   # 1000 x 420 pixels
+CURVES_SIZE = (12.0, 4.0)  # inches: 1200 x 400 pixels
+GRADCHECK_SIZE = (10.0, 4.2)  # 1000 x 420 pixels
 DIGITS_PER_ROW = 8
-DIGIT_CELL = (1.5, 1.45)       # inches per digit: the image and its title line
-CAPTION_LINE = 0.17            # inches per method under each digit
-TITLE_SPACE = 0.45             # inches above the grid for the figure title
+DIGIT_CELL = (1.5, 1.45)  # inches per digit: the image and its title line
+CAPTION_LINE = 0.17  # inches per method under each digit
+TITLE_SPACE = 0.45  # inches above the grid for the figure title
 STYLE = {
-    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
-    "savefig.facecolor": "white", "figure.facecolor": "white",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.facecolor": "white",
+    "figure.facecolor": "white",
 }
 METHOD_COLOURS = {"analytic": "#1f77b4", "numeric": "#ff7f0e", "alternate": "#2ca02c", "select": "#d62728"}
 BLOCK_COLOURS = {"W1": "#1f77b4", "b1": "#ff7f0e", "W2": "#2ca02c", "b2": "#9467bd", "all": "black"}
@@ -32,9 +39,11 @@ def figure_title(command: str, c: dict, seeds) -> str:
     """The title line of a figure: the command and the configuration it shows."""
     seeds = list(seeds)
     which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
-    return (f"gradsel {command} — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
-            f"{counted(c['iters'], 'iteration', ',')}, "
-            f"lr {c['lr']}, h={c['fd_step']:g}, {which}")
+    return (
+        f"gradsel {command} — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+        f"{counted(c['iters'], 'iteration', ',')}, "
+        f"lr {c['lr']}, h={c['fd_step']:g}, {which}"
+    )
 
 
 def require():
@@ -80,8 +89,12 @@ def curves_figure(path, curves: dict, title: str) -> None:
             if r["accuracy"]:
                 _line(acc_ax, r["accuracy"], r["method"], colour, marker=".")
         every = next((r["loss"]["every"] for r in rows if r["loss"]), 1)
-        loss_ax.set(yscale="log", xlabel="iteration", title="training loss" + band,
-                    ylabel=f"batch loss (nats), mean of {every}-iteration windows")
+        loss_ax.set(
+            yscale="log",
+            xlabel="iteration",
+            title="training loss" + band,
+            ylabel=f"batch loss (nats), mean of {every}-iteration windows",
+        )
         loss_ax.legend()
         acc_ax.set(xlabel="iteration", ylabel="test accuracy (fraction correct)", title="test accuracy" + band)
         if any(r["accuracy"] for r in rows):
@@ -122,8 +135,12 @@ def _select_panel(ax, rows: list[dict]) -> None:
             d = r["rel_diff"]
             err_ax.plot(d["iterations"], d["mean"], color="grey", lw=1, ls="--", label=f"{r['method']}: rel. error")
     every = next(r["numeric_share"]["every"] for r in rows if r["numeric_share"])
-    ax.set(ylim=(-0.02, 1.02), xlabel="iteration", title="where select keeps the numeric update",
-           ylabel=f"share of numeric updates per {every}-iteration window")
+    ax.set(
+        ylim=(-0.02, 1.02),
+        xlabel="iteration",
+        title="where select keeps the numeric update",
+        ylabel=f"share of numeric updates per {every}-iteration window",
+    )
     err_ax.set(yscale="log", ylabel="‖g_num − g_ana‖ / ‖g_ana‖ (window mean)")
     err_ax.spines["right"].set_visible(True)
     handles = ax.get_legend_handles_labels()
@@ -167,13 +184,25 @@ def digits_figure(path, images, labels, indices, predictions: dict, title: str) 
                 spine.set_visible(differ)
                 spine.set_color(DISAGREE)
                 spine.set_linewidth(2.5)
-            ax.set_title(f"#{i}  true {int(labels[i])}", fontsize=8, pad=3,
-                         color=DISAGREE if differ else "black", fontweight="bold" if differ else "normal")
+            ax.set_title(
+                f"#{i}  true {int(labels[i])}",
+                fontsize=8,
+                pad=3,
+                color=DISAGREE if differ else "black",
+                fontweight="bold" if differ else "normal",
+            )
             for j, (m, p) in enumerate(zip(methods, preds)):
                 y = top - side - 0.05 - j * CAPTION_LINE
-                fig.text((col + 0.5) * cell_w / width, y / height, f"{m} {p if p >= 0 else '–'}",
-                         ha="center", va="top", fontsize=7, color=RIGHT if p == labels[i] else WRONG,
-                         fontweight="bold" if differ else "normal")
+                fig.text(
+                    (col + 0.5) * cell_w / width,
+                    y / height,
+                    f"{m} {p if p >= 0 else '–'}",
+                    ha="center",
+                    va="top",
+                    fontsize=7,
+                    color=RIGHT if p == labels[i] else WRONG,
+                    fontweight="bold" if differ else "normal",
+                )
         fig.suptitle(title, y=1 - 0.12 / height, va="top")
         _save(fig, path)
 
@@ -186,8 +215,10 @@ def digits_view_figure(path, digits: dict) -> None:
 def gradcheck_title(check: dict) -> str:
     """The title of the gradcheck figure: the scheme and the configuration checked."""
     c = check["config"]
-    return (f"gradsel gradcheck — numeric ({check['scheme']}) vs analytic gradient, k={c['shots']}, B={c['batch']}, "
-            f"H={c['hidden']}, lr {c['lr']}, seed {c['seed']}")
+    return (
+        f"gradsel gradcheck — numeric ({check['scheme']}) vs analytic gradient, k={c['shots']}, B={c['batch']}, "
+        f"H={c['hidden']}, lr {c['lr']}, seed {c['seed']}"
+    )
 
 
 def gradcheck_figure(path, check: dict, title: str) -> None:
@@ -203,17 +234,33 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
                 errs = [(r["blocks"][name] if name != "all" else r["all"])["rel_diff"] for r in state["rows"]]
                 pts = [(h, e) for h, e in zip(steps, errs) if e is not None and e > 0]
                 if pts:
-                    ax.plot(*zip(*pts), marker="o", ms=3.5, color=BLOCK_COLOURS[name],
-                            lw=2.2 if name == "all" else 1.2, label="all weights" if name == "all" else name)
+                    ax.plot(
+                        *zip(*pts),
+                        marker="o",
+                        ms=3.5,
+                        color=BLOCK_COLOURS[name],
+                        lw=2.2 if name == "all" else 1.2,
+                        label="all weights" if name == "all" else name,
+                    )
             _slopes(ax, state, order)
-            when = ("at initialisation" if state["iteration"] == 0
-                    else f"after {state['iteration']:,} analytic iterations")
+            when = (
+                "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} analytic iterations"
+            )
             best = state["best_step"]
-            ax.set(xscale="log", yscale="log", xlabel="finite-difference step h (weight units)",
-                   title=f"{when}; best h = {best:g}" if best else when)
+            ax.set(
+                xscale="log",
+                yscale="log",
+                xlabel="finite-difference step h (weight units)",
+                title=f"{when}; best h = {best:g}" if best else when,
+            )
             ax.invert_xaxis()
-        errors = [e for state in check["states"] for r in state["rows"]
-                  for e in [r["all"]["rel_diff"], *(b["rel_diff"] for b in r["blocks"].values())] if e]
+        errors = [
+            e
+            for state in check["states"]
+            for r in state["rows"]
+            for e in [r["all"]["rel_diff"], *(b["rel_diff"] for b in r["blocks"].values())]
+            if e
+        ]
         if errors:  # the panels share y: limits that show every block of every panel
             axes[0].set_ylim(min(errors) / 3, max(errors) * 3)
         axes[0].set_ylabel("relative error ‖g_num − g_ana‖ / ‖g_ana‖")
@@ -232,6 +279,12 @@ def _slopes(ax, state: dict, order: int) -> None:
     (h_lo, e_lo), (h_hi, e_hi) = pts[0], pts[-1]
     big = [h for h, _ in pts if h >= best]
     small = [h for h, _ in pts if h <= best]
-    ax.plot(big, [e_hi * (h / h_hi) ** order for h in big], ls=":", color="grey", lw=1.2,
-            label=f"∝ h{'²' if order == 2 else ''} (truncation)")
+    ax.plot(
+        big,
+        [e_hi * (h / h_hi) ** order for h in big],
+        ls=":",
+        color="grey",
+        lw=1.2,
+        label=f"∝ h{'²' if order == 2 else ''} (truncation)",
+    )
     ax.plot(small, [e_lo * h_lo / h for h in small], ls="-.", color="grey", lw=1.2, label="∝ 1/h (rounding)")

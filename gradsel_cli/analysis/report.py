@@ -11,10 +11,9 @@ from typing import Any
 import numpy as np
 
 from .. import papers
-from . import stats
 from ..config import DIGITS_FROM, GRID_KEYS, MARGIN, canonical, counted
 from ..runs.records import test_set_runs
-
+from . import stats
 
 
 def settings_of(config: dict) -> dict:
@@ -35,8 +34,12 @@ def _ci_dict(values) -> dict:
         return {"mean": None, "lo": None, "hi": None, "n": 0, "diverged": len(values)}
     mean, lo, hi = stats.mean_ci(finite)
     one = {"reason": stats.ONE_SEED} if len(finite) == 1 else {}
-    return {**stats.json_ready({"mean": mean, "lo": lo, "hi": hi}), "n": len(finite),
-            "diverged": len(values) - len(finite), **one}
+    return {
+        **stats.json_ready({"mean": mean, "lo": lo, "hi": hi}),
+        "n": len(finite),
+        "diverged": len(values) - len(finite),
+        **one,
+    }
 
 
 def compare_summary(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
@@ -60,10 +63,16 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
             "final_loss": float(np.mean(losses)) if losses else None,  # of the runs that finished
             "time_per_iter": float(np.mean([r["time_per_iter"] for r in recs])),
             "numeric_share": float(np.mean([r["numeric_share"] for r in recs])),
-            "select_win_rate": (float(np.mean([r["select_wins"]["numeric"] / max(i, 1) for r, i in zip(recs, iters)]))
-                                if m == "select" else None),
-            "rel_diff_mean": (float(np.mean([r["rel_diff_mean"] for r in recs]))
-                              if all(r["rel_diff_mean"] is not None for r in recs) else None),
+            "select_win_rate": (
+                float(np.mean([r["select_wins"]["numeric"] / max(i, 1) for r, i in zip(recs, iters)]))
+                if m == "select"
+                else None
+            ),
+            "rel_diff_mean": (
+                float(np.mean([r["rel_diff_mean"] for r in recs]))
+                if all(r["rel_diff_mean"] is not None for r in recs)
+                else None
+            ),
             "diverged": sum(r["diverged"] for r in recs),
         }
         if m != baseline:
@@ -74,15 +83,24 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
             b = [_acc(by_method[baseline][s]) for s in seeds]
             if seeds:
                 diff = stats.paired(a, b)
-                row["versus"] = stats.json_ready({
-                    "baseline": baseline,
-                    "diverged_pairs": len(both) - len(seeds),
-                    **diff,
-                    "disagreement": float(np.mean([stats.disagreement(by_method[m][s]["predictions"],
-                                                                      by_method[baseline][s]["predictions"])
-                                                   for s in seeds])),
-                    "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
-                })
+                row["versus"] = stats.json_ready(
+                    {
+                        "baseline": baseline,
+                        "diverged_pairs": len(both) - len(seeds),
+                        **diff,
+                        "disagreement": float(
+                            np.mean(
+                                [
+                                    stats.disagreement(
+                                        by_method[m][s]["predictions"], by_method[baseline][s]["predictions"]
+                                    )
+                                    for s in seeds
+                                ]
+                            )
+                        ),
+                        "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
+                    }
+                )
         rows.append(row)
     return {"baseline": baseline, "margin": margin, "methods": rows}
 
@@ -121,25 +139,37 @@ def paper_table(preset: str, records: list[dict], settings: dict, margin: float 
             row: dict[str, Any] = {"method": method, "hidden": hidden, "cells": []}
             for k in lay.shots:
                 accs = cells.get((batch, method, hidden, k), {})
-                entry = {"shots": k, "published": papers.published(preset, batch, hidden, method, k),
-                         **(_ci_dict(list(accs.values())) if accs else {"mean": None, "lo": None, "hi": None, "n": 0})}
+                entry = {
+                    "shots": k,
+                    "published": papers.published(preset, batch, hidden, method, k),
+                    **(_ci_dict(list(accs.values())) if accs else {"mean": None, "lo": None, "hi": None, "n": 0}),
+                }
                 missing += not accs
                 if accs and entry["published"] is not None:
                     ours_vs_paper.append((method == lay.baseline, abs(entry["mean"] - entry["published"])))
                 row["cells"].append(entry)
             if lay.has_avg:
-                per_seed = [np.mean([cells[(batch, method, hidden, k)][s] for k in lay.shots])
-                            for s in seeds if all(s in cells.get((batch, method, hidden, k), {}) for k in lay.shots)]
+                per_seed = [
+                    np.mean([cells[(batch, method, hidden, k)][s] for k in lay.shots])
+                    for s in seeds
+                    if all(s in cells.get((batch, method, hidden, k), {}) for k in lay.shots)
+                ]
                 printed = papers.published(preset, batch, hidden, method, papers.AVG)
-                row["avg"] = {"published": printed,
-                              **(_ci_dict(per_seed) if per_seed else {"mean": None, "lo": None, "hi": None, "n": 0})}
+                row["avg"] = {
+                    "published": printed,
+                    **(_ci_dict(per_seed) if per_seed else {"mean": None, "lo": None, "hi": None, "n": 0}),
+                }
             rows.append(row)
         _mark_best(rows, lay)
         groups.append({"batch": batch, "rows": rows})
     base = [d for is_base, d in ours_vs_paper if is_base]
     return {
-        "preset": preset, "title": lay.title, "settings": settings, "seeds": seeds,
-        "groups": groups, "missing_cells": missing,
+        "preset": preset,
+        "title": lay.title,
+        "settings": settings,
+        "seeds": seeds,
+        "groups": groups,
+        "missing_cells": missing,
         "mad_baseline": float(np.mean(base)) if base else None,
         "mad_all": float(np.mean([d for _, d in ours_vs_paper])) if ours_vs_paper else None,
         "margin": margin,
@@ -153,17 +183,21 @@ def missing_note(table: dict, path, ran: bool) -> str | None:
     runs, or when only some are empty after --run (`ran`) computed what it could."""
     total = sum(len(row["cells"]) for g in table["groups"] for row in g["rows"])
     if table["missing_cells"] == total:
-        return (f"No stored runs in {path} match these settings: every cell is empty. "
-                "Run them with --run, or read another file with --results FILE.")
+        return (
+            f"No stored runs in {path} match these settings: every cell is empty. "
+            "Run them with --run, or read another file with --results FILE."
+        )
     if table["missing_cells"] and not ran:
         has = "has" if table["missing_cells"] == 1 else "have"
-        return (f"{table['missing_cells']} of {counted(total, 'cell')} {has} no stored runs in {path}; "
-                "--run computes them.")
+        return (
+            f"{table['missing_cells']} of {counted(total, 'cell')} {has} no stored runs in {path}; --run computes them."
+        )
     return None
 
 
 def sources_note(sources: list[tuple]) -> str:
     """Which runs a table shows: (path, shipped?, runs shown from it) per file read."""
+
     def one(path, shipped, n):
         runs = f"{n:,} run{'' if n == 1 else 's'}"
         return f"{runs} shipped with gradsel" if shipped else f"{runs} from {path}"
@@ -197,7 +231,8 @@ def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
     comparison also with its equivalence test (TOST) within ±`margin`."""
     out = []
     for claim in papers.claims(preset):
-        def per_seed(method):
+
+        def per_seed(method, claim=claim):
             got = [cells.get((c["batch"], method, c["hidden"], c["shots"]), {}) for c in claim.cells]
             seeds = set.intersection(*(set(g) for g in got)) if got else set()
             return {s: float(np.mean([g[s] for g in got])) for s in seeds}
@@ -208,13 +243,25 @@ def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
             theirs = per_seed(base)
             seeds = sorted(set(mine) & set(theirs))
             if not seeds:
-                parts.append({"baseline": base, "supported": None, "outcome": "no data",
-                              "words": f"no data: no seed has both {claim.method} and {base} in every cell"})
+                parts.append(
+                    {
+                        "baseline": base,
+                        "supported": None,
+                        "outcome": "no data",
+                        "words": f"no data: no seed has both {claim.method} and {base} in every cell",
+                    }
+                )
                 continue
             diff = stats.paired([mine[s] for s in seeds], [theirs[s] for s in seeds])
             v = stats.verdict(diff, claim.direction, method=claim.method, baseline=base)
-            parts.append({"baseline": base, "n": diff["n"], **v,
-                          "equivalence": stats.equivalence(diff, margin, method=claim.method, baseline=base)})
+            parts.append(
+                {
+                    "baseline": base,
+                    "n": diff["n"],
+                    **v,
+                    "equivalence": stats.equivalence(diff, margin, method=claim.method, baseline=base),
+                }
+            )
         support = [p["supported"] for p in parts]
         overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
         out.append({"id": claim.id, "text": claim.text, "supported": overall, **_overall(parts), "comparisons": parts})
@@ -255,19 +302,22 @@ def runs_summary(records: list[dict], varied: list[str] | None = None) -> dict:
         recs = [rec for rec, _ in members]
         losses = [r["final_loss"] for r in recs if r["final_loss"] is not None and np.isfinite(r["final_loss"])]
         acc = _ci_dict([_acc(r) for r in recs])
-        rows.append({
-            "values": {k: members[0][1][k] for k in varied},
-            "runs": len(recs),
-            "seeds": sorted({c["seed"] for _, c in members}),
-            "accuracy": acc,
-            "final_loss": float(np.mean(losses)) if losses else None,
-            "diverged": sum(bool(r["diverged"]) for r in recs),
-        })
+        rows.append(
+            {
+                "values": {k: members[0][1][k] for k in varied},
+                "runs": len(recs),
+                "seeds": sorted({c["seed"] for _, c in members}),
+                "accuracy": acc,
+                "final_loss": float(np.mean(losses)) if losses else None,
+                "diverged": sum(bool(r["diverged"]) for r in recs),
+            }
+        )
     fixed = {k: configs[0][k] for k in keys if k not in varied} if configs else {}
     return {"runs": len(records), "varied": varied, "fixed": fixed, "rows": rows}
 
 
 # --- pictures: learning curves and the digits to show ------------------------------
+
 
 def _band(series: list[list]) -> dict:
     """Mean, min and max across seeds of equally spaced series (None: not computed), cut to the shortest."""
@@ -276,8 +326,11 @@ def _band(series: list[list]) -> dict:
     a = a.reshape(len(series), n)  # (seeds, points), also when n == 0
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns (diverged windows) stay nan
-        return {"mean": np.nanmean(a, axis=0).tolist(), "lo": np.nanmin(a, axis=0).tolist(),
-                "hi": np.nanmax(a, axis=0).tolist()}
+        return {
+            "mean": np.nanmean(a, axis=0).tolist(),
+            "lo": np.nanmin(a, axis=0).tolist(),
+            "hi": np.nanmax(a, axis=0).tolist(),
+        }
 
 
 def _thinned(recs: list[dict], key: str) -> dict | None:
@@ -317,16 +370,20 @@ def curves(records: list[dict], methods: list[str]) -> dict:
         recs = sorted(by_method[m], key=lambda r: r["config"]["seed"])
         if not recs:
             continue
-        rows.append({
-            "method": m,
-            "seeds": [r["config"]["seed"] for r in recs],
-            "loss": _thinned(recs, "loss_history"),
-            "accuracy": _acc_curve(recs),
-            "numeric_share": _thinned(recs, "numeric_share_history"),
-            "rel_diff": _thinned(recs, "rel_diff_history"),
-        })
-    return {"methods": rows, "missing_accuracy": sum(1 for r in records if not (r.get("acc_curve")
-                                                                               or r.get("acc_history")))}
+        rows.append(
+            {
+                "method": m,
+                "seeds": [r["config"]["seed"] for r in recs],
+                "loss": _thinned(recs, "loss_history"),
+                "accuracy": _acc_curve(recs),
+                "numeric_share": _thinned(recs, "numeric_share_history"),
+                "rel_diff": _thinned(recs, "rel_diff_history"),
+            }
+        )
+    return {
+        "methods": rows,
+        "missing_accuracy": sum(1 for r in records if not (r.get("acc_curve") or r.get("acc_history"))),
+    }
 
 
 def parse_predictions(text: str) -> np.ndarray:
@@ -334,8 +391,9 @@ def parse_predictions(text: str) -> np.ndarray:
     return stats.predictions_array(text, "predictions")
 
 
-def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first",
-                seed: int = 0) -> tuple[np.ndarray, str]:
+def pick_digits(
+    predictions: dict[str, np.ndarray], n: int, how: str = "first", seed: int = 0
+) -> tuple[np.ndarray, str]:
     """Indices of `n` test images to show, and a note ('' or why the choice fell back).
 
     first: the first n; random: n drawn without replacement (seeded), in order;
@@ -353,8 +411,9 @@ def pick_digits(predictions: dict[str, np.ndarray], n: int, how: str = "first",
         if len(differ):
             note = "" if len(differ) >= n else f"the methods disagree on only {len(differ)} of {total} test images"
             return differ[:n], note
-        return np.arange(n), (f"the methods predict the same digit on all {total} test images; "
-                              f"showing the first {n} instead")
+        return np.arange(n), (
+            f"the methods predict the same digit on all {total} test images; showing the first {n} instead"
+        )
     return np.arange(n), ""
 
 
@@ -366,18 +425,31 @@ def digits_view(records: list[dict], methods: list[str], n: int, how: str, x_tes
     predictions = {m: parse_predictions(first[m]["predictions"]) for m in methods}
     indices, note = pick_digits(predictions, n, how, seed)
     c = first[methods[0]]["config"]
-    title = (f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
-             f"{counted(c['iters'], 'iteration', ',')}, seed {seed}; digits from: {how}")
-    return {"seed": seed, "how": how, "indices": indices, "images": x_test, "labels": y_test,
-            "predictions": predictions, "title": title}, note
+    title = (
+        f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+        f"{counted(c['iters'], 'iteration', ',')}, seed {seed}; digits from: {how}"
+    )
+    return {
+        "seed": seed,
+        "how": how,
+        "indices": indices,
+        "images": x_test,
+        "labels": y_test,
+        "predictions": predictions,
+        "title": title,
+    }, note
 
 
 def digits_json(digits: dict) -> dict:
     """The JSON form of a digits view: indices, labels and each method's predictions."""
     idx = digits["indices"]
-    return {"seed": digits["seed"], "from": digits["how"], "indices": [int(i) for i in idx],
-            "labels": [int(digits["labels"][i]) for i in idx],
-            "predictions": {m: [int(p[i]) for i in idx] for m, p in digits["predictions"].items()}}
+    return {
+        "seed": digits["seed"],
+        "from": digits["how"],
+        "indices": [int(i) for i in idx],
+        "labels": [int(digits["labels"][i]) for i in idx],
+        "predictions": {m: [int(p[i]) for i in idx] for m, p in digits["predictions"].items()},
+    }
 
 
 def compare_record(config: dict, summary: dict, digits: dict | None = None) -> dict:
@@ -407,8 +479,13 @@ def conditions_summary(records: list[dict], margin: float = MARGIN) -> dict:
             keys = sorted(k for k in mine if k in base)
             if keys:
                 rows.append({"condition": name, "method": method, **_versus(mine, base, keys, margin)})
-    return {"margin": margin, "near_zero": papers.NEAR_ZERO, "rows": rows, "published": papers.published_pattern(),
-            "cross_paper": papers.cross_paper_analytic()}
+    return {
+        "margin": margin,
+        "near_zero": papers.NEAR_ZERO,
+        "rows": rows,
+        "published": papers.published_pattern(),
+        "cross_paper": papers.cross_paper_analytic(),
+    }
 
 
 def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
@@ -417,7 +494,10 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
     seeds = sorted({k[3] for k in finished})
     cells = sorted({k[:3] for k in finished})
     complete = [s for s in seeds if all((*c, s) in diffs for c in cells)]
-    per_seed = lambda recs: [float(np.mean([recs[(*c, s)]["accuracy"] for c in cells])) for s in complete]
+
+    def per_seed(recs):
+        return [float(np.mean([recs[(*c, s)]["accuracy"] for c in cells])) for s in complete]
+
     pooled = stats.paired(per_seed(mine), per_seed(base)) if complete else None  # one seed: no interval
     equivalent = 0
     for c in cells:
@@ -427,19 +507,27 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
             equivalent += stats.equivalence(r, margin)["outcome"] == "equivalent"
     largest = max(diffs.values(), key=abs) if diffs else None
     shares = [mine[k]["numeric_share"] for k in finished]
-    return stats.json_ready({
-        "pairs": len(keys), "diverged": len(keys) - len(finished), "cells": len(cells), "seeds": len(complete),
-        "predictions_differ": float(np.mean([stats.disagreement(mine[k]["predictions"], base[k]["predictions"])
-                                             for k in finished])) if finished else None,
-        "difference": None if pooled is None else pooled["difference"],
-        "ci": None if pooled is None else list(pooled["ci"]),
-        "tost": None if pooled is None else stats.equivalence(pooled, margin),
-        "cells_equivalent": equivalent,
-        "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
-        "largest": largest,
-        "numeric_share": float(np.mean(shares)) if shares else None,
-        "reason": None if pooled is None else pooled["reason"],
-    })
+    return stats.json_ready(
+        {
+            "pairs": len(keys),
+            "diverged": len(keys) - len(finished),
+            "cells": len(cells),
+            "seeds": len(complete),
+            "predictions_differ": float(
+                np.mean([stats.disagreement(mine[k]["predictions"], base[k]["predictions"]) for k in finished])
+            )
+            if finished
+            else None,
+            "difference": None if pooled is None else pooled["difference"],
+            "ci": None if pooled is None else list(pooled["ci"]),
+            "tost": None if pooled is None else stats.equivalence(pooled, margin),
+            "cells_equivalent": equivalent,
+            "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
+            "largest": largest,
+            "numeric_share": float(np.mean(shares)) if shares else None,
+            "reason": None if pooled is None else pooled["reason"],
+        }
+    )
 
 
 def subsets_summary(records: list[dict]) -> dict:
@@ -460,21 +548,39 @@ def subsets_summary(records: list[dict]) -> dict:
         published_value = papers.published("alternate", 1, hidden, "analytic", shots)
         first_k.setdefault((hidden, shots), [])
         ours = float(np.mean(first_k[(hidden, shots)])) if first_k[(hidden, shots)] else None
+
         def pct(v, among=accs):
             among = np.asarray(among)
             return None if v is None or not among.size else float(100 * np.mean(among < v) + 50 * np.mean(among == v))
 
-        rows.append({"hidden": hidden, "shots": shots, "subsets": len(accs), "mean": float(accs.mean()),
-                     "lo": float(accs[0]), "hi": float(accs[-1]), "published": published_value,
-                     "published_percentile": pct(published_value), "first_k_runs": len(first_k[(hidden, shots)]),
-                     "first_k_mean": ours, "first_k_mean_percentile": pct(ours),
-                     "published_percentile_first_k": pct(published_value, first_k[(hidden, shots)])})
+        rows.append(
+            {
+                "hidden": hidden,
+                "shots": shots,
+                "subsets": len(accs),
+                "mean": float(accs.mean()),
+                "lo": float(accs[0]),
+                "hi": float(accs[-1]),
+                "published": published_value,
+                "published_percentile": pct(published_value),
+                "first_k_runs": len(first_k[(hidden, shots)]),
+                "first_k_mean": ours,
+                "first_k_mean_percentile": pct(ours),
+                "published_percentile_first_k": pct(published_value, first_k[(hidden, shots)]),
+            }
+        )
     return {"rows": rows}
 
 
 def study_summary(preset: str, records: list[dict], margin: float, path) -> tuple[dict, str | None]:
     """The summary of a study (conditions or subsets) from the records of `path`, and a note when it has no runs."""
     summary = conditions_summary(records, margin) if preset == "conditions" else subsets_summary(records)
-    note = None if summary["rows"] else (f"No stored runs of the {preset} study in {path}; run them with --run, "
-                                         "or read another file with --results FILE.")
+    note = (
+        None
+        if summary["rows"]
+        else (
+            f"No stored runs of the {preset} study in {path}; run them with --run, "
+            "or read another file with --results FILE."
+        )
+    )
     return summary, note

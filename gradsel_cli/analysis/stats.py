@@ -2,10 +2,11 @@
 
 Pure functions over NumPy arrays; SciPy supplies the t distribution
 (``scipy.special``, quick to import, so ``gradsel table`` starts fast) and, for
-more than 100 pairs, the normal approximation of the Wilcoxon signed-rank test. A paired comparison is over seeds: ``a[i]`` and
-``b[i]`` are two methods run with the same seed (same initial weights, subset
-and batch order), so ``a - b`` is the effect of the method alone. Bad input
-(empty, ragged, non-finite) raises ValueError.
+more than 100 pairs, the normal approximation of the Wilcoxon signed-rank test.
+A paired comparison is over seeds: ``a[i]`` and ``b[i]`` are two methods run
+with the same seed (same initial weights, subset and batch order), so ``a - b``
+is the effect of the method alone. Bad input (empty, ragged, non-finite)
+raises ValueError.
 """
 
 import math
@@ -104,7 +105,7 @@ def _signed_rank_p(d: np.ndarray) -> float:
         flipped = np.zeros_like(prob)
         flipped[r:] = prob[:-r]
         prob = 0.5 * (prob + flipped)
-    tail = min(prob[:observed + 1].sum(), prob[observed:].sum())
+    tail = min(prob[: observed + 1].sum(), prob[observed:].sum())
     return float(min(1.0, 2.0 * tail))
 
 
@@ -160,8 +161,16 @@ def paired(a, b, level: float = 0.95) -> dict:
     else:
         p_t = math.nan
     p_w = _signed_rank_p(d) if n > 1 else math.nan
-    return dict(n=n, difference=mean, sd=sd, ci=(float(lo), float(hi)), level=level, p_t=p_t, p_wilcoxon=p_w,
-                reason=ONE_SEED if n == 1 else None)
+    return dict(
+        n=n,
+        difference=mean,
+        sd=sd,
+        ci=(float(lo), float(hi)),
+        level=level,
+        p_t=p_t,
+        p_wilcoxon=p_w,
+        reason=ONE_SEED if n == 1 else None,
+    )
 
 
 def _signed(x: float, digits: int) -> str:
@@ -177,8 +186,15 @@ def _p(p: float) -> str:
     return f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}"
 
 
-def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 0.05, *,
-            method: str = "the method", baseline: str = "the baseline", digits: int = 4) -> dict:
+def verdict(
+    diff_result: dict,
+    claim_direction: str = "greater",
+    alpha: float = 0.05,
+    *,
+    method: str = "the method",
+    baseline: str = "the baseline",
+    digits: int = 4,
+) -> dict:
     """Whether a paired difference (from :func:`paired`) supports the claim `method` > `baseline` (< for "less").
 
     The rule, with the two-sided Student-t interval at level 1 - `alpha`
@@ -227,20 +243,37 @@ def verdict(diff_result: dict, claim_direction: str = "greater", alpha: float = 
     words = {
         "supported": f"supported: {claim} by {d} ({ci})",
         "contradicted": f"contradicted: the difference {d} ({ci}) shows {opposite}",
-        "not supported": (f"not supported: identical accuracy on all {n} seeds (difference 0)"
-                          if diff == 0 and sd == 0 else
-                          f"not supported: the difference {d} ({ci}) is within seed noise"),
+        "not supported": (
+            f"not supported: identical accuracy on all {n} seeds (difference 0)"
+            if diff == 0 and sd == 0
+            else f"not supported: the difference {d} ({ci}) is within seed noise"
+        ),
         "inconclusive": f"inconclusive ({ONE_SEED}): one paired run gives no confidence interval (difference {d})",
     }[outcome]
-    return dict(difference=diff, ci=(float(lo), float(hi)), p_t=p_t, p_wilcoxon=p_w,
-                supported=supported, outcome=outcome, reason=ONE_SEED if n < 2 else None, words=words)
+    return dict(
+        difference=diff,
+        ci=(float(lo), float(hi)),
+        p_t=p_t,
+        p_wilcoxon=p_w,
+        supported=supported,
+        outcome=outcome,
+        reason=ONE_SEED if n < 2 else None,
+        words=words,
+    )
 
 
 EQUIVALENCE_OUTCOMES = ("equivalent", "better", "worse", "inconclusive")
 
 
-def equivalence(diff_result: dict, margin: float = MARGIN, alpha: float = 0.05, *, method: str = "the method",
-                baseline: str = "the baseline", digits: int = 4) -> dict:
+def equivalence(
+    diff_result: dict,
+    margin: float = MARGIN,
+    alpha: float = 0.05,
+    *,
+    method: str = "the method",
+    baseline: str = "the baseline",
+    digits: int = 4,
+) -> dict:
     """Two one-sided tests (TOST) of a paired difference (from :func:`paired`) against the margin ±`margin`.
 
     The lower test has H0: difference <= -margin, the upper test H0:
@@ -282,7 +315,7 @@ def equivalence(diff_result: dict, margin: float = MARGIN, alpha: float = 0.05, 
     else:
         se = sd / math.sqrt(n)
         p_lower = float(special.stdtr(n - 1, -(diff + margin) / se))  # P(T >= t_lower)
-        p_upper = float(special.stdtr(n - 1, (diff - margin) / se))   # P(T <= t_upper)
+        p_upper = float(special.stdtr(n - 1, (diff - margin) / se))  # P(T <= t_upper)
     if math.isnan(lo):
         outcome = "inconclusive"
     elif -margin < lo and hi < margin:
@@ -294,20 +327,36 @@ def equivalence(diff_result: dict, margin: float = MARGIN, alpha: float = 0.05, 
     else:
         outcome = "inconclusive"
     pct = f"{round(100.0 * level, 6):g}"
-    numbers = (f"difference {_signed(diff, digits)}, {pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, "
-               f"p lower {_p(p_lower)}, p upper {_p(p_upper)}" if n >= 2 else
-               f"difference {_signed(diff, digits)}; {ONE_SEED} gives no interval and no p-values")
+    numbers = (
+        f"difference {_signed(diff, digits)}, {pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, "
+        f"p lower {_p(p_lower)}, p upper {_p(p_upper)}"
+        if n >= 2
+        else f"difference {_signed(diff, digits)}; {ONE_SEED} gives no interval and no p-values"
+    )
     words = {
         "equivalent": f"{method} is equivalent to {baseline} within ±{margin:g}",
         "better": f"{method} is better than {baseline}, not shown to be within ±{margin:g}",
         "worse": f"{method} is worse than {baseline}, not shown to be within ±{margin:g}",
-        "inconclusive": (f"inconclusive ({ONE_SEED}): one paired run gives no interval" if n < 2 else
-                         f"inconclusive: neither equivalence within ±{margin:g} nor a difference is shown"),
+        "inconclusive": (
+            f"inconclusive ({ONE_SEED}): one paired run gives no interval"
+            if n < 2
+            else f"inconclusive: neither equivalence within ±{margin:g} nor a difference is shown"
+        ),
     }[outcome]
     p_tost = max(p_lower, p_upper) if n >= 2 else math.nan
-    return dict(difference=diff, margin=float(margin), ci=(float(lo), float(hi)), level=level, p_lower=p_lower,
-                p_upper=p_upper, p_tost=p_tost, outcome=outcome, reason=ONE_SEED if n < 2 else None, numbers=numbers,
-                words=f"{words} ({numbers})")
+    return dict(
+        difference=diff,
+        margin=float(margin),
+        ci=(float(lo), float(hi)),
+        level=level,
+        p_lower=p_lower,
+        p_upper=p_upper,
+        p_tost=p_tost,
+        outcome=outcome,
+        reason=ONE_SEED if n < 2 else None,
+        numbers=numbers,
+        words=f"{words} ({numbers})",
+    )
 
 
 def json_ready(obj):

@@ -13,12 +13,41 @@ from typing import cast
 
 import click
 
-from .errors import BadInput, Group, library_errors, on_interrupt
-from .steps import emit, prepare, run_grid, saying, show, stored, warn, wrote
-from ..config import CELL_KEYS, DIGITS_FROM, GRADCHECK_STEPS, METHOD_NAMES, STUDIES, TrainConfig, counted, setting_keys
-from ..config import VAL_PER_CLASS
+from ..config import (
+    CELL_KEYS,
+    DIGITS_FROM,
+    GRADCHECK_STEPS,
+    METHOD_NAMES,
+    STUDIES,
+    VAL_PER_CLASS,
+    TrainConfig,
+    counted,
+    setting_keys,
+)
 from ..text import printable
-from .options import Finite, Whole, comma_list, config_from, config_options, flags_from, grid_from, grid_options, list_option, listed_options, log_range, machine_options, margin_option, method_list_option, output_options, png_file, size_list, training_options, writable_file
+from .errors import BadInput, Group, library_errors, on_interrupt
+from .options import (
+    Finite,
+    Whole,
+    comma_list,
+    config_from,
+    config_options,
+    flags_from,
+    grid_from,
+    grid_options,
+    list_option,
+    listed_options,
+    log_range,
+    machine_options,
+    margin_option,
+    method_list_option,
+    output_options,
+    png_file,
+    size_list,
+    training_options,
+    writable_file,
+)
+from .steps import emit, prepare, run_grid, saying, show, stored, warn, wrote
 
 CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
 
@@ -40,16 +69,35 @@ def cli():
 @training_options
 @config_options("seed")
 @machine_options
-@click.option("--out", type=click.Path(dir_okay=False), callback=writable_file, default=None,
-              help="Append the run record as one JSON line to FILE.")
-@click.option("--save-model", type=click.Path(dir_okay=False), callback=writable_file, default=None,
-              help="Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to FILE.npz.")
-@click.option("--plot", type=click.Path(dir_okay=False), callback=png_file, default=None,
-              help=f"Write learning curves (loss, test accuracy at {CURVE_POINTS} points) to FILE.png "
-                   "(needs matplotlib).")
-@click.option("--eval-every", type=Whole(min=0), default=0, show_default=True,
-              help="Also measure test accuracy every N iterations (the record's acc_curve; 0: at the end only, "
-                   f"or at {CURVE_POINTS} points with --plot). Changes nothing in the run.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    callback=writable_file,
+    default=None,
+    help="Append the run record as one JSON line to FILE.",
+)
+@click.option(
+    "--save-model",
+    type=click.Path(dir_okay=False),
+    callback=writable_file,
+    default=None,
+    help="Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to FILE.npz.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    callback=png_file,
+    default=None,
+    help=f"Write learning curves (loss, test accuracy at {CURVE_POINTS} points) to FILE.png (needs matplotlib).",
+)
+@click.option(
+    "--eval-every",
+    type=Whole(min=0),
+    default=0,
+    show_default=True,
+    help="Also measure test accuracy every N iterations (the record's acc_curve; 0: at the end only, "
+    f"or at {CURVE_POINTS} points with --plot). Changes nothing in the run.",
+)
 @output_options("the run record")
 @library_errors
 def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, **opts):
@@ -62,12 +110,12 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
       gradsel train --method select --plot curves.png
     """
     from .. import render
-    from ..runs import results
-    from ..runs.records import run_record
-    from ..data import load_mnist_raw
     from ..analysis.figures import train_figure
+    from ..data import load_mnist_raw
     from ..numerics.training import divergence_message, model_path, overshoot_warning, write_model
     from ..numerics.training import train as run
+    from ..runs import results
+    from ..runs.records import run_record
 
     out_console, err = render.consoles(quiet or as_json)
     config = config_from(opts)
@@ -77,17 +125,26 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
     prepare(threads, err, plot)
     on_interrupt("Interrupted; nothing was written (train writes its outputs when the run ends).")
     with render.progress_bar(err, config.iters, config.method) as update:
-        result = run(config, raw, progress=lambda d, t, loss: update(d, t, loss=loss),
-                     eval_points=CURVE_POINTS if plot else 0, eval_every=eval_every)
+        result = run(
+            config,
+            raw,
+            progress=lambda d, t, loss: update(d, t, loss=loss),
+            eval_points=CURVE_POINTS if plot else 0,
+            eval_every=eval_every,
+        )
     record = run_record(result)
 
     def store_out():  # the record appended, then noted as written
         _store_once(err, out, record)
         stored(out)
 
-    failed = results.write_each([(plot, saying(err, plot, lambda: train_figure(plot, record))),
-                                 (out, store_out),
-                                 (save_model, saying(err, npz, lambda: write_model(npz, result)))])
+    failed = results.write_each(
+        [
+            (plot, saying(err, plot, lambda: train_figure(plot, record))),
+            (out, store_out),
+            (save_model, saying(err, npz, lambda: write_model(npz, result))),
+        ]
+    )
     show(out_console, record, as_json, lambda: [render.train_summary(record)])
     if failed:
         raise BadInput("; ".join(failed) + " (the other outputs were written)")
@@ -103,17 +160,28 @@ def _store_once(err, path, record) -> None:
     from ..runs import results
 
     if not results.Store(path).append(record):
-        err.print(f"{path} already holds this run (the same configuration); it was not appended again.",
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"{path} already holds this run (the same configuration); it was not appended again.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @cli.command()
 @list_option("--hidden", "20,50,100", size_list("hidden", "20,50"), "Hidden sizes, comma-separated.")
 @list_option("--batch", "1,8,32", size_list("batch", "1,8"), "Batch sizes, comma-separated.")
-@click.option("--repeat", type=click.IntRange(1, 1000), default=7, show_default=True, help="Timed calls per measurement (median).")
+@click.option(
+    "--repeat", type=click.IntRange(1, 1000), default=7, show_default=True, help="Timed calls per measurement (median)."
+)
 @machine_options
-@click.option("--background", type=click.IntRange(0, 64), default=0, show_default=True,
-              help="Busy-loop processes kept running while timing (a loaded machine); always stopped at the end.")
+@click.option(
+    "--background",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Busy-loop processes kept running while timing (a loaded machine); always stopped at the end.",
+)
 @config_options("precision")
 @output_options("the measurements")
 @library_errors
@@ -127,15 +195,18 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_js
       gradsel bench --hidden 50 --batch 8 --precision float32
       gradsel bench --json > bench.json
     """
-    from ..numerics import benchmark
     from .. import render
+    from ..numerics import benchmark
 
     out, err = render.consoles(quiet or as_json)
     prepare(threads, err)
-    with benchmark.background_load(background), \
-            render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update:
-        rows = benchmark.run_bench(hidden, batch, repeat, data_dir,
-                                   progress=lambda d, t, label: update(d, t, info=label), precision=precision)
+    with (
+        benchmark.background_load(background),
+        render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update,
+    ):
+        rows = benchmark.run_bench(
+            hidden, batch, repeat, data_dir, progress=lambda d, t, label: update(d, t, info=label), precision=precision
+        )
     record = benchmark.bench_record(rows, repeat, background, precision)
     show(out, record, as_json, lambda: render.bench_record_tables(record))
 
@@ -145,21 +216,55 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_js
 @training_options
 @machine_options
 @grid_options
-@click.option("--plot", type=click.Path(dir_okay=False), callback=png_file, default=None,
-              help="Write learning curves (mean and band over seeds) and where select keeps the numeric update "
-                   "to FILE.png (needs matplotlib).")
-@click.option("--show-digits", type=click.IntRange(0, 10000), default=0, show_default=True,
-              help="Show N test images with each method's prediction (seed 0; the paper's Figure 2).")
-@click.option("--digits-from", type=click.Choice(DIGITS_FROM), default="first", show_default=True,
-              help="Which test images: the first, where the methods' predictions differ, or random.")
-@click.option("--figure", type=click.Path(dir_okay=False), callback=png_file, default=None,
-              help="Write the digits (--show-digits N, else 16) to FILE.png (needs matplotlib).")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    callback=png_file,
+    default=None,
+    help="Write learning curves (mean and band over seeds) and where select keeps the numeric update "
+    "to FILE.png (needs matplotlib).",
+)
+@click.option(
+    "--show-digits",
+    type=click.IntRange(0, 10000),
+    default=0,
+    show_default=True,
+    help="Show N test images with each method's prediction (seed 0; the paper's Figure 2).",
+)
+@click.option(
+    "--digits-from",
+    type=click.Choice(DIGITS_FROM),
+    default="first",
+    show_default=True,
+    help="Which test images: the first, where the methods' predictions differ, or random.",
+)
+@click.option(
+    "--figure",
+    type=click.Path(dir_okay=False),
+    callback=png_file,
+    default=None,
+    help="Write the digits (--show-digits N, else 16) to FILE.png (needs matplotlib).",
+)
 @margin_option
 @output_options("the summary")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the per-method summary as CSV on stdout.")
 @library_errors
-def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, digits_from, figure, margin, as_json,
-            as_csv, quiet, **opts):
+def compare(
+    methods,
+    data_dir,
+    threads,
+    seeds,
+    results_file,
+    plot,
+    show_digits,
+    digits_from,
+    figure,
+    margin,
+    as_json,
+    as_csv,
+    quiet,
+    **opts,
+):
     """Run methods over seeds, paired, and compare them with the baseline.
 
     Every method gets the same initial weights, subset and batch order for a
@@ -177,10 +282,10 @@ def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, 
       gradsel compare --plot curves.png
     """
     from .. import render
-    from ..runs import results
-    from ..data import load_mnist_raw
-    from ..runs.experiments import trials
     from ..analysis.report import compare_record, compare_summary, curves, digits_view
+    from ..data import load_mnist_raw
+    from ..runs import results
+    from ..runs.experiments import trials
 
     if as_json and as_csv:
         raise BadInput("--json and --csv print different things to stdout; choose one")
@@ -200,8 +305,12 @@ def compare(methods, data_dir, threads, seeds, results_file, plot, show_digits, 
     if as_csv:
         emit(out, render.compare_csv(summary))
     else:
-        show(out, compare_record(base.to_dict(), summary, shown), as_json,
-             lambda: render.compare_parts(summary, base.to_dict(), curve_data, shown))
+        show(
+            out,
+            compare_record(base.to_dict(), summary, shown),
+            as_json,
+            lambda: render.compare_parts(summary, base.to_dict(), curve_data, shown),
+        )
     _compare_figures(err, figure, plot, digits, curve_data, base.to_dict(), seeds)
 
 
@@ -215,8 +324,12 @@ def _compare_figures(err, figure, plot, digits, curve_data, config, seeds) -> No
     if plot:
         if curve_data["missing_accuracy"]:
             n = curve_data["missing_accuracy"]
-            err.print(f"{counted(n, 'stored run')} {'has' if n == 1 else 'have'} no test-accuracy curve (made without "
-                      "--plot); the accuracy panel is left empty", style="yellow", markup=False)
+            err.print(
+                f"{counted(n, 'stored run')} {'has' if n == 1 else 'have'} no test-accuracy curve (made without "
+                "--plot); the accuracy panel is left empty",
+                style="yellow",
+                markup=False,
+            )
         curves_figure(plot, curve_data, figure_title("compare", config, range(seeds)))
         wrote(err, plot)
 
@@ -265,16 +378,27 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
 
 
 @cli.command()
-@click.option("--preset", type=click.Choice(["alternate", "select", *STUDIES]), default="alternate",
-              show_default=True, help="alternate: paper A's Table 1; select: paper B's Table 1; conditions: when the "
-                                      "gradient source matters (study); subsets: first-k against random subsets.")
+@click.option(
+    "--preset",
+    type=click.Choice(["alternate", "select", *STUDIES]),
+    default="alternate",
+    show_default=True,
+    help="alternate: paper A's Table 1; select: paper B's Table 1; conditions: when the "
+    "gradient source matters (study); subsets: first-k against random subsets.",
+)
 @click.option("--run", "run_missing", is_flag=True, help="Run the missing cells first (resumable).")
 @config_options(*setting_keys())
 @margin_option
 @machine_options
 @grid_options
-@click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "csv", "json", "latex"]), default="rich",
-              show_default=True, help="Output format (the studies: rich, markdown or json).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["rich", "markdown", "csv", "json", "latex"]),
+    default="rich",
+    show_default=True,
+    help="Output format (the studies: rich, markdown or json).",
+)
 @click.option("--no-paper", is_flag=True, help="Hide the published numbers.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
@@ -299,9 +423,9 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
       gradsel table --preset conditions
     """
     from .. import render
+    from ..analysis.report import matching, missing_note, paper_table, settings_of, sources_note, study_summary
     from ..runs import results
     from ..runs.experiments import preset_trials
-    from ..analysis.report import matching, missing_note, paper_table, settings_of, sources_note, study_summary
 
     out, err = render.consoles(quiet)
     grid = grid_from(opts)
@@ -311,13 +435,22 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
     if results_file and not run_missing:
         path = results.readable(path)  # results/NAME.jsonl, as the docs write, is the shipped copy outside a checkout
         if not results.exists(path):
-            raise BadInput(f"{printable(results_file)} does not exist; give an existing results file with "
-                           "--results, or add --run to compute the runs into it")
+            raise BadInput(
+                f"{printable(results_file)} does not exist; give an existing results file with "
+                "--results, or add --run to compute the runs into it"
+            )
     if run_missing:
         prepare(threads, err)
         results.make_parent(path)
-        run_grid(preset_trials(preset, base, range(seeds)), path, grid, data_dir, err, preset,
-                 reference=[shipped] if shipped else [])
+        run_grid(
+            preset_trials(preset, base, range(seeds)),
+            path,
+            grid,
+            data_dir,
+            err,
+            preset,
+            reference=[shipped] if shipped else [],
+        )
     sources = [(p, p == shipped) for p in (shipped, path) if p is not None and (p == shipped or results.exists(p))]
     loaded = results.load_sources([p for p, _ in sources], quiet=run_missing)  # --run has said what it skipped
     records = [r for recs in loaded for r in recs]
@@ -332,10 +465,19 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
         shown = [matching(recs, settings) for recs in loaded]
     warn(err, note)
     if not quiet:
-        err.print(sources_note([(p, is_shipped, len(recs)) for (p, is_shipped), recs in zip(sources, shown)]),
-                  style="dim", markup=False, highlight=False, soft_wrap=True)
-    emit(out, render.study_output(preset, summary, fmt) if preset in STUDIES
-         else render.paper_table_output(data, fmt, not no_paper))
+        err.print(
+            sources_note([(p, is_shipped, len(recs)) for (p, is_shipped), recs in zip(sources, shown)]),
+            style="dim",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    emit(
+        out,
+        render.study_output(preset, summary, fmt)
+        if preset in STUDIES
+        else render.paper_table_output(data, fmt, not no_paper),
+    )
 
 
 @cli.command()
@@ -344,16 +486,37 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
 @config_options("seed", seed={"help": "Seed of the weights, subset, batches and the search itself."})
 @machine_options
 @click.option("--trials", type=Whole(1, 10000), default=20, show_default=True, help="Random settings tried.")
-@click.option("--lr-range", default="1e-3,1", show_default=True, callback=log_range,
-              help="Learning rates, log-uniform between LOW,HIGH.")
-@click.option("--weight-decay-range", default="1e-6,1e-2", show_default=True, callback=log_range,
-              help="Weight decays, log-uniform between LOW,HIGH.")
-@click.option("--val-per-class", type=click.IntRange(min=0), default=VAL_PER_CLASS, show_default=True,
-              help="Validate on N further training images per class, disjoint from the few-shot set; 0: hold one "
-                   "of the k few-shot images per class out instead (so few that trials often tie).")
-@click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=writable_file, default=None,
-              help="Append every trial's run record to this JSON Lines file; trials already in it are not run "
-                   "again (the same command resumes).")
+@click.option(
+    "--lr-range",
+    default="1e-3,1",
+    show_default=True,
+    callback=log_range,
+    help="Learning rates, log-uniform between LOW,HIGH.",
+)
+@click.option(
+    "--weight-decay-range",
+    default="1e-6,1e-2",
+    show_default=True,
+    callback=log_range,
+    help="Weight decays, log-uniform between LOW,HIGH.",
+)
+@click.option(
+    "--val-per-class",
+    type=click.IntRange(min=0),
+    default=VAL_PER_CLASS,
+    show_default=True,
+    help="Validate on N further training images per class, disjoint from the few-shot set; 0: hold one "
+    "of the k few-shot images per class out instead (so few that trials often tie).",
+)
+@click.option(
+    "--results",
+    "results_file",
+    type=click.Path(dir_okay=False),
+    callback=writable_file,
+    default=None,
+    help="Append every trial's run record to this JSON Lines file; trials already in it are not run "
+    "again (the same command resumes).",
+)
 @output_options("the trials")
 @library_errors
 def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class, results_file, as_json, quiet, **opts):
@@ -377,15 +540,31 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     config = config_from(opts)
     raw = load_mnist_raw(data_dir)
     prepare(threads, err)
-    on_interrupt(f"Interrupted; the finished trials are kept in {results_file}." if results_file
-                 else "Interrupted; no trial was stored (give --results FILE to keep them).")
+    on_interrupt(
+        f"Interrupted; the finished trials are kept in {results_file}."
+        if results_file
+        else "Interrupted; no trial was stored (give --results FILE to keep them)."
+    )
     stored(results_file)
     with render.progress_bar(err, trials, "tune", unit="") as update:
-        summary = run_tune(config, trials, lr_range, weight_decay_range, val_per_class, raw, results_file,
-                           progress=lambda d, t, info: update(d, t, info=info))
+        summary = run_tune(
+            config,
+            trials,
+            lr_range,
+            weight_decay_range,
+            val_per_class,
+            raw,
+            results_file,
+            progress=lambda d, t, info: update(d, t, info=info),
+        )
     if summary["stored_before"]:
-        err.print(f"{summary['stored_before']} of the {trials} trials were already stored in {results_file}; "
-                  "they were not run again.", markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"{summary['stored_before']} of the {trials} trials were already stored in {results_file}; "
+            "they were not run again.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     show(out, summary, as_json, lambda: render.tune_table(summary))
     if tie_message(summary) and not quiet:  # a warning: said with --json too, as the library's are
         click.echo(f"Warning: {tie_message(summary)}", err=True)
@@ -395,15 +574,26 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
 
 @cli.command()
 @config_options(*CELL_KEYS)
-@config_options("iters", "lr", iters={"default": 2000, "help": "Iterations of analytic training before the "
-                                                                 "second check."})
-@list_option("--fd-step", ",".join(f"{h:g}" for h in GRADCHECK_STEPS), comma_list(Finite(), "1e-3,1e-5"),
-             "Finite-difference steps h to try, comma-separated.")
-@config_options("fd_scheme", "subset", "init_std", "init", "activation", "seed", "precision", "fd_arith",
-                "loss_epsilon")
+@config_options(
+    "iters", "lr", iters={"default": 2000, "help": "Iterations of analytic training before the second check."}
+)
+@list_option(
+    "--fd-step",
+    ",".join(f"{h:g}" for h in GRADCHECK_STEPS),
+    comma_list(Finite(), "1e-3,1e-5"),
+    "Finite-difference steps h to try, comma-separated.",
+)
+@config_options(
+    "fd_scheme", "subset", "init_std", "init", "activation", "seed", "precision", "fd_arith", "loss_epsilon"
+)
 @machine_options
-@click.option("--plot", type=click.Path(dir_okay=False), callback=png_file, default=None,
-              help="Write the error-versus-step plot (log-log) to FILE.png (needs matplotlib).")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    callback=png_file,
+    default=None,
+    help="Write the error-versus-step plot (log-log) to FILE.png (needs matplotlib).",
+)
 @output_options("the measurements")
 @library_errors
 def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
@@ -422,9 +612,9 @@ def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
       gradsel gradcheck --plot gradcheck.png
     """
     from .. import render
-    from ..runs import results
     from ..data import load_mnist_raw
     from ..numerics.gradcheck import gradcheck as run_check
+    from ..runs import results
 
     out, err = render.consoles(quiet or as_json)
     config = config_from(opts, method="analytic", test_limit=1000)
@@ -432,8 +622,9 @@ def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)
     with render.progress_bar(err, config.iters, "analytic") as update:
-        check = run_check(config, sorted(fd_step, reverse=True), raw,
-                          progress=lambda d, t, loss: update(d, t, loss=loss))
+        check = run_check(
+            config, sorted(fd_step, reverse=True), raw, progress=lambda d, t, loss: update(d, t, loss=loss)
+        )
     show(out, check, as_json, lambda: render.gradcheck_tables(check))
     if plot:
         from ..analysis.figures import gradcheck_figure, gradcheck_title
@@ -451,7 +642,9 @@ def _existing(ctx, param, value):
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: _existing(ctx, param, value))
+@click.argument(
+    "file", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: _existing(ctx, param, value)
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the summary as CSV on stdout.")
 @library_errors
@@ -471,8 +664,8 @@ def runs(file, as_json, as_csv):
       gradsel runs results/select.jsonl --csv > select.csv
     """
     from .. import render
-    from ..runs import results
     from ..analysis.report import runs_summary
+    from ..runs import results
 
     if as_json and as_csv:
         raise BadInput("--json and --csv print different things to stdout; choose one")

@@ -109,13 +109,31 @@ def signals_as_interrupt():
 
 # What an encoding that is not Unicode (PYTHONIOENCODING=ascii, a Latin-1 locale) shows instead of the characters
 # gradsel prints; anything else becomes "?". Rich draws its own boxes and bars in ASCII for such a stream.
-ASCII_FOR = {"—": "-", "–": "-", "−": "-", "±": "+-", "…": "...", "×": "x", "µ": "u", "≤": "<=", "≥": ">=",
-             "→": "->", "·": ".", "²": "^2", "√": "sqrt", "‖": "||", "∝": "~", "Δ": "d", "ε": "eps", "▀": "#",
-             **dict(zip("▁▂▃▄▅▆▇█", "._-~=+*#"))}
+ASCII_FOR = {
+    "—": "-",
+    "–": "-",
+    "−": "-",
+    "±": "+-",
+    "…": "...",
+    "×": "x",
+    "µ": "u",
+    "≤": "<=",
+    "≥": ">=",
+    "→": "->",
+    "·": ".",
+    "²": "^2",
+    "√": "sqrt",
+    "‖": "||",
+    "∝": "~",
+    "Δ": "d",
+    "ε": "eps",
+    "▀": "#",
+    **dict(zip("▁▂▃▄▅▆▇█", "._-~=+*#")),
+}
 
 
 def _in_ascii(error: UnicodeEncodeError):
-    text = error.object[error.start:error.end]
+    text = error.object[error.start : error.end]
     return "".join(ASCII_FOR.get(ch, "?") for ch in text), error.end
 
 
@@ -153,10 +171,12 @@ def quiet_warnings(quiet: bool) -> None:
 
 def library_errors(fn):
     """Turn the library's ValueError into a one-line error with exit code 2."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
+
     return wrapper

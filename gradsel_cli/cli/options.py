@@ -70,8 +70,7 @@ def _param_type(f):
         return click.Choice(m["choices"])
     if f.type is int:
         return Whole(m["low"], m["high"])
-    return {"positive": Finite(), "nonneg": Finite(positive=False),
-            "fraction": Fraction()}[m["kind"]]
+    return {"positive": Finite(), "nonneg": Finite(positive=False), "fraction": Fraction()}[m["kind"]]
 
 
 def writable_file(ctx, param, value):
@@ -88,12 +87,16 @@ def writable_file(ctx, param, value):
         except FileNotFoundError:
             is_dir = None
         except OSError as exc:
-            raise click.BadParameter(f"{printable(value)!r}: {exc.strerror or exc}; give another path",
-                                     ctx, param) from None
+            raise click.BadParameter(
+                f"{printable(value)!r}: {exc.strerror or exc}; give another path", ctx, param
+            ) from None
         if not is_dir:
-            raise click.BadParameter(f"directory {printable(parent)!r} "
-                                     f"{'does not exist; create it first' if is_dir is None else 'is not a directory'}",
-                                     ctx, param)
+            raise click.BadParameter(
+                f"directory {printable(parent)!r} "
+                f"{'does not exist; create it first' if is_dir is None else 'is not a directory'}",
+                ctx,
+                param,
+            )
     try:
         check_output_path(value)
     except ValueError as exc:
@@ -117,20 +120,23 @@ def _items(ctx, param, value, item_type, example: str) -> list:
         raise click.BadParameter(f"give one or more values separated by commas, e.g. {example}", ctx, param)
     items = [v.strip() for v in text.split(",")]
     if not all(items):
-        raise click.BadParameter(f"{text!r} has an empty item; give values separated by single commas, "
-                                 f"e.g. {example}", ctx, param)
+        raise click.BadParameter(
+            f"{text!r} has an empty item; give values separated by single commas, e.g. {example}", ctx, param
+        )
     return [item_type.convert(v, param, ctx) for v in items]
 
 
 def comma_list(item_type, example: str):
     """Callback: a comma list of `item_type` values (see _items), in the order given; a value given twice
     (also as 1e-3 and 0.001) is refused."""
+
     def convert(ctx, param, value):
         values = _items(ctx, param, value, item_type, example)
         for i, v in enumerate(values):
             if v in values[:i]:
                 raise click.BadParameter(f"{v!r} is given twice; give each value once", ctx, param)
         return values
+
     return convert
 
 
@@ -152,8 +158,9 @@ def size_list(name: str, example: str):
 
 def list_option(flag: str, default: str, callback, help: str):
     """An option of comma lists: the values of a repeated option are joined (--x 1 --x 2 is --x 1,2)."""
-    return click.option(flag, default=[default], multiple=True, show_default=True, callback=callback, metavar="LIST",
-                        help=help)
+    return click.option(
+        flag, default=[default], multiple=True, show_default=True, callback=callback, metavar="LIST", help=help
+    )
 
 
 def scheduler_option(ctx, param, value):
@@ -190,10 +197,17 @@ def config_option(name: str, listed: bool = False, **override):
         return click.option(f"{flag}/--no-{flag[2:]}", default=default, show_default=True, help=help_)
     if listed:
         choices = f.metadata["choices"]
-        return click.option(flag, name, default=[str(default)], multiple=True, show_default=True,
-                            callback=comma_list(_param_type(f), _example(f)), metavar="LIST",
-                            help=f"{help_}{' One of: ' + ', '.join(choices) + '.' if choices else ''} "
-                                                 "Comma-separated to sweep several.")
+        return click.option(
+            flag,
+            name,
+            default=[str(default)],
+            multiple=True,
+            show_default=True,
+            callback=comma_list(_param_type(f), _example(f)),
+            metavar="LIST",
+            help=f"{help_}{' One of: ' + ', '.join(choices) + '.' if choices else ''} "
+            "Comma-separated to sweep several.",
+        )
     return click.option(flag, type=_param_type(f), default=default, show_default=True, help=help_)
 
 
@@ -214,56 +228,116 @@ def listed_options(fn):
 
 def machine_options(fn):
     """Where the data is and how many threads compute: these change no result."""
-    return _apply(fn, [
-        click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
-                     help="MNIST folder (default: $GRADSEL_DATA_DIR, then the copy shipped with gradsel)."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="Numba threads for every kernel call (default: one thread for small calls, for large "
-                          "ones the faster of one and all cores, as measured)."),
-    ])
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--data-dir",
+                type=click.Path(exists=True, file_okay=False),
+                default=None,
+                help="MNIST folder (default: $GRADSEL_DATA_DIR, then the copy shipped with gradsel).",
+            ),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Numba threads for every kernel call (default: one thread for small calls, for large "
+                "ones the faster of one and all cores, as measured).",
+            ),
+        ],
+    )
 
 
 def output_options(what: str):
     """--json (print `what` as JSON on stdout) and -q (nothing on stderr)."""
-    return lambda fn: _apply(fn, [
-        click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON on stdout."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr."),
-    ])
+    return lambda fn: _apply(
+        fn,
+        [
+            click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON on stdout."),
+            click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr."),
+        ],
+    )
 
 
 def method_list_option(default: str):
     """--methods (or --method): gradient sources, comma-separated."""
-    return click.option("--methods", "--method", "methods", default=[default], multiple=True, show_default=True,
-                        metavar="LIST",
-                        callback=comma_list(click.Choice(METHOD_NAMES), "analytic,select"),
-                        help=f"Gradient sources, comma-separated: {', '.join(METHOD_NAMES)}.")
+    return click.option(
+        "--methods",
+        "--method",
+        "methods",
+        default=[default],
+        multiple=True,
+        show_default=True,
+        metavar="LIST",
+        callback=comma_list(click.Choice(METHOD_NAMES), "analytic,select"),
+        help=f"Gradient sources, comma-separated: {', '.join(METHOD_NAMES)}.",
+    )
 
 
-margin_option = click.option("--margin", type=Finite(), default=MARGIN, show_default=True,
-                             help=f"Equivalence margin on test accuracy for the TOST verdicts ({MARGIN:g}: "
-                                  f"{MARGIN * 10_000:.0f} of 10,000 test images).")
+margin_option = click.option(
+    "--margin",
+    type=Finite(),
+    default=MARGIN,
+    show_default=True,
+    help=f"Equivalence margin on test accuracy for the TOST verdicts ({MARGIN:g}: "
+    f"{MARGIN * 10_000:.0f} of 10,000 test images).",
+)
 
 
 def grid_options(fn):
     """How a grid of trials runs: seeds, workers, executor, the results file."""
-    return _apply(fn, [
-        click.option("--seeds", type=Whole(1, 10000), default=5, show_default=True,
-                     help="Seeds 0..N-1 per cell (each varies initial weights and batch order)."),
-        click.option("--workers", type=click.IntRange(min=1), default=None,
-                     help="Parallel worker processes, here or in a Dask LocalCluster (default: the number of cores)."),
-        click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
-                     help="local: worker processes on this machine; dask: a Dask cluster (a LocalCluster of "
-                          "--workers, or the one at --scheduler). Needs: pip install 'gradsel[dask]'."),
-        click.option("--scheduler", metavar="ADDRESS", default=None, callback=scheduler_option,
-                     help="With --executor dask: a running dask.distributed scheduler, tcp://HOST:PORT, e.g. "
-                          "tcp://127.0.0.1:8786."),
-        click.option("--timeout", type=Finite(), default=DASK_TIMEOUT, show_default=True, expose_value=False,
-                     callback=lambda ctx, param, value: ctx.meta.__setitem__("dask_timeout", value),
-                     help="With --scheduler: seconds for the scheduler to answer, and for a worker to join it "
-                          "when it has none, before giving up."),
-        click.option("--results", "results_file", type=click.Path(dir_okay=False), callback=writable_file, default=None,
-                     help="JSON Lines file that stores the runs; runs already there are not redone."),
-    ])
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--seeds",
+                type=Whole(1, 10000),
+                default=5,
+                show_default=True,
+                help="Seeds 0..N-1 per cell (each varies initial weights and batch order).",
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Parallel worker processes, here or in a Dask LocalCluster (default: the number of cores).",
+            ),
+            click.option(
+                "--executor",
+                type=click.Choice(["local", "dask"]),
+                default="local",
+                show_default=True,
+                help="local: worker processes on this machine; dask: a Dask cluster (a LocalCluster of "
+                "--workers, or the one at --scheduler). Needs: pip install 'gradsel[dask]'.",
+            ),
+            click.option(
+                "--scheduler",
+                metavar="ADDRESS",
+                default=None,
+                callback=scheduler_option,
+                help="With --executor dask: a running dask.distributed scheduler, tcp://HOST:PORT, e.g. "
+                "tcp://127.0.0.1:8786.",
+            ),
+            click.option(
+                "--timeout",
+                type=Finite(),
+                default=DASK_TIMEOUT,
+                show_default=True,
+                expose_value=False,
+                callback=lambda ctx, param, value: ctx.meta.__setitem__("dask_timeout", value),
+                help="With --scheduler: seconds for the scheduler to answer, and for a worker to join it "
+                "when it has none, before giving up.",
+            ),
+            click.option(
+                "--results",
+                "results_file",
+                type=click.Path(dir_okay=False),
+                callback=writable_file,
+                default=None,
+                help="JSON Lines file that stores the runs; runs already there are not redone.",
+            ),
+        ],
+    )
 
 
 def config_from(opts: dict, **fixed) -> TrainConfig:

@@ -24,12 +24,18 @@ def prepare(threads, err, *figures) -> None:
     note = _notes(err)
     dropped = kernel_cache.drop_damaged_cache()
     if dropped:
-        note.print(f"Numba's cache in {os.path.dirname(dropped[0])} could not be loaded: dropped the {len(dropped)} "
-                   "files of the damaged kernels, compiling them again…", markup=False, highlight=False,
-                   soft_wrap=True)
+        note.print(
+            f"Numba's cache in {os.path.dirname(dropped[0])} could not be loaded: dropped the {len(dropped)} "
+            "files of the damaged kernels, compiling them again…",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     elif not kernel_cache.kernels_cached():
-        note.print("[dim]Compiling the Numba kernels (first run only; about 40 s, longer on a busy machine)…[/]",
-                   soft_wrap=True)
+        note.print(
+            "[dim]Compiling the Numba kernels (first run only; about 40 s, longer on a busy machine)…[/]",
+            soft_wrap=True,
+        )
 
 
 def _notes(err):
@@ -78,9 +84,11 @@ def wrote(err, path) -> None:
 
 def saying(err, path, write):
     """A writer for results.write_each: write(), then say on stderr that `path` was written."""
+
     def write_and_say():
         write()
         wrote(err, path)
+
     return write_and_say
 
 
@@ -105,18 +113,24 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
     from ..runs.experiments import GridError, make_executor
     from ..runs.experiments import run_grid as run
 
-    executor = make_executor(grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points,
-                             grid["timeout"])
+    executor = make_executor(
+        grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points, grid["timeout"]
+    )
     executor.notify = lambda note: say(err, note)  # waiting for a Dask worker, --workers capped
-    on_interrupt(f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
-                 if results_file else "Interrupted; no run was stored (give --results FILE to keep finished runs).")
+    on_interrupt(
+        f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
+        if results_file
+        else "Interrupted; no run was stored (give --results FILE to keep finished runs)."
+    )
     stored(results_file)
     already = []
     with render.progress_bar(err, len(configs), label, unit="") as update:
+
         def progress(done, total, info):
             if info == "resumed" and done == total:
                 already.append(done)
             update(done, total, info=info)
+
         try:
             records = run(configs, results_file, executor, progress=progress, reference=reference)
         except GridError as exc:

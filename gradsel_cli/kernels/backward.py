@@ -92,18 +92,18 @@ def _analytic_lit(idx, val, ptr, y, W1, b1, W2, b2, act, mask, loss, loss_epsilo
     B = ptr.shape[0] - 1
     n_in, H = W1.shape
     K = W2.shape[1]
-    a1, pre, z1, a2, ahat, sigma = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, gamma, beta)
-    m, e, S = _softmax_parts(a2)
+    _, pre, z1, a2, ahat, sigma = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, gamma, beta)
+    _, e, S = _softmax_parts(a2)
     value = _mean_loss(a2, y, loss, loss_epsilon)
     da2 = _loss_grad_logits(e, S, y, loss)
     gW2, gb2, da1 = _backprop_output(z1, da2, W2, pre, act, mask)
     row = n_in * H + H
     if gamma is not None:  # da1 is d loss / d u so far: back through the normalisation
         nB = _c(gamma, B)
-        ggamma = grad[row + H * K + K:row + H * K + K + H]
-        gbeta = grad[row + H * K + K + H:]
-        sum_dh = np.zeros(H, W1.dtype)    # sum_b d loss / d ahat
-        sum_dhh = np.zeros(H, W1.dtype)   # sum_b d loss / d ahat * ahat
+        ggamma = grad[row + H * K + K : row + H * K + K + H]
+        gbeta = grad[row + H * K + K + H :]
+        sum_dh = np.zeros(H, W1.dtype)  # sum_b d loss / d ahat
+        sum_dhh = np.zeros(H, W1.dtype)  # sum_b d loss / d ahat * ahat
         for b in range(B):
             for j in range(H):
                 ggamma[j] += da1[b, j] * ahat[b, j]
@@ -119,7 +119,7 @@ def _analytic_lit(idx, val, ptr, y, W1, b1, W2, b2, act, mask, loss, loss_epsilo
         d = da1[b]
         for t in range(ptr[b], ptr[b + 1]):  # lit pixels, then the bias entry (pixel n_in: gb1)
             v = val[t]
-            g = grad[idx[t] * H:idx[t] * H + H]  # a slice, not computed indices: it vectorises
+            g = grad[idx[t] * H : idx[t] * H + H]  # a slice, not computed indices: it vectorises
             for j in range(H):
                 g[j] += v * d[j]
     for j in range(H):

@@ -100,7 +100,7 @@ def _numeric_output_layer(z1, a2, m, e, y, fd_step, fd_central, loss, fd_textboo
     gb2 = np.empty(K, z1.dtype)
     for j in numba.prange(H + 1):  # row H stands for b2 (a hidden value of 1)
         for k in range(K):
-            d = zero   # exact: summed loss differences
+            d = zero  # exact: summed loss differences
             Lp = zero  # textbook: summed perturbed losses
             Lm = zero
             for b in range(B):
@@ -224,7 +224,7 @@ def _distinct(idx, val, ptr, y, mask):
             for t in range(n):
                 which[lo + t] = which[ptr[first[b]] + t]
             continue
-        s = np.sort(val[lo:lo + n])
+        s = np.sort(val[lo : lo + n])
         nu = 0
         for t in range(n):
             if t == 0 or s[t] != s[t - 1]:
@@ -232,7 +232,7 @@ def _distinct(idx, val, ptr, y, mask):
                 nu += 1
         for t in range(n):
             v = val[lo + t]
-            which[lo + t] = np.searchsorted(uval[u:u + nu], v) if v == v else nu - 1  # NaN: sorted last
+            which[lo + t] = np.searchsorted(uval[u : u + nu], v) if v == v else nu - 1  # NaN: sorted last
         u += nu
     uptr[B] = u
     return first, uval[:u], uptr, which
@@ -272,7 +272,7 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_text
     small_x = np.empty(B, np.bool_)  # the pixel shifts of sample b are small
     for b in range(B):
         max_row = max(max_row, uptr[b + 1] - uptr[b])
-        small_x[b] = fd_step * _max_abs(val[ptr[b]:], ptr[b + 1] - ptr[b]) <= SMALL
+        small_x[b] = fd_step * _max_abs(val[ptr[b] :], ptr[b + 1] - ptr[b]) <= SMALL
     scale = _fd_scale(B, fd_step, fd_central)
     dt = W1.dtype
 
@@ -281,11 +281,11 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_text
     for j in numba.prange(H):
         col = np.zeros(n_in + 1, dt)  # exact: summed loss differences for W1[:, j] and b1[j]
         n_tb = n_in + 1 if fd_textbook else 0
-        Lp = np.zeros(n_tb, dt)       # textbook: summed perturbed losses
+        Lp = np.zeros(n_tb, dt)  # textbook: summed perturbed losses
         Lm = np.zeros(n_tb, dt)
         last = np.full(n_tb, -1, np.int64)  # textbook: the last sample that moved each entry
         dzp = np.empty(max_row, dt)
-        dzm = np.zeros(max_row, dt)   # stays 0 for the forward scheme
+        dzm = np.zeros(max_row, dt)  # stays 0 for the forward scheme
         Sp = np.empty(max_row, dt)
         Sm = np.empty(max_row, dt)
         # per (sample, distinct value): exact, loss(+) - loss(-); textbook, loss(+) and loss(-)
@@ -299,9 +299,9 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_text
             lo = uptr[first[b]]
             if lit and first[b] == b:  # else a repeat: its losses are those of its first copy
                 n = uptr[b + 1] - lo
-                diff = diffs[lo:lo + n]  # empty under textbook, as lp and lm otherwise
-                lp = lps[lo:lo + n]
-                lm = lms[lo:lo + n]
+                diff = diffs[lo : lo + n]  # empty under textbook, as lp and lm otherwise
+                lp = lps[lo : lo + n]
+                lm = lms[lo : lo + n]
                 _hidden_shift(a1[b, j], z1[b, j], mbj, fd_step, uval, lo, n, act, small_x[b], dzp)
                 if fd_central:
                     _hidden_shift(a1[b, j], z1[b, j], mbj, -fd_step, uval, lo, n, act, small_x[b], dzm)
@@ -315,8 +315,9 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_text
                         else:
                             diff[t] = lpt - lmt
                 else:
-                    _ce_differences(e, m, a2, b, W2[j], y[b], wmax, dzp, dzm, n, Sp, Sm, fd_textbook, loss_epsilon,
-                                    diff, lp, lm)
+                    _ce_differences(
+                        e, m, a2, b, W2[j], y[b], wmax, dzp, dzm, n, Sp, Sm, fd_textbook, loss_epsilon, diff, lp, lm
+                    )
             if fd_textbook:  # every sample's loss enters both sums, each copy of a repeat with its own term
                 if lit:
                     for t in range(ptr[b], ptr[b + 1]):

@@ -7,11 +7,18 @@ import numpy as np
 
 from .activations import _act
 from .differences import _fd_scale, _mse_shifted, _numeric_output_layer, _textbook_difference
-from .forward import BN_EPS, CROSS_ENTROPY, _ce_change, _cross_entropy, _forward, _mse_sample, _sample_losses, \
-    _softmax_parts
+from .forward import (
+    BN_EPS,
+    CROSS_ENTROPY,
+    _ce_change,
+    _cross_entropy,
+    _forward,
+    _mse_sample,
+    _sample_losses,
+    _softmax_parts,
+)
 from .policy import PARALLEL, SERIAL
 from .precision import _c, _exp
-
 
 # The batch norm couples the samples of a batch: perturbing one weight moves every sample's
 # normalised unit, so its finite differences have a kernel of their own.
@@ -67,7 +74,7 @@ def _numeric_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, fd_step, fd_centra
     B, n_in = x.shape
     H = W1.shape[1]
     dt = W1.dtype
-    a1, u, z1, a2, ahat, sigma = _forward(x, W1, b1, W2, b2, act, mask, gamma, beta)
+    a1, _, z1, a2, ahat, _ = _forward(x, W1, b1, W2, b2, act, mask, gamma, beta)
     m, e, S = _softmax_parts(a2)
     base = _sample_losses(a2, m, e, S, y, loss, loss_epsilon)
     base_sum = _c(fd_step, 0.0)  # textbook, forward scheme: the unperturbed batch loss, summed

@@ -231,7 +231,7 @@ def _predict(x, W1, b1, W2, b2, act):
     ones = np.ones((256, H), W1.dtype)
     for c in numba.prange(n_chunks):
         lo = c * 256
-        a2 = _forward(x[lo:min(N, lo + 256)], W1, b1, W2, b2, act, ones, None, None)[3]
+        a2 = _forward(x[lo : min(N, lo + 256)], W1, b1, W2, b2, act, ones, None, None)[3]
         for n in range(a2.shape[0]):
             best = 0
             for k in range(1, K):

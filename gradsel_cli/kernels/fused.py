@@ -12,7 +12,6 @@ from .lit import _nonzero
 from .policy import EXACT, SERIAL
 from .precision import _c
 
-
 # The fused training loop: whole stretches of iterations of plain SGD in one call, for the
 # common configurations (no weight decay, dropout or batch norm). Each iteration computes
 # exactly what methods.py computes one call at a time, and the update and the norms are
@@ -42,16 +41,16 @@ def _sgd_rows(p, g, lr, rows, n_rows, H, lo, hi, finite):
     g, the second clears g (and puts the old values back if the step is not kept)."""
     finite = _sgd_into(p, g, lr, lo, hi) and finite
     for q in range(n_rows):
-        pp = p[rows[q] * H:rows[q] * H + H]  # slices, not computed indices: it vectorises
-        gg = g[rows[q] * H:rows[q] * H + H]
+        pp = p[rows[q] * H : rows[q] * H + H]  # slices, not computed indices: it vectorises
+        gg = g[rows[q] * H : rows[q] * H + H]
         for i in range(H):
             v = pp[i] - lr * gg[i]
             gg[i] = pp[i]
             pp[i] = v
             finite &= math.isfinite(v)
     for q in range(n_rows):
-        pp = p[rows[q] * H:rows[q] * H + H]
-        gg = g[rows[q] * H:rows[q] * H + H]
+        pp = p[rows[q] * H : rows[q] * H + H]
+        gg = g[rows[q] * H : rows[q] * H + H]
         for i in range(H):
             if not finite:
                 pp[i] = gg[i]
@@ -125,8 +124,12 @@ def _norm(v):
 def _blocks(flat, n_in, H, K):
     """W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,): views into flat (the layout of Params)."""
     row = n_in * H + H
-    return (flat[:n_in * H].reshape((n_in, H)), flat[n_in * H:row], flat[row:row + H * K].reshape((H, K)),
-            flat[row + H * K:row + H * K + K])
+    return (
+        flat[: n_in * H].reshape((n_in, H)),
+        flat[n_in * H : row],
+        flat[row : row + H * K].reshape((H, K)),
+        flat[row + H * K : row + H * K + K],
+    )
 
 
 @numba.njit(**SERIAL)
@@ -136,10 +139,10 @@ def _numeric_flat(x, y, flat, n_in, H, K, act, mask, fd_step, fd_central, loss, 
     gW1, gb1, gW2, gb2 = _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
     g = np.empty(flat.shape[0], flat.dtype)
     row = n_in * H + H
-    g[:n_in * H] = gW1.ravel()
-    g[n_in * H:row] = gb1
-    g[row:row + H * K] = gW2.ravel()
-    g[row + H * K:] = gb2
+    g[: n_in * H] = gW1.ravel()
+    g[n_in * H : row] = gb1
+    g[row : row + H * K] = gW2.ravel()
+    g[row + H * K :] = gb2
     return g
 
 
@@ -151,8 +154,8 @@ def _gather_lit(rows, lit_idx, lit_val, lit_ptr, idx, val, ptr):
     for b in range(rows.shape[0]):
         lo, hi = lit_ptr[rows[b]], lit_ptr[rows[b] + 1]
         ptr[b] = n
-        idx[n:n + hi - lo] = lit_idx[lo:hi]
-        val[n:n + hi - lo] = lit_val[lo:hi]
+        idx[n : n + hi - lo] = lit_idx[lo:hi]
+        val[n : n + hi - lo] = lit_val[lo:hi]
         n += hi - lo
     ptr[rows.shape[0]] = n
     return n
@@ -185,8 +188,27 @@ def _select_step(x, y, flat, H, act, mask, loss, loss_epsilon, fd_step, fd_centr
 
 
 @numba.njit(**SERIAL)
-def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr, act, loss, loss_epsilon, fd_step,
-               fd_central, fd_textbook, select_on_train, losses, sources, rel_diffs):
+def _train_sgd(
+    flat,
+    H,
+    x_train,
+    y_train,
+    batches,
+    t0,
+    method,
+    numeric_every,
+    lr,
+    act,
+    loss,
+    loss_epsilon,
+    fd_step,
+    fd_central,
+    fd_textbook,
+    select_on_train,
+    losses,
+    sources,
+    rel_diffs,
+):
     """Iterations t0 + 1, ..., t0 + len(batches) of SGD with the gradient of `method`.
 
     flat : (P,) the weights (layout of Params), updated in place
@@ -207,7 +229,7 @@ def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr
     x = np.empty((batches.shape[1], n_in), flat.dtype)
     y = np.empty(batches.shape[1], np.int64)
     ones_train = np.ones((x_train.shape[0], H), flat.dtype)
-    g = np.zeros(P, flat.dtype)            # the analytic gradient (zero but on the rows just written), then the update
+    g = np.zeros(P, flat.dtype)  # the analytic gradient (zero but on the rows just written), then the update
     seen = np.full(n_in + 1, -1, np.int64)  # the iteration that last wrote each row of W1 (row n_in: b1)
     lit_idx, lit_val, lit_ptr = _nonzero(x_train)
     longest = 0
@@ -226,8 +248,9 @@ def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr
                 x[b] = x_train[batches[i, b]]
         if method == SELECT:
             xs, ys, ms = (x_train, y_train, ones_train) if select_on_train else (x, y, ones)
-            value, ok, kept_numeric, rel = _select_step(x, y, flat, H, act, ones, loss, loss_epsilon, fd_step,
-                                                        fd_central, fd_textbook, lr, xs, ys, ms)
+            value, ok, kept_numeric, rel = _select_step(
+                x, y, flat, H, act, ones, loss, loss_epsilon, fd_step, fd_central, fd_textbook, lr, xs, ys, ms
+            )
             if ok:
                 sources[t - 1] = kept_numeric
                 rel_diffs[t - 1] = rel
@@ -240,8 +263,9 @@ def _train_sgd(flat, H, x_train, y_train, batches, t0, method, numeric_every, lr
                 sources[t - 1] = 1
         else:
             n = _gather_lit(batches[i], lit_idx, lit_val, lit_ptr, idx, val, ptr)
-            value, _, _ = _analytic_lit(idx[:n], val[:n], ptr, y, W1, b1, W2, b2, act, ones, loss, loss_epsilon, None,
-                                        None, g)
+            value, _, _ = _analytic_lit(
+                idx[:n], val[:n], ptr, y, W1, b1, W2, b2, act, ones, loss, loss_epsilon, None, None, g
+            )
             n_rows = 0
             for e in range(n):
                 if seen[idx[e]] != t:

@@ -42,6 +42,7 @@ def _by_precision(f64, f32):
     """One kernel helper of one float argument x: the plain function `f64` on float64, `f32` on float32
     (chosen at compile time), compiled with the kernels' flags (Numba's IR inlining of an overload
     trips its own scope checks; LLVM inlines the call anyway)."""
+
     def stub(x):
         raise TypeError(f"{f64.__name__} runs inside kernels only")
 
@@ -54,15 +55,18 @@ def _by_precision(f64, f32):
 
 def _bitcast(src, dst, dst_ir):
     """An intrinsic that reads the IEEE-754 bits of a `src` value as a `dst` (a bit-cast, no conversion)."""
+
     @intrinsic
     def cast(typingctx, x):
         def codegen(context, builder, sig, args):
             return builder.bitcast(args[0], dst_ir)
+
         return dst(src), codegen
+
     return cast
 
 
-_bits = _bitcast(types.float64, types.int64, ir.IntType(64))       # a float64's bits as an int64
+_bits = _bitcast(types.float64, types.int64, ir.IntType(64))  # a float64's bits as an int64
 _from_bits = _bitcast(types.int64, types.float64, ir.DoubleType())  # the float64 of those bits
 _bits32 = _bitcast(types.float32, types.int32, ir.IntType(32))
 _from_bits32 = _bitcast(types.int32, types.float32, ir.FloatType())
@@ -91,8 +95,27 @@ def _exp64(x):
     kd = xc * _LOG2E + _SHIFT
     nf = kd - _SHIFT
     r = (xc - nf * _LN2_HI) - nf * _LN2_LO
-    p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (_E7 + r * (_E8 + r * (
-        _E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13))))))))))))  # Horner, from the highest degree
+    p = 1.0 + r * (
+        1.0
+        + r
+        * (
+            _E2
+            + r
+            * (
+                _E3
+                + r
+                * (
+                    _E4
+                    + r
+                    * (
+                        _E5
+                        + r
+                        * (_E6 + r * (_E7 + r * (_E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13)))))))
+                    )
+                )
+            )
+        )
+    )  # Horner, from the highest degree
     n = _bits(kd) - _SHIFT_BITS
     half = n >> 1
     out = p * _from_bits((half + 1023) << 52) * _from_bits((n - half + 1023) << 52)
@@ -144,7 +167,9 @@ def _exp_small64(x):
 @numba.njit(**INLINE)
 def _log1p_small64(x):
     """log(1 + x) for |x| <= 1/128: degree-9 alternating series, truncation below 2e-20 relative."""
-    return x * (1.0 - x * (1 / 2 - x * (1 / 3 - x * (1 / 4 - x * (1 / 5 - x * (1 / 6 - x * (1 / 7 - x * (1 / 8 - x / 9))))))))
+    return x * (
+        1.0 - x * (1 / 2 - x * (1 / 3 - x * (1 / 4 - x * (1 / 5 - x * (1 / 6 - x * (1 / 7 - x * (1 / 8 - x / 9)))))))
+    )
 
 
 @numba.njit(**INLINE)

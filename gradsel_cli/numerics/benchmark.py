@@ -18,18 +18,19 @@ import time
 import numpy as np
 
 from .. import data
-from .threads import get_threads, max_threads
-from . import network
 from ..config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, TrainConfig
+from . import network
+from .threads import get_threads, max_threads
 
 NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
-NAIVE_SAMPLE = 400      # weights timed when sampling
+NAIVE_SAMPLE = 400  # weights timed when sampling
 NAIVE_BLAS_THREADS = 1  # BLAS threads of the naive reference's NumPy (the textbook code's single thread)
 
 
 # A busy loop that also ends by itself once its parent is gone (even a killed one).
-_BUSY = ("import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n"
-         "    for _ in range(1_000_000):\n        pass\n")
+_BUSY = (
+    "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(1_000_000):\n        pass\n"
+)
 
 
 @contextlib.contextmanager
@@ -40,9 +41,15 @@ def background_load(n: int):
     try:
         for _ in range(n):
             # A session of their own: Ctrl-C at the terminal reaches only gradsel, which stops them (and speaks)
-            procs.append(subprocess.Popen([sys.executable, "-c", _BUSY], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _BUSY],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
         yield procs
     finally:
         for p in procs:
@@ -88,8 +95,9 @@ def dense_exp_count(x: np.ndarray, hidden: int, n_out: int = network.N_OUT) -> i
     return 2 * n_out * hidden * nnz + 2 * (hidden + 1) * n_out * x.shape[0]
 
 
-def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: int = 0,
-              precision: str = "float64") -> dict:
+def bench_one(
+    x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: int = 0, precision: str = "float64"
+) -> dict:
     """Every timing for one (hidden, batch) configuration, in seconds, with data, weights and arithmetic in
     `precision` (float64 or float32)."""
     params = network.init_params(hidden, seed, dtype=precision)
@@ -103,7 +111,7 @@ def bench_one(x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: 
     out.update(_naive_timing(params, x, y, repeat, seed))
 
     for name in METHOD_NAMES:  # as training runs them: the fused loop, FUSED_ITERS iterations per call
-        out[f"iter_{name}"] = median_time(lambda: fused_iterations(params, x, y, name), repeat) / FUSED_ITERS
+        out[f"iter_{name}"] = median_time(lambda name=name: fused_iterations(params, x, y, name), repeat) / FUSED_ITERS
     out["iteration_over_analytic"] = out["iter_analytic"] / out["analytic"]
     out["naive_over_numeric"] = out["naive"] / out["numeric"]
     out["numeric_over_analytic"] = out["numeric"] / out["analytic"]
@@ -121,12 +129,15 @@ def _naive_timing(params, x, y, repeat: int, seed: int) -> dict:
     n = params.flat.size
     sample = np.random.default_rng(seed).choice(n, size=min(NAIVE_SAMPLE, n), replace=False)
     with threadpool_limits(limits=NAIVE_BLAS_THREADS, user_api="blas"):
-        per_weight = median_time(lambda: network.naive_numeric_gradient(params, x, y, indices=sample),
-                                 max(1, repeat // 2)) / len(sample)
+        per_weight = median_time(
+            lambda: network.naive_numeric_gradient(params, x, y, indices=sample), max(1, repeat // 2)
+        ) / len(sample)
         if per_weight * n > NAIVE_FULL_LIMIT:
             return {"naive": per_weight * n, "naive_extrapolated": True}
-        return {"naive": median_time(lambda: network.naive_numeric_gradient(params, x, y), max(1, repeat // 2)),
-                "naive_extrapolated": False}
+        return {
+            "naive": median_time(lambda: network.naive_numeric_gradient(params, x, y), max(1, repeat // 2)),
+            "naive_extrapolated": False,
+        }
 
 
 FUSED_ITERS = 20  # iterations of one timed fused-loop call (alternate: half of them numeric)
@@ -135,8 +146,17 @@ FUSED_ITERS = 20  # iterations of one timed fused-loop call (alternate: half of 
 def fused_iterations(params: network.Params, x: np.ndarray, y: np.ndarray, method: str) -> None:
     """FUSED_ITERS iterations of plain SGD (lr 0.1) with `method`, on a copy of params, each on the whole batch."""
     batches = np.tile(np.arange(len(y)), (FUSED_ITERS, 1))
-    network.sgd_iterations(params.copy(), x, y, batches, 0, network.settings(TrainConfig(method=method, lr=0.1)),
-                           np.empty(FUSED_ITERS), np.zeros(FUSED_ITERS, np.int8), np.empty(FUSED_ITERS))
+    network.sgd_iterations(
+        params.copy(),
+        x,
+        y,
+        batches,
+        0,
+        network.settings(TrainConfig(method=method, lr=0.1)),
+        np.empty(FUSED_ITERS),
+        np.zeros(FUSED_ITERS, np.int8),
+        np.empty(FUSED_ITERS),
+    )
 
 
 def check_sizes(hiddens, batches) -> None:
@@ -147,7 +167,9 @@ def check_sizes(hiddens, batches) -> None:
             raise ValueError(f"--{name} {too_big[0]:,} is more than the limit of {limit:,}; give sizes up to {limit:,}")
 
 
-def run_bench(hiddens, batches, repeat: int = 5, data_dir=None, progress=None, precision: str = "float64") -> list[dict]:
+def run_bench(
+    hiddens, batches, repeat: int = 5, data_dir=None, progress=None, precision: str = "float64"
+) -> list[dict]:
     """bench_one over the grid hiddens x batches; progress(done, total, label)."""
     check_sizes(hiddens, batches)
     xtr, ytr, _, _ = data.load_mnist_raw(data_dir)
@@ -167,6 +189,12 @@ def bench_record(rows: list[dict], repeat: int, background: int, precision: str 
     """The measurements with how they were taken: the thread setting (None: the automatic policy), the cores,
     the naive reference's BLAS threads, the timed calls per measurement, the busy processes beside them and
     the precision."""
-    return {"threads": get_threads(), "max_threads": max_threads(),
-            "naive_blas_threads": NAIVE_BLAS_THREADS, "background": background,
-            "repeat": repeat, "precision": precision, "rows": rows}
+    return {
+        "threads": get_threads(),
+        "max_threads": max_threads(),
+        "naive_blas_threads": NAIVE_BLAS_THREADS,
+        "background": background,
+        "repeat": repeat,
+        "precision": precision,
+        "rows": rows,
+    }

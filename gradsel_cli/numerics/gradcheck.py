@@ -14,8 +14,9 @@ gradient, as in training, ignores the loss epsilon).
 import numpy as np
 
 from .. import data
+from ..config import GRADCHECK_STEPS as DEFAULT_STEPS
+from ..config import TrainConfig
 from . import network
-from ..config import GRADCHECK_STEPS as DEFAULT_STEPS, TrainConfig
 from .network import DEFAULTS, Params, Settings
 from .training import Dataset, batch_indices, train
 
@@ -84,9 +85,18 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None)
     states = []
     for name, iteration, params in (("init", 0, start), ("trained", config.iters, trained)):
         rows = check_steps(params, x, y, steps, settings)
-        states.append({"state": name, "iteration": iteration,
-                       "loss": network.loss(params, x, y, settings),
-                       "rows": rows,
-                       "best_step": best_step(rows)})
-    return {"config": config.to_dict(), "scheme": config.fd_scheme, "steps": [float(h) for h in steps],
-            "states": states}
+        states.append(
+            {
+                "state": name,
+                "iteration": iteration,
+                "loss": network.loss(params, x, y, settings),
+                "rows": rows,
+                "best_step": best_step(rows),
+            }
+        )
+    return {
+        "config": config.to_dict(),
+        "scheme": config.fd_scheme,
+        "steps": [float(h) for h in steps],
+        "states": states,
+    }

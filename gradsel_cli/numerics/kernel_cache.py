@@ -41,8 +41,7 @@ def _cached_kernels() -> tuple:
         module = importlib.import_module(f"{kernels.__name__}.{info.name}")
         for v in vars(module).values():
             # Dispatcher._cache is private: numba's stubs leave it out
-            if (isinstance(v, numba.core.dispatcher.Dispatcher)
-                    and hasattr(v._cache, "_cache_file")):  # type: ignore[attr-defined]
+            if isinstance(v, numba.core.dispatcher.Dispatcher) and hasattr(v._cache, "_cache_file"):  # type: ignore[attr-defined]
                 found[id(v)] = v
     return tuple(found.values())
 
@@ -53,7 +52,7 @@ _CACHED = _cached_kernels()
 def _cache_files(kernel) -> list[str]:
     """The cache files of `kernel` compiled from this source: its index and its data files."""
     f = kernel._cache._cache_file
-    base = glob.escape(os.path.join(f._cache_path, f._index_name[:-len(".nbi")]))
+    base = glob.escape(os.path.join(f._cache_path, f._index_name[: -len(".nbi")]))
     return [p for p in [f._index_path, *glob.glob(base + ".*.nbc")] if os.path.exists(p)]
 
 

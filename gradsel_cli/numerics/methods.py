@@ -34,9 +34,9 @@ class Step:
 
     params: Params
     opt_state: dict
-    loss: float                   # batch loss at the weights before the update
-    source: str                   # the gradient source whose update was kept
-    computed: tuple[str, ...]     # the gradient sources computed this iteration
+    loss: float  # batch loss at the weights before the update
+    source: str  # the gradient source whose update was kept
+    computed: tuple[str, ...]  # the gradient sources computed this iteration
     rel_diff: float | None = None  # ||g_numeric - g_analytic|| / ||g_analytic|| when both computed
 
 

@@ -1,4 +1,4 @@
-"""The two-layer network: parameters, initialisation, and checked wrappers over the 
+"""The two-layer network: parameters, initialisation, and checked wrappers over the
 
 ``Params`` keeps all weights in one flat vector with four views (W1, b1, W2,
 b2), so optimizers update one array and gradients have the same layout as the
@@ -7,8 +7,9 @@ everything computed with it: the wrappers convert the data to it and the
 kernels compute in it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,25 +40,35 @@ class Settings(NamedTuple):
     than two names is its kernel code (ACTIVATION_CODES, ...), a choice of two a boolean named after the field
     and the choice it is true for (fd_central: fd_scheme is "central"), as in the kernels' parameters."""
 
-    method: int            # METHOD_CODES: the fused loop's gradient source
-    activation: int        # ACTIVATION_CODES
-    loss: int              # LOSS_CODES
+    method: int  # METHOD_CODES: the fused loop's gradient source
+    activation: int  # ACTIVATION_CODES
+    loss: int  # LOSS_CODES
     weight_decay: float
-    loss_epsilon: float    # every loss evaluation; the analytic gradient ignores it
+    loss_epsilon: float  # every loss evaluation; the analytic gradient ignores it
     fd_step: float
-    fd_central: bool       # fd_scheme == "central" (else forward)
-    fd_textbook: bool      # fd_arith == "textbook" (else exact)
+    fd_central: bool  # fd_scheme == "central" (else forward)
+    fd_textbook: bool  # fd_arith == "textbook" (else exact)
     numeric_every: int
     select_on_train: bool  # select_on == "train" (else the batch)
-    lr: float              # the fused loop's SGD step
+    lr: float  # the fused loop's SGD step
 
 
 def settings(config: TrainConfig) -> Settings:
     """The Settings of `config`, validated (ValueError naming the first bad field)."""
     c = config.validate()
-    return Settings(METHOD_CODES[c.method], ACTIVATION_CODES[c.activation], LOSS_CODES[c.loss], float(c.weight_decay),
-                    float(c.loss_epsilon), c.fd_step, c.fd_scheme == "central", c.fd_arith == "textbook",
-                    c.numeric_every, c.select_on == "train", c.lr)
+    return Settings(
+        METHOD_CODES[c.method],
+        ACTIVATION_CODES[c.activation],
+        LOSS_CODES[c.loss],
+        float(c.weight_decay),
+        float(c.loss_epsilon),
+        c.fd_step,
+        c.fd_scheme == "central",
+        c.fd_arith == "textbook",
+        c.numeric_every,
+        c.select_on == "train",
+        c.lr,
+    )
 
 
 DEFAULTS = settings(TrainConfig())
@@ -75,8 +86,9 @@ class Params:
     batch_norm: bool = False
 
     @classmethod
-    def zeros(cls, hidden: int, n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False,
-              dtype=np.float64) -> "Params":
+    def zeros(
+        cls, hidden: int, n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False, dtype=np.float64
+    ) -> "Params":
         size = n_in * hidden + hidden + hidden * n_out + n_out + (2 * hidden if batch_norm else 0)
         return cls(np.zeros(size, dtype=_float_dtype(dtype)), hidden, n_in, n_out, batch_norm)
 
@@ -104,12 +116,12 @@ class Params:
     @property
     def gamma(self) -> np.ndarray:
         """Batch-norm scale (H,); only with batch_norm."""
-        return self.flat[self._bn_start:self._bn_start + self.hidden]
+        return self.flat[self._bn_start : self._bn_start + self.hidden]
 
     @property
     def beta(self) -> np.ndarray:
         """Batch-norm shift (H,); only with batch_norm."""
-        return self.flat[self._bn_start + self.hidden:self._bn_start + 2 * self.hidden]
+        return self.flat[self._bn_start + self.hidden : self._bn_start + 2 * self.hidden]
 
     @property
     def W1(self) -> np.ndarray:
@@ -129,7 +141,7 @@ class Params:
     @property
     def b2(self) -> np.ndarray:
         _, _, c = self._cuts()
-        return self.flat[c:c + self.n_out]
+        return self.flat[c : c + self.n_out]
 
     def __iter__(self):
         """W1, b1, W2, b2 (so that ``W1, b1, W2, b2 = params``); batch-norm gamma, beta are in blocks()."""
@@ -137,8 +149,10 @@ class Params:
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in self.blocks().items())
-        return (f"Params({self.n_in}→{self.hidden}→{self.n_out}, {self.hidden} hidden units, "
-                f"{'batch norm' if self.batch_norm else 'no batch norm'}, {self.flat.size:,} values: {shapes})")
+        return (
+            f"Params({self.n_in}→{self.hidden}→{self.n_out}, {self.hidden} hidden units, "
+            f"{'batch norm' if self.batch_norm else 'no batch norm'}, {self.flat.size:,} values: {shapes})"
+        )
 
     def blocks(self) -> dict[str, np.ndarray]:
         out = {"W1": self.W1, "b1": self.b1, "W2": self.W2, "b2": self.b2}
@@ -152,8 +166,9 @@ class Params:
         return self.flat.dtype
 
     def with_flat(self, flat: np.ndarray) -> "Params":
-        return Params(np.ascontiguousarray(flat, dtype=self.flat.dtype), self.hidden, self.n_in, self.n_out,
-                      self.batch_norm)
+        return Params(
+            np.ascontiguousarray(flat, dtype=self.flat.dtype), self.hidden, self.n_in, self.n_out, self.batch_norm
+        )
 
     def copy(self) -> "Params":
         return self.with_flat(self.flat.copy())
@@ -174,8 +189,16 @@ def _float_dtype(dtype) -> np.dtype:
     return dtype
 
 
-def init_params(hidden: int, seed: int = 0, std: float = 0.01, init: str = "std",
-                n_in: int = N_IN, n_out: int = N_OUT, batch_norm: bool = False, dtype=np.float64) -> Params:
+def init_params(
+    hidden: int,
+    seed: int = 0,
+    std: float = 0.01,
+    init: str = "std",
+    n_in: int = N_IN,
+    n_out: int = N_OUT,
+    batch_norm: bool = False,
+    dtype=np.float64,
+) -> Params:
     """Initial weights: N(0, std^2) (`std`), Xavier sqrt(1/n_in) or He sqrt(2/n_in) per layer; biases 0;
     batch-norm gamma 1, beta 0. Drawn in float64 and rounded to `dtype`, so a float32 run starts from
     the float64 run's weights, rounded."""
@@ -246,8 +269,19 @@ def loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> floa
     -log(p + loss_epsilon) when loss_epsilon > 0. Computed in the precision of `params`."""
     s = settings
     x, y, mask = _check_batch(params, x, y, mask)
-    data_part = _loss(x, y, params.W1, params.b1, params.W2, params.b2, s.activation, mask, s.loss,
-                      params.dtype.type(s.loss_epsilon), *_gamma_beta(params))
+    data_part = _loss(
+        x,
+        y,
+        params.W1,
+        params.b1,
+        params.W2,
+        params.b2,
+        s.activation,
+        mask,
+        s.loss,
+        params.dtype.type(s.loss_epsilon),
+        *_gamma_beta(params),
+    )
     return _in_precision(params, data_part, penalty(params, s.weight_decay))
 
 
@@ -268,8 +302,19 @@ def analytic_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=
     s = settings
     x, y, mask = _check_batch(params, x, y, mask)
     decay = s.weight_decay
-    value, flat = _analytic(x, y, params.W1, params.b1, params.W2, params.b2, s.activation, mask, s.loss,
-                            params.dtype.type(s.loss_epsilon), *_gamma_beta(params))
+    value, flat = _analytic(
+        x,
+        y,
+        params.W1,
+        params.b1,
+        params.W2,
+        params.b2,
+        s.activation,
+        mask,
+        s.loss,
+        params.dtype.type(s.loss_epsilon),
+        *_gamma_beta(params),
+    )
     grad = params.with_flat(flat)
     if decay:
         grad.flat[...] += decay * params.flat * params.weight_mask()
@@ -291,19 +336,50 @@ def numeric_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=N
     if params.batch_norm:
         lit_columns = int(np.count_nonzero(x.any(axis=0))) + 1
         work = (2 if s.fd_central else 1) * params.hidden * lit_columns * x.shape[0] * params.n_out
-        g = run_parallel(_numeric_bn, work, x, y, params.W1, params.b1, params.W2, params.b2, params.gamma,
-                         params.beta, s.activation, mask, t(s.fd_step), s.fd_central, s.loss, s.fd_textbook,
-                         t(s.loss_epsilon))
+        g = run_parallel(
+            _numeric_bn,
+            work,
+            x,
+            y,
+            params.W1,
+            params.b1,
+            params.W2,
+            params.b2,
+            params.gamma,
+            params.beta,
+            s.activation,
+            mask,
+            t(s.fd_step),
+            s.fd_central,
+            s.loss,
+            s.fd_textbook,
+            t(s.loss_epsilon),
+        )
     else:
         work = _numeric_work(params, np.count_nonzero(x), x.shape[0], s.fd_central, s.fd_textbook)
-        g = run_parallel(_numeric, work, x, y, params.W1, params.b1, params.W2, params.b2, s.activation, mask,
-                         t(s.fd_step), s.fd_central, s.loss, s.fd_textbook, t(s.loss_epsilon))
+        g = run_parallel(
+            _numeric,
+            work,
+            x,
+            y,
+            params.W1,
+            params.b1,
+            params.W2,
+            params.b2,
+            s.activation,
+            mask,
+            t(s.fd_step),
+            s.fd_central,
+            s.loss,
+            s.fd_textbook,
+            t(s.loss_epsilon),
+        )
     grad = _as_params(params, *g)
     decay, fd_step = s.weight_decay, s.fd_step
     if decay:
         w = params.flat
         lower = w - fd_step if s.fd_central else w
-        change = 0.5 * decay * ((w + fd_step) ** 2 - lower ** 2) / ((2 * fd_step) if s.fd_central else fd_step)
+        change = 0.5 * decay * ((w + fd_step) ** 2 - lower**2) / ((2 * fd_step) if s.fd_central else fd_step)
         grad.flat[...] += change * params.weight_mask()
     return grad
 
@@ -327,8 +403,17 @@ def fusable(method: str, optimizer: str, weight_decay: float, dropout: float, ba
     return method in METHOD_CODES and optimizer == "sgd" and weight_decay == 0 and dropout == 0 and not batch_norm
 
 
-def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, settings: Settings = DEFAULTS, losses=None,
-                   sources=None, rel_diffs=None) -> tuple[int, bool]:
+def sgd_iterations(
+    params: Params,
+    x_train,
+    y_train,
+    batches,
+    t0: int,
+    settings: Settings = DEFAULTS,
+    losses=None,
+    sources=None,
+    rel_diffs=None,
+) -> tuple[int, bool]:
     """Iterations t0 + 1 ... t0 + len(batches) of plain SGD (no weight decay, dropout or batch norm)
     in one kernel call, `params` updated in place: bitwise the steps of methods.py.
 
@@ -350,20 +435,52 @@ def sgd_iterations(params: Params, x_train, y_train, batches, t0: int, settings:
     losses = np.empty(end) if losses is None else losses
     sources = np.zeros(end, np.int8) if sources is None else sources
     rel_diffs = np.full(end, np.nan) if rel_diffs is None else rel_diffs
-    for name, out, dtype in (("losses", losses, np.float64), ("sources", sources, np.int8),
-                             ("rel_diffs", rel_diffs, np.float64)):
-        if not (isinstance(out, np.ndarray) and out.dtype == dtype and out.ndim == 1 and len(out) >= end
-                and out.flags.c_contiguous):
+    for name, out, dtype in (
+        ("losses", losses, np.float64),
+        ("sources", sources, np.int8),
+        ("rel_diffs", rel_diffs, np.float64),
+    ):
+        if not (
+            isinstance(out, np.ndarray)
+            and out.dtype == dtype
+            and out.ndim == 1
+            and len(out) >= end
+            and out.flags.c_contiguous
+        ):
             raise ValueError(f"{name} must be a contiguous {np.dtype(dtype).name} vector of at least {end} entries")
     numeric_every = min(s.numeric_every, t0 + len(batches) + 1)  # the same iterations; fits the kernel's int64
-    numeric_calls = {"analytic": 0, "numeric": len(batches), "select": len(batches),
-                     "alternate": (t0 + len(batches)) // numeric_every - t0 // numeric_every}[
-        config.METHOD_NAMES[s.method]]
+    numeric_calls = {
+        "analytic": 0,
+        "numeric": len(batches),
+        "select": len(batches),
+        "alternate": (t0 + len(batches)) // numeric_every - t0 // numeric_every,
+    }[config.METHOD_NAMES[s.method]]
     lit = np.count_nonzero(x_train) / len(x_train) * batches.shape[1]  # on average
     work = _numeric_work(params, lit, batches.shape[1], s.fd_central, s.fd_textbook) if numeric_calls else 0
-    return run_parallel(_train_sgd, work, params.flat, params.hidden, x_train, y_train, batches, t0, s.method,
-                        numeric_every, t(s.lr), s.activation, s.loss, t(s.loss_epsilon), t(s.fd_step), s.fd_central,
-                        s.fd_textbook, s.select_on_train, losses, sources, rel_diffs, calls=numeric_calls)
+    return run_parallel(
+        _train_sgd,
+        work,
+        params.flat,
+        params.hidden,
+        x_train,
+        y_train,
+        batches,
+        t0,
+        s.method,
+        numeric_every,
+        t(s.lr),
+        s.activation,
+        s.loss,
+        t(s.loss_epsilon),
+        t(s.fd_step),
+        s.fd_central,
+        s.fd_textbook,
+        s.select_on_train,
+        losses,
+        sources,
+        rel_diffs,
+        calls=numeric_calls,
+    )
 
 
 _NUMPY_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
@@ -421,7 +538,7 @@ def naive_numeric_gradient(params: Params, x, y, settings: Settings = DEFAULTS, 
     fd_step = settings.fd_step
     grad = np.full_like(work.flat, np.nan)
     base = None if settings.fd_central else f()
-    for n in (range(work.flat.size) if indices is None else indices):
+    for n in range(work.flat.size) if indices is None else indices:
         keep = work.flat[n]
         work.flat[n] = keep + fd_step
         up = f()
@@ -464,9 +581,16 @@ def predict(params: Params, x, activation: str = "sigmoid") -> np.ndarray:
         return run_parallel(_predict, work, chunk, params.W1, params.b1, params.W2, params.b2, act)
 
     if x.dtype == np.uint8:  # convert in chunks: the test set as float64 would be 63 MB
-        return np.concatenate([run((np.ascontiguousarray(x[i:i + PREDICT_CHUNK], dtype=np.float64)
-                                    / 255.0).astype(params.dtype, copy=False))
-                               for i in range(0, len(x), PREDICT_CHUNK)])
+        return np.concatenate(
+            [
+                run(
+                    (np.ascontiguousarray(x[i : i + PREDICT_CHUNK], dtype=np.float64) / 255.0).astype(
+                        params.dtype, copy=False
+                    )
+                )
+                for i in range(0, len(x), PREDICT_CHUNK)
+            ]
+        )
     return run(np.ascontiguousarray(x, dtype=params.dtype))
 
 

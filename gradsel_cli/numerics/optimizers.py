@@ -23,10 +23,10 @@ class Optimizer:
     name: str = _DEFAULT.optimizer
     lr: float = _DEFAULT.lr
     momentum: float = _DEFAULT.momentum  # momentum and nesterov
-    rho: float = _DEFAULT.rho            # rmsprop decay
-    beta1: float = _DEFAULT.beta1        # adam
-    beta2: float = _DEFAULT.beta2        # adam
-    eps: float = _DEFAULT.eps            # adagrad, rmsprop, adam
+    rho: float = _DEFAULT.rho  # rmsprop decay
+    beta1: float = _DEFAULT.beta1  # adam
+    beta2: float = _DEFAULT.beta2  # adam
+    eps: float = _DEFAULT.eps  # adagrad, rmsprop, adam
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
@@ -61,5 +61,5 @@ class Optimizer:
         # adam, bias-corrected through the step size as in the textbook
         m = state["m"] + (1.0 - self.beta1) * (g - state["m"])
         v = state["v"] + (1.0 - self.beta2) * (g * g - state["v"])
-        lr_t = lr * math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)  # a Python float: keeps p's dtype
+        lr_t = lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)  # a Python float: keeps p's dtype
         return p - lr_t * m / (np.sqrt(v) + self.eps), {"t": t, "m": m, "v": v}

@@ -30,8 +30,9 @@ def set_threads(n: int | None) -> None:
     global _fixed
     if n is not None:
         if not 1 <= int(n) <= max_threads():
-            raise ValueError(f"--threads {n}: between 1 and the {max_threads()} available; lower it or "
-                             "set NUMBA_NUM_THREADS")
+            raise ValueError(
+                f"--threads {n}: between 1 and the {max_threads()} available; lower it or set NUMBA_NUM_THREADS"
+            )
         n = int(n)
     _fixed = n
 
@@ -91,8 +92,7 @@ def run_parallel(kernel, work: float, *args, calls: int = 1):
     to choose the next ones' (not the first call: it may compile)."""
     n = threads_for(kernel, work)
     numba.set_num_threads(n)
-    measure = (_fixed is None and kernel in _choices and work >= PARALLEL_WORK and calls > 0
-               and bool(kernel.signatures))
+    measure = _fixed is None and kernel in _choices and work >= PARALLEL_WORK and calls > 0 and bool(kernel.signatures)
     start = time.perf_counter()
     out = kernel(*args)
     if measure:

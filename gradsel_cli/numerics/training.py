@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from .. import data
-from . import network
-from ..data import load_mnist_raw
 from ..config import Notice, TrainConfig
-from .methods import METHODS, StepContext, Step
+from ..data import load_mnist_raw
+from ..seeding import rng
+from . import network
+from .methods import METHODS, Step, StepContext
 from .network import Params
 from .optimizers import Optimizer
-from ..seeding import rng
 
 
 @dataclass
@@ -28,26 +28,26 @@ class RunResult:
     """What one run produced."""
 
     config: TrainConfig
-    accuracy: float                       # on the first test_limit test images (nan if diverged)
-    final_loss: float                     # mean loss on the whole few-shot training set at the end
-    loss_history: np.ndarray              # (iterations_done,) batch loss before each update
-    wall_time: float                      # seconds, whole run including evaluation (and compile_time)
-    train_time: float                     # seconds spent in the iterations (compilation excluded)
+    accuracy: float  # on the first test_limit test images (nan if diverged)
+    final_loss: float  # mean loss on the whole few-shot training set at the end
+    loss_history: np.ndarray  # (iterations_done,) batch loss before each update
+    wall_time: float  # seconds, whole run including evaluation (and compile_time)
+    train_time: float  # seconds spent in the iterations (compilation excluded)
     iterations_done: int
-    counts: dict[str, int]                # gradient evaluations of each source
-    select_wins: dict[str, int] | None    # select: how often each update was kept
-    rel_diff_mean: float | None           # mean ||g_num - g_ana|| / ||g_ana|| where both were computed
+    counts: dict[str, int]  # gradient evaluations of each source
+    select_wins: dict[str, int] | None  # select: how often each update was kept
+    rel_diff_mean: float | None  # mean ||g_num - g_ana|| / ||g_ana|| where both were computed
     diverged: bool
     params: Params
-    predictions: np.ndarray               # (test_limit,) predicted digits
-    running_mean: np.ndarray | None       # batch norm: running statistics used at test time
+    predictions: np.ndarray  # (test_limit,) predicted digits
+    running_mean: np.ndarray | None  # batch norm: running statistics used at test time
     running_var: np.ndarray | None
     # (iterations_done,) 1 where the kept update was numeric
     sources: np.ndarray | None = field(repr=False, default=None)
     # (iterations_done,) each step's rel_diff, nan if none
     rel_diffs: np.ndarray | None = field(repr=False, default=None)
     acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy): curve_iterations
-    compile_time: float = 0.0             # seconds to compile or load the kernels before the first iteration
+    compile_time: float = 0.0  # seconds to compile or load the kernels before the first iteration
 
     @property
     def time_per_iter(self) -> float:
@@ -131,8 +131,9 @@ def curve_iterations(iters: int, points: int = 0, every: int = 0) -> set[int]:
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss or weight ends the run as diverged
-def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, eval_every: int = 0,
-          fused: bool = True) -> RunResult:
+def train(
+    config: TrainConfig, data=None, progress=None, eval_points: int = 0, eval_every: int = 0, fused: bool = True
+) -> RunResult:
     """Train one network. `data` is either MNIST as ``data.load_mnist_raw()`` gives it (loaded when
     omitted), from which the config's few-shot and test sets are taken, or a ready Dataset (e.g. a
     validation split).
@@ -156,15 +157,23 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
     if ds.x_train.dtype != np.dtype(c.precision):  # a given dataset (e.g. tune's split), rounded once here
         ds = Dataset(ds.x_train.astype(c.precision), ds.y_train, ds.x_test, ds.y_test)
     context = StepContext(
-        optimizer=Optimizer(c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2,
-                            eps=c.eps),
-        settings=network.settings(c), x_train=ds.x_train, y_train=ds.y_train,
+        optimizer=Optimizer(
+            c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2, eps=c.eps
+        ),
+        settings=network.settings(c),
+        x_train=ds.x_train,
+        y_train=ds.y_train,
     )
     params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
     if c.method != "analytic":
         warn_unresolved_step(c.fd_step, params.flat)
-    run = _Iterations(c, context, params, ds, fused and network.fusable(c.method, c.optimizer, c.weight_decay,
-                                                                         c.dropout, c.batch_norm))
+    run = _Iterations(
+        c,
+        context,
+        params,
+        ds,
+        fused and network.fusable(c.method, c.optimizer, c.weight_decay, c.dropout, c.batch_norm),
+    )
     curve_at = curve_iterations(c.iters, eval_points, eval_every)
     acc_curve = []
     if 0 in curve_at:
@@ -194,13 +203,25 @@ def train(config: TrainConfig, data=None, progress=None, eval_points: int = 0, e
         final_loss = network.loss(params, ds.x_train, ds.y_train, context.settings)
     counts, wins = run.counts()
     return RunResult(
-        config=config, accuracy=accuracy, final_loss=final_loss, loss_history=run.losses[:done],
-        wall_time=time.perf_counter() - start, train_time=train_time,
-        iterations_done=done, counts=counts, select_wins=wins if config.method == "select" else None,
-        rel_diff_mean=_nanmean(run.rel_diffs[:done]), diverged=run.diverged,
-        params=params, predictions=predictions, sources=run.sources[:done], rel_diffs=run.rel_diffs[:done],
-        acc_curve=acc_curve, running_mean=None if run.running is None else run.running.mean,
-        running_var=None if run.running is None else run.running.var, compile_time=compile_time,
+        config=config,
+        accuracy=accuracy,
+        final_loss=final_loss,
+        loss_history=run.losses[:done],
+        wall_time=time.perf_counter() - start,
+        train_time=train_time,
+        iterations_done=done,
+        counts=counts,
+        select_wins=wins if config.method == "select" else None,
+        rel_diff_mean=_nanmean(run.rel_diffs[:done]),
+        diverged=run.diverged,
+        params=params,
+        predictions=predictions,
+        sources=run.sources[:done],
+        rel_diffs=run.rel_diffs[:done],
+        acc_curve=acc_curve,
+        running_mean=None if run.running is None else run.running.mean,
+        running_var=None if run.running is None else run.running.var,
+        compile_time=compile_time,
     )
 
 
@@ -242,8 +263,9 @@ class _Iterations:
             idx = self.batches[t - 1]
             if self.running is not None:
                 self.running.update(self.params, x_train[idx])
-            step: Step = step_fn(self.context, self.params, self.opt_state, x_train[idx], y_train[idx],
-                                 self.masks.next(), t)
+            step: Step = step_fn(
+                self.context, self.params, self.opt_state, x_train[idx], y_train[idx], self.masks.next(), t
+            )
             self.losses[t - 1] = step.loss
             self.done = t
             if not (math.isfinite(step.loss) and np.all(np.isfinite(step.params.flat))):
@@ -261,8 +283,16 @@ class _Iterations:
             todo = min(stop - self.done, self.chunk)
             tick = time.perf_counter()
             n, self.diverged = network.sgd_iterations(
-                self.params, self.ds.x_train, self.ds.y_train, self.batches[self.done:self.done + todo], self.done,
-                self.context.settings, self.losses, self.sources, self.rel_diffs)
+                self.params,
+                self.ds.x_train,
+                self.ds.y_train,
+                self.batches[self.done : self.done + todo],
+                self.done,
+                self.context.settings,
+                self.losses,
+                self.sources,
+                self.rel_diffs,
+            )
             self.done += n
             per_iteration = max(time.perf_counter() - tick, 1e-9) / max(n, 1)
             self.chunk = max(1, int(CALL_SECONDS / per_iteration))
@@ -285,8 +315,17 @@ def _warm_up(s: StepContext, params: Params, ds: Dataset, idx, ones, config: Tra
     tick = time.perf_counter()
     x, y, c = ds.x_train[idx], ds.y_train[idx], config
     if fused:
-        network.sgd_iterations(params.copy(), ds.x_train, ds.y_train, np.empty((0, c.batch), np.int64), 0, s.settings,
-                               np.empty(0), np.empty(0, np.int8), np.empty(0))
+        network.sgd_iterations(
+            params.copy(),
+            ds.x_train,
+            ds.y_train,
+            np.empty((0, c.batch), np.int64),
+            0,
+            s.settings,
+            np.empty(0),
+            np.empty(0, np.int8),
+            np.empty(0),
+        )
     if c.method != "numeric" and not fused:
         network.analytic_gradient(params, x, y, s.settings, ones)
     if c.method != "analytic" and not fused:
@@ -309,9 +348,13 @@ def warn_unresolved_step(fd_step: float, weights: np.ndarray) -> None:
     top = np.max(np.abs(weights)) if weights.size else weights.dtype.type(0)
     scale, resolution = float(top), float(np.spacing(top))  # the gap between numbers of the run's precision there
     if fd_step < resolution:
-        warnings.warn(f"--fd-step {fd_step:g} is below what {weights.dtype} resolves at the weights' scale ({scale:.2g}, "
-                      f"steps of {resolution:.1e}): w + h rounds to w and the numeric gradient is meaningless; "
-                      "use a step near 1e-4", Notice, stacklevel=3)
+        warnings.warn(
+            f"--fd-step {fd_step:g} is below what {weights.dtype} resolves at the weights' scale ({scale:.2g}, "
+            f"steps of {resolution:.1e}): w + h rounds to w and the numeric gradient is meaningless; "
+            "use a step near 1e-4",
+            Notice,
+            stacklevel=3,
+        )
 
 
 def model_path(path) -> str:
@@ -366,26 +409,32 @@ OVERSHOOT = 10.0  # a batch loss this many times the first one: the steps oversh
 def overshoot_warning(result: RunResult) -> str | None:
     """One line when a run that did not diverge still had its batch loss rise far above where it started
     (a learning rate so large that the weights jump, then saturate), else None."""
-    losses = result.loss_history[:result.iterations_done]
+    losses = result.loss_history[: result.iterations_done]
     if result.diverged or len(losses) < 2 or not losses[0] > 0:
         return None
     t = int(np.argmax(losses))
     if not losses[t] > OVERSHOOT * losses[0]:
         return None
-    return (f"the batch loss rose to {losses[t]:.3g} at iteration {t + 1} (from {losses[0]:.3g} at the start): "
-            f"the steps overshoot, and the result is not a trained network to rely on. "
-            f"{divergence_hint(result.config)}")
+    return (
+        f"the batch loss rose to {losses[t]:.3g} at iteration {t + 1} (from {losses[0]:.3g} at the start): "
+        f"the steps overshoot, and the result is not a trained network to rely on. "
+        f"{divergence_hint(result.config)}"
+    )
 
 
 def divergence_hint(config: TrainConfig) -> str:
     """What to change after a run diverged: the setting most likely at fault, not always the learning rate."""
     c = config
     if c.weight_decay * c.lr >= 1:
-        return (f"--weight-decay {c.weight_decay:g} times --lr {c.lr:g} is {c.weight_decay * c.lr:.3g} (at least 1: "
-                "each step overshoots the decay of the weights); lower --weight-decay.")
+        return (
+            f"--weight-decay {c.weight_decay:g} times --lr {c.lr:g} is {c.weight_decay * c.lr:.3g} (at least 1: "
+            "each step overshoots the decay of the weights); lower --weight-decay."
+        )
     if c.method != "analytic" and not FD_SANE[0] <= c.fd_step <= FD_SANE[1]:
-        return (f"The numeric gradient with --fd-step {c.fd_step:g} is mostly rounding or curvature error; "
-                "use a step near 1e-4.")
+        return (
+            f"The numeric gradient with --fd-step {c.fd_step:g} is mostly rounding or curvature error; "
+            "use a step near 1e-4."
+        )
     return "Try a smaller --lr."
 
 

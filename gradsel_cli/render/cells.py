@@ -32,7 +32,7 @@ def sparkline(values, width: int = 40, log: bool = False) -> str:
     if not vals:
         return ""
     step = max(1, len(vals) // width)
-    pts = [sum(vals[i:i + step]) / len(vals[i:i + step]) for i in range(0, len(vals), step)][:width]
+    pts = [sum(vals[i : i + step]) / len(vals[i : i + step]) for i in range(0, len(vals), step)][:width]
     lo, hi = min(pts), max(pts)
     span = hi - lo or 1.0
     return "".join(SPARKS[min(len(SPARKS) - 1, int((p - lo) / span * (len(SPARKS) - 1) + 0.5))] for p in pts)
@@ -46,8 +46,11 @@ def duration(seconds: float) -> str:
     """A duration to 3 significant digits with a sensible unit: 48.0 µs, 175 µs, 4.97 ms, 27.8 s, 3.1 min."""
     if seconds >= 120:
         return f"{seconds / 60:.1f} min"
-    value, unit = next((seconds * scale, unit) for scale, unit in ((1, "s"), (1e3, "ms"), (1e6, "µs"))
-                       if seconds * scale >= 1 or unit == "µs")
+    value, unit = next(
+        (seconds * scale, unit)
+        for scale, unit in ((1, "s"), (1e3, "ms"), (1e6, "µs"))
+        if seconds * scale >= 1 or unit == "µs"
+    )
     return f"{value:.{2 if value < 10 else 1 if value < 100 else 0}f} {unit}"
 
 
@@ -113,70 +116,110 @@ def verdict_lines(table: dict) -> list[str]:
             lines.append(f"    vs {part['baseline']}: {part['words']}")
             if "equivalence" in part:
                 e = part["equivalence"]
-                lines.append(f"    vs {part['baseline']}: {outcome(e)} within ±{e['margin']:g} (TOST): "
-                             f"{e['numbers']}")
+                lines.append(f"    vs {part['baseline']}: {outcome(e)} within ±{e['margin']:g} (TOST): {e['numbers']}")
     return lines
 
 
 def footer_lines(table: dict) -> list[str]:
     s = table["settings"]
-    lines = [f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
-             f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, "
-             f"fd step {s['fd_step']} ({s['fd_scheme']})"]
+    lines = [
+        f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
+        f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, "
+        f"fd step {s['fd_step']} ({s['fd_scheme']})"
+    ]
     arithmetic = (s.get("precision", "float64"), s.get("fd_arith", "exact"), s.get("loss_epsilon", 0.0))
     if arithmetic != ("float64", "exact", 0.0):
         lines.append(f"arithmetic: {s['precision']}, fd arith {s['fd_arith']}, loss epsilon {s['loss_epsilon']:g}")
     if table["mad_baseline"] is not None:
-        lines.append(f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, "
-                     f"all cells {table['mad_all']:.4f}")
+        lines.append(
+            f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}"
+        )
     if table["missing_cells"]:
         has = "has" if table["missing_cells"] == 1 else "have"
-        lines.append(f"{counted(table['missing_cells'], 'cell')} {has} no runs yet: "
-                     f"`gradsel table --preset {table['preset']} --run`")
+        lines.append(
+            f"{counted(table['missing_cells'], 'cell')} {has} no runs yet: "
+            f"`gradsel table --preset {table['preset']} --run`"
+        )
     for m in table["avg_mismatches"]:
-        lines.append(f"note: the published AVG of {m['method']} at B={m['batch']} is printed {m['printed']:.4f}, "
-                     f"the mean of its printed cells is {m['mean_of_cells']:.4f} (shown as printed)")
+        lines.append(
+            f"note: the published AVG of {m['method']} at B={m['batch']} is printed {m['printed']:.4f}, "
+            f"the mean of its printed cells is {m['mean_of_cells']:.4f} (shown as printed)"
+        )
     return lines
 
 
 def study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """The study's tables as (title, headers, rows) of plain strings, for Rich or Markdown."""
     if preset == "subsets":
-        rows = [[f"H={r['hidden']} k={r['shots']}", str(r["subsets"]), f"{r['mean']:.4f}",
-                 f"{r['lo']:.3f}–{r['hi']:.3f}", fmt_number(r["published"]),
-                 fmt_number(r["published_percentile"], ".0f"), fmt_number(r["first_k_mean"]),
-                 fmt_number(r["published_percentile_first_k"], ".0f")] for r in s["rows"]]
-        return [("Paper A, B=1, analytic: the published baseline among random few-shot subsets (pct) and among "
-                 "first-k runs (pct 1st), one run per seed",
-                 ["cell", "n", "random", "range", "paper", "pct", "first-k", "pct 1st"], rows)]
+        rows = [
+            [
+                f"H={r['hidden']} k={r['shots']}",
+                str(r["subsets"]),
+                f"{r['mean']:.4f}",
+                f"{r['lo']:.3f}–{r['hi']:.3f}",
+                fmt_number(r["published"]),
+                fmt_number(r["published_percentile"], ".0f"),
+                fmt_number(r["first_k_mean"]),
+                fmt_number(r["published_percentile_first_k"], ".0f"),
+            ]
+            for r in s["rows"]
+        ]
+        return [
+            (
+                "Paper A, B=1, analytic: the published baseline among random few-shot subsets (pct) and among "
+                "first-k runs (pct 1st), one run per seed",
+                ["cell", "n", "random", "range", "paper", "pct", "first-k", "pct 1st"],
+                rows,
+            )
+        ]
     parts = []
     for name in dict.fromkeys(r["condition"] for r in s["rows"]):
         rows, share, diverged = [], None, 0
         for r in (r for r in s["rows"] if r["condition"] == name):
             tost = r["tost"] or {}
-            pm = ("—" if r["difference"] is None else f"{r['difference']:+.4f}" if r["ci"][0] is None
-                  else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}")
-            rows.append([r["method"], fmt_number(r["predictions_differ"], ".3%"), pm,
-                         outcome(tost, "\n", upper=False) if tost else "—",
-                         f"{r['cells_equivalent']}/{r['cells']}", f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
-                         fmt_number(r["largest"], "+.4f")])
+            pm = (
+                "—"
+                if r["difference"] is None
+                else f"{r['difference']:+.4f}"
+                if r["ci"][0] is None
+                else f"{r['difference']:+.4f}±{(r['ci'][1] - r['ci'][0]) / 2:.4f}"
+            )
+            rows.append(
+                [
+                    r["method"],
+                    fmt_number(r["predictions_differ"], ".3%"),
+                    pm,
+                    outcome(tost, "\n", upper=False) if tost else "—",
+                    f"{r['cells_equivalent']}/{r['cells']}",
+                    f"{r['runs_within']}/{r['pairs'] - r['diverged']}",
+                    fmt_number(r["largest"], "+.4f"),
+                ]
+            )
             share = r["numeric_share"] if r["method"] == "select" else share
             diverged += r["diverged"]
-        title = (f"{name}: against analytic" + ("" if share is None else f"; select keeps numeric {share:.1%}")
-                 + (f"; {counted(diverged, 'pair')} diverged" if diverged else ""))
+        title = (
+            f"{name}: against analytic"
+            + ("" if share is None else f"; select keeps numeric {share:.1%}")
+            + (f"; {counted(diverged, 'pair')} diverged" if diverged else "")
+        )
         parts.append((title, ["method", "differ", "Δ acc ±CI", "TOST", "eq.", "≤2 img", "largest"], rows))
-    pub = [[p["paper"], p["method"], f"{p['within']}/{p['n']}", str(p["exact_zero"]), f"{p['largest']:+.4f}"]
-           for p in s["published"]]
-    parts.append(("Published: each method − analytic, single runs", ["paper", "method", "≤2 img", "exactly 0",
-                                                                      "largest"], pub))
+    pub = [
+        [p["paper"], p["method"], f"{p['within']}/{p['n']}", str(p["exact_zero"]), f"{p['largest']:+.4f}"]
+        for p in s["published"]
+    ]
+    parts.append(
+        ("Published: each method − analytic, single runs", ["paper", "method", "≤2 img", "exactly 0", "largest"], pub)
+    )
     return parts
 
 
 def study_legend(summary: dict) -> str:
     """What the columns of the conditions study mean, with its margin and how far the papers' baselines differ."""
     x = summary["cross_paper"]
-    return (f"differ: share of test predictions unlike analytic's. Δ: pooled by seed (mean over the "
-            f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. "
-            f"≤2 img: single runs within {summary['near_zero']} of analytic. largest: of a single run. "
-            f"The papers' analytic H=20 cells differ between the two papers by up to "
-            f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']}).")
+    return (
+        f"differ: share of test predictions unlike analytic's. Δ: pooled by seed (mean over the "
+        f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. "
+        f"≤2 img: single runs within {summary['near_zero']} of analytic. largest: of a single run. "
+        f"The papers' analytic H=20 cells differ between the two papers by up to "
+        f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']})."
+    )

@@ -10,8 +10,15 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Column
 from rich.text import Text
 
@@ -55,8 +62,10 @@ class RateColumn(ProgressColumn):
         speed = task.finished_speed or task.speed
         if speed is None:
             return Text("")
-        scaled, prefix = next(((speed / scale, prefix) for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"))
-                               if speed >= scale), (speed, ""))
+        scaled, prefix = next(
+            ((speed / scale, prefix) for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")) if speed >= scale),
+            (speed, ""),
+        )
         return Text(f"{scaled:>5.{0 if scaled >= 10 else 1}f}{prefix} {self.unit}/s", style="progress.data.speed")
 
 
@@ -65,12 +74,15 @@ def progress_columns(unit: str = "it") -> list:
     Every column but the bar keeps its whole text; the bar takes the width they leave, so the line
     fits 80 columns however large the numbers."""
     whole: dict[str, Any] = dict(table_column=Column(no_wrap=True))
-    columns = [TextColumn("{task.description}", style="bold", markup=False, **whole),
-               BarColumn(bar_width=None, table_column=Column(ratio=1)),
-               MofNCompleteColumn(**whole), TextColumn("{task.fields[info]}", markup=False, **whole)]
+    columns = [
+        TextColumn("{task.description}", style="bold", markup=False, **whole),
+        BarColumn(bar_width=None, table_column=Column(ratio=1)),
+        MofNCompleteColumn(**whole),
+        TextColumn("{task.fields[info]}", markup=False, **whole),
+    ]
     if unit:
         columns.append(RateColumn(unit, **whole))
-    return columns + [TimeElapsedColumn(**whole), TextColumn("ETA", **whole), TimeRemainingColumn(**whole)]
+    return [*columns, TimeElapsedColumn(**whole), TextColumn("ETA", **whole), TimeRemainingColumn(**whole)]
 
 
 class _Progress(Progress):

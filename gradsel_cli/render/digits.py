@@ -2,8 +2,9 @@
 colour, with each method's prediction below.
 """
 
-import numpy as np
+import math
 
+import numpy as np
 from rich.measure import Measurement
 from rich.style import Style
 from rich.text import Text
@@ -80,8 +81,10 @@ def digit_caption(index: int, label: int, predictions: dict[str, int], width: in
         text.append("  differ", style="bold black on yellow")
     for m, p in predictions.items():
         colour = "green" if p == label else "red"
-        text.append(f"\n{strip_control(m)[:width - 3]:<{width - 2}}{p if p >= 0 else '-'}",
-                    style=f"{colour} bold" if differ else colour)
+        text.append(
+            f"\n{strip_control(m)[: width - 3]:<{width - 2}}{p if p >= 0 else '-'}",
+            style=f"{colour} bold" if differ else colour,
+        )
     return text
 
 
@@ -92,9 +95,14 @@ def digits_grid(images, labels, indices, predictions: dict, title: str):
 
     cells = []
     for i in indices:
-        side = int(round(np.sqrt(np.asarray(images[i]).size)))
-        cells.append(Group(DigitPicture(np.asarray(images[i]).reshape(side, side)),
-                           digit_caption(int(i), int(labels[i]), {m: int(p[i]) for m, p in predictions.items()},
-                                         width=side)))
-    return Group(Text(wrap_title(*strip_control(title).split(", "), first_sep=", "), style="bold"),
-                 Columns(cells, padding=(1, 2)))
+        side = math.isqrt(np.asarray(images[i]).size)
+        cells.append(
+            Group(
+                DigitPicture(np.asarray(images[i]).reshape(side, side)),
+                digit_caption(int(i), int(labels[i]), {m: int(p[i]) for m, p in predictions.items()}, width=side),
+            )
+        )
+    return Group(
+        Text(wrap_title(*strip_control(title).split(", "), first_sep=", "), style="bold"),
+        Columns(cells, padding=(1, 2)),
+    )

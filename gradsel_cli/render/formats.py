@@ -10,12 +10,19 @@ from .cells import cell_text, column_names, entries, footer_lines, row_label, st
 
 def paper_table_markdown(table: dict, paper: bool = True) -> str:
     cols = column_names(table)
-    lines = [f"**{table['title']}** — ours: mean ± 95% CI over seeds" + ("; published in parentheses" if paper else ""),
-             "", "| B | method | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
+    lines = [
+        f"**{table['title']}** — ours: mean ± 95% CI over seeds" + ("; published in parentheses" if paper else ""),
+        "",
+        "| B | method | " + " | ".join(cols) + " |",
+        "|---|---|" + "---:|" * len(cols),
+    ]
     for g in table["groups"]:
         for row in g["rows"]:
-            lines.append(f"| {g['batch']} | {row_label(row, table['preset'])} | "
-                         + " | ".join(cell_text(e, paper, "markdown") for e in entries(row)) + " |")
+            lines.append(
+                f"| {g['batch']} | {row_label(row, table['preset'])} | "
+                + " | ".join(cell_text(e, paper, "markdown") for e in entries(row))
+                + " |"
+            )
     lines += [""] + [f"- {x}" for x in footer_lines(table)] + ["", "Verdicts:", ""]
     lines += [f"- {x.strip()}" if not x.startswith("    ") else f"  - {x.strip()}" for x in verdict_lines(table)]
     return "\n".join(lines)
@@ -23,15 +30,23 @@ def paper_table_markdown(table: dict, paper: bool = True) -> str:
 
 def paper_table_latex(table: dict, paper: bool = True) -> str:
     cols = column_names(table)
-    lines = [r"\begin{tabular}{rl" + "r" * len(cols) + "}", r"\hline",
-             "B & method & " + " & ".join(cols) + r" \\", r"\hline"]
+    lines = [
+        r"\begin{tabular}{rl" + "r" * len(cols) + "}",
+        r"\hline",
+        "B & method & " + " & ".join(cols) + r" \\",
+        r"\hline",
+    ]
     for g in table["groups"]:
         for i, row in enumerate(g["rows"]):
-            lines.append(f"{g['batch'] if i == 0 else ''} & {row_label(row, table['preset'])} & "
-                         + " & ".join(cell_text(e, paper, "latex") for e in entries(row)) + r" \\")
+            lines.append(
+                f"{g['batch'] if i == 0 else ''} & {row_label(row, table['preset'])} & "
+                + " & ".join(cell_text(e, paper, "latex") for e in entries(row))
+                + r" \\"
+            )
         lines.append(r"\hline")
     lines.append(r"\end{tabular}")
     return "\n".join(lines)
+
 
 CSV_DIGITS = 15  # significant digits of a float in CSV: 0.4966, not the 0.49660000000000004 a mean can be
 
@@ -59,27 +74,74 @@ def paper_table_csv(table: dict) -> str:
     for g in table["groups"]:
         for row in g["rows"]:
             for e, col in zip(entries(row), [c["shots"] for c in row["cells"]] + (["avg"] if "avg" in row else [])):
-                rows.append([table["preset"], g["batch"], row["method"], row["hidden"], col,
-                             *(e.get(k) for k in ("mean", "lo", "hi")), e["n"], e["published"],
-                             int(bool(e.get("best")))])
-    return csv_text(["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published",
-                     "best"],
-                rows)
+                rows.append(
+                    [
+                        table["preset"],
+                        g["batch"],
+                        row["method"],
+                        row["hidden"],
+                        col,
+                        *(e.get(k) for k in ("mean", "lo", "hi")),
+                        e["n"],
+                        e["published"],
+                        int(bool(e.get("best"))),
+                    ]
+                )
+    return csv_text(
+        ["preset", "batch", "method", "hidden", "shots", "mean", "ci_lo", "ci_hi", "n", "published", "best"], rows
+    )
 
 
 def runs_csv(summary: dict) -> str:
     """The runs summary as CSV: the varied options, then runs, seeds, accuracy and its CI, loss, diverged."""
-    rows = [[*(row["values"][k] for k in summary["varied"]), row["runs"], " ".join(map(str, row["seeds"])),
-             *(row["accuracy"][k] for k in ("mean", "lo", "hi")), row["final_loss"], row["diverged"]]
-            for row in summary["rows"]]
-    return csv_text([*summary["varied"], "runs", "seeds", "accuracy_mean", "accuracy_ci_lo", "accuracy_ci_hi",
-                 "final_loss", "diverged"], rows)
+    rows = [
+        [
+            *(row["values"][k] for k in summary["varied"]),
+            row["runs"],
+            " ".join(map(str, row["seeds"])),
+            *(row["accuracy"][k] for k in ("mean", "lo", "hi")),
+            row["final_loss"],
+            row["diverged"],
+        ]
+        for row in summary["rows"]
+    ]
+    return csv_text(
+        [
+            *summary["varied"],
+            "runs",
+            "seeds",
+            "accuracy_mean",
+            "accuracy_ci_lo",
+            "accuracy_ci_hi",
+            "final_loss",
+            "diverged",
+        ],
+        rows,
+    )
 
 
-COMPARE_CSV_HEADER = ("method", "seeds", "accuracy_mean", "accuracy_ci_lo", "accuracy_ci_hi", "final_loss",
-                      "time_per_iter", "numeric_share", "select_win_rate", "diff_vs_baseline", "diff_ci_lo",
-                      "diff_ci_hi", "p_t", "p_wilcoxon", "disagreement", "tost", "tost_ci_lo", "tost_ci_hi", "p_lower",
-                      "p_upper")
+COMPARE_CSV_HEADER = (
+    "method",
+    "seeds",
+    "accuracy_mean",
+    "accuracy_ci_lo",
+    "accuracy_ci_hi",
+    "final_loss",
+    "time_per_iter",
+    "numeric_share",
+    "select_win_rate",
+    "diff_vs_baseline",
+    "diff_ci_lo",
+    "diff_ci_hi",
+    "p_t",
+    "p_wilcoxon",
+    "disagreement",
+    "tost",
+    "tost_ci_lo",
+    "tost_ci_hi",
+    "p_lower",
+    "p_upper",
+)
 
 
 def compare_csv(summary: dict) -> str:
@@ -87,10 +149,22 @@ def compare_csv(summary: dict) -> str:
     rows = []
     for r in summary["methods"]:
         v = r.get("versus", {})
-        cells = [r["method"], len(r["seeds"]), r["accuracy"]["mean"], r["accuracy"]["lo"], r["accuracy"]["hi"],
-                 r["final_loss"], r["time_per_iter"], r["numeric_share"], r["select_win_rate"],
-                 v.get("difference"), *(v.get("ci") or (None, None)), v.get("p_t"), v.get("p_wilcoxon"),
-                 v.get("disagreement")]
+        cells = [
+            r["method"],
+            len(r["seeds"]),
+            r["accuracy"]["mean"],
+            r["accuracy"]["lo"],
+            r["accuracy"]["hi"],
+            r["final_loss"],
+            r["time_per_iter"],
+            r["numeric_share"],
+            r["select_win_rate"],
+            v.get("difference"),
+            *(v.get("ci") or (None, None)),
+            v.get("p_t"),
+            v.get("p_wilcoxon"),
+            v.get("disagreement"),
+        ]
         e = v.get("equivalence", {})
         cells += [e.get("outcome"), *(e.get("ci") or (None, None)), e.get("p_lower"), e.get("p_upper")]
         rows.append(cells)
@@ -101,8 +175,12 @@ def study_markdown(preset: str, summary: dict) -> str:
     """The conditions or subsets study as Markdown: each table under its bold title, the legend of conditions."""
     out = []
     for title, headers, rows in study_parts(preset, summary):
-        lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |",
-                 "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+        lines = [
+            f"**{title}**",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
+        ]
         lines += ["| " + " | ".join(cell.replace("\n", " ") for cell in row) + " |" for row in rows]
         out.append("\n".join(lines) + "\n")
     if preset == "conditions":

@@ -35,9 +35,12 @@ def titled_table(title: str, **kwargs) -> Table:
     """A left-titled table at least as wide as the longest line of its title, up to PIPE_WIDTH (so the title
     does not wrap, and a longer one does not make the table too wide for the layouts of Fit)."""
     plain = Text.from_markup(title).plain
-    return Table(title=title, title_justify="left",
-                 min_width=min(PIPE_WIDTH, max(len(line) for line in plain.splitlines())),
-                 **kwargs)
+    return Table(
+        title=title,
+        title_justify="left",
+        min_width=min(PIPE_WIDTH, max(len(line) for line in plain.splitlines())),
+        **kwargs,
+    )
 
 
 def number_column(table: Table, header: str, **kwargs) -> None:
@@ -68,15 +71,27 @@ class Fit:
 def stacked_table(t: Table, label) -> Table:
     """Table `t` as one block per row, for a width its columns do not fit: `label(cells)` (the row's cells,
     markup strings) names the row in bold, then each other column's "header value" on a line of its own."""
-    s = Table(title=t.title, title_justify="left", caption=t.caption, caption_justify="left", show_header=False,
-              box=None, padding=(0, 1, 0, 0), pad_edge=False, min_width=t.min_width)  # the title unwrapped if it can
+    s = Table(
+        title=t.title,
+        title_justify="left",
+        caption=t.caption,
+        caption_justify="left",
+        show_header=False,
+        box=None,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        min_width=t.min_width,
+    )  # the title unwrapped if it can
     s.add_column(no_wrap=True)
     s.add_column(overflow="fold")
     for i in range(t.row_count):
         cells = [c._cells[i] for c in t.columns]
         name, keys = label(cells)
-        lines = [f"{str(c.header).replace(chr(10), ' ')} {str(cell).replace(chr(10), ' ')}"
-                 for j, (c, cell) in enumerate(zip(t.columns, cells)) if j not in keys and str(cell).strip()]
+        lines = [
+            f"{str(c.header).replace(chr(10), ' ')} {str(cell).replace(chr(10), ' ')}"
+            for j, (c, cell) in enumerate(zip(t.columns, cells))
+            if j not in keys and str(cell).strip()
+        ]
         s.add_row(f"[bold]{name}[/]", "\n".join(lines), end_section=True)
     return s
 
@@ -91,11 +106,18 @@ class Lines:
     def text(self, width: int = TITLE_WIDTH) -> Text:
         out = []
         for line in self.lines:
-            lead = line[:len(line) - len(line.lstrip())]
+            lead = line[: len(line) - len(line.lstrip())]
             glued = line.replace(" = ", "\xa0=\xa0")  # "k = 2" stays on one line
-            out += [part.replace("\xa0", " ") for part in textwrap.wrap(
-                glued, max(width, len(lead) + 12), subsequent_indent=lead + "  ", break_long_words=False,
-                break_on_hyphens=False)] or [""]
+            out += [
+                part.replace("\xa0", " ")
+                for part in textwrap.wrap(
+                    glued,
+                    max(width, len(lead) + 12),
+                    subsequent_indent=lead + "  ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+            ] or [""]
         return Text("\n".join(out))
 
     def __rich_console__(self, console, options):

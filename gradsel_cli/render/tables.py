@@ -7,9 +7,24 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import TrainConfig, counted
-from .cells import (cell_text, column_names, duration, entries, fmt_loss, fmt_number, footer_lines, option_value,
-                    outcome, p_value, plus_minus, row_label, sparkline, study_legend, study_parts,
-                    verdict_lines)
+from .cells import (
+    cell_text,
+    column_names,
+    duration,
+    entries,
+    fmt_loss,
+    fmt_number,
+    footer_lines,
+    option_value,
+    outcome,
+    p_value,
+    plus_minus,
+    row_label,
+    sparkline,
+    study_legend,
+    study_parts,
+    verdict_lines,
+)
 from .console import clean
 from .digits import digits_grid
 from .formats import json_text, paper_table_csv, paper_table_latex, paper_table_markdown, study_markdown
@@ -19,10 +34,18 @@ from .layout import COMPACT, Fit, Lines, number_column, stacked_table, titled_ta
 def train_summary(record: dict) -> Table:
     """The end-of-run summary of one training run record."""
     c = record["config"]
-    t = titled_table(wrap_title(f"gradsel train — {clean(c['method'])}", f"k={clean(c['shots'])}",
-                                f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}",
-                                f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
-                                f"seed {clean(c['seed'])}", first_sep=": "), show_header=False)
+    t = titled_table(
+        wrap_title(
+            f"gradsel train — {clean(c['method'])}",
+            f"k={clean(c['shots'])}",
+            f"B={clean(c['batch'])}",
+            f"H={clean(c['hidden'])}",
+            f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
+            f"seed {clean(c['seed'])}",
+            first_sep=": ",
+        ),
+        show_header=False,
+    )
     t.add_column(style="bold")
     t.add_column()
     if record["diverged"]:
@@ -49,17 +72,28 @@ def train_summary(record: dict) -> Table:
     return t
 
 
-BENCH_CALL_COLUMNS = ("H", "B", "pixels", "loss", "analytic", "numeric", "naive", "naive /\nnumeric",
-                      "numeric /\nanalytic", "exps", "ns /\nexp")
+BENCH_CALL_COLUMNS = (
+    "H",
+    "B",
+    "pixels",
+    "loss",
+    "analytic",
+    "numeric",
+    "naive",
+    "naive /\nnumeric",
+    "numeric /\nanalytic",
+    "exps",
+    "ns /\nexp",
+)
 
 
 def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str = "float64") -> list[Table]:
     """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times;
     `threads`: the count, or a label for the automatic policy."""
     numba = counted(threads, "Numba thread") if isinstance(threads, int) else f"{threads} Numba thread(s)"
-    calls = titled_table(wrap_title("gradsel bench — median time per call", numba, precision,
-                          first_sep=", "),
-                   **dict(COMPACT, padding=0))  # eleven columns: one space apart, within 80 columns
+    calls = titled_table(
+        wrap_title("gradsel bench — median time per call", numba, precision, first_sep=", "), **dict(COMPACT, padding=0)
+    )  # eleven columns: one space apart, within 80 columns
     for col in BENCH_CALL_COLUMNS:
         number_column(calls, col)
     runs = titled_table(f"projected time of a {iters:,}-iteration run", **COMPACT)
@@ -67,21 +101,37 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
         number_column(runs, col)
     for r in rows:
         naive = duration(r["naive"]) + ("*" if r["naive_extrapolated"] else "")
-        calls.add_row(str(r["hidden"]), str(r["batch"]), str(r["nonzero_pixels"]), duration(r["loss"]),
-                      duration(r["analytic"]), duration(r["numeric"]), naive, f"{r['naive_over_numeric']:,.0f}×",
-                      f"{r['numeric_over_analytic']:.1f}×", f"{r['exponentials'] / 1e6:.2f}M",
-                      f"{r['ns_per_exponential']:.2f}")
-        runs.add_row(str(r["hidden"]), str(r["batch"]),
-                     *(duration(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")),
-                     f"{r['iter_analytic'] / r['analytic']:.2f}×")
-    run_notes = ["iterations as training runs them: plain SGD, many per kernel call;",
-                 "iteration / analytic: one analytic iteration over one gradient call"]
+        calls.add_row(
+            str(r["hidden"]),
+            str(r["batch"]),
+            str(r["nonzero_pixels"]),
+            duration(r["loss"]),
+            duration(r["analytic"]),
+            duration(r["numeric"]),
+            naive,
+            f"{r['naive_over_numeric']:,.0f}×",
+            f"{r['numeric_over_analytic']:.1f}×",
+            f"{r['exponentials'] / 1e6:.2f}M",
+            f"{r['ns_per_exponential']:.2f}",
+        )
+        runs.add_row(
+            str(r["hidden"]),
+            str(r["batch"]),
+            *(duration(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")),
+            f"{r['iter_analytic'] / r['analytic']:.2f}×",
+        )
+    run_notes = [
+        "iterations as training runs them: plain SGD, many per kernel call;",
+        "iteration / analytic: one analytic iteration over one gradient call",
+    ]
     runs.caption = "\n".join(run_notes)
     runs.caption_justify = "left"
     runs.min_width = max(len(note) for note in run_notes)
-    notes = ["pixels: non-zero pixels in the batch; naive: the textbook numerical gradient",
-             "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
-             "and repeated samples, share theirs); ns / exp: numeric time / exps"]
+    notes = [
+        "pixels: non-zero pixels in the batch; naive: the textbook numerical gradient",
+        "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
+        "and repeated samples, share theirs); ns / exp: numeric time / exps",
+    ]
     if any(r["naive_extrapolated"] for r in rows):
         notes.append("*: timed on a random sample of weights, extrapolated to all of them")
     calls.caption = "\n".join(notes)
@@ -93,26 +143,46 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
 
 def bench_record_tables(record: dict) -> list[Table]:
     """The bench tables of a benchmark.bench_record, titled with its thread count or the automatic policy."""
-    return bench_tables(record["rows"], record["threads"] or f"auto (1 or {record['max_threads']})",
-                        precision=record.get("precision", "float64"))
+    return bench_tables(
+        record["rows"],
+        record["threads"] or f"auto (1 or {record['max_threads']})",
+        precision=record.get("precision", "float64"),
+    )
 
 
 def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> list[Table | Fit]:
     """The `gradsel compare` tables: per method, each method against the baseline, and with
     `curves` (report.curves) a sparkline of each method's mean training loss."""
     c = config
-    per = titled_table(wrap_title("gradsel compare", f"k={clean(c['shots'])}", f"B={clean(c['batch'])}",
-                        f"H={clean(c['hidden'])}", counted(c['iters'], 'iteration', ','), f"lr {clean(c['lr'])}",
-                        f"subset {clean(c['subset'])}", first_sep=": "))
+    per = titled_table(
+        wrap_title(
+            "gradsel compare",
+            f"k={clean(c['shots'])}",
+            f"B={clean(c['batch'])}",
+            f"H={clean(c['hidden'])}",
+            counted(c["iters"], "iteration", ","),
+            f"lr {clean(c['lr'])}",
+            f"subset {clean(c['subset'])}",
+            first_sep=": ",
+        )
+    )
     per.add_column("method", no_wrap=True)
     for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", "numeric\nshare", "select\nwins"):
         number_column(per, col)
     for r in summary["methods"]:
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
-        per.add_row(clean(r["method"]), str(len(r["seeds"])), plus_minus(r["accuracy"]), fmt_loss(r["final_loss"]),
-                    f"{r['time_per_iter'] * 1e3:.3f}", f"{r['numeric_share']:.3f}", win)
-    diverged = [f"{clean(r['method'])} {r['diverged']} of {len(r['seeds'])}" for r in summary["methods"]
-                if r["diverged"]]
+        per.add_row(
+            clean(r["method"]),
+            str(len(r["seeds"])),
+            plus_minus(r["accuracy"]),
+            fmt_loss(r["final_loss"]),
+            f"{r['time_per_iter'] * 1e3:.3f}",
+            f"{r['numeric_share']:.3f}",
+            win,
+        )
+    diverged = [
+        f"{clean(r['method'])} {r['diverged']} of {len(r['seeds'])}" for r in summary["methods"] if r["diverged"]
+    ]
     if diverged:
         per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
     tables: list[Table | Fit] = [Fit(per, stacked_table(per, lambda cells: (cells[0], {0}))), _versus_table(summary)]
@@ -125,8 +195,12 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
         loss.add_column("loss (log scale)", no_wrap=True)
         for c in rows:
             values = [v for v in c["loss"]["mean"] if v == v]
-            loss.add_row(clean(c["method"]), fmt_loss(values[0] if values else None),
-                         fmt_loss(values[-1] if values else None), sparkline(c["loss"]["mean"], log=True))
+            loss.add_row(
+                clean(c["method"]),
+                fmt_loss(values[0] if values else None),
+                fmt_loss(values[-1] if values else None),
+                sparkline(c["loss"]["mean"], log=True),
+            )
         tables.append(loss)
     return tables
 
@@ -141,13 +215,23 @@ def _versus_table(summary: dict) -> Fit:
             lo, hi = v["ci"]
             ci = "—" if lo is None else f"{lo:+.4f} … {hi:+.4f}"
             e = v["equivalence"]
-            rows.append((clean(r["method"]), f"{v['difference']:+.4f}", ci, p_value(v["p_t"]), p_value(v["p_wilcoxon"]),
-                         f"{v['disagreement']:.2%}", outcome(e, "\n")))
+            rows.append(
+                (
+                    clean(r["method"]),
+                    f"{v['difference']:+.4f}",
+                    ci,
+                    p_value(v["p_t"]),
+                    p_value(v["p_wilcoxon"]),
+                    f"{v['disagreement']:.2%}",
+                    outcome(e, "\n"),
+                )
+            )
             tost_lines.append(f"{clean(r['method'])}: {outcome(e)} within ±{e['margin']:g} — {clean(e['numbers'])}")
 
     def layout(compact: bool) -> Table:
-        vs = titled_table(f"paired against {clean(summary['baseline'])} (same seeds)",
-                    **(dict(COMPACT, padding=0) if compact else {}))
+        vs = titled_table(
+            f"paired against {clean(summary['baseline'])} (same seeds)", **(dict(COMPACT, padding=0) if compact else {})
+        )
         vs.add_column("method", no_wrap=True)
         for col in ("Δ\naccuracy", "95% CI", "t-test\np", "Wilcoxon\np", "predictions\ndiffer", "TOST"):
             number_column(vs, col)
@@ -165,9 +249,11 @@ def compare_parts(summary: dict, config: dict, curves: dict, digits: dict | None
     """What ``compare`` prints: its tables, then the digits of a report.digits_view when they are shown."""
     parts = compare_tables(summary, config, curves)
     if digits is not None:
-        parts.append(digits_grid(digits["images"], digits["labels"], digits["indices"], digits["predictions"],
-                                 digits["title"]))
+        parts.append(
+            digits_grid(digits["images"], digits["labels"], digits["indices"], digits["predictions"], digits["title"])
+        )
     return parts
+
 
 SWEEP_LABEL_WIDTH = 28  # the progress bar's label names the swept options up to this width
 
@@ -180,10 +266,12 @@ def sweep_label(lists: dict[str, list]) -> str:
     return label if len(label) <= SWEEP_LABEL_WIDTH else f"sweep {counted(len(varied), 'option')}"
 
 
-RUN_NUMBERS = (("runs", lambda r: str(r["runs"])),
-               ("accuracy\n(95% CI)", lambda r: plus_minus(r["accuracy"])),
-               ("final\nloss", lambda r: fmt_loss(r["final_loss"])),
-               ("diverged", lambda r: str(r["diverged"]) if r["diverged"] else ""))  # (header, row -> text)
+RUN_NUMBERS = (
+    ("runs", lambda r: str(r["runs"])),
+    ("accuracy\n(95% CI)", lambda r: plus_minus(r["accuracy"])),
+    ("final\nloss", lambda r: fmt_loss(r["final_loss"])),
+    ("diverged", lambda r: str(r["diverged"]) if r["diverged"] else ""),
+)  # (header, row -> text)
 
 
 def _configurations(title: str, varied: list[str], rows: list[dict]) -> Fit:
@@ -204,8 +292,11 @@ def _configurations(title: str, varied: list[str], rows: list[dict]) -> Fit:
             number_column(t, header)
         for row in rows:
             values = [clean(option_value(row["values"][k])) for k in varied]
-            labels = ([", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"] if stacked else
-                      ["\n".join(values[i] for i in g) for g in groups] or ["all"])
+            labels = (
+                [", ".join(f"{k}={v}" for k, v in zip(names, values)) or "all"]
+                if stacked
+                else ["\n".join(values[i] for i in g) for g in groups] or ["all"]
+            )
             t.add_row(*labels, *(cell(row) for _, cell in RUN_NUMBERS), end_section=per_column > 1)
         return t
 
@@ -215,8 +306,12 @@ def _configurations(title: str, varied: list[str], rows: list[dict]) -> Fit:
 
 def runs_title(summary: dict, source: str | None = None) -> str:
     """The title of `gradsel runs`: the file, its runs and configurations."""
-    return wrap_title("gradsel runs" + (f" — {clean(source)}" if source else ""), counted(summary['runs'], 'run'),
-                      counted(len(summary['rows']), 'configuration'), first_sep=": ")
+    return wrap_title(
+        "gradsel runs" + (f" — {clean(source)}" if source else ""),
+        counted(summary["runs"], "run"),
+        counted(len(summary["rows"]), "configuration"),
+        first_sep=": ",
+    )
 
 
 def sweep_title(summary: dict, seeds: int) -> str:
@@ -235,17 +330,35 @@ def runs_table(summary: dict, title: str) -> list:
 def tune_table(summary: dict, top: int = 10) -> list:
     """The best trials of `gradsel tune`, and the chosen setting."""
     c = summary["config"]
-    t = titled_table(wrap_title("gradsel tune", clean(c["method"]), clean(c["optimizer"]), f"k={clean(c['shots'])}",
-                      f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}", counted(c['iters'], 'iteration', ','),
-                      counted(len(summary['trials']), 'trial'), first_sep=": "),
-               caption=clean(summary["split"]), caption_justify="left")
+    t = titled_table(
+        wrap_title(
+            "gradsel tune",
+            clean(c["method"]),
+            clean(c["optimizer"]),
+            f"k={clean(c['shots'])}",
+            f"B={clean(c['batch'])}",
+            f"H={clean(c['hidden'])}",
+            counted(c["iters"], "iteration", ","),
+            counted(len(summary["trials"]), "trial"),
+            first_sep=": ",
+        ),
+        caption=clean(summary["split"]),
+        caption_justify="left",
+    )
     for col in ("rank", "trial", "lr", "weight\ndecay", "val\naccuracy", "final\nloss"):
         number_column(t, col)
     for rank, r in enumerate(summary["trials"][:top], start=1):
         acc = "diverged" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
         style = "bold green" if rank == 1 and summary["best"] else None
-        t.add_row(str(rank), str(r["trial"]), f"{r['lr']:.4g}", f"{r['weight_decay']:.3g}", acc,
-                  fmt_loss(r["final_loss"]), style=style)
+        t.add_row(
+            str(rank),
+            str(r["trial"]),
+            f"{r['lr']:.4g}",
+            f"{r['weight_decay']:.3g}",
+            acc,
+            fmt_loss(r["final_loss"]),
+            style=style,
+        )
     b, tied = summary["best"], summary.get("tied") or []
     if b:
         chosen = f"chosen: --lr {b['lr']:.4g} --weight-decay {b['weight_decay']:.3g}"
@@ -263,17 +376,24 @@ def gradcheck_tables(check: dict) -> list:
     out = []
     for state in check["states"]:
         when = "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} analytic iterations"
-        t = titled_table(wrap_title(f"gradcheck — numeric ({clean(check['scheme'])}) vs analytic gradient {when}",
-                          f"k={clean(c['shots'])}", f"B={clean(c['batch'])}", f"H={clean(c['hidden'])}",
-                          f"seed {clean(c['seed'])}", f"batch loss {fmt_loss(state['loss'])}", first_sep=": "))
+        t = titled_table(
+            wrap_title(
+                f"gradcheck — numeric ({clean(check['scheme'])}) vs analytic gradient {when}",
+                f"k={clean(c['shots'])}",
+                f"B={clean(c['batch'])}",
+                f"H={clean(c['hidden'])}",
+                f"seed {clean(c['seed'])}",
+                f"batch loss {fmt_loss(state['loss'])}",
+                first_sep=": ",
+            )
+        )
         for col in ("h", "W1", "b1", "W2", "b2", "all\nweights", "1 − cos\n(all)"):
             number_column(t, col)
         for r in state["rows"]:
             cells = [fmt_number(r["blocks"][b]["rel_diff"], ".2e") for b in ("W1", "b1", "W2", "b2")]
             cells += [fmt_number(r["all"]["rel_diff"], ".2e"), fmt_number(r["all"]["one_minus_cosine"], ".1e")]
             t.add_row(f"{r['step']:g}", *cells, style="bold" if r["step"] == state["best_step"] else None)
-        t.caption = ("relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block;\n"
-                     "bold: the smallest error over all weights")
+        t.caption = "relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block;\nbold: the smallest error over all weights"
         t.caption_justify = "left"
         out.append(t)
     return out
@@ -295,8 +415,12 @@ def paper_table_rich(table: dict, paper: bool = True) -> list:
             for i, row in enumerate(g["rows"]):
                 label = clean(row_label(row, table["preset"]))
                 cells = [cell_text(e, paper, "rich", stacked) for e in entries(row)]
-                t.add_row(str(g["batch"]) if i == 0 else "", label.replace(" ", "\n") if stacked else label, *cells,
-                          end_section=i == len(g["rows"]) - 1)
+                t.add_row(
+                    str(g["batch"]) if i == 0 else "",
+                    label.replace(" ", "\n") if stacked else label,
+                    *cells,
+                    end_section=i == len(g["rows"]) - 1,
+                )
         return t
 
     batch = [None]
@@ -305,8 +429,11 @@ def paper_table_rich(table: dict, paper: bool = True) -> list:
         batch[0] = cells[0] or batch[0]
         return f"B={batch[0]} {cells[1]}".replace("\n", " "), {0, 1}
 
-    return [Fit(layout(False), layout(True), stacked_table(layout(False), label)), Lines(footer_lines(table)),
-            Lines(verdict_lines(table))]
+    return [
+        Fit(layout(False), layout(True), stacked_table(layout(False), label)),
+        Lines(footer_lines(table)),
+        Lines(verdict_lines(table)),
+    ]
 
 
 def paper_table_output(table: dict, fmt: str, paper: bool = True):

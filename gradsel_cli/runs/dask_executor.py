@@ -25,19 +25,19 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 from concurrent.futures import CancelledError, Future
+from pathlib import Path
 from typing import Any
 
-from .processes import capped_workers, deaf_to_ctrl_c
-from . import trial
-from .trial import GridError
 from ..config import DASK_TIMEOUT, TrainConfig, scheduler_address
+from . import trial
+from .processes import capped_workers, deaf_to_ctrl_c
+from .trial import GridError
 
 WORKER_CONFIG = Path(__file__).with_name("dask-gradsel.yaml")  # DASK_CONFIG for workers started by hand
-RETRIES = 2        # a task that raises is tried this many more times
+RETRIES = 2  # a task that raises is tried this many more times
 CONNECT_TIMEOUT = DASK_TIMEOUT  # seconds to reach a scheduler given by address and hear it answer as one
-POLL = 1.0         # seconds between looks at a scheduler given by address while no run finishes
+POLL = 1.0  # seconds between looks at a scheduler given by address while no run finishes
 LOGGERS = ("distributed", "tornado")  # whose log lines a grid does not show: what ends it is one GridError
 
 _RAW: dict[Any, Any] = {}  # data_dir -> MNIST, loaded once per worker process
@@ -57,8 +57,8 @@ def _distributed():
 
 def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
     """One trial on a worker, Numba on one thread (the worker's slot is one core)."""
-    from ..numerics.threads import set_threads
     from ..data import load_mnist_raw
+    from ..numerics.threads import set_threads
 
     set_threads(1)
     key = None if data_dir is None else str(data_dir)
@@ -100,14 +100,17 @@ def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     threading.Thread(target=ask, name="identify-scheduler", daemon=True).start()
     try:
         reply = answer.result()
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         reply = f"no answer within {timeout:g} s"
     except Exception as exc:  # refused, closed mid-handshake, not Dask's wire format, a bad address
         reply = f"{type(exc).__name__}: {exc}".splitlines()[0]
     if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
         said = reply if isinstance(reply, str) else "it did not answer as one"
-        raise GridError(f"no Dask scheduler at {address} ({said}); start one with `dask scheduler`, "
-                                    "check the address, or raise --timeout", resume=False)
+        raise GridError(
+            f"no Dask scheduler at {address} ({said}); start one with `dask scheduler`, "
+            "check the address, or raise --timeout",
+            resume=False,
+        )
 
 
 @contextlib.contextmanager
@@ -115,8 +118,12 @@ def quiet_distributed():
     """While inside, distributed's own log lines are not shown: a lost connection, its attempts to
     reconnect and the tracebacks under them. The executor ends the grid with one GridError instead."""
     manager = logging.Logger.manager
-    handlers = {h: h.level for name, logger in list(manager.loggerDict.items())
-                if isinstance(logger, logging.Logger) and name.split(".")[0] in LOGGERS for h in logger.handlers}
+    handlers = {
+        h: h.level
+        for name, logger in list(manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and name.split(".")[0] in LOGGERS
+        for h in logger.handlers
+    }
     for handler in handlers:
         handler.setLevel(logging.CRITICAL + 1)
     try:
@@ -133,8 +140,15 @@ class DaskExecutor:
     """Runs trials on a dask.distributed cluster: `scheduler` (an address), or a LocalCluster of `workers`.
     With `eval_points` > 0 every trial also records a test-accuracy curve (as LocalExecutor)."""
 
-    def __init__(self, workers: int = 1, data_dir=None, scheduler: str | None = None, eval_points: int = 0,
-                 timeout: float = CONNECT_TIMEOUT, notify=None):
+    def __init__(
+        self,
+        workers: int = 1,
+        data_dir=None,
+        scheduler: str | None = None,
+        eval_points: int = 0,
+        timeout: float = CONNECT_TIMEOUT,
+        notify=None,
+    ):
         _distributed()
         self.workers = workers
         self.data_dir = data_dir
@@ -151,9 +165,11 @@ class DaskExecutor:
             try:
                 client = distributed.Client(self.scheduler, timeout=self.timeout)
             except (OSError, TimeoutError) as exc:
-                raise GridError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); "
-                                            "start it with `dask scheduler` or check the address",
-                                            resume=False) from None
+                raise GridError(
+                    f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); "
+                    "start it with `dask scheduler` or check the address",
+                    resume=False,
+                ) from None
             closing.callback(client.close)
             return client
         import dask
@@ -175,11 +191,17 @@ class DaskExecutor:
             # The cluster's thread starts the worker processes, now and when a nanny restarts one: deaf to
             # Ctrl-C. One pressed meanwhile arrives when the closing of both is arranged.
             with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), deaf_to_ctrl_c():
-                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                   host="127.0.0.1", dashboard_address=None,
-                                                   silence_logs=logging.CRITICAL, env={"NUMBA_NUM_THREADS": "1"},
-                                                   # no dashboard; its HTTP server on a free port, not 8787
-                                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+                cluster = distributed.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,
+                    env={"NUMBA_NUM_THREADS": "1"},
+                    # no dashboard; its HTTP server on a free port, not 8787
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                )
                 closing.callback(cluster.close)
                 client = distributed.Client(cluster)
                 closing.callback(client.close)
@@ -212,18 +234,22 @@ class DaskExecutor:
                 elif idle_since is None:
                     idle_since = time.monotonic()
                     if self.notify and not said:
-                        self.notify(f"Waiting up to {self.timeout:g} s for a worker to join the Dask scheduler at "
-                                    f"{self.scheduler} (start one with `dask worker {self.scheduler}`)…")
+                        self.notify(
+                            f"Waiting up to {self.timeout:g} s for a worker to join the Dask scheduler at "
+                            f"{self.scheduler} (start one with `dask worker {self.scheduler}`)…"
+                        )
                         said = True
                 elif time.monotonic() - idle_since > self.timeout:
                     raise GridError(
                         f"the Dask scheduler at {self.scheduler} has had no worker for {self.timeout:g} s; start "
-                        f"one with `dask worker {self.scheduler}` or raise --timeout")
+                        f"one with `dask worker {self.scheduler}` or raise --timeout"
+                    )
             try:
                 with client.as_current():
-                    done = distributed.wait(list(futures), timeout=POLL if by_address else None,
-                                            return_when="FIRST_COMPLETED").done
-            except (TimeoutError, asyncio.TimeoutError):
+                    done = distributed.wait(
+                        list(futures), timeout=POLL if by_address else None, return_when="FIRST_COMPLETED"
+                    ).done
+            except TimeoutError:
                 look = True
                 continue
             except CancelledError:  # by the client when it lost the scheduler
@@ -234,8 +260,7 @@ class DaskExecutor:
                 try:
                     record = fut.result()
                 except distributed.KilledWorker as exc:
-                    raise GridError(f"Dask gave up on a run after workers died running it ({exc})") \
-                        from None
+                    raise GridError(f"Dask gave up on a run after workers died running it ({exc})") from None
                 except CancelledError:  # by the client when it lost the scheduler
                     raise self._lost() from None
                 yield config, record
@@ -249,8 +274,9 @@ class DaskExecutor:
             futures: dict[Any, TrainConfig] = {}
             closing.callback(_cancel, client, futures)
             for config in configs:
-                fut = client.submit(_task, config.to_dict(), self.data_dir, self.eval_points, pure=False,
-                                    retries=RETRIES)
+                fut = client.submit(
+                    _task, config.to_dict(), self.data_dir, self.eval_points, pure=False, retries=RETRIES
+                )
                 futures[fut] = config
             yield from self._finished(client, futures)
 

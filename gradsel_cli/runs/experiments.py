@@ -17,9 +17,9 @@ import contextlib
 
 from ..config import TrainConfig
 from . import results
-from .records import config_hash, run_key
 from .local import LocalExecutor
 from .processes import default_workers, terminate_as_interrupt
+from .records import config_hash, run_key
 from .trial import GridError
 
 
@@ -33,8 +33,12 @@ def trials(base: TrainConfig, cells: list[dict], seeds) -> list[TrainConfig]:
 
 
 # The options that only some methods read: for the others, any value gives the same run.
-READ_BY = {"fd_step": ("numeric", "alternate", "select"), "fd_scheme": ("numeric", "alternate", "select"),
-           "numeric_every": ("alternate",), "select_on": ("select",)}
+READ_BY = {
+    "fd_step": ("numeric", "alternate", "select"),
+    "fd_scheme": ("numeric", "alternate", "select"),
+    "numeric_every": ("alternate",),
+    "select_on": ("select",),
+}
 
 
 def effective(config: TrainConfig) -> TrainConfig:
@@ -50,8 +54,14 @@ def grid_cells(lists: dict[str, list]) -> list[dict]:
     return [dict(zip(lists, combo)) for combo in itertools.product(*lists.values())]
 
 
-def make_executor(name: str, workers: int | None, scheduler: str | None, data_dir=None, eval_points: int = 0,
-                  timeout: float | None = None):
+def make_executor(
+    name: str,
+    workers: int | None,
+    scheduler: str | None,
+    data_dir=None,
+    eval_points: int = 0,
+    timeout: float | None = None,
+):
     """The executor of a grid: local worker processes, or a Dask cluster (ValueError when that cannot be)."""
     if scheduler is not None and name != "dask":
         raise ValueError("--scheduler needs --executor dask")
@@ -60,8 +70,9 @@ def make_executor(name: str, workers: int | None, scheduler: str | None, data_di
     from .dask_executor import DaskExecutor, DaskMissing
 
     try:
-        return DaskExecutor(workers or default_workers(), data_dir, scheduler, eval_points,
-                            *(() if timeout is None else (timeout,)))
+        return DaskExecutor(
+            workers or default_workers(), data_dir, scheduler, eval_points, *(() if timeout is None else (timeout,))
+        )
     except DaskMissing:
         raise ValueError("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None
 
@@ -141,8 +152,9 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
                 try:
                     store.append(record)  # not written again if another process stored this run meanwhile
                 except results.StoreError as exc:
-                    raise results.StoreError(f"{exc}; {done} run{'' if done == 1 else 's'} stored, run the same command again to "
-                                             "resume") from None
+                    raise results.StoreError(
+                        f"{exc}; {done} run{'' if done == 1 else 's'} stored, run the same command again to resume"
+                    ) from None
             stored[run_key(record)] = record
             done += 1
             if progress:

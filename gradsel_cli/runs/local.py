@@ -6,8 +6,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from ..config import TrainConfig
-from .processes import capped_workers, deaf_to_ctrl_c, default_workers, exit_with_parent, quiet_resource_tracker
 from . import trial
+from .processes import capped_workers, deaf_to_ctrl_c, default_workers, exit_with_parent, quiet_resource_tracker
 from .trial import GridError
 
 _RAW = None  # MNIST of this worker process, loaded once
@@ -15,8 +15,8 @@ _RAW = None  # MNIST of this worker process, loaded once
 
 def _worker_init(data_dir, threads: int, parent: int):
     global _RAW
-    from ..numerics.threads import set_threads
     from ..data import load_mnist_raw
+    from ..numerics.threads import set_threads
 
     exit_with_parent(parent)
     set_threads(threads)
@@ -57,8 +57,9 @@ class LocalExecutor:
         ctx = multiprocessing.get_context("spawn")  # fork after OpenMP threads started is unsafe
         threads = max(1, default_workers() // workers)
         with deaf_to_ctrl_c():
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                       initargs=(self.data_dir, threads, os.getpid()))
+            pool = ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_worker_init, initargs=(self.data_dir, threads, os.getpid())
+            )
         finished = False
         try:
             with deaf_to_ctrl_c():  # the pool starts its processes (and its manager thread) on submit

@@ -9,7 +9,6 @@ import threading
 import time
 from typing import Any
 
-
 ORPHAN_POLL = 0.5  # seconds between a worker's checks that its parent is alive
 
 
@@ -59,8 +58,10 @@ def capped_workers(workers: int, runs: int, notify=None) -> int:
     cores = default_workers()
     limit = WORKERS_PER_CORE * cores
     if workers > limit and runs > limit and notify:
-        notify(f"--workers {workers} is more than {WORKERS_PER_CORE} per core; starting {limit} worker processes "
-               f"({cores} core{'' if cores == 1 else 's'} here)")
+        notify(
+            f"--workers {workers} is more than {WORKERS_PER_CORE} per core; starting {limit} worker processes "
+            f"({cores} core{'' if cores == 1 else 's'} here)"
+        )
     return max(1, min(workers, limit, runs))
 
 

@@ -19,7 +19,6 @@ import numpy as np
 from ..config import TrainConfig, canonical
 from ..text import json_number
 
-
 FORMAT = 1  # bump when the record layout changes
 
 
@@ -28,14 +27,20 @@ HISTORY_POINTS = 200
 
 def versions() -> dict[str, str]:
     """Versions of everything that can change a result."""
+
     def v(name):
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:
             return "unknown"
 
-    return {"gradsel": v("gradsel"), "numpy": v("numpy"), "numba": v("numba"),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "gradsel": v("gradsel"),
+        "numpy": v("numpy"),
+        "numba": v("numba"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def config_hash(config: dict) -> str:
@@ -48,7 +53,7 @@ def thin(values: np.ndarray, points: int = HISTORY_POINTS) -> dict:
     """Window means of a long history: {"every": n, "values": [...]}; a non-finite mean is null."""
     values = np.asarray(values, dtype=np.float64)
     n = max(1, int(np.ceil(len(values) / points)))
-    windows = [values[i:i + n] for i in range(0, len(values), n)]
+    windows = [values[i : i + n] for i in range(0, len(values), n)]
     with np.errstate(over="ignore", invalid="ignore"):
         means = [float((w / len(w)).sum()) for w in windows]  # divide first: huge finite losses stay finite
     return {"every": n, "values": [json_number(m) for m in means]}
@@ -137,13 +142,17 @@ def _or_none(test):
 
 
 def _thinned(x) -> bool:
-    return (isinstance(x, dict) and _whole(x.get("every")) and x["every"] >= 1 and isinstance(x.get("values"), list)
-            and all(v is None or _number(v) for v in x["values"]))
+    return (
+        isinstance(x, dict)
+        and _whole(x.get("every"))
+        and x["every"] >= 1
+        and isinstance(x.get("values"), list)
+        and all(v is None or _number(v) for v in x["values"])
+    )
 
 
 def _curve(x) -> bool:
-    return isinstance(x, list) and all(isinstance(p, list) and len(p) == 2 and _whole(p[0]) and _share(p[1])
-                                       for p in x)
+    return isinstance(x, list) and all(isinstance(p, list) and len(p) == 2 and _whole(p[0]) and _share(p[1]) for p in x)
 
 
 def _counts(x) -> bool:
@@ -167,8 +176,11 @@ SCHEMA = {
     "acc_curve": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),
     "rel_diff_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
     "numeric_share_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
-    "predictions": (lambda x: isinstance(x, str) and set(x) <= set("0123456789-"),
-                    "a string of digits 0-9 and '-'", True),
+    "predictions": (
+        lambda x: isinstance(x, str) and set(x) <= set("0123456789-"),
+        "a string of digits 0-9 and '-'",
+        True,
+    ),
     "evaluated_on": (lambda x: isinstance(x, str) and x != "", "a description of the images scored", False),
 }
 

@@ -31,7 +31,6 @@ from ..config import Notice
 from ..text import printable
 from .records import check_record, run_key, test_set_runs
 
-
 SHIPPED = Path(__file__).resolve().parents[1] / "_results"  # the stored runs the wheel ships (gzip-compressed)
 CHECKOUT = Path(__file__).resolve().parents[2] / "results"  # the same runs in a checkout
 
@@ -83,7 +82,7 @@ def readable(path) -> Path:
             return path
     except OSError:  # a name too long, a symlink loop: whoever opens it says what it is
         return path
-    return shipped_path(path.name[:-len(".jsonl")]) or path
+    return shipped_path(path.name[: -len(".jsonl")]) or path
 
 
 def is_shipped(path) -> bool:
@@ -115,15 +114,18 @@ def _is_regular_or_new(path: Path) -> bool:
 def check_output_path(path) -> None:
     """Accept a regular file or a new path; a device, FIFO or directory is refused (reading one never ends)."""
     if path is not None and not _is_regular_or_new(Path(path)):
-        raise StoreError(f"{printable(str(path))} is not a regular file (a device, pipe or directory); "
-                         "give the path of a file")
+        raise StoreError(
+            f"{printable(str(path))} is not a regular file (a device, pipe or directory); give the path of a file"
+        )
 
 
 def _check_appendable(path: Path) -> None:
     """A compressed file is read, never appended to (a plain line would break it)."""
     if path.name.endswith(".gz"):
-        raise StoreError(f"{printable(str(path))} is compressed: gradsel reads it but does not append to it; "
-                         "give a .jsonl file (nothing was run)")
+        raise StoreError(
+            f"{printable(str(path))} is compressed: gradsel reads it but does not append to it; "
+            "give a .jsonl file (nothing was run)"
+        )
 
 
 def probe(*paths) -> None:
@@ -150,8 +152,9 @@ def probe(*paths) -> None:
                     continue
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
         except OSError as exc:
-            raise StoreError(f"cannot write {printable(str(path))}: {_why(exc)}; choose another path "
-                             "(nothing was run)") from None
+            raise StoreError(
+                f"cannot write {printable(str(path))}: {_why(exc)}; choose another path (nothing was run)"
+            ) from None
 
 
 def make_parent(path) -> None:
@@ -159,8 +162,9 @@ def make_parent(path) -> None:
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"cannot create the directory of {printable(str(path))}: {_why(exc)}; "
-                         "give --results FILE elsewhere") from None
+        raise StoreError(
+            f"cannot create the directory of {printable(str(path))}: {_why(exc)}; give --results FILE elsewhere"
+        ) from None
 
 
 def write_each(writers) -> list[str]:
@@ -214,8 +218,9 @@ def _append_locked(fd: int, path: Path, line: bytes) -> None:
             os.ftruncate(fd, size)  # no half record: everything written before this append is kept as it was
         except OSError:
             pass
-        raise StoreError(f"cannot append to {printable(str(path))}: {_why(exc)}; "
-                         "the records already in it are kept") from None
+        raise StoreError(
+            f"cannot append to {printable(str(path))}: {_why(exc)}; the records already in it are kept"
+        ) from None
 
 
 def append(path, record: dict) -> None:
@@ -354,7 +359,7 @@ def load(path, redo: bool = False, quiet: bool = False) -> list[dict]:
     except OSError as exc:
         raise StoreError(f"cannot read {printable(str(path))}: {_why(exc)}") from None
     try:
-        fh = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+        fh = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")  # noqa: SIM115 (closed by the with below)
     except OSError as exc:
         raise StoreError(f"cannot read {printable(str(path))}: {_why(exc)}") from None
     try:
@@ -401,8 +406,10 @@ def _read(fh, path, redo: bool = False, quiet: bool = False) -> list[dict]:
             records.append(rec)
     if len(found) > len(records):
         n = len(found) - len(records)
-        _say(f"{path}: {n} duplicate record{'s' if n > 1 else ''} skipped (a run stored more than once "
-             "counts once)", quiet)
+        _say(
+            f"{path}: {n} duplicate record{'s' if n > 1 else ''} skipped (a run stored more than once counts once)",
+            quiet,
+        )
     return records
 
 
@@ -442,8 +449,10 @@ def _documents(fh, path, quiet: bool) -> list[dict] | None:
         problem = check_record(value)
         if problem:
             if isinstance(value, dict) and "config_hash" not in value:
-                problem = ("a JSON document with no run record (a summary, as compare or tune --json print; "
-                           "store runs with --out or --results FILE)")
+                problem = (
+                    "a JSON document with no run record (a summary, as compare or tune --json print; "
+                    "store runs with --out or --results FILE)"
+                )
             _say(f"{path}: record {number}: {problem}; skipped", quiet)
             continue
         records.append(value)
@@ -463,5 +472,3 @@ def _parse(raw: bytes) -> tuple[dict | None, str | None]:
     if problem:
         return None, f"{problem}; line skipped"
     return rec, None
-
-

@@ -25,5 +25,4 @@ def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0
     from ..data import load_mnist_raw
     from ..numerics.training import train
 
-    return run_record(train(config, load_mnist_raw(data_dir) if raw is None else raw,
-                                    eval_points=eval_points))
+    return run_record(train(config, load_mnist_raw(data_dir) if raw is None else raw, eval_points=eval_points))
