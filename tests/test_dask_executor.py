@@ -90,7 +90,6 @@ def test_the_dask_worker_configuration_the_readme_names_ships_in_the_package():
 def test_local_dask_workers_keep_glibcs_default_memory_trimming():
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes a training run
     1.6-2x slower (memory returned to the system on nearly every free); ours are started without it."""
-    pytest.importorskip("distributed")
     import contextlib
     import os
 

@@ -104,7 +104,8 @@ def test_a_grid_killed_at_random_moments_resumes_to_every_run_exactly_once(tmp_p
 
 
 def test_a_dask_worker_killed_mid_grid_is_replaced_and_every_run_is_done_once(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
     configs = experiments.trials(
@@ -508,7 +509,6 @@ def _serve(handler):
 
 @pytest.mark.parametrize("kind", ["silent", "http"])
 def test_11_a_scheduler_address_that_is_not_a_dask_scheduler_fails_within_the_timeout(kind):
-    pytest.importorskip("distributed")
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
     def http(conn):
@@ -578,7 +578,6 @@ def test_14_a_huge_weight_decay_diverges_without_a_numpy_warning(optimizer, dive
 
 
 def test_14_a_local_cluster_with_bad_data_is_one_data_error_and_no_worker_logs(tmp_path, capfd):
-    pytest.importorskip("distributed")
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
     empty = tmp_path / "mnist"

@@ -52,7 +52,6 @@ def dask_cli(name: str) -> str:
 @pytest.fixture
 def scheduler():
     """(address, process) of a `dask scheduler` on a free port, with no worker."""
-    pytest.importorskip("distributed")
     proc = start(
         dask_cli("dask"),
         "scheduler",
@@ -174,7 +173,6 @@ def test_workers_that_all_leave_mid_grid_end_it_after_the_timeout_with_what_was_
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_while_waiting_for_a_scheduler_to_answer_ends_at_once(sig):
-    pytest.importorskip("distributed")
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(5)
@@ -299,7 +297,6 @@ def test_a_malformed_scheduler_address_is_a_usage_error_naming_the_form(address,
 
 @pytest.mark.parametrize("address", ["", "bogus://", "127.0.0.1"])
 def test_the_python_api_refuses_the_same_addresses(address):
-    pytest.importorskip("distributed")
     with pytest.raises(ValueError, match="tcp://HOST:PORT"):
         experiments.make_executor("dask", 1, address)
     with pytest.raises(ValueError, match="--scheduler needs --executor dask"):
@@ -362,7 +359,8 @@ def test_a_huge_workers_count_runs_with_capped_processes_and_says_so_once(worker
 
 
 def test_a_local_cluster_gets_no_more_workers_than_runs_or_cores(monkeypatch):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
     asked = []
@@ -380,7 +378,6 @@ def test_a_local_cluster_gets_no_more_workers_than_runs_or_cores(monkeypatch):
 
 
 def test_a_local_cluster_says_nothing_when_the_dashboard_port_is_taken(capfd):
-    pytest.importorskip("distributed")
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
     with socket.socket() as held:
@@ -445,8 +442,6 @@ def test_ctrl_c_is_the_parents_one_line_whatever_the_workers_were_doing(executor
     """The terminal sends Ctrl-C to the whole process group: here to the grid and every worker at once."""
     import psutil
 
-    if executor == "dask":
-        pytest.importorskip("distributed")
     path = tmp_path / "runs.jsonl"
     proc = _sweep_of_two_workers(executor, path, iters=3000, seeds=8)
     try:
@@ -480,8 +475,6 @@ def test_worker_processes_do_not_answer_ctrl_c_so_a_grid_whose_workers_get_one_g
     moment they exist (while they start, load the data, run), neither stops them nor makes them speak."""
     import psutil
 
-    if executor == "dask":
-        pytest.importorskip("distributed")
     path = tmp_path / "runs.jsonl"
     proc = _sweep_of_two_workers(executor, path, iters=300, seeds=4)
     try:

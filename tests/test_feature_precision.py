@@ -256,7 +256,6 @@ def test_the_new_fields_change_the_runs_they_should(mnist_raw):
 
 
 def test_local_and_dask_executors_honour_the_new_fields(tmp_path, mnist_raw):
-    pytest.importorskip("distributed")
     from gradsel_cli.runs import experiments
     from gradsel_cli.runs.dask_executor import DaskExecutor
 

@@ -161,7 +161,6 @@ def test_without_distributed_the_dask_executor_is_a_one_line_error_with_the_inst
 
 
 def test_an_unreachable_scheduler_is_a_one_line_error(runner, monkeypatch):
-    pytest.importorskip("distributed")
     from gradsel_cli.runs import dask_executor
 
     monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT", 1)
@@ -178,7 +177,6 @@ GRID = experiments.trials(
 
 
 def test_local_and_dask_with_one_or_many_workers_give_bitwise_the_same_records(tmp_path):
-    pytest.importorskip("distributed")
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
     runs = {
