@@ -264,12 +264,9 @@ def _gamma_beta(params: Params) -> tuple:
     return (params.gamma, params.beta) if params.batch_norm else (None, None)
 
 
-def loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> float:
-    """Mean loss of the batch x (B, 784), y (B,), plus the weight-decay penalty; the cross-entropy is
-    -log(p + loss_epsilon) when loss_epsilon > 0. Computed in the precision of `params`."""
-    s = settings
-    x, y, mask = _check_batch(params, x, y, mask)
-    data_part = _loss(
+def _loss_args(params: Params, x, y, s: Settings, mask) -> tuple:
+    """The arguments of the loss kernel and of backpropagation, in their order (the batch checked first)."""
+    return (
         x,
         y,
         params.W1,
@@ -282,6 +279,14 @@ def loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> floa
         params.dtype.type(s.loss_epsilon),
         *_gamma_beta(params),
     )
+
+
+def loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> float:
+    """Mean loss of the batch x (B, 784), y (B,), plus the weight-decay penalty; the cross-entropy is
+    -log(p + loss_epsilon) when loss_epsilon > 0. Computed in the precision of `params`."""
+    s = settings
+    x, y, mask = _check_batch(params, x, y, mask)
+    data_part = _loss(*_loss_args(params, x, y, s, mask))
     return _in_precision(params, data_part, penalty(params, s.weight_decay))
 
 
@@ -302,19 +307,7 @@ def analytic_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=
     s = settings
     x, y, mask = _check_batch(params, x, y, mask)
     decay = s.weight_decay
-    value, flat = _analytic(
-        x,
-        y,
-        params.W1,
-        params.b1,
-        params.W2,
-        params.b2,
-        s.activation,
-        mask,
-        s.loss,
-        params.dtype.type(s.loss_epsilon),
-        *_gamma_beta(params),
-    )
+    value, flat = _analytic(*_loss_args(params, x, y, s, mask))
     grad = params.with_flat(flat)
     if decay:
         grad.flat[...] += decay * params.flat * params.weight_mask()
