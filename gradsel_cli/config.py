@@ -4,14 +4,19 @@ No heavy imports here: the command line and the tables read configurations
 without loading Numba.
 """
 
-import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
-METHOD_NAMES = ("analytic", "numeric", "alternate", "select")
+from typing import TYPE_CHECKING, Any
+
+from . import sources
+from .fields import KINDS, field_problem, option  # noqa: F401  (option, KINDS: part of config's interface)
+
+POLICIES = ("alternate", "select")  # methods that mix the sources of --sources (the others: one source alone)
+METHOD_NAMES = (*sources.names(), *POLICIES)  # as the command line offers them (a source added at run time too)
+DEFAULT_SOURCES = "analytic,numeric"  # what the papers mixed
+POLICY_READS = {"sources": POLICIES, "numeric_every": ("alternate",), "select_on": ("select",)}  # option: its readers
 SUBSETS = ("first", "random")
-FD_SCHEMES = ("central", "forward")
-FD_ARITHS = ("exact", "textbook")  # how a finite difference subtracts the two perturbed losses
 PRECISIONS = ("float64", "float32")
 SELECT_ON = ("batch", "train")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -43,48 +48,28 @@ MAX_DRAWS = 100_000_000  # iters x batch: all mini-batch indices are drawn up fr
 DASK_TIMEOUT = 10.0  # seconds for a Dask scheduler given by address to answer, and for a worker to join it
 
 
-def option(default, help: str, *, choices: tuple | None = None, low=None, high=None, kind: str | None = None):
-    """A TrainConfig field together with its command-line option: the one place for its default and help.
-
-    kind: "positive" (finite, > 0), "nonneg" (finite, >= 0), "fraction" (in [0, 1)); whole numbers take
-    low/high bounds; choices name the allowed strings. The CLI builds ``--field-name`` from this.
-    """
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "kind": kind})
-
-
-KINDS = {
-    "positive": ("positive and finite", lambda x: math.isfinite(x) and x > 0),
-    "nonneg": ("zero or more and finite", lambda x: math.isfinite(x) and x >= 0),
-    "fraction": ("in [0, 1)", lambda x: 0 <= x < 1),
-}  # option(kind=...): what the value must be, the test
-
-
-def field_problem(f, value) -> str | None:
-    """Why `value` is not allowed in TrainConfig field `f` by the field's option() metadata (its choices, its
-    whole-number bounds, its kind, or true/false), or None. The command line's types read the same metadata."""
-    m, name = f.metadata, f.name
-    if m["choices"]:
-        if value not in m["choices"]:
-            return f"unknown {name.replace('_', ' ')} {value!r}; choose one of: {', '.join(m['choices'])}"
-        return None
-    if f.type is bool:
-        return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
-    if f.type is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"{name} must be a whole number, got {value!r}"
-        low, high = m["low"], m["high"]
-        if low is not None and high is not None and not low <= value <= high:
-            return f"{name} must be between {low:,} and {high:,}, got {value:,}"
-        if low is not None and value < low:
-            return f"{name} must be {'0 or more' if low == 0 else f'at least {low:,}'}, got {value:,}"
-        return None
-    what, test = KINDS[m["kind"]]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not test(value):
-        return f"{name} must be {what}, got {value!r}"
-    return None
+def _with_source_options(cls):
+    """Every gradient source's options (sources/) as fields of `cls`, before @dataclass makes them: each after
+    the field its source places it after (Source.placed: the order of the fields of the configurations stored
+    before sources were modules), else after cls's own."""
+    own = dict(cls.__annotations__)
+    added = sources.options()
+    placed = {k: v for s in sources.REGISTRY.values() for k, v in s.placed.items()}
+    order: list[str] = []
+    for name in own:
+        order.append(name)
+        order += [k for k in added if placed.get(k) == name]
+    order += [k for k in added if k not in order]
+    for name, (kind, f) in added.items():
+        setattr(cls, name, f)
+        own[name] = kind
+    cls.__annotations__.clear()
+    cls.__annotations__.update({k: own[k] for k in order})
+    return cls
 
 
 @dataclass(frozen=True)
+@_with_source_options
 class TrainConfig:
     """Everything that changes the outcome of a run (and nothing that does not).
 
@@ -92,7 +77,11 @@ class TrainConfig:
     without an option, or an option without a field, cannot exist.
     """
 
-    method: str = option("alternate", "Gradient source.", choices=METHOD_NAMES)
+    method: str = option(
+        "alternate",
+        "A gradient source alone, or a policy over --sources: alternate (paper A) or select (paper B).",
+        choices=METHOD_NAMES,
+    )
     shots: int = option(2, "Images per class (k).", low=1, high=5421)
     batch: int = option(8, "Mini-batch size (B), drawn with replacement.", low=1, high=MAX_BATCH)
     hidden: int = option(50, "Hidden units (H).", low=1, high=MAX_HIDDEN)
@@ -103,15 +92,16 @@ class TrainConfig:
         "first", "Few-shot subset: first k per class in file order, or a seeded random draw.", choices=SUBSETS
     )
     init_std: float = option(0.01, "Std of the N(0, std^2) initial weights (--init std).", kind="positive")
-    fd_step: float = option(1e-4, "Finite-difference step h.", kind="positive")
-    fd_scheme: str = option(
-        "central",
-        "Finite-difference scheme: central (L(w+h)-L(w-h))/2h or forward (L(w+h)-L(w))/h.",
-        choices=FD_SCHEMES,
+    sources: str = option(
+        DEFAULT_SOURCES,
+        "alternate, select: the gradient sources they mix, comma-separated (the first: every iteration alternate "
+        "does not give to another; select's ties).",
     )
-    numeric_every: int = option(2, "alternate: every K-th iteration uses the numeric gradient.", low=1)
+    numeric_every: int = option(
+        2, "alternate: every K-th iteration uses the next of the other sources (the second, of two).", low=1
+    )
     select_on: str = option(
-        "batch", "select: compare the two candidate updates on the batch or the whole training set.", choices=SELECT_ON
+        "batch", "select: compare the candidate updates on the batch or the whole training set.", choices=SELECT_ON
     )
     test_limit: int = option(10000, "Evaluate on the first N test images.", low=1, high=10000)
     optimizer: str = option("sgd", "Update rule.", choices=OPTIMIZERS)
@@ -137,12 +127,6 @@ class TrainConfig:
     precision: str = option(
         "float64", "Arithmetic of the run: data, weights and every kernel in float64 or float32.", choices=PRECISIONS
     )
-    fd_arith: str = option(
-        "exact",
-        "Finite-difference arithmetic: exact (differences of per-sample losses, no "
-        "cancellation) or textbook ((L+ - L-)/2h of the batch losses as numbers).",
-        choices=FD_ARITHS,
-    )
     loss_epsilon: float = option(
         0.0,
         "Cross-entropy as -log(p + EPS), the textbook's form with 1e-7: every loss "
@@ -151,13 +135,23 @@ class TrainConfig:
         kind="fraction",
     )
 
+    if TYPE_CHECKING:  # the sources' options, added by _with_source_options
+
+        def __getattr__(self, name: str) -> Any: ...
+
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field and its allowed values: each field as its option()
         metadata declares it (field_problem), then what the fields mean together."""
         for f in fields(self):
-            problem = field_problem(f, getattr(self, f.name))
+            problem = None if f.name == "method" else field_problem(f, getattr(self, f.name))
             if problem:
                 raise ValueError(problem)
+        methods = (*sources.names(), *POLICIES)  # a source registered at run time included
+        if self.method not in methods:
+            raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(methods)}")
+        listed = sources.parse(self.sources)
+        if len(listed) < 2:
+            raise ValueError(f"sources {self.sources!r} must list at least two gradient sources to mix")
         if self.iters * self.batch > MAX_DRAWS:
             raise ValueError(
                 f"iters x batch must be at most {MAX_DRAWS:,} (the mini-batch indices are drawn up "
@@ -175,6 +169,25 @@ class TrainConfig:
             )
         return self
 
+    def run_sources(self) -> tuple[str, ...]:
+        """The gradient sources the run computes: its method's alone, or a policy's --sources."""
+        return sources.parse(self.sources) if self.method in POLICIES else (self.method,)
+
+    def read_options(self) -> set[str]:
+        """The options of the policies and sources that this run reads (the rest of those change nothing)."""
+        read = {k for k, methods in POLICY_READS.items() if self.method in methods}
+        for name in self.run_sources():
+            read |= {*sources.get(name).reads, *sources.get(name).options}
+        return read
+
+    def effective(self) -> "TrainConfig":
+        """The run this config really is: the options of the policies and sources it does not use set to
+        their defaults (any value gives the same run)."""
+        default, read = TrainConfig(), self.read_options()
+        unread = [k for k in POLICY_READS if k not in read]
+        unread += [k for s in sources.REGISTRY.values() for k in s.reads if k not in read]
+        return self.replace(**{k: getattr(default, k) for k in unread})
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -188,7 +201,7 @@ class TrainConfig:
 
 
 CELL_KEYS = ("shots", "batch", "hidden")  # the grid keys of a paper table's cell
-GRID_KEYS = ("method", *CELL_KEYS, "seed")  # a paper table's grid: what its runs differ in; the rest is its settings
+GRID_KEYS = ("method", "sources", *CELL_KEYS, "seed")  # a table's grid: what its runs differ in; the rest: settings
 MARGIN = 0.002  # equivalence margin on test accuracy for the TOST verdicts: 20 of the 10,000 test images
 
 

@@ -30,7 +30,15 @@ STYLE = {
     "savefig.facecolor": "white",
     "figure.facecolor": "white",
 }
-METHOD_COLOURS = {"analytic": "#1f77b4", "numeric": "#ff7f0e", "alternate": "#2ca02c", "select": "#d62728"}
+POLICY_COLOURS = {"alternate": "#2ca02c", "select": "#d62728"}  # a source alone: the colour its module declares
+
+
+def method_colour(method: str) -> str | None:
+    from .. import sources
+
+    return sources.REGISTRY[method].colour if method in sources.REGISTRY else POLICY_COLOURS.get(method)
+
+
 BLOCK_COLOURS = {"W1": "#1f77b4", "b1": "#ff7f0e", "W2": "#2ca02c", "b2": "#9467bd", "all": "black"}
 RIGHT, WRONG, DISAGREE = "#1a7f37", "#cf222e", "#e36209"
 
@@ -75,7 +83,7 @@ def curves_figure(path, curves: dict, title: str) -> None:
     """Training loss (log scale), test accuracy, and — when select ran — where select kept the
     numeric update, per method: the mean over seeds with a min-max band."""
     rows = curves["methods"]
-    has_select = any(r["numeric_share"] for r in rows)
+    has_select = any(r["shares"] for r in rows)
     with _style():
         fig = _figure(CURVES_SIZE)
         axes = fig.subplots(1, 3 if has_select else 2)
@@ -83,7 +91,7 @@ def curves_figure(path, curves: dict, title: str) -> None:
         seeds = max(len(r["seeds"]) for r in rows)
         band = f" (mean, band: min–max over {seeds} seeds)" if seeds > 1 else ""
         for r in rows:
-            colour = METHOD_COLOURS.get(r["method"])
+            colour = method_colour(r["method"])
             if r["loss"]:
                 _line(loss_ax, r["loss"], r["method"], colour)
             if r["accuracy"]:
@@ -123,25 +131,28 @@ def _line(ax, series: dict, label: str, colour, marker=None) -> None:
 
 
 def _select_panel(ax, rows: list[dict]) -> None:
-    """select: share of iterations whose kept update was numeric (left), and the relative error
-    of the numeric gradient (right, log scale), per window."""
+    """select: share of iterations whose kept update came from each source but the first (left), and that
+    source's relative difference to the first (right, log scale), per window."""
+    from .. import sources
+
     err_ax = ax.twinx()
     err_ax.grid(False)
     for r in rows:
-        if r["numeric_share"]:
-            s = r["numeric_share"]
-            _line(ax, s, f"{r['method']}: numeric share", METHOD_COLOURS.get(r["method"]))
-        if r["rel_diff"]:
-            d = r["rel_diff"]
-            err_ax.plot(d["iterations"], d["mean"], color="grey", lw=1, ls="--", label=f"{r['method']}: rel. error")
-    every = next(r["numeric_share"]["every"] for r in rows if r["numeric_share"])
+        for name, series in r["shares"].items():
+            colour = sources.REGISTRY[name].colour if name in sources.REGISTRY else None
+            _line(ax, series, f"{r['method']}: {name} share", colour)
+        for name, d in r["rel_diffs"].items():
+            err_ax.plot(
+                d["iterations"], d["mean"], color="grey", lw=1, ls="--", label=f"{r['method']}: {name} rel. diff."
+            )
+    every = next(v["every"] for r in rows for v in r["shares"].values())
     ax.set(
         ylim=(-0.02, 1.02),
         xlabel="iteration",
-        title="where select keeps the numeric update",
-        ylabel=f"share of numeric updates per {every}-iteration window",
+        title="where select keeps another source's update",
+        ylabel=f"share of updates per {every}-iteration window",
     )
-    err_ax.set(yscale="log", ylabel="‖g_num − g_ana‖ / ‖g_ana‖ (window mean)")
+    err_ax.set(yscale="log", ylabel="‖g − g_first‖ / ‖g_first‖ (window mean)")
     err_ax.spines["right"].set_visible(True)
     handles = ax.get_legend_handles_labels()
     extra = err_ax.get_legend_handles_labels()
@@ -213,57 +224,61 @@ def digits_view_figure(path, digits: dict) -> None:
 
 
 def gradcheck_title(check: dict) -> str:
-    """The title of the gradcheck figure: the scheme and the configuration checked."""
+    """The title of the gradcheck figure: the sources and the configuration checked."""
     c = check["config"]
+    names = ", ".join(check["states"][0]["sources"])
     return (
-        f"gradsel gradcheck — numeric ({check['scheme']}) vs analytic gradient, k={c['shots']}, B={c['batch']}, "
+        f"gradsel gradcheck — {names} vs {check['exact']} gradient, k={c['shots']}, B={c['batch']}, "
         f"H={c['hidden']}, lr {c['lr']}, seed {c['seed']}"
     )
 
 
 def gradcheck_figure(path, check: dict, title: str) -> None:
-    """Relative error of the numeric gradient against the step h, log-log, per block, at
-    initialisation and after training, with the slopes of truncation and rounding error."""
+    """Relative error of each source's gradient against the step h, log-log, at initialisation and after
+    training: over all weights for every source (a source without a step: a level line), per block for the
+    first, with the slopes of truncation and rounding error."""
+    from .. import sources
+
     with _style():
         fig = _figure(GRADCHECK_SIZE)
         axes = fig.subplots(1, len(check["states"]), sharey=True, squeeze=False)[0]
-        order = 2 if check["scheme"] == "central" else 1
+        errors = []
         for ax, state in zip(axes, check["states"]):
-            steps = [r["step"] for r in state["rows"]]
-            for name in ("W1", "b1", "W2", "b2", "all"):
-                errs = [(r["blocks"][name] if name != "all" else r["all"])["rel_diff"] for r in state["rows"]]
-                pts = [(h, e) for h, e in zip(steps, errs) if e is not None and e > 0]
-                if pts:
-                    ax.plot(
-                        *zip(*pts),
-                        marker="o",
-                        ms=3.5,
-                        color=BLOCK_COLOURS[name],
-                        lw=2.2 if name == "all" else 1.2,
-                        label="all weights" if name == "all" else name,
-                    )
-            _slopes(ax, state, order)
+            stepped = [n for n, v in state["sources"].items() if v["step_option"]]
+            for n, checked in state["sources"].items():
+                rows = checked["rows"]
+                colour = sources.get(n).colour if n in sources.REGISTRY else None
+                for block in ("W1", "b1", "W2", "b2", "all") if stepped[:1] == [n] else ("all",):
+                    errs = [(r["blocks"][block] if block != "all" else r["all"])["rel_diff"] for r in rows]
+                    errors += [e for e in errs if e]
+                    if not checked["step_option"]:
+                        if errs[0]:
+                            ax.axhline(errs[0], color=colour, lw=1.6, ls="--", label=f"{n} (no step)")
+                        continue
+                    pts = [(r["step"], e) for r, e in zip(rows, errs) if e is not None and e > 0]
+                    if pts:
+                        whole = block == "all"
+                        ax.plot(
+                            *zip(*pts),
+                            marker="o",
+                            ms=3.5,
+                            color=colour if whole else BLOCK_COLOURS[block],
+                            lw=2.2 if whole else 1.0,
+                            label=f"{n}: all weights" if whole else f"{n}: {block}",
+                        )
+            if stepped:
+                first = state["sources"][stepped[0]]
+                _slopes(ax, first, sources.get(stepped[0]).truncation(check["config"]))
             when = (
-                "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} analytic iterations"
+                "at initialisation"
+                if state["iteration"] == 0
+                else f"after {state['iteration']:,} {check['exact']} iterations"
             )
-            best = state["best_step"]
-            ax.set(
-                xscale="log",
-                yscale="log",
-                xlabel="finite-difference step h (weight units)",
-                title=f"{when}; best h = {best:g}" if best else when,
-            )
+            ax.set(xscale="log", yscale="log", xlabel="step h (weight units)", title=when)
             ax.invert_xaxis()
-        errors = [
-            e
-            for state in check["states"]
-            for r in state["rows"]
-            for e in [r["all"]["rel_diff"], *(b["rel_diff"] for b in r["blocks"].values())]
-            if e
-        ]
         if errors:  # the panels share y: limits that show every block of every panel
             axes[0].set_ylim(min(errors) / 3, max(errors) * 3)
-        axes[0].set_ylabel("relative error ‖g_num − g_ana‖ / ‖g_ana‖")
+        axes[0].set_ylabel(f"relative error ‖g − g_{check['exact']}‖ / ‖g_{check['exact']}‖")
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
         fig.suptitle(title)
         _save(fig, path)

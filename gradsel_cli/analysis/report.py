@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import papers
+from .. import papers, sources
 from ..config import DIGITS_FROM, GRID_KEYS, MARGIN, canonical, counted
 from ..runs.records import test_set_runs
 from . import stats
@@ -42,15 +42,22 @@ def _ci_dict(values) -> dict:
     }
 
 
+def not_exact_share(record: dict) -> float:
+    """Share of a run's kept updates that came from sources other than the exact gradient (sources.exact())."""
+    exact = sources.exact()
+    return sum(v for k, v in record["shares"].items() if k != exact)
+
+
 def compare_summary(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
-    """Per method: accuracy mean and CI, loss, timing, numeric share, select wins;
-    per method versus the baseline (analytic if run, else the first method): paired
+    """Per method: accuracy mean and CI, loss, timing, the share of updates not from the exact gradient
+    (not_exact_share), select's wins of those; per method versus the baseline (the exact gradient if run,
+    else the first method): paired
     difference, its CI, p-values, the share of test images predicted differently, and
     the equivalence test (TOST) within ±`margin`."""
     by_method: defaultdict[str, dict] = defaultdict(dict)  # method -> seed -> record
     for rec in records:
         by_method[rec["config"]["method"]][rec["config"]["seed"]] = rec
-    baseline = "analytic" if "analytic" in methods else methods[0]
+    baseline = sources.exact() if sources.exact() in methods else methods[0]
     rows = []
     for m in methods:
         recs = [by_method[m][s] for s in sorted(by_method[m])]
@@ -62,15 +69,15 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
             "accuracy": _ci_dict([_acc(r) for r in recs]),
             "final_loss": float(np.mean(losses)) if losses else None,  # of the runs that finished
             "time_per_iter": float(np.mean([r["time_per_iter"] for r in recs])),
-            "numeric_share": float(np.mean([r["numeric_share"] for r in recs])),
+            "not_exact_share": float(np.mean([not_exact_share(r) for r in recs])),
             "select_win_rate": (
-                float(np.mean([r["select_wins"]["numeric"] / max(i, 1) for r, i in zip(recs, iters)]))
-                if m == "select"
+                float(np.mean([_not_exact_wins(r) / max(i, 1) for r, i in zip(recs, iters)]))
+                if all(r["select_wins"] is not None for r in recs)
                 else None
             ),
             "rel_diff_mean": (
-                float(np.mean([r["rel_diff_mean"] for r in recs]))
-                if all(r["rel_diff_mean"] is not None for r in recs)
+                float(np.mean([np.mean(list(r["rel_diff_mean"].values())) for r in recs]))
+                if all(r["rel_diff_mean"] for r in recs)
                 else None
             ),
             "diverged": sum(r["diverged"] for r in recs),
@@ -122,8 +129,14 @@ def _cells(records: list[dict]) -> dict:
 
 
 def matching(records: list[dict], settings: dict) -> list[dict]:
-    """The test-set runs made with exactly these non-grid settings (a tune trial is not one)."""
-    return [r for r in test_set_runs(records) if settings_of(canonical(r["config"])) == settings]
+    """The test-set runs made with exactly these non-grid settings (a tune trial is not one), mixing the sources
+    the papers mixed."""
+    studied = ",".join(papers.STUDY_SOURCES)
+    return [
+        r
+        for r in test_set_runs(records)
+        if settings_of(c := canonical(r["config"])) == settings and c["sources"] == studied
+    ]
 
 
 def paper_table(preset: str, records: list[dict], settings: dict, margin: float = MARGIN) -> dict:
@@ -346,6 +359,14 @@ def _thinned(recs: list[dict], key: str) -> dict | None:
     return {"every": every, "iterations": centres, **band}
 
 
+def _by_source(recs: list[dict], key: str) -> dict:
+    """_thinned of every source's series under `key` (an object by source in each record), those all have."""
+    maps = [r.get(key) or {} for r in recs]
+    names = [n for n in maps[0] if all(n in m for m in maps)] if maps else []
+    out = {n: _thinned([{key: m[n]} for m in maps], key) for n in names}
+    return {n: v for n, v in out.items() if v is not None}
+
+
 def _acc_curve(recs: list[dict]) -> dict | None:
     """Test accuracy at the recorded iterations (acc_curve; acc_history in records made before it)."""
     curves: list[Any] = [r.get("acc_curve") or r.get("acc_history") for r in recs]
@@ -358,10 +379,15 @@ def _acc_curve(recs: list[dict]) -> dict | None:
     return {"iterations": common, **_band(series)}
 
 
+def _not_exact_wins(record: dict) -> int:
+    exact = sources.exact()
+    return sum(v for k, v in record["select_wins"].items() if k != exact)
+
+
 def curves(records: list[dict], methods: list[str]) -> dict:
     """Per method, over seeds: the training loss (window means), the test accuracy where it
-    was recorded, and for select the share of numeric updates and ||g_num - g_ana|| / ||g_ana||
-    per window. Each series is a mean with a min-max band over seeds."""
+    was recorded, and for select the share of each other source's kept updates and its
+    ||g_s - g_first|| / ||g_first||, per window. Each series is a mean with a min-max band over seeds."""
     by_method = defaultdict(list)
     for rec in records:
         by_method[rec["config"]["method"]].append(rec)
@@ -376,8 +402,8 @@ def curves(records: list[dict], methods: list[str]) -> dict:
                 "seeds": [r["config"]["seed"] for r in recs],
                 "loss": _thinned(recs, "loss_history"),
                 "accuracy": _acc_curve(recs),
-                "numeric_share": _thinned(recs, "numeric_share_history"),
-                "rel_diff": _thinned(recs, "rel_diff_history"),
+                "shares": _by_source(recs, "share_history"),
+                "rel_diffs": _by_source(recs, "rel_diff_history"),
             }
         )
     return {
@@ -506,7 +532,7 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
             r = stats.paired([mine[(*c, s)]["accuracy"] for s in ss], [base[(*c, s)]["accuracy"] for s in ss])
             equivalent += stats.equivalence(r, margin)["outcome"] == "equivalent"
     largest = max(diffs.values(), key=abs) if diffs else None
-    shares = [mine[k]["numeric_share"] for k in finished]
+    shares = [not_exact_share(mine[k]) for k in finished]
     return stats.json_ready(
         {
             "pairs": len(keys),
@@ -524,7 +550,7 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
             "cells_equivalent": equivalent,
             "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
             "largest": largest,
-            "numeric_share": float(np.mean(shares)) if shares else None,
+            f"{papers.STUDY_SOURCES[1]}_share": float(np.mean(shares)) if shares else None,
             "reason": None if pooled is None else pooled["reason"],
         }
     )

@@ -13,6 +13,7 @@ from typing import cast
 
 import click
 
+from .. import sources
 from ..config import (
     CELL_KEYS,
     DIGITS_FROM,
@@ -27,6 +28,7 @@ from ..config import (
 from ..text import printable
 from .errors import BadInput, Group, library_errors, on_interrupt
 from .options import (
+    source_list,
     Finite,
     Whole,
     comma_list,
@@ -221,7 +223,7 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_js
     type=click.Path(dir_okay=False),
     callback=png_file,
     default=None,
-    help="Write learning curves (mean and band over seeds) and where select keeps the numeric update "
+    help="Write learning curves (mean and band over seeds) and where select keeps each source's update "
     "to FILE.png (needs matplotlib).",
 )
 @click.option(
@@ -481,7 +483,7 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
 
 
 @cli.command()
-@config_options("method", method={"default": "analytic"})
+@config_options("method", method={"default": sources.exact()})
 @training_options
 @config_options("seed", seed={"help": "Seed of the weights, subset, batches and the search itself."})
 @machine_options
@@ -574,18 +576,23 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
 
 @cli.command()
 @config_options(*CELL_KEYS)
-@config_options(
-    "iters", "lr", iters={"default": 2000, "help": "Iterations of analytic training before the second check."}
-)
+@config_options("iters", "lr", iters={"default": 2000, "help": "Iterations of exact training before the second check."})
 @list_option(
-    "--fd-step",
+    "--steps",
     ",".join(f"{h:g}" for h in GRADCHECK_STEPS),
     comma_list(Finite(), "1e-3,1e-5"),
-    "Finite-difference steps h to try, comma-separated.",
+    "Steps h to try (each source's own step option: --fd-step of numeric...), comma-separated.",
 )
-@config_options(
-    "fd_scheme", "subset", "init_std", "init", "activation", "seed", "precision", "fd_arith", "loss_epsilon"
+@click.option(
+    "--check",
+    "checked",
+    default=None,
+    metavar="LIST",
+    callback=lambda ctx, param, value: None if value is None else source_list(value),
+    help="The sources to check against the exact gradient, comma-separated [default: every other one].",
 )
+@config_options("subset", "init_std", "init", "activation", "seed", "precision", "loss_epsilon")
+@config_options(*(k for k, s in sources.options().items() if k not in {x.step for x in sources.REGISTRY.values()}))
 @machine_options
 @click.option(
     "--plot",
@@ -596,19 +603,20 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
 )
 @output_options("the measurements")
 @library_errors
-def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
-    """Numeric against analytic gradient, per block and finite-difference step.
+def gradcheck(steps, checked, data_dir, threads, plot, as_json, quiet, **opts):
+    """Every gradient source against the exact one, per block (and step h).
 
     On the first mini-batch of the run, at the initial weights and after
-    --iters iterations of analytic training: the relative error
-    ||g_num - g_ana|| / ||g_ana|| of W1, b1, W2, b2 and of all weights, and
-    the cosine similarity, for each step h. Too large an h gives truncation
-    error, too small an h rounding error: the error against h is V-shaped.
+    --iters iterations of exact (analytic) training: the relative error
+    ||g - g_exact|| / ||g_exact|| of W1, b1, W2, b2 and of all weights, and
+    the cosine similarity, of each source, for each step h where it has one.
+    For finite differences too large an h gives truncation error, too small an
+    h rounding error: the error against h is V-shaped.
 
     \b
     Example:
       gradsel gradcheck --hidden 50 --batch 8
-      gradsel gradcheck --fd-step 1e-3,1e-5 --fd-scheme forward --json
+      gradsel gradcheck --steps 1e-3,1e-5 --fd-scheme forward --json
       gradsel gradcheck --plot gradcheck.png
     """
     from .. import render
@@ -617,13 +625,17 @@ def gradcheck(fd_step, data_dir, threads, plot, as_json, quiet, **opts):
     from ..runs import results
 
     out, err = render.consoles(quiet or as_json)
-    config = config_from(opts, method="analytic", test_limit=1000)
+    config = config_from(opts, method=sources.exact(), test_limit=1000)
     results.probe(plot)
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)
-    with render.progress_bar(err, config.iters, "analytic") as update:
+    with render.progress_bar(err, config.iters, sources.exact()) as update:
         check = run_check(
-            config, sorted(fd_step, reverse=True), raw, progress=lambda d, t, loss: update(d, t, loss=loss)
+            config,
+            sorted(steps, reverse=True),
+            raw,
+            progress=lambda d, t, loss: update(d, t, loss=loss),
+            names=checked or None,
         )
     show(out, check, as_json, lambda: render.gradcheck_tables(check))
     if plot:

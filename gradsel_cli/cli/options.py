@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .. import sources
 from ..config import CELL_KEYS, DASK_TIMEOUT, MARGIN, METHOD_NAMES, TrainConfig, scheduler_address, setting_keys
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -64,12 +65,26 @@ class Whole(click.IntRange):
         return super().convert(value, param, ctx)
 
 
+class SourceList(click.ParamType):
+    """A comma-separated list of gradient sources (sources.parse)."""
+
+    name = "LIST"
+
+    def convert(self, value, param, ctx):
+        try:
+            return ",".join(sources.parse(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def _param_type(f):
     m = f.metadata
     if m["choices"]:
         return click.Choice(m["choices"])
     if f.type is int:
         return Whole(m["low"], m["high"])
+    if f.type is str:  # the one free-text field: a list of sources
+        return SourceList()
     return {"positive": Finite(), "nonneg": Finite(positive=False), "fraction": Fraction()}[m["kind"]]
 
 
@@ -218,12 +233,18 @@ def config_options(*names, **overrides):
 
 def training_options(fn):
     """The cell and every setting of a run (all fields but method and seed)."""
-    return config_options(*CELL_KEYS, *setting_keys())(fn)
+    return config_options(*CELL_KEYS, "sources", *setting_keys())(fn)
 
 
 def listed_options(fn):
     """The cell and the one-value settings as comma lists (sweep); flags stay flags."""
-    return _apply(fn, [config_option(n, listed=FIELDS[n].type is not bool) for n in (*CELL_KEYS, *setting_keys())])
+    names = (*CELL_KEYS, "sources", *setting_keys())
+    return _apply(fn, [config_option(n, listed=_listable(FIELDS[n])) for n in names])
+
+
+def _listable(f) -> bool:
+    """Whether a field's option takes a comma list of values to sweep: not a flag, and not itself a list."""
+    return f.type is not bool and not (f.type is str and not f.metadata["choices"])
 
 
 def machine_options(fn):
@@ -259,8 +280,16 @@ def output_options(what: str):
     )
 
 
+def source_list(value: str) -> tuple[str, ...]:
+    """A comma-separated list of gradient sources (sources.parse), or a usage error naming the choices."""
+    try:
+        return sources.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def method_list_option(default: str):
-    """--methods (or --method): gradient sources, comma-separated."""
+    """--methods (or --method): methods (a source alone, or a policy over --sources), comma-separated."""
     return click.option(
         "--methods",
         "--method",
@@ -270,7 +299,8 @@ def method_list_option(default: str):
         show_default=True,
         metavar="LIST",
         callback=comma_list(click.Choice(METHOD_NAMES), "analytic,select"),
-        help=f"Gradient sources, comma-separated: {', '.join(METHOD_NAMES)}.",
+        help=f"Methods, comma-separated: a gradient source alone or a policy over --sources: "
+        f"{', '.join(METHOD_NAMES)}.",
     )
 
 

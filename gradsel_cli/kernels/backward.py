@@ -4,7 +4,7 @@ import numba
 import numpy as np
 
 from .activations import SIGMOID, _act, _act_deriv
-from .forward import CROSS_ENTROPY, _forward_lit, _mean_loss, _softmax_parts
+from .forward import CROSS_ENTROPY, _blocks, _forward_lit, _mean_loss, _softmax_parts
 from .lit import _nonzero
 from .policy import SERIAL
 from .precision import _c, _exp
@@ -128,3 +128,13 @@ def _analytic_lit(idx, val, ptr, y, W1, b1, W2, b2, act, mask, loss, loss_epsilo
     for k in range(K):
         grad[row + H * K + k] = gb2[k]
     return value, idx, ptr
+
+
+@numba.njit(**SERIAL)
+def _analytic_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+    """The analytic source's step (step_signature): backpropagation over the lit pixels, into g."""
+    n_in = x.shape[1]
+    K = (flat.shape[0] - n_in * H - H) // (H + 1)
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    value, _, _ = _analytic_lit(idx, val, ptr, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, None, None, g)
+    return np.float64(value)

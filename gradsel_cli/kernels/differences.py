@@ -15,7 +15,17 @@ import numba
 import numpy as np
 
 from .activations import SIGMOID, _act
-from .forward import MSE, _ce_change, _cross_entropy, _forward_lit, _sample_losses, _softmax_parts, _with_eps
+from .forward import (
+    MSE,
+    _blocks,
+    _ce_change,
+    _loss,
+    _cross_entropy,
+    _forward_lit,
+    _sample_losses,
+    _softmax_parts,
+    _with_eps,
+)
 from .lit import _nonzero
 from .policy import INLINE, PARALLEL, SERIAL
 from .precision import SMALL, _c, _exp, _exp_small
@@ -341,3 +351,28 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_text
 
     gW2, gb2 = _numeric_output_layer(z1, a2, m, e, y, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
     return gW1, gb1, gW2, gb2
+
+
+@numba.njit(**SERIAL)
+def _numeric_flat(x, y, flat, n_in, H, K, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon):
+    """_numeric's gradient as one flat vector (the layout of Params)."""
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    gW1, gb1, gW2, gb2 = _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
+    g = np.empty(flat.shape[0], flat.dtype)
+    row = n_in * H + H
+    g[: n_in * H] = gW1.ravel()
+    g[n_in * H : row] = gb1
+    g[row : row + H * K] = gW2.ravel()
+    g[row + H * K :] = gb2
+    return g
+
+
+@numba.njit(**SERIAL)
+def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+    """The numeric source's step (step_signature); knobs: fd_step, fd_central, fd_textbook."""
+    n_in = x.shape[1]
+    K = (flat.shape[0] - n_in * H - H) // (H + 1)
+    fd_step = _c(flat, knobs[0])
+    g[:] = _numeric_flat(x, y, flat, n_in, H, K, act, mask, fd_step, knobs[1] != 0, loss, knobs[2] != 0, loss_epsilon)
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    return np.float64(_loss(x, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, None, None))

@@ -239,3 +239,15 @@ def _predict(x, W1, b1, W2, b2, act):
                     best = k
             out[lo + n] = best
     return out
+
+
+@numba.njit(**SERIAL)
+def _blocks(flat, n_in, H, K):
+    """W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,): views into flat (the layout of Params)."""
+    row = n_in * H + H
+    return (
+        flat[: n_in * H].reshape((n_in, H)),
+        flat[n_in * H : row],
+        flat[row : row + H * K].reshape((H, K)),
+        flat[row + H * K : row + H * K + K],
+    )

@@ -5,9 +5,7 @@ import math
 import numba
 import numpy as np
 
-from .backward import _analytic, _analytic_lit
-from .differences import _numeric
-from .forward import _loss
+from .forward import _blocks, _loss
 from .lit import _nonzero
 from .policy import EXACT, SERIAL
 from .precision import _c
@@ -16,8 +14,28 @@ from .precision import _c
 # common configurations (no weight decay, dropout or batch norm). Each iteration computes
 # exactly what methods.py computes one call at a time, and the update and the norms are
 # rounded as NumPy rounds them (EXACT: no fused multiply-add), so the two loops give
-# bitwise the same run. Method codes; the names are mapped in network.py.
-ANALYTIC, NUMERIC, ALTERNATE, SELECT = 0, 1, 2, 3
+# bitwise the same run. The gradient sources come as their steps (first-class functions of
+# STEP_SIGNATURE, compiled by numerics/kernel_cache.py), the policy as its code.
+PLAIN, ALTERNATE, SELECT = 0, 1, 2  # the policy codes; the names are mapped in network.py
+STEPS = 4  # the loop takes this many steps (unused ones repeat the first): one specialisation per precision
+
+
+def step_signature(dtype):
+    """The signature every source's fused step has, for weights of `dtype`:
+
+    step(x (B, n_in), y (B,), idx, val, ptr (the batch's lit pixels as _nonzero gives them), flat (the
+    weights, Params' layout), H, act, mask (B, H), loss, loss_epsilon, knobs (float64: the source's
+    settings), g) -> the batch loss at flat, as a float64.
+
+    g is zero on entry on W1 and b1; the step writes its gradient into it: every entry, or (a sparse
+    source) W1's rows of the batch's lit pixels and b1 added, W2 and b2 assigned, the rest left zero.
+    """
+    t = numba.from_dtype(np.dtype(dtype))
+    i64 = numba.types.int64
+    vec, mat = t[::1], t[:, ::1]
+    return numba.types.float64(
+        mat, i64[::1], i64[::1], vec, i64[::1], vec, i64, i64, mat, i64, t, numba.types.float64[::1], vec
+    )
 
 
 @numba.njit(**EXACT)
@@ -121,32 +139,6 @@ def _norm(v):
 
 
 @numba.njit(**SERIAL)
-def _blocks(flat, n_in, H, K):
-    """W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,): views into flat (the layout of Params)."""
-    row = n_in * H + H
-    return (
-        flat[: n_in * H].reshape((n_in, H)),
-        flat[n_in * H : row],
-        flat[row : row + H * K].reshape((H, K)),
-        flat[row + H * K : row + H * K + K],
-    )
-
-
-@numba.njit(**SERIAL)
-def _numeric_flat(x, y, flat, n_in, H, K, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon):
-    """_numeric's gradient as one flat vector (the layout of Params)."""
-    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
-    gW1, gb1, gW2, gb2 = _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
-    g = np.empty(flat.shape[0], flat.dtype)
-    row = n_in * H + H
-    g[: n_in * H] = gW1.ravel()
-    g[n_in * H : row] = gb1
-    g[row : row + H * K] = gW2.ravel()
-    g[row + H * K :] = gb2
-    return g
-
-
-@numba.njit(**SERIAL)
 def _gather_lit(rows, lit_idx, lit_val, lit_ptr, idx, val, ptr):
     """The lit pixels of the batch of rows `rows` (as _nonzero would give them) into idx, val, ptr, from
     those of the whole set (lit_idx, lit_val, lit_ptr); returns how many."""
@@ -162,29 +154,12 @@ def _gather_lit(rows, lit_idx, lit_val, lit_ptr, idx, val, ptr):
 
 
 @numba.njit(**SERIAL)
-def _select_step(x, y, flat, H, act, mask, loss, loss_epsilon, fd_step, fd_central, fd_textbook, lr, xs, ys, ms):
-    """One select iteration on the batch x, y: both gradients, both SGD candidates, the one with the lower
-    loss on xs, ys (mask ms) kept in flat (ties: analytic) unless the loss or it is not finite.
-    Returns the batch loss, whether it was kept, whether numeric, and ||g_num - g_ana|| / ||g_ana||."""
-    P = flat.shape[0]
-    n_in = x.shape[1]
-    K = (P - n_in * H - H) // (H + 1)
-    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
-    value, ga = _analytic(x, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, None, None)
-    gn = _numeric_flat(x, y, flat, n_in, H, K, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
-    norm = _norm(ga)
-    rel = _norm(gn - ga) / norm if norm > 0 else _norm(gn)
-    finite_a = _sgd_into(flat, ga, lr, 0, P)  # ga, gn: now the two candidate weights
-    finite_n = _sgd_into(flat, gn, lr, 0, P)
-    Wa = _blocks(ga, n_in, H, K)
-    Wn = _blocks(gn, n_in, H, K)
-    la = _loss(xs, ys, Wa[0], Wa[1], Wa[2], Wa[3], act, ms, loss, loss_epsilon, None, None)
-    ln = _loss(xs, ys, Wn[0], Wn[1], Wn[2], Wn[3], act, ms, loss, loss_epsilon, None, None)
-    numeric = ln < la
-    ok = math.isfinite(value) and (finite_n if numeric else finite_a)
-    if ok:
-        flat[:] = gn if numeric else ga
-    return value, ok, numeric, rel
+def _source_at(t, policy, n_sources, every):
+    """The source of iteration t (1-based) under plain or alternate: the first, but on every `every`-th
+    iteration the next of the others in turn (the second, of two)."""
+    if policy == PLAIN or t % every != 0:
+        return 0
+    return 1 + (t // every - 1) % (n_sources - 1)
 
 
 @numba.njit(**SERIAL)
@@ -195,84 +170,111 @@ def _train_sgd(
     y_train,
     batches,
     t0,
-    method,
-    numeric_every,
+    policy,
+    steps,
+    n_sources,
+    dense,
+    sparse,
+    knobs,
+    every,
     lr,
     act,
     loss,
     loss_epsilon,
-    fd_step,
-    fd_central,
-    fd_textbook,
     select_on_train,
     losses,
     sources,
     rel_diffs,
 ):
-    """Iterations t0 + 1, ..., t0 + len(batches) of SGD with the gradient of `method`.
+    """Iterations t0 + 1, ..., t0 + len(batches) of SGD with the gradient of the `policy` over the first
+    n_sources of `steps` (plain: the first alone; alternate: _source_at; select: every one, the update
+    with the lowest loss kept, ties to the first).
 
     flat : (P,) the weights (layout of Params), updated in place
     x_train : (N, n_in), y_train : (N,) the few-shot set; batches : (T, B) indices into it
-    losses, sources, rel_diffs : (iters,) each iteration's batch loss, 1 where the kept update
-        was numeric, and select's ||g_num - g_ana|| / ||g_ana|| (written at t - 1)
+    dense, sparse : (n,) whether each source's step reads x, and whether its gradient is zero on the
+        rows of W1 of dark pixels (then only the batch's lit rows are updated)
+    knobs : (n, m) float64, each source's settings
+    losses, sources : (iters,) each iteration's batch loss and the kept update's source (its position)
+    rel_diffs : (iters, n - 1) select's ||g_s - g_0|| / ||g_0|| of each other source s (written at t - 1)
 
     Returns the iterations done and whether the last of them diverged (a loss or a new weight
-    not finite: its loss is written, the weights stay those before it). The analytic update
-    touches only the rows of W1 whose gradient can be non-zero (the batch's lit pixels).
+    not finite: its loss is written, the weights stay those before it).
     """
     P = flat.shape[0]
     n_in = x_train.shape[1]
     K = (P - n_in * H - H) // (H + 1)
     row = n_in * H + H
-    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
-    ones = np.ones((batches.shape[1], H), flat.dtype)
-    x = np.empty((batches.shape[1], n_in), flat.dtype)
-    y = np.empty(batches.shape[1], np.int64)
+    B = batches.shape[1]
+    ones = np.ones((B, H), flat.dtype)
+    x = np.empty((B, n_in), flat.dtype)
+    y = np.empty(B, np.int64)
     ones_train = np.ones((x_train.shape[0], H), flat.dtype)
-    g = np.zeros(P, flat.dtype)  # the analytic gradient (zero but on the rows just written), then the update
+    g = np.zeros(P, flat.dtype)  # a gradient (zero on W1 and b1 but the rows just written), then the update
+    G = np.zeros((n_sources if policy == SELECT else 0, P), flat.dtype)  # select: each source's, then candidate
+    finite = np.empty(n_sources, np.bool_)
+    rel = np.empty(max(n_sources - 1, 0), np.float64)
     seen = np.full(n_in + 1, -1, np.int64)  # the iteration that last wrote each row of W1 (row n_in: b1)
     lit_idx, lit_val, lit_ptr = _nonzero(x_train)
     longest = 0
     for r in range(x_train.shape[0]):
         longest = max(longest, lit_ptr[r + 1] - lit_ptr[r])
-    idx = np.empty(batches.shape[1] * longest, np.int64)
-    val = np.empty(batches.shape[1] * longest, flat.dtype)
-    ptr = np.empty(batches.shape[1] + 1, np.int64)
+    idx = np.empty(B * longest, np.int64)
+    val = np.empty(B * longest, flat.dtype)
+    ptr = np.empty(B + 1, np.int64)
     rows = np.empty(n_in + 1, np.int64)
     for i in range(batches.shape[0]):
         t = t0 + i + 1
-        numeric = method == NUMERIC or (method == ALTERNATE and t % numeric_every == 0)
-        for b in range(batches.shape[1]):  # the batch (x copied row by row: Numba's x_train[rows] is slower)
+        s = _source_at(t, policy, n_sources, every) if policy != SELECT else 0
+        need_x = dense[s]
+        if policy == SELECT:
+            for q in range(n_sources):
+                need_x |= dense[q]
+        for b in range(B):  # the batch (x copied row by row: Numba's x_train[rows] is slower)
             y[b] = y_train[batches[i, b]]
-            if numeric or method == SELECT:
+            if need_x:
                 x[b] = x_train[batches[i, b]]
-        if method == SELECT:
+        n = _gather_lit(batches[i], lit_idx, lit_val, lit_ptr, idx, val, ptr)
+        if policy == SELECT:
             xs, ys, ms = (x_train, y_train, ones_train) if select_on_train else (x, y, ones)
-            value, ok, kept_numeric, rel = _select_step(
-                x, y, flat, H, act, ones, loss, loss_epsilon, fd_step, fd_central, fd_textbook, lr, xs, ys, ms
-            )
+            value = 0.0
+            for q in range(n_sources):
+                G[q, :] = 0.0
+                v = steps[q](x, y, idx[:n], val[:n], ptr, flat, H, act, ones, loss, loss_epsilon, knobs[q], G[q])
+                if q == 0:
+                    value = v
+            norm = _norm(G[0])
+            for q in range(1, n_sources):
+                rel[q - 1] = _norm(G[q] - G[0]) / norm if norm > 0 else _norm(G[q])
+            best, best_loss = 0, 0.0
+            for q in range(n_sources):  # G[q]: now the candidate weights
+                finite[q] = _sgd_into(flat, G[q], lr, 0, P)
+                W = _blocks(G[q], n_in, H, K)
+                lq = np.float64(_loss(xs, ys, W[0], W[1], W[2], W[3], act, ms, loss, loss_epsilon, None, None))
+                if q == 0 or lq < best_loss:
+                    best, best_loss = q, lq
+            ok = math.isfinite(value) and finite[best]
             if ok:
-                sources[t - 1] = kept_numeric
-                rel_diffs[t - 1] = rel
-        elif numeric:
-            gn = _numeric_flat(x, y, flat, n_in, H, K, act, ones, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
-            value = _loss(x, y, W1, b1, W2, b2, act, ones, loss, loss_epsilon, None, None)
-            ok = _sgd_into(flat, gn, lr, 0, P) and math.isfinite(value)
-            if ok:
-                flat[:] = gn
-                sources[t - 1] = 1
+                flat[:] = G[best]
+                sources[t - 1] = best
+                rel_diffs[t - 1, :] = rel
         else:
-            n = _gather_lit(batches[i], lit_idx, lit_val, lit_ptr, idx, val, ptr)
-            value, _, _ = _analytic_lit(
-                idx[:n], val[:n], ptr, y, W1, b1, W2, b2, act, ones, loss, loss_epsilon, None, None, g
-            )
-            n_rows = 0
-            for e in range(n):
-                if seen[idx[e]] != t:
-                    seen[idx[e]] = t
-                    rows[n_rows] = idx[e]
-                    n_rows += 1
-            ok = _sgd_rows(flat, g, lr, rows, n_rows, H, row, P, math.isfinite(value))
+            value = steps[s](x, y, idx[:n], val[:n], ptr, flat, H, act, ones, loss, loss_epsilon, knobs[s], g)
+            if sparse[s]:
+                n_rows = 0
+                for e in range(n):
+                    if seen[idx[e]] != t:
+                        seen[idx[e]] = t
+                        rows[n_rows] = idx[e]
+                        n_rows += 1
+                ok = _sgd_rows(flat, g, lr, rows, n_rows, H, row, P, math.isfinite(value))
+            else:
+                ok = _sgd_into(flat, g, lr, 0, P) and math.isfinite(value)
+                if ok:
+                    flat[:] = g
+                g[:row] = 0.0
+            if ok:
+                sources[t - 1] = s
         losses[t - 1] = value
         if not ok:
             return i + 1, True

@@ -1,23 +1,23 @@
-"""Gradient diagnostics: how far the finite-difference gradient is from backpropagation.
+"""Gradient diagnostics: how far each gradient source is from the exact gradient (backpropagation).
 
 For one mini-batch (the first of a run's batch sequence), at the initial weights
-and after some iterations of analytic training, the numeric gradient at each
-finite-difference step h is compared with the analytic one, block by block
-(W1, b1, W2, b2) and over all weights: the relative error
-||g_num - g_ana|| / ||g_ana|| and the cosine similarity. Too large an h gives
-truncation error (O(h^2) central, O(h) forward); too small an h gives rounding
-error (about eps * |L| / h): the error against h is V-shaped. The config's
-precision, finite-difference arithmetic and loss epsilon apply (the analytic
-gradient, as in training, ignores the loss epsilon).
+and after some iterations of exact training, every other registered source's
+gradient (at each step h, for a source that has one: Source.step) is compared
+with the exact one, block by block (W1, b1, W2, b2) and over all weights: the
+relative error ||g - g_exact|| / ||g_exact|| and the cosine similarity. For
+finite differences too large an h gives truncation error (O(h^2) central, O(h)
+forward) and too small an h rounding error (about eps * |L| / h): the error
+against h is V-shaped. The config's precision, finite-difference arithmetic and
+loss epsilon apply (the exact gradient, as in training, ignores the loss epsilon).
 """
 
 import numpy as np
 
-from .. import data
+from .. import data, sources
 from ..config import GRADCHECK_STEPS as DEFAULT_STEPS
 from ..config import TrainConfig
 from . import network
-from .network import DEFAULTS, Params, Settings
+from .network import Params
 from .training import Dataset, batch_indices, train
 
 BLOCKS = ("W1", "b1", "W2", "b2")
@@ -43,21 +43,28 @@ def compare(numeric: np.ndarray, analytic: np.ndarray) -> dict:
     return {"rel_diff": _finite_or_none(rel), "cosine": _finite_or_none(cos), "one_minus_cosine": _finite_or_none(gap)}
 
 
-def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, settings: Settings = DEFAULTS) -> list[dict]:
-    """For each step h (settings' fd_step replaced by it): per block and over all weights, the numeric gradient
-    against the analytic one.
+def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, config: TrainConfig | None = None, source: str = "") -> list:
+    """For each step h (the source's step option set to it; one row without h for a source that has none): per
+    block and over all weights, the source's gradient against the exact one (sources.exact()).
 
     x : (B, n_in) float, y : (B,) int; both gradients in the precision of `params`.
     """
+    config = TrainConfig() if config is None else config
+    chosen = sources.get(source or _first_other())
     if not steps:
         raise ValueError("give at least one finite-difference step")
-    analytic = network.analytic_gradient(params, x, y, settings)
+    exact, _ = sources.get(sources.exact()).gradient(params, x, y, network.settings(config))
     rows = []
-    for h in steps:
-        numeric = network.numeric_gradient(params, x, y, settings._replace(fd_step=h))
-        blocks = {name: compare(getattr(numeric, name), getattr(analytic, name)) for name in BLOCKS}
-        rows.append({"step": float(h), "blocks": blocks, "all": compare(numeric.flat, analytic.flat)})
+    for h in steps if chosen.step else (None,):
+        settings = network.settings(config if h is None else config.replace(**{chosen.step: h}))
+        g, _ = chosen.gradient(params, x, y, settings)
+        blocks = {name: compare(getattr(g, name), getattr(exact, name)) for name in BLOCKS}
+        rows.append({"step": None if h is None else float(h), "blocks": blocks, "all": compare(g.flat, exact.flat)})
     return rows
+
+
+def _first_other() -> str:
+    return next(n for n in sources.names() if n != sources.exact())
 
 
 def best_step(rows: list[dict]) -> float | None:
@@ -66,16 +73,20 @@ def best_step(rows: list[dict]) -> float | None:
     return min(scored)[1] if scored else None
 
 
-def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None) -> dict:
-    """Relative error and cosine per block and step, at initialisation and after `config.iters`
-    iterations of analytic training, on the first mini-batch of the run.
+def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None, names=None) -> dict:
+    """Relative error and cosine per block (and step, for a source with one) of every source but the exact
+    gradient (or of `names`), at initialisation and after `config.iters` iterations of exact training, on the
+    first mini-batch of the run.
 
     Only the plain network is checked (no dropout or batch norm); ``progress(done, total, loss)``
     follows the training.
     """
-    config = config.replace(method="analytic").validate()
+    config = config.replace(method=sources.exact()).validate()
     if config.batch_norm or config.dropout:
         raise ValueError("gradcheck checks the plain network: drop --batch-norm and --dropout")
+    names = [n for n in (names or sources.names()) if n != sources.exact()]
+    for n in names:
+        sources.get(n)
     ds = Dataset.for_config(data.load_mnist_raw() if raw is None else raw, config)
     idx = batch_indices(config, len(ds.y_train))[0]
     x, y = ds.x_train[idx], ds.y_train[idx]  # (B, 784), (B,)
@@ -84,19 +95,26 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None)
     settings = network.settings(config)
     states = []
     for name, iteration, params in (("init", 0, start), ("trained", config.iters, trained)):
-        rows = check_steps(params, x, y, steps, settings)
+        checked = {}
+        for n in names:
+            rows = check_steps(params, x, y, steps, config, n)
+            checked[n] = {
+                "description": sources.get(n).description,
+                "step_option": sources.get(n).step,
+                "rows": rows,
+                "best_step": best_step(rows),
+            }
         states.append(
             {
                 "state": name,
                 "iteration": iteration,
                 "loss": network.loss(params, x, y, settings),
-                "rows": rows,
-                "best_step": best_step(rows),
+                "sources": checked,
             }
         )
     return {
         "config": config.to_dict(),
-        "scheme": config.fd_scheme,
+        "exact": sources.exact(),
         "steps": [float(h) for h in steps],
         "states": states,
     }

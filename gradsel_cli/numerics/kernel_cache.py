@@ -7,27 +7,27 @@ is guarded from this module's import on, so network.py imports it before its
 first kernel call).
 """
 
+import contextlib
 import glob
 import importlib
 import os
 import pkgutil
+import warnings
 
 import numba
+import numpy as np
 
 from .. import kernels
-from ..kernels.backward import _analytic
-from ..kernels.differences import _numeric
-from ..kernels.differences_bn import _numeric_bn
 from ..kernels.forward import _loss, _predict
-
-_ENTRY_KERNELS = (_loss, _analytic, _numeric, _predict, _numeric_bn)
+from ..kernels.fused import step_signature
+from ..kernels.policy import SERIAL
 
 
 def kernels_cached() -> bool:
     """Whether Numba's cache holds kernels compiled from this very source (an older cache is
     stale: the first call compiles them again)."""
     try:
-        return any(k._cache._cache_file._load_index() for k in _ENTRY_KERNELS)
+        return any(k._cache._cache_file._load_index() for k in (_loss, _predict))
     except Exception:  # another Numba's cache layout, or a damaged index: assume not
         return False
 
@@ -115,3 +115,29 @@ def _guarded(kernel) -> None:
 
 for _kernel in _CACHED:
     _guarded(_kernel)
+
+
+_TYPED: dict = {}
+
+
+def typed_step(step, dtype):
+    """A source's fused step as the fused loop takes it: compiled (or loaded from the cache) for the one
+    signature of `dtype` (kernels/fused.py step_signature) and closed to others, so that Numba passes it as a
+    first-class function and the loop compiles once per precision, whatever the sources. Made once each."""
+    key = (step.py_func, np.dtype(dtype).name)
+    if key not in _TYPED:
+        typed = numba.njit(**SERIAL)(step.py_func)
+        _guarded(typed)
+        with first_class_functions():
+            typed.compile(step_signature(dtype))
+        typed.disable_compile()
+        _TYPED[key] = typed
+    return _TYPED[key]
+
+
+@contextlib.contextmanager
+def first_class_functions():
+    """Numba's note that first-class functions are experimental, unsaid: the fused loop relies on them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", numba.NumbaExperimentalFeatureWarning)
+        yield

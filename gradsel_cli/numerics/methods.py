@@ -1,21 +1,20 @@
-"""Gradient methods: where each iteration's update comes from (a registry).
+"""Methods: where each iteration's update comes from, as policies over the gradient sources (sources/).
 
-- ``analytic``: backpropagation every iteration;
-- ``numeric``: central (or forward) finite differences every iteration;
-- ``alternate``: numeric on every K-th iteration, analytic otherwise (paper A);
-- ``select``: both updates from the same weights and optimizer state, keep the
-  one with the lower loss (paper B); ties go to analytic.
+- a source's name: that source's gradient every iteration (plain descent);
+- ``alternate``: the first of the run's sources, but on every K-th iteration the next of the
+  others in turn (of two: the second on every K-th, paper A's numeric every K-th);
+- ``select``: every source's update from the same weights and optimizer state, the one with the
+  lowest loss kept (paper B); ties go to the first listed.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import sources as registry
 from . import network
 from .network import DEFAULTS, Params, Settings
 from .optimizers import Optimizer
-
-SOURCES = ("analytic", "numeric")
 
 
 @dataclass(frozen=True)
@@ -35,54 +34,61 @@ class Step:
     params: Params
     opt_state: dict
     loss: float  # batch loss at the weights before the update
-    source: str  # the gradient source whose update was kept
-    computed: tuple[str, ...]  # the gradient sources computed this iteration
-    rel_diff: float | None = None  # ||g_numeric - g_analytic|| / ||g_analytic|| when both computed
+    source: int  # the position in settings.sources of the source whose update was kept
+    rel_diffs: tuple[float, ...] = ()  # select: ||g_s - g_first|| / ||g_first|| of each other source s
 
 
 def gradient(s: StepContext, source: str, params: Params, x, y, mask) -> tuple[Params, float]:
     """(gradient, batch loss) from one source."""
-    if source == "analytic":
-        return network.analytic_gradient(params, x, y, s.settings, mask, return_loss=True)
-    return network.numeric_gradient(params, x, y, s.settings, mask), network.loss(params, x, y, s.settings, mask)
+    return registry.get(source).gradient(params, x, y, s.settings, mask)
 
 
-def _update(s: StepContext, source, params, opt_state, x, y, mask, t) -> Step:
-    g, value = gradient(s, source, params, x, y, mask)
-    flat, state = s.optimizer.step(params.flat, g.flat, opt_state)
-    return Step(params.with_flat(flat), state, value, source, (source,))
+def plain(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
+    """The run's one source."""
+    return _update(s, 0, params, opt_state, x, y, mask)
 
 
-def analytic(s, params, opt_state, x, y, mask, t) -> Step:
-    return _update(s, "analytic", params, opt_state, x, y, mask, t)
+def alternate(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
+    """Iteration t (1-based) uses the first source, but when t is a multiple of numeric_every the next of the
+    others in turn (the fused loop's _source_at)."""
+    n, every = len(s.settings.sources), s.settings.numeric_every
+    position = 0 if t % every else 1 + (t // every - 1) % (n - 1)
+    return _update(s, position, params, opt_state, x, y, mask)
 
 
-def numeric(s, params, opt_state, x, y, mask, t) -> Step:
-    return _update(s, "numeric", params, opt_state, x, y, mask, t)
-
-
-def alternate(s, params, opt_state, x, y, mask, t) -> Step:
-    """Iteration t (1-based) uses the numeric gradient when t is a multiple of numeric_every."""
-    source = "numeric" if t % s.settings.numeric_every == 0 else "analytic"
-    return _update(s, source, params, opt_state, x, y, mask, t)
-
-
-def select(s, params, opt_state, x, y, mask, t) -> Step:
-    """Both candidate updates; keep the one with the lower loss (ties: analytic)."""
-    ga, value = gradient(s, "analytic", params, x, y, mask)
-    gn, _ = gradient(s, "numeric", params, x, y, mask)
-    flat_a, state_a = s.optimizer.step(params.flat, ga.flat, opt_state)
-    flat_n, state_n = s.optimizer.step(params.flat, gn.flat, opt_state)
-    pa, pn = params.with_flat(flat_a), params.with_flat(flat_n)
+def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
+    """Every source's candidate update; keep the one with the lowest loss (ties: the first listed)."""
+    grads, candidates = [], []
+    value = float("nan")
+    for position, name in enumerate(s.settings.sources):
+        g, v = gradient(s, name, params, x, y, mask)
+        value = v if position == 0 else value
+        grads.append(g)
+    for g in grads:
+        flat, state = s.optimizer.step(params.flat, g.flat, opt_state)
+        candidates.append((params.with_flat(flat), state))
     if s.settings.select_on_train:  # the whole training set, no dropout
         x, y, mask = s.x_train, s.y_train, None
-    la = network.loss(pa, x, y, s.settings, mask)
-    ln = network.loss(pn, x, y, s.settings, mask)
-    norm = network.norm(ga.flat)
-    rel = network.norm(gn.flat - ga.flat) / norm if norm > 0 else network.norm(gn.flat)
-    if ln < la:
-        return Step(pn, state_n, value, "numeric", SOURCES, rel)
-    return Step(pa, state_a, value, "analytic", SOURCES, rel)
+    norm = network.norm(grads[0].flat)
+    rel = tuple(network.norm(g.flat - grads[0].flat) / norm if norm > 0 else network.norm(g.flat) for g in grads[1:])
+    best, best_loss = 0, 0.0
+    for position, (p, _) in enumerate(candidates):
+        loss = network.loss(p, x, y, s.settings, mask)
+        if position == 0 or loss < best_loss:
+            best, best_loss = position, loss
+    p, state = candidates[best]
+    return Step(p, state, value, best, rel)
 
 
-METHODS = {"analytic": analytic, "numeric": numeric, "alternate": alternate, "select": select}
+def _update(s: StepContext, position: int, params, opt_state, x, y, mask) -> Step:
+    g, value = gradient(s, s.settings.sources[position], params, x, y, mask)
+    flat, state = s.optimizer.step(params.flat, g.flat, opt_state)
+    return Step(params.with_flat(flat), state, value, position)
+
+
+POLICIES = {"alternate": alternate, "select": select}
+
+
+def method(name: str):
+    """The step function of a method: a policy, or plain descent with the source of that name."""
+    return POLICIES.get(name, plain)

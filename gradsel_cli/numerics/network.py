@@ -16,11 +16,10 @@ import numpy as np
 from .. import config
 from ..config import INITS, PRECISIONS, TrainConfig
 from ..kernels.activations import LEAKY_SLOPE
+from .. import sources as registry
 from ..kernels.backward import _analytic
-from ..kernels.differences import _numeric
-from ..kernels.differences_bn import _numeric_bn
 from ..kernels.forward import BN_EPS, _loss, _predict
-from ..kernels.fused import _norm, _train_sgd
+from ..kernels.fused import ALTERNATE, PLAIN, SELECT, STEPS, _norm, _train_sgd
 from ..seeding import rng
 from . import kernel_cache  # noqa: F401  (guards every kernel's cache loader before the first call)
 from .threads import run_parallel
@@ -31,43 +30,41 @@ N_OUT = 10
 # The kernels' dispatch codes are the names' positions in the registries of config.py (a test checks them).
 ACTIVATION_CODES = {name: code for code, name in enumerate(config.ACTIVATIONS)}
 LOSS_CODES = {name: code for code, name in enumerate(config.LOSSES)}
-METHOD_CODES = {name: code for code, name in enumerate(config.METHOD_NAMES)}  # of the fused loop (sgd_iterations)
+POLICY_CODES = {"alternate": ALTERNATE, "select": SELECT}  # of the fused loop; a source alone is PLAIN
 
 
 class Settings(NamedTuple):
     """What the wrappers and kernels need of a TrainConfig: made once per run by ``settings(config)`` (which
     validates the config) and passed down as it is. The fields keep the config's names; a choice among more
     than two names is its kernel code (ACTIVATION_CODES, ...), a choice of two a boolean named after the field
-    and the choice it is true for (fd_central: fd_scheme is "central"), as in the kernels' parameters."""
+    and the choice it is true for (select_on_train: select_on is "train"), as in the kernels' parameters."""
 
-    method: int  # METHOD_CODES: the fused loop's gradient source
+    policy: int  # PLAIN (the method is a source alone) or POLICY_CODES
+    sources: tuple[str, ...]  # the gradient sources the run computes, in the order of --sources
     activation: int  # ACTIVATION_CODES
     loss: int  # LOSS_CODES
     weight_decay: float
     loss_epsilon: float  # every loss evaluation; the analytic gradient ignores it
-    fd_step: float
-    fd_central: bool  # fd_scheme == "central" (else forward)
-    fd_textbook: bool  # fd_arith == "textbook" (else exact)
-    numeric_every: int
+    numeric_every: int  # alternate: every K-th iteration goes to the next of the other sources
     select_on_train: bool  # select_on == "train" (else the batch)
     lr: float  # the fused loop's SGD step
+    knobs: dict[str, tuple]  # every registered source's settings (Source.knobs), by name
 
 
 def settings(config: TrainConfig) -> Settings:
     """The Settings of `config`, validated (ValueError naming the first bad field)."""
     c = config.validate()
     return Settings(
-        METHOD_CODES[c.method],
+        POLICY_CODES.get(c.method, PLAIN),
+        c.run_sources(),
         ACTIVATION_CODES[c.activation],
         LOSS_CODES[c.loss],
         float(c.weight_decay),
         float(c.loss_epsilon),
-        c.fd_step,
-        c.fd_scheme == "central",
-        c.fd_arith == "textbook",
         c.numeric_every,
         c.select_on == "train",
         c.lr,
+        {name: source.knobs(c) for name, source in registry.REGISTRY.items()},
     )
 
 
@@ -226,7 +223,8 @@ def _activation_code(activation: str) -> int:
     return ACTIVATION_CODES[activation]
 
 
-def _check_batch(params: Params, x, y, mask=None):
+def check_batch(params: Params, x, y, mask=None):
+    """x, y and the mask (ones when None) as the kernels take them, checked against the network's shape."""
     x = np.ascontiguousarray(x, dtype=params.dtype)
     y = np.ascontiguousarray(y, dtype=np.int64)
     if x.ndim != 2 or x.shape[1] != params.n_in:
@@ -285,12 +283,12 @@ def loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> floa
     """Mean loss of the batch x (B, 784), y (B,), plus the weight-decay penalty; the cross-entropy is
     -log(p + loss_epsilon) when loss_epsilon > 0. Computed in the precision of `params`."""
     s = settings
-    x, y, mask = _check_batch(params, x, y, mask)
+    x, y, mask = check_batch(params, x, y, mask)
     data_part = _loss(*_loss_args(params, x, y, s, mask))
     return _in_precision(params, data_part, penalty(params, s.weight_decay))
 
 
-def _as_params(like: Params, gW1, gb1, gW2, gb2, ggamma=None, gbeta=None) -> Params:
+def as_params(like: Params, gW1, gb1, gW2, gb2, ggamma=None, gbeta=None) -> Params:
     g = Params.zeros(like.hidden, like.n_in, like.n_out, like.batch_norm, like.dtype)
     g.W1[...], g.b1[...], g.W2[...], g.b2[...] = gW1, gb1, gW2, gb2
     if like.batch_norm:
@@ -305,7 +303,7 @@ def analytic_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=
     gradient stays that of -log p, as in the textbook's backward pass.
     """
     s = settings
-    x, y, mask = _check_batch(params, x, y, mask)
+    x, y, mask = check_batch(params, x, y, mask)
     decay = s.weight_decay
     value, flat = _analytic(*_loss_args(params, x, y, s, mask))
     grad = params.with_flat(flat)
@@ -314,86 +312,36 @@ def analytic_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=
     return (grad, _in_precision(params, value, penalty(params, decay))) if return_loss else grad
 
 
-def numeric_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=None) -> Params:
-    """Finite-difference gradient, every perturbed loss re-evaluated incrementally (fast).
-
-    fd_arith "exact" differences the per-sample losses (no cancellation);
-    "textbook" subtracts the two perturbed batch losses as numbers, with the
-    textbook's cancellation error. The weight-decay term is part of the loss:
-    its change under each perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is
-    differenced like the rest.
-    """
-    s = settings
-    x, y, mask = _check_batch(params, x, y, mask)
-    t = params.dtype.type
-    if params.batch_norm:
-        lit_columns = int(np.count_nonzero(x.any(axis=0))) + 1
-        work = (2 if s.fd_central else 1) * params.hidden * lit_columns * x.shape[0] * params.n_out
-        g = run_parallel(
-            _numeric_bn,
-            work,
-            x,
-            y,
-            params.W1,
-            params.b1,
-            params.W2,
-            params.b2,
-            params.gamma,
-            params.beta,
-            s.activation,
-            mask,
-            t(s.fd_step),
-            s.fd_central,
-            s.loss,
-            s.fd_textbook,
-            t(s.loss_epsilon),
-        )
-    else:
-        work = _numeric_work(params, np.count_nonzero(x), x.shape[0], s.fd_central, s.fd_textbook)
-        g = run_parallel(
-            _numeric,
-            work,
-            x,
-            y,
-            params.W1,
-            params.b1,
-            params.W2,
-            params.b2,
-            s.activation,
-            mask,
-            t(s.fd_step),
-            s.fd_central,
-            s.loss,
-            s.fd_textbook,
-            t(s.loss_epsilon),
-        )
-    grad = _as_params(params, *g)
-    decay, fd_step = s.weight_decay, s.fd_step
-    if decay:
-        w = params.flat
-        lower = w - fd_step if s.fd_central else w
-        change = 0.5 * decay * ((w + fd_step) ** 2 - lower**2) / ((2 * fd_step) if s.fd_central else fd_step)
-        grad.flat[...] += change * params.weight_mask()
-    return grad
-
-
-def _numeric_work(params: Params, lit: float | np.integer, B: int, fd_central: bool, fd_textbook: bool) -> float:
-    """Inner-loop operations of one numeric gradient of a batch of B samples with `lit` lit pixels."""
-    work = (2 if fd_central else 1) * params.hidden * (lit + B) * params.n_out
-    if fd_textbook:  # every sample's loss also enters the sums of every pixel it leaves unmoved
-        work += params.hidden * B * (params.n_in + 1)
-    return work
-
-
 def norm(v: np.ndarray) -> float:
     """||v||, summed in NumPy's order (bitwise np.sqrt(np.sum(v * v))) without a BLAS call, whose
     spinning threads would starve the Numba threads of the next kernel."""
     return _norm(np.ascontiguousarray(v))
 
 
-def fusable(method: str, optimizer: str, weight_decay: float, dropout: float, batch_norm: bool) -> bool:
-    """Whether sgd_iterations runs this configuration (else training.py steps through methods.py)."""
-    return method in METHOD_CODES and optimizer == "sgd" and weight_decay == 0 and dropout == 0 and not batch_norm
+def fusable(config: TrainConfig) -> bool:
+    """Whether sgd_iterations runs this configuration (else training.py steps through methods.py): plain SGD
+    without weight decay, dropout or batch norm, over sources that all have a fused step."""
+    c = config
+    plain = c.optimizer == "sgd" and c.weight_decay == 0 and c.dropout == 0 and not c.batch_norm
+    names = c.run_sources()
+    return plain and len(names) <= STEPS and all(registry.get(n).fused is not None for n in names)
+
+
+def _iterations_of(s: Settings, t0: int, T: int) -> list[int]:
+    """How many of iterations t0 + 1 ... t0 + T compute each of the run's sources."""
+    n = len(s.sources)
+    if s.policy == SELECT:
+        return [T] * n
+    if s.policy == PLAIN or n == 1:
+        return [T] + [0] * (n - 1)
+    m, every = n - 1, s.numeric_every
+
+    def turns_to(last: int, r: int) -> int:  # turns 1 ... last (turn u: iteration u * every) that go to other r
+        return max(0, (last - 1 - r) // m + 1)
+
+    first, last = t0 // every, (t0 + T) // every
+    others = [turns_to(last, r) - turns_to(first, r) for r in range(m)]
+    return [T - sum(others), *others]
 
 
 def sgd_iterations(
@@ -410,70 +358,83 @@ def sgd_iterations(
     """Iterations t0 + 1 ... t0 + len(batches) of plain SGD (no weight decay, dropout or batch norm)
     in one kernel call, `params` updated in place: bitwise the steps of methods.py.
 
-    batches : (T, B) int64 indices into x_train (N, 784), y_train (N,); losses (float64), sources
-    (int8) and rel_diffs (float64), each at least t0 + T long (made when not given), receive iteration
-    t's batch loss, 1 where its kept update was numeric, and select's relative difference at t - 1.
+    batches : (T, B) int64 indices into x_train (N, 784), y_train (N,); losses (float64) and sources
+    (int8), each at least t0 + T long, and rel_diffs (float64, (t0 + T, n - 1) for n sources) receive
+    iteration t's batch loss, the position in settings.sources of its kept update's source, and
+    select's relative difference of each other source to the first, at t - 1 (made when not given).
     Returns the iterations done and whether the last diverged (a loss or a new weight not finite;
     the weights then stay those before it).
     """
     s = settings
     if params.batch_norm:
         raise ValueError("sgd_iterations runs networks without batch norm")
-    x_train, y_train, _ = _check_batch(params, x_train, y_train)
+    x_train, y_train, _ = check_batch(params, x_train, y_train)
     t = params.dtype.type
     batches = np.ascontiguousarray(batches, dtype=np.int64)
     if batches.ndim != 2 or (batches.size and not 0 <= batches.min() <= batches.max() < len(y_train)):
         raise ValueError(f"batches must be (T, B) indices into the {len(y_train)} training images")
+    run = [registry.get(name) for name in s.sources]
+    if len(run) > STEPS or any(source.fused is None for source in run):
+        raise ValueError(f"sgd_iterations runs at most {STEPS} sources, each with a fused step")
     end = t0 + len(batches)
+    n_others = len(run) - 1
     losses = np.empty(end) if losses is None else losses
     sources = np.zeros(end, np.int8) if sources is None else sources
-    rel_diffs = np.full(end, np.nan) if rel_diffs is None else rel_diffs
-    for name, out, dtype in (
-        ("losses", losses, np.float64),
-        ("sources", sources, np.int8),
-        ("rel_diffs", rel_diffs, np.float64),
+    rel_diffs = np.full((end, n_others), np.nan) if rel_diffs is None else rel_diffs
+    for name, out, dtype, ndim in (
+        ("losses", losses, np.float64, 1),
+        ("sources", sources, np.int8, 1),
+        ("rel_diffs", rel_diffs, np.float64, 2),
     ):
         if not (
             isinstance(out, np.ndarray)
             and out.dtype == dtype
-            and out.ndim == 1
+            and out.ndim == ndim
             and len(out) >= end
+            and (ndim == 1 or out.shape[1] == n_others)
             and out.flags.c_contiguous
         ):
-            raise ValueError(f"{name} must be a contiguous {np.dtype(dtype).name} vector of at least {end} entries")
-    numeric_every = min(s.numeric_every, t0 + len(batches) + 1)  # the same iterations; fits the kernel's int64
-    numeric_calls = {
-        "analytic": 0,
-        "numeric": len(batches),
-        "select": len(batches),
-        "alternate": (t0 + len(batches)) // numeric_every - t0 // numeric_every,
-    }[config.METHOD_NAMES[s.method]]
+            raise ValueError(f"{name} must be a contiguous {np.dtype(dtype).name} array of at least {end} rows")
+    every = min(s.numeric_every, end + 1)  # the same iterations; fits the kernel's int64
+    knobs = [tuple(float(v) for v in s.knobs[source.name]) for source in run]
+    width = max(1, *(len(k) for k in knobs))
+    knob_array = np.zeros((len(run), width))
+    for q, k in enumerate(knobs):
+        knob_array[q, : len(k)] = k
+    steps = tuple(kernel_cache.typed_step(source.fused(), params.dtype) for source in run)
+    steps = steps + (steps[0],) * (STEPS - len(steps))
     lit = np.count_nonzero(x_train) / len(x_train) * batches.shape[1]  # on average
-    work = _numeric_work(params, lit, batches.shape[1], s.fd_central, s.fd_textbook) if numeric_calls else 0
-    return run_parallel(
-        _train_sgd,
-        work,
-        params.flat,
-        params.hidden,
-        x_train,
-        y_train,
-        batches,
-        t0,
-        s.method,
-        numeric_every,
-        t(s.lr),
-        s.activation,
-        s.loss,
-        t(s.loss_epsilon),
-        t(s.fd_step),
-        s.fd_central,
-        s.fd_textbook,
-        s.select_on_train,
-        losses,
-        sources,
-        rel_diffs,
-        calls=numeric_calls,
-    )
+    B = batches.shape[1]
+    calls = _iterations_of(s, t0, len(batches))
+    works = [source.work(params.hidden, B, lit, s.knobs[source.name]) for source in run]
+    parallel = [(w, c) for w, c in zip(works, calls) if w > 0 and c > 0]
+    with kernel_cache.first_class_functions():
+        return run_parallel(
+            _train_sgd,
+            max((w for w, _ in parallel), default=0),
+            params.flat,
+            params.hidden,
+            x_train,
+            y_train,
+            batches,
+            t0,
+            s.policy,
+            steps,
+            len(run),
+            np.array([source.dense for source in run]),
+            np.array([source.sparse for source in run]),
+            knob_array,
+            every,
+            t(s.lr),
+            s.activation,
+            s.loss,
+            t(s.loss_epsilon),
+            s.select_on_train,
+            losses,
+            sources,
+            rel_diffs,
+            calls=sum(c for _, c in parallel),
+        )
 
 
 _NUMPY_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
@@ -512,36 +473,6 @@ def textbook_loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None
         lse = m[:, 0] + np.log(e.sum(axis=1))
         value = np.mean(lse - a2[np.arange(len(y)), y])
     return _in_precision(params, value, penalty(params, s.weight_decay))
-
-
-def naive_numeric_gradient(params: Params, x, y, settings: Settings = DEFAULTS, mask=None, indices=None) -> Params:
-    """The textbook's procedure: perturb one weight, full NumPy forward pass, restore, and subtract the
-    two batch losses, (f(w + h) - f(w - h)) / 2h, in the precision of `params`.
-
-    Its loss is the textbook's -log(p + loss_epsilon) with loss_epsilon = 1e-7,
-    the log-sum-exp form with 0 (see textbook_loss). Slow on purpose: the
-    reference that tests and benchmarks compare against. With `indices`
-    (positions in the flat vector) only those entries are computed; the rest of
-    the result is NaN.
-    """
-    x, y, mask = _check_batch(params, x, y, mask)
-    work = params.copy()
-    t = params.dtype.type  # the losses are numbers of this precision, subtracted and divided in it
-    f = lambda: t(textbook_loss(work, x, y, settings, mask))  # noqa: E731 (views see each perturbation)
-    fd_step = settings.fd_step
-    grad = np.full_like(work.flat, np.nan)
-    base = None if settings.fd_central else f()
-    for n in range(work.flat.size) if indices is None else indices:
-        keep = work.flat[n]
-        work.flat[n] = keep + fd_step
-        up = f()
-        if settings.fd_central:
-            work.flat[n] = keep - fd_step
-            grad[n] = (up - f()) / t(2 * fd_step)
-        else:
-            grad[n] = (up - base) / t(fd_step)
-        work.flat[n] = keep
-    return params.with_flat(grad)
 
 
 def batch_stats(params: Params, x) -> tuple[np.ndarray, np.ndarray]:

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import data
+from .. import data, sources
 from ..config import Notice, TrainConfig
 from ..data import load_mnist_raw
 from ..seeding import rng
 from . import network
-from .methods import METHODS, Step, StepContext
+from .methods import Step, StepContext, method
 from .network import Params
 from .optimizers import Optimizer
 
@@ -34,17 +34,17 @@ class RunResult:
     wall_time: float  # seconds, whole run including evaluation (and compile_time)
     train_time: float  # seconds spent in the iterations (compilation excluded)
     iterations_done: int
-    counts: dict[str, int]  # gradient evaluations of each source
-    select_wins: dict[str, int] | None  # select: how often each update was kept
-    rel_diff_mean: float | None  # mean ||g_num - g_ana|| / ||g_ana|| where both were computed
+    counts: dict[str, int]  # gradient evaluations of each of the run's sources
+    select_wins: dict[str, int] | None  # select: how often each source's update was kept
+    rel_diff_mean: dict[str, float] | None  # select: mean ||g_s - g_first|| / ||g_first|| of each other source
     diverged: bool
     params: Params
     predictions: np.ndarray  # (test_limit,) predicted digits
     running_mean: np.ndarray | None  # batch norm: running statistics used at test time
     running_var: np.ndarray | None
-    # (iterations_done,) 1 where the kept update was numeric
-    sources: np.ndarray | None = field(repr=False, default=None)
-    # (iterations_done,) each step's rel_diff, nan if none
+    # (iterations_done,) the position in config.run_sources() of each kept update's source
+    kept: np.ndarray | None = field(repr=False, default=None)
+    # (iterations_done, sources - 1) each step's relative difference of each other source, nan if none
     rel_diffs: np.ndarray | None = field(repr=False, default=None)
     acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy): curve_iterations
     compile_time: float = 0.0  # seconds to compile or load the kernels before the first iteration
@@ -54,12 +54,16 @@ class RunResult:
         return self.train_time / max(self.iterations_done, 1)
 
     @property
-    def numeric_share(self) -> float:
-        """Share of iterations whose kept update came from the numeric gradient."""
-        if not self.iterations_done:
-            return 0.0
-        assert self.sources is not None  # train always gives it
-        return float(self.sources.mean())
+    def sources(self) -> tuple[str, ...]:
+        """The gradient sources the run computed, in the order of --sources."""
+        return self.config.run_sources()
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Share of the iterations whose kept update came from each source."""
+        assert self.kept is not None  # train always gives it
+        n = self.iterations_done
+        return {name: float((self.kept == q).mean()) if n else 0.0 for q, name in enumerate(self.sources)}
 
 
 @dataclass
@@ -165,15 +169,9 @@ def train(
         y_train=ds.y_train,
     )
     params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
-    if c.method != "analytic":
+    if "fd_step" in config.read_options():
         warn_unresolved_step(c.fd_step, params.flat)
-    run = _Iterations(
-        c,
-        context,
-        params,
-        ds,
-        fused and network.fusable(c.method, c.optimizer, c.weight_decay, c.dropout, c.batch_norm),
-    )
+    run = _Iterations(c, context, params, ds, fused and network.fusable(c))
     curve_at = curve_iterations(c.iters, eval_points, eval_every)
     acc_curve = []
     if 0 in curve_at:
@@ -211,12 +209,12 @@ def train(
         train_time=train_time,
         iterations_done=done,
         counts=counts,
-        select_wins=wins if config.method == "select" else None,
-        rel_diff_mean=_nanmean(run.rel_diffs[:done]),
+        select_wins=wins,
+        rel_diff_mean=_rel_diff_means(config.run_sources(), run.rel_diffs[:done]),
         diverged=run.diverged,
         params=params,
         predictions=predictions,
-        sources=run.sources[:done],
+        kept=run.kept[:done],
         rel_diffs=run.rel_diffs[:done],
         acc_curve=acc_curve,
         running_mean=None if run.running is None else run.running.mean,
@@ -240,8 +238,8 @@ class _Iterations:
         self.batches = batch_indices(c, len(ds.y_train))
         self.masks = DropoutMasks(c)
         self.losses = np.empty(c.iters)
-        self.sources = np.zeros(c.iters, dtype=np.int8)  # 1 where the kept update was numeric
-        self.rel_diffs = np.full(c.iters, np.nan)
+        self.kept = np.zeros(c.iters, dtype=np.int8)  # the position of each kept update's source
+        self.rel_diffs = np.full((c.iters, len(c.run_sources()) - 1), np.nan)
         self.done = 0
         self.diverged = False
         self.chunk = 1  # iterations of the next fused call: grows to about CALL_SECONDS of work
@@ -257,7 +255,7 @@ class _Iterations:
         if self.fused:
             self._fused_until(stop)
             return
-        step_fn = METHODS[self.config.method]
+        step_fn = method(self.config.method)
         x_train, y_train = self.ds.x_train, self.ds.y_train
         for t in range(self.done + 1, stop + 1):
             idx = self.batches[t - 1]
@@ -272,9 +270,9 @@ class _Iterations:
                 self.diverged = True
                 return
             self.params, self.opt_state = step.params, step.opt_state
-            self.sources[t - 1] = step.source == "numeric"
-            if step.rel_diff is not None:
-                self.rel_diffs[t - 1] = step.rel_diff
+            self.kept[t - 1] = step.source
+            if step.rel_diffs:
+                self.rel_diffs[t - 1] = step.rel_diffs
 
     def _fused_until(self, stop: int) -> None:
         """until() in kernel calls of at most about CALL_SECONDS each (as timed on the last call), so that
@@ -290,22 +288,22 @@ class _Iterations:
                 self.done,
                 self.context.settings,
                 self.losses,
-                self.sources,
+                self.kept,
                 self.rel_diffs,
             )
             self.done += n
             per_iteration = max(time.perf_counter() - tick, 1e-9) / max(n, 1)
             self.chunk = max(1, int(CALL_SECONDS / per_iteration))
 
-    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Gradient evaluations of each source and, for select, how often each update was kept; over
-        the iterations that completed (not one that diverged)."""
+    def counts(self) -> tuple[dict[str, int], dict[str, int] | None]:
+        """Gradient evaluations of each source and, for select, how often each one's update was kept (else
+        None); over the iterations that completed (not one that diverged)."""
         n = self.done - self.diverged
-        numeric = int(self.sources[:n].sum())
-        kept = {"analytic": n - numeric, "numeric": numeric}
+        names = self.config.run_sources()
+        kept = {name: int(np.count_nonzero(self.kept[:n] == q)) for q, name in enumerate(names)}
         if self.config.method == "select":
-            return {"analytic": n, "numeric": n}, kept
-        return kept, {"analytic": 0, "numeric": 0}
+            return {name: n for name in names}, kept
+        return kept, None
 
 
 def _warm_up(s: StepContext, params: Params, ds: Dataset, idx, ones, config: TrainConfig, fused: bool) -> float:
@@ -324,12 +322,10 @@ def _warm_up(s: StepContext, params: Params, ds: Dataset, idx, ones, config: Tra
             s.settings,
             np.empty(0),
             np.empty(0, np.int8),
-            np.empty(0),
+            np.empty((0, len(s.settings.sources) - 1)),
         )
-    if c.method != "numeric" and not fused:
-        network.analytic_gradient(params, x, y, s.settings, ones)
-    if c.method != "analytic" and not fused:
-        network.numeric_gradient(params, x, y, s.settings, ones)
+    for name in s.settings.sources if not fused else ():
+        sources.get(name).gradient(params, x, y, s.settings, ones)
     network.loss(params, x, y, s.settings, ones)
     if c.batch_norm:
         network.batch_stats(params, x)
@@ -341,6 +337,12 @@ def _nanmean(values: np.ndarray) -> float | None:
     """Mean of the entries that were computed (not nan), None when there are none."""
     computed = values[~np.isnan(values)]
     return float(np.mean(computed)) if computed.size else None
+
+
+def _rel_diff_means(names: tuple[str, ...], rel_diffs: np.ndarray) -> dict[str, float] | None:
+    """Each other source's mean relative difference to the first where computed; None when none was."""
+    means = {name: _nanmean(rel_diffs[:, q]) for q, name in enumerate(names[1:])}
+    return None if all(m is None for m in means.values()) else {k: v for k, v in means.items() if v is not None}
 
 
 def warn_unresolved_step(fd_step: float, weights: np.ndarray) -> None:
@@ -430,7 +432,7 @@ def divergence_hint(config: TrainConfig) -> str:
             f"--weight-decay {c.weight_decay:g} times --lr {c.lr:g} is {c.weight_decay * c.lr:.3g} (at least 1: "
             "each step overshoots the decay of the weights); lower --weight-decay."
         )
-    if c.method != "analytic" and not FD_SANE[0] <= c.fd_step <= FD_SANE[1]:
+    if "fd_step" in c.read_options() and not FD_SANE[0] <= c.fd_step <= FD_SANE[1]:
         return (
             f"The numeric gradient with --fd-step {c.fd_step:g} is mostly rounding or curvature error; "
             "use a step near 1e-4."

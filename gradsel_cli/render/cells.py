@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import papers
 from ..config import counted
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -195,11 +196,11 @@ def study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[st
                     fmt_number(r["largest"], "+.4f"),
                 ]
             )
-            share = r["numeric_share"] if r["method"] == "select" else share
+            share = r[f"{papers.STUDY_SOURCES[1]}_share"] if r["method"] == "select" else share
             diverged += r["diverged"]
         title = (
-            f"{name}: against analytic"
-            + ("" if share is None else f"; select keeps numeric {share:.1%}")
+            f"{name}: against {papers.STUDY_SOURCES[0]}"
+            + ("" if share is None else f"; select keeps {papers.STUDY_SOURCES[1]} {share:.1%}")
             + (f"; {counted(diverged, 'pair')} diverged" if diverged else "")
         )
         parts.append((title, ["method", "differ", "Δ acc ±CI", "TOST", "eq.", "≤2 img", "largest"], rows))
@@ -208,7 +209,11 @@ def study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[st
         for p in s["published"]
     ]
     parts.append(
-        ("Published: each method − analytic, single runs", ["paper", "method", "≤2 img", "exactly 0", "largest"], pub)
+        (
+            f"Published: each method − {papers.STUDY_SOURCES[0]}, single runs",
+            ["paper", "method", "≤2 img", "exactly 0", "largest"],
+            pub,
+        )
     )
     return parts
 
@@ -217,7 +222,7 @@ def study_legend(summary: dict) -> str:
     """What the columns of the conditions study mean, with its margin and how far the papers' baselines differ."""
     x = summary["cross_paper"]
     return (
-        f"differ: share of test predictions unlike analytic's. Δ: pooled by seed (mean over the "
+        f"differ: share of test predictions unlike {papers.STUDY_SOURCES[0]}'s. Δ: pooled by seed (mean over the "
         f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. "
         f"≤2 img: single runs within {summary['near_zero']} of analytic. largest: of a single run. "
         f"The papers' analytic H=20 cells differ between the two papers by up to "

@@ -6,7 +6,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ..config import TrainConfig, counted
+from .. import sources
+from ..config import METHOD_NAMES, TrainConfig, counted
 from .cells import (
     cell_text,
     column_names,
@@ -60,85 +61,89 @@ def train_summary(record: dict) -> Table:
     t.add_row("wall time", f"{duration(record['wall_time'])} ({duration(record['time_per_iter'])} / iteration)")
     if record.get("compile_time") is not None:
         t.add_row("kernels loaded in", f"{duration(record['compile_time'])} (part of the wall time)")
-    t.add_row("gradient evaluations", f"analytic {record['counts']['analytic']}, numeric {record['counts']['numeric']}")
-    t.add_row("numeric share of updates", f"{record['numeric_share']:.3f}")
+    names = record["sources"]
+    t.add_row("gradient evaluations", ", ".join(f"{clean(n)} {record['counts'][n]:,}" for n in names))
+    if len(names) > 1:
+        t.add_row("share of updates", ", ".join(f"{clean(n)} {record['shares'][n]:.3f}" for n in names))
     if record["select_wins"] is not None:
-        w = record["select_wins"]
-        t.add_row("select wins", f"analytic {w['analytic']}, numeric {w['numeric']}")
-    if record["rel_diff_mean"] is not None:
-        t.add_row("mean ‖g_num − g_ana‖/‖g_ana‖", f"{record['rel_diff_mean']:.3e}")
+        t.add_row("select wins", ", ".join(f"{clean(n)} {record['select_wins'][n]:,}" for n in names))
+    for n, value in (record["rel_diff_mean"] or {}).items():
+        t.add_row(f"mean ‖g {clean(n)} − g {clean(names[0])}‖ / ‖g {clean(names[0])}‖", f"{value:.3e}")
     for it, acc in [p for p in record.get("acc_curve") or record.get("acc_history", []) if p[0]][-5:]:
         t.add_row(f"accuracy @ {it}", f"{acc:.4f}")
     return t
 
 
-BENCH_CALL_COLUMNS = (
-    "H",
-    "B",
-    "pixels",
-    "loss",
-    "analytic",
-    "numeric",
-    "naive",
-    "naive /\nnumeric",
-    "numeric /\nanalytic",
-    "exps",
-    "ns /\nexp",
-)
+def _bench_cell(value, fmt: str) -> str:
+    if fmt == "duration":
+        return duration(value)
+    if fmt == "M":
+        return f"{value / 1e6:.2f}M"
+    if fmt.endswith("×"):
+        return f"{value:{fmt[:-1]}}×"
+    return f"{value:{fmt}}"
 
 
 def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str = "float64") -> list[Table]:
-    """The `gradsel bench` tables: per-call timings with the ratios that matter, projected run times;
-    `threads`: the count, or a label for the automatic policy."""
+    """The `gradsel bench` tables: each source's time per call (and over the exact gradient's), what each
+    source measures of its own, projected run times; `threads`: the count, or a label for the automatic policy."""
     numba = counted(threads, "Numba thread") if isinstance(threads, int) else f"{threads} Numba thread(s)"
+    exact = sources.exact()
+    names = [n for n in sources.names() if all(n in r for r in rows)]  # a source registered after the rows: none
+    others = [n for n in names if n != exact]
     calls = titled_table(
         wrap_title("gradsel bench — median time per call", numba, precision, first_sep=", "), **dict(COMPACT, padding=0)
-    )  # eleven columns: one space apart, within 80 columns
-    for col in BENCH_CALL_COLUMNS:
+    )  # one space apart, within 80 columns
+    for col in ("H", "B", "pixels", "loss", *names, *(f"{n} /\n{exact}" for n in others)):
         number_column(calls, col)
-    runs = titled_table(f"projected time of a {iters:,}-iteration run", **COMPACT)
-    for col in ("H", "B", "analytic", "numeric", "alternate", "select", "iteration /\nanalytic"):
-        number_column(runs, col)
     for r in rows:
-        naive = duration(r["naive"]) + ("*" if r["naive_extrapolated"] else "")
         calls.add_row(
             str(r["hidden"]),
             str(r["batch"]),
             str(r["nonzero_pixels"]),
             duration(r["loss"]),
-            duration(r["analytic"]),
-            duration(r["numeric"]),
-            naive,
-            f"{r['naive_over_numeric']:,.0f}×",
-            f"{r['numeric_over_analytic']:.1f}×",
-            f"{r['exponentials'] / 1e6:.2f}M",
-            f"{r['ns_per_exponential']:.2f}",
+            *(duration(r[n]) for n in names),
+            *(f"{r[f'{n}_over_{exact}']:.1f}×" for n in others),
         )
+    calls.caption = "pixels: non-zero pixels in the batch"
+    calls.caption_justify = "left"
+    tables = [calls]
+    for n in names:
+        source = sources.get(n)
+        if not source.bench_columns:
+            continue
+        own = titled_table(f"{n}: its own measurements", **COMPACT)
+        for col in ("H", "B", *(header for header, _, _ in source.bench_columns)):
+            number_column(own, col)
+        for r in rows:
+            cells = [_bench_cell(r[key], fmt) for _, key, fmt in source.bench_columns]
+            own.add_row(str(r["hidden"]), str(r["batch"]), *cells)
+        notes = [*source.bench_notes]
+        own.caption = "\n".join(notes)
+        own.caption_justify = "left"
+        if notes:
+            assert own.min_width is not None  # titled_table sets it
+            own.min_width = max(own.min_width, *(len(note) for note in notes))  # notes are not wrapped
+        tables.append(own)
+    methods = [m for m in METHOD_NAMES if all(f"iter_{m}" in r for r in rows)]
+    runs = titled_table(f"projected time of a {iters:,}-iteration run", **COMPACT)
+    for col in ("H", "B", *methods, f"iteration /\n{exact}"):
+        number_column(runs, col)
+    for r in rows:
         runs.add_row(
             str(r["hidden"]),
             str(r["batch"]),
-            *(duration(r[f"iter_{m}"] * iters) for m in ("analytic", "numeric", "alternate", "select")),
-            f"{r['iter_analytic'] / r['analytic']:.2f}×",
+            *(duration(r[f"iter_{m}"] * iters) for m in methods),
+            f"{r['iteration_over_exact']:.2f}×",
         )
     run_notes = [
         "iterations as training runs them: plain SGD, many per kernel call;",
-        "iteration / analytic: one analytic iteration over one gradient call",
+        f"iteration / {exact}: one {exact} iteration over one gradient call",
     ]
     runs.caption = "\n".join(run_notes)
     runs.caption_justify = "left"
     runs.min_width = max(len(note) for note in run_notes)
-    notes = [
-        "pixels: non-zero pixels in the batch; naive: the textbook numerical gradient",
-        "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
-        "and repeated samples, share theirs); ns / exp: numeric time / exps",
-    ]
-    if any(r["naive_extrapolated"] for r in rows):
-        notes.append("*: timed on a random sample of weights, extrapolated to all of them")
-    calls.caption = "\n".join(notes)
-    calls.caption_justify = "left"
-    assert calls.min_width is not None  # titled_table sets it
-    calls.min_width = max(calls.min_width, *(len(note) for note in notes))  # notes are not wrapped
-    return [calls, runs]
+    return [*tables, runs]
 
 
 def bench_record_tables(record: dict) -> list[Table]:
@@ -167,7 +172,8 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
         )
     )
     per.add_column("method", no_wrap=True)
-    for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", "numeric\nshare", "select\nwins"):
+    share = f"non-\n{clean(sources.exact())}"  # the share of updates not from the exact gradient
+    for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", share, "select\nwins"):
         number_column(per, col)
     for r in summary["methods"]:
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
@@ -177,7 +183,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
             plus_minus(r["accuracy"]),
             fmt_loss(r["final_loss"]),
             f"{r['time_per_iter'] * 1e3:.3f}",
-            f"{r['numeric_share']:.3f}",
+            f"{r['not_exact_share']:.3f}",
             win,
         )
     diverged = [

@@ -32,19 +32,10 @@ def trials(base: TrainConfig, cells: list[dict], seeds) -> list[TrainConfig]:
     return [base.replace(**cell, seed=int(seed)).validate() for cell in cells for seed in seeds]
 
 
-# The options that only some methods read: for the others, any value gives the same run.
-READ_BY = {
-    "fd_step": ("numeric", "alternate", "select"),
-    "fd_scheme": ("numeric", "alternate", "select"),
-    "numeric_every": ("alternate",),
-    "select_on": ("select",),
-}
-
-
 def effective(config: TrainConfig) -> TrainConfig:
-    """The run a config really is: the options its method does not read set to their defaults."""
-    default = TrainConfig()
-    return config.replace(**{k: getattr(default, k) for k, methods in READ_BY.items() if config.method not in methods})
+    """The run a config really is (TrainConfig.effective): the options its method does not read set to their
+    defaults."""
+    return config.effective()
 
 
 def grid_cells(lists: dict[str, list]) -> list[dict]:
@@ -87,7 +78,9 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
         cells = [dict(method=m, **cell) for cell in papers.study_cells() for m in papers.STUDY_METHODS]
         return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
     if preset == "subsets":
-        cells = [dict(method="analytic", batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)]
+        cells = [
+            dict(method=papers.STUDY_SOURCES[0], batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)
+        ]
         return [t for subset in ("first", "random") for t in trials(base.replace(subset=subset), cells, seeds)]
     return trials(base, papers.layout(preset).cells(), seeds)
 

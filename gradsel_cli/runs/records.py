@@ -19,7 +19,9 @@ import numpy as np
 from ..config import TrainConfig, canonical
 from ..text import json_number
 
-FORMAT = 1  # bump when the record layout changes
+FORMAT = 2  # bump when the record layout changes; older formats are read through upgrade()
+# 1: the two sources analytic and numeric wired in: "sources" absent, "counts" and "select_wins" over both,
+#    "numeric_share" (and its history), "rel_diff_mean" a number. 2: over the run's own list of sources.
 
 
 HISTORY_POINTS = 200
@@ -73,14 +75,24 @@ def run_record(result) -> dict:
         "wall_time": result.wall_time,
         "time_per_iter": result.time_per_iter,
         "compile_time": result.compile_time,
+        "sources": list(result.sources),
         "counts": result.counts,
         "select_wins": result.select_wins,
-        "numeric_share": result.numeric_share,
-        "rel_diff_mean": json_number(result.rel_diff_mean),
+        "shares": result.shares,
+        "rel_diff_mean": None
+        if result.rel_diff_mean is None
+        else {k: json_number(v) for k, v in result.rel_diff_mean.items()},
         "loss_history": thin(result.loss_history),
         "acc_curve": [[t, a] for t, a in result.acc_curve],
-        "rel_diff_history": thin(result.rel_diffs) if np.any(~np.isnan(result.rel_diffs)) else None,
-        "numeric_share_history": thin(result.sources) if result.config.method == "select" else None,
+        "rel_diff_history": {
+            name: thin(result.rel_diffs[:, q])
+            for q, name in enumerate(result.sources[1:])
+            if np.any(~np.isnan(result.rel_diffs[:, q]))
+        }
+        or None,
+        "share_history": {name: thin(result.kept == q) for q, name in enumerate(result.sources) if q}
+        if result.config.method == "select"
+        else None,
         "predictions": "".join(str(int(p)) if p >= 0 else "-" for p in result.predictions),
         "versions": versions(),
     }
@@ -114,15 +126,42 @@ def check_record(rec) -> str | None:
     """Why a record read from a file cannot be used (not a record, another format, a bad config or result), or None."""
     if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict) or "config_hash" not in rec:
         return "not a gradsel run record"
-    if rec.get("format") != FORMAT:
-        return f"record format {rec.get('format')!r}, this gradsel reads format {FORMAT}"
+    if rec.get("format") not in (1, FORMAT):
+        return f"record format {rec.get('format')!r}, this gradsel reads formats 1 to {FORMAT}"
     if config_hash(rec["config"]) != rec["config_hash"]:
         return "config does not match its config_hash"
     try:
-        TrainConfig.from_dict(canonical(rec["config"])).validate()
+        config = TrainConfig.from_dict(canonical(rec["config"])).validate()
     except (ValueError, TypeError) as exc:
         return f"invalid config: {exc}"
-    return _check_results(rec, canonical(rec["config"]))
+    return _check_results(rec, canonical(rec["config"]), SCHEMA if rec["format"] == FORMAT else SCHEMA_1, config)
+
+
+def upgrade(rec: dict) -> dict:
+    """A checked record in the current format (a new dict; a current one comes back as it is). Format 1 knew
+    two sources: its counts and wins keep those of the run's sources, its numeric share becomes the shares,
+    its relative difference (numeric to analytic) that of the second source."""
+    if rec["format"] == FORMAT:
+        return rec
+    out = {k: v for k, v in rec.items() if k not in ("numeric_share", "numeric_share_history")}
+    names = TrainConfig.from_dict(canonical(rec["config"])).run_sources()
+    share = rec["numeric_share"]
+    out.update(
+        format=FORMAT,
+        sources=list(names),
+        counts={k: rec["counts"][k] for k in names},
+        select_wins=None if rec["select_wins"] is None else {k: rec["select_wins"][k] for k in names},
+        shares={names[0]: 1.0} if len(names) == 1 else {names[0]: 1.0 - share, names[1]: share},
+    )
+    if len(names) > 1:
+        other = names[1]
+        if rec["rel_diff_mean"] is not None:
+            out["rel_diff_mean"] = {other: rec["rel_diff_mean"]}
+        if rec.get("rel_diff_history") is not None:
+            out["rel_diff_history"] = {other: rec["rel_diff_history"]}
+        if rec.get("numeric_share_history") is not None:
+            out["share_history"] = {other: rec["numeric_share_history"]}
+    return out
 
 
 def _number(x) -> bool:
@@ -155,20 +194,25 @@ def _curve(x) -> bool:
     return isinstance(x, list) and all(isinstance(p, list) and len(p) == 2 and _whole(p[0]) and _share(p[1]) for p in x)
 
 
-def _counts(x) -> bool:
+def _counts_1(x) -> bool:  # format 1: the counts of the two sources it knew
     return isinstance(x, dict) and all(_whole(x.get(k)) and x[k] >= 0 for k in ("analytic", "numeric"))
 
 
-# What the tables, compare and the figures read from a record: key -> (test, what it must be, required).
-SCHEMA = {
+def _mapping(test):
+    """A test of an object of source names to values that each pass `test`."""
+    return lambda x: isinstance(x, dict) and all(isinstance(k, str) and test(v) for k, v in x.items())
+
+
+# What the tables, compare and the figures read from a record of format 1: key -> (test, what it must be, required).
+SCHEMA_1 = {
     "diverged": (lambda x: isinstance(x, bool), "true or false", True),
     "accuracy": (_or_none(_share), "a number in [0, 1] (null if diverged)", True),
     "final_loss": (_or_none(_number), "a finite number or null", True),
     "iterations_done": (lambda x: _whole(x) and x >= 0, "a whole number >= 0", True),
     "wall_time": (lambda x: _number(x) and x >= 0, "a finite number >= 0", True),
     "time_per_iter": (lambda x: _number(x) and x >= 0, "a finite number >= 0", True),
-    "counts": (_counts, "an object of analytic and numeric counts", True),
-    "select_wins": (_or_none(_counts), "null or an object of analytic and numeric counts", True),
+    "counts": (_counts_1, "an object of analytic and numeric counts", True),
+    "select_wins": (_or_none(_counts_1), "null or an object of analytic and numeric counts", True),
     "numeric_share": (_share, "a number in [0, 1]", True),
     "rel_diff_mean": (_or_none(lambda x: _number(x) and x >= 0), "a finite number >= 0 or null", True),
     "loss_history": (_thinned, 'an object {"every": N, "values": [...]}', True),
@@ -185,15 +229,40 @@ SCHEMA = {
 }
 
 
-def _check_results(rec: dict, config: dict) -> str | None:
+_count = _mapping(lambda v: _whole(v) and v >= 0)
+_thinned_by_source = _or_none(_mapping(_thinned))
+SCHEMA = {  # the current format: every mapping is over the run's sources (checked in _check_results)
+    **{k: v for k, v in SCHEMA_1.items() if k not in ("numeric_share", "numeric_share_history")},
+    "sources": (lambda x: isinstance(x, list) and all(isinstance(n, str) for n in x), "a list of source names", True),
+    "counts": (_count, "an object of counts by source", True),
+    "select_wins": (_or_none(_count), "null or an object of counts by source", True),
+    "shares": (_mapping(_share), "an object of shares in [0, 1] by source", True),
+    "rel_diff_mean": (
+        _or_none(_mapping(lambda v: v is None or (_number(v) and v >= 0))),
+        "null or an object of finite numbers >= 0 by source",
+        True,
+    ),
+    "rel_diff_history": (_thinned_by_source, 'null or an object of {"every": N, "values": [...]} by source', False),
+    "share_history": (_thinned_by_source, 'null or an object of {"every": N, "values": [...]} by source', False),
+}
+
+
+def _check_results(rec: dict, config: dict, schema: dict, train_config: TrainConfig) -> str | None:
     """Why the results part of a record cannot be used (a wrong type, a number out of range), or None."""
-    for key, (test, what, required) in SCHEMA.items():
+    for key, (test, what, required) in schema.items():
         if key not in rec:
             if required:
                 return f"no {key!r}"
             continue
         if not test(rec[key]):
             return f"{key!r} must be {what}"
+    if schema is SCHEMA:
+        names = list(train_config.run_sources())
+        if rec["sources"] != names:
+            return f"'sources' {rec['sources']!r} are not the run's sources {names!r}"
+        for key in ("counts", "select_wins", "shares", "rel_diff_mean", "rel_diff_history", "share_history"):
+            if isinstance(rec.get(key), dict) and not set(rec[key]) <= set(names):
+                return f"{key!r} names a source the run did not compute"
     if rec["diverged"] != (rec["accuracy"] is None):
         return "'accuracy' must be null exactly when the run diverged"
     if rec["iterations_done"] > config["iters"]:

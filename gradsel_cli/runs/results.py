@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..config import Notice
 from ..text import printable
-from .records import check_record, run_key, test_set_runs
+from .records import check_record, run_key, test_set_runs, upgrade
 
 SHIPPED = Path(__file__).resolve().parents[1] / "_results"  # the stored runs the wheel ships (gzip-compressed)
 CHECKOUT = Path(__file__).resolve().parents[2] / "results"  # the same runs in a checkout
@@ -455,7 +455,7 @@ def _documents(fh, path, quiet: bool) -> list[dict] | None:
                 )
             _say(f"{path}: record {number}: {problem}; skipped", quiet)
             continue
-        records.append(value)
+        records.append(upgrade(value))
     return records
 
 
@@ -471,4 +471,4 @@ def _parse(raw: bytes) -> tuple[dict | None, str | None]:
     problem = check_record(rec)
     if problem:
         return None, f"{problem}; line skipped"
-    return rec, None
+    return upgrade(rec), None

@@ -1,0 +1,123 @@
+"""The gradient sources: where an iteration's gradient comes from, one module each.
+
+Every module of this package declares one ``SOURCE``: its name and one-line
+description, the TrainConfig options it adds and those it reads, its checked
+gradient function, its step of the fused training loop (or none: a run that uses
+it then steps through Python), its cost in forward-pass equivalents, its label
+and colour, and where its reference twin lives in the tests. The registry below
+collects them in their declared order; the command line's choices, the records,
+tables, figures, ``bench``, ``gradcheck`` and the studies iterate over it. No
+module outside this package names a source (docs/adding-a-source.md).
+
+Declarations are light: a source imports its kernels inside its functions, so
+that reading a configuration never loads Numba.
+"""
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import Field, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Source:
+    """One gradient source, as its module declares it.
+
+    gradient(params, x, y, settings, mask) -> (Params, batch loss): the checked gradient of the mean
+        loss (with weight decay) at `params` on the batch, and the loss there (with loss_epsilon).
+    knobs(config) -> tuple of floats: what its kernels need of the config (its options, converted);
+        settings(config) keeps them under the source's name, and the fused step gets them as float64s.
+    fused() -> its step of the fused loop (a Numba kernel of the signature of kernels/fused.py's
+        _train_sgd steps), or None: then a run that uses the source steps through Python.
+    cost(hidden, batch, lit) -> forward-pass equivalents of one gradient of a batch with `lit`
+        lit pixels in all.
+    work(hidden, batch, lit, knobs) -> inner-loop operations of one gradient, for the thread policy
+        (0: a serial kernel).
+    """
+
+    name: str
+    description: str
+    label: str
+    colour: str
+    order: int
+    gradient: Callable[..., Any]
+    cost: Callable[[int, int, float], float]
+    twin: str  # the independent NumPy twin in the tests it is checked against
+    options: dict[str, tuple[type, Field]] = field(default_factory=dict)  # TrainConfig fields it adds
+    placed: dict[str, str] = field(default_factory=dict)  # option -> the TrainConfig field it comes after
+    reads: tuple[str, ...] = ()  # options that change its gradient alone: set to defaults for runs without it
+    knobs: Callable[[Any], tuple] = lambda config: ()
+    fused: Callable[[], Any] | None = None
+    dense: bool = False  # its fused step reads the batch's pixels x (else only their lit lists)
+    sparse: bool = False  # its gradient is zero on the rows of W1 of pixels the batch leaves dark
+    work: Callable[[int, int, float, tuple], float] = lambda hidden, batch, lit, knobs: 0.0
+    exact: bool = False  # it is the exact gradient the others are measured against (one source)
+    # bench(params, x, y, settings, repeat, seed, seconds per gradient) -> its own measurements, and how `gradsel
+    # bench` shows them: (column header, key, format) of each; None: only its time per call
+    step: str | None = None  # its option that is a step h, which gradcheck varies (None: it has none)
+    truncation: Callable[[dict], int] = lambda config: 2  # the power of h in its truncation error (a config dict)
+    bench: Callable[..., dict] | None = None
+    bench_columns: tuple[tuple[str, str, str], ...] = ()
+    bench_notes: tuple[str, ...] = ()  # what its columns mean
+
+
+def _discover() -> dict[str, Source]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        source = getattr(module, "SOURCE", None)
+        if isinstance(source, Source):
+            found.append(source)
+    return {s.name: s for s in sorted(found, key=lambda s: (s.order, s.name))}
+
+
+REGISTRY: dict[str, Source] = _discover()
+
+
+def names() -> tuple[str, ...]:
+    """Every registered source, in the registry's order."""
+    return tuple(REGISTRY)
+
+
+def get(name: str) -> Source:
+    """The source called `name` (ValueError naming the registered ones)."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown gradient source {name!r}; choose one of: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def exact() -> str:
+    """The source every other is measured against: the exact gradient (backpropagation)."""
+    return next(s.name for s in REGISTRY.values() if s.exact)
+
+
+def options() -> dict[str, tuple[type, Field]]:
+    """Every source's options, in the registry's order: the TrainConfig fields they add."""
+    out: dict[str, tuple[type, Field]] = {}
+    for s in REGISTRY.values():
+        out.update(s.options)
+    return out
+
+
+def register(source: Source) -> None:
+    """Add a source at run time (a test's, or a user's own): it steps through Python unless it has a fused step.
+    Its options cannot be added after TrainConfig is made; such a source reads none."""
+    if source.options:
+        raise ValueError("a source registered at run time cannot add options; declare it as a module of sources/")
+    REGISTRY[source.name] = source
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+
+
+def parse(text: str) -> tuple[str, ...]:
+    """A comma-separated list of source names, checked (ValueError naming the problem and the choices)."""
+    listed = tuple(n.strip() for n in str(text).split(","))
+    for n in listed:
+        if n not in REGISTRY:
+            raise ValueError(f"unknown gradient source {n!r} in sources; choose from: {', '.join(REGISTRY)}")
+    if len(set(listed)) != len(listed):
+        raise ValueError(f"sources {text!r} lists a source twice; list each once")
+    return listed

@@ -1,0 +1,32 @@
+"""analytic: the exact gradient by backpropagation (kernels/backward.py), over the lit pixels of each image."""
+
+from . import Source
+
+
+def gradient(params, x, y, settings, mask=None):
+    """(gradient, batch loss) by backpropagation; with loss_epsilon > 0 the loss is -log(p + loss_epsilon) but
+    the gradient stays that of -log p, as in the textbook's backward pass."""
+    from ..numerics import network
+
+    return network.analytic_gradient(params, x, y, settings, mask, return_loss=True)
+
+
+def _fused():
+    from ..kernels.backward import _analytic_step
+
+    return _analytic_step
+
+
+SOURCE = Source(
+    name="analytic",
+    description="backpropagation: the exact gradient",
+    label="analytic",
+    colour="#1f77b4",
+    order=0,
+    gradient=gradient,
+    cost=lambda hidden, batch, lit: 3.0,  # a forward pass and a backward pass of about twice its work
+    twin="tests/reference.py: analytic_gradient",
+    fused=_fused,
+    sparse=True,
+    exact=True,
+)

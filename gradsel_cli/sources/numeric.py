@@ -1,0 +1,262 @@
+"""numeric: central (or forward) finite differences of the loss, one weight at a time.
+
+Every perturbed loss is re-evaluated incrementally by the kernels of
+kernels/differences.py (and differences_bn.py with batch norm): perturbing one
+weight moves one hidden unit of the samples whose pixel is lit, or one output.
+"""
+
+from typing import NamedTuple
+
+from ..fields import option
+from . import Source
+
+FD_SCHEMES = ("central", "forward")
+FD_ARITHS = ("exact", "textbook")  # how a finite difference subtracts the two perturbed losses
+
+
+class Knobs(NamedTuple):
+    fd_step: float
+    fd_central: bool  # fd_scheme == "central" (else forward)
+    fd_textbook: bool  # fd_arith == "textbook" (else exact)
+
+
+def knobs(config) -> Knobs:
+    return Knobs(float(config.fd_step), config.fd_scheme == "central", config.fd_arith == "textbook")
+
+
+def gradient(params, x, y, settings, mask=None):
+    """(finite-difference gradient, batch loss), every perturbed loss re-evaluated incrementally (fast).
+
+    fd_arith "exact" differences the per-sample losses (no cancellation);
+    "textbook" subtracts the two perturbed batch losses as numbers, with the
+    textbook's cancellation error. The weight-decay term is part of the loss:
+    its change under each perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is
+    differenced like the rest.
+    """
+    from ..numerics import network
+
+    return numeric_gradient(params, x, y, settings, mask), network.loss(params, x, y, settings, mask)
+
+
+def numeric_gradient(params, x, y, settings=None, mask=None):
+    """The finite-difference gradient alone, as Params (see gradient); settings: network.settings(config), the
+    defaults' when None."""
+    import numpy as np
+
+    from ..kernels.differences import _numeric
+    from ..kernels.differences_bn import _numeric_bn
+    from ..numerics import network
+    from ..numerics.threads import run_parallel
+
+    settings = network.DEFAULTS if settings is None else settings
+    k: Knobs = settings.knobs["numeric"]
+    x, y, mask = network.check_batch(params, x, y, mask)
+    t = params.dtype.type
+    weights = (params.W1, params.b1, params.W2, params.b2, *((params.gamma, params.beta) if params.batch_norm else ()))
+    kernel = _numeric_bn if params.batch_norm else _numeric
+    if params.batch_norm:
+        lit_columns = int(np.count_nonzero(x.any(axis=0))) + 1
+        work = (2 if k.fd_central else 1) * params.hidden * lit_columns * x.shape[0] * params.n_out
+    else:
+        work = _work(params.hidden, x.shape[0], np.count_nonzero(x), k, params.n_in, params.n_out)
+    g = run_parallel(
+        kernel,
+        work,
+        x,
+        y,
+        *weights,
+        settings.activation,
+        mask,
+        t(k.fd_step),
+        k.fd_central,
+        settings.loss,
+        k.fd_textbook,
+        t(settings.loss_epsilon),
+    )
+    grad = network.as_params(params, *g)
+    decay, fd_step = settings.weight_decay, k.fd_step
+    if decay:
+        w = params.flat
+        lower = w - fd_step if k.fd_central else w
+        change = 0.5 * decay * ((w + fd_step) ** 2 - lower**2) / ((2 * fd_step) if k.fd_central else fd_step)
+        grad.flat[...] += change * params.weight_mask()
+    return grad
+
+
+def naive_numeric_gradient(params, x, y, settings=None, mask=None, indices=None):
+    """The textbook's procedure: perturb one weight, full NumPy forward pass, restore, and subtract the
+    two batch losses, (f(w + h) - f(w - h)) / 2h, in the precision of `params`.
+
+    Its loss is the textbook's -log(p + loss_epsilon) with loss_epsilon = 1e-7,
+    the log-sum-exp form with 0 (see network.textbook_loss). Slow on purpose: the
+    reference that tests and benchmarks compare against. With `indices`
+    (positions in the flat vector) only those entries are computed; the rest of
+    the result is NaN.
+    """
+    import numpy as np
+
+    from ..numerics import network
+
+    settings = network.DEFAULTS if settings is None else settings
+    k: Knobs = settings.knobs["numeric"]
+    x, y, mask = network.check_batch(params, x, y, mask)
+    work = params.copy()
+    t = params.dtype.type  # the losses are numbers of this precision, subtracted and divided in it
+    f = lambda: t(network.textbook_loss(work, x, y, settings, mask))  # noqa: E731 (views see each perturbation)
+    fd_step = k.fd_step
+    grad = np.full_like(work.flat, np.nan)
+    base = None if k.fd_central else f()
+    for n in range(work.flat.size) if indices is None else indices:
+        keep = work.flat[n]
+        work.flat[n] = keep + fd_step
+        up = f()
+        if k.fd_central:
+            work.flat[n] = keep - fd_step
+            grad[n] = (up - f()) / t(2 * fd_step)
+        else:
+            grad[n] = (up - base) / t(fd_step)
+        work.flat[n] = keep
+    return params.with_flat(grad)
+
+
+def _work(hidden: int, batch: int, lit: float, k: Knobs, n_in: int = 784, n_out: int = 10) -> float:
+    """Inner-loop operations of one numeric gradient of a batch of `batch` samples with `lit` lit pixels."""
+    work = (2 if k.fd_central else 1) * hidden * (lit + batch) * n_out
+    if k.fd_textbook:  # every sample's loss also enters the sums of every pixel it leaves unmoved
+        work += hidden * batch * (n_in + 1)
+    return work
+
+
+def _cost(hidden: int, batch: int, lit: float, k: Knobs) -> float:
+    """Forward-pass equivalents: the perturbed losses it evaluates (one sample's K logits each, for every
+    lit pixel and bias of every hidden unit, and every output weight), over a forward pass's work."""
+    n_out = 10
+    forward = lit * hidden + batch * hidden * n_out  # multiply-adds of one forward pass of the batch
+    perturbed = (2 if k.fd_central else 1) * (hidden * (lit + batch) * n_out + (hidden + 1) * n_out * batch)
+    return perturbed / forward
+
+
+NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
+NAIVE_SAMPLE = 400  # weights timed when sampling
+NAIVE_BLAS_THREADS = 1  # BLAS threads of the naive reference's NumPy (the textbook code's single thread)
+
+
+def _bench(params, x, y, settings, repeat: int, seed: int, seconds: float) -> dict:
+    """What `gradsel bench` measures of the numeric gradient besides its time: the textbook's naive loop (perturb
+    one weight, full forward pass, restore) on NAIVE_BLAS_THREADS BLAS threads (set with threadpoolctl, whatever
+    the environment says, so that it does not swing with the load), timed on a random sample of weights and
+    extrapolated when the full call would take more than NAIVE_FULL_LIMIT; and the exponentials it evaluates."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from ..numerics.benchmark import median_time
+
+    n = params.flat.size
+    sample = np.random.default_rng(seed).choice(n, size=min(NAIVE_SAMPLE, n), replace=False)
+    with threadpool_limits(limits=NAIVE_BLAS_THREADS, user_api="blas"):
+        per_weight = median_time(
+            lambda: naive_numeric_gradient(params, x, y, settings, indices=sample), max(1, repeat // 2)
+        ) / len(sample)
+        extrapolated = per_weight * n > NAIVE_FULL_LIMIT
+        naive = (
+            per_weight * n
+            if extrapolated
+            else median_time(lambda: naive_numeric_gradient(params, x, y, settings), max(1, repeat // 2))
+        )
+    exps = exp_count(x, y, params.hidden)
+    return {
+        "naive": naive,
+        "naive_extrapolated": extrapolated,
+        "naive_blas_threads": NAIVE_BLAS_THREADS,
+        "naive_over_numeric": naive / seconds,
+        "exponentials": exps,
+        "exponentials_unshared": dense_exp_count(x, params.hidden),
+        "ns_per_exponential": seconds / exps * 1e9,
+    }
+
+
+def exp_count(x, y, hidden: int, n_out: int = 10) -> int:
+    """Exponentials the numeric gradient evaluates (central differences, no dropout).
+
+    W1 and b1: 2 x n_out per hidden unit and distinct (sample, value) pair, the
+    bias counting as a pixel of value 1 — a value repeated within a sample, or
+    a sample repeated in the batch, is evaluated once. W2 and b2: 2 per
+    (hidden unit or bias, logit, sample).
+    """
+    import numpy as np
+
+    seen, distinct = set(), 0
+    for row, label in zip(x, y):
+        key = (row.tobytes(), int(label))
+        if key not in seen:
+            seen.add(key)
+            distinct += len(np.unique(np.append(row[row != 0], 1.0)))
+    return 2 * n_out * hidden * distinct + 2 * (hidden + 1) * n_out * x.shape[0]
+
+
+def dense_exp_count(x, hidden: int, n_out: int = 10) -> int:
+    """The same without sharing: 2 x n_out per hidden unit and lit pixel of each sample (and bias)."""
+    import numpy as np
+
+    nnz = int(np.count_nonzero(x)) + x.shape[0]
+    return 2 * n_out * hidden * nnz + 2 * (hidden + 1) * n_out * x.shape[0]
+
+
+def _fused():
+    from ..kernels.differences import _numeric_step
+
+    return _numeric_step
+
+
+SOURCE = Source(
+    name="numeric",
+    description="finite differences, central (L(w+h) - L(w-h)) / 2h or forward, one weight at a time",
+    label="numeric",
+    colour="#ff7f0e",
+    order=1,
+    gradient=gradient,
+    cost=lambda hidden, batch, lit: _cost(hidden, batch, lit, Knobs(1e-4, True, False)),
+    twin="tests/reference.py: numeric_gradient (and network.naive_numeric_gradient, the textbook's loop)",
+    options={
+        "fd_step": (float, option(1e-4, "Finite-difference step h.", kind="positive")),
+        "fd_scheme": (
+            str,
+            option(
+                "central",
+                "Finite-difference scheme: central (L(w+h)-L(w-h))/2h or forward (L(w+h)-L(w))/h.",
+                choices=FD_SCHEMES,
+            ),
+        ),
+        "fd_arith": (
+            str,
+            option(
+                "exact",
+                "Finite-difference arithmetic: exact (differences of per-sample losses, no "
+                "cancellation) or textbook ((L+ - L-)/2h of the batch losses as numbers).",
+                choices=FD_ARITHS,
+            ),
+        ),
+    },
+    placed={"fd_step": "init_std", "fd_scheme": "init_std", "fd_arith": "precision"},
+    # fd_arith is kept as given in runs without the numeric gradient: stored runs are keyed with it
+    reads=("fd_step", "fd_scheme"),
+    knobs=knobs,
+    step="fd_step",
+    truncation=lambda config: 2 if config["fd_scheme"] == "central" else 1,
+    fused=_fused,
+    dense=True,
+    work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k),
+    bench=_bench,
+    bench_columns=(
+        ("naive", "naive", "duration"),
+        ("naive /\nnumeric", "naive_over_numeric", ",.0f×"),
+        ("exps", "exponentials", "M"),
+        ("ns /\nexp", "ns_per_exponential", ".2f"),
+    ),
+    bench_notes=(
+        "naive: the textbook numerical gradient (a weight at a time, full forward",
+        "pass; * when timed on a random sample of weights and extrapolated)",
+        "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
+        "and repeated samples, share theirs); ns / exp: numeric time / exps",
+    ),
+)
