@@ -151,7 +151,10 @@ class TrainConfig:
             raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(methods)}")
         listed = sources.parse(self.sources)
         if len(listed) < 2:
-            raise ValueError(f"sources {self.sources!r} must list at least two gradient sources to mix")
+            raise ValueError(
+                f"sources {self.sources!r} is one gradient source; alternate and select mix two or more: "
+                f"list another, e.g. {DEFAULT_SOURCES}"
+            )
         if self.iters * self.batch > MAX_DRAWS:
             raise ValueError(
                 f"iters x batch must be at most {MAX_DRAWS:,} (the mini-batch indices are drawn up "

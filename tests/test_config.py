@@ -102,7 +102,7 @@ def test_canonical_fills_fields_an_older_record_lacks_and_drops_retired_ones():
 
 def test_setting_keys_are_every_field_but_method_seed_and_the_cell_keys():
     keys = config.setting_keys()
-    assert set(keys) == set(FIELDS) - {"method", "seed", *config.CELL_KEYS}
+    assert set(keys) == set(FIELDS) - {"method", "sources", "seed", *config.CELL_KEYS}
     assert list(keys) == [n for n in FIELDS if n in keys]  # in field order
 
 

@@ -12,6 +12,7 @@ from gradsel_cli.config import OPTIMIZERS, TrainConfig
 from gradsel_cli.numerics import network, training
 from gradsel_cli.numerics.optimizers import Optimizer
 from gradsel_cli.runs import local
+from gradsel_cli.sources import numeric as numeric_source
 from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
 
 # Tolerances (relative, norm-wise).
@@ -51,7 +52,7 @@ def test_float32_in_float32_out(problem):
     assert g.flat.dtype == np.float32
     assert value == float(np.float32(value))  # a float32 number
     for arith in ("exact", "textbook"):
-        assert network.numeric_gradient(p32, x, y, config_settings(fd_arith=arith)).flat.dtype == np.float32
+        assert numeric_source.numeric_gradient(p32, x, y, config_settings(fd_arith=arith)).flat.dtype == np.float32
     assert network.loss(p32, x, y) == float(np.float32(network.loss(p32, x, y)))
     assert network.predict(p32, (x * 255).astype(np.uint8)).shape == (len(y),)
 
@@ -78,8 +79,8 @@ def test_float32_arithmetic_is_really_float32(problem):
     """Float32 rounding shows where float64 would not: in the finite difference (float64 stays ~1e-8 off)."""
     p64, p32, x, y = problem
     truth = network.analytic_gradient(p64, x, y).flat
-    err32 = rel_error(network.numeric_gradient(p32, x, y).flat, truth)
-    err64 = rel_error(network.numeric_gradient(p64, x, y).flat, truth)
+    err32 = rel_error(numeric_source.numeric_gradient(p32, x, y).flat, truth)
+    err64 = rel_error(numeric_source.numeric_gradient(p64, x, y).flat, truth)
     assert err64 < CENTRAL_VS_ANALYTIC_RTOL
     assert 1e-4 < err32 < NUMERIC32_VS_ANALYTIC_RTOL
     # and the backprop differs from float64 by float32 rounding, not more
@@ -91,7 +92,7 @@ def test_float32_batch_norm_numeric_follows_its_analytic_gradient(mnist_batch):
     p = network.init_params(4, seed=1, std=0.1, batch_norm=True, dtype="float32")
     ana = network.analytic_gradient(p, x[:4], y[:4]).flat
     assert ana.dtype == np.float32
-    assert rel_error(network.numeric_gradient(p, x[:4], y[:4]).flat, ana) < NUMERIC32_VS_ANALYTIC_RTOL
+    assert rel_error(numeric_source.numeric_gradient(p, x[:4], y[:4]).flat, ana) < NUMERIC32_VS_ANALYTIC_RTOL
 
 
 # --- textbook arithmetic -------------------------------------------------------------
@@ -105,10 +106,10 @@ def test_textbook_arithmetic_has_the_textbook_codes_error_in_float32(problem, ep
     naive = flat(ref.numeric_gradient(as_blocks(p32), x.astype(np.float32), y, eps=eps))
     err_naive = rel_error(naive, truth)
     err_textbook = rel_error(
-        network.numeric_gradient(p32, x, y, config_settings(fd_arith="textbook", loss_epsilon=eps)).flat, truth
+        numeric_source.numeric_gradient(p32, x, y, config_settings(fd_arith="textbook", loss_epsilon=eps)).flat, truth
     )
     err_exact = rel_error(
-        network.numeric_gradient(p32, x, y, config_settings(fd_arith="exact", loss_epsilon=eps)).flat, truth
+        numeric_source.numeric_gradient(p32, x, y, config_settings(fd_arith="exact", loss_epsilon=eps)).flat, truth
     )
     assert err_naive / TEXTBOOK_SIZE_FACTOR < err_textbook < err_naive * TEXTBOOK_SIZE_FACTOR
     assert err_exact * EXACT_ADVANTAGE < err_textbook
@@ -118,11 +119,11 @@ def test_textbook_arithmetic_has_the_textbook_codes_error_in_float32(problem, ep
 def test_textbook_arithmetic_has_the_textbook_codes_error_in_float64(problem, eps):
     """Error against the exact arithmetic (whose own rounding is ~1e-15): textbook ~ the naive code."""
     p64, _, x, y = problem
-    exact = network.numeric_gradient(p64, x, y, config_settings(loss_epsilon=eps)).flat
+    exact = numeric_source.numeric_gradient(p64, x, y, config_settings(loss_epsilon=eps)).flat
     naive = flat(ref.numeric_gradient(as_blocks(p64), x, y, eps=eps))
     err_naive = rel_error(naive, exact)
     err_textbook = rel_error(
-        network.numeric_gradient(p64, x, y, config_settings(fd_arith="textbook", loss_epsilon=eps)).flat, exact
+        numeric_source.numeric_gradient(p64, x, y, config_settings(fd_arith="textbook", loss_epsilon=eps)).flat, exact
     )
     assert err_naive > CANCELLATION_FLOOR_64
     assert err_naive / TEXTBOOK_SIZE_FACTOR < err_textbook < err_naive * TEXTBOOK_SIZE_FACTOR
@@ -136,7 +137,7 @@ def test_textbook_arithmetic_is_the_same_finite_difference(mnist_batch, scheme, 
     x, y = mnist_batch
     p = random_params(4, std=0.1, seed=5)
     mask = np.array([[2.0, 0.0, 2.0, 2.0], [0.0, 2.0, 0.0, 2.0], [2.0, 2.0, 2.0, 0.0]])
-    got = network.numeric_gradient(
+    got = numeric_source.numeric_gradient(
         p, x[:3], y[:3], config_settings(fd_scheme=scheme, loss=loss, fd_arith="textbook"), mask=mask
     )
     want = ref.numeric_gradient(as_blocks(p), x[:3], y[:3], scheme=scheme, mask=mask, loss=loss)
@@ -146,8 +147,8 @@ def test_textbook_arithmetic_is_the_same_finite_difference(mnist_batch, scheme, 
 def test_textbook_arithmetic_through_batch_norm(mnist_batch):
     x, y = mnist_batch
     p = network.init_params(4, seed=1, std=0.1, batch_norm=True)
-    exact = network.numeric_gradient(p, x[:4], y[:4]).flat
-    textbook = network.numeric_gradient(p, x[:4], y[:4], config_settings(fd_arith="textbook")).flat
+    exact = numeric_source.numeric_gradient(p, x[:4], y[:4]).flat
+    textbook = numeric_source.numeric_gradient(p, x[:4], y[:4], config_settings(fd_arith="textbook")).flat
     assert CANCELLATION_FLOOR_64 < rel_error(textbook, exact) < NUMERIC_VS_NAIVE_RTOL
 
 
@@ -178,7 +179,7 @@ def test_numeric_gradient_sees_the_loss_epsilon(mnist_batch):
     p = random_params(3, std=0.1, seed=4)
     p.W2[...] *= 60.0
     blocks = as_blocks(p)
-    got = network.numeric_gradient(p, x[:4], y[:4], config_settings(loss_epsilon=EPS))
+    got = numeric_source.numeric_gradient(p, x[:4], y[:4], config_settings(loss_epsilon=EPS))
     assert_blocks_close(got, ref.analytic_gradient(blocks, x[:4], y[:4], eps=EPS), CENTRAL_VS_ANALYTIC_RTOL, "eps")
     assert_blocks_close(got, ref.numeric_gradient(blocks, x[:4], y[:4], eps=EPS), NUMERIC_VS_NAIVE_RTOL, "naive")
     assert rel_error(flat(as_blocks(got)), flat(ref.analytic_gradient(blocks, x[:4], y[:4]))) > 1e-3
@@ -281,7 +282,9 @@ def test_gradcheck_measures_the_textbook_arithmetic_in_float32(mnist_raw):
 
     config = TrainConfig(hidden=6, batch=8, iters=5, test_limit=50, precision="float32")
     errors = {
-        arith: gradcheck(config.replace(fd_arith=arith), [1e-4], mnist_raw)["states"][0]["rows"][0]["all"]["rel_diff"]
+        arith: gradcheck(config.replace(fd_arith=arith), [1e-4], mnist_raw)["states"][0]["sources"]["numeric"]["rows"][
+            0
+        ]["all"]["rel_diff"]
         for arith in ("exact", "textbook")
     }
     assert errors["exact"] * EXACT_ADVANTAGE < errors["textbook"] < 1.0

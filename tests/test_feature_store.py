@@ -27,12 +27,24 @@ def record(mnist_raw):
 
 
 def with_config(record: dict, **changes) -> dict:
+    """`record` as if run with these config changes: what depends on the run's sources made to fit them."""
     config = {**record["config"], **changes}
+    names = TrainConfig.from_dict(config).run_sources()
+    n = record["iterations_done"]
     return {
         **record,
         "config": config,
         "config_hash": config_hash(config),
         "predictions": record["predictions"][:1] * config["test_limit"],
+        "sources": list(names),
+        "counts": {name: n for name in names},
+        "select_wins": {name: n if q == 0 else 0 for q, name in enumerate(names)}
+        if config["method"] == "select"
+        else None,
+        "shares": {name: 1.0 if q == 0 else 0.0 for q, name in enumerate(names)},
+        "rel_diff_mean": None,
+        "rel_diff_history": None,
+        "share_history": None,
     }
 
 

@@ -18,6 +18,7 @@ from gradsel_cli.config import ACTIVATIONS, LOSSES
 from gradsel_cli.numerics import network, training
 from gradsel_cli.numerics.network import Params
 from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.sources import numeric as numeric_source
 from helpers import as_blocks, assert_blocks_close, config_settings
 
 STEP = 1e-4
@@ -69,7 +70,7 @@ def test_analytic_matches_twin_backprop(act, loss, reg):
 @pytest.mark.parametrize("act,loss,reg", COMBOS)
 def test_fast_numeric_matches_twin_naive(act, loss, reg):
     params, weights, x, y, mask, decay = problem(act, reg)
-    got = network.numeric_gradient(
+    got = numeric_source.numeric_gradient(
         params, x, y, config_settings(fd_step=STEP, activation=act, loss=loss, weight_decay=decay), mask=mask
     )
     want = ref.numeric_gradient(weights, x, y, STEP, "central", act, mask, loss, decay)
@@ -81,7 +82,7 @@ def test_numeric_agrees_with_analytic(act, loss, reg):
     params, _, x, y, mask, decay = problem(act, reg)
     s = config_settings(fd_step=STEP, activation=act, loss=loss, weight_decay=decay)
     analytic = network.analytic_gradient(params, x, y, s, mask)
-    numeric = network.numeric_gradient(params, x, y, s, mask)
+    numeric = numeric_source.numeric_gradient(params, x, y, s, mask)
     assert_blocks_close(as_blocks(numeric), as_blocks(analytic), ANALYTIC_VS_FD, f"{act}/{loss}/{reg}", floor=1e-3)
 
 
@@ -94,8 +95,10 @@ def test_a_kink_inside_the_step_is_where_numeric_and_analytic_part(act):
     params.b1[0] -= a1 + 0.3 * STEP  # a1 = -0.3 h: the kink is inside [a1 - h, a1 + h] for b1
     s = config_settings(fd_step=STEP, activation=act)
     analytic = network.analytic_gradient(params, x, y, s).b1[0]
-    assert network.numeric_gradient(params, x, y, s).b1[0] != pytest.approx(analytic, rel=1e-3)
-    assert network.numeric_gradient(params, x, y, s._replace(fd_step=1e-6)).b1[0] == pytest.approx(analytic, rel=1e-6)
+    assert numeric_source.numeric_gradient(params, x, y, s).b1[0] != pytest.approx(analytic, rel=1e-3)
+    assert numeric_source.numeric_gradient(params, x, y, config_settings(activation=act, fd_step=1e-6)).b1[
+        0
+    ] == pytest.approx(analytic, rel=1e-6)
 
 
 def test_weight_decay_adds_lambda_w_to_weights_only():
@@ -116,7 +119,7 @@ def test_batch_norm_moves_the_whole_unit_when_a_weight_moves():
     weights[0][0, 1] += 1e-3
     after = ref.forward(weights, x)[0][:, 1]
     assert np.all(after != before)
-    numeric = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP), mask=None)
+    numeric = numeric_source.numeric_gradient(params, x, y, config_settings(fd_step=STEP), mask=None)
     naive = ref.numeric_gradient([w.copy() for w in ref_weights(params)], x, y, STEP)
     assert numeric.W1[0, 1] == pytest.approx(naive[0][0, 1], rel=1e-7)
 

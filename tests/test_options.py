@@ -21,6 +21,8 @@ def non_default(f):
         return next(c for c in m["choices"][::-1] if c != f.default)
     if f.type is bool:
         return not f.default
+    if f.type is str:  # the sources alternate and select mix
+        return ",".join(reversed(f.default.split(",")))
     if f.type is int:
         return f.default + 1 if m["high"] is None or f.default < m["high"] else f.default - 1
     return {"positive": f.default / 2, "nonneg": 1e-4, "fraction": 0.5 if f.default != 0.5 else 0.25}[m["kind"]]
@@ -31,7 +33,7 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
     params = {p.name for p in cli.commands[command].params}
     expected = set(FIELDS) - {"method", "seed"} if command in ("table", "compare", "sweep") else set(FIELDS)
     if command == "table":
-        expected -= {"shots", "batch", "hidden"}  # the table's cells
+        expected -= {"shots", "batch", "hidden", "sources"}  # the table's cells; its methods mix the papers' sources
     assert expected <= params, f"fields without an option: {expected - params}"
     extra = params - set(FIELDS) - NOT_CONFIG
     allowed = {
@@ -72,7 +74,8 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
 def test_option_defaults_and_help_come_from_the_fields():
     options = {p.name: p for p in cli.commands["train"].params if isinstance(p, click.Option)}
     for name, f in FIELDS.items():
-        assert options[name].default == f.default, name
+        list_of_sources = f.type is str and not f.metadata["choices"]  # --sources: a list option, joined
+        assert options[name].default == ([f.default] if list_of_sources else f.default), name
         assert options[name].help == f.metadata["help"], name
 
 
@@ -114,13 +117,9 @@ def test_the_kernels_dispatch_codes_follow_the_registries():
         activations.MISH,
     ]
     assert [network.LOSS_CODES[n] for n in config.LOSSES] == [forward.CROSS_ENTROPY, forward.MSE]
-    assert tuple(methods.METHODS) == config.METHOD_NAMES
-    assert [network.METHOD_CODES[n] for n in config.METHOD_NAMES] == [  # the fused loop's
-        fused.ANALYTIC,
-        fused.NUMERIC,
-        fused.ALTERNATE,
-        fused.SELECT,
-    ]
+    assert set(methods.POLICIES) == set(config.POLICIES)
+    assert network.POLICY_CODES == {"alternate": fused.ALTERNATE, "select": fused.SELECT}
+    assert fused.PLAIN not in network.POLICY_CODES.values()
 
 
 def test_optimizer_defaults_are_the_configs():
@@ -179,7 +178,8 @@ def _list_options():
         for p in command.params:
             if isinstance(p, click.Option) and p.metavar == "LIST":
                 flag = p.opts[0]
-                single = "--method" if flag == "--methods" else flag
+                # the one-value option of train whose items are checked alike (--check: --sources's items)
+                single = {"--methods": "--method", "--check": "--sources", "--steps": "--fd-step"}.get(flag, flag)
                 out.append((name, flag, single))
     return out
 
@@ -209,7 +209,9 @@ def test_the_list_options_are_found():
     assert {
         ("bench", "--hidden"),
         ("bench", "--batch"),
-        ("gradcheck", "--fd-step"),
+        ("gradcheck", "--steps"),
+        ("gradcheck", "--check"),
+        ("train", "--sources"),
         ("sweep", "--lr"),
         ("sweep", "--methods"),
         ("compare", "--methods"),
@@ -235,16 +237,16 @@ def test_every_list_option_has_the_same_rules(command, flag, single, runner):
 
 
 def test_a_value_given_twice_in_another_spelling_is_refused(runner):
-    assert "given twice" in _error(runner, "gradcheck", "--fd-step", "1e-3,0.001")
+    assert "given twice" in _error(runner, "gradcheck", "--steps", "1e-3,0.001")
     assert "given twice" in _error(runner, "sweep", "--lr", "0.1,1e-1")
     assert "given twice" in _error(runner, "bench", "--hidden", "20,020")
 
 
 def test_gradcheck_takes_a_comma_list_of_steps_or_the_option_repeated():
-    assert _parsed("gradcheck", "--fd-step", "1e-3,1e-5")["fd_step"] == [1e-3, 1e-5]
-    assert _parsed("gradcheck", "--fd-step", "1e-3", "--fd-step", "1e-5")["fd_step"] == [1e-3, 1e-5]
+    assert _parsed("gradcheck", "--steps", "1e-3,1e-5")["steps"] == [1e-3, 1e-5]
+    assert _parsed("gradcheck", "--steps", "1e-3", "--steps", "1e-5")["steps"] == [1e-3, 1e-5]
     assert _parsed("sweep", "--lr", "0.1", "--lr", "0.2")["lr"] == [0.1, 0.2]  # a repeated list option adds up
-    assert _parsed("gradcheck")["fd_step"] == [1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]
+    assert _parsed("gradcheck")["steps"] == [1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]
 
 
 def test_bench_sizes_are_checked_as_trains(runner):

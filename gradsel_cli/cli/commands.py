@@ -28,7 +28,7 @@ from ..config import (
 from ..text import printable
 from .errors import BadInput, Group, library_errors, on_interrupt
 from .options import (
-    source_list,
+    source_list_option,
     Finite,
     Whole,
     comma_list,
@@ -581,15 +581,16 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     "--steps",
     ",".join(f"{h:g}" for h in GRADCHECK_STEPS),
     comma_list(Finite(), "1e-3,1e-5"),
-    "Steps h to try (each source's own step option: --fd-step of numeric...), comma-separated.",
+    "Steps h to try, comma-separated: each checked source's own step option (numeric's --fd-step...) set to "
+    "each (--fd-step here too, as before there were several sources).",
+    "--fd-step",
 )
-@click.option(
+@list_option(
     "--check",
-    "checked",
-    default=None,
-    metavar="LIST",
-    callback=lambda ctx, param, value: None if value is None else source_list(value),
-    help="The sources to check against the exact gradient, comma-separated [default: every other one].",
+    ",".join(n for n in sources.names() if n != sources.exact()),
+    source_list_option(",".join(n for n in sources.names() if n != sources.exact())),
+    f"The sources to check against the exact gradient ({sources.exact()}), comma-separated.",
+    dest="to_check",
 )
 @config_options("subset", "init_std", "init", "activation", "seed", "precision", "loss_epsilon")
 @config_options(*(k for k, s in sources.options().items() if k not in {x.step for x in sources.REGISTRY.values()}))
@@ -603,7 +604,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
 )
 @output_options("the measurements")
 @library_errors
-def gradcheck(steps, checked, data_dir, threads, plot, as_json, quiet, **opts):
+def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
     """Every gradient source against the exact one, per block (and step h).
 
     On the first mini-batch of the run, at the initial weights and after
@@ -635,7 +636,7 @@ def gradcheck(steps, checked, data_dir, threads, plot, as_json, quiet, **opts):
             sorted(steps, reverse=True),
             raw,
             progress=lambda d, t, loss: update(d, t, loss=loss),
-            names=checked or None,
+            names=to_check,
         )
     show(out, check, as_json, lambda: render.gradcheck_tables(check))
     if plot:

@@ -65,26 +65,12 @@ class Whole(click.IntRange):
         return super().convert(value, param, ctx)
 
 
-class SourceList(click.ParamType):
-    """A comma-separated list of gradient sources (sources.parse)."""
-
-    name = "LIST"
-
-    def convert(self, value, param, ctx):
-        try:
-            return ",".join(sources.parse(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
 def _param_type(f):
     m = f.metadata
     if m["choices"]:
         return click.Choice(m["choices"])
     if f.type is int:
         return Whole(m["low"], m["high"])
-    if f.type is str:  # the one free-text field: a list of sources
-        return SourceList()
     return {"positive": Finite(), "nonneg": Finite(positive=False), "fraction": Fraction()}[m["kind"]]
 
 
@@ -171,10 +157,18 @@ def size_list(name: str, example: str):
     return comma_list(_param_type(FIELDS[name]), example)
 
 
-def list_option(flag: str, default: str, callback, help: str):
+def list_option(flag: str, default: str, callback, help: str, *aliases: str, dest: str | None = None):
     """An option of comma lists: the values of a repeated option are joined (--x 1 --x 2 is --x 1,2)."""
     return click.option(
-        flag, default=[default], multiple=True, show_default=True, callback=callback, metavar="LIST", help=help
+        flag,
+        *aliases,
+        *((dest,) if dest else ()),
+        default=[default],
+        multiple=True,
+        show_default=True,
+        callback=callback,
+        metavar="LIST",
+        help=help,
     )
 
 
@@ -210,6 +204,8 @@ def config_option(name: str, listed: bool = False, **override):
     default, help_ = override.get("default", f.default), override.get("help", f.metadata["help"])
     if f.type is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", default=default, show_default=True, help=help_)
+    if f.type is str and not f.metadata["choices"]:  # the one free-text field: --sources, itself a list
+        return list_option(flag, default, _joined(source_list_option(default)), help_)
     if listed:
         choices = f.metadata["choices"]
         return click.option(
@@ -280,12 +276,14 @@ def output_options(what: str):
     )
 
 
-def source_list(value: str) -> tuple[str, ...]:
-    """A comma-separated list of gradient sources (sources.parse), or a usage error naming the choices."""
-    try:
-        return sources.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+def source_list_option(example: str):
+    """Callback: a comma list of registered gradient sources, by the rules of every list."""
+    return comma_list(click.Choice(sources.names()), example)
+
+
+def _joined(callback):
+    """A list callback whose values are stored joined by commas (TrainConfig.sources is one string)."""
+    return lambda ctx, param, value: ",".join(callback(ctx, param, value))
 
 
 def method_list_option(default: str):
@@ -382,5 +380,5 @@ def grid_from(opts: dict) -> dict:
 
 
 def flags_from(opts: dict) -> dict:
-    """The on/off options (popped from `opts`): a sweep does not list them."""
-    return {k: opts.pop(k) for k in list(opts) if FIELDS[k].type is bool}
+    """The options a sweep does not list (popped from `opts`): the on/off ones, and --sources (itself a list)."""
+    return {k: opts.pop(k) for k in list(opts) if k in FIELDS and not _listable(FIELDS[k])}

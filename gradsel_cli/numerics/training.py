@@ -18,7 +18,8 @@ from ..config import Notice, TrainConfig
 from ..data import load_mnist_raw
 from ..seeding import rng
 from . import network
-from .methods import Step, StepContext, method
+from . import methods
+from .methods import Step, StepContext
 from .network import Params
 from .optimizers import Optimizer
 
@@ -255,7 +256,7 @@ class _Iterations:
         if self.fused:
             self._fused_until(stop)
             return
-        step_fn = method(self.config.method)
+        step_fn = methods.method(self.config.method)
         x_train, y_train = self.ds.x_train, self.ds.y_train
         for t in range(self.done + 1, stop + 1):
             idx = self.batches[t - 1]

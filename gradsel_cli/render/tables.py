@@ -68,7 +68,7 @@ def train_summary(record: dict) -> Table:
     if record["select_wins"] is not None:
         t.add_row("select wins", ", ".join(f"{clean(n)} {record['select_wins'][n]:,}" for n in names))
     for n, value in (record["rel_diff_mean"] or {}).items():
-        t.add_row(f"mean ‖g {clean(n)} − g {clean(names[0])}‖ / ‖g {clean(names[0])}‖", f"{value:.3e}")
+        t.add_row(f"mean ‖g − g {clean(names[0])}‖ / ‖g {clean(names[0])}‖, {clean(n)}", f"{value:.3e}")
     for it, acc in [p for p in record.get("acc_curve") or record.get("acc_history", []) if p[0]][-5:]:
         t.add_row(f"accuracy @ {it}", f"{acc:.4f}")
     return t
@@ -376,32 +376,38 @@ def tune_table(summary: dict, top: int = 10) -> list:
 
 
 def gradcheck_tables(check: dict) -> list:
-    """One table per state (initialisation, after training): per step h, the relative error of each
-    block and of all weights, and 1 - cosine over all weights; the best step in bold."""
-    c = check["config"]
+    """One table per state (initialisation, after training) and checked source: per step h (one row for a
+    source without a step), the relative error of each block and of all weights, and 1 - cosine over all
+    weights; the best step in bold."""
+    c, exact = check["config"], check["exact"]
     out = []
     for state in check["states"]:
-        when = "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} analytic iterations"
-        t = titled_table(
-            wrap_title(
-                f"gradcheck — numeric ({clean(check['scheme'])}) vs analytic gradient {when}",
-                f"k={clean(c['shots'])}",
-                f"B={clean(c['batch'])}",
-                f"H={clean(c['hidden'])}",
-                f"seed {clean(c['seed'])}",
-                f"batch loss {fmt_loss(state['loss'])}",
-                first_sep=": ",
+        when = "at initialisation" if state["iteration"] == 0 else f"after {state['iteration']:,} {exact} iterations"
+        for name, checked in state["sources"].items():
+            t = titled_table(
+                wrap_title(
+                    f"gradcheck — {clean(name)} vs {clean(exact)} gradient {when}",
+                    f"k={clean(c['shots'])}",
+                    f"B={clean(c['batch'])}",
+                    f"H={clean(c['hidden'])}",
+                    f"seed {clean(c['seed'])}",
+                    f"batch loss {fmt_loss(state['loss'])}",
+                    first_sep=": ",
+                )
             )
-        )
-        for col in ("h", "W1", "b1", "W2", "b2", "all\nweights", "1 − cos\n(all)"):
-            number_column(t, col)
-        for r in state["rows"]:
-            cells = [fmt_number(r["blocks"][b]["rel_diff"], ".2e") for b in ("W1", "b1", "W2", "b2")]
-            cells += [fmt_number(r["all"]["rel_diff"], ".2e"), fmt_number(r["all"]["one_minus_cosine"], ".1e")]
-            t.add_row(f"{r['step']:g}", *cells, style="bold" if r["step"] == state["best_step"] else None)
-        t.caption = "relative error ‖g_num − g_ana‖ / ‖g_ana‖ per block;\nbold: the smallest error over all weights"
-        t.caption_justify = "left"
-        out.append(t)
+            for col in ("h", "W1", "b1", "W2", "b2", "all\nweights", "1 − cos\n(all)"):
+                number_column(t, col)
+            for r in checked["rows"]:
+                cells = [fmt_number(r["blocks"][b]["rel_diff"], ".2e") for b in ("W1", "b1", "W2", "b2")]
+                cells += [fmt_number(r["all"]["rel_diff"], ".2e"), fmt_number(r["all"]["one_minus_cosine"], ".1e")]
+                step = "—" if r["step"] is None else f"{r['step']:g}"
+                t.add_row(step, *cells, style="bold" if r["step"] == checked["best_step"] else None)
+            option = checked["step_option"]
+            t.caption = f"relative error ‖g − g_{clean(exact)}‖ / ‖g_{clean(exact)}‖ per block" + (
+                f"; h: --{option.replace('_', '-')};\nbold: the smallest error over all weights" if option else ""
+            )
+            t.caption_justify = "left"
+            out.append(t)
     return out
 
 
