@@ -34,7 +34,7 @@ def test_only_the_kernels_the_thread_policy_and_the_cache_check_import_numba():
         "kernels/__init__.py",
         "kernels/policy.py",
     }
-    assert len(kernels) == 8
+    assert len(kernels) >= 8  # the network's and each gradient source's own
     assert importers == kernels | {"numerics/threads.py", "numerics/kernel_cache.py"}
 
 
@@ -44,16 +44,8 @@ def test_the_cache_check_guards_the_kernels_of_every_module():
     guarded = set(kernel_cache._CACHED)
     assert {forward._predict, fused._train_sgd, differences._numeric, lit._nonzero, precision._exp64} <= guarded
     modules = {k.py_func.__module__.rsplit(".", 1)[1] for k in guarded}
-    assert modules == {
-        "precision",
-        "activations",
-        "lit",
-        "forward",
-        "backward",
-        "differences",
-        "differences_bn",
-        "fused",
-    }
+    kernel_modules = {p.stem for p in (PACKAGE / "kernels").glob("*.py")} - {"__init__", "policy"}
+    assert modules == kernel_modules  # every module of kernels/, a source's own too
     assert len(guarded) == len(kernel_cache._CACHED)  # each kernel once, though modules import each other's
 
 

@@ -499,7 +499,7 @@ def conditions_summary(records: list[dict], margin: float = MARGIN) -> dict:
             runs[(name, c["method"])][(c["batch"], c["hidden"], c["shots"], c["seed"])] = rec
     rows = []
     for name in papers.CONDITIONS:
-        base = runs.get((name, "analytic"), {})
+        base = runs.get((name, papers.STUDY_SOURCES[0]), {})
         for method in papers.STUDY_METHODS[1:]:
             mine = runs.get((name, method), {})
             keys = sorted(k for k in mine if k in base)
@@ -564,14 +564,14 @@ def subsets_summary(records: list[dict]) -> dict:
     first_k: dict[tuple, list] = defaultdict(list)
     for rec in test_set_runs(records):
         c = rec["config"]
-        if c["method"] != "analytic" or c["batch"] != 1 or rec["accuracy"] is None:
+        if c["method"] != papers.STUDY_SOURCES[0] or c["batch"] != 1 or rec["accuracy"] is None:
             continue
         (by_cell if c["subset"] == "random" else first_k)[(c["hidden"], c["shots"])].append(rec["accuracy"])
     first_k = dict(first_k)
     rows = []
     for (hidden, shots), accs in sorted(by_cell.items()):
         accs = np.sort(accs)
-        published_value = papers.published("alternate", 1, hidden, "analytic", shots)
+        published_value = papers.published("alternate", 1, hidden, papers.STUDY_SOURCES[0], shots)
         first_k.setdefault((hidden, shots), [])
         ours = float(np.mean(first_k[(hidden, shots)])) if first_k[(hidden, shots)] else None
 
