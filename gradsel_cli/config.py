@@ -6,7 +6,6 @@ without loading Numba.
 
 import re
 from dataclasses import asdict, dataclass, fields
-
 from typing import TYPE_CHECKING, Any
 
 from . import sources

@@ -28,7 +28,6 @@ from ..config import (
 from ..text import printable
 from .errors import BadInput, Group, library_errors, on_interrupt
 from .options import (
-    source_list_option,
     Finite,
     Whole,
     comma_list,
@@ -46,6 +45,7 @@ from .options import (
     output_options,
     png_file,
     size_list,
+    source_list_option,
     training_options,
     writable_file,
 )

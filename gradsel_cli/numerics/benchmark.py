@@ -19,7 +19,6 @@ from ..config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, TrainConfig
 from . import network
 from .threads import get_threads, max_threads
 
-
 # A busy loop that also ends by itself once its parent is gone (even a killed one).
 _BUSY = (
     "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(1_000_000):\n        pass\n"

@@ -14,14 +14,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import config
+from .. import sources as registry
 from ..config import INITS, PRECISIONS, TrainConfig
 from ..kernels.activations import LEAKY_SLOPE
-from .. import sources as registry
 from ..kernels.backward import _analytic
 from ..kernels.forward import BN_EPS, _loss, _predict
 from ..kernels.fused import ALTERNATE, PLAIN, SELECT, STEPS, _norm, _train_sgd
 from ..seeding import rng
-from . import kernel_cache  # noqa: F401  (guards every kernel's cache loader before the first call)
+from . import kernel_cache  # guards every kernel's cache loader before the first call; compiles the fused steps
 from .threads import run_parallel
 
 N_IN = 784

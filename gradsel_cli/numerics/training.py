@@ -17,8 +17,7 @@ from .. import data, sources
 from ..config import Notice, TrainConfig
 from ..data import load_mnist_raw
 from ..seeding import rng
-from . import network
-from . import methods
+from . import methods, network
 from .methods import Step, StepContext
 from .network import Params
 from .optimizers import Optimizer
