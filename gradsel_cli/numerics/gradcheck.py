@@ -55,8 +55,9 @@ def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, config: TrainConfig |
         raise ValueError("give at least one finite-difference step")
     exact, _ = sources.get(sources.exact()).gradient(params, x, y, network.settings(config))
     rows = []
-    for h in steps if chosen.step else (None,):
-        settings = network.settings(config if h is None else config.replace(**{chosen.step: h}))
+    option = chosen.step
+    for h in steps if option else (None,):
+        settings = network.settings(config if option is None else config.replace(**{option: h}))
         g, _ = chosen.gradient(params, x, y, settings)
         blocks = {name: compare(getattr(g, name), getattr(exact, name)) for name in BLOCKS}
         rows.append({"step": None if h is None else float(h), "blocks": blocks, "all": compare(g.flat, exact.flat)})

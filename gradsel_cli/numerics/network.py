@@ -401,7 +401,7 @@ def sgd_iterations(
     knob_array = np.zeros((len(run), width))
     for q, k in enumerate(knobs):
         knob_array[q, : len(k)] = k
-    steps = tuple(kernel_cache.typed_step(source.fused(), params.dtype) for source in run)
+    steps = tuple(kernel_cache.typed_step(source.fused(), params.dtype) for source in run if source.fused)
     steps = steps + (steps[0],) * (STEPS - len(steps))
     lit = np.count_nonzero(x_train) / len(x_train) * batches.shape[1]  # on average
     B = batches.shape[1]

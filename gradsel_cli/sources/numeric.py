@@ -58,7 +58,7 @@ def numeric_gradient(params, x, y, settings=None, mask=None):
         lit_columns = int(np.count_nonzero(x.any(axis=0))) + 1
         work = (2 if k.fd_central else 1) * params.hidden * lit_columns * x.shape[0] * params.n_out
     else:
-        work = _work(params.hidden, x.shape[0], np.count_nonzero(x), k, params.n_in, params.n_out)
+        work = _work(params.hidden, x.shape[0], float(np.count_nonzero(x)), k, params.n_in, params.n_out)
     g = run_parallel(
         kernel,
         work,
@@ -245,7 +245,7 @@ SOURCE = Source(
     truncation=lambda config: 2 if config["fd_scheme"] == "central" else 1,
     fused=_fused,
     dense=True,
-    work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k),
+    work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, Knobs(*k)),
     bench=_bench,
     bench_columns=(
         ("naive", "naive", "duration"),
