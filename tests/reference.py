@@ -222,3 +222,74 @@ def pairwise_sum(values):
         return total
     half = n // 2 - (n // 2) % 8
     return pairwise_sum(values[:half]) + pairwise_sum(values[half:])
+
+
+# --- the complex-step derivative: the loss in complex, Im L(w + i h e_i) / h for every weight ---------------
+
+
+def complex_sigmoid(z):
+    with np.errstate(over="ignore", invalid="ignore"):  # np.where evaluates both sides; the kept one is finite
+        return np.where(z.real >= 0, 1.0 / (1.0 + np.exp(-z)), np.exp(z) / (1.0 + np.exp(z)))
+
+
+def complex_softplus(z):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(z.real > 0, z + np.log(1.0 + np.exp(-z)), np.log(1.0 + np.exp(z)))
+
+
+COMPLEX_ACTIVATIONS = {  # ReLU and leaky ReLU branch on the real part: at exactly 0, the a <= 0 side
+    "sigmoid": complex_sigmoid,
+    "tanh": np.tanh,
+    "relu": lambda z: np.where(z.real > 0, z, 0.0 * z),
+    "leaky-relu": lambda z: np.where(z.real > 0, z, LEAKY_SLOPE * z),
+    "mish": lambda z: z * np.tanh(complex_softplus(z)),
+}
+
+
+def complex_logits(weights, x, act="sigmoid", mask=None):
+    """The logits a2 (B, K) of complex weights, batch norm included (the variance as the mean of
+    (a - mean)^2: np.var would take |a - mean|^2, a real number that drops the imaginary part)."""
+    W1, b1, W2, b2 = weights[:4]
+    a1 = x @ W1 + b1
+    if len(weights) == 6:
+        gamma, beta = weights[4:]
+        mu = a1.mean(axis=0)
+        d = a1 - mu
+        a1 = gamma * d / np.sqrt((d * d).mean(axis=0) + BN_EPS) + beta
+    z1 = COMPLEX_ACTIVATIONS[act](a1)
+    if mask is not None:
+        z1 = z1 * mask
+    return z1 @ W2 + b2
+
+
+def complex_mean_loss(a2, y, loss="cross-entropy", eps=0.0):
+    """The mean loss of complex logits: log-sum-exp with the real max subtracted, -log(p_y + eps), or
+    1/2 the squared distance of the softmax to the one-hot target."""
+    rows = np.arange(len(y))
+    real = a2.real.dtype.type
+    m = a2.real.max(axis=1, keepdims=True)
+    e = np.exp(a2 - m)
+    S = e.sum(axis=1)
+    if loss == "mse":
+        d = e / S[:, None] - np.eye(a2.shape[1], dtype=a2.real.dtype)[y]
+        return np.mean(real(0.5) * (d * d).sum(axis=1))
+    if eps:
+        return -np.mean(np.log(e[rows, y] / S + real(eps)))
+    return np.mean(np.log(S) + m[:, 0] - a2[rows, y])
+
+
+def complex_step_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-entropy", eps=0.0, h=1e-20):
+    """The naive complex step: for every weight, all weights copied to complex (complex64 for float32),
+    i h added to that one, a full complex forward pass and loss, and Im / h. Same layout as the weights
+    (with batch norm: [W1, b1, W2, b2, gamma, beta])."""
+    complex_type = np.complex64 if weights[0].dtype == np.float32 else np.complex128
+    real = weights[0].dtype.type
+    grads = []
+    for n, w in enumerate(weights):
+        g = np.zeros_like(w)
+        for i in np.ndindex(w.shape):
+            work = [v.astype(complex_type) for v in weights]
+            work[n][i] += complex_type(1j * h)
+            g[i] = complex_mean_loss(complex_logits(work, x, act, mask), y, loss, eps).imag / real(h)
+        grads.append(g)
+    return grads

@@ -1,0 +1,109 @@
+"""complex-step: the complex-step derivative, g_i = Im L(w + i h e_i) / h (Squire & Trapp, SIAM Review 1998;
+Martins, Sturdza & Alonso, ACM TOMS 2003).
+
+Nothing is subtracted, so nothing cancels and h can be tiny (--cs-step,
+1e-20): the numerical derivative exact to rounding. Its kernels
+(kernels/complex_step.py) follow the numeric kernel's structure: perturbing
+W1[i, j] moves only unit j of the samples whose pixel i is lit, so complex
+arithmetic is done only where the perturbation flows (that unit, then the K
+logits). ReLU and leaky ReLU branch on the real part: at a pre-activation of
+exactly 0 they give backprop's one-sided slope (ReLU'(0) = 0, leaky 0.01).
+"""
+
+from typing import NamedTuple
+
+from ..fields import option
+from . import Source
+
+
+class Knobs(NamedTuple):
+    cs_step: float
+
+
+def gradient(params, x, y, settings=None, mask=None):
+    """(complex-step gradient, batch loss), in the precision of `params` (complex128 or complex64 inside). Weight
+    decay adds lambda w, the complex step of its 1/2 lambda w^2 taken exactly."""
+    import numpy as np
+
+    from ..kernels.complex_step import _complex_step, _complex_step_bn
+    from ..numerics import network
+    from ..numerics.threads import run_parallel
+
+    settings = network.DEFAULTS if settings is None else settings
+    k: Knobs = settings.knobs["complex-step"]
+    x, y, mask = network.check_batch(params, x, y, mask)
+    t = params.dtype.type
+    lit = float(np.count_nonzero(x))
+    work = _work(params.hidden, x.shape[0], lit, k)
+    weights = (params.W1, params.b1, params.W2, params.b2)
+    if params.batch_norm:
+        g = run_parallel(
+            _complex_step_bn,
+            work * x.shape[0],
+            x,
+            y,
+            *weights,
+            params.gamma,
+            params.beta,
+            settings.activation,
+            mask,
+            t(k.cs_step),
+            settings.loss,
+            t(settings.loss_epsilon),
+        )
+    else:
+        g = run_parallel(
+            _complex_step,
+            work,
+            x,
+            y,
+            *weights,
+            settings.activation,
+            mask,
+            t(k.cs_step),
+            settings.loss,
+            t(settings.loss_epsilon),
+        )
+    grad = network.as_params(params, *g)
+    if settings.weight_decay:
+        grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
+    return grad, network.loss(params, x, y, settings, mask)
+
+
+def _work(hidden: int, batch: int, lit: float, k) -> float:
+    """Inner-loop operations of one gradient, for the thread policy: a complex loss (K complex exponentials, each
+    about four real ones) per hidden unit and lit pixel or bias of each sample."""
+    return 4.0 * hidden * (lit + batch) * 10
+
+
+def _cost(hidden: int, batch: int, lit: float) -> float:
+    """Forward-pass equivalents: one perturbed complex loss per weight whose move reaches a sample (the lit pixels
+    and bias of every unit, every output weight), at four real operations per complex one, over a forward pass."""
+    n_out = 10
+    forward = lit * hidden + batch * hidden * n_out
+    return 4 * (hidden * (lit + batch) * n_out + (hidden + 1) * n_out * batch) / forward
+
+
+def _fused():
+    from ..kernels.complex_step import _complex_step_fused
+
+    return _complex_step_fused
+
+
+SOURCE = Source(
+    name="complex-step",
+    description="the complex-step derivative Im L(w + ih) / h: no cancellation, exact to rounding",
+    label="complex-step",
+    colour="#9467bd",
+    order=2,
+    gradient=gradient,
+    cost=_cost,
+    twin="tests/reference.py: complex_step_gradient",
+    options={"cs_step": (float, option(1e-20, "complex-step: the step h of Im L(w + ih) / h.", kind="positive"))},
+    reads=("cs_step",),
+    knobs=lambda config: Knobs(float(config.cs_step)),
+    step="cs_step",
+    fused=_fused,
+    dense=True,
+    work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k),
+)
