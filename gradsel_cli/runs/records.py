@@ -151,7 +151,9 @@ def upgrade(rec: dict) -> dict:
         sources=list(names),
         counts={k: rec["counts"][k] for k in names},
         select_wins=None if rec["select_wins"] is None else {k: rec["select_wins"][k] for k in names},
-        shares={names[0]: 1.0} if len(names) == 1 else {names[0]: 1.0 - share, names[1]: share},
+        shares={names[0]: 1.0}
+        if len(names) == 1
+        else {names[0]: _rest(share, rec["iterations_done"]), names[1]: share},
     )
     if len(names) > 1:
         other = names[1]
@@ -162,6 +164,12 @@ def upgrade(rec: dict) -> dict:
         if rec.get("numeric_share_history") is not None:
             out["share_history"] = {other: rec["numeric_share_history"]}
     return out
+
+
+def _rest(share: float, done: int) -> float:
+    """1 - share, as the count of the other iterations over `done` (as a new record computes a share), not
+    1 - share's rounding."""
+    return (done - round(share * done)) / done if done else 0.0
 
 
 def _number(x) -> bool:

@@ -1,0 +1,62 @@
+"""The run record (runs/records.py): format 2 over the run's own sources, and format-1 records (two sources wired
+in) read through upgrade(), mixed with new ones in one file and still counting as done."""
+
+import json
+
+import pytest
+
+from gradsel_cli.config import TrainConfig
+from gradsel_cli.runs import records, results, trial
+
+SHIPPED = results.shipped_path("select")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The raw lines of the shipped paper-B runs (format 1), by method."""
+    import gzip
+
+    raw = SHIPPED.read_bytes()
+    text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+    out: dict = {}
+    for line in text.splitlines():
+        rec = json.loads(line)
+        out.setdefault(rec["config"]["method"], rec)
+    return out
+
+
+def test_a_format_1_record_reads_as_the_current_format(shipped):
+    for method, rec in shipped.items():
+        assert rec["format"] == 1 and records.check_record(rec) is None
+        new = records.upgrade(rec)
+        assert new["format"] == records.FORMAT and records.check_record(new) is None
+        names = list(TrainConfig.from_dict(rec["config"]).run_sources())
+        assert new["sources"] == names and set(new["counts"]) == set(names)
+        assert new["predictions"] == rec["predictions"] and new["accuracy"] == rec["accuracy"]
+        if method == "select":
+            assert new["shares"]["numeric"] == rec["numeric_share"]
+            assert new["select_wins"] == {k: rec["select_wins"][k] for k in names}
+            assert new["rel_diff_mean"] == {"numeric": rec["rel_diff_mean"]}
+            assert sum(new["shares"].values()) == pytest.approx(1.0, abs=1e-15)
+        else:
+            assert new["shares"] == {method: 1.0} and new["select_wins"] is None
+        assert records.run_key(new) == records.run_key(rec)  # a stored run still counts as done
+
+
+def test_old_and_new_records_mix_in_one_file_and_a_rerun_is_a_duplicate(shipped, tmp_path, mnist_raw):
+    old = shipped["numeric"]
+    config = TrainConfig.from_dict(old["config"]).replace(iters=5, test_limit=100)
+    new = trial.run_trial(config, raw=mnist_raw)
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps(old) + "\n" + json.dumps(new) + "\n")
+    loaded = results.load(path)
+    assert [r["format"] for r in loaded] == [records.FORMAT, records.FORMAT]
+    assert loaded[1]["sources"] == ["numeric"] and loaded[1]["counts"] == {"numeric": 5}
+    assert records.run_key(loaded[0]) == records.run_key(old)
+
+
+def test_a_record_over_other_sources_than_its_run_is_refused(shipped):
+    new = records.upgrade(shipped["select"])
+    assert records.check_record({**new, "sources": ["numeric", "analytic"]}) is not None
+    assert "did not compute" in records.check_record({**new, "counts": {**new["counts"], "complex-step": 1}})
+    assert "formats 1 to" in records.check_record({**new, "format": records.FORMAT + 1})
