@@ -255,7 +255,7 @@ SOURCE = Source(
     ),
     bench_notes=(
         "naive: the textbook numerical gradient (a weight at a time, full forward",
-        "pass; * when timed on a random sample of weights and extrapolated)",
+        "pass), timed on a sample of weights and extrapolated above 3 s a call",
         "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
         "and repeated samples, share theirs); ns / exp: numeric time / exps",
     ),
