@@ -13,12 +13,11 @@ from typing import cast
 
 import click
 
-from .. import sources
+from .. import papers, sources
 from ..config import (
     CELL_KEYS,
     DIGITS_FROM,
     GRADCHECK_STEPS,
-    METHOD_NAMES,
     STUDIES,
     VAL_PER_CLASS,
     TrainConfig,
@@ -59,9 +58,10 @@ CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
 def cli():
     """gradsel: where the gradient comes from in gradient descent.
 
-    Trains a two-layer MNIST network from a few images per class with
-    analytic (backprop), numeric (finite-difference), alternating or
-    selected gradients, and reproduces the papers that proposed them.
+    Trains a two-layer MNIST network from a few images per class with the
+    gradient from any source (backprop, finite differences, the complex step:
+    see --method) or a policy that mixes them (alternating, selecting the
+    lower loss), and reproduces the papers that proposed those policies.
     Shell completion: eval "$(_GRADSEL_COMPLETE=bash_source gradsel)".
     """
 
@@ -214,7 +214,7 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_js
 
 
 @cli.command()
-@method_list_option(",".join(METHOD_NAMES))
+@method_list_option(",".join(papers.STUDY_METHODS))  # the papers' four: every existing command as it was
 @training_options
 @machine_options
 @grid_options
