@@ -228,8 +228,7 @@ def gradcheck_title(check: dict) -> str:
     c = check["config"]
     names = ", ".join(check["states"][0]["sources"])
     return (
-        f"gradsel gradcheck — {names} vs {check['exact']} gradient, k={c['shots']}, B={c['batch']}, "
-        f"H={c['hidden']}, lr {c['lr']}, seed {c['seed']}"
+        f"gradcheck: {names} vs {check['exact']}, k={c['shots']}, B={c['batch']}, H={c['hidden']}, seed {c['seed']}"
     )
 
 
@@ -262,7 +261,7 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
                             *zip(*pts),
                             marker="o",
                             ms=3.5,
-                            color=colour if whole else BLOCK_COLOURS[block],
+                            color=BLOCK_COLOURS[block] if stepped[:1] == [n] else colour,
                             lw=2.2 if whole else 1.0,
                             label=f"{n}: all weights" if whole else f"{n}: {block}",
                         )
