@@ -13,6 +13,8 @@ from typing import Any, cast
 
 import click
 
+from .. import interrupts
+
 
 class BadInput(click.ClickException):
     """A bad value found past parsing: one line, exit code 2."""
@@ -32,6 +34,7 @@ class Group(click.Group):
         try:
             with signals_as_interrupt():
                 rv = super().main(args or ["--help"], prog_name, complete_var, standalone_mode=False, **extra)
+                interrupts.check()  # a signal whose KeyboardInterrupt a callback from C dropped
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
@@ -96,9 +99,11 @@ def signals_as_interrupt():
         return
 
     def interrupt(signum, frame):
+        interrupts.note()  # kept, should a callback from C drop the KeyboardInterrupt
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt), signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupts.clear()
+    previous = signal.signal(signal.SIGTERM, interrupt), signal.signal(signal.SIGINT, interrupt)
     try:
         yield
     finally:

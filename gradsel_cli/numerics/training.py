@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import data, sources
+from .. import data, interrupts, sources
 from ..config import Notice, TrainConfig
 from ..data import load_mnist_raw
 from ..seeding import rng
@@ -181,6 +181,7 @@ def train(
     compile_time = _warm_up(context, params, ds, run.batches[0], run.masks.ones, c, run.fused)
     train_time = 0.0
     for stop in sorted({*range(report_every, c.iters + 1, report_every), *curve_at, c.iters} - {0}):
+        interrupts.check()  # a stop signal that a callback of Numba's compiler dropped: acted on between calls
         tick = time.perf_counter()
         run.until(stop)
         train_time += time.perf_counter() - tick
