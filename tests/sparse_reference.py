@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gradsel_cli import config
 from gradsel_cli.numerics import network
+from gradsel_cli.sources import numeric as numeric_source
 from helpers import random_params
 
 STORE = Path(__file__).with_name("data") / "sparse_reference.json"
@@ -73,8 +73,8 @@ def forward_cases(mnist_raw):
 def numeric_cases(mnist_raw):
     """(name, args) of _numeric: batches with repeated samples and repeated pixel values."""
     for dname, dtype in DTYPES.items():
-        for arith in config.FD_ARITHS:
-            for scheme in config.FD_SCHEMES:
+        for arith in numeric_source.FD_ARITHS:
+            for scheme in numeric_source.FD_SCHEMES:
                 for lname, (loss, eps) in LOSSES.items():
                     for act in range(len(ACTS)):
                         sizes = (

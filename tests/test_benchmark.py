@@ -1,12 +1,15 @@
 """gradsel bench (benchmark.py): its background load, what it times, the exponential counts."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.numerics import benchmark, threads
+from gradsel_cli.sources import numeric as numeric_source
 
 
 @pytest.fixture
@@ -70,12 +73,10 @@ def test_bench_background_stops_its_processes_on_ctrl_c(runner, recorded_backgro
 
 
 def test_bench_times_float32_when_asked_and_says_so(runner, automatic, monkeypatch):
-    from gradsel_cli.numerics import network
-
     seen = []
-    numeric = network.numeric_gradient
+    numeric = numeric_source.numeric_gradient
     monkeypatch.setattr(
-        network,
+        numeric_source,
         "numeric_gradient",
         lambda params, x, *a, **k: seen.append((params.dtype, x.dtype)) or numeric(params, x, *a, **k),
     )
@@ -95,37 +96,53 @@ def test_bench_times_an_iteration_of_each_method_as_training_runs_it(runner, aut
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["rows"][0]
     assert all(row[f"iter_{m}"] > 0 for m in ("analytic", "numeric", "alternate", "select"))
+    assert all(row[name] > 0 for name in sources.names())  # each source's time per call
+    assert all(row[f"{name}_over_analytic"] > 0 for name in sources.names() if name != sources.exact())
+    assert row["iteration_over_exact"] == row["iter_analytic"] / row["analytic"]
+    assert {"naive", "naive_over_numeric", "exponentials", "ns_per_exponential", "naive_blas_threads"} <= set(row)
 
 
 def test_bench_times_one_iteration_and_one_gradient_on_a_clock_it_cannot_tell_from_the_real_one(monkeypatch):
     """A fake clock that advances a known cost per training iteration of each method and per gradient call:
     bench must report those costs per iteration and per call, and their ratio."""
     clock = [0.0]
-    cost = {"analytic": 3.0, "numeric": 40.0, "alternate": 21.0, "select": 43.0}
+    # per iteration of each method (every registered source alone, and the policies), per call of each source
+    cost = {name: 3.0 + 4.0 * q for q, name in enumerate(benchmark.METHOD_NAMES)}
+    cost.update({"analytic": 3.0, "numeric": 40.0, "alternate": 21.0, "select": 43.0})
+    gradient_cost = {name: 2.0**q for q, name in enumerate(sources.names())}
+    gradient_cost.update({"analytic": 1.0, "numeric": 8.0})
     ran = []
 
     def advance(seconds):
         clock[0] += seconds
 
-    names = {code: name for name, code in benchmark.network.METHOD_CODES.items()}
+    names = {code: name for name, code in benchmark.network.POLICY_CODES.items()}
 
     def fake_sgd_iterations(params, x, y, batches, start, settings, *outputs, **kw):
-        method = names[settings.method]
+        method = names.get(settings.policy) or settings.sources[0]  # a source alone: PLAIN over it
+        assert settings.sources == (("analytic", "numeric") if method in names.values() else (method,))
         ran.append((method, batches.shape))
         advance(cost[method] * len(batches))
 
+    def fake_naive(params, x, y, settings=None, mask=None, indices=None):
+        advance(32.0 if indices is None else 0.0)  # the sampled call: per weight ~0, so the full call is timed
+
+    for name, seconds in gradient_cost.items():
+        fake = dataclasses.replace(sources.get(name), gradient=lambda *a, seconds=seconds: advance(seconds))
+        monkeypatch.setitem(sources.REGISTRY, name, fake)
     monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(benchmark.network, "sgd_iterations", fake_sgd_iterations)
     monkeypatch.setattr(benchmark.network, "loss", lambda *a: advance(0.5))
-    monkeypatch.setattr(benchmark.network, "analytic_gradient", lambda *a: advance(1.0))
-    monkeypatch.setattr(benchmark.network, "numeric_gradient", lambda *a: advance(8.0))
-    monkeypatch.setattr(benchmark, "_naive_timing", lambda *a: {"naive": 32.0, "naive_extrapolated": False})
+    monkeypatch.setattr(numeric_source, "naive_numeric_gradient", fake_naive)
     x = np.random.default_rng(0).uniform(size=(2, 784))
     row = benchmark.bench_one(x, np.array([1, 7]), hidden=3, repeat=3)
     assert {m for m, _ in ran} == set(cost) and all(shape[1] == 2 for _, shape in ran)  # each on the whole batch
     assert (row["loss"], row["analytic"], row["numeric"]) == (0.5, 1.0, 8.0)
+    assert {name: row[name] for name in gradient_cost} == gradient_cost
     assert {m: row[f"iter_{m}"] for m in cost} == cost
-    assert (row["iteration_over_analytic"], row["numeric_over_analytic"], row["naive_over_numeric"]) == (3.0, 8.0, 4.0)
+    assert (row["iteration_over_exact"], row["numeric_over_analytic"]) == (3.0, 8.0)
+    assert all(row[f"{n}_over_analytic"] == t for n, t in gradient_cost.items() if n != "analytic")
+    assert (row["naive"], row["naive_extrapolated"], row["naive_over_numeric"]) == (32.0, False, 4.0)
 
 
 def test_exp_count_shares_repeated_values_and_samples():
@@ -133,25 +150,23 @@ def test_exp_count_shares_repeated_values_and_samples():
     y = np.array([3, 3, 1])
     H, K = 2, 10
     # distinct (sample, value): sample 0 {0.5, 1}, sample 1 repeats it, sample 2 {0.25, 1}
-    assert benchmark.exp_count(x, y, H, K) == 2 * K * H * 4 + 2 * (H + 1) * K * 3
-    assert benchmark.dense_exp_count(x, H, K) == 2 * K * H * (3 + 3 + 1 + 3) + 2 * (H + 1) * K * 3
+    assert numeric_source.exp_count(x, y, H, K) == 2 * K * H * 4 + 2 * (H + 1) * K * 3
+    assert numeric_source.dense_exp_count(x, H, K) == 2 * K * H * (3 + 3 + 1 + 3) + 2 * (H + 1) * K * 3
 
 
 def test_the_naive_reference_runs_on_one_blas_thread_whatever_the_environment(monkeypatch, mnist_batch):
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from gradsel_cli.numerics import network
-
     seen = []
-    real = network.naive_numeric_gradient
+    real = numeric_source.naive_numeric_gradient
 
     def spy(*args, **kwargs):
         seen.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(network, "naive_numeric_gradient", spy)
+    monkeypatch.setattr(numeric_source, "naive_numeric_gradient", spy)
     x, y = mnist_batch
     with threadpool_limits(limits=2, user_api="blas"):  # as a machine with more BLAS threads would have
-        benchmark.bench_one(x[:1], y[:1], 2, repeat=1)
-    assert seen and set(seen) == {benchmark.NAIVE_BLAS_THREADS} == {1}
-    assert benchmark.bench_record([], 1, 0)["naive_blas_threads"] == 1
+        row = benchmark.bench_one(x[:1], y[:1], 2, repeat=1)
+    assert seen and set(seen) == {numeric_source.NAIVE_BLAS_THREADS} == {1}
+    assert row["naive_blas_threads"] == 1  # numeric's own measurements say so

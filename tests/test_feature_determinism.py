@@ -11,6 +11,7 @@ import pytest
 from gradsel_cli.numerics import network, training
 from gradsel_cli.numerics.threads import max_threads, set_threads
 from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.sources import numeric as numeric_source
 from helpers import config_settings
 
 CONFIG = dict(method="select", hidden=8, batch=4, iters=30, test_limit=100, seed=5)
@@ -72,11 +73,11 @@ def test_kernels_do_not_depend_on_the_thread_count(threads, mnist_batch):
     for n in (1, 2):
         threads(n)
         outputs[n] = [
-            network.numeric_gradient(params, x, y).flat,
-            network.numeric_gradient(params, x, y, config_settings(fd_scheme="forward")).flat,
-            network.numeric_gradient(params, x, y, config_settings(fd_arith="textbook", loss_epsilon=1e-7)).flat,
-            network.numeric_gradient(params32, x, y).flat,
-            network.numeric_gradient(params32, x, y, config_settings(fd_arith="textbook")).flat,
+            numeric_source.numeric_gradient(params, x, y).flat,
+            numeric_source.numeric_gradient(params, x, y, config_settings(fd_scheme="forward")).flat,
+            numeric_source.numeric_gradient(params, x, y, config_settings(fd_arith="textbook", loss_epsilon=1e-7)).flat,
+            numeric_source.numeric_gradient(params32, x, y).flat,
+            numeric_source.numeric_gradient(params32, x, y, config_settings(fd_arith="textbook")).flat,
             network.predict(params32, np.tile(x, (100, 1))),
             network.analytic_gradient(params, x, y).flat,
             np.array([network.loss(params, x, y)]),

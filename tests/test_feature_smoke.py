@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 import reference as ref
-from gradsel_cli.numerics import methods, network
+from gradsel_cli import config
+from gradsel_cli.numerics import network
 from gradsel_cli.numerics.training import TrainConfig, train
+from gradsel_cli.sources import numeric as numeric_source
 from helpers import as_blocks, assert_blocks_close
 
 SMOKE_ACCURACY = 0.3  # chance is 0.1; 300 iterations of k = 2, B = 8, H = 50 reach about 0.43
@@ -17,7 +19,7 @@ NUMERIC_VS_NAIVE_RTOL = 1e-7
 INDEPENDENT_BASELINE = {20: [0.507, 0.550, 0.592, 0.615], 50: [0.522, 0.562, 0.608, 0.629]}
 
 
-@pytest.mark.parametrize("method", list(methods.METHODS))
+@pytest.mark.parametrize("method", list(config.METHOD_NAMES))
 def test_every_method_learns(mnist_raw, method):
     config = TrainConfig(method=method, shots=2, batch=8, hidden=50, iters=300, test_limit=2000)
     result = train(config, data=mnist_raw)
@@ -45,7 +47,7 @@ def test_numeric_matches_the_naive_reference_on_every_weight(mnist_batch):
     # the papers' shape, H = 50, B = 8: all 39,760 weights perturbed one by one (a few seconds)
     x, y = mnist_batch
     params = network.init_params(50, seed=0)
-    got = network.numeric_gradient(params, x, y)
+    got = numeric_source.numeric_gradient(params, x, y)
     want = ref.numeric_gradient(as_blocks(params), x, y)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, "numeric vs naive reference, H=50 B=8")
 
@@ -56,6 +58,6 @@ def test_numeric_matches_the_naive_reference_on_a_larger_network(mnist_raw):
     xtr, ytr, _, _ = mnist_raw
     x, y = xtr[:32].astype(np.float64) / 255.0, ytr[:32]
     params = network.init_params(100, seed=3, init="xavier")
-    got = network.numeric_gradient(params, x, y)
+    got = numeric_source.numeric_gradient(params, x, y)
     want = ref.numeric_gradient(as_blocks(params), x, y)
     assert_blocks_close(got, want, NUMERIC_VS_NAIVE_RTOL, "numeric vs naive reference, H=100 B=32")

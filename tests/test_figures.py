@@ -49,8 +49,8 @@ def fake_record(method, seed, losses, acc=None, share=None, rel=None):
         "loss_history": {"every": 5, "values": losses},
         "acc_history": [],
         "acc_curve": acc or [],
-        "numeric_share_history": None if share is None else {"every": 5, "values": share},
-        "rel_diff_history": None if rel is None else {"every": 5, "values": rel},
+        "share_history": None if share is None else {"numeric": {"every": 5, "values": share}},
+        "rel_diff_history": None if rel is None else {"numeric": {"every": 5, "values": rel}},
     }
 
 
@@ -86,9 +86,11 @@ def test_curve_iterations():
 def test_select_records_its_choices_and_errors_per_window(select_runs):
     run, _ = select_runs
     record = run_record(run)
-    assert record["numeric_share_history"] == thin(run.sources)
-    assert record["rel_diff_history"] == thin(run.rel_diffs)
-    assert np.all(np.isfinite(run.rel_diffs)) and record["rel_diff_mean"] == pytest.approx(run.rel_diffs.mean())
+    assert record["sources"] == ["analytic", "numeric"]
+    assert record["share_history"] == {"numeric": thin(run.kept == 1)}
+    assert record["rel_diff_history"] == {"numeric": thin(run.rel_diffs[:, 0])}
+    assert np.all(np.isfinite(run.rel_diffs))
+    assert record["rel_diff_mean"] == {"numeric": pytest.approx(run.rel_diffs.mean())}
 
 
 def test_single_source_methods_record_no_choices(mnist_raw):
@@ -96,7 +98,7 @@ def test_single_source_methods_record_no_choices(mnist_raw):
         TrainConfig(method="alternate", shots=2, batch=4, hidden=5, iters=10, test_limit=50), data=mnist_raw
     )
     record = run_record(run)
-    assert record["numeric_share_history"] is None and record["rel_diff_history"] is None
+    assert record["share_history"] is None and record["rel_diff_history"] is None
     assert record["rel_diff_mean"] is None
 
 
@@ -116,8 +118,8 @@ def test_curves_mean_and_band_over_seeds():
     assert row["loss"]["mean"] == [3.0, 2.0, 1.0]  # a missing value (null) is left out of the mean
     assert row["loss"]["lo"] == [2.0, 2.0, 1.0] and row["loss"]["hi"] == [4.0, 2.0, 1.0]
     assert row["accuracy"]["iterations"] == [0, 10] and row["accuracy"]["mean"] == pytest.approx([0.2, 0.6])
-    assert row["numeric_share"]["mean"] == [0.5, 0.0, 1.0]
-    assert row["rel_diff"]["mean"] == pytest.approx([2e-9, 2e-9, 2e-9])
+    assert row["shares"]["numeric"]["mean"] == [0.5, 0.0, 1.0]
+    assert row["rel_diffs"]["numeric"]["mean"] == pytest.approx([2e-9, 2e-9, 2e-9])
     assert data["missing_accuracy"] == 0
 
 
@@ -127,7 +129,9 @@ def test_curves_of_stored_records_without_the_new_fields():
     data = report.curves(stored, ["analytic", "select"])
     assert data["missing_accuracy"] == 6
     for row in data["methods"]:
-        assert row["loss"] and row["accuracy"] is None and row["numeric_share"] is None
+        assert row["loss"] and row["accuracy"] is None
+        # format-1 records of select carry their numeric share per window, read as the numeric source's
+        assert (row["method"] == "select") == bool(row["shares"]) and set(row["shares"]) <= {"numeric"}
 
 
 # --- PNGs ---------------------------------------------------------------------------
@@ -167,10 +171,15 @@ def test_digits_png_size_follows_the_grid(tmp_path, mnist_raw):
 
 def test_gradcheck_png(tmp_path, mnist_batch):
     x, y = mnist_batch
-    rows = gradcheck.check_steps(network.init_params(5, seed=0), x, y, (1e-2, 1e-4, 1e-6, 1e-8))
+    params, steps = network.init_params(5, seed=0), (1e-2, 1e-4, 1e-6, 1e-8)
+    checked = {}
+    for name in ("numeric", "complex-step"):
+        rows = gradcheck.check_steps(params, x, y, steps, source=name)
+        checked[name] = {"step_option": "h", "rows": rows, "best_step": gradcheck.best_step(rows)}
     check = {
-        "scheme": "central",
-        "states": [{"state": "init", "iteration": 0, "rows": rows, "best_step": gradcheck.best_step(rows)}],
+        "config": TrainConfig().to_dict(),
+        "exact": "analytic",
+        "states": [{"state": "init", "iteration": 0, "sources": checked}],
     }
     path = tmp_path / "gc.png"
     figures.gradcheck_figure(path, check, "test")

@@ -1,5 +1,6 @@
 """Gradient diagnostics: relative error and cosine of numeric vs analytic, against the NumPy reference twin."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,11 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 import reference as ref
+from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
 from gradsel_cli.numerics import gradcheck, network
 from gradsel_cli.numerics.training import Dataset, batch_indices
-from helpers import BLOCKS, as_blocks, config_settings, rel_error
+from helpers import BLOCKS, as_blocks, rel_error
 
 TRUNCATION_STEPS = (1e-1, 1e-2, 1e-3)  # truncation error dominates: both implementations agree on it
 REL_ERROR_RTOL = 1e-3  # our relative error vs the reference's, at those steps
@@ -42,7 +44,7 @@ def test_one_minus_cosine_keeps_its_digits_near_one():
 @pytest.mark.parametrize("scheme", ["central", "forward"])
 def test_check_steps_matches_the_reference_twin(make_problem, scheme):
     params, x, y = make_problem(hidden=4, batch=3, n_in=12, seed=2)
-    rows = gradcheck.check_steps(params, x, y, TRUNCATION_STEPS, config_settings(fd_scheme=scheme))
+    rows = gradcheck.check_steps(params, x, y, TRUNCATION_STEPS, TrainConfig(fd_scheme=scheme), "numeric")
     weights = as_blocks(params)
     analytic = ref.analytic_gradient(weights, x, y)
     for row, h in zip(rows, TRUNCATION_STEPS):
@@ -63,7 +65,7 @@ def test_truncation_error_falls_as_h_squared_central_and_h_forward(mnist_batch):
     for scheme, order in (("central", 2), ("forward", 1)):
         e = [
             r["all"]["rel_diff"]
-            for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3), config_settings(fd_scheme=scheme))
+            for r in gradcheck.check_steps(params, x, y, (1e-2, 1e-3), TrainConfig(fd_scheme=scheme), "numeric")
         ]
         assert e[0] / e[1] == pytest.approx(10.0**order, rel=0.05), scheme
 
@@ -71,7 +73,8 @@ def test_truncation_error_falls_as_h_squared_central_and_h_forward(mnist_batch):
 def test_the_error_against_h_is_v_shaped(mnist_batch):
     x, y = mnist_batch
     params = network.init_params(20, seed=0)
-    rows = gradcheck.check_steps(params, x, y, (1e-2, 1e-5, 1e-9))
+    rows = gradcheck.check_steps(params, x, y, (1e-2, 1e-5, 1e-9))  # the first source that is not exact
+    assert rows == gradcheck.check_steps(params, x, y, (1e-2, 1e-5, 1e-9), TrainConfig(), "numeric")
     big, mid, tiny = (r["all"]["rel_diff"] for r in rows)
     assert mid < big / 100 and mid < tiny / 10
     assert gradcheck.best_step(rows) == 1e-5
@@ -84,20 +87,62 @@ def test_check_steps_needs_a_step(make_problem):
         gradcheck.check_steps(params, x, y, ())
 
 
+@pytest.fixture
+def doubled():
+    """A source registered at run time: twice the exact gradient, and no step option."""
+    exact = sources.get(sources.exact())
+
+    def gradient(params, x, y, settings, mask=None):
+        g, loss = exact.gradient(params, x, y, settings, mask)
+        return params.with_flat(2.0 * g.flat), loss
+
+    sources.register(dataclasses.replace(exact, name="doubled", gradient=gradient, exact=False, fused=None))
+    yield "doubled"
+    sources.unregister("doubled")
+
+
+def test_a_source_without_a_step_gets_one_row(make_problem, doubled):
+    params, x, y = make_problem()
+    rows = gradcheck.check_steps(params, x, y, (1e-3, 1e-5), TrainConfig(), doubled)
+    assert len(rows) == 1 and rows[0]["step"] is None  # h does not apply to it
+    assert rows[0]["all"]["rel_diff"] == pytest.approx(1.0, rel=1e-12)  # ||2g - g|| / ||g||
+    assert all(rows[0]["blocks"][b]["cosine"] == pytest.approx(1.0, rel=1e-12) for b in BLOCKS)
+    assert gradcheck.best_step(rows) is None
+
+
 def test_gradcheck_checks_the_first_batch_at_init_and_after_training(mnist_raw):
     config = TrainConfig(hidden=5, batch=4, iters=30, test_limit=100)
     steps = (1e-3, 1e-5)
     check = gradcheck.gradcheck(config, steps, mnist_raw)
     assert check["config"]["method"] == "analytic" and check["steps"] == list(steps)
+    assert check["exact"] == "analytic"
     init, trained = check["states"]
     assert (init["state"], init["iteration"], trained["state"], trained["iteration"]) == ("init", 0, "trained", 30)
     ds = Dataset.for_config(mnist_raw, config)
     idx = batch_indices(config, len(ds.y_train))[0]
     start = network.init_params(5, seed=0)
-    assert init["rows"] == gradcheck.check_steps(start, ds.x_train[idx], ds.y_train[idx], steps)
+    others = [n for n in sources.names() if n != "analytic"]
+    assert "numeric" in others and list(init["sources"]) == list(trained["sources"]) == others  # all but the exact
+    a, b = init["sources"]["numeric"], trained["sources"]["numeric"]
+    assert a["description"] == sources.get("numeric").description and a["step_option"] == "fd_step"
+    assert a["rows"] == gradcheck.check_steps(start, ds.x_train[idx], ds.y_train[idx], steps, config, "numeric")
     assert init["loss"] == pytest.approx(network.loss(start, ds.x_train[idx], ds.y_train[idx]))
-    assert trained["rows"] != init["rows"] and trained["loss"] != init["loss"]  # training moved the weights
-    assert init["best_step"] in steps and trained["best_step"] in steps
+    assert b["rows"] != a["rows"] and trained["loss"] != init["loss"]  # training moved the weights
+    assert a["best_step"] in steps and b["best_step"] in steps
+    assert a["best_step"] == gradcheck.best_step(a["rows"])
+
+
+def test_gradcheck_checks_the_sources_it_is_given(mnist_raw, doubled):
+    config = TrainConfig(hidden=5, batch=4, iters=3, test_limit=100)
+    every = gradcheck.gradcheck(config, (1e-4,), mnist_raw)
+    assert list(every["states"][0]["sources"]) == [n for n in sources.names() if n != "analytic"]  # registry order
+    assert list(every["states"][0]["sources"])[-1] == doubled  # registered last
+    only = gradcheck.gradcheck(config, (1e-4,), mnist_raw, names=[doubled])
+    for state in only["states"]:
+        assert list(state["sources"]) == [doubled]
+        entry = state["sources"][doubled]
+        assert entry["step_option"] is None and [r["step"] for r in entry["rows"]] == [None]
+        assert entry["rows"][0]["all"]["rel_diff"] == pytest.approx(1.0, rel=1e-12)
 
 
 def test_gradcheck_refuses_dropout_and_batch_norm(mnist_raw):
@@ -117,10 +162,12 @@ def test_gradcheck_command_json(monkeypatch):
             "4",
             "--iters",
             "20",
-            "--fd-step",
+            "--steps",
             "1e-5",
-            "--fd-step",
+            "--steps",
             "1e-3",
+            "--check",
+            "numeric",
             "--json",
         ],
         catch_exceptions=False,
@@ -129,7 +176,9 @@ def test_gradcheck_command_json(monkeypatch):
     data = json.loads(result.stdout)
     assert data["steps"] == [1e-3, 1e-5]  # largest first
     assert [s["state"] for s in data["states"]] == ["init", "trained"]
-    row = data["states"][0]["rows"][0]
+    assert data["exact"] == "analytic" and list(data["states"][0]["sources"]) == ["numeric"]
+    row = data["states"][0]["sources"]["numeric"]["rows"][0]
+    assert row["step"] == 1e-3
     assert set(row["blocks"]) == set(BLOCKS) and 0 < row["all"]["rel_diff"] < 1e-4
 
 

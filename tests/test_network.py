@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import reference as ref
-from gradsel_cli import config
 from gradsel_cli.numerics import network
+from gradsel_cli.sources import numeric as numeric_source
 from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
 
 # Tolerances (relative, norm-wise per block W1, b1, W2, b2).
@@ -22,7 +22,7 @@ DERIV_RTOL = 1e-7  # the reference activations' derivatives vs their own central
 
 STEP = 1e-4
 ACTS = list(network.ACTIVATION_CODES)
-SCHEMES = list(config.FD_SCHEMES)
+SCHEMES = list(numeric_source.FD_SCHEMES)
 CASES = ["mnist", "batch1", "hidden1", "zero-images", "huge-logits", "dropout", "small-n_in"]
 SMALL_CASES = [c for c in CASES if c != "mnist"]  # small enough for the full naive reference
 
@@ -156,7 +156,7 @@ def test_dropped_units_get_exactly_zero_gradient(act, mnist_batch):
     dropped_everywhere[2] = True
     for g in (
         network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask),
-        network.numeric_gradient(
+        numeric_source.numeric_gradient(
             params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act), mask=mask
         ),
     ):
@@ -170,7 +170,7 @@ def test_zero_pixels_get_exactly_zero_gradient(mnist_batch):
     params, x, y, _ = build_case("mnist", mnist_batch)
     blank = ~(x != 0).any(axis=0)  # pixels that are 0 in every image of the batch
     assert blank.sum() > 100
-    for g in (network.analytic_gradient(params, x, y), network.numeric_gradient(params, x, y)):
+    for g in (network.analytic_gradient(params, x, y), numeric_source.numeric_gradient(params, x, y)):
         assert np.all(g.W1[blank] == 0.0)
         assert np.all(g.W1[~blank].any(axis=1))
 
@@ -181,7 +181,7 @@ def test_zero_pixels_get_exactly_zero_gradient(mnist_batch):
 @pytest.mark.parametrize("act", ACTS)
 def test_central_numeric_matches_naive_reference(small_case, act):
     params, x, y, mask = small_case
-    got = network.numeric_gradient(
+    got = numeric_source.numeric_gradient(
         params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act), mask=mask
     )
     want = ref.numeric_gradient(as_blocks(params), x, y, STEP, "central", act, mask)
@@ -192,7 +192,7 @@ def test_central_numeric_matches_naive_reference(small_case, act):
 @pytest.mark.parametrize("name", ["batch1", "zero-images", "huge-logits", "dropout", "small-n_in"])
 def test_forward_numeric_matches_naive_reference(name, act, mnist_batch):
     params, x, y, mask = build_case(name, mnist_batch)
-    got = network.numeric_gradient(
+    got = numeric_source.numeric_gradient(
         params, x, y, config_settings(fd_step=STEP, fd_scheme="forward", activation=act), mask=mask
     )
     want = ref.numeric_gradient(as_blocks(params), x, y, STEP, "forward", act, mask)
@@ -211,10 +211,10 @@ def sample_indices(params, x, n_w1=200, seed=0):
 def test_numeric_matches_package_naive_on_sampled_weights(act, scheme, mnist_batch):
     params, x, y, _ = build_case("mnist", mnist_batch)
     idx = sample_indices(params, x)
-    fast = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme, activation=act)).flat[
-        idx
-    ]
-    naive = network.naive_numeric_gradient(
+    fast = numeric_source.numeric_gradient(
+        params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme, activation=act)
+    ).flat[idx]
+    naive = numeric_source.naive_numeric_gradient(
         params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme, activation=act), indices=idx
     ).flat[idx]
     assert rel_error(fast, naive) <= NUMERIC_VS_NAIVE_RTOL
@@ -224,7 +224,7 @@ def test_package_naive_matches_reference_naive(mnist_batch):
     for name in ("small-n_in", "dropout"):
         params, x, y, mask = build_case(name, mnist_batch)
         for scheme in SCHEMES:
-            got = network.naive_numeric_gradient(
+            got = numeric_source.naive_numeric_gradient(
                 params, x, y, config_settings(fd_step=STEP, fd_scheme=scheme, activation="tanh"), mask=mask
             )
             want = ref.numeric_gradient(as_blocks(params), x, y, STEP, scheme, "tanh", mask)
@@ -234,8 +234,8 @@ def test_package_naive_matches_reference_naive(mnist_batch):
 def test_naive_with_indices_computes_only_those(make_problem):
     params, x, y = make_problem()
     idx = [0, 5, params.flat.size - 1]
-    g = network.naive_numeric_gradient(params, x, y, indices=idx)
-    full = network.naive_numeric_gradient(params, x, y)
+    g = numeric_source.naive_numeric_gradient(params, x, y, indices=idx)
+    full = numeric_source.naive_numeric_gradient(params, x, y)
     assert np.array_equal(g.flat[idx], full.flat[idx])
     rest = np.delete(g.flat, idx)
     assert np.all(np.isnan(rest))
@@ -246,7 +246,7 @@ def test_naive_with_indices_computes_only_those(make_problem):
 def test_central_numeric_matches_analytic(case, act):
     params, x, y, mask = case
     assert_clear_of_kinks(params, x, act, mask)
-    numeric = network.numeric_gradient(
+    numeric = numeric_source.numeric_gradient(
         params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act), mask=mask
     )
     analytic = network.analytic_gradient(params, x, y, config_settings(activation=act), mask=mask)
@@ -258,8 +258,12 @@ def test_forward_numeric_is_close_to_analytic_but_less_so(act, mnist_batch):
     params, x, y, _ = build_case("mnist", mnist_batch)
     assert_clear_of_kinks(params, x, act)
     analytic = network.analytic_gradient(params, x, y, config_settings(activation=act))
-    forward = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="forward", activation=act))
-    central = network.numeric_gradient(params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act))
+    forward = numeric_source.numeric_gradient(
+        params, x, y, config_settings(fd_step=STEP, fd_scheme="forward", activation=act)
+    )
+    central = numeric_source.numeric_gradient(
+        params, x, y, config_settings(fd_step=STEP, fd_scheme="central", activation=act)
+    )
     assert_blocks_close(forward, analytic, FORWARD_VS_ANALYTIC_RTOL, f"forward numeric vs analytic ({act})")
     assert rel_error(forward.flat, analytic.flat) > 10 * rel_error(central.flat, analytic.flat)
 
@@ -268,7 +272,7 @@ def test_numeric_at_the_default_init_matches_analytic(mnist_batch):
     # the papers' setting: N(0, 0.01^2) weights, zero biases, sigmoid
     x, y = mnist_batch
     params = network.init_params(50, seed=0)
-    numeric = network.numeric_gradient(params, x, y)
+    numeric = numeric_source.numeric_gradient(params, x, y)
     assert_blocks_close(numeric, network.analytic_gradient(params, x, y), CENTRAL_VS_ANALYTIC_RTOL, "default init")
 
 
@@ -276,8 +280,8 @@ def test_gradient_does_not_mutate_inputs(mnist_batch):
     params, x, y, mask = build_case("dropout", mnist_batch)
     before = (params.flat.copy(), x.copy(), y.copy(), mask.copy())
     network.analytic_gradient(params, x, y, mask=mask)
-    network.numeric_gradient(params, x, y, mask=mask)
-    network.naive_numeric_gradient(params, x, y, mask=mask, indices=[0, 1, 2])
+    numeric_source.numeric_gradient(params, x, y, mask=mask)
+    numeric_source.naive_numeric_gradient(params, x, y, mask=mask, indices=[0, 1, 2])
     for a, b in zip(before, (params.flat, x, y, mask)):
         assert np.array_equal(a, b)
 
@@ -311,8 +315,8 @@ def batch_functions():
     return {
         "loss": network.loss,
         "analytic": network.analytic_gradient,
-        "numeric": network.numeric_gradient,
-        "naive": lambda p, x, y, **kw: network.naive_numeric_gradient(p, x, y, indices=[0], **kw),
+        "numeric": numeric_source.numeric_gradient,
+        "naive": lambda p, x, y, **kw: numeric_source.naive_numeric_gradient(p, x, y, indices=[0], **kw),
     }
 
 
@@ -440,15 +444,21 @@ def test_params_repr_names_shapes_hidden_units_and_batch_norm():
         (dict(batches=np.array([[0, 20]])), "indices into the 20 training images"),
         (dict(batches=np.array([[-1, 0]])), "indices into the 20 training images"),
         (dict(batches=np.array([0, 1])), "(T, B) indices"),
-        (dict(losses=np.empty(1)), "losses must be a contiguous float64 vector of at least 2 entries"),
-        (dict(sources=np.zeros(2)), "sources must be a contiguous int8 vector"),
+        (dict(losses=np.empty(1)), "losses must be a contiguous float64 array of at least 2 rows"),
+        (dict(losses=np.empty((2, 1))), "losses must be a contiguous float64 array"),
+        (dict(sources=np.zeros(2)), "sources must be a contiguous int8 array"),
+        (dict(sources=np.zeros(1, np.int8)), "sources must be a contiguous int8 array of at least 2 rows"),
+        (dict(rel_diffs=np.full(2, np.nan)), "rel_diffs must be a contiguous float64 array"),  # 1-D: the old shape
+        (dict(rel_diffs=np.full((2, 2), np.nan)), "rel_diffs must be a contiguous float64 array"),  # 2 others of 1
+        (dict(rel_diffs=np.full((1, 1), np.nan)), "rel_diffs must be a contiguous float64 array of at least 2 rows"),
+        (dict(rel_diffs=np.full((2, 2), np.nan)[:, :1]), "rel_diffs must be a contiguous float64 array"),
     ],
 )
 def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_set, changes, message):
     x, y = few_shot_set
     params = network.init_params(3, seed=0)
     before = params.flat.copy()
-    args = dict(batches=np.array([[0, 1], [2, 3]]), losses=None, sources=None)
+    args = dict(batches=np.array([[0, 1], [2, 3]]), losses=None, sources=None, rel_diffs=None)
     args.update(changes)
     with pytest.raises(ValueError, match=re.escape(message)):
         network.sgd_iterations(
@@ -460,6 +470,7 @@ def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_se
             config_settings(method="select"),
             losses=args["losses"],
             sources=args["sources"],
+            rel_diffs=args["rel_diffs"],
         )
     assert np.array_equal(params.flat, before)
 

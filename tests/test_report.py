@@ -199,11 +199,14 @@ def test_compare_csv_and_json_agree(compared):
 def test_compare_select_win_rate_and_numeric_share(compared):
     summary, _, records = compared
     by_method = {m["method"]: m for m in summary["methods"]}
-    assert by_method["analytic"]["numeric_share"] == 0
-    assert by_method["alternate"]["numeric_share"] == pytest.approx(0.5)
+    assert by_method["analytic"]["not_exact_share"] == 0
+    assert by_method["alternate"]["not_exact_share"] == pytest.approx(0.5)
     select = [r for r in records if r["config"]["method"] == "select"]
     assert 0 <= by_method["select"]["select_win_rate"] <= 1
-    assert by_method["select"]["numeric_share"] == pytest.approx(np.mean([r["numeric_share"] for r in select]))
+    assert by_method["select"]["not_exact_share"] == pytest.approx(np.mean([r["shares"]["numeric"] for r in select]))
+    assert by_method["select"]["select_win_rate"] == pytest.approx(
+        np.mean([r["select_wins"]["numeric"] / r["iterations_done"] for r in select])
+    )
 
 
 # --- bold: a strict best at the printed precision -----------------------------------------
@@ -363,7 +366,7 @@ def _study_record(
         "accuracy": accuracy,
         "diverged": False,
         "predictions": predictions,
-        "numeric_share": share,
+        "shares": {"analytic": 1.0 - share, "numeric": share} if method == "select" else {method: 1.0},
     }
 
 

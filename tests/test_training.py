@@ -1,5 +1,6 @@
 """Training: paired randomness, a whole run, divergence, the fused loop, the run configuration."""
 
+import dataclasses
 import json
 import math
 
@@ -9,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
-from gradsel_cli import data
-from gradsel_cli.numerics import methods, network, training
+from gradsel_cli import data, sources
+from gradsel_cli.config import METHOD_NAMES
+from gradsel_cli.numerics import network, training
 from gradsel_cli.numerics.training import TrainConfig
 from gradsel_cli.runs.records import run_record
 from helpers import config_settings, small_config, spy_run
@@ -23,7 +25,7 @@ def test_batch_indices_depend_on_the_seed_only():
     idx = training.batch_indices(base, 20)
     assert idx.shape == (50, 4)
     assert idx.min() >= 0 and idx.max() < 20
-    for method in methods.METHODS:
+    for method in METHOD_NAMES:
         assert np.array_equal(training.batch_indices(base.replace(method=method, lr=0.5, hidden=9), 20), idx)
     assert not np.array_equal(training.batch_indices(base.replace(seed=4), 20), idx)
 
@@ -46,7 +48,7 @@ def test_every_method_sees_the_same_weights_and_batches(monkeypatch, mnist_raw):
     idx = training.batch_indices(config, len(y_few))
     init = network.init_params(config.hidden, config.seed, config.init_std)
     seen = {}
-    for method in methods.METHODS:
+    for method in METHOD_NAMES:
         _, steps, grads = spy_run(monkeypatch, mnist_raw, config.replace(method=method))
         assert [s["t"] for s in steps] == [1, 2, 3, 4, 5]
         assert np.array_equal(steps[0]["params"], init.flat)
@@ -91,7 +93,7 @@ def test_training_lowers_the_loss(mnist_raw):
     assert r.final_loss < start - 0.05
 
 
-@pytest.mark.parametrize("method", list(methods.METHODS))
+@pytest.mark.parametrize("method", list(METHOD_NAMES))
 def test_divergence_is_reported_not_raised(mnist_raw, method):
     # the sigmoid keeps the loss finite for any finite weights: only an overflowing step size breaks it
     r = training.train(small_config(method=method, iters=20, lr=1e308), data=mnist_raw)
@@ -123,6 +125,8 @@ FUSED_CASES = [
     dict(method="alternate", activation="relu"),
     dict(method="select", loss="mse", activation="tanh"),
     dict(method="analytic", shots=1, batch=1, hidden=1),
+    dict(method="alternate", sources="numeric,analytic"),  # the other order: numeric first
+    dict(method="select", sources="numeric,analytic"),
 ]
 
 
@@ -130,9 +134,12 @@ def assert_same_run(a: training.RunResult, b: training.RunResult):
     assert a.iterations_done == b.iterations_done and a.diverged == b.diverged
     assert np.array_equal(a.params.flat, b.params.flat)
     assert np.array_equal(a.loss_history, b.loss_history, equal_nan=True)
-    assert np.array_equal(a.sources, b.sources)
+    assert a.sources == b.sources
+    assert a.kept.dtype == b.kept.dtype == np.int8 and np.array_equal(a.kept, b.kept)
+    assert a.rel_diffs.shape == b.rel_diffs.shape == (a.iterations_done, len(a.sources) - 1)
     assert np.array_equal(a.rel_diffs, b.rel_diffs, equal_nan=True)
     assert a.counts == b.counts and a.select_wins == b.select_wins
+    assert a.shares == b.shares and a.rel_diff_mean == b.rel_diff_mean
     assert np.array_equal(a.predictions, b.predictions)
     assert a.accuracy == b.accuracy or (math.isnan(a.accuracy) and math.isnan(b.accuracy))
 
@@ -140,13 +147,13 @@ def assert_same_run(a: training.RunResult, b: training.RunResult):
 @pytest.mark.parametrize("changes", FUSED_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
 def test_fused_loop_gives_bitwise_the_stepwise_run(mnist_raw, changes):
     config = small_config(iters=12, **changes)
-    assert network.fusable(config.method, config.optimizer, config.weight_decay, config.dropout, config.batch_norm)
+    assert network.fusable(config)
     fused = training.train(config, data=mnist_raw)
     assert_same_run(fused, training.train(config, data=mnist_raw, fused=False))
     assert fused.final_loss == training.train(config, data=mnist_raw, fused=False).final_loss
 
 
-@pytest.mark.parametrize("method", list(methods.METHODS))
+@pytest.mark.parametrize("method", list(METHOD_NAMES))
 def test_fused_loop_diverges_where_the_stepwise_one_does(mnist_raw, method):
     config = small_config(method=method, iters=20, lr=1e308)
     fused = training.train(config, data=mnist_raw)
@@ -168,9 +175,9 @@ def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set)
     params = network.init_params(5, seed=0)
     before = params.copy()
     batches = np.array([[0, 1, 2, 3]])
-    losses, sources, rel_diffs = np.empty(1), np.zeros(1, np.int8), np.full(1, np.nan)
+    losses, kept, rel_diffs = np.empty(1), np.zeros(1, np.int8), np.full((1, 0), np.nan)  # one source: no others
     done, diverged = network.sgd_iterations(
-        params, x, y, batches, 0, config_settings(method="analytic", lr=0.1), losses, sources, rel_diffs
+        params, x, y, batches, 0, config_settings(method="analytic", lr=0.1), losses, kept, rel_diffs
     )
     assert (done, diverged) == (1, False)
     lit = x[batches[0]].any(axis=0)
@@ -178,15 +185,27 @@ def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set)
     assert np.all(params.W1[lit] != before.W1[lit])
     g, value = network.analytic_gradient(before, x[batches[0]], y[batches[0]], return_loss=True)
     assert np.array_equal(params.flat, before.flat - 0.1 * g.flat)
-    assert losses[0] == value and sources[0] == 0 and np.isnan(rel_diffs[0])
+    assert losses[0] == value and kept[0] == 0 and rel_diffs.shape == (1, 0)
 
 
 @pytest.mark.parametrize(
     "changes", [dict(optimizer="momentum"), dict(weight_decay=1e-4), dict(dropout=0.5), dict(batch_norm=True)]
 )
 def test_only_plain_sgd_runs_fused(changes):
-    config = small_config(**changes)
-    assert not network.fusable(config.method, config.optimizer, config.weight_decay, config.dropout, config.batch_norm)
+    for method in METHOD_NAMES:
+        assert network.fusable(small_config(method=method))
+        assert not network.fusable(small_config(method=method, **changes))
+
+
+def test_a_source_without_a_fused_step_runs_stepwise():
+    analytic = sources.get("analytic")
+    sources.register(dataclasses.replace(analytic, name="unfused", exact=False, fused=None))
+    try:
+        assert not network.fusable(small_config(method="unfused"))
+        assert not network.fusable(small_config(method="select", sources="analytic,unfused"))
+        assert network.fusable(small_config(method="select"))
+    finally:
+        sources.unregister("unfused")
 
 
 @given(st.integers(0, 700), st.sampled_from([np.float64, np.float32]), st.integers(0, 2**32 - 1))
@@ -224,6 +243,9 @@ BAD_FIELDS = [
     ("subset", "bogus"),
     ("fd_scheme", "backward"),
     ("select_on", "test"),
+    ("sources", "analytic,bogus"),
+    ("sources", "analytic"),  # alternate and select mix two or more
+    ("sources", "numeric,numeric"),
     ("hidden", 10_001),
     ("batch", 10_001),
     ("iters", 12_500_001),  # iters x batch (8) past 1e8: out of memory

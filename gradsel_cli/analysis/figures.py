@@ -227,9 +227,7 @@ def gradcheck_title(check: dict) -> str:
     """The title of the gradcheck figure: the sources and the configuration checked."""
     c = check["config"]
     names = ", ".join(check["states"][0]["sources"])
-    return (
-        f"gradcheck: {names} vs {check['exact']}, k={c['shots']}, B={c['batch']}, H={c['hidden']}, seed {c['seed']}"
-    )
+    return f"gradcheck: {names} vs {check['exact']}, k={c['shots']}, B={c['batch']}, H={c['hidden']}, seed {c['seed']}"
 
 
 def gradcheck_figure(path, check: dict, title: str) -> None:
