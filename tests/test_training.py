@@ -127,6 +127,10 @@ FUSED_CASES = [
     dict(method="analytic", shots=1, batch=1, hidden=1),
     dict(method="alternate", sources="numeric,analytic"),  # the other order: numeric first
     dict(method="select", sources="numeric,analytic"),
+    dict(method="complex-step"),
+    dict(method="alternate", sources="analytic,numeric,complex-step"),  # the others in turn
+    dict(method="select", sources="analytic,numeric,complex-step"),
+    dict(method="select", sources="complex-step,analytic,numeric", precision="float32"),
 ]
 
 
