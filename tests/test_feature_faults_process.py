@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
+from gradsel_cli.config import POLICIES
 from gradsel_cli.kernels import forward
 from gradsel_cli.numerics import kernel_cache
 
@@ -136,6 +138,68 @@ def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(priv
         env={**os.environ, "NUMBA_CACHE_DIR": str(root)},
     )
     assert check.stdout.strip() == "0", check.stderr  # what the load stored again loads
+
+
+# ---- a cache written in one process, loaded in the next -----------------------------------------------------
+
+# Every source alone and every policy over all of them, in both precisions: a tiny run each, its result printed.
+# With --load-first, every kernel in the cache is loaded before anything else, serial kernels first (loading a
+# parallel one starts Numba's thread pool, which would hide a serial kernel that cannot load without it).
+EVERY_KIND = """
+import json, sys
+from gradsel_cli import sources
+from gradsel_cli.config import POLICIES, TrainConfig
+from gradsel_cli.numerics import kernel_cache
+from gradsel_cli.numerics.training import train
+
+if "--load-first" in sys.argv:
+    for k in sorted(kernel_cache._CACHED, key=lambda k: bool(k.targetoptions.get("parallel"))):
+        for key in k._cache._cache_file._load_index():
+            k.compile(key[0])
+names = sources.names()
+for precision in ("float64", "float32"):
+    for method in (*names, *POLICIES):
+        also = {"sources": ",".join(names)} if method in POLICIES else {}
+        r = train(TrainConfig(method=method, iters=20, hidden=10, test_limit=200, precision=precision, **also))
+        print(json.dumps([precision, method, r.final_loss, r.accuracy, r.counts]))
+"""
+
+
+def _every_kind(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", EVERY_KIND, *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_kernels_compiled_against_cached_parallel_kernels_load_in_a_later_process(tmp_path):
+    # A serial kernel (a source's fused step) compiled in a process where the parallel kernels it calls came
+    # from the cache was cached without Numba's hook that starts the thread pool; a later process that loaded
+    # it first aborted ("LLVM ERROR: Symbol not found: allocate_sched", exit 134), after the damaged-cache
+    # recovery dropped a step's files, say. Here: only the parallel kernels' cache is given, the first child
+    # compiles every serial kernel against it, and a fresh child loads them all first, then runs again.
+    warm = _every_kind()  # the package's cache holds every kind's parallel kernels (compiled if not)
+    assert warm.returncode == 0, warm.stderr
+    root = tmp_path / "numba-cache"
+    target = _cache_dir_under(root)
+    os.makedirs(target, exist_ok=True)
+    parallel = [k for k in kernel_cache._CACHED if k.targetoptions.get("parallel")]
+    assert parallel
+    for kernel in parallel:
+        for path in kernel_cache._cache_files(kernel):
+            shutil.copy2(path, target)
+    env = {"NUMBA_CACHE_DIR": str(root)}
+    first = _every_kind(env=env)
+    assert first.returncode == 0, first.stderr
+    serial = [f for f in os.listdir(target) if f.endswith(".nbi") and ("_step" in f or "_fused" in f)]
+    assert serial, os.listdir(target)  # the steps were compiled and cached by the first child
+    later = _every_kind("--load-first", env=env)
+    assert later.returncode == 0, later.stderr[-2000:]
+    assert later.stdout == first.stdout == warm.stdout  # bitwise the same runs, whoever compiled
+    assert len(later.stdout.splitlines()) == 2 * (len(sources.names()) + len(POLICIES))
 
 
 def test_an_end_of_file_inside_a_command_is_an_error_not_an_interrupt(runner, monkeypatch):

@@ -1,4 +1,5 @@
-"""Every Numba kernel of gradsel, and nothing else (no I/O, no Rich, no Click, no thread policy).
+"""Every Numba kernel of gradsel, and nothing else (no I/O, no Rich, no Click, no thread policy); on
+import, Numba's parallel backend started (below).
 
 One module per part: the decorator policy (policy), precision and the exp/log
 polynomials (precision), activations, lit pixels (lit), batch norm, forward,
@@ -20,3 +21,15 @@ name's position in the registry of config.py (activation, loss; the policy's in
 network.POLICY_CODES). A gradient source's step of the fused loop has the one
 signature of ``fused.step_signature``.
 """
+
+import numba
+
+# Numba's parallel backend is started before any kernel is loaded from Numba's cache. A cached kernel's
+# machine code links against the backend's entry points (allocate_sched, numba_parallel_for...), which
+# exist for LLVM only once the thread pool is launched. Numba launches it when it loads a cached parallel
+# kernel, but a serial kernel compiled in a process where the parallel kernels it calls came from the
+# cache (a source's fused step, after the damaged-cache recovery dropped its files) is cached without
+# that hook, and loading it first in a later process aborted it: "LLVM ERROR: Symbol not found:
+# allocate_sched". Launching the pool here, once, on import of the package (about 50 ms), makes the
+# order of loads irrelevant. tests/test_feature_faults_process.py writes such a cache and loads it.
+numba.get_num_threads()
