@@ -45,6 +45,7 @@ MAX_HIDDEN = 10_000  # W1 alone is 784 x H float64 (63 MB at the limit), and the
 MAX_BATCH = 10_000  # each mini-batch is copied out as B x 784 float64 (63 MB at the limit)
 MAX_DRAWS = 100_000_000  # iters x batch: all mini-batch indices are drawn up front, 8 bytes each
 DASK_TIMEOUT = 10.0  # seconds for a Dask scheduler given by address to answer, and for a worker to join it
+MAX_DASK_TIMEOUT = 86_400.0  # the most --timeout can be (a day): more means nothing, and 1e300 overflows timers
 
 
 def _with_source_options(cls):

@@ -69,6 +69,22 @@ def test_a_closed_port_is_no_scheduler_and_says_how_to_start_one():
         dask_executor.identify_scheduler(f"tcp://127.0.0.1:{port}", timeout=2)
 
 
+def test_a_closed_port_fails_at_once_whatever_the_timeout():
+    # Dask's own connect retries a refused connection until the timeout: a day here, were it not probed first.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    executor = dask_executor.DaskExecutor(scheduler=f"tcp://127.0.0.1:{port}", timeout=dask_executor.MAX_DASK_TIMEOUT)
+    with pytest.raises(GridError, match="ConnectionRefusedError"):
+        list(executor.run([TINY]))
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, 86_401.0, 1e300, float("inf"), float("nan")])
+def test_a_timeout_past_a_day_or_not_positive_is_refused(timeout):
+    with pytest.raises(ValueError, match="timeout"):
+        dask_executor.DaskExecutor(scheduler="tcp://127.0.0.1:8786", timeout=timeout)
+
+
 def test_distributed_log_lines_are_silenced_inside_and_restored_after():
     logger = logging.getLogger("distributed.test-quiet")
     handler = logging.StreamHandler()

@@ -329,18 +329,21 @@ def test_well_formed_addresses_are_taken(given, address):
         (1000, 50, 4, True),
         (10**20, 50, 4, True),
         (3, 50, 3, False),
-        (1000, 3, 3, False),
+        (1000, 3, 3, True),
+        (1000, 1, 1, True),
         (4, 50, 4, False),
-        (5, 2, 2, False),
+        (5, 2, 2, True),
     ],
 )
-def test_workers_are_capped_at_two_per_core_and_the_runs(workers, runs, used, said, monkeypatch):
+def test_workers_are_capped_at_two_per_core_and_the_runs_and_a_count_past_the_cores_is_said(
+    workers, runs, used, said, monkeypatch
+):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     notes = []
     assert processes.capped_workers(workers, runs, notes.append) == used
     assert len(notes) == int(said)
     if said:
-        assert f"--workers {workers}" in notes[0] and f"starting {used} worker processes" in notes[0]
+        assert f"--workers {workers}" in notes[0] and f"starting {used} worker process" in notes[0]
 
 
 @pytest.mark.parametrize("workers", ["1000", "100000000000000000000"])
@@ -499,3 +502,10 @@ def test_worker_processes_do_not_answer_ctrl_c_so_a_grid_whose_workers_get_one_g
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "Exception" not in err and "Interrupted" not in err, err
     assert len(results.load(path)) == 4
+
+
+@pytest.mark.parametrize("timeout", ["1e300", "86401", "inf"])
+def test_a_timeout_too_large_to_mean_anything_is_refused_in_one_line(timeout, runner):
+    result = runner.invoke(cli, [*TINY, "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--timeout", timeout])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "--timeout" in result.stderr

@@ -14,19 +14,29 @@ from pathlib import Path
 import click
 
 from .. import sources
-from ..config import CELL_KEYS, DASK_TIMEOUT, MARGIN, METHOD_NAMES, TrainConfig, scheduler_address, setting_keys
+from ..config import (
+    CELL_KEYS,
+    DASK_TIMEOUT,
+    MARGIN,
+    MAX_DASK_TIMEOUT,
+    METHOD_NAMES,
+    TrainConfig,
+    scheduler_address,
+    setting_keys,
+)
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 EXECUTOR_KEYS = ("workers", "executor", "scheduler")  # how a grid runs, not what it computes
 
 
 class Finite(click.ParamType):
-    """A finite float, > 0 (positive) or >= 0."""
+    """A finite float, > 0 (positive) or >= 0, and at most `high` where one is given."""
 
     name = "float"
 
-    def __init__(self, positive: bool = True):
+    def __init__(self, positive: bool = True, high: float | None = None):
         self.positive = positive
+        self.high = high
 
     def convert(self, value, param, ctx):
         try:
@@ -35,6 +45,8 @@ class Finite(click.ParamType):
             self.fail(f"{value!r} is not a number", param, ctx)
         if not math.isfinite(x) or x < 0 or (self.positive and x == 0):
             self.fail(f"{value!r} must be {'positive' if self.positive else 'zero or more'} and finite", param, ctx)
+        if self.high is not None and x > self.high:
+            self.fail(f"{value!r} is more than {self.high:g}, the most it can be", param, ctx)
         return x
 
 
@@ -348,13 +360,13 @@ def grid_options(fn):
             ),
             click.option(
                 "--timeout",
-                type=Finite(),
+                type=Finite(high=MAX_DASK_TIMEOUT),
                 default=DASK_TIMEOUT,
                 show_default=True,
                 expose_value=False,
                 callback=lambda ctx, param, value: ctx.meta.__setitem__("dask_timeout", value),
                 help="With --scheduler: seconds for the scheduler to answer, and for a worker to join it "
-                "when it has none, before giving up.",
+                f"when it has none, before giving up (at most {MAX_DASK_TIMEOUT:g}: a day).",
             ),
             click.option(
                 "--results",

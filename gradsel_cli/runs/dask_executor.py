@@ -23,13 +23,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
 from typing import Any
 
-from ..config import DASK_TIMEOUT, TrainConfig, scheduler_address
+from ..config import DASK_TIMEOUT, MAX_DASK_TIMEOUT, TrainConfig, scheduler_address
 from . import trial
 from .processes import capped_workers, deaf_to_ctrl_c
 from .trial import GridError
@@ -80,13 +81,37 @@ async def _identity(address: str, timeout: float) -> dict:
         comm.abort()
 
 
+def _unreachable(address: str, timeout: float) -> str | None:
+    """Why no TCP connection to the scheduler's host and port opens within `timeout` seconds (None: one does).
+    Dask's own connect retries a refused connection until its timeout, however long."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        host, port = parse_host_port(parse_address(address)[1])
+        socket.create_connection((host, port), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        return (
+            f"no connection within {timeout:g} s"
+            if isinstance(exc, TimeoutError)
+            else f"{type(exc).__name__}: {exc}".splitlines()[0]
+        )
+    return None
+
+
 def identify_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Raise GridError unless a Dask scheduler at `address` answers within `timeout` seconds in all.
+    """Raise GridError unless a Dask scheduler at `address` answers within `timeout` seconds in all; a host
+    and port that take no connection within CONNECT_TIMEOUT fail then, whatever `timeout`.
 
     distributed.Client bounds the connection but not the handshake after it: a
     port that accepts and never answers (or answers HTTP) would hang it forever.
     """
     _distributed()
+    probe = min(timeout, CONNECT_TIMEOUT)
+    if (why := _unreachable(address, probe)) is not None:
+        raise GridError(
+            f"no Dask scheduler at {address} ({why}); start one with `dask scheduler` or check the address",
+            resume=False,
+        )
     answer: Future[Any] = Future()
 
     def ask():  # in a loop of its own, also when the caller runs one (a notebook)
@@ -150,6 +175,8 @@ class DaskExecutor:
         notify=None,
     ):
         _distributed()
+        if not 0 < timeout <= MAX_DASK_TIMEOUT:
+            raise ValueError(f"timeout {timeout:g}: between 0 and {MAX_DASK_TIMEOUT:g} s (a day)")
         self.workers = workers
         self.data_dir = data_dir
         self.scheduler = None if scheduler is None else scheduler_address(scheduler)  # ValueError when malformed

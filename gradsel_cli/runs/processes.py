@@ -54,15 +54,17 @@ WORKERS_PER_CORE = 2  # at most this many worker processes per core: more only c
 
 def capped_workers(workers: int, runs: int, notify=None) -> int:
     """The worker processes to start on this machine for `runs` trials: `workers`, but no more than the
-    runs nor WORKERS_PER_CORE per core; notify(note) says so when the cores cap the number asked for."""
+    runs nor WORKERS_PER_CORE per core; notify(note) says so whenever the number asked for is past what the
+    cores can honour (whatever the runs)."""
     cores = default_workers()
     limit = WORKERS_PER_CORE * cores
-    if workers > limit and runs > limit and notify:
+    used = max(1, min(workers, limit, runs))
+    if workers > limit and notify:
         notify(
-            f"--workers {workers} is more than {WORKERS_PER_CORE} per core; starting {limit} worker processes "
-            f"({cores} core{'' if cores == 1 else 's'} here)"
+            f"--workers {workers} is more than {WORKERS_PER_CORE} per core; starting {used} worker "
+            f"process{'' if used == 1 else 'es'} ({cores} core{'' if cores == 1 else 's'} here)"
         )
-    return max(1, min(workers, limit, runs))
+    return used
 
 
 @contextlib.contextmanager
