@@ -191,3 +191,12 @@ def test_gradcheck_command_table(monkeypatch):
     assert "at initialisation" in result.stdout and "after 20 analytic iterations" in result.stdout
     for h in ("0.01", "1e-05", "1e-08"):
         assert h in result.stdout
+
+
+def test_the_exact_gradient_is_not_a_source_to_check(mnist_raw, runner):
+    config = TrainConfig(hidden=3, batch=2, iters=2, test_limit=50)
+    with pytest.raises(ValueError, match=r"analytic is the exact gradient .* numeric"):
+        gradcheck.gradcheck(config, (1e-4,), mnist_raw, names=["analytic", "numeric"])
+    result = runner.invoke(cli, ["gradcheck", "--check", "analytic", "--iters", "2", "--hidden", "3"])
+    assert result.exit_code != 0 and not result.stdout
+    assert result.stderr.strip().startswith("Error: analytic is the exact gradient"), result.stderr

@@ -6,8 +6,9 @@ from dataclasses import fields
 import click
 import pytest
 
+from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
-from gradsel_cli.config import TrainConfig
+from gradsel_cli.config import POLICY_READS, TrainConfig
 from helpers import invoke
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -32,6 +33,8 @@ def non_default(f):
 def test_every_field_is_an_option_and_every_option_a_field(command):
     params = {p.name for p in cli.commands[command].params}
     expected = set(FIELDS) - {"method", "seed"} if command in ("table", "compare", "sweep") else set(FIELDS)
+    if command == "tune":
+        expected -= {"lr", "weight_decay"}  # each trial draws its own from --lr-range and --weight-decay-range
     if command == "table":
         expected -= {"shots", "batch", "hidden", "sources"}  # the table's cells; its methods mix the papers' sources
     assert expected <= params, f"fields without an option: {expected - params}"
@@ -91,11 +94,13 @@ def _train_record(runner, values: dict) -> dict:
 
 def test_every_option_reaches_the_run(runner):
     """Set every field to a value other than its default on the command line; the record holds each. Two runs,
-    as --loss-epsilon belongs to the cross-entropy only."""
+    as --loss-epsilon belongs to the cross-entropy only, --select-on to select and --numeric-every to alternate."""
     values = {name: non_default(f) for name, f in FIELDS.items()}
-    values.update(method="select", iters=3, shots=1, batch=2, hidden=3, test_limit=50)
-    first = {**values, "loss": "cross-entropy"}
-    second = {**values, "loss_epsilon": 0.0}
+    every_source = ",".join(reversed(sources.names()))  # a source's options are read (given) only when it runs
+    values.update(method="select", sources=every_source, iters=3, shots=1, batch=2, hidden=3, test_limit=50)
+    assert POLICY_READS["numeric_every"] == ("alternate",) and POLICY_READS["select_on"] == ("select",)
+    first = {k: v for k, v in values.items() if k != "numeric_every"} | {"loss": "cross-entropy"}
+    second = {k: v for k, v in values.items() if k != "select_on"} | {"method": "alternate", "loss_epsilon": 0.0}
     seen = set()
     for run in (first, second):
         config = _train_record(runner, run)
@@ -273,3 +278,46 @@ def test_a_range_is_parsed_as_every_list(bad, words, runner):
 def test_a_fraction_refuses_nan_at_the_option(runner):
     for flag in ("--momentum", "--dropout", "--loss-epsilon"):
         assert "not in the range" in _error(runner, "train", flag, "nan")
+
+
+@pytest.mark.parametrize(
+    "args, flag, remedy",
+    [
+        (["train", "--method", "analytic", "--sources", "analytic,numeric"], "--sources", "choose --method alternate"),
+        (["train", "--method", "analytic", "--fd-step", "1e-3"], "--fd-step", "choose --method numeric"),
+        (
+            ["train", "--method", "select", "--sources", "analytic,complex-step", "--fd-step", "1e-3"],
+            "--fd-step",
+            "add numeric to --sources",
+        ),
+        (["train", "--method", "alternate", "--select-on", "train"], "--select-on", "choose --method select"),
+        (["train", "--method", "select", "--numeric-every", "3"], "--numeric-every", "choose --method alternate"),
+        (
+            ["compare", "--methods", "analytic,numeric", "--cs-step", "1e-10"],
+            "--cs-step",
+            "choose --method complex-step",
+        ),
+        (["tune", "--method", "analytic", "--fd-step", "1e-3"], "--fd-step", "choose --method numeric"),
+        (["tune", "--lr", "0.5"], "--lr", "--lr-range"),
+        (["tune", "--weight-decay", "0.5"], "--weight-decay", "--weight-decay-range"),
+    ],
+)
+def test_an_option_no_run_of_the_command_reads_is_refused_in_one_line(args, flag, remedy, runner):
+    result = invoke(runner, *args, "--iters", "3", "--hidden", "3", "--test-limit", "50")
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith(f"Error: {flag}") and remedy in line, line
+    assert not result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--method", "select", "--select-on", "batch", "--fd-step", "1e-3"],
+        ["train", "--method", "alternate", "--sources", "analytic,complex-step", "--cs-step", "1e-10"],
+        ["compare", "--methods", "analytic,numeric", "--fd-step", "1e-3", "--seeds", "1"],
+    ],
+)
+def test_an_option_a_run_of_the_command_reads_is_taken(args, runner):
+    result = invoke(runner, *args, "--iters", "3", "--hidden", "3", "--test-limit", "50", "--json")
+    assert result.exit_code == 0, result.output

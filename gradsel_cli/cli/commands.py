@@ -41,8 +41,10 @@ from .options import (
     machine_options,
     margin_option,
     method_list_option,
+    not_offered,
     output_options,
     png_file,
+    refuse_unread,
     size_list,
     source_list_option,
     training_options,
@@ -121,6 +123,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
 
     out_console, err = render.consoles(quiet or as_json)
     config = config_from(opts)
+    refuse_unread([config])
     npz = save_model and model_path(save_model)
     results.probe(plot, out, npz)
     raw = load_mnist_raw(data_dir)
@@ -294,6 +297,7 @@ def compare(
     out, err = render.consoles(quiet or as_json or as_csv)
     grid = grid_from(opts)
     base = config_from(opts)
+    refuse_unread([base.replace(method=m) for m in methods])
     prepare(threads, err, plot, figure)
     results.probe(plot, figure)
     configs = trials(base, [dict(method=m) for m in methods], range(seeds))
@@ -484,7 +488,11 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
 
 @cli.command()
 @config_options("method", method={"default": sources.exact()})
-@training_options
+@training_options(without=("lr", "weight_decay"))  # each trial draws its own, from the ranges below
+@not_offered("--lr", "tune draws each trial's learning rate from --lr-range LOW,HIGH; give that instead")
+@not_offered(
+    "--weight-decay", "tune draws each trial's weight decay from --weight-decay-range LOW,HIGH; give that instead"
+)
 @config_options("seed", seed={"help": "Seed of the weights, subset, batches and the search itself."})
 @machine_options
 @click.option("--trials", type=Whole(1, 10000), default=20, show_default=True, help="Random settings tried.")
@@ -540,6 +548,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
 
     out, err = render.consoles(quiet or as_json)
     config = config_from(opts)
+    refuse_unread([config])
     raw = load_mnist_raw(data_dir)
     prepare(threads, err)
     on_interrupt(

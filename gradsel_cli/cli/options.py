@@ -20,6 +20,7 @@ from ..config import (
     MARGIN,
     MAX_DASK_TIMEOUT,
     METHOD_NAMES,
+    POLICY_READS,
     TrainConfig,
     scheduler_address,
     setting_keys,
@@ -239,9 +240,13 @@ def config_options(*names, **overrides):
     return lambda fn: _apply(fn, [config_option(n, **overrides.get(n, {})) for n in names])
 
 
-def training_options(fn):
-    """The cell and every setting of a run (all fields but method and seed)."""
-    return config_options(*CELL_KEYS, "sources", *setting_keys())(fn)
+def training_options(fn=None, *, without: tuple[str, ...] = ()):
+    """The cell and every setting of a run (all fields but method and seed), but those `without` (a command
+    that sets them itself: tune's learning rate and weight decay); as @training_options or
+    @training_options(without=...)."""
+    names = [n for n in (*CELL_KEYS, "sources", *setting_keys()) if n not in without]
+    decorate = config_options(*names)
+    return decorate if fn is None else decorate(fn)
 
 
 def listed_options(fn):
@@ -383,6 +388,42 @@ def grid_options(fn):
 def config_from(opts: dict, **fixed) -> TrainConfig:
     """The TrainConfig of the options given (they are popped from `opts`), checked."""
     return TrainConfig(**{k: opts.pop(k) for k in list(opts) if k in FIELDS}, **fixed).validate()
+
+
+def not_offered(flag: str, remedy: str):
+    """A hidden option that a command does not take: given, it is refused with `remedy` (said instead of
+    Click's "no such option", which would suggest a look-alike)."""
+
+    def refuse(ctx, param, value):
+        if value is not None:
+            raise click.UsageError(f"{flag}: {remedy}")
+
+    return click.option(flag, hidden=True, expose_value=False, default=None, callback=refuse)
+
+
+def refuse_unread(configs) -> None:
+    """A policy's or a source's option given on the command line that none of `configs` (the runs of the
+    command) reads is an error naming who reads it: accepted and then ignored, it would only mislead."""
+    ctx = click.get_current_context()
+    given = {k for k in ctx.params if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)}
+    readers = {k: list(v) for k, v in POLICY_READS.items()}
+    for s in sources.REGISTRY.values():
+        for k in dict.fromkeys((*s.reads, *s.options)):
+            readers.setdefault(k, []).append(s.name)
+    read = set().union(*(c.read_options() for c in configs))
+    methods = ",".join(sorted({c.method for c in configs}, key=METHOD_NAMES.index))
+    for k in sorted(given & set(readers) - read):
+        flag, who = "--" + k.replace("_", "-"), readers[k]
+        if k in POLICY_READS:
+            remedy = f"choose --method {' or '.join(who)}"
+        else:
+            remedy = (
+                f"add {' or '.join(who)} to --sources" if "sources" in read else f"choose --method {' or '.join(who)}"
+            )
+        raise click.UsageError(
+            f"{flag} is read only by {', '.join(who)}, and no run here uses "
+            f"{'it' if len(who) == 1 else 'any of them'} (--method {methods}); drop {flag} or {remedy}"
+        )
 
 
 def grid_from(opts: dict) -> dict:

@@ -85,7 +85,13 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None,
     config = config.replace(method=sources.exact()).validate()
     if config.batch_norm or config.dropout:
         raise ValueError("gradcheck checks the plain network: drop --batch-norm and --dropout")
-    names = [n for n in (names or sources.names()) if n != sources.exact()]
+    others = [n for n in sources.names() if n != sources.exact()]
+    if names and sources.exact() in names:
+        raise ValueError(
+            f"{sources.exact()} is the exact gradient every source is checked against, not one to check; "
+            f"check one or more of: {', '.join(others)}"
+        )
+    names = list(names or others)
     for n in names:
         sources.get(n)
     ds = Dataset.for_config(data.load_mnist_raw() if raw is None else raw, config)
