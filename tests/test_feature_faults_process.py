@@ -291,7 +291,37 @@ def test_runs_into_a_full_stdout_is_one_line_and_a_closed_pipe_is_quiet(args, ru
     )
     reader_gone.stdout.close()  # as `| head -0` would
     _, err = reader_gone.communicate(timeout=120)
-    assert reader_gone.returncode != 0 and err == b"", err
+    assert reader_gone.returncode == 141 and err == b"", err  # as SIGPIPE ends a Unix tool: 128 + 13
+
+
+def test_a_closed_pipe_ends_a_long_table_quietly_as_sigpipe_ends_a_unix_tool():
+    # Rich's console ends a broken pipe itself with status 1; the reader of `gradsel table | head -1` gone
+    # after the first line is the usual end of a pipeline, not an error.
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", "gradsel_cli", "table", "--preset", "select"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    reader_gone.stdout.readline()
+    reader_gone.stdout.close()
+    _, err = reader_gone.communicate(timeout=120)
+    assert reader_gone.returncode in (0, 141), err  # 0: the table fitted in the pipe before the reader left
+    assert b"Error" not in err and b"Traceback" not in err, err
+
+
+@pytest.mark.parametrize("command", [["runs", "RUN"], ["train", *TINY, "--out", "OUT"]])
+def test_a_closed_stdout_is_one_line_saying_what_was_stored(command, run_file, tmp_path):
+    out = tmp_path / "out.jsonl"
+    args = " ".join(str(run_file) if a == "RUN" else str(out) if a == "OUT" else a for a in command)
+    result = subprocess.run(
+        ["sh", "-c", f"{sys.executable} -m gradsel_cli {args} >&-"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr and lines[-1].startswith("Error: could not write the output"), lines
+    assert "it is closed" in lines[-1]
+    if command[0] == "train":
+        assert f"stored: {out}" in lines[-1] and len(out.read_text().splitlines()) == 1
 
 
 # ---- SIGTERM and Ctrl-C from the first moment -------------------------------------------------------------

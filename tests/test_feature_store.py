@@ -154,13 +154,19 @@ def _write(tmp_path, recs):
 # --- every JSON gradsel writes reads back ------------------------------------------
 
 
-def test_runs_reads_what_train_json_and_sweep_json_print(runner, tmp_path):
+def test_runs_reads_what_train_sweep_compare_and_tune_json_print(runner, tmp_path):
     train = runner.invoke(cli, ["train", *TINY, "--json"])
     sweep = runner.invoke(cli, ["sweep", *TINY, "--lr", "0.2,0.3", "--seeds", "1", "--workers", "1", "--json"])
+    compare = runner.invoke(cli, ["compare", *TINY, "--methods", "analytic,numeric", "--seeds", "2", "--json"])
+    tune = runner.invoke(cli, ["tune", *TINY, "--trials", "2", "--json"])
+    assert compare.exit_code == 0 and tune.exit_code == 0, compare.output + tune.output
     (tmp_path / "run.json").write_text(train.stdout)
     (tmp_path / "sweep.json").write_text(sweep.stdout)
     (tmp_path / "both.json").write_text(train.stdout + sweep.stdout)  # >> of two commands
-    for name, runs in (("run.json", 1), ("sweep.json", 2), ("both.json", 3)):
+    (tmp_path / "compare.json").write_text(compare.stdout)
+    (tmp_path / "tune.json").write_text(tune.stdout)
+    assert {m["method"] for m in json.loads(compare.stdout)["methods"]} == {"analytic", "numeric"}  # the summary too
+    for name, runs in (("run.json", 1), ("sweep.json", 2), ("both.json", 3), ("compare.json", 4), ("tune.json", 2)):
         got = runner.invoke(cli, ["runs", str(tmp_path / name), "--json"])
         assert got.exit_code == 0, got.output
         assert json.loads(got.stdout)["runs"] == runs, name
@@ -169,13 +175,30 @@ def test_runs_reads_what_train_json_and_sweep_json_print(runner, tmp_path):
     assert table.exit_code == 0 and "Warning" not in table.stderr, table.output
 
 
-def test_a_summary_document_is_one_warning_not_one_per_line(runner, tmp_path):
+def test_a_summary_document_is_one_warning_not_one_per_line(record, runner, tmp_path):
     path = tmp_path / "compare.json"
-    path.write_text(json.dumps({"config": {"method": "analytic"}, "methods": [{"method": "analytic"}] * 50}, indent=2))
+    summary = {"config": {"method": "analytic"}, "methods": [{"method": "analytic"}] * 50}
+    path.write_text(json.dumps([summary, record], indent=2))
     got = runner.invoke(cli, ["runs", str(path)])
     assert got.exit_code == 0
     warned = [line for line in got.stderr.splitlines() if line.startswith("Warning")]
     assert len(warned) == 1 and "no run record" in warned[0]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\n\n", b"garbage text\n" * 300, b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40, b'{"config": {}}\n'],
+)
+def test_a_file_with_no_readable_record_is_an_error_after_a_few_warnings(content, runner, tmp_path):
+    path = tmp_path / "not-runs.png"
+    path.write_bytes(content)
+    got = runner.invoke(cli, ["runs", str(path)])
+    assert got.exit_code == 2 and not got.stdout, got.output
+    lines = got.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"Error: {path} holds no run record"), lines
+    assert len(lines) <= results.SAID_LINES + 2  # the first lines named, the rest counted in one
+    if content.count(b"\n") > results.SAID_LINES:
+        assert "in all" in lines[-2], lines
 
 
 def test_readers_do_not_say_a_skipped_run_will_be_redone_but_a_grid_does(record, runner, tmp_path):

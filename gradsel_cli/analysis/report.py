@@ -478,9 +478,15 @@ def digits_json(digits: dict) -> dict:
     }
 
 
-def compare_record(config: dict, summary: dict, digits: dict | None = None) -> dict:
-    """What ``compare --json`` prints: the configuration, the summary and, when shown, the digits."""
-    return {"config": config, **summary, **({"digits": digits_json(digits)} if digits is not None else {})}
+def compare_record(config: dict, summary: dict, digits: dict | None = None, records: list | None = None) -> dict:
+    """What ``compare --json`` prints: the configuration, the summary, when shown the digits, and the run
+    records it summarises ("runs": what `gradsel runs` reads of it)."""
+    return {
+        "config": config,
+        **summary,
+        **({"digits": digits_json(digits)} if digits is not None else {}),
+        **({"runs": records} if records is not None else {}),
+    }
 
 
 def conditions_summary(records: list[dict], margin: float = MARGIN) -> dict:

@@ -313,7 +313,7 @@ def compare(
     else:
         show(
             out,
-            compare_record(base.to_dict(), summary, shown),
+            compare_record(base.to_dict(), summary, shown, records),
             as_json,
             lambda: render.compare_parts(summary, base.to_dict(), curve_data, shown),
         )
@@ -674,8 +674,8 @@ def runs(file, as_json, as_csv):
     """Summarise a results file: one row per configuration.
 
     Reads any file written by train --out or compare / sweep / tune / table
-    --results, and the records train --json and sweep --json print; each run
-    counts once. results/NAME.jsonl outside the checkout reads the copy
+    --results, and what train, compare, sweep and tune --json print; each run
+    counts once. A file with no readable run record is an error. results/NAME.jsonl outside the checkout reads the copy
     shipped with gradsel. Rows are the configurations (runs equal but for the seed): the
     options that vary across the file, runs, accuracy mean ± 95% CI, mean
     final loss and diverged runs; below, the options every run shares.
@@ -692,7 +692,13 @@ def runs(file, as_json, as_csv):
     if as_json and as_csv:
         raise BadInput("--json and --csv print different things to stdout; choose one")
     out, _ = render.consoles(as_json or as_csv)
-    summary = runs_summary(results.load(file))
+    records = results.load(file)
+    if not records:
+        raise BadInput(
+            f"{printable(file)} holds no run record; give a file written by train --out or --results FILE, or "
+            "the --json output of train, compare, sweep or tune"
+        )
+    summary = runs_summary(records)
     if as_csv:
         emit(out, render.runs_csv(summary))
     else:

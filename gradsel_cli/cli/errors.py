@@ -142,9 +142,21 @@ def _in_ascii(error: UnicodeEncodeError):
     return "".join(ASCII_FOR.get(ch, "?") for ch in text), error.end
 
 
+CLOSED: list[str] = []  # the standard streams that were closed when the command started ("stdout", "stderr")
+
+
 def printable_streams() -> None:
-    """stdout and stderr print what their encoding cannot show in ASCII (see ASCII_FOR) instead of failing."""
+    """stdout and stderr print what their encoding cannot show in ASCII (see ASCII_FOR) instead of failing; a
+    closed one (``>&-``: Python makes it None) writes to the null device, and is noted in CLOSED (what a
+    command prints on it is then one line of error, as any failed write)."""
     import codecs
+    import os
+
+    CLOSED.clear()
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            CLOSED.append(name)
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (lives as long as the process)
 
     # typeshed wants a handler of any UnicodeError; this one is registered for encoding only
     codecs.register_error("gradsel-ascii", _in_ascii)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import os
 
 import click
 
-from .errors import STORED, on_interrupt, stored
+from .errors import CLOSED, STORED, on_interrupt, stored
 
 
 def prepare(threads, err, *figures) -> None:
@@ -52,8 +52,12 @@ def emit(out, output) -> None:
     """Print a command's output: text as it is on stdout, or each Rich part of a list on the `out` console.
     A reader that has gone (a closed pipe) ends the command quietly; any other failed write is one line
     saying what was stored."""
+    import signal
     import sys
 
+    kept = f"stored: {', '.join(STORED)}" if STORED else "nothing was stored"
+    if "stdout" in CLOSED:
+        raise click.ClickException(f"could not write the output to stdout: it is closed ({kept})")
     try:
         if isinstance(output, str):
             click.echo(output, nl=False)
@@ -61,11 +65,10 @@ def emit(out, output) -> None:
             for part in output:
                 out.print(part)
         sys.stdout.flush()
-    except BrokenPipeError:
+    except BrokenPipeError:  # ended as a Unix tool that SIGPIPE ends: no message, exit status 128 + SIGPIPE
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
-        sys.exit(1)
+        sys.exit(128 + getattr(signal, "SIGPIPE", 13))  # 141; Windows has no SIGPIPE
     except OSError as exc:
-        kept = f"stored: {', '.join(STORED)}" if STORED else "nothing was stored"
         raise click.ClickException(f"could not write the output to stdout: {exc.strerror or exc} ({kept})") from None
 
 

@@ -35,11 +35,17 @@ def clean(value) -> str:
     return escape(printable(str(value)))
 
 
+def _reader_gone() -> None:
+    """A closed pipe on stdout is the command's to end (cli/steps.emit: quietly, as SIGPIPE ends a Unix tool)."""
+    raise BrokenPipeError
+
+
 def consoles(quiet: bool = False) -> tuple[Console, Console]:
     """(stdout, stderr) consoles; stderr is silent when quiet. Output that is not a terminal is
     PIPE_WIDTH columns wide (or $COLUMNS), not a width guessed from whatever terminal is around; none
     is narrower than MIN_WIDTH."""
     out, err = Console(), Console(stderr=True, quiet=quiet)
+    out.on_broken_pipe = _reader_gone  # type: ignore[method-assign]  # Rich's own exits with status 1
     for console in (out, err):
         if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
             console.width = PIPE_WIDTH

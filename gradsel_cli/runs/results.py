@@ -337,6 +337,7 @@ def _say(message: str, quiet: bool) -> None:
         warnings.warn(printable(message), StoreWarning, stacklevel=3)
 
 
+SAID_LINES = 5  # skipped lines of a file named one by one; the rest are counted in one line
 MAX_DOCUMENT = 1 << 26  # bytes: a file of JSON documents (--json output) is read whole up to this size
 
 
@@ -388,16 +389,21 @@ def _read(fh, path, redo: bool = False, quiet: bool = False) -> list[dict]:
     redone = " (that run will be redone)" if redo else ""
     found = _documents(fh, path, quiet)
     if found is None:
-        found = []
+        found, skipped = [], 0
         for number, raw in enumerate(_lines(fh), start=1):
             if not raw.strip():
                 continue
             rec, problem = _parse(raw)
             if problem:
-                _say(f"{path}:{number}: {problem}{redone}", quiet)
+                skipped += 1
+                if skipped <= SAID_LINES:
+                    _say(f"{path}:{number}: {problem}{redone}", quiet)
                 continue
             assert rec is not None  # _parse gives a record or a problem
             found.append(rec)
+        if skipped > SAID_LINES:
+            n = skipped - SAID_LINES
+            _say(f"{path}: {n} more line{'s' if n > 1 else ''} skipped, {skipped} in all{redone}", quiet)
     records, seen = [], set()
     for rec in found:
         key = run_key(rec)
@@ -445,18 +451,28 @@ def _documents(fh, path, quiet: bool) -> list[dict] | None:
     except (ValueError, RecursionError):
         return None  # not JSON documents either: read line by line, each bad line named
     records = []
-    for number, value in enumerate((v for d in values for v in (d if isinstance(d, list) else [d])), start=1):
+    for number, value in enumerate((v for d in values for v in _runs_of(d)), start=1):
         problem = check_record(value)
         if problem:
             if isinstance(value, dict) and "config_hash" not in value:
                 problem = (
-                    "a JSON document with no run record (a summary, as compare or tune --json print; "
-                    "store runs with --out or --results FILE)"
+                    "a JSON document with no run record (a summary; the --json of train, compare, sweep and tune "
+                    "holds the runs, and --out or --results FILE stores them)"
                 )
             _say(f"{path}: record {number}: {problem}; skipped", quiet)
             continue
         records.append(upgrade(value))
     return records
+
+
+def _runs_of(document) -> list:
+    """The run records of one JSON document: a list of records, one record, or the output of compare or tune
+    --json (a summary whose "runs" are its records)."""
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict) and "config_hash" not in document and isinstance(document.get("runs"), list):
+        return document["runs"]
+    return [document]
 
 
 def _parse(raw: bytes) -> tuple[dict | None, str | None]:

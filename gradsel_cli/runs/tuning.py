@@ -77,7 +77,7 @@ def tune(
     raw = data.load_mnist_raw() if raw is None else raw
     ds, described = validation_split(raw, base, val_per_class)
     gen = rng(base.seed, "tune")
-    rows, reused = [], 0
+    rows, reused, records = [], 0, []
     for n in range(trials):
         config = base.replace(
             lr=log_uniform(gen, *lr_range), weight_decay=log_uniform(gen, *weight_decay_range)
@@ -91,6 +91,7 @@ def tune(
             record["evaluated_on"] = on
             if store is not None:
                 store.append(record)
+        records.append(record)
         rows.append(
             {
                 "trial": n,
@@ -114,6 +115,7 @@ def tune(
         "best": finished[0] if len(tied) == 1 else None,
         "tied": tied if len(tied) > 1 else [],
         "stored_before": reused,
+        "runs": records,  # every trial's run record, in trial order (what `gradsel runs` reads of tune --json)
     }
 
 
