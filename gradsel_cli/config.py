@@ -32,7 +32,6 @@ def counted(n: int, noun: str, spec: str = "") -> str:
 STUDIES = ("conditions", "subsets")  # `table` presets that are studies of gradsel's own, not a paper's table
 DIGITS_FROM = ("first", "disagree", "random")  # which test images a digit picture shows
 VAL_PER_CLASS = 200  # tune: validation images per class beside the few-shot set (2,000 in all: accuracy in 0.05% steps)
-GRADCHECK_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  # finite-difference steps gradcheck tries
 
 
 # Limits that keep a run within memory: a bigger value would only end in a MemoryError mid-run.
@@ -94,8 +93,8 @@ class TrainConfig:
     init_std: float = option(0.01, "Std of the N(0, std^2) initial weights (--init std).", kind="positive")
     sources: str = option(
         DEFAULT_SOURCES,
-        "alternate, select: the gradient sources they mix, comma-separated (the first: every iteration alternate "
-        "does not give to another; select's ties).",
+        "alternate, select: the gradient sources they mix, comma-separated. The first is the main one: alternate "
+        "uses it on every iteration it gives no other source, and select keeps its update when the losses tie.",
     )
     numeric_every: int = option(
         2, "alternate: every K-th iteration uses the next of the other sources (the second, of two).", low=1
@@ -155,6 +154,9 @@ class TrainConfig:
                 f"sources {self.sources!r} is one gradient source; alternate and select mix two or more: "
                 f"list another, e.g. {DEFAULT_SOURCES}"
             )
+        for name in self.run_sources():
+            if (problem := sources.get(name).problem(self)) is not None:
+                raise ValueError(problem)
         if self.iters * self.batch > MAX_DRAWS:
             raise ValueError(
                 f"iters x batch must be at most {MAX_DRAWS:,} (the mini-batch indices are drawn up "

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import reference as ref
 from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
-from gradsel_cli.config import TrainConfig
+from gradsel_cli.config import Notice, TrainConfig
 from gradsel_cli.numerics import gradcheck, network
 from gradsel_cli.numerics.training import Dataset, batch_indices
 from helpers import BLOCKS, as_blocks, rel_error
@@ -200,3 +200,28 @@ def test_the_exact_gradient_is_not_a_source_to_check(mnist_raw, runner):
     result = runner.invoke(cli, ["gradcheck", "--check", "analytic", "--iters", "2", "--hidden", "3"])
     assert result.exit_code != 0 and not result.stdout
     assert result.stderr.strip().startswith("Error: analytic is the exact gradient"), result.stderr
+
+
+def test_each_source_is_checked_across_its_own_range_by_default(mnist_raw):
+    config = TrainConfig(hidden=3, batch=2, iters=2, test_limit=50)
+    check = gradcheck.gradcheck(config, None, mnist_raw)
+    assert check["steps"] is None
+    for name, entry in check["states"][0]["sources"].items():
+        source = sources.get(name)
+        steps = [r["step"] for r in entry["rows"]]
+        if source.step:
+            assert steps == sorted(source.check_steps("float64"), reverse=True)
+            assert getattr(config, source.step) in steps  # its default step is among them (complex-step's 1e-20)
+            assert entry["refused_steps"] == []
+
+
+def test_a_given_step_a_source_cannot_take_is_left_out_for_it_and_said(mnist_raw):
+    config = TrainConfig(hidden=3, batch=2, iters=2, test_limit=50)
+    with pytest.warns(Notice, match="complex-step is not checked at 1e-320"):
+        check = gradcheck.gradcheck(config, (1e-2, 1e-320), mnist_raw)
+    entries = check["states"][0]["sources"]
+    assert [r["step"] for r in entries["numeric"]["rows"]] == [1e-2, 1e-320]  # a finite difference takes any h
+    assert [r["step"] for r in entries["complex-step"]["rows"]] == [1e-2]
+    assert entries["complex-step"]["refused_steps"] == [1e-320]
+    with pytest.raises(ValueError, match="none of the steps given is one complex-step can take"):
+        gradcheck.gradcheck(config, (1e-320,), mnist_raw, names=["complex-step"])

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import reference as ref
+from gradsel_cli import sources
+from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
 from gradsel_cli.numerics import network, threads, training
 from gradsel_cli.sources import complex_step
@@ -95,3 +97,39 @@ def test_every_command_takes_it(runner):
     assert [list(s["sources"]) for s in states] == [["numeric", "complex-step"]] * 2
     rows = states[0]["sources"]["complex-step"]["rows"]
     assert rows[-1]["all"]["rel_diff"] < 1e-13  # h = 1e-20: exact to rounding, where a finite difference is noise
+
+
+@pytest.mark.parametrize(
+    "precision, h, said",
+    [
+        ("float64", 1e-320, "below 1e-292"),  # subnormal: h times a gradient entry underflows
+        ("float64", 1e300, "above 1"),  # no derivative: gradcheck's relative error was 1.0
+        ("float32", 1e-50, "below 1e-31"),  # rounds to 0 in float32: every entry was NaN
+        ("float32", 1e-33, "below 1e-31"),
+    ],
+)
+def test_a_step_the_precision_cannot_carry_is_refused_before_any_run(precision, h, said, runner):
+    config = TrainConfig(method="complex-step", precision=precision, cs_step=h)
+    with pytest.raises(ValueError, match=said):
+        config.validate()
+    select = TrainConfig(method="select", sources="analytic,complex-step", precision=precision, cs_step=h)
+    with pytest.raises(ValueError, match="--cs-step"):
+        select.validate()
+    result = runner.invoke(cli, ["train", "--method", "complex-step", "--precision", precision, "--cs-step", str(h)])
+    assert result.exit_code == 2 and result.stderr.startswith("Error: --cs-step") and not result.stdout
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_its_default_step_and_its_whole_gradcheck_range_are_taken_in_either_precision(precision, mnist_batch):
+    config = TrainConfig(method="complex-step", precision=precision).validate()
+    source = sources.get("complex-step")
+    steps = source.check_steps(precision)
+    assert config.cs_step in steps and min(steps) <= 1e-30 and max(steps) >= 1e-1
+    assert all(source.problem(config.replace(cs_step=h)) is None for h in steps)
+    x, y = mnist_batch
+    params = network.init_params(5, seed=0, dtype=precision)
+    exact, _ = network.analytic_gradient(params, x.astype(precision), y, network.settings(config), return_loss=True)
+    tiny = config.replace(cs_step=min(steps))
+    g, _ = source.gradient(params, x.astype(precision), y, network.settings(tiny))
+    assert np.all(np.isfinite(g.flat))
+    assert np.linalg.norm(g.flat - exact.flat) <= 1e3 * np.finfo(precision).eps * np.linalg.norm(exact.flat)

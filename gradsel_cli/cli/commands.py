@@ -17,7 +17,6 @@ from .. import papers, sources
 from ..config import (
     CELL_KEYS,
     DIGITS_FROM,
-    GRADCHECK_STEPS,
     STUDIES,
     VAL_PER_CLASS,
     TrainConfig,
@@ -583,16 +582,27 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
         raise click.ClickException(cast(str, nothing_worked(summary)))  # not None: tested just above
 
 
+def _steps_text(source) -> str:
+    """A source's own gradcheck steps in float64, as --help says them: 1e-2 to 1e-8."""
+    steps = source.check_steps("float64")
+    return f"{max(steps):g} to {min(steps):g}"
+
+
 @cli.command()
 @config_options(*CELL_KEYS)
 @config_options("iters", "lr", iters={"default": 2000, "help": "Iterations of exact training before the second check."})
-@list_option(
+@click.option(
     "--steps",
-    ",".join(f"{h:g}" for h in GRADCHECK_STEPS),
-    comma_list(Finite(), "1e-3,1e-5"),
-    "Steps h to try, comma-separated: each checked source's own step option (numeric's --fd-step...) set to "
-    "each (--fd-step here too, as before there were several sources).",
     "--fd-step",
+    "steps",
+    multiple=True,
+    metavar="LIST",
+    callback=lambda ctx, param, value: comma_list(Finite(), "1e-3,1e-5")(ctx, param, value) if value else None,
+    help="Steps h to try, comma-separated, for every checked source that has one (numeric's --fd-step, "
+    "complex-step's --cs-step); a step a source cannot take in the precision is left out for it. "
+    "[default: each source across its own range: "
+    + "; ".join(f"{s.name} {_steps_text(s)}" for s in sources.REGISTRY.values() if s.step)
+    + " (float64)]",
 )
 @list_option(
     "--check",
@@ -642,7 +652,7 @@ def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
     with render.progress_bar(err, config.iters, sources.exact()) as update:
         check = run_check(
             config,
-            sorted(steps, reverse=True),
+            steps,
             raw,
             progress=lambda d, t, loss: update(d, t, loss=loss),
             names=to_check,

@@ -11,11 +11,12 @@ against h is V-shaped. The config's precision, finite-difference arithmetic and
 loss epsilon apply (the exact gradient, as in training, ignores the loss epsilon).
 """
 
+import warnings
+
 import numpy as np
 
 from .. import data, sources
-from ..config import GRADCHECK_STEPS as DEFAULT_STEPS
-from ..config import TrainConfig
+from ..config import Notice, TrainConfig
 from . import network
 from .network import Params
 from .training import Dataset, batch_indices, train
@@ -43,25 +44,42 @@ def compare(numeric: np.ndarray, analytic: np.ndarray) -> dict:
     return {"rel_diff": _finite_or_none(rel), "cosine": _finite_or_none(cos), "one_minus_cosine": _finite_or_none(gap)}
 
 
-def check_steps(params: Params, x, y, steps=DEFAULT_STEPS, config: TrainConfig | None = None, source: str = "") -> list:
+def check_steps(params: Params, x, y, steps=None, config: TrainConfig | None = None, source: str = "") -> list:
     """For each step h (the source's step option set to it; one row without h for a source that has none): per
-    block and over all weights, the source's gradient against the exact one (sources.exact()).
+    block and over all weights, the source's gradient against the exact one (sources.exact()). `steps` None:
+    the source's own range (Source.check_steps) in the precision of `config`; steps the source refuses
+    (Source.problem: a step its precision cannot carry) are left out.
 
     x : (B, n_in) float, y : (B,) int; both gradients in the precision of `params`.
     """
     config = TrainConfig() if config is None else config
     chosen = sources.get(source or _first_other())
-    if not steps:
-        raise ValueError("give at least one finite-difference step")
+    if steps is not None and not len(steps):
+        raise ValueError("give at least one step")
     exact, _ = sources.get(sources.exact()).gradient(params, x, y, network.settings(config))
     rows = []
     option = chosen.step
-    for h in steps if option else (None,):
+    for h in usable_steps(chosen.name, steps, config)[0] if option else (None,):
         settings = network.settings(config if option is None else config.replace(**{option: h}))
         g, _ = chosen.gradient(params, x, y, settings)
         blocks = {name: compare(getattr(g, name), getattr(exact, name)) for name in BLOCKS}
         rows.append({"step": None if h is None else float(h), "blocks": blocks, "all": compare(g.flat, exact.flat)})
     return rows
+
+
+def usable_steps(name: str, steps, config: TrainConfig) -> tuple[list[float], list[float]]:
+    """(the steps source `name` is checked at, largest first; those of `steps` it refuses): `steps` None is its
+    own range in the config's precision."""
+    source = sources.get(name)
+    if source.step is None:
+        return [], []
+    given = source.check_steps(config.precision) if steps is None else steps
+    usable: list[float] = []
+    refused: list[float] = []
+    for h in sorted((float(h) for h in given), reverse=True):
+        refused_here = source.problem(config.replace(**{source.step: h})) is not None
+        (refused if refused_here else usable).append(h)
+    return usable, refused
 
 
 def _first_other() -> str:
@@ -74,10 +92,11 @@ def best_step(rows: list[dict]) -> float | None:
     return min(scored)[1] if scored else None
 
 
-def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None, names=None) -> dict:
+def gradcheck(config: TrainConfig, steps=None, raw=None, progress=None, names=None) -> dict:
     """Relative error and cosine per block (and step, for a source with one) of every source but the exact
     gradient (or of `names`), at initialisation and after `config.iters` iterations of exact training, on the
-    first mini-batch of the run.
+    first mini-batch of the run. Each source is checked at `steps`, or by default (None) across its own range
+    (Source.check_steps); a given step a source refuses is left out of its rows and listed ("refused_steps").
 
     Only the plain network is checked (no dropout or batch norm); ``progress(done, total, loss)``
     follows the training.
@@ -94,6 +113,19 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None,
     names = list(names or others)
     for n in names:
         sources.get(n)
+    if steps is not None and not len(steps):
+        raise ValueError("give at least one step")
+    for n in names:
+        source = sources.get(n)
+        usable, refused = usable_steps(n, steps, config)
+        if source.step is None:
+            continue
+        why = source.problem(config.replace(**{source.step: refused[-1]})) if refused else None
+        if not usable:
+            raise ValueError(f"none of the steps given is one {n} can take in {config.precision} ({why})")
+        if refused:
+            said = ",".join(f"{h:.3g}" for h in refused)
+            warnings.warn(f"{n} is not checked at {said}: {why}", Notice, stacklevel=2)
     ds = Dataset.for_config(data.load_mnist_raw() if raw is None else raw, config)
     idx = batch_indices(config, len(ds.y_train))[0]
     x, y = ds.x_train[idx], ds.y_train[idx]  # (B, 784), (B,)
@@ -110,6 +142,7 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None,
                 "step_option": sources.get(n).step,
                 "rows": rows,
                 "best_step": best_step(rows),
+                "refused_steps": usable_steps(n, steps, config)[1],
             }
         states.append(
             {
@@ -122,6 +155,6 @@ def gradcheck(config: TrainConfig, steps=DEFAULT_STEPS, raw=None, progress=None,
     return {
         "config": config.to_dict(),
         "exact": sources.exact(),
-        "steps": [float(h) for h in steps],
+        "steps": None if steps is None else sorted((float(h) for h in steps), reverse=True),  # None: each its own
         "states": states,
     }

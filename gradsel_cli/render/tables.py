@@ -112,7 +112,7 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
         source = sources.get(n)
         if not source.bench_columns:
             continue
-        own = titled_table(f"{n}: its own measurements", **COMPACT)
+        own = titled_table(source.bench_title or f"{n}: further measurements", **COMPACT)
         for col in ("H", "B", *(header for header, _, _ in source.bench_columns)):
             number_column(own, col)
         for r in rows:

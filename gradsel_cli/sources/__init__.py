@@ -56,10 +56,16 @@ class Source:
     # bench(params, x, y, settings, repeat, seed, seconds per gradient) -> its own measurements, and how `gradsel
     # bench` shows them: (column header, key, format) of each; None: only its time per call
     step: str | None = None  # its option that is a step h, which gradcheck varies (None: it has none)
+    # check_steps(precision) -> the steps h gradcheck tries by default, largest first: its own meaningful range
+    check_steps: Callable[[str], tuple[float, ...]] = lambda precision: ()
+    # problem(config) -> what is wrong with the config's values of its options (a step the precision cannot
+    # carry, say), as the one line of a ValueError with its remedy; None: nothing (checked for the run's sources)
+    problem: Callable[[Any], str | None] = lambda config: None
     truncation: Callable[[dict], int] = lambda config: 2  # the power of h in its truncation error (a config dict)
     bench: Callable[..., dict] | None = None
     bench_columns: tuple[tuple[str, str, str], ...] = ()
     bench_notes: tuple[str, ...] = ()  # what its columns mean
+    bench_title: str = ""  # the title of its table of bench_columns (what they measure)
 
 
 def _discover() -> dict[str, Source]:

@@ -84,6 +84,42 @@ def _cost(hidden: int, batch: int, lit: float) -> float:
     return 4 * (hidden * (lit + batch) * n_out + (hidden + 1) * n_out * batch) / forward
 
 
+MAX_CS_STEP = 1.0  # above it the truncation error (of order h^2 relative) swamps the derivative: no derivative at all
+
+
+def smallest_step(precision: str) -> float:
+    """The smallest step h the complex step carries in `precision`: Im L(w + ih) is h times the derivative, and
+    for a derivative entry down to the precision's epsilon that product must stay a normal number (else it is
+    subnormal, losing digits, or 0: every entry NaN); tiny / eps, about 1e-292 in float64 and 1e-31 in float32."""
+    import numpy as np
+
+    info = np.finfo(precision)
+    return float(info.tiny) / float(info.eps)
+
+
+def _problem(config) -> str | None:
+    """A --cs-step the run's precision cannot carry, or one too large to be a derivative."""
+    h, low = float(config.cs_step), smallest_step(config.precision)
+    if h < low:
+        return (
+            f"--cs-step {h:.3g} is below {low:.0e}, the smallest step {config.precision} carries through the complex "
+            "step (h times a gradient entry would underflow: the gradient is lost or NaN); use the default 1e-20"
+        )
+    if h > MAX_CS_STEP:
+        return (
+            f"--cs-step {h:.3g} is above {MAX_CS_STEP:g}: the complex step's truncation error (of order h^2) swamps "
+            "the derivative; use the default 1e-20"
+        )
+    return None
+
+
+def _check_steps(precision: str) -> tuple[float, ...]:
+    """From truncation error (h near 1e-1, falling as h^2) down to the floor of rounding, past the default 1e-20
+    to 1e-30 (both precisions carry it): the complex step's own range. Smaller steps down to smallest_step
+    give the floor too, and can be asked for with --steps."""
+    return (1e-1, 1e-2, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 1e-16, 1e-20, 1e-30)
+
+
 def _fused():
     from ..kernels.complex_step import _complex_step_fused
 
@@ -103,6 +139,8 @@ SOURCE = Source(
     reads=("cs_step",),
     knobs=lambda config: Knobs(float(config.cs_step)),
     step="cs_step",
+    check_steps=_check_steps,
+    problem=_problem,
     fused=_fused,
     dense=True,
     work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k),

@@ -238,6 +238,8 @@ SOURCE = Source(
         ),
     },
     placed={"fd_step": "init_std", "fd_scheme": "init_std", "fd_arith": "precision"},
+    # from truncation error (large h) through the best step to rounding error (small h): the V of the check
+    check_steps=lambda precision: (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8),
     # fd_arith is kept as given in runs without the numeric gradient: stored runs are keyed with it
     reads=("fd_step", "fd_scheme"),
     knobs=knobs,
@@ -253,6 +255,7 @@ SOURCE = Source(
         ("exps", "exponentials", "M"),
         ("ns /\nexp", "ns_per_exponential", ".2f"),
     ),
+    bench_title="numeric: against the textbook's loop, and its exponentials",
     bench_notes=(
         "naive: the textbook numerical gradient (a weight at a time, full forward",
         "pass), timed on a sample of weights and extrapolated above 3 s a call",
