@@ -8,6 +8,7 @@ The loader finds the data in this order: an explicit directory, the
 import gzip
 import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,7 @@ def _read_bytes(directory: Path, stem: str, size: int) -> tuple[memoryview, Path
                         if not n:
                             break
                         got += n
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            except (OSError, EOFError, zlib.error) as exc:  # a damaged gzip: bad header (OSError) or stream
                 raise DataError(f"{path}: cannot be read ({exc}); restore it from a fresh copy of the data") from None
             return view[:got], path
     raise DataError(f"{directory}: missing {stem}(.gz); put the four MNIST IDX files there or pass another --data-dir")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gradsel_cli import data
+from gradsel_cli.cli.commands import cli
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # data/mnist/README.md
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -190,6 +191,27 @@ def test_a_damaged_file_is_a_value_error_to_the_library_caller(copy_dir, idx_byt
         assert "train-labels-idx1-ubyte" in str(exc)
     else:
         raise AssertionError("a label out of range was read without an error")
+
+
+def _bad_stream(compressed: bytes) -> bytes:
+    """A gzip file whose header is sound and whose deflate stream is not."""
+    bad = bytearray(compressed)
+    for i in range(20, 60):
+        bad[i] ^= 0xFF
+    return bytes(bad)
+
+
+@pytest.mark.parametrize("key", ["test-labels", "test-images"])
+def test_a_bad_deflate_stream_is_one_data_error_and_one_line_from_the_cli(key, copy_dir, idx_bytes, runner):
+    stem = STEMS[key]
+    os.remove(copy_dir / f"{stem}.gz")
+    (copy_dir / f"{stem}.gz").write_bytes(_bad_stream(gzip.compress(idx_bytes[key])))
+    with pytest.raises(data.DataError, match=rf"{stem}.gz: cannot be read .*decompress"):
+        data.read_idx(copy_dir, key)
+    for args in (["train", "--iters", "2"], ["compare", "--iters", "2", "--seeds", "1", "--show-digits", "2"]):
+        result = runner.invoke(cli, [*args, "--data-dir", str(copy_dir)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and stem in result.stderr
 
 
 # --- where the data comes from -------------------------------------------------

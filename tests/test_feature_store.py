@@ -219,6 +219,18 @@ def test_a_gzipped_results_file_reads_as_the_plain_one(record, tmp_path):
     assert results.load(packed) == results.load(plain)
 
 
+def test_a_gzipped_results_file_with_a_bad_stream_is_one_store_error(record, runner, tmp_path):
+    packed = bytearray(gzip.compress((json.dumps(record) + "\n").encode() * 20))
+    for i in range(20, 60):
+        packed[i] ^= 0xFF
+    path = tmp_path / "r.jsonl.gz"
+    path.write_bytes(bytes(packed))
+    with pytest.raises(results.StoreError, match="cannot read"):
+        results.load(path)
+    got = runner.invoke(cli, ["runs", str(path)])
+    assert got.exit_code != 0 and got.stderr.strip().startswith("Error: cannot read"), got.output
+
+
 # --- warnings and half-written files -----------------------------------------------
 
 

@@ -29,3 +29,35 @@ def test_a_dropped_interrupt_during_the_warm_up_stops_the_run_with_the_one_line(
     assert result.exit_code == 130 and "Interrupted" in result.stderr
     assert "test accuracy" not in result.stdout  # stopped before the run, not after it
     interrupts.clear()
+
+
+@pytest.mark.parametrize("command", ["compare", "tune"])
+def test_ctrl_c_before_anything_finished_says_nothing_was_stored_and_after_that_it_is_kept(
+    command, runner, monkeypatch, tmp_path
+):
+    from gradsel_cli.runs import tuning
+
+    path = tmp_path / "cmp.jsonl"
+    stop = {"after": 0}
+    run = training.train
+
+    def train(*args, **kwargs):  # Ctrl-C as the (stop["after"] + 1)-th run starts
+        if stop["after"] == 0:
+            raise KeyboardInterrupt
+        stop["after"] -= 1
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(tuning, "train", train)
+    args = [command, "--iters", "5", "--hidden", "3", "--test-limit", "50", "--results", str(path)]
+    args += ["--seeds", "3", "--workers", "1"] if command == "compare" else ["--trials", "3"]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 130
+    what = "trials" if command == "tune" else "runs"
+    said = first.stderr.strip().splitlines()[-1]
+    assert said == f"Interrupted before any of the {what} finished; nothing was stored in {path}."
+    assert not path.exists() or path.stat().st_size == 0
+    stop["after"] = 1
+    second = runner.invoke(cli, args)
+    assert second.exit_code == 130 and path.stat().st_size > 0
+    assert "are kept in" in second.stderr.strip().splitlines()[-1] and "resume" in second.stderr

@@ -24,7 +24,7 @@ from ..config import (
     setting_keys,
 )
 from ..text import printable
-from .errors import BadInput, Group, library_errors, on_interrupt
+from .errors import BadInput, Group, kept_note, library_errors, on_interrupt
 from .options import (
     Finite,
     Whole,
@@ -550,11 +550,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     refuse_unread([config])
     raw = load_mnist_raw(data_dir)
     prepare(threads, err)
-    on_interrupt(
-        f"Interrupted; the finished trials are kept in {results_file}."
-        if results_file
-        else "Interrupted; no trial was stored (give --results FILE to keep them)."
-    )
+    on_interrupt(kept_note(results_file, "trials"))
     stored(results_file)
     with render.progress_bar(err, trials, "tune", unit="") as update:
         summary = run_tune(

@@ -6,9 +6,11 @@ turns it into a one-line error with the remedy, never a traceback.
 
 import contextlib
 import functools
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
 import click
@@ -64,12 +66,31 @@ def stored(path) -> None:
         STORED.append(str(path))
 
 
-_INTERRUPT_NOTE = ["Interrupted."]  # what Ctrl-C leaves behind; a command that writes as it goes says so
+_INTERRUPT_NOTE: list[Any] = ["Interrupted."]  # what Ctrl-C leaves behind; a command that writes as it goes says so
 
 
-def on_interrupt(note: str) -> None:
-    """What Ctrl-C prints from now on: what was kept, and how to go on."""
+def on_interrupt(note) -> None:
+    """What Ctrl-C prints from now on: what was kept, and how to go on; a function is asked at that moment
+    (what is kept depends on how far the command got)."""
     _INTERRUPT_NOTE[0] = note
+
+
+def kept_note(path, what: str = "runs") -> Callable[[], str]:
+    """The Ctrl-C note of a command that appends `what` to the file `path` as they finish: they are kept and the
+    same command resumes, or, when none has been stored yet, that nothing was."""
+
+    def note() -> str:
+        try:
+            has = path is not None and os.path.getsize(path) > 0
+        except OSError:
+            has = False
+        if has:
+            return f"Interrupted; the finished {what} are kept in {path}: run the same command again to resume."
+        if path is not None:
+            return f"Interrupted before any of the {what} finished; nothing was stored in {path}."
+        return f"Interrupted; none of the {what} was stored (give --results FILE to keep them as they finish)."
+
+    return note
 
 
 def caused_by_interrupt(exc: BaseException | None) -> bool:
@@ -85,7 +106,8 @@ def caused_by_interrupt(exc: BaseException | None) -> bool:
 
 def interrupted():
     """Ctrl-C: the interrupt note on stderr, exit code 130."""
-    click.echo(f"\n{_INTERRUPT_NOTE[0]}", err=True)
+    note = _INTERRUPT_NOTE[0]
+    click.echo(f"\n{note() if callable(note) else note}", err=True)
     sys.exit(130)
 
 

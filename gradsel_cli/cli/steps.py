@@ -8,7 +8,7 @@ import os
 
 import click
 
-from .errors import CLOSED, STORED, on_interrupt, stored
+from .errors import CLOSED, STORED, kept_note, on_interrupt, stored
 
 
 def prepare(threads, err, *figures) -> None:
@@ -120,11 +120,7 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
         grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points, grid["timeout"]
     )
     executor.notify = lambda note: say(err, note)  # waiting for a Dask worker, --workers capped
-    on_interrupt(
-        f"Interrupted; the finished runs are kept in {results_file}: run the same command again to resume."
-        if results_file
-        else "Interrupted; no run was stored (give --results FILE to keep finished runs)."
-    )
+    on_interrupt(kept_note(results_file, "runs"))
     stored(results_file)
     already = []
     with render.progress_bar(err, len(configs), label, unit="") as update:

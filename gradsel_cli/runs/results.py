@@ -25,6 +25,7 @@ import os
 import re
 import stat
 import warnings
+import zlib
 from pathlib import Path
 
 from ..config import Notice
@@ -366,7 +367,7 @@ def load(path, redo: bool = False, quiet: bool = False) -> list[dict]:
     try:
         with fh:
             return _read(fh, path, redo, quiet)
-    except (OSError, EOFError) as exc:  # a damaged .gz
+    except (OSError, EOFError, zlib.error) as exc:  # a damaged .gz: its header (OSError), cut, or its stream
         raise StoreError(f"cannot read {printable(str(path))}: {exc}") from None
 
 
