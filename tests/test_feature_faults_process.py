@@ -241,6 +241,33 @@ def test_an_encoding_that_is_not_unicode_gets_ascii_for_what_it_cannot_show(enco
     assert "runs" in shown.stdout.decode(encoding)  # all in the encoding: ASCII for what it cannot show
 
 
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"},  # a minimal container
+        {"PYTHONIOENCODING": "ascii:surrogateescape"},
+    ],
+    ids=["C-locale", "ascii-surrogateescape"],
+)
+def test_the_c_locale_without_utf8_mode_runs_with_ascii_output(env, tmp_path):
+    out = tmp_path / "run.jsonl"
+    ours = ("LC_", "LANG", "PYTHONUTF8", "PYTHONIOENCODING")  # the locale of the test run itself left out
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(ours)}, **env}
+    result = subprocess.run(
+        [sys.executable, "-m", "gradsel_cli", "train", *TINY, "--out", str(out)],
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"Traceback" not in result.stderr and b"codec" not in result.stderr
+    assert b"test accuracy" in result.stdout and max(result.stdout) < 128  # ASCII only
+    shown = subprocess.run(
+        [sys.executable, "-m", "gradsel_cli", "runs", str(out)], capture_output=True, env=env, timeout=300
+    )
+    assert shown.returncode == 0 and b"1 run" in shown.stdout and max(shown.stdout) < 128, shown.stderr
+
+
 @pytest.mark.parametrize("columns", ["1", "2", "3", "9"])
 @pytest.mark.parametrize(
     "command",

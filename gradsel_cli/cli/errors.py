@@ -182,8 +182,13 @@ def printable_streams() -> None:
 
     # typeshed wants a handler of any UnicodeError; this one is registered for encoding only
     codecs.register_error("gradsel-ascii", _in_ascii)  # type: ignore[arg-type]
+    # Not only "strict": under the C locale without UTF-8 mode (LC_ALL=C PYTHONUTF8=0, minimal containers) Python
+    # gives stdio ASCII with "surrogateescape", which fails on any other character just the same.
     for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) == "strict" and "utf" not in str(getattr(stream, "encoding", "")).lower():
+        if (
+            getattr(stream, "errors", None) in ("strict", "surrogateescape")
+            and "utf" not in str(getattr(stream, "encoding", "")).lower()
+        ):
             try:
                 cast(Any, stream).reconfigure(errors="gradsel-ascii")  # not every stream has it: caught below
             except (AttributeError, ValueError, OSError):
