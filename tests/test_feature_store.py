@@ -231,6 +231,27 @@ def test_a_gzipped_results_file_with_a_bad_stream_is_one_store_error(record, run
     assert got.exit_code != 0 and got.stderr.strip().startswith("Error: cannot read"), got.output
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["compare", "--methods", "analytic", "--seeds", "1", "--results", "FILE"],
+        ["sweep", "--seeds", "1", "--workers", "1", "--results", "FILE"],
+        ["tune", "--trials", "1", "--results", "FILE"],
+        ["train", "--out", "FILE"],
+        ["table", "--results", "FILE"],
+    ],
+)
+@pytest.mark.parametrize("content", [b"my notes\n", b"\x89PNG\r\n\x1a\n\x00\x01", b'{"config": {}, "methods": []}\n'])
+def test_a_file_that_holds_no_run_record_is_neither_read_as_results_nor_appended_to(command, content, runner, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    small = [] if command[0] == "table" else TINY  # a table's cells are its preset's
+    got = runner.invoke(cli, [*(str(path) if a == "FILE" else a for a in command), *small])
+    assert got.exit_code == 2, got.output
+    assert got.stderr.strip().splitlines()[-1].startswith(f"Error: {path} holds no run record"), got.stderr
+    assert path.read_bytes() == content  # nothing appended
+
+
 # --- warnings and half-written files -----------------------------------------------
 
 

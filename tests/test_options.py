@@ -300,12 +300,16 @@ def test_a_fraction_refuses_nan_at_the_option(runner):
             "choose --method complex-step",
         ),
         (["tune", "--method", "analytic", "--fd-step", "1e-3"], "--fd-step", "choose --method numeric"),
+        (["gradcheck", "--check", "complex-step", "--fd-scheme", "forward"], "--fd-scheme", "add numeric to --check"),
+        (["table", "--cs-step", "1e-10"], "--cs-step", "the preset's methods: analytic, alternate"),
+        (["table", "--preset", "select", "--numeric-every", "3"], "--numeric-every", "drop --numeric-every"),
         (["tune", "--lr", "0.5"], "--lr", "--lr-range"),
         (["tune", "--weight-decay", "0.5"], "--weight-decay", "--weight-decay-range"),
     ],
 )
 def test_an_option_no_run_of_the_command_reads_is_refused_in_one_line(args, flag, remedy, runner):
-    result = invoke(runner, *args, "--iters", "3", "--hidden", "3", "--test-limit", "50")
+    small = {"gradcheck": ["--iters", "2", "--hidden", "3"], "table": []}
+    result = invoke(runner, *args, *small.get(args[0], ["--iters", "3", "--hidden", "3", "--test-limit", "50"]))
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
     assert "\n" not in line and line.startswith(f"Error: {flag}") and remedy in line, line

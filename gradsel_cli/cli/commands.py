@@ -125,6 +125,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
     refuse_unread([config])
     npz = save_model and model_path(save_model)
     results.probe(plot, out, npz)
+    results.check_store(out)
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)
     on_interrupt("Interrupted; nothing was written (train writes its outputs when the run ends).")
@@ -435,6 +436,7 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
     out, err = render.consoles(quiet)
     grid = grid_from(opts)
     base = config_from(opts)
+    refuse_unread(preset_trials(preset, base, range(1)), None)
     shipped = None if results_file else results.shipped_path(preset)
     path = Path(results_file) if results_file else results.user_path(preset)  # the user's runs: read, written
     if results_file and not run_missing:
@@ -443,6 +445,11 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
             raise BadInput(
                 f"{printable(results_file)} does not exist; give an existing results file with "
                 "--results, or add --run to compute the runs into it"
+            )
+        if results.holds_no_record(path):
+            raise BadInput(
+                f"{printable(results_file)} holds no run record; give a results file (train --out, --results) "
+                "with --results"
             )
     if run_missing:
         prepare(threads, err)
@@ -642,6 +649,7 @@ def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
 
     out, err = render.consoles(quiet or as_json)
     config = config_from(opts, method=sources.exact(), test_limit=1000)
+    refuse_unread([config.replace(method=n) for n in to_check if n != sources.exact()], "--check")
     results.probe(plot)
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)

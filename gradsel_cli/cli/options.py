@@ -401,9 +401,11 @@ def not_offered(flag: str, remedy: str):
     return click.option(flag, hidden=True, expose_value=False, default=None, callback=refuse)
 
 
-def refuse_unread(configs) -> None:
+def refuse_unread(configs, chooser: str | None = "--method") -> None:
     """A policy's or a source's option given on the command line that none of `configs` (the runs of the
-    command) reads is an error naming who reads it: accepted and then ignored, it would only mislead."""
+    command) reads is an error naming who reads it: accepted and then ignored, it would only mislead.
+    `chooser`: the option that chose the runs (--method, gradcheck's --check; None: the command's own, as a
+    table preset's), named in the remedy."""
     ctx = click.get_current_context()
     given = {k for k in ctx.params if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)}
     readers = {k: list(v) for k, v in POLICY_READS.items()}
@@ -414,15 +416,17 @@ def refuse_unread(configs) -> None:
     methods = ",".join(sorted({c.method for c in configs}, key=METHOD_NAMES.index))
     for k in sorted(given & set(readers) - read):
         flag, who = "--" + k.replace("_", "-"), readers[k]
-        if k in POLICY_READS:
-            remedy = f"choose --method {' or '.join(who)}"
+        if chooser is None:
+            remedy, runs = "", f"the preset's methods: {methods.replace(',', ', ')}"
+        elif chooser == "--check":
+            remedy, runs = f" or add {' or '.join(who)} to --check", f"--check {methods}"
+        elif k not in POLICY_READS and "sources" in read:
+            remedy, runs = f" or add {' or '.join(who)} to --sources", f"--method {methods}"
         else:
-            remedy = (
-                f"add {' or '.join(who)} to --sources" if "sources" in read else f"choose --method {' or '.join(who)}"
-            )
+            remedy, runs = f" or choose --method {' or '.join(who)}", f"--method {methods}"
         raise click.UsageError(
             f"{flag} is read only by {', '.join(who)}, and no run here uses "
-            f"{'it' if len(who) == 1 else 'any of them'} (--method {methods}); drop {flag} or {remedy}"
+            f"{'it' if len(who) == 1 else 'any of them'} ({runs}); drop {flag}{remedy}"
         )
 
 

@@ -255,6 +255,7 @@ class Store:
     """
 
     def __init__(self, path):
+        check_store(path)
         self.path = Path(path)
         self.seen: set[str] = set()
         self.offset = 0  # bytes of the file already looked at
@@ -302,6 +303,27 @@ class Store:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def holds_no_record(path) -> bool:
+    """Whether `path` is a file with content but not one run record (notes, a figure, a summary)."""
+    if path is None or not Path(path).is_file() or load(path, quiet=True):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return any(line.strip() for line in fh)
+    except OSError:
+        return False  # unreadable: the reader or the append says why
+
+
+def check_store(path) -> None:
+    """StoreError when `path` holds content but no run record: runs appended to it would be mixed into a file
+    that is not a results file."""
+    if holds_no_record(path):
+        raise StoreError(
+            f"{printable(str(path))} holds no run record; runs are appended only to a results file: give a new "
+            "file name or an existing results file"
+        )
 
 
 def _terminate_cut_line(fd: int, size: int) -> None:
