@@ -1,6 +1,7 @@
 """Nothing is lost: a grid killed with SIGKILL at random moments and resumed, a Dask worker killed mid-grid,
 broken results files, broken MNIST files."""
 
+import errno
 import gzip
 import importlib
 import json
@@ -337,20 +338,39 @@ def test_1_a_results_file_that_cannot_be_created_is_one_line_before_the_first_ru
     one_line_error(result, "File name too long")
 
 
-def test_1_a_write_that_fails_after_training_is_named_and_the_other_outputs_are_written(runner, tmp_path):
-    # /proc/version opens for writing (even for root) and every write to it fails with EIO: a disk that breaks
-    # after the up-front check. The model must still be saved.
-    model = tmp_path / "model.npz"
-    result = runner.invoke(cli, ["train", *SMALL, "--out", "/proc/version", "--save-model", str(model)])
-    assert result.exit_code == 2
-    one_line_error(result, "/proc/version", "Input/output error", "other outputs were written")
-    assert set(np.load(model)) >= {"W1", "b1", "W2", "b2"}
+def _disk_breaks(monkeypatch):
+    """Every write of a record fails with EIO from now on: a disk that breaks after the up-front checks."""
+
+    def fails(fd, data):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(results, "_write_all", fails)
 
 
-def test_1_a_grid_whose_results_file_fails_mid_run_stops_with_one_line(runner):
-    result = runner.invoke(cli, ["sweep", "--seeds", "2", *SMALL, "--workers", "1", "--results", "/proc/version"])
+def test_1_a_write_that_fails_after_training_is_named_and_the_other_outputs_are_written(runner, tmp_path, monkeypatch):
+    model, out = tmp_path / "model.npz", tmp_path / "runs.jsonl"
+    _disk_breaks(monkeypatch)
+    result = runner.invoke(cli, ["train", *SMALL, "--out", str(out), "--save-model", str(model)])
     assert result.exit_code == 2
-    one_line_error(result, "/proc/version", "resume")
+    one_line_error(result, str(out), "Input/output error", "other outputs were written")
+    assert set(np.load(model)) >= {"W1", "b1", "W2", "b2"}  # the model is still saved
+    assert not out.exists() or out.read_bytes() == b""  # and no half record
+
+
+def test_1_a_grid_whose_results_file_fails_mid_run_stops_with_one_line(runner, tmp_path, monkeypatch):
+    out = tmp_path / "runs.jsonl"
+    _disk_breaks(monkeypatch)
+    result = runner.invoke(cli, ["sweep", "--seeds", "2", *SMALL, "--workers", "1", "--results", str(out)])
+    assert result.exit_code == 2
+    one_line_error(result, str(out), "resume")
+
+
+def test_1_a_file_that_is_not_results_is_refused_before_any_run(runner, monkeypatch):
+    no_training(monkeypatch)  # /proc/version: it opens for writing, and holds a line of text, no run record
+    for command in (["train", *SMALL, "--out"], ["sweep", "--seeds", "2", *SMALL, "--workers", "1", "--results"]):
+        result = runner.invoke(cli, [*command, "/proc/version"])
+        assert result.exit_code == 2
+        one_line_error(result, "/proc/version", "holds no run record")
 
 
 @pytest.mark.parametrize("device", ["/dev/null", "/dev/full", "/dev/zero", "fifo"])
@@ -552,6 +572,23 @@ def test_14_the_divergence_message_names_the_setting_at_fault(args, names, not_b
     hint = result.stderr.split("not finite.")[1]
     assert names in hint
     assert not_blamed not in hint.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "config, names",
+    [
+        (dict(method="numeric", fd_step=1e-300), "--fd-step 1e-300"),
+        (dict(method="alternate", sources="analytic,numeric", fd_step=0.5), "--fd-step 0.5"),
+        (dict(method="complex-step", cs_step=0.5), "--cs-step 0.5"),
+        (dict(method="select", sources="analytic,complex-step", cs_step=0.5), "--cs-step 0.5"),
+        (dict(method="complex-step"), "--lr"),  # its default step: nothing of its own to suspect
+        (dict(method="select", sources="analytic,complex-step", fd_step=1e-300), "--lr"),  # numeric does not run
+    ],
+)
+def test_14_the_divergence_hint_names_the_source_option_at_fault(config, names):
+    hint = training.divergence_hint(TrainConfig(**config))
+    assert names in hint
+    assert ("--lr" in hint) is (names == "--lr")
 
 
 def test_14_tune_blames_val_per_class_when_it_is_too_large(runner):

@@ -403,9 +403,6 @@ def _umask() -> int:
     return mask
 
 
-FD_SANE = (1e-10, 1e-1)  # finite-difference steps outside this range give a gradient of rounding or curvature
-
-
 OVERSHOOT = 10.0  # a batch loss this many times the first one: the steps overshoot, though all stayed finite
 
 
@@ -433,11 +430,9 @@ def divergence_hint(config: TrainConfig) -> str:
             f"--weight-decay {c.weight_decay:g} times --lr {c.lr:g} is {c.weight_decay * c.lr:.3g} (at least 1: "
             "each step overshoots the decay of the weights); lower --weight-decay."
         )
-    if "fd_step" in c.read_options() and not FD_SANE[0] <= c.fd_step <= FD_SANE[1]:
-        return (
-            f"The numeric gradient with --fd-step {c.fd_step:g} is mostly rounding or curvature error; "
-            "use a step near 1e-4."
-        )
+    for name in c.run_sources():  # a source's own option at fault (a step), as the source says
+        if (hint := sources.get(name).hint(c)) is not None:
+            return hint
     return "Try a smaller --lr."
 
 

@@ -306,14 +306,16 @@ class Store:
 
 
 def holds_no_record(path) -> bool:
-    """Whether `path` is a file with content but not one run record (notes, a figure, a summary)."""
+    """Whether `path` is a file with content and nothing of a run record in it (notes, a figure, a summary); a
+    results file whose records are all damaged is still one (its runs are redone, its lines kept)."""
     if path is None or not Path(path).is_file() or load(path, quiet=True):
         return False
     try:
-        with open(path, "rb") as fh:
-            return any(line.strip() for line in fh)
-    except OSError:
+        with gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb") as fh:
+            content = fh.read()
+    except (OSError, EOFError, zlib.error):
         return False  # unreadable: the reader or the append says why
+    return bool(content.strip()) and b'"config_hash"' not in content
 
 
 def check_store(path) -> None:
@@ -360,7 +362,7 @@ def _say(message: str, quiet: bool) -> None:
         warnings.warn(printable(message), StoreWarning, stacklevel=3)
 
 
-SAID_LINES = 5  # skipped lines of a file named one by one; the rest are counted in one line
+SAID_LINES = 10  # skipped lines of a file named one by one; past them, the rest are counted in one line
 MAX_DOCUMENT = 1 << 26  # bytes: a file of JSON documents (--json output) is read whole up to this size
 
 

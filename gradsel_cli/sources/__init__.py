@@ -61,6 +61,9 @@ class Source:
     # problem(config) -> what is wrong with the config's values of its options (a step the precision cannot
     # carry, say), as the one line of a ValueError with its remedy; None: nothing (checked for the run's sources)
     problem: Callable[[Any], str | None] = lambda config: None
+    # hint(config) -> after a run with it diverged, the option of its own most likely at fault and what to do, as
+    # one sentence; None: nothing of its own to suspect (the learning rate is then blamed)
+    hint: Callable[[Any], str | None] = lambda config: None
     truncation: Callable[[dict], int] = lambda config: 2  # the power of h in its truncation error (a config dict)
     bench: Callable[..., dict] | None = None
     bench_columns: tuple[tuple[str, str, str], ...] = ()

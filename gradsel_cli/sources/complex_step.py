@@ -113,6 +113,16 @@ def _problem(config) -> str | None:
     return None
 
 
+def _hint(config) -> str | None:
+    """A large step (its truncation error, of order h^2, no longer small), after a run that diverged."""
+    if config.cs_step <= 1e-3:
+        return None
+    return (
+        f"The complex-step gradient with --cs-step {config.cs_step:g} carries truncation error of order h^2; "
+        "use the default 1e-20."
+    )
+
+
 def _check_steps(precision: str) -> tuple[float, ...]:
     """From truncation error (h near 1e-1, falling as h^2) down to the floor of rounding, past the default 1e-20
     to 1e-30 (both precisions carry it): the complex step's own range. Smaller steps down to smallest_step
@@ -141,6 +151,7 @@ SOURCE = Source(
     step="cs_step",
     check_steps=_check_steps,
     problem=_problem,
+    hint=_hint,
     fused=_fused,
     dense=True,
     work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k),

@@ -208,6 +208,19 @@ def _fused():
     return _numeric_step
 
 
+FD_SANE = (1e-10, 1e-1)  # finite-difference steps outside this range give a gradient of rounding or curvature
+
+
+def _hint(config) -> str | None:
+    """A step outside FD_SANE, after a run that diverged."""
+    if FD_SANE[0] <= config.fd_step <= FD_SANE[1]:
+        return None
+    return (
+        f"The numeric gradient with --fd-step {config.fd_step:g} is mostly rounding or curvature error; "
+        "use a step near 1e-4."
+    )
+
+
 SOURCE = Source(
     name="numeric",
     description="finite differences, central (L(w+h) - L(w-h)) / 2h or forward, one weight at a time",
@@ -240,6 +253,7 @@ SOURCE = Source(
     placed={"fd_step": "init_std", "fd_scheme": "init_std", "fd_arith": "precision"},
     # from truncation error (large h) through the best step to rounding error (small h): the V of the check
     check_steps=lambda precision: (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8),
+    hint=_hint,
     # fd_arith is kept as given in runs without the numeric gradient: stored runs are keyed with it
     reads=("fd_step", "fd_scheme"),
     knobs=knobs,
