@@ -326,6 +326,15 @@ def test_train_summary_says_diverged_and_shows_a_huge_loss_readably(compare_reco
     assert_fits(text)
 
 
+def test_train_summary_shows_a_relative_difference_that_overflowed_as_not_finite(compare_records):
+    # select with --fd-step 710: the numeric gradient overflows, and the record stores its mean difference as None
+    record = json.loads(json.dumps(next(r for r in compare_records if r["rel_diff_mean"])))
+    record["rel_diff_mean"] = dict.fromkeys(record["rel_diff_mean"])
+    text = show(render.train_summary(record))
+    assert "not finite" in text
+    assert_fits(text)
+
+
 def test_train_summary_shows_kernel_loading_apart_from_the_iterations(compare_records):
     record = json.loads(json.dumps(compare_records[0]))
     record.update(wall_time=5.2, time_per_iter=0.49e-3, compile_time=1.1)

@@ -68,7 +68,8 @@ def train_summary(record: dict) -> Table:
     if record["select_wins"] is not None:
         t.add_row("select wins", ", ".join(f"{clean(n)} {record['select_wins'][n]:,}" for n in names))
     for n, value in (record["rel_diff_mean"] or {}).items():
-        t.add_row(f"mean ‖g − g {clean(names[0])}‖ / ‖g {clean(names[0])}‖, {clean(n)}", f"{value:.3e}")
+        shown = "not finite" if value is None else f"{value:.3e}"  # None: a gradient overflowed (a huge step)
+        t.add_row(f"mean ‖g − g {clean(names[0])}‖ / ‖g {clean(names[0])}‖, {clean(n)}", shown)
     for it, acc in [p for p in record.get("acc_curve") or record.get("acc_history", []) if p[0]][-5:]:
         t.add_row(f"accuracy @ {it}", f"{acc:.4f}")
     return t

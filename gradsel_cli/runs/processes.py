@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from .. import interrupts
+
 ORPHAN_POLL = 0.5  # seconds between a worker's checks that its parent is alive
 
 
@@ -110,6 +112,7 @@ def terminate_as_interrupt():
         return
 
     def interrupt(signum, frame):
+        interrupts.note()  # kept, should a callback from C (Numba's compiler) drop the KeyboardInterrupt
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
