@@ -5,6 +5,7 @@ import signal
 
 import pytest
 
+from gradsel_cli import interrupts
 from gradsel_cli.runs.processes import capped_workers, deaf_to_ctrl_c, default_workers, terminate_as_interrupt
 
 
@@ -13,6 +14,20 @@ def test_sigterm_inside_is_a_keyboard_interrupt_and_the_handler_is_put_back():
     with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before
+    interrupts.check()  # it went up as a KeyboardInterrupt: nothing left to raise again
+
+
+def test_a_sigterm_whose_interrupt_a_callback_dropped_is_raised_at_the_next_check():
+    with terminate_as_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:
+            pass  # as a ctypes callback of Numba's compiler prints and drops it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+    finally:
+        interrupts.clear()
 
 
 def test_sigint_is_blocked_inside_and_a_ctrl_c_that_came_is_answered_after():

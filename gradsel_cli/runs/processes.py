@@ -118,5 +118,8 @@ def terminate_as_interrupt():
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
+    except KeyboardInterrupt:
+        interrupts.clear()  # on its way up: acted on, not to be raised again by a later check
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
