@@ -474,6 +474,7 @@ def test_9_compare_with_a_diverged_run_prints_the_table_with_it_counted(runner, 
     records = [trial.run_trial(c, raw=mnist_raw) for c in configs]
     diverged = records[4]  # alternate, seed 1
     diverged.update(diverged=True, accuracy=None, final_loss=None, iterations_done=7, predictions="-" * 200)
+    diverged.update(counts={"analytic": 4, "numeric": 3}, shares={"analytic": 4 / 7, "numeric": 3 / 7})
     path = tmp_path / "runs.jsonl"
     for rec in records:
         results.append(path, rec)

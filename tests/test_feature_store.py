@@ -37,7 +37,8 @@ def with_config(record: dict, **changes) -> dict:
         "config_hash": config_hash(config),
         "predictions": record["predictions"][:1] * config["test_limit"],
         "sources": list(names),
-        "counts": {name: n for name in names},
+        # consistent with the iterations: select computes every source each time, the others the first alone here
+        "counts": {name: n if q == 0 or config["method"] == "select" else 0 for q, name in enumerate(names)},
         "select_wins": {name: n if q == 0 else 0 for q, name in enumerate(names)}
         if config["method"] == "select"
         else None,

@@ -60,3 +60,65 @@ def test_a_record_over_other_sources_than_its_run_is_refused(shipped):
     assert records.check_record({**new, "sources": ["numeric", "analytic"]}) is not None
     assert "did not compute" in records.check_record({**new, "counts": {**new["counts"], "complex-step": 1}})
     assert "formats 1 to" in records.check_record({**new, "format": records.FORMAT + 1})
+
+
+def _fresh(config: TrainConfig, mnist_raw) -> dict:
+    return trial.run_trial(config.replace(iters=20, hidden=3, test_limit=50), raw=mnist_raw)
+
+
+@pytest.mark.parametrize(
+    "method, edit, said",
+    [
+        ("alternate", lambda r: r["counts"].update(analytic=999_999), "add up to"),
+        ("alternate", lambda r: r.update(counts={}, shares={}), "each of the run's sources"),
+        ("alternate", lambda r: r["shares"].update(analytic=0.7, numeric=1.0), "add up to 1.7"),
+        ("select", lambda r: r["select_wins"].update(analytic=30), "'select_wins'"),
+        ("select", lambda r: r["counts"].update(numeric=3), "select computes every source"),
+        ("analytic", lambda r: r.update(select_wins={"analytic": 20}), "'select_wins'"),
+        ("analytic", lambda r: r.update(format=True), "record format True"),
+    ],
+)
+def test_a_record_that_contradicts_itself_is_refused_with_why(method, edit, said, mnist_raw, tmp_path):
+    config = TrainConfig(method=method)
+    rec = _fresh(config, mnist_raw)
+    assert records.check_record(rec) is None  # as written, every record agrees with itself
+    bad = json.loads(json.dumps(rec))
+    edit(bad)
+    assert said in records.check_record(bad)
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(bad) + "\n" + json.dumps(_fresh(config.replace(seed=1), mnist_raw)) + "\n")
+    with pytest.warns(UserWarning, match=rf"runs.jsonl:1: .*{said[:12]}"):
+        loaded = results.load(path)
+    assert [r["config"]["seed"] for r in loaded] == [1]  # left out of every statistic, the rest read
+
+
+def test_every_shipped_record_agrees_with_itself():
+    paths = sorted(results.CHECKOUT.glob("*.jsonl"))
+    assert len(paths) >= 5
+    for path in paths:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            assert records.check_record(json.loads(line)) is None, f"{path.name}:{number}"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"method": "complex-step"}, {"method": "select", "sources": "analytic,numeric,complex-step"}],
+)
+def test_a_format_1_record_naming_what_format_1_never_had_is_refused(shipped, config):
+    rec = json.loads(json.dumps(shipped["select"]))
+    rec["config"].update(config)
+    rec["config_hash"] = records.config_hash(rec["config"])
+    assert "format 1 knew only the sources analytic and numeric" in records.check_record(rec)
+
+
+def test_a_format_1_select_record_with_its_sources_reversed_upgrades_by_name(shipped):
+    rec = json.loads(json.dumps(shipped["select"]))
+    rec["config"]["sources"] = "numeric,analytic"
+    rec["config_hash"] = records.config_hash(rec["config"])
+    assert records.check_record(rec) is None
+    new = records.upgrade(rec)
+    assert new["sources"] == ["numeric", "analytic"]
+    assert new["shares"]["numeric"] == rec["numeric_share"]  # numeric's share stays numeric's
+    assert new["shares"]["analytic"] == pytest.approx(1 - rec["numeric_share"], abs=1e-12)
+    assert new["rel_diff_mean"] is None  # numeric's difference to analytic is not analytic's to numeric
+    assert records.check_record(new) is None

@@ -25,6 +25,8 @@ FORMAT = 2  # bump when the record layout changes; older formats are read throug
 
 
 HISTORY_POINTS = 200
+FORMAT_1_SOURCES = ("analytic", "numeric")  # all format 1 knew: a record of it naming another source is refused
+SHARES_SUM = 1e-9  # how far from 1 the shares of a record may add up (each is a count over the iterations)
 
 
 def versions() -> dict[str, str]:
@@ -126,7 +128,7 @@ def check_record(rec) -> str | None:
     """Why a record read from a file cannot be used (not a record, another format, a bad config or result), or None."""
     if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict) or "config_hash" not in rec:
         return "not a gradsel run record"
-    if rec.get("format") not in (1, FORMAT):
+    if not _whole(rec.get("format")) or rec["format"] not in (1, FORMAT):  # true is no format 1
         return f"record format {rec.get('format')!r}, this gradsel reads formats 1 to {FORMAT}"
     if config_hash(rec["config"]) != rec["config_hash"]:
         return "config does not match its config_hash"
@@ -145,25 +147,33 @@ def upgrade(rec: dict) -> dict:
         return rec
     out = {k: v for k, v in rec.items() if k not in ("numeric_share", "numeric_share_history")}
     names = TrainConfig.from_dict(canonical(rec["config"])).run_sources()
-    share = rec["numeric_share"]
+    share = rec["numeric_share"]  # numeric's, by name: whatever the order of the run's sources
+    shares = {"numeric": share, "analytic": _rest(share, rec["iterations_done"])}
     out.update(
         format=FORMAT,
         sources=list(names),
         counts={k: rec["counts"][k] for k in names},
         select_wins=None if rec["select_wins"] is None else {k: rec["select_wins"][k] for k in names},
-        shares={names[0]: 1.0}
-        if len(names) == 1
-        else {names[0]: _rest(share, rec["iterations_done"]), names[1]: share},
+        shares={names[0]: 1.0} if len(names) == 1 else {k: shares[k] for k in names},
     )
     if len(names) > 1:
         other = names[1]
-        if rec["rel_diff_mean"] is not None:
+        numeric_second = other == "numeric"  # format 1's difference and share history are numeric's to analytic
+        if numeric_second and rec["rel_diff_mean"] is not None:
             out["rel_diff_mean"] = {other: rec["rel_diff_mean"]}
-        if rec.get("rel_diff_history") is not None:
+        if numeric_second and rec.get("rel_diff_history") is not None:
             out["rel_diff_history"] = {other: rec["rel_diff_history"]}
-        if rec.get("numeric_share_history") is not None:
-            out["share_history"] = {other: rec["numeric_share_history"]}
+        if not numeric_second:  # numeric's difference to analytic is not analytic's to numeric: not carried over
+            out["rel_diff_mean"] = out["rel_diff_history"] = None
+        history = rec.get("numeric_share_history")
+        if history is not None:
+            out["share_history"] = {other: history if numeric_second else _complement(history)}
     return out
+
+
+def _complement(thinned: dict) -> dict:
+    """The share history of the other of two sources: 1 - each window's share (null stays null)."""
+    return {"every": thinned["every"], "values": [None if v is None else 1.0 - v for v in thinned["values"]]}
 
 
 def _rest(share: float, done: int) -> float:
@@ -255,6 +265,29 @@ SCHEMA = {  # the current format: every mapping is over the run's sources (check
 }
 
 
+def _contradiction(rec: dict, names: list[str], select: bool) -> str | None:
+    """Where a record's counts, shares and wins contradict its iterations (a hand edit, a foreign writer): every
+    run source has a count; select computes each source every iteration, the others one source an iteration;
+    the shares sum to 1; select's wins add up to its iterations. None when they agree."""
+    done, counts, shares, wins = rec["iterations_done"], rec["counts"], rec["shares"], rec["select_wins"]
+    low = max(done - 1, 0) if rec["diverged"] else done  # the iteration that diverged may have computed less
+
+    def per_iteration(n: int) -> bool:
+        return low <= n <= done
+
+    if set(counts) != set(names) or set(shares) != set(names):
+        return f"'counts' and 'shares' must be given for each of the run's sources {names!r}"
+    if select and not all(per_iteration(counts[n]) for n in names):
+        return f"'counts' {counts!r}: select computes every source at each of its {done} iterations"
+    if not select and not per_iteration(sum(counts.values())):
+        return f"'counts' {counts!r} add up to {sum(counts.values())}, not the {done} iterations done"
+    if done and abs(sum(shares.values()) - 1.0) > SHARES_SUM:
+        return f"'shares' {shares!r} add up to {sum(shares.values()):g}, not 1"
+    if wins is not None and (not select or set(wins) != set(names) or not per_iteration(sum(wins.values()))):
+        return f"'select_wins' {wins!r}: select keeps one update at each of its {done} iterations, the others none"
+    return None
+
+
 def _check_results(rec: dict, config: dict, schema: dict, train_config: TrainConfig) -> str | None:
     """Why the results part of a record cannot be used (a wrong type, a number out of range), or None."""
     for key, (test, what, required) in schema.items():
@@ -264,13 +297,17 @@ def _check_results(rec: dict, config: dict, schema: dict, train_config: TrainCon
             continue
         if not test(rec[key]):
             return f"{key!r} must be {what}"
+    names = list(train_config.run_sources())
+    if schema is SCHEMA_1 and not set(names) <= set(FORMAT_1_SOURCES):
+        return f"record format 1 knew only the sources {' and '.join(FORMAT_1_SOURCES)}, not {', '.join(names)}"
     if schema is SCHEMA:
-        names = list(train_config.run_sources())
         if rec["sources"] != names:
             return f"'sources' {rec['sources']!r} are not the run's sources {names!r}"
         for key in ("counts", "select_wins", "shares", "rel_diff_mean", "rel_diff_history", "share_history"):
             if isinstance(rec.get(key), dict) and not set(rec[key]) <= set(names):
                 return f"{key!r} names a source the run did not compute"
+        if (problem := _contradiction(rec, names, train_config.method == "select")) is not None:
+            return problem
     if rec["diverged"] != (rec["accuracy"] is None):
         return "'accuracy' must be null exactly when the run diverged"
     if rec["iterations_done"] > config["iters"]:
