@@ -61,3 +61,26 @@ def test_ctrl_c_before_anything_finished_says_nothing_was_stored_and_after_that_
     second = runner.invoke(cli, args)
     assert second.exit_code == 130 and path.stat().st_size > 0
     assert "are kept in" in second.stderr.strip().splitlines()[-1] and "resume" in second.stderr
+
+
+def test_an_interrupt_a_callback_drops_prints_no_traceback_and_is_raised_at_the_next_check(capsys):
+    # Python prints "Exception ignored in ..." with a traceback for an exception raised in a callback it cannot
+    # propagate (a weakref callback of importlib, a ctypes callback of Numba's compiler): a signal landing there.
+    import sys
+
+    from gradsel_cli.cli.errors import signals_as_interrupt
+
+    class Info:
+        exc_type, exc_value, exc_traceback, err_msg, object = KeyboardInterrupt, KeyboardInterrupt(), None, None, None
+
+    before = sys.unraisablehook
+    try:
+        with signals_as_interrupt():
+            interrupts.note()
+            sys.unraisablehook(Info())  # what the interpreter calls for the dropped exception
+            with pytest.raises(KeyboardInterrupt):
+                interrupts.check()
+    finally:
+        interrupts.clear()
+    assert capsys.readouterr().err == ""
+    assert sys.unraisablehook is before  # put back when the command ends

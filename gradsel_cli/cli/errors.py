@@ -124,11 +124,19 @@ def signals_as_interrupt():
         interrupts.note()  # kept, should a callback from C drop the KeyboardInterrupt
         raise KeyboardInterrupt
 
+    unraisable = sys.unraisablehook
+
+    def dropped(info):  # a KeyboardInterrupt a callback dropped ("Exception ignored in ..."): noted, raised later
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            unraisable(info)
+
     interrupts.clear()
     previous = signal.signal(signal.SIGTERM, interrupt), signal.signal(signal.SIGINT, interrupt)
+    sys.unraisablehook = dropped
     try:
         yield
     finally:
+        sys.unraisablehook = unraisable
         for sig, handler in zip((signal.SIGTERM, signal.SIGINT), previous):
             if not getattr(handler, "at_start", False):
                 signal.signal(sig, handler)
