@@ -180,7 +180,6 @@ def printable_streams() -> None:
     closed one (``>&-``: Python makes it None) writes to the null device, and is noted in CLOSED (what a
     command prints on it is then one line of error, as any failed write)."""
     import codecs
-    import os
 
     CLOSED.clear()
     for name in ("stdout", "stderr"):

@@ -307,8 +307,9 @@ class Store:
 
 def holds_no_record(path) -> bool:
     """Whether `path` is a file with content and nothing of a run record in it (notes, a figure, a summary); a
-    results file whose records are all damaged is still one (its runs are redone, its lines kept)."""
-    if path is None or not Path(path).is_file() or load(path, quiet=True):
+    results file whose records are all damaged is still one (its runs are redone, its lines kept). Every record
+    names its config_hash, so the bytes tell without parsing the file (the grid that stores in it loads it anyway)."""
+    if path is None or not Path(path).is_file():
         return False
     try:
         with gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb") as fh:
