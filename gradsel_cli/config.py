@@ -5,7 +5,7 @@ without loading Numba.
 """
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from . import sources
@@ -15,6 +15,16 @@ POLICIES = ("alternate", "select")  # methods that mix the sources of --sources 
 METHOD_NAMES = (*sources.names(), *POLICIES)  # as the command line offers them (a source added at run time too)
 DEFAULT_SOURCES = "analytic,numeric"  # what the papers mixed
 POLICY_READS = {"sources": POLICIES, "numeric_every": ("alternate",), "select_on": ("select",)}  # option: its readers
+# option: (the field that decides whether a run reads it, the values of that field that do); a run with another
+# value gives the same result whatever the option says. The sources' options are the sources' own (Source.reads).
+SETTING_READS = {
+    "momentum": ("optimizer", ("momentum", "nesterov")),
+    "rho": ("optimizer", ("rmsprop",)),
+    "beta1": ("optimizer", ("adam",)),
+    "beta2": ("optimizer", ("adam",)),
+    "eps": ("optimizer", ("adagrad", "rmsprop", "adam")),
+    "init_std": ("init", ("std",)),
+}
 SUBSETS = ("first", "random")
 PRECISIONS = ("float64", "float32")
 SELECT_ON = ("batch", "train")
@@ -186,23 +196,29 @@ class TrainConfig:
         return read
 
     def effective(self) -> "TrainConfig":
-        """The run this config really is: the options of the policies and sources it does not use set to
-        their defaults (any value gives the same run)."""
+        """The run this config really is, its identity: every option the run does not read set to its default
+        (any value gives the same run): the policies' and sources' options its method does not use, and the
+        optimizer's and initialisation's options its optimizer and initialisation do not use (SETTING_READS)."""
         default, read = TrainConfig(), self.read_options()
-        unread = [k for k in POLICY_READS if k not in read]
+        read |= {k for k, (by, values) in SETTING_READS.items() if getattr(self, by) in values}
+        unread = [k for k in (*POLICY_READS, *SETTING_READS) if k not in read]
         unread += [k for s in sources.REGISTRY.values() for k in s.reads if k not in read]
         return self.replace(**{k: getattr(default, k) for k in unread})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field by name, in field order (asdict's result: the fields are numbers, strings and booleans,
+        so no copy is needed, and a results file's thousands of records are read without one)."""
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in _FIELD_NAMES})
 
     def replace(self, **changes) -> "TrainConfig":
         return TrainConfig(**{**self.to_dict(), **changes})
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(TrainConfig))
 
 
 CELL_KEYS = ("shots", "batch", "hidden")  # the grid keys of a paper table's cell

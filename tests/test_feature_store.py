@@ -117,6 +117,125 @@ def test_tune_again_with_the_same_results_runs_and_appends_nothing(runner, tmp_p
     assert more.exit_code == 0 and path.read_bytes().startswith(stored) and path.read_bytes().count(b"\n") == 4
 
 
+# --- a run's identity is what it reads --------------------------------------------
+
+CHANGED = {  # a value other than the default of every option some runs do not read
+    "sources": "analytic,complex-step",
+    "numeric_every": 3,
+    "select_on": "train",
+    "momentum": 0.5,
+    "rho": 0.5,
+    "beta1": 0.5,
+    "beta2": 0.5,
+    "eps": 1e-3,
+    "init_std": 0.1,
+    "fd_step": 1e-3,
+    "fd_scheme": "forward",
+    "fd_arith": "textbook",
+    "cs_step": 1e-10,
+}
+SMALL = dict(hidden=5, batch=4, iters=20, test_limit=200)
+
+
+def _outcome(record: dict) -> tuple:
+    return record["predictions"], record["final_loss"], record["loss_history"], record["accuracy"]
+
+
+def _unread() -> list[tuple[str, dict]]:
+    """(option, a config that does not read it): each setting's option under an optimizer or initialisation
+    that ignores it, each policy's and source's option in a run of backprop alone."""
+    from gradsel_cli.config import INITS, OPTIMIZERS, POLICY_READS, SETTING_READS
+    from gradsel_cli.sources import REGISTRY
+
+    out = []
+    for option, (by, values) in SETTING_READS.items():
+        other = next(v for v in (OPTIMIZERS if by == "optimizer" else INITS) if v not in values)
+        out.append((option, {by: other}))
+    options = [*POLICY_READS, *(k for s in REGISTRY.values() for k in s.reads)]
+    return out + [(option, {"method": "analytic"}) for option in options]
+
+
+def test_every_option_a_run_may_not_read_has_a_changed_value_here():
+    assert {option for option, _ in _unread()} == set(CHANGED)
+
+
+@pytest.mark.parametrize("option, config", _unread(), ids=lambda v: v if isinstance(v, str) else "")
+def test_an_option_a_run_does_not_read_changes_neither_its_result_nor_its_key(option, config, mnist_raw):
+    plain = TrainConfig(**SMALL, **config)
+    changed = plain.replace(**{option: CHANGED[option]}).validate()
+    assert _outcome(trial.run_trial(changed, raw=mnist_raw)) == _outcome(trial.run_trial(plain, raw=mnist_raw))
+    assert run_key({"config": changed.to_dict()}) == run_key({"config": plain.to_dict()})
+    assert config_hash(changed.to_dict()) != config_hash(plain.to_dict())  # the stored hash is of the config as given
+
+
+@pytest.mark.parametrize("option", ["momentum", "rho", "beta1", "beta2", "eps", "init_std"])
+def test_a_setting_a_run_reads_changes_its_result_and_its_key(option, mnist_raw):
+    from gradsel_cli.config import SETTING_READS
+
+    by, values = SETTING_READS[option]
+    plain = TrainConfig(**SMALL, **{by: values[0]})
+    changed = plain.replace(**{option: CHANGED[option]})
+    assert _outcome(trial.run_trial(changed, raw=mnist_raw)) != _outcome(trial.run_trial(plain, raw=mnist_raw))
+    assert run_key({"config": changed.to_dict()}) != run_key({"config": plain.to_dict()})
+
+
+def test_a_run_asked_for_again_with_an_unread_option_changed_is_not_run_stored_or_counted_again(
+    record, runner, tmp_path, monkeypatch
+):
+    path = tmp_path / "r.jsonl"
+    ran: list[str] = []
+
+    def quick(config, raw=None, data_dir=None, eval_points=0):
+        ran.append(config.method)
+        return with_config(record, **config.to_dict())
+
+    monkeypatch.setattr(trial, "run_trial", quick)
+    base = ["compare", "--methods", "analytic,numeric", "--seeds", "2", *TINY, "--workers", "1"]
+    base += ["--results", str(path), "--json"]
+
+    def compare(*more):
+        ran.clear()
+        got = runner.invoke(cli, [*base, *more])
+        assert got.exit_code == 0, got.output
+        return sorted(ran)
+
+    assert compare() == ["analytic", "analytic", "numeric", "numeric"]
+    assert compare("--fd-step", "1e-3") == ["numeric", "numeric"]  # analytic reads no step: its runs are stored
+    assert compare("--momentum", "0.5") == []  # sgd reads no momentum
+    assert compare("--optimizer", "momentum", "--momentum", "0.5") == ["analytic"] * 2 + ["numeric"] * 2
+    assert path.read_text().count("\n") == 10
+    counted = runner.invoke(cli, ["runs", str(path), "--json"])
+    assert json.loads(counted.stdout)["runs"] == 10 and "duplicate" not in counted.stderr
+
+
+def test_stored_records_that_differ_only_in_unread_options_count_once(record, runner, tmp_path):
+    analytic = with_config(record, method="analytic")
+    xavier = with_config(record, init="xavier")
+    same = [
+        with_config(analytic, fd_step=1e-3, fd_scheme="forward", sources="analytic,complex-step", momentum=0.5),
+        with_config(xavier, init_std=0.5, beta1=0.5),
+    ]
+    other = [with_config(analytic, lr=0.2), with_config(record, fd_step=1e-3)]  # lr, and alternate's step: read
+    write_lines(tmp_path / "r.jsonl", [analytic, xavier, *same, *other])
+    got = runner.invoke(cli, ["runs", str(tmp_path / "r.jsonl"), "--json"])
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["runs"] == 4
+    assert "2 duplicate records skipped" in got.stderr
+    assert [r["config"] for r in results.load(tmp_path / "r.jsonl", quiet=True)] == [
+        r["config"] for r in (analytic, xavier, *other)
+    ]  # the first record of a run is the one kept
+
+
+def test_a_paper_table_takes_runs_whose_unread_options_differ_from_the_settings_asked_for(record):
+    from gradsel_cli.analysis.report import matching, settings_of
+
+    analytic = with_config(record, method="analytic", fd_step=1e-3, momentum=0.5)
+    alternate = with_config(record, fd_step=1e-3)  # reads the step: another table's run
+    settings = settings_of(TrainConfig(**SMALL).to_dict())
+    assert matching([analytic, alternate, record], settings) == [analytic, record]
+    assert matching([alternate], settings_of(alternate["config"])) == [alternate]
+
+
 # --- a validation record is not a test-set run -------------------------------------
 
 

@@ -409,6 +409,24 @@ def test_conditions_summary_pairs_each_method_with_analytic_in_its_own_condition
     assert ("float32 exact", "alternate") not in rows  # never run: no row
 
 
+def test_conditions_summary_finds_analytic_by_what_it_reads_not_by_the_condition_its_config_names():
+    from gradsel_cli import papers
+    from gradsel_cli.analysis import report
+
+    cells, forward = papers.study_cells()[:2], {"fd_scheme": "forward"}
+    records = []
+    for seed in range(3):
+        for cell in cells:
+            records.append(_study_record({}, "analytic", cell, seed, 0.5, "1111"))
+            records.append(_study_record(forward, "numeric", cell, seed, 0.5 + 0.01 * seed, "1112"))
+    with_own = records + [_study_record(forward, "analytic", c, s, 0.5, "1111") for s in range(3) for c in cells]
+    rows = report.conditions_summary(records)["rows"]
+    assert [(r["condition"], r["method"], r["pairs"]) for r in rows] == [("float64 forward", "numeric", 6)]
+    assert report.conditions_summary(with_own)["rows"] == rows  # analytic reads no scheme: the same runs
+    shifted = [_study_record({"loss_epsilon": 1e-7}, "analytic", c, s, 0.4, "1111") for s in range(3) for c in cells]
+    assert report.conditions_summary(shifted + records[1::2])["rows"] == []  # another loss: not numeric's partner
+
+
 def test_subsets_summary_places_the_published_baseline_among_random_subsets():
     from gradsel_cli.analysis import report
 

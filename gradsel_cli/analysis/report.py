@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import papers, sources
 from ..config import DIGITS_FROM, GRID_KEYS, MARGIN, canonical, counted
-from ..runs.records import test_set_runs
+from ..runs.records import identity, run_key, test_set_runs
 from . import stats
 
 
@@ -129,13 +129,14 @@ def _cells(records: list[dict]) -> dict:
 
 
 def matching(records: list[dict], settings: dict) -> list[dict]:
-    """The test-set runs made with exactly these non-grid settings (a tune trial is not one), mixing the sources
-    the papers mixed."""
+    """The test-set runs (a tune trial is not one) that are the runs of these non-grid settings, mixing the
+    sources the papers mixed: whose identity is that of their cell and seed with these settings (an option a run
+    does not read may say anything)."""
     studied = ",".join(papers.STUDY_SOURCES)
     return [
         r
         for r in test_set_runs(records)
-        if settings_of(c := canonical(r["config"])) == settings and c["sources"] == studied
+        if (mine := identity(r["config"])) == identity({**mine, **settings, "sources": studied})
     ]
 
 
@@ -497,20 +498,31 @@ def conditions_summary(records: list[dict], margin: float = MARGIN) -> dict:
     many cells are equivalent on their own, the single runs within papers.NEAR_ZERO of analytic and the
     largest single-run difference (the papers printed single runs), and select's numeric share.
     """
+    exact = papers.STUDY_SOURCES[0]
+    found = test_set_runs(records)
+    by_run: dict[str, dict] = {}
+    for rec in found:
+        by_run.setdefault(run_key(rec), rec)  # the first record of a run, as results.load keeps
     runs: defaultdict[tuple, dict] = defaultdict(dict)  # (condition, method) -> (batch, hidden, shots, seed) -> record
-    for rec in test_set_runs(records):
+    base: defaultdict[tuple, dict] = defaultdict(dict)  # the same -> analytic's run of that cell and seed
+    for rec in found:
         c = canonical(rec["config"])  # records stored before a field existed hold its default
         name = papers.condition_of(c)
-        if name is not None:
-            runs[(name, c["method"])][(c["batch"], c["hidden"], c["shots"], c["seed"])] = rec
+        if name is None or c["method"] == exact:
+            continue
+        cell = (c["batch"], c["hidden"], c["shots"], c["seed"])
+        runs[(name, c["method"])][cell] = rec
+        # analytic reads no finite-difference option: its run under one condition may be another's, found by what
+        # it reads, not by the condition its stored config names
+        if (partner := by_run.get(run_key({"config": {**c, "method": exact}}))) is not None:
+            base[(name, c["method"])][cell] = partner
     rows = []
     for name in papers.CONDITIONS:
-        base = runs.get((name, papers.STUDY_SOURCES[0]), {})
         for method in papers.STUDY_METHODS[1:]:
-            mine = runs.get((name, method), {})
-            keys = sorted(k for k in mine if k in base)
+            mine, theirs = runs.get((name, method), {}), base.get((name, method), {})
+            keys = sorted(k for k in mine if k in theirs)
             if keys:
-                rows.append({"condition": name, "method": method, **_versus(mine, base, keys, margin)})
+                rows.append({"condition": name, "method": method, **_versus(mine, theirs, keys, margin)})
     return {
         "margin": margin,
         "near_zero": papers.NEAR_ZERO,

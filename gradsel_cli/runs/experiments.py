@@ -6,8 +6,10 @@ difference between two methods' trials is the difference of method alone.
 
 Trials are independent: they run in worker processes, and only this process
 (the client) writes the results file, one whole record per finished trial.
-A trial whose config_hash is already in the file is not run again, so an
-interrupted grid resumes where it stopped, losing and duplicating nothing.
+A trial whose run is already in the file (a record of the same run_key: one
+that reads the same options, whatever the options it does not read say) is not
+run again, so an interrupted grid resumes where it stopped, losing and
+duplicating nothing.
 An executor is anything with ``run(configs)`` yielding (config, record) as
 trials finish: LocalExecutor (local.py) or DaskExecutor (dask_executor.py), both
 running trials through trial.py.
@@ -19,7 +21,7 @@ from ..config import TrainConfig
 from . import results
 from .local import LocalExecutor
 from .processes import default_workers, terminate_as_interrupt
-from .records import config_hash, run_key
+from .records import run_key
 from .trial import GridError
 
 
@@ -128,7 +130,7 @@ def run_grid(configs: list[TrainConfig], path=None, executor=None, progress=None
         for rec in results.load(path, redo=True):
             stored.setdefault(run_key(rec), rec)
         store = results.Store(path)
-    keys = [config_hash(c.to_dict()) for c in configs]
+    keys = [run_key({"config": c.to_dict()}) for c in configs]  # a stored run that reads the same is the run
     todo, seen = [], set()
     for config, key in zip(configs, keys):
         if key not in stored and key not in seen:

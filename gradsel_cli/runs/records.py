@@ -2,9 +2,10 @@
 
 A record carries the run's full configuration, a stable ``config_hash`` of
 it, the results (long histories thinned to window means), wall time and
-versions. A run's key (run_key) is the configuration and what it was
-evaluated on: the test set unless a record says otherwise, as tune's trials
-do. On load every record is checked against SCHEMA (types, ranges, the
+versions. A run's key (run_key) is what it reads (its identity: the
+configuration with every option the run does not read at its default) and
+what it was evaluated on: the test set unless a record says otherwise, as
+tune's trials do. On load every record is checked against SCHEMA (types, ranges, the
 config through TrainConfig.validate).
 """
 
@@ -117,10 +118,17 @@ def test_set_runs(records: list[dict]) -> list[dict]:
     return [r for r in records if on_test_set(r)]
 
 
+def identity(config: dict) -> dict:
+    """What a run reads, as a config: a stored config with every field (older layouts get the defaults filled in)
+    and every option the run does not read at its default (TrainConfig.effective)."""
+    return TrainConfig.from_dict(config).effective().to_dict()
+
+
 def run_key(record: dict) -> str:
-    """A run's identity: the hash of its configuration with every field (older layouts get the defaults filled
-    in), and what it was evaluated on unless that is the test set (so a tune trial is never a test-set run)."""
-    key = config_hash(canonical(record["config"]))
+    """A run's key: the hash of its identity (what it reads), and what it was evaluated on unless that is the
+    test set (so a tune trial is never a test-set run). Two records of one key are the same run, whatever the
+    options it does not read say; a record's own config_hash is of its config as stored."""
+    key = config_hash(identity(record["config"]))
     return key if on_test_set(record) else f"{key} on {evaluated_on(record)}"
 
 

@@ -6,9 +6,9 @@ not at all, and two processes never interleave. A grid appends through a
 Store, which never writes a run another process stored meanwhile. Outputs are
 probed before any work, and only regular files are read or written.
 
-A run is stored once: its key (run_key) is the configuration and what it was
-evaluated on (the test set unless a record says otherwise, as tune's trials
-do), writers skip a run already stored and load() keeps the first record of
+A run is stored once: its key (run_key) is what it reads (records.identity)
+and what it was evaluated on (the test set unless a record says otherwise, as
+tune's trials do), writers skip a run already stored and load() keeps the first record of
 each run, saying how many duplicates it skipped.
 
 On load every record is checked (records.check_record); a bad or cut-off

@@ -254,8 +254,7 @@ SOURCE = Source(
     # from truncation error (large h) through the best step to rounding error (small h): the V of the check
     check_steps=lambda precision: (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8),
     hint=_hint,
-    # fd_arith is kept as given in runs without the numeric gradient: stored runs are keyed with it
-    reads=("fd_step", "fd_scheme"),
+    reads=("fd_step", "fd_scheme", "fd_arith"),
     knobs=knobs,
     step="fd_step",
     truncation=lambda config: 2 if config["fd_scheme"] == "central" else 1,
