@@ -452,14 +452,18 @@ def test_params_repr_names_shapes_hidden_units_and_batch_norm():
         (dict(rel_diffs=np.full((2, 2), np.nan)), "rel_diffs must be a contiguous float64 array"),  # 2 others of 1
         (dict(rel_diffs=np.full((1, 1), np.nan)), "rel_diffs must be a contiguous float64 array of at least 2 rows"),
         (dict(rel_diffs=np.full((2, 2), np.nan)[:, :1]), "rel_diffs must be a contiguous float64 array"),
+        (dict(lit="fewer"), "lit must be lit_pixels(x_train)"),  # another training set's
+        (dict(lit="float32"), "lit must be lit_pixels(x_train)"),
     ],
 )
 def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_set, changes, message):
     x, y = few_shot_set
     params = network.init_params(3, seed=0)
     before = params.flat.copy()
-    args = dict(batches=np.array([[0, 1], [2, 3]]), losses=None, sources=None, rel_diffs=None)
+    args = dict(batches=np.array([[0, 1], [2, 3]]), losses=None, sources=None, rel_diffs=None, lit=None)
     args.update(changes)
+    if args["lit"] is not None:
+        args["lit"] = network.lit_pixels(x[:-1] if args["lit"] == "fewer" else x.astype(np.float32))
     with pytest.raises(ValueError, match=re.escape(message)):
         network.sgd_iterations(
             params,
@@ -471,8 +475,24 @@ def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_se
             losses=args["losses"],
             sources=args["sources"],
             rel_diffs=args["rel_diffs"],
+            lit=args["lit"],
         )
     assert np.array_equal(params.flat, before)
+
+
+def test_the_training_sets_lit_pixels_given_once_give_the_run_made_without_them(few_shot_set):
+    x, y = few_shot_set
+    batches = np.random.default_rng(0).integers(0, len(y), (6, 4))
+    settings = config_settings(method="select", lr=0.1)
+    lit = network.lit_pixels(x)
+    assert lit.ptr[-1] == len(lit.idx) == np.count_nonzero(x) + len(x)  # each image's lit pixels and its bias
+    runs = []
+    for given in (None, lit):
+        params, losses = network.init_params(3, seed=0), np.empty(6)
+        network.sgd_iterations(params, x, y, batches[:3], 0, settings, losses, lit=given)
+        network.sgd_iterations(params, x, y, batches[3:], 3, settings, losses, lit=given)
+        runs.append((params.flat, losses))
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
 
 
 def test_sgd_iterations_makes_its_outputs_when_not_given(few_shot_set):

@@ -174,6 +174,24 @@ def test_fused_loop_result_does_not_depend_on_where_it_stops(mnist_raw):
     assert_same_run(whole, split)
 
 
+def test_a_fused_run_finds_its_training_sets_lit_pixels_once_not_per_call(mnist_raw, monkeypatch):
+    made = []
+    original = network.lit_pixels
+    monkeypatch.setattr(network, "lit_pixels", lambda x: made.append(len(x)) or original(x))
+    calls, run_parallel = [], network.run_parallel
+
+    def spy(kernel, work, *args, **kw):
+        if kernel is network._train_sgd:
+            calls.append(args[4])  # the lit pixels' indices it was given
+        return run_parallel(kernel, work, *args, **kw)
+
+    monkeypatch.setattr(network, "run_parallel", spy)
+    config = small_config(method="analytic", shots=3, iters=40)
+    training.train(config, data=mnist_raw, progress=lambda *a: None)  # a report, so a call, every iteration
+    assert made == [30]  # the 3 x 10 few-shot images, once
+    assert len(calls) > 1 and all(ptr is calls[0] for ptr in calls)
+
+
 def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set):
     x, y = few_shot_set
     params = network.init_params(5, seed=0)

@@ -6,7 +6,6 @@ import numba
 import numpy as np
 
 from .forward import _blocks, _loss
-from .lit import _nonzero
 from .policy import EXACT, SERIAL
 from .precision import _c
 
@@ -23,7 +22,7 @@ STEPS = 4  # the loop takes this many steps (unused ones repeat the first): one 
 def step_signature(dtype):
     """The signature every source's fused step has, for weights of `dtype`:
 
-    step(x (B, n_in), y (B,), idx, val, ptr (the batch's lit pixels as _nonzero gives them), flat (the
+    step(x (B, n_in), y (B,), idx, val, ptr (the batch's lit pixels as lit._nonzero gives them), flat (the
     weights, Params' layout), H, act, mask (B, H), loss, loss_epsilon, knobs (float64: the source's
     settings), g) -> the batch loss at flat, as a float64.
 
@@ -140,7 +139,7 @@ def _norm(v):
 
 @numba.njit(**SERIAL)
 def _gather_lit(rows, lit_idx, lit_val, lit_ptr, idx, val, ptr):
-    """The lit pixels of the batch of rows `rows` (as _nonzero would give them) into idx, val, ptr, from
+    """The lit pixels of the batch of rows `rows` (as lit._nonzero would give them) into idx, val, ptr, from
     those of the whole set (lit_idx, lit_val, lit_ptr); returns how many."""
     n = 0
     for b in range(rows.shape[0]):
@@ -168,6 +167,9 @@ def _train_sgd(
     H,
     x_train,
     y_train,
+    lit_idx,
+    lit_val,
+    lit_ptr,
     batches,
     t0,
     policy,
@@ -192,6 +194,8 @@ def _train_sgd(
 
     flat : (P,) the weights (layout of Params), updated in place
     x_train : (N, n_in), y_train : (N,) the few-shot set; batches : (T, B) indices into it
+    lit_idx, lit_val, lit_ptr : the lit pixels of x_train (_nonzero(x_train)), made once per run by the
+        caller: a call costs what its iterations cost, whatever the size of the training set
     dense, sparse : (n,) whether each source's step reads x, and whether its gradient is zero on the
         rows of W1 of dark pixels (then only the batch's lit rows are updated)
     knobs : (n, m) float64, each source's settings
@@ -209,13 +213,12 @@ def _train_sgd(
     ones = np.ones((B, H), flat.dtype)
     x = np.empty((B, n_in), flat.dtype)
     y = np.empty(B, np.int64)
-    ones_train = np.ones((x_train.shape[0], H), flat.dtype)
+    ones_train = np.ones((x_train.shape[0] if select_on_train else 0, H), flat.dtype)  # select's --select-on train
     g = np.zeros(P, flat.dtype)  # a gradient (zero on W1 and b1 but the rows just written), then the update
     G = np.zeros((n_sources if policy == SELECT else 0, P), flat.dtype)  # select: each source's, then candidate
     finite = np.empty(n_sources, np.bool_)
     rel = np.empty(max(n_sources - 1, 0), np.float64)
     seen = np.full(n_in + 1, -1, np.int64)  # the iteration that last wrote each row of W1 (row n_in: b1)
-    lit_idx, lit_val, lit_ptr = _nonzero(x_train)
     longest = 0
     for r in range(x_train.shape[0]):
         longest = max(longest, lit_ptr[r + 1] - lit_ptr[r])

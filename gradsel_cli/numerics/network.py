@@ -20,6 +20,7 @@ from ..kernels.activations import LEAKY_SLOPE
 from ..kernels.backward import _analytic
 from ..kernels.forward import BN_EPS, _loss, _predict
 from ..kernels.fused import ALTERNATE, PLAIN, SELECT, STEPS, _norm, _train_sgd
+from ..kernels.lit import _nonzero
 from ..seeding import rng
 from . import kernel_cache  # guards every kernel's cache loader before the first call; compiles the fused steps
 from .threads import run_parallel
@@ -225,6 +226,19 @@ def _activation_code(activation: str) -> int:
 
 def check_batch(params: Params, x, y, mask=None):
     """x, y and the mask (ones when None) as the kernels take them, checked against the network's shape."""
+    x, y = check_images(params, x, y)
+    if mask is None:
+        mask = np.ones((x.shape[0], params.hidden), dtype=params.dtype)
+    else:
+        mask = np.ascontiguousarray(mask, dtype=params.dtype)
+        if mask.shape != (x.shape[0], params.hidden):
+            raise ValueError(f"mask must have shape ({x.shape[0]}, {params.hidden}), got {mask.shape}")
+    return x, y, mask
+
+
+def check_images(params: Params, x, y):
+    """x and y as the kernels take them, checked against the network's shape (no mask: a training set's would
+    be N x H)."""
     x = np.ascontiguousarray(x, dtype=params.dtype)
     y = np.ascontiguousarray(y, dtype=np.int64)
     if x.ndim != 2 or x.shape[1] != params.n_in:
@@ -235,13 +249,7 @@ def check_batch(params: Params, x, y, mask=None):
         raise ValueError("the batch is empty")
     if y.size and (y.min() < 0 or y.max() >= params.n_out):
         raise ValueError(f"labels must lie in 0..{params.n_out - 1}")
-    if mask is None:
-        mask = np.ones((x.shape[0], params.hidden), dtype=params.dtype)
-    else:
-        mask = np.ascontiguousarray(mask, dtype=params.dtype)
-        if mask.shape != (x.shape[0], params.hidden):
-            raise ValueError(f"mask must have shape ({x.shape[0]}, {params.hidden}), got {mask.shape}")
-    return x, y, mask
+    return x, y
 
 
 def penalty(params: Params, weight_decay: float) -> float:
@@ -344,6 +352,20 @@ def _iterations_of(s: Settings, t0: int, T: int) -> list[int]:
     return [T - sum(others), *others]
 
 
+class LitPixels(NamedTuple):
+    """The lit pixels of every image of a training set (kernels/lit._nonzero's CSR rows, a bias entry each):
+    what the fused loop gathers each batch's from. A run makes them once (lit_pixels)."""
+
+    idx: np.ndarray  # (nnz,) int64: the pixel of each entry (n_in: the bias)
+    val: np.ndarray  # (nnz,) the images' dtype: its value
+    ptr: np.ndarray  # (N + 1,) int64: image r's entries are ptr[r]:ptr[r + 1]
+
+
+def lit_pixels(x_train) -> LitPixels:
+    """The lit pixels of the images x_train (N, n_in), in their dtype."""
+    return LitPixels(*_nonzero(np.ascontiguousarray(x_train)))
+
+
 def sgd_iterations(
     params: Params,
     x_train,
@@ -354,6 +376,7 @@ def sgd_iterations(
     losses=None,
     sources=None,
     rel_diffs=None,
+    lit: LitPixels | None = None,
 ) -> tuple[int, bool]:
     """Iterations t0 + 1 ... t0 + len(batches) of plain SGD (no weight decay, dropout or batch norm)
     in one kernel call, `params` updated in place: bitwise the steps of methods.py.
@@ -363,12 +386,13 @@ def sgd_iterations(
     iteration t's batch loss, the position in settings.sources of its kept update's source, and
     select's relative difference of each other source to the first, at t - 1 (made when not given).
     Returns the iterations done and whether the last diverged (a loss or a new weight not finite;
-    the weights then stay those before it).
+    the weights then stay those before it). `lit`: lit_pixels(x_train), made here when not given; a
+    run gives it, so that no call costs anything that depends on the training set's size.
     """
     s = settings
     if params.batch_norm:
         raise ValueError("sgd_iterations runs networks without batch norm")
-    x_train, y_train, _ = check_batch(params, x_train, y_train)
+    x_train, y_train = check_images(params, x_train, y_train)
     t = params.dtype.type
     batches = np.ascontiguousarray(batches, dtype=np.int64)
     if batches.ndim != 2 or (batches.size and not 0 <= batches.min() <= batches.max() < len(y_train)):
@@ -395,6 +419,10 @@ def sgd_iterations(
             and out.flags.c_contiguous
         ):
             raise ValueError(f"{name} must be a contiguous {np.dtype(dtype).name} array of at least {end} rows")
+    if lit is None:
+        lit = lit_pixels(x_train)
+    elif not (len(lit.ptr) == len(y_train) + 1 and lit.val.dtype == x_train.dtype and lit.ptr[-1] == len(lit.idx)):
+        raise ValueError("lit must be lit_pixels(x_train), of these training images in their dtype")
     every = min(s.numeric_every, end + 1)  # the same iterations; fits the kernel's int64
     knobs = [tuple(float(v) for v in s.knobs[source.name]) for source in run]
     width = max(1, *(len(k) for k in knobs))
@@ -403,10 +431,10 @@ def sgd_iterations(
         knob_array[q, : len(k)] = k
     steps = tuple(kernel_cache.typed_step(source.fused(), params.dtype) for source in run if source.fused)
     steps = steps + (steps[0],) * (STEPS - len(steps))
-    lit = np.count_nonzero(x_train) / len(x_train) * batches.shape[1]  # on average
     B = batches.shape[1]
+    lit_per_batch = (len(lit.idx) - len(y_train)) / len(y_train) * B  # lit pixels of a batch, on average (no bias)
     calls = _iterations_of(s, t0, len(batches))
-    works = [source.work(params.hidden, B, lit, s.knobs[source.name]) for source in run]
+    works = [source.work(params.hidden, B, lit_per_batch, s.knobs[source.name]) for source in run]
     parallel = [(w, c) for w, c in zip(works, calls) if w > 0 and c > 0]
     with kernel_cache.first_class_functions():
         return run_parallel(
@@ -416,6 +444,7 @@ def sgd_iterations(
             params.hidden,
             x_train,
             y_train,
+            *lit,
             batches,
             t0,
             s.policy,

@@ -178,7 +178,7 @@ def train(
         acc_curve.append((0, network.accuracy(run.test_time(), ds.x_test, ds.y_test, c.activation)))
     report_every = max(1, c.iters // 200)
     start = time.perf_counter()
-    compile_time = _warm_up(context, params, ds, run.batches[0], run.masks.ones, c, run.fused)
+    compile_time = _warm_up(context, params, ds, run.batches[0], run.masks.ones, c, run.lit)
     train_time = 0.0
     for stop in sorted({*range(report_every, c.iters + 1, report_every), *curve_at, c.iters} - {0}):
         interrupts.check()  # a stop signal that a callback of Numba's compiler dropped: acted on between calls
@@ -244,6 +244,7 @@ class _Iterations:
         self.done = 0
         self.diverged = False
         self.chunk = 1  # iterations of the next fused call: grows to about CALL_SECONDS of work
+        self.lit = network.lit_pixels(ds.x_train) if fused else None  # once per run, not per call
 
     def test_time(self) -> Params:
         """The network as used at test time: batch norm with the running statistics, no dropout."""
@@ -291,6 +292,7 @@ class _Iterations:
                 self.losses,
                 self.kept,
                 self.rel_diffs,
+                self.lit,
             )
             self.done += n
             per_iteration = max(time.perf_counter() - tick, 1e-9) / max(n, 1)
@@ -307,12 +309,15 @@ class _Iterations:
         return kept, None
 
 
-def _warm_up(s: StepContext, params: Params, ds: Dataset, idx, ones, config: TrainConfig, fused: bool) -> float:
+def _warm_up(
+    s: StepContext, params: Params, ds: Dataset, idx, ones, config: TrainConfig, lit: network.LitPixels | None
+) -> float:
     """Seconds to compile (or load from Numba's cache) every kernel the run calls, so that the timings of the
-    iterations exclude it. Only pure functions are called (the fused loop on a copy, for no iterations):
-    the run itself is unchanged."""
+    iterations exclude it. Only pure functions are called (the fused loop, when the run is fused (`lit`: its
+    training set's lit pixels), on a copy, for no iterations): the run itself is unchanged."""
     tick = time.perf_counter()
     x, y, c = ds.x_train[idx], ds.y_train[idx], config
+    fused = lit is not None
     if fused:
         network.sgd_iterations(
             params.copy(),
@@ -324,6 +329,7 @@ def _warm_up(s: StepContext, params: Params, ds: Dataset, idx, ones, config: Tra
             np.empty(0),
             np.empty(0, np.int8),
             np.empty((0, len(s.settings.sources) - 1)),
+            lit,
         )
     for name in s.settings.sources if not fused else ():
         sources.get(name).gradient(params, x, y, s.settings, ones)
