@@ -109,6 +109,18 @@ def test_a_damaged_cache_file_is_dropped_compiled_again_and_said_in_one_line(wha
         assert "Compiling" not in again.stderr
 
 
+def test_a_command_does_not_check_the_whole_cache_before_its_work(monkeypatch):
+    from click.testing import CliRunner
+
+    def refuse(kernel):
+        raise AssertionError("every kernel's cache was loaded to check it")
+
+    monkeypatch.setattr(kernel_cache, "_loads", refuse)  # what the whole-cache check calls for each kernel
+    result = CliRunner().invoke(cli, ["train", *TINY])
+    assert result.exit_code == 0, result.output
+    assert "could not be loaded" not in result.stderr
+
+
 def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(private_cache):
     # No command ran the check (the Python API, a worker process): loading drops the damaged files itself.
     root, target = private_cache

@@ -22,16 +22,21 @@ def prepare(threads, err, *figures) -> None:
         require()
     set_threads(threads)
     note = _notes(err)
-    dropped = kernel_cache.drop_damaged_cache()
-    if dropped:
-        note.print(
-            f"Numba's cache in {os.path.dirname(dropped[0])} could not be loaded: dropped the {len(dropped)} "
-            "files of the damaged kernels, compiling them again…",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-    elif not kernel_cache.kernels_cached():
+    said: list[str] = []
+
+    def dropped(paths: list[str]) -> None:  # a damaged kernel found as it loads: one line, for the first
+        if not said:
+            said.append(paths[0])
+            note.print(
+                f"Numba's cache in {os.path.dirname(paths[0])} could not be loaded: dropped the damaged "
+                "kernels' files, compiling them again…",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    kernel_cache.on_dropped = dropped
+    if not kernel_cache.kernels_cached():
         note.print(
             "[dim]Compiling the Numba kernels (first run only; about 40 s, longer on a busy machine)…[/]",
             soft_wrap=True,
