@@ -100,6 +100,7 @@ def test_a_damaged_cache_file_is_dropped_compiled_again_and_said_in_one_line(wha
     assert "Traceback" not in result.stderr and "Interrupted" not in result.stderr, result.stderr
     said = [line for line in result.stderr.splitlines() if "could not be loaded" in line]
     assert len(said) == 1 and target in said[0], result.stderr
+    assert "Compiling Numba kernels, starting with forward._predict" in result.stderr  # what is compiled again
     assert "test accuracy" in result.stdout
     for path, content in others.items():  # nothing but the damaged kernel's files was touched
         assert Path(target, path).read_bytes() == content
@@ -225,13 +226,44 @@ def test_an_end_of_file_inside_a_command_is_an_error_not_an_interrupt(runner, mo
     assert result.stderr.strip().splitlines()[-1].startswith("Error:"), result.stderr
 
 
-@pytest.mark.parametrize("quiet", [False, True])
-def test_the_compile_note_is_on_stderr_with_json_and_only_q_silences_it(quiet, runner, monkeypatch):
-    monkeypatch.setattr(kernel_cache, "kernels_cached", lambda: False)  # as on a first run
-    result = runner.invoke(cli, ["train", *TINY, "--json", *(["-q"] if quiet else [])])
+@pytest.mark.parametrize("flags", [[], ["--json"], ["-q"], ["--json", "-q"]])
+def test_a_compile_is_said_in_one_line_on_stderr_whatever_the_flags(flags, runner, monkeypatch):
+    from gradsel_cli.numerics import network
+
+    lit_pixels = network.lit_pixels
+
+    def compiling(x):  # as if the run's first kernels were not in the cache: two compiles start
+        kernel_cache.on_compile("fused._train_sgd")
+        kernel_cache.on_compile("forward._predict")
+        return lit_pixels(x)
+
+    monkeypatch.setattr(network, "lit_pixels", compiling)
+    result = runner.invoke(cli, ["train", *TINY, *flags])
     assert result.exit_code == 0, result.output
-    assert ("Compiling the Numba kernels" in result.stderr) is not quiet, result.stderr
+    said = [line for line in result.stderr.splitlines() if "Compiling" in line]
+    assert len(said) == 1 and said[0].startswith("Compiling Numba kernels, starting with fused._train_sgd")
     assert "Compiling" not in result.stdout
+
+
+def test_only_the_outermost_compile_of_gradsels_kernels_is_told(monkeypatch):
+    import numba
+
+    def inner(v):
+        return v + 1
+
+    def outer(v):
+        return kernel(v) * 2
+
+    inner.__module__ = outer.__module__ = "gradsel_cli.kernels.made_here"
+    kernel = numba.njit(inner)
+    told: list[str] = []
+    monkeypatch.setattr(kernel_cache, "on_compile", told.append)
+    assert numba.njit(outer)(1) == 4 and kernel(1.5) == 2.5
+    assert told == [
+        "made_here.test_only_the_outermost_compile_of_gradsels_kernels_is_told.<locals>.outer",
+        "made_here.test_only_the_outermost_compile_of_gradsels_kernels_is_told.<locals>.inner",
+    ]
+    assert numba.njit(lambda v: v)(3) == 3 and len(told) == 2  # not gradsel's: not told
 
 
 # ---- output that cannot be printed as it is ----------------------------------------------------------------

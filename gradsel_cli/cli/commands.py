@@ -49,7 +49,7 @@ from .options import (
     training_options,
     writable_file,
 )
-from .steps import emit, prepare, run_grid, saying, show, stored, warn, wrote
+from .steps import compiling_shown, emit, prepare, run_grid, saying, show, stored, warn, wrote
 
 CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
 
@@ -129,7 +129,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)
     on_interrupt("Interrupted; nothing was written (train writes its outputs when the run ends).")
-    with render.progress_bar(err, config.iters, config.method) as update:
+    with render.progress_bar(err, config.iters, config.method) as update, compiling_shown(update):
         result = run(
             config,
             raw,
@@ -208,6 +208,7 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_js
     with (
         benchmark.background_load(background),
         render.progress_bar(err, len(hidden) * len(batch), "bench", unit="") as update,
+        compiling_shown(update),
     ):
         rows = benchmark.run_bench(
             hidden, batch, repeat, data_dir, progress=lambda d, t, label: update(d, t, info=label), precision=precision
@@ -559,7 +560,7 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
     prepare(threads, err)
     on_interrupt(kept_note(results_file, "trials"))
     stored(results_file)
-    with render.progress_bar(err, trials, "tune", unit="") as update:
+    with render.progress_bar(err, trials, "tune", unit="") as update, compiling_shown(update):
         summary = run_tune(
             config,
             trials,
@@ -653,7 +654,7 @@ def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
     results.probe(plot)
     raw = load_mnist_raw(data_dir)
     prepare(threads, err, plot)
-    with render.progress_bar(err, config.iters, sources.exact()) as update:
+    with render.progress_bar(err, config.iters, sources.exact()) as update, compiling_shown(update):
         check = run_check(
             config,
             steps,

@@ -4,6 +4,7 @@ Heavy modules (numba, the kernels, Rich) are imported inside the functions, so
 that importing this module keeps ``gradsel --help`` instant.
 """
 
+import contextlib
 import os
 
 import click
@@ -36,11 +37,43 @@ def prepare(threads, err, *figures) -> None:
             )
 
     kernel_cache.on_dropped = dropped
-    if not kernel_cache.kernels_cached():
-        note.print(
-            "[dim]Compiling the Numba kernels (first run only; about 40 s, longer on a busy machine)…[/]",
-            soft_wrap=True,
-        )
+    kernel_cache.on_compile = _compiling(err)
+
+
+_SHOWN: list = []  # the live progress displays' update functions: a compile shows in them (compiling_shown)
+
+
+def _compiling(err):
+    """on_compile for a command: the first compile of the process is said in one line on stderr (also under -q
+    and --json: a minute of silence looks like a hang; stdout is untouched), each shows in the progress display."""
+    said: list[str] = []
+
+    def compiling(name: str) -> None:
+        if not said:
+            said.append(name)
+            line = (
+                f"Compiling Numba kernels, starting with {name} (once: later runs load them from the cache; "
+                "a minute or more on a busy machine)…"
+            )
+            if err.quiet:
+                click.echo(line, err=True)
+            else:
+                err.print(line, style="dim", markup=False, highlight=False, soft_wrap=True)
+        for update in _SHOWN:
+            update(None, info=f"compiling {name}…")
+
+    return compiling
+
+
+@contextlib.contextmanager
+def compiling_shown(update):
+    """While the progress display of `update` (render.progress_bar) is live, a kernel being compiled shows in it
+    (its elapsed time runs on): never a frozen 0/N."""
+    _SHOWN.append(update)
+    try:
+        yield update
+    finally:
+        _SHOWN.remove(update)
 
 
 def _notes(err):
@@ -128,7 +161,7 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
     on_interrupt(kept_note(results_file, "runs"))
     stored(results_file)
     already = []
-    with render.progress_bar(err, len(configs), label, unit="") as update:
+    with render.progress_bar(err, len(configs), label, unit="") as update, compiling_shown(update):
 
         def progress(done, total, info):
             if info == "resumed" and done == total:

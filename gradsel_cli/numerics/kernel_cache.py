@@ -4,7 +4,8 @@
 that cannot be loaded is dropped and the kernel compiled again: every cached
 kernel's loader is guarded from this module's import on (network.py imports it
 before its first kernel call), and says what it dropped to ``on_dropped`` (the
-command line prints one line). ``drop_damaged_cache`` checks every kernel's
+command line prints one line). Each kernel this process compiles rather than
+loads is told to ``on_compile`` as its compile starts. ``drop_damaged_cache`` checks every kernel's
 cache at once; no command pays for that at start-up (0.2 s).
 """
 
@@ -95,6 +96,27 @@ def drop_damaged_cache() -> list[str]:
 # on_dropped(paths): told when a guarded load found a kernel's cache damaged and dropped its files (`paths`),
 # before the kernel is compiled again
 on_dropped: Callable[[list[str]], None] | None = None
+# on_compile(name): told when this process starts to compile one of gradsel's kernels (not to load it from the
+# cache), for the outermost of nested compiles only: its module and name, as "fused._train_sgd"
+on_compile: Callable[[str], None] | None = None
+
+
+class _Compiles(numba.core.event.Listener):
+    """Tells on_compile of each outermost compile (Numba's "numba:compile" event: a cache miss, not a load)."""
+
+    depth = 0
+
+    def on_start(self, event):
+        self.depth += 1
+        function = event.data["dispatcher"].py_func
+        if self.depth == 1 and on_compile is not None and function.__module__.startswith(__package__.split(".")[0]):
+            on_compile(f"{function.__module__.rsplit('.', 1)[-1]}.{function.__qualname__}")
+
+    def on_end(self, event):
+        self.depth -= 1
+
+
+numba.core.event.register("numba:compile", _Compiles())
 
 
 def _guarded(kernel) -> None:

@@ -106,7 +106,8 @@ class _Progress(Progress):
 
 @contextmanager
 def progress_bar(err: Console, total: int, description: str, unit: str = "it"):
-    """Yield ``update(done, total, loss=None, info=None)``; a no-op when stderr is quiet or not a terminal."""
+    """Yield ``update(done, total, loss=None, info=None)`` (done None: only the info changes); a no-op when stderr
+    is quiet or not a terminal."""
     if not progress_enabled(err):
         yield lambda *a, **k: None
         return
