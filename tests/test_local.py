@@ -57,3 +57,30 @@ def test_a_worker_killed_mid_grid_loses_nothing_on_resume(tmp_path):
     hashes = [r["config_hash"] for r in stored]
     assert len(hashes) == len(set(hashes)) == len(configs)
     assert sorted(hashes) == sorted(r["config_hash"] for r in records)
+
+
+def test_a_pool_readies_each_kind_of_kernel_once_in_this_process_before_its_workers_start(mnist_raw, monkeypatch):
+    from gradsel_cli.numerics import training
+    from gradsel_cli.runs import local, trial
+
+    ran: list[TrainConfig] = []
+    monkeypatch.setattr(training, "train", lambda config, raw: ran.append(config))
+    configs = trials(BASE, CELLS, range(3)) + trials(BASE.replace(precision="float32"), CELLS[:1], range(2))
+    trial.compile_for(configs, mnist_raw)
+    assert [(c.method, c.precision, c.iters, c.test_limit) for c in ran] == [
+        *((m["method"], "float64", 1, 1) for m in CELLS),
+        ("analytic", "float32", 1, 1),
+    ]  # one iteration of the first trial of each kind; seeds, sizes and rates make no other kernels
+
+    class Started(Exception):
+        pass
+
+    def no_pool(*a, **k):
+        raise Started
+
+    readied: list[int] = []
+    monkeypatch.setattr(trial, "compile_for", lambda configs, raw: readied.append(len(configs)))
+    monkeypatch.setattr(local, "ProcessPoolExecutor", no_pool)
+    with pytest.raises(Started):
+        list(LocalExecutor(2).run(configs))
+    assert readied == [len(configs)]  # before the pool

@@ -52,6 +52,7 @@ class LocalExecutor:
             for config in configs:
                 yield config, trial.run_trial(config, raw=raw, eval_points=self.eval_points)
             return
+        trial.compile_for(configs, raw)  # here, said, once: not in every worker at the same time
         del raw
         quiet_resource_tracker()
         ctx = multiprocessing.get_context("spawn")  # fork after OpenMP threads started is unsafe
