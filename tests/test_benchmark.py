@@ -170,3 +170,104 @@ def test_the_naive_reference_runs_on_one_blas_thread_whatever_the_environment(mo
         row = benchmark.bench_one(x[:1], y[:1], 2, repeat=1)
     assert seen and set(seen) == {numeric_source.NAIVE_BLAS_THREADS} == {1}
     assert row["naive_blas_threads"] == 1  # numeric's own measurements say so
+
+
+# --- bench --compile ---------------------------------------------------------------------------------------
+
+
+def test_a_kernels_own_compile_time_leaves_out_the_kernels_compiled_inside_it():
+    from gradsel_cli.numerics.compile_profile import summarise
+
+    events = [  # (kernel, start, end, depth): outer compiles inner (which compiles leaf) and other
+        ("m.outer", 0.0, 10.0, 0),
+        ("m.inner", 1.0, 4.0, 1),
+        ("m.leaf", 2.0, 3.0, 2),
+        ("m.other", 5.0, 6.0, 1),
+        ("m.inner", 13.0, 14.0, 0),  # a second specialisation, compiled on its own
+    ]
+    got = {k["kernel"]: k for k in summarise(events)}
+    assert list(got) == ["m.outer", "m.inner", "m.leaf", "m.other"]
+    assert (got["m.outer"]["seconds"], got["m.outer"]["inclusive"]) == (6.0, 10.0)
+    assert (got["m.inner"]["seconds"], got["m.inner"]["inclusive"], got["m.inner"]["signatures"]) == (3.0, 1.0, 2)
+    assert got["m.leaf"]["seconds"] == got["m.other"]["seconds"] == 1.0
+
+
+def test_the_compile_scenarios_are_the_main_command_every_source_every_policy_and_float32():
+    from gradsel_cli.config import POLICIES
+    from gradsel_cli.numerics.compile_profile import scenarios
+
+    changes = [c for _, c in scenarios()]
+    assert changes[0] == {} and changes[-1] == {"precision": "float32"}
+    from gradsel_cli.config import TrainConfig
+
+    assert {TrainConfig(**c).method for c in changes} == {*sources.names(), *POLICIES}
+
+
+def test_a_child_on_an_empty_cache_records_what_it_compiles_and_on_the_same_cache_again_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from gradsel_cli.numerics.compile_profile import _CHILD
+
+    def child():
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, json.dumps({"method": "analytic"}), ""],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.splitlines()[-1])
+
+    first = child()
+    names = {k["kernel"]: k for k in first["kernels"]}
+    assert {"fused._train_sgd", "forward._predict", "backward._analytic_step"} <= set(names)
+    assert "differences._numeric_step" not in names  # analytic alone does not compile the numeric gradient
+    assert all(k["seconds"] > 0 and k["signatures"] >= 1 for k in first["kernels"])
+    assert names["fused._train_sgd"]["inclusive"] > names["fused._train_sgd"]["seconds"]
+    assert first["peak_rss_mb"] > 0
+    assert child()["kernels"] == []  # loaded from the cache the first one left
+
+
+def test_bench_compile_prints_its_tables_or_json_and_refuses_the_timing_options(runner, monkeypatch):
+    from gradsel_cli.numerics import compile_profile
+
+    kernel = {"kernel": "fused._train_sgd", "seconds": 1.5, "inclusive": 2.0, "signatures": 1}
+    record = {
+        "scenarios": [
+            {
+                "name": "main command (alternate)",
+                "changes": {},
+                "kernels": [kernel],
+                "seconds": 3.0,
+                "peak_rss_mb": 400,
+            },
+            {"name": "float32", "changes": {"precision": "float32"}, "kernels": [], "seconds": 0.5, "peak_rss_mb": 250},
+        ],
+        "python": "3.11",
+        "numba": "0.68",
+    }
+    monkeypatch.setattr(compile_profile, "profile_compiles", lambda *a, **k: record)
+    as_json = runner.invoke(cli, ["bench", "--compile", "--json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == record
+    shown = runner.invoke(cli, ["bench", "--compile"])
+    assert shown.exit_code == 0, shown.output
+    assert "main command (alternate)" in shown.stdout and "fused._train_sgd" in shown.stdout
+    assert "float32" in shown.stdout and "400" in shown.stdout
+    refused = runner.invoke(cli, ["bench", "--compile", "--hidden", "50"])
+    assert refused.exit_code == 2 and "--hidden sets how calls are timed" in refused.stderr
+
+
+def test_bench_compile_says_in_one_line_which_scenario_failed(runner, monkeypatch):
+    from gradsel_cli.numerics import compile_profile
+
+    def failing(*a, **k):
+        raise RuntimeError("the float32 scenario failed in its process: MemoryError")
+
+    monkeypatch.setattr(compile_profile, "profile_compiles", failing)
+    result = runner.invoke(cli, ["bench", "--compile"])
+    assert result.exit_code == 1 and "Error: the float32 scenario failed" in result.stderr
+    assert "Traceback" not in result.output

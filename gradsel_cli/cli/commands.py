@@ -188,9 +188,17 @@ def _store_once(err, path, record) -> None:
     help="Busy-loop processes kept running while timing (a loaded machine); always stopped at the end.",
 )
 @config_options("precision")
+@click.option(
+    "--compile",
+    "compiling",
+    is_flag=True,
+    help="Instead: on a new, empty Numba cache, the kernels each scenario compiles (the main command, each "
+    "source, each policy, float32; each on the cache the ones before it left), their compile times and "
+    "specialisations. A few minutes.",
+)
 @output_options("the measurements")
 @library_errors
-def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_json, quiet):
+def bench(hidden, batch, repeat, data_dir, threads, background, precision, compiling, as_json, quiet):
     """Time the loss, both gradients, the naive reference and each method's iteration.
 
     \b
@@ -199,11 +207,21 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_js
       gradsel bench --hidden 50 --batch 8 --background 2   # beside two busy processes
       gradsel bench --hidden 50 --batch 8 --precision float32
       gradsel bench --json > bench.json
+      gradsel bench --compile                               # what a first run compiles
     """
     from .. import render
     from ..numerics import benchmark
 
     out, err = render.consoles(quiet or as_json)
+    if compiling:
+        ctx = click.get_current_context()
+        timing = ("hidden", "batch", "repeat", "threads", "background", "precision")
+        given = [k for k in timing if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise click.UsageError(f"{flag} sets how calls are timed, which --compile does not do; drop {flag}")
+        _bench_compile(out, err, data_dir, as_json)
+        return
     prepare(threads, err)
     with (
         benchmark.background_load(background),
@@ -215,6 +233,21 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, as_js
         )
     record = benchmark.bench_record(rows, repeat, background, precision)
     show(out, record, as_json, lambda: render.bench_record_tables(record))
+
+
+def _bench_compile(out, err, data_dir, as_json) -> None:
+    """bench --compile: each scenario's compiles, in child processes on one new, empty cache."""
+    from .. import render
+    from ..data import find_data_dir
+    from ..numerics.compile_profile import profile_compiles
+
+    directory = find_data_dir(data_dir)  # a bad --data-dir is one line here, not a failed child
+    with render.progress_bar(err, 1, "compile", unit="") as update:
+        try:
+            record = profile_compiles(directory, progress=lambda d, t, name: update(d, t, info=name))
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+    show(out, record, as_json, lambda: render.compile_tables(record))
 
 
 @cli.command()

@@ -485,3 +485,38 @@ def study_output(preset: str, summary: dict, fmt: str):
     if fmt == "markdown":
         return study_markdown(preset, summary)
     raise ValueError(f"--format {fmt} is for the paper tables; the {preset} study prints rich, markdown or json")
+
+
+def compile_tables(record: dict) -> list[Table]:
+    """`gradsel bench --compile`: a line per scenario (what it compiled beyond the scenarios before it, on the
+    same cache), then each scenario's kernels, the slowest to compile first."""
+    total = titled_table(
+        wrap_title("gradsel bench --compile", "each scenario on the cache the ones before it left", "seconds")
+    )
+    total.add_column("scenario", no_wrap=True)
+    for col in ("kernels", "special-\nisations", "compiling", "whole\nrun", "peak\nRSS MB"):
+        number_column(total, col)
+    parts = [total]
+    for s in record["scenarios"]:
+        kernels = s["kernels"]
+        compiling = sum(k["inclusive"] for k in kernels)
+        signatures = sum(k["signatures"] for k in kernels)
+        total.add_row(
+            s["name"],
+            str(len(kernels)),
+            str(signatures),
+            f"{compiling:.1f}",
+            f"{s['seconds']:.1f}",
+            str(s["peak_rss_mb"]),
+        )
+        if not kernels:
+            continue
+        table = titled_table(wrap_title(s["name"], "kernels compiled", "seconds"), **COMPACT)
+        table.add_column("kernel", overflow="fold")
+        for col in ("own", "with the\nkernels in it", "special-\nisations"):
+            number_column(table, col)
+        for k in sorted(kernels, key=lambda k: -k["seconds"]):
+            inclusive = f"{k['inclusive']:.2f}" if k["inclusive"] else "—"
+            table.add_row(k["kernel"], f"{k['seconds']:.2f}", inclusive, str(k["signatures"]))
+        parts.append(table)
+    return parts
