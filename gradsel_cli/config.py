@@ -24,14 +24,22 @@ SETTING_READS = {
     "beta2": ("optimizer", ("adam",)),
     "eps": ("optimizer", ("adagrad", "rmsprop", "adam")),
     "init_std": ("init", ("std",)),
+    "shots": ("subset", ("first", "random")),
 }
-SUBSETS = ("first", "random")
+SUBSETS = ("first", "random", "all")  # all: every training image, the textbook's chapter-4 setting
 PRECISIONS = ("float64", "float32")
 SELECT_ON = ("batch", "train")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 INITS = ("std", "xavier", "he")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
 LOSSES = ("cross-entropy", "mse")
+
+
+def images_label(config) -> str:
+    """The training images of a config (a TrainConfig or its dict) as tables and titles name them: "k=2", or
+    "all images" (--subset all)."""
+    c = config if isinstance(config, dict) else config.to_dict()
+    return "all images" if c.get("subset") == "all" else f"k={c['shots']}"
 
 
 def counted(n: int, noun: str, spec: str = "") -> str:
@@ -98,7 +106,10 @@ class TrainConfig:
     lr: float = option(0.1, "Learning rate.", kind="positive")
     seed: int = option(0, "Seed of the initial weights, subset and batch order.", low=0)
     subset: str = option(
-        "first", "Few-shot subset: first k per class in file order, or a seeded random draw.", choices=SUBSETS
+        "first",
+        "Training images: the first k per class in file order, a seeded random draw of k per class, or all "
+        "60,000 (the textbook's chapter-4 training; --shots is not read).",
+        choices=SUBSETS,
     )
     init_std: float = option(0.01, "Std of the N(0, std^2) initial weights (--init std).", kind="positive")
     sources: str = option(

@@ -178,9 +178,12 @@ def load_mnist(data_dir=None, dtype="float64"):
 
 
 def few_shot_indices(y: np.ndarray, shots: int, subset: str = "first", seed: int = 0) -> np.ndarray:
-    """Indices of `shots` images per class: the first in file order, or a seeded random draw."""
+    """Indices of `shots` images per class: the first in file order, or a seeded random draw; or (subset "all")
+    every image, in file order (shots not read)."""
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; choose one of: {', '.join(SUBSETS)}")
+    if subset == "all":
+        return np.arange(len(y))
     counts = np.bincount(y, minlength=N_CLASSES)
     if not 1 <= shots <= counts.min():
         raise ValueError(f"shots must be between 1 and {counts.min()} (the smallest class), got {shots}")

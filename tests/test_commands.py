@@ -141,6 +141,15 @@ def test_train_json_is_a_full_run_record(runner, mnist_raw):
     assert all(line.startswith("Compiling Numba kernels") for line in result.stderr.splitlines())
 
 
+def test_train_on_all_the_training_images_says_so_and_reads_no_shots(runner):
+    args = ["train", "--subset", "all", "--iters", "5", "--batch", "100", "--hidden", "10", "--test-limit", "200"]
+    shown = runner.invoke(cli, args)
+    assert shown.exit_code == 0, shown.output
+    assert "gradsel train — alternate: all images, B=100, H=10" in shown.stdout
+    one, other = (json.loads(invoke(runner, *args, "--shots", k, "--json").stdout) for k in ("1", "9"))
+    assert one["predictions"] == other["predictions"] and one["loss_history"] == other["loss_history"]
+
+
 def test_train_json_matches_the_python_api(runner, mnist_raw):
     result = invoke(runner, *SMALL_RUN, "--method", "alternate", "--seed", "4", "--json")
     assert result.exit_code == 0, result.output

@@ -296,6 +296,12 @@ def test_largest_allowed_shots(mnist_raw):
     assert len(data.few_shot_indices(mnist_raw[1], 5421)) == 54210
 
 
+def test_the_all_subset_is_every_training_image_in_file_order_whatever_the_shots_and_seed(mnist_raw):
+    y = mnist_raw[1]
+    for shots, seed in ((1, 0), (5421, 7)):
+        assert np.array_equal(data.few_shot_indices(y, shots, "all", seed), np.arange(60000))
+
+
 def test_unknown_subset_raises(mnist_raw):
     with pytest.raises(ValueError, match="subset"):
         data.few_shot_indices(mnist_raw[1], 2, "last")

@@ -129,6 +129,7 @@ CHANGED = {  # a value other than the default of every option some runs do not r
     "beta2": 0.5,
     "eps": 1e-3,
     "init_std": 0.1,
+    "shots": 3,
     "fd_step": 1e-3,
     "fd_scheme": "forward",
     "fd_arith": "textbook",
@@ -144,12 +145,13 @@ def _outcome(record: dict) -> tuple:
 def _unread() -> list[tuple[str, dict]]:
     """(option, a config that does not read it): each setting's option under an optimizer or initialisation
     that ignores it, each policy's and source's option in a run of backprop alone."""
-    from gradsel_cli.config import INITS, OPTIMIZERS, POLICY_READS, SETTING_READS
+    from gradsel_cli.config import INITS, OPTIMIZERS, POLICY_READS, SETTING_READS, SUBSETS
     from gradsel_cli.sources import REGISTRY
 
+    choices = {"optimizer": OPTIMIZERS, "init": INITS, "subset": SUBSETS}
     out = []
     for option, (by, values) in SETTING_READS.items():
-        other = next(v for v in (OPTIMIZERS if by == "optimizer" else INITS) if v not in values)
+        other = next(v for v in choices[by] if v not in values)
         out.append((option, {by: other}))
     options = [*POLICY_READS, *(k for s in REGISTRY.values() for k in s.reads)]
     return out + [(option, {"method": "analytic"}) for option in options]
@@ -168,7 +170,7 @@ def test_an_option_a_run_does_not_read_changes_neither_its_result_nor_its_key(op
     assert config_hash(changed.to_dict()) != config_hash(plain.to_dict())  # the stored hash is of the config as given
 
 
-@pytest.mark.parametrize("option", ["momentum", "rho", "beta1", "beta2", "eps", "init_std"])
+@pytest.mark.parametrize("option", ["momentum", "rho", "beta1", "beta2", "eps", "init_std", "shots"])
 def test_a_setting_a_run_reads_changes_its_result_and_its_key(option, mnist_raw):
     from gradsel_cli.config import SETTING_READS
 

@@ -40,6 +40,8 @@ def test_a_split_that_cannot_be_made_is_a_value_error_naming_the_remedy(mnist_ra
         tuning.validation_split(mnist_raw, TINY.replace(shots=1), val_per_class=0)
     with pytest.raises(ValueError, match="lower --val-per-class"):
         tuning.validation_split(mnist_raw, TINY, val_per_class=6000)
+    with pytest.raises(ValueError, match="leaves none to validate on"):
+        tuning.validation_split(mnist_raw, TINY.replace(subset="all"))
 
 
 def test_log_uniform_stays_within_its_range_and_spreads_over_the_decades():

@@ -8,7 +8,7 @@ picture. Input is the plain data of report.py and gradcheck.py.
 
 import math
 
-from ..config import counted
+from ..config import counted, images_label
 
 INSTALL = 'pip install "gradsel[plot]"'
 DPI = 100
@@ -48,7 +48,7 @@ def figure_title(command: str, c: dict, seeds) -> str:
     seeds = list(seeds)
     which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
     return (
-        f"gradsel {command} — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+        f"gradsel {command} — {images_label(c)}, B={c['batch']}, H={c['hidden']}, "
         f"{counted(c['iters'], 'iteration', ',')}, "
         f"lr {c['lr']}, h={c['fd_step']:g}, {which}"
     )

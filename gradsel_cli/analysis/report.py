@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import papers, sources
-from ..config import DIGITS_FROM, GRID_KEYS, MARGIN, canonical, counted
+from ..config import DIGITS_FROM, GRID_KEYS, MARGIN, canonical, counted, images_label
 from ..runs.records import identity, run_key, test_set_runs
 from . import stats
 
@@ -453,7 +453,7 @@ def digits_view(records: list[dict], methods: list[str], n: int, how: str, x_tes
     indices, note = pick_digits(predictions, n, how, seed)
     c = first[methods[0]]["config"]
     title = (
-        f"Test images and predictions — k={c['shots']}, B={c['batch']}, H={c['hidden']}, "
+        f"Test images and predictions — {images_label(c)}, B={c['batch']}, H={c['hidden']}, "
         f"{counted(c['iters'], 'iteration', ',')}, seed {seed}; digits from: {how}"
     )
     return {

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import sources
-from ..config import METHOD_NAMES, TrainConfig, counted
+from ..config import METHOD_NAMES, TrainConfig, counted, images_label
 from .cells import (
     cell_text,
     column_names,
@@ -38,7 +38,7 @@ def train_summary(record: dict) -> Table:
     t = titled_table(
         wrap_title(
             f"gradsel train — {clean(c['method'])}",
-            f"k={clean(c['shots'])}",
+            clean(images_label(c)),
             f"B={clean(c['batch'])}",
             f"H={clean(c['hidden'])}",
             f"{record['iterations_done']}/{clean(counted(c['iters'], 'iteration'))}",
@@ -163,7 +163,7 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     per = titled_table(
         wrap_title(
             "gradsel compare",
-            f"k={clean(c['shots'])}",
+            clean(images_label(c)),
             f"B={clean(c['batch'])}",
             f"H={clean(c['hidden'])}",
             counted(c["iters"], "iteration", ","),
@@ -342,7 +342,7 @@ def tune_table(summary: dict, top: int = 10) -> list:
             "gradsel tune",
             clean(c["method"]),
             clean(c["optimizer"]),
-            f"k={clean(c['shots'])}",
+            clean(images_label(c)),
             f"B={clean(c['batch'])}",
             f"H={clean(c['hidden'])}",
             counted(c["iters"], "iteration", ","),
@@ -388,7 +388,7 @@ def gradcheck_tables(check: dict) -> list:
             t = titled_table(
                 wrap_title(
                     f"gradcheck — {clean(name)} vs {clean(exact)} gradient {when}",
-                    f"k={clean(c['shots'])}",
+                    clean(images_label(c)),
                     f"B={clean(c['batch'])}",
                     f"H={clean(c['hidden'])}",
                     f"seed {clean(c['seed'])}",

@@ -17,7 +17,7 @@ running trials through trial.py.
 
 import contextlib
 
-from ..config import TrainConfig
+from ..config import TrainConfig, images_label
 from . import results
 from .local import LocalExecutor
 from .processes import default_workers, terminate_as_interrupt
@@ -26,7 +26,7 @@ from .trial import GridError
 
 
 def cell_label(config: TrainConfig) -> str:
-    return f"{config.method} k={config.shots} B={config.batch} H={config.hidden} seed={config.seed}"
+    return f"{config.method} {images_label(config)} B={config.batch} H={config.hidden} seed={config.seed}"
 
 
 def trials(base: TrainConfig, cells: list[dict], seeds) -> list[TrainConfig]:

@@ -25,6 +25,11 @@ from .records import run_key, run_record
 def validation_split(raw, config: TrainConfig, val_per_class: int = VAL_PER_CLASS) -> tuple[Dataset, str]:
     """(the Dataset to tune on, a description of the split)."""
     xtr, ytr, _, _ = raw
+    if config.subset == "all":
+        raise ValueError(
+            "--subset all trains on every training image, which leaves none to validate on; "
+            "tune with --subset first or random"
+        )
     if val_per_class == 0:
         if config.shots < 2:
             raise ValueError(
