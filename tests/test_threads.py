@@ -2,9 +2,6 @@
 besides the kernels that import numba."""
 
 import ast
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -103,20 +100,3 @@ def test_choice_probes_less_often_while_the_same_choice_keeps_winning():
             pass
         choice.record(top, top, 5e-9)
     assert choice.interval == min(first * 8, threads._PROBE_LAST)
-
-
-def test_kernels_cached_is_false_before_anything_is_compiled(tmp_path):
-    """In a process whose Numba cache is an empty directory nothing is cached (the first call compiles)."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    code = "from gradsel_cli.numerics import kernel_cache; print(kernel_cache.kernels_cached())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
-
-
-def test_kernels_cached_after_a_call(mnist_batch):
-    x, y = mnist_batch
-    from gradsel_cli.numerics import network
-
-    network.loss(network.init_params(3), x, y)  # compiles and caches _loss if it was not
-    assert kernel_cache.kernels_cached()

@@ -18,8 +18,6 @@ import time
 from .. import sources
 from ..config import POLICIES, TrainConfig
 
-PACKAGE = __package__.split(".")[0]
-
 
 def scenarios() -> list[tuple[str, dict]]:
     """(name, config changes) of each scenario, in the order they run: the README's main command (the defaults:
@@ -50,30 +48,13 @@ def summarise(events: list[tuple[str, float, float, int]]) -> list[dict]:
 def record_compiles(changes: dict, data_dir=None) -> dict:
     """In this process: train one iteration of TrainConfig(**changes) and record each compile of gradsel's kernels
     on the way. {"kernels": summarise(...), "seconds": the whole call, "peak_rss_mb": of this process}."""
-    import numba
-
     from ..data import load_mnist_raw
+    from .kernel_cache import recording_compiles
     from .training import train
-
-    events: list[tuple[str, float, float, int]] = []
-    started: list[tuple[str | None, float, int]] = []  # every compile under way: (gradsel's kernel or None, ...)
-
-    class Recorder(numba.core.event.Listener):
-        def on_start(self, event):
-            f = event.data["dispatcher"].py_func
-            ours = f.__module__.startswith(PACKAGE + ".")
-            depth = sum(name is not None for name, _, _ in started)  # gradsel's kernels compiling around it
-            name = f"{f.__module__.rsplit('.', 1)[-1]}.{f.__qualname__}" if ours else None
-            started.append((name, time.perf_counter(), depth))
-
-        def on_end(self, event):
-            name, start, depth = started.pop()
-            if name is not None:
-                events.append((name, start, time.perf_counter(), depth))
 
     raw = load_mnist_raw(data_dir)
     tick = time.perf_counter()
-    with numba.core.event.install_listener("numba:compile", Recorder()):
+    with recording_compiles() as events:
         train(TrainConfig(**changes).replace(iters=1, test_limit=1), raw)
     seconds = time.perf_counter() - tick
     events.sort(key=lambda e: e[1])
@@ -91,7 +72,7 @@ def profile_compiles(data_dir=None, progress=None) -> dict:
     """Each scenario in a child process on one new, empty Numba cache, in order (see the module's docstring);
     progress(done, total, name). The record: {"scenarios": [{"name", "changes", "kernels", "seconds",
     "peak_rss_mb"}], "python", "numba"}."""
-    import numba
+    from importlib.metadata import version
 
     found = []
     todo = scenarios()
@@ -111,4 +92,4 @@ def profile_compiles(data_dir=None, progress=None) -> dict:
             found.append({"name": name, "changes": changes, **json.loads(child.stdout.splitlines()[-1])})
     if progress:
         progress(len(todo), len(todo), "done")
-    return {"scenarios": found, "python": sys.version.split()[0], "numba": numba.__version__}
+    return {"scenarios": found, "python": sys.version.split()[0], "numba": version("numba")}

@@ -1,12 +1,12 @@
-"""Numba's on-disk cache of the kernels: whether it holds them, and a damaged cache dropped.
+"""Numba's on-disk cache of the kernels: a damaged cache dropped, and each compile told.
 
-``kernels_cached`` says whether Numba has the compiled kernels on disk; a cache
-that cannot be loaded is dropped and the kernel compiled again: every cached
-kernel's loader is guarded from this module's import on (network.py imports it
-before its first kernel call), and says what it dropped to ``on_dropped`` (the
-command line prints one line). Each kernel this process compiles rather than
-loads is told to ``on_compile`` as its compile starts. ``drop_damaged_cache`` checks every kernel's
-cache at once; no command pays for that at start-up (0.2 s).
+A cache that cannot be loaded is dropped and the kernel compiled again: every
+cached kernel's loader is guarded from this module's import on (network.py
+imports it before its first kernel call), and says what it dropped to
+``on_dropped`` (the command line prints one line). Each kernel this process
+compiles rather than loads is told to ``on_compile`` as its compile starts.
+``drop_damaged_cache`` checks every kernel's cache at once; no command pays for
+that at start-up (0.2 s).
 """
 
 import contextlib
@@ -14,6 +14,7 @@ import glob
 import importlib
 import os
 import pkgutil
+import time
 import warnings
 from collections.abc import Callable
 
@@ -21,18 +22,8 @@ import numba
 import numpy as np
 
 from .. import kernels
-from ..kernels.forward import _loss, _predict
 from ..kernels.fused import step_signature
 from ..kernels.policy import SERIAL
-
-
-def kernels_cached() -> bool:
-    """Whether Numba's cache holds kernels compiled from this very source (an older cache is
-    stale: the first call compiles them again)."""
-    try:
-        return any(k._cache._cache_file._load_index() for k in (_loss, _predict))
-    except Exception:  # another Numba's cache layout, or a damaged index: assume not
-        return False
 
 
 # A damaged cache (a file cut short or overwritten: Numba's loader raises pickle's errors,
@@ -101,6 +92,15 @@ on_dropped: Callable[[list[str]], None] | None = None
 on_compile: Callable[[str], None] | None = None
 
 
+def _kernel_name(event) -> str | None:
+    """The module and name of the kernel a "numba:compile" event is about ("fused._train_sgd"), None when it is
+    not one of gradsel's."""
+    function = event.data["dispatcher"].py_func
+    if not function.__module__.startswith(__package__.split(".")[0] + "."):
+        return None
+    return f"{function.__module__.rsplit('.', 1)[-1]}.{function.__qualname__}"
+
+
 class _Compiles(numba.core.event.Listener):
     """Tells on_compile of each outermost compile (Numba's "numba:compile" event: a cache miss, not a load)."""
 
@@ -108,15 +108,36 @@ class _Compiles(numba.core.event.Listener):
 
     def on_start(self, event):
         self.depth += 1
-        function = event.data["dispatcher"].py_func
-        if self.depth == 1 and on_compile is not None and function.__module__.startswith(__package__.split(".")[0]):
-            on_compile(f"{function.__module__.rsplit('.', 1)[-1]}.{function.__qualname__}")
+        if self.depth == 1 and on_compile is not None and (name := _kernel_name(event)) is not None:
+            on_compile(name)
 
     def on_end(self, event):
         self.depth -= 1
 
 
 numba.core.event.register("numba:compile", _Compiles())
+
+
+@contextlib.contextmanager
+def recording_compiles():
+    """While open, every compile of gradsel's kernels in this process, nested ones too, is appended to the list it
+    yields as (kernel, start, end, depth): perf_counter seconds, and depth the number of gradsel's kernels
+    compiling around it (0: the outermost)."""
+    events: list[tuple[str, float, float, int]] = []
+    started: list[tuple[str | None, float, int]] = []  # every compile under way: (gradsel's kernel or None, ...)
+
+    class Recorder(numba.core.event.Listener):
+        def on_start(self, event):
+            depth = sum(name is not None for name, _, _ in started)
+            started.append((_kernel_name(event), time.perf_counter(), depth))
+
+        def on_end(self, event):
+            name, start, depth = started.pop()
+            if name is not None:
+                events.append((name, start, time.perf_counter(), depth))
+
+    with numba.core.event.install_listener("numba:compile", Recorder()):
+        yield events
 
 
 def _guarded(kernel) -> None:
