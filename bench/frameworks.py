@@ -222,68 +222,15 @@ def _fmt(seconds):
     return f"{seconds * 1e6:.0f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
 
-def textbook_loop(params, x, y, batches, lr):
-    """The textbook's chapter-4 training (ch04/train_neuralnet.py, TwoLayerNet.gradient) in plain NumPy: per
-    iteration the batch's forward pass (np.dot, sigmoid, softmax), backprop, the SGD update, and the batch loss
-    (of the forward pass the gradient used: gradsel's record, one forward pass per iteration). `params` is
-    updated in place; the losses are returned."""
-    W1, b1, W2, b2 = params.W1, params.b1, params.W2, params.b2
-    losses = np.empty(len(batches))
-    for t, idx in enumerate(batches):
-        xb, yb = x[idx], y[idx]
-        B = len(idx)
-        z1 = 1.0 / (1.0 + np.exp(-(np.dot(xb, W1) + b1)))
-        a2 = np.dot(z1, W2) + b2
-        a2 = a2 - a2.max(axis=1, keepdims=True)
-        p = np.exp(a2)
-        p /= p.sum(axis=1, keepdims=True)
-        losses[t] = -np.mean(np.log(p[np.arange(B), yb]))
-        dy = p
-        dy[np.arange(B), yb] -= 1.0
-        dy /= B
-        gW2, gb2 = np.dot(z1.T, dy), dy.sum(axis=0)
-        dz1 = np.dot(dy, W2.T) * (1.0 - z1) * z1
-        gW1, gb1 = np.dot(xb.T, dz1), dz1.sum(axis=0)
-        W1 -= lr * gW1
-        b1 -= lr * gb1
-        W2 -= lr * gW2
-        b2 -= lr * gb2
-    return losses
-
-
 def textbook(iters: int, rounds: int) -> str:
-    """The textbook's chapter-4 training, all 60,000 training images, B = 100, H = 50, lr 0.1, analytic, on one
-    thread: gradsel train against the NumPy loop on the same initial weights and batches, in interleaved rounds."""
-    from gradsel_cli.numerics import training
+    """The textbook's chapter-4 training (all 60,000 training images, B = 100, H = 50, lr 0.1, analytic) on one
+    thread: gradsel train against the NumPy loop (gradsel_cli.numerics.benchmark.textbook), as Markdown."""
+    from gradsel_cli.numerics import benchmark
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # then BLAS uses its own thread count: said in the table's line
-        threadpool_limits = None
-    config = gs.TrainConfig(method="analytic", subset="all", batch=100, hidden=50, lr=0.1, iters=iters)
-    raw = data.load_mnist_raw()
-    x, y = data.to_float(raw[0]), raw[1].astype(np.int64)
-    batches = training.batch_indices(config, len(y))
-    training.train(config.replace(iters=1), raw)  # kernels loaded
-    ours, theirs, loop, accuracies = [], [], [], {}
-    for _ in range(rounds):
-        tick = time.perf_counter()
-        run = training.train(config, raw)
-        ours.append(time.perf_counter() - tick)
-        loop.append(run.train_time)
-        accuracies["gradsel"] = run.accuracy
-        params = gs.init_params(config.hidden, config.seed)
-        tick = time.perf_counter()
-        if threadpool_limits is None:
-            textbook_loop(params, x, y, batches, config.lr)
-        else:
-            with threadpool_limits(1):
-                textbook_loop(params, x, y, batches, config.lr)
-        theirs.append(time.perf_counter() - tick)
-        accuracies["NumPy"] = float(np.mean(gs.predict(params, raw[2]) == raw[3]))
-    best_ours, best_theirs = min(ours), min(theirs)
+    r = benchmark.textbook(iters, rounds)
     cpu = platform.processor() or platform.machine()
-    blas = "one BLAS thread" if threadpool_limits else "BLAS threads as the environment sets them"
+    blas = "one BLAS thread" if r["blas_threads"] == 1 else "BLAS threads as the environment sets them"
+    ours, loop, theirs = r["gradsel_seconds"], r["gradsel_iterations_seconds"], r["numpy_iterations_seconds"]
     return "\n".join(
         [
             f"The textbook's chapter-4 training: all 60,000 training images, B = 100, H = 50, lr 0.1, {iters:,} "
@@ -293,13 +240,13 @@ def textbook(iters: int, rounds: int) -> str:
             "",
             "| | whole run | its iterations | per iteration | test accuracy |",
             "|---|---:|---:|---:|---:|",
-            f"| gradsel train --subset all --batch 100 --hidden 50 --method analytic | {best_ours:.2f} s "
-            f"| {min(loop):.2f} s | {min(loop) / iters * 1e3:.3f} ms | {accuracies['gradsel']:.4f} |",
-            f"| the NumPy loop (the textbook's way) | — | {best_theirs:.2f} s | {best_theirs / iters * 1e3:.3f} ms "
-            f"| {accuracies['NumPy']:.4f} |",
+            f"| gradsel train --subset all --batch 100 --hidden 50 --method analytic | {ours:.2f} s "
+            f"| {loop:.2f} s | {loop / iters * 1e3:.3f} ms | {r['gradsel_accuracy']:.4f} |",
+            f"| the NumPy loop (the textbook's way) | — | {theirs:.2f} s | {theirs / iters * 1e3:.3f} ms "
+            f"| {r['numpy_accuracy']:.4f} |",
             "",
-            f"NumPy / gradsel, iterations: {best_theirs / min(loop):.2f}×; NumPy's iterations / gradsel's whole run: "
-            f"{best_theirs / best_ours:.2f}×. gradsel's whole run is the train() call: its training set (all 60,000 "
+            f"NumPy / gradsel, iterations: {theirs / loop:.2f}×; NumPy's iterations / gradsel's whole run: "
+            f"{theirs / ours:.2f}×. gradsel's whole run is the train() call: its training set (all 60,000 "
             "images) made float64 and listed by lit pixel, the iterations, the final loss and the test evaluation.",
         ]
     )

@@ -271,3 +271,21 @@ def test_bench_compile_says_in_one_line_which_scenario_failed(runner, monkeypatc
     result = runner.invoke(cli, ["bench", "--compile"])
     assert result.exit_code == 1 and "Error: the float32 scenario failed" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_bench_textbook_times_the_chapter_4_training_against_numpy_on_the_same_work(runner):
+    got = runner.invoke(cli, ["bench", "--textbook", "20", "--json"])
+    assert got.exit_code == 0, got.output
+    record = json.loads(got.stdout)
+    assert (record["config"]["subset"], record["config"]["batch"], record["config"]["iters"]) == ("all", 100, 20)
+    assert record["gradsel_accuracy"] == pytest.approx(record["numpy_accuracy"], abs=2e-4)  # the same run
+    assert record["gradsel_seconds"] >= record["gradsel_iterations_seconds"] > 0
+    assert record["numpy_iterations_seconds"] > 0 and record["rounds"] == 2
+    shown = runner.invoke(cli, ["bench", "--textbook", "20"])
+    assert shown.exit_code == 0 and "NumPy / gradsel, iterations:" in shown.stdout
+    for wrong, said in (
+        (["--hidden", "20"], "--hidden sets how calls are timed, which --textbook does not do"),
+        (["--compile"], "--compile and --textbook measure different things; choose one"),
+    ):
+        refused = runner.invoke(cli, ["bench", "--textbook", "20", *wrong])
+        assert refused.exit_code == 2 and said in refused.stderr

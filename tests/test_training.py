@@ -318,22 +318,15 @@ def test_train_validates_before_doing_anything():
 
 
 def test_the_textbook_loop_of_the_benchmark_does_the_work_of_gradsels_run(mnist_raw):
-    """bench/frameworks.py --textbook times gradsel against a plain NumPy loop: the same run, so the same
-    weights (to summation order) from the same initial weights and batches."""
-    import importlib.util
-    from pathlib import Path
-
+    """bench --textbook times gradsel against a plain NumPy loop: the same run, so the same weights (to summation
+    order) from the same initial weights and batches."""
     from gradsel_cli import data
+    from gradsel_cli.numerics import benchmark
 
-    path = Path(__file__).parent.parent / "bench" / "frameworks.py"
-    spec = importlib.util.spec_from_file_location("frameworks", path)
-    assert spec is not None and spec.loader is not None
-    frameworks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(frameworks)
-    config = TrainConfig(method="analytic", subset="all", batch=100, hidden=10, lr=0.1, iters=30, test_limit=200)
+    config = benchmark.TEXTBOOK.replace(hidden=10, iters=30, test_limit=200)
     x, y = data.to_float(mnist_raw[0]), mnist_raw[1].astype(np.int64)
     params = network.init_params(config.hidden, config.seed)
-    losses = frameworks.textbook_loop(params, x, y, training.batch_indices(config, len(y)), config.lr)
+    losses = benchmark.textbook_loop(params, x, y, training.batch_indices(config, len(y)), config.lr)
     run = training.train(config, mnist_raw)
     np.testing.assert_allclose(params.flat, run.params.flat, rtol=0, atol=1e-12)
     np.testing.assert_allclose(losses, run.loss_history, rtol=1e-12)

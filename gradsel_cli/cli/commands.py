@@ -196,9 +196,18 @@ def _store_once(err, path, record) -> None:
     "source, each policy, float32; each on the cache the ones before it left), their compile times and "
     "specialisations. A few minutes.",
 )
+@click.option(
+    "--textbook",
+    type=Whole(min=1),
+    default=None,
+    metavar="ITERS",
+    help="Instead: the textbook's chapter-4 training (all 60,000 training images, B 100, H 50, lr 0.1, analytic) "
+    "for ITERS iterations (10000 in the book), gradsel against a plain NumPy loop on one BLAS thread, 2 "
+    "interleaved rounds.",
+)
 @output_options("the measurements")
 @library_errors
-def bench(hidden, batch, repeat, data_dir, threads, background, precision, compiling, as_json, quiet):
+def bench(hidden, batch, repeat, data_dir, threads, background, precision, compiling, textbook, as_json, quiet):
     """Time the loss, both gradients, the naive reference and each method's iteration.
 
     \b
@@ -208,19 +217,29 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, compi
       gradsel bench --hidden 50 --batch 8 --precision float32
       gradsel bench --json > bench.json
       gradsel bench --compile                               # what a first run compiles
+      gradsel bench --textbook 10000                        # chapter 4's training against NumPy
     """
     from .. import render
     from ..numerics import benchmark
 
     out, err = render.consoles(quiet or as_json)
-    if compiling:
+    if compiling or textbook:
         ctx = click.get_current_context()
-        timing = ("hidden", "batch", "repeat", "threads", "background", "precision")
+        mode = "--compile" if compiling else "--textbook"
+        timing = ("hidden", "batch", "repeat", "background", "precision", *(("threads",) if compiling else ()))
         given = [k for k in timing if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)]
+        if compiling and textbook:
+            raise click.UsageError("--compile and --textbook measure different things; choose one")
         if given:
             flag = "--" + given[0].replace("_", "-")
-            raise click.UsageError(f"{flag} sets how calls are timed, which --compile does not do; drop {flag}")
-        _bench_compile(out, err, data_dir, as_json)
+            raise click.UsageError(f"{flag} sets how calls are timed, which {mode} does not do; drop {flag}")
+        if compiling:
+            _bench_compile(out, err, data_dir, as_json)
+            return
+        prepare(threads, err)
+        with render.progress_bar(err, 4, "textbook", unit="") as update, compiling_shown(update):
+            record = benchmark.textbook(textbook, 2, data_dir, lambda d, t, label: update(d, t, info=label))
+        show(out, record, as_json, lambda: [render.textbook_table(record)])
         return
     prepare(threads, err)
     with (

@@ -140,3 +140,82 @@ def bench_record(rows: list[dict], repeat: int, background: int, precision: str 
         "precision": precision,
         "rows": rows,
     }
+
+
+def textbook_loop(params: network.Params, x: np.ndarray, y: np.ndarray, batches: np.ndarray, lr: float) -> np.ndarray:
+    """The textbook's chapter-4 training (ch04/train_neuralnet.py, TwoLayerNet.gradient) in plain NumPy: per
+    iteration the batch's forward pass (np.dot, sigmoid, softmax), backprop, the SGD update, and the batch loss
+    (of the forward pass the gradient used: gradsel's record, one forward pass per iteration). `params` is
+    updated in place; the losses are returned. What gradsel's analytic run is timed against."""
+    W1, b1, W2, b2 = params.W1, params.b1, params.W2, params.b2
+    losses = np.empty(len(batches))
+    for t, idx in enumerate(batches):
+        xb, yb = x[idx], y[idx]
+        B = len(idx)
+        z1 = 1.0 / (1.0 + np.exp(-(np.dot(xb, W1) + b1)))
+        a2 = np.dot(z1, W2) + b2
+        a2 = a2 - a2.max(axis=1, keepdims=True)
+        p = np.exp(a2)
+        p /= p.sum(axis=1, keepdims=True)
+        losses[t] = -np.mean(np.log(p[np.arange(B), yb]))
+        dy = p
+        dy[np.arange(B), yb] -= 1.0
+        dy /= B
+        gW2, gb2 = np.dot(z1.T, dy), dy.sum(axis=0)
+        dz1 = np.dot(dy, W2.T) * (1.0 - z1) * z1
+        gW1, gb1 = np.dot(xb.T, dz1), dz1.sum(axis=0)
+        W1 -= lr * gW1
+        b1 -= lr * gb1
+        W2 -= lr * gW2
+        b2 -= lr * gb2
+    return losses
+
+
+TEXTBOOK = TrainConfig(method="analytic", subset="all", batch=100, hidden=50, lr=0.1)  # chapter 4's training
+
+
+def textbook(iters: int, rounds: int, data_dir=None, progress=None) -> dict:
+    """The textbook's chapter-4 training (TEXTBOOK, `iters` iterations): gradsel's train() against textbook_loop
+    from the same initial weights and batches, on gradsel's current threads and one BLAS thread (threadpoolctl,
+    when installed), in `rounds` interleaved rounds; progress(done, total, label). Seconds are each the best."""
+    from .training import batch_indices, train
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # then BLAS uses its own thread count: the record says so
+        threadpool_limits = None
+    config = TEXTBOOK.replace(iters=iters)
+    raw = data.load_mnist_raw(data_dir)
+    x, y = data.to_float(raw[0]), raw[1].astype(np.int64)
+    batches = batch_indices(config, len(y))
+    train(config.replace(iters=1), raw)  # kernels loaded
+    whole, loop, numpy_loop, acc = [], [], [], {}
+    for r in range(rounds):
+        if progress:
+            progress(2 * r, 2 * rounds, "gradsel")
+        tick = time.perf_counter()
+        run = train(config, raw)
+        whole.append(time.perf_counter() - tick)
+        loop.append(run.train_time)
+        acc["gradsel"] = run.accuracy
+        if progress:
+            progress(2 * r + 1, 2 * rounds, "NumPy")
+        params = network.init_params(config.hidden, config.seed)
+        with threadpool_limits(1) if threadpool_limits else contextlib.nullcontext():
+            tick = time.perf_counter()
+            textbook_loop(params, x, y, batches, config.lr)
+            numpy_loop.append(time.perf_counter() - tick)
+        acc["numpy"] = network.accuracy(params, raw[2], raw[3])
+    if progress:
+        progress(2 * rounds, 2 * rounds, "done")
+    return {
+        "config": config.to_dict(),
+        "rounds": rounds,
+        "threads": get_threads(),
+        "blas_threads": 1 if threadpool_limits else None,
+        "gradsel_seconds": min(whole),
+        "gradsel_iterations_seconds": min(loop),
+        "numpy_iterations_seconds": min(numpy_loop),
+        "gradsel_accuracy": acc["gradsel"],
+        "numpy_accuracy": acc["numpy"],
+    }

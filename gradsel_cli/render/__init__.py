@@ -31,6 +31,7 @@ from .tables import (
     study_tables,
     sweep_label,
     sweep_title,
+    textbook_table,
     train_summary,
     tune_table,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "study_tables",
     "sweep_label",
     "sweep_title",
+    "textbook_table",
     "train_summary",
     "tune_table",
 ]

@@ -520,3 +520,37 @@ def compile_tables(record: dict) -> list[Table]:
             table.add_row(k["kernel"], f"{k['seconds']:.2f}", inclusive, str(k["signatures"]))
         parts.append(table)
     return parts
+
+
+def textbook_table(record: dict) -> Table:
+    """`gradsel bench --textbook`: gradsel's chapter-4 training beside the NumPy loop, and the ratio."""
+    iters = record["config"]["iters"]
+    threads = record["threads"] or "auto"
+    blas = "one BLAS thread" if record["blas_threads"] == 1 else "BLAS threads as the environment sets them"
+    table = titled_table(
+        wrap_title(
+            "gradsel bench --textbook",
+            "all 60,000 training images",
+            "B=100, H=50, lr 0.1, analytic",
+            counted(iters, "iteration", ","),
+            f"best of {record['rounds']} rounds",
+            f"threads {threads}, NumPy on {blas}",
+        )
+    )
+    table.add_column("", no_wrap=True)
+    for col in ("whole\nrun", "its\niterations", "per\niteration", "test\naccuracy"):
+        number_column(table, col)
+    loop, theirs = record["gradsel_iterations_seconds"], record["numpy_iterations_seconds"]
+    table.add_row(
+        "gradsel",
+        f"{record['gradsel_seconds']:.2f} s",
+        f"{loop:.2f} s",
+        f"{loop / iters * 1e3:.3f} ms",
+        f"{record['gradsel_accuracy']:.4f}",
+    )
+    table.add_row(
+        "NumPy loop", "—", f"{theirs:.2f} s", f"{theirs / iters * 1e3:.3f} ms", f"{record['numpy_accuracy']:.4f}"
+    )
+    table.caption = f"NumPy / gradsel, iterations: {theirs / loop:.2f}×"
+    table.caption_justify = "left"
+    return table
