@@ -171,7 +171,7 @@ def textbook_loop(params: network.Params, x: np.ndarray, y: np.ndarray, batches:
     return losses
 
 
-TEXTBOOK = TrainConfig(method="analytic", subset="all", batch=100, hidden=50, lr=0.1)  # chapter 4's training
+TEXTBOOK = TrainConfig(method=sources.exact(), subset="all", batch=100, hidden=50, lr=0.1)  # chapter 4's training
 
 
 def textbook(iters: int, rounds: int, data_dir=None, progress=None) -> dict:
