@@ -32,6 +32,7 @@ from .options import (
     config_from,
     config_options,
     flags_from,
+    given_options,
     grid_from,
     grid_options,
     list_option,
@@ -224,10 +225,9 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, compi
 
     out, err = render.consoles(quiet or as_json)
     if compiling or textbook:
-        ctx = click.get_current_context()
         mode = "--compile" if compiling else "--textbook"
         timing = ("hidden", "batch", "repeat", "background", "precision", *(("threads",) if compiling else ()))
-        given = [k for k in timing if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)]
+        given = [k for k in timing if k in given_options()]
         if compiling and textbook:
             raise click.UsageError("--compile and --textbook measure different things; choose one")
         if given:

@@ -401,13 +401,19 @@ def not_offered(flag: str, remedy: str):
     return click.option(flag, hidden=True, expose_value=False, default=None, callback=refuse)
 
 
+def given_options() -> set[str]:
+    """The parameters of the current command given on its command line (or by environment), not left at their
+    defaults."""
+    ctx = click.get_current_context()
+    return {k for k in ctx.params if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)}
+
+
 def refuse_unread(configs, chooser: str | None = "--method") -> None:
     """A policy's or a source's option given on the command line that none of `configs` (the runs of the
     command) reads is an error naming who reads it: accepted and then ignored, it would only mislead.
     `chooser`: the option that chose the runs (--method, gradcheck's --check; None: the command's own, as a
     table preset's), named in the remedy."""
-    ctx = click.get_current_context()
-    given = {k for k in ctx.params if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)}
+    given = given_options()
     readers = {k: list(v) for k, v in POLICY_READS.items()}
     for s in sources.REGISTRY.values():
         for k in dict.fromkeys((*s.reads, *s.options)):
