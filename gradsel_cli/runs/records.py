@@ -17,7 +17,7 @@ from importlib import metadata
 
 import numpy as np
 
-from ..config import TrainConfig, canonical
+from ..config import TrainConfig
 from ..text import json_number
 
 FORMAT = 2  # bump when the record layout changes; older formats are read through upgrade()
@@ -141,10 +141,10 @@ def check_record(rec) -> str | None:
     if config_hash(rec["config"]) != rec["config_hash"]:
         return "config does not match its config_hash"
     try:
-        config = TrainConfig.from_dict(canonical(rec["config"])).validate()
+        config = TrainConfig.from_dict(rec["config"]).validate()
     except (ValueError, TypeError) as exc:
         return f"invalid config: {exc}"
-    return _check_results(rec, canonical(rec["config"]), SCHEMA if rec["format"] == FORMAT else SCHEMA_1, config)
+    return _check_results(rec, config.to_dict(), SCHEMA if rec["format"] == FORMAT else SCHEMA_1, config)
 
 
 def upgrade(rec: dict) -> dict:
@@ -154,7 +154,7 @@ def upgrade(rec: dict) -> dict:
     if rec["format"] == FORMAT:
         return rec
     out = {k: v for k, v in rec.items() if k not in ("numeric_share", "numeric_share_history")}
-    names = TrainConfig.from_dict(canonical(rec["config"])).run_sources()
+    names = TrainConfig.from_dict(rec["config"]).run_sources()
     share = rec["numeric_share"]  # numeric's, by name: whatever the order of the run's sources
     shares = {"numeric": share, "analytic": _rest(share, rec["iterations_done"])}
     out.update(
