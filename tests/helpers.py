@@ -96,3 +96,18 @@ def spy_run(monkeypatch, raw, config):
     monkeypatch.setattr(methods, "method", lambda name: step_spy)
     monkeypatch.setattr(methods, "gradient", gradient_spy)
     return training.train(config, data=raw, fused=False), steps, grads
+
+
+def numeric_blocks(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon) -> list:
+    """[gW1, gb1, gW2, gb2] of the numeric kernel (kernels/differences._numeric_step) called on these arrays and
+    settings (fd_step and loss_epsilon in the weights' precision), as numeric_gradient calls it."""
+    from gradsel_cli.kernels import differences, lit
+
+    n_in, H = W1.shape
+    flat = np.concatenate([W1.ravel(), b1, W2.ravel(), b2])
+    g = np.empty_like(flat)
+    knobs = np.array([fd_step, fd_central, fd_textbook], np.float64)
+    differences._numeric_step(x, y, *lit._nonzero(x), flat, H, act, mask, loss, loss_epsilon, knobs, g)
+    row = n_in * H + H
+    out = row + W2.size
+    return [g[: n_in * H].reshape(n_in, H), g[n_in * H : row], g[row:out].reshape(W2.shape), g[out:]]

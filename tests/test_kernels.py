@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import reference as ref
-from gradsel_cli.kernels import backward, differences, forward, precision
+from gradsel_cli.kernels import backward, forward, precision
 from gradsel_cli.numerics import network
+from helpers import numeric_blocks
 
 MAX_ULP = 1.0  # the true bound: within 1 ulp of the correctly rounded result (measured: never more)
 EXACT = Context(prec=40, Emin=-(10**6), Emax=10**6)
@@ -174,7 +175,7 @@ def test_analytic_kernel_is_the_twins_backprop(act, loss):
 def test_numeric_kernel_is_the_twins_finite_differences(act, central, textbook):
     w, x, y = small_problem(4)
     step = 1e-4
-    blocks = differences._numeric(
+    blocks = numeric_blocks(
         x, y, *w, ACT_CODES[act], np.ones((3, 4)), step, central, network.LOSS_CODES["cross-entropy"], textbook, 0.0
     )
     expected = ref.numeric_gradient(w, x, y, step, "central" if central else "forward", act)

@@ -37,7 +37,7 @@ def test_the_cache_check_guards_the_kernels_of_every_module():
     from gradsel_cli.kernels import forward, fused, lit, precision
 
     guarded = set(kernel_cache._CACHED)
-    assert {forward._predict, fused._train_sgd, differences._numeric, lit._nonzero, precision._exp64} <= guarded
+    assert {forward._predict, fused._train_sgd, differences._numeric_step, lit._nonzero, precision._exp64} <= guarded
     modules = {k.py_func.__module__.rsplit(".", 1)[1] for k in guarded}
     kernel_modules = {p.stem for p in (PACKAGE / "kernels").glob("*.py")} - {"__init__", "policy"}
     assert modules == kernel_modules  # every module of kernels/, a source's own too
@@ -57,9 +57,9 @@ def test_set_and_get_threads(automatic):
     assert threads.max_threads() >= 1
     threads.set_threads(1)
     assert threads.get_threads() == 1
-    assert threads.threads_for(differences._numeric, 10**12) == 1  # a fixed count holds for any work
+    assert threads.threads_for(differences._numeric_step, 10**12) == 1  # a fixed count holds for any work
     threads.set_threads(threads.max_threads())
-    assert threads.threads_for(differences._numeric, 1) == threads.max_threads()
+    assert threads.threads_for(differences._numeric_step, 1) == threads.max_threads()
     threads.set_threads(None)
     assert threads.get_threads() is None
 
@@ -72,7 +72,7 @@ def test_set_threads_rejects_counts_out_of_range(automatic, bad):
 
 
 def test_small_calls_run_on_one_thread(automatic):
-    assert threads.threads_for(differences._numeric, threads.PARALLEL_WORK - 1) == 1
+    assert threads.threads_for(differences._numeric_step, threads.PARALLEL_WORK - 1) == 1
 
 
 def test_choice_follows_the_measured_times_and_remeasures_the_other():

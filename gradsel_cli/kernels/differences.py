@@ -21,12 +21,11 @@ from .forward import (
     _ce_change,
     _cross_entropy,
     _forward_lit,
-    _loss,
+    _mean,
     _sample_losses,
     _softmax_parts,
     _with_eps,
 )
-from .lit import _nonzero
 from .policy import INLINE, PARALLEL, SERIAL
 from .precision import SMALL, _c, _exp, _exp_small
 
@@ -202,6 +201,43 @@ def _same_sample(idx, val, ptr, y, mask, b, c):
     return True
 
 
+@numba.njit(**INLINE)
+def _before(a, b):
+    """a sorts before b: ascending, NaN last (np.sort's order)."""
+    return a < b or (a == a and b != b)
+
+
+@numba.njit(**SERIAL)
+def _sort(s, n):
+    """Sort s[:n] in place, ascending and NaN last: a Shell sort (a few lines that Numba compiles in a blink,
+    where np.sort costs a second of compile; equal values are equal, so the result is np.sort's)."""
+    gap = 1
+    while gap < n // 3:
+        gap = 3 * gap + 1
+    while gap > 0:
+        for t in range(gap, n):
+            v = s[t]
+            r = t
+            while r >= gap and _before(v, s[r - gap]):
+                s[r] = s[r - gap]
+                r -= gap
+            s[r] = v
+        gap //= 3
+
+
+@numba.njit(**INLINE)
+def _position(uval, u, nu, v):
+    """The place of v (not NaN) in the ascending uval[u:u + nu] that holds it: a binary search."""
+    lo, hi = 0, nu
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if uval[u + mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @numba.njit(**SERIAL)
 def _distinct(idx, val, ptr, y, mask):
     """What the numeric gradient of W1 can share, from the rows of _nonzero(x).
@@ -216,8 +252,9 @@ def _distinct(idx, val, ptr, y, mask):
     every pixel with that value, in every copy of the sample.
     """
     B = ptr.shape[0] - 1
-    first = np.arange(B)
+    first = np.empty(B, np.int64)
     for b in range(B):
+        first[b] = b
         for c in range(b):
             if first[c] == c and _same_sample(idx, val, ptr, y, mask, b, c):
                 first[b] = c
@@ -225,6 +262,7 @@ def _distinct(idx, val, ptr, y, mask):
     uval = np.empty(val.shape[0], val.dtype)
     uptr = np.empty(B + 1, np.int64)
     which = np.empty(val.shape[0], np.int64)
+    s = np.empty(val.shape[0], val.dtype)
     u = 0
     for b in range(B):
         uptr[b] = u
@@ -234,7 +272,9 @@ def _distinct(idx, val, ptr, y, mask):
             for t in range(n):
                 which[lo + t] = which[ptr[first[b]] + t]
             continue
-        s = np.sort(val[lo : lo + n])
+        for t in range(n):
+            s[t] = val[lo + t]
+        _sort(s, n)
         nu = 0
         for t in range(n):
             if t == 0 or s[t] != s[t - 1]:
@@ -242,15 +282,20 @@ def _distinct(idx, val, ptr, y, mask):
                 nu += 1
         for t in range(n):
             v = val[lo + t]
-            which[lo + t] = np.searchsorted(uval[u : u + nu], v) if v == v else nu - 1  # NaN: sorted last
+            which[lo + t] = _position(uval, u, nu, v) if v == v else nu - 1  # NaN: sorted last
         u += nu
     uptr[B] = u
     return first, uval[:u], uptr, which
 
 
 @numba.njit(**PARALLEL)
-def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon):
-    """Finite-difference gradient, each perturbed loss re-evaluated incrementally.
+def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+    """The numeric source's step (step_signature), and its kernel for every call of the numeric gradient without
+    batch norm: the finite-difference gradient into g (every entry), each perturbed loss re-evaluated
+    incrementally; returns the batch loss (that of _loss). knobs: fd_step, fd_central, fd_textbook.
+
+    One kernel, not a chain of them: Numba compiles a kernel with every kernel it calls linked in and
+    optimised again, so each layer around this one would cost its compile again.
 
     Perturbing W1[i, j] (or b1[j], as a pixel of value 1) moves only a1[b, j]
     of the samples with x[b, i] != 0, hence z1[b, j] and their K logits;
@@ -268,12 +313,14 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_text
     all samples (the unaffected ones with their unperturbed loss, in sample
     order; every copy of a repeated sample with its own term) and the two sums
     are subtracted (see the module docstring).
-    Returns gW1, gb1, gW2, gb2.
     """
-    B, n_in = x.shape
-    H = W1.shape[1]
-    K = W2.shape[1]
-    idx, val, ptr = _nonzero(x)
+    B = ptr.shape[0] - 1
+    n_in = x.shape[1]
+    K = (flat.shape[0] - n_in * H - H) // (H + 1)
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    fd_step = _c(flat, knobs[0])
+    fd_central = knobs[1] != 0
+    fd_textbook = knobs[2] != 0
     a1, _, z1, a2, _, _ = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, None, None)
     m, e, S = _softmax_parts(a2)
     base = _sample_losses(a2, m, e, S, y, loss, loss_epsilon)  # textbook: the unaffected samples' losses
@@ -286,8 +333,6 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_text
     scale = _fd_scale(B, fd_step, fd_central)
     dt = W1.dtype
 
-    gW1 = np.empty((n_in, H), dt)
-    gb1 = np.empty(H, dt)
     for j in numba.prange(H):
         col = np.zeros(n_in + 1, dt)  # exact: summed loss differences for W1[:, j] and b1[j]
         n_tb = n_in + 1 if fd_textbook else 0
@@ -343,36 +388,11 @@ def _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_text
                 for t in range(ptr[b], ptr[b + 1]):
                     col[idx[t]] += diffs[lo + which[t]]
         for i in range(n_in + 1):
-            g = _textbook_difference(Lp[i], Lm[i], B, fd_step, fd_central) if fd_textbook else col[i] * scale
-            if i < n_in:
-                gW1[i, j] = g
-            else:
-                gb1[j] = g
+            d = _textbook_difference(Lp[i], Lm[i], B, fd_step, fd_central) if fd_textbook else col[i] * scale
+            g[i * H + j] = d  # W1[i, j], and for i = n_in b1[j]
 
     gW2, gb2 = _numeric_output_layer(z1, a2, m, e, y, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
-    return gW1, gb1, gW2, gb2
-
-
-@numba.njit(**SERIAL)
-def _numeric_flat(x, y, flat, n_in, H, K, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon):
-    """_numeric's gradient as one flat vector (the layout of Params)."""
-    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
-    gW1, gb1, gW2, gb2 = _numeric(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
-    g = np.empty(flat.shape[0], flat.dtype)
     row = n_in * H + H
-    g[: n_in * H] = gW1.ravel()
-    g[n_in * H : row] = gb1
     g[row : row + H * K] = gW2.ravel()
     g[row + H * K :] = gb2
-    return g
-
-
-@numba.njit(**SERIAL)
-def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
-    """The numeric source's step (step_signature); knobs: fd_step, fd_central, fd_textbook."""
-    n_in = x.shape[1]
-    K = (flat.shape[0] - n_in * H - H) // (H + 1)
-    fd_step = _c(flat, knobs[0])
-    g[:] = _numeric_flat(x, y, flat, n_in, H, K, act, mask, fd_step, knobs[1] != 0, loss, knobs[2] != 0, loss_epsilon)
-    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
-    return np.float64(_loss(x, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, None, None))
+    return np.float64(_mean(base))

@@ -206,11 +206,16 @@ def _mean_loss(a2, y, loss, loss_epsilon):
     """Mean loss: softmax cross-entropy (log-sum-exp form, or -log(p + loss_epsilon)) or MSE of the softmax;
     summed serially."""
     m, e, S = _softmax_parts(a2)
-    losses = _sample_losses(a2, m, e, S, y, loss, loss_epsilon)
-    total = _c(a2, 0.0)
-    for b in range(a2.shape[0]):
+    return _mean(_sample_losses(a2, m, e, S, y, loss, loss_epsilon))
+
+
+@numba.njit(**INLINE)
+def _mean(losses):
+    """The mean of the samples' losses, summed serially in sample order."""
+    total = _c(losses, 0.0)
+    for b in range(losses.shape[0]):
         total += losses[b]
-    return total / _c(a2, a2.shape[0])
+    return total / _c(losses, losses.shape[0])
 
 
 @numba.njit(**SERIAL)

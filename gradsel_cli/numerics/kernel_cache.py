@@ -23,7 +23,6 @@ import numpy as np
 
 from .. import kernels
 from ..kernels.fused import step_signature
-from ..kernels.policy import SERIAL
 
 
 # A damaged cache (a file cut short or overwritten: Numba's loader raises pickle's errors,
@@ -173,12 +172,14 @@ _TYPED: dict = {}
 
 
 def typed_step(step, dtype):
-    """A source's fused step as the fused loop takes it: compiled (or loaded from the cache) for the one
-    signature of `dtype` (kernels/fused.py step_signature) and closed to others, so that Numba passes it as a
-    first-class function and the loop compiles once per precision, whatever the sources. Made once each."""
+    """A source's fused step as the fused loop takes it: compiled (or loaded from the cache) with the step's own
+    flags for the one signature of `dtype` (kernels/fused.py step_signature), and closed to others, so that
+    Numba passes it as a first-class function and the loop compiles once per precision, whatever the sources.
+    Made once each."""
     key = (step.py_func, np.dtype(dtype).name)
     if key not in _TYPED:
-        typed = numba.njit(**SERIAL)(step.py_func)
+        flags = {k: v for k, v in step.targetoptions.items() if k != "nopython"}  # njit's own, said again
+        typed = numba.njit(cache=True, **flags)(step.py_func)  # its flags: a parallel step stays parallel
         _guarded(typed)
         with first_class_functions():
             typed.compile(step_signature(dtype))

@@ -43,7 +43,7 @@ def numeric_gradient(params, x, y, settings=None, mask=None):
     defaults' when None."""
     import numpy as np
 
-    from ..kernels.differences import _numeric
+    from ..kernels.differences import _numeric_step
     from ..kernels.differences_bn import _numeric_bn
     from ..numerics import network
     from ..numerics.threads import run_parallel
@@ -52,28 +52,43 @@ def numeric_gradient(params, x, y, settings=None, mask=None):
     k: Knobs = settings.knobs["numeric"]
     x, y, mask = network.check_batch(params, x, y, mask)
     t = params.dtype.type
-    weights = (params.W1, params.b1, params.W2, params.b2, *((params.gamma, params.beta) if params.batch_norm else ()))
-    kernel = _numeric_bn if params.batch_norm else _numeric
     if params.batch_norm:
         lit_columns = int(np.count_nonzero(x.any(axis=0))) + 1
         work = (2 if k.fd_central else 1) * params.hidden * lit_columns * x.shape[0] * params.n_out
+        weights = (params.W1, params.b1, params.W2, params.b2, params.gamma, params.beta)
+        g = run_parallel(
+            _numeric_bn,
+            work,
+            x,
+            y,
+            *weights,
+            settings.activation,
+            mask,
+            t(k.fd_step),
+            k.fd_central,
+            settings.loss,
+            k.fd_textbook,
+            t(settings.loss_epsilon),
+        )
+        grad = network.as_params(params, *g)
     else:
         work = _work(params.hidden, x.shape[0], float(np.count_nonzero(x)), k, params.n_in, params.n_out)
-    g = run_parallel(
-        kernel,
-        work,
-        x,
-        y,
-        *weights,
-        settings.activation,
-        mask,
-        t(k.fd_step),
-        k.fd_central,
-        settings.loss,
-        k.fd_textbook,
-        t(settings.loss_epsilon),
-    )
-    grad = network.as_params(params, *g)
+        grad = params.with_flat(np.empty_like(params.flat))
+        run_parallel(
+            _numeric_step,
+            work,
+            x,
+            y,
+            *network.lit_pixels(x),
+            params.flat,
+            params.hidden,
+            settings.activation,
+            mask,
+            settings.loss,
+            t(settings.loss_epsilon),
+            np.array(k, np.float64),
+            grad.flat,
+        )
     decay, fd_step = settings.weight_decay, k.fd_step
     if decay:
         w = params.flat
