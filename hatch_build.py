@@ -1,16 +1,30 @@
-"""Wheel build hook: ship every stored results file (results/*.jsonl) gzip-compressed inside the package.
+"""Wheel build hook: ship every stored results file, and the kernels compiled.
 
 results/ stays plain JSON Lines in the repository; the wheel gets gradsel_cli/_results/NAME.jsonl.gz, which
-gradsel reads transparently (results.shipped_path). Compressed with a fixed timestamp: the same checkout gives
-the same wheel.
+gradsel reads transparently (results.shipped_path), compressed with a fixed timestamp.
+
+Kernels: a child process trains one iteration of every shipped scenario (numerics/compile_profile.shipped:
+every gradient source and policy, float64) into a new Numba cache, and its files go into the wheel's
+gradsel_cli/kernels/__pycache__, where Numba looks for them: a first run after installing loads the kernels
+instead of compiling them (about 30 s). Numba keys each compiled kernel by the source file's content, its own
+version and the CPU it was compiled for (name and features), so a wheel installed on another CPU, or beside
+another Numba, compiles as if it shipped nothing: never wrong code, at worst the old wait. The build takes
+that time instead (`pip install .` builds the wheel on the machine that runs it). An editable install
+compiles at its first run, into the checkout. If the kernels cannot be compiled here (no Numba in a build
+without isolation, say), the wheel ships none and the build says so.
 """
 
 import gzip
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+_COMPILE = "import sys; from gradsel_cli.numerics.compile_profile import compile_shipped; compile_shipped(sys.argv[1])"
 
 
 class ShippedResults(BuildHookInterface):
@@ -19,7 +33,7 @@ class ShippedResults(BuildHookInterface):
     def initialize(self, version, build_data):
         if self.target_name != "wheel":
             return
-        self._tmp = tempfile.mkdtemp(prefix="gradsel-results-")
+        self._tmp = tempfile.mkdtemp(prefix="gradsel-build-")
         for source in sorted(Path(self.root, "results").glob("*.jsonl")):
             packed = Path(self._tmp, source.name + ".gz")
             with (
@@ -29,6 +43,28 @@ class ShippedResults(BuildHookInterface):
             ):
                 shutil.copyfileobj(fin, fout, 1 << 20)
             build_data["force_include"][str(packed)] = f"gradsel_cli/_results/{packed.name}"
+        if version != "editable":
+            self._ship_kernels(build_data)
+
+    def _ship_kernels(self, build_data):
+        cache = Path(self._tmp, "numba")
+        self.app.display_info("Compiling gradsel's kernels for this machine (about 30 s; a first run loads them)")
+        path = os.pathsep.join([str(self.root), *sys.path])  # the checkout, then the build environment's packages
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": path}
+        env.pop("GRADSEL_DATA_DIR", None)
+        child = subprocess.run(
+            [sys.executable, "-c", _COMPILE, str(Path(self.root, "data", "mnist"))],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        files = sorted(cache.glob("kernels_*/*.nb[ic]"))  # Numba's directory for gradsel_cli/kernels
+        if child.returncode != 0 or not files:
+            last = (child.stderr.strip().splitlines() or ["no kernel cached"])[-1]
+            self.app.display_warning(f"Kernels not shipped compiled ({last}); a first run compiles them.")
+            return
+        for path in files:
+            build_data["force_include"][str(path)] = f"gradsel_cli/kernels/__pycache__/{path.name}"
 
     def finalize(self, version, build_data, artifact_path):
         if getattr(self, "_tmp", None):
