@@ -2,7 +2,8 @@
 
 The loader finds the data in this order: an explicit directory, the
 ``GRADSEL_DATA_DIR`` environment variable, the copy shipped in the package
-(wheel) or beside it (source tree / editable install).
+(wheel: plain IDX files, read without decompressing) or beside it (source
+tree / editable install: gzip-compressed).
 """
 
 import gzip

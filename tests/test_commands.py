@@ -325,3 +325,28 @@ def test_loss_epsilon_help_says_backprop_ignores_it(runner):
 )
 def test_new_options_bad_input_is_one_line(runner, args, option):
     assert_one_line_error(invoke(runner, *SMALL_RUN, *args), option)
+
+
+BLAS_THREADS = (
+    "import os; from gradsel_cli.__main__ import _one_blas_thread; _one_blas_thread(); import numpy; "
+    "from threadpoolctl import threadpool_info; print(os.environ['OPENBLAS_NUM_THREADS'], "
+    "max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))"
+)
+
+
+@pytest.mark.parametrize("told", [None, "3"])
+def test_the_command_runs_blas_on_one_thread_unless_the_environment_says(told):
+    import os
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    }
+    if told:
+        env["OPENBLAS_NUM_THREADS"] = told
+    done = subprocess.run([sys.executable, "-c", BLAS_THREADS], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    said, threads = done.stdout.split()
+    if told:
+        assert said == told  # the user's setting is left alone (BLAS may cap it to the cores)
+    else:
+        assert (said, threads) == ("1", "1")
