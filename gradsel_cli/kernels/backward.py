@@ -6,11 +6,11 @@ import numpy as np
 from .activations import SIGMOID, _act, _act_deriv
 from .forward import CROSS_ENTROPY, _blocks, _forward_lit, _mean_loss, _softmax_parts
 from .lit import _nonzero
-from .policy import SERIAL
+from .policy import INLINE, SERIAL
 from .precision import _c, _exp
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _loss_grad_logits(e, S, y, loss):
     """d mean loss / d a2 (B, K) from the softmax parts e = exp(a2 - max), S = row sums of e."""
     B, K = e.shape

@@ -30,7 +30,7 @@ from .policy import INLINE, PARALLEL, SERIAL
 from .precision import SMALL, _c, _exp, _exp_small
 
 
-@numba.njit(**INLINE)
+@numba.njit(**SERIAL)
 def _hidden_shift(abj, zbj, mbj, fd_step, val, lo, n, act, small, out):
     """out[t] = change of z1[b, j] when a1[b, j] moves by fd_step * val[lo + t], t < n.
 
@@ -46,7 +46,7 @@ def _hidden_shift(abj, zbj, mbj, fd_step, val, lo, n, act, small, out):
             out[t] = _act(abj + fd_step * val[lo + t], act) * mbj - zbj
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _mse_shifted(e, b, y_b, w, dz):
     """MSE of sample b when its logits move by dz * w[k] (a hidden value moved by dz)."""
     K = e.shape[1]
@@ -60,7 +60,7 @@ def _mse_shifted(e, b, y_b, w, dz):
     return _c(e, 0.5) * total
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _mse_logit_shift(e, b, y_b, k_moved, d):
     """MSE of sample b when only its logit k_moved moves by d."""
     K = e.shape[1]
@@ -148,7 +148,7 @@ def _numeric_output_layer(z1, a2, m, e, y, fd_step, fd_central, loss, fd_textboo
     return gW2, gb2
 
 
-@numba.njit(**INLINE)
+@numba.njit(**SERIAL)
 def _ce_differences(e, m, a2, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, fd_textbook, loss_epsilon, diff, lp, lm):
     """Cross-entropy of sample b with hidden value j moved by dzp[t] and by dzm[t], t < n (w2j = W2[j]
     (K,), wmax = max |w2j|): exact, their difference diff[t] (with loss_epsilon: of -log(p + loss_epsilon)); textbook,
@@ -186,7 +186,7 @@ def _ce_differences(e, m, a2, b, w2j, y_b, wmax, dzp, dzm, n, Sp, Sm, fd_textboo
             diff[t] = _ce_change(Sp[t], Sm[t], (dzp[t] - dzm[t]) * wy, dzm[t] * wy, ey, loss_epsilon, False)
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _same_sample(idx, val, ptr, y, mask, b, c):
     """Whether samples b and c have the same lit pixels and values, label and mask row."""
     n = ptr[b + 1] - ptr[b]
@@ -207,7 +207,7 @@ def _before(a, b):
     return a < b or (a == a and b != b)
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _sort(s, n):
     """Sort s[:n] in place, ascending and NaN last: a Shell sort (a few lines that Numba compiles in a blink,
     where np.sort costs a second of compile; equal values are equal, so the result is np.sort's)."""

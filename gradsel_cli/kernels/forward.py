@@ -123,7 +123,7 @@ def _forward(x, W1, b1, W2, b2, act, mask, gamma, beta):
     return _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, gamma, beta)
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _softmax_parts(a2):
     """Per-sample shift m = max_k a2, e = exp(a2 - m) (B, K) and S = sum_k e (B,)."""
     B, K = a2.shape
@@ -178,7 +178,7 @@ def _with_eps(d, p, loss_epsilon):
     return -math.log1p(p * math.expm1(-d) / (p + loss_epsilon))
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _mse_sample(e, b, y_b, S_b):
     """1/2 sum_k (softmax_k - onehot_k)^2 of sample b, from e = exp(a2 - m) and S = sum e."""
     total = _c(e, 0.0)
@@ -188,7 +188,7 @@ def _mse_sample(e, b, y_b, S_b):
     return _c(e, 0.5) * total
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _sample_losses(a2, m, e, S, y, loss, loss_epsilon):
     """Each sample's loss (B,): cross-entropy (see _cross_entropy) or MSE of the softmax."""
     B = a2.shape[0]
@@ -246,7 +246,7 @@ def _predict(x, W1, b1, W2, b2, act):
     return out
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _blocks(flat, n_in, H, K):
     """W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,): views into flat (the layout of Params)."""
     row = n_in * H + H

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 
 from .forward import _blocks, _loss
-from .policy import EXACT, SERIAL
+from .policy import EXACT, INLINE, SERIAL
 from .precision import _c
 
 # The fused training loop: whole stretches of iterations of plain SGD in one call, for the
@@ -137,7 +137,7 @@ def _norm(v):
     return np.float64(_c(v, math.sqrt(_sum_squares(v))))
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _gather_lit(rows, lit_idx, lit_val, lit_ptr, idx, val, ptr):
     """The lit pixels of the batch of rows `rows` (as lit._nonzero would give them) into idx, val, ptr, from
     those of the whole set (lit_idx, lit_val, lit_ptr); returns how many."""
@@ -152,7 +152,7 @@ def _gather_lit(rows, lit_idx, lit_val, lit_ptr, idx, val, ptr):
     return n
 
 
-@numba.njit(**SERIAL)
+@numba.njit(**INLINE)
 def _source_at(t, policy, n_sources, every):
     """The source of iteration t (1-based) under plain or alternate: the first, but on every `every`-th
     iteration the next of the others in turn (the second, of two)."""
@@ -226,6 +226,9 @@ def _train_sgd(
     val = np.empty(B * longest, flat.dtype)
     ptr = np.empty(B + 1, np.int64)
     rows = np.empty(n_in + 1, np.int64)
+    # 0 as an int64, not a literal: a literal argument makes Numba compile a callee once for Literal[int](0)
+    # and again for int64
+    start = np.int64(0)
     for i in range(batches.shape[0]):
         t = t0 + i + 1
         s = _source_at(t, policy, n_sources, every) if policy != SELECT else 0
@@ -251,7 +254,7 @@ def _train_sgd(
                 rel[q - 1] = _norm(G[q] - G[0]) / norm if norm > 0 else _norm(G[q])
             best, best_loss = 0, 0.0
             for q in range(n_sources):  # G[q]: now the candidate weights
-                finite[q] = _sgd_into(flat, G[q], lr, 0, P)
+                finite[q] = _sgd_into(flat, G[q], lr, start, P)
                 W = _blocks(G[q], n_in, H, K)
                 lq = np.float64(_loss(xs, ys, W[0], W[1], W[2], W[3], act, ms, loss, loss_epsilon, None, None))
                 if q == 0 or lq < best_loss:
@@ -264,7 +267,7 @@ def _train_sgd(
         else:
             value = steps[s](x, y, idx[:n], val[:n], ptr, flat, H, act, ones, loss, loss_epsilon, knobs[s], g)
             if sparse[s]:
-                n_rows = 0
+                n_rows = start
                 for e in range(n):
                     if seen[idx[e]] != t:
                         seen[idx[e]] = t
@@ -272,7 +275,7 @@ def _train_sgd(
                         n_rows += 1
                 ok = _sgd_rows(flat, g, lr, rows, n_rows, H, row, P, math.isfinite(value))
             else:
-                ok = _sgd_into(flat, g, lr, 0, P) and math.isfinite(value)
+                ok = _sgd_into(flat, g, lr, start, P) and math.isfinite(value)
                 if ok:
                     flat[:] = g
                 g[:row] = 0.0
