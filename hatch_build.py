@@ -7,15 +7,16 @@ MNIST stays gzip-compressed in the repository (data/mnist, 11 MB); the wheel get
 gradsel_cli/_data/mnist (55 MB installed; the wheel, a zip, stays about as small): every run reads them, and
 decompressing cost 0.15 s of each run's start. The loader checks the same SHA-256 of the IDX bytes either way.
 
-Kernels: a child process trains one iteration of every shipped scenario (numerics/compile_profile.shipped:
-every gradient source and policy, float64) into a new Numba cache, and its files go into the wheel's
-gradsel_cli/kernels/__pycache__, where Numba looks for them: a first run after installing loads the kernels
-instead of compiling them (about 30 s). Numba keys each compiled kernel by the source file's content, its own
-version and the CPU it was compiled for (name and features), so a wheel installed on another CPU, or beside
-another Numba, compiles as if it shipped nothing: never wrong code, at worst the old wait. The build takes
-that time instead (`pip install .` builds the wheel on the machine that runs it). An editable install
-compiles at its first run, into the checkout. If the kernels cannot be compiled here (no Numba in a build
-without isolation, say), the wheel ships none and the build says so.
+Kernels: a child process trains one iteration of every scenario of `gradsel bench --compile`
+(numerics/compile_profile.scenarios: the main command, every gradient source and policy, float32) into a new
+Numba cache, and its files go into the wheel's gradsel_cli/kernels/__pycache__, where Numba looks for them: a
+first run after installing loads the kernels instead of compiling them (25 s for the main command). Numba
+keys each compiled kernel by the source file's content, its own version and the CPU it was compiled for
+(name and features), so a wheel installed on another CPU, or beside another Numba, compiles as if it shipped
+nothing: never wrong code, at worst the old wait. The build takes that time instead (`pip install .` builds
+the wheel on the machine that runs it). An editable install compiles at its first run, into the checkout.
+If the kernels cannot be compiled here (no Numba in a build without isolation, say), the wheel ships none and
+the build says so.
 """
 
 import gzip
@@ -64,7 +65,7 @@ class ShippedResults(BuildHookInterface):
 
     def _ship_kernels(self, build_data):
         cache = Path(self._tmp, "numba")
-        self.app.display_info("Compiling gradsel's kernels for this machine (about 30 s; a first run loads them)")
+        self.app.display_info("Compiling gradsel's kernels for this machine (about a minute; the runs load them)")
         path = os.pathsep.join([str(self.root), *sys.path])  # the checkout, then the build environment's packages
         env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": path}
         env.pop("GRADSEL_DATA_DIR", None)

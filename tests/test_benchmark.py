@@ -203,14 +203,6 @@ def test_the_compile_scenarios_are_the_main_command_every_source_every_policy_an
     assert {TrainConfig(**c).method for c in changes} == {*sources.names(), *POLICIES}
 
 
-def test_the_wheel_ships_every_float64_scenario_compiled_and_leaves_float32_to_its_first_run():
-    from gradsel_cli.numerics.compile_profile import scenarios, shipped
-
-    names = [name for name, _ in shipped()]
-    assert names[0] == scenarios()[0][0]  # the main command first
-    assert names == [name for name, c in scenarios() if c != {"precision": "float32"}]
-
-
 def test_a_child_on_an_empty_cache_records_what_it_compiles_and_on_the_same_cache_again_nothing(tmp_path):
     import os
     import subprocess

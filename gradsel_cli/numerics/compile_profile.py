@@ -29,16 +29,10 @@ def scenarios() -> list[tuple[str, dict]]:
     return [*out, ("float32", {"precision": "float32"})]
 
 
-def shipped() -> list[tuple[str, dict]]:
-    """The scenarios whose kernels a wheel ships compiled (hatch_build.py): every one in float64. float32 is
-    left to its first run: compiling it too would double the install's wait for a setting few runs use."""
-    return [(name, changes) for name, changes in scenarios() if changes.get("precision", "float64") == "float64"]
-
-
 def compile_shipped(data_dir=None) -> None:
-    """Compile every kernel of the shipped scenarios into Numba's cache as this process has it (one iteration of
-    each); the wheel build runs it with NUMBA_CACHE_DIR set to the directory it ships."""
-    for _, changes in shipped():
+    """Compile every kernel of every scenario into Numba's cache as this process has it (one iteration of each);
+    the wheel build runs it with NUMBA_CACHE_DIR set to the directory it ships."""
+    for _, changes in scenarios():
         record_compiles(changes, data_dir)
 
 
