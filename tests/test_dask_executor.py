@@ -103,15 +103,19 @@ def test_the_dask_worker_configuration_the_readme_names_ships_in_the_package():
     assert "MALLOC_TRIM_THRESHOLD_: null" in text and "pre-spawn-environ" in text
 
 
-def test_local_dask_workers_keep_glibcs_default_memory_trimming():
+def test_local_dask_workers_keep_glibcs_default_memory_trimming(monkeypatch):
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes a training run
     1.6-2x slower (memory returned to the system on nearly every free); ours are started without it."""
     import contextlib
     import os
 
+    from gradsel_cli.runs import trial
     from gradsel_cli.runs.dask_executor import DaskExecutor
 
+    readied: list[int] = []
+    monkeypatch.setattr(trial, "compile_for", lambda configs, raw: readied.append(len(configs)))
     with contextlib.ExitStack() as closing:
-        client = DaskExecutor(1)._connect(1, closing)
+        client = DaskExecutor(1)._connect([TrainConfig(iters=1)], closing)
+        assert readied == [1]  # the kernels readied here, said by this process, before the cluster starts
         seen = client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("NUMBA_NUM_THREADS")))
     assert list(seen.values()) == [(None, "1")]

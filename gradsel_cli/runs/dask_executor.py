@@ -184,8 +184,9 @@ class DaskExecutor:
         self.timeout = timeout  # for a scheduler by address: to answer, and to have a worker when it has none
         self.notify = notify  # notify(note): a one-line note for the user (waiting for a worker, workers capped)
 
-    def _connect(self, runs: int, closing: contextlib.ExitStack):
-        """The client; it, and a LocalCluster of no more workers than `runs`, are closed by `closing`."""
+    def _connect(self, configs: list[TrainConfig], closing: contextlib.ExitStack):
+        """The client; it, and a LocalCluster of no more workers than the runs of `configs` (their kernels compiled
+        here first), are closed by `closing`."""
         distributed = _distributed()
         if self.scheduler:
             identify_scheduler(self.scheduler, self.timeout)
@@ -203,8 +204,10 @@ class DaskExecutor:
 
         from ..data import load_mnist_raw
 
-        load_mnist_raw(self.data_dir)  # bad data is one DataError here, not a flood of worker logs
-        workers = capped_workers(self.workers, runs, self.notify)
+        raw = load_mnist_raw(self.data_dir)  # bad data is one DataError here, not a flood of worker logs
+        trial.compile_for(configs, raw)  # here, said, once: the local workers load them
+        del raw
+        workers = capped_workers(self.workers, len(configs), self.notify)
 
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; with it glibc returns memory to
         # the system on nearly every free, and a training run (small arrays allocated every iteration)
@@ -297,7 +300,7 @@ class DaskExecutor:
         if not configs:
             return
         with quiet_distributed(), contextlib.ExitStack() as closing:
-            client = self._connect(len(configs), closing)
+            client = self._connect(configs, closing)
             futures: dict[Any, TrainConfig] = {}
             closing.callback(_cancel, client, futures)
             for config in configs:
