@@ -98,16 +98,23 @@ def spy_run(monkeypatch, raw, config):
     return training.train(config, data=raw, fused=False), steps, grads
 
 
-def numeric_blocks(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon) -> list:
-    """[gW1, gb1, gW2, gb2] of the numeric kernel (kernels/differences._numeric_step) called on these arrays and
-    settings (fd_step and loss_epsilon in the weights' precision), as numeric_gradient calls it."""
-    from gradsel_cli.kernels import differences, lit
+def step_blocks(step, x, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, knobs) -> tuple[list, float]:
+    """A source's step kernel (kernels/fused.step_signature) called on these arrays, as the public wrappers call it
+    (loss_epsilon in the weights' precision): ([gW1, gb1, gW2, gb2], the loss it returns)."""
+    from gradsel_cli.kernels import lit
 
     n_in, H = W1.shape
     flat = np.concatenate([W1.ravel(), b1, W2.ravel(), b2])
     g = np.empty_like(flat)
-    knobs = np.array([fd_step, fd_central, fd_textbook], np.float64)
-    differences._numeric_step(x, y, *lit._nonzero(x), flat, H, act, mask, loss, loss_epsilon, knobs, g)
-    row = n_in * H + H
-    out = row + W2.size
-    return [g[: n_in * H].reshape(n_in, H), g[n_in * H : row], g[row:out].reshape(W2.shape), g[out:]]
+    value = step(x, y, *lit._nonzero(x), flat, H, act, mask, loss, loss_epsilon, np.array(knobs, np.float64), g)
+    row, out = n_in * H + H, n_in * H + H + W2.size
+    return [g[: n_in * H].reshape(n_in, H), g[n_in * H : row], g[row:out].reshape(W2.shape), g[out:]], value
+
+
+def numeric_blocks(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, fd_textbook, loss_epsilon) -> list:
+    """[gW1, gb1, gW2, gb2] of the numeric kernel (kernels/differences._numeric_step) with these settings (fd_step
+    and loss_epsilon in the weights' precision)."""
+    from gradsel_cli.kernels import differences
+
+    knobs = [fd_step, fd_central, fd_textbook]
+    return step_blocks(differences._numeric_step, x, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, knobs)[0]

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
-from gradsel_cli.kernels import backward, complex_step, forward, lit
+from gradsel_cli.kernels import backward, complex_step, forward
 from gradsel_cli.numerics import network
-from helpers import random_params
+from helpers import random_params, step_blocks
 
 ACTS = list(network.ACTIVATION_CODES)
 SMOOTH = ["sigmoid", "tanh", "mish"]
@@ -44,10 +44,11 @@ def problem(n_in, H, K, B, seed, batch_norm=False, dtype=np.float64, dropout=Tru
 
 def kernel(w, x, y, act, mask, loss, eps, h=H_STEP):
     """The complex-step kernel of the weights' kind: with batch norm when w holds gamma, beta."""
-    codes = network.ACTIVATION_CODES[act], mask, h, network.LOSS_CODES[loss], eps
+    act_code, loss_code = network.ACTIVATION_CODES[act], network.LOSS_CODES[loss]
     if len(w) == 6:
-        return complex_step._complex_step_bn(x, y, *w, *codes)
-    return complex_step._complex_step(x, y, *w, *codes)
+        return complex_step._complex_step_bn(x, y, *w, act_code, mask, h, loss_code, eps)
+    eps = w[0].dtype.type(eps)
+    return step_blocks(complex_step._complex_step_fused, x, y, *w, act_code, mask, loss_code, eps, [h])[0]
 
 
 def block_errors(got, want):
@@ -172,22 +173,18 @@ def test_at_an_exact_kink_the_slope_is_that_of_the_left_side(act, slope):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("loss, eps", [("cross-entropy", 0.0), ("cross-entropy", 1e-7), ("mse", 0.0)])
-def test_fused_step_is_the_kernel_flattened(mnist_batch, dtype, loss, eps):
+def test_the_step_returns_the_loss_at_its_weights(mnist_batch, dtype, loss, eps):
     x, y = mnist_batch
     x = x.astype(dtype)
     H = 6
-    flat = random_params(H, std=0.1, seed=2).flat.astype(dtype)
-    W1, b1, W2, b2 = flat[: 784 * H].reshape(784, H), flat[784 * H : 785 * H], flat[785 * H : -10], flat[-10:]
-    W2 = W2.reshape(H, 10)
+    p = random_params(H, std=0.1, seed=2)
+    W1, b1, W2, b2 = (a.astype(dtype) for a in (p.W1, p.b1, p.W2, p.b2))
     ones = np.ones((8, H), dtype)
     act, code = network.ACTIVATION_CODES["sigmoid"], network.LOSS_CODES[loss]
-    g = np.zeros_like(flat)
-    idx, val, ptr = lit._nonzero(x)
-    knobs = np.array([H_STEP])
-    value = complex_step._complex_step_fused(x, y, idx, val, ptr, flat, H, act, ones, code, dtype(eps), knobs, g)
-    want = complex_step._complex_step(x, y, W1, b1, W2, b2, act, ones, H_STEP, code, eps)
-    assert g.dtype == dtype and np.array_equal(g, np.concatenate([a.ravel() for a in want]))
-    assert type(value) is float or isinstance(value, np.floating)
+    blocks, value = step_blocks(
+        complex_step._complex_step_fused, x, y, W1, b1, W2, b2, act, ones, code, dtype(eps), [H_STEP]
+    )
+    assert all(b.dtype == dtype for b in blocks) and isinstance(value, float | np.floating)
     assert value == np.float64(forward._loss(x, y, W1, b1, W2, b2, act, ones, code, dtype(eps), None, None))
 
 

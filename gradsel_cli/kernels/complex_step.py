@@ -42,9 +42,8 @@ from numba.extending import overload
 
 from .activations import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
 from .differences import _distinct
-from .forward import BN_EPS, CROSS_ENTROPY, _blocks, _forward, _forward_lit, _loss, _softmax_parts
-from .lit import _nonzero
-from .policy import INLINE, PARALLEL, SERIAL
+from .forward import BN_EPS, CROSS_ENTROPY, _blocks, _forward, _forward_lit, _mean_loss, _softmax_parts
+from .policy import INLINE, PARALLEL
 from .precision import _c
 
 
@@ -156,32 +155,32 @@ def _complex_step_output(z1, a2, m, e, y, step, loss, loss_epsilon):
 
 
 @numba.njit(**PARALLEL)
-def _complex_step(x, y, W1, b1, W2, b2, act, mask, h, loss, loss_epsilon):
-    """Complex-step gradient gW1 (n_in, H), gb1 (H,), gW2 (H, K), gb2 (K,) in the weights' dtype.
+def _complex_step_fused(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+    """The complex-step source's step (step_signature), and its kernel for every call of the gradient without
+    batch norm: the complex-step gradient of the batch into g (every entry, flat's layout and dtype), h =
+    knobs[0]; returns the batch loss (that of _loss) as a float64. One kernel, not a chain: see
+    differences._numeric_step.
 
-    x : (B, n_in) C-contiguous, y : (B,) int64, W1 (n_in, H), b1 (H,), W2 (H, K), b2 (K,),
-    mask (B, H); h the imaginary step. Parallel over the hidden units: unit j's thread owns
-    column j of gW1 and b1[j] (and row j of gW2), and sums its samples serially in order.
-    A perturbed loss is evaluated once per (sample, distinct pixel value) and not at all for a
-    repeated sample or a dropped unit (mask 0: nothing moves).
+    x : (B, n_in) C-contiguous, y : (B,) int64, idx, val, ptr its lit pixels (lit._nonzero), mask (B, H).
+    Parallel over the hidden units: unit j's thread owns column j of W1's gradient and b1's entry j (and
+    row j of W2's), and sums its samples serially in order. A perturbed loss is evaluated once per
+    (sample, distinct pixel value) and not at all for a repeated sample or a dropped unit (mask 0:
+    nothing moves).
     """
     B, n_in = x.shape
-    H = W1.shape[1]
-    K = W2.shape[1]
-    step = _c(W1, h)
-    eps = _c(W1, loss_epsilon)
-    idx, val, ptr = _nonzero(x)
+    K = (flat.shape[0] - n_in * H - H) // (H + 1)
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    step = _c(flat, knobs[0])
+    eps = loss_epsilon
     a1, _, z1, a2, _, _ = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, None, None)
     m, e, _ = _softmax_parts(a2)
     first, uval, uptr, which = _distinct(idx, val, ptr, y, mask)
-    denom = _c(W1, B) * step
-    dt = W1.dtype
-    gW1 = np.empty((n_in, H), dt)
-    gb1 = np.empty(H, dt)
+    denom = _c(flat, B) * step
+    dt = flat.dtype
     for j in numba.prange(H):
         col = np.zeros(n_in + 1, dt)  # summed Im of the perturbed losses, W1[:, j] and b1[j] (entry n_in)
         ims = np.empty(uval.shape[0], dt)  # per (sample, distinct value): Im of its perturbed loss
-        E = _cbuf(W1, K)
+        E = _cbuf(flat, K)
         for b in range(B):
             mbj = mask[b, j]
             if mbj == 0.0:
@@ -193,11 +192,13 @@ def _complex_step(x, y, W1, b1, W2, b2, act, mask, h, loss, loss_epsilon):
                     ims[lo + t] = _im_hidden(e, m, a2, b, y[b], W2[j], zc - z1[b, j], loss, eps, E)
             for t in range(ptr[b], ptr[b + 1]):
                 col[idx[t]] += ims[lo + which[t]]
-        for i in range(n_in):
-            gW1[i, j] = col[i] / denom
-        gb1[j] = col[n_in] / denom
+        for i in range(n_in + 1):
+            g[i * H + j] = col[i] / denom  # W1[i, j], and for i = n_in b1[j]
     gW2, gb2 = _complex_step_output(z1, a2, m, e, y, step, loss, eps)
-    return gW1, gb1, gW2, gb2
+    row = n_in * H + H
+    g[row : row + H * K] = gW2.ravel()
+    g[row + H * K :] = gb2
+    return np.float64(_mean_loss(a2, y, loss, loss_epsilon))
 
 
 @numba.njit(**INLINE)
@@ -284,22 +285,3 @@ def _complex_step_bn(x, y, W1, b1, W2, b2, gamma, beta, act, mask, h, loss, loss
         gbeta[j] = _unit_im(u_new, j, z1, mask, act, a2, m, e, W2, y, loss, eps, E) / denom
     gW2, gb2 = _complex_step_output(z1, a2, m, e, y, step, loss, eps)
     return gW1, gb1, gW2, gb2, ggamma, gbeta
-
-
-@numba.njit(**SERIAL)
-def _complex_step_fused(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
-    """One step of the fused loop with the complex-step gradient: the whole gradient of the batch x
-    (B, n_in), y (B,) at the weights `flat` (the layout of Params) written into g (flat's layout and
-    dtype), bitwise _complex_step's; h = knobs[0]. Returns the batch loss at `flat` (_loss) as a
-    float64. idx, val, ptr (the batch's lit pixels) are not used: _complex_step finds them in x
-    itself, in the same order, and that costs little beside the gradient."""
-    n_in = x.shape[1]
-    K = (flat.shape[0] - n_in * H - H) // (H + 1)
-    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
-    gW1, gb1, gW2, gb2 = _complex_step(x, y, W1, b1, W2, b2, act, mask, _c(flat, knobs[0]), loss, loss_epsilon)
-    row = n_in * H + H
-    g[: n_in * H] = gW1.ravel()
-    g[n_in * H : row] = gb1
-    g[row : row + H * K] = gW2.ravel()
-    g[row + H * K : row + H * K + K] = gb2
-    return np.float64(_loss(x, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, None, None))

@@ -25,7 +25,7 @@ def gradient(params, x, y, settings=None, mask=None):
     decay adds lambda w, the complex step of its 1/2 lambda w^2 taken exactly."""
     import numpy as np
 
-    from ..kernels.complex_step import _complex_step, _complex_step_bn
+    from ..kernels.complex_step import _complex_step_bn, _complex_step_fused
     from ..numerics import network
     from ..numerics.threads import run_parallel
 
@@ -35,36 +35,38 @@ def gradient(params, x, y, settings=None, mask=None):
     t = params.dtype.type
     lit = float(np.count_nonzero(x))
     work = _work(params.hidden, x.shape[0], lit, k)
-    weights = (params.W1, params.b1, params.W2, params.b2)
     if params.batch_norm:
+        weights = (params.W1, params.b1, params.W2, params.b2, params.gamma, params.beta)
         g = run_parallel(
             _complex_step_bn,
             work * x.shape[0],
             x,
             y,
             *weights,
-            params.gamma,
-            params.beta,
             settings.activation,
             mask,
             t(k.cs_step),
             settings.loss,
             t(settings.loss_epsilon),
         )
+        grad = network.as_params(params, *g)
     else:
-        g = run_parallel(
-            _complex_step,
+        grad = params.with_flat(np.empty_like(params.flat))
+        run_parallel(
+            _complex_step_fused,
             work,
             x,
             y,
-            *weights,
+            *network.lit_pixels(x),
+            params.flat,
+            params.hidden,
             settings.activation,
             mask,
-            t(k.cs_step),
             settings.loss,
             t(settings.loss_epsilon),
+            np.array(k, np.float64),
+            grad.flat,
         )
-    grad = network.as_params(params, *g)
     if settings.weight_decay:
         grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
     return grad, network.loss(params, x, y, settings, mask)
