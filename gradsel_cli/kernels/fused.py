@@ -5,7 +5,7 @@ import math
 import numba
 import numpy as np
 
-from .forward import _blocks, _loss
+from .forward import _blocks, _forward_lit, _mean_loss
 from .policy import EXACT, INLINE, SERIAL
 from .precision import _c
 
@@ -241,8 +241,11 @@ def _train_sgd(
             if need_x:
                 x[b] = x_train[batches[i, b]]
         n = _gather_lit(batches[i], lit_idx, lit_val, lit_ptr, idx, val, ptr)
-        if policy == SELECT:
-            xs, ys, ms = (x_train, y_train, ones_train) if select_on_train else (x, y, ones)
+        if policy == SELECT:  # the candidates' losses on the batch's lit pixels, or on the whole set's
+            if select_on_train:
+                li, lv, lp, ys, ms = lit_idx, lit_val, lit_ptr, y_train, ones_train
+            else:
+                li, lv, lp, ys, ms = idx[:n], val[:n], ptr, y, ones
             value = 0.0
             for q in range(n_sources):
                 G[q, :] = 0.0
@@ -256,7 +259,8 @@ def _train_sgd(
             for q in range(n_sources):  # G[q]: now the candidate weights
                 finite[q] = _sgd_into(flat, G[q], lr, start, P)
                 W = _blocks(G[q], n_in, H, K)
-                lq = np.float64(_loss(xs, ys, W[0], W[1], W[2], W[3], act, ms, loss, loss_epsilon, None, None))
+                a2 = _forward_lit(li, lv, lp, W[0], W[1], W[2], W[3], act, ms, None, None)[3]
+                lq = np.float64(_mean_loss(a2, ys, loss, loss_epsilon))
                 if q == 0 or lq < best_loss:
                     best, best_loss = q, lq
             ok = math.isfinite(value) and finite[best]

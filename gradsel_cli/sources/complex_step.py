@@ -155,6 +155,5 @@ SOURCE = Source(
     problem=_problem,
     hint=_hint,
     fused=_fused,
-    dense=True,
     work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k),
 )

@@ -274,7 +274,6 @@ SOURCE = Source(
     step="fd_step",
     truncation=lambda config: 2 if config["fd_scheme"] == "central" else 1,
     fused=_fused,
-    dense=True,
     work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, Knobs(*k)),
     bench=_bench,
     bench_columns=(
