@@ -366,6 +366,17 @@ def lit_pixels(x_train) -> LitPixels:
     return LitPixels(*_nonzero(np.ascontiguousarray(x_train)))
 
 
+def step_gradient(step, work: float, params: Params, x, y, settings: Settings, mask, knobs) -> Params:
+    """The gradient a source's step kernel (kernels/fused.step_signature) computes at `params` on the batch x, y,
+    mask (as check_batch gives them), on the threads run_parallel gives `work`; knobs: the source's settings."""
+    grad = params.with_flat(np.empty_like(params.flat))
+    eps = params.dtype.type(settings.loss_epsilon)
+    lit = lit_pixels(x)
+    args = (params.flat, params.hidden, settings.activation, mask, settings.loss, eps, np.array(knobs, np.float64))
+    run_parallel(step, work, x, y, *lit, *args, grad.flat)
+    return grad
+
+
 def sgd_iterations(
     params: Params,
     x_train,

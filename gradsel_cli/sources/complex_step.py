@@ -51,22 +51,7 @@ def gradient(params, x, y, settings=None, mask=None):
         )
         grad = network.as_params(params, *g)
     else:
-        grad = params.with_flat(np.empty_like(params.flat))
-        run_parallel(
-            _complex_step_fused,
-            work,
-            x,
-            y,
-            *network.lit_pixels(x),
-            params.flat,
-            params.hidden,
-            settings.activation,
-            mask,
-            settings.loss,
-            t(settings.loss_epsilon),
-            np.array(k, np.float64),
-            grad.flat,
-        )
+        grad = network.step_gradient(_complex_step_fused, work, params, x, y, settings, mask, k)
     if settings.weight_decay:
         grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
     return grad, network.loss(params, x, y, settings, mask)

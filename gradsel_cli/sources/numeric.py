@@ -73,22 +73,7 @@ def numeric_gradient(params, x, y, settings=None, mask=None):
         grad = network.as_params(params, *g)
     else:
         work = _work(params.hidden, x.shape[0], float(np.count_nonzero(x)), k, params.n_in, params.n_out)
-        grad = params.with_flat(np.empty_like(params.flat))
-        run_parallel(
-            _numeric_step,
-            work,
-            x,
-            y,
-            *network.lit_pixels(x),
-            params.flat,
-            params.hidden,
-            settings.activation,
-            mask,
-            settings.loss,
-            t(settings.loss_epsilon),
-            np.array(k, np.float64),
-            grad.flat,
-        )
+        grad = network.step_gradient(_numeric_step, work, params, x, y, settings, mask, k)
     decay, fd_step = settings.weight_decay, k.fd_step
     if decay:
         w = params.flat
