@@ -11,20 +11,7 @@ from typing import Any
 # the flags of the helpers precision.py overloads
 HELPER: dict[str, Any] = dict(error_model="numpy", fastmath={"contract"})
 SERIAL: dict[str, Any] = dict(HELPER, cache=True, nogil=True)
-# Of Numba's parallel transformations only the explicit prange loops: no array expression, allocation or
-# reduction made a parallel loop, and no loop fusion. The kernels' parallel work is their prange loops, and
-# the other passes cost compile time (about 2.4 s of the numeric gradient's 15 s) for nothing.
-PRANGE_ONLY = dict(
-    prange=True,
-    comprehension=False,
-    reduction=False,
-    inplace_binop=False,
-    setitem=False,
-    numpy=False,
-    stencil=False,
-    fusion=False,
-)
-PARALLEL: dict[str, Any] = dict(SERIAL, parallel=PRANGE_ONLY)
+PARALLEL: dict[str, Any] = dict(SERIAL, parallel=True)
 INLINE: dict[str, Any] = dict(SERIAL, inline="always")
 # The few helpers that must round as NumPy does (the fused loop's SGD step and norms): no
 # contraction. fastmath=False is said, not left out: Numba compiles a callee that leaves it
