@@ -34,6 +34,9 @@ class Source:
         lit pixels in all.
     work(hidden, batch, lit, knobs) -> inner-loop operations of one gradient, for the thread policy
         (0: a serial kernel).
+    of_function(f, df, p, knobs) -> its gradient of a scalar function f of the point p (a 1-D float64
+        array; f also takes complex points) given df, f's closed-form gradient, and its knobs; None: it
+        works on the network alone (gradsel paths says so).
     """
 
     name: str
@@ -69,6 +72,7 @@ class Source:
     bench_columns: tuple[tuple[str, str, str], ...] = ()
     bench_notes: tuple[str, ...] = ()  # what its columns mean
     bench_title: str = ""  # the title of its table of bench_columns (what they measure)
+    of_function: Callable[[Callable, Callable, Any, tuple], Any] | None = None
 
 
 def _discover() -> dict[str, Source]:

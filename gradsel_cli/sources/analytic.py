@@ -29,4 +29,5 @@ SOURCE = Source(
     fused=_fused,
     sparse=True,
     exact=True,
+    of_function=lambda f, df, p, knobs: df(p),
 )

@@ -57,6 +57,20 @@ def gradient(params, x, y, settings=None, mask=None):
     return grad, network.loss(params, x, y, settings, mask)
 
 
+def _of_function(f, df, p, knobs):
+    """Complex steps of the scalar function f at the point p: Im f(p + i h e_k) / h for each coordinate k (f must
+    take complex points; no subtraction, so no cancellation)."""
+    import numpy as np
+
+    h = Knobs(*knobs).cs_step
+    g = np.empty_like(p)
+    for i in range(p.size):
+        z = p.astype(complex)
+        z[i] += 1j * h
+        g[i] = f(z).imag / h
+    return g
+
+
 def _work(hidden: int, batch: int, lit: float, k) -> float:
     """Inner-loop operations of one gradient, for the thread policy: a complex loss (K complex exponentials, each
     about four real ones) per hidden unit and lit pixel or bias of each sample."""
@@ -140,5 +154,6 @@ SOURCE = Source(
     problem=_problem,
     hint=_hint,
     fused=_fused,
+    of_function=_of_function,
     work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k),
 )

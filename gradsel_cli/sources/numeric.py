@@ -119,6 +119,20 @@ def naive_numeric_gradient(params, x, y, settings=None, mask=None, indices=None)
     return params.with_flat(grad)
 
 
+def _of_function(f, df, p, knobs):
+    """Finite differences of the scalar function f at the point p, one coordinate at a time (central or forward,
+    as its knobs say; the two arithmetics are one subtraction here)."""
+    import numpy as np
+
+    k = Knobs(*knobs)
+    g = np.empty_like(p)
+    for i in range(p.size):
+        e = np.zeros_like(p)
+        e[i] = k.fd_step
+        g[i] = (f(p + e) - f(p - e)) / (2 * k.fd_step) if k.fd_central else (f(p + e) - f(p)) / k.fd_step
+    return g
+
+
 def _work(hidden: int, batch: int, lit: float, k: Knobs, n_in: int = 784, n_out: int = 10) -> float:
     """Inner-loop operations of one numeric gradient of a batch of `batch` samples with `lit` lit pixels."""
     work = (2 if k.fd_central else 1) * hidden * (lit + batch) * n_out
@@ -260,6 +274,7 @@ SOURCE = Source(
     truncation=lambda config: 2 if config["fd_scheme"] == "central" else 1,
     fused=_fused,
     work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, Knobs(*k)),
+    of_function=_of_function,
     bench=_bench,
     bench_columns=(
         ("naive", "naive", "duration"),

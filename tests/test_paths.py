@@ -1,0 +1,98 @@
+"""Optimizer paths over 2-D surfaces (numerics/paths.py): the optimizers are the network's, the paths follow
+their closed forms and recurrences, and each source's gradient of a function is what it should be."""
+
+import numpy as np
+import pytest
+
+from gradsel_cli import sources
+from gradsel_cli.config import TrainConfig
+from gradsel_cli.numerics import paths
+from gradsel_cli.numerics.optimizers import Optimizer
+
+TEXTBOOK = paths.surface("textbook")
+EXACT = sources.exact()
+
+
+def usable() -> list[str]:
+    return [n for n in sources.names() if sources.get(n).of_function is not None]
+
+
+def gradient(method=EXACT, surface=TEXTBOOK, **options):
+    return paths.gradient_of(TrainConfig(method=method, **options), surface)
+
+
+def test_sgd_on_the_textbook_surface_is_its_closed_form():
+    lr, steps = 0.95, 30
+    got = paths.path(Optimizer("sgd", lr=lr), gradient(), TEXTBOOK.start, steps)
+    t = np.arange(steps + 1)
+    x0, y0 = TEXTBOOK.start
+    np.testing.assert_allclose(got[:, 0], x0 * (1 - lr / 10) ** t, rtol=1e-13)
+    np.testing.assert_allclose(got[:, 1], y0 * (1 - 2 * lr) ** t, rtol=1e-12, atol=1e-300)
+
+
+def test_momentum_follows_its_recurrence():
+    lr, mu, steps = 0.1, 0.9, 30
+    got = paths.path(Optimizer("momentum", lr=lr, momentum=mu), gradient(), TEXTBOOK.start, steps)
+    p, v = np.array(TEXTBOOK.start), np.zeros(2)
+    for t in range(1, steps + 1):
+        v = mu * v - lr * np.array([p[0] / 10, 2 * p[1]])
+        p = p + v
+        assert np.array_equal(got[t], p), t
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+def test_a_path_is_the_networks_optimizer_stepped_on_the_same_gradients(name):
+    """No second implementation: driving numerics/optimizers.Optimizer by hand with the gradients at the path's
+    points gives the path's next points, bitwise."""
+    s = paths.surface("two-minima")
+    opt = Optimizer(name, lr=s.lrs[name])
+    g = gradient(surface=s)
+    got = paths.path(opt, g, s.start, 12)
+    assert np.all(np.isfinite(got))
+    state = opt.init(2)
+    for t in range(12):
+        nxt, state = opt.step(got[t].copy(), g(got[t]), state)
+        assert np.array_equal(nxt, got[t + 1]), (name, t)
+
+
+@pytest.mark.parametrize("name", list(paths.SURFACES))
+def test_every_surfaces_closed_form_gradient_is_its_functions(name):
+    s = paths.SURFACES[name]
+    gen = np.random.default_rng(0)
+    for p in gen.uniform(-2, 2, (20, 2)):
+        z = [s.f(p + 1j * 1e-30 * e).imag / 1e-30 for e in np.eye(2)]  # complex step of f: exact to rounding
+        np.testing.assert_allclose(s.df(p), z, rtol=1e-12, atol=1e-12)
+
+
+def test_central_differences_follow_the_exact_path_on_a_quadratic_and_forward_ones_with_a_large_step_do_not():
+    exact = paths.path(Optimizer("sgd", lr=0.95), gradient(), TEXTBOOK.start, 30)
+    central = paths.path(Optimizer("sgd", lr=0.95), gradient("numeric", fd_step=0.5), TEXTBOOK.start, 30)
+    np.testing.assert_allclose(central, exact, rtol=1e-9, atol=1e-12)  # exact on a quadratic, up to rounding
+    forward = gradient("numeric", fd_step=0.5, fd_scheme="forward")
+    away = paths.path(Optimizer("sgd", lr=0.95), forward, TEXTBOOK.start, 30)
+    assert np.max(np.abs(away - exact)) > 0.1  # the forward difference's error h/2 f'' moves the path
+    np.testing.assert_allclose(forward(np.zeros(2)), [0.5 / 20, 0.5])  # (f(h) - f(0)) / h at the minimum
+
+
+@pytest.mark.parametrize("name", list(paths.SURFACES))
+def test_every_source_that_works_from_a_function_is_close_to_the_closed_form(name):
+    s = paths.SURFACES[name]
+    p = np.array([0.7, -0.4])
+    for method in usable():
+        np.testing.assert_allclose(gradient(method, s)(p), s.df(p), rtol=1e-6, atol=1e-8, err_msg=method)
+
+
+def test_a_source_that_needs_the_network_and_a_policy_are_refused_in_one_line(monkeypatch):
+    import dataclasses
+
+    network_only = dataclasses.replace(sources.get(EXACT), name="network-only", of_function=None)
+    monkeypatch.setitem(sources.REGISTRY, "network-only", network_only)
+    with pytest.raises(ValueError, match="needs the network"):
+        paths.gradient_of(TrainConfig(method=EXACT).replace(method="network-only"), TEXTBOOK)
+    with pytest.raises(ValueError, match="one gradient source"):
+        paths.gradient_of(TrainConfig(method="alternate"), TEXTBOOK)
+
+
+def test_an_unknown_surface_names_the_choices():
+    with pytest.raises(ValueError, match="textbook"):
+        paths.surface("nowhere")
