@@ -30,6 +30,7 @@ SUBSETS = ("first", "random", "all")  # all: every training image, the textbook'
 PRECISIONS = ("float64", "float32")
 SELECT_ON = ("batch", "train")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+SURFACES = ("textbook", "saddle", "two-minima", "rosenbrock")  # gradsel paths' 2-D functions (numerics/paths.py)
 INITS = ("std", "xavier", "he")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
 LOSSES = ("cross-entropy", "mse")

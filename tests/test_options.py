@@ -184,7 +184,12 @@ def _list_options():
             if isinstance(p, click.Option) and p.metavar == "LIST":
                 flag = p.opts[0]
                 # the one-value option of train whose items are checked alike (--check: --sources's items)
-                single = {"--methods": "--method", "--check": "--sources", "--steps": "--fd-step"}.get(flag, flag)
+                single = {
+                    "--methods": "--method",
+                    "--check": "--sources",
+                    "--steps": "--fd-step",
+                    "--optimizers": "--optimizer",
+                }.get(flag, flag)
                 out.append((name, flag, single))
     return out
 

@@ -96,3 +96,89 @@ def test_a_source_that_needs_the_network_and_a_policy_are_refused_in_one_line(mo
 def test_an_unknown_surface_names_the_choices():
     with pytest.raises(ValueError, match="textbook"):
         paths.surface("nowhere")
+
+
+# --- gradsel paths ------------------------------------------------------------------------------------------
+
+
+def run_cli(runner, *args):
+    from gradsel_cli.cli.commands import cli
+
+    return runner.invoke(cli, ["paths", *args])
+
+
+def test_the_command_gives_every_point_of_every_path_as_json(runner):
+    import json
+
+    result = run_cli(runner, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert list(record["paths"]) == list(paths.OPTIMIZERS) and record["steps"] == TEXTBOOK.steps
+    for name, run in record["paths"].items():
+        assert run["lr"] == TEXTBOOK.lrs[name] and len(run["points"]) == len(run["f"]) == TEXTBOOK.steps + 1
+        assert run["points"][0] == list(TEXTBOOK.start)
+    sgd = np.array(record["paths"]["sgd"]["points"])
+    np.testing.assert_allclose(sgd[-1, 0], -7 * (1 - 0.95 / 10) ** 30, rtol=1e-13)
+
+
+def test_options_replace_the_surfaces_start_steps_and_rates(runner):
+    import json
+
+    args = ("--surface", "two-minima", "--start", "-1.5,1", "--steps", "5", "--lr", "sgd=0.01", "--json")
+    record = json.loads(run_cli(runner, *args, "--optimizers", "sgd,adam").stdout)
+    assert record["start"] == [-1.5, 1.0] and record["steps"] == 5 and list(record["paths"]) == ["sgd", "adam"]
+    assert (
+        record["paths"]["sgd"]["lr"] == 0.01
+        and record["paths"]["adam"]["lr"] == paths.SURFACES["two-minima"].lrs["adam"]
+    )
+    same = json.loads(run_cli(runner, "--optimizers", "momentum,adam", "--lr", "0.05", "--steps", "3", "--json").stdout)
+    assert {r["lr"] for r in same["paths"].values()} == {0.05}
+
+
+def test_a_forward_difference_with_a_large_step_moves_the_path_and_the_table_says_where_each_ends(runner):
+    import json
+
+    exact = json.loads(run_cli(runner, "--json").stdout)
+    forward = json.loads(
+        run_cli(runner, "--method", "numeric", "--fd-scheme", "forward", "--fd-step", "0.5", "--json").stdout
+    )
+    assert forward["options"]["fd_step"] == 0.5
+    assert all(forward["paths"][o]["points"][-1] != exact["paths"][o]["points"][-1] for o in paths.OPTIMIZERS)
+    table = run_cli(runner)
+    assert table.exit_code == 0 and "sgd" in table.stdout and "minimum" in table.stdout
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--fd-step", "0.1"), "--fd-step is read only by numeric"),
+        (("--lr", "adamw=1"), "not an optimizer"),
+        (("--lr", "rmsprop=0.1"), "--optimizers does not run"),
+        (("--start", "1"), "X,Y"),
+        (("--start", "1,nan"), "X,Y"),
+        (("--surface", "flat"), "flat"),
+        (("--plot", "paths.svg"), "PNG"),
+    ],
+)
+def test_a_wrong_option_is_one_line(runner, args, says):
+    result = run_cli(runner, *args)
+    assert result.exit_code == 2 and "Traceback" not in result.output and result.stdout == ""
+    assert says in result.stderr, result.stderr
+
+
+def test_a_diverging_path_is_said_in_the_table_and_is_none_in_the_record(runner):
+    import json
+
+    args = ("--surface", "saddle", "--optimizers", "sgd", "--lr", "2", "--steps", "2000")
+    record = json.loads(run_cli(runner, *args, "--json").stdout)
+    assert record["paths"]["sgd"]["points"][-1] is None and record["paths"]["sgd"]["points"][0] is not None
+    assert "diverged" in run_cli(runner, *args).stdout
+
+
+@pytest.mark.parametrize("name", list(paths.SURFACES))
+def test_every_surface_draws(runner, tmp_path, name):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / f"{name}.png"
+    result = run_cli(runner, "--surface", name, "--plot", str(png), "-q")
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000

@@ -7,6 +7,7 @@ picture. Input is the plain data of report.py and gradcheck.py.
 """
 
 import math
+import textwrap
 
 from ..config import counted, images_label
 
@@ -300,3 +301,47 @@ def _slopes(ax, state: dict, order: int) -> None:
         label=f"∝ h{'²' if order == 2 else ''} (truncation)",
     )
     ax.plot(small, [e_lo * h_lo / h for h in small], ls="-.", color="grey", lw=1.2, label="∝ 1/h (rounding)")
+
+
+PATHS_PANEL = (4.6, 3.6)  # inches per optimizer's panel
+OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad"}
+OPTIMIZER_LABELS |= {"rmsprop": "RMSprop", "adam": "Adam"}
+
+
+def paths_figure(path, record: dict, title: str) -> None:
+    """One panel per optimizer (the textbook's 2 x 2 for four): contours of the surface, the path from its start
+    (a point per step; a path that diverged stops at its last finite point) and the marked minima and saddles."""
+    import numpy as np
+
+    from ..numerics.paths import surface
+
+    s = surface(record["surface"])
+    (x0, x1), (y0, y1) = s.extent
+    X, Y = np.meshgrid(np.linspace(x0, x1, 241), np.linspace(y0, y1, 241))
+    Z = s.f(np.array([X, Y]))
+    levels = np.unique(np.quantile(Z, np.linspace(0.01, 0.9, 14)))
+    names = list(record["paths"])
+    cols = 2 if len(names) <= 4 else 3
+    rows = math.ceil(len(names) / cols)
+    with _style():
+        fig = _figure((PATHS_PANEL[0] * cols, PATHS_PANEL[1] * rows + 0.4))
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, name in zip(axes, names):
+            run = record["paths"][name]
+            ax.contour(X, Y, Z, levels=levels, colors="#9a9a9a", linewidths=0.7)
+            pts = [p for p in run["points"] if p is not None]
+            finite = pts[: next((i for i, p in enumerate(run["points"]) if p is None), len(pts))]
+            xs, ys = zip(*finite)
+            ax.plot(xs, ys, "o-" if len(xs) <= 61 else "-", color="#d62728", ms=3.0, lw=1.0)  # a dot a step, to 60
+            ax.plot(xs[0], ys[0], "s", color="#d62728", ms=5)
+            for _what, (mx, my) in s.marks:
+                ax.plot(mx, my, "+", color="black", ms=10, mew=1.6)
+            diverged = " — diverged" if len(finite) < len(run["points"]) else ""
+            ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y")
+            ax.set_title(f"{OPTIMIZER_LABELS.get(name, name)} (lr {run['lr']:g}){diverged}")
+            ax.grid(False)
+        for ax in axes[len(names) :]:
+            ax.set_visible(False)
+        # about 48 characters of the title per panel
+        fig.suptitle("\n".join(textwrap.wrap(title, 48 * cols, break_on_hyphens=False)))
+        _save(fig, path)

@@ -7,6 +7,7 @@ kernels, Rich) are imported inside the commands so that ``gradsel --help``
 and ``--version`` answer at once.
 """
 
+import math
 from importlib import metadata
 from pathlib import Path
 from typing import cast
@@ -17,7 +18,9 @@ from .. import papers, sources
 from ..config import (
     CELL_KEYS,
     DIGITS_FROM,
+    OPTIMIZERS,
     STUDIES,
+    SURFACES,
     VAL_PER_CLASS,
     TrainConfig,
     counted,
@@ -43,6 +46,7 @@ from .options import (
     method_list_option,
     not_offered,
     output_options,
+    plot_option,
     png_file,
     refuse_unread,
     size_list,
@@ -87,13 +91,7 @@ def cli():
     default=None,
     help="Save the trained W1, b1, W2, b2 (and batch-norm gamma, beta, running statistics) to FILE.npz.",
 )
-@click.option(
-    "--plot",
-    type=click.Path(dir_okay=False),
-    callback=png_file,
-    default=None,
-    help=f"Write learning curves (loss, test accuracy at {CURVE_POINTS} points) to FILE.png (needs matplotlib).",
-)
+@plot_option(f"learning curves (loss, test accuracy at {CURVE_POINTS} points)")
 @click.option(
     "--eval-every",
     type=Whole(min=0),
@@ -274,14 +272,7 @@ def _bench_compile(out, err, data_dir, as_json) -> None:
 @training_options
 @machine_options
 @grid_options
-@click.option(
-    "--plot",
-    type=click.Path(dir_okay=False),
-    callback=png_file,
-    default=None,
-    help="Write learning curves (mean and band over seeds) and where select keeps each source's update "
-    "to FILE.png (needs matplotlib).",
-)
+@plot_option("learning curves (mean and band over seeds) and where select keeps each source's update")
 @click.option(
     "--show-digits",
     type=click.IntRange(0, 10000),
@@ -670,13 +661,7 @@ def _steps_text(source) -> str:
 @config_options("subset", "init_std", "init", "activation", "seed", "precision", "loss_epsilon")
 @config_options(*(k for k, s in sources.options().items() if k not in {x.step for x in sources.REGISTRY.values()}))
 @machine_options
-@click.option(
-    "--plot",
-    type=click.Path(dir_okay=False),
-    callback=png_file,
-    default=None,
-    help="Write the error-versus-step plot (log-log) to FILE.png (needs matplotlib).",
-)
+@plot_option("the error-versus-step plot (log-log)")
 @output_options("the measurements")
 @library_errors
 def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
@@ -770,3 +755,110 @@ def runs(file, as_json, as_csv):
         emit(out, render.runs_csv(summary))
     else:
         show(out, summary, as_json, lambda: render.runs_table(summary, render.runs_title(summary, file)))
+
+
+def _learning_rates(ctx, param, value):
+    """--lr: one rate for every optimizer (a float), or NAME=RATE,... for some (a dict); None when not given."""
+    if value is None:
+        return None
+    rate = Finite()
+    if "=" not in value:
+        return rate.convert(value, param, ctx)
+    out = {}
+    for item in value.split(","):
+        name, _, text = item.partition("=")
+        name = name.strip()
+        if name not in OPTIMIZERS:
+            raise click.BadParameter(
+                f"{name!r} is not an optimizer; give NAME=RATE with NAME one of: {', '.join(OPTIMIZERS)}", ctx, param
+            )
+        out[name] = rate.convert(text.strip(), param, ctx)
+    return out
+
+
+def _point(ctx, param, value):
+    """--start: X,Y, two finite numbers; None when not given."""
+    if value is None:
+        return None
+    try:
+        point = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        point = ()
+    if len(point) != 2 or not all(map(math.isfinite, point)):
+        raise click.BadParameter(f"{value!r}: give the start as X,Y, two finite numbers, e.g. -7,2", ctx, param)
+    return point
+
+
+@cli.command()
+@click.option(
+    "--surface",
+    type=click.Choice(SURFACES),
+    default=SURFACES[0],
+    show_default=True,
+    help="The function: textbook x²/20 + y² (the textbook's figure 6-8), saddle x² - y², two-minima "
+    "(x² - 1)² + 0.3x + y² (a local and a global minimum), rosenbrock (1 - x)² + 100(y - x²)².",
+)
+@click.option(
+    "--method",
+    type=click.Choice(sources.names()),
+    default=sources.exact(),
+    show_default=True,
+    help="The gradient source: analytic takes the surface's closed-form gradient, the others their own "
+    "estimate of it from the function's values (with their options below).",
+)
+@list_option(
+    "--optimizers",
+    "sgd,momentum,adagrad,adam",
+    comma_list(click.Choice(OPTIMIZERS), "sgd,adam"),
+    "The optimizers, one panel each, comma-separated.",
+)
+@click.option(
+    "--lr",
+    "lrs",
+    metavar="RATE|NAME=RATE,...",
+    callback=_learning_rates,
+    help="Learning rates: one for every optimizer, or NAME=RATE for some (e.g. sgd=0.5,adam=0.1). "
+    "[default: the surface's; the textbook's for its surface: sgd 0.95, momentum 0.1, adagrad 1.5, adam 0.3]",
+)
+@click.option("--start", metavar="X,Y", callback=_point, help="The start point. [default: the surface's; (-7, 2)]")
+@click.option("--steps", type=Whole(1, 1_000_000), help="Steps of each optimizer. [default: the surface's; 30]")
+@config_options(*sources.options())
+@config_options("momentum", "rho", "beta1", "beta2", "eps")
+@plot_option("the paths over the surface's contours (one panel per optimizer)")
+@output_options("every point of every path")
+@library_errors
+def paths(surface, method, optimizers, lrs, start, steps, plot, as_json, quiet, **opts):
+    """Optimizer paths over a 2-D function, with the gradient from a source.
+
+    The study notes' picture of gradient descent (the textbook's figure 6-8,
+    ch06/optimizer_compare_naive.py): each optimizer's path from a start
+    point, over the function's contours, with the same optimizers the
+    network trains with. Central differences are exact on a quadratic up to
+    rounding, so on the textbook's surface numeric follows analytic; forward
+    differences with a large --fd-step part visibly.
+
+    \b
+    Example:
+      gradsel paths --plot paths.png
+      gradsel paths --method numeric --fd-scheme forward --fd-step 0.5 --plot forward.png
+      gradsel paths --surface rosenbrock --optimizers sgd,adam --json
+    """
+    from .. import render
+    from ..numerics import paths as surfaces
+    from ..runs import results
+
+    out, err = render.consoles(quiet or as_json)
+    config = config_from(opts, method=method)
+    refuse_unread([config])
+    results.probe(plot)
+    rates = {o: lrs for o in optimizers} if isinstance(lrs, float) else (lrs or {})
+    unused = sorted(set(rates) - set(optimizers))
+    if unused:
+        raise BadInput(f"--lr gives a rate for {', '.join(unused)}, which --optimizers does not run; drop it or add it")
+    record = surfaces.run(config, surface, optimizers, rates, start, steps)
+    show(out, record, as_json, lambda: [render.paths_table(record)])
+    if plot:
+        from ..analysis.figures import paths_figure
+
+        paths_figure(plot, record, f"gradsel paths — {surfaces.title(record)}")
+        wrote(err, plot)

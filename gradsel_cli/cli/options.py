@@ -125,6 +125,17 @@ def png_file(ctx, param, value):
     return writable_file(ctx, param, value)
 
 
+def plot_option(what: str):
+    """--plot FILE.png: write `what` there (a writable PNG path, checked before the work)."""
+    return click.option(
+        "--plot",
+        type=click.Path(dir_okay=False),
+        callback=png_file,
+        default=None,
+        help=f"Write {what} to FILE.png (needs matplotlib).",
+    )
+
+
 def _items(ctx, param, value, item_type, example: str) -> list:
     """The one parser of every list option: VALUE,VALUE,... (a repeated option's values joined), each item
     stripped of spaces around it and checked as the one-value option checks it (the same message); an

@@ -7,12 +7,14 @@ optimizer of numerics/optimizers.py, the one the network trains with, fed the gr
 ``of_function``. Every f is a polynomial, so it also takes the complex points of the complex-step source.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import sources
+from ..config import SURFACES as NAMES
 from ..config import TrainConfig
 from .optimizers import Optimizer
 
@@ -78,13 +80,14 @@ SURFACES: dict[str, Surface] = {
             lambda p: (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2,
             lambda p: np.array([-2.0 * (1.0 - p[0]) - 400.0 * p[0] * (p[1] - p[0] ** 2), 200.0 * (p[1] - p[0] ** 2)]),
             (-1.5, 2.0),
-            200,
-            {"sgd": 0.001, "momentum": 0.0005, "adagrad": 0.5, "adam": 0.1, "nesterov": 0.0005, "rmsprop": 0.02},
+            1000,
+            {"sgd": 0.002, "momentum": 0.001, "adagrad": 1.0, "adam": 0.1, "nesterov": 0.0005, "rmsprop": 0.01},
             ((-2.0, 2.0), (-1.0, 3.0)),
             (("minimum", (1.0, 1.0)),),
         ),
     )
 }
+assert tuple(SURFACES) == NAMES  # the command line offers config's names
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")  # the textbook's four panels, in its order
 
 
@@ -119,3 +122,61 @@ def path(optimizer: Optimizer, gradient: Callable[[np.ndarray], np.ndarray], sta
         p, state = optimizer.step(p, gradient(p), state)
         points.append(p)
     return np.array(points)
+
+
+def run(config: TrainConfig, name: str, optimizers, lrs: dict, start=None, steps: int | None = None) -> dict:
+    """Every optimizer's path over the surface `name` with the gradient of config.method (a source) and its options,
+    and the optimizers' other settings from config; lrs: learning rates that replace the surface's, start and
+    steps likewise (None: the surface's). The record: the surface, the settings, and per optimizer its path's
+    points and f at each (None where a point is not finite: the path diverged)."""
+    s = surface(name)
+    gradient = gradient_of(config, s)
+    start = s.start if start is None else tuple(start)
+    steps = s.steps if steps is None else steps
+    out = {}
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging path is recorded, as None, not warned of
+        for opt in optimizers:
+            out[opt] = _one(config, s, gradient, opt, lrs.get(opt, s.lrs[opt]), start, steps)
+    source = sources.get(config.method)
+    return {
+        "surface": s.name,
+        "formula": s.description,
+        "method": config.method,
+        "options": {k: getattr(config, k) for k in source.reads},
+        "start": list(start),
+        "steps": steps,
+        "marks": [{"what": what, "point": [float(v) for v in point]} for what, point in s.marks],
+        "paths": out,
+    }
+
+
+def _one(config: TrainConfig, s: Surface, gradient, opt: str, lr: float, start, steps: int) -> dict:
+    """One optimizer's path: its learning rate, its points and f at each (None where not finite)."""
+    c = config
+    optimizer = Optimizer(opt, lr=lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2, eps=c.eps)
+    points = path(optimizer, gradient, start, steps)
+    values = [float(s.f(p)) for p in points]
+    return {
+        "lr": lr,
+        "points": [[float(v) for v in p] if np.all(np.isfinite(p)) else None for p in points],
+        "f": [v if np.isfinite(v) else None for v in values],
+    }
+
+
+def title(record: dict) -> str:
+    """One line of what a record of run() shows: the surface, the steps and start, the gradient and its options."""
+    start = ", ".join(f"{v:g}" for v in record["start"])
+    options = ", ".join(
+        f"{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"{k.replace('_', '-')} {v}"
+        for k, v in record["options"].items()
+    )
+    source = record["method"] + (f" ({options})" if options else "")
+    return f"{record['formula']}, {record['steps']} steps from ({start}), gradient: {source}"
+
+
+def nearest(record: dict, point) -> tuple[str, float] | None:
+    """The marked point (minimum, saddle) nearest `point`, and how far: (what, distance); None without marks."""
+    if not record["marks"] or point is None:
+        return None
+    what, at = min(((m["what"], m["point"]) for m in record["marks"]), key=lambda m: math.dist(m[1], point))
+    return what, math.dist(at, point)

@@ -554,3 +554,29 @@ def textbook_table(record: dict) -> Table:
     table.caption = f"NumPy / gradsel, iterations: {theirs / loop:.2f}×"
     table.caption_justify = "left"
     return table
+
+
+def paths_table(record: dict) -> Table:
+    """gradsel paths: per optimizer its learning rate, where its path ends, f there, and the nearest marked point
+    (minimum, saddle) with the distance to it."""
+    from ..numerics.paths import nearest, title
+
+    t = titled_table(wrap_title("gradsel paths", *clean(title(record)).split(", ")), box=box.SIMPLE_HEAD)
+    t.add_column("optimizer")
+    for header in ("lr", "x", "y", "f(x, y)", "nearest", "distance"):
+        t.add_column(header, justify="left" if header == "nearest" else "right")
+    for name, run in record["paths"].items():
+        end = run["points"][-1]
+        near = nearest(record, end)
+        if end is None:
+            t.add_row(clean(name), f"{run['lr']:g}", "diverged", "", "", "", "")
+            continue
+        t.add_row(
+            clean(name),
+            f"{run['lr']:g}",
+            *(f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3g}" for v in end),
+            f"{run['f'][-1]:.4g}",
+            clean(near[0]) if near else "",
+            (f"{near[1]:.4f}" if near[1] < 1e4 else f"{near[1]:.3g}") if near else "",
+        )
+    return t
