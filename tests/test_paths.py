@@ -93,6 +93,12 @@ def test_a_source_that_needs_the_network_and_a_policy_are_refused_in_one_line(mo
         paths.gradient_of(TrainConfig(method="alternate"), TEXTBOOK)
 
 
+def test_the_command_line_offers_the_surfaces_there_are():
+    from gradsel_cli.config import SURFACES
+
+    assert tuple(paths.SURFACES) == SURFACES  # config names them for --help, which loads no NumPy
+
+
 def test_an_unknown_surface_names_the_choices():
     with pytest.raises(ValueError, match="textbook"):
         paths.surface("nowhere")
@@ -114,6 +120,7 @@ def test_the_command_gives_every_point_of_every_path_as_json(runner):
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert list(record["paths"]) == list(paths.OPTIMIZERS) and record["steps"] == TEXTBOOK.steps
+    assert record["optimizer_settings"]["momentum"] == 0.9 and record["options"] == {}
     for name, run in record["paths"].items():
         assert run["lr"] == TEXTBOOK.lrs[name] and len(run["points"]) == len(run["f"]) == TEXTBOOK.steps + 1
         assert run["points"][0] == list(TEXTBOOK.start)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import sources
-from ..config import SURFACES as NAMES
 from ..config import TrainConfig
 from .optimizers import Optimizer
 
@@ -87,7 +86,6 @@ SURFACES: dict[str, Surface] = {
         ),
     )
 }
-assert tuple(SURFACES) == NAMES  # the command line offers config's names
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")  # the textbook's four panels, in its order
 
 
@@ -143,6 +141,7 @@ def run(config: TrainConfig, name: str, optimizers, lrs: dict, start=None, steps
         "formula": s.description,
         "method": config.method,
         "options": {k: getattr(config, k) for k in source.reads},
+        "optimizer_settings": {k: getattr(config, k) for k in ("momentum", "rho", "beta1", "beta2", "eps")},
         "start": list(start),
         "steps": steps,
         "marks": [{"what": what, "point": [float(v) for v in point]} for what, point in s.marks],
