@@ -6,6 +6,7 @@ canvas with one fixed style, size and dpi, so the same data give the same
 picture. Input is the plain data of report.py and gradcheck.py.
 """
 
+import itertools
 import math
 import textwrap
 
@@ -329,8 +330,7 @@ def paths_figure(path, record: dict, title: str) -> None:
         for ax, name in zip(axes, names):
             run = record["paths"][name]
             ax.contour(X, Y, Z, levels=levels, colors="#9a9a9a", linewidths=0.7)
-            pts = [p for p in run["points"] if p is not None]
-            finite = pts[: next((i for i, p in enumerate(run["points"]) if p is None), len(pts))]
+            finite = list(itertools.takewhile(lambda p: p is not None, run["points"]))  # to where it diverged
             xs, ys = zip(*finite)
             ax.plot(xs, ys, "o-" if len(xs) <= 61 else "-", color="#d62728", ms=3.0, lw=1.0)  # a dot a step, to 60
             ax.plot(xs[0], ys[0], "s", color="#d62728", ms=5)
