@@ -197,8 +197,15 @@ def _list_options():
 LIST_OPTIONS = _list_options()
 
 
+ARGUMENTS = {"lab": ["optimizers"]}  # a command's required arguments, given before the options tried
+
+
+def _with_arguments(args) -> list:
+    return [args[0], *ARGUMENTS.get(args[0], []), *args[1:]] if args else []
+
+
 def _error(runner, *args) -> str:
-    result = runner.invoke(cli, list(args))
+    result = runner.invoke(cli, _with_arguments(args))
     assert result.exit_code == 2, result.output
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("Error: Invalid value for"), line
@@ -206,7 +213,7 @@ def _error(runner, *args) -> str:
 
 
 def _parsed(command, *args):
-    return cli.commands[command].make_context(command, list(args)).params
+    return cli.commands[command].make_context(command, [*ARGUMENTS.get(command, []), *args]).params
 
 
 def _first_default(command, flag):

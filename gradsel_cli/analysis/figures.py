@@ -345,3 +345,42 @@ def paths_figure(path, record: dict, title: str) -> None:
         # about 48 characters of the title per panel
         fig.suptitle("\n".join(textwrap.wrap(title, 48 * cols, break_on_hyphens=False)))
         _save(fig, path)
+
+
+LAB_PANEL = (4.8, 3.4)  # inches per panel of a lab figure
+LAB_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")  # a cell's by its place in a panel
+
+
+def lab_figure(path, summary: dict, title: str) -> None:
+    """gradsel lab's curves: per panel (one, or one per activation) the training loss of each cell (log scale)
+    above its test accuracy, each a mean over the seeds with a min-max band; the preset's caption below."""
+    panels = list(dict.fromkeys(c["panel"] for c in summary["cells"]))
+    seeds = summary["seeds"]
+    band = f" (mean, band: min–max over {seeds} seeds)" if seeds > 1 else ""
+    with _style():
+        n = len(panels)
+        fig = _figure((LAB_PANEL[0] * max(n, 2), LAB_PANEL[1] * (1 if n == 1 else 2) + 0.9))
+        grid = fig.subplots(1, 2, squeeze=False) if n == 1 else fig.subplots(2, n, squeeze=False)
+        pairs = [(grid[0, 0], grid[0, 1])] if n == 1 else [(grid[0, j], grid[1, j]) for j in range(n)]
+        for panel, (loss_ax, acc_ax) in zip(panels, pairs):
+            cells = [c for c in summary["cells"] if c["panel"] == panel]
+            for colour, c in zip(itertools.cycle(LAB_COLOURS), cells):
+                if c["loss"]:
+                    _line(loss_ax, c["loss"], c["label"], colour)
+                if c["accuracy_curve"]:
+                    _line(acc_ax, c["accuracy_curve"], c["label"], colour, marker=".")
+            where = "" if panel is None else f"{panel}: "
+            every = next((c["loss"]["every"] for c in cells if c["loss"]), 1)
+            loss_ax.set(
+                yscale="log",
+                xlabel="iteration",
+                ylabel=f"batch loss, mean of {every}-iteration windows",
+                title=f"{where}training loss{band}",
+            )
+            acc_ax.set(xlabel="iteration", ylabel="test accuracy", title=f"{where}test accuracy{band}")
+            loss_ax.legend()
+            if any(c["accuracy_curve"] for c in cells):
+                acc_ax.legend(loc="lower right")
+        fig.suptitle("\n".join(textwrap.wrap(title, 60 * max(n, 2), break_on_hyphens=False)))
+        fig.supxlabel("\n".join(textwrap.wrap(summary["caption"], 80 * max(n, 2))), fontsize=8, color="#444444")
+        _save(fig, path)

@@ -628,3 +628,36 @@ def study_summary(preset: str, records: list[dict], margin: float, path) -> tupl
         )
     )
     return summary, note
+
+
+def lab_summary(preset: str, configs: list, records: list[dict], seeds: int) -> dict:
+    """gradsel lab: per cell of the preset (records in the order of `configs`: cell by cell, `seeds` each), its
+    label and panel, test accuracy (mean, 95% CI), final training loss (mean over the seeds that did not
+    diverge), and its curves over the seeds: training loss (window means) and test accuracy."""
+    from ..lab import PRESETS, cell_label
+
+    p = PRESETS[preset]
+    cells = []
+    for i, cell in enumerate(p.cells):
+        recs = records[i * seeds : (i + 1) * seeds]
+        config = configs[i * seeds].to_dict()
+        losses = [r["final_loss"] for r in recs if r["final_loss"] is not None]
+        cells.append(
+            {
+                "label": cell_label(cell),
+                "panel": None if p.panel is None else config[p.panel],
+                "cell": cell,
+                "accuracy": _ci_dict([_acc(r) for r in recs]),
+                "final_loss": float(np.mean(losses)) if losses else None,
+                "loss": _thinned(recs, "loss_history"),
+                "accuracy_curve": _acc_curve(recs),
+            }
+        )
+    base = configs[0].to_dict()
+    return {
+        "preset": preset,
+        "config": {k: v for k, v in base.items() if k not in p.varies() and k != "seed"},
+        "seeds": seeds,
+        "caption": p.caption,
+        "cells": cells,
+    }

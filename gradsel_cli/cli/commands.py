@@ -14,6 +14,7 @@ from typing import cast
 
 import click
 
+from .. import lab as lab_presets
 from .. import papers, sources
 from ..config import (
     CELL_KEYS,
@@ -862,3 +863,81 @@ def paths(surface, method, optimizers, lrs, start, steps, plot, as_json, quiet, 
 
         paths_figure(plot, record, f"gradsel paths — {surfaces.title(record)}")
         wrote(err, plot)
+
+
+@cli.command()
+@click.argument("preset", type=click.Choice(list(lab_presets.PRESETS)))
+@config_options("method", method={"default": sources.exact()})
+@training_options(preset=lab_presets.SET)
+@machine_options
+@grid_options(seeds=1)
+@plot_option("the figure [default: lab-PRESET-METHOD.png]")
+@output_options("the summary and every curve")
+@library_errors
+def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **opts):
+    """The study notes' chapter-6 experiments on gradsel's network, with the gradient from any source.
+
+    \b
+    Presets (each on the textbook's chapter-6 training unless an option says
+    otherwise: all 60,000 images, B=128, H=100, ReLU, He, SGD lr 0.01, 2,000
+    iterations):
+    \b
+      optimizers       training loss per optimizer (section 6.1), paired
+      init             training loss per initialisation, per activation (6.2)
+      init-histograms  hidden activations per initialisation and activation
+                       (6.2): the textbook's 5 random layers, and gradsel's
+                       network at initialisation and after training
+
+    The runs are stored in --results (default lab-PRESET.jsonl) and never
+    run twice: the same command resumes an interrupted lab, and redraws the
+    same figure from the stored runs. The figure goes to --plot (default
+    lab-PRESET-METHOD.png); one seed by default, --seeds N draws the mean
+    with a band.
+
+    \b
+    Example:
+      gradsel lab optimizers
+      gradsel lab optimizers --method numeric
+      gradsel lab init --seeds 3 --iters 1000
+      gradsel lab init-histograms --method select --sources analytic,numeric
+    """
+    import importlib.util
+
+    from .. import render
+    from ..analysis.report import lab_summary
+    from ..runs import results
+    from ..runs.experiments import trials
+
+    p = lab_presets.PRESETS[preset]
+    varied = sorted(given_options() & p.varies())
+    if varied:
+        flag = "--" + varied[0].replace("_", "-")
+        values = ", ".join(
+            dict.fromkeys(
+                f"{c[varied[0]]:g}" if isinstance(c[varied[0]], float) else c[varied[0]]
+                for c in p.cells
+                if varied[0] in c
+            )
+        )
+        raise click.UsageError(f"{flag}: the {preset} preset sets it per run ({values}); drop {flag}")
+    out, err = render.consoles(quiet or as_json)
+    grid = grid_from(opts)
+    chosen = {k: v for k in lab_presets.SET if (v := opts.pop(k)) is not None}
+    base = config_from(opts, **{**p.settings, **chosen})
+    configs = trials(base, list(p.cells), range(seeds))
+    refuse_unread(configs)
+    results_file = results_file or f"lab-{preset}.jsonl"
+    drawing = plot is not None or importlib.util.find_spec("matplotlib") is not None
+    plot = plot or f"lab-{preset}-{base.method}.png"
+    prepare(threads, err, drawing)
+    results.probe(results_file, plot if drawing else None)
+    records = run_grid(configs, results_file, grid, data_dir, err, f"lab {preset}", CURVE_POINTS)
+    summary = lab_summary(preset, configs, records, seeds)
+    show(out, summary, as_json, lambda: render.lab_table(summary))
+    if not drawing:
+        warn(err, "no figure: plotting needs matplotlib, which is not installed: pip install 'gradsel[plot]'")
+        return
+    from ..analysis.figures import lab_figure
+
+    lab_figure(plot, summary, lab_presets.title(summary))
+    wrote(err, plot)

@@ -251,12 +251,14 @@ def config_options(*names, **overrides):
     return lambda fn: _apply(fn, [config_option(n, **overrides.get(n, {})) for n in names])
 
 
-def training_options(fn=None, *, without: tuple[str, ...] = ()):
+def training_options(fn=None, *, without: tuple[str, ...] = (), preset: tuple[str, ...] = ()):
     """The cell and every setting of a run (all fields but method and seed), but those `without` (a command
     that sets them itself: tune's learning rate and weight decay); as @training_options or
-    @training_options(without=...)."""
+    @training_options(without=...). `preset`: the fields a command's presets set (lab): their options default
+    to None, the preset's value, and say so."""
     names = [n for n in (*CELL_KEYS, "sources", *setting_keys()) if n not in without]
-    decorate = config_options(*names)
+    by_preset = {n: {"default": None, "help": f"{FIELDS[n].metadata['help']} [default: the preset's]"} for n in preset}
+    decorate = config_options(*names, **by_preset)
     return decorate if fn is None else decorate(fn)
 
 
@@ -340,15 +342,18 @@ margin_option = click.option(
 )
 
 
-def grid_options(fn):
-    """How a grid of trials runs: seeds, workers, executor, the results file."""
+def grid_options(fn=None, *, seeds: int = 5):
+    """How a grid of trials runs: seeds (`seeds` by default), workers, executor, the results file; as
+    @grid_options or @grid_options(seeds=N)."""
+    if fn is None:
+        return lambda f: grid_options(f, seeds=seeds)
     return _apply(
         fn,
         [
             click.option(
                 "--seeds",
                 type=Whole(1, 10000),
-                default=5,
+                default=seeds,
                 show_default=True,
                 help="Seeds 0..N-1 per cell (each varies initial weights and batch order).",
             ),

@@ -580,3 +580,23 @@ def paths_table(record: dict) -> Table:
             (f"{near[1]:.4f}" if near[1] < 1e4 else f"{near[1]:.3g}") if near else "",
         )
     return t
+
+
+def lab_table(summary: dict) -> list:
+    """gradsel lab: one row per cell (its panel first, where the preset has panels): test accuracy (mean ± 95% CI
+    half-width over the seeds), final training loss, diverged runs; the preset's caption below."""
+    from ..lab import title
+
+    head, *rest = clean(title(summary)).split(", ")
+    t = titled_table(wrap_title(*head.split(" — "), *rest), box=box.SIMPLE_HEAD)
+    panels = any(c["panel"] is not None for c in summary["cells"])
+    if panels:
+        t.add_column("activation")
+    t.add_column("curve")
+    for col in ("test\naccuracy", "final\nloss", "diverged"):
+        number_column(t, col)
+    for c in summary["cells"]:
+        acc = c["accuracy"]
+        cells = [clean(c["label"]), plus_minus(acc), fmt_loss(c["final_loss"]), str(acc["diverged"])]
+        t.add_row(*([clean(c["panel"])] if panels else []), *cells)
+    return [t, Text(clean(summary["caption"]))]

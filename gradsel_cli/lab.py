@@ -1,0 +1,102 @@
+"""The experiments of the study notes' chapter 6 (`gradsel lab PRESET`), as data: what each preset runs.
+
+A preset is its settings (the textbook's chapter-6 regime, each overridable on
+the command line), its cells (what it varies: the runs of one seed), the panel
+each cell is drawn in, its curves' labels, and the caption that says how it
+differs from the textbook's experiment. No heavy imports: the command line
+reads it to build its options.
+"""
+
+from dataclasses import dataclass
+
+from .config import OPTIMIZERS
+
+# The textbook's chapter-6 training (ch06/optimizer_compare_mnist.py, weight_init_compare.py): all 60,000 images,
+# mini-batches of 128, 2,000 iterations, ReLU units of 100, He initialisation, SGD with lr 0.01.
+TEXTBOOK = dict(subset="all", batch=128, hidden=100, iters=2000, activation="relu", init="he", optimizer="sgd", lr=0.01)
+# The textbook's optimizers' default learning rates (common/optimizer.py): 0.01, Adam's 0.001.
+TEXTBOOK_RATES = {name: 0.001 if name == "adam" else 0.01 for name in OPTIMIZERS}
+INITS = (dict(init="std", init_std=1.0), dict(init="std", init_std=0.01), dict(init="xavier"), dict(init="he"))
+ACTIVATIONS = ("sigmoid", "tanh", "relu")  # the textbook's histograms' three
+TWO_LAYERS = (
+    "The textbook's network here is 5 layers of 100 units; gradsel trains its two-layer network "
+    "(784-H-10), so the effect of depth is not in these curves."
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str  # one line: what the preset shows (--help, the docs)
+    settings: dict  # TrainConfig fields it sets (a given option overrides each)
+    cells: tuple  # the runs of one seed: each a dict of the fields it varies (not overridable)
+    panel: str | None  # the field whose value gives each cell its panel, or None (one panel)
+    caption: str  # how it differs from the textbook's experiment, under the figure
+
+    def varies(self) -> set[str]:
+        return {k for cell in self.cells for k in cell}
+
+
+def cell_label(cell: dict) -> str:
+    """A cell's curve label: its optimizer (and rate), or its initialisation."""
+    if "optimizer" in cell:
+        return f"{cell['optimizer']} (lr {cell['lr']:g})"
+    return f"std {cell['init_std']:g}" if cell["init"] == "std" else cell["init"]
+
+
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset(
+            "optimizers",
+            "training loss per optimizer (section 6.1; the textbook's ch06/optimizer_compare_mnist.py), paired",
+            TEXTBOOK,
+            tuple(dict(optimizer=o, lr=TEXTBOOK_RATES[o]) for o in OPTIMIZERS),
+            None,
+            f"Each optimizer at the textbook's learning rate. {TWO_LAYERS}",
+        ),
+        Preset(
+            "init",
+            "training loss per initialisation, for sigmoid, tanh and ReLU (section 6.2; weight_init_compare.py)",
+            TEXTBOOK,
+            tuple(dict(activation=a, **i) for a in ACTIVATIONS for i in INITS[1:]),
+            "activation",
+            f"std 0.01, Xavier sqrt(1/784) and He sqrt(2/784) for W1 (1/H, 2/H for W2). {TWO_LAYERS}",
+        ),
+        Preset(
+            "init-histograms",
+            "hidden activations per initialisation and activation (section 6.2; weight_init_activation_histogram.py), "
+            "and gradsel's network at initialisation and after training",
+            TEXTBOOK,
+            tuple(dict(activation=a, **i) for a in ACTIVATIONS for i in INITS),
+            "activation",
+            "Left: the textbook's experiment as it is (1,000 N(0, 1) inputs through 5 layers of 100 units, forward "
+            "passes only). Right: gradsel's two-layer network on 1,000 MNIST test images, whose inputs are pixels "
+            "in [0, 1] with about 150 of 784 lit, not N(0, 1): one hidden layer, so no deeper layer to saturate.",
+        ),
+    )
+}
+SET = tuple(dict.fromkeys(k for p in PRESETS.values() for k in p.settings))  # the fields some preset sets
+
+
+def title(summary: dict) -> str:
+    """The line that names what a lab summary ran: the preset, the gradient, the data, the fixed settings."""
+    from .config import POLICIES, counted, images_label
+
+    p, c = PRESETS[summary["preset"]], summary["config"]
+    gradient = f"{c['method']} over {c['sources']}" if c["method"] in POLICIES else c["method"]
+    fixed = [f"{k} {c[k]}" for k in ("activation", "init", "optimizer") if k not in p.varies()]
+    if "lr" not in p.varies():
+        fixed.append(f"lr {c['lr']:g}")
+    seeds = summary["seeds"]
+    return ", ".join(
+        [
+            f"gradsel lab {p.name} — {gradient}",
+            images_label(c),
+            f"B={c['batch']}",
+            f"H={c['hidden']}",
+            *fixed,
+            counted(c["iters"], "iteration", ","),
+            "seed 0" if seeds == 1 else f"seeds 0–{seeds - 1}",
+        ]
+    )

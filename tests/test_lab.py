@@ -1,0 +1,149 @@
+"""gradsel lab: the chapter-6 presets' runs (paired, valid, stored once), their summary, the command and its figure."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gradsel_cli import lab
+from gradsel_cli.analysis.report import lab_summary
+from gradsel_cli.cli.commands import cli
+from gradsel_cli.config import ACTIVATIONS, OPTIMIZERS, TrainConfig
+from gradsel_cli.runs.experiments import trials
+
+SMALL = ["--subset", "first", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "100", "--workers", "1"]
+
+
+def run_lab(runner, tmp_path, *args, name="lab"):
+    files = ["--results", str(tmp_path / f"{name}.jsonl"), "--plot", str(tmp_path / f"{name}.png")]
+    return runner.invoke(cli, ["lab", *SMALL, *args, *files])
+
+
+@pytest.mark.parametrize("name", list(lab.PRESETS))
+def test_every_preset_cell_is_a_valid_run_on_the_textbooks_training(name):
+    p = lab.PRESETS[name]
+    configs = trials(TrainConfig(**p.settings), list(p.cells), range(2))
+    assert len(configs) == 2 * len(p.cells)
+    for cell, config in zip([c for c in p.cells for _ in range(2)], configs):
+        assert all(getattr(config, k) == v for k, v in {**p.settings, **cell}.items())
+    assert p.panel is None or all(p.panel in cell for cell in p.cells)
+
+
+def test_the_runs_of_one_seed_differ_only_in_what_the_preset_varies():
+    """Paired: the same seed gives every cell the same weights' draw, subset and batches; only the cell's fields
+    (optimizer and its rate) differ."""
+    p = lab.PRESETS["optimizers"]
+    configs = trials(TrainConfig(**p.settings), list(p.cells), [3])
+    assert [c.optimizer for c in configs] == list(OPTIMIZERS)
+    for c in configs:
+        others = {k: v for k, v in c.to_dict().items() if k not in p.varies()}
+        assert others == {k: v for k, v in configs[0].to_dict().items() if k not in p.varies()}
+        assert c.seed == 3 and c.lr == lab.TEXTBOOK_RATES[c.optimizer]
+
+
+def test_the_init_presets_cover_each_activation_and_initialisation():
+    for name, inits in (("init", lab.INITS[1:]), ("init-histograms", lab.INITS)):
+        cells = lab.PRESETS[name].cells
+        assert {c["activation"] for c in cells} == set(lab.ACTIVATIONS) <= set(ACTIVATIONS)
+        assert len(cells) == len(lab.ACTIVATIONS) * len(inits)
+        assert [lab.cell_label(c) for c in cells[: len(inits)]] == [lab.cell_label(i) for i in inits]
+
+
+def test_labels_name_the_optimizer_and_its_rate_or_the_initialisation():
+    assert lab.cell_label(dict(optimizer="adam", lr=0.001)) == "adam (lr 0.001)"
+    assert lab.cell_label(dict(init="std", init_std=0.01)) == "std 0.01"
+    assert lab.cell_label(dict(init="he")) == "he"
+
+
+def fake_record(config: TrainConfig, accuracy, loss=0.5) -> dict:
+    return {
+        "config": config.to_dict(),
+        "accuracy": accuracy,
+        "final_loss": loss,
+        "loss_history": {"every": 1, "values": [2.0, loss]},
+        "acc_curve": [[0, 0.1], [2, accuracy or 0.0]],
+    }
+
+
+def test_the_summary_groups_the_records_cell_by_cell_over_the_seeds():
+    p = lab.PRESETS["init"]
+    configs = trials(TrainConfig(**p.settings), list(p.cells), range(2))
+    records = [fake_record(c, 0.5 + 0.01 * i + 0.001 * c.seed) for i, c in enumerate(configs)]
+    records[3] = fake_record(configs[3], None, None)  # a diverged run: counted apart
+    s = lab_summary("init", configs, records, 2)
+    assert [c["label"] for c in s["cells"]] == [lab.cell_label(c) for c in p.cells]
+    assert [c["panel"] for c in s["cells"]] == [c["activation"] for c in p.cells]
+    first = s["cells"][0]
+    assert first["accuracy"]["n"] == 2 and first["accuracy"]["mean"] == pytest.approx((0.5 + 0.511) / 2)
+    assert s["cells"][1]["accuracy"]["diverged"] == 1 and s["cells"][1]["final_loss"] == 0.5
+    assert first["loss"]["mean"] == [2.0, 0.5] and first["accuracy_curve"]["iterations"] == [0, 2]
+    assert "activation" not in s["config"] and "seed" not in s["config"] and s["config"]["optimizer"] == "sgd"
+
+
+def test_lab_stores_its_runs_once_and_redraws_the_figure_byte_for_byte(runner, tmp_path):
+    first = run_lab(runner, tmp_path, "optimizers", "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert [c["label"] for c in summary["cells"]] == [lab.cell_label(c) for c in lab.PRESETS["optimizers"].cells]
+    assert all(0 <= c["accuracy"]["mean"] <= 1 for c in summary["cells"])
+    lines = (tmp_path / "lab.jsonl").read_text().splitlines()
+    stored = [json.loads(line)["config"] for line in lines]
+    assert [c["optimizer"] for c in stored] == list(OPTIMIZERS) and {c["subset"] for c in stored} == {"first"}
+    png = (tmp_path / "lab.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    (tmp_path / "lab.png").unlink()
+    again = run_lab(runner, tmp_path, "optimizers")
+    assert again.exit_code == 0, again.output
+    assert "already stored" in again.stderr
+    assert (tmp_path / "lab.jsonl").read_text().splitlines() == lines  # nothing run or stored twice
+    assert (tmp_path / "lab.png").read_bytes() == png
+    assert "adam (lr 0.001)" in again.stdout
+
+
+def test_lab_trains_with_the_gradient_of_any_source(runner, tmp_path):
+    result = run_lab(runner, tmp_path, "init", "--method", "numeric", "--iters", "5", "--json")
+    assert result.exit_code == 0, result.output
+    stored = [json.loads(line) for line in (tmp_path / "lab.jsonl").read_text().splitlines()]
+    assert len(stored) == 9 and {r["config"]["method"] for r in stored} == {"numeric"}
+    assert {r["counts"]["numeric"] for r in stored} == {5}
+    assert json.loads(result.stdout)["config"]["method"] == "numeric"
+
+
+def test_defaults_write_the_results_and_figure_into_the_current_directory(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["lab", "optimizers", *SMALL, "--iters", "3", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "lab-optimizers.jsonl").exists() and (tmp_path / "lab-optimizers-analytic.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["optimizers", "--optimizer", "adam"], "--optimizer: the optimizers preset sets it per run"),
+        (["optimizers", "--lr", "0.1"], "--lr: the optimizers preset sets it per run (0.01, 0.001)"),
+        (["init", "--activation", "tanh"], "--activation: the init preset sets it per run (sigmoid, tanh, relu)"),
+        (["init", "--fd-step", "1e-3"], "--fd-step is read only by numeric"),
+        (["nonsense"], "'nonsense' is not one of"),
+    ],
+)
+def test_an_option_the_preset_decides_is_refused_in_one_line(runner, args, said):
+    result = runner.invoke(cli, ["lab", *args])
+    assert result.exit_code == 2
+    assert said in result.stderr and "Traceback" not in result.output
+
+
+def test_an_option_given_overrides_the_presets_setting(runner, tmp_path):
+    result = run_lab(runner, tmp_path, "init", "--optimizer", "momentum", "--iters", "2", "--json")
+    assert result.exit_code == 0, result.output
+    stored = [json.loads(line)["config"] for line in (tmp_path / "lab.jsonl").read_text().splitlines()]
+    assert {c["optimizer"] for c in stored} == {"momentum"} and {c["hidden"] for c in stored} == {5}
+    assert {c["iters"] for c in stored} == {2} and {c["lr"] for c in stored} == {lab.TEXTBOOK["lr"]}
+
+
+def test_the_title_names_the_gradient_and_what_the_preset_keeps_fixed():
+    p = lab.PRESETS["init"]
+    config = TrainConfig(**p.settings, method="select")
+    text = lab.title({"preset": "init", "config": config.to_dict(), "seeds": 3})
+    assert text.startswith("gradsel lab init — select over analytic,numeric, all images, B=128, H=100")
+    assert "optimizer sgd" in text and "lr 0.01" in text and "activation" not in text and text.endswith("seeds 0–2")
+    assert np.isclose(lab.TEXTBOOK_RATES["adam"], 0.001)
