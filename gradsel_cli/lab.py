@@ -32,6 +32,7 @@ class Preset:
     cells: tuple  # the runs of one seed: each a dict of the fields it varies (not overridable)
     panel: str | None  # the field whose value gives each cell its panel, or None (one panel)
     caption: str  # how it differs from the textbook's experiment, under the figure
+    histograms: bool = False  # draws the hidden activations (the textbook's deep stack, the runs' own) not curves
 
     def varies(self) -> set[str]:
         return {k for cell in self.cells for k in cell}
@@ -72,7 +73,8 @@ PRESETS = {
             "activation",
             "Left: the textbook's experiment as it is (1,000 N(0, 1) inputs through 5 layers of 100 units, forward "
             "passes only). Right: gradsel's two-layer network on 1,000 MNIST test images, whose inputs are pixels "
-            "in [0, 1] with about 150 of 784 lit, not N(0, 1): one hidden layer, so no deeper layer to saturate.",
+            "in [0, 1] with about 140 of 784 lit, not N(0, 1): one hidden layer, so no deeper layer to saturate.",
+            histograms=True,
         ),
     )
 }

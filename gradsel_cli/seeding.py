@@ -8,7 +8,7 @@ weights, subset and batches (a paired comparison).
 
 import numpy as np
 
-STREAMS = ("init", "subset", "batches", "dropout", "tune")
+STREAMS = ("init", "subset", "batches", "dropout", "tune", "lab")  # appended: a new stream shifts none
 
 
 def rng(seed: int, stream: str) -> np.random.Generator:

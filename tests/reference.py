@@ -293,3 +293,34 @@ def complex_step_gradient(weights, x, y, act="sigmoid", mask=None, loss="cross-e
             g[i] = complex_mean_loss(complex_logits(work, x, act, mask), y, loss, eps).imag / real(h)
         grads.append(g)
     return grads
+
+
+def deep_stack(x, layer_weights, act="sigmoid"):
+    """The textbook's weight_init_activation_histogram.py: x through layers z = act(z @ W) (no biases); each
+    layer's activations."""
+    out, z = [], x
+    for W in layer_weights:
+        z = ACTIVATIONS[act][0](z @ W)
+        out.append(z)
+    return out
+
+
+def histogram_stats(values, lo, hi, bins=30, zeros_apart=False):
+    """Counts in `bins` bins over [lo, hi] (exact zeros left out when zeros_apart), the zeros, below, above,
+    mean and std of all the values."""
+    v = np.ravel(values)
+    zero = (v == 0) if zeros_apart else np.zeros(v.shape, bool)
+    edges = lo + (hi - lo) * np.arange(bins + 1) / bins
+    kept = v[~zero]
+    counts = [
+        int(np.sum((kept >= edges[i]) & ((kept < edges[i + 1]) | ((i == bins - 1) & (kept == hi)))))
+        for i in range(bins)
+    ]
+    return {
+        "counts": counts,
+        "zeros": int(zero.sum()),
+        "below": int(np.sum(v < lo)),
+        "above": int(np.sum(v > hi)),
+        "mean": float(np.mean(v)),
+        "std": float(np.std(v)),
+    }

@@ -1,15 +1,20 @@
 """gradsel lab: the chapter-6 presets' runs (paired, valid, stored once), their summary, the command and its figure."""
 
+import itertools
 import json
 
 import numpy as np
 import pytest
 
-from gradsel_cli import lab
+import reference
+from gradsel_cli import lab, seeding
 from gradsel_cli.analysis.report import lab_summary
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import ACTIVATIONS, OPTIMIZERS, TrainConfig
+from gradsel_cli.numerics import activity, network
 from gradsel_cli.runs.experiments import trials
+from gradsel_cli.runs.records import check_record
+from gradsel_cli.runs.trial import run_trial
 
 SMALL = ["--subset", "first", "--batch", "4", "--hidden", "5", "--iters", "20", "--test-limit", "100", "--workers", "1"]
 
@@ -147,3 +152,114 @@ def test_the_title_names_the_gradient_and_what_the_preset_keeps_fixed():
     assert text.startswith("gradsel lab init — select over analytic,numeric, all images, B=128, H=100")
     assert "optimizer sgd" in text and "lr 0.01" in text and "activation" not in text and text.endswith("seeds 0–2")
     assert np.isclose(lab.TEXTBOOK_RATES["adam"], 0.001)
+
+
+# --- the hidden activations: the textbook's deep stack and a network's hidden layer --------------------------
+
+
+@pytest.mark.parametrize("activation", lab.ACTIVATIONS)
+@pytest.mark.parametrize("init", lab.INITS, ids=lab.cell_label)
+def test_the_deep_stack_is_its_numpy_twin(activation, init):
+    """The textbook's experiment through gradsel's hidden layer against plain NumPy on the same draws: the spread
+    and mean of each layer to rounding, each bin's count up to the odd value that rounding moves over an edge."""
+    std = init.get("init_std", 0.01)
+    got = activity.deep_stack(activation, init["init"], std, seed=2, layers=5, nodes=100, samples=1000)
+    gen = seeding.rng(2, "lab")
+    x = gen.standard_normal((1000, 100))
+    scale = {"std": std, "xavier": np.sqrt(1 / 100), "he": np.sqrt(2 / 100)}[init["init"]]
+    weights = [scale * gen.standard_normal((100, 100)) for _ in range(5)]
+    lo, hi = activity.value_range(activation)
+    for layer, (g, z) in enumerate(zip(got, reference.deep_stack(x, weights, activation))):
+        want = reference.histogram_stats(z, lo, hi, zeros_apart=activation == "relu")
+        assert g["mean"] == pytest.approx(want["mean"], rel=1e-9, abs=1e-12), layer
+        assert g["std"] == pytest.approx(want["std"], rel=1e-9, abs=1e-12), layer
+        assert sum(abs(a - b) for a, b in zip(g["counts"], want["counts"])) <= 2, layer
+        for k in ("zeros", "below", "above"):
+            assert abs(g[k] - want[k]) <= 1, (layer, k)
+        assert sum(g["counts"]) + g["zeros"] + g["below"] + g["above"] == 100_000
+
+
+def test_the_deep_stack_shows_the_textbooks_effects():
+    """The textbook's reading of its figures, as numbers: sigmoid with std 1 piles at 0 and 1, with std 0.01 at
+    0.5; Xavier spreads between; ReLU with std 0.01 vanishes layer by layer while He keeps its spread."""
+    spread = {
+        (a, lab.cell_label(i)): [h["std"] for h in activity.deep_stack(a, i["init"], i.get("init_std", 0.01))]
+        for a in ("sigmoid", "relu")
+        for i in lab.INITS
+    }
+    ends = activity.deep_stack("sigmoid", "std", 1.0)[-1]
+    assert ends["counts"][0] + ends["counts"][-1] > 0.5 * sum(ends["counts"])
+    assert max(spread["sigmoid", "std 0.01"]) < 0.03 < 0.1 < min(spread["sigmoid", "xavier"])
+    relu_small, relu_he = spread["relu", "std 0.01"], spread["relu", "he"]
+    assert all(b < a / 5 for a, b in itertools.pairwise(relu_small))
+    assert min(relu_he) > 0.5 * relu_he[0]
+
+
+def test_a_histogram_counts_every_value_once():
+    v = np.array([-2.0, 0.0, 0.0, 0.1, 0.5, 1.0, 3.0])
+    relu = activity.histogram(v, "relu")
+    assert relu["zeros"] == 2 and relu["below"] == 1 and relu["above"] == 1 and sum(relu["counts"]) == 3
+    assert relu["counts"][-1] == 1  # the range's top value is in the last bin
+    tanh = activity.histogram(v, "tanh")
+    assert tanh["zeros"] == 0 and tanh["range"] == [-1.0, 1.0] and sum(tanh["counts"]) == 5
+    assert tanh["mean"] == pytest.approx(v.mean()) and tanh["std"] == pytest.approx(v.std())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_hidden_layer_is_its_numpy_twin(mnist_raw, dtype):
+    params = network.init_params(7, seed=1, init="he", dtype=dtype)
+    params.b1[...] = np.linspace(-0.5, 0.5, 7)
+    images = mnist_raw[2][:50]
+    x = (images.astype(np.float64) / 255.0).astype(dtype)
+    for act in ACTIVATIONS:
+        want = reference.forward([params.W1, params.b1, params.W2, params.b2], x, act)[1]
+        got = network.hidden(params, images, act)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=2e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        network.hidden(params, x[:, :10])
+
+
+def test_a_run_records_its_hidden_activations_at_initialisation_and_trained(mnist_raw):
+    config = TrainConfig(hidden=6, batch=4, iters=30, test_limit=300, activation="tanh", init="xavier", lr=0.5)
+    record = run_trial(config, raw=mnist_raw)
+    h = record["hidden_histograms"]
+    assert check_record(json.loads(json.dumps(record))) is None
+    initial = network.init_params(6, seed=0, init="xavier")
+    images = mnist_raw[2][: activity.SAMPLE_IMAGES][:300]
+    assert h["init"] == activity.histogram(network.hidden(initial, images, "tanh"), "tanh")
+    assert sum(h["trained"]["counts"]) + h["trained"]["below"] + h["trained"]["above"] == 300 * 6
+    assert h["trained"] != h["init"]
+    diverged = run_trial(config.replace(lr=1e308, iters=20, activation="sigmoid"), raw=mnist_raw)
+    assert diverged["diverged"] and diverged["hidden_histograms"]["trained"] is None
+    assert check_record(json.loads(json.dumps(diverged))) is None
+
+
+def test_a_record_without_or_with_a_bad_histogram(mnist_raw):
+    record = json.loads(json.dumps(run_trial(TrainConfig(hidden=3, batch=2, iters=2, test_limit=20), raw=mnist_raw)))
+    assert check_record({k: v for k, v in record.items() if k != "hidden_histograms"}) is None  # older records
+    bad = {**record, "hidden_histograms": {"init": {**record["hidden_histograms"]["init"], "counts": [-1]}}}
+    assert "hidden_histograms" in check_record(bad)
+
+
+def test_the_histograms_preset_summarises_and_redraws_its_figure(runner, tmp_path):
+    first = run_lab(runner, tmp_path, "init-histograms", "--json")
+    assert first.exit_code == 0, first.output
+    cells = json.loads(first.stdout)["cells"]
+    assert [(c["panel"], c["label"]) for c in cells] == [
+        (c["activation"], lab.cell_label(c)) for c in lab.PRESETS["init-histograms"].cells
+    ]
+    for c in cells:
+        assert len(c["textbook"]) == 5 and c["network"]["init"]["range"] == list(activity.value_range(c["panel"]))
+        assert (
+            sum(c["network"]["init"]["counts"])
+            + c["network"]["init"]["zeros"]
+            + c["network"]["init"]["below"]
+            + c["network"]["init"]["above"]
+            == 100 * 5
+        )
+    png = (tmp_path / "lab.png").read_bytes()
+    again = run_lab(runner, tmp_path, "init-histograms")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "lab.png").read_bytes() == png
+    assert "layer 5" in again.stdout and "H trained" in again.stdout

@@ -384,3 +384,60 @@ def lab_figure(path, summary: dict, title: str) -> None:
         fig.suptitle("\n".join(textwrap.wrap(title, 60 * max(n, 2), break_on_hyphens=False)))
         fig.supxlabel("\n".join(textwrap.wrap(summary["caption"], 80 * max(n, 2))), fontsize=8, color="#444444")
         _save(fig, path)
+
+
+HISTOGRAM_PANEL = (1.45, 0.95)  # inches per histogram
+HISTOGRAM_COLOURS = {"textbook": "#1f77b4", "init": "#7f7f7f", "trained": "#ff7f0e"}
+
+
+def _histogram_panel(ax, h: dict | None, colour: str) -> None:
+    """One histogram as shares of its values per bin; its spread (std), the share at exactly 0 (ReLU's, not in the
+    bars) and outside the range in a corner."""
+    if h is None:
+        ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, fontsize=7)
+        return
+    import numpy as np
+
+    lo, hi = h["range"]
+    total = max(sum(h["counts"]) + h["zeros"] + h["below"] + h["above"], 1)
+    edges = np.linspace(lo, hi, len(h["counts"]) + 1)
+    ax.stairs(np.array(h["counts"]) / total, edges, fill=True, color=colour, alpha=0.85)
+    notes = [] if h["std"] is None else [f"std {h['std']:.3g}"]
+    notes += [
+        f"{n / total:.0%} {what}" for n, what in ((h["zeros"], "at 0"), (h["below"] + h["above"], "outside")) if n
+    ]
+    box = dict(facecolor="white", alpha=0.75, lw=0, pad=1)
+    ax.text(0.97, 0.95, "\n".join(notes), ha="right", va="top", transform=ax.transAxes, fontsize=6, bbox=box)
+    ax.set_xlim(lo, hi)
+    ax.tick_params(labelsize=6, pad=1)
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def lab_histograms_figure(path, summary: dict, title: str) -> None:
+    """gradsel lab init-histograms: a row per activation and initialisation; the textbook's 5 layers of random
+    weights (blue), then gradsel's hidden layer at initialisation (grey) and after training (orange)."""
+    cells = summary["cells"]
+    layers = len(cells[0]["textbook"])
+    cols = layers + 2
+    with _style():
+        fig = _figure((HISTOGRAM_PANEL[0] * cols, HISTOGRAM_PANEL[1] * len(cells) + 1.3))
+        axes = fig.subplots(len(cells), cols, squeeze=False)
+        hidden = summary["config"]["hidden"]
+        heads = [f"layer {i + 1} (textbook)" for i in range(layers)] + [f"H={hidden}, at init", "H, trained"]
+        for r, c in enumerate(cells):
+            network = c["network"] or {}
+            parts = [(h, "textbook") for h in c["textbook"]]
+            parts += [(network.get("init"), "init"), (network.get("trained"), "trained")]
+            for j, (h, kind) in enumerate(parts):
+                ax = axes[r, j]
+                _histogram_panel(ax, h, HISTOGRAM_COLOURS[kind])
+                if r == 0:
+                    ax.set_title(heads[j], fontsize=7)
+            diverged = " (diverged)" if c["network"] and c["network"].get("trained") is None else ""
+            axes[r, 0].set_ylabel(
+                f"{c['panel']}\n{c['label']}{diverged}", fontsize=7, rotation=0, ha="right", va="center"
+            )
+        fig.suptitle("\n".join(textwrap.wrap(title, 130, break_on_hyphens=False)))
+        fig.supxlabel("\n".join(textwrap.wrap(summary["caption"], 150)), fontsize=7, color="#444444")
+        _save(fig, path)

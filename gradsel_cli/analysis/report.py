@@ -630,6 +630,15 @@ def study_summary(preset: str, records: list[dict], margin: float, path) -> tupl
     return summary, note
 
 
+def _histograms(cell: dict, config: dict, record: dict) -> dict:
+    """A histograms preset's cell: the textbook's deep stack at its activation and initialisation (seed 0), and
+    the hidden activations of its first seed's run at initialisation and trained (None: not in the record)."""
+    from ..numerics import activity
+
+    textbook = activity.deep_stack(config["activation"], config["init"], config["init_std"])
+    return {"textbook": textbook, "network": record.get("hidden_histograms")}
+
+
 def lab_summary(preset: str, configs: list, records: list[dict], seeds: int) -> dict:
     """gradsel lab: per cell of the preset (records in the order of `configs`: cell by cell, `seeds` each), its
     label and panel, test accuracy (mean, 95% CI), final training loss (mean over the seeds that did not
@@ -651,6 +660,7 @@ def lab_summary(preset: str, configs: list, records: list[dict], seeds: int) -> 
                 "final_loss": float(np.mean(losses)) if losses else None,
                 "loss": _thinned(recs, "loss_history"),
                 "accuracy_curve": _acc_curve(recs),
+                **(_histograms(cell, config, recs[0]) if p.histograms else {}),
             }
         )
     base = configs[0].to_dict()

@@ -937,7 +937,7 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
     if not drawing:
         warn(err, "no figure: plotting needs matplotlib, which is not installed: pip install 'gradsel[plot]'")
         return
-    from ..analysis.figures import lab_figure
+    from ..analysis.figures import lab_figure, lab_histograms_figure
 
-    lab_figure(plot, summary, lab_presets.title(summary))
+    (lab_histograms_figure if p.histograms else lab_figure)(plot, summary, lab_presets.title(summary))
     wrote(err, plot)

@@ -18,7 +18,7 @@ from .. import sources as registry
 from ..config import INITS, PRECISIONS, TrainConfig
 from ..kernels.activations import LEAKY_SLOPE
 from ..kernels.backward import _analytic
-from ..kernels.forward import BN_EPS, _loss, _predict
+from ..kernels.forward import BN_EPS, _forward, _loss, _predict
 from ..kernels.fused import ALTERNATE, PLAIN, SELECT, STEPS, _norm, _train_sgd
 from ..kernels.lit import _nonzero
 from ..seeding import rng
@@ -211,11 +211,15 @@ def init_params(
     if batch_norm:
         p.gamma[...] = 1.0
     for W, fan_in in ((p.W1, n_in), (p.W2, hidden)):
-        s = {"std": std, "xavier": np.sqrt(1.0 / fan_in), "he": np.sqrt(2.0 / fan_in)}[init]
-        W[...] = s * gen.standard_normal(W.shape)
+        W[...] = init_scale(init, std, fan_in) * gen.standard_normal(W.shape)
     if _float_dtype(dtype) == np.float64:
         return p
     return Params(p.flat.astype(dtype), p.hidden, p.n_in, p.n_out, p.batch_norm)
+
+
+def init_scale(init: str, std: float, fan_in: int) -> float:
+    """The std of a layer's initial weights: `std` itself, Xavier sqrt(1/fan_in) or He sqrt(2/fan_in)."""
+    return {"std": std, "xavier": np.sqrt(1.0 / fan_in), "he": np.sqrt(2.0 / fan_in)}[init]
 
 
 def _activation_code(activation: str) -> int:
@@ -556,6 +560,20 @@ def predict(params: Params, x, activation: str = "sigmoid") -> np.ndarray:
             ]
         )
     return run(np.ascontiguousarray(x, dtype=params.dtype))
+
+
+def hidden(params: Params, x, activation: str = "sigmoid") -> np.ndarray:
+    """The hidden activations act(x W1 + b1) (N, H) of every row of x (N, n_in): float, or uint8 pixels scaled
+    as predict scales them; test time (no dropout mask; a batch-norm network's statistics folded in first)."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != params.n_in:
+        raise ValueError(f"x must have shape (N, {params.n_in}), got {x.shape}")
+    if x.dtype == np.uint8:
+        x = (x.astype(np.float64) / 255.0).astype(params.dtype, copy=False)
+    x = np.ascontiguousarray(x, dtype=params.dtype)
+    ones = np.ones((len(x), params.hidden), params.dtype)
+    act = _activation_code(activation)
+    return _forward(x, params.W1, params.b1, params.W2, params.b2, act, ones, None, None)[2]
 
 
 def accuracy(params: Params, x, y, activation: str = "sigmoid") -> float:

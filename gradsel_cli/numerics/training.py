@@ -17,7 +17,7 @@ from .. import data, interrupts, sources
 from ..config import Notice, TrainConfig
 from ..data import load_mnist_raw
 from ..seeding import rng
-from . import methods, network
+from . import activity, methods, network
 from .methods import Step, StepContext
 from .network import Params
 from .optimizers import Optimizer
@@ -48,6 +48,8 @@ class RunResult:
     rel_diffs: np.ndarray | None = field(repr=False, default=None)
     acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy): curve_iterations
     compile_time: float = 0.0  # seconds to compile or load the kernels before the first iteration
+    # the hidden activations on the first test images (activity.of_network): "init" and "trained" (None: diverged)
+    hidden_histograms: dict | None = None
 
     @property
     def time_per_iter(self) -> float:
@@ -173,6 +175,7 @@ def train(
         warn_unresolved_step(c.fd_step, params.flat)
     run = _Iterations(c, context, params, ds, fused and network.fusable(c))
     curve_at = curve_iterations(c.iters, eval_points, eval_every)
+    at_init = activity.of_network(run.test_time(), ds.x_test, c.activation)
     acc_curve = []
     if 0 in curve_at:
         acc_curve.append((0, network.accuracy(run.test_time(), ds.x_test, ds.y_test, c.activation)))
@@ -200,6 +203,7 @@ def train(
         predictions = network.predict(run.test_time(), ds.x_test, c.activation)
         accuracy = float(np.mean(predictions == ds.y_test))
         final_loss = network.loss(params, ds.x_train, ds.y_train, context.settings)
+    trained = None if run.diverged else activity.of_network(run.test_time(), ds.x_test, c.activation)
     counts, wins = run.counts()
     return RunResult(
         config=config,
@@ -221,6 +225,7 @@ def train(
         running_mean=None if run.running is None else run.running.mean,
         running_var=None if run.running is None else run.running.var,
         compile_time=compile_time,
+        hidden_histograms={"init": at_init, "trained": trained},
     )
 
 

@@ -584,19 +584,30 @@ def paths_table(record: dict) -> Table:
 
 def lab_table(summary: dict) -> list:
     """gradsel lab: one row per cell (its panel first, where the preset has panels): test accuracy (mean ± 95% CI
-    half-width over the seeds), final training loss, diverged runs; the preset's caption below."""
+    half-width over the seeds), final training loss, diverged runs (histograms: the spreads of the hidden
+    activations instead of the diverged count); the preset's caption below. One block per row when too wide."""
     from ..lab import title
 
     head, *rest = clean(title(summary)).split(", ")
-    t = titled_table(wrap_title(*head.split(" — "), *rest), box=box.SIMPLE_HEAD)
+    t = titled_table(wrap_title(*head.split(" — "), *rest), **COMPACT)
     panels = any(c["panel"] is not None for c in summary["cells"])
+    histograms = "textbook" in summary["cells"][0]
     if panels:
-        t.add_column("activation")
-    t.add_column("curve")
-    for col in ("test\naccuracy", "final\nloss", "diverged"):
+        t.add_column("activation", no_wrap=True)
+    t.add_column("init" if histograms else "curve", no_wrap=True)
+    spreads = ("layer 1\nstd", "layer 5\nstd", "H init\nstd", "H trained\nstd") if histograms else ()
+    for col in (*spreads, "test\naccuracy", "final\nloss", *(() if histograms else ("diverged",))):
         number_column(t, col)
     for c in summary["cells"]:
         acc = c["accuracy"]
-        cells = [clean(c["label"]), plus_minus(acc), fmt_loss(c["final_loss"]), str(acc["diverged"])]
+        cells = [clean(c["label"])]
+        if histograms:
+            network = c["network"] or {}
+            shown = (c["textbook"][0], c["textbook"][-1], network.get("init"), network.get("trained"))
+            cells += [fmt_number(None if h is None else h["std"], ".3g") for h in shown]
+        cells += [plus_minus(acc), fmt_loss(c["final_loss"]), *(() if histograms else (str(acc["diverged"]),))]
         t.add_row(*([clean(c["panel"])] if panels else []), *cells)
-    return [t, Text(clean(summary["caption"]))]
+    names = 2 if panels else 1
+    stacked = stacked_table(t, lambda cells: (" ".join(map(str, cells[:names])), set(range(names))))
+    legend = "std: the spread of the hidden activations (layers 1, 5 of the textbook's stack; gradsel's H). "
+    return [Fit(t, stacked), Lines([clean((legend if histograms else "") + summary["caption"])])]

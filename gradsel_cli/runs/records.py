@@ -97,8 +97,15 @@ def run_record(result) -> dict:
         if result.config.method == "select"
         else None,
         "predictions": "".join(str(int(p)) if p >= 0 else "-" for p in result.predictions),
+        "hidden_histograms": None
+        if result.hidden_histograms is None
+        else {k: None if h is None else _histogram_json(h) for k, h in result.hidden_histograms.items()},
         "versions": versions(),
     }
+
+
+def _histogram_json(h: dict) -> dict:
+    return {**h, "mean": json_number(h["mean"]), "std": json_number(h["std"])}
 
 
 TEST_SET = "test"  # what a record without "evaluated_on" (every one but tune's trials) was evaluated on
@@ -255,6 +262,23 @@ SCHEMA_1 = {
 }
 
 
+def _histogram(x) -> bool:
+    return (
+        isinstance(x, dict)
+        and isinstance(x.get("range"), list)
+        and len(x["range"]) == 2
+        and all(_number(v) for v in x["range"])
+        and isinstance(x.get("counts"), list)
+        and all(_whole(c) and c >= 0 for c in x["counts"])
+        and all(_whole(x.get(k)) and x[k] >= 0 for k in ("zeros", "below", "above"))
+        and all(x.get(k) is None or _number(x[k]) for k in ("mean", "std"))
+    )
+
+
+def _histograms(x) -> bool:
+    return isinstance(x, dict) and _histogram(x.get("init")) and _or_none(_histogram)(x.get("trained"))
+
+
 _count = _mapping(lambda v: _whole(v) and v >= 0)
 _thinned_by_source = _or_none(_mapping(_thinned))
 SCHEMA = {  # the current format: every mapping is over the run's sources (checked in _check_results)
@@ -270,6 +294,11 @@ SCHEMA = {  # the current format: every mapping is over the run's sources (check
     ),
     "rel_diff_history": (_thinned_by_source, 'null or an object of {"every": N, "values": [...]} by source', False),
     "share_history": (_thinned_by_source, 'null or an object of {"every": N, "values": [...]} by source', False),
+    "hidden_histograms": (  # records since gradsel lab: the hidden activations at initialisation and trained
+        _or_none(_histograms),
+        'null or an object {"init": histogram, "trained": histogram or null}',
+        False,
+    ),
 }
 
 
