@@ -19,8 +19,8 @@ TEXTBOOK_RATES = {name: 0.001 if name == "adam" else 0.01 for name in OPTIMIZERS
 INITS = (dict(init="std", init_std=1.0), dict(init="std", init_std=0.01), dict(init="xavier"), dict(init="he"))
 ACTIVATIONS = ("sigmoid", "tanh", "relu")  # the textbook's histograms' three
 TWO_LAYERS = (
-    "The textbook's network here is 5 layers of 100 units; gradsel trains its two-layer network "
-    "(784-H-10), so the effect of depth is not in these curves."
+    "The textbook trains 5 layers here (4 hidden layers of 100 units); gradsel trains its two-layer "
+    "network (784-H-10), so the effect of depth is not in these curves."
 )
 
 
@@ -62,7 +62,7 @@ PRESETS = {
             TEXTBOOK,
             tuple(dict(activation=a, **i) for a in ACTIVATIONS for i in INITS[1:]),
             "activation",
-            f"std 0.01, Xavier sqrt(1/784) and He sqrt(2/784) for W1 (1/H, 2/H for W2). {TWO_LAYERS}",
+            f"std 0.01, Xavier sqrt(1/784) and He sqrt(2/784) for W1 (sqrt(1/H), sqrt(2/H) for W2). {TWO_LAYERS}",
         ),
         Preset(
             "init-histograms",

@@ -263,3 +263,15 @@ def test_the_histograms_preset_summarises_and_redraws_its_figure(runner, tmp_pat
     assert again.exit_code == 0, again.output
     assert (tmp_path / "lab.png").read_bytes() == png
     assert "layer 5" in again.stdout and "H trained" in again.stdout
+
+
+def test_without_matplotlib_the_lab_prints_its_table_and_says_why_there_is_no_figure(runner, tmp_path, monkeypatch):
+    import importlib.util
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else find(name, *a))
+    results = ["--results", str(tmp_path / "lab.jsonl")]
+    result = runner.invoke(cli, ["lab", "optimizers", *SMALL, "--iters", "2", *results], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert "no figure: plotting needs matplotlib" in result.stderr and "adam (lr 0.001)" in result.stdout
+    assert not list(tmp_path.glob("*.png")) and (tmp_path / "lab.jsonl").exists()
