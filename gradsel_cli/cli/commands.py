@@ -55,7 +55,7 @@ from .options import (
     training_options,
     writable_file,
 )
-from .steps import compiling_shown, emit, prepare, run_grid, saying, show, stored, warn, wrote
+from .steps import compiling_shown, emit, prepare, run_grid, say, saying, show, stored, warn, wrote
 
 CURVE_POINTS = 20  # test-accuracy evaluations of a learning curve (--plot)
 
@@ -935,7 +935,7 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
     summary = lab_summary(preset, configs, records, seeds)
     show(out, summary, as_json, lambda: render.lab_table(summary))
     if not drawing:
-        warn(err, "no figure: plotting needs matplotlib, which is not installed: pip install 'gradsel[plot]'")
+        say(err, "no figure: plotting needs matplotlib, which is not installed: pip install 'gradsel[plot]'")
         return
     from ..analysis.figures import lab_figure, lab_histograms_figure
 

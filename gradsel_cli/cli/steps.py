@@ -136,7 +136,7 @@ def saying(err, path, write):
 def warn(err, note: str | None) -> None:
     """A note (a fallback, a missing piece) on stderr in yellow, unwrapped; nothing when there is none."""
     if note:
-        err.print(note, style="yellow", markup=False, soft_wrap=True)
+        err.print(note, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def say(err, note: str) -> None:
