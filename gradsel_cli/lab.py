@@ -38,6 +38,17 @@ class Preset:
         return {k for cell in self.cells for k in cell}
 
 
+def refusal(preset: str, given: set[str]) -> str | None:
+    """Why the options `given` cannot run with `preset` (one it varies per run is among them), or None."""
+    p = PRESETS[preset]
+    varied = sorted(given & p.varies())
+    if not varied:
+        return None
+    key, flag = varied[0], "--" + varied[0].replace("_", "-")
+    values = dict.fromkeys(f"{c[key]:g}" if isinstance(c[key], float) else str(c[key]) for c in p.cells if key in c)
+    return f"{flag}: the {preset} preset sets it per run ({', '.join(values)}); drop {flag}"
+
+
 def cell_label(cell: dict) -> str:
     """A cell's curve label: its optimizer (and rate), or its initialisation."""
     if "optimizer" in cell:

@@ -909,17 +909,8 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
     from ..runs.experiments import trials
 
     p = lab_presets.PRESETS[preset]
-    varied = sorted(given_options() & p.varies())
-    if varied:
-        flag = "--" + varied[0].replace("_", "-")
-        values = ", ".join(
-            dict.fromkeys(
-                f"{c[varied[0]]:g}" if isinstance(c[varied[0]], float) else c[varied[0]]
-                for c in p.cells
-                if varied[0] in c
-            )
-        )
-        raise click.UsageError(f"{flag}: the {preset} preset sets it per run ({values}); drop {flag}")
+    if (refused := lab_presets.refusal(preset, given_options())) is not None:
+        raise click.UsageError(refused)
     out, err = render.consoles(quiet or as_json)
     grid = grid_from(opts)
     chosen = {k: v for k in lab_presets.SET if (v := opts.pop(k)) is not None}
