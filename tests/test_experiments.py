@@ -130,3 +130,12 @@ def test_loading_a_file_of_foreign_lines_warns_and_keeps_the_good_ones(tmp_path,
     assert len(stored) == 1
     assert [str(w.message).split(": ")[0].rsplit(":", 1)[1] for w in caught] == ["1", "3"]
     assert path.read_bytes() == before
+
+
+def test_a_runs_progress_label_names_what_differs_from_the_defaults():
+    from gradsel_cli.runs.experiments import cell_label
+
+    assert cell_label(TrainConfig()) == "alternate k=2 B=8 H=50 seed=0"
+    lab_run = TrainConfig(method="numeric", subset="all", optimizer="adam", activation="relu", init="he", seed=2)
+    assert cell_label(lab_run) == "numeric all images B=8 H=50 adam relu he seed=2"
+    assert cell_label(TrainConfig(init_std=1.0)) == "alternate k=2 B=8 H=50 std 1 seed=0"

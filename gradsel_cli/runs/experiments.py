@@ -24,9 +24,17 @@ from .processes import default_workers, terminate_as_interrupt
 from .records import run_key
 from .trial import GridError
 
+_DEFAULT = TrainConfig()
+
 
 def cell_label(config: TrainConfig) -> str:
-    return f"{config.method} {images_label(config)} B={config.batch} H={config.hidden} seed={config.seed}"
+    """A run as a progress bar names it: method, images, B, H, the optimizer, activation and initialisation when
+    not the defaults (what a lab varies), and the seed."""
+    c = config
+    init = f"std {c.init_std:g}" if c.init == "std" else c.init
+    toolkit = [v for v, d in ((c.optimizer, _DEFAULT.optimizer), (c.activation, _DEFAULT.activation)) if v != d]
+    toolkit += [init] if (c.init, c.init_std) != (_DEFAULT.init, _DEFAULT.init_std) else []
+    return " ".join([c.method, images_label(c), f"B={c.batch}", f"H={c.hidden}", *toolkit, f"seed={c.seed}"])
 
 
 def trials(base: TrainConfig, cells: list[dict], seeds) -> list[TrainConfig]:
