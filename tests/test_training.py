@@ -330,3 +330,23 @@ def test_the_textbook_loop_of_the_benchmark_does_the_work_of_gradsels_run(mnist_
     run = training.train(config, mnist_raw)
     np.testing.assert_allclose(params.flat, run.params.flat, rtol=0, atol=1e-12)
     np.testing.assert_allclose(losses, run.loss_history, rtol=1e-12)
+
+
+@pytest.mark.parametrize("regulariser", [{}, {"dropout": 0.3}, {"weight_decay": 0.01}])
+def test_the_train_accuracy_curve_is_the_accuracy_on_the_training_images(mnist_raw, regulariser):
+    """At every point of the test curve the record also has the accuracy on the run's own training images, at test
+    time (no dropout mask): checked at the start and the end against plain NumPy on the initial and final weights."""
+    config = small_config(method="analytic", iters=40, lr=0.5, shots=3, init="xavier", **regulariser)
+    r = training.train(config, data=mnist_raw, eval_points=4)
+    assert [t for t, _ in r.train_acc_curve] == [t for t, _ in r.acc_curve] == [0, 10, 20, 30, 40]
+    x, y = data.few_shot(mnist_raw[0], mnist_raw[1], 3)
+    for params, (t, got) in (
+        (network.init_params(5, seed=config.seed), r.train_acc_curve[0]),
+        (r.params, r.train_acc_curve[-1]),
+    ):
+        want = float(np.mean(ref.predict([params.W1, params.b1, params.W2, params.b2], x) == y))
+        assert got == want, t
+    assert r.train_acc_curve[-1][1] > r.train_acc_curve[0][1]
+    record = json.loads(json.dumps(run_record(r)))
+    assert record["train_acc_curve"] == [list(p) for p in r.train_acc_curve]
+    assert training.train(config, data=mnist_raw).train_acc_curve == []  # no curve asked for: none

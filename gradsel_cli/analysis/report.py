@@ -368,9 +368,10 @@ def _by_source(recs: list[dict], key: str) -> dict:
     return {n: v for n, v in out.items() if v is not None}
 
 
-def _acc_curve(recs: list[dict]) -> dict | None:
-    """Test accuracy at the recorded iterations (acc_curve; acc_history in records made before it)."""
-    curves: list[Any] = [r.get("acc_curve") or r.get("acc_history") for r in recs]
+def _acc_curve(recs: list[dict], key: str = "acc_curve") -> dict | None:
+    """Test accuracy at the recorded iterations (acc_curve; acc_history in records made before it), or the
+    accuracy on the training images (key train_acc_curve)."""
+    curves: list[Any] = [r.get(key) or (r.get("acc_history") if key == "acc_curve" else None) for r in recs]
     if not recs or not all(curves):
         return None
     common = sorted(set.intersection(*({t for t, _ in c} for c in curves)))

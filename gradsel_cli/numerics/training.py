@@ -47,6 +47,8 @@ class RunResult:
     # (iterations_done, sources - 1) each step's relative difference of each other source, nan if none
     rel_diffs: np.ndarray | None = field(repr=False, default=None)
     acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy): curve_iterations
+    # (iteration, accuracy on the run's own training images) at the same iterations
+    train_acc_curve: list[tuple[int, float]] = field(default_factory=list)
     compile_time: float = 0.0  # seconds to compile or load the kernels before the first iteration
     # the hidden activations on the first test images (activity.of_network): "init" and "trained" (None: diverged)
     hidden_histograms: dict | None = None
@@ -147,7 +149,8 @@ def train(
     ``progress(done, total, loss)`` is called about 200 times during the run.
     With `eval_every` > 0 the test accuracy is also measured every that many
     iterations, or with `eval_points` > 0 at about that many evenly spaced ones
-    (``acc_curve``, iteration 0 and the last included). This is not part of the
+    (``acc_curve``, iteration 0 and the last included), and at the same iterations
+    the accuracy on the run's training images (``train_acc_curve``). This is not part of the
     config: it reads the weights and changes nothing in the run.
 
     Plain SGD without weight decay, dropout or batch norm runs its iterations
@@ -176,9 +179,16 @@ def train(
     run = _Iterations(c, context, params, ds, fused and network.fusable(c))
     curve_at = curve_iterations(c.iters, eval_points, eval_every)
     at_init = activity.of_network(run.test_time(), ds.x_test, c.activation)
-    acc_curve = []
+    acc_curve: list[tuple[int, float]] = []
+    train_acc_curve: list[tuple[int, float]] = []
+
+    def evaluate(t: int) -> None:  # the accuracy curves' point at iteration t: test (or validation) and training images
+        weights = run.test_time()
+        acc_curve.append((t, network.accuracy(weights, ds.x_test, ds.y_test, c.activation)))
+        train_acc_curve.append((t, network.accuracy(weights, ds.x_train, ds.y_train, c.activation)))
+
     if 0 in curve_at:
-        acc_curve.append((0, network.accuracy(run.test_time(), ds.x_test, ds.y_test, c.activation)))
+        evaluate(0)
     report_every = max(1, c.iters // 200)
     start = time.perf_counter()
     compile_time = _warm_up(context, params, ds, run.batches[0], run.masks.ones, c, run.lit)
@@ -191,7 +201,7 @@ def train(
         if run.diverged:
             break
         if stop in curve_at:
-            acc_curve.append((stop, network.accuracy(run.test_time(), ds.x_test, ds.y_test, c.activation)))
+            evaluate(stop)
         if progress is not None and (stop % report_every == 0 or stop == c.iters):
             progress(stop, c.iters, float(run.losses[stop - 1]))
 
@@ -222,6 +232,7 @@ def train(
         kept=run.kept[:done],
         rel_diffs=run.rel_diffs[:done],
         acc_curve=acc_curve,
+        train_acc_curve=train_acc_curve,
         running_mean=None if run.running is None else run.running.mean,
         running_var=None if run.running is None else run.running.var,
         compile_time=compile_time,

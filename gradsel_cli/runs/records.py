@@ -87,6 +87,7 @@ def run_record(result) -> dict:
         else {k: json_number(v) for k, v in result.rel_diff_mean.items()},
         "loss_history": thin(result.loss_history),
         "acc_curve": [[t, a] for t, a in result.acc_curve],
+        "train_acc_curve": [[t, a] for t, a in result.train_acc_curve],
         "rel_diff_history": {
             name: thin(result.rel_diffs[:, q])
             for q, name in enumerate(result.sources[1:])
@@ -251,6 +252,7 @@ SCHEMA_1 = {
     "loss_history": (_thinned, 'an object {"every": N, "values": [...]}', True),
     "acc_history": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),  # records before acc_curve
     "acc_curve": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),
+    "train_acc_curve": (_curve, "a list of [iteration, accuracy in [0, 1]]", False),  # records since lab overfit
     "rel_diff_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
     "numeric_share_history": (_or_none(_thinned), 'null or an object {"every": N, "values": [...]}', False),
     "predictions": (
