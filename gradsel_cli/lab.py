@@ -16,6 +16,9 @@ from .config import OPTIMIZERS
 TEXTBOOK = dict(subset="all", batch=128, hidden=100, iters=2000, activation="relu", init="he", optimizer="sgd", lr=0.01)
 # The textbook's optimizers' default learning rates (common/optimizer.py): 0.01, Adam's 0.001.
 TEXTBOOK_RATES = {name: 0.001 if name == "adam" else 0.01 for name in OPTIMIZERS}
+# The textbook's overfitting experiments (overfit_weight_decay.py, overfit_dropout.py): 300 training images, mini-
+# batches of 100, SGD at lr 0.01; 200 epochs of 3 iterations. Its network is 6 hidden layers of 100 ReLU units.
+OVERFIT = {**TEXTBOOK, "subset": "first", "shots": 30, "batch": 100, "iters": 600}
 INITS = (dict(init="std", init_std=1.0), dict(init="std", init_std=0.01), dict(init="xavier"), dict(init="he"))
 ACTIVATIONS = ("sigmoid", "tanh", "relu")  # the textbook's histograms' three
 TWO_LAYERS = (
@@ -32,10 +35,24 @@ class Preset:
     cells: tuple  # the runs of one seed: each a dict of the fields it varies (not overridable)
     panel: str | None  # the field whose value gives each cell its panel, or None (one panel)
     caption: str  # how it differs from the textbook's experiment, under the figure
-    histograms: bool = False  # draws the hidden activations (the textbook's deep stack, the runs' own) not curves
+    # what its figure draws: "curves" (training loss over test accuracy), "histograms" (the hidden activations:
+    # the textbook's deep stack, the runs' own) or "train-test" (train against test accuracy per epoch)
+    figure: str = "curves"
+    curve_points: int = 20  # accuracy evaluations per run (train-test: one per epoch instead)
+
+    def points(self, config: dict) -> int:
+        """The accuracy evaluations of a run of this preset: curve_points, or (train-test) one per epoch."""
+        if self.figure != "train-test":
+            return self.curve_points
+        return max(1, round(config["iters"] / epoch(config)))
 
     def varies(self) -> set[str]:
         return {k for cell in self.cells for k in cell}
+
+
+def epoch(config: dict) -> float:
+    """The iterations of one epoch (one pass over the training images, in mini-batches) of a config's run."""
+    return (60_000 if config["subset"] == "all" else 10 * config["shots"]) / config["batch"]
 
 
 def refusal(preset: str, given: set[str]) -> str | None:
@@ -53,6 +70,10 @@ def cell_label(cell: dict) -> str:
     """A cell's curve label: its optimizer (and rate), or its initialisation."""
     if "optimizer" in cell:
         return f"{cell['optimizer']} (lr {cell['lr']:g})"
+    if "dropout" in cell:
+        regularised = [f"weight decay {cell['weight_decay']:g}"] * bool(cell["weight_decay"])
+        regularised += [f"dropout {cell['dropout']:g}"] * bool(cell["dropout"])
+        return ", ".join(regularised) or "plain"
     return f"std {cell['init_std']:g}" if cell["init"] == "std" else cell["init"]
 
 
@@ -85,7 +106,22 @@ PRESETS = {
             "Left: the textbook's experiment as it is (1,000 N(0, 1) inputs through 5 layers of 100 units, forward "
             "passes only). Right: gradsel's two-layer network on 1,000 MNIST test images, whose inputs are pixels "
             "in [0, 1] with about 140 of 784 lit, not N(0, 1): one hidden layer, so no deeper layer to saturate.",
-            histograms=True,
+            figure="histograms",
+        ),
+        Preset(
+            "overfit",
+            "train against test accuracy per epoch on 300 images: plain, with weight decay, with dropout (6.4)",
+            OVERFIT,
+            (
+                dict(weight_decay=0.0, dropout=0.0),
+                dict(weight_decay=0.1, dropout=0.0),
+                dict(weight_decay=0.0, dropout=0.2),
+            ),
+            None,
+            "300 training images, 30 per class (the textbook's are the first 300 of the training set); 200 epochs of "
+            "3 mini-batches of 100. The textbook overfits a network of 6 hidden layers of 100 units; gradsel's "
+            "two-layer network (784-H-10) has far fewer weights to overfit with.",
+            figure="train-test",
         ),
     )
 }

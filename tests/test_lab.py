@@ -275,3 +275,38 @@ def test_without_matplotlib_the_lab_prints_its_table_and_says_why_there_is_no_fi
     assert result.exit_code == 0, result.output
     assert "no figure: plotting needs matplotlib" in result.stderr and "adam (lr 0.001)" in result.stdout
     assert not list(tmp_path.glob("*.png")) and (tmp_path / "lab.jsonl").exists()
+
+
+# --- overfit: train against test accuracy per epoch ------------------------------------------------------------
+
+
+def test_the_overfit_cells_are_plain_weight_decay_and_dropout_on_300_images():
+    p = lab.PRESETS["overfit"]
+    assert [lab.cell_label(c) for c in p.cells] == ["plain", "weight decay 0.1", "dropout 0.2"]
+    config = TrainConfig(**p.settings)
+    assert config.subset == "first" and 10 * config.shots == 300 and config.batch == 100
+    assert lab.epoch(config.to_dict()) == 3 and p.points(config.to_dict()) == config.iters // 3 == 200
+    assert p.points({**config.to_dict(), "iters": 30, "batch": 20}) == 2  # 300 images in 15 iterations an epoch
+
+
+def test_overfit_records_both_curves_once_an_epoch_and_redraws_its_figure(runner, tmp_path):
+    # 20 images in mini-batches of 4: an epoch is 5 iterations, so 20 iterations give 4 epochs
+    first = run_lab(runner, tmp_path, "overfit", "--shots", "2", "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["epoch"] == 5
+    for c in summary["cells"]:
+        assert c["train_curve"]["iterations"] == c["accuracy_curve"]["iterations"] == [0, 5, 10, 15, 20]
+        assert all(0 <= a <= 1 for a in c["train_curve"]["mean"])
+    stored = [json.loads(line) for line in (tmp_path / "lab.jsonl").read_text().splitlines()]
+    assert [(r["config"]["weight_decay"], r["config"]["dropout"]) for r in stored] == [(0, 0), (0.1, 0), (0, 0.2)]
+    assert all(len(r["train_acc_curve"]) == 5 for r in stored)
+    png = (tmp_path / "lab.png").read_bytes()
+    again = run_lab(runner, tmp_path, "overfit", "--shots", "2")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "lab.png").read_bytes() == png and "train" in again.stdout and "dropout 0.2" in again.stdout
+
+
+def test_overfit_refuses_the_regularisers_it_sets(runner):
+    result = runner.invoke(cli, ["lab", "overfit", "--dropout", "0.5"])
+    assert result.exit_code == 2 and "--dropout: the overfit preset sets it per run (0, 0.2)" in result.stderr

@@ -441,3 +441,30 @@ def lab_histograms_figure(path, summary: dict, title: str) -> None:
         fig.suptitle("\n".join(textwrap.wrap(title, 130, break_on_hyphens=False)))
         fig.supxlabel("\n".join(textwrap.wrap(summary["caption"], 150)), fontsize=7, color="#444444")
         _save(fig, path)
+
+
+TRAIN_TEST_COLOURS = {"train": "#1f77b4", "test": "#ff7f0e"}
+
+
+def lab_train_test_figure(path, summary: dict, title: str) -> None:
+    """gradsel lab overfit: one panel per cell, the accuracy on the training images against the test accuracy per
+    epoch (the textbook's overfitting figures), each a mean over the seeds with a min-max band."""
+    cells = summary["cells"]
+    seeds = summary["seeds"]
+    band = f" (mean, band: min–max over {seeds} seeds)" if seeds > 1 else ""
+    with _style():
+        fig = _figure((LAB_PANEL[0] * len(cells), LAB_PANEL[1] + 0.9))
+        for ax, c in zip(fig.subplots(1, len(cells), squeeze=False)[0], cells):
+            for kind, curve in (("train", c["train_curve"]), ("test", c["accuracy_curve"])):
+                if curve:
+                    epochs = {**curve, "iterations": [t / summary["epoch"] for t in curve["iterations"]]}
+                    _line(ax, epochs, kind, TRAIN_TEST_COLOURS[kind])
+            ends = [curve["mean"][-1] for curve in (c["train_curve"], c["accuracy_curve"]) if curve]
+            gap = f" — gap {ends[0] - ends[1]:.3f}" if len(ends) == 2 else ""
+            ax.set(xlabel="epoch", ylabel="accuracy", title=f"{c['label']}{gap}{band}", ylim=(0.0, 1.02))
+            ax.legend(loc="lower right")
+        fig.suptitle("\n".join(textwrap.wrap(title, 60 * max(len(cells), 2), break_on_hyphens=False)))
+        fig.supxlabel(
+            "\n".join(textwrap.wrap(summary["caption"], 80 * max(len(cells), 2))), fontsize=8, color="#444444"
+        )
+        _save(fig, path)

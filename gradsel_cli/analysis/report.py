@@ -643,8 +643,9 @@ def _histograms(cell: dict, config: dict, record: dict) -> dict:
 def lab_summary(preset: str, configs: list, records: list[dict], seeds: int) -> dict:
     """gradsel lab: per cell of the preset (records in the order of `configs`: cell by cell, `seeds` each), its
     label and panel, test accuracy (mean, 95% CI), final training loss (mean over the seeds that did not
-    diverge), and its curves over the seeds: training loss (window means) and test accuracy."""
-    from ..lab import PRESETS, cell_label
+    diverge), and its curves over the seeds: training loss (window means), test accuracy and the accuracy on
+    the training images."""
+    from ..lab import PRESETS, cell_label, epoch
 
     p = PRESETS[preset]
     cells = []
@@ -661,12 +662,14 @@ def lab_summary(preset: str, configs: list, records: list[dict], seeds: int) -> 
                 "final_loss": float(np.mean(losses)) if losses else None,
                 "loss": _thinned(recs, "loss_history"),
                 "accuracy_curve": _acc_curve(recs),
-                **(_histograms(cell, config, recs[0]) if p.histograms else {}),
+                "train_curve": _acc_curve(recs, "train_acc_curve"),
+                **(_histograms(cell, config, recs[0]) if p.figure == "histograms" else {}),
             }
         )
     base = configs[0].to_dict()
     return {
         "preset": preset,
+        "epoch": epoch(base),  # iterations per epoch: one pass over the training images
         "config": {k: v for k, v in base.items() if k not in p.varies() and k != "seed"},
         "seeds": seeds,
         "caption": p.caption,

@@ -878,15 +878,17 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
     """The study notes' chapter-6 experiments on gradsel's network, with the gradient from any source.
 
     \b
-    Presets (each on the textbook's chapter-6 training unless an option says
+    Presets (on the textbook's chapter-6 training unless an option says
     otherwise: all 60,000 images, B=128, H=100, ReLU, He, SGD lr 0.01, 2,000
-    iterations):
+    iterations; overfit: 300 images, B=100, 600 iterations):
     \b
       optimizers       training loss per optimizer (section 6.1), paired
       init             training loss per initialisation, per activation (6.2)
       init-histograms  hidden activations per initialisation and activation
                        (6.2): the textbook's 5 random layers, and gradsel's
                        network at initialisation and after training
+      overfit          train against test accuracy per epoch on 300 images:
+                       plain, weight decay 0.1, dropout 0.2 (6.4)
 
     The runs are stored in --results (default lab-PRESET.jsonl) and never
     run twice: the same command resumes an interrupted lab, and redraws the
@@ -922,13 +924,14 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
     plot = plot or f"lab-{preset}-{base.method}.png"
     prepare(threads, err, drawing)
     results.probe(results_file, plot if drawing else None)
-    records = run_grid(configs, results_file, grid, data_dir, err, f"lab {preset}", CURVE_POINTS)
+    records = run_grid(configs, results_file, grid, data_dir, err, f"lab {preset}", p.points(base.to_dict()))
     summary = lab_summary(preset, configs, records, seeds)
     show(out, summary, as_json, lambda: render.lab_table(summary))
     if not drawing:
         say(err, "no figure: plotting needs matplotlib, which is not installed: pip install 'gradsel[plot]'")
         return
-    from ..analysis.figures import lab_figure, lab_histograms_figure
+    from ..analysis import figures
 
-    (lab_histograms_figure if p.histograms else lab_figure)(plot, summary, lab_presets.title(summary))
+    draw = {"curves": figures.lab_figure, "histograms": figures.lab_histograms_figure}
+    draw.get(p.figure, figures.lab_train_test_figure)(plot, summary, lab_presets.title(summary))
     wrote(err, plot)

@@ -47,7 +47,7 @@ class RunResult:
     # (iterations_done, sources - 1) each step's relative difference of each other source, nan if none
     rel_diffs: np.ndarray | None = field(repr=False, default=None)
     acc_curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, test accuracy): curve_iterations
-    # (iteration, accuracy on the run's own training images) at the same iterations
+    # (iteration, accuracy on the run's own training images, the first TRAIN_CURVE_IMAGES) at the same iterations
     train_acc_curve: list[tuple[int, float]] = field(default_factory=list)
     compile_time: float = 0.0  # seconds to compile or load the kernels before the first iteration
     # the hidden activations on the first test images (activity.of_network): "init" and "trained" (None: diverged)
@@ -150,8 +150,9 @@ def train(
     With `eval_every` > 0 the test accuracy is also measured every that many
     iterations, or with `eval_points` > 0 at about that many evenly spaced ones
     (``acc_curve``, iteration 0 and the last included), and at the same iterations
-    the accuracy on the run's training images (``train_acc_curve``). This is not part of the
-    config: it reads the weights and changes nothing in the run.
+    the accuracy on the run's training images (``train_acc_curve``; the first
+    TRAIN_CURVE_IMAGES of them). This is not part of the config: it reads the
+    weights and changes nothing in the run.
 
     Plain SGD without weight decay, dropout or batch norm runs its iterations
     inside kernel calls (network.sgd_iterations) of up to CALL_SECONDS each, at
@@ -185,7 +186,8 @@ def train(
     def evaluate(t: int) -> None:  # the accuracy curves' point at iteration t: test (or validation) and training images
         weights = run.test_time()
         acc_curve.append((t, network.accuracy(weights, ds.x_test, ds.y_test, c.activation)))
-        train_acc_curve.append((t, network.accuracy(weights, ds.x_train, ds.y_train, c.activation)))
+        seen = slice(0, TRAIN_CURVE_IMAGES)
+        train_acc_curve.append((t, network.accuracy(weights, ds.x_train[seen], ds.y_train[seen], c.activation)))
 
     if 0 in curve_at:
         evaluate(0)
@@ -240,6 +242,7 @@ def train(
     )
 
 
+TRAIN_CURVE_IMAGES = 10_000  # train_acc_curve: the accuracy on the first this many of a run's training images
 CALL_SECONDS = 0.2  # the most a fused kernel call should run: Python handles Ctrl-C only between calls
 
 

@@ -583,9 +583,10 @@ def paths_table(record: dict) -> Table:
 
 
 def lab_table(summary: dict) -> list:
-    """gradsel lab: one row per cell (its panel first, where the preset has panels): test accuracy (mean ± 95% CI
-    half-width over the seeds), final training loss, diverged runs (histograms: the spreads of the hidden
-    activations instead of the diverged count); the preset's caption below. One block per row when too wide."""
+    """gradsel lab: one row per cell (its panel first, where the preset has panels): the last point of the accuracy
+    on the training images (mean over the seeds), test accuracy (mean ± 95% CI half-width), final training loss,
+    diverged runs (histograms: the spreads of the hidden activations instead of the training accuracy and the
+    diverged count); the preset's caption below. One block per row when too wide."""
     from ..lab import title
 
     head, *rest = clean(title(summary)).split(", ")
@@ -596,7 +597,8 @@ def lab_table(summary: dict) -> list:
         t.add_column("activation", no_wrap=True)
     t.add_column("init" if histograms else "curve", no_wrap=True)
     spreads = ("layer 1\nstd", "layer 5\nstd", "H init\nstd", "H trained\nstd") if histograms else ()
-    for col in (*spreads, "test\naccuracy", "final\nloss", *(() if histograms else ("diverged",))):
+    trained = () if histograms else ("train\naccuracy",)
+    for col in (*spreads, *trained, "test\naccuracy", "final\nloss", *(() if histograms else ("diverged",))):
         number_column(t, col)
     for c in summary["cells"]:
         acc = c["accuracy"]
@@ -605,6 +607,8 @@ def lab_table(summary: dict) -> list:
             network = c["network"] or {}
             shown = (c["textbook"][0], c["textbook"][-1], network.get("init"), network.get("trained"))
             cells += [fmt_number(None if h is None else h["std"], ".3g") for h in shown]
+        else:
+            cells.append(fmt_number(c["train_curve"]["mean"][-1] if c["train_curve"] else None))
         cells += [plus_minus(acc), fmt_loss(c["final_loss"]), *(() if histograms else (str(acc["diverged"]),))]
         t.add_row(*([clean(c["panel"])] if panels else []), *cells)
     names = 2 if panels else 1

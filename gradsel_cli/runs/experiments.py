@@ -28,12 +28,13 @@ _DEFAULT = TrainConfig()
 
 
 def cell_label(config: TrainConfig) -> str:
-    """A run as a progress bar names it: method, images, B, H, the optimizer, activation and initialisation when
-    not the defaults (what a lab varies), and the seed."""
+    """A run as a progress bar names it: method, images, B, H, the optimizer, activation, initialisation, weight
+    decay and dropout when not the defaults (what a lab varies), and the seed."""
     c = config
     init = f"std {c.init_std:g}" if c.init == "std" else c.init
     toolkit = [v for v, d in ((c.optimizer, _DEFAULT.optimizer), (c.activation, _DEFAULT.activation)) if v != d]
     toolkit += [init] if (c.init, c.init_std) != (_DEFAULT.init, _DEFAULT.init_std) else []
+    toolkit += [f"{name} {v:g}" for name, v in (("weight decay", c.weight_decay), ("dropout", c.dropout)) if v]
     return " ".join([c.method, images_label(c), f"B={c.batch}", f"H={c.hidden}", *toolkit, f"seed={c.seed}"])
 
 
