@@ -19,6 +19,10 @@ TEXTBOOK_RATES = {name: 0.001 if name == "adam" else 0.01 for name in OPTIMIZERS
 # The textbook's overfitting experiments (overfit_weight_decay.py, overfit_dropout.py): 300 training images, mini-
 # batches of 100, SGD at lr 0.01; 200 epochs of 3 iterations. Its network is 6 hidden layers of 100 ReLU units.
 OVERFIT = {**TEXTBOOK, "subset": "first", "shots": 30, "batch": 100, "iters": 600}
+# The textbook's batch_norm_test.py: 1,000 training images, mini-batches of 100, SGD at lr 0.01, 20 epochs of 10
+# iterations; weights N(0, w^2) for 16 scales w, logspace(0, -4). Its network is 5 hidden layers of 100 ReLU units.
+BATCH_NORM = {**TEXTBOOK, "subset": "first", "shots": 100, "batch": 100, "iters": 200}
+SCALES = tuple(float(10 ** (-4 * i / 15)) for i in range(16))
 INITS = (dict(init="std", init_std=1.0), dict(init="std", init_std=0.01), dict(init="xavier"), dict(init="he"))
 ACTIVATIONS = ("sigmoid", "tanh", "relu")  # the textbook's histograms' three
 TWO_LAYERS = (
@@ -36,13 +40,14 @@ class Preset:
     panel: str | None  # the field whose value gives each cell its panel, or None (one panel)
     caption: str  # how it differs from the textbook's experiment, under the figure
     # what its figure draws: "curves" (training loss over test accuracy), "histograms" (the hidden activations:
-    # the textbook's deep stack, the runs' own) or "train-test" (train against test accuracy per epoch)
+    # the textbook's deep stack, the runs' own), "train-test" (train against test accuracy per epoch) or "grid"
+    # (a small panel per value of the panel field: the accuracy on the training images per epoch of each cell)
     figure: str = "curves"
     curve_points: int = 20  # accuracy evaluations per run (train-test: one per epoch instead)
 
     def points(self, config: dict) -> int:
-        """The accuracy evaluations of a run of this preset: curve_points, or (train-test) one per epoch."""
-        if self.figure != "train-test":
+        """The accuracy evaluations of a run of this preset: curve_points, or (train-test, grid) one per epoch."""
+        if self.figure not in ("train-test", "grid"):
             return self.curve_points
         return max(1, round(config["iters"] / epoch(config)))
 
@@ -70,6 +75,8 @@ def cell_label(cell: dict) -> str:
     """A cell's curve label: its optimizer (and rate), or its initialisation."""
     if "optimizer" in cell:
         return f"{cell['optimizer']} (lr {cell['lr']:g})"
+    if "batch_norm" in cell:
+        return "batch norm" if cell["batch_norm"] else "without"
     if "dropout" in cell:
         regularised = [f"weight decay {cell['weight_decay']:g}"] * bool(cell["weight_decay"])
         regularised += [f"dropout {cell['dropout']:g}"] * bool(cell["dropout"])
@@ -122,6 +129,17 @@ PRESETS = {
             "3 mini-batches of 100. The textbook overfits a network of 6 hidden layers of 100 units; gradsel's "
             "two-layer network (784-H-10) has far fewer weights to overfit with.",
             figure="train-test",
+        ),
+        Preset(
+            "batch-norm",
+            "accuracy on the training images per epoch with and without batch norm, for 16 weight scales (6.3)",
+            BATCH_NORM,
+            tuple(dict(init="std", init_std=w, batch_norm=b) for w in SCALES for b in (True, False)),
+            "init_std",
+            "1,000 training images, 100 per class (the textbook's are the first 1,000 of the training set); 20 "
+            "epochs of 10 mini-batches of 100; initial weights N(0, w²), w from 1 to 1e-4. The textbook's network "
+            "is 5 hidden layers of 100 units, each normalised; gradsel normalises its one hidden layer.",
+            figure="grid",
         ),
     )
 }

@@ -310,3 +310,29 @@ def test_overfit_records_both_curves_once_an_epoch_and_redraws_its_figure(runner
 def test_overfit_refuses_the_regularisers_it_sets(runner):
     result = runner.invoke(cli, ["lab", "overfit", "--dropout", "0.5"])
     assert result.exit_code == 2 and "--dropout: the overfit preset sets it per run (0, 0.2)" in result.stderr
+
+
+# --- batch-norm: 16 weight scales, with and without batch norm ---------------------------------------------------
+
+
+def test_the_batch_norm_cells_are_the_textbooks_16_scales_with_and_without():
+    p = lab.PRESETS["batch-norm"]
+    assert np.allclose(lab.SCALES, np.logspace(0, -4, 16), rtol=1e-15, atol=0)
+    assert [(c["init_std"], c["batch_norm"]) for c in p.cells] == [(w, b) for w in lab.SCALES for b in (True, False)]
+    assert {lab.cell_label(c) for c in p.cells} == {"batch norm", "without"}
+    config = TrainConfig(**p.settings).to_dict()
+    assert 10 * config["shots"] == 1000 and lab.epoch(config) == 10 and p.points(config) == 20
+
+
+def test_batch_norm_draws_a_panel_per_scale_from_its_stored_runs(runner, tmp_path):
+    first = run_lab(runner, tmp_path, "batch-norm", "--shots", "2", "--iters", "10", "--json")
+    assert first.exit_code == 0, first.output
+    cells = json.loads(first.stdout)["cells"]
+    assert len(cells) == 32 and [c["panel"] for c in cells[::2]] == list(lab.SCALES)
+    assert all(c["train_curve"]["iterations"] == [0, 5, 10] for c in cells if c["train_curve"])
+    stored = [json.loads(line)["config"] for line in (tmp_path / "lab.jsonl").read_text().splitlines()]
+    assert [c["batch_norm"] for c in stored] == [True, False] * 16 and {c["init"] for c in stored} == {"std"}
+    png = (tmp_path / "lab.png").read_bytes()
+    again = run_lab(runner, tmp_path, "batch-norm", "--shots", "2", "--iters", "10")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "lab.png").read_bytes() == png and "init std" in again.stdout and "0.000631" in again.stdout

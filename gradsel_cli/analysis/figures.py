@@ -468,3 +468,44 @@ def lab_train_test_figure(path, summary: dict, title: str) -> None:
             "\n".join(textwrap.wrap(summary["caption"], 80 * max(len(cells), 2))), fontsize=8, color="#444444"
         )
         _save(fig, path)
+
+
+GRID_PANEL = (2.6, 2.0)  # inches per small panel of a lab grid
+GRID_STYLES = ("-", "--")  # the first cell of a panel solid, the second dashed (the textbook's batch-norm figure)
+
+
+def lab_grid_figure(path, summary: dict, title: str) -> None:
+    """gradsel lab batch-norm: a small panel per value of the preset's panel field (the textbook's 4 x 4 for 16
+    weight scales), the accuracy on the training images per epoch of each cell in it; a run that diverged says so."""
+    panels = list(dict.fromkeys(c["panel"] for c in summary["cells"]))
+    cols = math.ceil(math.sqrt(len(panels)))
+    rows = math.ceil(len(panels) / cols)
+    name = {"init_std": "w"}.get(summary["panel"], summary["panel"])
+    with _style():
+        fig = _figure((GRID_PANEL[0] * cols, GRID_PANEL[1] * rows + 1.0))
+        axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+        for ax, panel in zip(axes.ravel(), panels):
+            cells = [c for c in summary["cells"] if c["panel"] == panel]
+            gone = []
+            for style, colour, c in zip(GRID_STYLES, LAB_COLOURS, cells):
+                if c["train_curve"]:
+                    epochs = {
+                        **c["train_curve"],
+                        "iterations": [t / summary["epoch"] for t in c["train_curve"]["iterations"]],
+                    }
+                    _line(ax, epochs, c["label"], colour)
+                    ax.lines[-1].set_linestyle(style)
+                if c["accuracy"]["diverged"]:
+                    gone.append(c["label"])
+            if gone:
+                ax.text(0.97, 0.05, f"{', '.join(gone)}: diverged", ha="right", transform=ax.transAxes, fontsize=7)
+            ax.set_title(f"{name} = {panel:.3g}" if isinstance(panel, float) else f"{name} = {panel}", fontsize=9)
+            ax.set_ylim(0.0, 1.02)
+            ax.tick_params(labelsize=7)
+        for ax in axes.ravel()[len(panels) :]:
+            ax.set_visible(False)
+        axes[0, 0].legend(fontsize=7, loc="upper left")
+        fig.supylabel("accuracy on the training images", fontsize=9)
+        fig.suptitle("\n".join(textwrap.wrap(title, 40 * cols, break_on_hyphens=False)))
+        fig.supxlabel("epoch\n" + "\n".join(textwrap.wrap(summary["caption"], 45 * cols)), fontsize=8, color="#444444")
+        _save(fig, path)

@@ -670,6 +670,7 @@ def lab_summary(preset: str, configs: list, records: list[dict], seeds: int) -> 
     return {
         "preset": preset,
         "epoch": epoch(base),  # iterations per epoch: one pass over the training images
+        "panel": p.panel,  # the field whose value gives each cell its panel (None: one panel)
         "config": {k: v for k, v in base.items() if k not in p.varies() and k != "seed"},
         "seeds": seeds,
         "caption": p.caption,

@@ -880,7 +880,8 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
     \b
     Presets (on the textbook's chapter-6 training unless an option says
     otherwise: all 60,000 images, B=128, H=100, ReLU, He, SGD lr 0.01, 2,000
-    iterations; overfit: 300 images, B=100, 600 iterations):
+    iterations; overfit: 300 images, B=100, 600 iterations; batch-norm: 1,000
+    images, B=100, 200 iterations):
     \b
       optimizers       training loss per optimizer (section 6.1), paired
       init             training loss per initialisation, per activation (6.2)
@@ -889,6 +890,8 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
                        network at initialisation and after training
       overfit          train against test accuracy per epoch on 300 images:
                        plain, weight decay 0.1, dropout 0.2 (6.4)
+      batch-norm       training accuracy per epoch with and without batch
+                       norm, for 16 initial weight scales (6.3)
 
     The runs are stored in --results (default lab-PRESET.jsonl) and never
     run twice: the same command resumes an interrupted lab, and redraws the
@@ -932,6 +935,6 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
         return
     from ..analysis import figures
 
-    draw = {"curves": figures.lab_figure, "histograms": figures.lab_histograms_figure}
+    draw = {"curves": figures.lab_figure, "histograms": figures.lab_histograms_figure, "grid": figures.lab_grid_figure}
     draw.get(p.figure, figures.lab_train_test_figure)(plot, summary, lab_presets.title(summary))
     wrote(err, plot)

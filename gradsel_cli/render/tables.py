@@ -594,7 +594,7 @@ def lab_table(summary: dict) -> list:
     panels = any(c["panel"] is not None for c in summary["cells"])
     histograms = "textbook" in summary["cells"][0]
     if panels:
-        t.add_column("activation", no_wrap=True)
+        t.add_column(summary["panel"].replace("_", " "), no_wrap=True)
     t.add_column("init" if histograms else "curve", no_wrap=True)
     spreads = ("layer 1\nstd", "layer 5\nstd", "H init\nstd", "H trained\nstd") if histograms else ()
     trained = () if histograms else ("train\naccuracy",)
@@ -610,7 +610,8 @@ def lab_table(summary: dict) -> list:
         else:
             cells.append(fmt_number(c["train_curve"]["mean"][-1] if c["train_curve"] else None))
         cells += [plus_minus(acc), fmt_loss(c["final_loss"]), *(() if histograms else (str(acc["diverged"]),))]
-        t.add_row(*([clean(c["panel"])] if panels else []), *cells)
+        panel = f"{c['panel']:.3g}" if isinstance(c["panel"], float) else option_value(c["panel"])
+        t.add_row(*([clean(panel)] if panels else []), *cells)
     names = 2 if panels else 1
     stacked = stacked_table(t, lambda cells: (" ".join(map(str, cells[:names])), set(range(names))))
     legend = "std: the spread of the hidden activations (layers 1, 5 of the textbook's stack; gradsel's H). "
