@@ -9,7 +9,7 @@ reads it to build its options.
 
 from dataclasses import dataclass
 
-from .config import OPTIMIZERS
+from .config import OPTIMIZERS, POLICIES, counted, images_label
 
 # The textbook's chapter-6 training (ch06/optimizer_compare_mnist.py, weight_init_compare.py): all 60,000 images,
 # mini-batches of 128, 2,000 iterations, ReLU units of 100, He initialisation, SGD with lr 0.01.
@@ -148,8 +148,6 @@ SET = tuple(dict.fromkeys(k for p in PRESETS.values() for k in p.settings))  # t
 
 def title(summary: dict) -> str:
     """The line that names what a lab summary ran: the preset, the gradient, the data, the fixed settings."""
-    from .config import POLICIES, counted, images_label
-
     p, c = PRESETS[summary["preset"]], summary["config"]
     gradient = f"{c['method']} over {c['sources']}" if c["method"] in POLICIES else c["method"]
     fixed = [f"{k} {c[k]}" for k in ("activation", "init", "optimizer") if k not in p.varies()]

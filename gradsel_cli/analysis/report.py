@@ -631,7 +631,7 @@ def study_summary(preset: str, records: list[dict], margin: float, path) -> tupl
     return summary, note
 
 
-def _histograms(cell: dict, config: dict, record: dict) -> dict:
+def _histograms(config: dict, record: dict) -> dict:
     """A histograms preset's cell: the textbook's deep stack at its activation and initialisation (seed 0), and
     the hidden activations of its first seed's run at initialisation and trained (None: not in the record)."""
     from ..numerics import activity
@@ -663,7 +663,7 @@ def lab_summary(preset: str, configs: list, records: list[dict], seeds: int) -> 
                 "loss": _thinned(recs, "loss_history"),
                 "accuracy_curve": _acc_curve(recs),
                 "train_curve": _acc_curve(recs, "train_acc_curve"),
-                **(_histograms(cell, config, recs[0]) if p.figure == "histograms" else {}),
+                **(_histograms(config, recs[0]) if p.figure == "histograms" else {}),
             }
         )
     base = configs[0].to_dict()
