@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
+import reference as ref
 from gradsel_cli import data
-from gradsel_cli.numerics.training import TrainConfig
+from gradsel_cli.numerics.training import TrainConfig, train
 from gradsel_cli.runs import tuning
 
 TINY = TrainConfig(shots=2, batch=4, hidden=3, iters=20, seed=1)
@@ -97,3 +98,19 @@ def test_nothing_worked_only_when_every_trial_diverged():
     )
     assert tuning.nothing_worked({**s, "best": {"trial": 0}}) is None
     assert tuning.nothing_worked({**s, "tied": [0, 1]}) is None
+
+
+def test_with_eval_points_each_trial_records_its_validation_and_training_accuracy_per_point(mnist_raw):
+    """The curves of a trial are on its split: the validation curve ends at the trial's score, the training curve
+    is the accuracy on the images it trains on, checked against plain NumPy on the final weights."""
+    config = TINY.replace(iters=40, lr=0.3)
+    summary = tuning.tune(config, 2, (0.05, 0.5), (1e-6, 1e-4), val_per_class=5, raw=mnist_raw, eval_points=4)
+    ds, _ = tuning.validation_split(mnist_raw, config, 5)
+    for row, record in zip(sorted(summary["trials"], key=lambda t: t["trial"]), summary["runs"]):
+        assert [t for t, _ in record["acc_curve"]] == [t for t, _ in record["train_acc_curve"]] == [0, 10, 20, 30, 40]
+        assert record["acc_curve"][-1][1] == row["val_accuracy"] == record["accuracy"]
+        rerun = train(TrainConfig.from_dict(record["config"]), ds)
+        p = rerun.params
+        want = float(np.mean(ref.predict([p.W1, p.b1, p.W2, p.b2], ds.x_train) == ds.y_train))
+        assert record["train_acc_curve"][-1][1] == want
+    assert all(not r["acc_curve"] for r in tuning.tune(config, 1, (0.05, 0.5), (1e-6, 1e-4), 5, mnist_raw)["runs"])

@@ -67,10 +67,12 @@ def tune(
     raw=None,
     results_path=None,
     progress=None,
+    eval_points: int = 0,
 ) -> dict:
     """Run `trials` random (lr, weight decay) settings; the best by validation accuracy first. A trial already in
     `results_path` is read from it, not run again; `best` is None when no trial finished or the best ones tie
-    (`tied`: their trial numbers)."""
+    (`tied`: their trial numbers). With `eval_points` > 0 each trial run also records its validation accuracy
+    (``acc_curve``) and its accuracy on its training images (``train_acc_curve``) at that many iterations."""
     for name, (lo, hi) in (("lr range", lr_range), ("weight-decay range", weight_decay_range)):
         if not (0 < lo <= hi and math.isfinite(hi)):
             raise ValueError(f"{name} must be LOW,HIGH with 0 < LOW <= HIGH, got {lo},{hi}")
@@ -92,7 +94,7 @@ def tune(
         if record is not None:
             reused += 1
         else:
-            record = run_record(train(config, ds))
+            record = run_record(train(config, ds, eval_points=eval_points))
             record["evaluated_on"] = on
             if store is not None:
                 store.append(record)
