@@ -23,12 +23,28 @@ OVERFIT = {**TEXTBOOK, "subset": "first", "shots": 30, "batch": 100, "iters": 60
 # iterations; weights N(0, w^2) for 16 scales w, logspace(0, -4). Its network is 5 hidden layers of 100 ReLU units.
 BATCH_NORM = {**TEXTBOOK, "subset": "first", "shots": 100, "batch": 100, "iters": 200}
 SCALES = tuple(float(10 ** (-4 * i / 15)) for i in range(16))
+# The textbook's hyperparameter_optimization.py: the first 500 training images, shuffled, 100 of them held out to
+# validate on; 100 trials of lr 10^U(-6, -2) and weight decay 10^U(-8, -4); 50 epochs of 4 mini-batches of 100, SGD.
+# Its network is 6 hidden layers of 100 ReLU units.
+SEARCH = {**TEXTBOOK, "subset": "first", "shots": 40, "batch": 100, "iters": 200}
 INITS = (dict(init="std", init_std=1.0), dict(init="std", init_std=0.01), dict(init="xavier"), dict(init="he"))
 ACTIVATIONS = ("sigmoid", "tanh", "relu")  # the textbook's histograms' three
 TWO_LAYERS = (
     "The textbook trains 5 layers here (4 hidden layers of 100 units); gradsel trains its two-layer "
     "network (784-H-10), so the effect of depth is not in these curves."
 )
+
+
+@dataclass(frozen=True)
+class Search:
+    """A random search on `gradsel tune`'s machinery: its trials, the log-uniform ranges of the learning rate and
+    weight decay, the validation images per class, and how many of the best trials' curves are drawn."""
+
+    trials: int
+    lr: tuple[float, float]
+    weight_decay: tuple[float, float]
+    val_per_class: int
+    best: int
 
 
 @dataclass(frozen=True)
@@ -41,18 +57,21 @@ class Preset:
     caption: str  # how it differs from the textbook's experiment, under the figure
     # what its figure draws: "curves" (training loss over test accuracy), "histograms" (the hidden activations:
     # the textbook's deep stack, the runs' own), "train-test" (train against test accuracy per epoch) or "grid"
-    # (a small panel per value of the panel field: the accuracy on the training images per epoch of each cell)
+    # (a small panel per value of the panel field: the accuracy on the training images per epoch of each cell) or
+    # "search" (the validation accuracy of each trial of `search` over lr x weight decay, and the best trials' curves)
     figure: str = "curves"
-    curve_points: int = 20  # accuracy evaluations per run (train-test: one per epoch instead)
+    curve_points: int = 20  # accuracy evaluations per run (train-test, grid, search: one per epoch instead)
+    search: Search | None = None  # a random search instead of cells (the trials are its runs)
 
     def points(self, config: dict) -> int:
-        """The accuracy evaluations of a run of this preset: curve_points, or (train-test, grid) one per epoch."""
-        if self.figure not in ("train-test", "grid"):
+        """The accuracy evaluations of a run of this preset: curve_points, or (train-test, grid, search) one per
+        epoch."""
+        if self.figure not in ("train-test", "grid", "search"):
             return self.curve_points
         return max(1, round(config["iters"] / epoch(config)))
 
     def varies(self) -> set[str]:
-        return {k for cell in self.cells for k in cell}
+        return {k for cell in self.cells for k in cell} | ({"lr", "weight_decay"} if self.search else set())
 
 
 def epoch(config: dict) -> float:
@@ -60,13 +79,29 @@ def epoch(config: dict) -> float:
     return (60_000 if config["subset"] == "all" else 10 * config["shots"]) / config["batch"]
 
 
+GRID_OPTIONS = {"seeds", "workers", "executor", "scheduler", "timeout"}  # how a grid of cells runs, not a search
+
+
 def refusal(preset: str, given: set[str]) -> str | None:
-    """Why the options `given` cannot run with `preset` (one it varies per run is among them), or None."""
+    """Why the options `given` cannot run with `preset` (one it varies per run is among them; --trials without a
+    search; how a grid runs, with a search), or None."""
     p = PRESETS[preset]
+    if p.search is None and "trials" in given:
+        searches = ", ".join(name for name, q in PRESETS.items() if q.search is not None)
+        return f"--trials: only a search preset ({searches}) draws trials; drop --trials"
+    if p.search is not None and (grid := sorted(given & GRID_OPTIONS)):
+        flag = "--" + grid[0]
+        return (
+            f"{flag}: the {preset} preset runs one search on gradsel tune's machinery, its trials one after "
+            f"another in this process; drop {flag} (--trials sets how many)"
+        )
     varied = sorted(given & p.varies())
     if not varied:
         return None
     key, flag = varied[0], "--" + varied[0].replace("_", "-")
+    if p.search is not None:
+        lo, hi = getattr(p.search, key)
+        return f"{flag}: the {preset} preset draws it per trial, log-uniform in [{lo:g}, {hi:g}]; drop {flag}"
     values = dict.fromkeys(f"{c[key]:g}" if isinstance(c[key], float) else str(c[key]) for c in p.cells if key in c)
     return f"{flag}: the {preset} preset sets it per run ({', '.join(values)}); drop {flag}"
 
@@ -140,6 +175,18 @@ PRESETS = {
             "epochs of 10 mini-batches of 100; initial weights N(0, w²), w from 1 to 1e-4. The textbook's network "
             "is 5 hidden layers of 100 units, each normalised; gradsel normalises its one hidden layer.",
             figure="grid",
+        ),
+        Preset(
+            "hyperparameters",
+            "random search of lr and weight decay: each trial's validation accuracy, the best trials' curves (6.5)",
+            SEARCH,
+            (),
+            None,
+            "The textbook trains on 400 of the first 500 training images, shuffled, and validates on the other 100; "
+            "gradsel's split is balanced by class. 50 epochs of 4 mini-batches of 100. The textbook's network is 6 "
+            "hidden layers of 100 units; gradsel trains its two-layer network (784-H-10).",
+            figure="search",
+            search=Search(trials=100, lr=(1e-6, 1e-2), weight_decay=(1e-8, 1e-4), val_per_class=10, best=20),
         ),
     )
 }

@@ -336,3 +336,101 @@ def test_batch_norm_draws_a_panel_per_scale_from_its_stored_runs(runner, tmp_pat
     again = run_lab(runner, tmp_path, "batch-norm", "--shots", "2", "--iters", "10")
     assert again.exit_code == 0, again.output
     assert (tmp_path / "lab.png").read_bytes() == png and "init std" in again.stdout and "0.000631" in again.stdout
+
+
+# --- hyperparameters: the random search on tune's machinery -------------------------------------------------------
+
+SEARCH_SMALL = ["--shots", "2", "--batch", "4", "--hidden", "5", "--iters", "20"]
+
+
+def test_the_search_preset_is_the_textbooks_random_search():
+    p = lab.PRESETS["hyperparameters"]
+    assert p.search is not None and p.cells == () and p.varies() == {"lr", "weight_decay"}
+    assert (p.search.lr, p.search.weight_decay, p.search.trials, p.search.best) == ((1e-6, 1e-2), (1e-8, 1e-4), 100, 20)
+    config = TrainConfig(**p.settings).to_dict()
+    assert 10 * config["shots"] == 400 and 10 * p.search.val_per_class == 100  # the textbook's 500, 20% held out
+    assert config["batch"] == 100 and lab.epoch(config) == 4 and p.points(config) == 50  # 50 epochs
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["hyperparameters", "--lr", "0.1"], "--lr: the hyperparameters preset draws it per trial, log-uniform in "),
+        (["hyperparameters", "--weight-decay", "0.1"], "[1e-08, 0.0001]; drop --weight-decay"),
+        (["hyperparameters", "--seeds", "3"], "--seeds: the hyperparameters preset runs one search"),
+        (["hyperparameters", "--workers", "2"], "drop --workers (--trials sets how many)"),
+        (["optimizers", "--trials", "5"], "--trials: only a search preset (hyperparameters) draws trials"),
+    ],
+)
+def test_the_search_preset_refuses_what_it_draws_and_how_a_grid_runs(runner, args, said):
+    result = runner.invoke(cli, ["lab", *args])
+    assert result.exit_code == 2
+    assert said in result.stderr and "Traceback" not in result.output
+
+
+def test_the_search_runs_tunes_trials_with_their_curves_and_redraws_its_figure(runner, tmp_path, mnist_raw):
+    from gradsel_cli.runs import tuning
+
+    files = ["--results", str(tmp_path / "hp.jsonl"), "--plot", str(tmp_path / "hp.png")]
+    first = runner.invoke(cli, ["lab", "hyperparameters", *SEARCH_SMALL, "--trials", "22", "--json", *files])
+    assert first.exit_code == 0, first.output
+    s = json.loads(first.stdout)
+    p = lab.PRESETS["hyperparameters"]
+    scores = [t["val_accuracy"] for t in s["trials"]]
+    assert len(scores) == 22 and scores == sorted(scores, reverse=True)
+    assert all(1e-6 <= t["lr"] <= 1e-2 and 1e-8 <= t["weight_decay"] <= 1e-4 for t in s["trials"])
+    assert [c["trial"] for c in s["curves"]] == [t["trial"] for t in s["trials"][:20]]  # the best 20
+    for c in s["curves"]:  # 20 images in batches of 4: 5 iterations an epoch
+        assert c["accuracy_curve"]["iterations"] == c["train_curve"]["iterations"] == [0, 5, 10, 15, 20]
+        assert (
+            c["accuracy_curve"]["mean"][-1] == c["val_accuracy"] and c["train_curve"]["mean"][-1] == c["train_accuracy"]
+        )
+    assert "validate on 10 further images per class" in s["split"] and "lr" not in s["config"]
+    stored = (tmp_path / "hp.jsonl").read_text().splitlines()
+    assert all("validation" in json.loads(line)["evaluated_on"] for line in stored)
+    # tune's own search over the preset's ranges finds every trial stored: one search, not a second
+    base = TrainConfig(**{**p.settings, "shots": 2, "batch": 4, "hidden": 5, "iters": 20, "method": "analytic"})
+    searched = tuning.tune(
+        base, 22, p.search.lr, p.search.weight_decay, p.search.val_per_class, mnist_raw, tmp_path / "hp.jsonl"
+    )
+    assert searched["stored_before"] == 22
+    assert [t["trial"] for t in searched["trials"]] == [t["trial"] for t in s["trials"]]
+    png = (tmp_path / "hp.png").read_bytes()
+    (tmp_path / "hp.png").unlink()
+    again = runner.invoke(cli, ["lab", "hyperparameters", *SEARCH_SMALL, "--trials", "22", *files])
+    assert again.exit_code == 0, again.output
+    assert "22 of the 22 trials were already stored" in again.stderr
+    assert (tmp_path / "hp.jsonl").read_text().splitlines() == stored and (tmp_path / "hp.png").read_bytes() == png
+    assert "val" in again.stdout and "accuracy" in again.stdout
+
+
+def test_the_search_figure_draws_tied_best_and_diverged_trials_the_same_each_time(tmp_path):
+    from gradsel_cli.analysis import figures
+
+    curve = {"iterations": [0, 4, 8], "mean": [0.1, 0.5, 0.6], "low": [0.1, 0.5, 0.6], "high": [0.1, 0.5, 0.6]}
+    rows = [
+        {"trial": 0, "lr": 1e-3, "weight_decay": 1e-6, "val_accuracy": 0.6, "train_accuracy": 0.7, "final_loss": 1.0},
+        {"trial": 2, "lr": 1e-2, "weight_decay": 1e-7, "val_accuracy": 0.6, "train_accuracy": 0.8, "final_loss": 0.9},
+        {
+            "trial": 1,
+            "lr": 1e-5,
+            "weight_decay": 1e-8,
+            "val_accuracy": None,
+            "train_accuracy": None,
+            "final_loss": None,
+        },
+    ]
+    summary = {
+        "preset": "hyperparameters",
+        "epoch": 4.0,
+        "caption": "c",
+        "split": "s",
+        "trials": rows,
+        "best": None,
+        "tied": [0, 2],
+        "curves": [{**r, "accuracy_curve": curve if r["val_accuracy"] else None, "train_curve": None} for r in rows],
+    }
+    for name in ("a.png", "b.png"):  # a diverged trial and tied best drawn, the same picture from the same data
+        figures.lab_search_figure(tmp_path / name, summary, "title")
+    assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

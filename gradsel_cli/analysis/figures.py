@@ -509,3 +509,97 @@ def lab_grid_figure(path, summary: dict, title: str) -> None:
         fig.suptitle("\n".join(textwrap.wrap(title, 40 * cols, break_on_hyphens=False)))
         fig.supxlabel("epoch\n" + "\n".join(textwrap.wrap(summary["caption"], 45 * cols)), fontsize=8, color="#444444")
         _save(fig, path)
+
+
+SEARCH_SIZE = (16.0, 7.6)  # inches: the scatter on the left, the best trials' small panels on the right
+SEARCH_COLUMNS = 5  # small panels per row (the textbook's 5)
+BEST_MARK = "#d62728"
+
+
+def lab_search_figure(path, summary: dict, title: str) -> None:
+    """gradsel lab hyperparameters: each trial's validation accuracy over its learning rate and weight decay (log
+    axes; the best ringed, ranks numbered, a diverged trial a grey cross) and, on the right, the best trials'
+    validation accuracy (solid) and accuracy on their training images (dashed) per epoch, as the textbook draws
+    them."""
+    trials, curves = summary["trials"], summary["curves"]
+    best = {summary["best"]["trial"]} if summary["best"] else set(summary.get("tied") or [])
+    with _style():
+        fig = _figure(SEARCH_SIZE)
+        left, right = fig.subfigures(1, 2, width_ratios=(1.0, 1.6))
+        ax = left.subplots()
+        done = [t for t in trials if t["val_accuracy"] is not None]
+        gone = [t for t in trials if t["val_accuracy"] is None]
+        dots = ax.scatter(
+            [t["lr"] for t in done],
+            [t["weight_decay"] for t in done],
+            c=[t["val_accuracy"] for t in done],
+            cmap="viridis",
+            vmin=0.0,
+            vmax=1.0,
+            s=28,
+        )
+        if gone:
+            ax.scatter(
+                [t["lr"] for t in gone], [t["weight_decay"] for t in gone], marker="x", c="#999999", label="diverged"
+            )
+        ringed = [t for t in done if t["trial"] in best]
+        if ringed:
+            ax.scatter(
+                [t["lr"] for t in ringed],
+                [t["weight_decay"] for t in ringed],
+                s=160,
+                facecolors="none",
+                edgecolors=BEST_MARK,
+                linewidths=1.6,
+                label="best" if len(ringed) == 1 else "tied best",
+            )
+        for rank, t in enumerate(curves, start=1):
+            ax.annotate(
+                str(rank),
+                (t["lr"], t["weight_decay"]),
+                xytext=(4, 3),
+                textcoords="offset points",
+                fontsize=6,
+                color="#333333",
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="learning rate",
+            ylabel="weight decay",
+            title=f"validation accuracy of {counted(len(trials), 'trial')} (numbers: rank)",
+        )
+        left.colorbar(dots, ax=ax, label="validation accuracy", fraction=0.05, aspect=30)
+        if gone or ringed:
+            ax.legend(loc="lower left")
+        rows = max(1, math.ceil(len(curves) / SEARCH_COLUMNS))
+        axes = right.subplots(rows, SEARCH_COLUMNS, squeeze=False, sharex=True, sharey=True)
+        for rank, (a, t) in enumerate(zip(axes.ravel(), curves), start=1):
+            for kind, curve, style in (("val", t["accuracy_curve"], "-"), ("train", t["train_curve"], "--")):
+                if curve:
+                    epochs = [i / summary["epoch"] for i in curve["iterations"]]
+                    a.plot(
+                        epochs,
+                        curve["mean"],
+                        style,
+                        color=TRAIN_TEST_COLOURS["test" if kind == "val" else kind],
+                        label=kind,
+                    )
+            acc = "diverged" if t["val_accuracy"] is None else f"{t['val_accuracy']:.2f}"
+            a.set_title(
+                f"Best-{rank}: {acc}\nlr {t['lr']:.2g}, wd {t['weight_decay']:.2g}",
+                fontsize=7,
+                color=BEST_MARK if t["trial"] in best else "black",
+            )
+            a.set_ylim(0.0, 1.02)
+            a.tick_params(labelsize=7)
+        for a in axes.ravel()[len(curves) :]:
+            a.set_visible(False)
+        if curves:
+            axes[0, 0].legend(fontsize=6, loc="upper left")
+        right.supxlabel("epoch", fontsize=8)
+        right.supylabel("accuracy: validation (solid), training images (dashed)", fontsize=8)
+        fig.suptitle("\n".join(textwrap.wrap(title, 150, break_on_hyphens=False)))
+        caption = f"{summary['split']}. {summary['caption']}"
+        fig.supxlabel("\n".join(textwrap.wrap(caption, 190)), fontsize=8, color="#444444")
+        _save(fig, path)

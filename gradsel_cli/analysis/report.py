@@ -676,3 +676,38 @@ def lab_summary(preset: str, configs: list, records: list[dict], seeds: int) -> 
         "caption": p.caption,
         "cells": cells,
     }
+
+
+def lab_search_summary(preset: str, searched: dict) -> dict:
+    """gradsel lab's search preset (hyperparameters): `gradsel tune`'s summary of the search (its trials best first,
+    each with its final accuracy on its training images; the best, or the tied; the split) and, for the preset's
+    best trials, their validation accuracy and accuracy on their training images per point."""
+    from ..lab import PRESETS, epoch
+
+    p = PRESETS[preset]
+    runs = searched["runs"]  # in trial order
+    trials = []
+    for row in searched["trials"]:
+        trained = runs[row["trial"]].get("train_acc_curve")
+        trials.append({**row, "train_accuracy": trained[-1][1] if trained else None})
+    n_best = p.search.best if p.search is not None else 0
+    return {
+        "preset": preset,
+        "epoch": epoch(searched["config"]),
+        "panel": None,
+        "config": {k: v for k, v in searched["config"].items() if k not in p.varies() and k != "seed"},
+        "seeds": 1,
+        "caption": p.caption,
+        "split": searched["split"],
+        "trials": trials,
+        "best": searched["best"],
+        "tied": searched["tied"],
+        "curves": [
+            {
+                **row,
+                "accuracy_curve": _acc_curve([runs[row["trial"]]]),
+                "train_curve": _acc_curve([runs[row["trial"]]], "train_acc_curve"),
+            }
+            for row in trials[:n_best]
+        ],
+    }

@@ -615,19 +615,24 @@ def tune(data_dir, threads, trials, lr_range, weight_decay_range, val_per_class,
             results_file,
             progress=lambda d, t, info: update(d, t, info=info),
         )
-    if summary["stored_before"]:
-        err.print(
-            f"{summary['stored_before']} of the {trials} trials were already stored in {results_file}; "
-            "they were not run again.",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+    stored_before(err, summary, trials, results_file)
     show(out, summary, as_json, lambda: render.tune_table(summary))
     if tie_message(summary) and not quiet:  # a warning: said with --json too, as the library's are
         click.echo(f"Warning: {tie_message(summary)}", err=True)
     if nothing_worked(summary):
         raise click.ClickException(cast(str, nothing_worked(summary)))  # not None: tested just above
+
+
+def stored_before(err, searched: dict, trials: int, results_file) -> None:
+    """Say how many of a search's trials were read from its results file rather than run."""
+    if searched["stored_before"]:
+        err.print(
+            f"{searched['stored_before']} of the {trials} trials were already stored in {results_file}; "
+            "they were not run again.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _steps_text(source) -> str:
@@ -871,17 +876,24 @@ def paths(surface, method, optimizers, lrs, start, steps, plot, as_json, quiet, 
 @training_options(preset=lab_presets.SET)
 @machine_options
 @grid_options(seeds=1)
+@click.option(
+    "--trials",
+    type=Whole(1, 10000),
+    default=None,
+    help="hyperparameters: the random settings of lr and weight decay tried [default: the preset's, 100].",
+)
 @plot_option("the figure [default: lab-PRESET-METHOD.png]")
 @output_options("the summary and every curve")
 @library_errors
-def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **opts):
+def lab(preset, data_dir, threads, seeds, trials, results_file, plot, as_json, quiet, **opts):
     """The study notes' chapter-6 experiments on gradsel's network, with the gradient from any source.
 
     \b
     Presets (on the textbook's chapter-6 training unless an option says
     otherwise: all 60,000 images, B=128, H=100, ReLU, He, SGD lr 0.01, 2,000
     iterations; overfit: 300 images, B=100, 600 iterations; batch-norm: 1,000
-    images, B=100, 200 iterations):
+    images, B=100, 200 iterations; hyperparameters: 400 images validated on
+    100 more, B=100, 200 iterations):
     \b
       optimizers       training loss per optimizer (section 6.1), paired
       init             training loss per initialisation, per activation (6.2)
@@ -892,12 +904,15 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
                        plain, weight decay 0.1, dropout 0.2 (6.4)
       batch-norm       training accuracy per epoch with and without batch
                        norm, for 16 initial weight scales (6.3)
+      hyperparameters  random search of lr 10^U(-6,-2) and weight decay
+                       10^U(-8,-4) on tune's machinery: each trial's
+                       validation accuracy, the best 20 trials' curves (6.5)
 
     The runs are stored in --results (default lab-PRESET.jsonl) and never
     run twice: the same command resumes an interrupted lab, and redraws the
     same figure from the stored runs. The figure goes to --plot (default
     lab-PRESET-METHOD.png); one seed by default, --seeds N draws the mean
-    with a band.
+    with a band (hyperparameters: one search, of --trials N settings).
 
     \b
     Example:
@@ -905,13 +920,14 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
       gradsel lab optimizers --method numeric
       gradsel lab init --seeds 3 --iters 1000
       gradsel lab init-histograms --method select --sources analytic,numeric
+      gradsel lab hyperparameters --trials 30
     """
     import importlib.util
 
     from .. import render
     from ..analysis.report import lab_summary
     from ..runs import results
-    from ..runs.experiments import trials
+    from ..runs.experiments import trials as grid_trials
 
     p = lab_presets.PRESETS[preset]
     if (refused := lab_presets.refusal(preset, given_options())) is not None:
@@ -920,21 +936,56 @@ def lab(preset, data_dir, threads, seeds, results_file, plot, as_json, quiet, **
     grid = grid_from(opts)
     chosen = {k: v for k in lab_presets.SET if (v := opts.pop(k)) is not None}
     base = config_from(opts, **{**p.settings, **chosen})
-    configs = trials(base, list(p.cells), range(seeds))
+    configs = [base] if p.search is not None else grid_trials(base, list(p.cells), range(seeds))
     refuse_unread(configs)
     results_file = results_file or f"lab-{preset}.jsonl"
     drawing = plot is not None or importlib.util.find_spec("matplotlib") is not None
     plot = plot or f"lab-{preset}-{base.method}.png"
     prepare(threads, err, drawing)
     results.probe(results_file, plot if drawing else None)
-    records = run_grid(configs, results_file, grid, data_dir, err, f"lab {preset}", p.points(base.to_dict()))
-    summary = lab_summary(preset, configs, records, seeds)
+    if p.search is not None:
+        summary = lab_search(p, base, trials or p.search.trials, data_dir, results_file, err)
+    else:
+        records = run_grid(configs, results_file, grid, data_dir, err, f"lab {preset}", p.points(base.to_dict()))
+        summary = lab_summary(preset, configs, records, seeds)
     show(out, summary, as_json, lambda: render.lab_table(summary))
     if not drawing:
         say(err, "no figure: plotting needs matplotlib, which is not installed: pip install 'gradsel[plot]'")
         return
     from ..analysis import figures
 
-    draw = {"curves": figures.lab_figure, "histograms": figures.lab_histograms_figure, "grid": figures.lab_grid_figure}
+    draw = {
+        "curves": figures.lab_figure,
+        "histograms": figures.lab_histograms_figure,
+        "grid": figures.lab_grid_figure,
+        "search": figures.lab_search_figure,
+    }
     draw.get(p.figure, figures.lab_train_test_figure)(plot, summary, lab_presets.title(summary))
     wrote(err, plot)
+
+
+def lab_search(p, base, trials: int, data_dir, results_file, err) -> dict:
+    """Run (or resume) a search preset's trials on tune's machinery with a progress bar; lab's summary of them."""
+    from .. import render
+    from ..analysis.report import lab_search_summary
+    from ..data import load_mnist_raw
+    from ..runs.tuning import tune as run_tune
+
+    raw = load_mnist_raw(data_dir)
+    on_interrupt(kept_note(results_file, "trials"))
+    stored(results_file)
+    s = p.search
+    with render.progress_bar(err, trials, f"lab {p.name}", unit="") as update, compiling_shown(update):
+        searched = run_tune(
+            base,
+            trials,
+            s.lr,
+            s.weight_decay,
+            s.val_per_class,
+            raw,
+            results_file,
+            progress=lambda d, t, info: update(d, t, info=info),
+            eval_points=p.points(base.to_dict()),
+        )
+    stored_before(err, searched, trials, results_file)
+    return lab_search_summary(p.name, searched)

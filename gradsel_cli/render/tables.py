@@ -334,11 +334,13 @@ def runs_table(summary: dict, title: str) -> list:
     return [table, Lines([f"every run: {shared}" if shared else "no runs"])]
 
 
-def tune_table(summary: dict, top: int = 10) -> list:
-    """The best trials of `gradsel tune`, and the chosen setting."""
+def tune_table(summary: dict, top: int = 10, title: str | None = None, caption: str | None = None) -> list:
+    """The best trials of `gradsel tune` (or of `gradsel lab`'s search, under its `title` and `caption`, with each
+    trial's accuracy on its training images), and the chosen setting."""
     c = summary["config"]
     t = titled_table(
-        wrap_title(
+        title
+        or wrap_title(
             "gradsel tune",
             clean(c["method"]),
             clean(c["optimizer"]),
@@ -349,10 +351,20 @@ def tune_table(summary: dict, top: int = 10) -> list:
             counted(len(summary["trials"]), "trial"),
             first_sep=": ",
         ),
-        caption=clean(summary["split"]),
+        caption=clean(caption or summary["split"]),
         caption_justify="left",
     )
-    for col in ("rank", "trial", "lr", "weight\ndecay", "val\naccuracy", "final\nloss"):
+    trained = "train_accuracy" in (summary["trials"] or [{}])[0]
+    columns = (
+        "rank",
+        "trial",
+        "lr",
+        "weight\ndecay",
+        *(("train\naccuracy",) * trained),
+        "val\naccuracy",
+        "final\nloss",
+    )
+    for col in columns:
         number_column(t, col)
     for rank, r in enumerate(summary["trials"][:top], start=1):
         acc = "diverged" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
@@ -362,6 +374,7 @@ def tune_table(summary: dict, top: int = 10) -> list:
             str(r["trial"]),
             f"{r['lr']:.4g}",
             f"{r['weight_decay']:.3g}",
+            *((fmt_number(r["train_accuracy"]),) * trained),
             acc,
             fmt_loss(r["final_loss"]),
             style=style,
@@ -590,6 +603,9 @@ def lab_table(summary: dict) -> list:
     from ..lab import title
 
     head, *rest = clean(title(summary)).split(", ")
+    if "trials" in summary:  # a search preset: its trials, best first
+        caption = f"{summary['split']}. {summary['caption']}"
+        return tune_table(summary, title=wrap_title(*head.split(" — "), *rest), caption=caption)
     t = titled_table(wrap_title(*head.split(" — "), *rest), **COMPACT)
     panels = any(c["panel"] is not None for c in summary["cells"])
     histograms = "textbook" in summary["cells"][0]
