@@ -433,7 +433,9 @@ def test_tune_validates_by_default_on_further_images_disjoint_from_the_few_shot_
 
 def test_tune_says_so_when_the_best_trials_tie_instead_of_choosing(runner, monkeypatch, mnist_raw):
     real = tuning.train
-    monkeypatch.setattr(tuning, "train", lambda config, ds: real(config.replace(lr=1e-9), ds))  # all untrained
+    monkeypatch.setattr(
+        tuning, "train", lambda config, ds, **kw: real(config.replace(lr=1e-9), ds, **kw)
+    )  # all untrained
     got = runner.invoke(cli, ["tune", "--trials", "3", *TINY, "--json"])
     assert got.exit_code == 0, got.output
     summary = json.loads(got.stdout)

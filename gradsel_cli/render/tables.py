@@ -374,7 +374,7 @@ def tune_table(summary: dict, top: int = 10, title: str | None = None, caption: 
             str(r["trial"]),
             f"{r['lr']:.4g}",
             f"{r['weight_decay']:.3g}",
-            *((fmt_number(r["train_accuracy"]),) * trained),
+            *([fmt_number(r["train_accuracy"])] if trained else []),
             acc,
             fmt_loss(r["final_loss"]),
             style=style,
