@@ -160,8 +160,8 @@ PRESETS = {
                 dict(weight_decay=0.0, dropout=0.2),
             ),
             None,
-            "300 training images, 30 per class (the textbook's are the first 300 of the training set); 200 epochs of "
-            "3 mini-batches of 100. The textbook overfits a network of 6 hidden layers of 100 units; gradsel's "
+            "The textbook trains on the first 300 training images for 200 epochs of 3 mini-batches of 100; the "
+            "preset's are 30 per class. The textbook overfits a network of 6 hidden layers of 100 units; gradsel's "
             "two-layer network (784-H-10) has far fewer weights to overfit with.",
             figure="train-test",
         ),
@@ -171,9 +171,9 @@ PRESETS = {
             BATCH_NORM,
             tuple(dict(init="std", init_std=w, batch_norm=b) for w in SCALES for b in (True, False)),
             "init_std",
-            "1,000 training images, 100 per class (the textbook's are the first 1,000 of the training set); 20 "
-            "epochs of 10 mini-batches of 100; initial weights N(0, w²), w from 1 to 1e-4. The textbook's network "
-            "is 5 hidden layers of 100 units, each normalised; gradsel normalises its one hidden layer.",
+            "The textbook trains on the first 1,000 training images for 20 epochs of 10 mini-batches of 100; the "
+            "preset's are 100 per class. Initial weights N(0, w²), w from 1 to 1e-4. The textbook's network is 5 "
+            "hidden layers of 100 units, each normalised; gradsel normalises its one hidden layer.",
             figure="grid",
         ),
         Preset(
