@@ -177,7 +177,7 @@ def claims(preset: str) -> tuple[Claim, ...]:
 
 # --- when does the gradient source matter? ------------------------------------------------------------------
 
-# The conditions of the study (`gradsel table --preset conditions`): settings that differ from the papers'.
+# The conditions of the study (`gradsel table --preset conditions`): settings that differ from the default setting.
 CONDITIONS: dict[str, dict[str, Any]] = {
     "float64 exact": {},
     "float64 forward": {"fd_scheme": "forward"},
@@ -201,7 +201,7 @@ def study_cells() -> list[dict]:
 
 
 def condition_of(config: dict) -> str | None:
-    """The study condition a run's config belongs to (its settings as the papers' but for the condition's)."""
+    """The study condition a run's config belongs to (its settings the defaults but for the condition's)."""
     for name, changes in CONDITIONS.items():
         want = {
             "fd_scheme": "central",

@@ -553,11 +553,28 @@ def test_13_bench_refuses_sizes_train_refuses_before_loading_anything(args, runn
     assert result.stderr.strip().splitlines()[-1] == train.stderr.strip().splitlines()[-1]
 
 
-def test_14_a_finite_difference_step_below_float64_resolution_is_warned_about(mnist_raw):
-    with pytest.warns(UserWarning, match="below what float64 resolves"):
+@pytest.mark.parametrize("step", [1e-300, 2e-15])
+def test_14_a_finite_difference_step_below_float64_resolution_is_warned_about(mnist_raw, step):
+    with pytest.warns(UserWarning, match="within 10 of float64's spacing"):
         training.train(
-            TrainConfig(method="numeric", hidden=5, batch=4, iters=1, test_limit=200, fd_step=1e-300), data=mnist_raw
+            TrainConfig(method="numeric", hidden=5, batch=4, iters=1, test_limit=200, fd_step=step), data=mnist_raw
         )
+
+
+@pytest.mark.parametrize(
+    ("precision", "step", "warned"), [("float64", 1e-13, False), ("float32", 1e-4, False), ("float32", 1e-6, True)]
+)
+def test_14_the_step_warning_is_for_the_runs_precision(mnist_raw, precision, step, warned):
+    """The rounding floor is the precision's: float32's spacing is 1.2e-7, so 1e-6 is within 10 of it."""
+    import warnings
+
+    config = TrainConfig(
+        method="numeric", hidden=5, batch=4, iters=1, test_limit=200, fd_step=step, precision=precision
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training.train(config, data=mnist_raw)
+    assert any("spacing" in str(w.message) for w in caught) == warned
 
 
 @pytest.mark.parametrize(

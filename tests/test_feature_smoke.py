@@ -14,7 +14,7 @@ SMOKE_ACCURACY = 0.3  # chance is 0.1; 300 iterations of k = 2, B = 8, H = 50 re
 BASELINE_ATOL = 0.025  # mean of 4 seeds vs an independent implementation's (seed spread ~0.01-0.02)
 NUMERIC_VS_NAIVE_RTOL = 1e-7
 
-# An independent implementation's analytic baseline (the papers' setting), first-k subsets, B = 1,
+# An independent implementation's analytic baseline (the default setting), first-k subsets, B = 1,
 # mean of 4 initialisation seeds.
 INDEPENDENT_BASELINE = {20: [0.507, 0.550, 0.592, 0.615], 50: [0.522, 0.562, 0.608, 0.629]}
 

@@ -17,7 +17,7 @@ SMOOTH = ["sigmoid", "tanh", "mish"]
 LOSSES = list(network.LOSS_CODES)
 NAMES = ("W1", "b1", "W2", "b2", "gamma", "beta")
 TWIN_RTOL = {np.float64: 1e-12, np.float32: 1e-4}  # kernel vs twin: the same complex arithmetic in another order
-ANALYTIC_RTOL = 1e-13  # complex step vs backpropagation, float64: both exact to rounding
+ANALYTIC_RTOL = 1e-13  # complex step vs backpropagation, float64: the same to rounding
 H_STEP = 1e-20
 SHAPES = [(6, 3, 10, 1), (9, 4, 4, 3), (14, 5, 10, 4), (20, 3, 4, 2)]  # n_in, H, K, B
 # With batch norm, a batch of one or two distinct samples normalises every unit to fixed values (0, or
@@ -119,7 +119,7 @@ def test_complex_step_is_backpropagation_on_mnist(mnist_batch, act, loss, batch_
 
 @pytest.mark.parametrize("h", [1e-8, 1e-20, 1e-150])
 def test_the_step_size_does_not_matter(h):
-    # No cancellation: any h small enough for h^2 to vanish gives the gradient (a finite difference at
+    # No differencing: any h small enough for h^2 to vanish gives the gradient (a finite difference at
     # h = 1e-150 would give 0, and at 1e-8 half its digits).
     w, x, y, mask = problem(14, 5, 10, 4, seed=3)
     got = kernel(w, x, y, "tanh", mask, "cross-entropy", 0.0, h)

@@ -269,7 +269,7 @@ def test_forward_numeric_is_close_to_analytic_but_less_so(act, mnist_batch):
 
 
 def test_numeric_at_the_default_init_matches_analytic(mnist_batch):
-    # the papers' setting: N(0, 0.01^2) weights, zero biases, sigmoid
+    # the default setting (the textbook's): N(0, 0.01^2) weights, zero biases, sigmoid
     x, y = mnist_batch
     params = network.init_params(50, seed=0)
     numeric = numeric_source.numeric_gradient(params, x, y)

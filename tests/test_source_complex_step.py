@@ -15,7 +15,7 @@ from gradsel_cli.numerics import network, threads, training
 from gradsel_cli.sources import complex_step
 from helpers import as_blocks, assert_blocks_close, config_settings, invoke, random_params
 
-EXACT_RTOL = 1e-13  # against backprop in float64: both exact to rounding
+EXACT_RTOL = 1e-13  # against backprop in float64: the same to rounding
 TWIN_RTOL = 1e-12
 SMALL = dict(shots=1, batch=4, hidden=6, iters=15, test_limit=200)
 
@@ -96,7 +96,7 @@ def test_every_command_takes_it(runner):
     states = json.loads(check.stdout)["states"]
     assert [list(s["sources"]) for s in states] == [["numeric", "complex-step"]] * 2
     rows = states[0]["sources"]["complex-step"]["rows"]
-    assert rows[-1]["all"]["rel_diff"] < 1e-13  # h = 1e-20: exact to rounding, where a finite difference is noise
+    assert rows[-1]["all"]["rel_diff"] < 1e-13  # h = 1e-20: backprop to rounding, where a finite difference is noise
 
 
 @pytest.mark.parametrize(

@@ -651,8 +651,9 @@ def _steps_text(source) -> str:
     multiple=True,
     metavar="LIST",
     callback=lambda ctx, param, value: comma_list(Finite(), "1e-3,1e-5")(ctx, param, value) if value else None,
-    help="Steps h to try, comma-separated, for every checked source that has one (numeric's --fd-step, "
-    "complex-step's --cs-step); a step a source cannot take in the precision is left out for it. "
+    help="Steps h to try, comma-separated, for every checked source that has one ("
+    + ", ".join(f"{s.name}'s --{s.step.replace('_', '-')}" for s in sources.REGISTRY.values() if s.step)
+    + "); a step a source cannot take in the precision is left out for it. "
     "[default: each source across its own range: "
     + "; ".join(f"{s.name} {_steps_text(s)}" for s in sources.REGISTRY.values() if s.step)
     + " (float64)]",

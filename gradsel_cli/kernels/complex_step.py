@@ -3,10 +3,11 @@
 For a real-analytic loss L, L(w + i h e_i) = L(w) + i h dL/dw_i - h^2 / 2
 d2L/dw_i^2 - i h^3 / 6 d3L/dw_i^3 + ..., so Im L(w + i h e_i) / h = dL/dw_i
 + O(h^2) (Squire & Trapp, SIAM Review 1998; Martins, Sturdza & Alonso, ACM
-TOMS 2003). Nothing is subtracted: the derivative is carried in the imaginary
-part from the start, so there is no cancellation and h can be tiny (1e-20 by
-default, h^2 far below the rounding of any weight): the result is exact to
-rounding, unlike a finite difference, whose error is at best about sqrt(eps).
+TOMS 2003). No two nearby losses are subtracted: the derivative is carried in
+the imaginary part from the start, so the finite difference's cancellation is
+absent and h can be tiny (1e-20 by default, h^2 far below the rounding of any
+weight): the result is as accurate as backpropagation's, rounding in its sums
+included, where a central difference is at best about eps^(2/3) relative.
 The arithmetic is complex128 for float64 weights and complex64 for float32
 weights, and the gradient comes back in the weights' dtype.
 

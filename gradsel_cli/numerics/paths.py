@@ -4,7 +4,7 @@ gradient source that works from a function.
 A surface is f(x, y) with its closed-form gradient, a start, a number of steps and a learning rate per
 optimizer (the textbook's for its own surface). A path is the start and the point after each step of an
 optimizer of numerics/optimizers.py, the one the network trains with, fed the gradient of a source's
-``of_function``. Every f is a polynomial, so it also takes the complex points of the complex-step source.
+``of_function``. Every f is a polynomial, so it also takes complex points, for a source that evaluates there.
 """
 
 import math

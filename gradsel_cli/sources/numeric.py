@@ -27,7 +27,8 @@ def knobs(config) -> Knobs:
 def gradient(params, x, y, settings, mask=None):
     """(finite-difference gradient, batch loss), every perturbed loss re-evaluated incrementally (fast).
 
-    fd_arith "exact" differences the per-sample losses (no cancellation);
+    fd_arith "exact" differences the per-sample losses (the batch loss's size
+    never cancels; the moved unit's change still rounds, about eps / h);
     "textbook" subtracts the two perturbed batch losses as numbers, with the
     textbook's cancellation error. The weight-decay term is part of the loss:
     its change under each perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is
