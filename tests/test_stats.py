@@ -105,7 +105,8 @@ def test_paired_all_zero_differences(no_warnings):
     r = paired(a, list(a))
     assert r["difference"] == 0.0 and r["sd"] == 0.0
     assert r["ci"] == (0.0, 0.0)
-    assert r["p_t"] == 1.0 and r["p_wilcoxon"] == 1.0
+    # no spread: every sign flip gives the same statistics, so there is no test and no p-value
+    assert math.isnan(r["p_t"]) and math.isnan(r["p_wilcoxon"]) and r["reason"] == "identical"
 
 
 def test_paired_rounding_noise_is_not_an_effect(no_warnings):
@@ -134,10 +135,12 @@ def test_paired_one_pair(no_warnings):
 
 
 def test_one_pair_of_equal_runs_has_no_p_values(no_warnings):
-    """Not the t-test p of 1.000 that all-zero differences of several seeds get."""
+    """Nor do identical runs of several seeds: no spread, no statistic."""
     r = paired([0.6], [0.6])
     assert math.isnan(r["p_t"]) and math.isnan(r["p_wilcoxon"]) and r["reason"] == "one seed"
-    assert paired([0.6, 0.5], [0.6, 0.5])["p_t"] == 1.0 and paired([0.6, 0.5], [0.6, 0.5])["reason"] is None
+    two = paired([0.6, 0.5], [0.6, 0.5])
+    assert math.isnan(two["p_t"]) and math.isnan(two["p_wilcoxon"]) and two["reason"] == "identical"
+    assert paired([0.6, 0.5], [0.6, 0.4])["reason"] is None
 
 
 def test_paired_wilcoxon_matches_scipy_with_ties_and_zeros():
@@ -350,8 +353,10 @@ def test_equivalence_p_values_are_scipys_one_sided_t_tests(seed):
 def test_equivalence_of_identical_runs_is_equivalent(no_warnings):
     e = equivalence(paired([0.55] * 10, [0.55] * 10))
     assert e["outcome"] == "equivalent"
-    assert e["ci"] == (0.0, 0.0) and e["p_lower"] == 0.0 and e["p_upper"] == 0.0
+    assert e["ci"] == (0.0, 0.0) and math.isnan(e["p_lower"]) and math.isnan(e["p_upper"]) and math.isnan(e["p_tost"])
+    assert e["reason"] == "identical" and "identical in every one of the 10 pairs" in e["numbers"]
     assert "EQUIVALENT" not in e["words"] and "equivalent" in e["words"] and "±0.002" in e["words"]
+    assert "p lower" not in e["words"] and "< 0.001" not in e["words"]
 
 
 def test_equivalence_words_for_each_outcome():
@@ -370,7 +375,8 @@ def test_equivalence_words_for_each_outcome():
 
 def test_equivalence_equal_nonzero_differences_beyond_the_margin(no_warnings):
     e = equivalence(paired([0.56] * 5, [0.55] * 5), margin=MARGIN)
-    assert e["outcome"] == "better" and e["p_lower"] == 0.0 and e["p_upper"] == 1.0
+    assert e["outcome"] == "better" and math.isnan(e["p_lower"]) and math.isnan(e["p_upper"])
+    assert e["reason"] == "no spread" and "difference +0.0100 in every one of the 5 pairs" in e["numbers"]
 
 
 def test_equivalence_of_one_pair_is_inconclusive(no_warnings):

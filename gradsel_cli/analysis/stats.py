@@ -27,6 +27,9 @@ DIRECTIONS = ("greater", "less")
 _ROUNDING = 1e-12
 _EXACT_LIMIT = 100  # exact Wilcoxon p-values up to this many pairs, the normal approximation above
 ONE_SEED = "one seed"  # the reason a result has no interval and no p-values (its `reason`)
+# The reasons a result of several pairs has no p-value: no spread, so no test statistic.
+IDENTICAL = "identical"  # every paired difference is 0
+NO_SPREAD = "no spread"  # every paired difference is the same non-zero number
 
 
 def _sample(values, name: str) -> np.ndarray:
@@ -120,9 +123,8 @@ def paired(a, b, level: float = 0.95) -> dict:
       the interval and p-values are nan (ONE_SEED for n = 1), else None.
     - ``p_t``: two-sided paired t-test (the one-sample t-test of the
       differences against 0, which is what ``scipy.stats.ttest_rel`` computes).
-      n = 1 -> nan (one pair is no test); all differences zero -> 1.0 (no
-      evidence of any difference); equal non-zero differences (zero variance,
-      the statistic is undefined) -> nan.
+      n = 1 -> nan (one pair is no test); equal differences, zero or not
+      (zero variance: the statistic is undefined) -> nan.
     - ``p_wilcoxon``: two-sided Wilcoxon signed-rank test with zeros split
       (``zero_method="zsplit"``): a seed where the two methods tie counts as
       evidence of no difference (its rank is split between the two signs)
@@ -132,7 +134,8 @@ def paired(a, b, level: float = 0.95) -> dict:
       exact or permutation method, computed without enumerating the flips);
       SciPy's normal approximation above, its warnings silenced. n = 1 ->
       nan (its exact p-value is 1 whatever the difference); all differences
-      zero -> 1.0.
+      zero -> nan (every sign flip gives the same statistic: no test), with
+      ``reason`` IDENTICAL.
 
     Differences equal up to floating-point rounding (0.5094 - 0.5093 and
     0.1 - 0.0999 are different doubles) are taken as equal.
@@ -151,16 +154,13 @@ def paired(a, b, level: float = 0.95) -> dict:
     sd = math.nan if n == 1 else 0.0 if constant else float(d.std(ddof=1))
     lo, hi = _t_interval(n, mean, sd, level)
 
-    if n == 1:
-        p_t = math.nan
-    elif not d.any():
-        p_t = 1.0
-    elif sd > 0.0:
+    identical = n > 1 and not d.any()
+    if n > 1 and sd > 0.0:
         t = mean / (sd / math.sqrt(n))  # the one-sample t statistic of the differences against 0
         p_t = float(2.0 * special.stdtr(n - 1, -abs(t)))
     else:
-        p_t = math.nan
-    p_w = _signed_rank_p(d) if n > 1 else math.nan
+        p_t = math.nan  # one pair, or no spread: no t statistic
+    p_w = _signed_rank_p(d) if n > 1 and not identical else math.nan
     return dict(
         n=n,
         difference=mean,
@@ -169,7 +169,7 @@ def paired(a, b, level: float = 0.95) -> dict:
         level=level,
         p_t=p_t,
         p_wilcoxon=p_w,
-        reason=ONE_SEED if n == 1 else None,
+        reason=ONE_SEED if n == 1 else IDENTICAL if identical else None,
     )
 
 
@@ -239,7 +239,11 @@ def verdict(
     opposite = f"{baseline} beats {method}" if sign > 0 else f"{method} is above {baseline}"
     d = _signed(diff, digits)
     pct = f"{round(100.0 * (1.0 - alpha), 6):g}"
-    ci = f"{pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, p {_p(p_t)}"
+    ci = (
+        f"{pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, p {_p(p_t)}"
+        if n < 2 or sd > 0.0
+        else f"the same difference in all {n} pairs: no spread, no p-value"
+    )
     words = {
         "supported": f"supported: {claim} by {d} ({ci})",
         "contradicted": f"contradicted: the difference {d} ({ci}) shows {opposite}",
@@ -288,12 +292,13 @@ def equivalence(
     - **inconclusive**: otherwise, or with one pair (no interval; ``reason``
       ONE_SEED).
 
-    Equal differences (sd 0) give a point interval: p-values 0 or 1.
+    Equal differences (sd 0) give a point interval, which decides the outcome, and no p-values (no spread, no
+    test statistic): ``reason`` IDENTICAL when they are all 0, NO_SPREAD otherwise.
     Returns a dict: ``difference``, ``margin``, ``ci`` (lo, hi) at ``level``
     (1 - 2 alpha), ``p_lower`` (H0: difference <= -margin), ``p_upper`` (H0:
     difference >= +margin), ``p_tost`` (the larger), ``outcome`` (one of
-    EQUIVALENCE_OUTCOMES), ``reason`` (ONE_SEED when there is no interval, else
-    None), ``numbers`` (difference, interval and p-values as text) and
+    EQUIVALENCE_OUTCOMES), ``reason`` (ONE_SEED when there is no interval; IDENTICAL or NO_SPREAD when there
+    are no p-values; else None), ``numbers`` (difference, interval and p-values as text) and
     ``words``, one line of plain English with the numbers.
     """
     if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
@@ -307,11 +312,8 @@ def equivalence(
         raise ValueError(f"diff_result must be a result of paired(); missing or bad {exc}") from None
     level = 1.0 - 2.0 * alpha
     lo, hi = _t_interval(n, diff, sd, level)
-    if n < 2:
+    if n < 2 or sd == 0.0:
         p_lower = p_upper = math.nan
-    elif sd == 0.0:
-        p_lower = 0.0 if diff > -margin else 1.0
-        p_upper = 0.0 if diff < margin else 1.0
     else:
         se = sd / math.sqrt(n)
         p_lower = float(special.stdtr(n - 1, -(diff + margin) / se))  # P(T >= t_lower)
@@ -327,12 +329,19 @@ def equivalence(
     else:
         outcome = "inconclusive"
     pct = f"{round(100.0 * level, 6):g}"
-    numbers = (
-        f"difference {_signed(diff, digits)}, {pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, "
-        f"p lower {_p(p_lower)}, p upper {_p(p_upper)}"
-        if n >= 2
-        else f"difference {_signed(diff, digits)}; {ONE_SEED} gives no interval and no p-values"
-    )
+    if n < 2:
+        numbers, reason = f"difference {_signed(diff, digits)}; {ONE_SEED} gives no interval and no p-values", ONE_SEED
+    elif sd == 0.0:
+        same = "identical in every one" if diff == 0 else f"difference {_signed(diff, digits)} in every one"
+        numbers, reason = f"{same} of the {n} pairs: no spread, so no p-value", IDENTICAL if diff == 0 else NO_SPREAD
+    else:
+        numbers, reason = (
+            (
+                f"difference {_signed(diff, digits)}, {pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, "
+                f"p lower {_p(p_lower)}, p upper {_p(p_upper)}"
+            ),
+            None,
+        )
     words = {
         "equivalent": f"{method} is equivalent to {baseline} within ±{margin:g}",
         "better": f"{method} is better than {baseline}, not shown to be within ±{margin:g}",
@@ -343,7 +352,7 @@ def equivalence(
             else f"inconclusive: neither equivalence within ±{margin:g} nor a difference is shown"
         ),
     }[outcome]
-    p_tost = max(p_lower, p_upper) if n >= 2 else math.nan
+    p_tost = max(p_lower, p_upper)
     return dict(
         difference=diff,
         margin=float(margin),
@@ -353,7 +362,7 @@ def equivalence(
         p_upper=p_upper,
         p_tost=p_tost,
         outcome=outcome,
-        reason=ONE_SEED if n < 2 else None,
+        reason=reason,
         numbers=numbers,
         words=f"{words} ({numbers})",
     )
