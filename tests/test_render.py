@@ -556,3 +556,16 @@ def test_every_csv_is_written_by_the_csv_module_with_rounded_floats(compare_reco
         digits = [re.sub(r"e.*|\D", "", c).lstrip("0") for c in numbers]
         assert digits and max(map(len, digits)) <= 15, "a float with more than 15 significant digits"
     assert list(csv.reader(io.StringIO(render.compare_csv(summary))))[1][0] == 'a,"b"'
+
+
+def test_compare_says_its_t_tests_holm_adjusted_over_those_it_made(compare_records):
+    summary = report.compare_summary(compare_records, ["analytic", "numeric", "alternate", "select"])
+    tested = [r["versus"] for r in summary["methods"][1:] if r["versus"]["p_t"] is not None]
+    made = {v["tests"] for r in summary["methods"][1:] for v in [r["versus"]]}
+    assert made == {len(tested)}
+    text = show(*render.compare_tables(summary, compare_records[0]["config"]), width=120)
+    if tested:  # each adjusted p is at least the raw one, and the line names how many tests were made
+        assert all(v["p_holm"] >= v["p_t"] for v in tested)
+        assert f"Holm-adjusted over the {len(tested)} t-tests made" in text
+    else:
+        assert "Holm-adjusted" not in text

@@ -457,3 +457,29 @@ def test_conditions_markdown_has_every_condition_the_published_pattern_and_the_l
         assert f"**{name}: against analytic" in text
     assert "**Published: each method − analytic, single runs**" in text
     assert "by up to +0.0116 (B=2, k=2)" in text and "TOST margin ±0.002" in text
+
+
+def test_holm_takes_back_what_the_tables_family_of_tests_cannot_carry():
+    """Two claims supported at p 0.03 and 0.04 alone are not after Holm's adjustment over the two (0.06 both);
+    one at 0.001 stays; a comparison without a p-value (no spread) is no test and counts in no family."""
+    from gradsel_cli.analysis import stats
+
+    def claim(p):
+        return {"p_t": p, "outcome": "supported", "supported": True, "words": "supported: x"}
+
+    parts = [claim(0.03), claim(0.04), claim(float("nan"))]
+    report.holm_family(parts, "p_t", "claims")
+    assert [p["outcome"] for p in parts] == ["not supported", "not supported", "supported"]
+    assert parts[0]["p_holm"] == pytest.approx(0.06) and parts[0]["tests"] == 2 and parts[2]["tests"] == 2
+    assert "not supported after correction" in parts[0]["words"] and "over the 2 claims" in parts[0]["words"]
+    strong = [claim(0.001), claim(0.04)]
+    report.holm_family(strong, "p_t", "claims")
+    assert strong[0]["outcome"] == "supported" and strong[1]["outcome"] == "supported"  # 0.002, 0.04
+    base = np.array([0.5, 0.51, 0.52, 0.5])
+    shifted = base + np.array([1, -1, 1.5, -0.5]) * 0.0008 + 0.0005  # TOST p 0.036 alone
+    tost = [stats.equivalence(stats.paired(shifted, base)) for _ in range(3)]
+    assert all(e["outcome"] == "equivalent" and 0.0167 < e["p_tost"] < 0.05 for e in tost)
+    report.holm_family(tost, "p_tost", "equivalence tests")
+    assert all(
+        e["outcome"] == "inconclusive" and "Holm-adjusted over the 3 equivalence tests" in e["numbers"] for e in tost
+    )

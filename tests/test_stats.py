@@ -392,3 +392,27 @@ def test_equivalence_of_one_pair_is_inconclusive(no_warnings):
 def test_equivalence_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         equivalence(paired([0.5, 0.6], [0.5, 0.6]), **kwargs)
+
+
+def test_holm_adjusts_step_down_and_leaves_no_test_out():
+    from gradsel_cli.analysis.stats import holm
+
+    # m = 4 tests (the nan is none): 0.01*4, 0.02*3, 0.03*2 -> 0.06, then 0.04*1 -> kept non-decreasing at 0.06
+    got = holm([0.03, math.nan, 0.01, 0.04, 0.02])
+    assert math.isnan(got[1])
+    assert [got[2], got[4], got[0], got[3]] == pytest.approx([0.04, 0.06, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([0.001]) == [0.001] and holm([]) == []
+    gen = np.random.default_rng(4)
+    ps = gen.uniform(0, 0.02, 12)
+    adj = np.array(holm(ps))
+    assert np.all(adj >= ps) and np.all(np.diff(adj[np.argsort(ps)]) >= 0)  # never below the raw, monotone
+    # a rejection at 0.05 after the adjustment is one the step-down procedure makes: p_(i) < 0.05 / (m - i + 1)
+    order = np.argsort(ps)
+    steps = [ps[j] < 0.05 / (len(ps) - k) for k, j in enumerate(order)]
+    rejected = np.zeros(len(ps), bool)
+    for k, j in enumerate(order):
+        if not steps[k]:
+            break
+        rejected[j] = True
+    assert np.array_equal(adj < 0.05, rejected)

@@ -4,6 +4,7 @@ Pure data in, JSON-able dicts out; rendering is the render package's.
 """
 
 import json
+import math
 import warnings
 from collections import defaultdict
 from typing import Any
@@ -90,26 +91,27 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
             b = [_acc(by_method[baseline][s]) for s in seeds]
             if seeds:
                 diff = stats.paired(a, b)
-                row["versus"] = stats.json_ready(
-                    {
-                        "baseline": baseline,
-                        "diverged_pairs": len(both) - len(seeds),
-                        **diff,
-                        "disagreement": float(
-                            np.mean(
-                                [
-                                    stats.disagreement(
-                                        by_method[m][s]["predictions"], by_method[baseline][s]["predictions"]
-                                    )
-                                    for s in seeds
-                                ]
-                            )
-                        ),
-                        "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
-                    }
-                )
+                row["versus"] = {
+                    "baseline": baseline,
+                    "diverged_pairs": len(both) - len(seeds),
+                    **diff,
+                    "disagreement": float(
+                        np.mean(
+                            [
+                                stats.disagreement(
+                                    by_method[m][s]["predictions"], by_method[baseline][s]["predictions"]
+                                )
+                                for s in seeds
+                            ]
+                        )
+                    ),
+                    "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
+                }
         rows.append(row)
-    return {"baseline": baseline, "margin": margin, "methods": rows}
+    versus = [r["versus"] for r in rows if "versus" in r]
+    holm_family(versus, "p_t", "t-tests")
+    holm_family([v["equivalence"] for v in versus], "p_tost", "equivalence tests")
+    return {"baseline": baseline, "margin": margin, "methods": stats.json_ready(rows)}
 
 
 def sweep_view(records: list[dict], configs: list, lists: dict[str, list]) -> dict:
@@ -242,8 +244,9 @@ def _mark_best(rows: list[dict], lay) -> None:
 
 def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
     """A verdict per claim of the preset's paper, from per-seed means over the claim's cells, each
-    comparison also with its equivalence test (TOST) within ±`margin`."""
-    out = []
+    comparison also with its equivalence test (TOST) within ±`margin`; both families Holm-adjusted over the
+    table (holm_family)."""
+    claims = []
     for claim in papers.claims(preset):
 
         def per_seed(method, claim=claim):
@@ -276,10 +279,45 @@ def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
                     "equivalence": stats.equivalence(diff, margin, method=claim.method, baseline=base),
                 }
             )
+        claims.append((claim, parts))
+    tested = [p for _, parts in claims for p in parts if "n" in p]
+    holm_family(tested, "p_t", "claims")
+    holm_family([p["equivalence"] for p in tested], "p_tost", "equivalence tests")
+    out = []
+    for claim, parts in claims:
         support = [p["supported"] for p in parts]
         overall = True if all(s is True for s in support) else (False if any(s is False for s in support) else None)
         out.append({"id": claim.id, "text": claim.text, "supported": overall, **_overall(parts), "comparisons": parts})
     return stats.json_ready(out)
+
+
+ALPHA = 0.05  # the level of every test a table shows, after Holm's adjustment over the table's family
+
+
+def holm_family(results: list[dict], key: str, what: str) -> int:
+    """Holm-adjust the p-values `key` of a table's family of tests in place (stats.holm): each result gains
+    ``p_holm`` and ``tests`` (the tests made: results without a p-value are none), and an outcome that the
+    adjustment takes back is changed: a claim supported or contradicted becomes not supported, an equivalence
+    inconclusive, its words saying why. Returns the number of tests made."""
+    adjusted = stats.holm([r[key] for r in results])
+    m = sum(not math.isnan(a) for a in adjusted)
+    for r, a in zip(results, adjusted):
+        r["p_holm"], r["tests"] = a, m
+        if math.isnan(a) or "outcome" not in r:  # no test, or a test with no outcome to take back (compare's t-test)
+            continue
+        said = f"Holm-adjusted over the {m} {what} of this table: p {stats.p_text(a)}"
+        if a < ALPHA:
+            r["numbers" if "numbers" in r else "words"] += f"; {said}"
+        elif r["outcome"] in ("supported", "contradicted"):
+            r.update(
+                outcome="not supported", supported=None, words=f"not supported after correction: {r['words']}; {said}"
+            )
+        elif r["outcome"] == "equivalent":
+            r.update(outcome="inconclusive", words=f"inconclusive after correction: {r['words']}")
+            r["numbers"] += f"; {said}"
+        else:
+            r["numbers" if "numbers" in r else "words"] += f"; {said}"
+    return m
 
 
 def _overall(parts: list[dict]) -> dict:
@@ -524,10 +562,16 @@ def conditions_summary(records: list[dict], margin: float = MARGIN) -> dict:
             keys = sorted(k for k in mine if k in theirs)
             if keys:
                 rows.append({"condition": name, "method": method, **_versus(mine, theirs, keys, margin)})
+    # two families: the pooled equivalence tests of the rows, and every row's per-cell ones
+    pooled = holm_family([r["tost"] for r in rows if r["tost"] is not None], "p_tost", "pooled equivalence tests")
+    per_cell = holm_family([e for r in rows for e in r["cell_tests"]], "p_tost", "per-cell equivalence tests")
+    for r in rows:
+        r["cells_equivalent"] = sum(e["outcome"] == "equivalent" for e in r.pop("cell_tests"))
     return {
         "margin": margin,
         "near_zero": papers.NEAR_ZERO,
-        "rows": rows,
+        "rows": stats.json_ready(rows),
+        "tests": {"pooled": pooled, "cells": per_cell},  # the equivalence tests made (pairs with no spread make none)
         "published": papers.published_pattern(),
         "cross_paper": papers.cross_paper_analytic(),
     }
@@ -544,35 +588,33 @@ def _versus(mine: dict, base: dict, keys: list, margin: float) -> dict:
         return [float(np.mean([recs[(*c, s)]["accuracy"] for c in cells])) for s in complete]
 
     pooled = stats.paired(per_seed(mine), per_seed(base)) if complete else None  # one seed: no interval
-    equivalent = 0
+    cell_tests = []  # each cell's own equivalence test, over its seeds (Holm-adjusted with the table's others)
     for c in cells:
         ss = [s for s in seeds if (*c, s) in diffs]
         if len(ss) > 1:
             r = stats.paired([mine[(*c, s)]["accuracy"] for s in ss], [base[(*c, s)]["accuracy"] for s in ss])
-            equivalent += stats.equivalence(r, margin)["outcome"] == "equivalent"
+            cell_tests.append(stats.equivalence(r, margin))
     largest = max(diffs.values(), key=abs) if diffs else None
     shares = [not_exact_share(mine[k]) for k in finished]
-    return stats.json_ready(
-        {
-            "pairs": len(keys),
-            "diverged": len(keys) - len(finished),
-            "cells": len(cells),
-            "seeds": len(complete),
-            "predictions_differ": float(
-                np.mean([stats.disagreement(mine[k]["predictions"], base[k]["predictions"]) for k in finished])
-            )
-            if finished
-            else None,
-            "difference": None if pooled is None else pooled["difference"],
-            "ci": None if pooled is None else list(pooled["ci"]),
-            "tost": None if pooled is None else stats.equivalence(pooled, margin),
-            "cells_equivalent": equivalent,
-            "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
-            "largest": largest,
-            f"{papers.STUDY_SOURCES[1]}_share": float(np.mean(shares)) if shares else None,
-            "reason": None if pooled is None else pooled["reason"],
-        }
-    )
+    return {
+        "pairs": len(keys),
+        "diverged": len(keys) - len(finished),
+        "cells": len(cells),
+        "seeds": len(complete),
+        "predictions_differ": float(
+            np.mean([stats.disagreement(mine[k]["predictions"], base[k]["predictions"]) for k in finished])
+        )
+        if finished
+        else None,
+        "difference": None if pooled is None else pooled["difference"],
+        "ci": None if pooled is None else list(pooled["ci"]),
+        "tost": None if pooled is None else stats.equivalence(pooled, margin),
+        "cell_tests": cell_tests,
+        "runs_within": sum(abs(d) <= papers.NEAR_ZERO + 1e-12 for d in diffs.values()),
+        "largest": largest,
+        f"{papers.STUDY_SOURCES[1]}_share": float(np.mean(shares)) if shares else None,
+        "reason": None if pooled is None else pooled["reason"],
+    }
 
 
 def subsets_summary(records: list[dict]) -> dict:

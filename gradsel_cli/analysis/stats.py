@@ -177,7 +177,7 @@ def _signed(x: float, digits: int) -> str:
     return "nan" if math.isnan(x) else f"{x:+.{digits}f}"
 
 
-def _p(p: float) -> str:
+def p_text(p: float) -> str:
     """'= 0.01', '= 0.003', '< 0.001' or '= n/a'."""
     if math.isnan(p):
         return "= n/a"
@@ -240,7 +240,7 @@ def verdict(
     d = _signed(diff, digits)
     pct = f"{round(100.0 * (1.0 - alpha), 6):g}"
     ci = (
-        f"{pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, p {_p(p_t)}"
+        f"{pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, p {p_text(p_t)}"
         if n < 2 or sd > 0.0
         else f"the same difference in all {n} pairs: no spread, no p-value"
     )
@@ -338,7 +338,7 @@ def equivalence(
         numbers, reason = (
             (
                 f"difference {_signed(diff, digits)}, {pct}% CI {_signed(lo, digits)} to {_signed(hi, digits)}, "
-                f"p lower {_p(p_lower)}, p upper {_p(p_upper)}"
+                f"p lower {p_text(p_lower)}, p upper {p_text(p_upper)}"
             ),
             None,
         )
@@ -366,6 +366,22 @@ def equivalence(
         numbers=numbers,
         words=f"{words} ({numbers})",
     )
+
+
+def holm(p_values) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979): the i-th smallest of the m tests made is
+    multiplied by m - i + 1 (i from 1), made non-decreasing in that order and capped at 1; rejecting where the
+    adjusted p is below alpha keeps the chance of any false rejection in the family at most alpha. A nan (a
+    comparison with no test: one seed, no spread) is no test: it stays nan and does not count in m."""
+    values = [float(p) for p in p_values]
+    tests = sorted((p, i) for i, p in enumerate(values) if not math.isnan(p))
+    m = len(tests)
+    adjusted = list(values)
+    running = 0.0
+    for rank, (p, i) in enumerate(tests):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def json_ready(obj):

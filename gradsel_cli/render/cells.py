@@ -118,6 +118,13 @@ def verdict_lines(table: dict) -> list[str]:
             if "equivalence" in part:
                 e = part["equivalence"]
                 lines.append(f"    vs {part['baseline']}: {outcome(e)} within ±{e['margin']:g} (TOST): {e['numbers']}")
+    parts = [p for v in table["verdicts"] for p in v["comparisons"] if "tests" in p]
+    if parts:
+        claims, tosts = parts[0]["tests"], parts[0]["equivalence"]["tests"]
+        lines.append(
+            f"Tests made: {claims} of the claims (t-test) and {tosts} of equivalence (TOST), each family "
+            "Holm-adjusted at 0.05; a comparison whose pairs have no spread (identical runs) or one seed makes none."
+        )
     return lines
 
 
@@ -223,7 +230,9 @@ def study_legend(summary: dict) -> str:
     x = summary["cross_paper"]
     return (
         f"differ: share of test predictions unlike {papers.STUDY_SOURCES[0]}'s. Δ: pooled by seed (mean over the "
-        f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. "
+        f"cells), 95% CI; TOST margin ±{summary['margin']}. eq.: cells equivalent on their own. Tests made: "
+        f"{summary['tests']['pooled']} pooled (TOST) and {summary['tests']['cells']} per cell (eq.), each family "
+        "Holm-adjusted at 0.05; a comparison whose pairs have no spread (identical runs) makes none. "
         f"≤2 img: single runs within {summary['near_zero']} of analytic. largest: of a single run. "
         f"The papers' analytic H=20 cells differ between the two papers by up to "
         f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']})."

@@ -212,6 +212,16 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     return tables
 
 
+def holm_line(summary: dict) -> list[str]:
+    """compare's t-test p-values Holm-adjusted over the t-tests it made, in one line (none when it made none)."""
+    tested = [(r["method"], r["versus"]) for r in summary["methods"] if r.get("versus") and r["versus"].get("tests")]
+    if not tested:
+        return []
+    adjusted = ", ".join(f"{clean(m)} {p_value(v['p_holm'])}" for m, v in tested if v.get("p_holm") is not None)
+    made = tested[0][1]["tests"]
+    return [f"t-test p Holm-adjusted over the {made} t-tests made (pairs with no spread make none): {adjusted}"]
+
+
 def _versus_table(summary: dict) -> Fit:
     """compare's methods against the baseline: difference, CI, t-test and exact Wilcoxon p, predictions that
     differ, TOST; boxed where that fits the width, else compact."""
@@ -245,7 +255,7 @@ def _versus_table(summary: dict) -> Fit:
         for row in rows:
             vs.add_row(*row)
         if tost_lines:
-            vs.caption = "\n".join(tost_lines)
+            vs.caption = "\n".join([*tost_lines, *holm_line(summary)])
             vs.caption_justify = "left"
         return vs
 
