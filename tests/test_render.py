@@ -569,3 +569,16 @@ def test_compare_says_its_t_tests_holm_adjusted_over_those_it_made(compare_recor
         assert f"Holm-adjusted over the {len(tested)} t-tests made" in text
     else:
         assert "Holm-adjusted" not in text
+
+
+def test_the_exact_wilcoxon_floor_is_said_where_it_cannot_reach_005():
+    """2 / 2^n: with 5 pairs every sign flip but the all-one-sign pair of patterns leaves p >= 0.0625."""
+    from gradsel_cli.analysis.stats import paired
+
+    for n, floor in ((5, "0.0625"), (4, "0.125")):
+        assert paired(np.arange(n) + 1.0, np.zeros(n))["p_wilcoxon"] == pytest.approx(float(floor))
+        summary = {"methods": [{"method": "numeric", "versus": {"n": n}}]}
+        assert render.tables.wilcoxon_floor(summary) == [
+            f"Wilcoxon (exact): its smallest possible p is {floor} with {n} pairs, so it cannot reach 0.05 here"
+        ]
+    assert render.tables.wilcoxon_floor({"methods": [{"method": "numeric", "versus": {"n": 6}}]}) == []

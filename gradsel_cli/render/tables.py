@@ -222,6 +222,17 @@ def holm_line(summary: dict) -> list[str]:
     return [f"t-test p Holm-adjusted over the {made} t-tests made (pairs with no spread make none): {adjusted}"]
 
 
+def wilcoxon_floor(summary: dict) -> list[str]:
+    """The smallest p the exact two-sided Wilcoxon test can give with the pairs compare has: 2 / 2^n (0.0625 for
+    5 pairs), said where it cannot reach 0.05 (n < 6)."""
+    pairs = {r["versus"]["n"] for r in summary["methods"] if r.get("versus")}
+    few = sorted(n for n in pairs if 1 < n < 6)
+    if not few:
+        return []
+    floors = ", ".join(f"{2 / 2**n:.3g} with {n} pairs" for n in few)
+    return [f"Wilcoxon (exact): its smallest possible p is {floors}, so it cannot reach 0.05 here"]
+
+
 def _versus_table(summary: dict) -> Fit:
     """compare's methods against the baseline: difference, CI, t-test and exact Wilcoxon p, predictions that
     differ, TOST; boxed where that fits the width, else compact."""
@@ -255,7 +266,7 @@ def _versus_table(summary: dict) -> Fit:
         for row in rows:
             vs.add_row(*row)
         if tost_lines:
-            vs.caption = "\n".join([*tost_lines, *holm_line(summary)])
+            vs.caption = "\n".join([*tost_lines, *holm_line(summary), *wilcoxon_floor(summary)])
             vs.caption_justify = "left"
         return vs
 
