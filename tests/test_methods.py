@@ -181,6 +181,7 @@ def test_select_tie_goes_to_analytic(monkeypatch, select_problem):
     step = methods.select(context, params, context.optimizer.init(params.flat.size), x, y, mask, 1)
     assert step.source == 0 and context.settings.sources[0] == "analytic"
     assert step.rel_diffs == (0.0,)
+    assert step.tied  # kept by list order: a tie, not a win
 
 
 def test_select_tie_goes_to_the_first_listed_source(monkeypatch, select_problem):
@@ -193,7 +194,7 @@ def test_select_tie_goes_to_the_first_listed_source(monkeypatch, select_problem)
     step = methods.select(reversed_order, params, context.optimizer.init(params.flat.size), x, y, mask, 1)
     assert computed == ["numeric", "analytic"]
     assert step.source == 0 and reversed_order.settings.sources[0] == "numeric"
-    assert step.rel_diffs == (0.0,)
+    assert step.rel_diffs == (0.0,) and step.tied
 
 
 def test_select_on_train_compares_on_the_whole_training_set(monkeypatch, select_problem):
@@ -225,3 +226,27 @@ def test_select_keeps_the_optimizer_state_of_the_kept_update(monkeypatch, select
     assert momentum.settings.sources[step.source] == "numeric"
     assert np.allclose(step.opt_state["s"], -0.1 * 2.0 * analytic_flat(params, x, y), rtol=1e-15, atol=0)
     assert np.all(state["s"] == 0.0)  # the state passed in is untouched
+
+
+@pytest.mark.parametrize("order", ["analytic,complex-step", "complex-step,analytic"])
+def test_select_over_two_exact_gradients_counts_its_ties_the_same_fused_and_stepwise(mnist_raw, order):
+    """Backprop and the complex step give losses equal to the last bit in most iterations: those are ties (kept by
+    list order), counted apart from the strict wins, and the fused kernel counts the same ones as the Python step,
+    which compares the losses itself."""
+    from gradsel_cli.numerics.training import train
+
+    config = small_config(method="select", sources=order, iters=40, hidden=8, batch=8)
+    fused, stepwise = train(config, mnist_raw), train(config, mnist_raw, fused=False)
+    assert fused.select_ties == stepwise.select_ties and fused.select_wins == stepwise.select_wins
+    first, second = order.split(",")
+    assert fused.select_ties[second] == 0  # a tie is kept by the first listed
+    assert 0 < fused.select_ties[first] <= fused.select_wins[first]
+    assert sum(fused.select_ties.values()) > 40 // 2  # most iterations tie
+
+
+def test_select_over_sources_that_differ_rarely_ties(mnist_raw):
+    from gradsel_cli.numerics.training import train
+
+    result = train(small_config(method="select", iters=30), mnist_raw)
+    assert set(result.select_ties) == {"analytic", "numeric"} and sum(result.select_ties.values()) <= 3
+    assert train(small_config(method="analytic", iters=5), mnist_raw).select_ties is None

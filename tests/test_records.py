@@ -122,3 +122,18 @@ def test_a_format_1_select_record_with_its_sources_reversed_upgrades_by_name(shi
     assert new["shares"]["analytic"] == pytest.approx(1 - rec["numeric_share"], abs=1e-12)
     assert new["rel_diff_mean"] is None  # numeric's difference to analytic is not analytic's to numeric
     assert records.check_record(new) is None
+
+
+def test_select_records_its_ties_and_a_record_whose_ties_are_not_among_its_wins_is_refused(mnist_raw):
+    from gradsel_cli.numerics.training import train
+
+    config = TrainConfig(method="select", sources="analytic,complex-step", shots=2, batch=4, hidden=5, iters=20)
+    rec = json.loads(json.dumps(records.run_record(train(config, mnist_raw))))
+    assert records.check_record(rec) is None
+    ties, wins = rec["select_ties"], rec["select_wins"]
+    assert set(ties) == set(wins) and all(0 <= ties[n] <= wins[n] for n in ties) and sum(ties.values()) > 0
+    too_many = {**ties, "complex-step": wins["complex-step"] + 1}
+    assert "ties are some of its wins" in records.check_record({**rec, "select_ties": too_many})
+    assert records.check_record({k: v for k, v in rec.items() if k != "select_ties"}) is None  # older records
+    plain = json.loads(json.dumps(records.run_record(train(config.replace(method="analytic"), mnist_raw))))
+    assert plain["select_ties"] is None and records.check_record({**plain, "select_ties": ties}) is not None

@@ -76,6 +76,11 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
                 if all(r["select_wins"] is not None for r in recs)
                 else None
             ),
+            "select_tie_rate": (  # the share of iterations whose candidates tied (none known: None)
+                float(np.mean([sum(r["select_ties"].values()) / max(i, 1) for r, i in zip(recs, iters)]))
+                if all(r.get("select_ties") is not None for r in recs)
+                else None
+            ),
             "rel_diff_mean": (
                 float(np.mean([np.mean(list(r["rel_diff_mean"].values())) for r in recs]))
                 if all(r["rel_diff_mean"] for r in recs)
@@ -420,8 +425,10 @@ def _acc_curve(recs: list[dict], key: str = "acc_curve") -> dict | None:
 
 
 def _not_exact_wins(record: dict) -> int:
-    exact = sources.exact()
-    return sum(v for k, v in record["select_wins"].items() if k != exact)
+    """select's strict wins of the sources other than the exact one: the iterations where one of them had the
+    lowest loss alone (a tie, kept by list order, is no win; records made before ties were counted have none)."""
+    exact, ties = sources.exact(), record.get("select_ties") or {}
+    return sum(v - ties.get(k, 0) for k, v in record["select_wins"].items() if k != exact)
 
 
 def curves(records: list[dict], methods: list[str]) -> dict:

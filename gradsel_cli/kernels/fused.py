@@ -187,6 +187,7 @@ def _train_sgd(
     losses,
     sources,
     rel_diffs,
+    ties,
 ):
     """Iterations t0 + 1, ..., t0 + len(batches) of SGD with the gradient of the `policy` over the first
     n_sources of `steps` (plain: the first alone; alternate: _source_at; select: every one, the update
@@ -201,6 +202,7 @@ def _train_sgd(
     knobs : (n, m) float64, each source's settings
     losses, sources : (iters,) each iteration's batch loss and the kept update's source (its position)
     rel_diffs : (iters, n - 1) select's ||g_s - g_0|| / ||g_0|| of each other source s (written at t - 1)
+    ties : (iters,) select: whether another candidate's loss equalled the kept one's, bitwise (written at t - 1)
 
     Returns the iterations done and whether the last of them diverged (a loss or a new weight
     not finite: its loss is written, the weights stay those before it).
@@ -218,6 +220,7 @@ def _train_sgd(
     G = np.zeros((n_sources if policy == SELECT else 0, P), flat.dtype)  # select: each source's, then candidate
     finite = np.empty(n_sources, np.bool_)
     rel = np.empty(max(n_sources - 1, 0), np.float64)
+    candidate_loss = np.empty(n_sources, np.float64)  # select: each candidate's loss
     seen = np.full(n_in + 1, -1, np.int64)  # the iteration that last wrote each row of W1 (row n_in: b1)
     longest = 0
     for r in range(x_train.shape[0]):
@@ -261,13 +264,18 @@ def _train_sgd(
                 W = _blocks(G[q], n_in, H, K)
                 a2 = _forward_lit(li, lv, lp, W[0], W[1], W[2], W[3], act, ms, None, None)[3]
                 lq = np.float64(_mean_loss(a2, ys, loss, loss_epsilon))
+                candidate_loss[q] = lq
                 if q == 0 or lq < best_loss:
                     best, best_loss = q, lq
+            tied = False
+            for q in range(n_sources):
+                tied |= q != best and candidate_loss[q] == best_loss
             ok = math.isfinite(value) and finite[best]
             if ok:
                 flat[:] = G[best]
                 sources[t - 1] = best
                 rel_diffs[t - 1, :] = rel
+                ties[t - 1] = tied
         else:
             value = steps[s](x, y, idx[:n], val[:n], ptr, flat, H, act, ones, loss, loss_epsilon, knobs[s], g)
             if sparse[s]:

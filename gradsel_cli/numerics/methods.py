@@ -36,6 +36,7 @@ class Step:
     loss: float  # batch loss at the weights before the update
     source: int  # the position in settings.sources of the source whose update was kept
     rel_diffs: tuple[float, ...] = ()  # select: ||g_s - g_first|| / ||g_first|| of each other source s
+    tied: bool = False  # select: another candidate's loss equalled the kept one's, bitwise
 
 
 def gradient(s: StepContext, source: str, params: Params, x, y, mask) -> tuple[Params, float]:
@@ -57,7 +58,8 @@ def alternate(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
 
 
 def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
-    """Every source's candidate update; keep the one with the lowest loss (ties: the first listed)."""
+    """Every source's candidate update; keep the one with the lowest loss (ties: the first listed, and the step
+    says it was a tie)."""
     grads, candidates = [], []
     value = float("nan")
     for position, name in enumerate(s.settings.sources):
@@ -71,13 +73,15 @@ def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
         x, y, mask = s.x_train, s.y_train, None
     norm = network.norm(grads[0].flat)
     rel = tuple(network.norm(g.flat - grads[0].flat) / norm if norm > 0 else network.norm(g.flat) for g in grads[1:])
-    best, best_loss = 0, 0.0
+    best, best_loss, losses = 0, 0.0, []
     for position, (p, _) in enumerate(candidates):
         loss = network.loss(p, x, y, s.settings, mask)
+        losses.append(loss)
         if position == 0 or loss < best_loss:
             best, best_loss = position, loss
+    tied = any(q != best and loss == best_loss for q, loss in enumerate(losses))
     p, state = candidates[best]
-    return Step(p, state, value, best, rel)
+    return Step(p, state, value, best, rel, tied)
 
 
 def _update(s: StepContext, position: int, params, opt_state, x, y, mask) -> Step:

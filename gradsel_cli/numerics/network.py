@@ -392,6 +392,7 @@ def sgd_iterations(
     sources=None,
     rel_diffs=None,
     lit: LitPixels | None = None,
+    ties=None,
 ) -> tuple[int, bool]:
     """Iterations t0 + 1 ... t0 + len(batches) of plain SGD (no weight decay, dropout or batch norm)
     in one kernel call, `params` updated in place: bitwise the steps of methods.py.
@@ -399,7 +400,8 @@ def sgd_iterations(
     batches : (T, B) int64 indices into x_train (N, 784), y_train (N,); losses (float64) and sources
     (int8), each at least t0 + T long, and rel_diffs (float64, (t0 + T, n - 1) for n sources) receive
     iteration t's batch loss, the position in settings.sources of its kept update's source, and
-    select's relative difference of each other source to the first, at t - 1 (made when not given).
+    select's relative difference of each other source to the first, at t - 1 (made when not given); ties
+    (bool, at least t0 + T long) whether select's kept candidate's loss equalled another's, bitwise.
     Returns the iterations done and whether the last diverged (a loss or a new weight not finite;
     the weights then stay those before it). `lit`: lit_pixels(x_train), made here when not given; a
     run gives it, so that no call costs anything that depends on the training set's size.
@@ -420,10 +422,12 @@ def sgd_iterations(
     losses = np.empty(end) if losses is None else losses
     sources = np.zeros(end, np.int8) if sources is None else sources
     rel_diffs = np.full((end, n_others), np.nan) if rel_diffs is None else rel_diffs
+    ties = np.zeros(end, np.bool_) if ties is None else ties
     for name, out, dtype, ndim in (
         ("losses", losses, np.float64, 1),
         ("sources", sources, np.int8, 1),
         ("rel_diffs", rel_diffs, np.float64, 2),
+        ("ties", ties, np.bool_, 1),
     ):
         if not (
             isinstance(out, np.ndarray)
@@ -477,6 +481,7 @@ def sgd_iterations(
             losses,
             sources,
             rel_diffs,
+            ties,
             calls=sum(c for _, c in parallel),
         )
 

@@ -52,6 +52,9 @@ class RunResult:
     compile_time: float = 0.0  # seconds to compile or load the kernels before the first iteration
     # the hidden activations on the first test images (activity.of_network): "init" and "trained" (None: diverged)
     hidden_histograms: dict | None = None
+    # select: how many of each source's wins were ties (its loss bitwise equal to another candidate's: the first
+    # listed of the tied candidates is kept); None for the other methods
+    select_ties: dict[str, int] | None = None
 
     @property
     def time_per_iter(self) -> float:
@@ -216,7 +219,7 @@ def train(
         accuracy = float(np.mean(predictions == ds.y_test))
         final_loss = network.loss(params, ds.x_train, ds.y_train, context.settings)
     trained = None if run.diverged else activity.of_network(run.test_time(), ds.x_test, c.activation)
-    counts, wins = run.counts()
+    counts, wins, ties = run.counts()
     return RunResult(
         config=config,
         accuracy=accuracy,
@@ -227,6 +230,7 @@ def train(
         iterations_done=done,
         counts=counts,
         select_wins=wins,
+        select_ties=ties,
         rel_diff_mean=_rel_diff_means(config.run_sources(), run.rel_diffs[:done]),
         diverged=run.diverged,
         params=params,
@@ -260,6 +264,7 @@ class _Iterations:
         self.losses = np.empty(c.iters)
         self.kept = np.zeros(c.iters, dtype=np.int8)  # the position of each kept update's source
         self.rel_diffs = np.full((c.iters, len(c.run_sources()) - 1), np.nan)
+        self.ties = np.zeros(c.iters, dtype=np.bool_)  # select: whether each kept update's loss tied another's
         self.done = 0
         self.diverged = False
         self.chunk = 1  # iterations of the next fused call: grows to about CALL_SECONDS of work
@@ -292,6 +297,7 @@ class _Iterations:
                 return
             self.params, self.opt_state = step.params, step.opt_state
             self.kept[t - 1] = step.source
+            self.ties[t - 1] = step.tied
             if step.rel_diffs:
                 self.rel_diffs[t - 1] = step.rel_diffs
 
@@ -312,20 +318,23 @@ class _Iterations:
                 self.kept,
                 self.rel_diffs,
                 self.lit,
+                self.ties,
             )
             self.done += n
             per_iteration = max(time.perf_counter() - tick, 1e-9) / max(n, 1)
             self.chunk = max(1, int(CALL_SECONDS / per_iteration))
 
-    def counts(self) -> tuple[dict[str, int], dict[str, int] | None]:
-        """Gradient evaluations of each source and, for select, how often each one's update was kept (else
-        None); over the iterations that completed (not one that diverged)."""
+    def counts(self) -> tuple[dict[str, int], dict[str, int] | None, dict[str, int] | None]:
+        """Gradient evaluations of each source and, for select, how often each one's update was kept and how
+        many of those were ties, its loss bitwise equal to another candidate's (else None, None); over the
+        iterations that completed (not one that diverged)."""
         n = self.done - self.diverged
         names = self.config.run_sources()
         kept = {name: int(np.count_nonzero(self.kept[:n] == q)) for q, name in enumerate(names)}
         if self.config.method == "select":
-            return {name: n for name in names}, kept
-        return kept, None
+            tied = {name: int(np.count_nonzero((self.kept[:n] == q) & self.ties[:n])) for q, name in enumerate(names)}
+            return {name: n for name in names}, kept, tied
+        return kept, None, None
 
 
 def _warm_up(

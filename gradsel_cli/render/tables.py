@@ -66,7 +66,13 @@ def train_summary(record: dict) -> Table:
     if len(names) > 1:
         t.add_row("share of updates", ", ".join(f"{clean(n)} {record['shares'][n]:.3f}" for n in names))
     if record["select_wins"] is not None:
-        t.add_row("select wins", ", ".join(f"{clean(n)} {record['select_wins'][n]:,}" for n in names))
+        ties = record.get("select_ties")  # records made before ties were counted have none
+        if ties is None:
+            t.add_row("select wins", ", ".join(f"{clean(n)} {record['select_wins'][n]:,}" for n in names))
+        else:
+            strict = ", ".join(f"{clean(n)} {record['select_wins'][n] - ties[n]:,}" for n in names)
+            t.add_row("select wins (strict)", strict)
+            t.add_row("select ties", f"{sum(ties.values()):,}: candidates' losses equal, the first listed kept")
     for n, value in (record["rel_diff_mean"] or {}).items():
         shown = "not finite" if value is None else f"{value:.3e}"  # None: a gradient overflowed (a huge step)
         t.add_row(f"mean ‖g − g {clean(names[0])}‖ / ‖g {clean(names[0])}‖, {clean(n)}", shown)
@@ -190,8 +196,15 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     diverged = [
         f"{clean(r['method'])} {r['diverged']} of {len(r['seeds'])}" for r in summary["methods"] if r["diverged"]
     ]
-    if diverged:
-        per.caption, per.caption_justify = f"diverged (left out of the statistics): {', '.join(diverged)}", "left"
+    notes = [f"diverged (left out of the statistics): {', '.join(diverged)}"] if diverged else []
+    ties = [f"{clean(r['method'])} {r['select_tie_rate']:.3f}" for r in summary["methods"] if r.get("select_tie_rate")]
+    if ties:
+        notes.append(
+            f"select wins: strict wins only; its candidates tied (equal losses, the first listed kept) in a share "
+            f"of the iterations: {', '.join(ties)}"
+        )
+    if notes:
+        per.caption, per.caption_justify = "\n".join(notes), "left"
     tables: list[Table | Fit] = [Fit(per, stacked_table(per, lambda cells: (cells[0], {0}))), _versus_table(summary)]
     rows = [c for c in (curves or {}).get("methods", []) if c["loss"]]
     if rows:

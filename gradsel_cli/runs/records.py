@@ -81,6 +81,7 @@ def run_record(result) -> dict:
         "sources": list(result.sources),
         "counts": result.counts,
         "select_wins": result.select_wins,
+        "select_ties": result.select_ties,
         "shares": result.shares,
         "rel_diff_mean": None
         if result.rel_diff_mean is None
@@ -288,6 +289,8 @@ SCHEMA = {  # the current format: every mapping is over the run's sources (check
     "sources": (lambda x: isinstance(x, list) and all(isinstance(n, str) for n in x), "a list of source names", True),
     "counts": (_count, "an object of counts by source", True),
     "select_wins": (_or_none(_count), "null or an object of counts by source", True),
+    # records since ties were counted: how many of select_wins were ties (null for the other methods)
+    "select_ties": (_or_none(_count), "null or an object of counts by source", False),
     "shares": (_mapping(_share), "an object of shares in [0, 1] by source", True),
     "rel_diff_mean": (
         _or_none(_mapping(lambda v: v is None or (_number(v) and v >= 0))),
@@ -324,6 +327,9 @@ def _contradiction(rec: dict, names: list[str], select: bool) -> str | None:
         return f"'shares' {shares!r} add up to {sum(shares.values()):g}, not 1"
     if wins is not None and (not select or set(wins) != set(names) or not per_iteration(sum(wins.values()))):
         return f"'select_wins' {wins!r}: select keeps one update at each of its {done} iterations, the others none"
+    ties = rec.get("select_ties")
+    if ties is not None and (wins is None or set(ties) != set(wins) or any(ties[n] > wins[n] for n in ties)):
+        return f"'select_ties' {ties!r}: select's ties are some of its wins, {wins!r}, by source"
     return None
 
 
@@ -342,7 +348,15 @@ def _check_results(rec: dict, config: dict, schema: dict, train_config: TrainCon
     if schema is SCHEMA:
         if rec["sources"] != names:
             return f"'sources' {rec['sources']!r} are not the run's sources {names!r}"
-        for key in ("counts", "select_wins", "shares", "rel_diff_mean", "rel_diff_history", "share_history"):
+        for key in (
+            "counts",
+            "select_wins",
+            "select_ties",
+            "shares",
+            "rel_diff_mean",
+            "rel_diff_history",
+            "share_history",
+        ):
             if isinstance(rec.get(key), dict) and not set(rec[key]) <= set(names):
                 return f"{key!r} names a source the run did not compute"
         if (problem := _contradiction(rec, names, train_config.method == "select")) is not None:
