@@ -170,6 +170,29 @@ CLAIMS = {
 }
 
 
+SMALLEST_MARGIN = 0.00005  # half a test image of 10,000: a claimed gain of nothing leaves only exact equality
+
+
+def claimed_gain(claim: Claim, baseline: str) -> float:
+    """The gain the paper's own numbers show for `claim` over `baseline`: the published method − baseline, in
+    the claimed direction, averaged over the claim's cells (0 or below: the published numbers show none)."""
+    sign = 1.0 if claim.direction == "greater" else -1.0
+    gains = []
+    for c in claim.cells:
+        mine = published(claim.preset, c["batch"], c["hidden"], claim.method, c["shots"])
+        theirs = published(claim.preset, c["batch"], c["hidden"], baseline, c["shots"])
+        if mine is not None and theirs is not None:
+            gains.append(sign * (mine - theirs))
+    return sum(gains) / len(gains) if gains else 0.0
+
+
+def claim_margin(claim: Claim, baseline: str, default: float) -> float:
+    """The equivalence margin of a claim: below the gain it claims, so that "equivalent" can refute it: half the
+    published gain, at most `default` and at least SMALLEST_MARGIN (a claimed gain of 0 or less, as most of
+    paper A's k = 2 cells print, is refuted only by differences of less than one test image)."""
+    return min(default, max(claimed_gain(claim, baseline) / 2, SMALLEST_MARGIN))
+
+
 def claims(preset: str) -> tuple[Claim, ...]:
     """The claims of a preset's paper; ValueError naming the valid presets otherwise."""
     return CLAIMS[layout(preset).preset]

@@ -112,3 +112,31 @@ def test_claims_use_cells_of_their_table():
             for cell in claim.cells:
                 for method in (claim.method, *claim.baselines):
                     assert tuple(sorted(dict(cell, method=method).items())) in needed
+
+
+def test_each_claims_margin_lies_below_the_gain_it_claims():
+    """An equivalence margin wider than the claimed gain cannot refute it: each claim's is half the paper's own
+    gain, capped at the default, and half a test image where the paper's numbers show no gain."""
+    from gradsel_cli.config import MARGIN
+
+    for preset in ("alternate", "select"):
+        for claim in papers.claims(preset):
+            for base in claim.baselines:
+                gain, margin = papers.claimed_gain(claim, base), papers.claim_margin(claim, base, MARGIN)
+                assert papers.SMALLEST_MARGIN <= margin <= MARGIN
+                assert margin < gain or (gain <= papers.SMALLEST_MARGIN and margin == papers.SMALLEST_MARGIN)
+    h50b8 = next(c for c in papers.claims("alternate") if c.id == "alternate-k2-H50-B8")
+    assert papers.claimed_gain(h50b8, "analytic") == pytest.approx(0.0007)  # the published alternate minus analytic of that cell
+    assert papers.claim_margin(h50b8, "analytic", MARGIN) == pytest.approx(0.00035)
+
+
+def test_the_paper_table_uses_each_claims_margin_unless_one_is_given(runner):
+    import json
+
+    from gradsel_cli.cli.commands import cli
+
+    own = json.loads(runner.invoke(cli, ["table", "--format", "json"]).stdout)
+    margins = {p["equivalence"]["margin"] for v in own["verdicts"] for p in v["comparisons"] if "equivalence" in p}
+    assert max(margins) < 0.002 and len(margins) > 1
+    given = json.loads(runner.invoke(cli, ["table", "--format", "json", "--margin", "0.002"]).stdout)
+    assert {p["equivalence"]["margin"] for v in given["verdicts"] for p in v["comparisons"]} == {0.002}

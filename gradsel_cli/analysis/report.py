@@ -147,9 +147,10 @@ def matching(records: list[dict], settings: dict) -> list[dict]:
     ]
 
 
-def paper_table(preset: str, records: list[dict], settings: dict, margin: float = MARGIN) -> dict:
+def paper_table(preset: str, records: list[dict], settings: dict, margin: float | None = None) -> dict:
     """The paper-style table of `preset` from the records made with `settings`; claims tested with
-    paired verdicts and equivalence tests within ±`margin`."""
+    paired verdicts and equivalence tests within ±`margin`, or (None) each claim's own margin
+    (papers.claim_margin: below the gain it claims)."""
     lay = papers.layout(preset)
     cells = _cells(matching(records, settings))
     seeds = sorted({s for v in cells.values() for s in v})
@@ -247,10 +248,10 @@ def _mark_best(rows: list[dict], lay) -> None:
                 e["best"] = unique and m == top
 
 
-def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
+def verdicts(preset: str, cells: dict, margin: float | None = None) -> list[dict]:
     """A verdict per claim of the preset's paper, from per-seed means over the claim's cells, each
-    comparison also with its equivalence test (TOST) within ±`margin`; both families Holm-adjusted over the
-    table (holm_family)."""
+    comparison also with its equivalence test (TOST) within ±`margin`, or (None) the claim's own margin
+    (papers.claim_margin); both families Holm-adjusted over the table (holm_family)."""
     claims = []
     for claim in papers.claims(preset):
 
@@ -276,14 +277,10 @@ def verdicts(preset: str, cells: dict, margin: float = MARGIN) -> list[dict]:
                 continue
             diff = stats.paired([mine[s] for s in seeds], [theirs[s] for s in seeds])
             v = stats.verdict(diff, claim.direction, method=claim.method, baseline=base)
-            parts.append(
-                {
-                    "baseline": base,
-                    "n": diff["n"],
-                    **v,
-                    "equivalence": stats.equivalence(diff, margin, method=claim.method, baseline=base),
-                }
-            )
+            within = papers.claim_margin(claim, base, MARGIN) if margin is None else margin
+            e = stats.equivalence(diff, within, method=claim.method, baseline=base)
+            e["claimed"] = papers.claimed_gain(claim, base)  # the published gain the margin is set below
+            parts.append({"baseline": base, "n": diff["n"], **v, "equivalence": e})
         claims.append((claim, parts))
     tested = [p for _, parts in claims for p in parts if "n" in p]
     holm_family(tested, "p_t", "claims")

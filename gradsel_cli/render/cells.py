@@ -117,7 +117,9 @@ def verdict_lines(table: dict) -> list[str]:
             lines.append(f"    vs {part['baseline']}: {part['words']}")
             if "equivalence" in part:
                 e = part["equivalence"]
-                lines.append(f"    vs {part['baseline']}: {outcome(e)} within ±{e['margin']:g} (TOST): {e['numbers']}")
+                gain = f"; the paper's own gain {e['claimed']:+.2g}" if e.get("claimed") is not None else ""
+                within = f"within ±{e['margin']:g} (TOST{gain})"
+                lines.append(f"    vs {part['baseline']}: {outcome(e)} {within}: {e['numbers']}")
     parts = [p for v in table["verdicts"] for p in v["comparisons"] if "tests" in p]
     if parts:
         claims, tosts = parts[0]["tests"], parts[0]["equivalence"]["tests"]
