@@ -44,6 +44,7 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
         "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
         "compare": {
             "margin",
+            "power_images",
             "timeout",
             "methods",
             "seeds",
@@ -58,6 +59,7 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
         },
         "table": {
             "margin",
+            "power_images",
             "timeout",
             "preset",
             "run_missing",

@@ -126,7 +126,9 @@ def test_each_claims_margin_lies_below_the_gain_it_claims():
                 assert papers.SMALLEST_MARGIN <= margin <= MARGIN
                 assert margin < gain or (gain <= papers.SMALLEST_MARGIN and margin == papers.SMALLEST_MARGIN)
     h50b8 = next(c for c in papers.claims("alternate") if c.id == "alternate-k2-H50-B8")
-    assert papers.claimed_gain(h50b8, "analytic") == pytest.approx(0.0007)  # the published alternate minus analytic of that cell
+    assert papers.claimed_gain(h50b8, "analytic") == pytest.approx(
+        0.0007
+    )  # the published alternate minus analytic of that cell
     assert papers.claim_margin(h50b8, "analytic", MARGIN) == pytest.approx(0.00035)
 
 

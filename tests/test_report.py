@@ -483,3 +483,16 @@ def test_holm_takes_back_what_the_tables_family_of_tests_cannot_carry():
     assert all(
         e["outcome"] == "inconclusive" and "Holm-adjusted over the 3 equivalence tests" in e["numbers"] for e in tost
     )
+
+
+def test_power_says_how_many_seeds_tell_a_difference_apart_or_why_it_cannot(tmp_path):
+    data = json.loads(invoke("table", "--format", "json", "--power", "20"))
+    powers = [p["power"] for v in data["verdicts"] for p in v["comparisons"] if "power" in p]
+    assert powers and all(p["images"] == 20 and p["sd"] == 0 and p["seeds"] is None for p in powers)  # identical
+    text = invoke("table", "--power", "20")
+    assert "no spread in these pairs to go by" in " ".join(text.split())
+    assert CliRunner().invoke(cli, ["table", "--preset", "conditions", "--power", "5"]).exit_code == 2
+    diff = {"sd": 0.004}
+    got = report.power_of(diff, 20, 10_000)
+    assert got["seeds"] == report.stats.seeds_needed(0.002, 0.004) and got["seeds"] > 5
+    assert f"{got['seeds']} seeds" in render.cells.power_text(got)

@@ -416,3 +416,19 @@ def test_holm_adjusts_step_down_and_leaves_no_test_out():
             break
         rejected[j] = True
     assert np.array_equal(adj < 0.05, rejected)
+
+
+def test_seeds_needed_is_the_fewest_with_the_power_asked_for():
+    """Checked against the noncentral t by simulation-free definition, and against the normal approximation
+    n ~ ((z_a/2 + z_b) sd / effect)^2 it approaches for many seeds."""
+    from scipy import stats as sps
+
+    from gradsel_cli.analysis.stats import seeds_needed, t_power
+
+    n = seeds_needed(0.001, 0.002)
+    assert t_power(n, 0.001, 0.002) >= 0.8 > t_power(n - 1, 0.001, 0.002)
+    approx = ((sps.norm.ppf(0.975) + sps.norm.ppf(0.8)) * 0.002 / 0.001) ** 2
+    assert approx <= n <= approx + 3
+    assert seeds_needed(0.01, 0.001) == 3  # a large effect: the fewest a t-test can have and still reach 80%
+    assert seeds_needed(0.001, 0.0) is None and seeds_needed(0.0, 0.002) is None
+    assert seeds_needed(1e-9, 1.0) is None  # beyond MAX_SEEDS

@@ -49,7 +49,16 @@ def not_exact_share(record: dict) -> float:
     return sum(v for k, v in record["shares"].items() if k != exact)
 
 
-def compare_summary(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
+def power_of(diff: dict, images: int, test_images: int) -> dict:
+    """How many seeds a paired t-test needs to tell `images` of `test_images` test images apart at the spread of
+    the paired differences `diff` (stats.paired): {images, sd, seeds} (seeds None: no spread to go by)."""
+    sd = diff["sd"]
+    return {"images": images, "sd": sd, "seeds": stats.seeds_needed(images / test_images, sd)}
+
+
+def compare_summary(
+    records: list[dict], methods: list[str], margin: float = MARGIN, power_images: int | None = None
+) -> dict:
     """Per method: accuracy mean and CI, loss, timing, the share of updates not from the exact gradient
     (not_exact_share), select's wins of those; per method versus the baseline (the exact gradient if run,
     else the first method): paired
@@ -112,6 +121,9 @@ def compare_summary(records: list[dict], methods: list[str], margin: float = MAR
                     ),
                     "equivalence": stats.equivalence(diff, margin, method=m, baseline=baseline),
                 }
+                if power_images:
+                    test_images = len(by_method[m][seeds[0]]["predictions"])
+                    row["versus"]["power"] = power_of(diff, power_images, test_images)
         rows.append(row)
     versus = [r["versus"] for r in rows if "versus" in r]
     holm_family(versus, "p_t", "t-tests")
@@ -147,7 +159,9 @@ def matching(records: list[dict], settings: dict) -> list[dict]:
     ]
 
 
-def paper_table(preset: str, records: list[dict], settings: dict, margin: float | None = None) -> dict:
+def paper_table(
+    preset: str, records: list[dict], settings: dict, margin: float | None = None, power_images: int | None = None
+) -> dict:
     """The paper-style table of `preset` from the records made with `settings`; claims tested with
     paired verdicts and equivalence tests within ±`margin`, or (None) each claim's own margin
     (papers.claim_margin: below the gain it claims)."""
@@ -195,7 +209,7 @@ def paper_table(preset: str, records: list[dict], settings: dict, margin: float 
         "mad_baseline": float(np.mean(base)) if base else None,
         "mad_all": float(np.mean([d for _, d in ours_vs_paper])) if ours_vs_paper else None,
         "margin": margin,
-        "verdicts": verdicts(preset, cells, margin),
+        "verdicts": verdicts(preset, cells, margin, power_images, settings.get("test_limit", 10_000)),
         "avg_mismatches": papers.avg_check(preset),
     }
 
@@ -248,7 +262,9 @@ def _mark_best(rows: list[dict], lay) -> None:
                 e["best"] = unique and m == top
 
 
-def verdicts(preset: str, cells: dict, margin: float | None = None) -> list[dict]:
+def verdicts(
+    preset: str, cells: dict, margin: float | None = None, power_images: int | None = None, test_images: int = 10_000
+) -> list[dict]:
     """A verdict per claim of the preset's paper, from per-seed means over the claim's cells, each
     comparison also with its equivalence test (TOST) within ±`margin`, or (None) the claim's own margin
     (papers.claim_margin); both families Holm-adjusted over the table (holm_family)."""
@@ -281,6 +297,8 @@ def verdicts(preset: str, cells: dict, margin: float | None = None) -> list[dict
             e = stats.equivalence(diff, within, method=claim.method, baseline=base)
             e["claimed"] = papers.claimed_gain(claim, base)  # the published gain the margin is set below
             parts.append({"baseline": base, "n": diff["n"], **v, "equivalence": e})
+            if power_images:
+                parts[-1]["power"] = power_of(diff, power_images, test_images)
         claims.append((claim, parts))
     tested = [p for _, parts in claims for p in parts if "n" in p]
     holm_family(tested, "p_t", "claims")

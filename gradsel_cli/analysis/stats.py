@@ -368,6 +368,41 @@ def equivalence(
     )
 
 
+POWER = 0.8  # the power a seeds_needed answer is for
+MAX_SEEDS = 100_000
+
+
+def t_power(n: int, effect: float, sd: float, alpha: float = 0.05) -> float:
+    """The power of the two-sided paired t-test at level `alpha` with `n` pairs to detect a true mean difference
+    `effect` when the differences spread with standard deviation `sd` (the noncentral t distribution)."""
+    from scipy import stats as sps
+
+    df = n - 1
+    crit = float(sps.t.ppf(1 - alpha / 2, df))
+    nc = effect / (sd / math.sqrt(n))
+    return float(sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc))
+
+
+def seeds_needed(effect: float, sd: float, alpha: float = 0.05, power: float = POWER) -> int | None:
+    """The fewest seeds (pairs, at least 2) with which the paired t-test at `alpha` detects a difference of
+    `effect` with at least `power`, at the spread `sd` of the paired differences; None when there is no spread
+    to go by (sd 0 or not finite) or more than MAX_SEEDS would be needed."""
+    if not (math.isfinite(sd) and sd > 0) or effect <= 0:
+        return None
+    lo, hi = 2, 2
+    while t_power(hi, effect, sd, alpha) < power:  # doubling, then bisection: power grows with n
+        lo, hi = hi, hi * 2
+        if hi > MAX_SEEDS:
+            return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if t_power(mid, effect, sd, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
 def holm(p_values) -> list[float]:
     """Holm's step-down adjustment of a family of p-values (Holm 1979): the i-th smallest of the m tests made is
     multiplied by m - i + 1 (i from 1), made non-decreasing in that order and capped at 1; rejecting where the

@@ -49,6 +49,7 @@ from .options import (
     output_options,
     plot_option,
     png_file,
+    power_option,
     refuse_unread,
     size_list,
     source_list_option,
@@ -296,6 +297,7 @@ def _bench_compile(out, err, data_dir, as_json) -> None:
     help="Write the digits (--show-digits N, else 16) to FILE.png (needs matplotlib).",
 )
 @margin_option
+@power_option
 @output_options("the summary")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the per-method summary as CSV on stdout.")
 @library_errors
@@ -310,6 +312,7 @@ def compare(
     digits_from,
     figure,
     margin,
+    power_images,
     as_json,
     as_csv,
     quiet,
@@ -347,7 +350,7 @@ def compare(
     results.probe(plot, figure)
     configs = trials(base, [dict(method=m) for m in methods], range(seeds))
     records = run_grid(configs, results_file, grid, data_dir, err, "runs", CURVE_POINTS if plot else 0)
-    summary, curve_data = compare_summary(records, methods, margin), curves(records, methods)
+    summary, curve_data = compare_summary(records, methods, margin, power_images), curves(records, methods)
     digits = None
     if show_digits or figure:
         digits, note = digits_view(records, methods, show_digits or 16, digits_from, *load_mnist_raw(data_dir)[2:])
@@ -440,6 +443,7 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
 @click.option("--run", "run_missing", is_flag=True, help="Run the missing cells first (resumable).")
 @config_options(*setting_keys())
 @margin_option
+@power_option
 @machine_options
 @grid_options
 @click.option(
@@ -453,7 +457,9 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
 @click.option("--no-paper", is_flag=True, help="Hide the published numbers.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
-def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, fmt, no_paper, quiet, **opts):
+def table(
+    preset, run_missing, margin, power_images, data_dir, threads, seeds, results_file, fmt, no_paper, quiet, **opts
+):
     """Print a paper's Table 1 from stored runs, beside the published numbers, with verdicts.
 
     Cells are the mean ± 95% CI over seeds; the best method of each group is
@@ -480,6 +486,11 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
     from ..runs import results
     from ..runs.experiments import preset_trials
 
+    if power_images and preset in STUDIES:
+        raise click.UsageError(
+            f"--power sizes a paper's claims; the {preset} study tests none: drop --power, or use it with "
+            "--preset alternate or select, or with gradsel compare"
+        )
     out, err = render.consoles(quiet)
     grid = grid_from(opts)
     base = config_from(opts)
@@ -520,7 +531,7 @@ def table(preset, run_missing, margin, data_dir, threads, seeds, results_file, f
     else:
         settings = settings_of(base.to_dict())
         # each claim's own margin (below the gain it claims) unless --margin is given
-        data = paper_table(preset, records, settings, margin if "margin" in given_options() else None)
+        data = paper_table(preset, records, settings, margin if "margin" in given_options() else None, power_images)
         note = missing_note(data, where, run_missing)
         shown = [matching(recs, settings) for recs in loaded]
     warn(err, note)

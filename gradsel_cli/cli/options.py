@@ -342,6 +342,17 @@ margin_option = click.option(
 )
 
 
+power_option = click.option(
+    "--power",
+    "power_images",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="IMAGES",
+    help="Also say, for each comparison, how many seeds a paired t-test (0.05, 80% power) needs to tell a "
+    "difference of IMAGES test images apart at the spread the pairs show.",
+)
+
+
 def grid_options(fn=None, *, seeds: int = 5):
     """How a grid of trials runs: seeds (`seeds` by default), workers, executor, the results file; as
     @grid_options or @grid_options(seeds=N)."""

@@ -109,6 +109,19 @@ def cell_text(e: dict, paper: bool, fmt: str, stacked: bool = False) -> str:
     return ours
 
 
+def power_text(p: dict) -> str:
+    """What --power says of one comparison: the seeds a paired t-test needs for the difference asked."""
+    images = f"{p['images']} test image{'s' if p['images'] != 1 else ''}"
+    if p["sd"] is None or not p["sd"] > 0:
+        return f"to tell ±{images} apart: no spread in these pairs to go by, so no number of seeds can be estimated"
+    if p["seeds"] is None:
+        return f"to tell ±{images} apart at the pairs' spread (sd {p['sd']:.2g}): more than 100,000 seeds"
+    return (
+        f"to tell ±{images} apart at the pairs' spread (sd {p['sd']:.2g}): {p['seeds']} seeds "
+        "(paired t-test, 0.05, 80% power)"
+    )
+
+
 def verdict_lines(table: dict) -> list[str]:
     lines = []
     for v in table["verdicts"]:
@@ -120,6 +133,8 @@ def verdict_lines(table: dict) -> list[str]:
                 gain = f"; the paper's own gain {e['claimed']:+.2g}" if e.get("claimed") is not None else ""
                 within = f"within ±{e['margin']:g} (TOST{gain})"
                 lines.append(f"    vs {part['baseline']}: {outcome(e)} {within}: {e['numbers']}")
+            if part.get("power"):
+                lines.append(f"    vs {part['baseline']}: {power_text(part['power'])}")
     parts = [p for v in table["verdicts"] for p in v["comparisons"] if "tests" in p]
     if parts:
         claims, tosts = parts[0]["tests"], parts[0]["equivalence"]["tests"]

@@ -20,6 +20,7 @@ from .cells import (
     outcome,
     p_value,
     plus_minus,
+    power_text,
     row_label,
     sparkline,
     study_legend,
@@ -235,6 +236,16 @@ def holm_line(summary: dict) -> list[str]:
     return [f"t-test p Holm-adjusted over the {made} t-tests made (pairs with no spread make none): {adjusted}"]
 
 
+def power_lines(summary: dict) -> list[str]:
+    """compare --power: per method, the seeds a paired t-test needs to tell the asked difference apart."""
+    lines = []
+    for r in summary["methods"]:
+        p = (r.get("versus") or {}).get("power")
+        if p:
+            lines.append(f"{clean(r['method'])}: {power_text(p)}")
+    return lines
+
+
 def wilcoxon_floor(summary: dict) -> list[str]:
     """The smallest p the exact two-sided Wilcoxon test can give with the pairs compare has: 2 / 2^n (0.0625 for
     5 pairs), said where it cannot reach 0.05 (n < 6)."""
@@ -279,7 +290,7 @@ def _versus_table(summary: dict) -> Fit:
         for row in rows:
             vs.add_row(*row)
         if tost_lines:
-            vs.caption = "\n".join([*tost_lines, *holm_line(summary), *wilcoxon_floor(summary)])
+            vs.caption = "\n".join([*tost_lines, *holm_line(summary), *wilcoxon_floor(summary), *power_lines(summary)])
             vs.caption_justify = "left"
         return vs
 
