@@ -577,8 +577,12 @@ def test_the_exact_wilcoxon_floor_is_said_where_it_cannot_reach_005():
 
     for n, floor in ((5, "0.0625"), (4, "0.125")):
         assert paired(np.arange(n) + 1.0, np.zeros(n))["p_wilcoxon"] == pytest.approx(float(floor))
-        summary = {"methods": [{"method": "numeric", "versus": {"n": n}}]}
+        summary = {"methods": [{"method": "numeric", "versus": {"n": n, "p_wilcoxon": 0.5}}]}
         assert render.tables.wilcoxon_floor(summary) == [
             f"Wilcoxon (exact): its smallest possible p is {floor} with {n} pairs, so it cannot reach 0.05 here"
         ]
-    assert render.tables.wilcoxon_floor({"methods": [{"method": "numeric", "versus": {"n": 6}}]}) == []
+    assert (
+        render.tables.wilcoxon_floor({"methods": [{"method": "numeric", "versus": {"n": 6, "p_wilcoxon": 0.5}}]}) == []
+    )
+    identical = {"methods": [{"method": "numeric", "versus": {"n": 5, "p_wilcoxon": None}}]}  # no test, no floor
+    assert render.tables.wilcoxon_floor(identical) == []

@@ -248,8 +248,8 @@ def power_lines(summary: dict) -> list[str]:
 
 def wilcoxon_floor(summary: dict) -> list[str]:
     """The smallest p the exact two-sided Wilcoxon test can give with the pairs compare has: 2 / 2^n (0.0625 for
-    5 pairs), said where it cannot reach 0.05 (n < 6)."""
-    pairs = {r["versus"]["n"] for r in summary["methods"] if r.get("versus")}
+    5 pairs), said where it cannot reach 0.05 (n < 6) and a Wilcoxon p is shown."""
+    pairs = {r["versus"]["n"] for r in summary["methods"] if (r.get("versus") or {}).get("p_wilcoxon") is not None}
     few = sorted(n for n in pairs if 1 < n < 6)
     if not few:
         return []
