@@ -114,3 +114,50 @@ def test_no_module_outside_sources_names_a_source_except_as_data():
             if isinstance(node, ast.Constant) and node.value in sources.REGISTRY:
                 named.append(f"{relative}:{node.lineno} {node.value!r}")
     assert named == []
+
+
+def _reads_x(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+    """A fused step that reads the batch's pixels x and leaves the gradient 0: its loss is 1 when x is real."""
+    total = 0.0
+    for b in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            total += x[b, i]
+    return 0.0 * total + 1.0
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_fused_step_that_reads_x_gets_the_batch_only_when_it_says_so(mnist_raw, dense):
+    """The trap of `dense`: a step that reads x but leaves dense False used to get uninitialised memory and train
+    on it silently; it now gets NaN, so the run's loss is NaN and the run stops as diverged at its first iteration."""
+    import numba
+
+    step = numba.njit(cache=False)(_reads_x)
+
+    def gradient(params, x, y, settings, mask=None):
+        return params.with_flat(np.zeros_like(params.flat)), 1.0 + 0.0 * float(np.sum(x))
+
+    sources.register(
+        sources.Source(
+            "reads-x",
+            "reads x",
+            "reads-x",
+            "#000000",
+            98,
+            gradient,
+            lambda *a: 1.0,
+            "tests/",
+            fused=lambda: step,
+            dense=dense,
+        )
+    )
+    try:
+        config = TrainConfig(method="reads-x", **SMALL)
+        assert network.fusable(config)
+        fused, stepwise = training.train(config, mnist_raw), training.train(config, mnist_raw, fused=False)
+    finally:
+        sources.unregister("reads-x")
+    assert not stepwise.diverged and stepwise.loss_history[0] == 1.0
+    if dense:
+        assert not fused.diverged and np.array_equal(fused.loss_history, stepwise.loss_history)
+    else:
+        assert fused.diverged and fused.iterations_done == 1 and np.isnan(fused.loss_history[0])

@@ -213,7 +213,9 @@ def _train_sgd(
     row = n_in * H + H
     B = batches.shape[1]
     ones = np.ones((B, H), flat.dtype)
-    x = np.empty((B, n_in), flat.dtype)
+    # the batch's pixels, gathered only when a step declares it reads them (dense); otherwise NaN, never stale
+    # memory, so that a step that reads x without saying so makes the run's loss NaN instead of silently wrong
+    x = np.full((B, n_in), np.nan, flat.dtype)
     y = np.empty(B, np.int64)
     ones_train = np.ones((x_train.shape[0] if select_on_train else 0, H), flat.dtype)  # select's --select-on train
     g = np.zeros(P, flat.dtype)  # a gradient (zero on W1 and b1 but the rows just written), then the update
