@@ -178,8 +178,9 @@ def train(
         y_train=ds.y_train,
     )
     params = network.init_params(c.hidden, c.seed, c.init_std, c.init, batch_norm=c.batch_norm, dtype=c.precision)
-    if "fd_step" in config.read_options():
-        warn_unresolved_step(c.fd_step, params.flat)
+    for name in c.run_sources():  # each source's advice on its options at these weights (a step too small, say)
+        if (said := sources.get(name).notice(c, params.flat)) is not None:
+            warnings.warn(said, Notice, stacklevel=2)
     run = _Iterations(c, context, params, ds, fused and network.fusable(c))
     curve_at = curve_iterations(c.iters, eval_points, eval_every)
     at_init = activity.of_network(run.test_time(), ds.x_test, c.activation)
@@ -378,28 +379,6 @@ def _rel_diff_means(names: tuple[str, ...], rel_diffs: np.ndarray) -> dict[str, 
     """Each other source's mean relative difference to the first where computed; None when none was."""
     means = {name: _nanmean(rel_diffs[:, q]) for q, name in enumerate(names[1:])}
     return None if all(m is None for m in means.values()) else {k: v for k, v in means.items() if v is not None}
-
-
-# Below this many of the precision's gaps (at the network's scale) a finite difference is mostly rounding: at 10
-# gaps the numeric gradient was 19% (float64) and 21% (float32) from backprop's, at 1,000 gaps 1% (k = 2, B = 8,
-# H = 50 at initialisation, 2026-12-07).
-ROUNDING_FLOOR = 10
-
-
-def warn_unresolved_step(fd_step: float, weights: np.ndarray) -> None:
-    """Warn when the step is too small for the run's precision: the numeric kernels never form w + h, they move
-    each pre-activation by h x (a logit by h z1) and difference the moved unit's or logit's values, whose rounding
-    is about gap / h relative (gap: the precision's spacing at the larger of 1 and the weights' scale)."""
-    top = max(1.0, float(np.max(np.abs(weights)))) if weights.size else 1.0
-    gap = float(np.spacing(weights.dtype.type(top)))
-    if fd_step < ROUNDING_FLOOR * gap:
-        warnings.warn(
-            f"--fd-step {fd_step:g} is within {ROUNDING_FLOOR} of {weights.dtype}'s spacing at the network's scale "
-            f"({gap:.1e}): the moved units and logits change by little more than their rounding, and the numeric "
-            "gradient is mostly rounding error (about 20% or more); use a step near 1e-4",
-            Notice,
-            stacklevel=3,
-        )
 
 
 def model_path(path) -> str:

@@ -67,6 +67,9 @@ class Source:
     # hint(config) -> after a run with it diverged, the option of its own most likely at fault and what to do, as
     # one sentence; None: nothing of its own to suspect (the learning rate is then blamed)
     hint: Callable[[Any], str | None] = lambda config: None
+    # notice(config, weights) -> before a run with it, at its initial weights (a flat array): advice on its options
+    # that does not stop the run (a step too small for the precision, say), as one line; None: nothing to say
+    notice: Callable[[Any, Any], str | None] = lambda config, weights: None
     truncation: Callable[[dict], int] = lambda config: 2  # the power of h in its truncation error (a config dict)
     bench: Callable[..., dict] | None = None
     bench_columns: tuple[tuple[str, str, str], ...] = ()
