@@ -268,3 +268,16 @@ def test_help_imports_neither_numba_nor_matplotlib():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False False"
+
+
+def test_a_figures_title_names_the_step_of_each_source_its_methods_compute():
+    """Not numeric's h on every figure: each step option by its own name, only for sources the methods run."""
+    from gradsel_cli.analysis.figures import figure_title
+    from gradsel_cli.config import TrainConfig
+
+    c = TrainConfig(shots=2, batch=8, hidden=50, fd_step=1e-3, cs_step=1e-25).to_dict()
+    papers = figure_title("compare", c, range(5), ["analytic", "numeric", "alternate", "select"])
+    assert "fd-step 0.001" in papers and "cs-step" not in papers and papers.endswith("seeds 0–4")
+    assert "step" not in figure_title("train", {**c, "method": "analytic"}, [0])
+    both = figure_title("compare", {**c, "sources": "analytic,complex-step"}, range(2), ["numeric", "select"])
+    assert "fd-step 0.001" in both and "cs-step 1e-25" in both

@@ -45,14 +45,28 @@ BLOCK_COLOURS = {"W1": "#1f77b4", "b1": "#ff7f0e", "W2": "#2ca02c", "b2": "#9467
 RIGHT, WRONG, DISAGREE = "#1a7f37", "#cf222e", "#e36209"
 
 
-def figure_title(command: str, c: dict, seeds) -> str:
-    """The title line of a figure: the command and the configuration it shows."""
+def figure_title(command: str, c: dict, seeds, methods=None) -> str:
+    """The title line of a figure: the command and the configuration it shows, with the step option of each
+    source that `methods` (default: the config's method) computes, by its own name (numeric's fd-step, say)."""
+    from .. import sources
+    from ..config import TrainConfig
+
     seeds = list(seeds)
     which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
-    return (
-        f"gradsel {command} — {images_label(c)}, B={c['batch']}, H={c['hidden']}, "
-        f"{counted(c['iters'], 'iteration', ',')}, "
-        f"lr {c['lr']}, h={c['fd_step']:g}, {which}"
+    used = dict.fromkeys(
+        n for m in (methods or [c["method"]]) for n in TrainConfig.from_dict({**c, "method": m}).run_sources()
+    )
+    steps = [f"{s.step.replace('_', '-')} {c[s.step]:g}" for s in map(sources.get, used) if s.step]
+    return ", ".join(
+        [
+            f"gradsel {command} — {images_label(c)}",
+            f"B={c['batch']}",
+            f"H={c['hidden']}",
+            counted(c["iters"], "iteration", ","),
+            f"lr {c['lr']}",
+            *steps,
+            which,
+        ]
     )
 
 

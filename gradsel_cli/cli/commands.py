@@ -365,10 +365,10 @@ def compare(
             as_json,
             lambda: render.compare_parts(summary, base.to_dict(), curve_data, shown),
         )
-    _compare_figures(err, figure, plot, digits, curve_data, base.to_dict(), seeds)
+    _compare_figures(err, figure, plot, digits, curve_data, base.to_dict(), seeds, methods)
 
 
-def _compare_figures(err, figure, plot, digits, curve_data, config, seeds) -> None:
+def _compare_figures(err, figure, plot, digits, curve_data, config, seeds, methods) -> None:
     """compare's --figure (the digits) and --plot (the learning curves), each said on stderr when written."""
     from ..analysis.figures import curves_figure, digits_view_figure, figure_title
 
@@ -384,7 +384,7 @@ def _compare_figures(err, figure, plot, digits, curve_data, config, seeds) -> No
                 style="yellow",
                 markup=False,
             )
-        curves_figure(plot, curve_data, figure_title("compare", config, range(seeds)))
+        curves_figure(plot, curve_data, figure_title("compare", config, range(seeds), methods))
         wrote(err, plot)
 
 
