@@ -161,3 +161,41 @@ def test_a_fused_step_that_reads_x_gets_the_batch_only_when_it_says_so(mnist_raw
         assert not fused.diverged and np.array_equal(fused.loss_history, stepwise.loss_history)
     else:
         assert fused.diverged and fused.iterations_done == 1 and np.isnan(fused.loss_history[0])
+
+
+def test_select_over_more_sources_than_the_fused_loop_takes_says_so_and_gives_the_same_result(mnist_raw):
+    """The fused loop takes STEPS sources; a fifth (here: copies of backprop, fused) steps through Python, said in
+    one line, bitwise the same as the Python loop."""
+    import warnings
+
+    exact = sources.get("analytic")
+    extra = [f"copy-{i}" for i in range(network.STEPS - 1)]
+    for name in extra:
+        sources.register(
+            sources.Source(
+                name,
+                name,
+                name,
+                "#000000",
+                97,
+                exact.gradient,
+                exact.cost,
+                "tests/",
+                fused=exact.fused,
+                sparse=exact.sparse,
+            )
+        )
+    try:
+        config = TrainConfig(method="select", sources=",".join(["analytic", "numeric", *extra]), **SMALL)
+        assert not network.fusable(config) and f"at most {network.STEPS}" in network.too_many_to_fuse(config)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = training.train(config, mnist_raw)
+        assert any("steps through Python" in str(w.message) for w in caught)
+        want = training.train(config, mnist_raw, fused=False)
+        assert np.array_equal(got.params.flat, want.params.flat) and got.select_wins == want.select_wins
+        four = config.replace(sources=",".join(["analytic", "numeric", *extra[:2]]))
+        assert network.fusable(four) and network.too_many_to_fuse(four) is None
+    finally:
+        for name in extra:
+            sources.unregister(name)

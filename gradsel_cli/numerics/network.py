@@ -332,11 +332,26 @@ def norm(v: np.ndarray) -> float:
 
 def fusable(config: TrainConfig) -> bool:
     """Whether sgd_iterations runs this configuration (else training.py steps through methods.py): plain SGD
-    without weight decay, dropout or batch norm, over sources that all have a fused step."""
+    without weight decay, dropout or batch norm, over at most STEPS sources that all have a fused step."""
+    return _plain_fused(config) and len(config.run_sources()) <= STEPS
+
+
+def too_many_to_fuse(config: TrainConfig) -> str | None:
+    """Why a run the fused loop would otherwise take steps through Python: more sources than the loop's STEPS
+    (bitwise the same result, slower), as one line; None when that is not why."""
+    n = len(config.run_sources())
+    if n <= STEPS or not _plain_fused(config):
+        return None
+    return (
+        f"{config.method} over {n} sources steps through Python: the fused training loop takes at most {STEPS}; "
+        "the result is bitwise the same, only slower"
+    )
+
+
+def _plain_fused(config: TrainConfig) -> bool:
     c = config
     plain = c.optimizer == "sgd" and c.weight_decay == 0 and c.dropout == 0 and not c.batch_norm
-    names = c.run_sources()
-    return plain and len(names) <= STEPS and all(registry.get(n).fused is not None for n in names)
+    return plain and all(registry.get(n).fused is not None for n in c.run_sources())
 
 
 def _iterations_of(s: Settings, t0: int, T: int) -> list[int]:

@@ -181,6 +181,8 @@ def train(
     for name in c.run_sources():  # each source's advice on its options at these weights (a step too small, say)
         if (said := sources.get(name).notice(c, params.flat)) is not None:
             warnings.warn(said, Notice, stacklevel=2)
+    if fused and (said := network.too_many_to_fuse(c)) is not None:
+        warnings.warn(said, Notice, stacklevel=2)
     run = _Iterations(c, context, params, ds, fused and network.fusable(c))
     curve_at = curve_iterations(c.iters, eval_points, eval_every)
     at_init = activity.of_network(run.test_time(), ds.x_test, c.activation)
