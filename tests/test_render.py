@@ -586,3 +586,22 @@ def test_the_exact_wilcoxon_floor_is_said_where_it_cannot_reach_005():
     )
     identical = {"methods": [{"method": "numeric", "versus": {"n": 5, "p_wilcoxon": None}}]}  # no test, no floor
     assert render.tables.wilcoxon_floor(identical) == []
+
+
+def test_bench_tables_fit_with_a_fourth_source(monkeypatch):
+    """A column per source: with a fourth, the tables that would not fit 80 columns are one block per size, every
+    header and value whole."""
+    from gradsel_cli import sources
+
+    exact = sources.get("analytic")
+    sources.register(sources.Source("fourth-source", "x", "x", "#000000", 97, exact.gradient, exact.cost, "tests/"))
+    try:
+        rows = [
+            {**r, "fourth-source": 2 * r["numeric"], "fourth-source_over_analytic": 12.5, "iter_fourth-source": 1.0}
+            for r in BENCH_ROWS
+        ]
+        text = show(*render.bench_tables(rows, AUTO))
+    finally:
+        sources.unregister("fourth-source")
+    assert_fits(text)
+    assert "…" not in text and "fourth-source" in text and "12.5×" in text

@@ -92,9 +92,10 @@ def _bench_cell(value, fmt: str) -> str:
     return f"{value:{fmt}}"
 
 
-def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str = "float64") -> list[Table]:
+def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str = "float64") -> list[Table | Fit]:
     """The `gradsel bench` tables: each source's time per call (and over the exact gradient's), what each
-    source measures of its own, projected run times; `threads`: the count, or a label for the automatic policy."""
+    source measures of its own, projected run times; `threads`: the count, or a label for the automatic policy.
+    A table with a column per source or method is one block per size where it would not fit the width."""
     numba = counted(threads, "Numba thread") if isinstance(threads, int) else f"{threads} Numba thread(s)"
     exact = sources.exact()
     names = [n for n in sources.names() if all(n in r for r in rows)]  # a source registered after the rows: none
@@ -115,7 +116,7 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
         )
     calls.caption = "pixels: non-zero pixels in the batch"
     calls.caption_justify = "left"
-    tables = [calls]
+    tables: list[Table | Fit] = [Fit(calls, stacked_table(calls, _by_size))]
     for n in names:
         source = sources.get(n)
         if not source.bench_columns:
@@ -151,10 +152,15 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
     runs.caption = "\n".join(run_notes)
     runs.caption_justify = "left"
     runs.min_width = max(len(note) for note in run_notes)
-    return [*tables, runs]
+    return [*tables, Fit(runs, stacked_table(runs, _by_size))]
 
 
-def bench_record_tables(record: dict) -> list[Table]:
+def _by_size(cells) -> tuple[str, set[int]]:
+    """A bench row's label when stacked: its H and B (its first two cells)."""
+    return f"H={cells[0]} B={cells[1]}", {0, 1}
+
+
+def bench_record_tables(record: dict) -> list[Table | Fit]:
     """The bench tables of a benchmark.bench_record, titled with its thread count or the automatic policy."""
     return bench_tables(
         record["rows"],
