@@ -326,17 +326,14 @@ def holm_family(results: list[dict], key: str, what: str) -> int:
         if math.isnan(a) or "outcome" not in r:  # no test, or a test with no outcome to take back (compare's t-test)
             continue
         said = f"Holm-adjusted over the {m} {what} of this table: p {stats.p_text(a)}"
-        if a < ALPHA:
-            r["numbers" if "numbers" in r else "words"] += f"; {said}"
-        elif r["outcome"] in ("supported", "contradicted"):
+        if a >= ALPHA and r["outcome"] in ("supported", "contradicted"):
             r.update(
                 outcome="not supported", supported=None, words=f"not supported after correction: {r['words']}; {said}"
             )
-        elif r["outcome"] == "equivalent":
+            continue
+        if a >= ALPHA and r["outcome"] == "equivalent":
             r.update(outcome="inconclusive", words=f"inconclusive after correction: {r['words']}")
-            r["numbers"] += f"; {said}"
-        else:
-            r["numbers" if "numbers" in r else "words"] += f"; {said}"
+        r["numbers" if "numbers" in r else "words"] += f"; {said}"
     return m
 
 
