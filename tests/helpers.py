@@ -89,9 +89,9 @@ def spy_run(monkeypatch, raw, config):
         steps.append({"t": t, "params": params.flat.copy(), "x": x.copy(), "y": y.copy(), "mask": mask.copy()})
         return original_step(s, params, opt_state, x, y, mask, t)
 
-    def gradient_spy(s, source, params, x, y, mask):
+    def gradient_spy(s, source, params, x, y, mask, t):
         grads.append({"t": steps[-1]["t"], "source": source, "x": x.copy(), "y": y.copy()})
-        return original_gradient(s, source, params, x, y, mask)
+        return original_gradient(s, source, params, x, y, mask, t)
 
     monkeypatch.setattr(methods, "method", lambda name: step_spy)
     monkeypatch.setattr(methods, "gradient", gradient_spy)
@@ -106,7 +106,8 @@ def step_blocks(step, x, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, knobs
     n_in, H = W1.shape
     flat = np.concatenate([W1.ravel(), b1, W2.ravel(), b2])
     g = np.empty_like(flat)
-    value = step(x, y, *lit._nonzero(x), flat, H, act, mask, loss, loss_epsilon, np.array(knobs, np.float64), g)
+    words = np.zeros(0, np.uint64)
+    value = step(x, y, *lit._nonzero(x), flat, H, act, mask, loss, loss_epsilon, np.array(knobs, np.float64), words, g)
     row, out = n_in * H + H, n_in * H + H + W2.size
     return [g[: n_in * H].reshape(n_in, H), g[n_in * H : row], g[row:out].reshape(W2.shape), g[out:]], value
 

@@ -324,3 +324,29 @@ def histogram_stats(values, lo, hi, bins=30, zeros_apart=False):
         "mean": float(np.mean(v)),
         "std": float(np.std(v)),
     }
+
+
+SPLITMIX_GOLDEN, SPLITMIX_M1, SPLITMIX_M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def splitmix_bits(word, n):
+    """Entries 0 ... n - 1 of the stream of a uint64 `word`: the splitmix64 finaliser of word + (i + 1) * golden,
+    in Python's integers reduced mod 2^64 (Steele, Lea and Flood 2014)."""
+    mask = (1 << 64) - 1
+    out = []
+    for i in range(n):
+        z = (int(word) + (i + 1) * SPLITMIX_GOLDEN) & mask
+        z = ((z ^ (z >> 30)) * SPLITMIX_M1) & mask
+        z = ((z ^ (z >> 27)) * SPLITMIX_M2) & mask
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def rademacher(word, n):
+    """Entries 0 ... n - 1 of the stream of `word` as signs: -1 where the top bit is set, else +1."""
+    return np.array([-1.0 if z >> 63 else 1.0 for z in splitmix_bits(word, n)])
+
+
+def uniform(word, n):
+    """Entries 0 ... n - 1 of the stream of `word` as floats in [0, 1): the top 53 bits over 2^53."""
+    return np.array([(z >> 11) / 2.0**53 for z in splitmix_bits(word, n)])

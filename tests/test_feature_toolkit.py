@@ -151,9 +151,9 @@ def test_dropout_mask_is_held_for_every_evaluation_of_an_iteration(monkeypatch, 
     seen = []
     original = methods.gradient
 
-    def spy(s, source, params, x, y, mask):
+    def spy(s, source, params, x, y, mask, t):
         seen.append(mask.copy())
-        return original(s, source, params, x, y, mask)
+        return original(s, source, params, x, y, mask, t)
 
     monkeypatch.setattr(methods, "gradient", spy)
     training.train(

@@ -92,7 +92,7 @@ def doubled():
     """A source registered at run time: twice the exact gradient, and no step option."""
     exact = sources.get(sources.exact())
 
-    def gradient(params, x, y, settings, mask=None):
+    def gradient(params, x, y, settings, mask=None, draws=None):
         g, loss = exact.gradient(params, x, y, settings, mask)
         return params.with_flat(2.0 * g.flat), loss
 

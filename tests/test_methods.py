@@ -45,7 +45,7 @@ def doubled():
     """A source registered at run time: twice the exact gradient (it steps through Python)."""
     exact = sources.get("analytic")
 
-    def gradient(params, x, y, settings, mask=None):
+    def gradient(params, x, y, settings, mask=None, draws=None):
         g, loss = exact.gradient(params, x, y, settings, mask)
         return params.with_flat(2.0 * g.flat), loss
 
@@ -128,9 +128,9 @@ def computed_sources(monkeypatch):
     """The names of the sources methods.py computes a gradient of, in order (a list filled as steps run)."""
     computed, original = [], methods.gradient
 
-    def gradient(s, source, params, x, y, mask):
+    def gradient(s, source, params, x, y, mask, t):
         computed.append(source)
-        return original(s, source, params, x, y, mask)
+        return original(s, source, params, x, y, mask, t)
 
     monkeypatch.setattr(methods, "gradient", gradient)
     return computed

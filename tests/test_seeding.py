@@ -34,3 +34,20 @@ def test_a_numpy_integer_seed_is_the_same_seed():
 def test_an_unknown_stream_is_a_value_error_listing_the_known_ones():
     with pytest.raises(ValueError, match="unknown random stream 'weights'; known: init, subset"):
         seeding.rng(0, "weights")
+
+
+def test_a_sources_draws_are_addressed_by_iteration_however_the_run_is_split():
+    whole = seeding.draws(4, "some-source", 0, 10, 3)
+    assert whole.shape == (10, 3) and whole.dtype == np.uint64
+    parts = [seeding.draws(4, "some-source", t0, n, 3) for t0, n in ((0, 1), (1, 4), (5, 5))]
+    assert np.array_equal(np.concatenate(parts), whole)
+    one_at_a_time = np.concatenate([seeding.draws(4, "some-source", t, 1, 3) for t in range(10)])
+    assert np.array_equal(one_at_a_time, whole)
+
+
+def test_each_source_and_seed_draws_its_own_words_and_none_are_drawn_when_none_are_asked_for():
+    mine, other, seed = (seeding.draws(s, name, 0, 4, 2) for s, name in ((1, "a"), (1, "b"), (2, "a")))
+    assert len({mine.tobytes(), other.tobytes(), seed.tobytes()}) == 3
+    assert seeding.draws(1, "a", 7, 5, 0).shape == (5, 0)
+    # the words are the raw output of the "draws" stream's generator: none of another stream's
+    assert not np.array_equal(mine.ravel(), np.random.PCG64(np.random.SeedSequence(1)).random_raw(8))

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 import gradsel_cli
+import reference as ref
 from gradsel_cli import config, sources
 from gradsel_cli.config import TrainConfig
+from gradsel_cli.kernels.backward import _analytic_step
+from gradsel_cli.kernels.draws import _sign
 from gradsel_cli.numerics import network, training
 
 PACKAGE = Path(gradsel_cli.__file__).parent
@@ -52,7 +55,7 @@ def test_a_config_reads_the_options_of_its_sources_and_policy_only():
 def doubled():
     """A source registered at run time with no fused step: twice backprop's gradient (and backprop's loss)."""
 
-    def gradient(params, x, y, settings, mask=None):
+    def gradient(params, x, y, settings, mask=None, draws=None):
         g, value = network.analytic_gradient(params, x, y, settings, mask, return_loss=True)
         return params.with_flat(2 * g.flat), value
 
@@ -116,7 +119,7 @@ def test_no_module_outside_sources_names_a_source_except_as_data():
     assert named == []
 
 
-def _reads_x(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+def _reads_x(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g):
     """A fused step that reads the batch's pixels x and leaves the gradient 0: its loss is 1 when x is real."""
     total = 0.0
     for b in range(x.shape[0]):
@@ -133,7 +136,7 @@ def test_a_fused_step_that_reads_x_gets_the_batch_only_when_it_says_so(mnist_raw
 
     step = numba.njit(cache=False)(_reads_x)
 
-    def gradient(params, x, y, settings, mask=None):
+    def gradient(params, x, y, settings, mask=None, draws=None):
         return params.with_flat(np.zeros_like(params.flat)), 1.0 + 0.0 * float(np.sum(x))
 
     sources.register(
@@ -199,3 +202,126 @@ def test_select_over_more_sources_than_the_fused_loop_takes_says_so_and_gives_th
     finally:
         for name in extra:
             sources.unregister(name)
+
+
+# A source with per-iteration random directions (what SPSA and forward gradients need): backprop's gradient g
+# projected on Q Rademacher directions v_r made of its Q words of the iteration, (1/Q) sum_r (g . v_r) v_r.
+Q = 2
+
+
+def _projected(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g):
+    value = _analytic_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g)
+    P, q = g.shape[0], draws.shape[0]
+    along = np.zeros(q)
+    for r in range(q):
+        for i in range(P):
+            along[r] += g[i] * _sign(draws[r], i)
+    for i in range(P):
+        total = 0.0
+        for r in range(q):
+            total += along[r] * _sign(draws[r], i)
+        g[i] = total / q
+    return value
+
+
+@pytest.fixture
+def projected():
+    import numba
+
+    step = numba.njit(cache=False)(_projected)
+
+    def gradient(params, x, y, settings, mask=None, draws=None):
+        x, y, mask = network.check_batch(params, x, y, mask)
+        _, value = network.analytic_gradient(params, x, y, settings, mask, return_loss=True)
+        return network.step_gradient(step, 0.0, params, x, y, settings, mask, (), draws), value
+
+    source = sources.Source(
+        "projected",
+        "backprop's gradient on random directions",
+        "projected",
+        "#000000",
+        96,
+        gradient,
+        lambda *a: 3.0,
+        "tests/test_sources.py: analytic on reference.rademacher directions",
+        fused=lambda: step,
+        draws=lambda knobs: Q,
+    )
+    sources.register(source)
+    yield source
+    sources.unregister("projected")
+
+
+def test_a_random_direction_source_computes_its_estimate_from_its_draws(projected, mnist_raw):
+    from gradsel_cli.kernels import draws as kernel_draws
+
+    assert [kernel_draws._sign(np.uint64(w), i) for w in (0, 2**64 - 1, 12345) for i in range(40)] == [
+        s for w in (0, 2**64 - 1, 12345) for s in ref.rademacher(w, 40)
+    ]
+    assert [kernel_draws._uniform(np.uint64(99), i) for i in range(40)] == list(ref.uniform(99, 40))
+    config = TrainConfig(method="projected", **SMALL)
+    settings = network.settings(config)
+    params = network.init_params(6, 1, dtype=np.float64)
+    x, y = mnist_raw[0][:4].astype(np.float64) / 255.0, mnist_raw[1][:4].astype(np.int64)
+    words = network.words_of(settings, "projected", 4, 1)[0]  # iteration 5's
+    got, value = projected.gradient(params, x, y, settings, None, words)
+    exact, exact_value = network.analytic_gradient(params, x, y, settings, None, return_loss=True)
+    g = np.concatenate([b.ravel() for b in ref.analytic_gradient(list(params), x, y)])
+    v = [ref.rademacher(w, g.size) for w in words]
+    want = sum(np.dot(g, d) * d for d in v) / Q
+    np.testing.assert_allclose(got.flat, want, rtol=1e-9, atol=1e-12)
+    assert value == exact_value and not np.allclose(got.flat, exact.flat)
+
+
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("projected", {}),
+        ("alternate", {"sources": "analytic,projected", "numeric_every": 3}),
+        ("select", {"sources": "analytic,projected"}),
+        ("select", {"sources": "projected,analytic"}),
+    ],
+)
+def test_a_random_direction_source_trains_fused_and_stepwise_bitwise_the_same(projected, mnist_raw, method, extra):
+    config = TrainConfig(method=method, **{**SMALL, "iters": 40}, **extra)
+    assert network.fusable(config)
+    fused, stepwise = training.train(config, mnist_raw), training.train(config, mnist_raw, fused=False)
+    assert np.array_equal(fused.params.flat, stepwise.params.flat)
+    assert np.array_equal(fused.loss_history, stepwise.loss_history) and np.array_equal(fused.kept, stepwise.kept)
+    other_seed = training.train(config.replace(seed=config.seed + 1), mnist_raw)
+    assert not np.array_equal(other_seed.params.flat, fused.params.flat)
+
+
+def test_a_random_direction_source_draws_the_same_words_at_an_iteration_whatever_the_method(
+    projected, mnist_raw, monkeypatch
+):
+    """The words the source's gradient receives, run by run (through Python, where they can be watched; the fused
+    loop's are shown equal by the bitwise-equal runs above)."""
+    import dataclasses
+
+    received: list[bytes] = []
+
+    def recording(params, x, y, settings, mask=None, draws=None):
+        received.append(np.asarray(draws).tobytes())
+        return projected.gradient(params, x, y, settings, mask, draws)
+
+    monkeypatch.setitem(sources.REGISTRY, "projected", dataclasses.replace(projected, gradient=recording))
+    runs = {
+        "alone": TrainConfig(method="projected", **SMALL),
+        "alternate": TrainConfig(method="alternate", sources="analytic,projected", numeric_every=3, **SMALL),
+        "select": TrainConfig(method="select", sources="analytic,projected", **SMALL),
+        "float32": TrainConfig(method="projected", precision="float32", **SMALL),
+        "seed 2": TrainConfig(method="projected", **{**SMALL, "seed": 2}),
+    }
+    seen = {}
+    for label, run in runs.items():
+        received.clear()
+        training.train(run, mnist_raw, fused=False)
+        assert received[0] == received[1] or label == "alternate"  # the warm-up's call, before iteration 1: its words
+        seen[label] = received[1:]
+    alone = seen["alone"]
+    assert len(alone) == SMALL["iters"] and len(set(alone)) == SMALL["iters"]  # new words every iteration
+    assert len(alone[0]) == 8 * Q
+    assert seen["alternate"] == [alone[t - 1] for t in (3, 6, 9, 12)]  # its iterations' words, not the first four
+    assert seen["select"] == alone and seen["float32"] == alone
+    assert all(a != b for a, b in zip(seen["seed 2"], alone))

@@ -131,7 +131,7 @@ def _analytic_lit(idx, val, ptr, y, W1, b1, W2, b2, act, mask, loss, loss_epsilo
 
 
 @numba.njit(**SERIAL)
-def _analytic_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+def _analytic_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g):
     """The analytic source's step (step_signature): backpropagation over the lit pixels, into g."""
     n_in = x.shape[1]
     K = (flat.shape[0] - n_in * H - H) // (H + 1)

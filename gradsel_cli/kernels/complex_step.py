@@ -156,7 +156,7 @@ def _complex_step_output(z1, a2, m, e, y, step, loss, loss_epsilon):
 
 
 @numba.njit(**PARALLEL)
-def _complex_step_fused(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+def _complex_step_fused(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g):
     """The complex-step source's step (step_signature), and its kernel for every call of the gradient without
     batch norm: the complex-step gradient of the batch into g (every entry, flat's layout and dtype), h =
     knobs[0]; returns the batch loss (that of _loss) as a float64. One kernel, not a chain: see

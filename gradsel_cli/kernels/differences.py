@@ -292,7 +292,7 @@ def _distinct(idx, val, ptr, y, mask):
 
 
 @numba.njit(**PARALLEL)
-def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, g):
+def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g):
     """The numeric source's step (step_signature), and its kernel for every call of the numeric gradient without
     batch norm: the finite-difference gradient into g (every entry), each perturbed loss re-evaluated
     incrementally; returns the batch loss (that of _loss). knobs: fd_step, fd_central, fd_textbook.

@@ -24,7 +24,8 @@ def step_signature(dtype):
 
     step(x (B, n_in), y (B,), idx, val, ptr (the batch's lit pixels as lit._nonzero gives them), flat (the
     weights, Params' layout), H, act, mask (B, H), loss, loss_epsilon, knobs (float64: the source's
-    settings), g) -> the batch loss at flat, as a float64.
+    settings), draws (uint64: the source's words of this iteration, Source.draws of them; kernels/draws.py
+    makes directions of them), g) -> the batch loss at flat, as a float64.
 
     g is zero on entry on W1 and b1; the step writes its gradient into it: every entry, or (a sparse
     source) W1's rows of the batch's lit pixels and b1 added, W2 and b2 assigned, the rest left zero.
@@ -32,8 +33,9 @@ def step_signature(dtype):
     t = numba.from_dtype(np.dtype(dtype))
     i64 = numba.types.int64
     vec, mat = t[::1], t[:, ::1]
+    words = numba.types.uint64[::1]
     return numba.types.float64(
-        mat, i64[::1], i64[::1], vec, i64[::1], vec, i64, i64, mat, i64, t, numba.types.float64[::1], vec
+        mat, i64[::1], i64[::1], vec, i64[::1], vec, i64, i64, mat, i64, t, numba.types.float64[::1], words, vec
     )
 
 
@@ -178,6 +180,7 @@ def _train_sgd(
     dense,
     sparse,
     knobs,
+    draws,
     every,
     lr,
     act,
@@ -200,6 +203,7 @@ def _train_sgd(
     dense, sparse : (n,) whether each source's step reads x, and whether its gradient is zero on the
         rows of W1 of dark pixels (then only the batch's lit rows are updated)
     knobs : (n, m) float64, each source's settings
+    draws : (T, n, d) uint64, each source's words of each iteration (seeding.draws; its first Source.draws)
     losses, sources : (iters,) each iteration's batch loss and the kept update's source (its position)
     rel_diffs : (iters, n - 1) select's ||g_s - g_0|| / ||g_0|| of each other source s (written at t - 1)
     ties : (iters,) select: whether another candidate's loss equalled the kept one's, bitwise (written at t - 1)
@@ -254,7 +258,9 @@ def _train_sgd(
             value = 0.0
             for q in range(n_sources):
                 G[q, :] = 0.0
-                v = steps[q](x, y, idx[:n], val[:n], ptr, flat, H, act, ones, loss, loss_epsilon, knobs[q], G[q])
+                v = steps[q](
+                    x, y, idx[:n], val[:n], ptr, flat, H, act, ones, loss, loss_epsilon, knobs[q], draws[i, q], G[q]
+                )
                 if q == 0:
                     value = v
             norm = _norm(G[0])
@@ -279,7 +285,9 @@ def _train_sgd(
                 rel_diffs[t - 1, :] = rel
                 ties[t - 1] = tied
         else:
-            value = steps[s](x, y, idx[:n], val[:n], ptr, flat, H, act, ones, loss, loss_epsilon, knobs[s], g)
+            value = steps[s](
+                x, y, idx[:n], val[:n], ptr, flat, H, act, ones, loss, loss_epsilon, knobs[s], draws[i, s], g
+            )
             if sparse[s]:
                 n_rows = start
                 for e in range(n):

@@ -78,7 +78,8 @@ def bench_one(
     out = {"hidden": hidden, "batch": B, "nonzero_pixels": int(np.count_nonzero(x)), "weights": params.flat.size}
     out["loss"] = median_time(lambda: network.loss(params, x, y), repeat)
     for name, source in sources.REGISTRY.items():
-        out[name] = median_time(lambda source=source: source.gradient(params, x, y, settings), repeat)
+        words = network.words_of(settings, name, 0, 1)[0]  # a random source's first iteration's
+        out[name] = median_time(lambda s=source, w=words: s.gradient(params, x, y, settings, None, w), repeat)
     for name, source in sources.REGISTRY.items():
         if name != exact:
             out[f"{name}_over_{exact}"] = out[name] / out[exact]

@@ -61,7 +61,7 @@ def check_steps(params: Params, x, y, steps=None, config: TrainConfig | None = N
     option = chosen.step
     for h in usable_steps(chosen.name, steps, config)[0] if option else (None,):
         settings = network.settings(config if option is None else config.replace(**{option: h}))
-        g, _ = chosen.gradient(params, x, y, settings)
+        g, _ = chosen.gradient(params, x, y, settings, None, network.words_of(settings, chosen.name, 0, 1)[0])
         blocks = {name: compare(getattr(g, name), getattr(exact, name)) for name in BLOCKS}
         rows.append({"step": None if h is None else float(h), "blocks": blocks, "all": compare(g.flat, exact.flat)})
     return rows

@@ -39,14 +39,15 @@ class Step:
     tied: bool = False  # select: another candidate's loss equalled the kept one's, bitwise
 
 
-def gradient(s: StepContext, source: str, params: Params, x, y, mask) -> tuple[Params, float]:
-    """(gradient, batch loss) from one source."""
-    return registry.get(source).gradient(params, x, y, s.settings, mask)
+def gradient(s: StepContext, source: str, params: Params, x, y, mask, t: int) -> tuple[Params, float]:
+    """(gradient, batch loss) from one source at iteration t (1-based), with its draws of that iteration."""
+    draws = network.words_of(s.settings, source, t - 1, 1)[0]
+    return registry.get(source).gradient(params, x, y, s.settings, mask, draws)
 
 
 def plain(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
     """The run's one source."""
-    return _update(s, 0, params, opt_state, x, y, mask)
+    return _update(s, 0, params, opt_state, x, y, mask, t)
 
 
 def alternate(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
@@ -54,7 +55,7 @@ def alternate(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
     others in turn (the fused loop's _source_at)."""
     n, every = len(s.settings.sources), s.settings.numeric_every
     position = 0 if t % every else 1 + (t // every - 1) % (n - 1)
-    return _update(s, position, params, opt_state, x, y, mask)
+    return _update(s, position, params, opt_state, x, y, mask, t)
 
 
 def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
@@ -63,7 +64,7 @@ def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
     grads, candidates = [], []
     value = float("nan")
     for position, name in enumerate(s.settings.sources):
-        g, v = gradient(s, name, params, x, y, mask)
+        g, v = gradient(s, name, params, x, y, mask, t)
         value = v if position == 0 else value
         grads.append(g)
     for g in grads:
@@ -84,8 +85,8 @@ def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
     return Step(p, state, value, best, rel, tied)
 
 
-def _update(s: StepContext, position: int, params, opt_state, x, y, mask) -> Step:
-    g, value = gradient(s, s.settings.sources[position], params, x, y, mask)
+def _update(s: StepContext, position: int, params, opt_state, x, y, mask, t) -> Step:
+    g, value = gradient(s, s.settings.sources[position], params, x, y, mask, t)
     flat, state = s.optimizer.step(params.flat, g.flat, opt_state)
     return Step(params.with_flat(flat), state, value, position)
 

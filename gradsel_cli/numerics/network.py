@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import config
+from .. import config, seeding
 from .. import sources as registry
 from ..config import INITS, PRECISIONS, TrainConfig
 from ..kernels.activations import LEAKY_SLOPE
@@ -50,6 +50,7 @@ class Settings(NamedTuple):
     select_on_train: bool  # select_on == "train" (else the batch)
     lr: float  # the fused loop's SGD step
     knobs: dict[str, tuple]  # every registered source's settings (Source.knobs), by name
+    seed: int  # the run seed: a source's per-iteration draws come from its "draws" stream (words_of)
 
 
 def settings(config: TrainConfig) -> Settings:
@@ -66,6 +67,7 @@ def settings(config: TrainConfig) -> Settings:
         c.select_on == "train",
         c.lr,
         {name: source.knobs(c) for name, source in registry.REGISTRY.items()},
+        int(c.seed),
     )
 
 
@@ -385,14 +387,24 @@ def lit_pixels(x_train) -> LitPixels:
     return LitPixels(*_nonzero(np.ascontiguousarray(x_train)))
 
 
-def step_gradient(step, work: float, params: Params, x, y, settings: Settings, mask, knobs) -> Params:
+def words_of(settings: Settings, source: str, t0: int, iterations: int) -> np.ndarray:
+    """The words (uint64) `source` draws at iterations t0 + 1 ... t0 + `iterations` of the run of `settings`, as
+    an (iterations, Source.draws) array: from the run seed's "draws" stream (seeding.draws), so the same at an
+    iteration whatever the method, the other sources beside it and the loop (fused or through Python)."""
+    per_iteration = registry.get(source).draws(settings.knobs.get(source, ()))
+    return seeding.draws(settings.seed, source, t0, iterations, per_iteration)
+
+
+def step_gradient(step, work: float, params: Params, x, y, settings: Settings, mask, knobs, draws=None) -> Params:
     """The gradient a source's step kernel (kernels/fused.step_signature) computes at `params` on the batch x, y,
-    mask (as check_batch gives them), on the threads run_parallel gives `work`; knobs: the source's settings."""
-    grad = params.with_flat(np.empty_like(params.flat))
+    mask (as check_batch gives them), on the threads run_parallel gives `work`; knobs: the source's settings;
+    draws: its words of this iteration (words_of; None: none)."""
+    grad = params.with_flat(np.zeros_like(params.flat))  # zero on entry, as the step's contract says
     eps = params.dtype.type(settings.loss_epsilon)
     lit = lit_pixels(x)
+    words = np.zeros(0, np.uint64) if draws is None else np.ascontiguousarray(draws, np.uint64)
     args = (params.flat, params.hidden, settings.activation, mask, settings.loss, eps, np.array(knobs, np.float64))
-    run_parallel(step, work, x, y, *lit, *args, grad.flat)
+    run_parallel(step, work, x, y, *lit, *args, words, grad.flat)
     return grad
 
 
@@ -463,6 +475,10 @@ def sgd_iterations(
     knob_array = np.zeros((len(run), width))
     for q, k in enumerate(knobs):
         knob_array[q, : len(k)] = k
+    words = [words_of(s, source.name, t0, len(batches)) for source in run]
+    draws = np.zeros((len(batches), len(run), max(w.shape[1] for w in words)), np.uint64)
+    for q, w in enumerate(words):
+        draws[:, q, : w.shape[1]] = w
     steps = tuple(kernel_cache.typed_step(source.fused(), params.dtype) for source in run if source.fused)
     steps = steps + (steps[0],) * (STEPS - len(steps))
     B = batches.shape[1]
@@ -487,6 +503,7 @@ def sgd_iterations(
             np.array([source.dense for source in run]),
             np.array([source.sparse for source in run]),
             knob_array,
+            draws,
             every,
             t(s.lr),
             s.activation,

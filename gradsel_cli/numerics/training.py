@@ -363,7 +363,7 @@ def _warm_up(
             lit,
         )
     for name in s.settings.sources if not fused else ():
-        sources.get(name).gradient(params, x, y, s.settings, ones)
+        sources.get(name).gradient(params, x, y, s.settings, ones, network.words_of(s.settings, name, 0, 1)[0])
     network.loss(params, x, y, s.settings, ones)
     if c.batch_norm:
         network.batch_stats(params, x)

@@ -24,8 +24,13 @@ from typing import Any
 class Source:
     """One gradient source, as its module declares it.
 
-    gradient(params, x, y, settings, mask) -> (Params, batch loss): the checked gradient of the mean
-        loss (with weight decay) at `params` on the batch, and the loss there (with loss_epsilon).
+    gradient(params, x, y, settings, mask, draws) -> (Params, batch loss): the checked gradient of the mean
+        loss (with weight decay) at `params` on the batch, and the loss there (with loss_epsilon); draws: its
+        words of the iteration (network.words_of; None where a caller has no iteration, for a source that draws
+        none).
+    draws(knobs) -> how many words (uint64) it draws each iteration (0: it is deterministic). They come from the
+        run seed's "draws" stream by iteration, the same for every method of a seed and for both loops; its
+        fused step gets them as `draws` and makes its directions of them (kernels/draws.py).
     knobs(config) -> tuple of floats: what its kernels need of the config (its options, converted);
         settings(config) keeps them under the source's name, and the fused step gets them as float64s.
     fused() -> its step of the fused loop (a Numba kernel of the signature of kernels/fused.py's
@@ -55,6 +60,7 @@ class Source:
     dense: bool = False  # its fused step reads the batch's pixels x (else only their lit lists)
     sparse: bool = False  # its gradient is zero on the rows of W1 of pixels the batch leaves dark
     work: Callable[[int, int, float, tuple], float] = lambda hidden, batch, lit, knobs: 0.0
+    draws: Callable[[tuple], int] = lambda knobs: 0  # words it draws each iteration, given its knobs
     exact: bool = False  # it is the exact gradient the others are measured against (one source)
     # bench(params, x, y, settings, repeat, seed, seconds per gradient) -> its own measurements, and how `gradsel
     # bench` shows them: (column header, key, format) of each; None: only its time per call

@@ -3,7 +3,7 @@
 from . import Source
 
 
-def gradient(params, x, y, settings, mask=None):
+def gradient(params, x, y, settings, mask=None, draws=None):
     """(gradient, batch loss) by backpropagation; with loss_epsilon > 0 the loss is -log(p + loss_epsilon) but
     the gradient stays that of -log p, as in the textbook's backward pass."""
     from ..numerics import network

@@ -21,7 +21,7 @@ class Knobs(NamedTuple):
     cs_step: float
 
 
-def gradient(params, x, y, settings=None, mask=None):
+def gradient(params, x, y, settings=None, mask=None, draws=None):
     """(complex-step gradient, batch loss), in the precision of `params` (complex128 or complex64 inside). Weight
     decay adds lambda w, the complex step of its 1/2 lambda w^2 taken exactly."""
     import numpy as np

@@ -24,7 +24,7 @@ def knobs(config) -> Knobs:
     return Knobs(float(config.fd_step), config.fd_scheme == "central", config.fd_arith == "textbook")
 
 
-def gradient(params, x, y, settings, mask=None):
+def gradient(params, x, y, settings, mask=None, draws=None):
     """(finite-difference gradient, batch loss), every perturbed loss re-evaluated incrementally (fast).
 
     fd_arith "exact" differences the per-sample losses (the batch loss's size
