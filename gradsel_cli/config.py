@@ -234,6 +234,15 @@ _FIELD_NAMES = tuple(f.name for f in fields(TrainConfig))
 
 
 CELL_KEYS = ("shots", "batch", "hidden")  # the grid keys of a paper table's cell
+
+
+def computed_sources(config: dict, methods) -> tuple[str, ...]:
+    """The gradient sources that runs of `methods` with the config dict `config` compute, each once, in order."""
+    return tuple(
+        dict.fromkeys(n for m in methods for n in TrainConfig.from_dict({**config, "method": m}).run_sources())
+    )
+
+
 GRID_KEYS = ("method", "sources", *CELL_KEYS, "seed")  # a table's grid: what its runs differ in; the rest: settings
 MARGIN = 0.002  # equivalence margin on test accuracy for the TOST verdicts: 20 of the 10,000 test images
 

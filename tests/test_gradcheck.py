@@ -225,3 +225,18 @@ def test_a_given_step_a_source_cannot_take_is_left_out_for_it_and_said(mnist_raw
     assert entries["complex-step"]["refused_steps"] == [1e-320]
     with pytest.raises(ValueError, match="none of the steps given is one complex-step can take"):
         gradcheck.gradcheck(config, (1e-320,), mnist_raw, names=["complex-step"])
+
+
+def test_each_source_takes_its_own_steps_under_its_own_option_over_steps(monkeypatch):
+    monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
+    args = ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "2", "--json"]
+    result = CliRunner().invoke(cli, [*args, "--steps", "1e-3", "--cs-step", "1e-20,1e-30"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["steps"] == {"numeric": [1e-3], "complex-step": [1e-20, 1e-30]}
+    rows = {n: [r["step"] for r in s["rows"]] for n, s in data["states"][0]["sources"].items()}
+    assert rows == {"numeric": [1e-3], "complex-step": [1e-20, 1e-30]}
+    alone = json.loads(CliRunner().invoke(cli, [*args, "--fd-step", "1e-4"], catch_exceptions=False).stdout)
+    own = sources.get("complex-step").check_steps("float64")
+    assert alone["steps"] == {"numeric": [1e-4], "complex-step": None}  # no --steps: complex-step's own range
+    assert [r["step"] for r in alone["states"][0]["sources"]["complex-step"]["rows"]] == sorted(own, reverse=True)

@@ -220,8 +220,8 @@ def _parsed(command, *args):
 
 def _first_default(command, flag):
     p = next(p for p in cli.commands[command].params if p.opts[0] == flag)
-    if not isinstance(p.default, (list, tuple)):  # no default list (gradcheck --steps: each source its own)
-        return {"--steps": "1e-3"}[flag]
+    if not isinstance(p.default, (list, tuple)):  # no default list (gradcheck's steps: each source its own range)
+        return "1e-3"
     return p.default[0].split(",")[0]
 
 

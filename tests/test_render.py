@@ -605,3 +605,27 @@ def test_bench_tables_fit_with_a_fourth_source(monkeypatch):
         sources.unregister("fourth-source")
     assert_fits(text)
     assert "…" not in text and "fourth-source" in text and "12.5×" in text
+
+
+def _footer(methods, **settings):
+    from gradsel_cli.analysis.report import settings_of
+    from gradsel_cli.render.cells import footer_lines
+
+    s = settings_of(TrainConfig(**settings).to_dict())
+    rows = [{"method": m} for m in methods]
+    table = {"settings": s, "seeds": [0, 1], "groups": [{"rows": rows}], "mad_baseline": None}
+    return footer_lines({**table, "missing_cells": 0, "avg_mismatches": [], "preset": "x"})
+
+
+def test_a_paper_tables_footer_says_the_settings_of_the_sources_its_methods_compute():
+    said = _footer(["analytic", "alternate"])
+    assert said == [
+        "seeds: 0, 1; settings: 10,000 iterations, SGD lr 0.1, subset first, init std 0.01, fd step 0.0001 (central)"
+    ]
+    assert _footer(["analytic"])[0].endswith("init std 0.01")  # no source with a step: none said
+    assert _footer(["analytic", "complex-step"], cs_step=1e-30)[0].endswith("init std 0.01, cs step 1e-30")
+    assert _footer(["numeric", "complex-step"])[0].endswith("fd step 0.0001 (central), cs step 1e-20")
+    arithmetic = _footer(["numeric"], precision="float32", fd_arith="textbook", loss_epsilon=1e-7)[1]
+    assert arithmetic == "arithmetic: float32, fd arith textbook, loss epsilon 1e-07"
+    assert _footer(["analytic"], precision="float32")[1] == "arithmetic: float32, loss epsilon 0"
+    assert len(_footer(["numeric"], fd_scheme="forward")) == 1  # the default arithmetic is not said

@@ -107,16 +107,45 @@ def test_a_source_added_at_run_time_cannot_add_options():
         )
 
 
-def test_no_module_outside_sources_names_a_source_except_as_data():
+def _names(node, options: set[str]) -> str | None:
+    """What `node` names of the sources: a source's name or one of their options as a string (a field or its
+    command-line form), or an option as an attribute, keyword or variable."""
+    flags = {f"--{o.replace('_', '-')}" for o in options} | {o.replace("_", "-") for o in options}
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value if node.value in {*sources.REGISTRY, *options, *flags} else None
+    if isinstance(node, ast.Attribute):
+        return f".{node.attr}" if node.attr in options else None
+    if isinstance(node, ast.keyword):
+        return f"{node.arg}=" if node.arg in options else None
+    if isinstance(node, ast.Name):
+        return node.id if node.id in options else None
+    return None
+
+
+def test_no_module_outside_sources_names_a_source_or_its_options_except_as_data():
+    """The kernels are exempt for options: a kernel's parameters carry the config's names (kernels/__init__.py)."""
     named = []
+    options = set(sources.options())
+    assert {"fd_step", "cs_step"} <= options
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE).as_posix()
         if relative.startswith("sources/") or relative in DATA:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and node.value in sources.REGISTRY:
-                named.append(f"{relative}:{node.lineno} {node.value!r}")
+            said = _names(node, set() if relative.startswith("kernels/") else options)
+            if said is not None:
+                named.append(f"{relative}:{getattr(node, 'lineno', '?')} {said}")
     assert named == []
+
+
+def test_the_guard_finds_a_source_or_an_option_in_each_form():
+    options = set(sources.options())
+    found = [
+        _names(node, options)
+        for text in ('x = "numeric"', 'f("--fd-step")', "c.fd_step", "f(fd_step=1)", "fd_step = 2", 'd["cs_step"]')
+        for node in ast.walk(ast.parse(text))
+    ]
+    assert [f for f in found if f] == ["numeric", "--fd-step", ".fd_step", "fd_step=", "fd_step", "cs_step"]
 
 
 def _reads_x(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g):

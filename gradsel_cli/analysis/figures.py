@@ -49,13 +49,11 @@ def figure_title(command: str, c: dict, seeds, methods=None) -> str:
     """The title line of a figure: the command and the configuration it shows, with the step option of each
     source that `methods` (default: the config's method) computes, by its own name (numeric's fd-step, say)."""
     from .. import sources
-    from ..config import TrainConfig
+    from ..config import computed_sources
 
     seeds = list(seeds)
     which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]}"
-    used = dict.fromkeys(
-        n for m in (methods or [c["method"]]) for n in TrainConfig.from_dict({**c, "method": m}).run_sources()
-    )
+    used = computed_sources(c, methods or [c["method"]])
     steps = [f"{s.step.replace('_', '-')} {c[s.step]:g}" for s in map(sources.get, used) if s.step]
     return ", ".join(
         [

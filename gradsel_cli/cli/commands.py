@@ -649,6 +649,32 @@ def stored_before(err, searched: dict, trials: int, results_file) -> None:
         )
 
 
+def _flag(option: str) -> str:
+    return option.replace("_", "-")
+
+
+def _step_list(ctx, param, value):
+    """Callback: a comma list of steps h (None when not given)."""
+    return comma_list(Finite(), "1e-3,1e-5")(ctx, param, value) if value else None
+
+
+STEP_LIST = "steps_of_"  # gradcheck's parameter of each source's own steps: steps_of_ + its step option
+
+
+def _each_source_steps(f):
+    """gradcheck's option of each source's own steps, named as its step option in train (numeric's --fd-step)."""
+    for s in reversed([s for s in sources.REGISTRY.values() if s.step]):
+        f = click.option(
+            f"--{_flag(s.step)}",
+            STEP_LIST + s.step,
+            multiple=True,
+            metavar="LIST",
+            callback=_step_list,
+            help=f"Steps h to try for {s.name} alone, comma-separated: over --steps for it. [default: --steps]",
+        )(f)
+    return f
+
+
 def _steps_text(source) -> str:
     """A source's own gradcheck steps in float64, as --help says them: 1e-2 to 1e-8."""
     steps = source.check_steps("float64")
@@ -660,18 +686,18 @@ def _steps_text(source) -> str:
 @config_options("iters", "lr", iters={"default": 2000, "help": "Iterations of exact training before the second check."})
 @click.option(
     "--steps",
-    "--fd-step",
     "steps",
     multiple=True,
     metavar="LIST",
-    callback=lambda ctx, param, value: comma_list(Finite(), "1e-3,1e-5")(ctx, param, value) if value else None,
+    callback=_step_list,
     help="Steps h to try, comma-separated, for every checked source that has one ("
-    + ", ".join(f"{s.name}'s --{s.step.replace('_', '-')}" for s in sources.REGISTRY.values() if s.step)
+    + ", ".join(f"{s.name}'s --{_flag(s.step)}" for s in sources.REGISTRY.values() if s.step)
     + "); a step a source cannot take in the precision is left out for it. "
     "[default: each source across its own range: "
     + "; ".join(f"{s.name} {_steps_text(s)}" for s in sources.REGISTRY.values() if s.step)
     + " (float64)]",
 )
+@_each_source_steps
 @list_option(
     "--check",
     ",".join(n for n in sources.names() if n != sources.exact()),
@@ -699,6 +725,7 @@ def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
     Example:
       gradsel gradcheck --hidden 50 --batch 8
       gradsel gradcheck --steps 1e-3,1e-5 --fd-scheme forward --json
+      gradsel gradcheck --fd-step 1e-4,1e-6 --cs-step 1e-20
       gradsel gradcheck --plot gradcheck.png
     """
     from .. import render
@@ -706,6 +733,9 @@ def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
     from ..numerics.gradcheck import gradcheck as run_check
     from ..runs import results
 
+    own = {s.name: opts.pop(STEP_LIST + s.step) for s in sources.REGISTRY.values() if s.step}
+    if any(v is not None for v in own.values()):  # a source's own list over --steps for it
+        steps = {n: steps if v is None else v for n, v in own.items()}
     out, err = render.consoles(quiet or as_json)
     config = config_from(opts, method=sources.exact(), test_limit=1000)
     refuse_unread([config.replace(method=n) for n in to_check if n != sources.exact()], "--check")

@@ -12,6 +12,7 @@ loss epsilon apply (the exact gradient, as in training, ignores the loss epsilon
 """
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -82,8 +83,18 @@ def usable_steps(name: str, steps, config: TrainConfig) -> tuple[list[float], li
     return usable, refused
 
 
+def given_steps(steps, name: str):
+    """The steps given for source `name`: `steps` itself, or its entry where `steps` maps sources to their steps
+    (None: its own range)."""
+    return steps.get(name) if isinstance(steps, Mapping) else steps
+
+
 def _first_other() -> str:
     return next(n for n in sources.names() if n != sources.exact())
+
+
+def _sorted(steps) -> list[float] | None:
+    return None if steps is None else sorted((float(h) for h in steps), reverse=True)
 
 
 def best_step(rows: list[dict]) -> float | None:
@@ -95,8 +106,9 @@ def best_step(rows: list[dict]) -> float | None:
 def gradcheck(config: TrainConfig, steps=None, raw=None, progress=None, names=None) -> dict:
     """Relative error and cosine per block (and step, for a source with one) of every source but the exact
     gradient (or of `names`), at initialisation and after `config.iters` iterations of exact training, on the
-    first mini-batch of the run. Each source is checked at `steps`, or by default (None) across its own range
-    (Source.check_steps); a given step a source refuses is left out of its rows and listed ("refused_steps").
+    first mini-batch of the run. Each source is checked at `steps` (one list for all, or a dict of each
+    source's), or by default (None) across its own range (Source.check_steps); a given step a source refuses
+    is left out of its rows and listed ("refused_steps").
 
     Only the plain network is checked (no dropout or batch norm); ``progress(done, total, loss)``
     follows the training.
@@ -113,11 +125,11 @@ def gradcheck(config: TrainConfig, steps=None, raw=None, progress=None, names=No
     names = list(names or others)
     for n in names:
         sources.get(n)
-    if steps is not None and not len(steps):
+    if any(given_steps(steps, n) is not None and not len(given_steps(steps, n)) for n in names):
         raise ValueError("give at least one step")
     for n in names:
         source = sources.get(n)
-        usable, refused = usable_steps(n, steps, config)
+        usable, refused = usable_steps(n, given_steps(steps, n), config)
         if source.step is None:
             continue
         why = source.problem(config.replace(**{source.step: refused[-1]})) if refused else None
@@ -136,13 +148,13 @@ def gradcheck(config: TrainConfig, steps=None, raw=None, progress=None, names=No
     for name, iteration, params in (("init", 0, start), ("trained", config.iters, trained)):
         checked = {}
         for n in names:
-            rows = check_steps(params, x, y, steps, config, n)
+            rows = check_steps(params, x, y, given_steps(steps, n), config, n)
             checked[n] = {
                 "description": sources.get(n).description,
                 "step_option": sources.get(n).step,
                 "rows": rows,
                 "best_step": best_step(rows),
-                "refused_steps": usable_steps(n, steps, config)[1],
+                "refused_steps": usable_steps(n, given_steps(steps, n), config)[1],
             }
         states.append(
             {
@@ -155,6 +167,7 @@ def gradcheck(config: TrainConfig, steps=None, raw=None, progress=None, names=No
     return {
         "config": config.to_dict(),
         "exact": sources.exact(),
-        "steps": None if steps is None else sorted((float(h) for h in steps), reverse=True),  # None: each its own
+        # None: each its own range; a dict: each source's (None: its own range)
+        "steps": {n: _sorted(given_steps(steps, n)) for n in names} if isinstance(steps, Mapping) else _sorted(steps),
         "states": states,
     }

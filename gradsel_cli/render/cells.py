@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from .. import papers
-from ..config import counted
+from .. import papers, sources
+from ..config import TrainConfig, computed_sources, counted
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -146,15 +146,20 @@ def verdict_lines(table: dict) -> list[str]:
 
 
 def footer_lines(table: dict) -> list[str]:
+    """A paper table's footer: its seeds, its settings (with those of each source its methods compute, as the
+    source says them), its arithmetic where not the default, how far it is from the published numbers."""
     s = table["settings"]
+    used = computed_sources(s, [row["method"] for group in table["groups"] for row in group["rows"]])
     lines = [
         f"seeds: {', '.join(map(str, table['seeds'])) or 'none'}; settings: {s['iters']:,} iterations, "
-        f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}, "
-        f"fd step {s['fd_step']} ({s['fd_scheme']})"
+        f"SGD lr {s['lr']}, subset {s['subset']}, init std {s['init_std']}"
+        + "".join(f", {p}" for p in (sources.footer_phrase(n, s) for n in used) if p)
     ]
-    arithmetic = (s.get("precision", "float64"), s.get("fd_arith", "exact"), s.get("loss_epsilon", 0.0))
-    if arithmetic != ("float64", "exact", 0.0):
-        lines.append(f"arithmetic: {s['precision']}, fd arith {s['fd_arith']}, loss epsilon {s['loss_epsilon']:g}")
+    chosen = [k for n in used for k in sources.get(n).arithmetic]
+    defaults = TrainConfig().to_dict()
+    if any(s.get(k, defaults[k]) != defaults[k] for k in ("precision", *chosen, "loss_epsilon")):
+        said = "".join(f", {k.replace('_', ' ')} {s[k]}" for k in chosen)
+        lines.append(f"arithmetic: {s['precision']}{said}, loss epsilon {s['loss_epsilon']:g}")
     if table["mad_baseline"] is not None:
         lines.append(
             f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}"

@@ -77,6 +77,10 @@ class Source:
     # that does not stop the run (a step too small for the precision, say), as one line; None: nothing to say
     notice: Callable[[Any, Any], str | None] = lambda config, weights: None
     truncation: Callable[[dict], int] = lambda config: 2  # the power of h in its truncation error (a config dict)
+    # footer(config dict) -> its settings in a table's footer, one phrase (numeric: "fd step 0.0001 (central)");
+    # None: its step option and value ("cs step 1e-20"), nothing for a source without one (footer_phrase)
+    footer: Callable[[dict], str] | None = None
+    arithmetic: tuple[str, ...] = ()  # its options that choose its arithmetic: on a footer's arithmetic line
     bench: Callable[..., dict] | None = None
     bench_columns: tuple[tuple[str, str, str], ...] = ()
     bench_notes: tuple[str, ...] = ()  # what its columns mean
@@ -120,6 +124,14 @@ def options() -> dict[str, tuple[type, Field]]:
     for s in REGISTRY.values():
         out.update(s.options)
     return out
+
+
+def footer_phrase(name: str, config: dict) -> str | None:
+    """Source `name`'s settings in the config dict `config` as a table's footer says them (Source.footer)."""
+    s = get(name)
+    if s.footer is not None:
+        return s.footer(config)
+    return f"{s.step.replace('_', ' ')} {config[s.step]}" if s.step else None
 
 
 def register(source: Source) -> None:

@@ -297,6 +297,8 @@ SOURCE = Source(
     knobs=knobs,
     step="fd_step",
     truncation=lambda config: 2 if config["fd_scheme"] == "central" else 1,
+    footer=lambda c: f"fd step {c['fd_step']} ({c['fd_scheme']})",
+    arithmetic=("fd_arith",),
     fused=_fused,
     work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, Knobs(*k)),
     of_function=_of_function,
