@@ -663,7 +663,9 @@ STEP_LIST = "steps_of_"  # gradcheck's parameter of each source's own steps: ste
 
 def _each_source_steps(f):
     """gradcheck's option of each source's own steps, named as its step option in train (numeric's --fd-step)."""
-    for s in reversed([s for s in sources.REGISTRY.values() if s.step]):
+    for s in reversed(list(sources.REGISTRY.values())):
+        if s.step is None:
+            continue
         f = click.option(
             f"--{_flag(s.step)}",
             STEP_LIST + s.step,
