@@ -250,3 +250,21 @@ def test_select_over_sources_that_differ_rarely_ties(mnist_raw):
     result = train(small_config(method="select", iters=30), mnist_raw)
     assert set(result.select_ties) == {"analytic", "numeric"} and sum(result.select_ties.values()) <= 3
     assert train(small_config(method="analytic", iters=5), mnist_raw).select_ties is None
+
+
+@pytest.mark.parametrize("n, every", [(2, 1), (2, 3), (3, 2), (4, 5), (3, 2**70)])
+def test_the_alternate_schedule_is_one_and_its_calls_are_counted_from_it(n, every):
+    """methods.alternate and the fused loop follow network.source_at; the fused loop's thread policy counts each
+    source's calls of a stretch from the same schedule (network._iterations_of), whatever the stretch."""
+    from gradsel_cli.numerics.network import POLICY_CODES, _iterations_of, source_at
+
+    s = network.DEFAULTS._replace(
+        policy=POLICY_CODES["alternate"], sources=("a", "b", "c", "d")[:n], numeric_every=every
+    )
+    schedule = [source_at(s, t) for t in range(1, 41)]
+    want = [0 if every > 40 or t % every else 1 + (t // every - 1) % (n - 1) for t in range(1, 41)]
+    assert schedule == want
+    for t0, T in ((0, 40), (0, 1), (7, 13), (39, 1), (5, 0)):
+        assert _iterations_of(s, t0, T) == [schedule[t0 : t0 + T].count(q) for q in range(n)]
+    select = s._replace(policy=POLICY_CODES["select"])
+    assert _iterations_of(select, 3, 10) == [10] * n

@@ -164,6 +164,19 @@ def _source_at(t, policy, n_sources, every):
 
 
 @numba.njit(**SERIAL)
+def _calls_of(t0, T, policy, n_sources, every):
+    """How many of iterations t0 + 1 ... t0 + T compute each source: under select every one each, else the one
+    of _source_at."""
+    calls = np.zeros(n_sources, np.int64)
+    for t in range(t0 + 1, t0 + T + 1):
+        if policy == SELECT:
+            calls += 1
+        else:
+            calls[_source_at(t, policy, n_sources, every)] += 1
+    return calls
+
+
+@numba.njit(**SERIAL)
 def _train_sgd(
     flat,
     H,

@@ -52,10 +52,8 @@ def plain(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
 
 def alternate(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
     """Iteration t (1-based) uses the first source, but when t is a multiple of numeric_every the next of the
-    others in turn (the fused loop's _source_at)."""
-    n, every = len(s.settings.sources), s.settings.numeric_every
-    position = 0 if t % every else 1 + (t // every - 1) % (n - 1)
-    return _update(s, position, params, opt_state, x, y, mask, t)
+    others in turn (network.source_at: the fused loop's schedule)."""
+    return _update(s, network.source_at(s.settings, t), params, opt_state, x, y, mask, t)
 
 
 def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:

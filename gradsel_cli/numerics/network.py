@@ -19,7 +19,7 @@ from ..config import INITS, PRECISIONS, TrainConfig
 from ..kernels.activations import LEAKY_SLOPE
 from ..kernels.backward import _analytic
 from ..kernels.forward import BN_EPS, _forward, _loss, _predict
-from ..kernels.fused import ALTERNATE, PLAIN, SELECT, STEPS, _norm, _train_sgd
+from ..kernels.fused import ALTERNATE, PLAIN, SELECT, STEPS, _calls_of, _norm, _source_at, _train_sgd
 from ..kernels.lit import _nonzero
 from ..seeding import rng
 from . import kernel_cache  # guards every kernel's cache loader before the first call; compiles the fused steps
@@ -356,21 +356,20 @@ def _plain_fused(config: TrainConfig) -> bool:
     return plain and all(registry.get(n).fused is not None for n in c.run_sources())
 
 
+def _every(s: Settings, end: int) -> int:
+    """numeric_every for iterations up to `end`: the same iterations, in the kernels' int64."""
+    return min(s.numeric_every, end + 1)
+
+
+def source_at(s: Settings, t: int) -> int:
+    """The position in s.sources of the source that iteration t (1-based) computes under plain or alternate (the
+    schedule of kernels/fused._source_at, the one both loops follow)."""
+    return int(_source_at(t, s.policy, len(s.sources), _every(s, t)))
+
+
 def _iterations_of(s: Settings, t0: int, T: int) -> list[int]:
     """How many of iterations t0 + 1 ... t0 + T compute each of the run's sources."""
-    n = len(s.sources)
-    if s.policy == SELECT:
-        return [T] * n
-    if s.policy == PLAIN or n == 1:
-        return [T] + [0] * (n - 1)
-    m, every = n - 1, s.numeric_every
-
-    def turns_to(last: int, r: int) -> int:  # turns 1 ... last (turn u: iteration u * every) that go to other r
-        return max(0, (last - 1 - r) // m + 1)
-
-    first, last = t0 // every, (t0 + T) // every
-    others = [turns_to(last, r) - turns_to(first, r) for r in range(m)]
-    return [T - sum(others), *others]
+    return [int(c) for c in _calls_of(t0, T, s.policy, len(s.sources), _every(s, t0 + T))]
 
 
 class LitPixels(NamedTuple):
@@ -469,7 +468,7 @@ def sgd_iterations(
         lit = lit_pixels(x_train)
     elif not (len(lit.ptr) == len(y_train) + 1 and lit.val.dtype == x_train.dtype and lit.ptr[-1] == len(lit.idx)):
         raise ValueError("lit must be lit_pixels(x_train), of these training images in their dtype")
-    every = min(s.numeric_every, end + 1)  # the same iterations; fits the kernel's int64
+    every = _every(s, end)
     knobs = [tuple(float(v) for v in s.knobs[source.name]) for source in run]
     width = max(1, *(len(k) for k in knobs))
     knob_array = np.zeros((len(run), width))
