@@ -32,7 +32,7 @@ os.environ["XLA_FLAGS"] = (
 
 import gradsel_cli as gs
 from gradsel_cli import data
-from gradsel_cli.numerics import threads
+from gradsel_cli.core import threads
 
 STEP = 1e-4  # the central-difference step of gradsel's default
 SETTINGS = gs.settings(gs.TrainConfig(fd_step=STEP))

@@ -22,7 +22,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests")
 import reference
 from gradsel_cli import data, sources
 from gradsel_cli.config import TrainConfig
-from gradsel_cli.numerics import network
+from gradsel_cli.core import network
+from gradsel_cli.numerics import loop
 from gradsel_cli.numerics.training import Dataset, batch_indices, train
 
 
@@ -62,7 +63,7 @@ def main() -> None:
             errors = []
             for name in names:
                 c = config.replace(method=name)
-                g, _ = sources.get(name).gradient(params, x, y, network.settings(c), None)
+                g, _ = sources.get(name).gradient(params, x, y, loop.settings(c), None)
                 got = flat([g.W1, g.b1, g.W2, g.b2]).astype(np.longdouble)
                 errors.append(float(np.linalg.norm(got - ref) / np.linalg.norm(ref)))
             print(f"| {iters:,} | {state} | " + " | ".join(f"{e:.2g}" for e in errors) + " |")

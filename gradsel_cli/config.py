@@ -1,7 +1,8 @@
-"""TrainConfig, and the names of every choice a run can make.
+"""TrainConfig: a run's configuration, the options of the toolkit and of every gradient source (sources/).
 
-No heavy imports here: the command line and the tables read configurations
-without loading Numba.
+Above the sources, whose options are its fields; the names of the choices
+(choices.py) and the option helper (fields.py) sit below both. No heavy imports
+here: the command line and the tables read configurations without loading Numba.
 """
 
 import re
@@ -9,6 +10,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from . import sources
+from .choices import ACTIVATIONS, INITS, LOSSES, OPTIMIZERS, PRECISIONS, SELECT_ON, SUBSETS
 from .fields import KINDS, field_problem, option  # noqa: F401  (option, KINDS: part of config's interface)
 
 POLICIES = ("alternate", "select")  # methods that mix the sources of --sources (the others: one source alone)
@@ -26,14 +28,6 @@ SETTING_READS = {
     "init_std": ("init", ("std",)),
     "shots": ("subset", ("first", "random")),
 }
-SUBSETS = ("first", "random", "all")  # all: every training image, the textbook's chapter-4 setting
-PRECISIONS = ("float64", "float32")
-SELECT_ON = ("batch", "train")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-SURFACES = ("textbook", "saddle", "two-minima", "rosenbrock")  # gradsel paths' 2-D functions (numerics/paths.py)
-INITS = ("std", "xavier", "he")
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
-LOSSES = ("cross-entropy", "mse")
 
 
 def images_label(config) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SUBSETS
+from .choices import SUBSETS
 from .seeding import rng
 
 N_PIXELS = 784

@@ -9,7 +9,8 @@ reads it to build its options.
 
 from dataclasses import dataclass
 
-from .config import OPTIMIZERS, POLICIES, counted, images_label
+from .choices import OPTIMIZERS
+from .config import POLICIES, counted, images_label
 
 # The textbook's chapter-6 training (ch06/optimizer_compare_mnist.py, weight_init_compare.py): all 60,000 images,
 # mini-batches of 128, 2,000 iterations, ReLU units of 100, He initialisation, SGD with lr 0.01.

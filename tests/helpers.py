@@ -3,15 +3,16 @@
 import numpy as np
 
 from gradsel_cli.config import TrainConfig
-from gradsel_cli.numerics import network
-from gradsel_cli.numerics.network import Params
+from gradsel_cli.core import network
+from gradsel_cli.core.network import Params
+from gradsel_cli.numerics import loop
 
 BLOCKS = ("W1", "b1", "W2", "b2")
 
 
 def config_settings(**fields) -> network.Settings:
     """The wrappers' settings of a TrainConfig with these fields (the others at their defaults)."""
-    return network.settings(TrainConfig(**fields))
+    return loop.settings(TrainConfig(**fields))
 
 
 def rel_error(got, want) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradsel_cli.numerics import network
+from gradsel_cli.core import network
 from gradsel_cli.sources import numeric as numeric_source
 from helpers import random_params
 

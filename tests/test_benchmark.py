@@ -8,7 +8,8 @@ import pytest
 
 from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
-from gradsel_cli.numerics import benchmark, threads
+from gradsel_cli.core import threads
+from gradsel_cli.numerics import benchmark
 from gradsel_cli.sources import numeric as numeric_source
 
 
@@ -116,7 +117,7 @@ def test_bench_times_one_iteration_and_one_gradient_on_a_clock_it_cannot_tell_fr
     def advance(seconds):
         clock[0] += seconds
 
-    names = {code: name for name, code in benchmark.network.POLICY_CODES.items()}
+    names = {code: name for name, code in benchmark.loop.POLICY_CODES.items()}
 
     def fake_sgd_iterations(params, x, y, batches, start, settings, *outputs, **kw):
         method = names.get(settings.policy) or settings.sources[0]  # a source alone: PLAIN over it
@@ -131,7 +132,7 @@ def test_bench_times_one_iteration_and_one_gradient_on_a_clock_it_cannot_tell_fr
         fake = dataclasses.replace(sources.get(name), gradient=lambda *a, seconds=seconds: advance(seconds))
         monkeypatch.setitem(sources.REGISTRY, name, fake)
     monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(benchmark.network, "sgd_iterations", fake_sgd_iterations)
+    monkeypatch.setattr(benchmark.loop, "sgd_iterations", fake_sgd_iterations)
     monkeypatch.setattr(benchmark.network, "loss", lambda *a: advance(0.5))
     monkeypatch.setattr(numeric_source, "naive_numeric_gradient", fake_naive)
     x = np.random.default_rng(0).uniform(size=(2, 784))

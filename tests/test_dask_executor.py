@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from gradsel_cli import data
-from gradsel_cli.numerics import threads
+from gradsel_cli.core import threads
 from gradsel_cli.numerics.training import TrainConfig
 from gradsel_cli.runs import dask_executor, trial
 from gradsel_cli.runs.trial import GridError

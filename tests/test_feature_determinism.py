@@ -8,8 +8,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from gradsel_cli.numerics import network, training
-from gradsel_cli.numerics.threads import max_threads, set_threads
+from gradsel_cli.core import network
+from gradsel_cli.core.threads import max_threads, set_threads
+from gradsel_cli.numerics import training
 from gradsel_cli.numerics.training import TrainConfig
 from gradsel_cli.sources import numeric as numeric_source
 from helpers import config_settings
@@ -19,7 +20,7 @@ CONFIG = dict(method="select", hidden=8, batch=4, iters=30, test_limit=100, seed
 RUN_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from gradsel_cli.numerics import threads
+    from gradsel_cli.core import threads
     from gradsel_cli.numerics.training import TrainConfig, train
 
     out = sys.argv[1]

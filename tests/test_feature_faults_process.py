@@ -14,8 +14,8 @@ import pytest
 from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import POLICIES
+from gradsel_cli.core import kernel_cache
 from gradsel_cli.kernels import forward
-from gradsel_cli.numerics import kernel_cache
 
 TINY = ["--iters", "20", "--test-limit", "200", "--hidden", "10", "--threads", "1"]
 
@@ -127,7 +127,7 @@ def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(priv
     root, target = private_cache
     _damage(_files_of(target, "_predict"), "empty")
     code = (
-        "import numpy as np; from gradsel_cli.numerics import network; from helpers import random_params; "
+        "import numpy as np; from gradsel_cli.core import network; from helpers import random_params; "
         "print(network.predict(random_params(3, 784, seed=0), np.zeros((2, 784))).shape)"
     )
     tests = os.path.dirname(__file__)
@@ -144,7 +144,7 @@ def test_a_cache_damaged_after_the_check_is_compiled_again_without_an_error(priv
         [
             sys.executable,
             "-c",
-            "from gradsel_cli.numerics import kernel_cache; print(len(kernel_cache.drop_damaged_cache()))",
+            "from gradsel_cli.core import kernel_cache; print(len(kernel_cache.drop_damaged_cache()))",
         ],
         capture_output=True,
         text=True,
@@ -162,7 +162,7 @@ EVERY_KIND = """
 import json, sys
 from gradsel_cli import sources
 from gradsel_cli.config import POLICIES, TrainConfig
-from gradsel_cli.numerics import kernel_cache
+from gradsel_cli.core import kernel_cache
 from gradsel_cli.numerics.training import train
 
 if "--load-first" in sys.argv:
@@ -228,7 +228,7 @@ def test_an_end_of_file_inside_a_command_is_an_error_not_an_interrupt(runner, mo
 
 @pytest.mark.parametrize("flags", [[], ["--json"], ["-q"], ["--json", "-q"]])
 def test_a_compile_is_said_in_one_line_on_stderr_whatever_the_flags(flags, runner, monkeypatch):
-    from gradsel_cli.numerics import network
+    from gradsel_cli.core import network
 
     lit_pixels = network.lit_pixels
 

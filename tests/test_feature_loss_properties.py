@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
-from gradsel_cli.numerics import network
+from gradsel_cli.core import network
 from helpers import as_blocks, config_settings, random_params
 
 PERMUTATION_RTOL = 1e-13  # the mean is summed serially, so a new order may change the last bits

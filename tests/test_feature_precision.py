@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import reference as ref
-from gradsel_cli.config import OPTIMIZERS, TrainConfig
-from gradsel_cli.numerics import network, training
+from gradsel_cli.choices import OPTIMIZERS
+from gradsel_cli.config import TrainConfig
+from gradsel_cli.core import network
+from gradsel_cli.numerics import training
 from gradsel_cli.numerics.optimizers import Optimizer
 from gradsel_cli.runs import local
 from gradsel_cli.sources import numeric as numeric_source

@@ -5,7 +5,7 @@ import pytest
 
 import reference as ref
 from gradsel_cli import config
-from gradsel_cli.numerics import network
+from gradsel_cli.core import network
 from gradsel_cli.numerics.training import TrainConfig, train
 from gradsel_cli.sources import numeric as numeric_source
 from helpers import as_blocks, assert_blocks_close

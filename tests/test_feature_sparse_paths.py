@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import sparse_reference as sr
+from gradsel_cli.core import network
 from gradsel_cli.kernels import backward, differences, forward, lit
-from gradsel_cli.numerics import network
 from helpers import numeric_blocks
 
 

@@ -145,7 +145,8 @@ def _outcome(record: dict) -> tuple:
 def _unread() -> list[tuple[str, dict]]:
     """(option, a config that does not read it): each setting's option under an optimizer or initialisation
     that ignores it, each policy's and source's option in a run of backprop alone."""
-    from gradsel_cli.config import INITS, OPTIMIZERS, POLICY_READS, SETTING_READS, SUBSETS
+    from gradsel_cli.choices import INITS, OPTIMIZERS, SUBSETS
+    from gradsel_cli.config import POLICY_READS, SETTING_READS
     from gradsel_cli.sources import REGISTRY
 
     choices = {"optimizer": OPTIMIZERS, "init": INITS, "subset": SUBSETS}

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import reference as ref
+from gradsel_cli.choices import ACTIVATIONS, LOSSES
 from gradsel_cli.cli.commands import cli
-from gradsel_cli.config import ACTIVATIONS, LOSSES
-from gradsel_cli.numerics import network, training
-from gradsel_cli.numerics.network import Params
+from gradsel_cli.core import network
+from gradsel_cli.core.network import Params
+from gradsel_cli.numerics import training
 from gradsel_cli.numerics.training import TrainConfig
 from gradsel_cli.sources import numeric as numeric_source
 from helpers import as_blocks, assert_blocks_close, config_settings

@@ -10,7 +10,8 @@ import pytest
 
 from gradsel_cli.analysis import figures, report
 from gradsel_cli.cli.commands import cli
-from gradsel_cli.numerics import gradcheck, network, training
+from gradsel_cli.core import network
+from gradsel_cli.numerics import gradcheck, training
 from gradsel_cli.numerics.training import TrainConfig
 from gradsel_cli.runs import results
 from gradsel_cli.runs.records import run_record, thin

@@ -11,7 +11,8 @@ import reference as ref
 from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import Notice, TrainConfig
-from gradsel_cli.numerics import gradcheck, network
+from gradsel_cli.core import network
+from gradsel_cli.numerics import gradcheck
 from gradsel_cli.numerics.training import Dataset, batch_indices
 from helpers import BLOCKS, as_blocks, rel_error
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
+from gradsel_cli.core import network
 from gradsel_cli.kernels import backward, complex_step, forward
-from gradsel_cli.numerics import network
 from helpers import random_params, step_blocks
 
 ACTS = list(network.ACTIVATION_CODES)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import reference as ref
+from gradsel_cli.core import network
 from gradsel_cli.kernels import backward, forward, precision
-from gradsel_cli.numerics import network
 from helpers import numeric_blocks
 
 MAX_ULP = 1.0  # the true bound: within 1 ulp of the correctly rounded result (measured: never more)

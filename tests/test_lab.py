@@ -9,9 +9,11 @@ import pytest
 import reference
 from gradsel_cli import lab, seeding
 from gradsel_cli.analysis.report import lab_summary
+from gradsel_cli.choices import ACTIVATIONS, OPTIMIZERS
 from gradsel_cli.cli.commands import cli
-from gradsel_cli.config import ACTIVATIONS, OPTIMIZERS, TrainConfig
-from gradsel_cli.numerics import activity, network
+from gradsel_cli.config import TrainConfig
+from gradsel_cli.core import network
+from gradsel_cli.numerics import activity
 from gradsel_cli.runs.experiments import trials
 from gradsel_cli.runs.records import check_record
 from gradsel_cli.runs.trial import run_trial

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from gradsel_cli import sources
-from gradsel_cli.numerics import methods, network
+from gradsel_cli.core import network
+from gradsel_cli.numerics import methods
 from gradsel_cli.numerics.methods import StepContext
 from gradsel_cli.numerics.optimizers import Optimizer
 from gradsel_cli.sources import numeric as numeric_source
@@ -111,7 +112,7 @@ def select_problem(few_shot_set):
     """(context, params, batch x, batch y, mask) for one select step at the default initial weights."""
     x, y = few_shot_set
     idx = np.random.default_rng(0).integers(0, len(y), 4)
-    context = StepContext(optimizer=Optimizer("sgd", lr=0.1), x_train=x, y_train=y)
+    context = StepContext(Optimizer("sgd", lr=0.1), config_settings(), x_train=x, y_train=y)
     return context, network.init_params(5, seed=0), x[idx], y[idx], np.ones((4, 5))
 
 
@@ -219,7 +220,7 @@ def test_select_on_train_compares_on_the_whole_training_set(monkeypatch, select_
 
 def test_select_keeps_the_optimizer_state_of_the_kept_update(monkeypatch, select_problem):
     _context, params, x, y, mask = select_problem
-    momentum = StepContext(optimizer=Optimizer("momentum", lr=0.1))
+    momentum = StepContext(Optimizer("momentum", lr=0.1), config_settings())
     fake_numeric(monkeypatch, lambda p, xx, yy: 2.0 * analytic_flat(p, xx, yy))
     state = momentum.optimizer.init(params.flat.size)
     step = methods.select(momentum, params, state, x, y, mask, 1)
@@ -254,9 +255,9 @@ def test_select_over_sources_that_differ_rarely_ties(mnist_raw):
 
 @pytest.mark.parametrize("n, every", [(2, 1), (2, 3), (3, 2), (4, 5), (3, 2**70)])
 def test_the_alternate_schedule_is_one_and_its_calls_are_counted_from_it(n, every):
-    """methods.alternate and the fused loop follow network.source_at; the fused loop's thread policy counts each
-    source's calls of a stretch from the same schedule (network._iterations_of), whatever the stretch."""
-    from gradsel_cli.numerics.network import POLICY_CODES, _iterations_of, source_at
+    """methods.alternate and the fused loop follow loop.source_at; the fused loop's thread policy counts each
+    source's calls of a stretch from the same schedule (loop._iterations_of), whatever the stretch."""
+    from gradsel_cli.numerics.loop import POLICY_CODES, _iterations_of, source_at
 
     s = network.DEFAULTS._replace(
         policy=POLICY_CODES["alternate"], sources=("a", "b", "c", "d")[:n], numeric_every=every

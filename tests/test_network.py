@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import reference as ref
-from gradsel_cli.numerics import network
+from gradsel_cli.core import network
+from gradsel_cli.numerics import loop
 from gradsel_cli.sources import numeric as numeric_source
 from helpers import as_blocks, assert_blocks_close, config_settings, random_params, rel_error
 
@@ -465,7 +466,7 @@ def test_sgd_iterations_checks_what_would_reach_the_kernel_unchecked(few_shot_se
     if args["lit"] is not None:
         args["lit"] = network.lit_pixels(x[:-1] if args["lit"] == "fewer" else x.astype(np.float32))
     with pytest.raises(ValueError, match=re.escape(message)):
-        network.sgd_iterations(
+        loop.sgd_iterations(
             params,
             x,
             y,
@@ -489,15 +490,15 @@ def test_the_training_sets_lit_pixels_given_once_give_the_run_made_without_them(
     runs = []
     for given in (None, lit):
         params, losses = network.init_params(3, seed=0), np.empty(6)
-        network.sgd_iterations(params, x, y, batches[:3], 0, settings, losses, lit=given)
-        network.sgd_iterations(params, x, y, batches[3:], 3, settings, losses, lit=given)
+        loop.sgd_iterations(params, x, y, batches[:3], 0, settings, losses, lit=given)
+        loop.sgd_iterations(params, x, y, batches[3:], 3, settings, losses, lit=given)
         runs.append((params.flat, losses))
     assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
 
 
 def test_sgd_iterations_makes_its_outputs_when_not_given(few_shot_set):
     x, y = few_shot_set
-    done, diverged = network.sgd_iterations(
+    done, diverged = loop.sgd_iterations(
         network.init_params(3, seed=0), x, y, np.array([[0, 1], [2, 3]]), 0, config_settings(method="alternate", lr=0.1)
     )
     assert (done, diverged) == (2, False)

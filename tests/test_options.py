@@ -112,21 +112,26 @@ def test_every_option_reaches_the_run(runner):
 
 
 def test_the_kernels_dispatch_codes_follow_the_registries():
-    from gradsel_cli import config
+    from gradsel_cli import choices, config
+    from gradsel_cli.core import network
     from gradsel_cli.kernels import activations, forward, fused
-    from gradsel_cli.numerics import methods, network
+    from gradsel_cli.numerics import loop, methods
 
-    assert [network.ACTIVATION_CODES[n] for n in config.ACTIVATIONS] == [
+    assert [network.ACTIVATION_CODES[n] for n in choices.ACTIVATIONS] == [
         activations.SIGMOID,
         activations.TANH,
         activations.RELU,
         activations.LEAKY_RELU,
         activations.MISH,
     ]
-    assert [network.LOSS_CODES[n] for n in config.LOSSES] == [forward.CROSS_ENTROPY, forward.MSE]
+    assert [network.LOSS_CODES[n] for n in choices.LOSSES] == [forward.CROSS_ENTROPY, forward.MSE]
     assert set(methods.POLICIES) == set(config.POLICIES)
-    assert network.POLICY_CODES == {"alternate": fused.ALTERNATE, "select": fused.SELECT}
-    assert fused.PLAIN not in network.POLICY_CODES.values()
+    assert loop.POLICY_CODES == {"alternate": fused.ALTERNATE, "select": fused.SELECT}
+    assert fused.PLAIN not in loop.POLICY_CODES.values()
+    # the network core's default Settings are the default config's where the network reads them
+    defaults = loop.settings(config.TrainConfig())
+    for name in ("activation", "loss", "weight_decay", "loss_epsilon", "numeric_every", "lr", "seed"):
+        assert getattr(network.DEFAULTS, name) == getattr(defaults, name), name
 
 
 def test_optimizer_defaults_are_the_configs():

@@ -94,7 +94,7 @@ def test_a_source_that_needs_the_network_and_a_policy_are_refused_in_one_line(mo
 
 
 def test_the_command_line_offers_the_surfaces_there_are():
-    from gradsel_cli.config import SURFACES
+    from gradsel_cli.choices import SURFACES
 
     assert tuple(paths.SURFACES) == SURFACES  # config names them for --help, which loads no NumPy
 

@@ -11,7 +11,8 @@ import reference as ref
 from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
-from gradsel_cli.numerics import network, threads, training
+from gradsel_cli.core import network, threads
+from gradsel_cli.numerics import loop, training
 from gradsel_cli.sources import complex_step
 from helpers import as_blocks, assert_blocks_close, config_settings, invoke, random_params
 
@@ -55,7 +56,7 @@ def test_the_gradient_is_the_naive_twins(act, batch_norm):
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_the_fused_loop_is_the_python_loop_bitwise_on_any_thread_count(mnist_raw, method, sources, precision):
     config = TrainConfig(method=method, precision=precision, **SMALL, **({"sources": sources} if sources else {}))
-    assert network.fusable(config)
+    assert loop.fusable(config)
     runs = []
     for n in (1, 2):
         threads.set_threads(n)
@@ -128,8 +129,8 @@ def test_its_default_step_and_its_whole_gradcheck_range_are_taken_in_either_prec
     assert all(source.problem(config.replace(cs_step=h)) is None for h in steps)
     x, y = mnist_batch
     params = network.init_params(5, seed=0, dtype=precision)
-    exact, _ = network.analytic_gradient(params, x.astype(precision), y, network.settings(config), return_loss=True)
+    exact, _ = network.analytic_gradient(params, x.astype(precision), y, loop.settings(config), return_loss=True)
     tiny = config.replace(cs_step=min(steps))
-    g, _ = source.gradient(params, x.astype(precision), y, network.settings(tiny))
+    g, _ = source.gradient(params, x.astype(precision), y, loop.settings(tiny))
     assert np.all(np.isfinite(g.flat))
     assert np.linalg.norm(g.flat - exact.flat) <= 1e3 * np.finfo(precision).eps * np.linalg.norm(exact.flat)

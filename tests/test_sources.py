@@ -12,9 +12,10 @@ import gradsel_cli
 import reference as ref
 from gradsel_cli import config, sources
 from gradsel_cli.config import TrainConfig
+from gradsel_cli.core import network
 from gradsel_cli.kernels.backward import _analytic_step
 from gradsel_cli.kernels.draws import _sign
-from gradsel_cli.numerics import network, training
+from gradsel_cli.numerics import loop, training
 
 PACKAGE = Path(gradsel_cli.__file__).parent
 DATA = {"papers.py", "runs/records.py"}  # the papers' presets and format-1 records name what they compared
@@ -79,9 +80,9 @@ SMALL = dict(shots=1, batch=4, hidden=6, iters=12, test_limit=200)
 
 def test_a_source_without_a_fused_step_runs_through_python_with_the_right_result(doubled, mnist_raw, monkeypatch):
     calls = []
-    monkeypatch.setattr(network, "sgd_iterations", lambda *a, **k: calls.append(a) or (0, False))
+    monkeypatch.setattr(loop, "sgd_iterations", lambda *a, **k: calls.append(a) or (0, False))
     config = TrainConfig(method="doubled", **SMALL)
-    assert not network.fusable(config)
+    assert not loop.fusable(config)
     got = training.train(config, mnist_raw)
     assert calls == []  # never the fused kernel, which would have taken another source's branch
     # twice the gradient at lr is the exact gradient at 2 lr: bitwise, as 2 g and 2 lr scale exactly
@@ -184,7 +185,7 @@ def test_a_fused_step_that_reads_x_gets_the_batch_only_when_it_says_so(mnist_raw
     )
     try:
         config = TrainConfig(method="reads-x", **SMALL)
-        assert network.fusable(config)
+        assert loop.fusable(config)
         fused, stepwise = training.train(config, mnist_raw), training.train(config, mnist_raw, fused=False)
     finally:
         sources.unregister("reads-x")
@@ -201,7 +202,7 @@ def test_select_over_more_sources_than_the_fused_loop_takes_says_so_and_gives_th
     import warnings
 
     exact = sources.get("analytic")
-    extra = [f"copy-{i}" for i in range(network.STEPS - 1)]
+    extra = [f"copy-{i}" for i in range(loop.STEPS - 1)]
     for name in extra:
         sources.register(
             sources.Source(
@@ -219,7 +220,7 @@ def test_select_over_more_sources_than_the_fused_loop_takes_says_so_and_gives_th
         )
     try:
         config = TrainConfig(method="select", sources=",".join(["analytic", "numeric", *extra]), **SMALL)
-        assert not network.fusable(config) and f"at most {network.STEPS}" in network.too_many_to_fuse(config)
+        assert not loop.fusable(config) and f"at most {loop.STEPS}" in loop.too_many_to_fuse(config)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             got = training.train(config, mnist_raw)
@@ -227,7 +228,7 @@ def test_select_over_more_sources_than_the_fused_loop_takes_says_so_and_gives_th
         want = training.train(config, mnist_raw, fused=False)
         assert np.array_equal(got.params.flat, want.params.flat) and got.select_wins == want.select_wins
         four = config.replace(sources=",".join(["analytic", "numeric", *extra[:2]]))
-        assert network.fusable(four) and network.too_many_to_fuse(four) is None
+        assert loop.fusable(four) and loop.too_many_to_fuse(four) is None
     finally:
         for name in extra:
             sources.unregister(name)
@@ -289,10 +290,10 @@ def test_a_random_direction_source_computes_its_estimate_from_its_draws(projecte
     ]
     assert [kernel_draws._uniform(np.uint64(99), i) for i in range(40)] == list(ref.uniform(99, 40))
     config = TrainConfig(method="projected", **SMALL)
-    settings = network.settings(config)
+    settings = loop.settings(config)
     params = network.init_params(6, 1, dtype=np.float64)
     x, y = mnist_raw[0][:4].astype(np.float64) / 255.0, mnist_raw[1][:4].astype(np.int64)
-    words = network.words_of(settings, "projected", 4, 1)[0]  # iteration 5's
+    words = loop.words_of(settings, "projected", 4, 1)[0]  # iteration 5's
     got, value = projected.gradient(params, x, y, settings, None, words)
     exact, exact_value = network.analytic_gradient(params, x, y, settings, None, return_loss=True)
     g = np.concatenate([b.ravel() for b in ref.analytic_gradient(list(params), x, y)])
@@ -313,7 +314,7 @@ def test_a_random_direction_source_computes_its_estimate_from_its_draws(projecte
 )
 def test_a_random_direction_source_trains_fused_and_stepwise_bitwise_the_same(projected, mnist_raw, method, extra):
     config = TrainConfig(method=method, **{**SMALL, "iters": 40}, **extra)
-    assert network.fusable(config)
+    assert loop.fusable(config)
     fused, stepwise = training.train(config, mnist_raw), training.train(config, mnist_raw, fused=False)
     assert np.array_equal(fused.params.flat, stepwise.params.flat)
     assert np.array_equal(fused.loss_history, stepwise.loss_history) and np.array_equal(fused.kept, stepwise.kept)

@@ -1,4 +1,4 @@
-"""The thread policy (numerics/threads.py) and the kernel cache check (numerics/kernel_cache.py), the only modules
+"""The thread policy (core/threads.py) and the kernel cache check (core/kernel_cache.py), the only modules
 besides the kernels that import numba."""
 
 import ast
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import gradsel_cli
+from gradsel_cli.core import kernel_cache, threads
 from gradsel_cli.kernels import differences
-from gradsel_cli.numerics import kernel_cache, threads
 
 PACKAGE = Path(gradsel_cli.__file__).parent
 
@@ -30,7 +30,7 @@ def test_only_the_kernels_the_thread_policy_and_the_cache_check_import_numba():
     # the package's __init__ imports Numba to start its parallel backend before any kernel loads
     kernels = {f"kernels/{p.name}" for p in (PACKAGE / "kernels").glob("*.py")} - {"kernels/policy.py"}
     assert len(kernels) >= 8  # the network's and each gradient source's own
-    assert importers == kernels | {"numerics/threads.py", "numerics/kernel_cache.py"}
+    assert importers == kernels | {"core/threads.py", "core/kernel_cache.py"}
 
 
 def test_the_cache_check_guards_the_kernels_of_every_module():

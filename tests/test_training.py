@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import reference as ref
 from gradsel_cli import data, sources
 from gradsel_cli.config import METHOD_NAMES
-from gradsel_cli.numerics import network, training
+from gradsel_cli.core import network
+from gradsel_cli.numerics import loop, training
 from gradsel_cli.numerics.training import TrainConfig
 from gradsel_cli.runs.records import run_record
 from helpers import config_settings, small_config, spy_run
@@ -151,7 +152,7 @@ def assert_same_run(a: training.RunResult, b: training.RunResult):
 @pytest.mark.parametrize("changes", FUSED_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
 def test_fused_loop_gives_bitwise_the_stepwise_run(mnist_raw, changes):
     config = small_config(iters=12, **changes)
-    assert network.fusable(config)
+    assert loop.fusable(config)
     fused = training.train(config, data=mnist_raw)
     assert_same_run(fused, training.train(config, data=mnist_raw, fused=False))
     assert fused.final_loss == training.train(config, data=mnist_raw, fused=False).final_loss
@@ -178,14 +179,14 @@ def test_a_fused_run_finds_its_training_sets_lit_pixels_once_not_per_call(mnist_
     made = []
     original = network.lit_pixels
     monkeypatch.setattr(network, "lit_pixels", lambda x: made.append(len(x)) or original(x))
-    calls, run_parallel = [], network.run_parallel
+    calls, run_parallel = [], loop.run_parallel
 
     def spy(kernel, work, *args, **kw):
-        if kernel is network._train_sgd:
+        if kernel is loop._train_sgd:
             calls.append(args[4])  # the lit pixels' indices it was given
         return run_parallel(kernel, work, *args, **kw)
 
-    monkeypatch.setattr(network, "run_parallel", spy)
+    monkeypatch.setattr(loop, "run_parallel", spy)
     config = small_config(method="analytic", shots=3, iters=40)
     training.train(config, data=mnist_raw, progress=lambda *a: None)  # a report, so a call, every iteration
     assert made == [30]  # the 3 x 10 few-shot images, once
@@ -198,7 +199,7 @@ def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set)
     before = params.copy()
     batches = np.array([[0, 1, 2, 3]])
     losses, kept, rel_diffs = np.empty(1), np.zeros(1, np.int8), np.full((1, 0), np.nan)  # one source: no others
-    done, diverged = network.sgd_iterations(
+    done, diverged = loop.sgd_iterations(
         params, x, y, batches, 0, config_settings(method="analytic", lr=0.1), losses, kept, rel_diffs
     )
     assert (done, diverged) == (1, False)
@@ -215,17 +216,17 @@ def test_fused_analytic_step_leaves_the_rows_of_unlit_pixels_alone(few_shot_set)
 )
 def test_only_plain_sgd_runs_fused(changes):
     for method in METHOD_NAMES:
-        assert network.fusable(small_config(method=method))
-        assert not network.fusable(small_config(method=method, **changes))
+        assert loop.fusable(small_config(method=method))
+        assert not loop.fusable(small_config(method=method, **changes))
 
 
 def test_a_source_without_a_fused_step_runs_stepwise():
     analytic = sources.get("analytic")
     sources.register(dataclasses.replace(analytic, name="unfused", exact=False, fused=None))
     try:
-        assert not network.fusable(small_config(method="unfused"))
-        assert not network.fusable(small_config(method="select", sources="analytic,unfused"))
-        assert network.fusable(small_config(method="select"))
+        assert not loop.fusable(small_config(method="unfused"))
+        assert not loop.fusable(small_config(method="select", sources="analytic,unfused"))
+        assert loop.fusable(small_config(method="select"))
     finally:
         sources.unregister("unfused")
 

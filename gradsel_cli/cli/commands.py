@@ -16,12 +16,11 @@ import click
 
 from .. import lab as lab_presets
 from .. import papers, sources
+from ..choices import OPTIMIZERS, SURFACES
 from ..config import (
     CELL_KEYS,
     DIGITS_FROM,
-    OPTIMIZERS,
     STUDIES,
-    SURFACES,
     VAL_PER_CLASS,
     TrainConfig,
     counted,

@@ -14,8 +14,8 @@ from .errors import CLOSED, STORED, kept_note, on_interrupt, stored
 
 def prepare(threads, err, *figures) -> None:
     """Before any work: matplotlib when a figure is asked for, the thread count, the first-run notice."""
-    from ..numerics import kernel_cache
-    from ..numerics.threads import set_threads
+    from ..core import kernel_cache
+    from ..core.threads import set_threads
 
     if any(figures):
         from ..analysis.figures import require

@@ -7,7 +7,7 @@ losses and prediction (forward), the fused SGD loop (fused); and the kernels of
 each gradient source in a module of their own (backward: backpropagation;
 differences, differences_bn: finite differences; a new source's likewise, see
 docs/adding-a-source.md). Kernels are private; the checked public wrappers live
-in ``numerics/network.py`` and in each source's module of ``sources/``.
+in ``core/network.py`` and in each source's module of ``sources/``.
 
 Determinism: a ``prange`` loop owns disjoint output elements and every sum is
 done serially in a fixed order, so results are bitwise identical whatever the
@@ -17,8 +17,8 @@ Names: a kernel's parameters carry the config's names (``fd_step``,
 ``loss_epsilon``); a choice between two names is a boolean named after the
 field and the choice it is true for (``fd_central``: fd_scheme is central,
 ``fd_textbook``: fd_arith is textbook); a choice among more is an int code, the
-name's position in the registry of config.py (activation, loss; the policy's in
-network.POLICY_CODES). A gradient source's step of the fused loop has the one
+name's position in choices.py (activation, loss; the policy's in
+numerics/loop.POLICY_CODES). A gradient source's step of the fused loop has the one
 signature of ``fused.step_signature``.
 """
 

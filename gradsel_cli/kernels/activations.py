@@ -7,7 +7,7 @@ import numba
 from .policy import INLINE
 from .precision import _c, _exp
 
-# Activation codes: the names' positions in config.ACTIVATIONS (mapped in numerics/network.py).
+# Activation codes: the names' positions in choices.ACTIVATIONS (mapped in core/network.py).
 SIGMOID, TANH, RELU, LEAKY_RELU, MISH = 0, 1, 2, 3, 4
 LEAKY_SLOPE = 0.01
 

@@ -20,7 +20,7 @@ from .lit import _lit_dot, _nonzero
 from .policy import INLINE, PARALLEL, SERIAL
 from .precision import _c, _exp, _log1p_small
 
-# Loss codes: the names' positions in config.LOSSES (mapped in numerics/network.py).
+# Loss codes: the names' positions in choices.LOSSES (mapped in core/network.py).
 CROSS_ENTROPY, MSE = 0, 1
 
 

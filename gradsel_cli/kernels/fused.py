@@ -14,7 +14,7 @@ from .precision import _c
 # exactly what methods.py computes one call at a time, and the update and the norms are
 # rounded as NumPy rounds them (EXACT: no fused multiply-add), so the two loops give
 # bitwise the same run. The gradient sources come as their steps (first-class functions of
-# STEP_SIGNATURE, compiled by numerics/kernel_cache.py), the policy as its code.
+# STEP_SIGNATURE, compiled by core/kernel_cache.py), the policy as its code.
 PLAIN, ALTERNATE, SELECT = 0, 1, 2  # the policy codes; the names are mapped in network.py
 STEPS = 4  # the loop takes this many steps (unused ones repeat the first): one specialisation per precision
 

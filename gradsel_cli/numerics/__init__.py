@@ -1,1 +1,1 @@
-"""The network, its gradient sources, optimizers and training loop over the kernels."""
+"""One network's training over the gradient sources: methods, optimizers, the training loop, gradcheck, bench."""

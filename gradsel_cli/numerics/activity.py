@@ -9,8 +9,8 @@ its kernels), its weights drawn at the scale of gradsel's initialisations.
 
 import numpy as np
 
+from ..core import network
 from ..seeding import rng
-from . import network
 
 BINS = 30  # the textbook's
 RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # the others: OTHER_RANGE

@@ -7,7 +7,6 @@ batch (the first B training images).
 """
 
 import contextlib
-import statistics
 import subprocess
 import sys
 import time
@@ -16,8 +15,10 @@ import numpy as np
 
 from .. import data, sources
 from ..config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, TrainConfig
-from . import network
-from .threads import get_threads, max_threads
+from ..core import network
+from ..core.threads import get_threads, max_threads
+from ..core.timing import median_time
+from . import loop
 
 # A busy loop that also ends by itself once its parent is gone (even a killed one).
 _BUSY = (
@@ -54,16 +55,6 @@ def background_load(n: int):
                 p.wait()
 
 
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up (and compilation on the first call)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def bench_one(
     x: np.ndarray, y: np.ndarray, hidden: int, repeat: int = 5, seed: int = 0, precision: str = "float64"
 ) -> dict:
@@ -73,12 +64,12 @@ def bench_one(
     params = network.init_params(hidden, seed, dtype=precision)
     x = np.asarray(x, dtype=precision)
     B = x.shape[0]
-    settings = network.settings(TrainConfig())
+    settings = loop.settings(TrainConfig())
     exact = sources.exact()
     out = {"hidden": hidden, "batch": B, "nonzero_pixels": int(np.count_nonzero(x)), "weights": params.flat.size}
     out["loss"] = median_time(lambda: network.loss(params, x, y), repeat)
     for name, source in sources.REGISTRY.items():
-        words = network.words_of(settings, name, 0, 1)[0]  # a random source's first iteration's
+        words = loop.words_of(settings, name, 0, 1)[0]  # a random source's first iteration's
         out[name] = median_time(lambda s=source, w=words: s.gradient(params, x, y, settings, None, w), repeat)
     for name, source in sources.REGISTRY.items():
         if name != exact:
@@ -87,7 +78,7 @@ def bench_one(
             out.update(source.bench(params, x, y, settings, repeat, seed, out[name]))
     for name in METHOD_NAMES:  # as training runs them: the fused loop, FUSED_ITERS iterations per call
         config = TrainConfig(method=name, lr=0.1)
-        if network.fusable(config):
+        if loop.fusable(config):
             t = median_time(lambda config=config: fused_iterations(params, x, y, config), repeat) / FUSED_ITERS
             out[f"iter_{name}"] = t
     out["iteration_over_exact"] = out[f"iter_{exact}"] / out[exact]
@@ -100,7 +91,7 @@ FUSED_ITERS = 20  # iterations of one timed fused-loop call (alternate: half of 
 def fused_iterations(params: network.Params, x: np.ndarray, y: np.ndarray, config: TrainConfig) -> None:
     """FUSED_ITERS iterations of plain SGD with `config`'s method, on a copy of params, each on the whole batch."""
     batches = np.tile(np.arange(len(y)), (FUSED_ITERS, 1))
-    network.sgd_iterations(params.copy(), x, y, batches, 0, network.settings(config))
+    loop.sgd_iterations(params.copy(), x, y, batches, 0, loop.settings(config))
 
 
 def check_sizes(hiddens, batches) -> None:

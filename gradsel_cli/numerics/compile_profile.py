@@ -55,8 +55,8 @@ def summarise(events: list[tuple[str, float, float, int]]) -> list[dict]:
 def record_compiles(changes: dict, data_dir=None) -> dict:
     """In this process: train one iteration of TrainConfig(**changes) and record each compile of gradsel's kernels
     on the way. {"kernels": summarise(...), "seconds": the whole call, "peak_rss_mb": of this process}."""
+    from ..core.kernel_cache import recording_compiles
     from ..data import load_mnist_raw
-    from .kernel_cache import recording_compiles
     from .training import train
 
     raw = load_mnist_raw(data_dir)

@@ -18,8 +18,9 @@ import numpy as np
 
 from .. import data, sources
 from ..config import Notice, TrainConfig
-from . import network
-from .network import Params
+from ..core import network
+from ..core.network import Params
+from . import loop
 from .training import Dataset, batch_indices, train
 
 BLOCKS = ("W1", "b1", "W2", "b2")
@@ -57,12 +58,12 @@ def check_steps(params: Params, x, y, steps=None, config: TrainConfig | None = N
     chosen = sources.get(source or _first_other())
     if steps is not None and not len(steps):
         raise ValueError("give at least one step")
-    exact, _ = sources.get(sources.exact()).gradient(params, x, y, network.settings(config))
+    exact, _ = sources.get(sources.exact()).gradient(params, x, y, loop.settings(config))
     rows = []
     option = chosen.step
     for h in usable_steps(chosen.name, steps, config)[0] if option else (None,):
-        settings = network.settings(config if option is None else config.replace(**{option: h}))
-        g, _ = chosen.gradient(params, x, y, settings, None, network.words_of(settings, chosen.name, 0, 1)[0])
+        settings = loop.settings(config if option is None else config.replace(**{option: h}))
+        g, _ = chosen.gradient(params, x, y, settings, None, loop.words_of(settings, chosen.name, 0, 1)[0])
         blocks = {name: compare(getattr(g, name), getattr(exact, name)) for name in BLOCKS}
         rows.append({"step": None if h is None else float(h), "blocks": blocks, "all": compare(g.flat, exact.flat)})
     return rows
@@ -143,7 +144,7 @@ def gradcheck(config: TrainConfig, steps=None, raw=None, progress=None, names=No
     x, y = ds.x_train[idx], ds.y_train[idx]  # (B, 784), (B,)
     start = network.init_params(config.hidden, config.seed, config.init_std, config.init, dtype=config.precision)
     trained = train(config, ds, progress=progress).params
-    settings = network.settings(config)
+    settings = loop.settings(config)
     states = []
     for name, iteration, params in (("init", 0, start), ("trained", config.iters, trained)):
         checked = {}

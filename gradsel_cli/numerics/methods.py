@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import sources as registry
-from . import network
-from .network import DEFAULTS, Params, Settings
+from ..core import network
+from ..core.network import Params, Settings
+from . import loop
 from .optimizers import Optimizer
 
 
@@ -22,7 +23,7 @@ class StepContext:
     """What every method needs to know besides the batch."""
 
     optimizer: Optimizer
-    settings: Settings = DEFAULTS  # network.settings(config)
+    settings: Settings  # loop.settings(config)
     x_train: np.ndarray | None = None  # the whole few-shot set, for select_on == "train"
     y_train: np.ndarray | None = None
 
@@ -41,7 +42,7 @@ class Step:
 
 def gradient(s: StepContext, source: str, params: Params, x, y, mask, t: int) -> tuple[Params, float]:
     """(gradient, batch loss) from one source at iteration t (1-based), with its draws of that iteration."""
-    draws = network.words_of(s.settings, source, t - 1, 1)[0]
+    draws = loop.words_of(s.settings, source, t - 1, 1)[0]
     return registry.get(source).gradient(params, x, y, s.settings, mask, draws)
 
 
@@ -52,8 +53,8 @@ def plain(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
 
 def alternate(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
     """Iteration t (1-based) uses the first source, but when t is a multiple of numeric_every the next of the
-    others in turn (network.source_at: the fused loop's schedule)."""
-    return _update(s, network.source_at(s.settings, t), params, opt_state, x, y, mask, t)
+    others in turn (loop.source_at: the fused loop's schedule)."""
+    return _update(s, loop.source_at(s.settings, t), params, opt_state, x, y, mask, t)
 
 
 def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:

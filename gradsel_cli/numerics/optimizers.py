@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import OPTIMIZERS, TrainConfig
+from ..choices import OPTIMIZERS
+from ..config import TrainConfig
 
 _DEFAULT = TrainConfig()  # the defaults live in one place: TrainConfig
 

@@ -15,11 +15,12 @@ import numpy as np
 
 from .. import data, interrupts, sources
 from ..config import Notice, TrainConfig
+from ..core import network
+from ..core.network import Params
 from ..data import load_mnist_raw
 from ..seeding import rng
-from . import activity, methods, network
+from . import activity, loop, methods
 from .methods import Step, StepContext
-from .network import Params
 from .optimizers import Optimizer
 
 
@@ -158,7 +159,7 @@ def train(
     weights and changes nothing in the run.
 
     Plain SGD without weight decay, dropout or batch norm runs its iterations
-    inside kernel calls (network.sgd_iterations) of up to CALL_SECONDS each, at
+    inside kernel calls (loop.sgd_iterations) of up to CALL_SECONDS each, at
     most one per progress report; `fused=False` steps through methods.py one
     call at a time instead, with bitwise the same result.
     """
@@ -173,7 +174,7 @@ def train(
         optimizer=Optimizer(
             c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2, eps=c.eps
         ),
-        settings=network.settings(c),
+        settings=loop.settings(c),
         x_train=ds.x_train,
         y_train=ds.y_train,
     )
@@ -181,9 +182,9 @@ def train(
     for name in c.run_sources():  # each source's advice on its options at these weights (a step too small, say)
         if (said := sources.get(name).notice(c, params.flat)) is not None:
             warnings.warn(said, Notice, stacklevel=2)
-    if fused and (said := network.too_many_to_fuse(c)) is not None:
+    if fused and (said := loop.too_many_to_fuse(c)) is not None:
         warnings.warn(said, Notice, stacklevel=2)
-    run = _Iterations(c, context, params, ds, fused and network.fusable(c))
+    run = _Iterations(c, context, params, ds, fused and loop.fusable(c))
     curve_at = curve_iterations(c.iters, eval_points, eval_every)
     at_init = activity.of_network(run.test_time(), ds.x_test, c.activation)
     acc_curve: list[tuple[int, float]] = []
@@ -310,7 +311,7 @@ class _Iterations:
         while self.done < stop and not self.diverged:
             todo = min(stop - self.done, self.chunk)
             tick = time.perf_counter()
-            n, self.diverged = network.sgd_iterations(
+            n, self.diverged = loop.sgd_iterations(
                 self.params,
                 self.ds.x_train,
                 self.ds.y_train,
@@ -350,7 +351,7 @@ def _warm_up(
     x, y, c = ds.x_train[idx], ds.y_train[idx], config
     fused = lit is not None
     if fused:
-        network.sgd_iterations(
+        loop.sgd_iterations(
             params.copy(),
             ds.x_train,
             ds.y_train,
@@ -363,7 +364,7 @@ def _warm_up(
             lit,
         )
     for name in s.settings.sources if not fused else ():
-        sources.get(name).gradient(params, x, y, s.settings, ones, network.words_of(s.settings, name, 0, 1)[0])
+        sources.get(name).gradient(params, x, y, s.settings, ones, loop.words_of(s.settings, name, 0, 1)[0])
     network.loss(params, x, y, s.settings, ones)
     if c.batch_norm:
         network.batch_stats(params, x)

@@ -58,8 +58,8 @@ def _distributed():
 
 def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
     """One trial on a worker, Numba on one thread (the worker's slot is one core)."""
+    from ..core.threads import set_threads
     from ..data import load_mnist_raw
-    from ..numerics.threads import set_threads
 
     set_threads(1)
     key = None if data_dir is None else str(data_dir)

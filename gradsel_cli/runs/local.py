@@ -15,8 +15,8 @@ _RAW = None  # MNIST of this worker process, loaded once
 
 def _worker_init(data_dir, threads: int, parent: int):
     global _RAW
+    from ..core.threads import set_threads
     from ..data import load_mnist_raw
-    from ..numerics.threads import set_threads
 
     exit_with_parent(parent)
     set_threads(threads)

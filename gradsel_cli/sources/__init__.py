@@ -17,6 +17,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import Field, dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -26,7 +27,7 @@ class Source:
 
     gradient(params, x, y, settings, mask, draws) -> (Params, batch loss): the checked gradient of the mean
         loss (with weight decay) at `params` on the batch, and the loss there (with loss_epsilon); draws: its
-        words of the iteration (network.words_of; None where a caller has no iteration, for a source that draws
+        words of the iteration (loop.words_of; None where a caller has no iteration, for a source that draws
         none).
     draws(knobs) -> how many words (uint64) it draws each iteration (0: it is deterministic). They come from the
         run seed's "draws" stream by iteration, the same for every method of a seed and for both loops; its
@@ -86,6 +87,15 @@ class Source:
     bench_notes: tuple[str, ...] = ()  # what its columns mean
     bench_title: str = ""  # the title of its table of bench_columns (what they measure)
     of_function: Callable[[Callable, Callable, Any, tuple], Any] | None = None
+
+
+def knobs_in(settings, name: str) -> Any:
+    """Source `name`'s knobs in the run's Settings (core/network.py), or those of its options' defaults where the
+    settings hold none (the network core's DEFAULTS)."""
+    if name in settings.knobs:
+        return settings.knobs[name]
+    s = get(name)
+    return s.knobs(SimpleNamespace(**{option: f.default for option, (_, f) in s.options.items()}))
 
 
 def _discover() -> dict[str, Source]:

@@ -6,7 +6,7 @@ from . import Source
 def gradient(params, x, y, settings, mask=None, draws=None):
     """(gradient, batch loss) by backpropagation; with loss_epsilon > 0 the loss is -log(p + loss_epsilon) but
     the gradient stays that of -log p, as in the textbook's backward pass."""
-    from ..numerics import network
+    from ..core import network
 
     return network.analytic_gradient(params, x, y, settings, mask, return_loss=True)
 

@@ -14,7 +14,7 @@ exactly 0 they give backprop's one-sided slope (ReLU'(0) = 0, leaky 0.01).
 from typing import NamedTuple
 
 from ..fields import option
-from . import Source
+from . import Source, knobs_in
 
 
 class Knobs(NamedTuple):
@@ -26,12 +26,12 @@ def gradient(params, x, y, settings=None, mask=None, draws=None):
     decay adds lambda w, the complex step of its 1/2 lambda w^2 taken exactly."""
     import numpy as np
 
+    from ..core import network
+    from ..core.threads import run_parallel
     from ..kernels.complex_step import _complex_step_bn, _complex_step_fused
-    from ..numerics import network
-    from ..numerics.threads import run_parallel
 
     settings = network.DEFAULTS if settings is None else settings
-    k: Knobs = settings.knobs["complex-step"]
+    k: Knobs = knobs_in(settings, "complex-step")
     x, y, mask = network.check_batch(params, x, y, mask)
     t = params.dtype.type
     lit = float(np.count_nonzero(x))

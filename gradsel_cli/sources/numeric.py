@@ -8,7 +8,7 @@ weight moves one hidden unit of the samples whose pixel is lit, or one output.
 from typing import NamedTuple
 
 from ..fields import option
-from . import Source
+from . import Source, knobs_in
 
 FD_SCHEMES = ("central", "forward")
 FD_ARITHS = ("exact", "textbook")  # how a finite difference subtracts the two perturbed losses
@@ -34,23 +34,23 @@ def gradient(params, x, y, settings, mask=None, draws=None):
     its change under each perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is
     differenced like the rest.
     """
-    from ..numerics import network
+    from ..core import network
 
     return numeric_gradient(params, x, y, settings, mask), network.loss(params, x, y, settings, mask)
 
 
 def numeric_gradient(params, x, y, settings=None, mask=None):
-    """The finite-difference gradient alone, as Params (see gradient); settings: network.settings(config), the
+    """The finite-difference gradient alone, as Params (see gradient); settings: loop.settings(config), the
     defaults' when None."""
     import numpy as np
 
+    from ..core import network
+    from ..core.threads import run_parallel
     from ..kernels.differences import _numeric_step
     from ..kernels.differences_bn import _numeric_bn
-    from ..numerics import network
-    from ..numerics.threads import run_parallel
 
     settings = network.DEFAULTS if settings is None else settings
-    k: Knobs = settings.knobs["numeric"]
+    k: Knobs = knobs_in(settings, "numeric")
     x, y, mask = network.check_batch(params, x, y, mask)
     t = params.dtype.type
     if params.batch_norm:
@@ -96,10 +96,10 @@ def naive_numeric_gradient(params, x, y, settings=None, mask=None, indices=None)
     """
     import numpy as np
 
-    from ..numerics import network
+    from ..core import network
 
     settings = network.DEFAULTS if settings is None else settings
-    k: Knobs = settings.knobs["numeric"]
+    k: Knobs = knobs_in(settings, "numeric")
     x, y, mask = network.check_batch(params, x, y, mask)
     work = params.copy()
     t = params.dtype.type  # the losses are numbers of this precision, subtracted and divided in it
@@ -164,7 +164,7 @@ def _bench(params, x, y, settings, repeat: int, seed: int, seconds: float) -> di
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from ..numerics.benchmark import median_time
+    from ..core.timing import median_time
 
     n = params.flat.size
     sample = np.random.default_rng(seed).choice(n, size=min(NAIVE_SAMPLE, n), replace=False)

@@ -1,4 +1,6 @@
-"""The two-layer network: parameters, initialisation, and checked wrappers over the
+"""The network core: the two-layer network's parameters, initialisation, checked batches, loss, exact gradient and
+predictions, as checked wrappers over the kernels; below the gradient sources (sources/) and the training
+(numerics/), and knowing neither (nor TrainConfig: a run's Settings are made by numerics/loop.py).
 
 ``Params`` keeps all weights in one flat vector with four views (W1, b1, W2,
 b2), so optimizers update one array and gradients have the same layout as the
@@ -7,71 +9,53 @@ everything computed with it: the wrappers convert the data to it and the
 kernels compute in it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import config, seeding
-from .. import sources as registry
-from ..config import INITS, PRECISIONS, TrainConfig
+from ..choices import ACTIVATIONS, INITS, LOSSES, PRECISIONS
 from ..kernels.activations import LEAKY_SLOPE
 from ..kernels.backward import _analytic
 from ..kernels.forward import BN_EPS, _forward, _loss, _predict
-from ..kernels.fused import ALTERNATE, PLAIN, SELECT, STEPS, _calls_of, _norm, _source_at, _train_sgd
+from ..kernels.fused import PLAIN, _norm
 from ..kernels.lit import _nonzero
 from ..seeding import rng
-from . import kernel_cache  # guards every kernel's cache loader before the first call; compiles the fused steps
+from . import kernel_cache  # noqa: F401  (guards every kernel's cache loader before the first call)
 from .threads import run_parallel
 
 N_IN = 784
 N_OUT = 10
 
-# The kernels' dispatch codes are the names' positions in the registries of config.py (a test checks them).
-ACTIVATION_CODES = {name: code for code, name in enumerate(config.ACTIVATIONS)}
-LOSS_CODES = {name: code for code, name in enumerate(config.LOSSES)}
-POLICY_CODES = {"alternate": ALTERNATE, "select": SELECT}  # of the fused loop; a source alone is PLAIN
+# The kernels' dispatch codes are the names' positions in choices.py (a test checks them).
+ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
+LOSS_CODES = {name: code for code, name in enumerate(LOSSES)}
 
 
 class Settings(NamedTuple):
-    """What the wrappers and kernels need of a TrainConfig: made once per run by ``settings(config)`` (which
-    validates the config) and passed down as it is. The fields keep the config's names; a choice among more
-    than two names is its kernel code (ACTIVATION_CODES, ...), a choice of two a boolean named after the field
-    and the choice it is true for (select_on_train: select_on is "train"), as in the kernels' parameters."""
+    """What the wrappers and kernels need of a TrainConfig: made once per run by numerics/loop.settings(config)
+    (which validates the config) and passed down as it is. The fields keep the config's names; a choice among
+    more than two names is its kernel code (ACTIVATION_CODES, ...), a choice of two a boolean named after the
+    field and the choice it is true for (select_on_train: select_on is "train"), as in the kernels' parameters.
+    The defaults (DEFAULTS) are TrainConfig's where the network reads them (a test checks them), and a run of
+    no sources."""
 
-    policy: int  # PLAIN (the method is a source alone) or POLICY_CODES
-    sources: tuple[str, ...]  # the gradient sources the run computes, in the order of --sources
-    activation: int  # ACTIVATION_CODES
-    loss: int  # LOSS_CODES
-    weight_decay: float
-    loss_epsilon: float  # every loss evaluation; the analytic gradient ignores it
-    numeric_every: int  # alternate: every K-th iteration goes to the next of the other sources
-    select_on_train: bool  # select_on == "train" (else the batch)
-    lr: float  # the fused loop's SGD step
-    knobs: dict[str, tuple]  # every registered source's settings (Source.knobs), by name
-    seed: int  # the run seed: a source's per-iteration draws come from its "draws" stream (words_of)
-
-
-def settings(config: TrainConfig) -> Settings:
-    """The Settings of `config`, validated (ValueError naming the first bad field)."""
-    c = config.validate()
-    return Settings(
-        POLICY_CODES.get(c.method, PLAIN),
-        c.run_sources(),
-        ACTIVATION_CODES[c.activation],
-        LOSS_CODES[c.loss],
-        float(c.weight_decay),
-        float(c.loss_epsilon),
-        c.numeric_every,
-        c.select_on == "train",
-        c.lr,
-        {name: source.knobs(c) for name, source in registry.REGISTRY.items()},
-        int(c.seed),
-    )
+    policy: int = PLAIN  # PLAIN (the method is a source alone) or loop.POLICY_CODES
+    sources: tuple[str, ...] = ()  # the gradient sources the run computes, in the order of --sources
+    activation: int = 0  # ACTIVATION_CODES: sigmoid
+    loss: int = 0  # LOSS_CODES: cross-entropy
+    weight_decay: float = 0.0
+    loss_epsilon: float = 0.0  # every loss evaluation; the analytic gradient ignores it
+    numeric_every: int = 2  # alternate: every K-th iteration goes to the next of the other sources
+    select_on_train: bool = False  # select_on == "train" (else the batch)
+    lr: float = 0.1  # the fused loop's SGD step
+    knobs: Mapping[str, tuple] = MappingProxyType({})  # every registered source's settings (Source.knobs), by name
+    seed: int = 0  # the run seed: a source's per-iteration draws come from its "draws" stream (loop.words_of)
 
 
-DEFAULTS = settings(TrainConfig())
+DEFAULTS = Settings()
 
 
 @dataclass(frozen=True)
@@ -332,46 +316,6 @@ def norm(v: np.ndarray) -> float:
     return _norm(np.ascontiguousarray(v))
 
 
-def fusable(config: TrainConfig) -> bool:
-    """Whether sgd_iterations runs this configuration (else training.py steps through methods.py): plain SGD
-    without weight decay, dropout or batch norm, over at most STEPS sources that all have a fused step."""
-    return _plain_fused(config) and len(config.run_sources()) <= STEPS
-
-
-def too_many_to_fuse(config: TrainConfig) -> str | None:
-    """Why a run the fused loop would otherwise take steps through Python: more sources than the loop's STEPS
-    (bitwise the same result, slower), as one line; None when that is not why."""
-    n = len(config.run_sources())
-    if n <= STEPS or not _plain_fused(config):
-        return None
-    return (
-        f"{config.method} over {n} sources steps through Python: the fused training loop takes at most {STEPS}; "
-        "the result is bitwise the same, only slower"
-    )
-
-
-def _plain_fused(config: TrainConfig) -> bool:
-    c = config
-    plain = c.optimizer == "sgd" and c.weight_decay == 0 and c.dropout == 0 and not c.batch_norm
-    return plain and all(registry.get(n).fused is not None for n in c.run_sources())
-
-
-def _every(s: Settings, end: int) -> int:
-    """numeric_every for iterations up to `end`: the same iterations, in the kernels' int64."""
-    return min(s.numeric_every, end + 1)
-
-
-def source_at(s: Settings, t: int) -> int:
-    """The position in s.sources of the source that iteration t (1-based) computes under plain or alternate (the
-    schedule of kernels/fused._source_at, the one both loops follow)."""
-    return int(_source_at(t, s.policy, len(s.sources), _every(s, t)))
-
-
-def _iterations_of(s: Settings, t0: int, T: int) -> list[int]:
-    """How many of iterations t0 + 1 ... t0 + T compute each of the run's sources."""
-    return [int(c) for c in _calls_of(t0, T, s.policy, len(s.sources), _every(s, t0 + T))]
-
-
 class LitPixels(NamedTuple):
     """The lit pixels of every image of a training set (kernels/lit._nonzero's CSR rows, a bias entry each):
     what the fused loop gathers each batch's from. A run makes them once (lit_pixels)."""
@@ -386,18 +330,10 @@ def lit_pixels(x_train) -> LitPixels:
     return LitPixels(*_nonzero(np.ascontiguousarray(x_train)))
 
 
-def words_of(settings: Settings, source: str, t0: int, iterations: int) -> np.ndarray:
-    """The words (uint64) `source` draws at iterations t0 + 1 ... t0 + `iterations` of the run of `settings`, as
-    an (iterations, Source.draws) array: from the run seed's "draws" stream (seeding.draws), so the same at an
-    iteration whatever the method, the other sources beside it and the loop (fused or through Python)."""
-    per_iteration = registry.get(source).draws(settings.knobs.get(source, ()))
-    return seeding.draws(settings.seed, source, t0, iterations, per_iteration)
-
-
 def step_gradient(step, work: float, params: Params, x, y, settings: Settings, mask, knobs, draws=None) -> Params:
     """The gradient a source's step kernel (kernels/fused.step_signature) computes at `params` on the batch x, y,
     mask (as check_batch gives them), on the threads run_parallel gives `work`; knobs: the source's settings;
-    draws: its words of this iteration (words_of; None: none)."""
+    draws: its words of this iteration (loop.words_of; None: none)."""
     grad = params.with_flat(np.zeros_like(params.flat))  # zero on entry, as the step's contract says
     eps = params.dtype.type(settings.loss_epsilon)
     lit = lit_pixels(x)
@@ -405,116 +341,6 @@ def step_gradient(step, work: float, params: Params, x, y, settings: Settings, m
     args = (params.flat, params.hidden, settings.activation, mask, settings.loss, eps, np.array(knobs, np.float64))
     run_parallel(step, work, x, y, *lit, *args, words, grad.flat)
     return grad
-
-
-def sgd_iterations(
-    params: Params,
-    x_train,
-    y_train,
-    batches,
-    t0: int,
-    settings: Settings = DEFAULTS,
-    losses=None,
-    sources=None,
-    rel_diffs=None,
-    lit: LitPixels | None = None,
-    ties=None,
-) -> tuple[int, bool]:
-    """Iterations t0 + 1 ... t0 + len(batches) of plain SGD (no weight decay, dropout or batch norm)
-    in one kernel call, `params` updated in place: bitwise the steps of methods.py.
-
-    batches : (T, B) int64 indices into x_train (N, 784), y_train (N,); losses (float64) and sources
-    (int8), each at least t0 + T long, and rel_diffs (float64, (t0 + T, n - 1) for n sources) receive
-    iteration t's batch loss, the position in settings.sources of its kept update's source, and
-    select's relative difference of each other source to the first, at t - 1 (made when not given); ties
-    (bool, at least t0 + T long) whether select's kept candidate's loss equalled another's, bitwise.
-    Returns the iterations done and whether the last diverged (a loss or a new weight not finite;
-    the weights then stay those before it). `lit`: lit_pixels(x_train), made here when not given; a
-    run gives it, so that no call costs anything that depends on the training set's size.
-    """
-    s = settings
-    if params.batch_norm:
-        raise ValueError("sgd_iterations runs networks without batch norm")
-    x_train, y_train = check_images(params, x_train, y_train)
-    t = params.dtype.type
-    batches = np.ascontiguousarray(batches, dtype=np.int64)
-    if batches.ndim != 2 or (batches.size and not 0 <= batches.min() <= batches.max() < len(y_train)):
-        raise ValueError(f"batches must be (T, B) indices into the {len(y_train)} training images")
-    run = [registry.get(name) for name in s.sources]
-    if len(run) > STEPS or any(source.fused is None for source in run):
-        raise ValueError(f"sgd_iterations runs at most {STEPS} sources, each with a fused step")
-    end = t0 + len(batches)
-    n_others = len(run) - 1
-    losses = np.empty(end) if losses is None else losses
-    sources = np.zeros(end, np.int8) if sources is None else sources
-    rel_diffs = np.full((end, n_others), np.nan) if rel_diffs is None else rel_diffs
-    ties = np.zeros(end, np.bool_) if ties is None else ties
-    for name, out, dtype, ndim in (
-        ("losses", losses, np.float64, 1),
-        ("sources", sources, np.int8, 1),
-        ("rel_diffs", rel_diffs, np.float64, 2),
-        ("ties", ties, np.bool_, 1),
-    ):
-        if not (
-            isinstance(out, np.ndarray)
-            and out.dtype == dtype
-            and out.ndim == ndim
-            and len(out) >= end
-            and (ndim == 1 or out.shape[1] == n_others)
-            and out.flags.c_contiguous
-        ):
-            raise ValueError(f"{name} must be a contiguous {np.dtype(dtype).name} array of at least {end} rows")
-    if lit is None:
-        lit = lit_pixels(x_train)
-    elif not (len(lit.ptr) == len(y_train) + 1 and lit.val.dtype == x_train.dtype and lit.ptr[-1] == len(lit.idx)):
-        raise ValueError("lit must be lit_pixels(x_train), of these training images in their dtype")
-    every = _every(s, end)
-    knobs = [tuple(float(v) for v in s.knobs[source.name]) for source in run]
-    width = max(1, *(len(k) for k in knobs))
-    knob_array = np.zeros((len(run), width))
-    for q, k in enumerate(knobs):
-        knob_array[q, : len(k)] = k
-    words = [words_of(s, source.name, t0, len(batches)) for source in run]
-    draws = np.zeros((len(batches), len(run), max(w.shape[1] for w in words)), np.uint64)
-    for q, w in enumerate(words):
-        draws[:, q, : w.shape[1]] = w
-    steps = tuple(kernel_cache.typed_step(source.fused(), params.dtype) for source in run if source.fused)
-    steps = steps + (steps[0],) * (STEPS - len(steps))
-    B = batches.shape[1]
-    lit_per_batch = (len(lit.idx) - len(y_train)) / len(y_train) * B  # lit pixels of a batch, on average (no bias)
-    calls = _iterations_of(s, t0, len(batches))
-    works = [source.work(params.hidden, B, lit_per_batch, s.knobs[source.name]) for source in run]
-    parallel = [(w, c) for w, c in zip(works, calls) if w > 0 and c > 0]
-    with kernel_cache.first_class_functions():
-        return run_parallel(
-            _train_sgd,
-            max((w for w, _ in parallel), default=0),
-            params.flat,
-            params.hidden,
-            x_train,
-            y_train,
-            *lit,
-            batches,
-            t0,
-            s.policy,
-            steps,
-            len(run),
-            np.array([source.dense for source in run]),
-            np.array([source.sparse for source in run]),
-            knob_array,
-            draws,
-            every,
-            t(s.lr),
-            s.activation,
-            s.loss,
-            t(s.loss_epsilon),
-            s.select_on_train,
-            losses,
-            sources,
-            rel_diffs,
-            ties,
-            calls=sum(c for _, c in parallel),
-        )
 
 
 _NUMPY_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
@@ -537,7 +363,7 @@ def textbook_loss(params: Params, x, y, settings: Settings = DEFAULTS, mask=None
     if params.batch_norm:
         mu = a1.mean(axis=0)
         a1 = params.gamma * (a1 - mu) / np.sqrt(((a1 - mu) ** 2).mean(axis=0) + t(BN_EPS)) + params.beta
-    z1 = _NUMPY_ACTIVATIONS[config.ACTIVATIONS[s.activation]](a1)
+    z1 = _NUMPY_ACTIVATIONS[ACTIVATIONS[s.activation]](a1)
     if mask is not None:
         z1 = z1 * np.asarray(mask, dtype=params.dtype)
     a2 = np.dot(z1, params.W2) + params.b2
