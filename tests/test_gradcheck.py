@@ -211,7 +211,7 @@ def test_each_source_is_checked_across_its_own_range_by_default(mnist_raw):
         source = sources.get(name)
         steps = [r["step"] for r in entry["rows"]]
         if source.step:
-            assert steps == sorted(source.check_steps("float64"), reverse=True)
+            assert steps == sorted(source.check.steps("float64"), reverse=True)
             assert getattr(config, source.step) in steps  # its default step is among them (complex-step's 1e-20)
             assert entry["refused_steps"] == []
 
@@ -238,6 +238,6 @@ def test_each_source_takes_its_own_steps_under_its_own_option_over_steps(monkeyp
     rows = {n: [r["step"] for r in s["rows"]] for n, s in data["states"][0]["sources"].items()}
     assert rows == {"numeric": [1e-3], "complex-step": [1e-20, 1e-30]}
     alone = json.loads(CliRunner().invoke(cli, [*args, "--fd-step", "1e-4"], catch_exceptions=False).stdout)
-    own = sources.get("complex-step").check_steps("float64")
+    own = sources.get("complex-step").check.steps("float64")
     assert alone["steps"] == {"numeric": [1e-4], "complex-step": None}  # no --steps: complex-step's own range
     assert [r["step"] for r in alone["states"][0]["sources"]["complex-step"]["rows"]] == sorted(own, reverse=True)

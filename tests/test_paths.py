@@ -14,7 +14,7 @@ EXACT = sources.exact()
 
 
 def usable() -> list[str]:
-    return [n for n in sources.names() if sources.get(n).of_function is not None]
+    return [n for n in sources.names() if sources.get(n).check.of_function is not None]
 
 
 def gradient(method=EXACT, surface=TEXTBOOK, **options):
@@ -85,7 +85,7 @@ def test_every_source_that_works_from_a_function_is_close_to_the_closed_form(nam
 def test_a_source_that_needs_the_network_and_a_policy_are_refused_in_one_line(monkeypatch):
     import dataclasses
 
-    network_only = dataclasses.replace(sources.get(EXACT), name="network-only", of_function=None)
+    network_only = dataclasses.replace(sources.get(EXACT), name="network-only", check=sources.Check())
     monkeypatch.setitem(sources.REGISTRY, "network-only", network_only)
     with pytest.raises(ValueError, match="needs the network"):
         paths.gradient_of(TrainConfig(method=EXACT).replace(method="network-only"), TEXTBOOK)

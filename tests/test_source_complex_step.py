@@ -124,7 +124,7 @@ def test_a_step_the_precision_cannot_carry_is_refused_before_any_run(precision, 
 def test_its_default_step_and_its_whole_gradcheck_range_are_taken_in_either_precision(precision, mnist_batch):
     config = TrainConfig(method="complex-step", precision=precision).validate()
     source = sources.get("complex-step")
-    steps = source.check_steps(precision)
+    steps = source.check.steps(precision)
     assert config.cs_step in steps and min(steps) <= 1e-30 and max(steps) >= 1e-1
     assert all(source.problem(config.replace(cs_step=h)) is None for h in steps)
     x, y = mnist_batch

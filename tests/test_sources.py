@@ -179,8 +179,7 @@ def test_a_fused_step_that_reads_x_gets_the_batch_only_when_it_says_so(mnist_raw
             gradient,
             lambda *a: 1.0,
             "tests/",
-            fused=lambda: step,
-            dense=dense,
+            fused=sources.Fused(lambda: step, dense=dense),
         )
     )
     try:
@@ -215,7 +214,6 @@ def test_select_over_more_sources_than_the_fused_loop_takes_says_so_and_gives_th
                 exact.cost,
                 "tests/",
                 fused=exact.fused,
-                sparse=exact.sparse,
             )
         )
     try:
@@ -274,7 +272,7 @@ def projected():
         gradient,
         lambda *a: 3.0,
         "tests/test_sources.py: analytic on reference.rademacher directions",
-        fused=lambda: step,
+        fused=sources.Fused(lambda: step),
         draws=lambda knobs: Q,
     )
     sources.register(source)

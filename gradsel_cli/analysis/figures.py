@@ -279,7 +279,7 @@ def gradcheck_figure(path, check: dict, title: str) -> None:
                         )
             if stepped:
                 first = state["sources"][stepped[0]]
-                _slopes(ax, first, sources.get(stepped[0]).truncation(check["config"]))
+                _slopes(ax, first, sources.get(stepped[0]).check.truncation(check["config"]))
             when = (
                 "at initialisation"
                 if state["iteration"] == 0

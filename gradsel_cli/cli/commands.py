@@ -678,7 +678,7 @@ def _each_source_steps(f):
 
 def _steps_text(source) -> str:
     """A source's own gradcheck steps in float64, as --help says them: 1e-2 to 1e-8."""
-    steps = source.check_steps("float64")
+    steps = source.check.steps("float64")
     return f"{max(steps):g} to {min(steps):g}"
 
 

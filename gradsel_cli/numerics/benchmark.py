@@ -75,7 +75,7 @@ def bench_one(
         if name != exact:
             out[f"{name}_over_{exact}"] = out[name] / out[exact]
         if source.bench is not None:
-            out.update(source.bench(params, x, y, settings, repeat, seed, out[name]))
+            out.update(source.bench.measure(params, x, y, settings, repeat, seed, out[name]))
     for name in METHOD_NAMES:  # as training runs them: the fused loop, FUSED_ITERS iterations per call
         config = TrainConfig(method=name, lr=0.1)
         if loop.fusable(config):

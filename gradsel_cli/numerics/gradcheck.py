@@ -49,7 +49,7 @@ def compare(numeric: np.ndarray, analytic: np.ndarray) -> dict:
 def check_steps(params: Params, x, y, steps=None, config: TrainConfig | None = None, source: str = "") -> list:
     """For each step h (the source's step option set to it; one row without h for a source that has none): per
     block and over all weights, the source's gradient against the exact one (sources.exact()). `steps` None:
-    the source's own range (Source.check_steps) in the precision of `config`; steps the source refuses
+    the source's own range (Source.check.steps) in the precision of `config`; steps the source refuses
     (Source.problem: a step its precision cannot carry) are left out.
 
     x : (B, n_in) float, y : (B,) int; both gradients in the precision of `params`.
@@ -75,7 +75,7 @@ def usable_steps(name: str, steps, config: TrainConfig) -> tuple[list[float], li
     source = sources.get(name)
     if source.step is None:
         return [], []
-    given = source.check_steps(config.precision) if steps is None else steps
+    given = source.check.steps(config.precision) if steps is None else steps
     usable: list[float] = []
     refused: list[float] = []
     for h in sorted((float(h) for h in given), reverse=True):
@@ -108,7 +108,7 @@ def gradcheck(config: TrainConfig, steps=None, raw=None, progress=None, names=No
     """Relative error and cosine per block (and step, for a source with one) of every source but the exact
     gradient (or of `names`), at initialisation and after `config.iters` iterations of exact training, on the
     first mini-batch of the run. Each source is checked at `steps` (one list for all, or a dict of each
-    source's), or by default (None) across its own range (Source.check_steps); a given step a source refuses
+    source's), or by default (None) across its own range (Source.check.steps); a given step a source refuses
     is left out of its rows and listed ("refused_steps").
 
     Only the plain network is checked (no dropout or batch norm); ``progress(done, total, loss)``

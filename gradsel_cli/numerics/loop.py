@@ -162,12 +162,13 @@ def sgd_iterations(
     draws = np.zeros((len(batches), len(run), max(w.shape[1] for w in words)), np.uint64)
     for q, w in enumerate(words):
         draws[:, q, : w.shape[1]] = w
-    steps = tuple(kernel_cache.typed_step(source.fused(), params.dtype) for source in run if source.fused)
+    fused = [source.fused for source in run if source.fused is not None]
+    steps = tuple(kernel_cache.typed_step(f.step(), params.dtype) for f in fused)
     steps = steps + (steps[0],) * (STEPS - len(steps))
     B = batches.shape[1]
     lit_per_batch = (len(lit.idx) - len(y_train)) / len(y_train) * B  # lit pixels of a batch, on average (no bias)
     calls = _iterations_of(s, t0, len(batches))
-    works = [source.work(params.hidden, B, lit_per_batch, s.knobs[source.name]) for source in run]
+    works = [f.work(params.hidden, B, lit_per_batch, s.knobs[source.name]) for f, source in zip(fused, run)]
     parallel = [(w, c) for w, c in zip(works, calls) if w > 0 and c > 0]
     with kernel_cache.first_class_functions():
         return run_parallel(
@@ -183,8 +184,8 @@ def sgd_iterations(
             s.policy,
             steps,
             len(run),
-            np.array([source.dense for source in run]),
-            np.array([source.sparse for source in run]),
+            np.array([f.dense for f in fused]),
+            np.array([f.sparse for f in fused]),
             knob_array,
             draws,
             every,

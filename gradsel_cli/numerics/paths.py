@@ -101,14 +101,14 @@ def gradient_of(config: TrainConfig, s: Surface) -> Callable[[np.ndarray], np.nd
     if config.method not in sources.names():
         raise ValueError(f"--method {config.method}: paths take one gradient source; choose one of: {_usable()}")
     source = sources.get(config.method)
-    if source.of_function is None:
+    if source.check.of_function is None:
         raise ValueError(f"--method {config.method} needs the network and cannot take a function's gradient")
-    of_function, knobs = source.of_function, source.knobs(config)
+    of_function, knobs = source.check.of_function, source.knobs(config)
     return lambda p: np.asarray(of_function(s.f, s.df, p, knobs), dtype=np.float64)
 
 
 def _usable() -> str:
-    return ", ".join(n for n in sources.names() if sources.get(n).of_function is not None)
+    return ", ".join(n for n in sources.names() if sources.get(n).check.of_function is not None)
 
 
 def path(optimizer: Optimizer, gradient: Callable[[np.ndarray], np.ndarray], start, steps: int) -> np.ndarray:

@@ -119,15 +119,15 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
     tables: list[Table | Fit] = [Fit(calls, stacked_table(calls, _by_size))]
     for n in names:
         source = sources.get(n)
-        if not source.bench_columns:
+        if source.bench is None or not source.bench.columns:
             continue
-        own = titled_table(source.bench_title or f"{n}: further measurements", **COMPACT)
-        for col in ("H", "B", *(header for header, _, _ in source.bench_columns)):
+        own = titled_table(source.bench.title or f"{n}: further measurements", **COMPACT)
+        for col in ("H", "B", *(header for header, _, _ in source.bench.columns)):
             number_column(own, col)
         for r in rows:
-            cells = [_bench_cell(r[key], fmt) for _, key, fmt in source.bench_columns]
+            cells = [_bench_cell(r[key], fmt) for _, key, fmt in source.bench.columns]
             own.add_row(str(r["hidden"]), str(r["batch"]), *cells)
-        notes = [*source.bench_notes]
+        notes = [*source.bench.notes]
         own.caption = "\n".join(notes)
         own.caption_justify = "left"
         if notes:

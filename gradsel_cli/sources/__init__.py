@@ -22,29 +22,80 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Fused:
+    """A source's step of the fused training loop (kernels/fused.py), and what the loop must know of it
+    (numerics/loop.py reads it).
+
+    step() -> the Numba kernel, of the one signature of kernels/fused.step_signature (imported when asked: a
+        configuration read never loads Numba).
+    work(hidden, batch, lit, knobs) -> inner-loop operations of one gradient, for the thread policy (0: a serial
+        kernel).
+    """
+
+    step: Callable[[], Any]
+    dense: bool = False  # the step reads the batch's pixels x (else only their lit lists: x is NaN)
+    sparse: bool = False  # its gradient is zero on the rows of W1 of pixels the batch leaves dark
+    work: Callable[[int, int, float, tuple], float] = lambda hidden, batch, lit, knobs: 0.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """What `gradsel gradcheck` and `gradsel paths` need of a source (numerics/gradcheck.py, numerics/paths.py,
+    the gradcheck figure).
+
+    steps(precision) -> the steps h gradcheck tries by default, largest first: its own meaningful range (for a
+        source with a step option, Source.step).
+    truncation(config dict) -> the power of h in its truncation error: the gradcheck figure's reference slope.
+    of_function(f, df, p, knobs) -> its gradient of a scalar function f of the point p (a 1-D float64 array; f
+        also takes complex points) given df, f's closed-form gradient, and its knobs; None: it works on the
+        network alone (gradsel paths says so).
+    """
+
+    steps: Callable[[str], tuple[float, ...]] = lambda precision: ()
+    truncation: Callable[[dict], int] = lambda config: 2
+    of_function: Callable[[Callable, Callable, Any, tuple], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Bench:
+    """A source's own measurements in `gradsel bench` (numerics/benchmark.py) and their table (render/tables.py).
+
+    measure(params, x, y, settings, repeat, seed, seconds per gradient) -> its measurements, by key.
+    columns: (column header, key, format) of each shown.
+    """
+
+    measure: Callable[..., dict]
+    columns: tuple[tuple[str, str, str], ...] = ()
+    title: str = ""  # the title of its table (what the columns measure)
+    notes: tuple[str, ...] = ()  # what its columns mean
+
+
+@dataclass(frozen=True)
 class Source:
-    """One gradient source, as its module declares it.
+    """One gradient source, as its module declares it: what it is, how it computes, its options, and the parts
+    that the fused loop (Fused), gradcheck and paths (Check) and bench (Bench) read.
 
     gradient(params, x, y, settings, mask, draws) -> (Params, batch loss): the checked gradient of the mean
         loss (with weight decay) at `params` on the batch, and the loss there (with loss_epsilon); draws: its
-        words of the iteration (loop.words_of; None where a caller has no iteration, for a source that draws
-        none).
+        words of the iteration (numerics/loop.words_of; None where a caller has no iteration, for a source
+        that draws none).
+    cost(hidden, batch, lit) -> forward-pass equivalents of one gradient of a batch with `lit` lit pixels in all.
     draws(knobs) -> how many words (uint64) it draws each iteration (0: it is deterministic). They come from the
         run seed's "draws" stream by iteration, the same for every method of a seed and for both loops; its
         fused step gets them as `draws` and makes its directions of them (kernels/draws.py).
-    knobs(config) -> tuple of floats: what its kernels need of the config (its options, converted);
-        settings(config) keeps them under the source's name, and the fused step gets them as float64s.
-    fused() -> its step of the fused loop (a Numba kernel of the signature of kernels/fused.py's
-        _train_sgd steps), or None: then a run that uses the source steps through Python.
-    cost(hidden, batch, lit) -> forward-pass equivalents of one gradient of a batch with `lit`
-        lit pixels in all.
-    work(hidden, batch, lit, knobs) -> inner-loop operations of one gradient, for the thread policy
-        (0: a serial kernel).
-    of_function(f, df, p, knobs) -> its gradient of a scalar function f of the point p (a 1-D float64
-        array; f also takes complex points) given df, f's closed-form gradient, and its knobs; None: it
-        works on the network alone (gradsel paths says so).
+    knobs(config) -> tuple of floats: what its kernels need of the config (its options, converted); the run's
+        Settings keep them under the source's name, and the fused step gets them as float64s.
+    problem(config) -> what is wrong with the config's values of its options (a step the precision cannot carry,
+        say), as the one line of a ValueError with its remedy; None: nothing (checked for the run's sources).
+    hint(config) -> after a run with it diverged, the option of its own most likely at fault and what to do, as
+        one sentence; None: nothing of its own to suspect (the learning rate is then blamed).
+    notice(config, weights) -> before a run with it, at its initial weights (a flat array): advice on its options
+        that does not stop the run (a step too small for the precision, say), as one line; None: nothing to say.
+    footer(config dict) -> its settings in a table's footer, one phrase (numeric: "fd step 0.0001 (central)");
+        None: its step option and value ("cs step 1e-20"), nothing for a source without one (footer_phrase).
     """
 
+    # what it is, and how it computes
     name: str
     description: str
     label: str
@@ -53,40 +104,23 @@ class Source:
     gradient: Callable[..., Any]
     cost: Callable[[int, int, float], float]
     twin: str  # the independent NumPy twin in the tests it is checked against
-    options: dict[str, tuple[type, Field]] = field(default_factory=dict)  # TrainConfig fields it adds
+    exact: bool = False  # it is the exact gradient the others are measured against (one source)
+    draws: Callable[[tuple], int] = lambda knobs: 0  # words it draws each iteration, given its knobs
+    # its options (TrainConfig's fields it adds) and what it says of their values
+    options: dict[str, tuple[type, Field]] = field(default_factory=dict)
     placed: dict[str, str] = field(default_factory=dict)  # option -> the TrainConfig field it comes after
     reads: tuple[str, ...] = ()  # options that change its gradient alone: set to defaults for runs without it
     knobs: Callable[[Any], tuple] = lambda config: ()
-    fused: Callable[[], Any] | None = None
-    dense: bool = False  # its fused step reads the batch's pixels x (else only their lit lists)
-    sparse: bool = False  # its gradient is zero on the rows of W1 of pixels the batch leaves dark
-    work: Callable[[int, int, float, tuple], float] = lambda hidden, batch, lit, knobs: 0.0
-    draws: Callable[[tuple], int] = lambda knobs: 0  # words it draws each iteration, given its knobs
-    exact: bool = False  # it is the exact gradient the others are measured against (one source)
-    # bench(params, x, y, settings, repeat, seed, seconds per gradient) -> its own measurements, and how `gradsel
-    # bench` shows them: (column header, key, format) of each; None: only its time per call
     step: str | None = None  # its option that is a step h, which gradcheck varies (None: it has none)
-    # check_steps(precision) -> the steps h gradcheck tries by default, largest first: its own meaningful range
-    check_steps: Callable[[str], tuple[float, ...]] = lambda precision: ()
-    # problem(config) -> what is wrong with the config's values of its options (a step the precision cannot
-    # carry, say), as the one line of a ValueError with its remedy; None: nothing (checked for the run's sources)
     problem: Callable[[Any], str | None] = lambda config: None
-    # hint(config) -> after a run with it diverged, the option of its own most likely at fault and what to do, as
-    # one sentence; None: nothing of its own to suspect (the learning rate is then blamed)
     hint: Callable[[Any], str | None] = lambda config: None
-    # notice(config, weights) -> before a run with it, at its initial weights (a flat array): advice on its options
-    # that does not stop the run (a step too small for the precision, say), as one line; None: nothing to say
     notice: Callable[[Any, Any], str | None] = lambda config, weights: None
-    truncation: Callable[[dict], int] = lambda config: 2  # the power of h in its truncation error (a config dict)
-    # footer(config dict) -> its settings in a table's footer, one phrase (numeric: "fd step 0.0001 (central)");
-    # None: its step option and value ("cs step 1e-20"), nothing for a source without one (footer_phrase)
     footer: Callable[[dict], str] | None = None
     arithmetic: tuple[str, ...] = ()  # its options that choose its arithmetic: on a footer's arithmetic line
-    bench: Callable[..., dict] | None = None
-    bench_columns: tuple[tuple[str, str, str], ...] = ()
-    bench_notes: tuple[str, ...] = ()  # what its columns mean
-    bench_title: str = ""  # the title of its table of bench_columns (what they measure)
-    of_function: Callable[[Callable, Callable, Any, tuple], Any] | None = None
+    # the parts the fused loop, gradcheck and paths, and bench read
+    fused: Fused | None = None  # None: a run that uses it steps through Python (bitwise the same, slower)
+    check: Check = Check()
+    bench: Bench | None = None  # None: bench shows its time per call only
 
 
 def knobs_in(settings, name: str) -> Any:

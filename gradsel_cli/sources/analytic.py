@@ -1,6 +1,6 @@
 """analytic: the exact gradient by backpropagation (kernels/backward.py), over the lit pixels of each image."""
 
-from . import Source
+from . import Check, Fused, Source
 
 
 def gradient(params, x, y, settings, mask=None, draws=None):
@@ -26,8 +26,7 @@ SOURCE = Source(
     gradient=gradient,
     cost=lambda hidden, batch, lit: 3.0,  # a forward pass and a backward pass of about twice its work
     twin="tests/reference.py: analytic_gradient",
-    fused=_fused,
-    sparse=True,
     exact=True,
-    of_function=lambda f, df, p, knobs: df(p),
+    fused=Fused(_fused, sparse=True),
+    check=Check(of_function=lambda f, df, p, knobs: df(p)),
 )

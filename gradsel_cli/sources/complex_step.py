@@ -14,7 +14,7 @@ exactly 0 they give backprop's one-sided slope (ReLU'(0) = 0, leaky 0.01).
 from typing import NamedTuple
 
 from ..fields import option
-from . import Source, knobs_in
+from . import Check, Fused, Source, knobs_in
 
 
 class Knobs(NamedTuple):
@@ -156,10 +156,8 @@ SOURCE = Source(
     reads=("cs_step",),
     knobs=lambda config: Knobs(float(config.cs_step)),
     step="cs_step",
-    check_steps=_check_steps,
     problem=_problem,
     hint=_hint,
-    fused=_fused,
-    of_function=_of_function,
-    work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k),
+    fused=Fused(_fused, work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, k)),
+    check=Check(steps=_check_steps, of_function=_of_function),
 )

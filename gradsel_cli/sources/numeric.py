@@ -8,7 +8,7 @@ weight moves one hidden unit of the samples whose pixel is lit, or one output.
 from typing import NamedTuple
 
 from ..fields import option
-from . import Source, knobs_in
+from . import Bench, Check, Fused, Source, knobs_in
 
 FD_SCHEMES = ("central", "forward")
 FD_ARITHS = ("exact", "textbook")  # how a finite difference subtracts the two perturbed losses
@@ -289,31 +289,34 @@ SOURCE = Source(
         ),
     },
     placed={"fd_step": "init_std", "fd_scheme": "init_std", "fd_arith": "precision"},
-    # from truncation error (large h) through the best step to rounding error (small h): the V of the check
-    check_steps=lambda precision: (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8),
     hint=_hint,
     notice=_notice,
     reads=("fd_step", "fd_scheme", "fd_arith"),
     knobs=knobs,
     step="fd_step",
-    truncation=lambda config: 2 if config["fd_scheme"] == "central" else 1,
     footer=lambda c: f"fd step {c['fd_step']} ({c['fd_scheme']})",
     arithmetic=("fd_arith",),
-    fused=_fused,
-    work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, Knobs(*k)),
-    of_function=_of_function,
-    bench=_bench,
-    bench_columns=(
-        ("naive", "naive", "duration"),
-        ("naive /\nnumeric", "naive_over_numeric", ",.0f×"),
-        ("exps", "exponentials", "M"),
-        ("ns /\nexp", "ns_per_exponential", ".2f"),
+    fused=Fused(_fused, work=lambda hidden, batch, lit, k: _work(hidden, batch, lit, Knobs(*k))),
+    check=Check(
+        # from truncation error (large h) through the best step to rounding error (small h): the V of the check
+        steps=lambda precision: (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8),
+        truncation=lambda config: 2 if config["fd_scheme"] == "central" else 1,
+        of_function=_of_function,
     ),
-    bench_title="numeric: against the textbook's loop, and its exponentials",
-    bench_notes=(
-        "naive: the textbook numerical gradient (a weight at a time, full forward",
-        "pass), timed on a sample of weights and extrapolated above 3 s a call",
-        "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
-        "and repeated samples, share theirs); ns / exp: numeric time / exps",
+    bench=Bench(
+        _bench,
+        columns=(
+            ("naive", "naive", "duration"),
+            ("naive /\nnumeric", "naive_over_numeric", ",.0f×"),
+            ("exps", "exponentials", "M"),
+            ("ns /\nexp", "ns_per_exponential", ".2f"),
+        ),
+        title="numeric: against the textbook's loop, and its exponentials",
+        notes=(
+            "naive: the textbook numerical gradient (a weight at a time, full forward",
+            "pass), timed on a sample of weights and extrapolated above 3 s a call",
+            "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
+            "and repeated samples, share theirs); ns / exp: numeric time / exps",
+        ),
     ),
 )
