@@ -353,3 +353,18 @@ def test_a_random_direction_source_draws_the_same_words_at_an_iteration_whatever
     assert seen["alternate"] == [alone[t - 1] for t in (3, 6, 9, 12)]  # its iterations' words, not the first four
     assert seen["select"] == alone and seen["float32"] == alone
     assert all(a != b for a, b in zip(seen["seed 2"], alone))
+
+
+def test_the_adding_a_source_page_documents_every_field_a_source_author_can_set():
+    page = (PACKAGE.parent / "docs" / "adding-a-source.md").read_text()
+    table = page[page.index("| field | what it is |") :]
+    rows = [line.split(" | ")[0] for line in table.splitlines()[2:] if line.startswith("| ")]
+    for part, prefix in (
+        (sources.Source, ""),
+        (sources.Fused, "Fused."),
+        (sources.Check, "Check."),
+        (sources.Bench, ""),
+    ):
+        for f in fields(part):
+            named = f"`{prefix}{f.name}" if prefix else f"`{f.name}"
+            assert any(named in row for row in rows), f"{part.__name__}.{f.name} is not in the table"
