@@ -363,7 +363,7 @@ def test_the_adding_a_source_page_documents_every_field_a_source_author_can_set(
         (sources.Source, ""),
         (sources.Fused, "Fused."),
         (sources.Check, "Check."),
-        (sources.Bench, ""),
+        (sources.Bench, "Bench."),
     ):
         for f in fields(part):
             named = f"`{prefix}{f.name}" if prefix else f"`{f.name}"
