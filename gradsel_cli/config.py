@@ -7,6 +7,7 @@ here: the command line and the tables read configurations without loading Numba.
 
 import re
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from . import sources
@@ -164,8 +165,7 @@ class TrainConfig:
         methods = (*sources.names(), *POLICIES)  # a source registered at run time included
         if self.method not in methods:
             raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(methods)}")
-        listed = sources.parse(self.sources)
-        if len(listed) < 2:
+        if len(self.listed_sources) < 2:
             raise ValueError(
                 f"sources {self.sources!r} is one gradient source; alternate and select mix two or more: "
                 f"list another, e.g. {DEFAULT_SOURCES}"
@@ -190,9 +190,15 @@ class TrainConfig:
             )
         return self
 
+    @cached_property
+    def listed_sources(self) -> tuple[str, ...]:
+        """--sources parsed into a tuple, checked (ValueError naming the problem): once per configuration, whatever
+        reads it how often (a field stays a string, as the command line gives it and records store it)."""
+        return sources.parse(self.sources)
+
     def run_sources(self) -> tuple[str, ...]:
         """The gradient sources the run computes: its method's alone, or a policy's --sources."""
-        return sources.parse(self.sources) if self.method in POLICIES else (self.method,)
+        return self.listed_sources if self.method in POLICIES else (self.method,)
 
     def read_options(self) -> set[str]:
         """The options of the policies and sources that this run reads (the rest of those change nothing)."""

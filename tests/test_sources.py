@@ -368,3 +368,16 @@ def test_the_adding_a_source_page_documents_every_field_a_source_author_can_set(
         for f in fields(part):
             named = f"`{prefix}{f.name}" if prefix else f"`{f.name}"
             assert any(named in row for row in rows), f"{part.__name__}.{f.name} is not in the table"
+
+
+def test_a_config_parses_its_sources_once_however_often_they_are_read(monkeypatch):
+    parsed = []
+    original = sources.parse
+    monkeypatch.setattr(sources, "parse", lambda text: parsed.append(text) or original(text))
+    config = TrainConfig(method="select", sources="analytic,numeric")
+    for _ in range(5):
+        assert config.validate().run_sources() == ("analytic", "numeric")
+    loop.settings(config)
+    assert parsed == ["analytic,numeric"]
+    assert config.replace(sources="numeric,analytic").run_sources() == ("numeric", "analytic")  # a new config: anew
+    assert TrainConfig(method="select") == TrainConfig(method="select").validate()  # the cache is no field
