@@ -17,7 +17,7 @@ from .fields import KINDS, field_problem, option  # noqa: F401  (option, KINDS: 
 POLICIES = ("alternate", "select")  # methods that mix the sources of --sources (the others: one source alone)
 METHOD_NAMES = (*sources.names(), *POLICIES)  # as the command line offers them (a source added at run time too)
 DEFAULT_SOURCES = "analytic,numeric"  # what the papers mixed
-POLICY_READS = {"sources": POLICIES, "numeric_every": ("alternate",), "select_on": ("select",)}  # option: its readers
+POLICY_READS = {"sources": POLICIES, "alternate_every": ("alternate",), "select_on": ("select",)}  # option: its readers
 # option: (the field that decides whether a run reads it, the values of that field that do); a run with another
 # value gives the same result whatever the option says. The sources' options are the sources' own (Source.reads).
 SETTING_READS = {
@@ -113,8 +113,11 @@ class TrainConfig:
         "alternate, select: the gradient sources they mix, comma-separated. The first is the main one: alternate "
         "uses it on every iteration it gives no other source, and select keeps its update when the losses tie.",
     )
-    numeric_every: int = option(
-        2, "alternate: every K-th iteration uses the next of the other sources (the second, of two).", low=1
+    alternate_every: int = option(
+        2,
+        "alternate: every K-th iteration uses the next of the other sources (the second, of two).",
+        low=1,
+        formerly=("numeric_every",),  # paper A's "numeric every K-th": the name when numeric was the other source
     )
     select_on: str = option(
         "batch", "select: compare the candidate updates on the batch or the whole training set.", choices=SELECT_ON
@@ -224,13 +227,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**{k: v for k, v in d.items() if k in _FIELD_NAMES})
+        """The config of a stored dict: fields by their names or their former ones (option(formerly=)), unknown
+        keys (retired fields) dropped."""
+        return cls(**{_FORMERLY.get(k, k): v for k, v in d.items() if _FORMERLY.get(k, k) in _FIELD_NAMES})
 
     def replace(self, **changes) -> "TrainConfig":
         return TrainConfig(**{**self.to_dict(), **changes})
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(TrainConfig))
+_FORMERLY = {old: f.name for f in fields(TrainConfig) for old in f.metadata["formerly"]}  # a former name: the field
 
 
 CELL_KEYS = ("shots", "batch", "hidden")  # the grid keys of a paper table's cell

@@ -8,13 +8,25 @@ import math
 from dataclasses import field
 
 
-def option(default, help: str, *, choices: tuple | None = None, low=None, high=None, kind: str | None = None):
+def option(
+    default,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    low=None,
+    high=None,
+    kind: str | None = None,
+    formerly: tuple[str, ...] = (),
+):
     """A TrainConfig field together with its command-line option: the one place for its default and help.
 
     kind: "positive" (finite, > 0), "nonneg" (finite, >= 0), "fraction" (in [0, 1)); whole numbers take
     low/high bounds; choices name the allowed strings. The CLI builds ``--field-name`` from this.
+    formerly: the field's former names: stored configurations that say them are read as this field
+    (TrainConfig.from_dict), and the command line still takes their flags.
     """
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high, "kind": kind})
+    metadata = {"help": help, "choices": choices, "low": low, "high": high, "kind": kind, "formerly": formerly}
+    return field(default=default, metadata=metadata)
 
 
 KINDS = {

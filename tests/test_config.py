@@ -2,6 +2,7 @@
 Dask scheduler address."""
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -153,3 +154,25 @@ def test_a_bad_scheduler_address_is_one_value_error_with_the_form(text, why):
         config.scheduler_address(text)
     message = str(err.value)
     assert why in message and config.SCHEDULER_FORM in message and "\n" not in message
+
+
+def test_a_renamed_field_reads_its_former_name_from_stored_configs_and_the_command_line():
+    """alternate_every was numeric_every: stored records that say it are the same runs (one key), and the flag is
+    still taken."""
+    from click.testing import CliRunner
+
+    from gradsel_cli.cli.commands import cli
+    from gradsel_cli.runs.records import run_key
+
+    old = {**TrainConfig(method="alternate").to_dict(), "numeric_every": 3}
+    del old["alternate_every"]
+    assert TrainConfig.from_dict(old) == TrainConfig(method="alternate", alternate_every=3)
+    new = TrainConfig(method="alternate", alternate_every=3).to_dict()
+    assert run_key({"config": old}) == run_key({"config": new}) != run_key({"config": {**new, "alternate_every": 2}})
+    runner = CliRunner()
+    said = [
+        json.loads(runner.invoke(cli, ["train", "--iters", "4", "--hidden", "3", flag, "3", "--json", "-q"]).stdout)
+        for flag in ("--alternate-every", "--numeric-every")
+    ]
+    assert said[0]["config"] == said[1]["config"] and said[0]["config"]["alternate_every"] == 3
+    assert said[0]["loss_history"] == said[1]["loss_history"]

@@ -15,7 +15,7 @@ INT_OPTIONS = (
     "--batch",
     "--hidden",
     "--iters",
-    "--numeric-every",
+    "--alternate-every",
     "--eval-every",
     "--test-limit",
     "--seed",

@@ -121,7 +121,7 @@ def test_tune_again_with_the_same_results_runs_and_appends_nothing(runner, tmp_p
 
 CHANGED = {  # a value other than the default of every option some runs do not read
     "sources": "analytic,complex-step",
-    "numeric_every": 3,
+    "alternate_every": 3,
     "select_on": "train",
     "momentum": 0.5,
     "rho": 0.5,

@@ -18,7 +18,7 @@ from helpers import CENTRAL_VS_ANALYTIC_RTOL, config_settings, small_config, spy
 
 @pytest.mark.parametrize("every,iters,numeric_at", [(2, 6, [2, 4, 6]), (3, 7, [3, 6]), (1, 3, [1, 2, 3])])
 def test_alternate_uses_numeric_on_every_kth_iteration(monkeypatch, mnist_raw, every, iters, numeric_at):
-    config = small_config(method="alternate", numeric_every=every, iters=iters)
+    config = small_config(method="alternate", alternate_every=every, iters=iters)
     result, _, grads = spy_run(monkeypatch, mnist_raw, config)
     want = [1 if t in numeric_at else 0 for t in range(1, iters + 1)]
     assert result.sources == ("analytic", "numeric")
@@ -32,7 +32,7 @@ def test_alternate_uses_numeric_on_every_kth_iteration(monkeypatch, mnist_raw, e
 
 def test_alternate_takes_the_first_listed_source_and_the_other_every_kth(monkeypatch, mnist_raw):
     # --sources in the other order: numeric is the base source, analytic the one of every K-th iteration
-    config = small_config(method="alternate", sources="numeric,analytic", numeric_every=2, iters=5)
+    config = small_config(method="alternate", sources="numeric,analytic", alternate_every=2, iters=5)
     result, _, grads = spy_run(monkeypatch, mnist_raw, config)
     assert result.sources == ("numeric", "analytic")
     assert result.kept.tolist() == [0, 1, 0, 1, 0]
@@ -56,7 +56,7 @@ def doubled():
 
 
 def test_alternate_over_three_sources_takes_the_others_in_turn(monkeypatch, mnist_raw, doubled):
-    config = small_config(method="alternate", sources=f"analytic,numeric,{doubled}", numeric_every=2, iters=9)
+    config = small_config(method="alternate", sources=f"analytic,numeric,{doubled}", alternate_every=2, iters=9)
     result, _, grads = spy_run(monkeypatch, mnist_raw, config)
     assert result.sources == ("analytic", "numeric", doubled)
     want = [0, 1, 0, 2, 0, 1, 0, 2, 0]  # every 2nd iteration the next of the others: numeric, doubled, numeric...
@@ -260,7 +260,7 @@ def test_the_alternate_schedule_is_one_and_its_calls_are_counted_from_it(n, ever
     from gradsel_cli.numerics.loop import POLICY_CODES, _iterations_of, source_at
 
     s = network.DEFAULTS._replace(
-        policy=POLICY_CODES["alternate"], sources=("a", "b", "c", "d")[:n], numeric_every=every
+        policy=POLICY_CODES["alternate"], sources=("a", "b", "c", "d")[:n], alternate_every=every
     )
     schedule = [source_at(s, t) for t in range(1, 41)]
     want = [0 if every > 40 or t % every else 1 + (t // every - 1) % (n - 1) for t in range(1, 41)]

@@ -96,12 +96,12 @@ def _train_record(runner, values: dict) -> dict:
 
 def test_every_option_reaches_the_run(runner):
     """Set every field to a value other than its default on the command line; the record holds each. Two runs,
-    as --loss-epsilon belongs to the cross-entropy only, --select-on to select and --numeric-every to alternate."""
+    as --loss-epsilon belongs to the cross-entropy only, --select-on to select and --alternate-every to alternate."""
     values = {name: non_default(f) for name, f in FIELDS.items()}
     every_source = ",".join(reversed(sources.names()))  # a source's options are read (given) only when it runs
     values.update(method="select", sources=every_source, iters=3, shots=1, batch=2, hidden=3, test_limit=50)
-    assert POLICY_READS["numeric_every"] == ("alternate",) and POLICY_READS["select_on"] == ("select",)
-    first = {k: v for k, v in values.items() if k != "numeric_every"} | {"loss": "cross-entropy"}
+    assert POLICY_READS["alternate_every"] == ("alternate",) and POLICY_READS["select_on"] == ("select",)
+    first = {k: v for k, v in values.items() if k != "alternate_every"} | {"loss": "cross-entropy"}
     second = {k: v for k, v in values.items() if k != "select_on"} | {"method": "alternate", "loss_epsilon": 0.0}
     seen = set()
     for run in (first, second):
@@ -130,7 +130,7 @@ def test_the_kernels_dispatch_codes_follow_the_registries():
     assert fused.PLAIN not in loop.POLICY_CODES.values()
     # the network core's default Settings are the default config's where the network reads them
     defaults = loop.settings(config.TrainConfig())
-    for name in ("activation", "loss", "weight_decay", "loss_epsilon", "numeric_every", "lr", "seed"):
+    for name in ("activation", "loss", "weight_decay", "loss_epsilon", "alternate_every", "lr", "seed"):
         assert getattr(network.DEFAULTS, name) == getattr(defaults, name), name
 
 
@@ -312,7 +312,7 @@ def test_a_fraction_refuses_nan_at_the_option(runner):
             "add numeric to --sources",
         ),
         (["train", "--method", "alternate", "--select-on", "train"], "--select-on", "choose --method select"),
-        (["train", "--method", "select", "--numeric-every", "3"], "--numeric-every", "choose --method alternate"),
+        (["train", "--method", "select", "--alternate-every", "3"], "--alternate-every", "choose --method alternate"),
         (
             ["compare", "--methods", "analytic,numeric", "--cs-step", "1e-10"],
             "--cs-step",
@@ -321,7 +321,7 @@ def test_a_fraction_refuses_nan_at_the_option(runner):
         (["tune", "--method", "analytic", "--fd-step", "1e-3"], "--fd-step", "choose --method numeric"),
         (["gradcheck", "--check", "complex-step", "--fd-scheme", "forward"], "--fd-scheme", "add numeric to --check"),
         (["table", "--cs-step", "1e-10"], "--cs-step", "the preset's methods: analytic, alternate"),
-        (["table", "--preset", "select", "--numeric-every", "3"], "--numeric-every", "drop --numeric-every"),
+        (["table", "--preset", "select", "--alternate-every", "3"], "--alternate-every", "drop --alternate-every"),
         (["tune", "--lr", "0.5"], "--lr", "--lr-range"),
         (["tune", "--weight-decay", "0.5"], "--weight-decay", "--weight-decay-range"),
     ],

@@ -45,10 +45,10 @@ def test_a_source_list_is_checked_with_the_choices_named():
 
 def test_a_config_reads_the_options_of_its_sources_and_policy_only():
     assert "fd_step" not in TrainConfig(method="analytic").read_options()
-    assert {"fd_step", "sources", "numeric_every"} <= TrainConfig(method="alternate").read_options()
+    assert {"fd_step", "sources", "alternate_every"} <= TrainConfig(method="alternate").read_options()
     assert "select_on" not in TrainConfig(method="alternate").read_options()
-    plain = TrainConfig(method="analytic", fd_step=1e-3, sources="numeric,analytic", numeric_every=5).effective()
-    assert (plain.fd_step, plain.sources, plain.numeric_every) == (1e-4, config.DEFAULT_SOURCES, 2)
+    plain = TrainConfig(method="analytic", fd_step=1e-3, sources="numeric,analytic", alternate_every=5).effective()
+    assert (plain.fd_step, plain.sources, plain.alternate_every) == (1e-4, config.DEFAULT_SOURCES, 2)
     assert TrainConfig(method="select", sources="numeric,analytic").effective().sources == "numeric,analytic"
 
 
@@ -97,7 +97,7 @@ def test_a_policy_mixes_a_source_added_at_run_time(doubled, mnist_raw):
     assert result.sources == ("analytic", "doubled")
     assert sum(result.select_wins.values()) == SMALL["iters"]
     assert result.rel_diff_mean == {"doubled": pytest.approx(1.0)}  # ||2g - g|| / ||g||
-    alternate = training.train(config.replace(method="alternate", numeric_every=3), mnist_raw)
+    alternate = training.train(config.replace(method="alternate", alternate_every=3), mnist_raw)
     assert alternate.counts == {"analytic": 8, "doubled": 4}
 
 
@@ -305,7 +305,7 @@ def test_a_random_direction_source_computes_its_estimate_from_its_draws(projecte
     "method, extra",
     [
         ("projected", {}),
-        ("alternate", {"sources": "analytic,projected", "numeric_every": 3}),
+        ("alternate", {"sources": "analytic,projected", "alternate_every": 3}),
         ("select", {"sources": "analytic,projected"}),
         ("select", {"sources": "projected,analytic"}),
     ],
@@ -336,7 +336,7 @@ def test_a_random_direction_source_draws_the_same_words_at_an_iteration_whatever
     monkeypatch.setitem(sources.REGISTRY, "projected", dataclasses.replace(projected, gradient=recording))
     runs = {
         "alone": TrainConfig(method="projected", **SMALL),
-        "alternate": TrainConfig(method="alternate", sources="analytic,projected", numeric_every=3, **SMALL),
+        "alternate": TrainConfig(method="alternate", sources="analytic,projected", alternate_every=3, **SMALL),
         "select": TrainConfig(method="select", sources="analytic,projected", **SMALL),
         "float32": TrainConfig(method="projected", precision="float32", **SMALL),
         "seed 2": TrainConfig(method="projected", **{**SMALL, "seed": 2}),

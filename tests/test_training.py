@@ -118,7 +118,7 @@ FUSED_CASES = [
     dict(method="alternate"),
     dict(method="select"),
     dict(method="select", select_on="train"),
-    dict(method="alternate", numeric_every=3),
+    dict(method="alternate", alternate_every=3),
     dict(method="alternate", precision="float32"),
     dict(method="select", precision="float32"),
     dict(method="numeric", fd_arith="textbook", loss_epsilon=1e-7),
@@ -254,7 +254,7 @@ BAD_FIELDS = [
     ("batch", -1),
     ("hidden", 0),
     ("iters", 0),
-    ("numeric_every", 0),
+    ("alternate_every", 0),
     ("lr", 0.0),
     ("lr", -1.0),
     ("lr", float("nan")),
@@ -289,9 +289,9 @@ def test_validate_rejects_bad_values(field, value):
 
 def test_validate_rejects_non_integer_counts_and_a_negative_seed():
     # The count fields are compared with `< 1` only, so NaN and fractions pass validate(); train() then
-    # raises TypeError (iters, batch, hidden), or silently runs something else: with numeric_every=nan,
+    # raises TypeError (iters, batch, hidden), or silently runs something else: with alternate_every=nan,
     # alternate never takes a numeric step. A negative seed fails later in NumPy, without naming the field.
-    bad = {"iters": float("nan"), "batch": 2.5, "hidden": float("nan"), "numeric_every": float("nan"), "seed": -1}
+    bad = {"iters": float("nan"), "batch": 2.5, "hidden": float("nan"), "alternate_every": float("nan"), "seed": -1}
     accepted = []
     for field, value in bad.items():
         try:

@@ -225,6 +225,7 @@ def config_option(name: str, listed: bool = False, **override):
     listed: a comma list of values (sweep); override: another default or help for one command."""
     f = FIELDS[name]
     flag = "--" + name.replace("_", "-")
+    former = [f"--{old.replace('_', '-')}" for old in f.metadata["formerly"]]  # its former names' flags, still taken
     default, help_ = override.get("default", f.default), override.get("help", f.metadata["help"])
     if f.type is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", default=default, show_default=True, help=help_)
@@ -234,6 +235,7 @@ def config_option(name: str, listed: bool = False, **override):
         choices = f.metadata["choices"]
         return click.option(
             flag,
+            *former,
             name,
             default=[str(default)],
             multiple=True,
@@ -243,7 +245,7 @@ def config_option(name: str, listed: bool = False, **override):
             help=f"{help_}{' One of: ' + ', '.join(choices) + '.' if choices else ''} "
             "Comma-separated to sweep several.",
         )
-    return click.option(flag, type=_param_type(f), default=default, show_default=True, help=help_)
+    return click.option(flag, *former, name, type=_param_type(f), default=default, show_default=True, help=help_)
 
 
 def config_options(*names, **overrides):

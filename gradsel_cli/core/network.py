@@ -48,7 +48,7 @@ class Settings(NamedTuple):
     loss: int = 0  # LOSS_CODES: cross-entropy
     weight_decay: float = 0.0
     loss_epsilon: float = 0.0  # every loss evaluation; the analytic gradient ignores it
-    numeric_every: int = 2  # alternate: every K-th iteration goes to the next of the other sources
+    alternate_every: int = 2  # alternate: every K-th iteration goes to the next of the other sources
     select_on_train: bool = False  # select_on == "train" (else the batch)
     lr: float = 0.1  # the fused loop's SGD step
     knobs: Mapping[str, tuple] = MappingProxyType({})  # every registered source's settings (Source.knobs), by name

@@ -35,7 +35,7 @@ def settings(config: TrainConfig) -> Settings:
         LOSS_CODES[c.loss],
         float(c.weight_decay),
         float(c.loss_epsilon),
-        c.numeric_every,
+        c.alternate_every,
         c.select_on == "train",
         c.lr,
         {name: source.knobs(c) for name, source in registry.REGISTRY.items()},
@@ -68,8 +68,8 @@ def _plain_fused(config: TrainConfig) -> bool:
 
 
 def _every(s: Settings, end: int) -> int:
-    """numeric_every for iterations up to `end`: the same iterations, in the kernels' int64."""
-    return min(s.numeric_every, end + 1)
+    """alternate_every for iterations up to `end`: the same iterations, in the kernels' int64."""
+    return min(s.alternate_every, end + 1)
 
 
 def source_at(s: Settings, t: int) -> int:

@@ -52,7 +52,7 @@ def plain(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
 
 
 def alternate(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
-    """Iteration t (1-based) uses the first source, but when t is a multiple of numeric_every the next of the
+    """Iteration t (1-based) uses the first source, but when t is a multiple of alternate_every the next of the
     others in turn (loop.source_at: the fused loop's schedule)."""
     return _update(s, loop.source_at(s.settings, t), params, opt_state, x, y, mask, t)
 
