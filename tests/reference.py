@@ -350,3 +350,35 @@ def rademacher(word, n):
 def uniform(word, n):
     """Entries 0 ... n - 1 of the stream of `word` as floats in [0, 1): the top 53 bits over 2^53."""
     return np.array([(z >> 11) / 2.0**53 for z in splitmix_bits(word, n)])
+
+
+def normal(word, n):
+    """Entries 0 ... n - 1 of the stream of `word` as standard normal draws: Box-Muller of entries 2i and 2i + 1 as
+    uniforms, the first as 1 - u (in (0, 1])."""
+    u = uniform(word, 2 * n)
+    return np.sqrt(-2.0 * np.log(1.0 - u[0::2])) * np.cos(2.0 * np.pi * u[1::2])
+
+
+def spsa_gradient(weights, x, y, words, zo_eps, dist, act="sigmoid", mask=None, loss_name="cross-entropy", eps=0.0):
+    """SPSA: (1/q) sum_r (L(w + zo_eps z_r) - L(w - zo_eps z_r)) / (2 zo_eps) z_r, direction z_r of words[r]:
+    "gaussian", "rademacher" (independent entries) or "sphere" (a normal vector scaled to length sqrt(P))."""
+    shapes = [np.shape(w) for w in weights]
+    flat = np.concatenate([np.ravel(w) for w in weights])
+
+    def unflat(v):
+        out, at = [], 0
+        for s in shapes:
+            n = int(np.prod(s))
+            out.append(v[at : at + n].reshape(s))
+            at += n
+        return out
+
+    g = np.zeros_like(flat)
+    for word in words:
+        z = rademacher(word, flat.size) if dist == "rademacher" else normal(word, flat.size)
+        if dist == "sphere":
+            z = z * np.sqrt(flat.size / np.sum(z * z))
+        plus = loss(unflat(flat + zo_eps * z), x, y, act, mask, loss_name, 0.0, eps)
+        minus = loss(unflat(flat - zo_eps * z), x, y, act, mask, loss_name, 0.0, eps)
+        g += (plus - minus) / (2 * zo_eps) * z
+    return unflat(g / len(words))

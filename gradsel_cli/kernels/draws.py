@@ -9,6 +9,8 @@ in integer arithmetic, so that any thread may compute any entry and a direction
 of any length costs no memory (MeZO's regenerate-from-a-seed).
 """
 
+import math
+
 import numba
 import numpy as np
 
@@ -40,3 +42,11 @@ def _uniform(word, i):
 def _sign(word, i):
     """Entry i of the stream of `word` as +1.0 or -1.0 (a Rademacher draw): its top bit."""
     return 1.0 - 2.0 * np.float64(_bits(word, i) >> _S63)
+
+
+@numba.njit(**INLINE)
+def _normal(word, i):
+    """Entry i of the stream of `word` as a standard normal draw (float64): Box-Muller of its entries 2i and
+    2i + 1 as uniforms, the first moved to (0, 1] so that its logarithm is finite."""
+    u = 1.0 - _uniform(word, 2 * i)
+    return math.sqrt(-2.0 * math.log(u)) * math.cos(2.0 * math.pi * _uniform(word, 2 * i + 1))

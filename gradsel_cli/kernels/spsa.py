@@ -1,0 +1,75 @@
+"""The SPSA estimate of the gradient (Spall 1992; MeZO's form): two losses a direction, the directions made of
+the iteration's draws (kernels/draws.py), never stored.
+
+For directions z_1 ... z_q (one word of the iteration's draws each),
+g = (1/q) sum_r (L(w + eps z_r) - L(w - eps z_r)) / (2 eps) z_r, each loss a forward pass over the batch's
+lit pixels. z has independent entries, standard normal (GAUSSIAN) or +-1 (RADEMACHER), or is a standard normal
+vector scaled to length sqrt(P) (SPHERE: DeepZero's random gradient estimate), so that E[z z^T] = I and the
+estimate is unbiased up to the O(eps^2) of the central difference.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from .draws import _normal, _sign
+from .forward import _blocks, _forward_lit, _mean_loss
+from .policy import INLINE, SERIAL
+from .precision import _c
+
+GAUSSIAN, RADEMACHER, SPHERE = 0, 1, 2  # the directions' distribution codes
+
+
+@numba.njit(**INLINE)
+def _entry(word, i, dist):
+    """Entry i of the direction of `word` before SPHERE's scaling: a normal draw, or a sign."""
+    return _sign(word, i) if dist == RADEMACHER else _normal(word, i)
+
+
+@numba.njit(**INLINE)
+def _scale(word, P, dist):
+    """What every entry of the direction of `word` is multiplied by: sqrt(P) / |n| for SPHERE, else 1."""
+    if dist != SPHERE:
+        return 1.0
+    total = 0.0
+    for i in range(P):
+        v = _normal(word, i)
+        total += v * v
+    return math.sqrt(P / total)
+
+
+@numba.njit(**INLINE)
+def _batch_loss(w, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon):
+    W1, b1, W2, b2 = _blocks(w, n_in, H, K)
+    a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, None, None)[3]
+    return _mean_loss(a2, y, loss, loss_epsilon)
+
+
+@numba.njit(**SERIAL)
+def _spsa_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g):
+    """The SPSA source's step (step_signature): g = the estimate over the directions of the words `draws`
+    (one each), knobs = (zo_eps, the distribution's code); returns the batch loss at flat. Every entry of g is
+    written."""
+    n_in = x.shape[1]
+    P = flat.shape[0]
+    K = (P - n_in * H - H) // (H + 1)
+    eps = _c(flat, knobs[0])
+    dist = np.int64(knobs[1])
+    q = draws.shape[0]
+    w = np.empty_like(flat)
+    g[:] = 0.0
+    for r in range(q):
+        scale = _scale(draws[r], P, dist)
+        for i in range(P):
+            w[i] = flat[i] + eps * _c(flat, scale * _entry(draws[r], i, dist))
+        plus = _batch_loss(w, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon)
+        for i in range(P):
+            w[i] = flat[i] - eps * _c(flat, scale * _entry(draws[r], i, dist))
+        minus = _batch_loss(w, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon)
+        slope = (plus - minus) / (_c(flat, 2.0) * eps)
+        for i in range(P):
+            g[i] += slope * _c(flat, scale * _entry(draws[r], i, dist))
+    for i in range(P if q > 0 else 0):
+        g[i] /= _c(flat, q)
+    return np.float64(_batch_loss(flat, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon))
