@@ -37,4 +37,4 @@ def draws(seed: int, source: str, t0: int, iterations: int, per_iteration: int) 
         return np.zeros((iterations, per_iteration), np.uint64)
     bits = np.random.PCG64(_stream(seed, "draws", zlib.crc32(source.encode())))
     bits.advance(t0 * per_iteration)
-    return bits.random_raw(iterations * per_iteration).astype(np.uint64).reshape(iterations, per_iteration)
+    return bits.random_raw(iterations * per_iteration).reshape(iterations, per_iteration)  # uint64 already

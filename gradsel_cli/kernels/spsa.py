@@ -1,5 +1,5 @@
 """The SPSA estimate of the gradient (Spall 1992; MeZO's form): two losses a direction, the directions made of
-the iteration's draws (kernels/draws.py), never stored.
+the iteration's draws (kernels/draws.py) within the call, never kept between iterations.
 
 For directions z_1 ... z_q (one word of the iteration's draws each),
 g = (1/q) sum_r (L(w + eps z_r) - L(w - eps z_r)) / (2 eps) z_r, each loss a forward pass over the batch's
@@ -28,15 +28,18 @@ def _entry(word, i, dist):
 
 
 @numba.njit(**INLINE)
-def _scale(word, P, dist):
-    """What every entry of the direction of `word` is multiplied by: sqrt(P) / |n| for SPHERE, else 1."""
-    if dist != SPHERE:
-        return 1.0
+def _direction(word, dist, z):
+    """The direction of `word` into z (float64, P entries), each entry drawn once: SPHERE's scaled to length
+    sqrt(P)."""
+    P = z.shape[0]
     total = 0.0
     for i in range(P):
-        v = _normal(word, i)
-        total += v * v
-    return math.sqrt(P / total)
+        z[i] = _entry(word, i, dist)
+        total += z[i] * z[i]
+    if dist == SPHERE:
+        scale = math.sqrt(P / total)
+        for i in range(P):
+            z[i] = scale * z[i]
 
 
 @numba.njit(**INLINE)
@@ -58,18 +61,19 @@ def _spsa_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knob
     dist = np.int64(knobs[1])
     q = draws.shape[0]
     w = np.empty_like(flat)
+    z = np.empty(P)  # a direction, drawn once per word
     g[:] = 0.0
     for r in range(q):
-        scale = _scale(draws[r], P, dist)
+        _direction(draws[r], dist, z)
         for i in range(P):
-            w[i] = flat[i] + eps * _c(flat, scale * _entry(draws[r], i, dist))
+            w[i] = flat[i] + eps * _c(flat, z[i])
         plus = _batch_loss(w, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon)
         for i in range(P):
-            w[i] = flat[i] - eps * _c(flat, scale * _entry(draws[r], i, dist))
+            w[i] = flat[i] - eps * _c(flat, z[i])
         minus = _batch_loss(w, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon)
         slope = (plus - minus) / (_c(flat, 2.0) * eps)
         for i in range(P):
-            g[i] += slope * _c(flat, scale * _entry(draws[r], i, dist))
+            g[i] += slope * _c(flat, z[i])
     for i in range(P if q > 0 else 0):
         g[i] /= _c(flat, q)
     return np.float64(_batch_loss(flat, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon))
