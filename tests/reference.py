@@ -359,9 +359,12 @@ def normal(word, n):
     return np.sqrt(-2.0 * np.log(1.0 - u[0::2])) * np.cos(2.0 * np.pi * u[1::2])
 
 
-def spsa_gradient(weights, x, y, words, zo_eps, dist, act="sigmoid", mask=None, loss_name="cross-entropy", eps=0.0):
-    """SPSA: (1/q) sum_r (L(w + zo_eps z_r) - L(w - zo_eps z_r)) / (2 zo_eps) z_r, direction z_r of words[r]:
-    "gaussian", "rademacher" (independent entries) or "sphere" (a normal vector scaled to length sqrt(P))."""
+def spsa_gradient(
+    weights, x, y, words, zo_eps, dist, act="sigmoid", mask=None, loss_name="cross-entropy", eps=0.0, central=True
+):
+    """SPSA: (1/q) sum_r (L(w + zo_eps z_r) - L(w - zo_eps z_r)) / (2 zo_eps) z_r (central; forward:
+    (L(w + zo_eps z_r) - L(w)) / zo_eps), direction z_r of words[r]: "gaussian", "rademacher" (independent entries)
+    or "sphere" (a normal vector scaled to length sqrt(P))."""
     shapes = [np.shape(w) for w in weights]
     flat = np.concatenate([np.ravel(w) for w in weights])
 
@@ -379,6 +382,9 @@ def spsa_gradient(weights, x, y, words, zo_eps, dist, act="sigmoid", mask=None, 
         if dist == "sphere":
             z = z * np.sqrt(flat.size / np.sum(z * z))
         plus = loss(unflat(flat + zo_eps * z), x, y, act, mask, loss_name, 0.0, eps)
-        minus = loss(unflat(flat - zo_eps * z), x, y, act, mask, loss_name, 0.0, eps)
-        g += (plus - minus) / (2 * zo_eps) * z
+        if central:
+            minus = loss(unflat(flat - zo_eps * z), x, y, act, mask, loss_name, 0.0, eps)
+            g += (plus - minus) / (2 * zo_eps) * z
+        else:
+            g += (plus - loss(weights, x, y, act, mask, loss_name, 0.0, eps)) / zo_eps * z
     return unflat(g / len(words))

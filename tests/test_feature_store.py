@@ -134,6 +134,10 @@ CHANGED = {  # a value other than the default of every option some runs do not r
     "fd_scheme": "forward",
     "fd_arith": "textbook",
     "cs_step": 1e-10,
+    "directions": 4,
+    "zo_eps": 1e-2,
+    "zo_dist": "sphere",
+    "zo_scheme": "forward",
 }
 SMALL = dict(hidden=5, batch=4, iters=20, test_limit=200)
 

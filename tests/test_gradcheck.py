@@ -230,7 +230,7 @@ def test_a_given_step_a_source_cannot_take_is_left_out_for_it_and_said(mnist_raw
 
 def test_each_source_takes_its_own_steps_under_its_own_option_over_steps(monkeypatch):
     monkeypatch.delenv("GRADSEL_DATA_DIR", raising=False)
-    args = ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "2", "--json"]
+    args = ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "2", "--json", "--check", "numeric,complex-step"]
     result = CliRunner().invoke(cli, [*args, "--steps", "1e-3", "--cs-step", "1e-20,1e-30"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

@@ -24,13 +24,13 @@ def problem(n_in, H, K, B, seed):
     return w, x, y
 
 
-def kernel(w, x, y, words, dist, act=0, loss=0, zo_eps=ZO_EPS):
+def kernel(w, x, y, words, dist, act=0, loss=0, zo_eps=ZO_EPS, central=True):
     """(the kernel's estimate as one flat vector, the batch loss it returns)."""
     flat = np.concatenate([np.ravel(a) for a in w])
     g = np.full_like(flat, np.nan)  # every entry must be written
     H = w[0].shape[1]
     mask = np.ones((x.shape[0], H))
-    knobs = np.array([zo_eps, dist], np.float64)
+    knobs = np.array([zo_eps, dist, float(central), len(words)], np.float64)
     value = spsa._spsa_step(x, y, *lit._nonzero(x), flat, H, act, mask, loss, 0.0, knobs, words, g)
     return g, value
 
@@ -47,13 +47,15 @@ def test_the_directions_are_their_twins_draws():
     assert abs(sample.mean()) < 0.03 and abs(sample.std() - 1.0) < 0.02  # 20,000 draws: within 2-3 sigma
 
 
+@pytest.mark.parametrize("central", [True, False], ids=["central", "forward"])
 @pytest.mark.parametrize("dist", DISTS)
 @pytest.mark.parametrize("act", ["sigmoid", "relu"])
-def test_the_estimate_is_its_twins_on_the_same_directions(dist, act):
+def test_the_estimate_is_its_twins_on_the_same_directions(dist, act, central):
     w, x, y = problem(12, 3, 10, 4, seed=1)
     drawn = words(3, seed=2)
-    got, value = kernel(w, x, y, drawn, DISTS[dist], network.ACTIVATION_CODES[act])
-    want = np.concatenate([a.ravel() for a in ref.spsa_gradient(w, x, y, drawn, ZO_EPS, dist, act)])
+    got, value = kernel(w, x, y, drawn, DISTS[dist], network.ACTIVATION_CODES[act], central=central)
+    want = ref.spsa_gradient(w, x, y, drawn, ZO_EPS, dist, act, central=central)
+    want = np.concatenate([a.ravel() for a in want])
     np.testing.assert_allclose(got, want, rtol=TWIN_RTOL, atol=1e-12 * np.abs(want).max())
     assert value == pytest.approx(ref.loss(w, x, y, act), rel=1e-14)
 

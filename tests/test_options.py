@@ -96,13 +96,23 @@ def _train_record(runner, values: dict) -> dict:
 
 def test_every_option_reaches_the_run(runner):
     """Set every field to a value other than its default on the command line; the record holds each. Two runs,
-    as --loss-epsilon belongs to the cross-entropy only, --select-on to select and --alternate-every to alternate."""
+    as --loss-epsilon belongs to the cross-entropy only, --select-on to select and --alternate-every to alternate;
+    the second with batch norm, over the sources that take it."""
     values = {name: non_default(f) for name, f in FIELDS.items()}
     every_source = ",".join(reversed(sources.names()))  # a source's options are read (given) only when it runs
     values.update(method="select", sources=every_source, iters=3, shots=1, batch=2, hidden=3, test_limit=50)
+    assert values["batch_norm"] is True
+    with_bn = [n for n in reversed(sources.names()) if not sources.get(n).problem(TrainConfig(batch_norm=True))]
+    assert len(with_bn) >= 2
     assert POLICY_READS["alternate_every"] == ("alternate",) and POLICY_READS["select_on"] == ("select",)
-    first = {k: v for k, v in values.items() if k != "alternate_every"} | {"loss": "cross-entropy"}
+    first = {k: v for k, v in values.items() if k != "alternate_every"} | {"loss": "cross-entropy", "batch_norm": False}
     second = {k: v for k, v in values.items() if k != "select_on"} | {"method": "alternate", "loss_epsilon": 0.0}
+    second["sources"] = ",".join(with_bn)
+    second = {
+        k: v
+        for k, v in second.items()
+        if not any(k in sources.get(n).options for n in values["sources"].split(",") if n not in with_bn)
+    }
     seen = set()
     for run in (first, second):
         config = _train_record(runner, run)

@@ -93,7 +93,8 @@ def test_every_command_takes_it(runner):
         result = invoke(runner, *args)
         assert result.exit_code == 0, (args, result.output)
         assert "complex-step" in result.stdout
-    check = invoke(runner, "gradcheck", "--iters", "5", "--hidden", "6", "--steps", "1e-3,1e-20", "--json")
+    args = ["gradcheck", "--iters", "5", "--hidden", "6", "--steps", "1e-3,1e-20", "--check", "numeric,complex-step"]
+    check = invoke(runner, *args, "--json")
     states = json.loads(check.stdout)["states"]
     assert [list(s["sources"]) for s in states] == [["numeric", "complex-step"]] * 2
     rows = states[0]["sources"]["complex-step"]["rows"]
