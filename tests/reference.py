@@ -8,6 +8,8 @@ the data (float64 or float32: pass both in the same one). Nothing here imports
 gradsel_cli.
 """
 
+import math
+
 import numpy as np
 
 LEAKY_SLOPE = 0.01
@@ -329,22 +331,25 @@ def histogram_stats(values, lo, hi, bins=30, zeros_apart=False):
 SPLITMIX_GOLDEN, SPLITMIX_M1, SPLITMIX_M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
+def splitmix_entry(word, i):
+    """Entry i of the stream of `word` (splitmix_bits's)."""
+    mask = (1 << 64) - 1
+    z = (int(word) + (i + 1) * SPLITMIX_GOLDEN) & mask
+    z = ((z ^ (z >> 30)) * SPLITMIX_M1) & mask
+    z = ((z ^ (z >> 27)) * SPLITMIX_M2) & mask
+    return z ^ (z >> 31)
+
+
 def splitmix_bits(word, n):
     """Entries 0 ... n - 1 of the stream of a uint64 `word`: the splitmix64 finaliser of word + (i + 1) * golden,
     in Python's integers reduced mod 2^64 (Steele, Lea and Flood 2014)."""
-    mask = (1 << 64) - 1
-    out = []
-    for i in range(n):
-        z = (int(word) + (i + 1) * SPLITMIX_GOLDEN) & mask
-        z = ((z ^ (z >> 30)) * SPLITMIX_M1) & mask
-        z = ((z ^ (z >> 27)) * SPLITMIX_M2) & mask
-        out.append(z ^ (z >> 31))
-    return out
+    return [splitmix_entry(word, i) for i in range(n)]
 
 
 def rademacher(word, n):
-    """Entries 0 ... n - 1 of the stream of `word` as signs: -1 where the top bit is set, else +1."""
-    return np.array([-1.0 if z >> 63 else 1.0 for z in splitmix_bits(word, n)])
+    """n signs of the stream of `word`: sign i is bit i % 64 (the lowest first) of entry i // 64, -1 where set."""
+    blocks = splitmix_bits(word, (n + 63) // 64)
+    return np.array([-1.0 if (blocks[i // 64] >> (i % 64)) & 1 else 1.0 for i in range(n)])
 
 
 def uniform(word, n):
@@ -352,11 +357,54 @@ def uniform(word, n):
     return np.array([(z >> 11) / 2.0**53 for z in splitmix_bits(word, n)])
 
 
+ZIGGURAT_R, ZIGGURAT_V = 3.6541528853610088, 0.00492867323399  # Marsaglia & Tsang (2000), 256 layers
+ZIGGURAT_SALT, ZIGGURAT_RETRIES = 0xD1B54A32D192ED03, 1024
+
+
+def ziggurat():
+    """The 256 layers' right edges (257 values: the base strip's width v / f(r), r, ..., 0) and f = exp(-x^2/2)
+    at each: layer L >= 1 has area v between the heights f(x[L]) and f(x[L + 1])."""
+    x = [ZIGGURAT_V / math.exp(-0.5 * ZIGGURAT_R**2), ZIGGURAT_R]
+    while len(x) < 256:
+        x.append(math.sqrt(-2.0 * math.log(ZIGGURAT_V / x[-1] + math.exp(-0.5 * x[-1] ** 2))))
+    x.append(0.0)
+    return x, [math.exp(-0.5 * v * v) for v in x]
+
+
 def normal(word, n):
-    """Entries 0 ... n - 1 of the stream of `word` as standard normal draws: Box-Muller of entries 2i and 2i + 1 as
-    uniforms, the first as 1 - u (in (0, 1])."""
-    u = uniform(word, 2 * n)
-    return np.sqrt(-2.0 * np.log(1.0 - u[0::2])) * np.cos(2.0 * np.pi * u[1::2])
+    """Entries 0 ... n - 1 of the stream of `word` as standard normal draws, by the ziggurat: entry i's 64 bits
+    give the layer (the low 8), the sign (bit 8) and a uniform (the top 53); an entry outside its layer's
+    rectangle is decided by draws of the stream word ^ salt from counter i * 1024 on (tail: Marsaglia's
+    exponentials; wedge: a height under the curve, else a new 64 bits)."""
+    x_at, f_at = ziggurat()
+    extra = int(word) ^ ZIGGURAT_SALT
+    out = []
+    for i, bits in enumerate(splitmix_bits(word, n)):
+        counter = i * ZIGGURAT_RETRIES
+
+        def u(c):
+            return (splitmix_entry(extra, c) >> 11) / 2.0**53
+
+        while True:
+            layer, sign = bits & 255, -1.0 if (bits >> 8) & 1 else 1.0
+            x = (bits >> 11) / 2.0**53 * x_at[layer]
+            if x < x_at[layer + 1]:
+                break
+            if layer == 0:
+                while True:
+                    t = -math.log(1.0 - u(counter)) / ZIGGURAT_R
+                    s = -math.log(1.0 - u(counter + 1))
+                    counter += 2
+                    if s + s > t * t:
+                        break
+                x = ZIGGURAT_R + t
+                break
+            if f_at[layer] + u(counter) * (f_at[layer + 1] - f_at[layer]) < math.exp(-0.5 * x * x):
+                break
+            bits = splitmix_entry(extra, counter + 1)
+            counter += 2
+        out.append(sign * x)
+    return np.array(out)
 
 
 def spsa_gradient(

@@ -10,7 +10,7 @@ from gradsel_cli import seeding
 from gradsel_cli.core import network
 from gradsel_cli.kernels import draws, lit, spsa
 
-DISTS = {"gaussian": spsa.GAUSSIAN, "rademacher": spsa.RADEMACHER, "sphere": spsa.SPHERE}
+DISTS = {"gaussian": draws.GAUSSIAN, "rademacher": draws.RADEMACHER, "sphere": draws.SPHERE}
 TWIN_RTOL = 1e-8  # kernel vs twin: each slope is a difference of two losses summed in another order, over 2 eps
 ZO_EPS = 1e-3
 
@@ -41,10 +41,31 @@ def words(n, seed=0):
 
 def test_the_directions_are_their_twins_draws():
     for word in (0, 2**64 - 1, 987654321):
-        got = [draws._normal(np.uint64(word), i) for i in range(200)]
-        np.testing.assert_allclose(got, ref.normal(word, 200), rtol=1e-13, atol=1e-15)
-    sample = np.array([draws._normal(w, 0) for w in words(20_000)])
-    assert abs(sample.mean()) < 0.03 and abs(sample.std() - 1.0) < 0.02  # 20,000 draws: within 2-3 sigma
+        got = [draws._normal(np.uint64(word), i) for i in range(2_000)]  # ~30 outside their layer's rectangle
+        assert got == list(ref.normal(word, 2_000))
+    for dist, twin in ((draws.GAUSSIAN, ref.normal), (draws.RADEMACHER, ref.rademacher)):
+        z = np.empty(130)  # not a multiple of 64: the last word's signs are used in part
+        draws._direction(np.uint64(42), dist, z)
+        assert list(z) == list(twin(42, 130))
+    z32 = np.empty(130, np.float32)
+    draws._direction(np.uint64(42), draws.GAUSSIAN, z32)
+    assert np.array_equal(z32, ref.normal(42, 130).astype(np.float32))  # each entry rounded once
+
+
+def test_the_normal_draws_are_standard_normal_tails_included():
+    """200,000 draws of one long direction: Kolmogorov-Smirnov against N(0, 1), and as many beyond the ziggurat's
+    base strip (|z| > r = 3.654, where the tail's own method draws them) as N(0, 1) puts there."""
+    from scipy import stats
+
+    z = np.empty(200_000)
+    draws._direction(np.uint64(2026), draws.GAUSSIAN, z)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    expected = 2 * stats.norm.sf(draws._ZR) * z.size  # 52
+    assert abs(np.sum(np.abs(z) > draws._ZR) - expected) < 4 * np.sqrt(expected)
+    assert np.abs(z).max() > draws._ZR
+    sphere = np.empty(5_000)
+    draws._direction(np.uint64(7), draws.SPHERE, sphere)
+    assert np.dot(sphere, sphere) == pytest.approx(5_000, rel=1e-12)
 
 
 @pytest.mark.parametrize("central", [True, False], ids=["central", "forward"])
@@ -78,5 +99,5 @@ def test_the_estimate_is_unbiased_and_its_error_falls_as_one_over_root_q(dist):
 
 def test_no_directions_leave_the_estimate_zero_and_the_loss_said():
     w, x, y = problem(12, 3, 10, 4, seed=1)
-    got, value = kernel(w, x, y, np.zeros(0, np.uint64), spsa.GAUSSIAN)
+    got, value = kernel(w, x, y, np.zeros(0, np.uint64), draws.GAUSSIAN)
     assert np.all(got == 0.0) and value == pytest.approx(ref.loss(w, x, y), rel=1e-14)

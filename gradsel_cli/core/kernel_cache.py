@@ -179,7 +179,9 @@ def typed_step(step, dtype):
     key = (step.py_func, np.dtype(dtype).name)
     if key not in _TYPED:
         flags = {k: v for k, v in step.targetoptions.items() if k != "nopython"}  # njit's own, said again
-        typed = numba.njit(cache=True, **flags)(step.py_func)  # its flags: a parallel step stays parallel
+        # cached as the step is: an uncached step (a test's) must not be loaded from a cache its callees outdate
+        cache = not isinstance(step._cache, numba.core.caching.NullCache)
+        typed = numba.njit(cache=cache, **flags)(step.py_func)  # its flags: a parallel step stays parallel
         _guarded(typed)
         with first_class_functions():
             typed.compile(step_signature(dtype))

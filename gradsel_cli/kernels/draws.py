@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from .policy import INLINE
+from .precision import _c
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -40,13 +41,81 @@ def _uniform(word, i):
 
 @numba.njit(**INLINE)
 def _sign(word, i):
-    """Entry i of the stream of `word` as +1.0 or -1.0 (a Rademacher draw): its top bit."""
-    return 1.0 - 2.0 * np.float64(_bits(word, i) >> _S63)
+    """Entry i of the signs of `word` as +1.0 or -1.0 (a Rademacher draw): bit i % 64 (the lowest first) of
+    entry i // 64 of its stream, so that one word of 64 bits gives 64 signs."""
+    return 1.0 - 2.0 * np.float64((_bits(word, i >> 6) >> np.uint64(i & 63)) & _ONE)
+
+
+GAUSSIAN, RADEMACHER, SPHERE = 0, 1, 2  # a direction's distribution (its code)
+
+# The ziggurat of the standard normal (Marsaglia & Tsang, J. Stat. Softw. 2000), 256 layers of area _ZV each:
+# layer 0 is the base strip (the rectangle under x < r and, beyond it, the tail), layer L >= 1 spans the heights
+# f(_ZX[L]) to f(_ZX[L + 1]) under f(x) = exp(-x^2 / 2) and reaches out to _ZX[L].
+_ZR = 3.6541528853610088  # where the tail begins
+_ZV = 0.00492867323399  # each layer's area
+_LAYERS = 256
+
+
+def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
+    """The layers' right edges x (257: the base strip's width v / f(r), r, ..., 0) and f at each."""
+    x = np.zeros(_LAYERS + 1)
+    x[0], x[1] = _ZV / math.exp(-0.5 * _ZR * _ZR), _ZR
+    for layer in range(1, _LAYERS - 1):
+        x[layer + 1] = math.sqrt(-2.0 * math.log(_ZV / x[layer] + math.exp(-0.5 * x[layer] * x[layer])))
+    return x, np.exp(-0.5 * x * x)
+
+
+_ZX, _ZF = _ziggurat_tables()
+_SALT = np.uint64(0xD1B54A32D192ED03)  # the stream of an entry's further draws: word ^ _SALT
+_RETRIES = 1024  # counters of an entry's further draws: i * _RETRIES + k (k < 1024 but with probability ~0)
+_LOW8, _BIT8 = np.uint64(255), np.uint64(8)
 
 
 @numba.njit(**INLINE)
 def _normal(word, i):
-    """Entry i of the stream of `word` as a standard normal draw (float64): Box-Muller of its entries 2i and
-    2i + 1 as uniforms, the first moved to (0, 1] so that its logarithm is finite."""
-    u = 1.0 - _uniform(word, 2 * i)
-    return math.sqrt(-2.0 * math.log(u)) * math.cos(2.0 * math.pi * _uniform(word, 2 * i + 1))
+    """Entry i of the stream of `word` as a standard normal draw (float64), by the ziggurat: its 64 bits give
+    the layer (8), the sign (1) and a uniform (the top 53); about 98.8% of draws are that uniform times the
+    layer's width, and the rest are decided (wedge or tail) by further draws of the stream word ^ _SALT at
+    counters i * _RETRIES + k."""
+    bits = _bits(word, i)
+    extra = word ^ _SALT
+    k = 0
+    while True:
+        layer = np.int64(bits & _LOW8)
+        sign = 1.0 - 2.0 * np.float64((bits >> _BIT8) & _ONE)
+        x = np.float64(bits >> _S11) * 2.0**-53 * _ZX[layer]
+        if x < _ZX[layer + 1]:
+            return sign * x
+        if layer == 0:  # beyond r: the tail, by Marsaglia's exponential method
+            while True:
+                t = -math.log(1.0 - _uniform(extra, i * _RETRIES + k)) / _ZR
+                s = -math.log(1.0 - _uniform(extra, i * _RETRIES + k + 1))
+                k += 2
+                if s + s > t * t:
+                    return sign * (_ZR + t)
+        height = _ZF[layer] + _uniform(extra, i * _RETRIES + k) * (_ZF[layer + 1] - _ZF[layer])
+        if height < math.exp(-0.5 * x * x):  # in the wedge, under the curve
+            return sign * x
+        bits = _bits(extra, i * _RETRIES + k + 1)
+        k += 2
+
+
+@numba.njit(**INLINE)
+def _direction(word, dist, z):
+    """The direction of `word` into z (P entries, of z's precision): normal or sign entries, or (SPHERE) a
+    normal vector scaled to length sqrt(P), its length taken of the entries as stored."""
+    P = z.shape[0]
+    if dist == RADEMACHER:
+        for block in range((P + 63) // 64):
+            bits = _bits(word, block)
+            for t in range(min(64, P - 64 * block)):
+                z[64 * block + t] = _c(z, 1.0 - 2.0 * np.float64((bits >> np.uint64(t)) & _ONE))
+        return
+    total = 0.0
+    for i in range(P):
+        z[i] = _c(z, _normal(word, i))
+        total += np.float64(z[i]) * np.float64(z[i])
+    if dist == SPHERE:
+        scale = _c(z, math.sqrt(P / total))
+        for i in range(P):
+            z[i] = scale * z[i]

@@ -9,38 +9,13 @@ lit pixels, and one at w for the loss the step returns), or (1/q) sum_r (L(w + e
 estimate), so that E[z z^T] = I and the estimate is unbiased up to the O(eps^2) of the central difference.
 """
 
-import math
-
 import numba
 import numpy as np
 
-from .draws import _normal, _sign
+from .draws import _direction
 from .forward import _blocks, _forward_lit, _mean_loss
 from .policy import INLINE, SERIAL
 from .precision import _c
-
-GAUSSIAN, RADEMACHER, SPHERE = 0, 1, 2  # the directions' distribution codes
-
-
-@numba.njit(**INLINE)
-def _entry(word, i, dist):
-    """Entry i of the direction of `word` before SPHERE's scaling: a normal draw, or a sign."""
-    return _sign(word, i) if dist == RADEMACHER else _normal(word, i)
-
-
-@numba.njit(**INLINE)
-def _direction(word, dist, z):
-    """The direction of `word` into z (float64, P entries), each entry drawn once: SPHERE's scaled to length
-    sqrt(P)."""
-    P = z.shape[0]
-    total = 0.0
-    for i in range(P):
-        z[i] = _entry(word, i, dist)
-        total += z[i] * z[i]
-    if dist == SPHERE:
-        scale = math.sqrt(P / total)
-        for i in range(P):
-            z[i] = scale * z[i]
 
 
 @numba.njit(**INLINE)
@@ -64,22 +39,22 @@ def _spsa_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knob
     q = draws.shape[0]
     here = _batch_loss(flat, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon)
     w = np.empty_like(flat)
-    z = np.empty(P)  # a direction, drawn once per word
+    z = np.empty_like(flat)  # a direction, drawn once per word
     g[:] = 0.0
     for r in range(q):
         _direction(draws[r], dist, z)
         for i in range(P):
-            w[i] = flat[i] + eps * _c(flat, z[i])
+            w[i] = flat[i] + eps * z[i]
         plus = _batch_loss(w, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon)
         if central:
             for i in range(P):
-                w[i] = flat[i] - eps * _c(flat, z[i])
+                w[i] = flat[i] - eps * z[i]
             minus = _batch_loss(w, idx, val, ptr, y, n_in, H, K, act, mask, loss, loss_epsilon)
             slope = (plus - minus) / (_c(flat, 2.0) * eps)
         else:
             slope = (plus - here) / eps
         for i in range(P):
-            g[i] += slope * _c(flat, z[i])
+            g[i] += slope * z[i]
     for i in range(P if q > 0 else 0):
         g[i] /= _c(flat, q)
     return np.float64(here)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from ..fields import option
 from . import Check, Fused, Source, knobs_in
 
-ZO_DISTS = ("gaussian", "rademacher", "sphere")  # in the order of kernels/spsa's codes
+ZO_DISTS = ("gaussian", "rademacher", "sphere")  # in the order of their codes in kernels/draws.py
 ZO_SCHEMES = ("central", "forward")
 MAX_DIRECTIONS = 100_000  # 2q forward passes an iteration: beyond it one iteration takes minutes
 
