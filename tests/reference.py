@@ -436,3 +436,21 @@ def spsa_gradient(
         else:
             g += (plus - loss(weights, x, y, act, mask, loss_name, 0.0, eps)) / zo_eps * z
     return unflat(g / len(words))
+
+
+def forward_gradient(weights, x, y, words, act="sigmoid", mask=None, loss_name="cross-entropy"):
+    """The forward gradient: (1/q) sum_r (g . v_r) v_r with g backpropagation's gradient (analytic_gradient) and
+    v_r the standard normal direction of words[r] (normal)."""
+    shapes = [np.shape(w) for w in weights]
+    g = np.concatenate([np.ravel(b) for b in analytic_gradient(weights, x, y, act, mask, loss_name)])
+    out = np.zeros_like(g)
+    for word in words:
+        v = normal(word, g.size)
+        out += np.dot(g, v) * v
+    out /= len(words)
+    blocks, at = [], 0
+    for s in shapes:
+        n = int(np.prod(s))
+        blocks.append(out[at : at + n].reshape(s))
+        at += n
+    return blocks

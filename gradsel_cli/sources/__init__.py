@@ -124,12 +124,11 @@ class Source:
 
 
 def knobs_in(settings, name: str) -> Any:
-    """Source `name`'s knobs in the run's Settings (core/network.py), or those of its options' defaults where the
-    settings hold none (the network core's DEFAULTS)."""
+    """Source `name`'s knobs in the run's Settings (core/network.py), or those of the options' defaults where the
+    settings hold none (the network core's DEFAULTS): its own options' and those it reads of other sources'."""
     if name in settings.knobs:
         return settings.knobs[name]
-    s = get(name)
-    return s.knobs(SimpleNamespace(**{option: f.default for option, (_, f) in s.options.items()}))
+    return get(name).knobs(SimpleNamespace(**{option: f.default for option, (_, f) in options().items()}))
 
 
 def _discover() -> dict[str, Source]:

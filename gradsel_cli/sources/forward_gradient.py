@@ -1,0 +1,76 @@
+"""forward: the forward gradient (Baydin, Pearlmutter, Syme, Wood & Torr, "Gradients without backpropagation",
+2022): g = (1/q) sum_r (grad L . v_r) v_r over q standard normal directions v_r of all the weights.
+
+Each directional derivative grad L . v is exact to rounding, by forward-mode differentiation: one tangent pass
+beside the forward pass (kernels/tangent.py), no difference taken and no backward pass. E[v v^T] = I makes the
+estimate the gradient in expectation; its error, like SPSA's, is about sqrt(P / q) times the gradient's size.
+The directions are made in the kernel from the iteration's draws (kernels/draws.py), never stored.
+"""
+
+from typing import NamedTuple
+
+from . import Fused, Source, knobs_in
+
+
+class Knobs(NamedTuple):
+    directions: float  # q: the iteration draws one word per direction
+
+
+def gradient(params, x, y, settings=None, mask=None, draws=None):
+    """(forward gradient, batch loss) on the directions of `draws`, the iteration's words (one a direction), in
+    the precision of `params`. Weight decay adds lambda w exactly."""
+    from ..core import network
+    from ..kernels.forward_gradient import _forward_gradient_step
+
+    settings = network.DEFAULTS if settings is None else settings
+    k: Knobs = knobs_in(settings, "forward")
+    if params.batch_norm:
+        raise ValueError(_NO_BATCH_NORM)
+    if draws is None or len(draws) != int(k.directions):
+        raise ValueError(f"forward draws {int(k.directions)} words an iteration (one a direction); none were given")
+    x, y, mask = network.check_batch(params, x, y, mask)
+    grad = network.step_gradient(_forward_gradient_step, 0.0, params, x, y, settings, mask, k, draws)
+    if settings.weight_decay:
+        grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
+    return grad, network.loss(params, x, y, settings, mask)
+
+
+_NO_BATCH_NORM = "forward has no batch-norm tangent pass; drop --batch-norm, or use analytic or numeric"
+
+
+def _problem(config) -> str | None:
+    return _NO_BATCH_NORM if config.batch_norm else None
+
+
+def _hint(config) -> str | None:
+    """A random estimate's step is about sqrt(P / q) times the gradient's size: a learning rate fit for backprop
+    overshoots."""
+    return (
+        f"forward with --directions {config.directions} steps along random directions, about sqrt(P / q) times "
+        "as long as the gradient (P weights): lower --lr, or raise --directions."
+    )
+
+
+def _fused():
+    from ..kernels.forward_gradient import _forward_gradient_step
+
+    return _forward_gradient_step
+
+
+SOURCE = Source(
+    name="forward",
+    description="the forward gradient (grad L . v) v, v normal: forward-mode, no backward pass; unbiased",
+    label="forward gradient",
+    colour="#d62728",
+    order=4,
+    gradient=gradient,
+    cost=lambda hidden, batch, lit: 2.0,  # a forward pass and its tangent pass, at q = 1
+    twin="tests/reference.py: forward_gradient",
+    draws=lambda k: int(Knobs(*k).directions),
+    reads=("directions",),
+    knobs=lambda config: Knobs(float(config.directions)),
+    problem=_problem,
+    hint=_hint,
+    footer=lambda c: f"forward q={c['directions']}",
+    fused=Fused(_fused),
+)
