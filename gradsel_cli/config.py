@@ -250,6 +250,8 @@ def computed_sources(config: dict, methods) -> tuple[str, ...]:
 
 
 GRID_KEYS = ("method", "sources", *CELL_KEYS, "seed")  # a table's grid: what its runs differ in; the rest: settings
+GRADCHECK_DRAWS = 20  # gradcheck: the draws a random source's error is averaged over (iterations 1 ... 20's)
+GRADCHECK_QS = (1, 4, 16, 64, 256)  # gradcheck: the numbers of directions q a random source is checked at
 MARGIN = 0.002  # equivalence margin on test accuracy for the TOST verdicts: 20 of the 10,000 test images
 
 

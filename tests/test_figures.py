@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradsel_cli import sources
 from gradsel_cli.analysis import figures, report
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.core import network
@@ -184,6 +185,18 @@ def test_gradcheck_png(tmp_path, mnist_batch):
     }
     path = tmp_path / "gc.png"
     figures.gradcheck_figure(path, check, "test")
+    assert png_size(path) == (figures.GRADCHECK_SIZE[0] * figures.DPI, figures.GRADCHECK_SIZE[1] * figures.DPI)
+
+
+def test_the_gradcheck_figure_gives_random_sources_a_row_of_their_own(mnist_raw, tmp_path):
+    config = TrainConfig(hidden=4, batch=2, iters=2, test_limit=50)
+    random = [n for n in sources.names() if sources.get(n).check.count]
+    check = gradcheck.gradcheck(config, (1e-4,), mnist_raw, names=["numeric", *random], qs=(1, 8), draws=3)
+    path = tmp_path / "gc.png"
+    figures.gradcheck_figure(path, check, "test")
+    assert png_size(path) == (figures.GRADCHECK_SIZE[0] * figures.DPI, 2 * figures.GRADCHECK_SIZE[1] * figures.DPI)
+    alone = {**check, "states": [{**s, "sources": {n: s["sources"][n] for n in random}} for s in check["states"]]}
+    figures.gradcheck_figure(path, alone, "test")
     assert png_size(path) == (figures.GRADCHECK_SIZE[0] * figures.DPI, figures.GRADCHECK_SIZE[1] * figures.DPI)
 
 

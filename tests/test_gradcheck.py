@@ -209,7 +209,7 @@ def test_each_source_is_checked_across_its_own_range_by_default(mnist_raw):
     assert check["steps"] is None
     for name, entry in check["states"][0]["sources"].items():
         source = sources.get(name)
-        steps = [r["step"] for r in entry["rows"]]
+        steps = list(dict.fromkeys(r["step"] for r in entry["rows"]))  # a random source's: a row per q at each
         if source.step:
             assert steps == sorted(source.check.steps("float64"), reverse=True)
             assert getattr(config, source.step) in steps  # its default step is among them (complex-step's 1e-20)
@@ -241,3 +241,58 @@ def test_each_source_takes_its_own_steps_under_its_own_option_over_steps(monkeyp
     own = sources.get("complex-step").check.steps("float64")
     assert alone["steps"] == {"numeric": [1e-4], "complex-step": None}  # no --steps: complex-step's own range
     assert [r["step"] for r in alone["states"][0]["sources"]["complex-step"]["rows"]] == sorted(own, reverse=True)
+
+
+# --- the random sources: their error over many draws, against q and the number of weights ----------------------
+
+RANDOM = [n for n in sources.names() if sources.get(n).check.count]
+
+
+def test_a_random_source_is_checked_over_draws_and_its_error_falls_as_one_over_root_q(mnist_raw):
+    """The 1/q variance law, measured: the rms error over 12 draws at q = 1, 16, 256 within 1.6x of sqrt(P / q)
+    (at q = 1 a draw's error is a folded normal times sqrt(P), so 12 draws pin it to about 25%), slopes near
+    -1/2 against q and +1/2 against the number of weights, the cosine growing with q."""
+    config = TrainConfig(hidden=8, batch=4, iters=5, test_limit=50)
+    check = gradcheck.gradcheck(config, None, mnist_raw, names=RANDOM, qs=(1, 16, 256), draws=12)
+    assert RANDOM == ["spsa", "forward"]
+    for state in check["states"]:
+        for name in RANDOM:
+            entry = state["sources"][name]
+            rows = entry["rows"]
+            assert [r["q"] for r in rows] == [1, 16, 256] and {r["draws"] for r in rows} == {12}
+            assert entry["best_step"] is None
+            for r in rows:
+                assert r["expected"] / 1.6 < r["all"]["rel_diff"] < 1.6 * r["expected"], (name, r)
+            assert -0.6 < entry["law"] < -0.4
+            cosines = [r["all"]["cosine"] for r in rows]
+            assert cosines == sorted(cosines) and cosines[0] > 0
+        if state["iteration"] == 0:
+            for name in RANDOM:
+                sizes = state["sources"][name]["sizes"]
+                assert [r["hidden"] for r in sizes] == sorted({*gradcheck.SIZES, 8})
+                assert all(r["weights"] == 795 * r["hidden"] + 10 for r in sizes)
+                assert 0.35 < state["sources"][name]["size_law"] < 0.65
+        else:
+            assert all("sizes" not in state["sources"][n] for n in RANDOM)
+    again = gradcheck.gradcheck(config, None, mnist_raw, names=RANDOM, qs=(1, 16, 256), draws=12)
+    assert json.dumps(again) == json.dumps(check)  # the draws are the run seed's: the same check twice
+
+
+def test_the_slope_of_a_law_is_fitted_on_log_scales():
+    assert gradcheck.slope([(1, 100.0), (100, 10.0), (10_000, 1.0)]) == pytest.approx(-0.5)
+    assert gradcheck.slope([(1, 5.0), (4, None)]) is None  # one point with an error: no slope
+
+
+def test_the_gradcheck_command_takes_the_numbers_of_directions_and_draws(runner):
+    args = ["gradcheck", "--hidden", "5", "--batch", "4", "--iters", "3", "--check", ",".join(RANDOM)]
+    result = runner.invoke(cli, [*args, "--directions", "1,4", "--draws", "3", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    for name in RANDOM:
+        assert [(r["q"], r["draws"]) for r in data["states"][0]["sources"][name]["rows"]] == [(1, 3), (4, 3)]
+    table = runner.invoke(cli, [*args, "--directions", "1,4", "--draws", "3"], catch_exceptions=False)
+    assert "√(P/q)" in table.stdout and "its error against the number of weights" in table.stdout
+    for bad, said in ((["--directions", "0"], "--directions"), (["--draws", "1"], "--draws")):
+        result = runner.invoke(cli, [*args, *bad])
+        assert result.exit_code == 2 and not result.stdout and said in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1

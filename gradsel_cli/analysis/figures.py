@@ -247,52 +247,133 @@ def gradcheck_title(check: dict) -> str:
 def gradcheck_figure(path, check: dict, title: str) -> None:
     """Relative error of each source's gradient against the step h, log-log, at initialisation and after
     training: over all weights for every source (a source without a step: a level line), per block for the
-    first, with the slopes of truncation and rounding error."""
-    from .. import sources
-
+    first, with the slopes of truncation and rounding error. Random sources (those with "law") in a row of
+    their own: their mean error over the draws against the number of directions q, its spread as bars, beside
+    sqrt(P / q), and at initialisation against the number of weights."""
+    states = check["states"]
+    fixed = [n for n, v in states[0]["sources"].items() if "law" not in v]
+    random = [n for n, v in states[0]["sources"].items() if "law" in v]
     with _style():
-        fig = _figure(GRADCHECK_SIZE)
-        axes = fig.subplots(1, len(check["states"]), sharey=True, squeeze=False)[0]
-        errors = []
-        for ax, state in zip(axes, check["states"]):
-            stepped = [n for n, v in state["sources"].items() if v["step_option"]]
-            for n, checked in state["sources"].items():
-                rows = checked["rows"]
-                colour = sources.get(n).colour if n in sources.REGISTRY else None
-                for block in ("W1", "b1", "W2", "b2", "all") if stepped[:1] == [n] else ("all",):
-                    errs = [(r["blocks"][block] if block != "all" else r["all"])["rel_diff"] for r in rows]
-                    errors += [e for e in errs if e]
-                    if not checked["step_option"]:
-                        if errs[0]:
-                            ax.axhline(errs[0], color=colour, lw=1.6, ls="--", label=f"{n} (no step)")
-                        continue
-                    pts = [(r["step"], e) for r, e in zip(rows, errs) if e is not None and e > 0]
-                    if pts:
-                        whole = block == "all"
-                        ax.plot(
-                            *zip(*pts),
-                            marker="o",
-                            ms=3.5,
-                            color=BLOCK_COLOURS[block] if stepped[:1] == [n] else colour,
-                            lw=2.2 if whole else 1.0,
-                            label=f"{n}: all weights" if whole else f"{n}: {block}",
-                        )
-            if stepped:
-                first = state["sources"][stepped[0]]
-                _slopes(ax, first, sources.get(stepped[0]).check.truncation(check["config"]))
-            when = (
-                "at initialisation"
-                if state["iteration"] == 0
-                else f"after {state['iteration']:,} {check['exact']} iterations"
-            )
-            ax.set(xscale="log", yscale="log", xlabel="step h (weight units)", title=when)
-            ax.invert_xaxis()
-        if errors:  # the panels share y: limits that show every block of every panel
-            axes[0].set_ylim(min(errors) / 3, max(errors) * 3)
-        axes[0].set_ylabel(f"relative error ‖g − g_{check['exact']}‖ / ‖g_{check['exact']}‖")
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+        width, height = GRADCHECK_SIZE
+        fig = _figure((width, height * (bool(fixed) + bool(random))))
+        parts = fig.subfigures(bool(fixed) + bool(random), 1, squeeze=False)[:, 0]
+        if fixed:
+            _gradcheck_steps(parts[0], check, fixed)
+        if random:
+            _gradcheck_draws(parts[-1], check, random)
         fig.suptitle(title)
         _save(fig, path)
+
+
+def _gradcheck_steps(fig, check: dict, names: list) -> None:
+    """gradcheck_figure's panels of the sources `names` against the step h."""
+    from .. import sources
+
+    axes = fig.subplots(1, len(check["states"]), sharey=True, squeeze=False)[0]
+    errors = []
+    for ax, state in zip(axes, check["states"]):
+        stepped = [n for n in names if state["sources"][n]["step_option"]]
+        for n in names:
+            checked = state["sources"][n]
+            rows = checked["rows"]
+            colour = sources.get(n).colour if n in sources.REGISTRY else None
+            for block in ("W1", "b1", "W2", "b2", "all") if stepped[:1] == [n] else ("all",):
+                errs = [(r["blocks"][block] if block != "all" else r["all"])["rel_diff"] for r in rows]
+                errors += [e for e in errs if e]
+                if not checked["step_option"]:
+                    if errs[0]:
+                        ax.axhline(errs[0], color=colour, lw=1.6, ls="--", label=f"{n} (no step)")
+                    continue
+                pts = [(r["step"], e) for r, e in zip(rows, errs) if e is not None and e > 0]
+                if pts:
+                    whole = block == "all"
+                    ax.plot(
+                        *zip(*pts),
+                        marker="o",
+                        ms=3.5,
+                        color=BLOCK_COLOURS[block] if stepped[:1] == [n] else colour,
+                        lw=2.2 if whole else 1.0,
+                        label=f"{n}: all weights" if whole else f"{n}: {block}",
+                    )
+        if stepped:
+            first = state["sources"][stepped[0]]
+            _slopes(ax, first, sources.get(stepped[0]).check.truncation(check["config"]))
+        when = (
+            "at initialisation"
+            if state["iteration"] == 0
+            else f"after {state['iteration']:,} {check['exact']} iterations"
+        )
+        ax.set(xscale="log", yscale="log", xlabel="step h (weight units)", title=when)
+        ax.invert_xaxis()
+    if errors:  # the panels share y: limits that show every block of every panel
+        axes[0].set_ylim(min(errors) / 3, max(errors) * 3)
+    axes[0].set_ylabel(f"relative error ‖g − g_{check['exact']}‖ / ‖g_{check['exact']}‖")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+
+
+def _gradcheck_draws(fig, check: dict, names: list) -> None:
+    """gradcheck_figure's panels of the random sources `names`: their error over the draws (root mean square;
+    bars: its spread) against q in each state, and against the number of weights P at initialisation, beside
+    sqrt(P / q); each panel's legend gives each source's slope."""
+    from matplotlib.ticker import NullFormatter
+
+    from .. import sources
+
+    def slope(x) -> str:
+        return "no slope" if x is None else f"slope {x:+.2f}".replace("-", "−")
+
+    def draw(ax, x, rows, colour, label, marker) -> None:
+        pts = [(a, r["rel_diff"], r["spread"] or 0.0) for a, r in zip(x, rows) if r["rel_diff"]]
+        if pts:
+            a, e, sd = zip(*pts)
+            ax.errorbar(a, e, yerr=sd, marker=marker, ms=3.5, color=colour, lw=2.0, capsize=2, label=label)
+
+    states = check["states"]
+    sized = [n for n in names if "sizes" in states[0]["sources"][n]]
+    axes = fig.subplots(1, len(states) + bool(sized), sharey=True, squeeze=False)[0]
+    for ax, state in zip(axes, states):
+        for n in names:
+            checked = state["sources"][n]
+            rows = [r for r in checked["rows"] if r["step"] == checked["rows"][0]["step"]]
+            flat = [{"rel_diff": r["all"]["rel_diff"], "spread": r["spread"]["rel_diff"]} for r in rows]
+            colour = sources.get(n).colour if n in sources.REGISTRY else None
+            draw(ax, [r["q"] for r in rows], flat, colour, f"{n} ({slope(checked['law'])})", "o")
+        first = [
+            r for r in state["sources"][names[0]]["rows"] if r["step"] == state["sources"][names[0]]["rows"][0]["step"]
+        ]
+        ax.plot(
+            [r["q"] for r in first],
+            [r["expected"] for r in first],
+            ls=":",
+            color="grey",
+            lw=1.4,
+            label="√(P/q)",
+        )
+        when = (
+            "at initialisation"
+            if state["iteration"] == 0
+            else f"after {state['iteration']:,} {check['exact']} iterations"
+        )
+        ax.set(xscale="log", yscale="log", xlabel="directions q", title=when)
+        ax.legend(loc="upper right", fontsize=7)
+    if sized:
+        ax = axes[-1]
+        rows = states[0]["sources"][sized[0]]["sizes"]
+        q = round(rows[0]["weights"] / rows[0]["expected"] ** 2)
+        for n in sized:
+            checked = states[0]["sources"][n]
+            colour = sources.get(n).colour if n in sources.REGISTRY else None
+            sizes = checked["sizes"]
+            draw(ax, [r["weights"] for r in sizes], sizes, colour, f"{n} ({slope(checked['size_law'])})", "s")
+        ax.plot(
+            [r["weights"] for r in rows], [r["expected"] for r in rows], ls=":", color="grey", lw=1.4, label="√(P/q)"
+        )
+        ax.set(xscale="log", yscale="log", xlabel="weights P (H = " + ", ".join(str(r["hidden"]) for r in rows) + ")")
+        ax.set_title(f"q = {q}, at initialisation")
+        ax.set_xticks([r["weights"] for r in rows], [f"{r['weights'] / 1000:.0f}k" for r in rows])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(loc="upper left", fontsize=7)
+    axes[0].set_ylabel("relative error (rms over the draws)")
 
 
 def _slopes(ax, state: dict, order: int) -> None:

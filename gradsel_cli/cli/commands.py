@@ -20,6 +20,8 @@ from ..choices import OPTIMIZERS, SURFACES
 from ..config import (
     CELL_KEYS,
     DIGITS_FROM,
+    GRADCHECK_DRAWS,
+    GRADCHECK_QS,
     STUDIES,
     VAL_PER_CLASS,
     TrainConfig,
@@ -676,10 +678,32 @@ def _each_source_steps(f):
     return f
 
 
+COUNT_LIST = "counts_of_"  # gradcheck's parameter of the numbers of directions q: counts_of_ + the option
+
+
+def _each_direction_count(f):
+    """gradcheck's option of the numbers of directions q its random sources are checked at, named as the option
+    that counts them in train (one option for every source that shares it)."""
+    counts: dict[str, list[str]] = {}
+    for s in sources.REGISTRY.values():
+        if s.check.count:
+            counts.setdefault(s.check.count, []).append(s.name)
+    for option, names in reversed(counts.items()):
+        f = list_option(
+            f"--{_flag(option)}",
+            ",".join(map(str, GRADCHECK_QS)),
+            size_list(option, "1,16,256"),
+            f"Numbers of random directions q to check {' and '.join(names)} at, comma-separated, each over "
+            "--draws draws.",
+            dest=COUNT_LIST + option,
+        )(f)
+    return f
+
+
 def _steps_text(source) -> str:
     """A source's own gradcheck steps in float64, as --help says them: 1e-2 to 1e-8."""
     steps = source.check.steps("float64")
-    return f"{max(steps):g} to {min(steps):g}"
+    return f"{max(steps):g}" if len(steps) == 1 else f"{max(steps):g} to {min(steps):g}"
 
 
 @cli.command()
@@ -699,6 +723,14 @@ def _steps_text(source) -> str:
     + " (float64)]",
 )
 @_each_source_steps
+@_each_direction_count
+@click.option(
+    "--draws",
+    type=click.IntRange(2, 100_000),
+    default=GRADCHECK_DRAWS,
+    show_default=True,
+    help="Draws each random source's error is averaged over, at each q: the directions of iterations 1 to N.",
+)
 @list_option(
     "--check",
     ",".join(n for n in sources.names() if n != sources.exact()),
@@ -707,12 +739,18 @@ def _steps_text(source) -> str:
     dest="to_check",
 )
 @config_options("subset", "init_std", "init", "activation", "seed", "precision", "loss_epsilon")
-@config_options(*(k for k, s in sources.options().items() if k not in {x.step for x in sources.REGISTRY.values()}))
+@config_options(
+    *(
+        k
+        for k in sources.options()
+        if k not in {x.step for x in sources.REGISTRY.values()} | {x.check.count for x in sources.REGISTRY.values()}
+    )
+)
 @machine_options
-@plot_option("the error-versus-step plot (log-log)")
+@plot_option("the error-versus-step plot (log-log); random sources' error against q beside it")
 @output_options("the measurements")
 @library_errors
-def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
+def gradcheck(steps, draws, to_check, data_dir, threads, plot, as_json, quiet, **opts):
     """Every gradient source against the exact one, per block (and step h).
 
     On the first mini-batch of the run, at the initial weights and after
@@ -720,7 +758,11 @@ def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
     ||g - g_exact|| / ||g_exact|| of W1, b1, W2, b2 and of all weights, and
     the cosine similarity, of each source, for each step h where it has one.
     For finite differences too large an h gives truncation error, too small an
-    h rounding error: the error against h is V-shaped.
+    h rounding error: the error against h is V-shaped. A source of random
+    directions is checked at several numbers of directions q, each over
+    --draws draws: the mean error and its spread, against sqrt(P / q), the
+    size the 1/q variance law predicts for P weights; its slope against q and,
+    at initialisation, against the number of weights (other hidden sizes).
 
     \b
     Example:
@@ -734,6 +776,8 @@ def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
     from ..numerics.gradcheck import gradcheck as run_check
     from ..runs import results
 
+    counts = [opts.pop(k) for k in list(opts) if k.startswith(COUNT_LIST)]
+    qs = next((c for c in counts if c is not None), None)
     own = {s.name: opts.pop(STEP_LIST + s.step) for s in sources.REGISTRY.values() if s.step}
     if any(v is not None for v in own.values()):  # a source's own list over --steps for it
         steps = {n: steps if v is None else v for n, v in own.items()}
@@ -750,6 +794,8 @@ def gradcheck(steps, to_check, data_dir, threads, plot, as_json, quiet, **opts):
             raw,
             progress=lambda d, t, loss: update(d, t, loss=loss),
             names=to_check,
+            qs=qs,
+            draws=draws,
         )
     show(out, check, as_json, lambda: render.gradcheck_tables(check))
     if plot:

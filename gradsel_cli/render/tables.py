@@ -460,6 +460,9 @@ def gradcheck_tables(check: dict) -> list:
                     first_sep=": ",
                 )
             )
+            if "law" in checked:  # a random source: by number of directions, mean over draws
+                out += _random_tables(t, name, checked, exact, when)
+                continue
             for col in ("h", "W1", "b1", "W2", "b2", "all\nweights", "1 − cos\n(all)"):
                 number_column(t, col)
             for r in checked["rows"]:
@@ -474,6 +477,60 @@ def gradcheck_tables(check: dict) -> list:
             t.caption_justify = "left"
             out.append(t)
     return out
+
+
+def _random_tables(t, name: str, checked: dict, exact: str, when: str) -> list:
+    """A random source's gradcheck table `t` filled: per step h (where it has one and more than one is checked)
+    and number of directions q, the relative error over all weights (rms over the draws; the blocks' are in
+    --json), its spread, the mean cosine and sqrt(P / q); at initialisation, its error against the number of
+    weights."""
+    rows = checked["rows"]
+    steps = {r["step"] for r in rows}
+    cols = (("h",) if len(steps) > 1 else ()) + ("q", "relative\nerror", "± sd", "cosine", "√(P/q)")
+    for col in cols:
+        number_column(t, col)
+    for i, r in enumerate(rows):
+        cells = [fmt_number(r["all"]["rel_diff"], ".3g"), fmt_number(r["spread"]["rel_diff"], ".3g")]
+        cells += [fmt_number(r["all"]["cosine"], ".3f"), f"{r['expected']:.3g}"]
+        head = [f"{r['step']:g}"] if len(steps) > 1 else []
+        last = i + 1 == len(rows) or rows[i + 1]["step"] != r["step"]
+        t.add_row(*head, f"{r['q']:,}", *cells, end_section=last and len(steps) > 1)
+    draws = rows[0]["draws"] if rows else 0
+    law = checked["law"]
+    option = checked["step_option"]
+    t.caption = (
+        f"relative error ‖g − g_{clean(exact)}‖ / ‖g_{clean(exact)}‖ over all weights, root mean square over {draws} "
+        f"draws (the directions of iterations 1–{draws}); ± sd: its spread; cosine: its mean; √(P/q): the "
+        f"error the 1/q variance law predicts, P weights, q directions. Log error against log q: slope "
+        f"{_signed(law)} (the law: −0.50)" + (f"; h: --{option.replace('_', '-')}" if option and len(steps) > 1 else "")
+    )
+    t.caption_justify = "left"
+    out = [t]
+    if "sizes" in checked:
+        sizes = titled_table(f"gradcheck — {clean(name)}: its error against the number of weights {when}")
+        for col in ("H", "weights P", "relative\nerror", "± sd", "√(P/q)"):
+            number_column(sizes, col)
+        for r in checked["sizes"]:
+            sizes.add_row(
+                str(r["hidden"]),
+                f"{r['weights']:,}",
+                fmt_number(r["rel_diff"], ".3g"),
+                fmt_number(r["spread"], ".3g"),
+                f"{r['expected']:.3g}",
+            )
+        q = round(checked["sizes"][0]["weights"] / checked["sizes"][0]["expected"] ** 2)
+        sizes.caption = (
+            f"q = {q}, root mean square over {draws} draws at the initial weights of each size; log error against "
+            f"log P: slope {_signed(checked['size_law'])} (the law: +0.50)"
+        )
+        sizes.caption_justify = "left"
+        out.append(sizes)
+    return out
+
+
+def _signed(x) -> str:
+    """A slope with its sign, a true minus: +0.50, −0.47; — when there is none."""
+    return "—" if x is None else f"{x:+.2f}".replace("-", "−")
 
 
 def paper_table_rich(table: dict, paper: bool = True) -> list:

@@ -49,11 +49,16 @@ class Check:
     of_function(f, df, p, knobs) -> its gradient of a scalar function f of the point p (a 1-D float64 array; f
         also takes complex points) given df, f's closed-form gradient, and its knobs; None: it works on the
         network alone (gradsel paths says so).
+    count: for a source of random directions, its option that counts them (q): gradcheck checks it at
+        several q over many iterations' draws (the mean and spread of its error, its slope against q and
+        against the number of weights) instead of once.
     """
 
     steps: Callable[[str], tuple[float, ...]] = lambda precision: ()
     truncation: Callable[[dict], int] = lambda config: 2
     of_function: Callable[[Callable, Callable, Any, tuple], Any] | None = None
+    count: str | None = None  # its option that counts its random directions q an iteration: gradcheck
+    # varies it and measures its error over many draws (None: a deterministic source, checked once)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ The directions are made in the kernel from the iteration's draws (kernels/draws.
 
 from typing import NamedTuple
 
-from . import Fused, Source, knobs_in
+from . import Check, Fused, Source, knobs_in
 
 
 class Knobs(NamedTuple):
@@ -73,4 +73,5 @@ SOURCE = Source(
     hint=_hint,
     footer=lambda c: f"forward q={c['directions']}",
     fused=Fused(_fused),
+    check=Check(count="directions"),
 )

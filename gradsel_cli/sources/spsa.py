@@ -130,5 +130,5 @@ SOURCE = Source(
     hint=_hint,
     footer=lambda c: f"spsa {c['zo_dist']} q={c['directions']} eps {c['zo_eps']} ({c['zo_scheme']})",
     fused=Fused(_fused),
-    check=Check(steps=lambda precision: (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)),
+    check=Check(steps=lambda precision: (1e-3,), count="directions"),
 )
