@@ -373,10 +373,11 @@ def ziggurat():
 
 def normal(word, n):
     """Entries 0 ... n - 1 of the stream of `word` as standard normal draws, by the ziggurat: entry i's 64 bits
-    give the layer (the low 8), the sign (bit 8) and a uniform (the top 53); an entry outside its layer's
-    rectangle is decided by draws of the stream word ^ salt from counter i * 1024 on (tail: Marsaglia's
-    exponentials; wedge: a height under the curve, else a new 64 bits)."""
+    give the layer (the low 8), the sign (bit 8) and a uniform m / 2^53 (the top 53 bits); inside the layer's
+    rectangle when m < ceil(2^53 x[layer + 1] / x[layer]), else decided by draws of the stream word ^ salt from
+    counter i * 1024 on (tail: Marsaglia's exponentials; wedge: a height under the curve, else a new 64 bits)."""
     x_at, f_at = ziggurat()
+    inside = [math.ceil(2.0**53 * x_at[layer + 1] / x_at[layer]) for layer in range(256)]
     extra = int(word) ^ ZIGGURAT_SALT
     out = []
     for i, bits in enumerate(splitmix_bits(word, n)):
@@ -388,7 +389,7 @@ def normal(word, n):
         while True:
             layer, sign = bits & 255, -1.0 if (bits >> 8) & 1 else 1.0
             x = (bits >> 11) / 2.0**53 * x_at[layer]
-            if x < x_at[layer + 1]:
+            if bits >> 11 < inside[layer]:
                 break
             if layer == 0:
                 while True:

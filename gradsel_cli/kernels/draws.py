@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from .policy import INLINE
+from .policy import INLINE, SERIAL
 from .precision import _c
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -66,6 +66,10 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _ZX, _ZF = _ziggurat_tables()
+# A draw of layer L is inside the layer's rectangle, under the curve, when its uniform u (53 bits, an integer m
+# over 2^53) times the width _ZX[L] is below _ZX[L + 1]: when m < _ZK[L] = ceil(2^53 _ZX[L + 1] / _ZX[L]). The
+# integer test decides first, without the product.
+_ZK = np.array([math.ceil(2.0**53 * _ZX[layer + 1] / _ZX[layer]) for layer in range(_LAYERS)], np.int64)
 _SALT = np.uint64(0xD1B54A32D192ED03)  # the stream of an entry's further draws: word ^ _SALT
 _RETRIES = 1024  # counters of an entry's further draws: i * _RETRIES + k (k < 1024 but with probability ~0)
 _LOW8, _BIT8 = np.uint64(255), np.uint64(8)
@@ -74,19 +78,31 @@ _LOW8, _BIT8 = np.uint64(255), np.uint64(8)
 @numba.njit(**INLINE)
 def _normal(word, i):
     """Entry i of the stream of `word` as a standard normal draw (float64), by the ziggurat: its 64 bits give
-    the layer (8), the sign (1) and a uniform (the top 53); about 98.8% of draws are that uniform times the
-    layer's width, and the rest are decided (wedge or tail) by further draws of the stream word ^ _SALT at
-    counters i * _RETRIES + k."""
+    the layer (the low 8), the sign (bit 8) and a uniform (the top 53); 98.5% of draws are that uniform times
+    the layer's width (_ZK decides), the rest are decided in _normal_outside."""
     bits = _bits(word, i)
+    layer = np.int64(bits & _LOW8)
+    m = np.int64(bits >> _S11)
+    if m < _ZK[layer]:
+        return (1.0 - 2.0 * np.float64((bits >> _BIT8) & _ONE)) * (np.float64(m) * 2.0**-53 * _ZX[layer])
+    return _normal_outside(word, i, bits)
+
+
+@numba.njit(**SERIAL)
+def _normal_outside(word, i, bits):
+    """_normal's draw of entry i whose first 64 bits `bits` fall outside their layer's rectangle: in the tail
+    (Marsaglia's exponential method) or the wedge (a height under the curve, else 64 new bits), by further draws
+    of the stream word ^ _SALT at counters i * _RETRIES + k."""
     extra = word ^ _SALT
     k = 0
     while True:
         layer = np.int64(bits & _LOW8)
         sign = 1.0 - 2.0 * np.float64((bits >> _BIT8) & _ONE)
-        x = np.float64(bits >> _S11) * 2.0**-53 * _ZX[layer]
-        if x < _ZX[layer + 1]:
+        m = np.int64(bits >> _S11)
+        x = np.float64(m) * 2.0**-53 * _ZX[layer]
+        if m < _ZK[layer]:
             return sign * x
-        if layer == 0:  # beyond r: the tail, by Marsaglia's exponential method
+        if layer == 0:  # beyond r: the tail
             while True:
                 t = -math.log(1.0 - _uniform(extra, i * _RETRIES + k)) / _ZR
                 s = -math.log(1.0 - _uniform(extra, i * _RETRIES + k + 1))
@@ -111,11 +127,12 @@ def _direction(word, dist, z):
             for t in range(min(64, P - 64 * block)):
                 z[64 * block + t] = _c(z, 1.0 - 2.0 * np.float64((bits >> np.uint64(t)) & _ONE))
         return
-    total = 0.0
     for i in range(P):
         z[i] = _c(z, _normal(word, i))
-        total += np.float64(z[i]) * np.float64(z[i])
     if dist == SPHERE:
+        total = 0.0
+        for i in range(P):
+            total += np.float64(z[i]) * np.float64(z[i])
         scale = _c(z, math.sqrt(P / total))
         for i in range(P):
             z[i] = scale * z[i]

@@ -39,15 +39,20 @@ def _forward_gradient_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_e
     a1, _, z1, a2, _, _ = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, None, None)
     _, e, S = _softmax_parts(a2)
     da2 = _loss_grad_logits(e, S, y, loss)
-    v = np.empty_like(flat)
-    V1, vb1, V2, vb2 = _blocks(v, n_in, H, K)
-    g[:] = 0.0
     q = draws.shape[0]
+    v = g if q == 1 else np.empty_like(flat)  # a direction; with one, drawn into g and scaled there
+    V1, vb1, V2, vb2 = _blocks(v, n_in, H, K)
+    if q != 1:
+        g[:] = 0.0
     for r in range(q):
         _direction(draws[r], GAUSSIAN, v)
         d = _directional(a1, z1, _pre_tangent(idx, val, ptr, V1, vb1), W2, V2, vb2, act, mask, da2)
-        for i in range(P):
-            g[i] += d * v[i]
-    for i in range(P if q > 0 else 0):
+        if q == 1:
+            for i in range(P):
+                g[i] = d * g[i]
+        else:
+            for i in range(P):
+                g[i] += d * v[i]
+    for i in range(P if q > 1 else 0):
         g[i] /= _c(flat, q)
     return np.float64(_mean_loss(a2, y, loss, loss_epsilon))

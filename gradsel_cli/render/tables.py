@@ -135,8 +135,9 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
             own.min_width = max(own.min_width, *(len(note) for note in notes))  # notes are not wrapped
         tables.append(own)
     methods = [m for m in METHOD_NAMES if all(f"iter_{m}" in r for r in rows)]
+    fused = [n for n in others if n in methods]  # each source's iteration over the exact gradient's
     runs = titled_table(f"projected time of a {iters:,}-iteration run", **COMPACT)
-    for col in ("H", "B", *methods, f"iteration /\n{exact}"):
+    for col in ("H", "B", *methods, f"iteration /\n{exact}", *(f"{n} it. /\n{exact} it." for n in fused)):
         number_column(runs, col)
     for r in rows:
         runs.add_row(
@@ -144,10 +145,12 @@ def bench_tables(rows: list[dict], threads, iters: int = 10000, precision: str =
             str(r["batch"]),
             *(duration(r[f"iter_{m}"] * iters) for m in methods),
             f"{r['iteration_over_exact']:.2f}×",
+            *(f"{r[f'iter_{n}'] / r[f'iter_{exact}']:.2f}×" for n in fused),
         )
     run_notes = [
         "iterations as training runs them: plain SGD, many per kernel call;",
-        f"iteration / {exact}: one {exact} iteration over one gradient call",
+        f"iteration / {exact}: one {exact} iteration over one gradient call;",
+        f"X it. / {exact} it.: an iteration of source X over one of {exact}",
     ]
     runs.caption = "\n".join(run_notes)
     runs.caption_justify = "left"
