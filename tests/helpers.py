@@ -120,3 +120,23 @@ def numeric_blocks(x, y, W1, b1, W2, b2, act, mask, fd_step, fd_central, loss, f
 
     knobs = [fd_step, fd_central, fd_textbook]
     return step_blocks(differences._numeric_step, x, y, W1, b1, W2, b2, act, mask, loss, loss_epsilon, knobs)[0]
+
+
+def assert_fused_is_stepwise_on_any_thread_count(config, raw) -> None:
+    """Training `config` fused and step by step through Python, on one thread and on two, gives bitwise the same
+    weights, losses and kept sources."""
+    from gradsel_cli.core import threads
+    from gradsel_cli.numerics import loop, training
+
+    assert loop.fusable(config)
+    runs = []
+    for n in (1, 2):
+        threads.set_threads(n)
+        try:
+            runs += [training.train(config, raw), training.train(config, raw, fused=False)]
+        finally:
+            threads.set_threads(None)
+    for other in runs[1:]:
+        assert np.array_equal(runs[0].params.flat, other.params.flat)
+        assert np.array_equal(runs[0].loss_history, other.loss_history)
+        assert np.array_equal(runs[0].kept, other.kept)

@@ -414,16 +414,10 @@ def spsa_gradient(
     """SPSA: (1/q) sum_r (L(w + zo_eps z_r) - L(w - zo_eps z_r)) / (2 zo_eps) z_r (central; forward:
     (L(w + zo_eps z_r) - L(w)) / zo_eps), direction z_r of words[r]: "gaussian", "rademacher" (independent entries)
     or "sphere" (a normal vector scaled to length sqrt(P))."""
-    shapes = [np.shape(w) for w in weights]
     flat = np.concatenate([np.ravel(w) for w in weights])
 
     def unflat(v):
-        out, at = [], 0
-        for s in shapes:
-            n = int(np.prod(s))
-            out.append(v[at : at + n].reshape(s))
-            at += n
-        return out
+        return blocks_like(weights, v)
 
     g = np.zeros_like(flat)
     for word in words:
@@ -442,16 +436,19 @@ def spsa_gradient(
 def forward_gradient(weights, x, y, words, act="sigmoid", mask=None, loss_name="cross-entropy"):
     """The forward gradient: (1/q) sum_r (g . v_r) v_r with g backpropagation's gradient (analytic_gradient) and
     v_r the standard normal direction of words[r] (normal)."""
-    shapes = [np.shape(w) for w in weights]
     g = np.concatenate([np.ravel(b) for b in analytic_gradient(weights, x, y, act, mask, loss_name)])
     out = np.zeros_like(g)
     for word in words:
         v = normal(word, g.size)
         out += np.dot(g, v) * v
-    out /= len(words)
-    blocks, at = [], 0
-    for s in shapes:
-        n = int(np.prod(s))
-        blocks.append(out[at : at + n].reshape(s))
+    return blocks_like(weights, out / len(words))
+
+
+def blocks_like(weights, v):
+    """The flat vector v cut into arrays of the shapes of `weights`, in their order."""
+    out, at = [], 0
+    for w in weights:
+        n = int(np.size(w))
+        out.append(v[at : at + n].reshape(np.shape(w)))
         at += n
-    return blocks
+    return out

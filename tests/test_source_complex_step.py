@@ -11,10 +11,17 @@ import reference as ref
 from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
-from gradsel_cli.core import network, threads
-from gradsel_cli.numerics import loop, training
+from gradsel_cli.core import network
+from gradsel_cli.numerics import loop
 from gradsel_cli.sources import complex_step
-from helpers import as_blocks, assert_blocks_close, config_settings, invoke, random_params
+from helpers import (
+    as_blocks,
+    assert_blocks_close,
+    assert_fused_is_stepwise_on_any_thread_count,
+    config_settings,
+    invoke,
+    random_params,
+)
 
 EXACT_RTOL = 1e-13  # against backprop in float64: the same to rounding
 TWIN_RTOL = 1e-12
@@ -56,18 +63,7 @@ def test_the_gradient_is_the_naive_twins(act, batch_norm):
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_the_fused_loop_is_the_python_loop_bitwise_on_any_thread_count(mnist_raw, method, sources, precision):
     config = TrainConfig(method=method, precision=precision, **SMALL, **({"sources": sources} if sources else {}))
-    assert loop.fusable(config)
-    runs = []
-    for n in (1, 2):
-        threads.set_threads(n)
-        try:
-            runs += [training.train(config, mnist_raw), training.train(config, mnist_raw, fused=False)]
-        finally:
-            threads.set_threads(None)
-    for other in runs[1:]:
-        assert np.array_equal(runs[0].params.flat, other.params.flat)
-        assert np.array_equal(runs[0].loss_history, other.loss_history)
-        assert np.array_equal(runs[0].kept, other.kept)
+    assert_fused_is_stepwise_on_any_thread_count(config, mnist_raw)
 
 
 def test_select_over_three_sources_records_each_ones_wins(runner, tmp_path):

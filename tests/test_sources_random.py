@@ -12,9 +12,9 @@ import reference as ref
 from gradsel_cli import sources
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
-from gradsel_cli.core import network, threads
-from gradsel_cli.numerics import loop, training
-from helpers import as_blocks, config_settings, invoke, random_params
+from gradsel_cli.core import network
+from gradsel_cli.numerics import loop
+from helpers import as_blocks, assert_fused_is_stepwise_on_any_thread_count, config_settings, invoke, random_params
 
 RANDOM = [name for name in sources.names() if sources.get(name).draws(sources.knobs_in(network.DEFAULTS, name))]
 TWIN_RTOL = {"spsa": 1e-8, "forward": 1e-12}  # spsa's slope: two losses summed in another order, over 2 eps
@@ -117,18 +117,7 @@ def test_it_refuses_batch_norm_and_missing_draws(name):
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_the_fused_loop_is_the_python_loop_bitwise_on_any_thread_count(mnist_raw, method, extra, precision):
     config = TrainConfig(method=method, precision=precision, **SMALL, **extra)
-    assert loop.fusable(config)
-    runs = []
-    for n in (1, 2):
-        threads.set_threads(n)
-        try:
-            runs += [training.train(config, mnist_raw), training.train(config, mnist_raw, fused=False)]
-        finally:
-            threads.set_threads(None)
-    for other in runs[1:]:
-        assert np.array_equal(runs[0].params.flat, other.params.flat)
-        assert np.array_equal(runs[0].loss_history, other.loss_history)
-        assert np.array_equal(runs[0].kept, other.kept)
+    assert_fused_is_stepwise_on_any_thread_count(config, mnist_raw)
 
 
 @pytest.mark.parametrize("name", RANDOM)

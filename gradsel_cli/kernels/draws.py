@@ -136,3 +136,22 @@ def _direction(word, dist, z):
         scale = _c(z, math.sqrt(P / total))
         for i in range(P):
             z[i] = scale * z[i]
+
+
+@numba.njit(**INLINE)
+def _add_along(g, z, weight, q):
+    """A direction's share of an estimate over q directions: g += weight z; with one direction z is g itself,
+    drawn into it, and scaled there."""
+    if q == 1:
+        for i in range(g.shape[0]):
+            g[i] = weight * g[i]
+    else:
+        for i in range(g.shape[0]):
+            g[i] += weight * z[i]
+
+
+@numba.njit(**INLINE)
+def _average(g, q):
+    """The estimate's sum over q > 1 directions (_add_along's) made their mean; one direction's is already."""
+    for i in range(g.shape[0] if q > 1 else 0):
+        g[i] /= _c(g, q)

@@ -7,10 +7,9 @@ import numba
 import numpy as np
 
 from .backward import _loss_grad_logits
-from .draws import GAUSSIAN, _direction
+from .draws import GAUSSIAN, _add_along, _average, _direction
 from .forward import _blocks, _forward_lit, _mean_loss, _softmax_parts
 from .policy import SERIAL
-from .precision import _c
 from .tangent import _directional, _pre_tangent
 
 
@@ -47,12 +46,6 @@ def _forward_gradient_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_e
     for r in range(q):
         _direction(draws[r], GAUSSIAN, v)
         d = _directional(a1, z1, _pre_tangent(idx, val, ptr, V1, vb1), W2, V2, vb2, act, mask, da2)
-        if q == 1:
-            for i in range(P):
-                g[i] = d * g[i]
-        else:
-            for i in range(P):
-                g[i] += d * v[i]
-    for i in range(P if q > 1 else 0):
-        g[i] /= _c(flat, q)
+        _add_along(g, v, d, q)
+    _average(g, q)
     return np.float64(_mean_loss(a2, y, loss, loss_epsilon))

@@ -12,7 +12,7 @@ estimate), so that E[z z^T] = I and the estimate is unbiased up to the O(eps^2) 
 import numba
 import numpy as np
 
-from .draws import _direction
+from .draws import _add_along, _average, _direction
 from .forward import _blocks, _forward_lit, _mean_loss, _sample_output
 from .policy import INLINE, SERIAL
 from .precision import _c
@@ -73,12 +73,6 @@ def _spsa_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knob
             slope = (plus - minus) / (_c(flat, 2.0) * eps)
         else:
             slope = (plus - here) / eps
-        if q == 1:
-            for i in range(P):
-                g[i] = slope * g[i]
-        else:
-            for i in range(P):
-                g[i] += slope * z[i]
-    for i in range(P if q > 1 else 0):
-        g[i] /= _c(flat, q)
+        _add_along(g, z, slope, q)
+    _average(g, q)
     return np.float64(here)

@@ -136,6 +136,39 @@ def knobs_in(settings, name: str) -> Any:
     return get(name).knobs(SimpleNamespace(**{option: f.default for option, (_, f) in options().items()}))
 
 
+def random_gradient(name: str, step, params, x, y, settings, mask, draws):
+    """(gradient, batch loss) of the random-direction source `name` (its knobs' `directions` words an iteration)
+    by its fused `step` kernel on the iteration's words `draws`, in the precision of `params`; weight decay
+    added exactly (lambda w: not estimated, as MeZO applies it)."""
+    from ..core import network
+
+    settings = network.DEFAULTS if settings is None else settings
+    q = int(knobs_in(settings, name).directions)
+    if params.batch_norm:
+        raise ValueError(no_batch_norm(name))
+    if draws is None or len(draws) != q:
+        raise ValueError(f"{name} draws {q} words an iteration (one a direction); none were given")
+    x, y, mask = network.check_batch(params, x, y, mask)
+    grad = network.step_gradient(step, 0.0, params, x, y, settings, mask, knobs_in(settings, name), draws)
+    if settings.weight_decay:
+        grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
+    return grad, network.loss(params, x, y, settings, mask)
+
+
+def no_batch_norm(name: str) -> str:
+    """Why a random-direction source refuses batch norm, and what to do."""
+    return f"{name} has no batch-norm pass of its directions; drop --batch-norm, or use analytic or numeric"
+
+
+def random_hint(name: str, config) -> str:
+    """After a run of a random-direction source climbed: its steps are about sqrt(P / q) times the gradient's
+    length, so a learning rate fit for backprop overshoots."""
+    return (
+        f"{name} with --directions {config.directions} steps along random directions, about sqrt(P / q) times as "
+        "long as the gradient (P weights): lower --lr, or raise --directions."
+    )
+
+
 def _discover() -> dict[str, Source]:
     found = []
     for info in pkgutil.iter_modules(__path__):

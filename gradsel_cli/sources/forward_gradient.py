@@ -9,7 +9,7 @@ The directions are made in the kernel from the iteration's draws (kernels/draws.
 
 from typing import NamedTuple
 
-from . import Check, Fused, Source, knobs_in
+from . import Check, Fused, Source, no_batch_norm, random_gradient, random_hint
 
 
 class Knobs(NamedTuple):
@@ -19,36 +19,7 @@ class Knobs(NamedTuple):
 def gradient(params, x, y, settings=None, mask=None, draws=None):
     """(forward gradient, batch loss) on the directions of `draws`, the iteration's words (one a direction), in
     the precision of `params`. Weight decay adds lambda w exactly."""
-    from ..core import network
-    from ..kernels.forward_gradient import _forward_gradient_step
-
-    settings = network.DEFAULTS if settings is None else settings
-    k: Knobs = knobs_in(settings, "forward")
-    if params.batch_norm:
-        raise ValueError(_NO_BATCH_NORM)
-    if draws is None or len(draws) != int(k.directions):
-        raise ValueError(f"forward draws {int(k.directions)} words an iteration (one a direction); none were given")
-    x, y, mask = network.check_batch(params, x, y, mask)
-    grad = network.step_gradient(_forward_gradient_step, 0.0, params, x, y, settings, mask, k, draws)
-    if settings.weight_decay:
-        grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
-    return grad, network.loss(params, x, y, settings, mask)
-
-
-_NO_BATCH_NORM = "forward has no batch-norm tangent pass; drop --batch-norm, or use analytic or numeric"
-
-
-def _problem(config) -> str | None:
-    return _NO_BATCH_NORM if config.batch_norm else None
-
-
-def _hint(config) -> str | None:
-    """A random estimate's step is about sqrt(P / q) times the gradient's size: a learning rate fit for backprop
-    overshoots."""
-    return (
-        f"forward with --directions {config.directions} steps along random directions, about sqrt(P / q) times "
-        "as long as the gradient (P weights): lower --lr, or raise --directions."
-    )
+    return random_gradient("forward", _fused(), params, x, y, settings, mask, draws)
 
 
 def _fused():
@@ -69,8 +40,8 @@ SOURCE = Source(
     draws=lambda k: int(Knobs(*k).directions),
     reads=("directions",),
     knobs=lambda config: Knobs(float(config.directions)),
-    problem=_problem,
-    hint=_hint,
+    problem=lambda config: no_batch_norm("forward") if config.batch_norm else None,
+    hint=lambda config: random_hint("forward", config),
     footer=lambda c: f"forward q={c['directions']}",
     fused=Fused(_fused),
     check=Check(count="directions"),

@@ -12,7 +12,7 @@ gradient in expectation up to the difference's O(eps^2), and its error falls as 
 from typing import NamedTuple
 
 from ..fields import option
-from . import Check, Fused, Source, knobs_in
+from . import Check, Fused, Source, no_batch_norm, random_gradient, random_hint
 
 ZO_DISTS = ("gaussian", "rademacher", "sphere")  # in the order of their codes in kernels/draws.py
 ZO_SCHEMES = ("central", "forward")
@@ -38,43 +38,12 @@ def knobs(config) -> Knobs:
 def gradient(params, x, y, settings=None, mask=None, draws=None):
     """(SPSA estimate, batch loss) on the directions of `draws`, the iteration's words (one a direction), in the
     precision of `params`. Weight decay adds lambda w exactly, as MeZO applies it: not estimated."""
-    from ..core import network
-    from ..kernels.spsa import _spsa_step
-
-    settings = network.DEFAULTS if settings is None else settings
-    k: Knobs = knobs_in(settings, "spsa")
-    if params.batch_norm:
-        raise ValueError(_NO_BATCH_NORM)
-    if draws is None or len(draws) != int(k.directions):
-        raise ValueError(f"spsa draws {int(k.directions)} words an iteration (one a direction); none were given")
-    x, y, mask = network.check_batch(params, x, y, mask)
-    grad = network.step_gradient(_spsa_step, 0.0, params, x, y, settings, mask, k, draws)
-    if settings.weight_decay:
-        grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
-    return grad, network.loss(params, x, y, settings, mask)
-
-
-_NO_BATCH_NORM = "spsa has no batch-norm forward pass; drop --batch-norm, or use analytic or numeric"
+    return random_gradient("spsa", _fused(), params, x, y, settings, mask, draws)
 
 
 def _cost(directions: int, central: bool) -> float:
     """Forward-pass equivalents: two a direction (one, forward), and one at w."""
     return (2.0 if central else 1.0) * directions + 1.0
-
-
-def _problem(config) -> str | None:
-    if config.batch_norm:
-        return _NO_BATCH_NORM
-    return None
-
-
-def _hint(config) -> str | None:
-    """A random estimate's step is about sqrt(P / q) times the gradient's size: a learning rate fit for backprop
-    overshoots."""
-    return (
-        f"spsa with --directions {config.directions} steps along random directions, about sqrt(P / q) times as "
-        "long as the gradient (P weights): lower --lr, or raise --directions."
-    )
 
 
 def _fused():
@@ -126,8 +95,8 @@ SOURCE = Source(
     reads=("directions", "zo_eps", "zo_dist", "zo_scheme"),
     knobs=knobs,
     step="zo_eps",
-    problem=_problem,
-    hint=_hint,
+    problem=lambda config: no_batch_norm("spsa") if config.batch_norm else None,
+    hint=lambda config: random_hint("spsa", config),
     footer=lambda c: f"spsa {c['zo_dist']} q={c['directions']} eps {c['zo_eps']} ({c['zo_scheme']})",
     fused=Fused(_fused),
     check=Check(steps=lambda precision: (1e-3,), count="directions"),
