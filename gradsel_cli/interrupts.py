@@ -20,6 +20,11 @@ def clear() -> None:
     _pending[0] = False
 
 
+def pending() -> bool:
+    """Whether a signal arrived that nobody has acted on yet."""
+    return _pending[0]
+
+
 def check() -> None:
     """KeyboardInterrupt when a signal arrived that nobody has acted on yet."""
     if _pending[0]:

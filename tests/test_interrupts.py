@@ -84,3 +84,34 @@ def test_an_interrupt_a_callback_drops_prints_no_traceback_and_is_raised_at_the_
         interrupts.clear()
     assert capsys.readouterr().err == ""
     assert sys.unraisablehook is before  # put back when the command ends
+
+
+def test_an_interrupt_inside_a_c_extensions_import_is_the_one_line_not_its_import_error(runner, monkeypatch):
+    """A signal landing while a C extension imports another (numba._dispatcher importing numba._devicearray):
+    the extension prints the KeyboardInterrupt (PyErr_Print, through sys.excepthook) and raises an ImportError
+    of its own. The command ends with the interrupt's one line and exit code 130, no traceback; an ImportError
+    with no signal behind it is still an error."""
+    import sys
+
+    def importing(*args, **kwargs):  # as numba's C code does with a KeyboardInterrupt raised in its import
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            sys.excepthook(*sys.exc_info())  # PyErr_Print
+        raise ImportError("numba._devicearray failed to import")
+
+    monkeypatch.setattr(training, "_warm_up", importing)
+    before = sys.excepthook
+    result = runner.invoke(cli, ["train", "--iters", "200000", "--hidden", "5", "--test-limit", "100"])
+    assert result.exit_code == 130 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Interrupted")
+    assert sys.excepthook is before  # put back when the command ends
+    interrupts.clear()
+
+    def broken(*args, **kwargs):
+        raise ImportError("a module that is not there")
+
+    monkeypatch.setattr(training, "_warm_up", broken)
+    with pytest.raises(ImportError, match="not there"):
+        runner.invoke(cli, ["train", "--iters", "200", "--hidden", "5", "--test-limit", "100"], catch_exceptions=False)

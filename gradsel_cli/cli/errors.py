@@ -42,8 +42,11 @@ class Group(click.Group):
             sys.exit(exc.exit_code)
         except (click.exceptions.Abort, KeyboardInterrupt):
             interrupted()
-        except SystemError as exc:  # Ctrl-C inside a Numba kernel surfaces as a chain of SystemErrors
-            if not caused_by_interrupt(exc):
+        except (SystemError, ImportError) as exc:
+            # Ctrl-C inside a Numba kernel surfaces as a chain of SystemErrors; inside the import of a C extension
+            # (numba._dispatcher importing numba._devicearray) as the extension's own ImportError, the interrupt
+            # printed through sys.excepthook (silenced below) and dropped
+            if not (caused_by_interrupt(exc) or interrupts.pending()):
                 raise
             interrupted()
         if standalone_mode:
@@ -130,13 +133,21 @@ def signals_as_interrupt():
         if not isinstance(info.exc_value, KeyboardInterrupt):
             unraisable(info)
 
+    excepthook = sys.excepthook
+
+    def printed(kind, value, tb):  # C code that prints an exception and drops it (PyErr_Print): noted, raised later
+        if issubclass(kind, KeyboardInterrupt):
+            interrupts.note()
+        else:
+            excepthook(kind, value, tb)
+
     interrupts.clear()
     previous = signal.signal(signal.SIGTERM, interrupt), signal.signal(signal.SIGINT, interrupt)
-    sys.unraisablehook = dropped
+    sys.unraisablehook, sys.excepthook = dropped, printed
     try:
         yield
     finally:
-        sys.unraisablehook = unraisable
+        sys.unraisablehook, sys.excepthook = unraisable, excepthook
         for sig, handler in zip((signal.SIGTERM, signal.SIGINT), previous):
             if not getattr(handler, "at_start", False):
                 signal.signal(sig, handler)
