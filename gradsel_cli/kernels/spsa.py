@@ -4,9 +4,9 @@ the iteration's draws (kernels/draws.py) within the call, never kept between ite
 For directions z_1 ... z_q (one word of the iteration's draws each),
 g = (1/q) sum_r (L(w + eps z_r) - L(w - eps z_r)) / (2 eps) z_r (central: two losses a direction, and the one
 at w the step returns), or (1/q) sum_r (L(w + eps z_r) - L(w)) / eps z_r (forward: one, and the one at w it
-shares). z has independent entries, standard normal (GAUSSIAN) or
-+-1 (RADEMACHER), or is a standard normal vector scaled to length sqrt(P) (SPHERE: DeepZero's random gradient
-estimate), so that E[z z^T] = I and the estimate is unbiased up to the O(eps^2) of the central difference.
+shares). z has independent entries, standard normal (GAUSSIAN) or +-1 (RADEMACHER), or is a standard normal
+vector scaled to length sqrt(P) (SPHERE: DeepZero's random gradient estimate), so that E[z z^T] = I and the
+estimate is unbiased up to the O(eps^2) of the central difference.
 """
 
 import numba

@@ -143,13 +143,14 @@ def random_gradient(name: str, step, params, x, y, settings, mask, draws):
     from ..core import network
 
     settings = network.DEFAULTS if settings is None else settings
-    q = int(knobs_in(settings, name).directions)
+    knobs = knobs_in(settings, name)
+    q = int(knobs.directions)
     if params.batch_norm:
         raise ValueError(no_batch_norm(name))
     if draws is None or len(draws) != q:
         raise ValueError(f"{name} draws {q} words an iteration (one a direction); none were given")
     x, y, mask = network.check_batch(params, x, y, mask)
-    grad = network.step_gradient(step, 0.0, params, x, y, settings, mask, knobs_in(settings, name), draws)
+    grad = network.step_gradient(step, 0.0, params, x, y, settings, mask, knobs, draws)
     if settings.weight_decay:
         grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
     return grad, network.loss(params, x, y, settings, mask)

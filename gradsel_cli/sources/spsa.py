@@ -2,9 +2,10 @@
 of MeZO (Malladi et al., NeurIPS 2023) and of DeepZero's random gradient estimate (Chen et al., ICLR 2024).
 
 g = (1/q) sum_r (L(w + eps z_r) - L(w - eps z_r)) / (2 eps) z_r over q random directions z_r (central; forward:
-(L(w + eps z_r) - L(w)) / eps), each loss a forward pass of the whole network: 2q forward passes (q forward),
-and one at w for the loss. The directions are made in the kernel (kernels/spsa.py) from the iteration's draws,
-one 64-bit word each, and never stored: MeZO's regenerate-from-a-seed. Gaussian (MeZO's), Rademacher (Spall's)
+(L(w + eps z_r) - L(w)) / eps). The kernel (kernels/spsa.py) runs one forward pass at w and, per direction, its
+tangent over the lit pixels, from which each moved loss needs only the hidden units and the output layer. The
+directions are made from the iteration's draws (kernels/draws.py), one 64-bit word each, and never stored:
+MeZO's regenerate-from-a-seed. Gaussian (MeZO's), Rademacher (Spall's)
 or a normal vector scaled to length sqrt(P) (DeepZero's sphere): each has E[z z^T] = I, so the estimate is the
 gradient in expectation up to the difference's O(eps^2), and its error falls as 1/sqrt(q).
 """
@@ -21,7 +22,7 @@ MAX_DIRECTIONS = 100_000  # 2q forward passes an iteration: beyond it one iterat
 
 class Knobs(NamedTuple):
     zo_eps: float
-    dist: float  # the index of zo_dist in ZO_DISTS (kernels/spsa's code)
+    dist: float  # the index of zo_dist in ZO_DISTS (its code in kernels/draws.py)
     central: float  # 1: central (two losses a direction), 0: forward
     directions: float  # q: the iteration draws one word per direction
 
