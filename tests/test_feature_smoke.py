@@ -20,7 +20,7 @@ INDEPENDENT_BASELINE = {20: [0.507, 0.550, 0.592, 0.615], 50: [0.522, 0.562, 0.6
 
 
 # A random-direction source's steps with q = 1 are about sqrt(P) times the gradient's length: 300 iterations learn
-# only with more directions and a smaller step (2026-12-07, seeds 0-2: spsa, q = 1, lr 0.01: 0.11; q = 32,
+# only with more directions and a smaller step (2026-12-07, seeds 0-2: spsa, q = 1, lr 0.01: 0.11-0.20; q = 32,
 # lr 0.05: 0.37-0.39; forward, q = 1, lr 0.01: 0.14-0.17; q = 32, lr 0.05: 0.31-0.41).
 SETTINGS = {"spsa": dict(lr=0.05, directions=32), "forward": dict(lr=0.05, directions=32)}
 
