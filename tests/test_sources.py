@@ -27,7 +27,7 @@ def test_every_source_declares_what_the_toolkit_reads():
     for name, s in sources.REGISTRY.items():
         assert s.name == name and s.description and s.label and s.colour.startswith("#")
         assert s.twin.startswith("tests/")
-        assert s.cost(50, 8, 1200.0) > 0
+        assert s.cost(50, 8, sources.knobs_in(network.DEFAULTS, name)) > 0
         assert set(s.reads) <= set(sources.options()) and (s.step is None or s.step in s.options)  # may share
         assert set(s.options) <= {f.name for f in fields(TrainConfig)}  # each option is a field
         assert s.name in config.METHOD_NAMES

@@ -207,9 +207,16 @@ def _store_once(err, path, record) -> None:
     "for ITERS iterations (10000 in the book), gradsel against a plain NumPy loop on one BLAS thread, 2 "
     "interleaved rounds.",
 )
+@click.option(
+    "--costs",
+    is_flag=True,
+    help="Instead: each source's cost in forward-pass equivalents (its step's time over a forward pass's, one "
+    "thread, float64) over --hidden x --batch, beside the table gradsel ships and the cost ledger and --budget "
+    "read; exit 1 when one is more than 35% off it.",
+)
 @output_options("the measurements")
 @library_errors
-def bench(hidden, batch, repeat, data_dir, threads, background, precision, compiling, textbook, as_json, quiet):
+def bench(hidden, batch, repeat, data_dir, threads, background, precision, compiling, textbook, costs, as_json, quiet):
     """Time the loss, both gradients, the naive reference and each method's iteration.
 
     \b
@@ -220,17 +227,25 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, compi
       gradsel bench --json > bench.json
       gradsel bench --compile                               # what a first run compiles
       gradsel bench --textbook 10000                        # chapter 4's training against NumPy
+      gradsel bench --costs                                 # each source's cost, against the shipped table
     """
     from .. import render
     from ..numerics import benchmark
 
     out, err = render.consoles(quiet or as_json)
+    modes = [flag for flag, on in (("--compile", compiling), ("--textbook", textbook), ("--costs", costs)) if on]
+    if len(modes) > 1:
+        raise click.UsageError(f"{' and '.join(modes)} measure different things; choose one")
+    if costs:
+        given = [k for k in ("background", "precision", "threads") if k in given_options()]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise click.UsageError(f"--costs times one thread in float64 on an idle machine; drop {flag}")
+        return _bench_costs(out, err, hidden, batch, repeat, data_dir, as_json)
     if compiling or textbook:
         mode = "--compile" if compiling else "--textbook"
         timing = ("hidden", "batch", "repeat", "background", "precision", *(("threads",) if compiling else ()))
         given = [k for k in timing if k in given_options()]
-        if compiling and textbook:
-            raise click.UsageError("--compile and --textbook measure different things; choose one")
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise click.UsageError(f"{flag} sets how calls are timed, which {mode} does not do; drop {flag}")
@@ -253,6 +268,33 @@ def bench(hidden, batch, repeat, data_dir, threads, background, precision, compi
         )
     record = benchmark.bench_record(rows, repeat, background, precision)
     show(out, record, as_json, lambda: render.bench_record_tables(record))
+
+
+def _bench_costs(out, err, hidden, batch, repeat, data_dir, as_json) -> int | None:
+    """bench --costs: the sources' costs measured over the grid, beside the shipped table; 1 when one is off."""
+    from .. import render
+    from ..numerics import benchmark
+    from ..sources import costs
+
+    prepare(None, err)
+    with render.progress_bar(err, len(hidden) * len(batch), "costs", unit="") as update, compiling_shown(update):
+        measured = benchmark.cost_table(hidden, batch, repeat, data_dir, lambda d, t, label: update(d, t, info=label))
+    agreement = benchmark.cost_agreement(measured, costs.table(), costs.TOLERANCE)
+    record = {"tolerance": costs.TOLERANCE, "measured": measured, "declared": costs.table(), "agreement": agreement}
+    show(out, record, as_json, lambda: [render.costs_table(record)])
+    off = [r for r in agreement if not r["agrees"]]
+    if off:
+        r = max(off, key=lambda r: abs(math.log(r["ratio"])))
+        err.print(
+            f"{counted(len(off), 'cost')} of {len(agreement)} differ from the shipped table by more than "
+            f"{costs.TOLERANCE:.0%} (the most: {r['key']} at H={r['hidden']} B={r['batch']}, {r['ratio']:.2f}x); "
+            "on an idle machine, this CPU's costs differ from the table's",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
+        return 1
+    return None
 
 
 def _bench_compile(out, err, data_dir, as_json) -> None:

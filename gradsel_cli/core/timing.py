@@ -13,3 +13,19 @@ def median_time(fn, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def paired_ratio(fn, reference, repeat: int) -> float:
+    """The median over `repeat` rounds of fn()'s seconds over reference()'s, each round timing the two back to
+    back (after one warm-up call of each): a drift of the machine's speed moves both sides of a round alike."""
+    fn()
+    reference()
+    ratios = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        reference()
+        unit = time.perf_counter() - t
+        t = time.perf_counter()
+        fn()
+        ratios.append((time.perf_counter() - t) / unit)
+    return statistics.median(ratios)

@@ -256,3 +256,15 @@ def _blocks(flat, n_in, H, K):
         flat[row : row + H * K].reshape((H, K)),
         flat[row + H * K : row + H * K + K],
     )
+
+
+@numba.njit(**SERIAL)
+def _loss_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, knobs, draws, g):
+    """One forward pass over the lit pixels and the batch loss, in the signature of a source's step
+    (fused.step_signature), writing nothing into g: the unit of the cost ledger (sources/costs.py), timed
+    beside each source's step by `gradsel bench --costs`."""
+    n_in = x.shape[1]
+    K = (flat.shape[0] - n_in * H - H) // (H + 1)
+    W1, b1, W2, b2 = _blocks(flat, n_in, H, K)
+    a2 = _forward_lit(idx, val, ptr, W1, b1, W2, b2, act, mask, None, None)[3]
+    return np.float64(_mean_loss(a2, y, loss, loss_epsilon))

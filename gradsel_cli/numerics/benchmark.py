@@ -17,7 +17,7 @@ from .. import data, sources
 from ..config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, TrainConfig
 from ..core import network
 from ..core.threads import get_threads, max_threads
-from ..core.timing import median_time
+from ..core.timing import median_time, paired_ratio
 from . import loop
 
 # A busy loop that also ends by itself once its parent is gone (even a killed one).
@@ -92,6 +92,144 @@ def fused_iterations(params: network.Params, x: np.ndarray, y: np.ndarray, confi
     """FUSED_ITERS iterations of plain SGD with `config`'s method, on a copy of params, each on the whole batch."""
     batches = np.tile(np.arange(len(y)), (FUSED_ITERS, 1))
     loop.sgd_iterations(params.copy(), x, y, batches, 0, loop.settings(config))
+
+
+def cost_keys() -> list[tuple[str, str, int]]:
+    """(table key, source, q) of every cost the table holds (sources/costs.py): each source at its default
+    options, and a source with random directions at q = COST_Q too."""
+    from ..sources import costs
+
+    keys = []
+    for name, source in sources.REGISTRY.items():
+        keys.append((costs.key(name), name, 1))
+        if source.check.count is not None:
+            keys.append((costs.key(name, costs.COST_Q), name, costs.COST_Q))
+    return keys
+
+
+def measure_costs(hidden: int, x: np.ndarray, y: np.ndarray, repeat: int = 7, calls: int = 0) -> dict[str, float]:
+    """Each cost_keys() entry's step time over a forward pass's (kernels/forward._loss_step) on the batch x, y:
+    both kernels called directly on the same arguments, on one thread, each side of a round about COST_SECONDS of
+    calls (`calls` forward passes, if given), the median of `repeat` rounds' ratios (core/timing.paired_ratio).
+    Float64, the default activation and loss."""
+    import numba
+
+    from ..kernels.forward import _loss_step
+
+    params = network.init_params(hidden, 0)
+    x = np.ascontiguousarray(x, np.float64)
+    y = np.ascontiguousarray(y, np.int64)
+    lit = network.lit_pixels(x)
+    mask = np.ones((len(y), hidden))
+    g = np.zeros_like(params.flat)
+    none = np.zeros(0, np.uint64)
+
+    def repeated(step, knobs, words, n):
+        args = (x, y, *lit, params.flat, hidden, 0, mask, 0, 0.0, np.array(knobs, np.float64), words, g)
+        return lambda: [step(*args) for _ in range(n)]
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        n = calls_for(calls, lambda k: repeated(_loss_step, (), none, k))
+        unit = repeated(_loss_step, (), none, n)
+        out = {}
+        for key, name, q in cost_keys():
+            source = sources.get(name)
+            count = source.check.count
+            settings = loop.settings(TrainConfig(method=name).replace(**({count: q} if count else {})))
+            words = loop.words_of(settings, name, 0, 1)[0]
+            words = none if words.size == 0 else np.ascontiguousarray(words, np.uint64)
+            if source.fused is None:
+                raise ValueError(f"{name} has no fused step to time: its cost cannot be measured on the kernels")
+            step = repeated(source.fused.step(), sources.knobs_in(settings, name), words, 1)
+            m = calls_for(0, lambda k, s=step: lambda: [s() for _ in range(k)])
+            out[key] = paired_ratio(lambda s=step, m=m: [s() for _ in range(m)], unit, repeat) * n / m
+        return out
+    finally:
+        numba.set_num_threads(before)
+        g[:] = 0.0
+
+
+COST_SECONDS = 5e-3  # measure_costs: each timed side of a round runs about this long
+
+
+def calls_for(given: int, make) -> int:
+    """`given`, or the number of calls of make(k)'s work that take about COST_SECONDS (timed on one call
+    after a warm-up)."""
+    if given:
+        return given
+    one = make(1)
+    one()
+    seconds = median_time(one, 3)
+    return max(1, int(COST_SECONDS / max(seconds, 1e-7)))
+
+
+def cost_table(hiddens, batches, repeat: int = 7, data_dir=None, progress=None) -> dict:
+    """measure_costs over the grid hiddens x batches (each sorted, two sizes or more), on the first B training
+    images, as sources/costs.json holds it (with when and where it was measured); progress(done, total, label)."""
+    import datetime
+
+    hiddens, batches = sorted(set(hiddens)), sorted(set(batches))
+    if len(hiddens) < 2 or len(batches) < 2:
+        raise ValueError("--costs needs two hidden sizes or more and two batch sizes or more (a grid to interpolate)")
+    check_sizes(hiddens, batches)
+    xtr, ytr, _, _ = data.load_mnist_raw(data_dir)
+    grid: dict[str, list[list[float]]] = {key: [[0.0] * len(batches) for _ in hiddens] for key, _, _ in cost_keys()}
+    total = len(hiddens) * len(batches)
+    for i, h in enumerate(hiddens):
+        for j, b in enumerate(batches):
+            if progress:
+                progress(i * len(batches) + j, total, f"H={h} B={b}")
+            for key, value in measure_costs(h, data.to_float(xtr[:b]), ytr[:b], repeat).items():
+                grid[key][i][j] = round(value, 3)
+    if progress:
+        progress(total, total, "done")
+    return {
+        "measured": f"{datetime.date.today().isoformat()}, {cpu_name()}, 1 thread",
+        "hidden": hiddens,
+        "batch": batches,
+        "costs": grid,
+    }
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo), else what the platform module says."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cost_agreement(measured: dict, declared: dict, tolerance: float) -> list[dict]:
+    """Each entry of the measured table beside the declared one's (sources/costs.py interpolates it) at the same
+    sizes: their ratio, and whether it is within 1 +- tolerance."""
+    from ..sources import costs
+
+    rows = []
+    for key, values in measured["costs"].items():
+        for i, h in enumerate(measured["hidden"]):
+            for j, b in enumerate(measured["batch"]):
+                table = costs.measured(key, h, b, declared) if key in declared["costs"] else float("nan")
+                ratio = values[i][j] / table
+                rows.append(
+                    {
+                        "key": key,
+                        "hidden": h,
+                        "batch": b,
+                        "measured": values[i][j],
+                        "declared": table,
+                        "ratio": ratio,
+                        "agrees": abs(ratio - 1.0) <= tolerance,
+                    }
+                )
+    return rows
 
 
 def check_sizes(hiddens, batches) -> None:

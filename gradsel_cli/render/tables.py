@@ -680,6 +680,41 @@ def textbook_table(record: dict) -> Table:
     return table
 
 
+def costs_table(record: dict) -> Table:
+    """`gradsel bench --costs`: each source's cost in forward-pass equivalents as measured now, by H (rows) and B
+    (columns), with its ratio to the cost table gradsel ships (sources/costs.json); a ratio outside the
+    tolerance marked."""
+    measured = record["measured"]
+    table = titled_table(
+        wrap_title(
+            "gradsel bench --costs",
+            "forward-pass equivalents of one gradient",
+            "one thread, float64",
+            f"now / shipped table ({record['declared']['measured']})",
+        )
+    )
+    table.add_column("source")
+    table.add_column("H", justify="right")
+    for b in measured["batch"]:
+        number_column(table, f"B={b}")
+    by_cell = {(r["key"], r["hidden"], r["batch"]): r for r in record["agreement"]}
+    for key in measured["costs"]:
+        for h in measured["hidden"]:
+            cells = []
+            for b in measured["batch"]:
+                r = by_cell[(key, h, b)]
+                text = f"{r['measured']:.3g} ({r['ratio']:.2f})"
+                cells.append(text if r["agrees"] else Text(text + " !", style="red"))
+            table.add_row(key, str(h), *cells)
+    off = sum(not r["agrees"] for r in record["agreement"])
+    table.caption = (
+        f"(ratio) = now / the shipped table; ! = outside 1 ± {record['tolerance']:g}: "
+        f"{off} of {len(record['agreement'])}"
+    )
+    table.caption_justify = "left"
+    return table
+
+
 def paths_table(record: dict) -> Table:
     """gradsel paths: per optimizer its learning rate, where its path ends, f there, and the nearest marked point
     (minimum, saddle) with the distance to it."""

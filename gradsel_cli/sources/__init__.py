@@ -84,7 +84,9 @@ class Source:
         loss (with weight decay) at `params` on the batch, and the loss there (with loss_epsilon); draws: its
         words of the iteration (numerics/loop.words_of; None where a caller has no iteration, for a source
         that draws none).
-    cost(hidden, batch, lit) -> forward-pass equivalents of one gradient of a batch with `lit` lit pixels in all.
+    cost(hidden, batch, knobs) -> forward-pass equivalents of one gradient of a batch, with its knobs: its step's
+        time over a forward pass's, measured (sources/costs.py: costs.json, `gradsel bench --costs`); the cost
+        ledger (numerics/ledger.py) and --budget read it.
     draws(knobs) -> how many words (uint64) it draws each iteration (0: it is deterministic). They come from the
         run seed's "draws" stream by iteration, the same for every method of a seed and for both loops; its
         fused step gets them as `draws` and makes its directions of them (kernels/draws.py).
@@ -107,7 +109,7 @@ class Source:
     colour: str
     order: int
     gradient: Callable[..., Any]
-    cost: Callable[[int, int, float], float]
+    cost: Callable[[int, int, tuple], float]
     twin: str  # the independent NumPy twin in the tests it is checked against
     exact: bool = False  # it is the exact gradient the others are measured against (one source)
     draws: Callable[[tuple], int] = lambda knobs: 0  # words it draws each iteration, given its knobs

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from ..fields import option
 from . import Check, Fused, Source, knobs_in
+from .costs import measured
 
 
 class Knobs(NamedTuple):
@@ -78,19 +79,6 @@ def _work(hidden: int, batch: int, lit: float, k) -> float:
     return 4.0 * hidden * (lit + batch) * 10
 
 
-# What one perturbed complex loss costs in perturbed real losses, as measured: a complex-step gradient took 7.0-7.2x
-# a central-difference one (two real losses per weight) at H = 50, B = 8 and H = 100, B = 32 (float64, 2026-12-07).
-REAL_LOSSES_PER_COMPLEX = 14.0
-
-
-def _cost(hidden: int, batch: int, lit: float) -> float:
-    """Forward-pass equivalents: one perturbed complex loss per weight whose move reaches a sample (the lit pixels
-    and bias of every unit, every output weight), at its measured cost in real ones, over a forward pass."""
-    n_out = 10
-    forward = lit * hidden + batch * hidden * n_out
-    return REAL_LOSSES_PER_COMPLEX * (hidden * (lit + batch) * n_out + (hidden + 1) * n_out * batch) / forward
-
-
 MAX_CS_STEP = 1.0  # above it the truncation error (of order h^2 relative) swamps the derivative: no derivative at all
 
 
@@ -150,7 +138,7 @@ SOURCE = Source(
     colour="#8c564b",
     order=2,
     gradient=gradient,
-    cost=_cost,
+    cost=lambda hidden, batch, k: measured("complex-step", hidden, batch),
     twin="tests/reference.py: complex_step_gradient",
     options={"cs_step": (float, option(1e-20, "complex-step: the step h of Im L(w + ih) / h.", kind="positive"))},
     reads=("cs_step",),

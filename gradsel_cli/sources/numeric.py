@@ -142,13 +142,13 @@ def _work(hidden: int, batch: int, lit: float, k: Knobs, n_in: int = 784, n_out:
     return work
 
 
-def _cost(hidden: int, batch: int, lit: float, k: Knobs) -> float:
-    """Forward-pass equivalents: the perturbed losses it evaluates (one sample's K logits each, for every
-    lit pixel and bias of every hidden unit, and every output weight), over a forward pass's work."""
-    n_out = 10
-    forward = lit * hidden + batch * hidden * n_out  # multiply-adds of one forward pass of the batch
-    perturbed = (2 if k.fd_central else 1) * (hidden * (lit + batch) * n_out + (hidden + 1) * n_out * batch)
-    return perturbed / forward
+def _cost(hidden: int, batch: int, k: Knobs) -> float:
+    """Forward-pass equivalents, as measured (sources/costs.py) with the central scheme; the forward scheme
+    counted from it: the pass at w and half the perturbed losses."""
+    from .costs import measured
+
+    central = measured("numeric", hidden, batch)
+    return central if k.fd_central else 1.0 + (central - 1.0) / 2.0
 
 
 NAIVE_FULL_LIMIT = 3.0  # seconds: above this the naive gradient is sampled and extrapolated
@@ -266,7 +266,7 @@ SOURCE = Source(
     colour="#ff7f0e",
     order=1,
     gradient=gradient,
-    cost=lambda hidden, batch, lit: _cost(hidden, batch, lit, Knobs(1e-4, True, False)),
+    cost=lambda hidden, batch, k: _cost(hidden, batch, Knobs(*k)),
     twin="tests/reference.py: numeric_gradient (and network.naive_numeric_gradient, the textbook's loop)",
     options={
         "fd_step": (float, option(1e-4, "Finite-difference step h.", kind="positive")),
