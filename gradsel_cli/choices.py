@@ -13,3 +13,4 @@ SURFACES = ("textbook", "saddle", "two-minima", "rosenbrock")  # gradsel paths' 
 INITS = ("std", "xavier", "he")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky-relu", "mish")
 LOSSES = ("cross-entropy", "mse")
+CURVE_AXES = ("iterations", "budget", "time")  # what learning curves are drawn against (compare --x-axis)

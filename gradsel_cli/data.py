@@ -19,6 +19,7 @@ from .seeding import rng
 
 N_PIXELS = 784
 N_CLASSES = 10
+N_TRAIN = 60000  # MNIST's training images
 
 # SHA-256 of the decompressed IDX bytes, magic number, expected shape.
 FILES = {
@@ -197,6 +198,11 @@ def few_shot_indices(y: np.ndarray, shots: int, subset: str = "first", seed: int
         else:
             picked.append(np.sort(gen.choice(members, size=shots, replace=False)))
     return np.concatenate(picked)
+
+
+def train_size(shots: int, subset: str = "first") -> int:
+    """How many training images a run of `shots` per class on `subset` trains on (few_shot_indices' count)."""
+    return N_TRAIN if subset == "all" else shots * N_CLASSES
 
 
 def few_shot(x: np.ndarray, y: np.ndarray, shots: int, subset: str = "first", seed: int = 0):

@@ -256,8 +256,8 @@ def test_select_over_sources_that_differ_rarely_ties(mnist_raw):
 @pytest.mark.parametrize("n, every", [(2, 1), (2, 3), (3, 2), (4, 5), (3, 2**70)])
 def test_the_alternate_schedule_is_one_and_its_calls_are_counted_from_it(n, every):
     """methods.alternate and the fused loop follow loop.source_at; the fused loop's thread policy counts each
-    source's calls of a stretch from the same schedule (loop._iterations_of), whatever the stretch."""
-    from gradsel_cli.numerics.loop import POLICY_CODES, _iterations_of, source_at
+    source's calls of a stretch from the same schedule (loop.iterations_of), whatever the stretch."""
+    from gradsel_cli.numerics.loop import POLICY_CODES, iterations_of, source_at
 
     s = network.DEFAULTS._replace(
         policy=POLICY_CODES["alternate"], sources=("a", "b", "c", "d")[:n], alternate_every=every
@@ -266,6 +266,6 @@ def test_the_alternate_schedule_is_one_and_its_calls_are_counted_from_it(n, ever
     want = [0 if every > 40 or t % every else 1 + (t // every - 1) % (n - 1) for t in range(1, 41)]
     assert schedule == want
     for t0, T in ((0, 40), (0, 1), (7, 13), (39, 1), (5, 0)):
-        assert _iterations_of(s, t0, T) == [schedule[t0 : t0 + T].count(q) for q in range(n)]
+        assert iterations_of(s, t0, T) == [schedule[t0 : t0 + T].count(q) for q in range(n)]
     select = s._replace(policy=POLICY_CODES["select"])
-    assert _iterations_of(select, 3, 10) == [10] * n
+    assert iterations_of(select, 3, 10) == [10] * n

@@ -40,9 +40,11 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
     assert expected <= params, f"fields without an option: {expected - params}"
     extra = params - set(FIELDS) - NOT_CONFIG
     allowed = {
-        "train": {"eval_every"},
+        "train": {"eval_every", "budget"},  # budget: sets iters (what it buys), not a field of its own
         "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
         "compare": {
+            "budget",
+            "x_axis",
             "margin",
             "power_images",
             "timeout",
@@ -71,7 +73,7 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
             "fmt",
             "no_paper",
         },
-        "sweep": {"timeout", "methods", "seeds", "workers", "executor", "scheduler", "results_file"},
+        "sweep": {"timeout", "methods", "seeds", "workers", "executor", "scheduler", "results_file", "budget"},
     }[command]
     assert extra <= allowed, f"options that are no field: {extra - allowed}"
 

@@ -47,7 +47,8 @@ RIGHT, WRONG, DISAGREE = "#1a7f37", "#cf222e", "#e36209"
 
 def figure_title(command: str, c: dict, seeds, methods=None) -> str:
     """The title line of a figure: the command and the configuration it shows, with the step option of each
-    source that `methods` (default: the config's method) computes, by its own name (numeric's fd-step, say)."""
+    source that `methods` (default: the config's method) computes, by its own name (numeric's fd-step, say);
+    c["budget"], if given, in place of the iterations (compare --budget)."""
     from .. import sources
     from ..config import computed_sources
 
@@ -60,7 +61,7 @@ def figure_title(command: str, c: dict, seeds, methods=None) -> str:
             f"gradsel {command} — {images_label(c)}",
             f"B={c['batch']}",
             f"H={c['hidden']}",
-            counted(c["iters"], "iteration", ","),
+            counted(c["iters"], "iteration", ",") if c.get("budget") is None else f"budget {c['budget']:,.0f} fpe",
             f"lr {c['lr']}",
             *steps,
             which,
@@ -93,6 +94,13 @@ def _style():
     return require().rc_context(STYLE)
 
 
+X_LABELS = {  # curves' x axis (choices.CURVE_AXES)
+    "iterations": "iteration",
+    "budget": "forward-pass equivalents spent (cost ledger)",
+    "time": "seconds of training (iterations x time per iteration)",
+}
+
+
 def curves_figure(path, curves: dict, title: str) -> None:
     """Training loss (log scale), test accuracy, and — when select ran — where select kept the
     numeric update, per method: the mean over seeds with a min-max band."""
@@ -110,21 +118,23 @@ def curves_figure(path, curves: dict, title: str) -> None:
                 _line(loss_ax, r["loss"], r["method"], colour)
             if r["accuracy"]:
                 _line(acc_ax, r["accuracy"], r["method"], colour, marker=".")
-        every = next((r["loss"]["every"] for r in rows if r["loss"]), 1)
+        windows = {r["loss"]["every"] for r in rows if r["loss"]}
+        every = f"{windows.pop()}-iteration" if len(windows) == 1 else "each run's"
+        xlabel = X_LABELS[curves.get("x_axis", "iterations")]
         loss_ax.set(
             yscale="log",
-            xlabel="iteration",
+            xlabel=xlabel,
             title="training loss" + band,
-            ylabel=f"batch loss (nats), mean of {every}-iteration windows",
+            ylabel=f"batch loss (nats), mean of {every} windows",
         )
         loss_ax.legend()
-        acc_ax.set(xlabel="iteration", ylabel="test accuracy (fraction correct)", title="test accuracy" + band)
+        acc_ax.set(xlabel=xlabel, ylabel="test accuracy (fraction correct)", title="test accuracy" + band)
         if any(r["accuracy"] for r in rows):
             acc_ax.legend(loc="lower right")
         else:
             acc_ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=acc_ax.transAxes)
         if has_select:
-            _select_panel(axes[2], rows)
+            _select_panel(axes[2], rows, xlabel)
         fig.suptitle(title)
         _save(fig, path)
 
@@ -138,13 +148,13 @@ def train_figure(path, record: dict) -> None:
 
 
 def _line(ax, series: dict, label: str, colour, marker=None) -> None:
-    x = series["iterations"]
+    x = series.get("x", series["iterations"])
     ax.plot(x, series["mean"], label=label, color=colour, lw=1.3, marker=marker, ms=3)
     if series["lo"] != series["hi"]:
         ax.fill_between(x, series["lo"], series["hi"], color=colour, alpha=0.2, lw=0)
 
 
-def _select_panel(ax, rows: list[dict]) -> None:
+def _select_panel(ax, rows: list[dict], xlabel: str = "iteration") -> None:
     """select: share of iterations whose kept update came from each source but the first (left), and that
     source's relative difference to the first (right, log scale), per window."""
     from .. import sources
@@ -157,12 +167,17 @@ def _select_panel(ax, rows: list[dict]) -> None:
             _line(ax, series, f"{r['method']}: {name} share", colour)
         for name, d in r["rel_diffs"].items():
             err_ax.plot(
-                d["iterations"], d["mean"], color="grey", lw=1, ls="--", label=f"{r['method']}: {name} rel. diff."
+                d.get("x", d["iterations"]),
+                d["mean"],
+                color="grey",
+                lw=1,
+                ls="--",
+                label=f"{r['method']}: {name} rel. diff.",
             )
     every = next(v["every"] for r in rows for v in r["shares"].values())
     ax.set(
         ylim=(-0.02, 1.02),
-        xlabel="iteration",
+        xlabel=xlabel,
         title="where select keeps another source's update",
         ylabel=f"share of updates per {every}-iteration window",
     )

@@ -57,13 +57,18 @@ def power_of(diff: dict, images: int, test_images: int) -> dict:
 
 
 def compare_summary(
-    records: list[dict], methods: list[str], margin: float = MARGIN, power_images: int | None = None
+    records: list[dict],
+    methods: list[str],
+    margin: float = MARGIN,
+    power_images: int | None = None,
+    budget: float | None = None,
 ) -> dict:
     """Per method: accuracy mean and CI, loss, timing, the share of updates not from the exact gradient
     (not_exact_share), select's wins of those; per method versus the baseline (the exact gradient if run,
     else the first method): paired
     difference, its CI, p-values, the share of test images predicted differently, and
-    the equivalence test (TOST) within ±`margin`."""
+    the equivalence test (TOST) within ±`margin`. Each method's iterations and mean cost (the ledger's total,
+    None for records made before it) ride along; `budget`: the --budget the runs were given, if any."""
     by_method: defaultdict[str, dict] = defaultdict(dict)  # method -> seed -> record
     for rec in records:
         by_method[rec["config"]["method"]][rec["config"]["seed"]] = rec
@@ -79,6 +84,8 @@ def compare_summary(
             "accuracy": _ci_dict([_acc(r) for r in recs]),
             "final_loss": float(np.mean(losses)) if losses else None,  # of the runs that finished
             "time_per_iter": float(np.mean([r["time_per_iter"] for r in recs])),
+            "iterations": int(np.max([r["config"]["iters"] for r in recs])),
+            "cost": _mean_cost(recs),
             "not_exact_share": float(np.mean([not_exact_share(r) for r in recs])),
             "select_win_rate": (
                 float(np.mean([_not_exact_wins(r) / max(i, 1) for r, i in zip(recs, iters)]))
@@ -128,7 +135,12 @@ def compare_summary(
     versus = [r["versus"] for r in rows if "versus" in r]
     holm_family(versus, "p_t", "t-tests")
     holm_family([v["equivalence"] for v in versus], "p_tost", "equivalence tests")
-    return {"baseline": baseline, "margin": margin, "methods": stats.json_ready(rows)}
+    return {"baseline": baseline, "margin": margin, "budget": budget, "methods": stats.json_ready(rows)}
+
+
+def _mean_cost(recs: list[dict]) -> float | None:
+    """The runs' mean cost in forward-pass equivalents (their ledgers' totals); None if one has no ledger."""
+    return float(np.mean([r["ledger"]["total"] for r in recs])) if all(r.get("ledger") for r in recs) else None
 
 
 def sweep_view(records: list[dict], configs: list, lists: dict[str, list]) -> dict:
@@ -443,10 +455,13 @@ def _not_exact_wins(record: dict) -> int:
     return sum(v - ties.get(k, 0) for k, v in record["select_wins"].items() if k != exact)
 
 
-def curves(records: list[dict], methods: list[str]) -> dict:
+def curves(records: list[dict], methods: list[str], x_axis: str = "iterations") -> dict:
     """Per method, over seeds: the training loss (window means), the test accuracy where it
     was recorded, and for select the share of each other source's kept updates and its
-    ||g_s - g_first|| / ||g_first||, per window. Each series is a mean with a min-max band over seeds."""
+    ||g_s - g_first|| / ||g_first||, per window. Each series is a mean with a min-max band over seeds, at its
+    iterations and at its "x": the iterations, the forward-pass equivalents spent by then (x_axis "budget":
+    the cost ledger, NaN for records made before it) or the seconds (x_axis "time": the iterations times the
+    runs' mean time per iteration)."""
     by_method = defaultdict(list)
     for rec in records:
         by_method[rec["config"]["method"]].append(rec)
@@ -465,10 +480,32 @@ def curves(records: list[dict], methods: list[str]) -> dict:
                 "rel_diffs": _by_source(recs, "rel_diff_history"),
             }
         )
+        _place_on(rows[-1], recs, x_axis)
     return {
+        "x_axis": x_axis,
         "methods": rows,
         "missing_accuracy": sum(1 for r in records if not (r.get("acc_curve") or r.get("acc_history"))),
     }
+
+
+def _place_on(row: dict, recs: list[dict], x_axis: str) -> None:
+    """Each series of a method's row given its "x" on the axis `x_axis` (its runs share one configuration but
+    the seed, so one run's ledger serves all)."""
+    from ..numerics.ledger import spent_curve
+
+    series = [row["loss"], row["accuracy"], *row["shares"].values(), *row["rel_diffs"].values()]
+    per_iteration = float(np.mean([r["time_per_iter"] for r in recs])) if x_axis == "time" else 0.0
+    for s in series:
+        if s is None:
+            continue
+        its = np.asarray(s["iterations"], dtype=np.float64)
+        if x_axis == "budget":
+            whole = np.floor(its).astype(np.int64)  # a window centre: what its first whole iteration had spent
+            s["x"] = spent_curve(recs[0], whole).tolist()
+        elif x_axis == "time":
+            s["x"] = (its * per_iteration).tolist()
+        else:
+            s["x"] = its.tolist()
 
 
 def parse_predictions(text: str) -> np.ndarray:

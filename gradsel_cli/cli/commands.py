@@ -16,7 +16,7 @@ import click
 
 from .. import lab as lab_presets
 from .. import papers, sources
-from ..choices import OPTIMIZERS, SURFACES
+from ..choices import CURVE_AXES, OPTIMIZERS, SURFACES
 from ..config import (
     CELL_KEYS,
     DIGITS_FROM,
@@ -33,6 +33,8 @@ from .errors import BadInput, Group, kept_note, library_errors, on_interrupt
 from .options import (
     Finite,
     Whole,
+    budget_option,
+    budgeted,
     comma_list,
     config_from,
     config_options,
@@ -103,9 +105,10 @@ def cli():
     help="Also measure test accuracy every N iterations (the record's acc_curve; 0: at the end only, "
     f"or at {CURVE_POINTS} points with --plot). Changes nothing in the run.",
 )
+@budget_option
 @output_options("the run record")
 @library_errors
-def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, **opts):
+def train(data_dir, threads, out, save_model, plot, eval_every, budget, as_json, quiet, **opts):
     """Train one network and report its test accuracy.
 
     \b
@@ -113,6 +116,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
       gradsel train --shots 2 --batch 8 --hidden 50
       gradsel train --method select --iters 2000 --json > run.json
       gradsel train --method select --plot curves.png
+      gradsel train --method spsa --lr 0.01 --budget 1e6   # as many iterations as 1e6 forward passes buy
     """
     from .. import render
     from ..analysis.figures import train_figure
@@ -125,6 +129,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, as_json, quiet, 
     out_console, err = render.consoles(quiet or as_json)
     config = config_from(opts)
     refuse_unread([config])
+    config = budgeted([config], budget)[0]
     npz = save_model and model_path(save_model)
     results.probe(plot, out, npz)
     results.check_store(out)
@@ -339,6 +344,15 @@ def _bench_compile(out, err, data_dir, as_json) -> None:
     default=None,
     help="Write the digits (--show-digits N, else 16) to FILE.png (needs matplotlib).",
 )
+@budget_option
+@click.option(
+    "--x-axis",
+    type=click.Choice(CURVE_AXES),
+    default="iterations",
+    show_default=True,
+    help="--plot: draw the learning curves against iterations, against the forward-pass equivalents spent (the "
+    "cost ledger) or against wall time (iterations times the run's time per iteration).",
+)
 @margin_option
 @power_option
 @output_options("the summary")
@@ -354,6 +368,8 @@ def compare(
     show_digits,
     digits_from,
     figure,
+    budget,
+    x_axis,
     margin,
     power_images,
     as_json,
@@ -376,6 +392,7 @@ def compare(
       gradsel compare --methods analytic,select --iters 2000 --json
       gradsel compare --methods analytic,alternate --seeds 1 --show-digits 16 --figure figure2.png
       gradsel compare --plot curves.png
+      gradsel compare --methods analytic,spsa,forward --budget 3e5 --plot curves.png --x-axis budget
     """
     from .. import render
     from ..analysis.report import compare_record, compare_summary, curves, digits_view
@@ -391,9 +408,12 @@ def compare(
     refuse_unread([base.replace(method=m) for m in methods])
     prepare(threads, err, plot, figure)
     results.probe(plot, figure)
-    configs = trials(base, [dict(method=m) for m in methods], range(seeds))
+    configs = budgeted(trials(base, [dict(method=m) for m in methods], range(seeds)), budget)
     records = run_grid(configs, results_file, grid, data_dir, err, "runs", CURVE_POINTS if plot else 0)
-    summary, curve_data = compare_summary(records, methods, margin, power_images), curves(records, methods)
+    summary, curve_data = (
+        compare_summary(records, methods, margin, power_images, budget),
+        curves(records, methods, x_axis),
+    )
     digits = None
     if show_digits or figure:
         digits, note = digits_view(records, methods, show_digits or 16, digits_from, *load_mnist_raw(data_dir)[2:])
@@ -408,7 +428,7 @@ def compare(
             as_json,
             lambda: render.compare_parts(summary, base.to_dict(), curve_data, shown),
         )
-    _compare_figures(err, figure, plot, digits, curve_data, base.to_dict(), seeds, methods)
+    _compare_figures(err, figure, plot, digits, curve_data, {**base.to_dict(), "budget": budget}, seeds, methods)
 
 
 def _compare_figures(err, figure, plot, digits, curve_data, config, seeds, methods) -> None:
@@ -436,9 +456,10 @@ def _compare_figures(err, figure, plot, digits, curve_data, config, seeds, metho
 @listed_options
 @machine_options
 @grid_options
+@budget_option
 @output_options("the run records")
 @library_errors
-def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opts):
+def sweep(methods, data_dir, threads, seeds, results_file, budget, as_json, quiet, **opts):
     """Run a grid over any training options given as comma lists, over seeds.
 
     Every combination of the listed values is a cell; each cell runs seeds
@@ -462,13 +483,14 @@ def sweep(methods, data_dir, threads, seeds, results_file, as_json, quiet, **opt
     base = TrainConfig(**flags_from(opts))
     lists = {"method": methods, **opts}
     prepare(threads, err)
-    configs = trials(base, grid_cells(lists), range(seeds))
+    configs = budgeted(trials(base, grid_cells(lists), range(seeds)), budget)
     records = run_grid([effective(c) for c in configs], results_file, grid, data_dir, err, render.sweep_label(lists))
 
     def tables():
         from ..analysis.report import sweep_view  # scipy: a second to import, not needed for --json
 
-        summary = sweep_view(records, configs, lists)
+        bought = {"iters": sorted({c.iters for c in configs})} if budget is not None else {}  # a column each
+        summary = sweep_view(records, configs, {**lists, **bought})
         return render.runs_table(summary, render.sweep_title(summary, seeds))
 
     show(out, records, as_json, tables)

@@ -344,6 +344,30 @@ margin_option = click.option(
 )
 
 
+budget_option = click.option(
+    "--budget",
+    type=Finite(),
+    default=None,
+    metavar="N",
+    help="Instead of --iters: train each method until N forward-pass equivalents, at its gradients' measured "
+    "costs (gradsel bench --costs); a method that costs more an iteration gets fewer iterations.",
+)
+
+
+def budgeted(configs, budget):
+    """The configs with the iterations --budget buys each (as they are without one); --iters given beside it is
+    refused."""
+    from ..numerics.ledger import within_budget
+
+    if budget is None:
+        return list(configs)
+    if "iters" in given_options():
+        raise click.UsageError(
+            "--budget sets each method's iterations (what N forward-pass equivalents buy); drop --iters"
+        )
+    return [within_budget(c, budget) for c in configs]
+
+
 power_option = click.option(
     "--power",
     "power_images",

@@ -78,7 +78,7 @@ def source_at(s: Settings, t: int) -> int:
     return int(_source_at(t, s.policy, len(s.sources), _every(s, t)))
 
 
-def _iterations_of(s: Settings, t0: int, T: int) -> list[int]:
+def iterations_of(s: Settings, t0: int, T: int) -> list[int]:
     """How many of iterations t0 + 1 ... t0 + T compute each of the run's sources."""
     return [int(c) for c in _calls_of(t0, T, s.policy, len(s.sources), _every(s, t0 + T))]
 
@@ -167,7 +167,7 @@ def sgd_iterations(
     steps = steps + (steps[0],) * (STEPS - len(steps))
     B = batches.shape[1]
     lit_per_batch = (len(lit.idx) - len(y_train)) / len(y_train) * B  # lit pixels of a batch, on average (no bias)
-    calls = _iterations_of(s, t0, len(batches))
+    calls = iterations_of(s, t0, len(batches))
     works = [f.work(params.hidden, B, lit_per_batch, s.knobs[source.name]) for f, source in zip(fused, run)]
     parallel = [(w, c) for w, c in zip(works, calls) if w > 0 and c > 0]
     with kernel_cache.first_class_functions():

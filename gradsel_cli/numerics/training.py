@@ -19,7 +19,7 @@ from ..core import network
 from ..core.network import Params
 from ..data import load_mnist_raw
 from ..seeding import rng
-from . import activity, loop, methods
+from . import activity, ledger, loop, methods
 from .methods import Step, StepContext
 from .optimizers import Optimizer
 
@@ -56,6 +56,8 @@ class RunResult:
     # select: how many of each source's wins were ties (its loss bitwise equal to another candidate's: the first
     # listed of the tied candidates is kept); None for the other methods
     select_ties: dict[str, int] | None = None
+    # what its gradients and select's comparisons cost, in forward-pass equivalents (numerics/ledger.py)
+    ledger: dict | None = None
 
     @property
     def time_per_iter(self) -> float:
@@ -224,6 +226,7 @@ def train(
         final_loss = network.loss(params, ds.x_train, ds.y_train, context.settings)
     trained = None if run.diverged else activity.of_network(run.test_time(), ds.x_test, c.activation)
     counts, wins, ties = run.counts()
+    spent = ledger.ledger(c, counts, run.done - run.diverged)
     return RunResult(
         config=config,
         accuracy=accuracy,
@@ -247,6 +250,7 @@ def train(
         running_var=None if run.running is None else run.running.var,
         compile_time=compile_time,
         hidden_histograms={"init": at_init, "trained": trained},
+        ledger=spent,
     )
 
 

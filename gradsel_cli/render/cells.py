@@ -259,3 +259,17 @@ def study_legend(summary: dict) -> str:
         f"The papers' analytic H=20 cells differ between the two papers by up to "
         f"{x['difference']:+.4f} (B={x['batch']}, k={x['shots']})."
     )
+
+
+def ledger_text(ledger: dict, iterations: int) -> str:
+    """A run's cost (numerics/ledger.py) in one phrase (plain text: the caller escapes it): its total in
+    forward-pass equivalents, per iteration,
+    and, of more than one part, by source (and select's comparisons)."""
+    total = ledger["total"]
+    text = f"{total:,.0f} {ledger['unit']} ({total / max(iterations, 1):,.1f} / iteration)"
+    parts = [(name, v) for name, v in ledger["by_source"].items()]
+    if ledger["comparisons"]:
+        parts.append(("comparisons", ledger["comparisons"]))
+    if len(parts) > 1:
+        text += ": " + ", ".join(f"{name} {v:,.0f}" for name, v in parts)
+    return text

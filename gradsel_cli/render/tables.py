@@ -16,6 +16,7 @@ from .cells import (
     fmt_loss,
     fmt_number,
     footer_lines,
+    ledger_text,
     option_value,
     outcome,
     p_value,
@@ -64,6 +65,8 @@ def train_summary(record: dict) -> Table:
         t.add_row("kernels loaded in", f"{duration(record['compile_time'])} (part of the wall time)")
     names = record["sources"]
     t.add_row("gradient evaluations", ", ".join(f"{clean(n)} {record['counts'][n]:,}" for n in names))
+    if record.get("ledger"):  # records made before the ledger have none
+        t.add_row("cost", clean(ledger_text(record["ledger"], record["iterations_done"])))
     if len(names) > 1:
         t.add_row("share of updates", ", ".join(f"{clean(n)} {record['shares'][n]:.3f}" for n in names))
     if record["select_wins"] is not None:
@@ -176,13 +179,14 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     """The `gradsel compare` tables: per method, each method against the baseline, and with
     `curves` (report.curves) a sparkline of each method's mean training loss."""
     c = config
+    budget = summary.get("budget")
     per = titled_table(
         wrap_title(
             "gradsel compare",
             clean(images_label(c)),
             f"B={clean(c['batch'])}",
             f"H={clean(c['hidden'])}",
-            counted(c["iters"], "iteration", ","),
+            counted(c["iters"], "iteration", ",") if budget is None else f"budget {budget:,.0f} forward-pass equiv.",
             f"lr {clean(c['lr'])}",
             f"subset {clean(c['subset'])}",
             first_sep=": ",
@@ -190,13 +194,16 @@ def compare_tables(summary: dict, config: dict, curves: dict | None = None) -> l
     )
     per.add_column("method", no_wrap=True)
     share = f"non-\n{clean(sources.exact())}"  # the share of updates not from the exact gradient
-    for col in ("seeds", "accuracy\n(95% CI)", "final\nloss", "ms /\niter", share, "select\nwins"):
+    spent = ("iters", "cost\n(fpe)") if budget is not None else ()
+    for col in ("seeds", *spent, "accuracy\n(95% CI)", "final\nloss", "ms /\niter", share, "select\nwins"):
         number_column(per, col)
     for r in summary["methods"]:
         win = "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}"
+        cost = "—" if r.get("cost") is None else f"{r['cost']:,.0f}"
         per.add_row(
             clean(r["method"]),
             str(len(r["seeds"])),
+            *((f"{r['iterations']:,}", cost) if spent else ()),
             plus_minus(r["accuracy"]),
             fmt_loss(r["final_loss"]),
             f"{r['time_per_iter'] * 1e3:.3f}",

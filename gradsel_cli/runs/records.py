@@ -102,6 +102,7 @@ def run_record(result) -> dict:
         "hidden_histograms": None
         if result.hidden_histograms is None
         else {k: None if h is None else _histogram_json(h) for k, h in result.hidden_histograms.items()},
+        "ledger": result.ledger,
         "versions": versions(),
     }
 
@@ -283,6 +284,18 @@ def _histograms(x) -> bool:
 
 
 _count = _mapping(lambda v: _whole(v) and v >= 0)
+
+
+def _ledger(x) -> bool:
+    cost = _mapping(lambda v: _number(v) and v >= 0)
+    return (
+        isinstance(x, dict)
+        and cost(x.get("per_gradient"))
+        and cost(x.get("by_source"))
+        and all(_number(x.get(k)) and x[k] >= 0 for k in ("comparisons_per_iteration", "comparisons", "total"))
+    )
+
+
 _thinned_by_source = _or_none(_mapping(_thinned))
 SCHEMA = {  # the current format: every mapping is over the run's sources (checked in _check_results)
     **{k: v for k, v in SCHEMA_1.items() if k not in ("numeric_share", "numeric_share_history")},
@@ -299,6 +312,11 @@ SCHEMA = {  # the current format: every mapping is over the run's sources (check
     ),
     "rel_diff_history": (_thinned_by_source, 'null or an object of {"every": N, "values": [...]} by source', False),
     "share_history": (_thinned_by_source, 'null or an object of {"every": N, "values": [...]} by source', False),
+    "ledger": (  # records since the cost ledger: what the run cost in forward-pass equivalents
+        _or_none(_ledger),
+        'null or an object {"unit", "per_gradient", "by_source", "total", ...} of numbers >= 0',
+        False,
+    ),
     "hidden_histograms": (  # records since gradsel lab: the hidden activations at initialisation and trained
         _or_none(_histograms),
         'null or an object {"init": histogram, "trained": histogram or null}',
