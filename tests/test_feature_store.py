@@ -192,7 +192,7 @@ def test_a_run_asked_for_again_with_an_unread_option_changed_is_not_run_stored_o
     path = tmp_path / "r.jsonl"
     ran: list[str] = []
 
-    def quick(config, raw=None, data_dir=None, eval_points=0):
+    def quick(config, raw=None, data_dir=None, eval_points=0, probe_every=0):
         ran.append(config.method)
         return with_config(record, **config.to_dict())
 
@@ -503,7 +503,7 @@ def test_table_of_a_missing_results_file_is_one_line_error(runner, tmp_path):
 
 
 def _quick_trial(template):
-    def run(config, raw=None, data_dir=None, eval_points=0):
+    def run(config, raw=None, data_dir=None, eval_points=0, probe_every=0):
         return with_config(template, **config.to_dict())
 
     return run

@@ -40,10 +40,11 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
     assert expected <= params, f"fields without an option: {expected - params}"
     extra = params - set(FIELDS) - NOT_CONFIG
     allowed = {
-        "train": {"eval_every", "budget"},  # budget: sets iters (what it buys), not a field of its own
+        "train": {"eval_every", "budget", "probe_every"},  # budget sets iters; the probe only reads
         "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
         "compare": {
             "budget",
+            "probe_every",
             "x_axis",
             "margin",
             "power_images",
@@ -165,8 +166,8 @@ def test_optimizer_defaults_are_the_configs():
 def test_the_grid_options_reach_the_executor(command, runner, monkeypatch, tmp_path):
     seen = []
 
-    def make_executor(*args):
-        seen.append(args)
+    def make_executor(*args, **kwargs):
+        seen.append((*args, kwargs))
         raise ValueError("stopped before any run")
 
     monkeypatch.setattr("gradsel_cli.runs.experiments.make_executor", make_executor)
@@ -189,7 +190,7 @@ def test_the_grid_options_reach_the_executor(command, runner, monkeypatch, tmp_p
         ],
     )
     assert result.exit_code == 2 and result.stderr.splitlines()[-1] == "Error: stopped before any run"
-    assert seen == [("dask", 3, "tcp://h:1", None, 0, 7.0)]
+    assert seen == [("dask", 3, "tcp://h:1", None, 0, 7.0, {"probe_every": 0})]
 
 
 # --- comma lists: one parser, one set of rules, for every list option ----------------------------------------

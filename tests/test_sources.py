@@ -33,6 +33,13 @@ def test_every_source_declares_what_the_toolkit_reads():
         assert s.name in config.METHOD_NAMES
 
 
+def test_every_method_draws_in_a_colour_of_its_own():
+    from gradsel_cli.analysis.figures import POLICY_COLOURS
+
+    colours = [s.colour for s in sources.REGISTRY.values()] + list(POLICY_COLOURS.values())
+    assert len(set(colours)) == len(colours)  # a policy beside a source in one figure: two lines told apart
+
+
 def test_a_source_list_is_checked_with_the_choices_named():
     assert sources.parse(" analytic , numeric") == ("analytic", "numeric")
     with pytest.raises(ValueError, match=r"unknown gradient source .foo.*choose from: analytic, numeric"):

@@ -106,9 +106,11 @@ def curves_figure(path, curves: dict, title: str) -> None:
     numeric update, per method: the mean over seeds with a min-max band."""
     rows = curves["methods"]
     has_select = any(r["shares"] for r in rows)
+    has_probe = any(r.get("probe") for r in rows)
     with _style():
-        fig = _figure(CURVES_SIZE)
-        axes = fig.subplots(1, 3 if has_select else 2)
+        panels = 2 + has_select + has_probe
+        fig = _figure((4.6 * panels, CURVES_SIZE[1]) if panels > 3 else CURVES_SIZE)
+        axes = fig.subplots(1, panels)
         loss_ax, acc_ax = axes[0], axes[1]
         seeds = max(len(r["seeds"]) for r in rows)
         band = f" (mean, band: min–max over {seeds} seeds)" if seeds > 1 else ""
@@ -135,6 +137,8 @@ def curves_figure(path, curves: dict, title: str) -> None:
             acc_ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=acc_ax.transAxes)
         if has_select:
             _select_panel(axes[2], rows, xlabel)
+        if has_probe:
+            _probe_panel(axes[-1], rows, xlabel)
         fig.suptitle(title)
         _save(fig, path)
 
@@ -186,6 +190,28 @@ def _select_panel(ax, rows: list[dict], xlabel: str = "iteration") -> None:
     handles = ax.get_legend_handles_labels()
     extra = err_ax.get_legend_handles_labels()
     ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="lower right")
+
+
+def _probe_panel(ax, rows: list[dict], xlabel: str) -> None:
+    """The fidelity probe: each source's cosine to the exact gradient at the run's weights (solid, left: symlog,
+    so that 0.005 and 1 both show) and its relative error (dashed, right: log), mean over seeds."""
+    from .. import sources
+
+    err_ax = ax.twinx()
+    err_ax.grid(False)
+    for r in rows:
+        for name, series in r.get("probe", {}).get("cosine", {}).items():
+            colour = sources.REGISTRY[name].colour if name in sources.REGISTRY else None
+            alone = r["method"] == name
+            _line(ax, series, name if alone else f"{r['method']}: {name}", colour, marker="." if alone else "x")
+            error = r["probe"]["rel_error"][name]
+            err_ax.plot(error.get("x", error["iterations"]), error["mean"], color=colour, lw=1, ls="--")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set(xlabel=xlabel, title="each source against backprop (probe)", ylabel="cosine to ∇L (solid)")
+    ax.set_ylim(-1e-2, 1.5)
+    err_ax.set(yscale="log", ylabel="‖g − ∇L‖ / ‖∇L‖ (dashed)")
+    err_ax.spines["right"].set_visible(True)
+    ax.legend(loc="lower left")
 
 
 def digits_size(n: int, methods: int) -> tuple[float, float]:

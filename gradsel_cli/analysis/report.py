@@ -478,6 +478,7 @@ def curves(records: list[dict], methods: list[str], x_axis: str = "iterations") 
                 "accuracy": _acc_curve(recs),
                 "shares": _by_source(recs, "share_history"),
                 "rel_diffs": _by_source(recs, "rel_diff_history"),
+                "probe": _probe_bands(recs),
             }
         )
         _place_on(rows[-1], recs, x_axis)
@@ -488,12 +489,30 @@ def curves(records: list[dict], methods: list[str], x_axis: str = "iterations") 
     }
 
 
+def _probe_bands(recs: list[dict]) -> dict:
+    """The fidelity probe of a method's runs (numerics/probe.py): each measure's band over seeds by source, at
+    the probe's iterations; {} when a run has none."""
+    if not recs or not all(r.get("probe") for r in recs):
+        return {}
+    probes: list[dict] = [r["probe"] for r in recs]
+    if any(p["iterations"] != probes[0]["iterations"] for p in probes):
+        return {}
+    out: dict = {}
+    for measure in (k for k in probes[0] if k not in ("every", "iterations")):
+        out[measure] = {
+            name: {"iterations": probes[0]["iterations"], **_band([p[measure][name] for p in probes])}
+            for name in probes[0][measure]
+        }
+    return out
+
+
 def _place_on(row: dict, recs: list[dict], x_axis: str) -> None:
     """Each series of a method's row given its "x" on the axis `x_axis` (its runs share one configuration but
     the seed, so one run's ledger serves all)."""
     from ..numerics.ledger import spent_curve
 
-    series = [row["loss"], row["accuracy"], *row["shares"].values(), *row["rel_diffs"].values()]
+    probed = [s for measure in row["probe"].values() for s in measure.values()]
+    series = [row["loss"], row["accuracy"], *row["shares"].values(), *row["rel_diffs"].values(), *probed]
     per_iteration = float(np.mean([r["time_per_iter"] for r in recs])) if x_axis == "time" else 0.0
     for s in series:
         if s is None:

@@ -53,6 +53,7 @@ from .options import (
     plot_option,
     png_file,
     power_option,
+    probe_option,
     refuse_unread,
     size_list,
     source_list_option,
@@ -106,9 +107,10 @@ def cli():
     f"or at {CURVE_POINTS} points with --plot). Changes nothing in the run.",
 )
 @budget_option
+@probe_option
 @output_options("the run record")
 @library_errors
-def train(data_dir, threads, out, save_model, plot, eval_every, budget, as_json, quiet, **opts):
+def train(data_dir, threads, out, save_model, plot, eval_every, budget, probe_every, as_json, quiet, **opts):
     """Train one network and report its test accuracy.
 
     \b
@@ -143,6 +145,7 @@ def train(data_dir, threads, out, save_model, plot, eval_every, budget, as_json,
             progress=lambda d, t, loss: update(d, t, loss=loss),
             eval_points=CURVE_POINTS if plot else 0,
             eval_every=eval_every,
+            probe_every=probe_every,
         )
     record = run_record(result)
 
@@ -345,6 +348,7 @@ def _bench_compile(out, err, data_dir, as_json) -> None:
     help="Write the digits (--show-digits N, else 16) to FILE.png (needs matplotlib).",
 )
 @budget_option
+@probe_option
 @click.option(
     "--x-axis",
     type=click.Choice(CURVE_AXES),
@@ -369,6 +373,7 @@ def compare(
     digits_from,
     figure,
     budget,
+    probe_every,
     x_axis,
     margin,
     power_images,
@@ -409,7 +414,8 @@ def compare(
     prepare(threads, err, plot, figure)
     results.probe(plot, figure)
     configs = budgeted(trials(base, [dict(method=m) for m in methods], range(seeds)), budget)
-    records = run_grid(configs, results_file, grid, data_dir, err, "runs", CURVE_POINTS if plot else 0)
+    points = CURVE_POINTS if plot else 0
+    records = run_grid(configs, results_file, grid, data_dir, err, "runs", points, probe_every=probe_every)
     summary, curve_data = (
         compare_summary(records, methods, margin, power_images, budget),
         curves(records, methods, x_axis),

@@ -354,6 +354,18 @@ budget_option = click.option(
 )
 
 
+probe_option = click.option(
+    "--probe-every",
+    type=Whole(min=0),
+    default=0,
+    show_default=True,
+    metavar="K",
+    help="Every K iterations, compare each source's gradient with backprop's at the run's weights and batch: "
+    "cosine and relative error (and for select, each candidate's loss against the first's), in the record and "
+    "the --plot. Changes nothing in the run (0: no probe).",
+)
+
+
 def budgeted(configs, budget):
     """The configs with the iterations --budget buys each (as they are without one); --iters given beside it is
     refused."""

@@ -147,7 +147,7 @@ def say(err, note: str) -> None:
         click.echo(note, err=True)
 
 
-def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_points=0, reference=()):
+def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_points=0, reference=(), probe_every=0):
     """Run (or resume) the trials with a progress bar over runs; the records in config order (the runs of the
     read-only `reference` files, as the shipped ones, are not run again)."""
     from .. import render
@@ -155,7 +155,13 @@ def run_grid(configs, results_file, grid: dict, data_dir, err, label, eval_point
     from ..runs.experiments import run_grid as run
 
     executor = make_executor(
-        grid["executor"], grid["workers"], grid["scheduler"], data_dir, eval_points, grid["timeout"]
+        grid["executor"],
+        grid["workers"],
+        grid["scheduler"],
+        data_dir,
+        eval_points,
+        grid["timeout"],
+        probe_every=probe_every,
     )
     executor.notify = lambda note: say(err, note)  # waiting for a Dask worker, --workers capped
     on_interrupt(kept_note(results_file, "runs"))

@@ -60,28 +60,34 @@ def alternate(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
 def select(s: StepContext, params, opt_state, x, y, mask, t) -> Step:
     """Every source's candidate update; keep the one with the lowest loss (ties: the first listed, and the step
     says it was a tie)."""
-    grads, candidates = [], []
+    grads = []
     value = float("nan")
     for position, name in enumerate(s.settings.sources):
         g, v = gradient(s, name, params, x, y, mask, t)
         value = v if position == 0 else value
         grads.append(g)
-    for g in grads:
-        flat, state = s.optimizer.step(params.flat, g.flat, opt_state)
-        candidates.append((params.with_flat(flat), state))
-    if s.settings.select_on_train:  # the whole training set, no dropout
-        x, y, mask = s.x_train, s.y_train, None
+    candidates, losses = candidate_losses(s, grads, params, opt_state, x, y, mask)
     norm = network.norm(grads[0].flat)
     rel = tuple(network.norm(g.flat - grads[0].flat) / norm if norm > 0 else network.norm(g.flat) for g in grads[1:])
-    best, best_loss, losses = 0, 0.0, []
-    for position, (p, _) in enumerate(candidates):
-        loss = network.loss(p, x, y, s.settings, mask)
-        losses.append(loss)
+    best, best_loss = 0, 0.0
+    for position, loss in enumerate(losses):
         if position == 0 or loss < best_loss:
             best, best_loss = position, loss
     tied = any(q != best and loss == best_loss for q, loss in enumerate(losses))
     p, state = candidates[best]
     return Step(p, state, value, best, rel, tied)
+
+
+def candidate_losses(s: StepContext, grads, params, opt_state, x, y, mask) -> tuple[list, list[float]]:
+    """select's candidates: each gradient's update from the same weights and optimizer state, as (Params, state),
+    and the loss of each, on the batch or (select_on_train) the whole training set without dropout."""
+    candidates = []
+    for g in grads:
+        flat, state = s.optimizer.step(params.flat, g.flat, opt_state)
+        candidates.append((params.with_flat(flat), state))
+    if s.settings.select_on_train:  # the whole training set, no dropout
+        x, y, mask = s.x_train, s.y_train, None
+    return candidates, [network.loss(p, x, y, s.settings, mask) for p, _ in candidates]
 
 
 def _update(s: StepContext, position: int, params, opt_state, x, y, mask, t) -> Step:

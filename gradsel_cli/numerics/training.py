@@ -19,7 +19,7 @@ from ..core import network
 from ..core.network import Params
 from ..data import load_mnist_raw
 from ..seeding import rng
-from . import activity, ledger, loop, methods
+from . import activity, ledger, loop, methods, probe
 from .methods import Step, StepContext
 from .optimizers import Optimizer
 
@@ -58,6 +58,8 @@ class RunResult:
     select_ties: dict[str, int] | None = None
     # what its gradients and select's comparisons cost, in forward-pass equivalents (numerics/ledger.py)
     ledger: dict | None = None
+    # the fidelity probe (numerics/probe.py): each source's cosine and relative error to the exact gradient
+    probe: dict | None = None
 
     @property
     def time_per_iter(self) -> float:
@@ -146,7 +148,13 @@ def curve_iterations(iters: int, points: int = 0, every: int = 0) -> set[int]:
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss or weight ends the run as diverged
 def train(
-    config: TrainConfig, data=None, progress=None, eval_points: int = 0, eval_every: int = 0, fused: bool = True
+    config: TrainConfig,
+    data=None,
+    progress=None,
+    eval_points: int = 0,
+    eval_every: int = 0,
+    fused: bool = True,
+    probe_every: int = 0,
 ) -> RunResult:
     """Train one network. `data` is either MNIST as ``data.load_mnist_raw()`` gives it (loaded when
     omitted), from which the config's few-shot and test sets are taken, or a ready Dataset (e.g. a
@@ -157,8 +165,10 @@ def train(
     iterations, or with `eval_points` > 0 at about that many evenly spaced ones
     (``acc_curve``, iteration 0 and the last included), and at the same iterations
     the accuracy on the run's training images (``train_acc_curve``; the first
-    TRAIN_CURVE_IMAGES of them). This is not part of the config: it reads the
-    weights and changes nothing in the run.
+    TRAIN_CURVE_IMAGES of them). With `probe_every` > 0 the fidelity probe
+    (numerics/probe.py) reads every that many iterations, from iteration 0.
+    Neither is part of the config: they read the weights and change nothing
+    in the run.
 
     Plain SGD without weight decay, dropout or batch norm runs its iterations
     inside kernel calls (loop.sgd_iterations) of up to CALL_SECONDS each, at
@@ -198,13 +208,23 @@ def train(
         seen = slice(0, TRAIN_CURVE_IMAGES)
         train_acc_curve.append((t, network.accuracy(weights, ds.x_train[seen], ds.y_train[seen], c.activation)))
 
+    probe_at = set(probe.iterations(c.iters, probe_every))
+    probed: list[tuple[int, dict]] = []
+
+    def read_probe(t: int) -> None:  # the probe at the weights after t iterations, on iteration t + 1's batch
+        idx = run.batches[t]
+        x, y = ds.x_train[idx], ds.y_train[idx]
+        probed.append((t, probe.probe(context, run.params, run.opt_state, x, y, run.masks.ones, t + 1)))
+
     if 0 in curve_at:
         evaluate(0)
     report_every = max(1, c.iters // 200)
     start = time.perf_counter()
     compile_time = _warm_up(context, params, ds, run.batches[0], run.masks.ones, c, run.lit)
     train_time = 0.0
-    for stop in sorted({*range(report_every, c.iters + 1, report_every), *curve_at, c.iters} - {0}):
+    if 0 in probe_at:
+        read_probe(0)
+    for stop in sorted({*range(report_every, c.iters + 1, report_every), *curve_at, *probe_at, c.iters} - {0}):
         interrupts.check()  # a stop signal that a callback of Numba's compiler dropped: acted on between calls
         tick = time.perf_counter()
         run.until(stop)
@@ -213,6 +233,8 @@ def train(
             break
         if stop in curve_at:
             evaluate(stop)
+        if stop in probe_at:
+            read_probe(stop)
         if progress is not None and (stop % report_every == 0 or stop == c.iters):
             progress(stop, c.iters, float(run.losses[stop - 1]))
 
@@ -251,6 +273,7 @@ def train(
         compile_time=compile_time,
         hidden_histograms={"init": at_init, "trained": trained},
         ledger=spent,
+        probe=probe.series(probed, probe_every),
     )
 
 

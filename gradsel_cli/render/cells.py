@@ -273,3 +273,20 @@ def ledger_text(ledger: dict, iterations: int) -> str:
     if len(parts) > 1:
         text += ": " + ", ".join(f"{name} {v:,.0f}" for name, v in parts)
     return text
+
+
+def probe_text(probe: dict) -> str:
+    """The fidelity probe of a run in one phrase (plain text): each source's mean cosine to the exact gradient
+    over the readings, and the range of its relative error."""
+    parts = []
+    for name, cosines in probe["cosine"].items():
+        known = [c for c in cosines if c is not None]
+        errors = [e for e in probe["rel_error"][name] if e is not None]
+        if not known:
+            continue
+        text = f"{name} {sum(known) / len(known):.3g}"
+        if errors:
+            text += f" (rel. error {min(errors):.2g}–{max(errors):.2g})"
+        parts.append(text)
+    n = len(probe["iterations"])
+    return (", ".join(parts) or "—") + f"; mean of {n} reading{'s' if n != 1 else ''}, every {probe['every']:,}"

@@ -22,6 +22,7 @@ from .cells import (
     p_value,
     plus_minus,
     power_text,
+    probe_text,
     row_label,
     sparkline,
     study_legend,
@@ -65,6 +66,8 @@ def train_summary(record: dict) -> Table:
         t.add_row("kernels loaded in", f"{duration(record['compile_time'])} (part of the wall time)")
     names = record["sources"]
     t.add_row("gradient evaluations", ", ".join(f"{clean(n)} {record['counts'][n]:,}" for n in names))
+    if record.get("probe"):  # runs made with --probe-every
+        t.add_row("probe: cosine to backprop", clean(probe_text(record["probe"])))
     if record.get("ledger"):  # records made before the ledger have none
         t.add_row("cost", clean(ledger_text(record["ledger"], record["iterations_done"])))
     if len(names) > 1:

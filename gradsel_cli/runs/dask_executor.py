@@ -56,7 +56,7 @@ def _distributed():
     return distributed
 
 
-def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
+def _task(config_dict: dict, data_dir, eval_points: int = 0, probe_every: int = 0) -> dict:
     """One trial on a worker, Numba on one thread (the worker's slot is one core)."""
     from ..core.threads import set_threads
     from ..data import load_mnist_raw
@@ -65,7 +65,8 @@ def _task(config_dict: dict, data_dir, eval_points: int = 0) -> dict:
     key = None if data_dir is None else str(data_dir)
     if key not in _RAW:
         _RAW[key] = load_mnist_raw(data_dir)
-    return trial.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW[key], eval_points=eval_points)
+    config = TrainConfig.from_dict(config_dict)
+    return trial.run_trial(config, raw=_RAW[key], eval_points=eval_points, probe_every=probe_every)
 
 
 async def _identity(address: str, timeout: float) -> dict:
@@ -173,6 +174,7 @@ class DaskExecutor:
         eval_points: int = 0,
         timeout: float = CONNECT_TIMEOUT,
         notify=None,
+        probe_every: int = 0,
     ):
         _distributed()
         if not 0 < timeout <= MAX_DASK_TIMEOUT:
@@ -181,6 +183,7 @@ class DaskExecutor:
         self.data_dir = data_dir
         self.scheduler = None if scheduler is None else scheduler_address(scheduler)  # ValueError when malformed
         self.eval_points = eval_points
+        self.probe_every = probe_every  # every trial's fidelity probe (numerics/probe.py; 0: none)
         self.timeout = timeout  # for a scheduler by address: to answer, and to have a worker when it has none
         self.notify = notify  # notify(note): a one-line note for the user (waiting for a worker, workers capped)
 
@@ -305,7 +308,13 @@ class DaskExecutor:
             closing.callback(_cancel, client, futures)
             for config in configs:
                 fut = client.submit(
-                    _task, config.to_dict(), self.data_dir, self.eval_points, pure=False, retries=RETRIES
+                    _task,
+                    config.to_dict(),
+                    self.data_dir,
+                    self.eval_points,
+                    self.probe_every,
+                    pure=False,
+                    retries=RETRIES,
                 )
                 futures[fut] = config
             yield from self._finished(client, futures)

@@ -63,17 +63,23 @@ def make_executor(
     data_dir=None,
     eval_points: int = 0,
     timeout: float | None = None,
+    probe_every: int = 0,
 ):
     """The executor of a grid: local worker processes, or a Dask cluster (ValueError when that cannot be)."""
     if scheduler is not None and name != "dask":
         raise ValueError("--scheduler needs --executor dask")
     if name == "local":
-        return LocalExecutor(workers or default_workers(), data_dir, eval_points)
+        return LocalExecutor(workers or default_workers(), data_dir, eval_points, probe_every=probe_every)
     from .dask_executor import DaskExecutor, DaskMissing
 
     try:
         return DaskExecutor(
-            workers or default_workers(), data_dir, scheduler, eval_points, *(() if timeout is None else (timeout,))
+            workers or default_workers(),
+            data_dir,
+            scheduler,
+            eval_points,
+            **({} if timeout is None else {"timeout": timeout}),
+            probe_every=probe_every,
         )
     except DaskMissing:
         raise ValueError("--executor dask needs dask.distributed; install it: pip install 'gradsel[dask]'") from None

@@ -23,8 +23,10 @@ def _worker_init(data_dir, threads: int, parent: int):
     _RAW = load_mnist_raw(data_dir)
 
 
-def _worker_run(config_dict: dict, eval_points: int) -> dict:
-    return trial.run_trial(TrainConfig.from_dict(config_dict), raw=_RAW, eval_points=eval_points)
+def _worker_run(config_dict: dict, eval_points: int, probe_every: int = 0) -> dict:
+    return trial.run_trial(
+        TrainConfig.from_dict(config_dict), raw=_RAW, eval_points=eval_points, probe_every=probe_every
+    )
 
 
 class LocalExecutor:
@@ -34,10 +36,11 @@ class LocalExecutor:
     (outside the config: the records and their hashes are otherwise unchanged).
     """
 
-    def __init__(self, workers: int = 1, data_dir=None, eval_points: int = 0, notify=None):
+    def __init__(self, workers: int = 1, data_dir=None, eval_points: int = 0, notify=None, probe_every: int = 0):
         self.workers = workers
         self.data_dir = data_dir
         self.eval_points = eval_points
+        self.probe_every = probe_every  # every trial's fidelity probe (numerics/probe.py; 0: none)
         self.notify = notify  # notify(note): a one-line note for the user (the workers capped)
 
     def run(self, configs: list[TrainConfig]):
@@ -50,7 +53,10 @@ class LocalExecutor:
         workers = capped_workers(self.workers, len(configs), self.notify)
         if workers == 1:
             for config in configs:
-                yield config, trial.run_trial(config, raw=raw, eval_points=self.eval_points)
+                yield (
+                    config,
+                    trial.run_trial(config, raw=raw, eval_points=self.eval_points, probe_every=self.probe_every),
+                )
             return
         trial.compile_for(configs, raw)  # here, said, once: not in every worker at the same time
         del raw
@@ -64,7 +70,9 @@ class LocalExecutor:
         finished = False
         try:
             with deaf_to_ctrl_c():  # the pool starts its processes (and its manager thread) on submit
-                pending = {pool.submit(_worker_run, c.to_dict(), self.eval_points): c for c in configs}
+                pending = {
+                    pool.submit(_worker_run, c.to_dict(), self.eval_points, self.probe_every): c for c in configs
+                }
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:

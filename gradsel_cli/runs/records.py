@@ -103,7 +103,16 @@ def run_record(result) -> dict:
         if result.hidden_histograms is None
         else {k: None if h is None else _histogram_json(h) for k, h in result.hidden_histograms.items()},
         "ledger": result.ledger,
+        "probe": None if result.probe is None else _probe_json(result.probe),
         "versions": versions(),
+    }
+
+
+def _probe_json(probe: dict) -> dict:
+    """The probe's series with NaN (a zero gradient's cosine) as null."""
+    return {
+        k: v if k in ("every", "iterations") else {n: [json_number(x) for x in xs] for n, xs in v.items()}
+        for k, v in probe.items()
     }
 
 
@@ -286,6 +295,14 @@ def _histograms(x) -> bool:
 _count = _mapping(lambda v: _whole(v) and v >= 0)
 
 
+def _probe(x) -> bool:
+    if not (isinstance(x, dict) and isinstance(x.get("iterations"), list) and _whole(x.get("every"))):
+        return False
+    n = len(x["iterations"])
+    series = _mapping(lambda v: isinstance(v, list) and len(v) == n and all(e is None or _number(e) for e in v))
+    return all(series(v) for k, v in x.items() if k not in ("every", "iterations"))
+
+
 def _ledger(x) -> bool:
     cost = _mapping(lambda v: _number(v) and v >= 0)
     return (
@@ -312,6 +329,11 @@ SCHEMA = {  # the current format: every mapping is over the run's sources (check
     ),
     "rel_diff_history": (_thinned_by_source, 'null or an object of {"every": N, "values": [...]} by source', False),
     "share_history": (_thinned_by_source, 'null or an object of {"every": N, "values": [...]} by source', False),
+    "probe": (  # records since the fidelity probe, of runs made with --probe-every
+        _or_none(_probe),
+        'null or an object {"every", "iterations", "cosine", "rel_error", ...}',
+        False,
+    ),
     "ledger": (  # records since the cost ledger: what the run cost in forward-pass equivalents
         _or_none(_ledger),
         'null or an object {"unit", "per_gradient", "by_source", "total", ...} of numbers >= 0',

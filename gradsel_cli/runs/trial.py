@@ -21,12 +21,14 @@ class GridError(RuntimeError):
         self.resume = resume
 
 
-def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0) -> dict:
-    """Train one trial and return its record (with a test-accuracy curve of `eval_points` points)."""
+def run_trial(config: TrainConfig, raw=None, data_dir=None, eval_points: int = 0, probe_every: int = 0) -> dict:
+    """Train one trial and return its record (with a test-accuracy curve of `eval_points` points, and the
+    fidelity probe every `probe_every` iterations)."""
     from ..data import load_mnist_raw
     from ..numerics.training import train
 
-    return run_record(train(config, load_mnist_raw(data_dir) if raw is None else raw, eval_points=eval_points))
+    data = load_mnist_raw(data_dir) if raw is None else raw
+    return run_record(train(config, data, eval_points=eval_points, probe_every=probe_every))
 
 
 def kernels_of(config: TrainConfig) -> tuple:

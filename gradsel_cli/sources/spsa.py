@@ -53,7 +53,7 @@ SOURCE = Source(
     name="spsa",
     description="SPSA / MeZO: losses along q random directions, (L(w+eps z) - L(w-eps z)) / 2eps z; unbiased",
     label="SPSA",
-    colour="#2ca02c",
+    colour="#9467bd",
     order=3,
     gradient=gradient,
     # as measured (sources/costs.py), the central scheme's: the forward scheme saves one moved loss a direction,
