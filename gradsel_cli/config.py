@@ -43,7 +43,7 @@ def counted(n: int, noun: str, spec: str = "") -> str:
     return f"{n:{spec}} {noun}{'' if n == 1 else 'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
 
 
-STUDIES = ("conditions", "subsets")  # `table` presets that are studies of gradsel's own, not a paper's table
+STUDIES = ("conditions", "subsets", "sources")  # `table` presets that are studies of gradsel's own, not a paper's table
 DIGITS_FROM = ("first", "disagree", "random")  # which test images a digit picture shows
 VAL_PER_CLASS = 200  # tune: validation images per class beside the few-shot set (2,000 in all: accuracy in 0.05% steps)
 

@@ -737,3 +737,68 @@ def lab_search_figure(path, summary: dict, title: str) -> None:
         caption = f"{summary['split']}. {summary['caption']}"
         fig.supxlabel("\n".join(textwrap.wrap(caption, 190)), fontsize=8, color="#444444")
         _save(fig, path)
+
+
+SOURCES_SIZE = (15.0, 8.0)  # inches: the sources study, a row per setting
+POLICY_STYLES = {"alternate": "--", "select": ":"}  # a mixed method: its source's colour, its policy's line
+
+
+def sources_figure(path, records: list[dict]) -> None:
+    """The sources study (sources_study.py), a row per setting: the training loss and the test accuracy against
+    the forward-pass equivalents spent (the equal-compute runs, mean over seeds), and the probe's cosine to
+    backprop against the iteration (the equal-iterations runs). A source alone in its colour, solid; mixed with
+    the exact source, in the other source's colour, dashed (alternate) or dotted (select)."""
+    from .. import sources
+    from .. import sources_study as study
+    from .report import curves
+
+    with _style():
+        fig = _figure(SOURCES_SIZE)
+        axes = fig.subplots(len(study.SETTINGS), 3, squeeze=False)
+        for row, setting in zip(axes, study.SETTINGS):
+            mine = [r for r in records if study.setting_of(r["config"]) == setting]
+            labels = list(dict.fromkeys(study.label(r["config"]) for r in mine))
+            where = f"k={setting['shots']}, B={setting['batch']}, H={setting['hidden']}"
+
+            def label(r):
+                return study.label(r["config"])
+
+            spent = curves([r for r in mine if study.regime(r["config"]) == "budget"], labels, "budget", label)
+            probed = curves([r for r in mine if study.regime(r["config"]) == "iterations"], labels, by=label)
+            for c in spent["methods"]:
+                colour, style = _study_style(c["method"])
+                if c["loss"]:
+                    row[0].plot(c["loss"]["x"], c["loss"]["mean"], color=colour, ls=style, lw=1.2, label=c["method"])
+                if c["accuracy"]:
+                    row[1].plot(c["accuracy"]["x"], c["accuracy"]["mean"], color=colour, ls=style, lw=1.2, marker=".")
+            for c in probed["methods"]:
+                colour, style = _study_style(c["method"])
+                for series in c["probe"].get("cosine", {}).values():
+                    row[2].plot(series["iterations"], series["mean"], color=colour, ls=style, lw=1.2)
+            for ax in row[:2]:  # compute spans decades: the first iterations at the left, not squeezed into 0
+                ax.set_xscale("log", nonpositive="mask")
+            row[0].set(yscale="log", xlabel=X_LABELS["budget"], ylabel="batch loss (window mean)")
+            row[0].set_title(f"{where}: training loss, equal compute")
+            row[1].set(xlabel=X_LABELS["budget"], ylabel="test accuracy")
+            row[1].set_title(f"{where}: test accuracy, equal compute")
+            row[2].set_yscale("symlog", linthresh=1e-3)
+            row[2].set(xlabel="iteration", ylabel="cosine to ∇L", ylim=(-1e-2, 1.5))
+            row[2].set_title(f"{where}: the probe, {study.ITERS:,} iterations")
+        axes[0][0].legend(fontsize=7, ncol=2)
+        n = len({r["config"]["seed"] for r in records})
+        fig.suptitle(
+            f"gradsel table --preset sources: each source alone (solid) and with {sources.exact()} by alternate "
+            f"(dashed) or select (dotted), mean over {n} seed{'s' if n != 1 else ''}"
+        )
+        _save(fig, path)
+
+
+def _study_style(method: str) -> tuple[str | None, str]:
+    """A sources-study method's colour (its non-exact source's) and line style (its policy's)."""
+    from .. import sources
+
+    policy, _, mixed = method.partition(" ")
+    if not mixed:
+        return method_colour(method), "-"
+    other = mixed.split(",", 1)[1]
+    return (sources.REGISTRY[other].colour if other in sources.REGISTRY else None), POLICY_STYLES.get(policy, "-")

@@ -455,16 +455,16 @@ def _not_exact_wins(record: dict) -> int:
     return sum(v - ties.get(k, 0) for k, v in record["select_wins"].items() if k != exact)
 
 
-def curves(records: list[dict], methods: list[str], x_axis: str = "iterations") -> dict:
+def curves(records: list[dict], methods: list[str], x_axis: str = "iterations", by=None) -> dict:
     """Per method, over seeds: the training loss (window means), the test accuracy where it
     was recorded, and for select the share of each other source's kept updates and its
     ||g_s - g_first|| / ||g_first||, per window. Each series is a mean with a min-max band over seeds, at its
     iterations and at its "x": the iterations, the forward-pass equivalents spent by then (x_axis "budget":
     the cost ledger, NaN for records made before it) or the seconds (x_axis "time": the iterations times the
-    runs' mean time per iteration)."""
+    runs' mean time per iteration). `by(record)`: the method a record counts under (default: its config's)."""
     by_method = defaultdict(list)
     for rec in records:
-        by_method[rec["config"]["method"]].append(rec)
+        by_method[by(rec) if by else rec["config"]["method"]].append(rec)
     rows = []
     for m in methods:
         recs = sorted(by_method[m], key=lambda r: r["config"]["seed"])
@@ -734,9 +734,51 @@ def subsets_summary(records: list[dict]) -> dict:
     return {"rows": rows}
 
 
+def sources_summary(records: list[dict], margin: float = MARGIN) -> dict:
+    """The sources study (sources_study.py): per setting and regime (equal iterations, equal compute), each method
+    as compare_summary gives it against the exact source on the same seeds (accuracy, iterations, cost, the
+    paired difference and its TOST verdict, the share of predictions that differ, select's strict wins and
+    ties), with the fidelity probe's mean cosine and median relative error of its other source."""
+    from .. import sources_study as study
+
+    labels = [study.label({**cell, "sources": cell.get("sources", "")}) for cell in study.methods()]
+    groups: defaultdict[tuple, list[dict]] = defaultdict(list)
+    for rec in test_set_runs(records):
+        setting = study.setting_of(rec["config"])
+        if setting is None or study.label(rec["config"]) not in labels:
+            continue
+        named = {**rec, "config": {**rec["config"], "method": study.label(rec["config"])}}
+        groups[(tuple(setting.values()), study.regime(rec["config"]))].append(named)
+    rows = []
+    for setting in study.SETTINGS:
+        for regime in study.REGIMES:
+            recs = groups.get((tuple(setting.values()), regime), [])
+            present = [m for m in labels if any(r["config"]["method"] == m for r in recs)]
+            if not present:
+                continue
+            summary = compare_summary(recs, present, margin, budget=study.BUDGET if regime == "budget" else None)
+            for row in summary["methods"]:
+                row["probe"] = _probe_means([r for r in recs if r["config"]["method"] == row["method"]])
+            rows.append({**setting, "regime": regime, **summary})
+    return {"rows": rows, "margin": margin, "budget": study.BUDGET, "iters": study.ITERS}
+
+
+def _probe_means(recs: list[dict]) -> dict | None:
+    """Over a method's runs and all their probe readings: the mean cosine and median relative error of the
+    source its probe reads (None when no run has a probe reading of one)."""
+    cosines = [c for r in recs for xs in ((r.get("probe") or {}).get("cosine") or {}).values() for c in xs]
+    errors = [e for r in recs for xs in ((r.get("probe") or {}).get("rel_error") or {}).values() for e in xs]
+    cosines, errors = [c for c in cosines if c is not None], [e for e in errors if e is not None]
+    if not cosines:
+        return None
+    return {"cosine": float(np.mean(cosines)), "rel_error": float(np.median(errors)), "readings": len(cosines)}
+
+
 def study_summary(preset: str, records: list[dict], margin: float, path) -> tuple[dict, str | None]:
-    """The summary of a study (conditions or subsets) from the records of `path`, and a note when it has no runs."""
-    summary = conditions_summary(records, margin) if preset == "conditions" else subsets_summary(records)
+    """The summary of a study (conditions, subsets or sources) from the records of `path`, and a note when it
+    has no runs."""
+    studies = {"conditions": conditions_summary, "sources": sources_summary}
+    summary = studies[preset](records, margin) if preset in studies else subsets_summary(records)
     note = (
         None
         if summary["rows"]

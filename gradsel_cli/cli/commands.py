@@ -502,6 +502,15 @@ def sweep(methods, data_dir, threads, seeds, results_file, budget, as_json, quie
     show(out, records, as_json, tables)
 
 
+def study_readings(preset: str) -> dict:
+    """What a preset's runs record besides themselves: the sources study's accuracy curves and probe."""
+    if preset != "sources":
+        return {}
+    from .. import sources_study
+
+    return {"eval_points": sources_study.CURVE_POINTS, "probe_every": sources_study.PROBE_EVERY}
+
+
 @cli.command()
 @click.option(
     "--preset",
@@ -509,7 +518,8 @@ def sweep(methods, data_dir, threads, seeds, results_file, budget, as_json, quie
     default="alternate",
     show_default=True,
     help="alternate: paper A's Table 1; select: paper B's Table 1; conditions: when the "
-    "gradient source matters (study); subsets: first-k against random subsets.",
+    "gradient source matters (study); subsets: first-k against random subsets; sources: every source alone and "
+    "mixed with backprop, at equal iterations and equal compute (study).",
 )
 @click.option("--run", "run_missing", is_flag=True, help="Run the missing cells first (resumable).")
 @config_options(*setting_keys())
@@ -526,10 +536,23 @@ def sweep(methods, data_dir, threads, seeds, results_file, budget, as_json, quie
     help="Output format (the studies: rich, markdown or json).",
 )
 @click.option("--no-paper", is_flag=True, help="Hide the published numbers.")
+@plot_option("the sources study: loss and accuracy against compute, the probe's cosines (--preset sources only)")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or messages on stderr.")
 @library_errors
 def table(
-    preset, run_missing, margin, power_images, data_dir, threads, seeds, results_file, fmt, no_paper, quiet, **opts
+    preset,
+    run_missing,
+    margin,
+    power_images,
+    data_dir,
+    threads,
+    seeds,
+    results_file,
+    fmt,
+    no_paper,
+    plot,
+    quiet,
+    **opts,
 ):
     """Print a paper's Table 1 from stored runs, beside the published numbers, with verdicts.
 
@@ -557,6 +580,13 @@ def table(
     from ..runs import results
     from ..runs.experiments import preset_trials
 
+    if plot and preset != "sources":
+        raise click.UsageError(f"--plot draws the sources study; the {preset} table has no figure: drop --plot")
+    if plot:
+        from ..analysis.figures import require
+
+        require()
+        results.probe(plot)
     if power_images and preset in STUDIES:
         raise click.UsageError(
             f"--power sizes a paper's claims; the {preset} study tests none: drop --power, or use it with "
@@ -591,6 +621,7 @@ def table(
             err,
             preset,
             reference=[shipped] if shipped else [],
+            **study_readings(preset),
         )
     sources = [(p, p == shipped) for p in (shipped, path) if p is not None and (p == shipped or results.exists(p))]
     loaded = results.load_sources([p for p, _ in sources], quiet=run_missing)  # --run has said what it skipped
@@ -620,6 +651,12 @@ def table(
         if preset in STUDIES
         else render.paper_table_output(data, fmt, not no_paper),
     )
+    if plot:
+        from ..analysis.figures import sources_figure
+
+        failed = results.write_each([(plot, saying(err, plot, lambda: sources_figure(plot, records)))])
+        if failed:
+            raise BadInput(failed[0])
 
 
 @cli.command()

@@ -180,6 +180,8 @@ def footer_lines(table: dict) -> list[str]:
 
 def study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """The study's tables as (title, headers, rows) of plain strings, for Rich or Markdown."""
+    if preset == "sources":
+        return _sources_parts(s)
     if preset == "subsets":
         rows = [
             [
@@ -290,3 +292,57 @@ def probe_text(probe: dict) -> str:
         parts.append(text)
     n = len(probe["iterations"])
     return (", ".join(parts) or "—") + f"; mean of {n} reading{'s' if n != 1 else ''}, every {probe['every']:,}"
+
+
+def _short(method: str) -> str:
+    """A sources-study method's name in its tables: a policy with the source it mixes with the exact one."""
+    policy, _, mixed = method.partition(" ")
+    return f"{policy} {mixed.split(',', 1)[1]}" if mixed else method
+
+
+def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The sources study: per setting and regime, each method's accuracy against the exact source's; then per
+    setting what the probe read and how select split its wins."""
+    parts = []
+    for g in s["rows"]:
+        budget = g["regime"] == "budget"
+        where = f"k={g['shots']}, B={g['batch']}, H={g['hidden']}"
+        title = (
+            f"{where}, equal compute: {g['budget']:,.0f} forward-pass equivalents each"
+            if budget
+            else f"{where}, equal iterations: {s['iters']:,} each"
+        )
+        rows = []
+        for r in g["methods"]:
+            v = r.get("versus")
+            rows.append(
+                [
+                    _short(r["method"]),
+                    f"{r['iterations']:,}" if budget else ("—" if r.get("cost") is None else f"{r['cost']:,.0f}"),
+                    plus_minus(r["accuracy"]),
+                    "—" if v is None else f"{v['difference']:+.4f}",
+                    "—" if v is None else outcome(v["equivalence"], upper=False),
+                    "—" if v is None else f"{v['disagreement']:.1%}",
+                ]
+            )
+        parts.append((title, ["method", "iters" if budget else "cost", "accuracy", "Δ", "TOST", "differ"], rows))
+        probed = [r for r in g["methods"] if r.get("probe")]
+        if probed:
+            rows = [
+                [
+                    _short(r["method"]),
+                    f"{r['probe']['cosine']:.3g}",
+                    f"{r['probe']['rel_error']:.2g}",
+                    "—" if r["select_win_rate"] is None else f"{r['select_win_rate']:.3f}",
+                    "—" if r.get("select_tie_rate") is None else f"{r['select_tie_rate']:.3f}",
+                ]
+                for r in probed
+            ]
+            parts.append(
+                (
+                    f"{where}, {'equal compute' if budget else 'equal iterations'}: the probe against backprop",
+                    ["method", "cosine", "rel. error", "sel. wins", "ties"],
+                    rows,
+                )
+            )
+    return parts

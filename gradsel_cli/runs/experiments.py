@@ -88,12 +88,16 @@ def make_executor(
 def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
     """The trials of a `table` preset: a paper's grid, or one of the studies (papers.CONDITIONS: every study
     method on papers.study_cells() under each condition; subsets: analytic on paper A's B = 1 cells, first-k
-    and random subsets, one per seed)."""
+    and random subsets, one per seed; sources: sources_study.trials)."""
     from .. import papers
 
     if preset == "conditions":
         cells = [dict(method=m, **cell) for cell in papers.study_cells() for m in papers.STUDY_METHODS]
         return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
+    if preset == "sources":
+        from .. import sources_study
+
+        return sources_study.trials(base, seeds)
     if preset == "subsets":
         cells = [
             dict(method=papers.STUDY_SOURCES[0], batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)

@@ -1,0 +1,66 @@
+"""The sources study (sources_study.py, `gradsel table --preset sources`): its grid, its summary and its tables,
+on a miniature of its settings (the shipped runs are read by the last test)."""
+
+import json
+
+import pytest
+
+from gradsel_cli import sources, sources_study
+from gradsel_cli.analysis.report import sources_summary
+from gradsel_cli.cli.commands import cli
+from gradsel_cli.config import TrainConfig
+from gradsel_cli.numerics import ledger
+
+
+def test_the_grid_has_every_source_alone_and_mixed_with_the_exact_one_at_both_regimes():
+    cells = sources_study.methods()
+    others = [n for n in sources.names() if n != sources.exact()]
+    assert len(cells) == len(sources.names()) + 2 * len(others)
+    runs = sources_study.trials(TrainConfig(), [3])
+    assert len(runs) == len(sources_study.SETTINGS) * len(cells) * 2 and all(c.seed == 3 for c in runs)
+    for plain, budgeted in zip(runs[::2], runs[1::2]):
+        assert plain.iters == sources_study.ITERS and budgeted.replace(iters=plain.iters) == plain
+        costs, comparisons = ledger.gradient_costs(budgeted), ledger.comparison_cost(budgeted)
+        assert ledger.spent(budgeted, costs, comparisons, budgeted.iters) <= sources_study.BUDGET
+        assert ledger.spent(budgeted, costs, comparisons, budgeted.iters + 1) > sources_study.BUDGET
+        assert plain.lr == (sources_study.RANDOM_LR if sources_study.random(plain) else sources_study.LR)
+    assert [sources_study.regime(c.to_dict()) for c in runs[:2]] == ["iterations", "budget"]
+
+
+@pytest.fixture
+def miniature(monkeypatch):
+    """The study at k = 1, B = 2, H = 4: 6 iterations, or 400 forward-pass equivalents."""
+    monkeypatch.setattr(sources_study, "SETTINGS", ({"shots": 1, "batch": 2, "hidden": 4},))
+    monkeypatch.setattr(sources_study, "ITERS", 6)
+    monkeypatch.setattr(sources_study, "BUDGET", 400.0)
+    monkeypatch.setattr(sources_study, "PROBE_EVERY", 2)
+    monkeypatch.setattr(sources_study, "CURVE_POINTS", 2)
+
+
+def test_table_runs_the_study_and_prints_each_regime_against_the_exact_source(runner, miniature, tmp_path):
+    path = tmp_path / "sources.jsonl"
+    args = ["table", "--preset", "sources", "--seeds", "2", "--results", str(path)]
+    ran = runner.invoke(cli, [*args, "--run", "--workers", "1", "--test-limit", "100"])
+    assert ran.exit_code == 0, ran.output
+    stored = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(stored) == 2 * len(sources_study.methods()) * 2
+    assert all(r["probe"] is not None or r["config"]["method"] == sources.exact() for r in stored)
+    summary = sources_summary(stored)
+    assert [(g["regime"], len(g["methods"])) for g in summary["rows"]] == [
+        ("iterations", len(sources_study.methods())),
+        ("budget", len(sources_study.methods())),
+    ]
+    budget = summary["rows"][1]
+    assert budget["budget"] == 400.0 and all(r["cost"] <= 400.0 for r in budget["methods"])
+    assert all(r["versus"]["baseline"] == sources.exact() for r in budget["methods"][1:])
+    shown = runner.invoke(cli, args)
+    assert shown.exit_code == 0, shown.output
+    assert "equal compute: 400 forward-pass equivalents each" in shown.stdout
+    assert "the probe against backprop" in shown.stdout and "select spsa" in shown.stdout
+    markdown = runner.invoke(cli, [*args, "--format", "markdown"])
+    assert markdown.stdout.count("| method |") == 4  # two regimes, each with its probe table
+    png = tmp_path / "s.png"
+    drawn = runner.invoke(cli, [*args, "--plot", str(png)])
+    assert drawn.exit_code == 0 and png.stat().st_size > 0
+    refused = runner.invoke(cli, ["table", "--preset", "select", "--plot", str(png)])
+    assert refused.exit_code == 2 and "drop --plot" in refused.output
