@@ -37,18 +37,14 @@ def random(config: TrainConfig) -> bool:
     return any(sources.get(n).check.count is not None for n in config.run_sources())
 
 
-def trials(base: TrainConfig, seeds) -> list[TrainConfig]:
-    """The study's runs, seed by seed (so that a partial store holds whole seeds): per setting, each method at
-    ITERS iterations, then at what BUDGET buys it."""
-    from .numerics.ledger import within_budget
-
+def cells() -> list[dict]:
+    """Every run of one seed, in order: per setting, each method at ITERS iterations and its learning rate (a
+    run of the equal-compute regime is the same with the iterations BUDGET buys: runs/experiments.py)."""
     out = []
-    for seed in seeds:
-        for setting in SETTINGS:
-            for cell in methods():
-                c = base.replace(**setting, **cell, seed=int(seed), iters=ITERS)
-                c = c.replace(lr=RANDOM_LR if random(c) else LR).validate()
-                out += [c, within_budget(c, BUDGET)]
+    for setting in SETTINGS:
+        for cell in methods():
+            c = TrainConfig().replace(**cell)
+            out.append({**setting, **cell, "iters": ITERS, "lr": RANDOM_LR if random(c) else LR})
     return out
 
 

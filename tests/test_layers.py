@@ -16,7 +16,7 @@ LAYERS = {
     **dict.fromkeys(("core", "data"), 1),
     "sources": 2,
     "config": 3,
-    **dict.fromkeys(("numerics", "lab"), 4),
+    **dict.fromkeys(("numerics", "lab", "sources_study"), 4),
     **dict.fromkeys(("runs", "render"), 5),
     "analysis": 6,
     "cli": 7,

@@ -10,13 +10,14 @@ from gradsel_cli.analysis.report import sources_summary
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
 from gradsel_cli.numerics import ledger
+from gradsel_cli.runs.experiments import preset_trials
 
 
 def test_the_grid_has_every_source_alone_and_mixed_with_the_exact_one_at_both_regimes():
     cells = sources_study.methods()
     others = [n for n in sources.names() if n != sources.exact()]
     assert len(cells) == len(sources.names()) + 2 * len(others)
-    runs = sources_study.trials(TrainConfig(), [3])
+    runs = preset_trials("sources", TrainConfig(), [3])
     assert len(runs) == len(sources_study.SETTINGS) * len(cells) * 2 and all(c.seed == 3 for c in runs)
     for plain, budgeted in zip(runs[::2], runs[1::2]):
         assert plain.iters == sources_study.ITERS and budgeted.replace(iters=plain.iters) == plain

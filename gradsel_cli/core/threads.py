@@ -9,6 +9,7 @@ and only changes the speed: every kernel gives bitwise the same result on any
 number of threads.
 """
 
+import contextlib
 import time
 from typing import Any
 
@@ -98,3 +99,15 @@ def run_parallel(kernel, work: float, *args, calls: int = 1):
     if measure:
         _choices[kernel].record(n, max_threads(), (time.perf_counter() - start) / (work * calls))
     return out
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Numba's kernels on one thread inside the block (a kernel called directly, not through run_parallel: timed
+    for its compute alone), the count before restored on the way out."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

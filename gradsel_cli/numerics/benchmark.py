@@ -16,7 +16,7 @@ import numpy as np
 from .. import data, sources
 from ..config import MAX_BATCH, MAX_HIDDEN, METHOD_NAMES, TrainConfig
 from ..core import network
-from ..core.threads import get_threads, max_threads
+from ..core.threads import get_threads, max_threads, one_thread
 from ..core.timing import median_time, paired_ratio
 from . import loop
 
@@ -112,8 +112,6 @@ def measure_costs(hidden: int, x: np.ndarray, y: np.ndarray, repeat: int = 7, ca
     both kernels called directly on the same arguments, on one thread, each side of a round about COST_SECONDS of
     calls (`calls` forward passes, if given), the median of `repeat` rounds' ratios (core/timing.paired_ratio).
     Float64, the default activation and loss."""
-    import numba
-
     from ..kernels.forward import _loss_step
 
     params = network.init_params(hidden, 0)
@@ -121,34 +119,30 @@ def measure_costs(hidden: int, x: np.ndarray, y: np.ndarray, repeat: int = 7, ca
     y = np.ascontiguousarray(y, np.int64)
     lit = network.lit_pixels(x)
     mask = np.ones((len(y), hidden))
-    g = np.zeros_like(params.flat)
+    g = np.zeros_like(params.flat)  # written by the steps, read by none: zeroed on the way out
     none = np.zeros(0, np.uint64)
 
     def repeated(step, knobs, words, n):
         args = (x, y, *lit, params.flat, hidden, 0, mask, 0, 0.0, np.array(knobs, np.float64), words, g)
         return lambda: [step(*args) for _ in range(n)]
 
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    out = {}
+    with one_thread():
         n = calls_for(calls, lambda k: repeated(_loss_step, (), none, k))
         unit = repeated(_loss_step, (), none, n)
-        out = {}
         for key, name, q in cost_keys():
             source = sources.get(name)
+            if source.fused is None:
+                raise ValueError(f"{name} has no fused step to time: its cost cannot be measured on the kernels")
             count = source.check.count
             settings = loop.settings(TrainConfig(method=name).replace(**({count: q} if count else {})))
             words = loop.words_of(settings, name, 0, 1)[0]
             words = none if words.size == 0 else np.ascontiguousarray(words, np.uint64)
-            if source.fused is None:
-                raise ValueError(f"{name} has no fused step to time: its cost cannot be measured on the kernels")
             step = repeated(source.fused.step(), sources.knobs_in(settings, name), words, 1)
             m = calls_for(0, lambda k, s=step: lambda: [s() for _ in range(k)])
             out[key] = paired_ratio(lambda s=step, m=m: [s() for _ in range(m)], unit, repeat) * n / m
-        return out
-    finally:
-        numba.set_num_threads(before)
-        g[:] = 0.0
+            g[:] = 0.0
+    return out
 
 
 COST_SECONDS = 5e-3  # measure_costs: each timed side of a round runs about this long

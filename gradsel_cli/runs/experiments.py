@@ -95,15 +95,27 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
         cells = [dict(method=m, **cell) for cell in papers.study_cells() for m in papers.STUDY_METHODS]
         return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
     if preset == "sources":
-        from .. import sources_study
-
-        return sources_study.trials(base, seeds)
+        return _sources_trials(base, seeds)
     if preset == "subsets":
         cells = [
             dict(method=papers.STUDY_SOURCES[0], batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)
         ]
         return [t for subset in ("first", "random") for t in trials(base.replace(subset=subset), cells, seeds)]
     return trials(base, papers.layout(preset).cells(), seeds)
+
+
+def _sources_trials(base: TrainConfig, seeds) -> list[TrainConfig]:
+    """The sources study's runs (sources_study.py), seed by seed so that a partial store holds whole seeds: each
+    cell at its iterations, then at those sources_study.BUDGET buys it (numerics/ledger.py)."""
+    from .. import sources_study
+    from ..numerics.ledger import within_budget
+
+    out = []
+    for seed in seeds:
+        for cell in sources_study.cells():
+            c = base.replace(**cell, seed=int(seed)).validate()
+            out += [c, within_budget(c, sources_study.BUDGET)]
+    return out
 
 
 def kept(done: int, ran: int, path) -> str:
