@@ -10,6 +10,7 @@ from gradsel_cli.analysis.report import sources_summary
 from gradsel_cli.cli.commands import cli
 from gradsel_cli.config import TrainConfig
 from gradsel_cli.numerics import ledger
+from gradsel_cli.runs import results
 from gradsel_cli.runs.experiments import preset_trials
 
 
@@ -57,7 +58,7 @@ def test_table_runs_the_study_and_prints_each_regime_against_the_exact_source(ru
     shown = runner.invoke(cli, args)
     assert shown.exit_code == 0, shown.output
     assert "equal compute: 400 forward-pass equivalents each" in shown.stdout
-    assert "the probe against backprop" in shown.stdout and "select spsa" in shown.stdout
+    assert "the probe against backprop" in shown.stdout and "sel. spsa" in shown.stdout
     markdown = runner.invoke(cli, [*args, "--format", "markdown"])
     assert markdown.stdout.count("| method |") == 4  # two regimes, each with its probe table
     png = tmp_path / "s.png"
@@ -65,3 +66,13 @@ def test_table_runs_the_study_and_prints_each_regime_against_the_exact_source(ru
     assert drawn.exit_code == 0 and png.stat().st_size > 0
     refused = runner.invoke(cli, ["table", "--preset", "select", "--plot", str(png)])
     assert refused.exit_code == 2 and "drop --plot" in refused.output
+
+
+def test_the_shipped_study_prints_ten_seeds_in_each_cell(runner):
+    if results.shipped_path("sources") is None:
+        pytest.fail("the sources study's runs are not shipped")
+    shown = runner.invoke(cli, ["table", "--preset", "sources", "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    groups = json.loads(shown.stdout)["rows"]
+    assert len(groups) == 4
+    assert all(len(r["seeds"]) == 10 for g in groups for r in g["methods"])

@@ -294,10 +294,14 @@ def probe_text(probe: dict) -> str:
     return (", ".join(parts) or "—") + f"; mean of {n} reading{'s' if n != 1 else ''}, every {probe['every']:,}"
 
 
+SHORT_POLICIES = {"alternate": "alt.", "select": "sel."}  # the sources study's tables, within 80 columns
+
+
 def _short(method: str) -> str:
-    """A sources-study method's name in its tables: a policy with the source it mixes with the exact one."""
+    """A sources-study method's name in its tables: a policy (abbreviated) with the source it mixes with the
+    exact one."""
     policy, _, mixed = method.partition(" ")
-    return f"{policy} {mixed.split(',', 1)[1]}" if mixed else method
+    return f"{SHORT_POLICIES.get(policy, policy)} {mixed.split(',', 1)[1]}" if mixed else method
 
 
 def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -310,7 +314,8 @@ def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         title = (
             f"{where}, equal compute: {g['budget']:,.0f} forward-pass equivalents each"
             if budget
-            else f"{where}, equal iterations: {s['iters']:,} each"
+            else f"{where}, equal iterations: {s['iters']:,} each; alt., sel.: alternate, select with "
+            f"{g['baseline']}"
         )
         rows = []
         for r in g["methods"]:
@@ -319,9 +324,9 @@ def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 [
                     _short(r["method"]),
                     f"{r['iterations']:,}" if budget else ("—" if r.get("cost") is None else f"{r['cost']:,.0f}"),
-                    plus_minus(r["accuracy"]),
+                    plus_minus(r["accuracy"], 3),
                     "—" if v is None else f"{v['difference']:+.4f}",
-                    "—" if v is None else outcome(v["equivalence"], upper=False),
+                    "—" if v is None else v["equivalence"]["outcome"],  # identical runs: 0.0% differ says so
                     "—" if v is None else f"{v['disagreement']:.1%}",
                 ]
             )
