@@ -314,8 +314,7 @@ def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         title = (
             f"{where}, equal compute: {g['budget']:,.0f} forward-pass equivalents each"
             if budget
-            else f"{where}, equal iterations: {s['iters']:,} each; alt., sel.: alternate, select with "
-            f"{g['baseline']}"
+            else f"{where}, equal iterations: {s['iters']:,} each; alt., sel.: alternate, select with {g['baseline']}"
         )
         rows = []
         for r in g["methods"]:
