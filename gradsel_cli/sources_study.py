@@ -1,7 +1,7 @@
 """The sources study (`gradsel table --preset sources`): every gradient source alone, and each mixed with the
 exact one by alternate and by select, at equal iterations and at equal compute.
 
-Two settings (k = 2, B = 8, H = 50, and k = 1, B = 1, H = 20), each method at SOURCES_ITERS iterations and at
+Two settings (k = 2, B = 8, H = 50, and k = 1, B = 1, H = 20), each method at ITERS iterations and at
 the iterations BUDGET forward-pass equivalents buy it (numerics/ledger.py), seeds 0-9; every run records its
 test-accuracy curve and the fidelity probe. The methods come from the registry: no source is named here.
 """
@@ -12,8 +12,8 @@ from .config import TrainConfig
 SETTINGS = ({"shots": 2, "batch": 8, "hidden": 50}, {"shots": 1, "batch": 1, "hidden": 20})
 ITERS = 10_000  # the papers' iterations: the equal-iterations regime
 # Forward-pass equivalents of the equal-compute regime: about 94,000 iterations of spsa with one direction at
-# H = 50, B = 8 (10.7 each) and 56,000 at H = 20, B = 1 (17.9), ten times what the equal-iterations regime gives
-# it, so that a random source has the iterations it needs; backprop gets about 430,000 and 520,000.
+# H = 50, B = 8 (10.7 each) and 56,000 at H = 20, B = 1 (17.9), 9.4 and 5.6 times what the equal-iterations
+# regime gives it, so that a random source has the iterations it needs; backprop gets about 430,000 and 520,000.
 BUDGET = 1e6
 LR = 0.1  # the papers' learning rate, for the methods of deterministic sources only
 # Methods with a random source: the best of 0.003, 0.01, 0.03 and 0.1 for spsa and forward alone (10,000
@@ -61,3 +61,9 @@ def setting_of(config: dict) -> dict | None:
 def label(config: dict) -> str:
     """A method's name in the study: the source, or the policy with its sources (select analytic,spsa)."""
     return config["method"] if config["method"] in sources.names() else f"{config['method']} {config['sources']}"
+
+
+def parts(method: str) -> tuple[str | None, str]:
+    """(policy, the source it mixes with the exact one) of a label; (None, the source) for a source alone."""
+    policy, _, mixed = method.partition(" ")
+    return (policy, mixed.split(",", 1)[1]) if mixed else (None, method)

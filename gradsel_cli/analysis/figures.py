@@ -795,10 +795,7 @@ def sources_figure(path, records: list[dict]) -> None:
 
 def _study_style(method: str) -> tuple[str | None, str]:
     """A sources-study method's colour (its non-exact source's) and line style (its policy's)."""
-    from .. import sources
+    from .. import sources_study
 
-    policy, _, mixed = method.partition(" ")
-    if not mixed:
-        return method_colour(method), "-"
-    other = mixed.split(",", 1)[1]
-    return (sources.REGISTRY[other].colour if other in sources.REGISTRY else None), POLICY_STYLES.get(policy, "-")
+    policy, source = sources_study.parts(method)
+    return method_colour(source), "-" if policy is None else POLICY_STYLES.get(policy, "-")

@@ -265,8 +265,7 @@ def study_legend(summary: dict) -> str:
 
 def ledger_text(ledger: dict, iterations: int) -> str:
     """A run's cost (numerics/ledger.py) in one phrase (plain text: the caller escapes it): its total in
-    forward-pass equivalents, per iteration,
-    and, of more than one part, by source (and select's comparisons)."""
+    forward-pass equivalents, per iteration, and, of more than one part, by source (and select's comparisons)."""
     total = ledger["total"]
     text = f"{total:,.0f} {ledger['unit']} ({total / max(iterations, 1):,.1f} / iteration)"
     parts = [(name, v) for name, v in ledger["by_source"].items()]
@@ -300,8 +299,10 @@ SHORT_POLICIES = {"alternate": "alt.", "select": "sel."}  # the sources study's 
 def _short(method: str) -> str:
     """A sources-study method's name in its tables: a policy (abbreviated) with the source it mixes with the
     exact one."""
-    policy, _, mixed = method.partition(" ")
-    return f"{SHORT_POLICIES.get(policy, policy)} {mixed.split(',', 1)[1]}" if mixed else method
+    from .. import sources_study
+
+    policy, source = sources_study.parts(method)
+    return source if policy is None else f"{SHORT_POLICIES.get(policy, policy)} {source}"
 
 
 def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
