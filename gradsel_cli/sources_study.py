@@ -2,8 +2,9 @@
 exact one by alternate and by select, at equal iterations and at equal compute.
 
 Two settings (k = 2, B = 8, H = 50, and k = 1, B = 1, H = 20), each method at ITERS iterations and at
-the iterations BUDGET forward-pass equivalents buy it (numerics/ledger.py), seeds 0-9; every run records its
-test-accuracy curve and the fidelity probe. The methods come from the registry: no source is named here.
+the iterations BUDGET forward-pass equivalents buy it (numerics/ledger.py), and each random source alone
+again at LONG_BUDGET, seeds 0-9; every run records its test-accuracy curve and the fidelity probe. The
+methods come from the registry: no source is named here.
 """
 
 from . import sources
@@ -13,15 +14,20 @@ SETTINGS = ({"shots": 2, "batch": 8, "hidden": 50}, {"shots": 1, "batch": 1, "hi
 ITERS = 10_000  # the papers' iterations: the equal-iterations regime
 # Forward-pass equivalents of the equal-compute regime: about 94,000 iterations of spsa with one direction at
 # H = 50, B = 8 (10.7 each) and 56,000 at H = 20, B = 1 (17.9), 9.4 and 5.6 times what the equal-iterations
-# regime gives it, so that a random source has the iterations it needs; backprop gets about 430,000 and 520,000.
+# regime gives it; backprop gets about 430,000 and 520,000.
 BUDGET = 1e6
+# The long regime: each random source alone, to see how far ten times the compute takes it (at BUDGET its
+# accuracy still rises; at LONG_BUDGET, about 936,000 spsa iterations at H = 50, B = 8, it rises ever slower);
+# its exact baseline is the exact source's run at BUDGET, which has converged (its accuracy at ITERS and at
+# BUDGET agree: docs/equal-compute.md)
+LONG_BUDGET = 1e7
 LR = 0.1  # the papers' learning rate, for the methods of deterministic sources only
 # Methods with a random source: the best of 0.003, 0.01, 0.03 and 0.1 for spsa and forward alone (10,000
 # iterations, seeds 0-1, both settings; at 0.03 and above they climb or end below 0.2 accuracy)
 RANDOM_LR = 0.003
 PROBE_EVERY = 500  # iterations between the fidelity probe's readings
 CURVE_POINTS = 20  # test-accuracy evaluations of each run's curve
-REGIMES = ("iterations", "budget")
+REGIMES = ("iterations", "budget", "long")
 
 
 def methods() -> list[dict]:
@@ -48,9 +54,18 @@ def cells() -> list[dict]:
     return out
 
 
-def regime(config: dict) -> str:
-    """The regime a stored run of the study belongs to: equal iterations (ITERS) or equal compute."""
-    return "iterations" if config["iters"] == ITERS else "budget"
+def long_cells() -> list[dict]:
+    """The runs of one seed the long regime adds: each random source alone, per setting, at its learning rate
+    and ITERS iterations (runs/experiments.py gives it the iterations LONG_BUDGET buys)."""
+    return [c for c in cells() if c["method"] in sources.names() and random(TrainConfig().replace(**c))]
+
+
+def regime(record: dict) -> str:
+    """The regime a stored run of the study belongs to: equal iterations (ITERS), equal compute (within BUDGET
+    by the ledger it was counted with, so that a re-measured cost table moves no stored run), or long."""
+    if record["config"]["iters"] == ITERS:
+        return "iterations"
+    return "budget" if record["ledger"]["total"] <= BUDGET else "long"
 
 
 def setting_of(config: dict) -> dict | None:

@@ -745,9 +745,10 @@ POLICY_STYLES = {"alternate": "--", "select": ":"}  # a mixed method: its source
 
 def sources_figure(path, records: list[dict]) -> None:
     """The sources study (sources_study.py), a row per setting: the training loss and the test accuracy against
-    the forward-pass equivalents spent (the equal-compute runs, mean over seeds), and the probe's cosine to
-    backprop against the iteration (the equal-iterations runs). A source alone in its colour, solid; mixed with
-    the exact source, in the other source's colour, dashed (alternate) or dotted (select)."""
+    the forward-pass equivalents spent (the equal-compute runs and the random sources' long runs, mean over
+    seeds), and the probe's cosine to backprop against the iteration (the equal-iterations runs). A source alone
+    in its colour, solid; mixed with the exact source, in the other source's colour, dashed (alternate) or
+    dotted (select)."""
     from .. import sources
     from .. import sources_study as study
     from .report import curves
@@ -763,14 +764,17 @@ def sources_figure(path, records: list[dict]) -> None:
             def label(r):
                 return study.label(r["config"])
 
-            spent = curves([r for r in mine if study.regime(r["config"]) == "budget"], labels, "budget", label)
-            probed = curves([r for r in mine if study.regime(r["config"]) == "iterations"], labels, by=label)
-            for c in spent["methods"]:
+            spent = curves([r for r in mine if study.regime(r) == "budget"], labels, "budget", label)
+            longer = curves([r for r in mine if study.regime(r) == "long"], labels, "budget", label)
+            probed = curves([r for r in mine if study.regime(r) == "iterations"], labels, by=label)
+            for c, named in [(c, True) for c in spent["methods"]] + [(c, False) for c in longer["methods"]]:
                 colour, style = _study_style(c["method"])
                 if c["loss"]:
-                    row[0].plot(c["loss"]["x"], c["loss"]["mean"], color=colour, ls=style, lw=1.2, label=c["method"])
+                    name = c["method"] if named else None
+                    row[0].plot(c["loss"]["x"], c["loss"]["mean"], color=colour, ls=style, lw=1.2, label=name)
                 if c["accuracy"]:
-                    row[1].plot(c["accuracy"]["x"], c["accuracy"]["mean"], color=colour, ls=style, lw=1.2, marker=".")
+                    dots = "." if named else None  # the long runs: the same line, further right, without dots
+                    row[1].plot(c["accuracy"]["x"], c["accuracy"]["mean"], color=colour, ls=style, lw=1.2, marker=dots)
             for c in probed["methods"]:
                 colour, style = _study_style(c["method"])
                 for series in c["probe"].get("cosine", {}).values():
@@ -778,9 +782,9 @@ def sources_figure(path, records: list[dict]) -> None:
             for ax in row[:2]:  # compute spans decades: the first iterations at the left, not squeezed into 0
                 ax.set_xscale("log", nonpositive="mask")
             row[0].set(yscale="log", xlabel=X_LABELS["budget"], ylabel="batch loss (window mean)")
-            row[0].set_title(f"{where}: training loss, equal compute")
+            row[0].set_title(f"{where}: training loss, equal compute (and long)")
             row[1].set(xlabel=X_LABELS["budget"], ylabel="test accuracy")
-            row[1].set_title(f"{where}: test accuracy, equal compute")
+            row[1].set_title(f"{where}: test accuracy, equal compute (and long)")
             row[2].set_yscale("symlog", linthresh=1e-3)
             row[2].set(xlabel="iteration", ylabel="cosine to ∇L", ylim=(-1e-2, 1.5))
             row[2].set_title(f"{where}: the probe, {study.ITERS:,} iterations")

@@ -735,10 +735,12 @@ def subsets_summary(records: list[dict]) -> dict:
 
 
 def sources_summary(records: list[dict], margin: float = MARGIN) -> dict:
-    """The sources study (sources_study.py): per setting and regime (equal iterations, equal compute), each method
-    as compare_summary gives it against the exact source on the same seeds (accuracy, iterations, cost, the
-    paired difference and its TOST verdict, the share of predictions that differ, select's strict wins and
-    ties), with the fidelity probe's mean cosine and median relative error of its other source."""
+    """The sources study (sources_study.py): per setting and regime (equal iterations, equal compute, the random
+    sources' long runs against the exact source's equal-compute runs), each method as compare_summary gives it
+    against the exact source on the same seeds (accuracy, iterations, cost, the paired difference and its TOST
+    verdict, the share of predictions that differ, select's strict wins and ties), with the fidelity probe's
+    mean cosine and median relative error of its other source, and how much its accuracy rose over the second
+    half of its iterations."""
     from .. import sources_study as study
 
     labels = [study.label({**cell, "sources": cell.get("sources", "")}) for cell in study.methods()]
@@ -748,19 +750,43 @@ def sources_summary(records: list[dict], margin: float = MARGIN) -> dict:
         if setting is None or study.label(rec["config"]) not in labels:
             continue
         named = {**rec, "config": {**rec["config"], "method": study.label(rec["config"])}}
-        groups[(tuple(setting.values()), study.regime(rec["config"]))].append(named)
+        groups[(tuple(setting.values()), study.regime(rec))].append(named)
+    budgets = {"budget": study.BUDGET, "long": study.LONG_BUDGET}
     rows = []
     for setting in study.SETTINGS:
         for regime in study.REGIMES:
             recs = groups.get((tuple(setting.values()), regime), [])
+            if regime == "long" and recs:  # the exact source's baseline: its converged equal-compute runs
+                exact = groups.get((tuple(setting.values()), "budget"), [])
+                recs = [r for r in exact if r["config"]["method"] == sources.exact()] + recs
             present = [m for m in labels if any(r["config"]["method"] == m for r in recs)]
             if not present:
                 continue
-            summary = compare_summary(recs, present, margin, budget=study.BUDGET if regime == "budget" else None)
+            summary = compare_summary(recs, present, margin, budget=budgets.get(regime))
             for row in summary["methods"]:
-                row["probe"] = _probe_means([r for r in recs if r["config"]["method"] == row["method"]])
+                mine = [r for r in recs if r["config"]["method"] == row["method"]]
+                row["probe"], row["rise"] = _probe_means(mine), _late_rise(mine)
             rows.append({**setting, "regime": regime, **summary})
-    return {"rows": rows, "margin": margin, "budget": study.BUDGET, "iters": study.ITERS}
+    return {
+        "rows": rows,
+        "margin": margin,
+        "budget": study.BUDGET,
+        "long_budget": study.LONG_BUDGET,
+        "iters": study.ITERS,
+    }
+
+
+def _late_rise(recs: list[dict]) -> float | None:
+    """The mean over a method's runs of its test accuracy at the end less that at the curve's reading nearest
+    half its iterations: near 0 once it has levelled off (None when no run has a curve of two readings)."""
+    rises = []
+    for r in recs:
+        curve = r.get("acc_curve") or []
+        if len(curve) >= 2:
+            its = np.array([p[0] for p in curve], dtype=float)
+            half = int(np.argmin(np.abs(its - its[-1] / 2)))
+            rises.append(curve[-1][1] - curve[half][1])
+    return float(np.mean(rises)) if rises else None
 
 
 def _probe_means(recs: list[dict]) -> dict | None:

@@ -294,6 +294,7 @@ def probe_text(probe: dict) -> str:
 
 
 SHORT_POLICIES = {"alternate": "alt.", "select": "sel."}  # the sources study's tables, within 80 columns
+REGIME_NAMES = {"iterations": "equal iterations", "budget": "equal compute", "long": "long"}
 
 
 def _short(method: str) -> str:
@@ -310,13 +311,19 @@ def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     setting what the probe read and how select split its wins."""
     parts = []
     for g in s["rows"]:
-        budget = g["regime"] == "budget"
+        budget = g["regime"] != "iterations"
         where = f"k={g['shots']}, B={g['batch']}, H={g['hidden']}"
-        title = (
-            f"{where}, equal compute: {g['budget']:,.0f} forward-pass equivalents each"
-            if budget
-            else f"{where}, equal iterations: {s['iters']:,} each; alt., sel.: alternate, select with {g['baseline']}"
-        )
+        if g["regime"] == "iterations":
+            title = (
+                f"{where}, equal iterations: {s['iters']:,} each; alt., sel.: alternate, select with {g['baseline']}"
+            )
+        elif g["regime"] == "budget":
+            title = f"{where}, equal compute: {g['budget']:,.0f} forward-pass equivalents each"
+        else:
+            title = (
+                f"{where}, long: the random sources to {g['budget']:,.0f} forward-pass equivalents, {g['baseline']} "
+                f"at {s['budget']:,.0f}; rise: accuracy gained over the second half"
+            )
         rows = []
         for r in g["methods"]:
             v = r.get("versus")
@@ -329,8 +336,10 @@ def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                     "—" if v is None else v["equivalence"]["outcome"],  # identical runs: 0.0% differ says so
                     "—" if v is None else f"{v['disagreement']:.1%}",
                 ]
+                + ([] if not budget else ["—" if r.get("rise") is None else f"{r['rise']:+.4f}"])
             )
-        parts.append((title, ["method", "iters" if budget else "cost", "accuracy", "Δ", "TOST", "differ"], rows))
+        heads = ["method", "iters" if budget else "cost", "accuracy", "Δ", "TOST", "differ"]
+        parts.append((title, heads + (["rise"] if budget else []), rows))
         probed = [r for r in g["methods"] if r.get("probe")]
         if probed:
             rows = [
@@ -345,7 +354,7 @@ def _sources_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             ]
             parts.append(
                 (
-                    f"{where}, {'equal compute' if budget else 'equal iterations'}: the probe against backprop",
+                    f"{where}, {REGIME_NAMES[g['regime']]}: the probe against backprop",
                     ["method", "cosine", "rel. error", "sel. wins", "ties"],
                     rows,
                 )

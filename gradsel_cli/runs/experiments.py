@@ -106,7 +106,8 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
 
 def _sources_trials(base: TrainConfig, seeds) -> list[TrainConfig]:
     """The sources study's runs (sources_study.py), seed by seed so that a partial store holds whole seeds: each
-    cell at its iterations, then at those sources_study.BUDGET buys it (numerics/ledger.py)."""
+    cell at its iterations, then at those sources_study.BUDGET buys it (numerics/ledger.py); then the long
+    regime's, at those sources_study.LONG_BUDGET buys them."""
     from .. import sources_study
     from ..numerics.ledger import within_budget
 
@@ -115,6 +116,10 @@ def _sources_trials(base: TrainConfig, seeds) -> list[TrainConfig]:
         for cell in sources_study.cells():
             c = base.replace(**cell, seed=int(seed)).validate()
             out += [c, within_budget(c, sources_study.BUDGET)]
+        out += [
+            within_budget(base.replace(**cell, seed=int(seed)).validate(), sources_study.LONG_BUDGET)
+            for cell in sources_study.long_cells()
+        ]
     return out
 
 
