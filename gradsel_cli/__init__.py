@@ -33,6 +33,8 @@ _API = {
     "TrainConfig": "config",
     "RunResult": "numerics.training",
     "train": "numerics.training",
+    "unseen_split": "numerics.unseen",
+    "drop_unseen": "numerics.unseen",
 }
 
 __all__ = ["__version__", *_API]
