@@ -146,6 +146,12 @@ class TrainConfig:
     precision: str = option(
         "float64", "Arithmetic of the run: data, weights and every kernel in float64 or float32.", choices=PRECISIONS
     )
+    pixels: str = option(
+        "float64",
+        "Pixel values k/255 in float64, or rounded to float32 first, as the textbook's loader gives them "
+        "(then computed in --precision): the training and the test images.",
+        choices=PRECISIONS,
+    )
     loss_epsilon: float = option(
         0.0,
         "Cross-entropy as -log(p + EPS), the textbook's form with 1e-7: every loss "

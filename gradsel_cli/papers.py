@@ -198,6 +198,25 @@ def claims(preset: str) -> tuple[Claim, ...]:
     return CLAIMS[layout(preset).preset]
 
 
+# --- which network did the papers train? -----------------------------------------------------------------
+
+# Named settings (--setting NAME): fields set together, each still overridden by its own option when given.
+# textbook-relu: the textbook's chapter-5 TwoLayerNet and its training (ch05/two_layer_net.py,
+# train_neuralnet.py): ReLU, N(0, 0.01^2) weights, pixels float32 (its loader) under float64 weights, the loss
+# -log(p + 1e-7) and its numerical_gradient's arithmetic (each perturbed batch loss a number, then subtracted).
+# Its mini-batches are drawn with replacement, as gradsel's always are.
+NAMED_SETTINGS: dict[str, dict[str, Any]] = {
+    "textbook-relu": {
+        "activation": "relu",
+        "init": "std",
+        "init_std": 0.01,
+        "pixels": "float32",
+        "precision": "float64",
+        "loss_epsilon": 1e-7,
+        "fd_arith": "textbook",
+    },
+}
+
 # --- when does the gradient source matter? ------------------------------------------------------------------
 
 # The conditions of the study (`gradsel table --preset conditions`): settings that differ from the default setting.

@@ -337,3 +337,27 @@ def test_uint8_images_train_the_same_as_float64(mnist_raw):
     a, _ = data.few_shot(x8, y, shots=2)
     b, _ = data.few_shot(mnist_raw[0] / 255.0, y, shots=2)
     assert a.tobytes() == b.tobytes()
+
+
+def test_rounding_k_over_255_in_float64_to_float32_is_the_textbooks_float32_division_for_every_grey_level():
+    levels = np.arange(256, dtype=np.uint8)
+    textbook = levels.astype(np.float32)
+    textbook /= np.float32(255.0)  # its loader: x.astype(np.float32); x /= 255.0
+    assert data.to_float(levels, np.float32).tobytes() == textbook.tobytes()
+    assert data.to_float(levels).astype(np.float32).tobytes() == textbook.tobytes()
+
+
+def test_float32_pixels_round_the_training_and_test_images_and_compute_in_the_runs_precision(mnist_raw):
+    from gradsel_cli.config import TrainConfig
+    from gradsel_cli.numerics.training import Dataset
+
+    config = TrainConfig(shots=1, test_limit=50)
+    plain = Dataset.for_config(mnist_raw, config)
+    rounded = Dataset.for_config(mnist_raw, config.replace(pixels="float32"))
+    assert plain.x_train.dtype == rounded.x_train.dtype == np.float64 and plain.x_test.dtype == np.uint8
+    assert np.array_equal(rounded.x_train, plain.x_train.astype(np.float32).astype(np.float64))
+    assert not np.array_equal(rounded.x_train, plain.x_train)  # most grey levels k/255 are not float32 numbers
+    assert np.array_equal(rounded.x_test, (mnist_raw[2][:50] / 255.0).astype(np.float32))
+    both = Dataset.for_config(mnist_raw, config.replace(pixels="float32", precision="float32"))
+    alone = Dataset.for_config(mnist_raw, config.replace(precision="float32"))
+    assert both.x_train.tobytes() == alone.x_train.tobytes()  # float32 arithmetic already rounds them so

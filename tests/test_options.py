@@ -40,9 +40,10 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
     assert expected <= params, f"fields without an option: {expected - params}"
     extra = params - set(FIELDS) - NOT_CONFIG
     allowed = {
-        "train": {"eval_every", "budget", "probe_every"},  # budget sets iters; the probe only reads
+        "train": {"eval_every", "budget", "probe_every", "setting"},  # budget sets iters; the probe only reads
         "tune": {"trials", "lr_range", "weight_decay_range", "val_per_class", "results_file"},
         "compare": {
+            "setting",
             "budget",
             "probe_every",
             "x_axis",
@@ -61,6 +62,7 @@ def test_every_field_is_an_option_and_every_option_a_field(command):
             "as_csv",
         },
         "table": {
+            "setting",
             "margin",
             "power_images",
             "timeout",
@@ -359,3 +361,19 @@ def test_an_option_no_run_of_the_command_reads_is_refused_in_one_line(args, flag
 def test_an_option_a_run_of_the_command_reads_is_taken(args, runner):
     result = invoke(runner, *args, "--iters", "3", "--hidden", "3", "--test-limit", "50", "--json")
     assert result.exit_code == 0, result.output
+
+
+def test_a_named_setting_sets_its_fields_and_an_option_given_beside_it_wins(runner):
+    from gradsel_cli.papers import NAMED_SETTINGS
+
+    base = ["train", "--json", "--iters", "3", "--hidden", "3", "--test-limit", "10", "--method", "numeric"]
+    bundled = json.loads(invoke(runner, *base, "--setting", "textbook-relu").stdout)["config"]
+    assert NAMED_SETTINGS["textbook-relu"]["pixels"] == "float32"
+    assert all(bundled[k] == v for k, v in NAMED_SETTINGS["textbook-relu"].items())
+    overridden = json.loads(invoke(runner, *base, "--setting", "textbook-relu", "--activation", "tanh").stdout)
+    assert overridden["config"]["activation"] == "tanh" and overridden["config"]["pixels"] == "float32"
+    plain = json.loads(invoke(runner, *base).stdout)["config"]
+    assert plain["activation"] == "sigmoid" and plain["pixels"] == "float64"
+    # the setting's finite-difference arithmetic is no option given to analytic, which does not read it
+    analytic = [a if a != "numeric" else "analytic" for a in base]
+    assert json.loads(invoke(runner, *analytic, "--setting", "textbook-relu").stdout)["config"]["activation"] == "relu"

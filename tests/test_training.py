@@ -353,3 +353,17 @@ def test_the_train_accuracy_curve_is_the_accuracy_on_the_training_images(mnist_r
     record = json.loads(json.dumps(run_record(r)))
     assert record["train_acc_curve"] == [list(p) for p in r.train_acc_curve]
     assert training.train(config, data=mnist_raw).train_acc_curve == []  # no curve asked for: none
+
+
+def test_a_run_on_float32_pixels_is_the_run_on_those_pixels_given_as_float64_data(mnist_raw):
+    """--pixels float32 is the pixels' rounding and nothing else: the same run as the default one on a dataset
+    whose images are rounded to float32 by hand (NumPy), and not the default run on unrounded ones."""
+    config = TrainConfig(method="alternate", shots=1, batch=2, hidden=6, iters=40, activation="relu", test_limit=300)
+    x, y = data.few_shot(mnist_raw[0], mnist_raw[1], config.shots)
+    by_hand = training.Dataset(
+        x.astype(np.float32).astype(np.float64), y, (mnist_raw[2][:300] / 255.0).astype(np.float32), mnist_raw[3][:300]
+    )
+    rounded, twin = training.train(config.replace(pixels="float32"), data=mnist_raw), training.train(config, by_hand)
+    assert rounded.params.flat.tobytes() == twin.params.flat.tobytes()
+    assert rounded.predictions.tolist() == twin.predictions.tolist()
+    assert rounded.params.flat.tobytes() != training.train(config, data=mnist_raw).params.flat.tobytes()

@@ -55,6 +55,7 @@ from .options import (
     power_option,
     probe_option,
     refuse_unread,
+    setting_option,
     size_list,
     source_list_option,
     training_options,
@@ -81,6 +82,7 @@ def cli():
 @cli.command()
 @config_options("method")
 @training_options
+@setting_option
 @config_options("seed")
 @machine_options
 @click.option(
@@ -323,6 +325,7 @@ def _bench_compile(out, err, data_dir, as_json) -> None:
 @cli.command()
 @method_list_option(",".join(papers.STUDY_METHODS))  # the papers' four: every existing command as it was
 @training_options
+@setting_option
 @machine_options
 @grid_options
 @plot_option("learning curves (mean and band over seeds) and where select keeps each source's update")
@@ -523,6 +526,7 @@ def study_readings(preset: str) -> dict:
 )
 @click.option("--run", "run_missing", is_flag=True, help="Run the missing cells first (resumable).")
 @config_options(*setting_keys())
+@setting_option
 @margin_option
 @power_option
 @machine_options

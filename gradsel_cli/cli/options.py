@@ -450,8 +450,31 @@ def grid_options(fn=None, *, seeds: int = 5):
     )
 
 
+def setting_option(fn):
+    """--setting NAME: the fields of a named setting (papers.NAMED_SETTINGS), read by config_from."""
+    from ..papers import NAMED_SETTINGS
+
+    listed = "; ".join(
+        f"{name}: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in fields.items())
+        for name, fields in NAMED_SETTINGS.items()
+    )
+    return click.option(
+        "--setting",
+        type=click.Choice(tuple(NAMED_SETTINGS)),
+        default=None,
+        help=f"Several settings at once, each overridden by its own option when given. {listed}: the textbook's "
+        "chapter-5 two-layer net (Deep Learning from Scratch) as its code trains it.",
+    )(fn)
+
+
 def config_from(opts: dict, **fixed) -> TrainConfig:
-    """The TrainConfig of the options given (they are popped from `opts`), checked."""
+    """The TrainConfig of the options given (they are popped from `opts`), checked; a --setting's fields where
+    their own options were not given."""
+    if (name := opts.pop("setting", None)) is not None:
+        from ..papers import NAMED_SETTINGS
+
+        given = given_options()
+        opts.update({k: v for k, v in NAMED_SETTINGS[name].items() if k not in given})
     return TrainConfig(**{k: opts.pop(k) for k in list(opts) if k in FIELDS}, **fixed).validate()
 
 

@@ -89,11 +89,23 @@ class Dataset:
 
     @classmethod
     def for_config(cls, raw, config: TrainConfig) -> "Dataset":
-        """The few-shot training set (in the config's precision) and the first test_limit test images."""
+        """The few-shot training set and the first test_limit test images, as the run computes on them
+        (for_run)."""
         xtr, ytr, xte, yte = raw
         x, y = data.few_shot(xtr, ytr, config.shots, config.subset, config.seed)
-        x = x.astype(config.precision, copy=False)  # scaled in float64, then rounded: float32 sees the same pixels
-        return cls(x, y, xte[: config.test_limit], yte[: config.test_limit])  # test set stays uint8
+        return cls(x, y, xte[: config.test_limit], yte[: config.test_limit]).for_run(config)
+
+    def for_run(self, config: TrainConfig) -> "Dataset":
+        """The training images in the config's precision, their pixels rounded to config.pixels first; the test
+        images too when the pixels are float32 (else they stay as given: uint8 ones are scaled in float64 as
+        they are evaluated). Scaled in float64, then rounded: for every grey level that is the float32
+        division the textbook's loader makes (tests/test_data.py)."""
+        x, x_test = self.x_train, self.x_test
+        if config.pixels != "float64":
+            x = x.astype(config.pixels, copy=False)
+            x_test = data.to_float(x_test, config.pixels) if x_test.dtype == np.uint8 else x_test.astype(config.pixels)
+        x = x.astype(config.precision, copy=False)
+        return self if (x is self.x_train and x_test is self.x_test) else Dataset(x, self.y_train, x_test, self.y_test)
 
 
 def batch_indices(config: TrainConfig, n_train: int) -> np.ndarray:
@@ -178,10 +190,8 @@ def train(
     config.validate()
     if data is None:
         data = load_mnist_raw()
-    ds = data if isinstance(data, Dataset) else Dataset.for_config(data, config)
+    ds = data.for_run(config) if isinstance(data, Dataset) else Dataset.for_config(data, config)  # e.g. tune's split
     c = config
-    if ds.x_train.dtype != np.dtype(c.precision):  # a given dataset (e.g. tune's split), rounded once here
-        ds = Dataset(ds.x_train.astype(c.precision), ds.y_train, ds.x_test, ds.y_test)
     context = StepContext(
         optimizer=Optimizer(
             c.optimizer, lr=c.lr, momentum=c.momentum, rho=c.rho, beta1=c.beta1, beta2=c.beta2, eps=c.eps
