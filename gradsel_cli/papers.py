@@ -201,12 +201,12 @@ def claims(preset: str) -> tuple[Claim, ...]:
 # --- which network did the papers train? -----------------------------------------------------------------
 
 # Named settings (--setting NAME): fields set together, each still overridden by its own option when given.
-# textbook-relu: the textbook's chapter-5 TwoLayerNet and its training (ch05/two_layer_net.py,
+# relu-textbook: the textbook's chapter-5 TwoLayerNet and its training (ch05/two_layer_net.py,
 # train_neuralnet.py): ReLU, N(0, 0.01^2) weights, pixels float32 (its loader) under float64 weights, the loss
 # -log(p + 1e-7) and its numerical_gradient's arithmetic (each perturbed batch loss a number, then subtracted).
 # Its mini-batches are drawn with replacement, as gradsel's always are.
 NAMED_SETTINGS: dict[str, dict[str, Any]] = {
-    "textbook-relu": {
+    "relu-textbook": {
         "activation": "relu",
         "init": "std",
         "init_std": 0.01,

@@ -367,13 +367,13 @@ def test_a_named_setting_sets_its_fields_and_an_option_given_beside_it_wins(runn
     from gradsel_cli.papers import NAMED_SETTINGS
 
     base = ["train", "--json", "--iters", "3", "--hidden", "3", "--test-limit", "10", "--method", "numeric"]
-    bundled = json.loads(invoke(runner, *base, "--setting", "textbook-relu").stdout)["config"]
-    assert NAMED_SETTINGS["textbook-relu"]["pixels"] == "float32"
-    assert all(bundled[k] == v for k, v in NAMED_SETTINGS["textbook-relu"].items())
-    overridden = json.loads(invoke(runner, *base, "--setting", "textbook-relu", "--activation", "tanh").stdout)
+    bundled = json.loads(invoke(runner, *base, "--setting", "relu-textbook").stdout)["config"]
+    assert NAMED_SETTINGS["relu-textbook"]["pixels"] == "float32"
+    assert all(bundled[k] == v for k, v in NAMED_SETTINGS["relu-textbook"].items())
+    overridden = json.loads(invoke(runner, *base, "--setting", "relu-textbook", "--activation", "tanh").stdout)
     assert overridden["config"]["activation"] == "tanh" and overridden["config"]["pixels"] == "float32"
     plain = json.loads(invoke(runner, *base).stdout)["config"]
     assert plain["activation"] == "sigmoid" and plain["pixels"] == "float64"
     # the setting's finite-difference arithmetic is no option given to analytic, which does not read it
     analytic = [a if a != "numeric" else "analytic" for a in base]
-    assert json.loads(invoke(runner, *analytic, "--setting", "textbook-relu").stdout)["config"]["activation"] == "relu"
+    assert json.loads(invoke(runner, *analytic, "--setting", "relu-textbook").stdout)["config"]["activation"] == "relu"
