@@ -217,6 +217,11 @@ NAMED_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Presets of both papers' tables in a named setting of the same name (`gradsel table --preset relu-textbook`):
+# each paper's grid, printed beside the published numbers and beside gradsel's default setting (sigmoid).
+SETTING_PRESETS: dict[str, tuple[str, ...]] = {"relu-textbook": ("alternate", "select")}
+assert set(SETTING_PRESETS) <= set(NAMED_SETTINGS)
+
 # --- when does the gradient source matter? ------------------------------------------------------------------
 
 # The conditions of the study (`gradsel table --preset conditions`): settings that differ from the default setting.

@@ -172,11 +172,17 @@ def matching(records: list[dict], settings: dict) -> list[dict]:
 
 
 def paper_table(
-    preset: str, records: list[dict], settings: dict, margin: float | None = None, power_images: int | None = None
+    preset: str,
+    records: list[dict],
+    settings: dict,
+    margin: float | None = None,
+    power_images: int | None = None,
+    run_preset: str | None = None,
 ) -> dict:
     """The paper-style table of `preset` from the records made with `settings`; claims tested with
     paired verdicts and equivalence tests within ±`margin`, or (None) each claim's own margin
-    (papers.claim_margin: below the gain it claims)."""
+    (papers.claim_margin: below the gain it claims). `run_preset`: the `table` preset that runs its cells, when
+    not `preset` itself (a paper's table in a named setting)."""
     lay = papers.layout(preset)
     cells = _cells(matching(records, settings))
     seeds = sorted({s for v in cells.values() for s in v})
@@ -213,6 +219,7 @@ def paper_table(
     base = [d for is_base, d in ours_vs_paper if is_base]
     return {
         "preset": preset,
+        "run_preset": run_preset or preset,
         "title": lay.title,
         "settings": settings,
         "seeds": seeds,
@@ -224,6 +231,16 @@ def paper_table(
         "verdicts": verdicts(preset, cells, margin, power_images, settings.get("test_limit", 10_000)),
         "avg_mismatches": papers.avg_check(preset),
     }
+
+
+def beside_default(table: dict, records: list[dict], settings: dict) -> dict | None:
+    """For a paper's table in a named setting: how far the same paper's runs in gradsel's default setting
+    (`records`, made with `settings`) are from the published numbers (mean |ours − published| over the baseline
+    cells and over all cells) and their seeds; None without such runs."""
+    other = paper_table(table["preset"], records, settings)
+    if other["mad_all"] is None:
+        return None
+    return {"mad_baseline": other["mad_baseline"], "mad_all": other["mad_all"], "seeds": other["seeds"]}
 
 
 def missing_note(table: dict, path, ran: bool) -> str | None:

@@ -517,10 +517,11 @@ def study_readings(preset: str) -> dict:
 @cli.command()
 @click.option(
     "--preset",
-    type=click.Choice(["alternate", "select", *STUDIES]),
+    type=click.Choice(["alternate", "select", *papers.SETTING_PRESETS, *STUDIES]),
     default="alternate",
     show_default=True,
-    help="alternate: paper A's Table 1; select: paper B's Table 1; conditions: when the "
+    help="alternate: paper A's Table 1; select: paper B's Table 1; relu-textbook: both in the textbook's "
+    "setting (--setting relu-textbook), beside gradsel's default sigmoid runs; conditions: when the "
     "gradient source matters (study); subsets: first-k against random subsets; sources: every source alone and "
     "mixed with backprop, at equal iterations and equal compute (study).",
 )
@@ -580,7 +581,15 @@ def table(
       gradsel table --preset conditions
     """
     from .. import render
-    from ..analysis.report import matching, missing_note, paper_table, settings_of, sources_note, study_summary
+    from ..analysis.report import (
+        beside_default,
+        matching,
+        missing_note,
+        paper_table,
+        settings_of,
+        sources_note,
+        study_summary,
+    )
     from ..runs import results
     from ..runs.experiments import preset_trials
 
@@ -598,6 +607,9 @@ def table(
         )
     out, err = render.consoles(quiet)
     grid = grid_from(opts)
+    papers_of = papers.SETTING_PRESETS.get(preset, (preset,))  # the papers' tables it prints
+    if preset in papers.SETTING_PRESETS:
+        opts["setting"] = opts.get("setting") or preset
     base = config_from(opts)
     refuse_unread(preset_trials(preset, base, range(1)), None)
     shipped = None if results_file else results.shipped_path(preset)
@@ -637,8 +649,16 @@ def table(
     else:
         settings = settings_of(base.to_dict())
         # each claim's own margin (below the gain it claims) unless --margin is given
-        data = paper_table(preset, records, settings, margin if "margin" in given_options() else None, power_images)
-        note = missing_note(data, where, run_missing)
+        claimed = margin if "margin" in given_options() else None
+        tables = [paper_table(p, records, settings, claimed, power_images, run_preset=preset) for p in papers_of]
+        if preset in papers.SETTING_PRESETS:  # beside gradsel's default setting: the shipped runs of each paper
+            default = settings_of(TrainConfig(iters=base.iters, lr=base.lr, test_limit=base.test_limit).to_dict())
+            for t in tables:
+                theirs = [p for p in [results.shipped_path(t["preset"])] if p is not None]
+                t["beside"] = beside_default(
+                    t, [r for recs in results.load_sources(theirs, quiet=True) for r in recs], default
+                )
+        note = next((n for t in tables if (n := missing_note(t, where, run_missing))), None)
         shown = [matching(recs, settings) for recs in loaded]
     warn(err, note)
     if not quiet:
@@ -649,12 +669,13 @@ def table(
             highlight=False,
             soft_wrap=True,
         )
-    emit(
-        out,
-        render.study_output(preset, summary, fmt)
-        if preset in STUDIES
-        else render.paper_table_output(data, fmt, not no_paper),
-    )
+    if preset in STUDIES:
+        emit(out, render.study_output(preset, summary, fmt))
+    elif fmt == "json" and len(tables) > 1:
+        emit(out, render.json_text({"preset": preset, "tables": tables}))
+    else:
+        for t in tables:
+            emit(out, render.paper_table_output(t, fmt, not no_paper))
     if plot:
         from ..analysis.figures import sources_figure
 

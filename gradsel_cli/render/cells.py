@@ -160,15 +160,25 @@ def footer_lines(table: dict) -> list[str]:
     if any(s.get(k, defaults[k]) != defaults[k] for k in ("precision", *chosen, "loss_epsilon")):
         said = "".join(f", {k.replace('_', ' ')} {s[k]}" for k in chosen)
         lines.append(f"arithmetic: {s['precision']}{said}, loss epsilon {s['loss_epsilon']:g}")
+    network = [
+        f"{k.replace('_', ' ')} {s[k]}" for k in ("activation", "pixels") if s.get(k, defaults[k]) != defaults[k]
+    ]
+    if network:
+        lines.append(f"network: {', '.join(network)}")
     if table["mad_baseline"] is not None:
         lines.append(
             f"mean |ours − published|: baseline cells {table['mad_baseline']:.4f}, all cells {table['mad_all']:.4f}"
+        )
+    if (b := table.get("beside")) is not None:
+        lines.append(
+            f"  in gradsel's default setting (sigmoid; its shipped runs, {counted(len(b['seeds']), 'seed')}): "
+            f"baseline cells {b['mad_baseline']:.4f}, all cells {b['mad_all']:.4f}"
         )
     if table["missing_cells"]:
         has = "has" if table["missing_cells"] == 1 else "have"
         lines.append(
             f"{counted(table['missing_cells'], 'cell')} {has} no runs yet: "
-            f"`gradsel table --preset {table['preset']} --run`"
+            f"`gradsel table --preset {table.get('run_preset', table['preset'])} --run`"
         )
     for m in table["avg_mismatches"]:
         lines.append(

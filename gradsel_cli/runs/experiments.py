@@ -96,6 +96,10 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
         return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
     if preset == "sources":
         return _sources_trials(base, seeds)
+    if preset in papers.SETTING_PRESETS:  # `base` has the setting (the command line applies it)
+        return [
+            t for paper in papers.SETTING_PRESETS[preset] for t in trials(base, papers.layout(paper).cells(), seeds)
+        ]
     if preset == "subsets":
         cells = [
             dict(method=papers.STUDY_SOURCES[0], batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)
