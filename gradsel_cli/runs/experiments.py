@@ -97,9 +97,11 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
     if preset == "sources":
         return _sources_trials(base, seeds)
     if preset in papers.SETTING_PRESETS:  # `base` has the setting (the command line applies it)
-        return [
-            t for paper in papers.SETTING_PRESETS[preset] for t in trials(base, papers.layout(paper).cells(), seeds)
-        ]
+        runs: dict[TrainConfig, TrainConfig] = {}  # a run two papers share (B's analytic cells are A's) once
+        for paper in papers.SETTING_PRESETS[preset]:
+            for t in trials(base, papers.layout(paper).cells(), seeds):
+                runs.setdefault(t.effective(), t)
+        return list(runs.values())
     if preset == "subsets":
         cells = [
             dict(method=papers.STUDY_SOURCES[0], batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)
