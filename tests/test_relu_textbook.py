@@ -34,7 +34,11 @@ def test_a_table_in_the_default_setting_says_no_network_line_and_one_in_the_sett
         "select", [], report.settings_of(TrainConfig().replace(**SETTING).to_dict()), None, None, "relu-textbook"
     )
     assert "network: activation relu, pixels float32" in footer_lines(relu)
-    assert any("`gradsel table --preset relu-textbook --run`" in line for line in footer_lines(relu))
+    assert any(line.endswith("`gradsel table --preset relu-textbook --run`") for line in footer_lines(relu))
+    # a paper's own preset in another setting: the hint keeps the options that chose it
+    varied = report.paper_table("select", [], report.settings_of(TrainConfig().replace(**SETTING).to_dict()))
+    assert any(line.endswith("--run` with the same options") for line in footer_lines(varied))
+    assert any(line.endswith("`gradsel table --preset select --run`") for line in footer_lines(plain))
 
 
 def test_table_runs_the_preset_and_prints_both_papers_beside_the_default_setting(runner, tmp_path):

@@ -176,9 +176,11 @@ def footer_lines(table: dict) -> list[str]:
         )
     if table["missing_cells"]:
         has = "has" if table["missing_cells"] == 1 else "have"
+        run_preset = table.get("run_preset", table["preset"])
+        varied = run_preset == table["preset"] and any(s[k] != defaults[k] for k in s if k in defaults)
         lines.append(
             f"{counted(table['missing_cells'], 'cell')} {has} no runs yet: "
-            f"`gradsel table --preset {table.get('run_preset', table['preset'])} --run`"
+            f"`gradsel table --preset {run_preset} --run`" + (" with the same options" if varied else "")
         )
     for m in table["avg_mismatches"]:
         lines.append(
