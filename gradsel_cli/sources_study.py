@@ -62,10 +62,12 @@ def long_cells() -> list[dict]:
 
 def regime(record: dict) -> str:
     """The regime a stored run of the study belongs to: equal iterations (ITERS), equal compute (within BUDGET
-    by the ledger it was counted with, so that a re-measured cost table moves no stored run), or long."""
+    by the ledger it was counted with, so that a re-measured cost table moves no stored run; a record made
+    before the ledger is counted here), or long."""
     if record["config"]["iters"] == ITERS:
         return "iterations"
-    return "budget" if record["ledger"]["total"] <= BUDGET else "long"
+    total = (record.get("ledger") or {}).get("total")
+    return "budget" if total is None or total <= BUDGET else "long"
 
 
 def setting_of(config: dict) -> dict | None:

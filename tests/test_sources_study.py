@@ -42,6 +42,7 @@ def test_a_stored_run_s_regime_comes_from_its_iterations_and_the_ledger_it_was_c
     assert sources_study.regime(record(sources_study.ITERS, 10 * at)) == "iterations"
     assert sources_study.regime(record(sources_study.ITERS + 1, at)) == "budget"
     assert sources_study.regime(record(sources_study.ITERS + 1, at * 1.001)) == "long"
+    assert sources_study.regime({"config": {"iters": sources_study.ITERS + 1}}) == "budget"  # made before the ledger
 
 
 @pytest.fixture

@@ -654,10 +654,9 @@ def table(
         if preset in papers.SETTING_PRESETS:  # beside gradsel's default setting: the shipped runs of each paper
             default = settings_of(TrainConfig(iters=base.iters, lr=base.lr, test_limit=base.test_limit).to_dict())
             for t in tables:
-                theirs = [p for p in [results.shipped_path(t["preset"])] if p is not None]
-                t["beside"] = beside_default(
-                    t, [r for recs in results.load_sources(theirs, quiet=True) for r in recs], default
-                )
+                theirs = results.shipped_path(t["preset"])
+                recs = [r for rs in results.load_sources([theirs], quiet=True) for r in rs] if theirs else []
+                t["beside"] = beside_default(t, recs, default)
         note = next((n for t in tables if (n := missing_note(t, where, run_missing))), None)
         shown = [matching(recs, settings) for recs in loaded]
     warn(err, note)
