@@ -43,7 +43,10 @@ def counted(n: int, noun: str, spec: str = "") -> str:
     return f"{n:{spec}} {noun}{'' if n == 1 else 'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
 
 
-STUDIES = ("conditions", "subsets", "sources")  # `table` presets that are studies of gradsel's own, not a paper's table
+STUDIES = ("conditions", "subsets", "sources", "differences")  # `table` presets that are studies, not a paper's table
+# The shipped runs a study reads when they are not its own file: the differences comparison reads the conditions
+# study's and the relu-textbook preset's.
+STUDY_RUNS = {"differences": ("conditions", "relu-textbook")}
 DIGITS_FROM = ("first", "disagree", "random")  # which test images a digit picture shows
 VAL_PER_CLASS = 200  # tune: validation images per class beside the few-shot set (2,000 in all: accuracy in 0.05% steps)
 

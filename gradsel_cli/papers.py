@@ -256,11 +256,44 @@ def condition_of(config: dict) -> str | None:
             "loss_epsilon": 0.0,
             "precision": "float64",
             "activation": "sigmoid",
+            "pixels": "float64",
             **changes,
         }
         if all(config.get(k) == v for k, v in want.items()):
             return name
     return None
+
+
+# --- which network did the papers train? (`gradsel table --preset differences`) -----------------------------
+
+# The published single-run differences (each paper's method − analytic, one run a cell) are tested against the
+# paired single-run differences of these conditions: the conditions study's on its cells (study_cells), a named
+# setting's on every cell of both papers and on the study's cells alone (like for like with the others).
+DIFFERENCE_CONDITIONS = ("float64 exact", "float32 exact", "relu", "relu-textbook")
+TEST_IMAGES = 10_000  # MNIST's test set, on which the papers report: a difference of 0.0001 is one test image
+assert set(DIFFERENCE_CONDITIONS) <= set(CONDITIONS) | set(NAMED_SETTINGS)
+
+
+def condition_changes(name: str) -> dict[str, Any]:
+    """The fields a condition of the differences comparison sets: a study condition's or a named setting's."""
+    return dict(NAMED_SETTINGS[name]) if name in NAMED_SETTINGS else dict(CONDITIONS[name])
+
+
+def difference_scopes(name: str) -> tuple[str, ...]:
+    """The cells a condition is compared on: "study" (study_cells), and "all" (both papers' every cell) for a
+    named setting, whose runs cover them."""
+    return ("study", "all") if name in NAMED_SETTINGS else ("study",)
+
+
+def difference_cells(scope: str) -> list[dict]:
+    """Each paper's cells in `scope` ("study" or "all"), as dict(paper, method, batch, hidden, shots)."""
+    study = {(c["batch"], c["hidden"], c["shots"]) for c in study_cells()}
+    return [
+        {"paper": preset, **cell}
+        for preset, lay in LAYOUTS.items()
+        for cell in lay.cells()
+        if scope == "all" or (cell["batch"], cell["hidden"], cell["shots"]) in study
+    ]
 
 
 def published_pattern() -> list[dict]:

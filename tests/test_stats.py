@@ -432,3 +432,50 @@ def test_seeds_needed_is_the_fewest_with_the_power_asked_for():
     assert seeds_needed(0.01, 0.001) == 3  # a large effect: the fewest a t-test can have and still reach 80%
     assert seeds_needed(0.001, 0.0) is None and seeds_needed(0.0, 0.002) is None
     assert seeds_needed(1e-9, 1.0) is None  # beyond MAX_SEEDS
+
+
+# stratified_exact ------------------------------------------------------------------------------
+
+
+def _enumerated(pools, observed):
+    """The same test by listing every choice of one value per stratum (each equally likely)."""
+    import itertools
+
+    strata = [[*pool, seen] for pool, seen in zip(pools, observed)]
+    sums = [sum(choice) for choice in itertools.product(*strata)]
+    t = sum(observed)
+    below = sum(s <= t for s in sums) / len(sums)
+    above = sum(s >= t for s in sums) / len(sums)
+    return min(1.0, 2 * min(below, above))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.lists(st.integers(0, 6), min_size=1, max_size=4), st.integers(0, 6)), min_size=1, max_size=4)
+)
+def test_stratified_exact_equals_enumeration(strata):
+    from gradsel_cli.analysis.stats import stratified_exact
+
+    pools, observed = [p for p, _ in strata], [o for _, o in strata]
+    got = stratified_exact(pools, observed)
+    assert got["p"] == pytest.approx(_enumerated(pools, observed), rel=1e-12, abs=1e-15)
+    assert got["statistic"] == sum(observed)
+    assert got["expected"] == pytest.approx(sum(np.mean([*p, o]) for p, o in zip(pools, observed)))
+
+
+def test_stratified_exact_an_observed_value_no_draw_reaches():
+    """Every draw 0, the observed values 3 in two strata of ten draws: only choosing both observed values
+    reaches the sum 6, so P(T >= 6) = (1/11)^2."""
+    from gradsel_cli.analysis.stats import stratified_exact
+
+    got = stratified_exact([[0] * 10, [0] * 10, [0] * 10], [3, 3, 0])
+    assert got["p"] == pytest.approx(2 / 121, rel=1e-12)
+    assert stratified_exact([[1, 2], [5]], [2, 5])["p"] == 1.0  # the middle of its distribution
+
+
+@pytest.mark.parametrize("pools, observed", [([], []), ([[1]], [1, 2]), ([[-1, 2]], [1])])
+def test_stratified_exact_refuses_bad_input(pools, observed):
+    from gradsel_cli.analysis.stats import stratified_exact
+
+    with pytest.raises(ValueError):
+        stratified_exact(pools, observed)

@@ -7,12 +7,13 @@ import json
 import math
 import warnings
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import papers, sources
-from ..config import DIGITS_FROM, GRID_KEYS, MARGIN, canonical, counted, images_label
+from ..config import DIGITS_FROM, GRID_KEYS, MARGIN, TrainConfig, canonical, counted, images_label
 from ..runs.records import identity, run_key, test_set_runs
 from . import stats
 
@@ -263,9 +264,12 @@ def missing_note(table: dict, path, ran: bool) -> str | None:
 def sources_note(sources: list[tuple]) -> str:
     """Which runs a table shows: (path, shipped?, runs shown from it) per file read."""
 
+    several = sum(shipped for _, shipped, _ in sources) > 1  # a study reading two presets' runs names each
+
     def one(path, shipped, n):
         runs = f"{n:,} run{'' if n == 1 else 's'}"
-        return f"{runs} shipped with gradsel" if shipped else f"{runs} from {path}"
+        named = f" ({Path(path).name.split('.')[0]})" if several else ""
+        return f"{runs} shipped with gradsel{named}" if shipped else f"{runs} from {path}"
 
     parts = [one(*s) for s in sources]
     return "Runs shown: " + (" and ".join(parts) if parts else "none (no results file)") + "."
@@ -817,11 +821,18 @@ def _probe_means(recs: list[dict]) -> dict | None:
     return {"cosine": float(np.mean(cosines)), "rel_error": float(np.median(errors)), "readings": len(cosines)}
 
 
-def study_summary(preset: str, records: list[dict], margin: float, path) -> tuple[dict, str | None]:
-    """The summary of a study (conditions, subsets or sources) from the records of `path`, and a note when it
-    has no runs."""
+def study_summary(
+    preset: str, records: list[dict], margin: float, path, base: TrainConfig | None = None
+) -> tuple[dict, str | None]:
+    """The summary of a study (conditions, subsets, sources or differences) from the records of `path`, and a
+    note when it has no runs; `base`: the setting the differences comparison's runs were made in."""
     studies = {"conditions": conditions_summary, "sources": sources_summary}
-    summary = studies[preset](records, margin) if preset in studies else subsets_summary(records)
+    if preset == "differences":
+        from .differences import differences_summary
+
+        summary = differences_summary(records, base)
+    else:
+        summary = studies[preset](records, margin) if preset in studies else subsets_summary(records)
     note = (
         None
         if summary["rows"]

@@ -419,6 +419,32 @@ def holm(p_values) -> list[float]:
     return adjusted
 
 
+def stratified_exact(pools, observed) -> dict:
+    """The exact test of one observed value per stratum against the stratum's draws (a stratified permutation
+    test): under the null hypothesis the observed value of stratum c is one more draw of it, so which of its
+    len(pools[c]) + 1 values is the observed one is uniform, independently across strata. The statistic is the
+    sum of the observed values; its null distribution is the convolution of the strata's (values are
+    non-negative integers: counts, test images). Returns {statistic, expected, p} with p two-sided:
+    min(1, 2 min(P(T <= t), P(T >= t))). Exact, with no random draws."""
+    if len(pools) != len(observed) or not pools:
+        raise ValueError("stratified_exact needs one observed value per stratum and at least one stratum")
+    dist = np.ones(1)  # the null distribution of the sum so far: dist[t] = P(T = t)
+    expected = 0.0
+    for pool, seen in zip(pools, observed):
+        values = np.append(np.asarray(pool, dtype=np.int64), int(seen))
+        if values.min() < 0:
+            raise ValueError("stratified_exact takes non-negative integer values (counts, test images)")
+        support, counts = np.unique(values, return_counts=True)
+        step = np.zeros(len(dist) + int(support[-1]))
+        for v, n in zip(support, counts):
+            step[v : v + len(dist)] += dist * (n / len(values))
+        dist = step
+        expected += float(values.mean())
+    t = int(sum(int(v) for v in observed))
+    below, above = float(dist[: t + 1].sum()), float(dist[t:].sum())
+    return {"statistic": t, "expected": expected, "p": min(1.0, 2.0 * min(below, above))}
+
+
 def json_ready(obj):
     """`obj` (dicts, lists, tuples of numbers and strings) with every float through text.json_number: JSON has
     no NaN, and a number that cannot be estimated (no interval from one seed) is null, its `reason` beside it."""

@@ -23,6 +23,7 @@ from ..config import (
     GRADCHECK_DRAWS,
     GRADCHECK_QS,
     STUDIES,
+    STUDY_RUNS,
     VAL_PER_CLASS,
     TrainConfig,
     counted,
@@ -523,7 +524,8 @@ def study_readings(preset: str) -> dict:
     help="alternate: paper A's Table 1; select: paper B's Table 1; relu-textbook: both in the textbook's "
     "setting (--setting relu-textbook), beside gradsel's default sigmoid runs; conditions: when the "
     "gradient source matters (study); subsets: first-k against random subsets; sources: every source alone and "
-    "mixed with backprop, at equal iterations and equal compute (study).",
+    "mixed with backprop, at equal iterations and equal compute (study); differences: the published method "
+    "differences tested against sigmoid float64, float32, ReLU and relu-textbook runs (which network?).",
 )
 @click.option("--run", "run_missing", is_flag=True, help="Run the missing cells first (resumable).")
 @config_options(*setting_keys())
@@ -579,6 +581,7 @@ def table(
       gradsel table --run --seeds 5 --workers 2
       gradsel table --subset random --results results/alternate-random.jsonl
       gradsel table --preset conditions
+      gradsel table --preset differences
     """
     from .. import render
     from ..analysis.report import (
@@ -612,7 +615,8 @@ def table(
         opts["setting"] = opts.get("setting") or preset
     base = config_from(opts)
     refuse_unread(preset_trials(preset, base, range(1)), None)
-    shipped = None if results_file else results.shipped_path(preset)
+    # the runs shipped with gradsel that the table reads: its own file, or those of the presets a study reads
+    shipped = [] if results_file else [p for n in STUDY_RUNS.get(preset, (preset,)) if (p := results.shipped_path(n))]
     path = Path(results_file) if results_file else results.user_path(preset)  # the user's runs: read, written
     if results_file and not run_missing:
         path = results.readable(path)  # results/NAME.jsonl, as the docs write, is the shipped copy outside a checkout
@@ -636,15 +640,16 @@ def table(
             data_dir,
             err,
             preset,
-            reference=[shipped] if shipped else [],
+            reference=shipped,
             **study_readings(preset),
         )
-    sources = [(p, p == shipped) for p in (shipped, path) if p is not None and (p == shipped or results.exists(p))]
+    sources = [(p, True) for p in shipped] + ([(path, False)] if results.exists(path) else [])
     loaded = results.load_sources([p for p, _ in sources], quiet=run_missing)  # --run has said what it skipped
     records = [r for recs in loaded for r in recs]
-    where = " or ".join(["the shipped runs" if is_shipped else str(p) for p, is_shipped in sources]) or str(path)
+    where = " or ".join(dict.fromkeys("the shipped runs" if is_shipped else str(p) for p, is_shipped in sources))
+    where = where or str(path)
     if preset in STUDIES:
-        summary, note = study_summary(preset, records, margin, where)
+        summary, note = study_summary(preset, records, margin, where, base)
         shown = loaded
     else:
         settings = settings_of(base.to_dict())

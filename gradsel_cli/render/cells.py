@@ -194,6 +194,8 @@ def study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[st
     """The study's tables as (title, headers, rows) of plain strings, for Rich or Markdown."""
     if preset == "sources":
         return _sources_parts(s)
+    if preset == "differences":
+        return _differences_parts(s)
     if preset == "subsets":
         rows = [
             [
@@ -259,6 +261,74 @@ def study_parts(preset: str, s: dict) -> list[tuple[str, list[str], list[list[st
         )
     )
     return parts
+
+
+def _p(test: dict | None) -> str:
+    """A test's Holm-adjusted p-value as a line of its cell: 'p 0.28', 'p 0.004', 'p 9e-15'."""
+    if test is None:
+        return ""
+    p = test["p_holm"]
+    return f"p {p:.0e}" if p < 1e-3 else f"p {p:.3f}" if p < 0.01 else f"p {p:.2f}"
+
+
+def _differences_parts(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The differences comparison: a table per scope of cells, the published differences' row first, then each
+    condition's with the Holm-adjusted p-value of each test under its number, the baselines' distance and the
+    verdict."""
+    headers = ["", "n", "zeros", "mean |Δ|\nimages", "large\nat B=1", "up", "verdict"]
+    scopes = {"study": "The study's cells (paper A's k=2 and B=1 cells)", "all": "Every cell of both papers"}
+    parts = []
+    for scope, said in scopes.items():
+        rows = [r for r in s["rows"] if r["cells"] == scope]
+        if not rows:
+            continue
+        pub = rows[0]
+        loc = next((r["location"] for r in rows if r["location"] is not None), None)
+        sg = next((r["signs"] for r in rows if r["signs"] is not None), None)
+        table = [
+            [
+                "published",
+                str(pub["strata"]),
+                f"{pub['zeros']['published']:.0%}",
+                f"{pub['spread']['published'] * papers.TEST_IMAGES:.1f}",
+                "—" if loc is None else f"{loc['published']:.0%}",
+                "—" if sg is None else f"{sg['published_up']}/{sg['published_up'] + sg['published_down']}",
+                "",
+            ]
+        ]
+        for r in rows:
+            z, sp, loc, sg = r["zeros"], r["spread"], r["location"], r["signs"]
+            table.append(
+                [
+                    f"{r['condition']}\nbase {fmt_number(r['baseline']['mad'], '.4f')}",
+                    str(r["pairs"]),
+                    f"{z['condition']:.0%}\n{_p(z)}",
+                    f"{sp['condition'] * papers.TEST_IMAGES:.1f}\n{_p(sp)}",
+                    "—" if loc is None else f"{loc['condition']:.0%}\n{_p(loc)}",
+                    "—" if sg is None else f"{sg['condition']:.0%}\n{_p(sg)}",
+                    r["verdict"],
+                ]
+            )
+        title = (
+            f"{said}: the published differences (method − {papers.STUDY_SOURCES[0]}, one run a cell) against "
+            f"each condition's paired runs ({counted(max(r['seeds'] for r in rows), 'seed')})"
+        )
+        parts.append((title, headers, table))
+    return parts
+
+
+def differences_legend(summary: dict) -> str:
+    """What the columns of the differences comparison mean."""
+    near = round(summary["near_zero"] * papers.TEST_IMAGES)
+    return (
+        "n: differences of a method from analytic in the same cell (and seed): published (paper A: alternate; "
+        "paper B: numeric, select), the condition's paired runs. zeros: the share exactly 0. zeros and mean |Δ| "
+        "are tested as if each published difference were one more draw of its cell (exact permutation tests). "
+        f"large at B=1: of the differences beyond {near} test images, the share at B=1 (Fisher's exact test). up: "
+        "the published differences up of those not 0; the condition's share up (binomial test). p: Holm-adjusted "
+        f"over the {summary['tests']} tests of the table; rejected: any p below {summary['alpha']}. base: the "
+        "condition's analytic cells (mean over seeds) against the published ones, mean |ours − published|."
+    )
 
 
 def study_legend(summary: dict) -> str:

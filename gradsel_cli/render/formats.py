@@ -5,7 +5,17 @@ import io
 import json
 import math
 
-from .cells import cell_text, column_names, entries, footer_lines, row_label, study_legend, study_parts, verdict_lines
+from .cells import (
+    cell_text,
+    column_names,
+    differences_legend,
+    entries,
+    footer_lines,
+    row_label,
+    study_legend,
+    study_parts,
+    verdict_lines,
+)
 
 
 def paper_table_markdown(table: dict, paper: bool = True) -> str:
@@ -180,13 +190,15 @@ def study_markdown(preset: str, summary: dict) -> str:
         lines = [
             f"**{title}**",
             "",
-            "| " + " | ".join(headers) + " |",
+            "| " + " | ".join(h.replace("\n", " ") for h in headers) + " |",
             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
         ]
         lines += ["| " + " | ".join(cell.replace("\n", " ") for cell in row) + " |" for row in rows]
         out.append("\n".join(lines) + "\n")
     if preset == "conditions":
         out.append(study_legend(summary) + "\n")
+    if preset == "differences":
+        out.append(differences_legend(summary) + "\n")
     return "".join(part + "\n" for part in out)
 
 

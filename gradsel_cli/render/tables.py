@@ -11,6 +11,7 @@ from ..config import METHOD_NAMES, TrainConfig, counted, images_label
 from .cells import (
     cell_text,
     column_names,
+    differences_legend,
     duration,
     entries,
     fmt_loss,
@@ -606,6 +607,8 @@ def study_tables(preset: str, summary: dict) -> list:
         out.append(t)
     if preset == "conditions":
         out.append(Text(study_legend(summary)))
+    if preset == "differences":
+        out.append(Text(differences_legend(summary)))
     return out
 
 

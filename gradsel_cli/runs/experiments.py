@@ -96,6 +96,14 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
         return [t for changes in papers.CONDITIONS.values() for t in trials(base.replace(**changes), cells, seeds)]
     if preset == "sources":
         return _sources_trials(base, seeds)
+    if preset == "differences":  # each condition's runs on the widest cells it is compared on, seed by seed
+        unique: dict[TrainConfig, TrainConfig] = {}  # a run two conditions or papers share once
+        for seed in seeds:
+            for name in papers.DIFFERENCE_CONDITIONS:
+                for cell in papers.difference_cells(papers.difference_scopes(name)[-1]):
+                    t = condition_config(base, name, cell, seed)
+                    unique.setdefault(t.effective(), t)
+        return list(unique.values())
     if preset in papers.SETTING_PRESETS:  # `base` has the setting (the command line applies it)
         runs: dict[TrainConfig, TrainConfig] = {}  # a run two papers share (B's analytic cells are A's) once
         for paper in papers.SETTING_PRESETS[preset]:
@@ -108,6 +116,15 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
         ]
         return [t for subset in ("first", "random") for t in trials(base.replace(subset=subset), cells, seeds)]
     return trials(base, papers.layout(preset).cells(), seeds)
+
+
+def condition_config(base: TrainConfig, name: str, cell: dict, seed: int) -> TrainConfig:
+    """The run of a condition of the differences comparison (papers.DIFFERENCE_CONDITIONS) in a cell
+    (dict(method, batch, hidden, shots); a "paper" key is ignored) and seed."""
+    from .. import papers
+
+    keys = {k: v for k, v in cell.items() if k != "paper"}
+    return base.replace(**papers.condition_changes(name), **keys, seed=int(seed)).validate()
 
 
 def _sources_trials(base: TrainConfig, seeds) -> list[TrainConfig]:
