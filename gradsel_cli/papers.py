@@ -267,9 +267,9 @@ def condition_of(config: dict) -> str | None:
 # --- which network did the papers train? (`gradsel table --preset differences`) -----------------------------
 
 # The published single-run differences (each paper's method − analytic, one run a cell) are tested against the
-# paired single-run differences of these conditions: the conditions study's on its cells (study_cells), a named
-# setting's on every cell of both papers and on the study's cells alone (like for like with the others).
-DIFFERENCE_CONDITIONS = ("float64 exact", "float32 exact", "relu", "relu-textbook")
+# paired single-run differences of these conditions: each of the conditions study's on its cells (study_cells),
+# the textbook's setting on every cell of both papers and on the study's cells alone (like for like).
+DIFFERENCE_CONDITIONS = (*CONDITIONS, "relu-textbook")
 TEST_IMAGES = 10_000  # MNIST's test set, on which the papers report: a difference of 0.0001 is one test image
 assert set(DIFFERENCE_CONDITIONS) <= set(CONDITIONS) | set(NAMED_SETTINGS)
 
