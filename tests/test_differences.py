@@ -2,6 +2,7 @@
 against each condition's paired runs, on made-up runs whose answer is known, and its trials and files."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,9 @@ def test_the_preset_reads_the_shipped_runs_of_both_presets(tmp_path, monkeypatch
     assert "(conditions)" in result.stderr and "(relu-textbook)" in result.stderr
     result = CliRunner().invoke(cli, ["table", "--preset", "differences", "--format", "markdown"])
     assert result.exit_code == 0 and "| published | 50 |" in result.stdout and "Holm-adjusted over the" in result.stdout
+    for table in result.stdout.split("\n\n"):  # every line of a Markdown table has its header's columns
+        rows = [line for line in table.splitlines() if line.startswith("|")]
+        assert len({len(re.split(r"(?<!\\)\|", line)) for line in rows}) <= 1, table
 
 
 def test_no_runs_says_how_to_make_them(tmp_path):

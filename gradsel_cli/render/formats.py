@@ -183,6 +183,11 @@ def compare_csv(summary: dict) -> str:
     return csv_text(COMPARE_CSV_HEADER, rows)
 
 
+def _md_cell(text: str) -> str:
+    """A study's cell in a Markdown table: one line, its pipes escaped (mean |Δ|)."""
+    return text.replace("\n", " ").replace("|", "\\|")
+
+
 def study_markdown(preset: str, summary: dict) -> str:
     """The conditions or subsets study as Markdown: each table under its bold title, the legend of conditions."""
     out = []
@@ -190,10 +195,10 @@ def study_markdown(preset: str, summary: dict) -> str:
         lines = [
             f"**{title}**",
             "",
-            "| " + " | ".join(h.replace("\n", " ") for h in headers) + " |",
+            "| " + " | ".join(_md_cell(h) for h in headers) + " |",
             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
         ]
-        lines += ["| " + " | ".join(cell.replace("\n", " ") for cell in row) + " |" for row in rows]
+        lines += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
         out.append("\n".join(lines) + "\n")
     if preset == "conditions":
         out.append(study_legend(summary) + "\n")
