@@ -274,6 +274,12 @@ TEST_IMAGES = 10_000  # MNIST's test set, on which the papers report: a differen
 assert set(DIFFERENCE_CONDITIONS) <= set(CONDITIONS) | set(NAMED_SETTINGS)
 
 
+def condition_fields() -> tuple[str, ...]:
+    """The fields the conditions of the differences comparison set between them (network and arithmetic): each
+    condition's run has them at the condition's values or the defaults, never at a command line's."""
+    return tuple(dict.fromkeys(k for n in DIFFERENCE_CONDITIONS for k in condition_changes(n)))
+
+
 def condition_changes(name: str) -> dict[str, Any]:
     """The fields a condition of the differences comparison sets: a study condition's or a named setting's."""
     return dict(NAMED_SETTINGS[name]) if name in NAMED_SETTINGS else dict(CONDITIONS[name])

@@ -137,3 +137,16 @@ def test_no_runs_says_how_to_make_them(tmp_path):
     result = CliRunner().invoke(cli, ["table", "--preset", "differences", "--results", str(empty)])
     assert result.exit_code == 0
     assert "No stored runs of the differences study" in result.stderr
+
+
+def test_a_condition_is_its_own_network_whatever_the_base():
+    base = TrainConfig(activation="relu", precision="float32", pixels="float32", loss_epsilon=1e-7)
+    cell = {"paper": "alternate", "method": "analytic", "batch": 1, "hidden": 20, "shots": 2}
+    assert condition_config(base, "float64 exact", cell, 3) == condition_config(TrainConfig(), "float64 exact", cell, 3)
+
+
+@pytest.mark.parametrize("options", [["--setting", "relu-textbook"], ["--activation", "relu"], ["--fd-arith", "exact"]])
+def test_options_that_would_change_the_conditions_are_refused(options):
+    result = CliRunner().invoke(cli, ["table", "--preset", "differences", *options])
+    assert result.exit_code == 2
+    assert "sets each condition's network and arithmetic itself: drop " + options[0] in result.output

@@ -608,6 +608,13 @@ def table(
             f"--power sizes a paper's claims; the {preset} study tests none: drop --power, or use it with "
             "--preset alternate or select, or with gradsel compare"
         )
+    if preset == "differences" and (
+        chosen := [k for k in ("setting", *papers.condition_fields()) if k in given_options()]
+    ):
+        names = ", ".join("--" + k.replace("_", "-") for k in chosen)
+        raise click.UsageError(
+            f"the differences comparison sets each condition's network and arithmetic itself: drop {names}"
+        )
     out, err = render.consoles(quiet)
     grid = grid_from(opts)
     papers_of = papers.SETTING_PRESETS.get(preset, (preset,))  # the papers' tables it prints

@@ -124,7 +124,8 @@ def condition_config(base: TrainConfig, name: str, cell: dict, seed: int) -> Tra
     from .. import papers
 
     keys = {k: v for k, v in cell.items() if k != "paper"}
-    return base.replace(**papers.condition_changes(name), **keys, seed=int(seed)).validate()
+    defaults = {k: getattr(_DEFAULT, k) for k in papers.condition_fields()}  # the condition's, not the base's
+    return base.replace(**{**defaults, **papers.condition_changes(name), **keys}, seed=int(seed)).validate()
 
 
 def _sources_trials(base: TrainConfig, seeds) -> list[TrainConfig]:
