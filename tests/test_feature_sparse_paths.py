@@ -57,8 +57,9 @@ def test_sparse_analytic_with_signed_zeros_and_odd_row_lengths(stored):
 
 @pytest.mark.parametrize("dtype", sr.DTYPES)
 def test_deduplicated_numeric_is_bitwise_the_old_one(mnist_raw, stored, dtype):
-    """Batches drawn with replacement (repeated samples) and repeated pixel values: bitwise as before.
-    The textbook arithmetic sums every sample's loss, each copy of a repeat as its own term."""
+    """Batches drawn with replacement (repeated samples) and repeated pixel values: bitwise as before (the cases
+    of the cumulant series: as when it came, sparse_reference.py). The textbook arithmetic sums every sample's
+    loss, each copy of a repeat as its own term."""
     for name, args in sr.numeric_cases(mnist_raw):
         if f"/{dtype}/" in name:
             grads = numeric_blocks(*args)
