@@ -146,12 +146,20 @@ def test_bench_times_one_iteration_and_one_gradient_on_a_clock_it_cannot_tell_fr
     assert (row["naive"], row["naive_extrapolated"], row["naive_over_numeric"]) == (32.0, False, 4.0)
 
 
-def test_exp_count_shares_repeated_values_and_samples():
+def test_the_operation_counts_share_repeated_values_and_samples():
     x = np.array([[0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0], [0.25, 0.0, 0.0, 0.0]])
     y = np.array([3, 3, 1])
     H, K = 2, 10
-    # distinct (sample, value): sample 0 {0.5, 1}, sample 1 repeats it, sample 2 {0.25, 1}
-    assert numeric_source.exp_count(x, y, H, K) == 2 * K * H * 4 + 2 * (H + 1) * K * 3
+    # distinct (sample, value): sample 0 {0.5, 1}, sample 1 repeats it, sample 2 {0.25, 1}: 4 pairs, 2 samples
+    output = 2 * (H + 1) * K * 3  # W2 and b2: two exponentials per (unit or bias, logit, sample), either way
+    a, b = numeric_source.SERIES_SAMPLE
+    series = numeric_source.op_counts(x, y, H, K)
+    assert series["exponentials"] == output
+    assert series["multiply_adds"] == H * (4 * numeric_source.SERIES_PAIR + 2 * (a * K + b))
+    without = numeric_source.op_counts(x, y, H, K, series=False)
+    assert without["exponentials"] == series["exponentials_without_series"] == 2 * K * H * 4 + output
+    per_pair = 2 * K * numeric_source.EXP_LOGIT + numeric_source.EXP_PAIR
+    assert without["multiply_adds"] == series["multiply_adds_without_series"] == H * 4 * per_pair
     assert numeric_source.dense_exp_count(x, H, K) == 2 * K * H * (3 + 3 + 1 + 3) + 2 * (H + 1) * K * 3
 
 

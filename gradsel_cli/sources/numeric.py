@@ -178,35 +178,58 @@ def _bench(params, x, y, settings, repeat: int, seed: int, seconds: float) -> di
             if extrapolated
             else median_time(lambda: naive_numeric_gradient(params, x, y, settings), max(1, repeat // 2))
         )
-    exps = exp_count(x, y, params.hidden)
+    from ..core import network
+
+    k: Knobs = knobs_in(settings, "numeric")
+    series = not k.fd_textbook and settings.loss_epsilon == 0.0 and settings.loss == network.LOSS_CODES["cross-entropy"]
+    counts = op_counts(x, y, params.hidden, series=series)
     return {
         "naive": naive,
         "naive_extrapolated": extrapolated,
         "naive_blas_threads": NAIVE_BLAS_THREADS,
         "naive_over_numeric": naive / seconds,
-        "exponentials": exps,
+        **counts,
         "exponentials_unshared": dense_exp_count(x, params.hidden),
-        "ns_per_exponential": seconds / exps * 1e9,
+        "ns_per_exponential": seconds / counts["exponentials"] * 1e9,
     }
 
 
-def exp_count(x, y, hidden: int, n_out: int = 10) -> int:
-    """Exponentials the numeric gradient evaluates (central differences, no dropout).
+# Multiply-adds (a multiply, an add or a fused multiply-add each count one) of the numeric gradient's inner loops
+# of W1 and b1, as kernels/differences.py writes them, per hidden unit:
+SERIES_PAIR = 14  # per distinct (sample, value) pair by the cumulant series: h1..h4, u - v, the degree-5 sum
+SERIES_SAMPLE = (13, 12)  # per distinct sample: (a, b) -> a n_out + b: S, kappa_1 - w_y, four central moments
+EXP_LOGIT = 8  # per perturbed logit without the series: _exp_small's degree-6 polynomial (7), its sum (1)
+EXP_PAIR = 9  # per distinct pair without the series: log1p's degree-9 series
 
-    W1 and b1: 2 x n_out per hidden unit and distinct (sample, value) pair, the
-    bias counting as a pixel of value 1 — a value repeated within a sample, or
-    a sample repeated in the batch, is evaluated once. W2 and b2: 2 per
-    (hidden unit or bias, logit, sample).
-    """
+
+def op_counts(x, y, hidden: int, n_out: int = 10, series: bool = True) -> dict:
+    """Per call (central differences, no dropout, the cross-entropy): the exponentials the numeric gradient
+    evaluates and the multiply-adds of its W1 loops, with the cumulant series (`series`: the exact arithmetic
+    without a loss epsilon, each move within its bound, kernels/differences.SERIES_SMALL) and without it.
+
+    W1 and b1: without the series, 2 n_out exponentials per hidden unit and distinct (sample, value) pair, the
+    bias counting as a pixel of value 1 (a value repeated within a sample, or a sample repeated in the batch, is
+    evaluated once); with it, none. W2 and b2: 2 per (hidden unit or bias, logit, sample), either way."""
     import numpy as np
 
-    seen, distinct = set(), 0
+    seen, pairs = set(), 0
     for row, label in zip(x, y):
         key = (row.tobytes(), int(label))
         if key not in seen:
             seen.add(key)
-            distinct += len(np.unique(np.append(row[row != 0], 1.0)))
-    return 2 * n_out * hidden * distinct + 2 * (hidden + 1) * n_out * x.shape[0]
+            pairs += len(np.unique(np.append(row[row != 0], 1.0)))
+    output = 2 * (hidden + 1) * n_out * x.shape[0]
+    without = {
+        "exponentials": 2 * n_out * hidden * pairs + output,
+        "multiply_adds": hidden * pairs * (2 * n_out * EXP_LOGIT + EXP_PAIR),
+    }
+    a, b = SERIES_SAMPLE
+    with_series = {
+        "exponentials": output,
+        "multiply_adds": hidden * (pairs * SERIES_PAIR + len(seen) * (a * n_out + b)),
+    }
+    now = with_series if series else without
+    return {**now, **{f"{k}_without_series": v for k, v in without.items()}}
 
 
 def dense_exp_count(x, hidden: int, n_out: int = 10) -> int:
@@ -309,14 +332,17 @@ SOURCE = Source(
             ("naive", "naive", "duration"),
             ("naive /\nnumeric", "naive_over_numeric", ",.0f×"),
             ("exps", "exponentials", "M"),
-            ("ns /\nexp", "ns_per_exponential", ".2f"),
+            ("w/o\nseries", "exponentials_without_series", "M"),
+            ("mul-\nadds", "multiply_adds", "M"),
+            ("w/o\nseries", "multiply_adds_without_series", "M"),
         ),
         title="numeric: against the textbook's loop, and its exponentials",
         notes=(
             "naive: the textbook numerical gradient (a weight at a time, full forward",
             "pass), timed on a sample of weights and extrapolated above 3 s a call",
             "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
-            "and repeated samples, share theirs); ns / exp: numeric time / exps",
+            "and repeated samples, share theirs); mul-adds: of its W1 loops; w/o series:",
+            "each without the cumulant series of the loss change (the exponentials' path)",
         ),
     ),
 )
