@@ -100,7 +100,8 @@ def test_bench_times_an_iteration_of_each_method_as_training_runs_it(runner, aut
     assert all(row[name] > 0 for name in sources.names())  # each source's time per call
     assert all(row[f"{name}_over_analytic"] > 0 for name in sources.names() if name != sources.exact())
     assert row["iteration_over_exact"] == row["iter_analytic"] / row["analytic"]
-    assert {"naive", "naive_over_numeric", "exponentials", "ns_per_exponential", "naive_blas_threads"} <= set(row)
+    assert {"naive", "naive_over_numeric", "exponentials", "multiply_adds", "naive_blas_threads"} <= set(row)
+    assert row["exponentials"] < row["exponentials_without_series"]  # the default: the series
 
 
 def test_bench_times_one_iteration_and_one_gradient_on_a_clock_it_cannot_tell_from_the_real_one(monkeypatch):
@@ -151,13 +152,15 @@ def test_the_operation_counts_share_repeated_values_and_samples():
     y = np.array([3, 3, 1])
     H, K = 2, 10
     # distinct (sample, value): sample 0 {0.5, 1}, sample 1 repeats it, sample 2 {0.25, 1}: 4 pairs, 2 samples
-    output = 2 * (H + 1) * K * 3  # W2 and b2: two exponentials per (unit or bias, logit, sample), either way
+    output = 2 * (H + 1) * K * 3  # W2 and b2: two exponentials per (unit or bias, logit, sample) without the series
+    units = 2 * H * 2  # a sigmoid unit's e^-a per distinct sample, each direction
     a, b = numeric_source.SERIES_SAMPLE
     series = numeric_source.op_counts(x, y, H, K)
-    assert series["exponentials"] == output
+    assert series["exponentials"] == units
+    assert numeric_source.op_counts(x, y, H, K, sigmoid=False)["exponentials"] == 0
     assert series["multiply_adds"] == H * (4 * numeric_source.SERIES_PAIR + 2 * (a * K + b))
     without = numeric_source.op_counts(x, y, H, K, series=False)
-    assert without["exponentials"] == series["exponentials_without_series"] == 2 * K * H * 4 + output
+    assert without["exponentials"] == series["exponentials_without_series"] == 2 * K * H * 4 + output + units
     per_pair = 2 * K * numeric_source.EXP_LOGIT + numeric_source.EXP_PAIR
     assert without["multiply_adds"] == series["multiply_adds_without_series"] == H * 4 * per_pair
     assert numeric_source.dense_exp_count(x, H, K) == 2 * K * H * (3 + 3 + 1 + 3) + 2 * (H + 1) * K * 3

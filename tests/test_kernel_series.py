@@ -112,3 +112,73 @@ def test_the_loss_epsilon_and_textbook_paths_keep_their_exponentials():
                         np.empty(N), False, eps, out, none, none)  # fmt: skip
     assert np.array_equal(plain, _series(e, w, y, u, v))
     assert not np.array_equal(with_eps, plain)
+
+
+def _output_reference(z1, e, y, step, central) -> np.ndarray:
+    """gW2 and b2's gradient (H + 1, K) of the summed per-sample loss changes, in 60 digits from the same inputs."""
+    B, H = z1.shape
+    out = np.empty((H + 1, e.shape[1]))
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        h = Decimal(float(step))
+        for j in range(H + 1):
+            for k in range(e.shape[1]):
+                total = Decimal(0)
+                for b in range(B):
+                    S = sum(Decimal(float(v)) for v in e[b])
+                    ek = Decimal(float(e[b, k]))
+                    u = h * Decimal(float(z1[b, j]) if j < H else 1.0)
+                    v = -u if central else Decimal(0)
+                    total += (S + ek * (u.exp() - 1)).ln() - (S + ek * (v.exp() - 1)).ln()
+                    total -= (u - v) if k == y[b] else 0
+                out[j, k] = float(total / (B * (2 * h if central else h)))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("central", [True, False])
+def test_the_output_layers_series_is_within_a_few_ulp_and_the_exponentials_are_not(dtype, central):
+    """W2 and b2 by the Bernoulli cumulant series, against the 60-digit reference: within 32 ulp of the
+    entry's scale (the mean |z1| of its unit); the exponentials' path errs by orders of magnitude more in
+    float64 (its loss changes round at the scale of the loss, not of the change)."""
+    from gradsel_cli.kernels.differences import _numeric_output_layer, _output_exponentials
+
+    rng = np.random.default_rng(21 + central)
+    B, H = 6, 4
+    eps = np.finfo(dtype).eps
+    step = dtype(1e-4)  # with |z1| up to 4, every move within the series' bound
+    worst = today = 0.0
+    for _ in range(4):
+        a2 = rng.normal(0, rng.uniform(1, 8), (B, K))
+        m = a2.max(axis=1)
+        e = np.exp(a2 - m[:, None]).astype(dtype)
+        z1 = rng.uniform(0, 1, (B, H)).astype(dtype) * dtype(rng.choice([1.0, 4.0]))  # sigmoid's, and ReLU's
+        y = rng.integers(0, K, B)
+        args = (z1, a2.astype(dtype), m.astype(dtype), e, y, step, central, 0, False, dtype(0.0))
+        gW2, gb2 = _numeric_output_layer(*args)
+        oW2, ob2 = _output_exponentials(*args)
+        want = _output_reference(z1, e, y, step, central)
+        scale = np.append(np.abs(z1).mean(axis=0), 1.0)[:, None]
+        worst = max(worst, float(np.max(np.abs(np.vstack([gW2, gb2]) - want) / scale)) / eps)
+        today = max(today, float(np.max(np.abs(np.vstack([oW2, ob2]) - want) / scale)) / eps)
+    assert worst <= 32
+    if dtype == np.float64:
+        assert today > 100 * worst
+
+
+def test_the_output_layer_takes_the_exponentials_past_the_bound_or_with_a_loss_epsilon():
+    from gradsel_cli.kernels.differences import SERIES_SMALL, _numeric_output_layer, _output_exponentials
+
+    rng = np.random.default_rng(2)
+    a2 = rng.normal(0, 3, (3, K))
+    m = a2.max(axis=1)
+    e = np.exp(a2 - m[:, None])
+    y = rng.integers(0, K, 3)
+    step = 1e-4
+    far = np.full((3, 2), 2.2 * SERIES_SMALL / step)  # a ReLU unit this large moves its logits past the bound
+    for z1, eps in ((far, 0.0), (far / 10, 1e-7)):
+        args = (z1, a2, m, e, y, step, True, 0, False, eps)
+        got, want = _numeric_output_layer(*args), _output_exponentials(*args)
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    near = (far / 10, a2, m, e, y, step, True, 0, False, 0.0)
+    assert not np.array_equal(_numeric_output_layer(*near)[0], _output_exponentials(*near)[0])

@@ -11,6 +11,7 @@ against h is V-shaped. The config's precision, finite-difference arithmetic and
 loss epsilon apply (the exact gradient, as in training, ignores the loss epsilon).
 """
 
+import math
 import warnings
 from collections.abc import Mapping
 
@@ -40,7 +41,7 @@ def compare(numeric: np.ndarray, analytic: np.ndarray) -> dict:
     na, nn = float(np.sqrt(np.dot(a, a))), float(np.sqrt(np.dot(n, n)))
     diff = float(np.sqrt(np.dot(n - a, n - a)))
     rel = diff / na if na > 0 else (0.0 if diff == 0 else float("inf"))
-    if nn > 0 and na > 0:
+    if 0 < nn < math.inf and 0 < na < math.inf:  # an infinite gradient (a step of 1e-320) has no direction
         u = n / nn - a / na
         gap = 0.5 * float(np.dot(u, u))
         cos = float(np.dot(n, a)) / (nn * na)

@@ -182,7 +182,8 @@ def _bench(params, x, y, settings, repeat: int, seed: int, seconds: float) -> di
 
     k: Knobs = knobs_in(settings, "numeric")
     series = not k.fd_textbook and settings.loss_epsilon == 0.0 and settings.loss == network.LOSS_CODES["cross-entropy"]
-    counts = op_counts(x, y, params.hidden, series=series)
+    sigmoid = settings.activation == network.ACTIVATION_CODES["sigmoid"]
+    counts = op_counts(x, y, params.hidden, series=series, sigmoid=sigmoid)
     return {
         "naive": naive,
         "naive_extrapolated": extrapolated,
@@ -190,7 +191,6 @@ def _bench(params, x, y, settings, repeat: int, seed: int, seconds: float) -> di
         "naive_over_numeric": naive / seconds,
         **counts,
         "exponentials_unshared": dense_exp_count(x, params.hidden),
-        "ns_per_exponential": seconds / counts["exponentials"] * 1e9,
     }
 
 
@@ -202,14 +202,15 @@ EXP_LOGIT = 8  # per perturbed logit without the series: _exp_small's degree-6 p
 EXP_PAIR = 9  # per distinct pair without the series: log1p's degree-9 series
 
 
-def op_counts(x, y, hidden: int, n_out: int = 10, series: bool = True) -> dict:
+def op_counts(x, y, hidden: int, n_out: int = 10, series: bool = True, sigmoid: bool = True) -> dict:
     """Per call (central differences, no dropout, the cross-entropy): the exponentials the numeric gradient
     evaluates and the multiply-adds of its W1 loops, with the cumulant series (`series`: the exact arithmetic
     without a loss epsilon, each move within its bound, kernels/differences.SERIES_SMALL) and without it.
 
     W1 and b1: without the series, 2 n_out exponentials per hidden unit and distinct (sample, value) pair, the
     bias counting as a pixel of value 1 (a value repeated within a sample, or a sample repeated in the batch, is
-    evaluated once); with it, none. W2 and b2: 2 per (hidden unit or bias, logit, sample), either way."""
+    evaluated once); with it, none. W2 and b2: without it 2 per (hidden unit or bias, logit, sample); with it
+    none. A sigmoid unit's own: 2 per hidden unit and distinct sample (its e^-a, once per direction)."""
     import numpy as np
 
     seen, pairs = set(), 0
@@ -219,13 +220,14 @@ def op_counts(x, y, hidden: int, n_out: int = 10, series: bool = True) -> dict:
             seen.add(key)
             pairs += len(np.unique(np.append(row[row != 0], 1.0)))
     output = 2 * (hidden + 1) * n_out * x.shape[0]
+    units = 2 * hidden * len(seen) if sigmoid else 0
     without = {
-        "exponentials": 2 * n_out * hidden * pairs + output,
+        "exponentials": 2 * n_out * hidden * pairs + output + units,
         "multiply_adds": hidden * pairs * (2 * n_out * EXP_LOGIT + EXP_PAIR),
     }
     a, b = SERIES_SAMPLE
     with_series = {
-        "exponentials": output,
+        "exponentials": units,
         "multiply_adds": hidden * (pairs * SERIES_PAIR + len(seen) * (a * n_out + b)),
     }
     now = with_series if series else without
