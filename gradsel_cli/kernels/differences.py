@@ -100,13 +100,26 @@ def _textbook_difference(Lp, Lm, B, fd_step, fd_central):
     return (Lp / nB - Lm / nB) / (_c(fd_step, 2.0) * fd_step if fd_central else fd_step)
 
 
+@numba.njit(**INLINE)
+def _series_change(u, v, c1, c2, c3, c4, c5):
+    """K(u) - K(v) less (u - v) times the moved logit's share of the loss, for a cumulant series K cut at degree
+    5 (c1: kappa_1 less that share, c_n = kappa_n / n!): u^n - v^n = (u - v) h_{n-1}(u, v) (h: the complete
+    homogeneous sums), so it is (u - v) times a sum that loses nothing to cancellation."""
+    h1 = u + v
+    v2 = v * v
+    h2 = u * h1 + v2
+    h3 = u * h2 + v2 * v
+    h4 = u * h3 + v2 * v2
+    return (u - v) * (c1 + (c2 * h1 + (c3 * h2 + (c4 * h3 + c5 * h4))))
+
+
 @numba.njit(**PARALLEL)
 def _output_series(z1, e, y, fd_step, fd_central):
     """_numeric_output_layer of the cross-entropy without a loss epsilon in the exact arithmetic, by the
     cumulant series: a logit k moved by d changes sample b's loss by K(d) - d [k = y], K(d) = log(1 + p (e^d - 1))
     the cumulant generating function of a Bernoulli(p = p_bk) variable, whose cumulants are p, pq, pq (q - p),
     pq (1 - 6pq), pq (q - p)(1 - 12pq) (q = 1 - p, each computed from the other logits' sum, not as 1 - p).
-    As in _ce_series, K(u) - K(v) = (u - v) times a degree-5 sum: its range is 1, so with |d| / 2 <= SERIES_SMALL
+    As in _ce_series (_series_change): its range is 1, so with |d| / 2 <= SERIES_SMALL
     the terms left out are below 1.8e-16 of |d|. No exponential, where there were two per (unit, logit, sample)."""
     B, H = z1.shape
     K = e.shape[1]
@@ -140,13 +153,8 @@ def _output_series(z1, e, y, fd_step, fd_central):
             for b in range(B):
                 u = fd_step * (z1[b, j] if j < H else one)
                 v = -u if fd_central else _c(fd_step, 0.0)
-                h1 = u + v
-                v2 = v * v
-                h2 = u * h1 + v2
-                h3 = u * h2 + v2 * v
-                h4 = u * h3 + v2 * v2
                 c = coef[b, k]
-                d += (u - v) * (c[0] + (c[1] * h1 + (c[2] * h2 + (c[3] * h3 + c[4] * h4))))
+                d += _series_change(u, v, c[0], c[1], c[2], c[3], c[4])
             if j < H:
                 gW2[j, k] = d * scale
             else:
@@ -233,10 +241,9 @@ def _ce_series(e, b, w2j, y_b, dzp, dzm, n, diff):
 
     The logits move by dz w_k (w = W2[j]), so log S(dz)/S(0) = log sum_k p_k exp(dz w_k) = K(dz), the
     cumulant generating function of w under the softmax p: K(dz) = sum_n kappa_n dz^n / n!, and the loss
-    change is K(u) - K(v) - (u - v) w_y. With the central moments mu_n of w, kappa_2 = mu_2, kappa_3 = mu_3,
-    kappa_4 = mu_4 - 3 mu_2^2, kappa_5 = mu_5 - 10 mu_3 mu_2; u^n - v^n = (u - v) h_{n-1}(u, v) (h: the
-    complete homogeneous sums), so the change is (u - v) times a sum that loses nothing to cancellation, and
-    kappa_1 - w_y = sum_k p_k (w_k - w_y). Truncation: for |z| r <= 1 (r = max |w| bounds the centred range)
+    change is K(u) - K(v) - (u - v) w_y (_series_change). With the central moments mu_n of w, kappa_2 = mu_2,
+    kappa_3 = mu_3, kappa_4 = mu_4 - 3 mu_2^2, kappa_5 = mu_5 - 10 mu_3 mu_2, and kappa_1 - w_y =
+    sum_k p_k (w_k - w_y). Truncation: for |z| r <= 1 (r = max |w| bounds the centred range)
     the series of K converges with |K| <= 3.2 (the centred mean of exp(z (w - c)) stays at least e^-1 cos 1
     from 0), so the terms beyond degree 5 are at most 6.4 (|dz| r)^6 / (1 - |dz| r) in all: with
     |dz| r <= SERIES_SMALL, below 1.8e-16 |dz| r, a fraction of an ulp of the change's scale."""
@@ -270,14 +277,7 @@ def _ce_series(e, b, w2j, y_b, dzp, dzm, n, diff):
     c4 = (m4 - _c(w2j, 3.0) * m2 * m2) * _c(w2j, 1.0 / 24.0)
     c5 = (m5 - _c(w2j, 10.0) * m3 * m2) * _c(w2j, 1.0 / 120.0)
     for t in range(n):
-        u = dzp[t]
-        v = dzm[t]
-        h1 = u + v
-        v2 = v * v
-        h2 = u * h1 + v2
-        h3 = u * h2 + v2 * v
-        h4 = u * h3 + v2 * v2
-        diff[t] = (u - v) * (d1 + (c2 * h1 + (c3 * h2 + (c4 * h3 + c5 * h4))))
+        diff[t] = _series_change(dzp[t], dzm[t], d1, c2, c3, c4, c5)
 
 
 @numba.njit(**SERIAL)
