@@ -97,25 +97,31 @@ def preset_trials(preset: str, base: TrainConfig, seeds) -> list[TrainConfig]:
     if preset == "sources":
         return _sources_trials(base, seeds)
     if preset == "differences":  # each condition's runs on the widest cells it is compared on, seed by seed
-        unique: dict[TrainConfig, TrainConfig] = {}  # a run two conditions or papers share once
-        for seed in seeds:
-            for name in papers.DIFFERENCE_CONDITIONS:
-                for cell in papers.difference_cells(papers.difference_scopes(name)[-1]):
-                    t = condition_config(base, name, cell, seed)
-                    unique.setdefault(t.effective(), t)
-        return list(unique.values())
+        return _once(
+            condition_config(base, name, cell, seed)
+            for seed in seeds
+            for name in papers.DIFFERENCE_CONDITIONS
+            for cell in papers.difference_cells(papers.difference_scopes(name)[-1])
+        )
     if preset in papers.SETTING_PRESETS:  # `base` has the setting (the command line applies it)
-        runs: dict[TrainConfig, TrainConfig] = {}  # a run two papers share (B's analytic cells are A's) once
-        for paper in papers.SETTING_PRESETS[preset]:
-            for t in trials(base, papers.layout(paper).cells(), seeds):
-                runs.setdefault(t.effective(), t)
-        return list(runs.values())
+        return _once(
+            t for paper in papers.SETTING_PRESETS[preset] for t in trials(base, papers.layout(paper).cells(), seeds)
+        )
     if preset == "subsets":
         cells = [
             dict(method=papers.STUDY_SOURCES[0], batch=1, hidden=h, shots=k) for h in (20, 50) for k in (1, 2, 3, 4)
         ]
         return [t for subset in ("first", "random") for t in trials(base.replace(subset=subset), cells, seeds)]
     return trials(base, papers.layout(preset).cells(), seeds)
+
+
+def _once(configs) -> list[TrainConfig]:
+    """Each run once, in order: a run two conditions or papers share (paper B's analytic cells are paper A's) is
+    one run, whatever the options it does not read say (TrainConfig.effective)."""
+    unique: dict[TrainConfig, TrainConfig] = {}
+    for t in configs:
+        unique.setdefault(t.effective(), t)
+    return list(unique.values())
 
 
 def condition_config(base: TrainConfig, name: str, cell: dict, seed: int) -> TrainConfig:
