@@ -29,6 +29,7 @@ from .forward import (
     _softmax_parts,
     _with_eps,
 )
+from .lit import _by_pixel
 from .policy import INLINE, PARALLEL, SERIAL
 from .precision import SMALL, _c, _exp, _exp_small
 
@@ -456,7 +457,12 @@ def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, k
     The MSE loss takes a plain path (every perturbed probability evaluated).
     A perturbed loss is evaluated once per (sample, distinct pixel value) and
     not at all for a repeated sample (_distinct): the pixels and copies that
-    share it take the same number.
+    share it take the same number. Exact arithmetic: the differences, one row
+    per (sample, distinct value) and a column per unit (D), are then summed
+    pixel by pixel (_by_pixel), each pixel's samples in sample order as the
+    sum per unit did, so bitwise the same; each row of W1's gradient is one
+    loop over the units, contiguous, which vectorises, where the sum per unit
+    zeroed, scattered into and wrote out a strided column of every pixel.
 
     `fd_textbook`: each perturbed batch loss is instead summed as a number over
     all samples (the unaffected ones with their unperturbed loss, in sample
@@ -482,8 +488,9 @@ def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, k
     scale = _fd_scale(B, fd_step, fd_central)
     dt = W1.dtype
 
+    # exact: per (sample, distinct value) and unit, loss(+) - loss(-) (0 where the unit is dropped)
+    D = np.empty((0 if fd_textbook else uval.shape[0], H), dt)
     for j in numba.prange(H):
-        col = np.zeros(n_in + 1, dt)  # exact: summed loss differences for W1[:, j] and b1[j]
         n_tb = n_in + 1 if fd_textbook else 0
         Lp = np.zeros(n_tb, dt)  # textbook: summed perturbed losses
         Lm = np.zeros(n_tb, dt)
@@ -492,8 +499,8 @@ def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, k
         dzm = np.zeros(max_row, dt)  # stays 0 for the forward scheme
         Sp = np.empty(max_row, dt)
         Sm = np.empty(max_row, dt)
-        # per (sample, distinct value): exact, loss(+) - loss(-); textbook, loss(+) and loss(-)
-        diffs = np.empty(0 if fd_textbook else uval.shape[0], dt)
+        diff = np.empty(0 if fd_textbook else max_row, dt)
+        # textbook: per (sample, distinct value), loss(+) and loss(-)
         lps = np.empty(uval.shape[0] if fd_textbook else 0, dt)
         lms = np.empty(uval.shape[0] if fd_textbook else 0, dt)
         wmax = _max_abs(W2[j], K)
@@ -501,10 +508,11 @@ def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, k
             mbj = mask[b, j]
             lit = mbj != 0.0  # a dropped unit: perturbing its inputs changes nothing
             lo = uptr[first[b]]
-            if lit and first[b] == b:  # else a repeat: its losses are those of its first copy
+            if first[b] == b:  # else a repeat: its losses are those of its first copy
                 n = uptr[b + 1] - lo
-                diff = diffs[lo : lo + n]  # empty under textbook, as lp and lm otherwise
-                lp = lps[lo : lo + n]
+                if not lit:
+                    n = 0
+                lp = lps[lo : lo + n]  # empty unless textbook
                 lm = lms[lo : lo + n]
                 _hidden_shift(a1[b, j], z1[b, j], mbj, fd_step, uval, lo, n, act, small_x[b], dzp)
                 if fd_central:
@@ -518,10 +526,13 @@ def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, k
                             lm[t] = lmt
                         else:
                             diff[t] = lpt - lmt
-                else:
+                elif n > 0:
                     _ce_differences(
                         e, m, a2, b, W2[j], y[b], wmax, dzp, dzm, n, Sp, Sm, fd_textbook, loss_epsilon, diff, lp, lm
                     )
+                if not fd_textbook:
+                    for t in range(uptr[b + 1] - lo):
+                        D[lo + t, j] = diff[t] if t < n else 0.0
             if fd_textbook:  # every sample's loss enters both sums, each copy of a repeat with its own term
                 if lit:
                     for t in range(ptr[b], ptr[b + 1]):
@@ -533,12 +544,24 @@ def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, k
                     if last[i] != b:
                         Lp[i] += base[b]
                         Lm[i] += base[b]
-            elif lit:
-                for t in range(ptr[b], ptr[b + 1]):
-                    col[idx[t]] += diffs[lo + which[t]]
-        for i in range(n_in + 1):
-            d = _textbook_difference(Lp[i], Lm[i], B, fd_step, fd_central) if fd_textbook else col[i] * scale
-            g[i * H + j] = d  # W1[i, j], and for i = n_in b1[j]
+        for i in range(n_tb):
+            g[i * H + j] = _textbook_difference(Lp[i], Lm[i], B, fd_step, fd_central)  # W1[i, j]; i = n_in: b1[j]
+    if not fd_textbook:  # W1[i, :] (i = n_in: b1) sums its entries' rows of D, in sample order
+        order, pptr = _by_pixel(idx, ptr, n_in + 1)
+        slot = np.empty(order.shape[0], np.int64)  # the row of D of each entry, the entries in order
+        for b in range(B):
+            for t in range(ptr[b], ptr[b + 1]):
+                slot[t] = uptr[first[b]] + which[t]
+        slot = slot[order]
+        for i in numba.prange(n_in + 1):
+            row = g[i * H : (i + 1) * H]
+            row[:] = 0.0
+            for s in range(pptr[i], pptr[i + 1]):
+                u = slot[s]
+                for j in range(H):
+                    row[j] += D[u, j]
+            for j in range(H):
+                row[j] *= scale
 
     gW2, gb2 = _numeric_output_layer(z1, a2, m, e, y, fd_step, fd_central, loss, fd_textbook, loss_epsilon)
     row = n_in * H + H

@@ -58,3 +58,21 @@ def _lit_dot(idx, val, lo, hi, W1, out):
         for j in range(H):
             out[j] += v * W1[r, j]
         t += 1
+
+
+@numba.njit(**SERIAL)
+def _by_pixel(idx, ptr, n_pix):
+    """The rows of _nonzero grouped by pixel: the entries t of pixel i are order[pptr[i]:pptr[i + 1]], in
+    sample order (a counting sort, stable). n_pix: the number of pixels, the bias entry's included."""
+    pptr = np.zeros(n_pix + 1, np.int64)
+    for t in range(idx.shape[0]):
+        pptr[idx[t] + 1] += 1
+    for i in range(n_pix):
+        pptr[i + 1] += pptr[i]
+    fill = pptr[:n_pix].copy()
+    order = np.empty(idx.shape[0], np.int64)
+    for t in range(ptr[-1]):
+        i = idx[t]
+        order[fill[i]] = t
+        fill[i] += 1
+    return order, pptr
