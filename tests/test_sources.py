@@ -267,8 +267,7 @@ def projected():
 
     def gradient(params, x, y, settings, mask=None, draws=None):
         x, y, mask = network.check_batch(params, x, y, mask)
-        _, value = network.analytic_gradient(params, x, y, settings, mask, return_loss=True)
-        return network.step_gradient(step, 0.0, params, x, y, settings, mask, (), draws), value
+        return network.step_gradient(step, 0.0, params, x, y, settings, mask, (), draws)
 
     source = sources.Source(
         "projected",
@@ -388,3 +387,28 @@ def test_a_config_parses_its_sources_once_however_often_they_are_read(monkeypatc
     assert parsed == ["analytic,numeric"]
     assert config.replace(sources="numeric,analytic").run_sources() == ("numeric", "analytic")  # a new config: anew
     assert TrainConfig(method="select") == TrainConfig(method="select").validate()  # the cache is no field
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_every_sources_loss_is_the_loss_to_the_bit(mnist_raw, precision):
+    """The batch loss a source returns beside its gradient (its step kernel's, the penalty added) is network.loss's
+    to the bit: with each activation family, both losses, a loss epsilon, weight decay and a dropout mask."""
+    from gradsel_cli import data
+
+    B, H = 6, 7
+    x, y = data.to_float(mnist_raw[0][:B]).astype(precision), mnist_raw[1][:B]
+    mask = (np.random.default_rng(1).random((B, H)) > 0.3).astype(precision) / np.asarray(0.7, precision)
+    cases = [
+        dict(),
+        dict(activation="relu", loss="mse", weight_decay=1e-3),
+        dict(activation="tanh", loss_epsilon=1e-7, weight_decay=1e-2),
+    ]
+    for fields_ in cases:
+        config = TrainConfig(**fields_)
+        settings = loop.settings(config)
+        params = network.init_params(H, 2, std=0.3, dtype=precision)
+        want = network.loss(params, x, y, settings, mask)
+        for name, source in sources.REGISTRY.items():
+            draws = loop.words_of(settings, name, 0, 1)[0]
+            _, got = source.gradient(params, x, y, settings, mask, draws)
+            assert got == want and type(got) is float, (name, fields_, got, want)

@@ -330,17 +330,18 @@ def lit_pixels(x_train) -> LitPixels:
     return LitPixels(*_nonzero(np.ascontiguousarray(x_train)))
 
 
-def step_gradient(step, work: float, params: Params, x, y, settings: Settings, mask, knobs, draws=None) -> Params:
-    """The gradient a source's step kernel (kernels/fused.step_signature) computes at `params` on the batch x, y,
-    mask (as check_batch gives them), on the threads run_parallel gives `work`; knobs: the source's settings;
-    draws: its words of this iteration (loop.words_of; None: none)."""
+def step_gradient(step, work: float, params: Params, x, y, settings: Settings, mask, knobs, draws=None):
+    """(gradient, batch loss) a source's step kernel (kernels/fused.step_signature) computes at `params` on the
+    batch x, y, mask (as check_batch gives them), on the threads run_parallel gives `work`; knobs: the source's
+    settings; draws: its words of this iteration (loop.words_of; None: none). The loss is the one the step
+    returns, the weight-decay penalty added as `loss` adds it: no second forward pass."""
     grad = params.with_flat(np.zeros_like(params.flat))  # zero on entry, as the step's contract says
     eps = params.dtype.type(settings.loss_epsilon)
     lit = lit_pixels(x)
     words = np.zeros(0, np.uint64) if draws is None else np.ascontiguousarray(draws, np.uint64)
     args = (params.flat, params.hidden, settings.activation, mask, settings.loss, eps, np.array(knobs, np.float64))
-    run_parallel(step, work, x, y, *lit, *args, words, grad.flat)
-    return grad
+    value = run_parallel(step, work, x, y, *lit, *args, words, grad.flat)
+    return grad, _in_precision(params, value, penalty(params, settings.weight_decay))
 
 
 _NUMPY_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {

@@ -152,10 +152,10 @@ def random_gradient(name: str, step, params, x, y, settings, mask, draws):
     if draws is None or len(draws) != q:
         raise ValueError(f"{name} draws {q} words an iteration (one a direction); none were given")
     x, y, mask = network.check_batch(params, x, y, mask)
-    grad = network.step_gradient(step, 0.0, params, x, y, settings, mask, knobs, draws)
+    grad, loss = network.step_gradient(step, 0.0, params, x, y, settings, mask, knobs, draws)
     if settings.weight_decay:
         grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
-    return grad, network.loss(params, x, y, settings, mask)
+    return grad, loss
 
 
 def no_batch_norm(name: str) -> str:

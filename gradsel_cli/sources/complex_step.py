@@ -51,12 +51,12 @@ def gradient(params, x, y, settings=None, mask=None, draws=None):
             settings.loss,
             t(settings.loss_epsilon),
         )
-        grad = network.as_params(params, *g)
+        grad, loss = network.as_params(params, *g), network.loss(params, x, y, settings, mask)
     else:
-        grad = network.step_gradient(_complex_step_fused, work, params, x, y, settings, mask, k)
+        grad, loss = network.step_gradient(_complex_step_fused, work, params, x, y, settings, mask, k)
     if settings.weight_decay:
         grad.flat[...] += settings.weight_decay * params.flat * params.weight_mask()
-    return grad, network.loss(params, x, y, settings, mask)
+    return grad, loss
 
 
 def _of_function(f, df, p, knobs):

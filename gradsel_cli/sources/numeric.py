@@ -34,14 +34,17 @@ def gradient(params, x, y, settings, mask=None, draws=None):
     its change under each perturbation, 1/2 lambda ((w + h)^2 - (w - h)^2), is
     differenced like the rest.
     """
-    from ..core import network
-
-    return numeric_gradient(params, x, y, settings, mask), network.loss(params, x, y, settings, mask)
+    return _numeric(params, x, y, settings, mask)
 
 
 def numeric_gradient(params, x, y, settings=None, mask=None):
     """The finite-difference gradient alone, as Params (see gradient); settings: loop.settings(config), the
     defaults' when None."""
+    return _numeric(params, x, y, settings, mask)[0]
+
+
+def _numeric(params, x, y, settings, mask):
+    """(gradient, batch loss): the step kernel's loss, or without one (batch norm) network.loss's."""
     import numpy as np
 
     from ..core import network
@@ -71,17 +74,17 @@ def numeric_gradient(params, x, y, settings=None, mask=None):
             k.fd_textbook,
             t(settings.loss_epsilon),
         )
-        grad = network.as_params(params, *g)
+        grad, loss = network.as_params(params, *g), network.loss(params, x, y, settings, mask)
     else:
         work = _work(params.hidden, x.shape[0], float(np.count_nonzero(x)), k, params.n_in, params.n_out)
-        grad = network.step_gradient(_numeric_step, work, params, x, y, settings, mask, k)
+        grad, loss = network.step_gradient(_numeric_step, work, params, x, y, settings, mask, k)
     decay, fd_step = settings.weight_decay, k.fd_step
     if decay:
         w = params.flat
         lower = w - fd_step if k.fd_central else w
         change = 0.5 * decay * ((w + fd_step) ** 2 - lower**2) / ((2 * fd_step) if k.fd_central else fd_step)
         grad.flat[...] += change * params.weight_mask()
-    return grad
+    return grad, loss
 
 
 def naive_numeric_gradient(params, x, y, settings=None, mask=None, indices=None):
