@@ -546,7 +546,8 @@ def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, k
                         Lm[i] += base[b]
         for i in range(n_tb):
             g[i * H + j] = _textbook_difference(Lp[i], Lm[i], B, fd_step, fd_central)  # W1[i, j]; i = n_in: b1[j]
-    if not fd_textbook:  # W1[i, :] (i = n_in: b1) sums its entries' rows of D, in sample order
+    if not fd_textbook:  # W1[i, :] (i = n_in: b1) sums its entries' rows of D, in sample order; a dark pixel's
+        # row stays as it came, zero (step_signature), as 0 * scale
         order, pptr = _by_pixel(idx, ptr, n_in + 1)
         slot = np.empty(order.shape[0], np.int64)  # the row of D of each entry, the entries in order
         for b in range(B):
@@ -554,6 +555,8 @@ def _numeric_step(x, y, idx, val, ptr, flat, H, act, mask, loss, loss_epsilon, k
                 slot[t] = uptr[first[b]] + which[t]
         slot = slot[order]
         for i in numba.prange(n_in + 1):
+            if pptr[i] == pptr[i + 1]:
+                continue
             row = g[i * H : (i + 1) * H]
             row[:] = 0.0
             for s in range(pptr[i], pptr[i + 1]):
