@@ -33,6 +33,7 @@ os.environ["XLA_FLAGS"] = (
 import gradsel_cli as gs
 from gradsel_cli import data
 from gradsel_cli.core import threads
+from gradsel_cli.numerics.benchmark import cpu_name
 
 STEP = 1e-4  # the central-difference step of gradsel's default
 SETTINGS = gs.settings(gs.TrainConfig(fd_step=STEP))
@@ -228,7 +229,7 @@ def textbook(iters: int, rounds: int) -> str:
     from gradsel_cli.numerics import benchmark
 
     r = benchmark.textbook(iters, rounds)
-    cpu = platform.processor() or platform.machine()
+    cpu = f"{cpu_name()}, {platform.machine()}"
     blas = "one BLAS thread" if r["blas_threads"] == 1 else "BLAS threads as the environment sets them"
     ours, loop, theirs = r["gradsel_seconds"], r["gradsel_iterations_seconds"], r["numpy_iterations_seconds"]
     return "\n".join(
@@ -291,7 +292,7 @@ def main():
         fns = {name: factory(params, x, y) for name, factory in available.items()}
         check_numeric(fns, params, x, y)
         rows.append((h, b, interleaved(fns, args.rounds, args.calls)))
-    cpu = platform.processor() or platform.machine()
+    cpu = f"{cpu_name()}, {platform.machine()}"
     lines = [
         f"Median per call, {args.rounds} interleaved rounds of {args.calls} calls, float64, CPU, one thread each, "
         f"{datetime.date.today()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; "
