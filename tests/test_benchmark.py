@@ -75,10 +75,10 @@ def test_bench_background_stops_its_processes_on_ctrl_c(runner, recorded_backgro
 
 def test_bench_times_float32_when_asked_and_says_so(runner, automatic, monkeypatch):
     seen = []
-    numeric = numeric_source.numeric_gradient
+    numeric = numeric_source._numeric
     monkeypatch.setattr(
         numeric_source,
-        "numeric_gradient",
+        "_numeric",
         lambda params, x, *a, **k: seen.append((params.dtype, x.dtype)) or numeric(params, x, *a, **k),
     )
     result = runner.invoke(
@@ -158,6 +158,7 @@ def test_the_operation_counts_share_repeated_values_and_samples():
     series = numeric_source.op_counts(x, y, H, K)
     assert series["exponentials"] == units
     assert numeric_source.op_counts(x, y, H, K, sigmoid=False)["exponentials"] == 0
+    assert series["divisions"] == 2 * H * 4 and numeric_source.op_counts(x, y, H, K, sigmoid=False)["divisions"] == 0
     assert series["multiply_adds"] == H * (4 * numeric_source.SERIES_PAIR + 2 * (a * K + b))
     without = numeric_source.op_counts(x, y, H, K, series=False)
     assert without["exponentials"] == series["exponentials_without_series"] == 2 * K * H * 4 + output + units

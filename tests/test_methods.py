@@ -119,10 +119,10 @@ def select_problem(few_shot_set):
 def fake_numeric(monkeypatch, make):
     """Make the numeric gradient `make(params, x, y)` (a flat vector) for the next select steps."""
 
-    def numeric_gradient(params, x, y, *args, **kwargs):
-        return params.with_flat(make(params, x, y))
+    def numeric(params, x, y, settings, mask):
+        return params.with_flat(make(params, x, y)), network.loss(params, x, y, settings, mask)
 
-    monkeypatch.setattr(numeric_source, "numeric_gradient", numeric_gradient)
+    monkeypatch.setattr(numeric_source, "_numeric", numeric)
 
 
 def computed_sources(monkeypatch):

@@ -242,6 +242,7 @@ BENCH_ROWS = [
         exponentials_without_series=exps,
         multiply_adds=exps * 4 // 5,
         multiply_adds_without_series=exps * 8,
+        divisions=exps // 20,
         iter_analytic=a * 1.3,
         iter_numeric=n * 1.1,
         iter_alternate=(a + n) / 2,

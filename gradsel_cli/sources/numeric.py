@@ -213,7 +213,9 @@ def op_counts(x, y, hidden: int, n_out: int = 10, series: bool = True, sigmoid: 
     W1 and b1: without the series, 2 n_out exponentials per hidden unit and distinct (sample, value) pair, the
     bias counting as a pixel of value 1 (a value repeated within a sample, or a sample repeated in the batch, is
     evaluated once); with it, none. W2 and b2: without it 2 per (hidden unit or bias, logit, sample); with it
-    none. A sigmoid unit's own: 2 per hidden unit and distinct sample (its e^-a, once per direction)."""
+    none. A sigmoid unit's own: 2 per hidden unit and distinct sample (its e^-a, once per direction). Divisions:
+    the sigmoid's, 2 per hidden unit and distinct pair, with the series and without (what is left of the W1 loops
+    once the exponentials are gone)."""
     import numpy as np
 
     seen, pairs = set(), 0
@@ -234,7 +236,9 @@ def op_counts(x, y, hidden: int, n_out: int = 10, series: bool = True, sigmoid: 
         "multiply_adds": hidden * (pairs * SERIES_PAIR + len(seen) * (a * n_out + b)),
     }
     now = with_series if series else without
-    return {**now, **{f"{k}_without_series": v for k, v in without.items()}}
+    # a shifted sigmoid unit, 1 / (1 + e^-a e^-hx), per hidden unit, distinct pair and direction, either way
+    divisions = 2 * hidden * pairs if sigmoid else 0
+    return {**now, **{f"{k}_without_series": v for k, v in without.items()}, "divisions": divisions}
 
 
 def dense_exp_count(x, hidden: int, n_out: int = 10) -> int:
@@ -340,6 +344,7 @@ SOURCE = Source(
             ("w/o\nseries", "exponentials_without_series", "M"),
             ("mul-\nadds", "multiply_adds", "M"),
             ("w/o\nseries", "multiply_adds_without_series", "M"),
+            ("divi-\nsions", "divisions", "M"),
         ),
         title="numeric: against the textbook's loop, and its exponentials",
         notes=(
@@ -347,7 +352,8 @@ SOURCE = Source(
             "pass), timed on a sample of weights and extrapolated above 3 s a call",
             "exps: the numeric gradient's exponentials (equal pixel values of a sample,",
             "and repeated samples, share theirs); mul-adds: of its W1 loops; w/o series:",
-            "each without the cumulant series of the loss change (the exponentials' path)",
+            "each without the cumulant series of the loss change (the exponentials' path);",
+            "divisions: the shifted sigmoid units' (both paths)",
         ),
     ),
 )
