@@ -646,3 +646,9 @@ def test_a_paper_tables_footer_says_the_settings_of_the_sources_its_methods_comp
     assert arithmetic == "arithmetic: float32, fd arith textbook, loss epsilon 1e-07"
     assert _footer(["analytic"], precision="float32")[1] == "arithmetic: float32, loss epsilon 0"
     assert len(_footer(["numeric"], fd_scheme="forward")) == 1  # the default arithmetic is not said
+
+
+def test_a_bench_count_is_in_millions_or_as_it_is_when_small():
+    from gradsel_cli.render.tables import _bench_cell
+
+    assert [_bench_cell(v, "M") for v in (0, 800, 9_999, 10_000, 437_600)] == ["0", "800", "9,999", "0.01M", "0.44M"]

@@ -92,8 +92,8 @@ def train_summary(record: dict) -> Table:
 def _bench_cell(value, fmt: str) -> str:
     if fmt == "duration":
         return duration(value)
-    if fmt == "M":
-        return f"{value / 1e6:.2f}M"
+    if fmt == "M":  # a count: millions, or as it is below 10,000 (which 0.00M would hide)
+        return f"{value / 1e6:.2f}M" if value >= 1e4 else f"{value:,.0f}"
     if fmt.endswith("×"):
         return f"{value:{fmt[:-1]}}×"
     return f"{value:{fmt}}"
